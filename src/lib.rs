@@ -1,0 +1,9 @@
+//! tlspeek: is the traffic really encrypted, and with whose certificates?
+//!
+//! The pipeline follows the folder layout:
+//! capture (files → packets) → decode (link/IP/TCP views) → flow (TCP reassembly per direction)
+//! → classify (TLS, HTTP/1, h2c, unknown) → report (table, JSON Lines).
+
+pub mod classify;
+pub mod sanitize;
+pub mod wire;

@@ -1,0 +1,152 @@
+//! Escaping of wire bytes. Every byte that came from a packet passes through here before it
+//! reaches a terminal (table, warnings) or a JSON string.
+//!
+//! Table/terminal: printable ASCII and printable non-ASCII Unicode pass; control characters
+//! (C0, DEL, C1), bidi overrides and other format characters, and invalid UTF-8 are shown as
+//! `\n`, `\r`, `\t`, `\0`, `\xHH` (raw byte) or `\u{HHHH}` (a character). A backslash is doubled.
+//!
+//! JSON: a value that is valid UTF-8 is written as is (serde_json escapes controls). A value that is
+//! not valid UTF-8 is written with every invalid byte as `\xHH` and every backslash doubled; see
+//! docs/json.md.
+
+use serde::{Serialize, Serializer};
+use std::fmt::Write as _;
+
+/// Raw bytes taken from the wire (SNI, ALPN, header names and values, previews).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WireBytes(pub Box<[u8]>);
+
+impl WireBytes {
+    /// Copies `b` into a new value.
+    pub fn new(b: &[u8]) -> WireBytes {
+        WireBytes(b.into())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes as text for JSON: unchanged when valid UTF-8, escaped otherwise.
+    pub fn to_json_text(&self) -> String {
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => s.to_owned(),
+            Err(_) => escape_invalid_utf8(&self.0),
+        }
+    }
+
+    /// The bytes escaped for a terminal.
+    pub fn to_terminal(&self) -> String {
+        escape_bytes(&self.0)
+    }
+}
+
+impl std::fmt::Debug for WireBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_terminal())
+    }
+}
+
+impl From<&str> for WireBytes {
+    fn from(s: &str) -> WireBytes {
+        WireBytes::new(s.as_bytes())
+    }
+}
+
+impl Serialize for WireBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(t) => s.serialize_str(t),
+            Err(_) => s.serialize_str(&escape_invalid_utf8(&self.0)),
+        }
+    }
+}
+
+/// JSON form of a non-UTF-8 value: valid runs kept, backslashes doubled, invalid bytes `\xHH`.
+fn escape_invalid_utf8(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// Is `c` safe to print raw on a terminal?
+fn is_terminal_safe(c: char) -> bool {
+    if c.is_control() {
+        return false;
+    }
+    // Bidi controls and other invisible format characters (Trojan Source, CVE-2021-42574).
+    !matches!(c as u32,
+        0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2069 | 0xFEFF | 0xFFF9..=0xFFFB | 0x061C | 0x00AD)
+}
+
+/// Escapes arbitrary bytes for a terminal (see the module doc).
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        escape_str_into(chunk.valid(), &mut out);
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// Escapes a string for a terminal (see the module doc).
+pub fn escape_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_str_into(s, &mut out);
+    out
+}
+
+fn escape_str_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if !is_terminal_safe(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_controls_bidi_and_invalid_utf8() {
+        assert_eq!(escape_bytes(b"a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(escape_bytes(b"x\r\n\0"), "x\\r\\n\\0");
+        assert_eq!(escape_bytes("e\u{202e}vil".as_bytes()), "e\\u{202e}vil");
+        assert_eq!(escape_bytes(b"\xba\xad"), "\\xba\\xad");
+        assert_eq!(escape_bytes("caf\u{e9} \\".as_bytes()), "caf\u{e9} \\\\");
+        assert_eq!(escape_bytes("\u{9b}".as_bytes()), "\\u{009b}");
+    }
+
+    #[test]
+    fn json_text_keeps_utf8_and_escapes_invalid_bytes() {
+        assert_eq!(WireBytes::new(b"h2").to_json_text(), "h2");
+        assert_eq!(WireBytes::new(b"a\\b").to_json_text(), "a\\b");
+        assert_eq!(WireBytes::new(b"\xba\xad\\").to_json_text(), "\\xba\\xad\\\\");
+        assert_eq!(serde_json::to_string(&WireBytes::new(b"\x1b")).unwrap(), "\"\\u001b\"");
+    }
+}

@@ -1,0 +1,134 @@
+//! Small wire nouns shared by every stage: which side of a connection spoke, when a packet was
+//! seen, and the answer of a protocol probe. Nothing here does I/O or keeps state.
+
+use std::fmt;
+
+/// One endpoint of a TCP connection, named before we know who is the client.
+///
+/// `A` is the side that sent the first packet of the flow we saw (the SYN sender when the SYN was
+/// captured); `B` is the other one. Classifiers report which side behaved like a client (sent the
+/// ClientHello or the HTTP request) and the report maps sides to client/server at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Sender of the first packet seen.
+    A = 0,
+    /// The other endpoint.
+    B = 1,
+}
+
+impl Side {
+    /// The opposite side.
+    #[inline]
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    /// 0 for A, 1 for B: an index into per-side arrays.
+    #[inline]
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Capture timestamp, seconds and nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Whole seconds since 1970-01-01T00:00:00Z (may be negative for bogus captures).
+    pub secs: i64,
+    /// Nanoseconds within the second, `< 1_000_000_000`.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// Builds a timestamp, folding any overflow of `nanos` into `secs`.
+    pub fn new(secs: i64, nanos: u64) -> Timestamp {
+        Timestamp {
+            secs: secs.saturating_add((nanos / 1_000_000_000) as i64),
+            nanos: (nanos % 1_000_000_000) as u32,
+        }
+    }
+
+    /// Seconds as a float, for durations.
+    pub fn as_f64(self) -> f64 {
+        self.secs as f64 + self.nanos as f64 / 1e9
+    }
+
+    /// Formats as RFC 3339 UTC with 6 or 9 fractional digits.
+    pub fn rfc3339(self, nanos_precision: bool) -> String {
+        let (y, mo, d, h, mi, s) = civil_from_unix(self.secs);
+        if nanos_precision {
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z", self.nanos)
+        } else {
+            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", self.nanos / 1000)
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339(false))
+    }
+}
+
+/// Converts Unix seconds to (year, month, day, hour, minute, second), proleptic Gregorian, UTC.
+/// Howard Hinnant's `civil_from_days` algorithm; total over all i64 inputs we can meet.
+pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// Answer of a protocol probe on the first bytes of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The bytes start like this protocol.
+    Match,
+    /// The bytes cannot be this protocol.
+    NoMatch,
+    /// Too few bytes to tell; call again with more.
+    NeedMore,
+}
+
+/// What a stream parser wants after being fed bytes of one side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Keep feeding this side.
+    More,
+    /// This side has told us all we want; stop buffering and parsing it (count bytes only).
+    Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_epoch_and_leap_day() {
+        assert_eq!(Timestamp::new(0, 0).rfc3339(false), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::new(951_782_400, 123_456_789).rfc3339(true),
+            "2000-02-29T00:00:00.123456789Z"
+        );
+        assert_eq!(Timestamp::new(-1, 0).rfc3339(false), "1969-12-31T23:59:59.000000Z");
+    }
+}
