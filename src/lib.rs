@@ -4,6 +4,8 @@
 //! capture (files → packets) → decode (link/IP/TCP views) → flow (TCP reassembly per direction)
 //! → classify (TLS, HTTP/1, h2c, unknown) → report (table, JSON Lines).
 
+pub mod capture;
 pub mod classify;
+pub mod decode;
 pub mod sanitize;
 pub mod wire;

@@ -1,0 +1,414 @@
+//! Link, IP and TCP views of captured bytes. Stateless except for IPv4 fragment reassembly,
+//! which lives in [`defrag`].
+//!
+//! Link layers are ours (small, and etherparse knows neither SLL2, BSD NULL/LOOP, PPPoE nor
+//! MPLS): Ethernet with any number of 802.1Q/802.1ad tags, MPLS, PPPoE session and LLC/SNAP;
+//! Linux cooked SLL and SLL2; raw IP; BSD NULL/LOOP. IP and TCP headers are read with
+//! etherparse's lax slicing, which keeps snaplen-truncated packets usable and removes Ethernet
+//! padding using the IP length. Checksums are never checked: captures taken on the sending host
+//! carry offloaded (wrong) checksums.
+
+pub mod defrag;
+
+use etherparse::{IpNumber, LaxIpSlice, TcpHeaderSlice};
+use std::net::IpAddr;
+
+/// TCP flag bits as in the header.
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// A TCP segment with its IP endpoints.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flag bits ([`tcp_flags`]).
+    pub flags: u8,
+    /// Captured payload bytes.
+    pub payload: &'a [u8],
+    /// Payload length on the wire (larger than `payload.len()` when the capture cut it).
+    pub wire_len: u32,
+}
+
+impl TcpSegment<'_> {
+    /// True if the flag bit is set.
+    #[inline]
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// An IPv4 fragment waiting for reassembly.
+#[derive(Clone, Copy, Debug)]
+pub struct Ipv4Fragment<'a> {
+    /// Source address.
+    pub src: [u8; 4],
+    /// Destination address.
+    pub dst: [u8; 4],
+    /// IP identification.
+    pub id: u16,
+    /// Transport protocol number.
+    pub proto: u8,
+    /// Offset of this fragment's payload in the datagram, bytes.
+    pub offset: usize,
+    /// More fragments follow.
+    pub more: bool,
+    /// This fragment's payload.
+    pub payload: &'a [u8],
+}
+
+/// What is not a TCP segment, for the summary's `non_tcp` counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NonTcp {
+    /// UDP datagram.
+    Udp,
+    /// ICMP or ICMPv6.
+    Icmp,
+    /// Another IP protocol.
+    OtherIp,
+    /// ARP.
+    Arp,
+    /// A non-IP ethertype (LLDP, STP, ...).
+    OtherEthertype,
+    /// A link type we do not decode.
+    UnsupportedLink,
+    /// IPv6 fragment (not reassembled).
+    Ipv6Fragment,
+    /// Too short or inconsistent to decode.
+    Malformed,
+}
+
+impl NonTcp {
+    /// Key used in the JSON summary.
+    pub fn key(self) -> &'static str {
+        match self {
+            NonTcp::Udp => "udp",
+            NonTcp::Icmp => "icmp",
+            NonTcp::OtherIp => "other_ip",
+            NonTcp::Arp => "arp",
+            NonTcp::OtherEthertype => "other_ethertype",
+            NonTcp::UnsupportedLink => "unsupported_link",
+            NonTcp::Ipv6Fragment => "ipv6_fragment",
+            NonTcp::Malformed => "malformed",
+        }
+    }
+}
+
+/// Result of decoding one packet.
+#[derive(Clone, Copy, Debug)]
+pub enum Decoded<'a> {
+    /// A TCP segment.
+    Tcp(TcpSegment<'a>),
+    /// An IPv4 fragment (see [`defrag`]).
+    Fragment(Ipv4Fragment<'a>),
+    /// Anything else.
+    Other(NonTcp),
+}
+
+/// Link types we decode (LINKTYPE_* numbers, <https://www.tcpdump.org/linktypes.html>).
+pub fn is_supported_linktype(linktype: u32) -> bool {
+    matches!(linktype, 0 | 1 | 12 | 14 | 101 | 108 | 113 | 228 | 229 | 276)
+}
+
+/// Human name of a link type, for warnings.
+pub fn linktype_name(linktype: u32) -> String {
+    let n = match linktype {
+        0 => "NULL",
+        1 => "ETHERNET",
+        101 | 12 | 14 => "RAW",
+        105 => "IEEE802_11",
+        108 => "LOOP",
+        113 => "LINUX_SLL",
+        127 => "IEEE802_11_RADIOTAP",
+        147..=162 => "USER",
+        228 => "IPV4",
+        229 => "IPV6",
+        276 => "LINUX_SLL2",
+        _ => "",
+    };
+    if n.is_empty() {
+        format!("link type {linktype}")
+    } else {
+        format!("link type {linktype} ({n})")
+    }
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_ARP: u16 = 0x0806;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MC: u16 = 0x8848;
+const ETH_PPPOE_SESSION: u16 = 0x8864;
+/// Bound on stacked VLAN tags / MPLS labels, so a hostile frame cannot loop long.
+const MAX_LINK_NESTING: usize = 16;
+
+#[inline]
+fn be16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(o)?, *b.get(o + 1)?]))
+}
+
+/// Decodes one captured frame of link type `linktype`.
+pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
+    let _ = orig_len;
+    match linktype {
+        1 => decode_ethernet(data),
+        0 | 108 => decode_null(data),
+        113 => match be16(data, 14) {
+            Some(proto) if data.len() >= 16 => decode_ethertype(proto, &data[16..]),
+            _ => Decoded::Other(NonTcp::Malformed),
+        },
+        276 => match be16(data, 0) {
+            Some(proto) if data.len() >= 20 => decode_ethertype(proto, &data[20..]),
+            _ => Decoded::Other(NonTcp::Malformed),
+        },
+        12 | 14 | 101 | 228 | 229 => decode_ip(data),
+        _ => Decoded::Other(NonTcp::UnsupportedLink),
+    }
+}
+
+fn decode_null(data: &[u8]) -> Decoded<'_> {
+    if data.len() < 4 {
+        return Decoded::Other(NonTcp::Malformed);
+    }
+    // The address family is in the capturing host's byte order (NULL) or network order (LOOP):
+    // accept both. AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30 depending on the OS.
+    let le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+    let fam = if le < 256 { le } else { be };
+    match fam {
+        2 | 24 | 28 | 30 => decode_ip(&data[4..]),
+        _ => Decoded::Other(NonTcp::OtherEthertype),
+    }
+}
+
+fn decode_ethernet(data: &[u8]) -> Decoded<'_> {
+    match be16(data, 12) {
+        Some(t) => decode_ethertype(t, &data[14..]),
+        None => Decoded::Other(NonTcp::Malformed),
+    }
+}
+
+/// Follows VLAN tags, MPLS labels, PPPoE and LLC/SNAP to an IP header.
+fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Decoded<'_> {
+    for _ in 0..MAX_LINK_NESTING {
+        match ethertype {
+            ETH_IPV4 | ETH_IPV6 => return decode_ip(rest),
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => match be16(rest, 2) {
+                Some(t) => {
+                    ethertype = t;
+                    rest = &rest[4..];
+                }
+                None => return Decoded::Other(NonTcp::Malformed),
+            },
+            ETH_MPLS | ETH_MPLS_MC => {
+                // Skip labels to the bottom of stack, then guess IPv4/IPv6 by the version nibble.
+                let mut i = 0;
+                loop {
+                    let Some(l) = rest.get(i..i + 4) else {
+                        return Decoded::Other(NonTcp::Malformed);
+                    };
+                    i += 4;
+                    if l[2] & 1 == 1 {
+                        break;
+                    }
+                    if i >= 4 * MAX_LINK_NESTING {
+                        return Decoded::Other(NonTcp::Malformed);
+                    }
+                }
+                return match rest.get(i).map(|b| b >> 4) {
+                    Some(4) | Some(6) => decode_ip(&rest[i..]),
+                    _ => Decoded::Other(NonTcp::OtherEthertype),
+                };
+            }
+            ETH_PPPOE_SESSION => {
+                return match be16(rest, 6) {
+                    Some(0x0021) | Some(0x0057) => decode_ip(&rest[8..]),
+                    Some(_) => Decoded::Other(NonTcp::OtherEthertype),
+                    None => Decoded::Other(NonTcp::Malformed),
+                }
+            }
+            ETH_ARP => return Decoded::Other(NonTcp::Arp),
+            t if t <= 1500 => {
+                // IEEE 802.3 length field: LLC, maybe SNAP (AA AA 03 + OUI + ethertype).
+                return match rest.get(0..8) {
+                    Some([0xaa, 0xaa, 0x03, _, _, _, hi, lo]) => {
+                        let t = u16::from_be_bytes([*hi, *lo]);
+                        if t == ETH_IPV4 || t == ETH_IPV6 {
+                            decode_ip(&rest[8..])
+                        } else {
+                            Decoded::Other(NonTcp::OtherEthertype)
+                        }
+                    }
+                    _ => Decoded::Other(NonTcp::OtherEthertype),
+                };
+            }
+            _ => return Decoded::Other(NonTcp::OtherEthertype),
+        }
+    }
+    Decoded::Other(NonTcp::Malformed)
+}
+
+/// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header.
+pub fn decode_ip(data: &[u8]) -> Decoded<'_> {
+    let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(data) else {
+        return Decoded::Other(NonTcp::Malformed);
+    };
+    let payload = ip.payload();
+    let proto = payload.ip_number;
+    if payload.fragmented {
+        return match &ip {
+            LaxIpSlice::Ipv4(v4) => {
+                let h = v4.header();
+                Decoded::Fragment(Ipv4Fragment {
+                    src: h.source(),
+                    dst: h.destination(),
+                    id: h.identification(),
+                    proto: proto.0,
+                    offset: usize::from(h.fragments_offset().value()) * 8,
+                    more: h.more_fragments(),
+                    payload: payload.payload,
+                })
+            }
+            LaxIpSlice::Ipv6(_) => Decoded::Other(NonTcp::Ipv6Fragment),
+        };
+    }
+    if proto != IpNumber::TCP {
+        return Decoded::Other(match proto {
+            IpNumber::UDP => NonTcp::Udp,
+            IpNumber::ICMP | IpNumber::IPV6_ICMP => NonTcp::Icmp,
+            _ => NonTcp::OtherIp,
+        });
+    }
+    // Length on the wire of the TCP segment: from the IP header when the capture was cut.
+    let wire_len = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            usize::from(h.total_len()).saturating_sub(usize::from(h.ihl()) * 4)
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let ext = payload_offset_in(data, payload.payload).saturating_sub(40);
+            usize::from(h.payload_length()).saturating_sub(ext)
+        }
+    };
+    decode_tcp(ip.source_addr(), ip.destination_addr(), payload.payload, wire_len)
+}
+
+/// Byte offset of `inner` inside `outer` (both slices of one buffer).
+fn payload_offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+/// Decodes a TCP header and payload. `wire_len` is the segment length the IP header declares
+/// (0 if unknown).
+pub fn decode_tcp(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize) -> Decoded<'_> {
+    let Ok(h) = TcpHeaderSlice::from_slice(seg) else {
+        return Decoded::Other(NonTcp::Malformed);
+    };
+    let hl = usize::from(h.data_offset()) * 4;
+    let payload = seg.get(hl..).unwrap_or(&[]);
+    let b13 = seg[13];
+    let wire_payload = wire_len.saturating_sub(hl).max(payload.len());
+    Decoded::Tcp(TcpSegment {
+        src,
+        dst,
+        sport: h.source_port(),
+        dport: h.destination_port(),
+        seq: h.sequence_number(),
+        ack: h.acknowledgment_number(),
+        flags: b13,
+        payload,
+        wire_len: wire_payload.min(u32::MAX as usize) as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPv4 TCP SYN 10.0.0.1:1234 -> 10.0.0.2:80 with payload "hi".
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let total = 20 + 20 + payload.len();
+        let mut v = vec![
+            0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        v.extend_from_slice(&[0x04, 0xd2, 0, 80, 0, 0, 0, 100, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn expect_tcp(d: Decoded<'_>) -> TcpSegment<'_> {
+        match d {
+            Decoded::Tcp(t) => t,
+            other => panic!("not tcp: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ethernet_qinq_and_padding() {
+        let ip = ipv4_tcp(b"hi");
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20, 0x08, 0x00]);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0; 6]); // Ethernet padding must not become payload
+        let t = expect_tcp(decode(1, &f, f.len() as u32));
+        assert_eq!(t.payload, b"hi");
+        assert_eq!((t.sport, t.dport, t.seq), (1234, 80, 100));
+        assert_eq!(t.src.to_string(), "10.0.0.1");
+    }
+
+    #[test]
+    fn sll2_null_loop_and_raw() {
+        let ip = ipv4_tcp(b"x");
+        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+        sll2.extend_from_slice(&ip);
+        assert_eq!(expect_tcp(decode(276, &sll2, 0)).payload, b"x");
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&ip);
+        assert_eq!(expect_tcp(decode(0, &null, 0)).payload, b"x");
+        let mut lo = vec![0, 0, 0, 2];
+        lo.extend_from_slice(&ip);
+        assert_eq!(expect_tcp(decode(108, &lo, 0)).payload, b"x");
+        assert_eq!(expect_tcp(decode(101, &ip, 0)).payload, b"x");
+        assert!(matches!(decode(147, &ip, 0), Decoded::Other(NonTcp::UnsupportedLink)));
+    }
+
+    #[test]
+    fn snaplen_cut_keeps_what_was_captured() {
+        let ip = ipv4_tcp(b"hello world");
+        let t = expect_tcp(decode(101, &ip[..45], 0));
+        assert_eq!(t.payload, b"hello");
+        assert_eq!(t.wire_len, 11);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for lt in [0, 1, 101, 108, 113, 276] {
+            for n in 0..64 {
+                let b: Vec<u8> = (0..n).map(|i| (i * 37 + lt as usize) as u8).collect();
+                let _ = decode(lt, &b, n as u32);
+            }
+        }
+    }
+}
