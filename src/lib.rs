@@ -7,5 +7,6 @@
 pub mod capture;
 pub mod classify;
 pub mod decode;
+pub mod flow;
 pub mod sanitize;
 pub mod wire;

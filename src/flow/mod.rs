@@ -1,0 +1,386 @@
+//! The flow table: TCP connections keyed by their 4-tuple, each direction reassembled
+//! ([`reassembly`]) and handed in order to a [`StreamSink`] (the classifier).
+//!
+//! Owns flow lifetime and every memory limit of the pipeline except the classifiers' own
+//! per-side buffers: how many flows exist ([`Limits::max_flows`], least recently active
+//! evicted first, flagged `evicted`), how many out-of-order bytes wait per direction and in total,
+//! and when idle or closed flows end. A new SYN after FIN/RST on the same tuple starts a new flow.
+
+pub mod reassembly;
+
+use crate::decode::{tcp_flags, TcpSegment};
+use crate::wire::{Feed, Side, Timestamp};
+use reassembly::{Chunk, HalfStats, Reassembler};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Memory and time limits of the flow table (shown in `--help`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Flows tracked at once; beyond it the least recently active are evicted.
+    pub max_flows: usize,
+    /// Out-of-order bytes queued per direction.
+    pub max_queue_bytes: usize,
+    /// Out-of-order bytes queued over all flows.
+    pub max_total_queue_bytes: usize,
+    /// Seconds (capture time) without packets after which a flow ends.
+    pub idle_timeout_secs: i64,
+    /// Seconds (capture time) a flow closed by FIN/RST stays to absorb late packets.
+    pub close_linger_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_flows: 500_000,
+            max_queue_bytes: 256 * 1024,
+            max_total_queue_bytes: 512 * 1024 * 1024,
+            idle_timeout_secs: 300,
+            close_linger_secs: 10,
+        }
+    }
+}
+
+/// Consumer of reassembled stream bytes (implemented by the classifier).
+pub trait StreamSink {
+    /// In-order bytes sent by `side`, completed by a packet seen at `ts`.
+    fn data(&mut self, side: Side, bytes: &[u8], ts: Timestamp) -> Feed;
+    /// `lost` bytes sent by `side` were never captured.
+    fn gap(&mut self, side: Side, lost: u32) -> Feed;
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// FIN from both sides, or RST.
+    Closed,
+    /// No packets for the idle timeout.
+    Idle,
+    /// Evicted because the flow table was full.
+    Evicted,
+    /// The capture ended with the flow open.
+    CaptureEnd,
+    /// A new SYN reused the tuple.
+    Reused,
+}
+
+/// What the flow layer knows about one connection.
+#[derive(Clone, Debug)]
+pub struct FlowMeta {
+    /// Order of first packet, from 1.
+    pub id: u64,
+    /// Endpoints of side A and side B.
+    pub endpoints: [SocketAddr; 2],
+    /// First packet.
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// Packets sent by each side.
+    pub packets: [u64; 2],
+    /// TCP payload bytes (on the wire) sent by each side.
+    pub bytes: [u64; 2],
+    /// Side that sent a SYN without ACK.
+    pub syn_from: Option<Side>,
+    /// Side that sent a SYN+ACK.
+    pub synack_from: Option<Side>,
+    /// FIN seen from each side.
+    pub fin: [bool; 2],
+    /// RST seen from each side.
+    pub rst: [bool; 2],
+    /// Reassembly counters per side.
+    pub stats: [HalfStats; 2],
+    /// How the flow ended.
+    pub end: EndReason,
+    /// A side stopped being reassembled because the total queue limit was hit.
+    pub memory_limited: bool,
+}
+
+impl FlowMeta {
+    fn closed(&self) -> bool {
+        self.rst[0] || self.rst[1] || (self.fin[0] && self.fin[1])
+    }
+}
+
+struct Flow<S> {
+    meta: FlowMeta,
+    half: [Reassembler; 2],
+    syn_seq: Option<u32>,
+    sink: S,
+}
+
+/// Canonical 4-tuple: the lower (address, port) first.
+type FlowKey = (IpAddr, u16, IpAddr, u16);
+
+fn key_of(seg: &TcpSegment<'_>) -> (FlowKey, bool) {
+    if (seg.src, seg.sport) <= (seg.dst, seg.dport) {
+        ((seg.src, seg.sport, seg.dst, seg.dport), true)
+    } else {
+        ((seg.dst, seg.dport, seg.src, seg.sport), false)
+    }
+}
+
+/// Counters of the table itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableStats {
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+    /// Directions whose reassembly was stopped by the total queue limit.
+    pub memory_limited: u64,
+    /// Largest number of flows alive at once.
+    pub peak_flows: usize,
+}
+
+/// All live flows.
+pub struct FlowTable<S> {
+    map: HashMap<FlowKey, usize>,
+    slots: Vec<Option<Flow<S>>>,
+    free: Vec<usize>,
+    next_id: u64,
+    limits: Limits,
+    total_queued: usize,
+    last_sweep: Option<i64>,
+    /// Counters.
+    pub stats: TableStats,
+}
+
+impl<S: StreamSink> FlowTable<S> {
+    /// An empty table.
+    pub fn new(limits: Limits) -> FlowTable<S> {
+        FlowTable {
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_id: 1,
+            limits,
+            total_queued: 0,
+            last_sweep: None,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// Flows alive now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no flow is alive.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Takes one TCP segment seen at `ts`. `new_sink` makes the consumer of a new flow;
+    /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
+    pub fn process(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        new_sink: &mut dyn FnMut() -> S,
+        finished: &mut dyn FnMut(FlowMeta, S),
+    ) {
+        self.maybe_sweep(ts, finished);
+        let (key, _) = key_of(seg);
+        let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
+        let mut slot = self.map.get(&key).copied();
+        if let (Some(i), true) = (slot, syn_only) {
+            // A new SYN after FIN/RST (or with another ISN once data flowed) is a new connection.
+            if let Some(f) = self.slots[i].as_ref() {
+                let reused = f.syn_seq != Some(seg.seq)
+                    && (f.meta.closed() || f.meta.bytes[0] + f.meta.bytes[1] > 0);
+                if reused {
+                    self.end_flow(i, EndReason::Reused, finished);
+                    slot = None;
+                }
+            }
+        }
+        let i = match slot {
+            Some(i) => i,
+            None => {
+                if self.map.len() >= self.limits.max_flows {
+                    self.evict(ts, finished);
+                }
+                self.insert(key, seg, ts, new_sink())
+            }
+        };
+        let limits = self.limits;
+        let Some(f) = self.slots[i].as_mut() else { return };
+        let side = if (seg.src, seg.sport) == (f.meta.endpoints[0].ip(), f.meta.endpoints[0].port()) {
+            Side::A
+        } else {
+            Side::B
+        };
+        let s = side.idx();
+        let m = &mut f.meta;
+        m.last_ts = m.last_ts.max(ts);
+        m.packets[s] += 1;
+        m.bytes[s] += seg.wire_len as u64;
+        if seg.has(tcp_flags::SYN) {
+            if seg.has(tcp_flags::ACK) {
+                m.synack_from.get_or_insert(side);
+            } else {
+                m.syn_from.get_or_insert(side);
+                f.syn_seq.get_or_insert(seg.seq);
+            }
+        }
+        if seg.has(tcp_flags::FIN) {
+            m.fin[s] = true;
+        }
+        if seg.has(tcp_flags::RST) {
+            m.rst[s] = true;
+        }
+        let before = f.half[s].queued_bytes();
+        let sink = &mut f.sink;
+        f.half[s].segment(
+            seg.seq,
+            seg.has(tcp_flags::SYN),
+            seg.payload,
+            seg.wire_len,
+            limits.max_queue_bytes,
+            &mut |c| match c {
+                Chunk::Data(d) => sink.data(side, d, ts),
+                Chunk::Gap(n) => sink.gap(side, n),
+            },
+        );
+        let after = f.half[s].queued_bytes();
+        self.total_queued = self.total_queued.saturating_sub(before) + after;
+        if self.total_queued > limits.max_total_queue_bytes && after > 0 {
+            // Over the global budget: this direction gives up waiting for its holes.
+            let sink = &mut f.sink;
+            f.half[s].flush(&mut |c| match c {
+                Chunk::Data(d) => sink.data(side, d, ts),
+                Chunk::Gap(n) => sink.gap(side, n),
+            });
+            self.total_queued -= after.min(self.total_queued);
+            f.meta.memory_limited = true;
+            self.stats.memory_limited += 1;
+        }
+        if f.meta.stats[s] != f.half[s].stats {
+            f.meta.stats[s] = f.half[s].stats;
+        }
+    }
+
+    fn insert(&mut self, key: FlowKey, seg: &TcpSegment<'_>, ts: Timestamp, sink: S) -> usize {
+        let meta = FlowMeta {
+            id: self.next_id,
+            endpoints: [SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport)],
+            first_ts: ts,
+            last_ts: ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            syn_from: None,
+            synack_from: None,
+            fin: [false; 2],
+            rst: [false; 2],
+            stats: [HalfStats::default(); 2],
+            end: EndReason::CaptureEnd,
+            memory_limited: false,
+        };
+        self.next_id += 1;
+        let flow = Flow { meta, half: Default::default(), syn_seq: None, sink };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(flow);
+                i
+            }
+            None => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        self.map.insert(key, i);
+        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
+        i
+    }
+
+    fn end_flow(&mut self, i: usize, why: EndReason, finished: &mut dyn FnMut(FlowMeta, S)) {
+        let Some(mut f) = self.slots[i].take() else { return };
+        self.free.push(i);
+        let key = {
+            let [a, b] = f.meta.endpoints;
+            if (a.ip(), a.port()) <= (b.ip(), b.port()) {
+                (a.ip(), a.port(), b.ip(), b.port())
+            } else {
+                (b.ip(), b.port(), a.ip(), a.port())
+            }
+        };
+        self.map.remove(&key);
+        let ts = f.meta.last_ts;
+        for side in [Side::A, Side::B] {
+            let s = side.idx();
+            self.total_queued -= f.half[s].queued_bytes().min(self.total_queued);
+            let sink = &mut f.sink;
+            f.half[s].flush(&mut |c| match c {
+                Chunk::Data(d) => sink.data(side, d, ts),
+                Chunk::Gap(n) => sink.gap(side, n),
+            });
+            f.meta.stats[s] = f.half[s].stats;
+        }
+        f.meta.end = if why == EndReason::CaptureEnd && f.meta.closed() { EndReason::Closed } else { why };
+        finished(f.meta, f.sink);
+    }
+
+    fn maybe_sweep(&mut self, now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+        match self.last_sweep {
+            Some(t) if now.secs - t < 1 => return,
+            None => {
+                self.last_sweep = Some(now.secs);
+                return;
+            }
+            _ => {}
+        }
+        self.last_sweep = Some(now.secs);
+        let idle = self.limits.idle_timeout_secs;
+        let linger = self.limits.close_linger_secs;
+        let expired: Vec<(usize, EndReason)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let m = &f.as_ref()?.meta;
+                let quiet = now.secs - m.last_ts.secs;
+                if m.closed() && quiet >= linger {
+                    Some((i, EndReason::Closed))
+                } else if quiet >= idle {
+                    Some((i, EndReason::Idle))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (i, why) in expired {
+            self.end_flow(i, why, finished);
+        }
+    }
+
+    /// Table full: end the least recently active 1/64 of the flows (at least one).
+    fn evict(&mut self, _now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+        let mut ages: Vec<(Timestamp, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i)))
+            .collect();
+        let n = (ages.len() / 64).max(1).min(ages.len());
+        if n == 0 {
+            return;
+        }
+        ages.select_nth_unstable(n - 1);
+        for &(_, i) in &ages[..n] {
+            self.stats.evicted += 1;
+            self.end_flow(i, EndReason::Evicted, finished);
+        }
+    }
+
+    /// Ends every flow (end of capture), in order of first packet.
+    pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
+        let mut live: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i)))
+            .collect();
+        live.sort_unstable();
+        for (_, i) in live {
+            self.end_flow(i, EndReason::CaptureEnd, finished);
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! One direction of a TCP connection put back in sequence order.
+//!
+//! Policy (documented in docs/reassembly.md):
+//! - Sequence numbers are compared with wrapping arithmetic ([`seq_diff`]), so streams that wrap
+//!   past 2^32 reassemble like any other.
+//! - Overlaps: the first copy of a byte wins (what Linux keeps, and what Wireshark shows). When a
+//!   later copy overlaps bytes we still remember (the last [`RECENT_BYTES`] delivered bytes) and
+//!   differs, the direction is flagged `overlap_conflict`.
+//! - Out-of-order segments wait in a queue bounded by `max_queue_bytes`; when it overflows, or at
+//!   the end of the flow, the missing bytes are declared lost: the consumer gets a
+//!   [`Chunk::Gap`] and must resynchronise.
+//! - A direction whose first captured segment is not a SYN starts where that segment starts
+//!   (mid-stream).
+//! - Snaplen-truncated segments deliver what was captured followed by a gap for the rest.
+//! - Once the consumer says it is done, nothing more is buffered: only counters move.
+
+use crate::wire::Feed;
+
+/// Delivered bytes remembered to detect conflicting retransmissions.
+pub const RECENT_BYTES: usize = 1024;
+/// Out-of-order segments held per direction (bounds the queue's linear insert).
+pub const MAX_QUEUED_SEGMENTS: usize = 1024;
+
+/// Signed distance `a - b` in sequence space (RFC 793 modular arithmetic, RFC 1982 style).
+#[inline]
+pub fn seq_diff(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+/// What the reassembler hands to its consumer, in stream order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    /// The next in-order bytes.
+    Data(&'a [u8]),
+    /// This many bytes were never captured.
+    Gap(u32),
+}
+
+/// Per-direction anomaly counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HalfStats {
+    /// Segments that carried only bytes already delivered.
+    pub retransmitted: u32,
+    /// Segments that arrived ahead of a hole.
+    pub out_of_order: u32,
+    /// Holes declared lost.
+    pub gaps: u32,
+    /// Bytes never captured (holes and snaplen cuts).
+    pub lost_bytes: u64,
+    /// Overlapping copies whose bytes differ from the first copy.
+    pub overlap_conflicts: u32,
+    /// A segment was cut by the snapshot length.
+    pub truncated: bool,
+    /// The direction started without a SYN.
+    pub midstream: bool,
+    /// The out-of-order queue overflowed its limit.
+    pub queue_overflow: bool,
+}
+
+struct Queued {
+    seq: u32,
+    data: Vec<u8>,
+    /// Bytes on the wire after `data` that the capture cut off.
+    cut: u32,
+}
+
+/// Reassembly state of one direction.
+#[derive(Default)]
+pub struct Reassembler {
+    started: bool,
+    bypass: bool,
+    next: u32,
+    queue: Vec<Queued>,
+    queued_bytes: usize,
+    recent: Vec<u8>,
+    /// Anomaly counters.
+    pub stats: HalfStats,
+}
+
+impl Reassembler {
+    /// Bytes held in the out-of-order queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// True once the consumer no longer wants bytes.
+    pub fn is_bypassed(&self) -> bool {
+        self.bypass
+    }
+
+    /// Stops buffering for good (consumer done, or memory pressure).
+    pub fn set_bypass(&mut self) {
+        self.bypass = true;
+        self.queue = Vec::new();
+        self.queued_bytes = 0;
+        self.recent = Vec::new();
+    }
+
+    /// Takes one segment. `seq` is the segment's sequence number, `syn` whether it carries SYN,
+    /// `payload` the captured bytes and `wire_len` the payload length on the wire.
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+        wire_len: u32,
+        max_queue_bytes: usize,
+        out: &mut dyn FnMut(Chunk<'_>) -> Feed,
+    ) {
+        let mut seq = seq;
+        if syn {
+            seq = seq.wrapping_add(1);
+            if !self.started || (self.recent.is_empty() && self.stats.midstream && self.queue.is_empty()) {
+                self.started = true;
+                self.stats.midstream = false;
+                self.next = seq;
+            }
+        }
+        let wire_len = wire_len.max(payload.len() as u32);
+        if wire_len == 0 || self.bypass {
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            self.stats.midstream = true;
+            self.next = seq;
+        }
+        let off = seq_diff(seq, self.next);
+        if off > 0 {
+            self.enqueue(seq, payload, wire_len, max_queue_bytes, out);
+            return;
+        }
+        // off <= 0: starts at or before the next expected byte.
+        let skip = off.unsigned_abs();
+        if skip >= wire_len {
+            self.stats.retransmitted += 1;
+            self.check_overlap(seq, payload);
+            return;
+        }
+        if skip > 0 {
+            self.stats.retransmitted += 1;
+            self.check_overlap(seq, payload);
+        }
+        let skip = skip as usize;
+        let data = payload.get(skip..).unwrap_or(&[]);
+        let cut = wire_len - skip as u32 - data.len() as u32;
+        if self.deliver(data, cut, out) {
+            self.drain(out);
+        }
+    }
+
+    /// Declares every hole lost and delivers what is queued (end of flow).
+    pub fn flush(&mut self, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+        while !self.bypass && !self.queue.is_empty() {
+            self.skip_to_first_queued(out);
+            self.drain(out);
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        wire_len: u32,
+        max_queue_bytes: usize,
+        out: &mut dyn FnMut(Chunk<'_>) -> Feed,
+    ) {
+        self.stats.out_of_order += 1;
+        while (self.queued_bytes + payload.len() > max_queue_bytes
+            || self.queue.len() >= MAX_QUEUED_SEGMENTS)
+            && !self.queue.is_empty()
+        {
+            self.stats.queue_overflow = true;
+            self.skip_to_first_queued(out);
+            self.drain(out);
+            if self.bypass {
+                return;
+            }
+        }
+        if self.bypass {
+            return;
+        }
+        if seq_diff(seq, self.next) <= 0 {
+            // The forced skip moved past this segment's start: take it now.
+            let skip = seq_diff(self.next, seq) as u32;
+            if skip < wire_len {
+                let data = payload.get(skip as usize..).unwrap_or(&[]);
+                let cut = wire_len - skip - data.len() as u32;
+                if self.deliver(data, cut, out) {
+                    self.drain(out);
+                }
+            }
+            return;
+        }
+        if payload.len() > max_queue_bytes {
+            // Cannot wait for the hole: declare it lost now.
+            self.stats.queue_overflow = true;
+            let hole = seq_diff(seq, self.next) as u32;
+            self.gap(hole, out);
+            if self.deliver(payload, wire_len - payload.len() as u32, out) {
+                self.drain(out);
+            }
+            return;
+        }
+        let pos = self
+            .queue
+            .iter()
+            .position(|q| seq_diff(q.seq, seq) > 0)
+            .unwrap_or(self.queue.len());
+        self.queue.insert(
+            pos,
+            Queued { seq, data: payload.to_vec(), cut: wire_len - payload.len() as u32 },
+        );
+        self.queued_bytes += payload.len();
+    }
+
+    /// Declares the hole before the first queued segment lost.
+    fn skip_to_first_queued(&mut self, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+        if let Some(first) = self.queue.first() {
+            let hole = seq_diff(first.seq, self.next);
+            if hole > 0 {
+                self.gap(hole as u32, out);
+            }
+        }
+    }
+
+    fn gap(&mut self, n: u32, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+        self.stats.gaps += 1;
+        self.stats.lost_bytes += n as u64;
+        self.next = self.next.wrapping_add(n);
+        self.recent.clear();
+        if out(Chunk::Gap(n)) == Feed::Done {
+            self.set_bypass();
+        }
+    }
+
+    /// Delivers in-order bytes plus a snaplen cut; returns false once bypassed.
+    fn deliver(&mut self, data: &[u8], cut: u32, out: &mut dyn FnMut(Chunk<'_>) -> Feed) -> bool {
+        if !data.is_empty() {
+            self.next = self.next.wrapping_add(data.len() as u32);
+            remember(&mut self.recent, data);
+            if out(Chunk::Data(data)) == Feed::Done {
+                self.set_bypass();
+                return false;
+            }
+        }
+        if cut > 0 {
+            self.stats.truncated = true;
+            self.gap(cut, out);
+        }
+        !self.bypass
+    }
+
+    /// Delivers queued segments that have become in order.
+    fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+        while !self.bypass {
+            let Some(first) = self.queue.first() else { return };
+            let off = seq_diff(first.seq, self.next);
+            if off > 0 {
+                return;
+            }
+            let q = self.queue.remove(0);
+            self.queued_bytes -= q.data.len();
+            let skip = off.unsigned_abs() as usize;
+            let wire = q.data.len() + q.cut as usize;
+            if skip >= wire {
+                self.stats.retransmitted += 1;
+                self.check_overlap(q.seq, &q.data);
+                continue;
+            }
+            if skip > 0 {
+                self.check_overlap(q.seq, &q.data);
+            }
+            let data = q.data.get(skip..).unwrap_or(&[]);
+            let cut = (wire - skip - data.len()) as u32;
+            if !self.deliver(data, cut, out) {
+                return;
+            }
+        }
+    }
+
+    /// Compares the part of a segment that overlaps recently delivered bytes.
+    fn check_overlap(&mut self, seq: u32, payload: &[u8]) {
+        let recent_start = self.next.wrapping_sub(self.recent.len() as u32);
+        // Overlap of [seq, seq+len) with [recent_start, next).
+        let a = seq_diff(seq, recent_start).max(0) as usize; // offset in recent
+        let b = (seq_diff(recent_start, seq).max(0)) as usize; // offset in payload
+        if a >= self.recent.len() || b >= payload.len() {
+            return;
+        }
+        let n = (self.recent.len() - a).min(payload.len() - b);
+        if self.recent[a..a + n] != payload[b..b + n] {
+            self.stats.overlap_conflicts += 1;
+        }
+    }
+}
+
+fn remember(recent: &mut Vec<u8>, data: &[u8]) {
+    if data.len() >= RECENT_BYTES {
+        recent.clear();
+        recent.extend_from_slice(&data[data.len() - RECENT_BYTES..]);
+    } else {
+        let excess = (recent.len() + data.len()).saturating_sub(RECENT_BYTES);
+        recent.drain(..excess);
+        recent.extend_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds (seq, bytes) segments and returns the delivered stream, gaps as `[GAP n]`.
+    fn run(r: &mut Reassembler, segs: &[(u32, &[u8])], limit: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut out = |c: Chunk<'_>| {
+            match c {
+                Chunk::Data(d) => got.extend_from_slice(d),
+                Chunk::Gap(n) => got.extend_from_slice(format!("[GAP {n}]").as_bytes()),
+            }
+            Feed::More
+        };
+        for &(seq, data) in segs {
+            r.segment(seq, false, data, data.len() as u32, limit, &mut out);
+        }
+        r.flush(&mut out);
+        got
+    }
+
+    #[test]
+    fn in_order_reordered_and_duplicated_give_the_same_stream() {
+        let segs: [(u32, &[u8]); 4] = [(100, b"abc"), (103, b"def"), (106, b"ghi"), (109, b"jk")];
+        let want = b"abcdefghijk".to_vec();
+        let mut r = Reassembler::default();
+        r.segment(99, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        assert_eq!(run(&mut r, &segs, 1 << 16), want);
+        let mut r = Reassembler::default();
+        r.segment(99, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        let shuffled = [segs[2], segs[0], segs[3], segs[0], segs[1], segs[2]];
+        assert_eq!(run(&mut r, &shuffled, 1 << 16), want);
+        assert_eq!(r.stats.retransmitted, 2);
+        assert_eq!(r.stats.overlap_conflicts, 0);
+    }
+
+    #[test]
+    fn overlap_first_copy_wins_and_conflict_is_flagged() {
+        let mut r = Reassembler::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        let got = run(&mut r, &[(1, b"hello "), (4, b"LO world")], 1 << 16);
+        assert_eq!(got, b"hello world");
+        assert_eq!(r.stats.overlap_conflicts, 1);
+    }
+
+    #[test]
+    fn wraps_past_2_pow_32() {
+        let mut r = Reassembler::default();
+        r.segment(u32::MAX - 3, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        let got = run(&mut r, &[(u32::MAX - 2, b"abc"), (3, b"ghi"), (0, b"def")], 1 << 16);
+        assert_eq!(got, b"abcdefghi");
+    }
+
+    #[test]
+    fn lost_segment_becomes_a_gap_at_flush_and_on_overflow() {
+        let mut r = Reassembler::default();
+        assert_eq!(run(&mut r, &[(10, b"aaaa"), (18, b"cccc")], 1 << 16), b"aaaa[GAP 4]cccc");
+        assert_eq!((r.stats.gaps, r.stats.lost_bytes, r.stats.midstream), (1, 4, true));
+        let mut r = Reassembler::default();
+        let got = run(&mut r, &[(0, b"a"), (5, b"bbbb"), (20, b"cccc"), (30, b"dddd")], 8);
+        assert_eq!(got, b"a[GAP 4]bbbb[GAP 11]cccc[GAP 6]dddd");
+        assert!(r.stats.queue_overflow);
+    }
+
+    #[test]
+    fn snaplen_cut_delivers_then_gaps() {
+        let mut r = Reassembler::default();
+        let mut got = Vec::new();
+        let mut out = |c: Chunk<'_>| {
+            got.push(format!("{c:?}"));
+            Feed::More
+        };
+        r.segment(0, false, b"abc", 10, 1 << 16, &mut out);
+        r.segment(10, false, b"de", 2, 1 << 16, &mut out);
+        assert_eq!(got, ["Data([97, 98, 99])", "Gap(7)", "Data([100, 101])"]);
+        assert!(r.stats.truncated);
+    }
+
+    #[test]
+    fn done_stops_buffering() {
+        let mut r = Reassembler::default();
+        let mut n = 0;
+        let mut out = |_c: Chunk<'_>| {
+            n += 1;
+            Feed::Done
+        };
+        r.segment(0, false, b"abc", 3, 1 << 16, &mut out);
+        r.segment(10, false, b"xyz", 3, 1 << 16, &mut out);
+        r.segment(3, false, b"def", 3, 1 << 16, &mut out);
+        assert_eq!(n, 1);
+        assert_eq!(r.queued_bytes(), 0);
+    }
+}
