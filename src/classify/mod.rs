@@ -1,5 +1,361 @@
-//! Classification of reassembled TCP streams: probe order, protocol switches (CONNECT, STARTTLS,
-//! h2c upgrade), and the per-flow protocol facts.
+//! Classification of reassembled TCP streams: probe order, protocol switches (HTTP CONNECT,
+//! `101` upgrades, STARTTLS-like plaintext prefixes), resynchronisation after gaps and for
+//! captures that start mid-stream, and the per-flow protocol facts.
+//!
+//! Each side of a flow is probed on its own first bytes, in this order: TLS record (or SSLv2
+//! ClientHello), HTTP/2 preface, HTTP/1 request line, HTTP/1 status line. A side that matches
+//! nothing becomes opaque: its first bytes are kept as a short preview, and its first
+//! [`OPAQUE_SCAN_BYTES`] are scanned for a TLS ClientHello/record (STARTTLS, SOCKS, pgsql
+//! SSLRequest...) or an HTTP line (mid-stream). Once a side is done (TLS handshake seen, body
+//! until close...), the flow layer stops buffering it.
 
 pub mod http;
 pub mod tls;
+
+use crate::flow::StreamSink;
+use crate::wire::{Feed, Probe, Side, Timestamp};
+use http::{HttpConfig, HttpFeed, HttpReport, HttpSession, SwitchTo};
+use tls::{TlsLimits, TlsReport, TlsSession};
+
+/// Bytes kept while a side's first message is too short to tell its protocol.
+pub const PROBE_BYTES: usize = 4096;
+/// Bytes of an unrecognised side scanned for TLS or HTTP before giving up.
+pub const OPAQUE_SCAN_BYTES: u64 = 64 * 1024;
+/// Bytes of each side kept as a preview for `unknown` flows.
+pub const PREVIEW_BYTES: usize = 48;
+
+/// Classifier settings.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassifyConfig {
+    /// TLS buffer limits.
+    pub tls: TlsLimits,
+    /// HTTP settings (redaction, limits).
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Nothing recognised yet; bytes wait in `pending`.
+    Probe,
+    Tls,
+    Http,
+    H2c,
+    /// Unrecognised: scanned for TLS/HTTP up to OPAQUE_SCAN_BYTES.
+    Opaque,
+    /// Nothing more wanted from this side.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How HTTP/2 cleartext was recognised.
+pub enum H2cVia {
+    /// The client sent the HTTP/2 preface first.
+    PriorKnowledge,
+    /// `Upgrade: h2c` answered by `101`.
+    Upgrade,
+}
+
+struct SideState {
+    mode: Mode,
+    pending: Vec<u8>,
+    preview: Vec<u8>,
+    fed: u64,
+    /// A gap happened before anything was recognised on this side.
+    gap_before_start: bool,
+}
+
+impl SideState {
+    fn new() -> SideState {
+        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0, gap_before_start: false }
+    }
+}
+
+/// Per-flow classifier: the [`StreamSink`] of one TCP connection.
+pub struct FlowClassifier {
+    cfg: ClassifyConfig,
+    sides: [SideState; 2],
+    tls: Option<Box<TlsSession>>,
+    http: Option<Box<HttpSession>>,
+    h2c: Option<H2cVia>,
+    h2c_side: Option<Side>,
+    /// Side that sent the first HTTP/2 preface.
+    warnings: Vec<String>,
+}
+
+/// What classification found in one flow.
+pub struct Classified {
+    /// `tls`, `http`, `h2c` or `unknown`.
+    pub protocol: &'static str,
+    /// TLS facts, when TLS was seen.
+    pub tls: Option<TlsReport>,
+    /// HTTP/1 facts, when HTTP was seen.
+    pub http: Option<HttpReport>,
+    /// How h2c was recognised.
+    pub h2c: Option<H2cVia>,
+    /// First bytes of each side (A, B) when nothing was recognised.
+    pub preview: [Vec<u8>; 2],
+    /// Side that behaved as client, and the evidence.
+    pub client_hint: Option<(Side, &'static str)>,
+    /// Warnings from the parsers.
+    pub warnings: Vec<String>,
+}
+
+impl FlowClassifier {
+    /// A classifier for a new flow.
+    pub fn new(cfg: ClassifyConfig) -> FlowClassifier {
+        FlowClassifier {
+            cfg,
+            sides: [SideState::new(), SideState::new()],
+            tls: None,
+            http: None,
+            h2c: None,
+            h2c_side: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn tls(&mut self) -> &mut TlsSession {
+        let limits = self.cfg.tls;
+        self.tls.get_or_insert_with(|| Box::new(TlsSession::new(limits)))
+    }
+
+    fn http(&mut self) -> &mut HttpSession {
+        let cfg = self.cfg.http;
+        self.http.get_or_insert_with(|| Box::new(HttpSession::new(cfg)))
+    }
+
+    /// Side that behaved as a client, with the evidence name used in the JSON `client_by`.
+    pub fn client_hint(&self) -> Option<(Side, &'static str)> {
+        if let Some(s) = self.tls.as_ref().and_then(|t| t.client_side()) {
+            return Some((s, "client_hello"));
+        }
+        if let Some(s) = self.http.as_ref().and_then(|h| h.client_side()) {
+            return Some((s, "http_request"));
+        }
+        self.h2c_side.map(|s| (s, "http_request"))
+    }
+
+    /// Feeds bytes in the side's current mode, following protocol switches.
+    fn feed_mode(&mut self, side: Side, data: &[u8], ts: Timestamp) -> Feed {
+        let s = side.idx();
+        match self.sides[s].mode {
+            Mode::Tls => {
+                let f = self.tls().feed(side, data, ts);
+                if f == Feed::Done {
+                    self.sides[s].mode = Mode::Done;
+                }
+                f
+            }
+            Mode::Http => match self.http().feed(side, data) {
+                HttpFeed::More => Feed::More,
+                HttpFeed::Done => {
+                    self.sides[s].mode = Mode::Done;
+                    Feed::Done
+                }
+                HttpFeed::Switch { at, to } => {
+                    let rest = data.get(at..).unwrap_or(&[]);
+                    match to {
+                        SwitchTo::H2c => {
+                            self.h2c.get_or_insert(if self.sides[s].fed == 0 {
+                                H2cVia::PriorKnowledge
+                            } else {
+                                H2cVia::Upgrade
+                            });
+                            self.sides[s].mode = Mode::H2c;
+                            Feed::Done
+                        }
+                        SwitchTo::Tunnel | SwitchTo::Upgraded => {
+                            // The tunnel's first bytes are probed afresh (often a ClientHello).
+                            self.sides[s].mode = Mode::Probe;
+                            self.sides[s].pending.clear();
+                            if rest.is_empty() {
+                                Feed::More
+                            } else {
+                                self.probe_and_feed(side, rest, ts)
+                            }
+                        }
+                    }
+                }
+            },
+            Mode::H2c | Mode::Done => Feed::Done,
+            Mode::Probe => self.probe_and_feed(side, data, ts),
+            Mode::Opaque => self.scan_opaque(side, data, ts),
+        }
+    }
+
+    /// Probes the side's first bytes (plus any pending ones) and switches mode.
+    fn probe_and_feed(&mut self, side: Side, data: &[u8], ts: Timestamp) -> Feed {
+        let s = side.idx();
+        if self.sides[s].pending.is_empty() {
+            return self.probe_buf(side, data, ts);
+        }
+        // Complete the pending prefix with as much of `data` as the probe buffer holds, decide,
+        // then hand the rest of `data` to whatever mode was chosen.
+        let mut buf = std::mem::take(&mut self.sides[s].pending);
+        let take = PROBE_BYTES.saturating_sub(buf.len()).min(data.len());
+        buf.extend_from_slice(&data[..take]);
+        let f = self.probe_buf(side, &buf, ts);
+        let rest = &data[take..];
+        if rest.is_empty() || f == Feed::Done {
+            return f;
+        }
+        if self.sides[s].mode == Mode::Probe {
+            // Still undecided with a full probe buffer cannot happen (it turns opaque); be safe.
+            self.sides[s].mode = Mode::Opaque;
+        }
+        self.feed_mode(side, rest, ts)
+    }
+
+    /// Decides the mode of a side from `buf`, the start of its stream.
+    fn probe_buf(&mut self, side: Side, buf: &[u8], ts: Timestamp) -> Feed {
+        let s = side.idx();
+        let tls = tls::probe(buf);
+        let preface = http::is_h2_preface(buf);
+        let req = http::probe_request(buf);
+        let resp = http::probe_response(buf);
+        let mode = if tls == Probe::Match {
+            Mode::Tls
+        } else if preface == Probe::Match {
+            self.h2c.get_or_insert(H2cVia::PriorKnowledge);
+            self.h2c_side.get_or_insert(side);
+            self.sides[s].mode = Mode::H2c;
+            return Feed::Done;
+        } else if req == Probe::Match || resp == Probe::Match {
+            Mode::Http
+        } else if [tls, preface, req, resp].contains(&Probe::NeedMore) && buf.len() < PROBE_BYTES {
+            self.sides[s].pending.extend_from_slice(buf);
+            return Feed::More;
+        } else {
+            Mode::Opaque
+        };
+        self.sides[s].mode = mode;
+        self.feed_mode(side, buf, ts)
+    }
+
+    /// Looks for TLS or an HTTP line inside unrecognised bytes.
+    fn scan_opaque(&mut self, side: Side, data: &[u8], ts: Timestamp) -> Feed {
+        let s = side.idx();
+        let st = &mut self.sides[s];
+        if st.preview.len() < PREVIEW_BYTES {
+            let n = (PREVIEW_BYTES - st.preview.len()).min(data.len());
+            st.preview.extend_from_slice(&data[..n]);
+        }
+        if st.fed > OPAQUE_SCAN_BYTES {
+            st.mode = Mode::Done;
+            return Feed::Done;
+        }
+        let found = tls::find_client_hello(data)
+            .map(|o| (o, Mode::Tls))
+            .or_else(|| {
+                // A server's answer after STARTTLS, or TLS picked up mid-stream.
+                (tls::probe(data) == Probe::Match).then_some((0, Mode::Tls))
+            })
+            .or_else(|| tls::resync(data).map(|o| (o, Mode::Tls)))
+            .or_else(|| find_http_line(data).map(|o| (o, Mode::Http)));
+        match found {
+            Some((off, mode)) => {
+                self.sides[s].mode = mode;
+                self.feed_mode(side, &data[off..], ts)
+            }
+            None => Feed::More,
+        }
+    }
+
+    /// Everything found, once the flow has ended.
+    pub fn finish(mut self, client: Side) -> Classified {
+        let client_hint = self.client_hint();
+        let tls = match self.tls.as_mut() {
+            Some(t) if t.saw_tls() => {
+                self.warnings.extend(t.take_warnings());
+                Some(t.finish(client))
+            }
+            _ => None,
+        };
+        let http = match self.http.as_mut() {
+            Some(h) if h.saw_http() => {
+                self.warnings.extend(h.take_warnings());
+                Some(h.finish(client))
+            }
+            _ => None,
+        };
+        let protocol = if tls.is_some() {
+            "tls"
+        } else if self.h2c.is_some() {
+            "h2c"
+        } else if http.is_some() {
+            "http"
+        } else {
+            "unknown"
+        };
+        let [a, b] = self.sides;
+        let preview = if protocol == "unknown" { [a.preview, b.preview] } else { [Vec::new(), Vec::new()] };
+        Classified { protocol, tls, http, h2c: self.h2c, preview, client_hint, warnings: self.warnings }
+    }
+}
+
+/// Offset of the first line (after a `\n`) that starts an HTTP/1 request or status line.
+fn find_http_line(data: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = data[i..].iter().position(|&b| b == b'\n') {
+        let start = i + p + 1;
+        let rest = &data[start..];
+        if rest.is_empty() {
+            return None;
+        }
+        if http::probe_request(rest) == Probe::Match || http::probe_response(rest) == Probe::Match {
+            return Some(start);
+        }
+        i = start;
+    }
+    None
+}
+
+impl StreamSink for FlowClassifier {
+    fn data(&mut self, side: Side, bytes: &[u8], ts: Timestamp) -> Feed {
+        let f = self.feed_mode(side, bytes, ts);
+        let st = &mut self.sides[side.idx()];
+        st.fed += bytes.len() as u64;
+        f
+    }
+
+    fn gap(&mut self, side: Side, _lost: u32) -> Feed {
+        let s = side.idx();
+        match self.sides[s].mode {
+            Mode::Tls => {
+                if let Some(t) = self.tls.as_mut() {
+                    t.gap(side);
+                }
+                Feed::More
+            }
+            Mode::Http => {
+                if let Some(h) = self.http.as_mut() {
+                    h.gap(side);
+                }
+                Feed::More
+            }
+            Mode::Probe => {
+                // What was pending can never be completed: scan it as opaque bytes, then go on
+                // scanning what follows the hole.
+                let st = &mut self.sides[s];
+                st.gap_before_start = true;
+                st.pending.clear();
+                st.mode = Mode::Opaque;
+                Feed::More
+            }
+            Mode::Opaque => Feed::More,
+            Mode::H2c | Mode::Done => Feed::Done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_http_line_after_garbage() {
+        assert_eq!(find_http_line(b"\x01\x02xx\r\nGET / HTTP/1.1\r\n"), Some(6));
+        assert_eq!(find_http_line(b"body bytes\nHTTP/1.1 200 OK\r\n"), Some(11));
+        assert_eq!(find_http_line(b"no lines here"), None);
+    }
+}

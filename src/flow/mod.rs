@@ -384,3 +384,84 @@ impl<S: StreamSink> FlowTable<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpSegment;
+
+    /// Records what it is fed.
+    #[derive(Default)]
+    struct Rec(Vec<(Side, Vec<u8>)>);
+
+    impl StreamSink for Rec {
+        fn data(&mut self, side: Side, bytes: &[u8], _ts: Timestamp) -> Feed {
+            self.0.push((side, bytes.to_vec()));
+            Feed::More
+        }
+        fn gap(&mut self, side: Side, lost: u32) -> Feed {
+            self.0.push((side, format!("[GAP {lost}]").into_bytes()));
+            Feed::More
+        }
+    }
+
+    fn seg(from_client: bool, flags: u8, seq: u32, payload: &'static [u8]) -> TcpSegment<'static> {
+        let (c, s): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (src, dst, sport, dport) = if from_client { (c, s, 40000, 443) } else { (s, c, 443, 40000) };
+        TcpSegment { src, dst, sport, dport, seq, ack: 0, flags, payload, wire_len: payload.len() as u32 }
+    }
+
+    fn run(segs: &[TcpSegment<'static>], limits: Limits) -> Vec<(FlowMeta, Rec)> {
+        let mut t: FlowTable<Rec> = FlowTable::new(limits);
+        let mut done = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            t.process(s, Timestamp::new(i as i64, 0), &mut Rec::default, &mut |m, r| done.push((m, r)));
+        }
+        t.finish_all(&mut |m, r| done.push((m, r)));
+        done
+    }
+
+    use tcp_flags::{ACK, FIN, SYN};
+
+    #[test]
+    fn syn_after_fin_starts_a_new_flow() {
+        let segs = [
+            seg(true, SYN, 100, b""),
+            seg(false, SYN | ACK, 500, b""),
+            seg(true, ACK, 101, b"hello"),
+            seg(true, FIN | ACK, 106, b""),
+            seg(false, FIN | ACK, 501, b""),
+            seg(true, SYN, 9000, b""),
+            seg(true, ACK, 9001, b"again"),
+        ];
+        let flows = run(&segs, Limits::default());
+        assert_eq!(flows.len(), 2);
+        assert_eq!(flows[0].0.end, EndReason::Reused);
+        assert_eq!(flows[0].1 .0, vec![(Side::A, b"hello".to_vec())]);
+        assert_eq!(flows[1].1 .0, vec![(Side::A, b"again".to_vec())]);
+        assert_eq!((flows[1].0.id, flows[1].0.syn_from), (2, Some(Side::A)));
+    }
+
+    #[test]
+    fn server_first_packet_is_side_a_and_synack_is_recorded() {
+        let segs = [seg(false, SYN | ACK, 500, b""), seg(true, ACK, 101, b"hi")];
+        let flows = run(&segs, Limits::default());
+        let m = &flows[0].0;
+        assert_eq!(m.endpoints[0].port(), 443);
+        assert_eq!((m.synack_from, m.syn_from), (Some(Side::A), None));
+        assert_eq!(m.packets, [1, 1]);
+    }
+
+    #[test]
+    fn full_table_evicts_the_least_recently_active() {
+        let limits = Limits { max_flows: 2, ..Limits::default() };
+        let mk = |port: u16| {
+            let mut s = seg(true, SYN, 1, b"");
+            s.sport = port;
+            s
+        };
+        let flows = run(&[mk(1), mk(2), mk(3)], limits);
+        assert_eq!(flows.len(), 3);
+        assert_eq!((flows[0].0.id, flows[0].0.end), (1, EndReason::Evicted));
+    }
+}

@@ -1,0 +1,72 @@
+//! Runs the built `tlspeek` binary on files in captures/ and parses its output.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Path of a file in captures/.
+pub fn capture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)
+}
+
+/// Output of one run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs tlspeek with `args`.
+pub fn tlspeek(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlspeek")).args(args).output().expect("run tlspeek");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// JSON flows and summary of a capture in captures/, with extra args.
+pub struct Json {
+    pub run: Run,
+    pub flows: Vec<Value>,
+    pub summary: Value,
+}
+
+/// Runs `tlspeek -r captures/NAME --json EXTRA...` and parses every line.
+pub fn json(name: &str, extra: &[&str]) -> Json {
+    let path = capture(name);
+    let p = path.to_str().unwrap();
+    let mut args = vec!["-r", p, "--json"];
+    args.extend_from_slice(extra);
+    let run = tlspeek(&args);
+    let mut flows = Vec::new();
+    let mut summary = Value::Null;
+    for line in run.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        match v["type"].as_str() {
+            Some("flow") => flows.push(v),
+            Some("summary") => summary = v,
+            other => panic!("unexpected type {other:?}"),
+        }
+    }
+    assert!(summary.is_object(), "no summary line; stderr: {}", run.stderr);
+    Json { run, flows, summary }
+}
+
+/// The only flow whose protocol is `proto` (panics if not exactly one).
+pub fn one<'a>(flows: &'a [Value], proto: &str) -> &'a Value {
+    let v: Vec<&Value> = flows.iter().filter(|f| f["protocol"] == proto).collect();
+    assert_eq!(v.len(), 1, "expected one {proto} flow, got {}: {flows:#?}", v.len());
+    v[0]
+}
+
+/// Strings of a JSON array.
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")).to_string())
+        .collect()
+}
