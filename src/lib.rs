@@ -6,7 +6,10 @@
 
 pub mod capture;
 pub mod classify;
+pub mod cli;
 pub mod decode;
 pub mod flow;
+pub mod report;
+pub mod run;
 pub mod sanitize;
 pub mod wire;

@@ -1,1 +1,44 @@
-fn main() {}
+//! CLI edge: arguments → pipeline → exit code. Only `main` prints the final error line.
+
+use clap::Parser;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+use tlspeek::cli::Args;
+use tlspeek::run::run_with_writer;
+
+/// Exit codes (also in `--help` and the README).
+mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// An input could not be read to its end, or another error (partial results printed).
+    pub const ERROR: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match args.into_config(io::stderr().is_terminal()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tlspeek: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut diag = io::stderr();
+    match run_with_writer(&cfg, &mut out, &mut diag) {
+        Ok(outcome) => {
+            if outcome.errors.is_empty() {
+                ExitCode::from(exit::OK)
+            } else {
+                ExitCode::from(exit::ERROR)
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("tlspeek: writing output: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

@@ -88,14 +88,7 @@ pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        ((rem % 3600) / 60) as u32,
-        (rem % 60) as u32,
-    )
+    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
 }
 
 /// Answer of a protocol probe on the first bytes of a stream.
@@ -125,10 +118,7 @@ mod tests {
     #[test]
     fn rfc3339_formats_epoch_and_leap_day() {
         assert_eq!(Timestamp::new(0, 0).rfc3339(false), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            Timestamp::new(951_782_400, 123_456_789).rfc3339(true),
-            "2000-02-29T00:00:00.123456789Z"
-        );
+        assert_eq!(Timestamp::new(951_782_400, 123_456_789).rfc3339(true), "2000-02-29T00:00:00.123456789Z");
         assert_eq!(Timestamp::new(-1, 0).rfc3339(false), "1969-12-31T23:59:59.000000Z");
     }
 }

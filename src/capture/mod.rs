@@ -284,16 +284,14 @@ impl CaptureReader {
         let incl = read_u32(&h[8..12], le) as usize;
         let orig = read_u32(&h[12..16], le);
         if incl > MAX_RECORD_BYTES {
-            return Err(self.corrupt(format!(
-                "packet record claims {incl} captured bytes (limit {MAX_RECORD_BYTES})"
-            )));
+            return Err(self
+                .corrupt(format!("packet record claims {incl} captured bytes (limit {MAX_RECORD_BYTES})")));
         }
         let have = self.fill(16 + incl)?;
         if have < 16 + incl {
-            return Err(self.truncated(format!(
-                "packet record needs {incl} bytes, {} left",
-                have.saturating_sub(16)
-            )));
+            return Err(
+                self.truncated(format!("packet record needs {incl} bytes, {} left", have.saturating_sub(16)))
+            );
         }
         let nanos = if f.nanos { frac as u64 } else { frac as u64 * 1000 };
         let s = self.start + 16;
@@ -336,13 +334,13 @@ impl CaptureReader {
             let le = !big_endian;
             let btype = read_u32(&b[0..4], le);
             let blen = read_u32(&b[4..8], le) as usize;
-            if blen < 12 || blen % 4 != 0 {
+            if blen < 12 || !blen.is_multiple_of(4) {
                 return Err(self.corrupt(format!("pcapng block length {blen} is invalid")));
             }
             if blen > MAX_BLOCK_BYTES {
-                return Err(self.corrupt(format!(
-                    "pcapng block claims {blen} bytes (limit {MAX_BLOCK_BYTES})"
-                )));
+                return Err(
+                    self.corrupt(format!("pcapng block claims {blen} bytes (limit {MAX_BLOCK_BYTES})"))
+                );
             }
             let have = self.fill(blen)?;
             if have < blen {
@@ -351,9 +349,9 @@ impl CaptureReader {
             let s = self.start;
             let trailer = read_u32(&self.buf[s + blen - 4..s + blen], le) as usize;
             if trailer != blen {
-                return Err(self.corrupt(format!(
-                    "pcapng block length {blen} does not match its trailer {trailer}"
-                )));
+                return Err(
+                    self.corrupt(format!("pcapng block length {blen} does not match its trailer {trailer}"))
+                );
             }
             let body_start = s + 8;
             let body_end = s + blen - 4;
@@ -392,12 +390,7 @@ impl CaptureReader {
                     self.consume(blen);
                     match pkt {
                         Some((ts, linktype, ds, de, orig)) => {
-                            return Ok(Some(Packet {
-                                ts,
-                                linktype,
-                                data: &self.buf[ds..de],
-                                orig_len: orig,
-                            }))
+                            return Ok(Some(Packet { ts, linktype, data: &self.buf[ds..de], orig_len: orig }))
                         }
                         None => continue,
                     }
@@ -667,7 +660,10 @@ mod tests {
 
     #[test]
     fn pcapng_with_two_link_types_and_tsresol() {
-        let mut f = block(0x0A0D0D0A, &[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let mut f = block(
+            0x0A0D0D0A,
+            &[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        );
         f.extend(block(1, &[1, 0, 0, 0, 0, 0, 0, 0]));
         // Interface 1: raw IP, if_tsresol = 9 (nanoseconds).
         f.extend(block(1, &[101, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]));

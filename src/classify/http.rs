@@ -209,7 +209,8 @@ impl HttpSession {
                 State::Body(n) => {
                     let k = (n.min((data.len() - pos) as u64)) as usize;
                     pos += k;
-                    self.sides[s].state = if n - k as u64 == 0 { State::Head } else { State::Body(n - k as u64) };
+                    self.sides[s].state =
+                        if n - k as u64 == 0 { State::Head } else { State::Body(n - k as u64) };
                 }
                 State::Chunked(c) => pos = self.walk_chunked(s, c, data, pos),
                 State::Resync => match resync_offset(&data[pos..]) {
@@ -269,7 +270,11 @@ impl HttpSession {
                                 self.sides[s].state = State::Resync;
                                 return pos;
                             }
-                            c = if value == 0 { Chunked::Trailer { empty: true } } else { Chunked::Data(value) };
+                            c = if value == 0 {
+                                Chunked::Trailer { empty: true }
+                            } else {
+                                Chunked::Data(value)
+                            };
                         }
                         _ if ext => {}
                         b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
@@ -335,7 +340,10 @@ impl HttpSession {
                 self.warn(format!("http: header block longer than {max} bytes"));
                 return Step::Stop;
             }
-            if probe_request(rest) == Probe::NoMatch && probe_response(rest) == Probe::NoMatch && rest.len() >= 16 {
+            if probe_request(rest) == Probe::NoMatch
+                && probe_response(rest) == Probe::NoMatch
+                && rest.len() >= 16
+            {
                 self.warn("http: unparseable bytes where a message should start".into());
                 return Step::Stop;
             }
@@ -386,7 +394,8 @@ impl HttpSession {
         if self.report.version.is_none() {
             self.report.version = version.clone();
         }
-        let header = |name: &[u8]| h.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        let header =
+            |name: &[u8]| h.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
         let has_token = |name: &[u8], token: &[u8]| {
             h.headers
                 .iter()
@@ -457,11 +466,20 @@ impl HttpSession {
                     });
                 }
                 let st = h.status;
-                let req = if st >= 200 || st == 101 { self.pending.pop_front() } else { self.pending.front().copied() };
+                let req = if st >= 200 || st == 101 {
+                    self.pending.pop_front()
+                } else {
+                    self.pending.front().copied()
+                };
                 let req = req.unwrap_or_default();
                 if st == 101 {
-                    let token = header(b"upgrade").map(|v| String::from_utf8_lossy(trim(v)).to_ascii_lowercase());
-                    let to = if req.h2c || token.as_deref() == Some("h2c") { SwitchTo::H2c } else { SwitchTo::Upgraded };
+                    let token =
+                        header(b"upgrade").map(|v| String::from_utf8_lossy(trim(v)).to_ascii_lowercase());
+                    let to = if req.h2c || token.as_deref() == Some("h2c") {
+                        SwitchTo::H2c
+                    } else {
+                        SwitchTo::Upgraded
+                    };
                     self.report.upgrade = Some(match to {
                         SwitchTo::H2c => "h2c".into(),
                         _ => token.unwrap_or_else(|| "unknown".into()),
@@ -566,7 +584,8 @@ impl MsgStep {
 /// Is a header's value a credential (redacted by default)?
 pub fn is_secret_header(name: &[u8]) -> bool {
     const EXACT: [&[u8]; 4] = [b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"];
-    const PARTS: [&[u8]; 7] = [b"token", b"secret", b"password", b"passwd", b"api-key", b"apikey", b"session"];
+    const PARTS: [&[u8]; 7] =
+        [b"token", b"secret", b"password", b"passwd", b"api-key", b"apikey", b"session"];
     let lower = name.to_ascii_lowercase();
     EXACT.contains(&lower.as_slice()) || PARTS.iter().any(|p| lower.windows(p.len()).any(|w| w == *p))
 }
@@ -684,9 +703,30 @@ fn resync_offset(data: &[u8]) -> Option<usize> {
 }
 
 const KNOWN_METHODS: [&[u8]; 24] = [
-    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH", b"PROPFIND",
-    b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH", b"REPORT", b"MKCALENDAR",
-    b"ACL", b"BIND", b"PURGE", b"LINK", b"UNLINK",
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"SEARCH",
+    b"REPORT",
+    b"MKCALENDAR",
+    b"ACL",
+    b"BIND",
+    b"PURGE",
+    b"LINK",
+    b"UNLINK",
 ];
 
 /// Does `data` start with an HTTP/1 request line?
@@ -707,7 +747,11 @@ pub fn probe_request(data: &[u8]) -> Probe {
     let method = &data[..n];
     let Some(&t) = data.get(n + 1) else { return Probe::NeedMore };
     if KNOWN_METHODS.contains(&method) {
-        return if t == b'/' || t == b'*' || t.is_ascii_alphanumeric() || t == b'[' { Probe::Match } else { Probe::NoMatch };
+        return if t == b'/' || t == b'*' || t.is_ascii_alphanumeric() || t == b'[' {
+            Probe::Match
+        } else {
+            Probe::NoMatch
+        };
     }
     match data.iter().take(MAX_PROBE_LINE).position(|&c| c == b'\n') {
         Some(nl) => {
@@ -731,8 +775,13 @@ pub fn probe_response(data: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     let Some(rest) = data.get(PREFIX.len()..) else { return Probe::NeedMore };
-    let pattern: [fn(u8) -> bool; 5] =
-        [|c| c.is_ascii_digit(), |c| c == b' ', |c| c.is_ascii_digit(), |c| c.is_ascii_digit(), |c| c.is_ascii_digit()];
+    let pattern: [fn(u8) -> bool; 5] = [
+        |c| c.is_ascii_digit(),
+        |c| c == b' ',
+        |c| c.is_ascii_digit(),
+        |c| c.is_ascii_digit(),
+        |c| c.is_ascii_digit(),
+    ];
     for (i, ok) in pattern.iter().enumerate() {
         match rest.get(i) {
             None => return Probe::NeedMore,

@@ -66,7 +66,13 @@ struct SideState {
 
 impl SideState {
     fn new() -> SideState {
-        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0, gap_before_start: false }
+        SideState {
+            mode: Mode::Probe,
+            pending: Vec::new(),
+            preview: Vec::new(),
+            fed: 0,
+            gap_before_start: false,
+        }
     }
 }
 

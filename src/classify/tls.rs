@@ -71,4 +71,25 @@ pub struct TlsReport {
     pub alpn_selected: Option<WireBytes>,
     /// Cipher suite name.
     pub cipher: Option<String>,
+    /// mTLS verdict: yes, no, likely, unlikely, unknown.
+    pub mtls: &'static str,
+    /// Evidence for the verdict.
+    pub mtls_reason: String,
+    /// Server certificate chain.
+    pub server_certs: Vec<CertInfo>,
+    /// Client certificate chain.
+    pub client_certs: Vec<CertInfo>,
+}
+
+/// One certificate.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CertInfo {
+    /// Subject DN.
+    pub subject: Option<String>,
+    /// URI SANs.
+    pub san_uris: Vec<String>,
+    /// Expired when seen.
+    pub expired: bool,
+    /// Not yet valid when seen.
+    pub not_yet_valid: bool,
 }

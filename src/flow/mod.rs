@@ -184,8 +184,8 @@ impl<S: StreamSink> FlowTable<S> {
         if let (Some(i), true) = (slot, syn_only) {
             // A new SYN after FIN/RST (or with another ISN once data flowed) is a new connection.
             if let Some(f) = self.slots[i].as_ref() {
-                let reused = f.syn_seq != Some(seg.seq)
-                    && (f.meta.closed() || f.meta.bytes[0] + f.meta.bytes[1] > 0);
+                let reused =
+                    f.syn_seq != Some(seg.seq) && (f.meta.closed() || f.meta.bytes[0] + f.meta.bytes[1] > 0);
                 if reused {
                     self.end_flow(i, EndReason::Reused, finished);
                     slot = None;
@@ -353,12 +353,8 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Table full: end the least recently active 1/64 of the flows (at least one).
     fn evict(&mut self, _now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
-        let mut ages: Vec<(Timestamp, usize)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i)))
-            .collect();
+        let mut ages: Vec<(Timestamp, usize)> =
+            self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i))).collect();
         let n = (ages.len() / 64).max(1).min(ages.len());
         if n == 0 {
             return;
@@ -372,12 +368,8 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Ends every flow (end of capture), in order of first packet.
     pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
-        let mut live: Vec<(u64, usize)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i)))
-            .collect();
+        let mut live: Vec<(u64, usize)> =
+            self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i))).collect();
         live.sort_unstable();
         for (_, i) in live {
             self.end_flow(i, EndReason::CaptureEnd, finished);

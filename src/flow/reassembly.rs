@@ -166,8 +166,7 @@ impl Reassembler {
         out: &mut dyn FnMut(Chunk<'_>) -> Feed,
     ) {
         self.stats.out_of_order += 1;
-        while (self.queued_bytes + payload.len() > max_queue_bytes
-            || self.queue.len() >= MAX_QUEUED_SEGMENTS)
+        while (self.queued_bytes + payload.len() > max_queue_bytes || self.queue.len() >= MAX_QUEUED_SEGMENTS)
             && !self.queue.is_empty()
         {
             self.stats.queue_overflow = true;
@@ -202,15 +201,8 @@ impl Reassembler {
             }
             return;
         }
-        let pos = self
-            .queue
-            .iter()
-            .position(|q| seq_diff(q.seq, seq) > 0)
-            .unwrap_or(self.queue.len());
-        self.queue.insert(
-            pos,
-            Queued { seq, data: payload.to_vec(), cut: wire_len - payload.len() as u32 },
-        );
+        let pos = self.queue.iter().position(|q| seq_diff(q.seq, seq) > 0).unwrap_or(self.queue.len());
+        self.queue.insert(pos, Queued { seq, data: payload.to_vec(), cut: wire_len - payload.len() as u32 });
         self.queued_bytes += payload.len();
     }
 

@@ -1,0 +1,141 @@
+//! Command line → validated [`Config`]. No I/O here.
+
+use crate::classify::http::HttpConfig;
+use crate::classify::tls::TlsLimits;
+use crate::classify::ClassifyConfig;
+use crate::flow::Limits;
+use crate::run::{Config, Format};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Is the traffic really encrypted, and with whose certificates?
+///
+/// tlspeek reads packet captures (pcap or pcapng, e.g. from `tcpdump -i any -w cap.pcap` inside
+/// an istio-proxy sidecar), reassembles every TCP connection and reports, per flow, whether it
+/// was TLS (version, SNI, ALPN, cipher, certificates, client certificates, mTLS verdict) or
+/// plaintext (HTTP/1 requests and headers, h2c, other).
+///
+/// Examples:
+///   tlspeek -r capture.pcap
+///   tlspeek -r capture.pcap --json | jq 'select(.protocol=="http") | .http.requests[].path'
+///   tcpdump -i any -w - port 9080 | tlspeek -r -
+///
+/// Exit codes: 0 success; 2 an input could not be read to its end (flows found before the
+/// problem are still reported); 1 is reserved for failed expectations.
+#[derive(Debug, Parser)]
+#[command(name = "tlspeek", version, about, long_about, verbatim_doc_comment)]
+pub struct Args {
+    /// Read packets from FILE (pcap or pcapng; `-` = standard input). Repeatable.
+    #[arg(short = 'r', long = "read", value_name = "FILE", required = true)]
+    pub read: Vec<PathBuf>,
+
+    /// Write JSON Lines (one object per flow, then a summary; schema in docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+
+    /// No warnings or progress on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Show credential-bearing header values (Authorization, Cookie, *token*, ...) instead of
+    /// `<redacted N bytes>`.
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Never draw a progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Maximum TCP flows tracked at once; the least recently active are evicted (reported with
+    /// the flag `evicted`).
+    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    pub max_flows: usize,
+
+    /// Maximum bytes buffered per flow direction: out-of-order segments, and a TLS handshake
+    /// message spanning segments. Suffixes K, M, G.
+    #[arg(long, value_name = "BYTES", default_value = "256K", value_parser = parse_bytes)]
+    pub max_stream_bytes: usize,
+
+    /// Maximum out-of-order bytes buffered over all flows. Suffixes K, M, G.
+    #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = parse_bytes)]
+    pub max_total_bytes: usize,
+
+    /// Maximum bytes of one HTTP header block. Suffixes K, M, G.
+    #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
+    pub max_header_bytes: usize,
+
+    /// HTTP requests (and responses) recorded per flow; later ones are only counted.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_requests: usize,
+
+    /// Seconds of capture time without packets after which a flow is ended.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_timeout: u32,
+}
+
+/// Parses `123`, `64K`, `256M`, `1G` (binary multiples).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: usize =
+        num.trim().parse().map_err(|_| format!("'{s}' is not a byte size like 65536, 64K, 256M or 1G"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+impl Args {
+    /// Validated configuration. `stderr_is_terminal` decides the progress bar.
+    pub fn into_config(self, stderr_is_terminal: bool) -> Result<Config, String> {
+        if self.max_flows == 0 {
+            return Err("--max-flows must be at least 1".into());
+        }
+        if self.max_stream_bytes < 16 * 1024 {
+            return Err("--max-stream-bytes must be at least 16K (a TLS record is up to 16K)".into());
+        }
+        let limits = Limits {
+            max_flows: self.max_flows,
+            max_queue_bytes: self.max_stream_bytes,
+            max_total_queue_bytes: self.max_total_bytes.max(self.max_stream_bytes),
+            idle_timeout_secs: i64::from(self.idle_timeout.max(1)),
+            ..Limits::default()
+        };
+        Ok(Config {
+            inputs: self.read,
+            format: if self.json { Format::Json } else { Format::Table },
+            limits,
+            classify: ClassifyConfig {
+                tls: TlsLimits { max_buffer: self.max_stream_bytes },
+                http: HttpConfig {
+                    show_secrets: self.show_secrets,
+                    max_header_bytes: self.max_header_bytes.max(1024),
+                    max_messages: self.max_requests,
+                },
+            },
+            progress: stderr_is_terminal && !self.quiet && !self.no_progress,
+            quiet: self.quiet,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("2m"), Ok(2 << 20));
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,225 @@
+//! Reports: the per-flow record ([`FlowReport`]) and run summary ([`Summary`]) that every output
+//! format reads, the human table ([`table`]) and JSON Lines ([`json`]). The only stage that
+//! writes to stdout; the schema is docs/json.md.
+
+pub mod json;
+pub mod progress;
+pub mod table;
+
+use crate::classify::http::HttpReport;
+use crate::classify::tls::TlsReport;
+use crate::classify::{Classified, H2cVia};
+use crate::flow::{EndReason, FlowMeta};
+use crate::sanitize::WireBytes;
+use crate::wire::Side;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Client/server pair of counters.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PerRole {
+    /// Sent by the client.
+    pub client: u64,
+    /// Sent by the server.
+    pub server: u64,
+}
+
+/// First bytes of each side of an unrecognised flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct Preview {
+    /// Client's first bytes.
+    pub client: WireBytes,
+    /// Server's first bytes.
+    pub server: WireBytes,
+}
+
+/// One TCP flow, as reported (the `flow` object of docs/json.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowReport {
+    /// Always "flow".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Order of first packet over the whole run, from 1.
+    pub id: u64,
+    /// Capture file the flow was read from.
+    pub source: String,
+    /// Client endpoint, `ip:port` or `[ipv6]:port`.
+    pub client: String,
+    /// Server endpoint.
+    pub server: String,
+    /// How the client was decided: syn, synack, client_hello, http_request, port, first_packet.
+    pub client_by: &'static str,
+    /// First packet, RFC 3339 UTC.
+    pub first_ts: String,
+    /// Last packet, RFC 3339 UTC.
+    pub last_ts: String,
+    /// Packets per role.
+    pub packets: PerRole,
+    /// TCP payload bytes per role.
+    pub bytes: PerRole,
+    /// tls, http, h2c or unknown.
+    pub protocol: &'static str,
+    /// TLS facts.
+    pub tls: Option<TlsReport>,
+    /// HTTP/1 facts.
+    pub http: Option<HttpReport>,
+    /// "prior_knowledge" or "upgrade" when protocol is h2c.
+    pub h2c: Option<&'static str>,
+    /// First bytes of each side, for unknown flows.
+    pub preview: Option<Preview>,
+    /// How the flow ended: closed, reset, idle, evicted, capture_end, reused.
+    pub end: &'static str,
+    /// Anomalies (docs/json.md lists them).
+    pub flags: Vec<&'static str>,
+    /// Parser warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Decides which side is the client, and by what evidence.
+pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, &'static str)>) -> (Side, &'static str) {
+    if let Some(s) = meta.syn_from {
+        return (s, "syn");
+    }
+    if let Some(s) = meta.synack_from {
+        return (s.other(), "synack");
+    }
+    if let Some(h) = hint {
+        return h;
+    }
+    let (pa, pb) = (meta.endpoints[0].port(), meta.endpoints[1].port());
+    match pa.cmp(&pb) {
+        std::cmp::Ordering::Less => (Side::B, "port"),
+        std::cmp::Ordering::Greater => (Side::A, "port"),
+        std::cmp::Ordering::Equal => (Side::A, "first_packet"),
+    }
+}
+
+/// Formats an endpoint as `ip:port` / `[ipv6]:port`.
+pub fn endpoint(a: SocketAddr) -> String {
+    a.to_string()
+}
+
+impl FlowReport {
+    /// Builds the report of a finished flow.
+    pub fn build(meta: FlowMeta, c: Classified, source: &str, nanos: bool) -> FlowReport {
+        let (client, client_by) = decide_client(&meta, c.client_hint);
+        let (ci, si) = (client.idx(), client.other().idx());
+        let mut flags = Vec::new();
+        let st = &meta.stats;
+        let any = |f: &dyn Fn(&crate::flow::reassembly::HalfStats) -> bool| f(&st[0]) || f(&st[1]);
+        if meta.syn_from.is_none() && meta.synack_from.is_none() {
+            flags.push("midstream");
+        }
+        if any(&|s| s.truncated) {
+            flags.push("truncated");
+        }
+        if any(&|s| s.gaps > 0) {
+            flags.push("gap");
+        }
+        if any(&|s| s.retransmitted > 0) {
+            flags.push("retransmission");
+        }
+        if any(&|s| s.out_of_order > 0) {
+            flags.push("out_of_order");
+        }
+        if any(&|s| s.overlap_conflicts > 0) {
+            flags.push("overlap_conflict");
+        }
+        if any(&|s| s.queue_overflow) || meta.memory_limited {
+            flags.push("memory_limited");
+        }
+        if meta.rst[0] || meta.rst[1] {
+            flags.push("reset");
+        }
+        let end = match meta.end {
+            EndReason::Closed if meta.rst[0] || meta.rst[1] => "reset",
+            EndReason::Closed => "closed",
+            EndReason::Idle => "idle",
+            EndReason::Evicted => {
+                flags.push("evicted");
+                "evicted"
+            }
+            EndReason::CaptureEnd => "capture_end",
+            EndReason::Reused => "reused",
+        };
+        let [pa, pb] = c.preview;
+        let preview = (c.protocol == "unknown" && !(pa.is_empty() && pb.is_empty())).then(|| {
+            let (pc, ps) = if client == Side::A { (pa, pb) } else { (pb, pa) };
+            Preview { client: WireBytes::new(&pc), server: WireBytes::new(&ps) }
+        });
+        FlowReport {
+            kind: "flow",
+            id: meta.id,
+            source: source.to_string(),
+            client: endpoint(meta.endpoints[ci]),
+            server: endpoint(meta.endpoints[si]),
+            client_by,
+            first_ts: meta.first_ts.rfc3339(nanos),
+            last_ts: meta.last_ts.rfc3339(nanos),
+            packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
+            bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
+            protocol: c.protocol,
+            tls: c.tls,
+            http: c.http,
+            h2c: c.h2c.map(|v| match v {
+                H2cVia::PriorKnowledge => "prior_knowledge",
+                H2cVia::Upgrade => "upgrade",
+            }),
+            preview,
+            end,
+            flags,
+            warnings: c.warnings,
+        }
+    }
+}
+
+/// Totals over the run (the `summary` object of docs/json.md).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Always "summary".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Capture files read.
+    pub files: Vec<String>,
+    /// Packets read.
+    pub packets: u64,
+    /// Captured bytes read.
+    pub bytes: u64,
+    /// TCP flows reported.
+    pub flows: u64,
+    /// Flows per protocol.
+    pub by_protocol: BTreeMap<&'static str, u64>,
+    /// TLS flows per mTLS verdict.
+    pub by_mtls: BTreeMap<String, u64>,
+    /// Packets that were not TCP, by kind.
+    pub non_tcp: BTreeMap<&'static str, u64>,
+    /// Link types skipped, by name.
+    pub skipped_link_types: BTreeMap<String, u64>,
+    /// IPv4 datagrams reassembled from fragments / dropped incomplete.
+    pub ip_fragments: FragmentCounts,
+    /// Flows evicted because the flow table was full.
+    pub evicted_flows: u64,
+    /// Errors that stopped reading a file (partial results are still reported).
+    pub errors: Vec<String>,
+}
+
+/// IPv4 reassembly counters.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FragmentCounts {
+    /// Datagrams completed.
+    pub reassembled: u64,
+    /// Datagrams dropped (timeout, limits, never completed).
+    pub dropped: u64,
+}
+
+impl Summary {
+    /// Counts one reported flow.
+    pub fn count_flow(&mut self, f: &FlowReport) {
+        self.flows += 1;
+        *self.by_protocol.entry(f.protocol).or_default() += 1;
+        if let Some(t) = &f.tls {
+            *self.by_mtls.entry(t.mtls.to_string()).or_default() += 1;
+        }
+    }
+}

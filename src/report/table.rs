@@ -1,0 +1,199 @@
+//! The human table: one row per flow in order of first packet, a few indented detail lines
+//! (HTTP requests, client certificates), then the summary. Every wire-derived string is escaped
+//! by [`crate::sanitize`] before it is printed; long cells are cut with `…`.
+
+use super::{FlowReport, Summary};
+use crate::sanitize::{escape_bytes, escape_str};
+use std::io::{self, Write};
+
+const COLUMNS: [&str; 10] =
+    ["ID", "CLIENT", "SERVER", "PROTO", "VERSION", "SNI/HOST", "ALPN", "CERT", "MTLS", "FLAGS"];
+/// Widest a cell may be, per column (0 = unlimited).
+const MAX_WIDTH: [usize; 10] = [0, 0, 0, 0, 0, 64, 40, 56, 0, 0];
+/// HTTP requests listed under a flow row.
+const MAX_DETAIL_REQUESTS: usize = 5;
+
+fn cut(s: String, max: usize) -> String {
+    if max == 0 || s.chars().count() <= max {
+        return s;
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s
+    }
+}
+
+/// Short name of a certificate: its first URI SAN (SPIFFE identity), else its subject.
+fn cert_cell(f: &FlowReport) -> String {
+    let Some(t) = &f.tls else { return String::new() };
+    let Some(c) = t.server_certs.first() else { return String::new() };
+    let mut s = match (c.san_uris.first(), c.subject.as_deref()) {
+        (Some(u), _) => escape_str(u),
+        (None, Some(subj)) => escape_str(subj),
+        (None, None) => "(unparsed)".into(),
+    };
+    if c.expired {
+        s.push_str(" EXPIRED");
+    } else if c.not_yet_valid {
+        s.push_str(" NOT-YET-VALID");
+    }
+    s
+}
+
+fn row(f: &FlowReport) -> [String; 10] {
+    let (proto, version, name, alpn, mtls) = match (&f.tls, &f.http) {
+        (Some(t), _) => {
+            let alpn = match &t.alpn_selected {
+                Some(sel) => format!("{} (of {})", sel.to_terminal(), t.alpn_offered.len()),
+                None => t.alpn_offered.iter().map(|a| a.to_terminal()).collect::<Vec<_>>().join(","),
+            };
+            (
+                "tls".to_string(),
+                t.version.clone().unwrap_or_default(),
+                t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
+                alpn,
+                t.mtls.to_string(),
+            )
+        }
+        (None, Some(h)) => (
+            f.protocol.to_string(),
+            h.version.clone().unwrap_or_default(),
+            h.requests.iter().find_map(|r| r.host.as_ref()).map(|h| h.to_terminal()).unwrap_or_default(),
+            String::new(),
+            "plaintext".to_string(),
+        ),
+        (None, None) => {
+            let preview = f
+                .preview
+                .as_ref()
+                .map(|p| {
+                    let b = if p.client.as_bytes().is_empty() { &p.server } else { &p.client };
+                    format!("\"{}\"", escape_bytes(b.as_bytes()))
+                })
+                .unwrap_or_default();
+            let plain = if f.protocol == "h2c" { "plaintext" } else { "" };
+            (f.protocol.to_string(), String::new(), preview, String::new(), plain.to_string())
+        }
+    };
+    let cells = [
+        f.id.to_string(),
+        f.client.clone(),
+        f.server.clone(),
+        proto,
+        version,
+        name,
+        alpn,
+        cert_cell(f),
+        mtls,
+        f.flags.join(","),
+    ];
+    let mut out: [String; 10] = Default::default();
+    for (i, c) in cells.into_iter().enumerate() {
+        out[i] = or_dash(cut(c, MAX_WIDTH[i]));
+    }
+    out
+}
+
+/// Indented detail lines under a flow row.
+fn details(f: &FlowReport) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(t) = &f.tls {
+        for c in &t.client_certs {
+            let who = c.san_uris.first().cloned().or_else(|| c.subject.clone()).unwrap_or_default();
+            v.push(format!("client cert: {}", escape_str(&who)));
+        }
+        if t.mtls != "yes" && !t.mtls_reason.is_empty() {
+            v.push(format!("mtls {}: {}", t.mtls, escape_str(&t.mtls_reason)));
+        }
+    }
+    if let Some(h) = &f.http {
+        for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
+            let status =
+                h.responses.iter().filter(|r| r.status >= 200).nth(i).map(|r| format!(" → {}", r.status));
+            v.push(format!(
+                "{} {}{} ({} headers)",
+                r.method.to_terminal(),
+                cut(r.path.to_terminal(), 80),
+                status.unwrap_or_default(),
+                r.headers.len()
+            ));
+        }
+        if h.requests_total > MAX_DETAIL_REQUESTS as u64 {
+            v.push(format!("… {} more requests", h.requests_total - MAX_DETAIL_REQUESTS as u64));
+        }
+    }
+    for w in f.warnings.iter().take(3) {
+        v.push(format!("warning: {}", escape_str(w)));
+    }
+    v
+}
+
+/// Writes the table of `flows` and the summary.
+pub fn write_table(out: &mut dyn Write, flows: &[FlowReport], s: &Summary) -> io::Result<()> {
+    let rows: Vec<[String; 10]> = flows.iter().map(row).collect();
+    let mut width = COLUMNS.map(|c| c.chars().count());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(c);
+                l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", l.trim_end())
+    };
+    if !rows.is_empty() {
+        line(out, &COLUMNS.map(String::from))?;
+    }
+    for (r, f) in rows.iter().zip(flows) {
+        line(out, r)?;
+        for d in details(f) {
+            writeln!(out, "{:w$}  {d}", "", w = width[0])?;
+        }
+    }
+    writeln!(out)?;
+    write_summary(out, s)
+}
+
+/// Writes the plain-text summary.
+pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    write!(out, "{} flows", s.flows)?;
+    if !protos.is_empty() {
+        write!(out, ": {}", protos.join(", "))?;
+    }
+    if !mtls.is_empty() {
+        write!(out, " (TLS mTLS verdicts: {})", mtls.join(", "))?;
+    }
+    writeln!(out, "; {} packets, {} bytes", s.packets, s.bytes)?;
+    if !s.non_tcp.is_empty() {
+        let n: Vec<String> = s.non_tcp.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "not TCP: {}", n.join(", "))?;
+    }
+    if !s.skipped_link_types.is_empty() {
+        let n: Vec<String> = s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {v} packets")).collect();
+        writeln!(out, "skipped {}", n.join(", "))?;
+    }
+    if s.evicted_flows > 0 {
+        writeln!(out, "{} flows evicted (flow table full; see --max-flows)", s.evicted_flows)?;
+    }
+    for e in &s.errors {
+        writeln!(out, "error: {}", escape_str(e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The offline pipeline: capture files → decode → flow table → classifier → reports.
+//! [`run_with_writer`] is the seam the binary and the tests share.
+
+use crate::capture::{display_path, CaptureReader};
+use crate::classify::{ClassifyConfig, FlowClassifier};
+use crate::decode::defrag::Defragmenter;
+use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
+use crate::flow::{FlowMeta, FlowTable, Limits};
+use crate::report::{json, table, FlowReport, Summary};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Human table.
+    Table,
+    /// JSON Lines.
+    Json,
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Capture files, `-` for standard input.
+    pub inputs: Vec<PathBuf>,
+    /// Output format.
+    pub format: Format,
+    /// Flow table limits.
+    pub limits: Limits,
+    /// Classifier settings.
+    pub classify: ClassifyConfig,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Suppress warnings on stderr.
+    pub quiet: bool,
+}
+
+/// What a run found, for the exit code.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Files that could not be read to the end.
+    pub errors: Vec<String>,
+    /// Flows reported.
+    pub flows: u64,
+}
+
+/// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
+/// Results found before an error are still written.
+pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
+    let mut summary = Summary { kind: "summary", ..Summary::default() };
+    let mut reports: Vec<FlowReport> = Vec::new();
+    let mut next_id = 0u64;
+    for path in &cfg.inputs {
+        let name = display_path(path);
+        summary.files.push(name.clone());
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                if !cfg.quiet {
+                    writeln!(diag, "tlspeek: {msg}")?;
+                }
+                summary.errors.push(msg);
+                continue;
+            }
+        };
+        let mut file_flows = analyze(&mut reader, cfg, &mut summary, diag)?;
+        file_flows.sort_by_key(|f| f.id);
+        for f in &mut file_flows {
+            f.id += next_id;
+        }
+        next_id += file_flows.len() as u64;
+        reports.extend(file_flows);
+    }
+    for f in &reports {
+        summary.count_flow(f);
+    }
+    match cfg.format {
+        Format::Json => {
+            for f in &reports {
+                json::write_flow(out, f)?;
+            }
+            json::write_summary(out, &summary)?;
+        }
+        Format::Table => table::write_table(out, &reports, &summary)?,
+    }
+    out.flush()?;
+    Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows })
+}
+
+/// Reads one capture to its end (or first error) and returns its flows, ids from 1.
+fn analyze(
+    reader: &mut CaptureReader,
+    cfg: &Config,
+    summary: &mut Summary,
+    diag: &mut dyn Write,
+) -> io::Result<Vec<FlowReport>> {
+    let name = reader.path().to_string();
+    let nanos = reader.nanosecond_precision();
+    let mut flows: Vec<FlowReport> = Vec::new();
+    let mut table: FlowTable<FlowClassifier> = FlowTable::new(cfg.limits);
+    let mut defrag = Defragmenter::default();
+    let mut skipped: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut non_tcp: BTreeMap<NonTcp, u64> = BTreeMap::new();
+    let ccfg = cfg.classify;
+    let mut new_sink = || FlowClassifier::new(ccfg);
+    let mut finished = |meta: FlowMeta, c: FlowClassifier| {
+        let (client, _) = crate::report::decide_client(&meta, c.client_hint());
+        let classified = c.finish(client);
+        flows.push(FlowReport::build(meta, classified, &name, nanos));
+    };
+    let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
+    let mut count = 0u64;
+    let mut error = None;
+    loop {
+        let pkt = match reader.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        };
+        count += 1;
+        summary.packets += 1;
+        summary.bytes += pkt.data.len() as u64;
+        if !is_supported_linktype(pkt.linktype) {
+            *skipped.entry(pkt.linktype).or_default() += 1;
+            continue;
+        }
+        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
+            Decoded::Tcp(seg) => table.process(&seg, pkt.ts, &mut new_sink, &mut finished),
+            Decoded::Fragment(frag) => {
+                let ts = pkt.ts;
+                if let Some(d) = defrag.push(&frag, ts) {
+                    if d.proto == 6 {
+                        let (src, dst) =
+                            (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
+                        if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                            table.process(&seg, ts, &mut new_sink, &mut finished);
+                        }
+                    } else {
+                        *non_tcp
+                            .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
+                            .or_default() += 1;
+                    }
+                }
+            }
+            Decoded::Other(k) => *non_tcp.entry(k).or_default() += 1,
+        }
+        if count.is_multiple_of(8192) {
+            if let Some(p) = &progress {
+                p.set_position(reader.position());
+            }
+        }
+    }
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    table.finish_all(&mut finished);
+    summary.evicted_flows += table.stats.evicted;
+    summary.ip_fragments.reassembled += defrag.completed;
+    summary.ip_fragments.dropped += defrag.dropped + defrag.incomplete() as u64;
+    for (k, v) in non_tcp {
+        *summary.non_tcp.entry(k.key()).or_default() += v;
+    }
+    for (lt, n) in skipped {
+        let lname = linktype_name(lt);
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {name}: skipped {n} packets of unsupported {lname}")?;
+        }
+        *summary.skipped_link_types.entry(lname).or_default() += n;
+    }
+    if let Some(e) = error {
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {e} (results up to that point are reported)")?;
+        }
+        summary.errors.push(e);
+    }
+    Ok(flows)
+}
