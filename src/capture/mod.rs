@@ -43,7 +43,7 @@ pub struct Packet<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read: {source}")]
     Io {
         /// File name as given.
         path: String,

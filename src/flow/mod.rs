@@ -36,7 +36,7 @@ impl Default for Limits {
             max_queue_bytes: 256 * 1024,
             max_total_queue_bytes: 512 * 1024 * 1024,
             idle_timeout_secs: 300,
-            close_linger_secs: 10,
+            close_linger_secs: 300,
         }
     }
 }
