@@ -9,6 +9,7 @@
 //! SSLRequest...) or an HTTP line (mid-stream). Once a side is done (TLS handshake seen, body
 //! until close...), the flow layer stops buffering it.
 
+pub mod cert;
 pub mod http;
 pub mod tls;
 

@@ -1,0 +1,185 @@
+//! X.509 certificates seen in cleartext TLS handshakes → the facts an operator needs: who
+//! (subject, SANs — SPIFFE IDs are URI SANs), by whom (issuer), and whether it was valid when the
+//! capture saw it. Parsing is x509-parser's; a certificate it cannot parse is still reported, with
+//! the error, never dropped.
+
+use crate::wire::{civil_from_unix, Timestamp};
+use serde::Serialize;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::X509Name;
+
+/// One certificate, serialized as a `certificate` object of docs/json.md.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Subject DN, most specific RDN first (`CN=reviews,O=cluster.local`), values unescaped.
+    pub subject: Option<String>,
+    /// Issuer DN, same form.
+    pub issuer: Option<String>,
+    /// Serial number, lowercase hex without leading zero octets.
+    pub serial: Option<String>,
+    /// dNSName SANs.
+    pub san_dns: Vec<String>,
+    /// uniformResourceIdentifier SANs (SPIFFE IDs).
+    pub san_uris: Vec<String>,
+    /// iPAddress SANs, as text.
+    pub san_ips: Vec<String>,
+    /// rfc822Name SANs.
+    pub san_emails: Vec<String>,
+    /// Start of validity, RFC 3339.
+    pub not_before: Option<String>,
+    /// End of validity, RFC 3339.
+    pub not_after: Option<String>,
+    /// Past `not_after` when the capture saw it.
+    pub expired: bool,
+    /// Before `not_before` when the capture saw it.
+    pub not_yet_valid: bool,
+    /// Why the DER could not be parsed (other fields are then empty).
+    pub parse_error: Option<String>,
+}
+
+/// Parses one DER certificate seen at `seen`.
+pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
+    let cert = match X509Certificate::from_der(der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            return CertInfo { parse_error: Some(format!("{e}")), ..CertInfo::default() };
+        }
+    };
+    let mut info = CertInfo {
+        subject: Some(dn_string(cert.subject())),
+        issuer: Some(dn_string(cert.issuer())),
+        serial: Some(serial_hex(cert.raw_serial())),
+        ..CertInfo::default()
+    };
+    let nb = cert.validity().not_before.timestamp();
+    let na = cert.validity().not_after.timestamp();
+    info.not_before = Some(rfc3339_secs(nb));
+    info.not_after = Some(rfc3339_secs(na));
+    info.expired = seen.secs > na;
+    info.not_yet_valid = seen.secs < nb;
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => {
+            for g in &san.value.general_names {
+                match g {
+                    GeneralName::DNSName(s) => info.san_dns.push((*s).to_string()),
+                    GeneralName::URI(s) => info.san_uris.push((*s).to_string()),
+                    GeneralName::RFC822Name(s) => info.san_emails.push((*s).to_string()),
+                    GeneralName::IPAddress(b) => info.san_ips.push(ip_text(b)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => info.parse_error = Some(format!("subjectAltName: {e}")),
+    }
+    info
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339_secs(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len().saturating_sub(1));
+    raw[start..].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ip_text(b: &[u8]) -> String {
+    match b.len() {
+        4 => std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string(),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(b);
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
+}
+
+/// Short attribute names (RFC 4514 §3 and common extras); others print as dotted OIDs.
+fn attr_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.4" => "SN",
+        "2.5.4.42" => "GN",
+        "2.5.4.12" => "title",
+        "2.5.4.15" => "businessCategory",
+        "2.5.4.17" => "postalCode",
+        "2.5.4.46" => "dnQualifier",
+        "2.5.4.97" => "organizationIdentifier",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        "1.3.6.1.4.1.311.60.2.1.3" => "jurisdictionC",
+        "1.3.6.1.4.1.311.60.2.1.2" => "jurisdictionST",
+        "1.3.6.1.4.1.311.60.2.1.1" => "jurisdictionL",
+        _ => return None,
+    })
+}
+
+/// DN as text, most specific RDN first, multi-valued RDNs joined with `+`.
+pub fn dn_string(name: &X509Name<'_>) -> String {
+    let mut rdns: Vec<String> = Vec::new();
+    for rdn in name.iter() {
+        let parts: Vec<String> = rdn
+            .iter()
+            .map(|a| {
+                let oid = a.attr_type().to_id_string();
+                let key = attr_name(&oid).map(str::to_string).unwrap_or(oid);
+                format!("{key}={}", attr_text(a.attr_value().tag().0, a.attr_value().data))
+            })
+            .collect();
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    rdns.join(",")
+}
+
+/// Decodes a DirectoryString of any ASN.1 string type.
+fn attr_text(tag: u32, data: &[u8]) -> String {
+    match tag {
+        // BMPString: UTF-16BE.
+        30 => {
+            let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            String::from_utf16_lossy(&units)
+        }
+        // UniversalString: UTF-32BE.
+        28 => data
+            .chunks_exact(4)
+            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('\u{fffd}'))
+            .collect(),
+        // TeletexString: in practice Latin-1.
+        20 => data.iter().map(|&b| b as char).collect(),
+        _ => String::from_utf8_lossy(data).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_reported_not_dropped() {
+        let c = parse_cert(b"\x30\x03\x02\x01", Timestamp::default());
+        assert!(c.parse_error.is_some());
+        assert_eq!(c.subject, None);
+    }
+
+    #[test]
+    fn serial_and_ip_text() {
+        assert_eq!(serial_hex(&[0, 0x8f, 0x01]), "8f01");
+        assert_eq!(serial_hex(&[0]), "00");
+        assert_eq!(ip_text(&[10, 0, 0, 1]), "10.0.0.1");
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+    }
+}
