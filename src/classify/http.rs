@@ -527,11 +527,24 @@ impl HttpSession {
     }
 
     /// Bytes of `side` were lost.
+    ///
+    /// A head cut short by the gap (typically a snaplen-truncated packet) is still recorded from
+    /// its complete lines, with a warning: an exposed request line is what the operator needs.
     pub fn gap(&mut self, side: Side) {
-        let st = &mut self.sides[side.idx()];
-        st.buf.clear();
-        if st.state != State::Done {
-            st.state = State::Resync;
+        let s = side.idx();
+        let buf = std::mem::take(&mut self.sides[s].buf);
+        if self.sides[s].state == State::Head && !buf.is_empty() {
+            let cut = match buf.iter().rposition(|&b| b == b'\n') {
+                Some(nl) => &buf[..=nl],
+                None => &buf[..],
+            };
+            if probe_request(cut) != Probe::NoMatch || probe_response(cut) != Probe::NoMatch {
+                let _ = self.message(side, cut);
+                self.warn("http: message head cut short by missing bytes".into());
+            }
+        }
+        if self.sides[s].state != State::Done {
+            self.sides[s].state = State::Resync;
         }
     }
 
@@ -929,6 +942,17 @@ mod tests {
         h.gap(Side::A);
         h.feed(Side::A, b"ody tail\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(paths(&h), ["/a", "/b"]);
+    }
+
+    #[test]
+    fn head_cut_by_a_gap_is_recorded_from_its_complete_lines() {
+        let mut h = HttpSession::new(cfg());
+        h.feed(Side::A, b"GET /cut HTTP/1.1\r\nHost: example\r\nUser-Ag");
+        h.gap(Side::A);
+        assert_eq!(paths(&h), ["/cut"]);
+        let r = &h.report.requests[0];
+        assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"example");
+        assert_eq!(r.headers.len(), 1);
     }
 
     #[test]

@@ -50,10 +50,17 @@ fn cert_cell(f: &FlowReport) -> String {
 fn row(f: &FlowReport) -> [String; 10] {
     let (proto, version, name, alpn, mtls) = match (&f.tls, &f.http) {
         (Some(t), _) => {
-            let alpn = match &t.alpn_selected {
-                Some(sel) => format!("{} (of {})", sel.to_terminal(), t.alpn_offered.len()),
-                None => t.alpn_offered.iter().map(|a| a.to_terminal()).collect::<Vec<_>>().join(","),
-            };
+            // Offered protocols in order; the selected one (TLS <= 1.2) marked with `*`.
+            let sel = t.alpn_selected.as_ref().map(|a| a.as_bytes());
+            let mut names: Vec<String> = t
+                .alpn_offered
+                .iter()
+                .map(|a| if Some(a.as_bytes()) == sel { format!("{}*", a.to_terminal()) } else { a.to_terminal() })
+                .collect();
+            if let (Some(s), false) = (&t.alpn_selected, names.iter().any(|n| n.ends_with('*'))) {
+                names.push(format!("{}*", s.to_terminal()));
+            }
+            let alpn = names.join(",");
             (
                 "tls".to_string(),
                 t.version.clone().unwrap_or_default(),
@@ -109,7 +116,7 @@ fn details(f: &FlowReport) -> Vec<String> {
             let who = c.san_uris.first().cloned().or_else(|| c.subject.clone()).unwrap_or_default();
             v.push(format!("client cert: {}", escape_str(&who)));
         }
-        if t.mtls != "yes" && !t.mtls_reason.is_empty() {
+        if t.mtls == "unknown" || (t.mtls == "no" && t.client_cert_requested) {
             v.push(format!("mtls {}: {}", t.mtls, escape_str(&t.mtls_reason)));
         }
     }
