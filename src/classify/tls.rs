@@ -24,6 +24,14 @@ pub const MAX_RECORD: usize = 16384 + 2048;
 const MAX_WARNINGS: usize = 16;
 /// Certificates kept per chain.
 const MAX_CHAIN: usize = 16;
+/// Cleartext alerts kept per flow.
+const MAX_ALERTS: usize = 16;
+/// Default [`TlsLimits::max_buffer`].
+pub const DEFAULT_MAX_BUFFER: usize = 256 * 1024;
+/// Resync window: a candidate header is decided within 5 + MAX_RECORD + 5 bytes.
+const SCAN_WINDOW: usize = 2 * (5 + MAX_RECORD);
+/// Bytes given up while looking for a record boundary before a side is abandoned.
+const MAX_RESYNC_SCAN: usize = 256 * 1024;
 /// RFC 8446 §4.1.3: the ServerHello random that marks a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2,
@@ -87,19 +95,68 @@ pub struct TlsReport {
     pub sslv2_client_hello: bool,
 }
 
+impl Default for TlsLimits {
+    fn default() -> TlsLimits {
+        TlsLimits { max_buffer: DEFAULT_MAX_BUFFER }
+    }
+}
+
+/// Parser state and handshake facts of one side (A or B) of the connection.
 #[derive(Default)]
 struct SideTls {
     /// A record that spans chunks (header included), at most 5 + MAX_RECORD bytes.
     rec: Vec<u8>,
-    /// Handshake bytes not yet forming a whole message.
+    /// Handshake bytes not yet forming a whole message, at most `max_buffer` + one record.
     hs: Vec<u8>,
     /// Bytes of an oversized handshake message still to skip.
     hs_skip: usize,
+    /// Looking for a record boundary (after a gap or an invalid record header).
     resync: bool,
-    /// ChangeCipherSpec sent: later handshake records are encrypted.
+    /// Resync window: bytes from a candidate header whose successor is not yet visible.
+    scan: Vec<u8>,
+    /// `scan` cannot be decided before it holds this many bytes.
+    scan_need: usize,
+    /// Bytes given up while resynchronising, since the last record boundary.
+    scanned: usize,
+    /// ChangeCipherSpec sent (and no second ClientHello/ServerHello expected): later handshake
+    /// records are encrypted.
     encrypted: bool,
+    /// Nothing more of interest can come from this side.
     done: bool,
+    /// Records (or SSLv2 records) parsed.
     records: u64,
+    /// Certificates this side sent, in order (at most MAX_CHAIN).
+    certs: Vec<CertInfo>,
+    /// This side sent a Certificate message.
+    cert_msg: bool,
+    /// ... and one was empty.
+    cert_empty: bool,
+    /// This side sent a CertificateRequest.
+    cert_request: bool,
+    /// This side sent ServerHelloDone.
+    hello_done: bool,
+    /// This side sent ChangeCipherSpec.
+    ccs: bool,
+}
+
+impl SideTls {
+    /// Drops partial record/handshake state and starts looking for a record boundary.
+    fn start_resync(&mut self) {
+        self.rec.clear();
+        self.hs.clear();
+        self.hs_skip = 0;
+        self.scan.clear();
+        self.scan_need = 0;
+        self.scanned = 0;
+        self.resync = true;
+    }
+
+    /// Releases buffers once the side is done.
+    fn release(&mut self) {
+        self.rec = Vec::new();
+        self.hs = Vec::new();
+        self.scan = Vec::new();
+    }
 }
 
 #[derive(Default)]
@@ -109,7 +166,12 @@ struct ClientHello {
     sni: Option<WireBytes>,
     alpn: Vec<WireBytes>,
     session_id: Vec<u8>,
+    /// session_ticket extension present (RFC 5077).
     ticket_ext: bool,
+    /// ... and carrying a ticket (the client tries to resume with it).
+    ticket: bool,
+    /// early_data extension (RFC 8446 §4.2.10): 0-RTT data may follow the ClientHello.
+    early_data: bool,
     sslv2: bool,
 }
 
@@ -121,27 +183,32 @@ struct ServerHello {
     alpn: Option<WireBytes>,
     session_id: Vec<u8>,
     psk: bool,
-    sslv2_cert_present: bool,
+    /// An SSLv2 SERVER-HELLO (no cipher suite in the TLS sense).
+    sslv2: bool,
 }
 
 /// TLS state of one flow.
 pub struct TlsSession {
     limits: TlsLimits,
     sides: [SideTls; 2],
+    /// Sender of the first ClientHello.
     client: Option<Side>,
+    /// Sender of the first ServerHello (or HelloRetryRequest).
     server: Option<Side>,
+    /// First ClientHello.
     ch: Option<ClientHello>,
+    /// ClientHellos seen (a second one follows a HelloRetryRequest).
+    ch_count: u32,
+    /// First ServerHello that is not a HelloRetryRequest.
     sh: Option<ServerHello>,
-    hrr: bool,
-    server_certs: Vec<CertInfo>,
-    client_certs: Vec<CertInfo>,
-    cert_requested: bool,
-    client_cert_empty: bool,
-    server_done: bool,
-    server_cert_seen: bool,
-    ccs: [bool; 2],
+    /// Sender of a HelloRetryRequest.
+    hrr_side: Option<Side>,
+    /// Version selected by the HelloRetryRequest.
+    hrr_version: Option<u16>,
     alerts: Vec<(Side, u8, u8)>,
     warnings: Vec<String>,
+    /// Warnings produced so far (drained or not), to cap them per session.
+    warned: usize,
     saw: bool,
 }
 
@@ -207,19 +274,68 @@ pub fn probe(data: &[u8]) -> Probe {
     Probe::Match
 }
 
-/// Offset of the first plausible TLS record header in `data` (mid-stream resync): a valid header
-/// followed by another valid header, or by the end of `data`, or running past it.
-pub fn resync(data: &[u8]) -> Option<usize> {
+/// Checks a record header at `b[0..5]` inside a stream already in sync; returns the body length.
+/// Unlike [`record_header`] it accepts empty application-data records, which TLS ≤ 1.2 allows
+/// (RFC 5246 §6.2.1; OpenSSL once sent them before CBC records).
+#[inline]
+fn stream_header(b: &[u8]) -> Option<usize> {
+    let (&t, &maj, &min) = (b.first()?, b.get(1)?, b.get(2)?);
+    let len = u16::from_be_bytes([*b.get(3)?, *b.get(4)?]) as usize;
+    let len_ok = len <= MAX_RECORD && (len > 0 || t == 23);
+    ((20..=24).contains(&t) && plausible_version(maj, min) && len_ok).then_some(len)
+}
+
+/// Could `b` (fewer than 5 bytes) begin a record header?
+fn header_prefix_ok(b: &[u8]) -> bool {
+    b.first().is_none_or(|t| (20..=24).contains(t))
+        && b.get(1).is_none_or(|&m| m == 3)
+        && b.get(2).is_none_or(|&m| m <= 4)
+        && (b.len() < 5 || stream_header(b).is_some())
+}
+
+/// Outcome of a scan for a record boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scan {
+    /// A plausible header followed by another plausible header.
+    Found(usize),
+    /// A plausible header at `at` whose successor ends at `need`, beyond the data (or only
+    /// partly inside it, plausibly so).
+    Wait { at: usize, need: usize },
+    /// No candidate before `keep_from`; the bytes from there may still start a header.
+    Nothing { keep_from: usize },
+}
+
+/// Scans `data` once, left to right, for the first plausible record header (see
+/// [`record_header`]) whose following header, where `data` shows it, is plausible too.
+fn scan_records(data: &[u8]) -> Scan {
     let n = data.len();
-    (0..n.saturating_sub(4)).find(|&i| {
-        let Some(len) = record_header(&data[i..]) else { return false };
-        let next = i + 5 + len;
-        if next + 5 <= n {
-            record_header(&data[next..]).is_some()
-        } else {
-            next >= n
+    let mut i = 0;
+    while i + 5 <= n {
+        if let Some(len) = record_header(&data[i..]) {
+            let next = i + 5 + len;
+            match data.get(next..) {
+                Some(rest) if rest.len() >= 5 => {
+                    if stream_header(rest).is_some() {
+                        return Scan::Found(i);
+                    }
+                }
+                Some(rest) if !header_prefix_ok(rest) => {}
+                _ => return Scan::Wait { at: i, need: next + 5 },
+            }
         }
-    })
+        i += 1;
+    }
+    Scan::Nothing { keep_from: i }
+}
+
+/// Offset of the first plausible TLS record header in `data` (mid-stream resync): a valid header
+/// followed by another valid header, or by the end of `data`, or running past it. One linear
+/// pass over `data`.
+pub fn resync(data: &[u8]) -> Option<usize> {
+    match scan_records(data) {
+        Scan::Found(o) | Scan::Wait { at: o, .. } => Some(o),
+        Scan::Nothing { .. } => None,
+    }
 }
 
 /// Offset of a TLS ClientHello record header in `data` (STARTTLS and tunnels).
@@ -401,7 +517,11 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                         .collect();
                 }
             }
-            35 => ch.ticket_ext = true,
+            35 => {
+                ch.ticket_ext = true;
+                ch.ticket = !e.is_empty();
+            }
+            42 => ch.early_data = true,
             _ => {}
         }
     }
@@ -448,49 +568,55 @@ impl TlsSession {
             client: None,
             server: None,
             ch: None,
+            ch_count: 0,
             sh: None,
-            hrr: false,
-            server_certs: Vec::new(),
-            client_certs: Vec::new(),
-            cert_requested: false,
-            client_cert_empty: false,
-            server_done: false,
-            server_cert_seen: false,
-            ccs: [false; 2],
+            hrr_side: None,
+            hrr_version: None,
             alerts: Vec::new(),
             warnings: Vec::new(),
+            warned: 0,
             saw: false,
         }
     }
 
     fn warn(&mut self, w: String) {
-        if self.warnings.len() < MAX_WARNINGS {
+        if self.warned < MAX_WARNINGS {
+            self.warned += 1;
             self.warnings.push(w);
         }
     }
 
-    /// Is `side` the server, as far as we know?
-    fn is_server(&self, side: Side) -> bool {
-        match (self.client, self.server) {
-            (Some(c), _) => c != side,
-            (None, Some(s)) => s == side,
-            (None, None) => false,
+    /// Must `side` still be parsed after a ChangeCipherSpec or application data record?
+    /// Only while a second hello is due: the client after a HelloRetryRequest (it may send a
+    /// middlebox-compatibility CCS first, RFC 8446 §D.4) or after offering 0-RTT data before any
+    /// ServerHello; the server between its HelloRetryRequest and its ServerHello.
+    fn held(&self, side: Side) -> bool {
+        if self.client == Some(side) {
+            let early = self.ch.as_ref().is_some_and(|c| c.early_data) && self.sh.is_none();
+            return self.ch_count < 2 && (self.hrr_side.is_some() || early);
         }
+        self.hrr_side == Some(side) && self.sh.is_none()
     }
 
     /// Feeds in-order stream bytes of `side`, seen at `ts`.
     pub fn feed(&mut self, side: Side, data: &[u8], ts: Timestamp) -> Feed {
         let s = side.idx();
+        self.feed_bytes(side, data, ts);
+        if self.sides[s].done {
+            self.sides[s].release();
+            Feed::Done
+        } else {
+            Feed::More
+        }
+    }
+
+    fn feed_bytes(&mut self, side: Side, data: &[u8], ts: Timestamp) {
+        let s = side.idx();
         let mut pos = 0;
         while pos < data.len() && !self.sides[s].done {
             if self.sides[s].resync {
-                match resync(&data[pos..]) {
-                    Some(off) => {
-                        pos += off;
-                        self.sides[s].resync = false;
-                    }
-                    None => return Feed::More,
-                }
+                pos += self.resync_step(side, &data[pos..], ts);
+                continue;
             }
             if !self.sides[s].rec.is_empty() {
                 pos = self.fill_record(side, data, pos, ts);
@@ -501,12 +627,12 @@ impl TlsSession {
                 // SSLv2 record format (2-byte header with the high bit set).
                 if rest.len() < 2 {
                     self.sides[s].rec.extend_from_slice(rest);
-                    return Feed::More;
+                    return;
                 }
                 let len = (((rest[0] & 0x7f) as usize) << 8) | rest[1] as usize;
                 if rest.len() < 2 + len {
                     self.sides[s].rec.extend_from_slice(rest);
-                    return Feed::More;
+                    return;
                 }
                 self.sslv2_record(side, &rest[2..2 + len], ts);
                 pos += 2 + len;
@@ -514,33 +640,93 @@ impl TlsSession {
             }
             if rest.len() < 5 {
                 self.sides[s].rec.extend_from_slice(rest);
-                return Feed::More;
+                return;
             }
-            let Some(len) = record_header(rest) else {
+            let Some(len) = stream_header(rest) else {
                 self.warn(format!("tls: invalid record header {:02x?}; resynchronising", &rest[..5]));
-                self.sides[s].resync = true;
+                self.sides[s].start_resync();
                 pos += 1;
                 continue;
             };
             if rest.len() < 5 + len {
                 self.sides[s].rec.extend_from_slice(rest);
-                return Feed::More;
+                return;
             }
             self.record(side, rest[0], &rest[5..5 + len], ts);
             pos += 5 + len;
         }
-        if self.sides[s].done {
-            Feed::Done
+    }
+
+    /// Looks for the next record boundary in `data`, the continuation of the side's stream;
+    /// returns the bytes consumed. A candidate header counts once the header after it is seen
+    /// too (or, for a mid-stream record, once it cannot be seen): see [`scan_records`].
+    fn resync_step(&mut self, side: Side, data: &[u8], ts: Timestamp) -> usize {
+        let s = side.idx();
+        let st = &mut self.sides[s];
+        let (consumed, dropped, found) = if st.scan.is_empty() {
+            match scan_records(data) {
+                Scan::Found(o) => {
+                    st.resync = false;
+                    st.scanned = 0;
+                    return o;
+                }
+                Scan::Wait { at, need } => {
+                    st.scan.extend_from_slice(&data[at..]);
+                    st.scan_need = need - at;
+                    (data.len(), at, None)
+                }
+                Scan::Nothing { keep_from } => {
+                    st.scan.extend_from_slice(&data[keep_from..]);
+                    st.scan_need = 0;
+                    (data.len(), keep_from, None)
+                }
+            }
         } else {
-            Feed::More
+            if st.scan.len() >= SCAN_WINDOW {
+                // Cannot happen (a candidate is decided within 5 + MAX_RECORD + 5 bytes); be safe.
+                st.scan.clear();
+            }
+            let n = (SCAN_WINDOW - st.scan.len()).min(data.len());
+            st.scan.extend_from_slice(&data[..n]);
+            if st.scan.len() < st.scan_need {
+                return n;
+            }
+            match scan_records(&st.scan) {
+                Scan::Found(o) => (n, o, Some(o)),
+                Scan::Wait { at, need } => {
+                    st.scan.drain(..at);
+                    st.scan_need = need - at;
+                    (n, at, None)
+                }
+                Scan::Nothing { keep_from } => {
+                    st.scan.drain(..keep_from);
+                    st.scan_need = 0;
+                    (n, keep_from, None)
+                }
+            }
+        };
+        st.scanned = st.scanned.saturating_add(dropped);
+        if let Some(o) = found {
+            let win = std::mem::take(&mut st.scan);
+            st.resync = false;
+            st.scanned = 0;
+            st.scan_need = 0;
+            // `win` holds bytes up to the end of `data[..consumed]`: parse them now, in order.
+            self.feed_bytes(side, win.get(o..).unwrap_or(&[]), ts);
+            return consumed;
         }
+        if st.scanned > MAX_RESYNC_SCAN {
+            st.done = true;
+            self.warn(format!("tls: no record boundary in {MAX_RESYNC_SCAN} bytes; giving up on this side"));
+        }
+        consumed
     }
 
     /// Completes a buffered record with bytes from `data[pos..]`; returns the new position.
     fn fill_record(&mut self, side: Side, data: &[u8], pos: usize, ts: Timestamp) -> usize {
         let s = side.idx();
         let buf = &mut self.sides[s].rec;
-        let sslv2 = self.sides[s].records == 0 && buf[0] & 0x80 != 0;
+        let sslv2 = self.sides[s].records == 0 && buf.first().is_some_and(|b| b & 0x80 != 0);
         let hdr = if sslv2 { 2 } else { 5 };
         if buf.len() < hdr {
             let k = (hdr - buf.len()).min(data.len() - pos);
@@ -550,12 +736,12 @@ impl TlsSession {
         let len = if sslv2 {
             (((buf[0] & 0x7f) as usize) << 8) | buf[1] as usize
         } else {
-            match record_header(buf) {
+            match stream_header(buf) {
                 Some(l) => l,
                 None => {
-                    buf.clear();
-                    self.sides[s].resync = true;
-                    self.warn("tls: invalid record header; resynchronising".into());
+                    let w = format!("tls: invalid record header {:02x?}; resynchronising", &buf[..5]);
+                    self.sides[s].start_resync();
+                    self.warn(w);
                     return pos;
                 }
             }
@@ -579,23 +765,44 @@ impl TlsSession {
         pos + k
     }
 
+    /// One SSLv2-format record (RFC 6101 appendix E; draft-hickman-netscape-ssl-00).
     fn sslv2_record(&mut self, side: Side, body: &[u8], ts: Timestamp) {
         let s = side.idx();
         self.sides[s].records += 1;
         let mut r = Rd { b: body };
         match r.u8() {
             Some(1) => {
+                // CLIENT-HELLO: version, cipher-specs length, session-id length, challenge length.
+                // A TLS server answers it with a TLS ServerHello and the client goes on in TLS
+                // records, so this side is not done.
+                let parsed = (|| {
+                    let version = r.u16()?;
+                    let specs = r.u16()? as usize;
+                    let sid = r.u16()? as usize;
+                    let chal = r.u16()? as usize;
+                    r.bytes(specs)?;
+                    let sid = r.bytes(sid)?;
+                    r.bytes(chal)?;
+                    Some((version, sid))
+                })();
+                let Some((legacy, sid)) = parsed else {
+                    self.warn("tls: malformed SSLv2 ClientHello".into());
+                    return;
+                };
                 self.saw = true;
+                self.ch_count += 1;
                 self.client.get_or_insert(side);
-                let legacy = r.u16().unwrap_or(0x0002);
                 if self.ch.is_none() {
-                    self.ch = Some(ClientHello { legacy, sslv2: true, ..ClientHello::default() });
+                    self.ch = Some(ClientHello {
+                        legacy,
+                        sslv2: true,
+                        session_id: sid.to_vec(),
+                        ..ClientHello::default()
+                    });
                 }
             }
             Some(4) => {
-                // SSLv2 SERVER-HELLO: session-id-hit, certificate type, version, lengths, cert.
-                self.saw = true;
-                self.server.get_or_insert(side);
+                // SERVER-HELLO: session-id-hit, certificate type, version, lengths, certificate.
                 let parsed = (|| {
                     r.u8()?;
                     r.u8()?;
@@ -605,36 +812,50 @@ impl TlsSession {
                     r.u16()?;
                     Some((version, r.bytes(cert_len)?))
                 })();
-                if let Some((version, cert)) = parsed {
-                    let mut sh = ServerHello { legacy: version, ..ServerHello::default() };
-                    if !cert.is_empty() {
-                        sh.sslv2_cert_present = true;
-                        self.server_certs.push(parse_cert(cert, ts));
-                    }
-                    self.sh.get_or_insert(sh);
+                let Some((version, cert)) = parsed else {
+                    self.warn("tls: malformed SSLv2 ServerHello".into());
+                    return;
+                };
+                self.saw = true;
+                self.server.get_or_insert(side);
+                if !cert.is_empty() {
+                    let st = &mut self.sides[s];
+                    st.cert_msg = true;
+                    st.certs.push(parse_cert(cert, ts));
+                }
+                self.sh.get_or_insert(ServerHello { legacy: version, sslv2: true, ..ServerHello::default() });
+                // SSL 2.0 was negotiated: everything after the hellos is encrypted, both ways.
+                for st in &mut self.sides {
+                    st.done = true;
                 }
             }
-            _ => {}
+            _ => {
+                self.warn("tls: unexpected SSLv2 record".into());
+                self.sides[s].done = true;
+            }
         }
-        // Everything after the SSLv2 hellos is encrypted.
-        self.sides[s].done = true;
     }
 
     fn record(&mut self, side: Side, ctype: u8, body: &[u8], ts: Timestamp) {
         let s = side.idx();
         self.saw = true;
         self.sides[s].records += 1;
+        self.sides[s].scanned = 0;
         match ctype {
             20 => {
-                self.ccs[s] = true;
-                self.sides[s].encrypted = true;
-                self.sides[s].done = true;
+                let held = self.held(side);
+                let st = &mut self.sides[s];
+                st.ccs = true;
+                if !held {
+                    st.encrypted = true;
+                    st.done = true;
+                }
             }
-            21 if !self.sides[s].encrypted && body.len() == 2 && self.alerts.len() < MAX_WARNINGS => {
+            21 if !self.sides[s].encrypted && body.len() == 2 && self.alerts.len() < MAX_ALERTS => {
                 self.alerts.push((side, body[0], body[1]));
             }
             22 if !self.sides[s].encrypted => self.handshake_bytes(side, body, ts),
-            23 => self.sides[s].done = true,
+            23 if !self.held(side) => self.sides[s].done = true,
             _ => {}
         }
     }
@@ -652,7 +873,10 @@ impl TlsSession {
             hs.extend_from_slice(body);
             let used = self.messages(side, &hs, ts);
             hs.drain(..used);
-            if self.sides[s].hs.is_empty() {
+            if self.sides[s].hs.is_empty() && !self.sides[s].done {
+                if hs.is_empty() && hs.capacity() > 64 * 1024 {
+                    hs = Vec::new(); // a big message went through; do not keep its memory
+                }
                 self.sides[s].hs = hs;
             }
             return;
@@ -668,13 +892,17 @@ impl TlsSession {
     fn messages(&mut self, side: Side, b: &[u8], ts: Timestamp) -> usize {
         let s = side.idx();
         let mut pos = 0;
-        while b.len() - pos >= 4 && !self.sides[s].done {
+        while b.len() - pos >= 4 && !self.sides[s].done && !self.sides[s].encrypted {
             let typ = b[pos];
             let len = u32::from_be_bytes([0, b[pos + 1], b[pos + 2], b[pos + 3]]) as usize;
             if len > self.limits.max_buffer {
                 self.warn(format!("tls: handshake message of {len} bytes exceeds buffer limit"));
                 let have = b.len() - pos - 4;
-                self.sides[s].hs_skip = len - have.min(len);
+                if have >= len {
+                    pos += 4 + len;
+                    continue;
+                }
+                self.sides[s].hs_skip = len - have;
                 return b.len();
             }
             if b.len() - pos - 4 < len {
@@ -683,7 +911,7 @@ impl TlsSession {
             self.message(side, typ, &b[pos + 4..pos + 4 + len], ts);
             pos += 4 + len;
         }
-        if self.sides[s].done {
+        if self.sides[s].done || self.sides[s].encrypted {
             return b.len();
         }
         pos
@@ -692,70 +920,107 @@ impl TlsSession {
     fn message(&mut self, side: Side, typ: u8, body: &[u8], ts: Timestamp) {
         let s = side.idx();
         match typ {
-            1 => {
-                self.client.get_or_insert(side);
-                match parse_client_hello(body) {
-                    Some(ch) => {
-                        if self.ch.is_none() {
-                            self.ch = Some(ch);
-                        }
-                    }
-                    None => self.warn("tls: malformed ClientHello".into()),
-                }
-            }
-            2 => {
-                self.server.get_or_insert(side);
-                match parse_server_hello(body) {
-                    Some((_, true)) => self.hrr = true,
-                    Some((sh, false)) => {
-                        let v = sh.selected.unwrap_or(sh.legacy);
-                        if self.sh.is_none() {
-                            self.sh = Some(sh);
-                        }
-                        if is_tls13(v) {
-                            // Everything the server sends next is encrypted.
-                            self.sides[s].done = true;
-                        }
-                    }
-                    None => self.warn("tls: malformed ServerHello".into()),
-                }
-            }
-            11 => {
-                let server = self.is_server(side);
-                let mut r = Rd { b: body };
-                let Some(list) = r.vec24() else {
-                    self.warn("tls: malformed Certificate".into());
-                    return;
-                };
-                let mut lr = Rd { b: list };
-                let mut chain = Vec::new();
-                while let Some(der) = lr.vec24() {
-                    if chain.len() < MAX_CHAIN {
-                        chain.push(parse_cert(der, ts));
-                    }
-                }
-                if server {
-                    self.server_cert_seen = true;
-                    self.server_certs = chain;
-                } else if chain.is_empty() {
-                    self.client_cert_empty = true;
-                } else {
-                    self.client_certs = chain;
-                }
-            }
-            13 => self.cert_requested = true,
-            14 => self.server_done = true,
+            1 => self.client_hello(side, body),
+            2 => self.server_hello(side, body),
+            11 => self.certificate(side, body, ts),
+            13 => self.sides[s].cert_request = true,
+            14 => self.sides[s].hello_done = true,
             _ => {}
         }
     }
 
-    /// Bytes of `side` were lost.
+    fn client_hello(&mut self, side: Side, body: &[u8]) {
+        self.ch_count += 1;
+        if self.ch_count > 1 {
+            // Facts come from the first ClientHello; a second one is expected after a
+            // HelloRetryRequest only.
+            if self.client != Some(side) {
+                self.warn("tls: ClientHello from both sides".into());
+            } else if self.hrr_side.is_none() || self.ch_count > 2 {
+                self.warn("tls: repeated ClientHello".into());
+            }
+            return;
+        }
+        self.client.get_or_insert(side);
+        match parse_client_hello(body) {
+            Some(ch) => self.ch = Some(ch),
+            None => self.warn("tls: malformed ClientHello".into()),
+        }
+    }
+
+    fn server_hello(&mut self, side: Side, body: &[u8]) {
+        let s = side.idx();
+        self.server.get_or_insert(side);
+        let Some((sh, hrr)) = parse_server_hello(body) else {
+            self.warn("tls: malformed ServerHello".into());
+            return;
+        };
+        let v = sh.selected.unwrap_or(sh.legacy);
+        if hrr {
+            self.hrr_side.get_or_insert(side);
+            self.hrr_version.get_or_insert(v);
+            return;
+        }
+        if self.sh.is_some() {
+            self.warn("tls: repeated ServerHello".into());
+            return;
+        }
+        self.sh = Some(sh);
+        if is_tls13(v) {
+            // Everything the server sends next is encrypted.
+            self.sides[s].done = true;
+        }
+    }
+
+    fn certificate(&mut self, side: Side, body: &[u8], ts: Timestamp) {
+        let s = side.idx();
+        // TLS 1.3 adds a request context and per-certificate extensions (RFC 8446 §4.4.2); such
+        // a message is encrypted and never reaches us, but a draft or a plaintext test might.
+        let tls13 = self.sh.as_ref().is_some_and(|sh| is_tls13(sh.selected.unwrap_or(sh.legacy)));
+        let mut r = Rd { b: body };
+        if tls13 && r.vec8().is_none() {
+            self.warn("tls: malformed Certificate".into());
+            return;
+        }
+        let Some(list) = r.vec24() else {
+            self.warn("tls: malformed Certificate".into());
+            return;
+        };
+        let mut lr = Rd { b: list };
+        let mut count = 0usize;
+        let mut dropped = 0usize;
+        let st = &mut self.sides[s];
+        st.cert_msg = true;
+        while let Some(der) = lr.vec24() {
+            if tls13 && lr.vec16().is_none() {
+                break;
+            }
+            count += 1;
+            if st.certs.len() < MAX_CHAIN {
+                st.certs.push(parse_cert(der, ts));
+            } else {
+                dropped += 1;
+            }
+        }
+        let trailing = !lr.b.is_empty();
+        if count == 0 {
+            st.cert_empty = true;
+        }
+        if dropped > 0 {
+            self.warn(format!("tls: certificate chain of {count} certificates; only {MAX_CHAIN} reported"));
+        }
+        if trailing {
+            self.warn("tls: malformed Certificate".into());
+        }
+    }
+
+    /// Bytes of `side` were lost: partial record and handshake state is dropped, and the next
+    /// plausible record header in later data is looked for.
     pub fn gap(&mut self, side: Side) {
         let st = &mut self.sides[side.idx()];
-        st.rec.clear();
-        st.hs.clear();
-        st.hs_skip = 0;
-        st.resync = true;
+        if !st.done {
+            st.start_resync();
+        }
     }
 
     /// Side that sent the ClientHello (or the opposite of the ServerHello sender).
@@ -768,20 +1033,22 @@ impl TlsSession {
         self.saw
     }
 
-    /// Drains warnings (malformed messages, limits hit).
+    /// Drains warnings (malformed messages, limits hit); at most 16 per session in all.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Final facts. Messages are attributed to the side that sent them, whatever `client` says.
+    /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
+    /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
         let client = self.client_side().unwrap_or(client);
+        let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         let mut r = TlsReport {
-            hello_retry_request: self.hrr,
-            server_certs: self.server_certs.clone(),
-            client_certs: self.client_certs.clone(),
-            client_cert_requested: self.cert_requested,
-            client_cert_empty: self.client_cert_empty,
+            hello_retry_request: self.hrr_side.is_some(),
+            server_certs: ss.certs.clone(),
+            client_certs: cs.certs.clone(),
+            client_cert_requested: ss.cert_request,
+            client_cert_empty: cs.cert_empty,
             ..TlsReport::default()
         };
         if let Some(ch) = &self.ch {
@@ -795,31 +1062,17 @@ impl TlsSession {
             r.alpn_offered = ch.alpn.clone();
             r.sslv2_client_hello = ch.sslv2;
         }
-        let mut negotiated = None;
+        let mut negotiated = self.hrr_version;
         if let Some(sh) = &self.sh {
             let v = sh.selected.unwrap_or(sh.legacy);
             negotiated = Some(v);
-            r.version = Some(version_name(v));
-            if !sh.sslv2_cert_present && v != 0x0002 {
+            if !sh.sslv2 {
                 r.cipher = Some(cipher_name(sh.cipher));
             }
             r.alpn_selected = sh.alpn.clone();
-            let ch_sid = self.ch.as_ref().map(|c| c.session_id.as_slice()).unwrap_or(&[]);
-            r.resumption = if sh.psk {
-                Some("psk")
-            } else if !is_tls13(v) && !ch_sid.is_empty() && sh.session_id == ch_sid {
-                Some("session_id")
-            } else if !is_tls13(v)
-                && self.ch.as_ref().is_some_and(|c| c.ticket_ext)
-                && self.ccs[client.other().idx()]
-                && !self.server_cert_seen
-                && !self.server_done
-            {
-                Some("session_ticket")
-            } else {
-                None
-            };
+            r.resumption = self.resumption(sh, v, ss);
         }
+        r.version = negotiated.map(version_name);
         r.alerts = self
             .alerts
             .iter()
@@ -833,28 +1086,60 @@ impl TlsSession {
                 description: alert_description(desc),
             })
             .collect();
-        let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some());
+        let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
         r
     }
 
-    fn verdict(&self, negotiated: Option<u16>, resumed: bool) -> (&'static str, String) {
-        if let Some(c) = self.client_certs.first() {
+    /// How the session was resumed, if it was.
+    fn resumption(&self, sh: &ServerHello, v: u16, server: &SideTls) -> Option<&'static str> {
+        if sh.psk {
+            return Some("psk");
+        }
+        if is_tls13(v) || sh.sslv2 {
+            return None;
+        }
+        let ch = self.ch.as_ref();
+        // Abbreviated handshake (RFC 5246 §7.3): ServerHello then ChangeCipherSpec, with no
+        // Certificate or ServerHelloDone in between.
+        let abbreviated = server.ccs && !server.cert_msg && !server.hello_done;
+        let ticket = ch.is_some_and(|c| c.ticket);
+        let echoed = ch.is_some_and(|c| !c.session_id.is_empty() && c.session_id == sh.session_id);
+        if abbreviated && ticket {
+            // RFC 5077 §3.4: the server echoes the client's session id when it accepts a ticket.
+            Some("session_ticket")
+        } else if echoed {
+            Some("session_id")
+        } else if abbreviated && ch.is_some_and(|c| c.ticket_ext) {
+            Some("session_ticket")
+        } else {
+            None
+        }
+    }
+
+    fn verdict(
+        &self,
+        negotiated: Option<u16>,
+        resumed: bool,
+        client: &SideTls,
+        server: &SideTls,
+    ) -> (&'static str, String) {
+        if let Some(c) = client.certs.first() {
             let who = c.san_uris.first().or(c.subject.as_ref()).cloned().unwrap_or_else(|| "unparsed".into());
             return ("yes", format!("client sent a certificate ({who})"));
         }
-        let Some(v) = negotiated else {
-            return if self.ch.is_none() {
-                ("unknown", "handshake not seen (capture started mid-stream)".into())
-            } else {
-                ("unknown", "no ServerHello seen".into())
-            };
-        };
-        if is_tls13(v) {
-            return ("unknown", "TLS 1.3: certificates are encrypted".into());
+        match negotiated {
+            Some(v) if is_tls13(v) => return ("unknown", "TLS 1.3: certificates are encrypted".into()),
+            Some(_) => {}
+            // Without hellos, a cleartext server Certificate or ServerHelloDone still says ≤ 1.2.
+            None if server.cert_msg || server.hello_done || server.cert_request => {}
+            None if self.ch.is_none() => {
+                return ("unknown", "handshake not seen (capture started mid-stream)".into())
+            }
+            None => return ("unknown", "no ServerHello seen".into()),
         }
-        if self.client_cert_empty {
+        if server.cert_request && client.cert_empty {
             return ("no", "client certificate requested but the client sent none".into());
         }
         if resumed {
@@ -864,10 +1149,10 @@ impl TlsSession {
                     .into(),
             );
         }
-        if self.cert_requested {
+        if server.cert_request {
             return ("unknown", "client certificate requested; the client's answer was not seen".into());
         }
-        if self.server_done {
+        if server.hello_done {
             return ("no", "server did not request a client certificate".into());
         }
         ("unknown", "server handshake not seen to its end".into())
@@ -1055,5 +1340,384 @@ mod tests {
             t.feed(Side::A, &junk, ts);
             let _ = t.finish(Side::A);
         }
+    }
+
+    // ---- Real handshakes: openssl s_server/s_client on 127.0.0.1, captured with tcpdump. ----
+    // Each `.seg` file is the TCP payload of one connection in capture order: per segment one
+    // byte (0 = client, side A; 1 = server, side B), a big-endian u32 length, the bytes.
+    const TLS12_MTLS: &[u8] = include_bytes!("testdata/tls12_mtls.seg");
+    const TLS13: &[u8] = include_bytes!("testdata/tls13.seg");
+    const TLS13_HRR: &[u8] = include_bytes!("testdata/tls13_hrr.seg");
+    const TLS12_RESUME: &[u8] = include_bytes!("testdata/tls12_resume.seg");
+    /// 2026-11-23T04:16:30Z, just after the test certificates' notBefore.
+    const SEEN: Timestamp = Timestamp { secs: 1_795_407_390, nanos: 0 };
+
+    fn segments(mut f: &[u8]) -> Vec<(Side, &[u8])> {
+        let mut v = Vec::new();
+        while f.len() >= 5 {
+            let side = if f[0] == 0 { Side::A } else { Side::B };
+            let n = u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize;
+            v.push((side, &f[5..5 + n]));
+            f = &f[5 + n..];
+        }
+        v
+    }
+
+    /// The whole stream of one side.
+    fn stream(f: &[u8], side: Side) -> Vec<u8> {
+        segments(f).into_iter().filter(|(s, _)| *s == side).flat_map(|(_, d)| d.to_vec()).collect()
+    }
+
+    /// Feeds a capture like the flow layer does (a side is no longer fed once done), each
+    /// segment cut into chunks of sizes from `chunk(i)`; returns the session and which sides
+    /// ended done.
+    fn run_with(f: &[u8], limits: TlsLimits, chunk: impl Fn(usize) -> usize) -> (TlsSession, [bool; 2]) {
+        let mut t = TlsSession::new(limits);
+        let mut done = [false; 2];
+        let mut k = 0;
+        for (side, mut d) in segments(f) {
+            while !d.is_empty() && !done[side.idx()] {
+                let n = chunk(k).clamp(1, d.len());
+                k += 1;
+                done[side.idx()] = t.feed(side, &d[..n], SEEN) == Feed::Done;
+                d = &d[n..];
+            }
+        }
+        (t, done)
+    }
+
+    fn run(f: &[u8]) -> (TlsSession, [bool; 2]) {
+        run_with(f, limits(), |_| usize::MAX)
+    }
+
+    fn json(r: &TlsReport) -> String {
+        serde_json::to_string(r).unwrap()
+    }
+
+    #[test]
+    fn tls12_mtls_capture() {
+        let (mut t, done) = run(TLS12_MTLS);
+        assert_eq!(done, [true, true]);
+        assert!(t.saw_tls());
+        assert_eq!(t.client_side(), Some(Side::A));
+        assert_eq!(t.take_warnings(), Vec::<String>::new());
+        let r = t.finish(Side::B);
+        assert_eq!(
+            r.sni.as_ref().unwrap().as_bytes(),
+            b"outbound_.9080_._.reviews.default.svc.cluster.local"
+        );
+        let alpn: Vec<&[u8]> = r.alpn_offered.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(alpn, [&b"istio-peer-exchange"[..], b"istio"]);
+        assert_eq!(r.alpn_selected.as_ref().unwrap().as_bytes(), b"istio-peer-exchange");
+        assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(r.legacy_version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"));
+        assert!(!r.hello_retry_request && r.resumption.is_none() && r.alerts.is_empty());
+        assert_eq!(r.server_certs.len(), 2);
+        let leaf = &r.server_certs[0];
+        assert_eq!(leaf.subject.as_deref(), Some("CN=reviews,O=cluster.local"));
+        assert_eq!(leaf.issuer.as_deref(), Some("CN=Test Root CA,O=cluster.local"));
+        assert_eq!(leaf.serial.as_deref(), Some("a1b2c3d4"));
+        assert_eq!(leaf.san_uris, ["spiffe://cluster.local/ns/default/sa/reviews"]);
+        assert_eq!(leaf.san_dns, ["reviews.default.svc.cluster.local"]);
+        assert_eq!(leaf.not_before.as_deref(), Some("2026-11-23T04:16:03Z"));
+        assert_eq!(leaf.not_after.as_deref(), Some("2036-11-20T04:16:03Z"));
+        assert!(!leaf.expired && !leaf.not_yet_valid && leaf.parse_error.is_none());
+        assert_eq!(r.server_certs[1].subject.as_deref(), Some("CN=Test Root CA,O=cluster.local"));
+        assert_eq!(r.client_certs.len(), 2); // s_client completes the chain from -CAfile
+        assert_eq!(r.client_certs[0].subject.as_deref(), Some("CN=productpage,O=cluster.local"));
+        assert_eq!(r.client_certs[0].san_uris, ["spiffe://cluster.local/ns/default/sa/productpage"]);
+        assert!(r.client_cert_requested && !r.client_cert_empty && !r.sslv2_client_hello);
+        assert_eq!(r.mtls, "yes");
+        assert_eq!(
+            r.mtls_reason,
+            "client sent a certificate (spiffe://cluster.local/ns/default/sa/productpage)"
+        );
+        // Validity is judged at the time the certificate was seen.
+        let mut late = TlsSession::new(limits());
+        for (side, d) in segments(TLS12_MTLS) {
+            late.feed(side, d, Timestamp { secs: 2_200_000_000, nanos: 0 });
+        }
+        assert!(late.finish(Side::A).server_certs[0].expired);
+    }
+
+    #[test]
+    fn json_keys_always_present() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&TlsSession::new(limits()).finish(Side::A))).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        for k in [
+            "version",
+            "legacy_version",
+            "versions_offered",
+            "sni",
+            "alpn_offered",
+            "alpn_selected",
+            "cipher",
+            "hello_retry_request",
+            "resumption",
+            "alerts",
+            "server_certs",
+            "client_certs",
+            "client_cert_requested",
+            "client_cert_empty",
+            "mtls",
+            "mtls_reason",
+            "sslv2_client_hello",
+        ] {
+            assert!(keys.contains(&k), "{k}");
+        }
+        assert_eq!(v["version"], serde_json::Value::Null);
+        let (t, _) = run(TLS12_MTLS);
+        let v: serde_json::Value = serde_json::from_str(&json(&t.finish(Side::A))).unwrap();
+        let cert = v["server_certs"][0].as_object().unwrap();
+        for k in [
+            "subject",
+            "issuer",
+            "serial",
+            "san_dns",
+            "san_uris",
+            "san_ips",
+            "san_emails",
+            "not_before",
+            "not_after",
+            "expired",
+            "not_yet_valid",
+            "parse_error",
+        ] {
+            assert!(cert.contains_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_do_not_change_the_report() {
+        for f in [TLS12_MTLS, TLS13, TLS13_HRR, TLS12_RESUME] {
+            let (whole, done) = run(f);
+            let want = json(&whole.finish(Side::A));
+            for chunk in [|_| 1, |i| 1 + (i * 7919) % 97, |i| 1 + (i * 104_729) % 3000] {
+                let (t, d) = run_with(f, limits(), chunk);
+                assert_eq!(json(&t.finish(Side::A)), want);
+                assert_eq!(d, done);
+            }
+        }
+    }
+
+    #[test]
+    fn tls13_capture() {
+        let (mut t, done) = run(TLS13);
+        assert_eq!(done, [true, true]);
+        assert!(t.take_warnings().is_empty());
+        let r = t.finish(Side::A);
+        assert_eq!(r.sni.as_ref().unwrap().as_bytes(), b"reviews.example");
+        assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
+        assert_eq!(r.legacy_version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(r.versions_offered, ["TLS 1.3"]);
+        assert_eq!(r.cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+        let alpn: Vec<&[u8]> = r.alpn_offered.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(alpn, [&b"h2"[..], b"http/1.1"]);
+        assert!(r.alpn_selected.is_none() && r.server_certs.is_empty() && r.client_certs.is_empty());
+        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("unknown", "TLS 1.3: certificates are encrypted"));
+        // The server is done right after its ServerHello: the first segment it sends.
+        let mut t = TlsSession::new(limits());
+        let segs = segments(TLS13);
+        t.feed(segs[0].0, segs[0].1, SEEN);
+        assert_eq!(t.feed(segs[1].0, segs[1].1, SEEN), Feed::Done);
+    }
+
+    #[test]
+    fn tls13_hello_retry_request_capture() {
+        // Client: ClientHello; server: HelloRetryRequest + CCS; client: CCS + ClientHello;
+        // server: ServerHello + encrypted records.
+        let (mut t, done) = run(TLS13_HRR);
+        assert_eq!(done, [true, true]);
+        assert!(t.take_warnings().is_empty());
+        assert_eq!(t.ch_count, 2);
+        let r = t.finish(Side::A);
+        assert!(r.hello_retry_request);
+        assert_eq!(r.sni.as_ref().unwrap().as_bytes(), b"hrr.example");
+        assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
+        assert_eq!(r.cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+        assert_eq!(r.mtls, "unknown");
+    }
+
+    #[test]
+    fn tls12_ticket_resumption_capture() {
+        let (mut t, done) = run(TLS12_RESUME);
+        assert_eq!(done, [true, true]);
+        assert!(t.take_warnings().is_empty());
+        let r = t.finish(Side::A);
+        assert_eq!(r.resumption, Some("session_ticket"));
+        assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(r.mtls, "unknown");
+        assert!(r.mtls_reason.starts_with("abbreviated handshake"));
+    }
+
+    #[test]
+    fn truncated_and_corrupted_captures_never_panic() {
+        for f in [TLS12_MTLS, TLS13_HRR, TLS12_RESUME] {
+            for side in [Side::A, Side::B] {
+                let s = stream(f, side);
+                for cut in 0..s.len().min(1500) {
+                    let mut t = TlsSession::new(limits());
+                    t.feed(side, &s[..cut], SEEN);
+                    let _ = t.finish(Side::A);
+                }
+            }
+        }
+        let client = stream(TLS12_MTLS, Side::A);
+        let server = stream(TLS12_MTLS, Side::B);
+        for i in 0..server.len() {
+            let mut s = server.clone();
+            s[i] ^= 0x5a;
+            let mut t = TlsSession::new(limits());
+            t.feed(Side::A, &client[..280], SEEN);
+            t.feed(Side::B, &s, SEEN);
+            t.feed(Side::A, &client[280..], SEEN);
+            let _ = json(&t.finish(Side::A));
+            let _ = t.take_warnings();
+        }
+    }
+
+    #[test]
+    fn resyncs_after_a_gap_mid_certificate() {
+        // The server's Certificate record is cut by a gap: the CertificateRequest and
+        // ServerHelloDone records after it are still found.
+        let server = stream(TLS12_MTLS, Side::B);
+        let client = stream(TLS12_MTLS, Side::A);
+        for chunk in [usize::MAX, 1, 13] {
+            let mut t = TlsSession::new(limits());
+            t.feed(Side::A, &client[..280], SEEN);
+            t.feed(Side::B, &server[..150], SEEN);
+            t.gap(Side::B);
+            for c in server[700..].chunks(chunk.min(server.len())) {
+                if t.feed(Side::B, c, SEEN) == Feed::Done {
+                    break;
+                }
+            }
+            t.feed(Side::A, &client[280..], SEEN);
+            assert!(t.take_warnings().is_empty());
+            let r = t.finish(Side::A);
+            assert!(r.server_certs.is_empty() && r.client_cert_requested);
+            assert_eq!(r.client_certs.len(), 2);
+            assert_eq!(r.mtls, "yes");
+            assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"));
+        }
+        // resync() itself: first record header confirmed by the next one.
+        assert_eq!(resync(&server[700..]), Some(1050 - 700));
+        assert_eq!(resync(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn finds_a_client_hello_after_a_plaintext_prefix() {
+        let ch = stream(TLS12_MTLS, Side::A);
+        let mut d = b"\x00\x00\x00\x08\x04\xd2\x16\x2fS".to_vec(); // pgsql SSLRequest + 'S'
+        let at = d.len();
+        d.extend_from_slice(&ch[..280]);
+        assert_eq!(find_client_hello(&d), Some(at));
+        assert_eq!(probe(&d[at..]), Probe::Match);
+        assert_eq!(find_client_hello(&ch[280..]), None);
+    }
+
+    #[test]
+    fn sslv2_client_hello_then_tls() {
+        // SSLv2-format ClientHello offering TLS 1.0 (RFC 5246 appendix E.2).
+        let mut hello = vec![1, 3, 1, 0, 6, 0, 0, 0, 16];
+        hello.extend_from_slice(&[0, 0, 0x2f, 0, 0, 0x35]);
+        hello.extend_from_slice(&[0x11; 16]);
+        let mut rec = vec![0x80 | (hello.len() >> 8) as u8, hello.len() as u8];
+        rec.extend(hello);
+        assert_eq!(probe(&rec), Probe::Match);
+        assert_eq!(probe(&rec[..1]), Probe::NeedMore);
+        let mut t = TlsSession::new(limits());
+        assert_eq!(t.feed(Side::A, &rec, SEEN), Feed::More);
+        let sh = record(&[(2, server_hello([3; 32], 0x002f, &[])), (14, vec![])]);
+        t.feed(Side::B, &sh, SEEN);
+        // The client goes on in TLS records.
+        assert_eq!(t.feed(Side::A, &[22, 3, 1, 0, 4, 16, 0, 0, 0], SEEN), Feed::More);
+        assert_eq!(t.feed(Side::A, &[20, 3, 1, 0, 1, 1], SEEN), Feed::Done);
+        assert!(t.take_warnings().is_empty());
+        let r = t.finish(Side::A);
+        assert!(r.sslv2_client_hello);
+        assert_eq!(r.legacy_version.as_deref(), Some("TLS 1.0"));
+        assert_eq!(r.versions_offered, ["TLS 1.0"]);
+        assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(r.cipher.as_deref(), Some("TLS_RSA_WITH_AES_128_CBC_SHA"));
+        assert_eq!(r.mtls, "no");
+    }
+
+    /// Server flight with a Certificate message of `n` copies of the test leaf certificate,
+    /// split into records of at most 16 KiB, then ServerHelloDone.
+    fn big_chain_flight(n: usize) -> (Vec<u8>, usize) {
+        let server = stream(TLS12_MTLS, Side::B);
+        // Record at 96: Certificate message; its first certificate is the leaf.
+        let msg = &server[101..101 + 949];
+        let leaf_len = u32::from_be_bytes([0, msg[7], msg[8], msg[9]]) as usize;
+        let leaf = &msg[7..10 + leaf_len];
+        let list: Vec<u8> = (0..n).flat_map(|_| leaf.to_vec()).collect();
+        let mut body = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        body.extend(list);
+        let mut hs = vec![11];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend(body);
+        hs.extend_from_slice(&[14, 0, 0, 0]);
+        let mut out = server[..96].to_vec(); // ServerHello record
+        for c in hs.chunks(16384) {
+            out.extend_from_slice(&[22, 3, 3]);
+            out.extend_from_slice(&(c.len() as u16).to_be_bytes());
+            out.extend_from_slice(c);
+        }
+        (out, hs.len() - 8)
+    }
+
+    #[test]
+    fn certificate_over_many_records() {
+        let client = stream(TLS12_MTLS, Side::A);
+        let (flight, msg_len) = big_chain_flight(120);
+        assert!(msg_len > 3 * 16384);
+        for chunk in [usize::MAX, 1460] {
+            let mut t = TlsSession::new(limits());
+            t.feed(Side::A, &client[..280], SEEN);
+            for c in flight.chunks(chunk) {
+                t.feed(Side::B, c, SEEN);
+            }
+            let w = t.take_warnings();
+            assert_eq!(w, ["tls: certificate chain of 120 certificates; only 16 reported"]);
+            let r = t.finish(Side::A);
+            assert_eq!(r.server_certs.len(), MAX_CHAIN);
+            assert_eq!(r.server_certs[15].subject.as_deref(), Some("CN=reviews,O=cluster.local"));
+            assert_eq!(r.mtls, "no");
+        }
+        // Over the buffer limit: skipped with a warning, what follows is still parsed.
+        let mut t = TlsSession::new(TlsLimits { max_buffer: 8192 });
+        t.feed(Side::A, &client[..280], SEEN);
+        for c in flight.chunks(1000) {
+            t.feed(Side::B, c, SEEN);
+        }
+        assert_eq!(
+            t.take_warnings(),
+            [format!("tls: handshake message of {msg_len} bytes exceeds buffer limit")]
+        );
+        let r = t.finish(Side::A);
+        assert!(r.server_certs.is_empty());
+        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("no", "server did not request a client certificate"));
+    }
+
+    #[test]
+    fn alerts_and_midstream() {
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[]))]), SEEN);
+        assert_eq!(t.feed(Side::B, &[21, 3, 3, 0, 2, 2, 40], SEEN), Feed::More);
+        let r = t.finish(Side::B);
+        assert_eq!(r.alerts.len(), 1);
+        assert_eq!((r.alerts[0].from, r.alerts[0].level.as_str()), ("server", "fatal"));
+        assert_eq!(r.alerts[0].description, "handshake_failure");
+        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("unknown", "no ServerHello seen"));
+        // Application data only (capture started mid-stream).
+        let mut t = TlsSession::new(limits());
+        assert_eq!(t.feed(Side::B, &[23, 3, 3, 0, 3, 1, 2, 3, 23, 3, 3], SEEN), Feed::Done);
+        assert!(t.saw_tls());
+        let r = t.finish(Side::A);
+        assert_eq!(r.mtls_reason, "handshake not seen (capture started mid-stream)");
+        assert_eq!(r.version, None);
     }
 }
