@@ -125,6 +125,8 @@ struct SideTls {
     done: bool,
     /// Records (or SSLv2 records) parsed.
     records: u64,
+    /// The side's first record used the SSLv2 format; later high-bit headers are SSLv2 too.
+    sslv2: bool,
     /// Certificates this side sent, in order (at most MAX_CHAIN).
     certs: Vec<CertInfo>,
     /// This side sent a Certificate message.
@@ -226,24 +228,45 @@ fn record_header(b: &[u8]) -> Option<usize> {
     ((20..=24).contains(&t) && plausible_version(maj, min) && (1..=MAX_RECORD).contains(&len)).then_some(len)
 }
 
-/// Does `b` start an SSLv2-format ClientHello (RFC 6101 appendix E.2)?
-fn sslv2_client_hello(b: &[u8]) -> Probe {
-    if b.len() < 5 {
-        return if b.first().is_none_or(|&x| x & 0x80 != 0) { Probe::NeedMore } else { Probe::NoMatch };
+/// Does `b` start an SSLv2-format record holding a CLIENT-HELLO (RFC 6101 appendix E.2; TLS
+/// clients sent it for compatibility, RFC 5246 appendix E.2) or a SERVER-HELLO (the answer of an
+/// SSL 2.0 server)?
+fn sslv2_hello(b: &[u8]) -> Probe {
+    let Some(&b0) = b.first() else { return Probe::NeedMore };
+    if b0 & 0x80 == 0 {
+        return Probe::NoMatch;
     }
-    let ok = b[0] & 0x80 != 0 && b[2] == 1 && ((b[3] == 0 && b[4] == 2) || plausible_version(b[3], b[4]));
-    if ok {
-        Probe::Match
-    } else {
-        Probe::NoMatch
+    let len = match b.get(1) {
+        Some(&b1) => (((b0 & 0x7f) as usize) << 8) | b1 as usize,
+        None => return Probe::NeedMore,
+    };
+    // Each test sees the bytes present so far; the answer is NeedMore until all are there.
+    let checks: &[(usize, fn(u8) -> bool)] = match b.get(2) {
+        None => return Probe::NeedMore,
+        // CLIENT-HELLO: version 0x0002 or 0x0300..=0x0304; at least 9 bytes of fixed fields.
+        Some(1) if len >= 9 => &[(3, |v| v == 0 || v == 3), (4, |v| v <= 4)],
+        // SERVER-HELLO: session-id-hit 0/1, certificate type 1 (X.509), version 0x0002.
+        Some(4) if len >= 11 => &[(3, |v| v <= 1), (4, |v| v == 1), (5, |v| v == 0), (6, |v| v == 2)],
+        _ => return Probe::NoMatch,
+    };
+    if b.len() >= 5 && b[2] == 1 && !matches!((b[3], b[4]), (0, 2) | (3, 0..=4)) {
+        return Probe::NoMatch;
     }
+    for &(i, ok) in checks {
+        match b.get(i) {
+            Some(&v) if !ok(v) => return Probe::NoMatch,
+            Some(_) => {}
+            None => return Probe::NeedMore,
+        }
+    }
+    Probe::Match
 }
 
 /// Does `data` start like a TLS stream?
 pub fn probe(data: &[u8]) -> Probe {
     let Some(&first) = data.first() else { return Probe::NeedMore };
     if first & 0x80 != 0 {
-        return sslv2_client_hello(data);
+        return sslv2_hello(data);
     }
     if !(20..=24).contains(&first) {
         return Probe::NoMatch;
@@ -623,7 +646,7 @@ impl TlsSession {
                 continue;
             }
             let rest = &data[pos..];
-            if self.sides[s].records == 0 && rest[0] & 0x80 != 0 {
+            if (self.sides[s].records == 0 || self.sides[s].sslv2) && rest[0] & 0x80 != 0 {
                 // SSLv2 record format (2-byte header with the high bit set).
                 if rest.len() < 2 {
                     self.sides[s].rec.extend_from_slice(rest);
@@ -726,7 +749,8 @@ impl TlsSession {
     fn fill_record(&mut self, side: Side, data: &[u8], pos: usize, ts: Timestamp) -> usize {
         let s = side.idx();
         let buf = &mut self.sides[s].rec;
-        let sslv2 = self.sides[s].records == 0 && buf.first().is_some_and(|b| b & 0x80 != 0);
+        let sslv2 =
+            (self.sides[s].records == 0 || self.sides[s].sslv2) && buf.first().is_some_and(|b| b & 0x80 != 0);
         let hdr = if sslv2 { 2 } else { 5 };
         if buf.len() < hdr {
             let k = (hdr - buf.len()).min(data.len() - pos);
@@ -768,7 +792,9 @@ impl TlsSession {
     /// One SSLv2-format record (RFC 6101 appendix E; draft-hickman-netscape-ssl-00).
     fn sslv2_record(&mut self, side: Side, body: &[u8], ts: Timestamp) {
         let s = side.idx();
+        let first = self.sides[s].records == 0;
         self.sides[s].records += 1;
+        self.sides[s].sslv2 |= first;
         let mut r = Rd { b: body };
         match r.u8() {
             Some(1) => {
@@ -829,6 +855,8 @@ impl TlsSession {
                     st.done = true;
                 }
             }
+            // CLIENT-MASTER-KEY and what follows: nothing more in cleartext.
+            _ if !first => self.sides[s].done = true,
             _ => {
                 self.warn("tls: unexpected SSLv2 record".into());
                 self.sides[s].done = true;
@@ -1131,6 +1159,7 @@ impl TlsSession {
         }
         match negotiated {
             Some(v) if is_tls13(v) => return ("unknown", "TLS 1.3: certificates are encrypted".into()),
+            Some(0x0002) => return ("unknown", "SSL 2.0: client authentication is encrypted".into()),
             Some(_) => {}
             // Without hellos, a cleartext server Certificate or ServerHelloDone still says ≤ 1.2.
             None if server.cert_msg || server.hello_done || server.cert_request => {}
@@ -1719,5 +1748,43 @@ mod tests {
         let r = t.finish(Side::A);
         assert_eq!(r.mtls_reason, "handshake not seen (capture started mid-stream)");
         assert_eq!(r.version, None);
+    }
+
+    #[test]
+    fn sslv2_session() {
+        let server = stream(TLS12_MTLS, Side::B);
+        let msg = &server[101..101 + 949];
+        let leaf_len = u32::from_be_bytes([0, msg[7], msg[8], msg[9]]) as usize;
+        let leaf = &msg[10..10 + leaf_len];
+        let mut hello = vec![1, 0, 2, 0, 3, 0, 0, 0, 16, 1, 0, 0x80];
+        hello.extend_from_slice(&[0x22; 16]);
+        let mut ch = vec![0x80, hello.len() as u8];
+        ch.extend(hello);
+        let mut sh = vec![4, 0, 1, 0, 2];
+        sh.extend_from_slice(&(leaf.len() as u16).to_be_bytes());
+        sh.extend_from_slice(&[0, 3, 0, 16]);
+        sh.extend_from_slice(leaf);
+        sh.extend_from_slice(&[1, 0, 0x80]);
+        sh.extend_from_slice(&[0x33; 16]);
+        let mut shr = vec![0x80 | (sh.len() >> 8) as u8, sh.len() as u8];
+        shr.extend(sh);
+        assert_eq!(probe(&ch), Probe::Match);
+        assert_eq!(probe(&shr), Probe::Match);
+        assert_eq!(probe(&shr[..5]), Probe::NeedMore);
+        assert_eq!(probe(&[0x80, 0x20, 4, 0, 1, 0, 3]), Probe::NoMatch);
+        let mut t = TlsSession::new(limits());
+        assert_eq!(t.feed(Side::A, &ch, SEEN), Feed::More);
+        assert_eq!(t.feed(Side::B, &shr[..100], SEEN), Feed::More);
+        assert_eq!(t.feed(Side::B, &shr[100..], SEEN), Feed::Done);
+        // CLIENT-MASTER-KEY
+        assert_eq!(t.feed(Side::A, &[0x80, 4, 2, 1, 0, 0x80], SEEN), Feed::Done);
+        assert!(t.take_warnings().is_empty());
+        let r = t.finish(Side::A);
+        assert!(r.sslv2_client_hello);
+        assert_eq!(r.version.as_deref(), Some("SSL 2.0"));
+        assert_eq!(r.legacy_version.as_deref(), Some("SSL 2.0"));
+        assert_eq!(r.cipher, None);
+        assert_eq!(r.server_certs[0].subject.as_deref(), Some("CN=reviews,O=cluster.local"));
+        assert_eq!(r.mtls, "unknown");
     }
 }
