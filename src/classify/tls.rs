@@ -240,24 +240,24 @@ fn sslv2_hello(b: &[u8]) -> Probe {
         Some(&b1) => (((b0 & 0x7f) as usize) << 8) | b1 as usize,
         None => return Probe::NeedMore,
     };
-    // Each test sees the bytes present so far; the answer is NeedMore until all are there.
-    let checks: &[(usize, fn(u8) -> bool)] = match b.get(2) {
+    // Expected bytes from offset 3 on (None: any value); NeedMore until all are present.
+    let want: &[Option<u8>] = match b.get(2) {
         None => return Probe::NeedMore,
         // CLIENT-HELLO: version 0x0002 or 0x0300..=0x0304; at least 9 bytes of fixed fields.
-        Some(1) if len >= 9 => &[(3, |v| v == 0 || v == 3), (4, |v| v <= 4)],
-        // SERVER-HELLO: session-id-hit 0/1, certificate type 1 (X.509), version 0x0002.
-        Some(4) if len >= 11 => &[(3, |v| v <= 1), (4, |v| v == 1), (5, |v| v == 0), (6, |v| v == 2)],
+        Some(1) if len >= 9 => &[None, None],
+        // SERVER-HELLO: session-id-hit (any), certificate type 1 (X.509), version 0x0002.
+        Some(4) if len >= 11 => &[None, Some(1), Some(0), Some(2)],
         _ => return Probe::NoMatch,
     };
-    if b.len() >= 5 && b[2] == 1 && !matches!((b[3], b[4]), (0, 2) | (3, 0..=4)) {
-        return Probe::NoMatch;
-    }
-    for &(i, ok) in checks {
-        match b.get(i) {
-            Some(&v) if !ok(v) => return Probe::NoMatch,
-            Some(_) => {}
-            None => return Probe::NeedMore,
+    for (i, w) in want.iter().enumerate() {
+        match (b.get(3 + i), w) {
+            (None, _) => return Probe::NeedMore,
+            (Some(v), Some(w)) if v != w => return Probe::NoMatch,
+            _ => {}
         }
+    }
+    if b[2] == 1 && !matches!((b[3], b[4]), (0, 2) | (3, 0..=4)) {
+        return Probe::NoMatch;
     }
     Probe::Match
 }
