@@ -4,9 +4,15 @@
 //!
 //! Records are parsed in place when a chunk holds them whole; only a record or handshake message
 //! that spans chunks is copied, into per-side buffers bounded by [`TlsLimits::max_buffer`]
-//! (records themselves are at most [`MAX_RECORD`] bytes). A side is done — the flow layer stops
-//! buffering it — once it sends ChangeCipherSpec or application data, or, for the server of a
-//! TLS 1.3 session, once its ServerHello is read: everything after is encrypted.
+//! (records themselves are at most [`MAX_RECORD`] bytes); a longer handshake message is skipped
+//! with a warning. A side is done — the flow layer stops buffering it — once it sends
+//! ChangeCipherSpec or application data, or, for the server of a TLS 1.3 session, once its
+//! ServerHello is read: everything after is encrypted. The exceptions are the hellos still due
+//! after a HelloRetryRequest or 0-RTT data (see `TlsSession::held`).
+//!
+//! Facts are kept per side (A/B) and attributed at [`TlsSession::finish`]: the ClientHello sender
+//! is the client, whatever the flow layer guessed. After a gap, a side drops its partial state
+//! and resynchronises on a record header confirmed by the next one ([`resync`]).
 //!
 //! Hello messages are read by our own bounds-checked code rather than tls-parser's: this is the
 //! core of the tool, it must keep going over GREASE, ECH, draft versions and malformed
@@ -368,8 +374,10 @@ pub fn find_client_hello(data: &[u8]) -> Option<usize> {
         let at = i + p;
         let b = &data[at..];
         if b.len() >= 11 && record_header(b).is_some() && b[5] == 1 && b[9] == 3 && b[10] <= 4 {
+            // Handshake length: at least version, random, and the four length fields; the
+            // session id (offset 43 when present) is at most 32 bytes.
             let hs_len = u32::from_be_bytes([0, b[6], b[7], b[8]]) as usize;
-            if hs_len >= 38 {
+            if hs_len >= 38 && b.get(43).is_none_or(|&sid| sid <= 32) {
                 return Some(at);
             }
         }
@@ -1786,5 +1794,48 @@ mod tests {
         assert_eq!(r.cipher, None);
         assert_eq!(r.server_certs[0].subject.as_deref(), Some("CN=reviews,O=cluster.local"));
         assert_eq!(r.mtls, "unknown");
+    }
+
+    #[test]
+    fn random_bytes_chunks_and_gaps_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let real = stream(TLS12_MTLS, Side::B);
+        for round in 0..300 {
+            let mut t = TlsSession::new(TlsLimits { max_buffer: 1 + (next() % 70_000) as usize });
+            // Random bytes, sometimes spliced with real records and plausible headers.
+            let len = (next() % 60_000) as usize;
+            let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 3 == 0 && !d.is_empty() {
+                let at = (next() as usize) % d.len();
+                d.splice(at..at, real.iter().copied());
+            }
+            if round % 5 == 0 {
+                for _ in 0..50 {
+                    let at = (next() as usize) % (d.len().max(1));
+                    let hdr =
+                        [20 + (next() % 5) as u8, 3, (next() % 5) as u8, (next() % 0x49) as u8, next() as u8];
+                    d.splice(at..at, hdr);
+                }
+            }
+            let mut pos = 0;
+            while pos < d.len() {
+                let side = if next() % 2 == 0 { Side::A } else { Side::B };
+                let n = 1 + (next() % 4000) as usize;
+                let end = (pos + n).min(d.len());
+                t.feed(side, &d[pos..end], SEEN);
+                if next() % 7 == 0 {
+                    t.gap(side);
+                }
+                pos = end;
+            }
+            assert!(t.take_warnings().len() <= MAX_WARNINGS);
+            let _ = json(&t.finish(Side::A));
+        }
     }
 }
