@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Makes the throwaway test PKI in captures/pki/ (only if missing, so subjects stay stable).
+
+Mesh CA (O=cluster.local) → workload certs with SPIFFE URI SANs, like Istio's; a second chain
+root → intermediate → leaf with 4096-bit RSA keys (big, to span many segments); an expired and a
+not-yet-valid server certificate. Test keys only: never use them for anything else.
+"""
+import datetime as dt
+import ipaddress
+import os
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "pki")
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def name(cn, o=None):
+    attrs = []
+    if o:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def save(stem, key, cert):
+    with open(os.path.join(OUT, stem + ".key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(os.path.join(OUT, stem + ".crt"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make(subject, issuer, issuer_key, key, serial, ca=False, sans=(), start=None, days=3650):
+    start = start or NOW - dt.timedelta(days=1)
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+         .public_key(key.public_key()).serial_number(serial)
+         .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    if os.path.exists(os.path.join(OUT, "ca.crt")):
+        return
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("cluster.local root", "cluster.local")
+    ca = make(ca_name, ca_name, ca_key, ca_key, 0x1001, ca=True)
+    save("ca", ca_key, ca)
+    for stem, sa, dns, serial in [("reviews", "reviews", "reviews.default.svc.cluster.local", 0x2001),
+                                  ("productpage", "productpage", None, 0x2002)]:
+        k = ec.generate_private_key(ec.SECP256R1())
+        sans = [x509.UniformResourceIdentifier(f"spiffe://cluster.local/ns/default/sa/{sa}")]
+        if dns:
+            sans.append(x509.DNSName(dns))
+        save(stem, k, make(name(stem, "cluster.local"), ca_name, ca_key, k, serial, sans=sans))
+    # Plain web server certificate (RSA) for api.example.test.
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    save("api", k, make(name("api.example.test", "Example Test"), ca_name, ca_key, k, 0x2003,
+                        sans=[x509.DNSName("api.example.test"), x509.IPAddress(ipaddress.ip_address("10.99.0.1"))]))
+    # Expired and not-yet-valid.
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    save("expired", k, make(name("expired.example.test", "Example Test"), ca_name, ca_key, k, 0x2004,
+                            sans=[x509.DNSName("expired.example.test")],
+                            start=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), days=366))
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    save("future", k, make(name("future.example.test", "Example Test"), ca_name, ca_key, k, 0x2005,
+                           sans=[x509.DNSName("future.example.test")],
+                           start=dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc), days=365))
+    # Big chain: RSA-4096 root -> intermediate -> leaf.
+    rk = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    rn = name("Big Test Root CA", "Big Test")
+    root = make(rn, rn, rk, rk, 0x3001, ca=True)
+    ik = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    inn = name("Big Test Intermediate CA", "Big Test")
+    inter = make(inn, rn, rk, ik, 0x3002, ca=True)
+    lk = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    leaf = make(name("big.example.test", "Big Test"), inn, ik, lk, 0x3003,
+                sans=[x509.DNSName(f"host{i}.big.example.test") for i in range(40)])
+    save("big-root", rk, root)
+    save("big-inter", ik, inter)
+    save("big-leaf", lk, leaf)
+    with open(os.path.join(OUT, "big-chain.crt"), "wb") as f:
+        for c in (leaf, inter, root):
+            f.write(c.public_bytes(serialization.Encoding.PEM))
+
+
+if __name__ == "__main__":
+    main()
