@@ -1189,8 +1189,13 @@ impl TlsSession {
         if server.cert_request {
             return ("unknown", "client certificate requested; the client's answer was not seen".into());
         }
-        if server.hello_done {
+        // "Not requested" needs the whole server flight: a capture that starts inside it may have
+        // missed the CertificateRequest.
+        if server.hello_done && negotiated.is_some() {
             return ("no", "server did not request a client certificate".into());
+        }
+        if server.hello_done {
+            return ("unknown", "server flight seen only in part (capture started mid-handshake)".into());
         }
         ("unknown", "server handshake not seen to its end".into())
     }

@@ -55,7 +55,13 @@ fn row(f: &FlowReport) -> [String; 10] {
             let mut names: Vec<String> = t
                 .alpn_offered
                 .iter()
-                .map(|a| if Some(a.as_bytes()) == sel { format!("{}*", a.to_terminal()) } else { a.to_terminal() })
+                .map(|a| {
+                    if Some(a.as_bytes()) == sel {
+                        format!("{}*", a.to_terminal())
+                    } else {
+                        a.to_terminal()
+                    }
+                })
                 .collect();
             if let (Some(s), false) = (&t.alpn_selected, names.iter().any(|n| n.ends_with('*'))) {
                 names.push(format!("{}*", s.to_terminal()));
