@@ -169,25 +169,33 @@ fn be16(b: &[u8], o: usize) -> Option<u16> {
 }
 
 /// Decodes one captured frame of link type `linktype`.
+///
+/// `orig_len` is the frame's length on the wire: only when the capture cut the frame
+/// (`orig_len > data.len()`) are the IP length fields trusted to say how much is missing.
+/// Otherwise the captured bytes are all there is (IP lengths can be zero or wrong with
+/// segmentation offload, and link layers such as PPPoE bound the packet themselves).
 pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
-    let _ = orig_len;
+    let cut = orig_len as usize > data.len();
     match linktype {
-        1 => decode_ethernet(data),
-        0 | 108 => decode_null(data),
+        1 => match be16(data, 12) {
+            Some(t) => decode_ethertype(t, &data[14..], cut),
+            None => Decoded::Other(NonTcp::Malformed),
+        },
+        0 | 108 => decode_null(data, cut),
         113 => match be16(data, 14) {
-            Some(proto) if data.len() >= 16 => decode_ethertype(proto, &data[16..]),
+            Some(proto) if data.len() >= 16 => decode_ethertype(proto, &data[16..], cut),
             _ => Decoded::Other(NonTcp::Malformed),
         },
         276 => match be16(data, 0) {
-            Some(proto) if data.len() >= 20 => decode_ethertype(proto, &data[20..]),
+            Some(proto) if data.len() >= 20 => decode_ethertype(proto, &data[20..], cut),
             _ => Decoded::Other(NonTcp::Malformed),
         },
-        12 | 14 | 101 | 228 | 229 => decode_ip(data),
+        12 | 14 | 101 | 228 | 229 => decode_ip(data, cut),
         _ => Decoded::Other(NonTcp::UnsupportedLink),
     }
 }
 
-fn decode_null(data: &[u8]) -> Decoded<'_> {
+fn decode_null(data: &[u8], cut: bool) -> Decoded<'_> {
     if data.len() < 4 {
         return Decoded::Other(NonTcp::Malformed);
     }
@@ -197,23 +205,16 @@ fn decode_null(data: &[u8]) -> Decoded<'_> {
     let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
     let fam = if le < 256 { le } else { be };
     match fam {
-        2 | 24 | 28 | 30 => decode_ip(&data[4..]),
+        2 | 24 | 28 | 30 => decode_ip(&data[4..], cut),
         _ => Decoded::Other(NonTcp::OtherEthertype),
     }
 }
 
-fn decode_ethernet(data: &[u8]) -> Decoded<'_> {
-    match be16(data, 12) {
-        Some(t) => decode_ethertype(t, &data[14..]),
-        None => Decoded::Other(NonTcp::Malformed),
-    }
-}
-
 /// Follows VLAN tags, MPLS labels, PPPoE and LLC/SNAP to an IP header.
-fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Decoded<'_> {
+fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'_> {
     for _ in 0..MAX_LINK_NESTING {
         match ethertype {
-            ETH_IPV4 | ETH_IPV6 => return decode_ip(rest),
+            ETH_IPV4 | ETH_IPV6 => return decode_ip(rest, cut),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => match be16(rest, 2) {
                 Some(t) => {
                     ethertype = t;
@@ -237,16 +238,19 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Decoded<'_> {
                     }
                 }
                 return match rest.get(i).map(|b| b >> 4) {
-                    Some(4) | Some(6) => decode_ip(&rest[i..]),
+                    Some(4) | Some(6) => decode_ip(&rest[i..], cut),
                     _ => Decoded::Other(NonTcp::OtherEthertype),
                 };
             }
             ETH_PPPOE_SESSION => {
+                // RFC 2516: the PPPoE length (PPP protocol + payload) bounds the IP packet, which
+                // matters when the IP length is zero (segmentation offload) and padding follows.
+                let end = be16(rest, 4).map_or(rest.len(), |l| (6 + l as usize).min(rest.len()));
                 return match be16(rest, 6) {
-                    Some(0x0021) | Some(0x0057) => decode_ip(&rest[8..]),
+                    Some(0x0021) | Some(0x0057) if end >= 8 => decode_ip(&rest[8..end], cut),
                     Some(_) => Decoded::Other(NonTcp::OtherEthertype),
                     None => Decoded::Other(NonTcp::Malformed),
-                }
+                };
             }
             ETH_ARP => return Decoded::Other(NonTcp::Arp),
             t if t <= 1500 => {
@@ -255,7 +259,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Decoded<'_> {
                     Some([0xaa, 0xaa, 0x03, _, _, _, hi, lo]) => {
                         let t = u16::from_be_bytes([*hi, *lo]);
                         if t == ETH_IPV4 || t == ETH_IPV6 {
-                            decode_ip(&rest[8..])
+                            decode_ip(&rest[8..], cut)
                         } else {
                             Decoded::Other(NonTcp::OtherEthertype)
                         }
@@ -269,8 +273,9 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Decoded<'_> {
     Decoded::Other(NonTcp::Malformed)
 }
 
-/// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header.
-pub fn decode_ip(data: &[u8]) -> Decoded<'_> {
+/// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header. `cut`: the
+/// capture's snapshot length cut the frame.
+pub fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
     let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(data) else {
         return Decoded::Other(NonTcp::Malformed);
     };
@@ -302,6 +307,7 @@ pub fn decode_ip(data: &[u8]) -> Decoded<'_> {
     }
     // Length on the wire of the TCP segment: from the IP header when the capture was cut.
     let wire_len = match &ip {
+        _ if !cut => 0,
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             usize::from(h.total_len()).saturating_sub(usize::from(h.ihl()) * 4)
@@ -418,7 +424,7 @@ mod tests {
     #[test]
     fn snaplen_cut_keeps_what_was_captured() {
         let ip = ipv4_tcp(b"hello world");
-        let t = expect_tcp(decode(101, &ip[..45], 0));
+        let t = expect_tcp(decode(101, &ip[..45], ip.len() as u32));
         assert_eq!(t.payload, b"hello");
         assert_eq!(t.wire_len, 11);
     }
