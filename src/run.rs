@@ -7,6 +7,7 @@ use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
 use crate::flow::{FlowMeta, FlowTable, Limits};
 use crate::report::{json, table, FlowReport, Summary};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -47,12 +48,36 @@ pub struct Outcome {
     pub flows: u64,
 }
 
+/// Where finished flows go: JSON lines are written at once, table rows are kept as text until
+/// the end (column widths need every row).
+enum Sink<'a> {
+    Json(&'a mut dyn Write),
+    Table(Vec<table::Row>),
+}
+
+impl Sink<'_> {
+    fn emit(&mut self, f: &FlowReport, summary: &mut Summary) -> io::Result<()> {
+        summary.count_flow(f);
+        match self {
+            Sink::Json(out) => json::write_flow(*out, f),
+            Sink::Table(rows) => {
+                rows.push(table::render(f));
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
-/// Results found before an error are still written.
+/// Results found before an error are still written. Flows are released in order of first
+/// packet as soon as every earlier flow has ended, so memory holds live flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
     let mut summary = Summary { kind: "summary", ..Summary::default() };
-    let mut reports: Vec<FlowReport> = Vec::new();
-    let mut next_id = 0u64;
+    let mut sink = match cfg.format {
+        Format::Json => Sink::Json(out),
+        Format::Table => Sink::Table(Vec::new()),
+    };
+    let mut base_id = 0u64;
     for path in &cfg.inputs {
         let name = display_path(path);
         summary.files.push(name.clone());
@@ -67,40 +92,37 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 continue;
             }
         };
-        let mut file_flows = analyze(&mut reader, cfg, &mut summary, diag)?;
-        file_flows.sort_by_key(|f| f.id);
-        for f in &mut file_flows {
-            f.id += next_id;
-        }
-        next_id += file_flows.len() as u64;
-        reports.extend(file_flows);
+        base_id += analyze(&mut reader, cfg, base_id, &mut summary, &mut sink, diag)?;
     }
-    for f in &reports {
-        summary.count_flow(f);
-    }
-    match cfg.format {
-        Format::Json => {
-            for f in &reports {
-                json::write_flow(out, f)?;
-            }
+    let out = match sink {
+        Sink::Json(out) => {
             json::write_summary(out, &summary)?;
+            out
         }
-        Format::Table => table::write_table(out, &reports, &summary)?,
-    }
+        Sink::Table(rows) => {
+            table::write_table(out, &rows, &summary)?;
+            out
+        }
+    };
     out.flush()?;
     Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows })
 }
 
-/// Reads one capture to its end (or first error) and returns its flows, ids from 1.
+/// Reads one capture to its end (or first error), emitting its flows with ids after `base_id`;
+/// returns how many flows it had.
 fn analyze(
     reader: &mut CaptureReader,
     cfg: &Config,
+    base_id: u64,
     summary: &mut Summary,
+    sink: &mut Sink<'_>,
     diag: &mut dyn Write,
-) -> io::Result<Vec<FlowReport>> {
+) -> io::Result<u64> {
     let name = reader.path().to_string();
     let nanos = reader.nanosecond_precision();
-    let mut flows: Vec<FlowReport> = Vec::new();
+    // Finished flows wait here until every flow that started before them has ended.
+    let done: RefCell<BTreeMap<u64, FlowReport>> = RefCell::new(BTreeMap::new());
+    let mut emitted = 0u64;
     let mut table: FlowTable<FlowClassifier> = FlowTable::new(cfg.limits);
     let mut defrag = Defragmenter::default();
     let mut skipped: BTreeMap<u32, u64> = BTreeMap::new();
@@ -110,7 +132,21 @@ fn analyze(
     let mut finished = |meta: FlowMeta, c: FlowClassifier| {
         let (client, _) = crate::report::decide_client(&meta, c.client_hint());
         let classified = c.finish(client);
-        flows.push(FlowReport::build(meta, classified, &name, nanos));
+        let mut f = FlowReport::build(meta, classified, &name, nanos);
+        f.id += base_id;
+        done.borrow_mut().insert(f.id, f);
+    };
+    let mut release = |upto: Option<u64>, summary: &mut Summary| -> io::Result<()> {
+        let mut d = done.borrow_mut();
+        while let Some(entry) = d.first_entry() {
+            if upto.is_some_and(|live| *entry.key() >= live + base_id) {
+                break;
+            }
+            let f = entry.remove();
+            emitted += 1;
+            sink.emit(&f, summary)?;
+        }
+        Ok(())
     };
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut count = 0u64;
@@ -152,6 +188,7 @@ fn analyze(
             Decoded::Other(k) => *non_tcp.entry(k).or_default() += 1,
         }
         if count.is_multiple_of(8192) {
+            release(table.oldest_live_id(), summary)?;
             if let Some(p) = &progress {
                 p.set_position(reader.position());
             }
@@ -161,7 +198,9 @@ fn analyze(
         p.finish_and_clear();
     }
     table.finish_all(&mut finished);
+    release(None, summary)?;
     summary.evicted_flows += table.stats.evicted;
+    summary.late_packets += table.stats.late_packets;
     summary.ip_fragments.reassembled += defrag.completed;
     summary.ip_fragments.dropped += defrag.dropped + defrag.incomplete() as u64;
     for (k, v) in non_tcp {
@@ -180,5 +219,5 @@ fn analyze(
         }
         summary.errors.push(e);
     }
-    Ok(flows)
+    Ok(emitted)
 }

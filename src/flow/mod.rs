@@ -11,7 +11,7 @@ pub mod reassembly;
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
 use reassembly::{Chunk, HalfStats, Reassembler};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// Memory and time limits of the flow table (shown in `--help`).
@@ -36,7 +36,7 @@ impl Default for Limits {
             max_queue_bytes: 256 * 1024,
             max_total_queue_bytes: 512 * 1024 * 1024,
             idle_timeout_secs: 300,
-            close_linger_secs: 300,
+            close_linger_secs: 5,
         }
     }
 }
@@ -128,6 +128,9 @@ pub struct TableStats {
     pub memory_limited: u64,
     /// Largest number of flows alive at once.
     pub peak_flows: usize,
+    /// Packets that arrived on a closed flow after it was reported (late ACKs, RSTs,
+    /// retransmissions), dropped instead of starting a mid-stream flow.
+    pub late_packets: u64,
 }
 
 /// All live flows.
@@ -139,6 +142,11 @@ pub struct FlowTable<S> {
     limits: Limits,
     total_queued: usize,
     last_sweep: Option<i64>,
+    /// Ids of live flows, so reports can be released in order of first packet.
+    live_ids: BTreeSet<u64>,
+    /// 4-tuples of flows closed by FIN/RST and already reported, with the capture second until
+    /// which their late packets are absorbed.
+    tombstones: HashMap<FlowKey, i64>,
     /// Counters.
     pub stats: TableStats,
 }
@@ -154,6 +162,8 @@ impl<S: StreamSink> FlowTable<S> {
             limits,
             total_queued: 0,
             last_sweep: None,
+            live_ids: BTreeSet::new(),
+            tombstones: HashMap::new(),
             stats: TableStats::default(),
         }
     }
@@ -161,6 +171,11 @@ impl<S: StreamSink> FlowTable<S> {
     /// Flows alive now.
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Id of the oldest flow still alive: every flow with a smaller id has ended.
+    pub fn oldest_live_id(&self) -> Option<u64> {
+        self.live_ids.first().copied()
     }
 
     /// True when no flow is alive.
@@ -190,6 +205,15 @@ impl<S: StreamSink> FlowTable<S> {
                     self.end_flow(i, EndReason::Reused, finished);
                     slot = None;
                 }
+            }
+        }
+        if slot.is_none() {
+            if let Some(&until) = self.tombstones.get(&key) {
+                if !syn_only && ts.secs <= until {
+                    self.stats.late_packets += 1;
+                    return;
+                }
+                self.tombstones.remove(&key);
             }
         }
         let i = match slot {
@@ -287,6 +311,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
         };
         self.map.insert(key, i);
+        self.live_ids.insert(self.next_id - 1);
         self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         i
     }
@@ -294,6 +319,7 @@ impl<S: StreamSink> FlowTable<S> {
     fn end_flow(&mut self, i: usize, why: EndReason, finished: &mut dyn FnMut(FlowMeta, S)) {
         let Some(mut f) = self.slots[i].take() else { return };
         self.free.push(i);
+        self.live_ids.remove(&f.meta.id);
         let key = {
             let [a, b] = f.meta.endpoints;
             if (a.ip(), a.port()) <= (b.ip(), b.port()) {
@@ -303,6 +329,12 @@ impl<S: StreamSink> FlowTable<S> {
             }
         };
         self.map.remove(&key);
+        if f.meta.closed() && why != EndReason::Reused {
+            if self.tombstones.len() >= self.limits.max_flows {
+                self.tombstones.clear();
+            }
+            self.tombstones.insert(key, f.meta.last_ts.secs.saturating_add(self.limits.idle_timeout_secs));
+        }
         let ts = f.meta.last_ts;
         for side in [Side::A, Side::B] {
             let s = side.idx();
@@ -337,7 +369,10 @@ impl<S: StreamSink> FlowTable<S> {
             .filter_map(|(i, f)| {
                 let m = &f.as_ref()?.meta;
                 let quiet = now.secs - m.last_ts.secs;
-                if m.closed() && quiet >= linger {
+                // A closed flow that carried no payload (refused, SYN/RST only) waits for the idle
+                // timeout: a retransmitted SYN with the same ISN belongs to the same attempt.
+                let carried = m.bytes[0] + m.bytes[1] > 0;
+                if m.closed() && carried && quiet >= linger {
                     Some((i, EndReason::Closed))
                 } else if quiet >= idle {
                     Some((i, EndReason::Idle))
@@ -349,6 +384,7 @@ impl<S: StreamSink> FlowTable<S> {
         for (i, why) in expired {
             self.end_flow(i, why, finished);
         }
+        self.tombstones.retain(|_, until| *until >= now.secs);
     }
 
     /// Table full: end the least recently active 1/64 of the flows (at least one).
@@ -432,6 +468,29 @@ mod tests {
         assert_eq!(flows[0].1 .0, vec![(Side::A, b"hello".to_vec())]);
         assert_eq!(flows[1].1 .0, vec![(Side::A, b"again".to_vec())]);
         assert_eq!((flows[1].0.id, flows[1].0.syn_from), (2, Some(Side::A)));
+    }
+
+    #[test]
+    fn late_packets_after_a_reported_close_do_not_start_a_flow() {
+        let segs = [
+            (0, seg(true, SYN, 100, b"")),
+            (0, seg(false, SYN | ACK, 500, b"")),
+            (1, seg(true, ACK, 101, b"hello")),
+            (1, seg(true, FIN | ACK, 106, b"")),
+            (1, seg(false, FIN | ACK, 501, b"")),
+            (20, seg(false, ACK, 502, b"")), // reported at t=6+; this one is late
+            (21, seg(true, SYN, 7000, b"")), // a new connection on the same tuple
+        ];
+        let mut t: FlowTable<Rec> = FlowTable::new(Limits::default());
+        let mut done = Vec::new();
+        for (secs, s) in &segs {
+            t.process(s, Timestamp::new(*secs, 0), &mut Rec::default, &mut |m, r| done.push((m, r)));
+        }
+        t.finish_all(&mut |m, r| done.push((m, r)));
+        assert_eq!(done.len(), 2);
+        assert_eq!((done[0].0.packets, done[0].0.end), ([3, 2], EndReason::Closed));
+        assert_eq!(done[1].0.syn_from, Some(Side::A));
+        assert_eq!(t.stats.late_packets, 1);
     }
 
     #[test]

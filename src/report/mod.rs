@@ -200,6 +200,8 @@ pub struct Summary {
     pub ip_fragments: FragmentCounts,
     /// Flows evicted because the flow table was full.
     pub evicted_flows: u64,
+    /// Packets of already reported (closed) flows that arrived late and were dropped.
+    pub late_packets: u64,
     /// Errors that stopped reading a file (partial results are still reported).
     pub errors: Vec<String>,
 }

@@ -148,12 +148,23 @@ fn details(f: &FlowReport) -> Vec<String> {
     v
 }
 
-/// Writes the table of `flows` and the summary.
-pub fn write_table(out: &mut dyn Write, flows: &[FlowReport], s: &Summary) -> io::Result<()> {
-    let rows: Vec<[String; 10]> = flows.iter().map(row).collect();
+/// One flow rendered for the table: its cells and detail lines (kept instead of the whole
+/// report, so a long run holds only text).
+pub struct Row {
+    cells: [String; 10],
+    details: Vec<String>,
+}
+
+/// Renders one flow.
+pub fn render(f: &FlowReport) -> Row {
+    Row { cells: row(f), details: details(f) }
+}
+
+/// Writes the table of rendered flows and the summary.
+pub fn write_table(out: &mut dyn Write, rows: &[Row], s: &Summary) -> io::Result<()> {
     let mut width = COLUMNS.map(|c| c.chars().count());
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
+    for r in rows {
+        for (i, c) in r.cells.iter().enumerate() {
             width[i] = width[i].max(c.chars().count());
         }
     }
@@ -172,9 +183,9 @@ pub fn write_table(out: &mut dyn Write, flows: &[FlowReport], s: &Summary) -> io
     if !rows.is_empty() {
         line(out, &COLUMNS.map(String::from))?;
     }
-    for (r, f) in rows.iter().zip(flows) {
-        line(out, r)?;
-        for d in details(f) {
+    for r in rows {
+        line(out, &r.cells)?;
+        for d in &r.details {
             writeln!(out, "{:w$}  {d}", "", w = width[0])?;
         }
     }
