@@ -53,7 +53,7 @@ pub struct Args {
 
     /// Maximum bytes buffered per flow direction: out-of-order segments, and a TLS handshake
     /// message spanning segments. Suffixes K, M, G.
-    #[arg(long, value_name = "BYTES", default_value = "256K", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "512K", value_parser = parse_bytes)]
     pub max_stream_bytes: usize,
 
     /// Maximum out-of-order bytes buffered over all flows. Suffixes K, M, G.

@@ -665,8 +665,9 @@ fn parse_head_lenient(block: &[u8]) -> Option<Head<'_>> {
     let first = lines.next()?;
     let mut parts = first.split(|&b| b == b' ').filter(|p| !p.is_empty());
     let a = parts.next()?;
-    let b = parts.next()?;
-    let rest_start = (b.as_ptr() as usize - first.as_ptr() as usize) + b.len();
+    let b = parts.next().unwrap_or(&[]);
+    let rest_start =
+        if b.is_empty() { first.len() } else { (b.as_ptr() as usize - first.as_ptr() as usize) + b.len() };
     let rest = trim(&first[rest_start.min(first.len())..]);
     let version_of = |v: &[u8]| match v {
         b"HTTP/1.0" => Some(0),
@@ -754,17 +755,27 @@ pub fn probe_request(data: &[u8]) -> Probe {
     let Some(n) = tok_len else {
         return if data.len() <= MAX_METHOD_LEN { Probe::NeedMore } else { Probe::NoMatch };
     };
-    if n == 0 || data[n] != b' ' {
+    let method = &data[..n];
+    let known = KNOWN_METHODS.contains(&method);
+    if n == 0 {
         return Probe::NoMatch;
     }
-    let method = &data[..n];
+    if known && (data[n] == b'\r' || data[n] == b'\n') {
+        return Probe::Match; // a bare method line (HTTP/0.9 style, seen from scanners)
+    }
+    if data[n] != b' ' {
+        return Probe::NoMatch;
+    }
     let Some(&t) = data.get(n + 1) else { return Probe::NeedMore };
-    if KNOWN_METHODS.contains(&method) {
+    if known {
         return if t == b'/' || t == b'*' || t.is_ascii_alphanumeric() || t == b'[' {
             Probe::Match
         } else {
             Probe::NoMatch
         };
+    }
+    if n >= 3 && t == b'/' {
+        return Probe::Match; // another method token with an origin-form target (`CCM_POST /`)
     }
     match data.iter().take(MAX_PROBE_LINE).position(|&c| c == b'\n') {
         Some(nl) => {
@@ -979,8 +990,16 @@ mod tests {
         assert_eq!(paths(&h), ["/old"]);
         assert_eq!(h.report.requests[0].version, None);
         assert_eq!(probe_request(b"CCM_POST /x HTTP/1.1\r\n"), Probe::Match);
-        assert_eq!(probe_request(b"CCM_POST /x"), Probe::NeedMore);
+        assert_eq!(probe_request(b"CCM_POST /x"), Probe::Match);
+        assert_eq!(probe_request(b"CCM_POST *"), Probe::NeedMore);
         assert_eq!(probe_request(b"SSH-2.0-OpenSSH\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"OPTIONS\nHost: x\n\n"), Probe::Match);
+        assert_eq!(probe_request(b"CCM_POST /HTTP/1.1\n"), Probe::Match);
+        let (h, _) = run(&[(Side::A, b"OPTIONS\nHost: www.example.com\n\n")], false);
+        assert_eq!(
+            (paths(&h), h.report.requests[0].method.as_bytes()),
+            (vec![String::new()], &b"OPTIONS"[..])
+        );
         assert_eq!(probe_request(b"GE"), Probe::NeedMore);
         assert_eq!(probe_response(b"HTTP/1.1 200 OK"), Probe::Match);
         assert_eq!(probe_response(b"HTTP/1"), Probe::NeedMore);

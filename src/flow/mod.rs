@@ -33,7 +33,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_flows: 500_000,
-            max_queue_bytes: 256 * 1024,
+            max_queue_bytes: 512 * 1024,
             max_total_queue_bytes: 512 * 1024 * 1024,
             idle_timeout_secs: 300,
             close_linger_secs: 5,
