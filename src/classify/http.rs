@@ -699,8 +699,9 @@ fn parse_head_lenient(block: &[u8]) -> Option<Head<'_>> {
     Some(Head { request, status, reason, version, headers, truncated_headers: truncated })
 }
 
-/// Offset of the first line start (after `\n`) in `data` that begins a request or status line.
-fn resync_offset(data: &[u8]) -> Option<usize> {
+/// Offset of the first line start (after `\n`) in `data` that begins a request or status line
+/// (resynchronisation after a gap, and HTTP found in a stream that did not start with it).
+pub fn resync_offset(data: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = data.get(i..)?.iter().position(|&b| b == b'\n') {
         let start = i + p + 1;

@@ -61,19 +61,11 @@ struct SideState {
     pending: Vec<u8>,
     preview: Vec<u8>,
     fed: u64,
-    /// A gap happened before anything was recognised on this side.
-    gap_before_start: bool,
 }
 
 impl SideState {
     fn new() -> SideState {
-        SideState {
-            mode: Mode::Probe,
-            pending: Vec::new(),
-            preview: Vec::new(),
-            fed: 0,
-            gap_before_start: false,
-        }
+        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0 }
     }
 }
 
@@ -84,8 +76,8 @@ pub struct FlowClassifier {
     tls: Option<Box<TlsSession>>,
     http: Option<Box<HttpSession>>,
     h2c: Option<H2cVia>,
+    /// Side that sent the HTTP/2 preface.
     h2c_side: Option<Side>,
-    /// Side that sent the first HTTP/2 preface.
     warnings: Vec<String>,
 }
 
@@ -258,7 +250,7 @@ impl FlowClassifier {
                 (tls::probe(data) == Probe::Match).then_some((0, Mode::Tls))
             })
             .or_else(|| tls::resync(data).map(|o| (o, Mode::Tls)))
-            .or_else(|| find_http_line(data).map(|o| (o, Mode::Http)));
+            .or_else(|| http::resync_offset(data).map(|o| (o, Mode::Http)));
         match found {
             Some((off, mode)) => {
                 self.sides[s].mode = mode;
@@ -300,23 +292,6 @@ impl FlowClassifier {
     }
 }
 
-/// Offset of the first line (after a `\n`) that starts an HTTP/1 request or status line.
-fn find_http_line(data: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(p) = data[i..].iter().position(|&b| b == b'\n') {
-        let start = i + p + 1;
-        let rest = &data[start..];
-        if rest.is_empty() {
-            return None;
-        }
-        if http::probe_request(rest) == Probe::Match || http::probe_response(rest) == Probe::Match {
-            return Some(start);
-        }
-        i = start;
-    }
-    None
-}
-
 impl StreamSink for FlowClassifier {
     fn data(&mut self, side: Side, bytes: &[u8], ts: Timestamp) -> Feed {
         let f = self.feed_mode(side, bytes, ts);
@@ -344,7 +319,6 @@ impl StreamSink for FlowClassifier {
                 // What was pending can never be completed: scan it as opaque bytes, then go on
                 // scanning what follows the hole.
                 let st = &mut self.sides[s];
-                st.gap_before_start = true;
                 st.pending.clear();
                 st.mode = Mode::Opaque;
                 Feed::More
@@ -361,8 +335,8 @@ mod tests {
 
     #[test]
     fn finds_http_line_after_garbage() {
-        assert_eq!(find_http_line(b"\x01\x02xx\r\nGET / HTTP/1.1\r\n"), Some(6));
-        assert_eq!(find_http_line(b"body bytes\nHTTP/1.1 200 OK\r\n"), Some(11));
-        assert_eq!(find_http_line(b"no lines here"), None);
+        assert_eq!(http::resync_offset(b"\x01\x02xx\r\nGET / HTTP/1.1\r\n"), Some(6));
+        assert_eq!(http::resync_offset(b"body bytes\nHTTP/1.1 200 OK\r\n"), Some(11));
+        assert_eq!(http::resync_offset(b"no lines here"), None);
     }
 }
