@@ -335,6 +335,47 @@ mod tests {
     }
 
     #[test]
+    fn any_order_duplication_and_same_byte_overlap_give_the_same_stream() {
+        // Deterministic pseudo-random schedules (xorshift), no extra crate needed.
+        let stream: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..300 {
+            let isn = next() as u32; // exercises wrap-around too
+            let mut segs: Vec<(u32, Vec<u8>)> = Vec::new();
+            let mut pos = 0usize;
+            while pos < stream.len() {
+                let len = 1 + (next() % 200) as usize;
+                let end = (pos + len).min(stream.len());
+                segs.push((isn.wrapping_add(1 + pos as u32), stream[pos..end].to_vec()));
+                // Sometimes an overlapping copy with the same bytes.
+                if next() % 4 == 0 && pos > 10 {
+                    let back = (next() % 10) as usize + 1;
+                    segs.push((isn.wrapping_add(1 + (pos - back) as u32), stream[pos - back..end].to_vec()));
+                }
+                pos = end;
+            }
+            for i in (1..segs.len()).rev() {
+                let j = (next() % (i as u64 + 1)) as usize;
+                segs.swap(i, j);
+            }
+            let dups: Vec<(u32, Vec<u8>)> = segs.iter().filter(|_| next() % 5 == 0).cloned().collect();
+            segs.extend(dups);
+            let mut r = Reassembler::default();
+            r.segment(isn, true, b"", 0, 1 << 20, &mut |_| Feed::More);
+            let refs: Vec<(u32, &[u8])> = segs.iter().map(|(s, d)| (*s, d.as_slice())).collect();
+            assert_eq!(run(&mut r, &refs, 1 << 20), stream, "round {round}");
+            assert_eq!(r.stats.overlap_conflicts, 0, "round {round}");
+            assert_eq!(r.stats.gaps, 0, "round {round}");
+        }
+    }
+
+    #[test]
     fn overlap_first_copy_wins_and_conflict_is_flagged() {
         let mut r = Reassembler::default();
         r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
