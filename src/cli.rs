@@ -56,7 +56,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "512K", value_parser = parse_bytes)]
     pub max_stream_bytes: usize,
 
-    /// Maximum out-of-order bytes buffered over all flows. Suffixes K, M, G.
+    /// Maximum bytes buffered over all flows (out-of-order segments and partial messages); a
+    /// flow over it is flagged `memory_limited` and resynchronises. Suffixes K, M, G.
     #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = parse_bytes)]
     pub max_total_bytes: usize,
 
@@ -99,7 +100,7 @@ impl Args {
         let limits = Limits {
             max_flows: self.max_flows,
             max_queue_bytes: self.max_stream_bytes,
-            max_total_queue_bytes: self.max_total_bytes.max(self.max_stream_bytes),
+            max_total_bytes: self.max_total_bytes.max(self.max_stream_bytes),
             idle_timeout_secs: i64::from(self.idle_timeout.max(1)),
             ..Limits::default()
         };

@@ -548,6 +548,21 @@ impl HttpSession {
         }
     }
 
+    /// Bytes held in partial header blocks (allocated capacity).
+    pub fn buffered(&self) -> usize {
+        self.sides.iter().map(|s| s.buf.capacity()).sum()
+    }
+
+    /// Memory pressure: frees partial header blocks; those sides resynchronise.
+    pub fn shed(&mut self) {
+        for st in &mut self.sides {
+            if !st.buf.is_empty() && st.state == State::Head {
+                st.state = State::Resync;
+            }
+            st.buf = Vec::new();
+        }
+    }
+
     /// Side that sent requests.
     pub fn client_side(&self) -> Option<Side> {
         self.client

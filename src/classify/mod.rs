@@ -293,6 +293,26 @@ impl FlowClassifier {
 }
 
 impl StreamSink for FlowClassifier {
+    fn buffered(&self) -> usize {
+        let own: usize = self.sides.iter().map(|s| s.pending.capacity() + s.preview.capacity()).sum();
+        own + self.tls.as_ref().map_or(0, |t| t.buffered()) + self.http.as_ref().map_or(0, |h| h.buffered())
+    }
+
+    fn shed(&mut self) {
+        for st in &mut self.sides {
+            if st.mode == Mode::Probe && !st.pending.is_empty() {
+                st.mode = Mode::Opaque;
+            }
+            st.pending = Vec::new();
+        }
+        if let Some(t) = self.tls.as_mut() {
+            t.shed();
+        }
+        if let Some(h) = self.http.as_mut() {
+            h.shed();
+        }
+    }
+
     fn data(&mut self, side: Side, bytes: &[u8], ts: Timestamp) -> Feed {
         let f = self.feed_mode(side, bytes, ts);
         let st = &mut self.sides[side.idx()];

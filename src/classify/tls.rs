@@ -1059,6 +1059,23 @@ impl TlsSession {
         }
     }
 
+    /// Bytes held in partial-record, handshake and resync buffers (allocated capacity).
+    pub fn buffered(&self) -> usize {
+        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum()
+    }
+
+    /// Memory pressure: frees every partial buffer; sides still parsing resynchronise.
+    pub fn shed(&mut self) {
+        for st in &mut self.sides {
+            if !st.done {
+                st.start_resync();
+            }
+            st.rec = Vec::new();
+            st.hs = Vec::new();
+            st.scan = Vec::new();
+        }
+    }
+
     /// Side that sent the ClientHello (or the opposite of the ServerHello sender).
     pub fn client_side(&self) -> Option<Side> {
         self.client.or(self.server.map(Side::other))

@@ -21,8 +21,9 @@ pub struct Limits {
     pub max_flows: usize,
     /// Out-of-order bytes queued per direction.
     pub max_queue_bytes: usize,
-    /// Out-of-order bytes queued over all flows.
-    pub max_total_queue_bytes: usize,
+    /// Bytes buffered over all flows: out-of-order segments and the classifiers' partial
+    /// messages.
+    pub max_total_bytes: usize,
     /// Seconds (capture time) without packets after which a flow ends.
     pub idle_timeout_secs: i64,
     /// Seconds (capture time) a flow closed by FIN/RST stays to absorb late packets.
@@ -34,7 +35,7 @@ impl Default for Limits {
         Limits {
             max_flows: 500_000,
             max_queue_bytes: 512 * 1024,
-            max_total_queue_bytes: 512 * 1024 * 1024,
+            max_total_bytes: 512 * 1024 * 1024,
             idle_timeout_secs: 300,
             close_linger_secs: 5,
         }
@@ -47,6 +48,12 @@ pub trait StreamSink {
     fn data(&mut self, side: Side, bytes: &[u8], ts: Timestamp) -> Feed;
     /// `lost` bytes sent by `side` were never captured.
     fn gap(&mut self, side: Side, lost: u32) -> Feed;
+    /// Bytes the consumer holds in buffers (for the global memory limit).
+    fn buffered(&self) -> usize {
+        0
+    }
+    /// Memory pressure: drop every partial buffer (the consumer resynchronises later).
+    fn shed(&mut self) {}
 }
 
 /// Why a flow ended.
@@ -140,7 +147,8 @@ pub struct FlowTable<S> {
     free: Vec<usize>,
     next_id: u64,
     limits: Limits,
-    total_queued: usize,
+    /// Bytes buffered over all flows (queues and consumers), see [`Limits::max_total_bytes`].
+    total_buffered: usize,
     last_sweep: Option<i64>,
     /// Ids of live flows, so reports can be released in order of first packet.
     live_ids: BTreeSet<u64>,
@@ -160,7 +168,7 @@ impl<S: StreamSink> FlowTable<S> {
             free: Vec::new(),
             next_id: 1,
             limits,
-            total_queued: 0,
+            total_buffered: 0,
             last_sweep: None,
             live_ids: BTreeSet::new(),
             tombstones: HashMap::new(),
@@ -251,7 +259,7 @@ impl<S: StreamSink> FlowTable<S> {
         if seg.has(tcp_flags::RST) {
             m.rst[s] = true;
         }
-        let before = f.half[s].queued_bytes();
+        let before = f.half[s].queued_bytes() + f.sink.buffered();
         let sink = &mut f.sink;
         f.half[s].segment(
             seg.seq,
@@ -264,16 +272,20 @@ impl<S: StreamSink> FlowTable<S> {
                 Chunk::Gap(n) => sink.gap(side, n),
             },
         );
-        let after = f.half[s].queued_bytes();
-        self.total_queued = self.total_queued.saturating_sub(before) + after;
-        if self.total_queued > limits.max_total_queue_bytes && after > 0 {
-            // Over the global budget: this direction gives up waiting for its holes.
+        let mut after = f.half[s].queued_bytes() + f.sink.buffered();
+        self.total_buffered = self.total_buffered.saturating_sub(before) + after;
+        if self.total_buffered > limits.max_total_bytes && after > 0 {
+            // Over the global budget: this flow gives up waiting for its holes and drops its
+            // partial messages (the classifier resynchronises on what comes next).
             let sink = &mut f.sink;
             f.half[s].flush(&mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
                 Chunk::Gap(n) => sink.gap(side, n),
             });
-            self.total_queued -= after.min(self.total_queued);
+            f.sink.shed();
+            self.total_buffered = self.total_buffered.saturating_sub(after);
+            after = f.half[s].queued_bytes() + f.sink.buffered();
+            self.total_buffered += after;
             f.meta.memory_limited = true;
             self.stats.memory_limited += 1;
         }
@@ -336,9 +348,10 @@ impl<S: StreamSink> FlowTable<S> {
             self.tombstones.insert(key, f.meta.last_ts.secs.saturating_add(self.limits.idle_timeout_secs));
         }
         let ts = f.meta.last_ts;
+        let held = f.half[0].queued_bytes() + f.half[1].queued_bytes() + f.sink.buffered();
+        self.total_buffered = self.total_buffered.saturating_sub(held);
         for side in [Side::A, Side::B] {
             let s = side.idx();
-            self.total_queued -= f.half[s].queued_bytes().min(self.total_queued);
             let sink = &mut f.sink;
             f.half[s].flush(&mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
@@ -491,6 +504,16 @@ mod tests {
         assert_eq!((done[0].0.packets, done[0].0.end), ([3, 2], EndReason::Closed));
         assert_eq!(done[1].0.syn_from, Some(Side::A));
         assert_eq!(t.stats.late_packets, 1);
+    }
+
+    #[test]
+    fn total_memory_limit_gives_up_on_holes_and_flags_the_flow() {
+        let limits = Limits { max_total_bytes: 10, ..Limits::default() };
+        let segs =
+            [seg(true, SYN, 0, b""), seg(true, ACK, 1, b"ab"), seg(true, ACK, 10, b"waiting for hole!!")];
+        let flows = run(&segs, limits);
+        assert!(flows[0].0.memory_limited);
+        assert_eq!(flows[0].1 .0[1], (Side::A, b"[GAP 7]".to_vec()));
     }
 
     #[test]
