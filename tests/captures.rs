@@ -341,3 +341,102 @@ fn standard_input() {
         (Some("-"), Some("api.example.test"))
     );
 }
+
+#[test]
+fn every_documented_key_is_present_in_every_object() {
+    const FLOW: [&str; 19] = [
+        "type",
+        "id",
+        "source",
+        "client",
+        "server",
+        "client_by",
+        "first_ts",
+        "last_ts",
+        "packets",
+        "bytes",
+        "protocol",
+        "tls",
+        "http",
+        "h2c",
+        "preview",
+        "end",
+        "flags",
+        "warnings",
+        "bytes",
+    ];
+    const TLS: [&str; 17] = [
+        "version",
+        "legacy_version",
+        "versions_offered",
+        "sni",
+        "alpn_offered",
+        "alpn_selected",
+        "cipher",
+        "hello_retry_request",
+        "resumption",
+        "alerts",
+        "server_certs",
+        "client_certs",
+        "client_cert_requested",
+        "client_cert_empty",
+        "mtls",
+        "mtls_reason",
+        "sslv2_client_hello",
+    ];
+    const CERT: [&str; 12] = [
+        "subject",
+        "issuer",
+        "serial",
+        "san_dns",
+        "san_uris",
+        "san_ips",
+        "san_emails",
+        "not_before",
+        "not_after",
+        "expired",
+        "not_yet_valid",
+        "parse_error",
+    ];
+    const HTTP: [&str; 6] =
+        ["version", "requests", "responses", "requests_total", "responses_total", "upgrade"];
+    const SUMMARY: [&str; 13] = [
+        "type",
+        "files",
+        "packets",
+        "bytes",
+        "flows",
+        "by_protocol",
+        "by_mtls",
+        "non_tcp",
+        "skipped_link_types",
+        "ip_fragments",
+        "evicted_flows",
+        "late_packets",
+        "errors",
+    ];
+    let has = |v: &Value, keys: &[&str], what: &str| {
+        for k in keys {
+            assert!(v.get(k).is_some(), "{what} lacks {k}: {v}");
+        }
+    };
+    for cap in ["tls12-mtls-istio.pcap", "http-connect-tls.pcap", "plaintext-other.pcap", "h2c.pcap"] {
+        let j = json(cap, &[]);
+        has(&j.summary, &SUMMARY, "summary");
+        for f in &j.flows {
+            has(f, &FLOW, "flow");
+            if f["tls"].is_object() {
+                has(&f["tls"], &TLS, "tls");
+                for c in f["tls"]["server_certs"].as_array().unwrap() {
+                    has(c, &CERT, "certificate");
+                }
+            }
+            if f["http"].is_object() {
+                has(&f["http"], &HTTP, "http");
+                for r in f["http"]["requests"].as_array().unwrap() {
+                    has(r, &["method", "path", "version", "host", "headers"], "request");
+                }
+            }
+        }
+    }
+}
