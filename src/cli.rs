@@ -1,5 +1,6 @@
 //! Command line → validated [`Config`]. No I/O here.
 
+use crate::capture::live::LiveOptions;
 use crate::classify::http::HttpConfig;
 use crate::classify::tls::TlsLimits;
 use crate::classify::ClassifyConfig;
@@ -19,15 +20,54 @@ use std::path::PathBuf;
 ///   tlspeek -r capture.pcap
 ///   tlspeek -r capture.pcap --json | jq 'select(.protocol=="http") | .http.requests[].path'
 ///   tcpdump -i any -w - port 9080 | tlspeek -r -
+///   tlspeek -i eth0 port 9080            (live; Ctrl-C stops and prints the flows)
+///   tlspeek -D                           (list interfaces)
 ///
-/// Exit codes: 0 success; 2 an input could not be read to its end (flows found before the
-/// problem are still reported); 1 is reserved for failed expectations.
+/// Exit codes: 0 success (also after Ctrl-C); 2 an input could not be read to its end (flows
+/// found before the problem are still reported) or the interface could not be opened; 1 is
+/// reserved for failed expectations.
 #[derive(Debug, Parser)]
 #[command(name = "tlspeek", version, about, long_about, verbatim_doc_comment)]
 pub struct Args {
     /// Read packets from FILE (pcap or pcapng; `-` = standard input). Repeatable.
-    #[arg(short = 'r', long = "read", value_name = "FILE", required = true)]
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Vec<PathBuf>,
+
+    /// Capture live on IFACE (`any` for all interfaces; needs root or CAP_NET_RAW).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// BPF filter for live capture (tcpdump syntax); also accepted as trailing arguments.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Stop a live capture after N packets.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop a live capture after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Snapshot length for live capture, bytes.
+    #[arg(short = 's', long = "snaplen", value_name = "BYTES", default_value_t = 262_144)]
+    pub snaplen: i32,
+
+    /// Kernel capture buffer for live capture, KiB (as tcpdump -B).
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
+    pub buffer_size: Option<i32>,
+
+    /// Do not put the interface into promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promisc: bool,
+
+    /// BPF filter expression (tcpdump syntax), e.g. `port 9080`.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub expression: Vec<String>,
 
     /// Write JSON Lines (one object per flow, then a summary; schema in docs/json.md).
     #[arg(long)]
@@ -91,6 +131,36 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 impl Args {
     /// Validated configuration. `stderr_is_terminal` decides the progress bar.
     pub fn into_config(self, stderr_is_terminal: bool) -> Result<Config, String> {
+        let live_is_none = self.interface.is_none();
+        if self.read.is_empty() && self.interface.is_none() {
+            return Err(
+                "nothing to read: give -r FILE (capture file, - for stdin) or -i IFACE (live; -D lists them)"
+                    .into(),
+            );
+        }
+        let filter = match (self.filter, self.expression.is_empty()) {
+            (Some(f), true) => Some(f),
+            (None, false) => Some(self.expression.join(" ")),
+            (None, true) => None,
+            (Some(_), false) => {
+                return Err("give the filter either with -f or as trailing arguments, not both".into())
+            }
+        };
+        if filter.is_some() && self.interface.is_none() {
+            return Err(
+                "a BPF filter applies to live capture (-i); for files, filter with tcpdump -r IN -w OUT EXPR"
+                    .into(),
+            );
+        }
+        let live = self.interface.map(|interface| LiveOptions {
+            interface,
+            filter,
+            count: self.count,
+            duration: self.duration.filter(|d| *d > 0.0).map(std::time::Duration::from_secs_f64),
+            snaplen: self.snaplen.max(64),
+            buffer_kib: self.buffer_size,
+            promisc: !self.no_promisc,
+        });
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());
         }
@@ -105,6 +175,7 @@ impl Args {
             ..Limits::default()
         };
         Ok(Config {
+            live,
             inputs: self.read,
             format: if self.json { Format::Json } else { Format::Table },
             limits,
@@ -116,7 +187,7 @@ impl Args {
                     max_messages: self.max_requests,
                 },
             },
-            progress: stderr_is_terminal && !self.quiet && !self.no_progress,
+            progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
         })
     }

@@ -16,6 +16,20 @@ mod exit {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.list_interfaces {
+        return match tlspeek::capture::live::list_interfaces() {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => {
+                eprintln!("tlspeek: {e}");
+                ExitCode::from(exit::ERROR)
+            }
+        };
+    }
     let cfg = match args.into_config(io::stderr().is_terminal()) {
         Ok(c) => c,
         Err(e) => {

@@ -1,7 +1,8 @@
 //! The offline pipeline: capture files → decode → flow table → classifier → reports.
 //! [`run_with_writer`] is the seam the binary and the tests share.
 
-use crate::capture::{display_path, CaptureReader};
+use crate::capture::live::{install_stop_handlers, LiveCapture, LiveOptions};
+use crate::capture::{display_path, CaptureReader, PacketSource};
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
@@ -27,6 +28,8 @@ pub enum Format {
 pub struct Config {
     /// Capture files, `-` for standard input.
     pub inputs: Vec<PathBuf>,
+    /// Live capture, read after the files.
+    pub live: Option<LiveOptions>,
     /// Output format.
     pub format: Format,
     /// Flow table limits.
@@ -56,6 +59,13 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Json(out) => out.flush(),
+            Sink::Table(_) => Ok(()),
+        }
+    }
+
     fn emit(&mut self, f: &FlowReport, summary: &mut Summary) -> io::Result<()> {
         summary.count_flow(f);
         match self {
@@ -94,6 +104,29 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         };
         base_id += analyze(&mut reader, cfg, base_id, &mut summary, &mut sink, diag)?;
     }
+    if let Some(opts) = &cfg.live {
+        match LiveCapture::open(opts.clone()) {
+            Ok(mut cap) => {
+                install_stop_handlers();
+                if !cfg.quiet {
+                    writeln!(diag, "tlspeek: capturing on {}; Ctrl-C stops and reports", opts.interface)?;
+                }
+                analyze(&mut cap, cfg, base_id, &mut summary, &mut sink, diag)?;
+                if let (Some((recv, drop, ifdrop)), false) = (cap.stats(), cfg.quiet) {
+                    writeln!(
+                        diag,
+                        "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
+                    )?;
+                }
+            }
+            Err(msg) => {
+                if !cfg.quiet {
+                    writeln!(diag, "tlspeek: {msg}")?;
+                }
+                summary.errors.push(msg);
+            }
+        }
+    }
     let out = match sink {
         Sink::Json(out) => {
             json::write_summary(out, &summary)?;
@@ -111,14 +144,16 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
 /// Reads one capture to its end (or first error), emitting its flows with ids after `base_id`;
 /// returns how many flows it had.
 fn analyze(
-    reader: &mut CaptureReader,
+    reader: &mut dyn PacketSource,
     cfg: &Config,
     base_id: u64,
     summary: &mut Summary,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
 ) -> io::Result<u64> {
-    let name = reader.path().to_string();
+    let name = reader.name().to_string();
+    // Files release finished flows in batches; a live capture releases them at once.
+    let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
     let nanos = reader.nanosecond_precision();
     // Finished flows wait here until every flow that started before them has ended.
     let done: RefCell<BTreeMap<u64, FlowReport>> = RefCell::new(BTreeMap::new());
@@ -145,6 +180,9 @@ fn analyze(
             let f = entry.remove();
             emitted += 1;
             sink.emit(&f, summary)?;
+            if batch == 1 {
+                sink.flush()?;
+            }
         }
         Ok(())
     };
@@ -187,8 +225,10 @@ fn analyze(
             }
             Decoded::Other(k) => *non_tcp.entry(k).or_default() += 1,
         }
-        if count.is_multiple_of(8192) {
+        if count.is_multiple_of(batch) {
             release(table.oldest_live_id(), summary)?;
+        }
+        if count.is_multiple_of(8192) {
             if let Some(p) = &progress {
                 p.set_position(reader.position());
             }

@@ -14,6 +14,8 @@
 //! any buffer grows; a damaged file ends the iteration with an error that names the byte offset,
 //! and everything read before it has already been yielded.
 
+pub mod live;
+
 use crate::wire::Timestamp;
 use std::fs::File;
 use std::io::{self, Read};
@@ -37,6 +39,20 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// Length of the packet on the wire.
     pub orig_len: u32,
+}
+
+/// Anything packets can be read from: a capture file or a live interface.
+pub trait PacketSource {
+    /// File or interface name, for messages and the JSON `source`.
+    fn name(&self) -> &str;
+    /// Timestamps carry nanoseconds.
+    fn nanosecond_precision(&self) -> bool;
+    /// Total size in bytes when known (files), for progress.
+    fn total_len(&self) -> Option<u64>;
+    /// Progress so far: bytes read (files) or packets (live).
+    fn position(&self) -> u64;
+    /// The next packet; `Ok(None)` at the end (end of file, count, duration, stop signal).
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError>;
 }
 
 /// Why a capture file could not be read (further).
@@ -67,6 +83,14 @@ pub enum CaptureError {
         offset: u64,
         /// Which part is missing.
         what: String,
+    },
+    /// A live capture failed while reading.
+    #[error("{interface}: capture failed: {message}")]
+    Live {
+        /// Interface name.
+        interface: String,
+        /// libpcap's message.
+        message: String,
     },
     /// A header or record is impossible (corrupt file).
     #[error("{path}: corrupt at byte {offset}: {what}")]
@@ -153,26 +177,6 @@ impl CaptureReader {
         };
         r.read_file_header()?;
         Ok(r)
-    }
-
-    /// The name given when opening.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Bytes consumed so far.
-    pub fn position(&self) -> u64 {
-        self.offset
-    }
-
-    /// Total size when the source is a regular file.
-    pub fn total_len(&self) -> Option<u64> {
-        self.total_len
-    }
-
-    /// Whether timestamps carry nanoseconds (nanosecond pcap, or pcapng with finer resolution).
-    pub fn nanosecond_precision(&self) -> bool {
-        self.nanos
     }
 
     fn io_error(&self, e: io::Error) -> CaptureError {
@@ -262,7 +266,7 @@ impl CaptureReader {
     }
 
     /// The next packet, `Ok(None)` at a clean end of file.
-    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+    fn read_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         match self.format {
             Format::Pcap(f) => self.next_pcap(f),
             Format::Pcapng { .. } => self.next_pcapng(),
@@ -467,6 +471,24 @@ impl CaptureReader {
         };
         let ds = bs + data_off;
         Ok(Some((ts, iface.linktype, ds, ds + caplen, orig.max(caplen as u32))))
+    }
+}
+
+impl PacketSource for CaptureReader {
+    fn name(&self) -> &str {
+        &self.path
+    }
+    fn nanosecond_precision(&self) -> bool {
+        self.nanos
+    }
+    fn total_len(&self) -> Option<u64> {
+        self.total_len
+    }
+    fn position(&self) -> u64 {
+        self.offset
+    }
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        self.read_packet()
     }
 }
 

@@ -1,0 +1,203 @@
+//! Live capture through libpcap: `-i IFACE` (or `any`), BPF filters, immediate mode, `-c`,
+//! `--duration`, and a clean stop on SIGINT/SIGTERM.
+//!
+//! On Linux libpcap's read timeout does not fire while no packets arrive, so the handle is
+//! non-blocking and we `poll(2)` its descriptor with a short timeout; between polls we check the
+//! stop flag (set by the signal handler), the duration and the packet count.
+
+use super::{CaptureError, Packet, PacketSource};
+use crate::wire::Timestamp;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set by SIGINT/SIGTERM: stop reading, report what was seen.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the SIGINT/SIGTERM handlers that stop a live capture cleanly.
+pub fn install_stop_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// True once a stop signal arrived.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// How to open a live capture.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Interface name (`any` for all).
+    pub interface: String,
+    /// BPF filter in tcpdump syntax, if any.
+    pub filter: Option<String>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Snapshot length.
+    pub snaplen: i32,
+    /// Kernel buffer, KiB.
+    pub buffer_kib: Option<i32>,
+    /// Promiscuous mode.
+    pub promisc: bool,
+}
+
+/// An open live capture.
+pub struct LiveCapture {
+    name: String,
+    cap: pcap::Capture<pcap::Active>,
+    linktype: u32,
+    opts: LiveOptions,
+    started: Instant,
+    seen: u64,
+    /// The current packet, copied out of libpcap's ring (one reused buffer: a borrow of the
+    /// handle cannot be returned from the polling loop).
+    buf: Vec<u8>,
+    ts: Timestamp,
+    orig_len: u32,
+}
+
+/// Turns libpcap's terse errors into what to do next.
+fn explain(iface: &str, e: &pcap::Error) -> String {
+    let msg = e.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("operation not permitted") || lower.contains("permission") {
+        format!(
+            "cannot capture on {iface}: {msg}. Capturing needs root or CAP_NET_RAW. In an Istio pod the \
+             istio-proxy container runs as uid 1337 without NET_RAW: use `sudo` in a privileged sidecar \
+             (values.global.proxy.privileged=true), or an ephemeral container: kubectl debug -it POD \
+             --image=IMAGE --target=istio-proxy --profile=netadmin"
+        )
+    } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+        format!("cannot capture on {iface}: {msg}. `tlspeek -D` lists the interfaces")
+    } else {
+        format!("cannot capture on {iface}: {msg}")
+    }
+}
+
+impl LiveCapture {
+    /// Opens the interface and applies the filter.
+    pub fn open(opts: LiveOptions) -> Result<LiveCapture, String> {
+        let iface = opts.interface.clone();
+        let mut inactive = pcap::Capture::from_device(iface.as_str())
+            .map_err(|e| explain(&iface, &e))?
+            .immediate_mode(true)
+            .snaplen(opts.snaplen)
+            .promisc(opts.promisc)
+            .timeout(100);
+        if let Some(kib) = opts.buffer_kib {
+            inactive = inactive.buffer_size(kib.saturating_mul(1024));
+        }
+        let mut cap = inactive.open().map_err(|e| explain(&iface, &e))?;
+        if iface == "any" {
+            // SLL2 carries the interface index (pod interface vs loopback); fall back to SLL.
+            let _ = cap.set_datalink(pcap::Linktype(276));
+        }
+        if let Some(f) = &opts.filter {
+            cap.filter(f, true).map_err(|e| {
+                format!(
+                    "invalid filter {f:?}: {e} (names such as `port https` need /etc/services; use numbers)"
+                )
+            })?;
+        }
+        let cap = cap.setnonblock().map_err(|e| explain(&iface, &e))?;
+        let linktype = cap.get_datalink().0 as u32;
+        Ok(LiveCapture {
+            name: iface,
+            cap,
+            linktype,
+            opts,
+            started: Instant::now(),
+            seen: 0,
+            buf: Vec::with_capacity(65536),
+            ts: Timestamp::default(),
+            orig_len: 0,
+        })
+    }
+
+    /// libpcap's counters: (received, dropped by the kernel, dropped by the interface).
+    pub fn stats(&mut self) -> Option<(u32, u32, u32)> {
+        self.cap.stats().ok().map(|s| (s.received, s.dropped, s.if_dropped))
+    }
+
+    fn wait(&self, ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut pfd = libc::pollfd { fd: self.cap.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; EINTR (a stop signal) just returns early.
+        unsafe {
+            libc::poll(&mut pfd, 1, ms);
+        }
+    }
+}
+
+impl PacketSource for LiveCapture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn nanosecond_precision(&self) -> bool {
+        false
+    }
+
+    fn total_len(&self) -> Option<u64> {
+        None
+    }
+
+    fn position(&self) -> u64 {
+        self.seen
+    }
+
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        loop {
+            if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
+                return Ok(None);
+            }
+            if let Some(d) = self.opts.duration {
+                if self.started.elapsed() >= d {
+                    return Ok(None);
+                }
+            }
+            match self.cap.next_packet() {
+                Ok(p) => {
+                    self.buf.clear();
+                    self.buf.extend_from_slice(p.data);
+                    self.ts = ts_of(&p.header.ts);
+                    self.orig_len = p.header.len;
+                    break;
+                }
+                Err(pcap::Error::TimeoutExpired) => self.wait(200),
+                Err(e) => {
+                    return Err(CaptureError::Live { interface: self.name.clone(), message: e.to_string() })
+                }
+            }
+        }
+        self.seen += 1;
+        Ok(Some(Packet { ts: self.ts, linktype: self.linktype, data: &self.buf, orig_len: self.orig_len }))
+    }
+}
+
+/// Converts a libpcap timestamp.
+fn ts_of(tv: &libc::timeval) -> Timestamp {
+    Timestamp::new(tv.tv_sec, (tv.tv_usec.max(0) as u64).saturating_mul(1000))
+}
+
+/// Lists capture interfaces (`-D`), one per line: `N.name (description) [flags]`.
+pub fn list_interfaces() -> Result<Vec<String>, String> {
+    let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
+    Ok(devs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match &d.desc {
+            Some(desc) => format!("{}.{} ({})", i + 1, d.name, desc),
+            None => format!("{}.{}", i + 1, d.name),
+        })
+        .collect())
+}
