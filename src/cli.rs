@@ -61,6 +61,10 @@ pub struct Args {
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_size: Option<i32>,
 
+    /// Also write the captured packets to FILE (pcap), to re-analyse them offline with -r.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     pub no_promisc: bool,
@@ -160,6 +164,7 @@ impl Args {
             snaplen: self.snaplen.max(64),
             buffer_kib: self.buffer_size,
             promisc: !self.no_promisc,
+            write: self.write,
         });
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());

@@ -48,6 +48,8 @@ pub struct LiveOptions {
     pub buffer_kib: Option<i32>,
     /// Promiscuous mode.
     pub promisc: bool,
+    /// Also save every captured packet to this pcap file (`-w`), for offline re-analysis.
+    pub write: Option<std::path::PathBuf>,
 }
 
 /// An open live capture.
@@ -63,6 +65,7 @@ pub struct LiveCapture {
     buf: Vec<u8>,
     ts: Timestamp,
     orig_len: u32,
+    save: Option<pcap::Savefile>,
 }
 
 /// Turns libpcap's terse errors into what to do next.
@@ -110,6 +113,12 @@ impl LiveCapture {
         }
         let cap = cap.setnonblock().map_err(|e| explain(&iface, &e))?;
         let linktype = cap.get_datalink().0 as u32;
+        let save = match &opts.write {
+            Some(path) => {
+                Some(cap.savefile(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
         Ok(LiveCapture {
             name: iface,
             cap,
@@ -120,6 +129,7 @@ impl LiveCapture {
             buf: Vec::with_capacity(65536),
             ts: Timestamp::default(),
             orig_len: 0,
+            save,
         })
     }
 
@@ -128,7 +138,15 @@ impl LiveCapture {
         self.cap.stats().ok().map(|s| (s.received, s.dropped, s.if_dropped))
     }
 
-    fn wait(&self, ms: i32) {
+    fn flush_save(&mut self) {
+        if let Some(save) = self.save.as_mut() {
+            let _ = save.flush();
+        }
+    }
+
+    fn wait(&mut self, ms: i32) {
+        // Packets written with -w reach the disk while we wait, not only at exit.
+        self.flush_save();
         use std::os::fd::AsRawFd;
         let mut pfd = libc::pollfd { fd: self.cap.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd; EINTR (a stop signal) just returns early.
@@ -158,15 +176,20 @@ impl PacketSource for LiveCapture {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         loop {
             if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
+                self.flush_save();
                 return Ok(None);
             }
             if let Some(d) = self.opts.duration {
                 if self.started.elapsed() >= d {
+                    self.flush_save();
                     return Ok(None);
                 }
             }
             match self.cap.next_packet() {
                 Ok(p) => {
+                    if let Some(save) = self.save.as_mut() {
+                        save.write(&p);
+                    }
                     self.buf.clear();
                     self.buf.extend_from_slice(p.data);
                     self.ts = ts_of(&p.header.ts);
