@@ -59,6 +59,17 @@ enum Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// A live `classified` event: written at once (JSON), not counted in the summary.
+    fn announce(&mut self, f: &FlowReport) -> io::Result<()> {
+        match self {
+            Sink::Json(out) => {
+                json::write_flow(*out, f)?;
+                out.flush()
+            }
+            Sink::Table(_) => Ok(()),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::Json(out) => out.flush(),
@@ -154,6 +165,7 @@ fn analyze(
     let name = reader.name().to_string();
     // Files release finished flows in batches; a live capture releases them at once.
     let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
+    let live = reader.is_live();
     let nanos = reader.nanosecond_precision();
     // Finished flows wait here until every flow that started before them has ended.
     let done: RefCell<BTreeMap<u64, FlowReport>> = RefCell::new(BTreeMap::new());
@@ -171,7 +183,7 @@ fn analyze(
         f.id += base_id;
         done.borrow_mut().insert(f.id, f);
     };
-    let mut release = |upto: Option<u64>, summary: &mut Summary| -> io::Result<()> {
+    let mut release = |upto: Option<u64>, summary: &mut Summary, sink: &mut Sink<'_>| -> io::Result<()> {
         let mut d = done.borrow_mut();
         while let Some(entry) = d.first_entry() {
             if upto.is_some_and(|live| *entry.key() >= live + base_id) {
@@ -206,7 +218,18 @@ fn analyze(
             continue;
         }
         match decode(pkt.linktype, pkt.data, pkt.orig_len) {
-            Decoded::Tcp(seg) => table.process(&seg, pkt.ts, &mut new_sink, &mut finished),
+            Decoded::Tcp(seg) => {
+                let slot = table.process(&seg, pkt.ts, &mut new_sink, &mut finished);
+                if let (true, Some((meta, c))) = (live, slot.and_then(|i| table.flow_mut(i))) {
+                    if c.take_newly_classified() {
+                        let (client, _) = crate::report::decide_client(meta, c.client_hint());
+                        let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &name, nanos);
+                        f.id += base_id;
+                        f.event = "classified";
+                        sink.announce(&f)?;
+                    }
+                }
+            }
             Decoded::Fragment(frag) => {
                 let ts = pkt.ts;
                 if let Some(d) = defrag.push(&frag, ts) {
@@ -214,7 +237,7 @@ fn analyze(
                         let (src, dst) =
                             (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
                         if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
-                            table.process(&seg, ts, &mut new_sink, &mut finished);
+                            let _ = table.process(&seg, ts, &mut new_sink, &mut finished);
                         }
                     } else {
                         *non_tcp
@@ -226,7 +249,7 @@ fn analyze(
             Decoded::Other(k) => *non_tcp.entry(k).or_default() += 1,
         }
         if count.is_multiple_of(batch) {
-            release(table.oldest_live_id(), summary)?;
+            release(table.oldest_live_id(), summary, sink)?;
         }
         if count.is_multiple_of(8192) {
             if let Some(p) = &progress {
@@ -238,7 +261,7 @@ fn analyze(
         p.finish_and_clear();
     }
     table.finish_all(&mut finished);
-    release(None, summary)?;
+    release(None, summary, sink)?;
     summary.evicted_flows += table.stats.evicted;
     summary.late_packets += table.stats.late_packets;
     summary.ip_fragments.reassembled += defrag.completed;

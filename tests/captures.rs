@@ -68,6 +68,7 @@ fn tls12_server_only() {
     let j = json("tls12-server-only.pcap", &[]);
     assert_eq!(j.run.code, 0);
     let f = one(&j.flows, "tls");
+    assert_eq!(f["event"], "ended", "files give one final line per flow");
     let t = &f["tls"];
     assert_eq!(
         (f["client"].as_str(), f["server"].as_str(), f["client_by"].as_str()),

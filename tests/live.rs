@@ -113,7 +113,10 @@ fn live_capture_on_a_veth_reports_the_mtls_handshake() {
     assert!(out.status.success());
     let lines: Vec<Value> =
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let flow = lines.iter().find(|l| l["type"] == "flow").expect("a flow");
+    let classified = lines.iter().find(|l| l["event"] == "classified").expect("a classified event");
+    assert_eq!(classified["tls"]["sni"], "outbound_.9080_._.reviews.default.svc.cluster.local");
+    let flow = lines.iter().find(|l| l["type"] == "flow" && l["event"] == "ended").expect("an ended flow");
+    assert_eq!(flow["id"], classified["id"]);
     assert_eq!(flow["source"], vb.as_str());
     assert_eq!(flow["server"], "10.96.0.1:9080");
     assert_eq!(flow["tls"]["sni"], "outbound_.9080_._.reviews.default.svc.cluster.local");

@@ -165,6 +165,10 @@ impl PacketSource for LiveCapture {
         false
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn total_len(&self) -> Option<u64> {
         None
     }

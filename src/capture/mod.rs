@@ -53,6 +53,10 @@ pub trait PacketSource {
     fn position(&self) -> u64;
     /// The next packet; `Ok(None)` at the end (end of file, count, duration, stop signal).
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError>;
+    /// A live interface (flows are announced as soon as they are classified).
+    fn is_live(&self) -> bool {
+        false
+    }
 }
 
 /// Why a capture file could not be read (further).

@@ -78,6 +78,8 @@ pub struct FlowClassifier {
     h2c: Option<H2cVia>,
     /// Side that sent the HTTP/2 preface.
     h2c_side: Option<Side>,
+    /// A `classified` event was already given.
+    announced: bool,
     warnings: Vec<String>,
 }
 
@@ -109,6 +111,7 @@ impl FlowClassifier {
             http: None,
             h2c: None,
             h2c_side: None,
+            announced: false,
             warnings: Vec::new(),
         }
     }
@@ -262,21 +265,19 @@ impl FlowClassifier {
 
     /// Everything found, once the flow has ended.
     pub fn finish(mut self, client: Side) -> Classified {
-        let client_hint = self.client_hint();
-        let tls = match self.tls.as_mut() {
-            Some(t) if t.saw_tls() => {
-                self.warnings.extend(t.take_warnings());
-                Some(t.finish(client))
-            }
-            _ => None,
-        };
-        let http = match self.http.as_mut() {
-            Some(h) if h.saw_http() => {
-                self.warnings.extend(h.take_warnings());
-                Some(h.finish(client))
-            }
-            _ => None,
-        };
+        if let Some(t) = self.tls.as_mut() {
+            self.warnings.extend(t.take_warnings());
+        }
+        if let Some(h) = self.http.as_mut() {
+            self.warnings.extend(h.take_warnings());
+        }
+        self.snapshot(client)
+    }
+
+    /// What is known so far, without ending the flow (live `classified` events).
+    pub fn snapshot(&self, client: Side) -> Classified {
+        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
+        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish(client));
         let protocol = if tls.is_some() {
             "tls"
         } else if self.h2c.is_some() {
@@ -286,9 +287,35 @@ impl FlowClassifier {
         } else {
             "unknown"
         };
-        let [a, b] = self.sides;
-        let preview = if protocol == "unknown" { [a.preview, b.preview] } else { [Vec::new(), Vec::new()] };
-        Classified { protocol, tls, http, h2c: self.h2c, preview, client_hint, warnings: self.warnings }
+        let preview = if protocol == "unknown" {
+            [self.sides[0].preview.clone(), self.sides[1].preview.clone()]
+        } else {
+            [Vec::new(), Vec::new()]
+        };
+        Classified {
+            protocol,
+            tls,
+            http,
+            h2c: self.h2c,
+            preview,
+            client_hint: self.client_hint(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// True once, when the flow has told what it is: a TLS handshake whose cleartext part is
+    /// over on both sides, a first HTTP request, or h2c.
+    pub fn take_newly_classified(&mut self) -> bool {
+        if self.announced {
+            return false;
+        }
+        let tls_done = self.tls.as_ref().is_some_and(|t| t.saw_tls())
+            && self.sides.iter().all(|s| matches!(s.mode, Mode::Done | Mode::H2c));
+        let http_seen = self.http.as_ref().is_some_and(|h| h.client_side().is_some() && h.saw_http());
+        if tls_done || http_seen || self.h2c.is_some() {
+            self.announced = true;
+        }
+        self.announced
     }
 }
 

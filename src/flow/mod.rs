@@ -193,13 +193,14 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Takes one TCP segment seen at `ts`. `new_sink` makes the consumer of a new flow;
     /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
+    /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]).
     pub fn process(
         &mut self,
         seg: &TcpSegment<'_>,
         ts: Timestamp,
         new_sink: &mut dyn FnMut() -> S,
         finished: &mut dyn FnMut(FlowMeta, S),
-    ) {
+    ) -> Option<usize> {
         self.maybe_sweep(ts, finished);
         let (key, _) = key_of(seg);
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
@@ -219,7 +220,7 @@ impl<S: StreamSink> FlowTable<S> {
             if let Some(&until) = self.tombstones.get(&key) {
                 if !syn_only && ts.secs <= until {
                     self.stats.late_packets += 1;
-                    return;
+                    return None;
                 }
                 self.tombstones.remove(&key);
             }
@@ -234,7 +235,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
         };
         let limits = self.limits;
-        let Some(f) = self.slots[i].as_mut() else { return };
+        let f = self.slots[i].as_mut()?;
         let side = if (seg.src, seg.sport) == (f.meta.endpoints[0].ip(), f.meta.endpoints[0].port()) {
             Side::A
         } else {
@@ -292,6 +293,13 @@ impl<S: StreamSink> FlowTable<S> {
         if f.meta.stats[s] != f.half[s].stats {
             f.meta.stats[s] = f.half[s].stats;
         }
+        Some(i)
+    }
+
+    /// The live flow in `slot`, if any: its metadata and its consumer.
+    pub fn flow_mut(&mut self, slot: usize) -> Option<(&FlowMeta, &mut S)> {
+        let f = self.slots.get_mut(slot)?.as_mut()?;
+        Some((&f.meta, &mut f.sink))
     }
 
     fn insert(&mut self, key: FlowKey, seg: &TcpSegment<'_>, ts: Timestamp, sink: S) -> usize {

@@ -40,6 +40,9 @@ pub struct FlowReport {
     /// Always "flow".
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// `ended` (final facts, one per flow), or `classified` (live capture only: facts known when
+    /// the handshake or first request was seen; an `ended` line with the same id follows).
+    pub event: &'static str,
     /// Order of first packet over the whole run, from 1.
     pub id: u64,
     /// Capture file the flow was read from.
@@ -150,6 +153,7 @@ impl FlowReport {
         });
         FlowReport {
             kind: "flow",
+            event: "ended",
             id: meta.id,
             source: source.to_string(),
             client: endpoint(meta.endpoints[ci]),
