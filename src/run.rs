@@ -56,6 +56,8 @@ pub struct Outcome {
 enum Sink<'a> {
     Json(&'a mut dyn Write),
     Table(Vec<table::Row>),
+    /// Live capture: rows printed as flows are classified and end (fixed column widths).
+    LiveTable(&'a mut dyn Write),
 }
 
 impl Sink<'_> {
@@ -67,12 +69,16 @@ impl Sink<'_> {
                 out.flush()
             }
             Sink::Table(_) => Ok(()),
+            Sink::LiveTable(out) => {
+                table::write_live_row(*out, "classified", f)?;
+                out.flush()
+            }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Sink::Json(out) => out.flush(),
+            Sink::Json(out) | Sink::LiveTable(out) => out.flush(),
             Sink::Table(_) => Ok(()),
         }
     }
@@ -85,6 +91,7 @@ impl Sink<'_> {
                 rows.push(table::render(f));
                 Ok(())
             }
+            Sink::LiveTable(out) => table::write_live_row(*out, "ended", f),
         }
     }
 }
@@ -96,6 +103,11 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     let mut summary = Summary { kind: "summary", ..Summary::default() };
     let mut sink = match cfg.format {
         Format::Json => Sink::Json(out),
+        Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => {
+            table::write_live_header(out)?;
+            out.flush()?;
+            Sink::LiveTable(out)
+        }
         Format::Table => Sink::Table(Vec::new()),
     };
     let mut base_id = 0u64;
@@ -145,6 +157,11 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         }
         Sink::Table(rows) => {
             table::write_table(out, &rows, &summary)?;
+            out
+        }
+        Sink::LiveTable(out) => {
+            writeln!(out)?;
+            table::write_summary(out, &summary)?;
             out
         }
     };

@@ -193,6 +193,40 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row], s: &Summary) -> io::Result
     write_summary(out, s)
 }
 
+/// Column widths of the live table (rows are printed as flows are classified and end, so
+/// widths cannot be measured first); longer cells are cut with `…`.
+const LIVE_WIDTH: [usize; 10] = [4, 22, 22, 7, 9, 52, 26, 46, 9, 0];
+
+/// Writes the header of the live table.
+pub fn write_live_header(out: &mut dyn Write) -> io::Result<()> {
+    let cells = COLUMNS.map(String::from);
+    write_live_line(out, "EVENT", &cells)
+}
+
+fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String]) -> io::Result<()> {
+    let mut l = format!("{event:<10} ");
+    for (i, c) in cells.iter().enumerate() {
+        let c = cut(c.clone(), LIVE_WIDTH[i]);
+        l.push_str(&c);
+        if LIVE_WIDTH[i] > 0 {
+            l.extend(std::iter::repeat_n(' ', LIVE_WIDTH[i].saturating_sub(c.chars().count()) + 1));
+        }
+    }
+    writeln!(out, "{}", l.trim_end())
+}
+
+/// Writes one live row (`classified` or `ended`) and, for ended flows, its detail lines.
+pub fn write_live_row(out: &mut dyn Write, event: &str, f: &FlowReport) -> io::Result<()> {
+    let r = render(f);
+    write_live_line(out, event, &r.cells)?;
+    if event == "ended" {
+        for d in &r.details {
+            writeln!(out, "{:16}{d}", "")?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the plain-text summary.
 pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
