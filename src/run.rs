@@ -2,7 +2,7 @@
 //! [`run_with_writer`] is the seam the binary and the tests share.
 
 use crate::capture::live::{install_stop_handlers, LiveCapture, LiveOptions};
-use crate::capture::{display_path, CaptureReader, PacketSource};
+use crate::capture::{display_path, CaptureReader, Next, PacketSource};
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
@@ -219,9 +219,15 @@ fn analyze(
     let mut count = 0u64;
     let mut error = None;
     loop {
-        let pkt = match reader.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
+        let pkt = match reader.next() {
+            Ok(Next::Packet(p)) => p,
+            Ok(Next::Idle(now)) => {
+                // Live capture with no traffic: idle flows still end and are reported.
+                table.maybe_sweep(now, &mut finished);
+                release(table.oldest_live_id(), summary, sink)?;
+                continue;
+            }
+            Ok(Next::End) => break,
             Err(e) => {
                 error = Some(e.to_string());
                 break;

@@ -5,7 +5,7 @@
 //! non-blocking and we `poll(2)` its descriptor with a short timeout; between polls we check the
 //! stop flag (set by the signal handler), the duration and the packet count.
 
-use super::{CaptureError, Packet, PacketSource};
+use super::{CaptureError, Next, Packet, PacketSource};
 use crate::wire::Timestamp;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -177,17 +177,25 @@ impl PacketSource for LiveCapture {
         self.seen
     }
 
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+    fn next(&mut self) -> Result<Next<'_>, CaptureError> {
+        let waiting_since = Instant::now();
         loop {
             if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
                 self.flush_save();
-                return Ok(None);
+                return Ok(Next::End);
             }
             if let Some(d) = self.opts.duration {
                 if self.started.elapsed() >= d {
                     self.flush_save();
-                    return Ok(None);
+                    return Ok(Next::End);
                 }
+            }
+            if waiting_since.elapsed() >= Duration::from_secs(1) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as u64))
+                    .unwrap_or_default();
+                return Ok(Next::Idle(now));
             }
             match self.cap.next_packet() {
                 Ok(p) => {
@@ -207,7 +215,12 @@ impl PacketSource for LiveCapture {
             }
         }
         self.seen += 1;
-        Ok(Some(Packet { ts: self.ts, linktype: self.linktype, data: &self.buf, orig_len: self.orig_len }))
+        Ok(Next::Packet(Packet {
+            ts: self.ts,
+            linktype: self.linktype,
+            data: &self.buf,
+            orig_len: self.orig_len,
+        }))
     }
 }
 

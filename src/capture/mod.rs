@@ -41,6 +41,17 @@ pub struct Packet<'a> {
     pub orig_len: u32,
 }
 
+/// What a packet source yields.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A packet.
+    Packet(Packet<'a>),
+    /// No packet for a while (live capture): the current time, so idle flows can be ended.
+    Idle(Timestamp),
+    /// The end: end of file, `-c`, `--duration`, or a stop signal.
+    End,
+}
+
 /// Anything packets can be read from: a capture file or a live interface.
 pub trait PacketSource {
     /// File or interface name, for messages and the JSON `source`.
@@ -51,8 +62,8 @@ pub trait PacketSource {
     fn total_len(&self) -> Option<u64>;
     /// Progress so far: bytes read (files) or packets (live).
     fn position(&self) -> u64;
-    /// The next packet; `Ok(None)` at the end (end of file, count, duration, stop signal).
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError>;
+    /// The next packet, an idle tick, or the end.
+    fn next(&mut self) -> Result<Next<'_>, CaptureError>;
     /// A live interface (flows are announced as soon as they are classified).
     fn is_live(&self) -> bool {
         false
@@ -270,7 +281,7 @@ impl CaptureReader {
     }
 
     /// The next packet, `Ok(None)` at a clean end of file.
-    fn read_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         match self.format {
             Format::Pcap(f) => self.next_pcap(f),
             Format::Pcapng { .. } => self.next_pcapng(),
@@ -491,8 +502,11 @@ impl PacketSource for CaptureReader {
     fn position(&self) -> u64 {
         self.offset
     }
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        self.read_packet()
+    fn next(&mut self) -> Result<Next<'_>, CaptureError> {
+        Ok(match self.next_packet()? {
+            Some(p) => Next::Packet(p),
+            None => Next::End,
+        })
     }
 }
 

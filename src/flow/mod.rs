@@ -371,7 +371,8 @@ impl<S: StreamSink> FlowTable<S> {
         finished(f.meta, f.sink);
     }
 
-    fn maybe_sweep(&mut self, now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+    /// Ends flows that are idle (or closed and quiet) at `now`; at most once per second.
+    pub fn maybe_sweep(&mut self, now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
         match self.last_sweep {
             Some(t) if now.secs - t < 1 => return,
             None => {
