@@ -11,9 +11,10 @@ PKI=$HERE/pki
 CLI=tsp-cli SRV=tsp-srv
 S4=10.99.0.1 C4=10.99.0.2 S6=fd00:99::1 C6=fd00:99::2
 
+PIDS=()   # every background process this script starts (stopped by id in cleanup)
 cleanup() {
-  pkill -f "tools/peer.py" 2>/dev/null || true
-  [ -f /tmp/tsp-nginx.pid ] && kill "$(cat /tmp/tsp-nginx.pid)" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   ip netns del $CLI 2>/dev/null || true
   ip netns del $SRV 2>/dev/null || true
 }
@@ -40,11 +41,12 @@ sleep 1
 in_srv() { ip netns exec $SRV "$@"; }
 in_cli() { ip netns exec $CLI "$@"; }
 
-# start_capture FILE [tcpdump args...]: records on the server's veth unless args say otherwise.
+# start_capture FILE FILTER [tcpdump args...]: records TCP only (no ARP/ND/MLD noise, so a
+# regeneration gives the same packets; the committed files from the first run still hold a few).
 start_capture() {
-  local out=$1; shift
-  ip netns exec $SRV tcpdump -U --immediate-mode -n -s 0 "$@" -w "$HERE/$out" >/dev/null 2>&1 &
-  TCPDUMP=$!
+  local out=$1 filter=$2; shift 2
+  ip netns exec $SRV tcpdump -U --immediate-mode -n -s 0 "$@" -w "$HERE/$out" "$filter" >/dev/null 2>&1 &
+  TCPDUMP=$!; PIDS+=($TCPDUMP)
   sleep 1
 }
 stop_capture() {
@@ -53,47 +55,47 @@ stop_capture() {
   wait $TCPDUMP || true
 }
 # serve CMD...: starts a server in the server namespace and waits for it to listen.
-serve() { ip netns exec $SRV "$@" & SERVER=$!; sleep 0.7; }
+serve() { ip netns exec $SRV "$@" & SERVER=$!; PIDS+=($SERVER); sleep 0.7; }
 
 echo "1. tls12-server-only"
-start_capture tls12-server-only.pcap -i tsp-s
+start_capture tls12-server-only.pcap tcp -i tsp-s
 serve $PY tls-server 443 $PKI/api.crt $PKI/api.key --tls 1.2 --alpn http/1.1
-in_cli $PY tls-client $S4 443 --sni api.example.test --alpn h2,http/1.1 --tls 1.2
+in_cli $PY tls-client $S4 443 --sni api.example.test --alpn h2,http/1.1 --tls 1.2 --sport 33454
 wait $SERVER; stop_capture
 
 echo "2. tls12-mtls-istio"
-start_capture tls12-mtls-istio.pcap -i tsp-s
+start_capture tls12-mtls-istio.pcap tcp -i tsp-s
 serve $PY tls-server 9080 $PKI/reviews.crt $PKI/reviews.key --tls 1.2 --ca $PKI/ca.crt --require-cert --alpn istio-peer-exchange,istio
 in_cli $PY tls-client $S4 9080 --sni outbound_.9080_._.reviews.default.svc.cluster.local \
-  --alpn istio-peer-exchange,istio --tls 1.2 --cert $PKI/productpage.crt --key $PKI/productpage.key
+  --alpn istio-peer-exchange,istio --tls 1.2 --cert $PKI/productpage.crt --key $PKI/productpage.key --sport 57786
 wait $SERVER; stop_capture
 
 echo "3. tls13-no-client-cert, tls13-mtls"
-start_capture tls13-no-client-cert.pcap -i tsp-s
+start_capture tls13-no-client-cert.pcap tcp -i tsp-s
 serve $PY tls-server 9080 $PKI/reviews.crt $PKI/reviews.key --tls 1.3 --alpn istio-http/1.1
-in_cli $PY tls-client $S4 9080 --sni outbound_.9080_._.reviews.default.svc.cluster.local --alpn istio-http/1.1,istio,h2 --tls 1.3
+in_cli $PY tls-client $S4 9080 --sni outbound_.9080_._.reviews.default.svc.cluster.local --alpn istio-http/1.1,istio,h2 --tls 1.3 --sport 33926
 wait $SERVER; stop_capture
-start_capture tls13-mtls.pcap -i tsp-s
+start_capture tls13-mtls.pcap tcp -i tsp-s
 serve $PY tls-server 9080 $PKI/reviews.crt $PKI/reviews.key --tls 1.3 --ca $PKI/ca.crt --require-cert --alpn istio-http/1.1
 in_cli $PY tls-client $S4 9080 --sni outbound_.9080_._.reviews.default.svc.cluster.local --alpn istio-http/1.1,istio,h2 \
-  --tls 1.3 --cert $PKI/productpage.crt --key $PKI/productpage.key
+  --tls 1.3 --cert $PKI/productpage.crt --key $PKI/productpage.key --sport 33928
 wait $SERVER; stop_capture
 
 echo "4. tls12-expired-cert (expired, then not yet valid)"
-start_capture tls12-expired-cert.pcap -i tsp-s
+start_capture tls12-expired-cert.pcap tcp -i tsp-s
 serve $PY tls-server 8443 $PKI/expired.crt $PKI/expired.key --tls 1.2
-in_cli $PY tls-client $S4 8443 --sni expired.example.test --tls 1.2
+in_cli $PY tls-client $S4 8443 --sni expired.example.test --tls 1.2 --sport 51028
 wait $SERVER
 serve $PY tls-server 8444 $PKI/future.crt $PKI/future.key --tls 1.2
-in_cli $PY tls-client $S4 8444 --sni future.example.test --tls 1.2
+in_cli $PY tls-client $S4 8444 --sni future.example.test --tls 1.2 --sport 49766
 wait $SERVER; stop_capture
 
 echo "5. tls12-small-mtu-chain"
 in_cli ip link set tsp-c mtu 576
 in_srv ip link set tsp-s mtu 576
-start_capture tls12-small-mtu-chain.pcap -i tsp-s
+start_capture tls12-small-mtu-chain.pcap tcp -i tsp-s
 serve $PY tls-server 443 $PKI/big-chain.crt $PKI/big-leaf.key --tls 1.2
-in_cli $PY tls-client $S4 443 --sni big.example.test --alpn h2,http/1.1 --tls 1.2
+in_cli $PY tls-client $S4 443 --sni big.example.test --alpn h2,http/1.1 --tls 1.2 --sport 53256
 wait $SERVER; stop_capture
 in_cli ip link set tsp-c mtu 1500
 in_srv ip link set tsp-s mtu 1500
@@ -103,41 +105,41 @@ ip -n $SRV addr replace $S6/64 dev tsp-s nodad
 sleep 1
 
 echo "6. http-keepalive-sidecar"
-start_capture http-keepalive-sidecar.pcap -i tsp-s
+start_capture http-keepalive-sidecar.pcap tcp -i tsp-s
 serve $PY http-server 9080
-in_cli $PY http-client $S4 9080
+in_cli $PY http-client $S4 9080 --sport 47968
 wait $SERVER; stop_capture
 
 echo "7. any-sll2 (tcpdump -i any: veth TLS + loopback HTTP)"
-start_capture any-sll2.pcap -i any -y LINUX_SLL2
+start_capture any-sll2.pcap tcp -i any -y LINUX_SLL2
 serve $PY tls-server 9080 $PKI/reviews.crt $PKI/reviews.key --tls 1.2 --ca $PKI/ca.crt --require-cert --alpn istio-peer-exchange,istio
 in_cli $PY tls-client $S4 9080 --sni outbound_.9080_._.reviews.default.svc.cluster.local \
-  --alpn istio-peer-exchange,istio --tls 1.2 --cert $PKI/productpage.crt --key $PKI/productpage.key
+  --alpn istio-peer-exchange,istio --tls 1.2 --cert $PKI/productpage.crt --key $PKI/productpage.key --sport 47974
 wait $SERVER
 serve $PY http-server 8080
-in_srv $PY http-client 127.0.0.1 8080
+in_srv $PY http-client 127.0.0.1 8080 --sport 44886
 wait $SERVER; stop_capture
 
 echo "8. ipv6-tls-http"
-start_capture ipv6-tls-http.pcap -i tsp-s ip6
+start_capture ipv6-tls-http.pcap "ip6 and tcp" -i tsp-s
 serve $PY tls-server 443 $PKI/api.crt $PKI/api.key --alpn h2,http/1.1
-in_cli $PY tls-client $S6 443 --sni api.example.test --alpn h2,http/1.1
+in_cli $PY tls-client $S6 443 --sni api.example.test --alpn h2,http/1.1 --sport 34902
 wait $SERVER
 serve $PY http-server 9080
-in_cli $PY http-client $S6 9080
+in_cli $PY http-client $S6 9080 --sport 45616
 wait $SERVER; stop_capture
 
 echo "9. plaintext-other (SMTP, SMTP STARTTLS), http-connect-tls"
-start_capture plaintext-other.pcap -i tsp-s
+start_capture plaintext-other.pcap tcp -i tsp-s
 serve $PY smtp-server 25 $PKI/api.crt $PKI/api.key --count 2
-in_cli $PY smtp-client $S4 25
-in_cli $PY smtp-client $S4 25 --starttls --sni mail.example.test
+in_cli $PY smtp-client $S4 25 --sport 57440
+in_cli $PY smtp-client $S4 25 --starttls --sni mail.example.test --sport 57450
 wait $SERVER; stop_capture
-start_capture http-connect-tls.pcap -i tsp-s
+start_capture http-connect-tls.pcap tcp -i tsp-s
 serve $PY tls-server 8443 $PKI/api.crt $PKI/api.key --tls 1.2
 TLS_SERVER=$SERVER
 serve $PY connect-proxy 3128
-in_cli $PY connect-client $S4 3128 $S4:8443 --sni db.example.test
+in_cli $PY connect-client $S4 3128 $S4:8443 --sni db.example.test --sport 49428
 wait $SERVER $TLS_SERVER; stop_capture
 
 echo "10. h2c (nginx http2 cleartext, curl prior knowledge)"
@@ -147,13 +149,19 @@ events {}
 http { access_log off;
   server { listen 8080 http2; location / { return 200 "hello over h2c\n"; } } }
 NGX
-start_capture h2c.pcap -i tsp-s
+start_capture h2c.pcap tcp -i tsp-s
 ip netns exec $SRV nginx -c /tmp/tsp-nginx.conf >/dev/null 2>&1 &
-NGINX=$!
+NGINX=$!; PIDS+=($NGINX)
 sleep 1
-in_cli curl -s --http2-prior-knowledge -H 'x-request-id: h2c-1' http://$S4:8080/productpage -o /dev/null
+in_cli curl -s --local-port 47586 --http2-prior-knowledge -H 'x-request-id: h2c-1' http://$S4:8080/productpage -o /dev/null
 stop_capture
 kill $NGINX 2>/dev/null || true; wait $NGINX 2>/dev/null || true
+
+echo "10b. h2c-upgrade (curl --http2: Upgrade: h2c, 101, HTTP/2; nginx has no Upgrade, tools/peer.py answers)"
+start_capture h2c-upgrade.pcap tcp -i tsp-s
+serve $PY h2c-server 8081
+in_cli curl -s --local-port 47600 --http2 -H 'x-request-id: h2c-2' http://$S4:8081/productpage -o /dev/null
+wait $SERVER; stop_capture
 
 echo "11-12. derived variants"
 python3 tools/derive.py "$HERE"

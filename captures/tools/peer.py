@@ -9,7 +9,9 @@
     peer.py smtp-client HOST PORT [--starttls]
     peer.py connect-proxy PORT          (HTTP CONNECT proxy, one tunnel)
     peer.py connect-client PROXYHOST PROXYPORT TARGET:PORT --sni S
+    peer.py h2c-server PORT             (HTTP/1.1 Upgrade: h2c -> 101, then a minimal HTTP/2 reply)
 Every server serves --count connections (default 1) and exits; every client exits when done.
+Clients take --sport N (fixed source port, so a regeneration keeps the ports in README.md).
 """
 import argparse
 import http.client
@@ -17,6 +19,7 @@ import http.server
 import select
 import socket
 import ssl
+import struct
 import sys
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -29,6 +32,13 @@ def listener(port):
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.bind(("::", port))
     s.listen(16)
+    return s
+
+
+def connect(a, host=None, port=None):
+    """TCP connection from the fixed source port --sport (0: any)."""
+    s = socket.create_connection((host or a.host, port or a.port),
+                                 source_address=("", a.sport) if a.sport else None)
     return s
 
 
@@ -77,7 +87,7 @@ def tls_server(a):
 def tls_client(a):
     ctx = client_ctx(a)
     for i in range(a.count):
-        s = socket.create_connection((a.host, a.port))
+        s = connect(a)
         t = ctx.wrap_socket(s, server_hostname=a.sni)
         t.sendall(b"ping %d\n" % i)
         t.recv(4096)
@@ -137,7 +147,7 @@ SECRET_COOKIE = "session=s3ss10n-c00k1e-4242"
 
 
 def http_client(a):
-    c = http.client.HTTPConnection(a.host, a.port)
+    c = http.client.HTTPConnection(a.host, a.port, source_address=("", a.sport) if a.sport else None)
     host = {"Host": "reviews:9080"}
     c.request("GET", "/reviews/0", headers={**host, **SIDECAR, "user-agent": "curl/7.88.1"})
     c.getresponse().read()
@@ -180,7 +190,7 @@ def smtp_server(a):
 
 
 def smtp_client(a):
-    s = socket.create_connection((a.host, a.port))
+    s = connect(a)
     f = s.makefile("rb")
     f.readline()
     s.sendall(b"EHLO client.example.test\r\n")
@@ -231,7 +241,7 @@ def connect_proxy(a):
 
 
 def connect_client(a):
-    s = socket.create_connection((a.host, a.port))
+    s = connect(a)
     s.sendall(f"CONNECT {a.target} HTTP/1.1\r\nHost: {a.target}\r\nUser-Agent: curl/7.88.1\r\n"
               f"Proxy-Authorization: Basic cHJveHl1c2VyOnByb3h5cGFzcw==\r\n\r\n".encode())
     buf = b""
@@ -241,6 +251,56 @@ def connect_client(a):
     t.sendall(b"GET /secret HTTP/1.1\r\nHost: db.example.test\r\n\r\n")
     t.recv(4096)
     t.close()
+
+
+def h2_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def h2c_server(a):
+    """Answers curl --http2's `Upgrade: h2c` with 101, then HTTP/2 on stream 1 (RFC 7540 3.2)."""
+    ls = listener(a.port)
+    conn, _ = ls.accept()
+    f = conn.makefile("rb")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = f.readline()
+        if not line:
+            return
+        head += line
+    if b"upgrade: h2c" not in head.lower():
+        conn.sendall(b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-length: 0\r\n\r\n")
+        conn.close()
+        return
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+    conn.sendall(h2_frame(4, 0, 0))                      # server SETTINGS (empty)
+    preface = f.read(24)
+    assert preface == b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", preface
+    body = b"hello over h2c upgrade\n"
+    # HPACK: :status 200 (static index 8), content-type text/plain, content-length (literal, not indexed)
+    hdrs = (b"\x88" + b"\x0f\x10" + bytes([10]) + b"text/plain"
+            + b"\x0f\x0d" + bytes([len(str(len(body)))]) + str(len(body)).encode())
+    answered = False
+    conn.settimeout(3)
+    try:
+        while True:
+            h = f.read(9)
+            if len(h) < 9:
+                break
+            n = int.from_bytes(h[:3], "big")
+            ftype, flags = h[3], h[4]
+            f.read(n)
+            if ftype == 4 and not flags & 1:                 # client SETTINGS -> ACK
+                conn.sendall(h2_frame(4, 1, 0))
+                if not answered:                              # the upgraded request is stream 1
+                    conn.sendall(h2_frame(1, 4, 1, hdrs) + h2_frame(0, 1, 1, body))
+                    answered = True
+            elif ftype == 7:                                  # GOAWAY
+                break
+    except (socket.timeout, OSError):
+        pass
+    conn.sendall(h2_frame(7, 0, 0, struct.pack(">II", 1, 0)))
+    conn.close()
 
 
 def main():
@@ -256,11 +316,12 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--starttls", action="store_true")
+    p.add_argument("--sport", type=int, default=0)
     a = p.parse_args()
     r, x = a.role, a.args
     if r in ("tls-server", "smtp-server"):
         a.port, a.cert, a.key = int(x[0]), x[1], x[2]
-    elif r in ("http-server", "connect-proxy"):
+    elif r in ("http-server", "connect-proxy", "h2c-server"):
         a.port = int(x[0])
     elif r == "connect-client":
         a.host, a.port, a.target = x[0], int(x[1]), x[2]
@@ -268,7 +329,7 @@ def main():
         a.host, a.port = x[0], int(x[1])
     {"tls-server": tls_server, "tls-client": tls_client, "http-server": http_server,
      "http-client": http_client, "smtp-server": smtp_server, "smtp-client": smtp_client,
-     "connect-proxy": connect_proxy, "connect-client": connect_client}[r](a)
+     "connect-proxy": connect_proxy, "connect-client": connect_client, "h2c-server": h2c_server}[r](a)
 
 
 if __name__ == "__main__":
