@@ -56,8 +56,9 @@ pub struct Outcome {
 enum Sink<'a> {
     Json(&'a mut dyn Write),
     Table(Vec<table::Row>),
-    /// Live capture: rows printed as flows are classified and end (fixed column widths).
-    LiveTable(&'a mut dyn Write),
+    /// Live capture: rows printed as flows are classified and end (fixed column widths); the
+    /// flag says whether the header was printed.
+    LiveTable(&'a mut dyn Write, bool),
 }
 
 impl Sink<'_> {
@@ -69,7 +70,10 @@ impl Sink<'_> {
                 out.flush()
             }
             Sink::Table(_) => Ok(()),
-            Sink::LiveTable(out) => {
+            Sink::LiveTable(out, header) => {
+                if !std::mem::replace(header, true) {
+                    table::write_live_header(*out)?;
+                }
                 table::write_live_row(*out, "classified", f)?;
                 out.flush()
             }
@@ -78,7 +82,7 @@ impl Sink<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Sink::Json(out) | Sink::LiveTable(out) => out.flush(),
+            Sink::Json(out) | Sink::LiveTable(out, _) => out.flush(),
             Sink::Table(_) => Ok(()),
         }
     }
@@ -91,7 +95,12 @@ impl Sink<'_> {
                 rows.push(table::render(f));
                 Ok(())
             }
-            Sink::LiveTable(out) => table::write_live_row(*out, "ended", f),
+            Sink::LiveTable(out, header) => {
+                if !std::mem::replace(header, true) {
+                    table::write_live_header(*out)?;
+                }
+                table::write_live_row(*out, "ended", f)
+            }
         }
     }
 }
@@ -103,11 +112,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     let mut summary = Summary { kind: "summary", ..Summary::default() };
     let mut sink = match cfg.format {
         Format::Json => Sink::Json(out),
-        Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => {
-            table::write_live_header(out)?;
-            out.flush()?;
-            Sink::LiveTable(out)
-        }
+        Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => Sink::LiveTable(out, false),
         Format::Table => Sink::Table(Vec::new()),
     };
     let mut base_id = 0u64;
@@ -159,7 +164,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             table::write_table(out, &rows, &summary)?;
             out
         }
-        Sink::LiveTable(out) => {
+        Sink::LiveTable(out, _) => {
             writeln!(out)?;
             table::write_summary(out, &summary)?;
             out
