@@ -109,7 +109,8 @@ def link_variants():
     out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
     out += block(1, struct.pack("<HHI", 1, 0, 0))
     out += block(1, struct.pack("<HHI", 101, 0, 0) + struct.pack("<HHB3x", 9, 1, 9) + b"\0\0\0\0")
-    pk = [(s * 10**6 + us, 0, f) for s, us, f, _ in srv] + [(s * 10**9 + us * 1000, 1, f[14:]) for s, us, f, _ in http]
+    pk = [(s * 10**6 + us, 0, f) for s, us, f, _ in srv] + [(s * 10**9 + us * 1000, 1, f[14:]) for s, us, f, _ in http
+                                                          if f[12:14] in (b"\x08\x00", b"\x86\xdd")]
     pk.sort(key=lambda x: x[0] / (10**6 if x[1] == 0 else 10**9))
     for ts, iface, f in pk:
         out += block(6, struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f)
