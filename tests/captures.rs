@@ -276,6 +276,16 @@ fn h2c_prior_knowledge() {
 }
 
 #[test]
+fn h2c_by_upgrade_keeps_the_http1_request() {
+    let j = json("h2c-upgrade.pcap", &[]);
+    let f = one(&j.flows, "h2c");
+    assert_eq!(f["h2c"], "upgrade");
+    assert_eq!(f["http"]["upgrade"], "h2c");
+    assert_eq!(f["http"]["requests"][0]["path"], "/productpage");
+    assert_eq!(f["http"]["responses"][0]["status"], 101);
+}
+
+#[test]
 fn snaplen_truncated_packets_are_used_and_flagged() {
     let j = json("tls12-truncated-snaplen.pcap", &[]);
     let f = one(&j.flows, "tls");
