@@ -158,11 +158,9 @@ impl FlowClassifier {
                     let rest = data.get(at..).unwrap_or(&[]);
                     match to {
                         SwitchTo::H2c => {
-                            self.h2c.get_or_insert(if self.sides[s].fed == 0 {
-                                H2cVia::PriorKnowledge
-                            } else {
-                                H2cVia::Upgrade
-                            });
+                            // HTTP/1 came first (a `101` to `Upgrade: h2c`, or the preface after
+                            // such a request); a preface opening the stream is found by the probe.
+                            self.h2c.get_or_insert(H2cVia::Upgrade);
                             self.sides[s].mode = Mode::H2c;
                             Feed::Done
                         }
