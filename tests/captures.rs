@@ -451,3 +451,27 @@ fn every_documented_key_is_present_in_every_object() {
         }
     }
 }
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let cap = capture("http-keepalive-sidecar.pcap");
+    let mut args = vec!["--json".to_string()];
+    for _ in 0..400 {
+        args.push("-r".into());
+        args.push(cap.to_string_lossy().into_owned());
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap(); // like `head -1`
+    let out = child.wait_with_output().unwrap();
+    assert!(first.starts_with("{\"type\":\"flow\""));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

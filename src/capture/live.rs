@@ -105,9 +105,15 @@ impl LiveCapture {
             let _ = cap.set_datalink(pcap::Linktype(276));
         }
         if let Some(f) = &opts.filter {
+            let resolved = resolve_names(
+                f,
+                std::path::Path::new("/etc/services").exists(),
+                std::path::Path::new("/etc/hosts").exists(),
+            );
+            let f = &resolved;
             cap.filter(f, true).map_err(|e| {
                 format!(
-                    "invalid filter {f:?}: {e} (names such as `port https` need /etc/services; use numbers)"
+                    "invalid filter {f:?}: {e} (a name that is not in /etc/services or /etc/hosts needs a number or address)"
                 )
             })?;
         }
@@ -229,6 +235,42 @@ fn ts_of(tv: &libc::timeval) -> Timestamp {
     Timestamp::new(tv.tv_sec, (tv.tv_usec.max(0) as u64).saturating_mul(1000))
 }
 
+/// Well-known service names, for filters in an empty root (no /etc/services).
+const SERVICES: [(&str, u16); 14] = [
+    ("http", 80),
+    ("https", 443),
+    ("ssh", 22),
+    ("smtp", 25),
+    ("domain", 53),
+    ("imap", 143),
+    ("imaps", 993),
+    ("pop3", 110),
+    ("ftp", 21),
+    ("submission", 587),
+    ("smtps", 465),
+    ("postgresql", 5432),
+    ("mysql", 3306),
+    ("http-alt", 8080),
+];
+
+/// Rewrites `port NAME` to numbers and `host localhost` to 127.0.0.1 when the files libpcap
+/// would look them up in are missing (a FROM-scratch image, an empty chroot).
+pub fn resolve_names(filter: &str, have_services: bool, have_hosts: bool) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for tok in filter.split_whitespace() {
+        let prev = out.last().map(|s| s.as_str()).unwrap_or("");
+        let t = if !have_services && (prev == "port" || prev == "portrange") {
+            SERVICES.iter().find(|(n, _)| *n == tok).map(|(_, p)| p.to_string())
+        } else if !have_hosts && prev == "host" && tok == "localhost" {
+            Some("127.0.0.1".to_string())
+        } else {
+            None
+        };
+        out.push(t.unwrap_or_else(|| tok.to_string()));
+    }
+    out.join(" ")
+}
+
 /// Lists capture interfaces (`-D`), one per line: `N.name (description) [flags]`.
 pub fn list_interfaces() -> Result<Vec<String>, String> {
     let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
@@ -240,4 +282,23 @@ pub fn list_interfaces() -> Result<Vec<String>, String> {
             None => format!("{}.{}", i + 1, d.name),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_names;
+
+    #[test]
+    fn names_resolve_only_when_the_system_cannot() {
+        assert_eq!(
+            resolve_names("tcp port https or dst port http", false, false),
+            "tcp port 443 or dst port 80"
+        );
+        assert_eq!(
+            resolve_names("host localhost and port 9080", false, false),
+            "host 127.0.0.1 and port 9080"
+        );
+        assert_eq!(resolve_names("port https", true, true), "port https");
+        assert_eq!(resolve_names("host https", false, false), "host https");
+    }
 }
