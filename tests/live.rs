@@ -1,12 +1,15 @@
-//! Live capture (`-i`) inside two network namespaces this test creates and removes. Needs root,
-//! iproute2 and python3 (for the real TLS peers in captures/tools/peer.py); without them the
-//! test says so and returns.
+//! Live capture (`-i`) inside two network namespaces this test creates and removes (also when
+//! it fails). Needs root, iproute2 and python3 (real TLS/HTTP peers in captures/tools/peer.py);
+//! without them the test says so and returns. Uses the static binary when it has been built
+//! (CI builds it first), else the test build.
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 struct Netns(Vec<String>);
 
@@ -27,8 +30,48 @@ fn sh(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+fn tlspeek_bin() -> String {
+    let stat =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/tlspeek");
+    if stat.exists() {
+        stat.to_string_lossy().into_owned()
+    } else {
+        env!("CARGO_BIN_EXE_tlspeek").to_string()
+    }
+}
+
+struct Peers {
+    a: String,
+    b: String,
+    peer: String,
+    dir: PathBuf,
+}
+
+impl Peers {
+    fn pki(&self, f: &str) -> String {
+        self.dir.join("pki").join(f).to_string_lossy().into_owned()
+    }
+    fn server(&self, args: &[&str]) -> Child {
+        let c = Command::new("ip")
+            .args(["netns", "exec", &self.b, "python3", &self.peer])
+            .args(args)
+            .spawn()
+            .unwrap();
+        sleep(Duration::from_millis(600));
+        c
+    }
+    fn client(&self, args: &[&str]) {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &self.a, "python3", &self.peer])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "client {args:?}");
+    }
+}
+
 #[test]
-fn live_capture_on_a_veth_reports_the_mtls_handshake() {
+fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root || !sh(&["ip", "-V"]) || !sh(&["python3", "-c", "import ssl"]) {
@@ -52,77 +95,128 @@ fn live_capture_on_a_veth_reports_the_mtls_handshake() {
     }
     sleep(Duration::from_millis(800));
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let pki = |f: &str| dir.join("pki").join(f).to_string_lossy().into_owned();
-    let peer = dir.join("tools/peer.py").to_string_lossy().into_owned();
-    let capture = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b,
-            env!("CARGO_BIN_EXE_tlspeek"),
-            "-i",
-            &vb,
-            "--duration",
-            "4",
-            "--json",
-            "-q",
-        ])
-        .args(["tcp", "port", "9080"])
+    let p = Peers {
+        a: a.clone(),
+        b: b.clone(),
+        peer: dir.join("tools/peer.py").to_string_lossy().into_owned(),
+        dir,
+    };
+    let saved = std::env::temp_dir().join(format!("tlspeek-live-{id}.pcap"));
+    let saved_s = saved.to_string_lossy().into_owned();
+    // Port 7000 carries plaintext too, but the filter leaves it out.
+    let mut cap = Command::new("ip")
+        .args(["netns", "exec", &b, &tlspeek_bin(), "-i", &vb, "--json", "-q", "-w", &saved_s])
+        .args(["tcp", "and", "(port", "9080", "or", "port", "9443", "or", "port", "8080)"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let (tx, rx) = mpsc::channel::<(Instant, Value)>();
+    let stdout = cap.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let _ = tx.send((Instant::now(), v));
+        }
+    });
     sleep(Duration::from_millis(800));
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &b,
-            "python3",
-            &peer,
-            "tls-server",
-            "9080",
-            &pki("reviews.crt"),
-            &pki("reviews.key"),
-        ])
-        .args([
-            "--tls",
-            "1.2",
-            "--ca",
-            &pki("ca.crt"),
-            "--require-cert",
-            "--alpn",
-            "istio-peer-exchange,istio",
-        ])
-        .spawn()
-        .unwrap();
-    sleep(Duration::from_millis(700));
-    let client = Command::new("ip")
-        .args(["netns", "exec", &a, "python3", &peer, "tls-client", "10.96.0.1", "9080"])
-        .args([
-            "--sni",
-            "outbound_.9080_._.reviews.default.svc.cluster.local",
-            "--alpn",
-            "istio-peer-exchange,istio",
-        ])
-        .args(["--tls", "1.2", "--cert", &pki("productpage.crt"), "--key", &pki("productpage.key")])
-        .status()
-        .unwrap();
-    assert!(client.success());
-    let _ = server.wait();
-    let out = capture.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let lines: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let classified = lines.iter().find(|l| l["event"] == "classified").expect("a classified event");
-    assert_eq!(classified["tls"]["sni"], "outbound_.9080_._.reviews.default.svc.cluster.local");
-    let flow = lines.iter().find(|l| l["type"] == "flow" && l["event"] == "ended").expect("an ended flow");
-    assert_eq!(flow["id"], classified["id"]);
-    assert_eq!(flow["source"], vb.as_str());
-    assert_eq!(flow["server"], "10.96.0.1:9080");
-    assert_eq!(flow["tls"]["sni"], "outbound_.9080_._.reviews.default.svc.cluster.local");
-    assert_eq!(flow["tls"]["mtls"], "yes");
+    let mut done_at = Vec::new();
+    // TLS 1.2 with a client certificate, TLS 1.3, plaintext HTTP, then excluded traffic.
+    let mut s = p.server(
+        &["tls-server", "9080", &p.pki("reviews.crt"), &p.pki("reviews.key"), "--tls", "1.2"]
+            .into_iter()
+            .chain(["--ca", &p.pki("ca.crt"), "--require-cert", "--alpn", "istio-peer-exchange,istio"])
+            .collect::<Vec<_>>(),
+    );
+    p.client(&[
+        "tls-client",
+        "10.96.0.1",
+        "9080",
+        "--sni",
+        "outbound_.9080_._.reviews.default.svc.cluster.local",
+        "--alpn",
+        "istio-peer-exchange,istio",
+        "--tls",
+        "1.2",
+        "--cert",
+        &p.pki("productpage.crt"),
+        "--key",
+        &p.pki("productpage.key"),
+    ]);
+    done_at.push(Instant::now());
+    let _ = s.wait();
+    let mut s = p.server(&[
+        "tls-server",
+        "9443",
+        &p.pki("api.crt"),
+        &p.pki("api.key"),
+        "--tls",
+        "1.3",
+        "--alpn",
+        "h2",
+    ]);
+    p.client(&[
+        "tls-client",
+        "10.96.0.1",
+        "9443",
+        "--sni",
+        "api.example.test",
+        "--alpn",
+        "h2",
+        "--tls",
+        "1.3",
+    ]);
+    done_at.push(Instant::now());
+    let _ = s.wait();
+    let mut s = p.server(&["http-server", "8080"]);
+    p.client(&["http-client", "10.96.0.1", "8080"]);
+    done_at.push(Instant::now());
+    let _ = s.wait();
+    let mut s = p.server(&["http-server", "7000"]);
+    p.client(&["http-client", "10.96.0.1", "7000"]);
+    let _ = s.wait();
+    sleep(Duration::from_millis(500));
+    // Ctrl-C: the remaining flows and the summary, exit 0.
+    assert!(sh(&["kill", "-INT", &cap.id().to_string()]));
+    let status = cap.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<(Instant, Value)> = rx.try_iter().collect();
+    let classified: Vec<&(Instant, Value)> =
+        lines.iter().filter(|(_, v)| v["event"] == "classified").collect();
+    assert_eq!(classified.len(), 3, "{lines:?}");
+    let servers: Vec<&str> = classified.iter().map(|(_, v)| v["server"].as_str().unwrap()).collect();
+    assert_eq!(servers, ["10.96.0.1:9080", "10.96.0.1:9443", "10.96.0.1:8080"]);
+    for ((seen, v), done) in classified.iter().zip(&done_at) {
+        // The line arrived no later than 1 s after the client finished its exchange.
+        assert!(seen.saturating_duration_since(*done) < Duration::from_secs(1), "{} late", v["server"]);
+    }
+    let (_, t12) = classified[0];
+    assert_eq!(t12["tls"]["sni"], "outbound_.9080_._.reviews.default.svc.cluster.local");
+    let (_, t13) = classified[1];
     assert_eq!(
-        flow["tls"]["client_certs"][0]["san_uris"][0],
+        (t13["tls"]["version"].as_str(), t13["tls"]["mtls"].as_str()),
+        (Some("TLS 1.3"), Some("unknown"))
+    );
+    assert_eq!(classified[2].1["http"]["requests"][0]["path"], "/reviews/0");
+    let ended: Vec<&Value> = lines.iter().map(|(_, v)| v).filter(|v| v["event"] == "ended").collect();
+    assert_eq!(ended.len(), 3, "the filter excluded port 7000");
+    assert_eq!(ended[0]["tls"]["mtls"], "yes");
+    assert_eq!(
+        ended[0]["tls"]["client_certs"][0]["san_uris"][0],
         "spiffe://cluster.local/ns/default/sa/productpage"
     );
+    let summary = &lines.last().unwrap().1;
+    assert_eq!((summary["type"].as_str(), summary["flows"].as_u64()), (Some("summary"), Some(3)));
+    // -w saved the same packets: reading them back gives the same flows.
+    let back = Command::new(env!("CARGO_BIN_EXE_tlspeek")).args(["-r", &saved_s, "--json"]).output().unwrap();
+    let _ = std::fs::remove_file(&saved);
+    let back: Vec<Value> =
+        String::from_utf8_lossy(&back.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (x, y) in back.iter().zip(&ended) {
+        assert_eq!(
+            (&x["server"], &x["protocol"], &x["packets"]),
+            (&y["server"], &y["protocol"], &y["packets"])
+        );
+    }
+    assert_eq!(back.len(), 4);
 }
