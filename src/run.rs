@@ -140,11 +140,18 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                     writeln!(diag, "tlspeek: capturing on {}; Ctrl-C stops and reports", opts.interface)?;
                 }
                 analyze(&mut cap, cfg, base_id, &mut summary, &mut sink, diag)?;
-                if let (Some((recv, drop, ifdrop)), false) = (cap.stats(), cfg.quiet) {
-                    writeln!(
-                        diag,
-                        "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
-                    )?;
+                if let Some((recv, drop, ifdrop)) = cap.stats() {
+                    summary.capture_stats = Some(crate::report::CaptureStats {
+                        received: recv.into(),
+                        dropped: drop.into(),
+                        if_dropped: ifdrop.into(),
+                    });
+                    if !cfg.quiet {
+                        writeln!(
+                            diag,
+                            "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
+                        )?;
+                    }
                 }
             }
             Err(msg) => {

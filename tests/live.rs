@@ -1,7 +1,7 @@
 //! Live capture (`-i`) inside two network namespaces this test creates and removes (also when
 //! it fails). Needs root, iproute2 and python3 (real TLS/HTTP peers in captures/tools/peer.py);
-//! without them the test says so and returns. Uses the static binary when it has been built
-//! (CI builds it first), else the test build.
+//! without them the test says so and returns. Runs `$TLSPEEK_LIVE_BIN` when set (CI: the static
+//! binary), else the test build.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -30,14 +30,10 @@ fn sh(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `$TLSPEEK_LIVE_BIN` (CI sets it to the static binary it just built and checked), else the
+/// test build.
 fn tlspeek_bin() -> String {
-    let stat =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/tlspeek");
-    if stat.exists() {
-        stat.to_string_lossy().into_owned()
-    } else {
-        env!("CARGO_BIN_EXE_tlspeek").to_string()
-    }
+    std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string())
 }
 
 struct Peers {
@@ -207,6 +203,8 @@ fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
     );
     let summary = &lines.last().unwrap().1;
     assert_eq!((summary["type"].as_str(), summary["flows"].as_u64()), (Some("summary"), Some(3)));
+    assert!(summary["capture_stats"]["received"].as_u64().is_some_and(|n| n > 20), "{summary}");
+    assert_eq!(summary["capture_stats"]["dropped"], 0);
     // -w saved the same packets: reading them back gives the same flows.
     let back = Command::new(env!("CARGO_BIN_EXE_tlspeek")).args(["-r", &saved_s, "--json"]).output().unwrap();
     let _ = std::fs::remove_file(&saved);

@@ -57,6 +57,8 @@ pub struct FlowReport {
     pub first_ts: String,
     /// Last packet, RFC 3339 UTC.
     pub last_ts: String,
+    /// Seconds from first to last packet.
+    pub duration: f64,
     /// Packets per role.
     pub packets: PerRole,
     /// TCP payload bytes per role.
@@ -161,6 +163,7 @@ impl FlowReport {
             client_by,
             first_ts: meta.first_ts.rfc3339(nanos),
             last_ts: meta.last_ts.rfc3339(nanos),
+            duration: ((meta.last_ts.as_f64() - meta.first_ts.as_f64()).max(0.0) * 1e6).round() / 1e6,
             packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
             bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
             protocol: c.protocol,
@@ -206,8 +209,21 @@ pub struct Summary {
     pub evicted_flows: u64,
     /// Packets of already reported (closed) flows that arrived late and were dropped.
     pub late_packets: u64,
+    /// libpcap's counters of a live capture, null for files.
+    pub capture_stats: Option<CaptureStats>,
     /// Errors that stopped reading a file (partial results are still reported).
     pub errors: Vec<String>,
+}
+
+/// libpcap's counters at the end of a live capture.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct CaptureStats {
+    /// Packets received by the filter.
+    pub received: u64,
+    /// Packets dropped by the kernel (buffer full: raise `-B`).
+    pub dropped: u64,
+    /// Packets dropped by the interface or driver.
+    pub if_dropped: u64,
 }
 
 /// IPv4 reassembly counters.

@@ -247,6 +247,13 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
         let n: Vec<String> = s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {v} packets")).collect();
         writeln!(out, "skipped {}", n.join(", "))?;
     }
+    if let Some(c) = &s.capture_stats {
+        writeln!(
+            out,
+            "capture: {} packets received by filter, {} dropped by kernel, {} dropped by interface",
+            c.received, c.dropped, c.if_dropped
+        )?;
+    }
     if s.evicted_flows > 0 {
         writeln!(out, "{} flows evicted (flow table full; see --max-flows)", s.evicted_flows)?;
     }
