@@ -34,6 +34,12 @@ fn assert_istio_mtls(f: &Value) {
     assert_eq!(strings(&t["client_certs"][0]["san_uris"]), [PRODUCTPAGE_SPIFFE]);
     assert_eq!(t["mtls"], "yes");
     assert_eq!(t["mtls_reason"], format!("client sent a certificate ({PRODUCTPAGE_SPIFFE})"));
+    let i = &f["istio"];
+    assert_eq!(i["sni"]["service"], "reviews");
+    assert_eq!(i["sni"]["namespace"], "default");
+    assert_eq!(i["sni"]["port"], 9080);
+    assert_eq!(i["sni"]["subset"], Value::Null);
+    assert_eq!(i["alpn"]["app_protocol"], "tcp");
 }
 
 /// The keep-alive session of http-keepalive-sidecar.pcap (paths and sidecar headers).
@@ -68,6 +74,7 @@ fn tls12_server_only() {
     let j = json("tls12-server-only.pcap", &[]);
     assert_eq!(j.run.code, 0);
     let f = one(&j.flows, "tls");
+    assert_eq!(f["istio"], Value::Null, "no Istio signal in a plain TLS flow");
     assert_eq!(f["event"], "ended", "files give one final line per flow");
     let t = &f["tls"];
     assert_eq!(

@@ -11,6 +11,7 @@
 
 pub mod cert;
 pub mod http;
+pub mod istio;
 pub mod tls;
 
 use crate::flow::StreamSink;

@@ -69,6 +69,8 @@ pub struct FlowReport {
     pub tls: Option<TlsReport>,
     /// HTTP/1 facts.
     pub http: Option<HttpReport>,
+    /// Istio's signals: parsed SNI, sidecar ALPN tokens, Istio port role.
+    pub istio: Option<crate::classify::istio::IstioReport>,
     /// "prior_knowledge" or "upgrade" when protocol is h2c.
     pub h2c: Option<&'static str>,
     /// First bytes of each side, for unknown flows.
@@ -153,8 +155,17 @@ impl FlowReport {
             let (pc, ps) = if client == Side::A { (pa, pb) } else { (pb, pa) };
             Preview { client: WireBytes::new(&pc), server: WireBytes::new(&ps) }
         });
+        let server_port = meta.endpoints[si].port();
+        let istio = match &c.tls {
+            Some(t) => {
+                let alpn: Vec<&[u8]> = t.alpn_offered.iter().map(|a| a.as_bytes()).collect();
+                crate::classify::istio::report(t.sni.as_ref().map(|s| s.as_bytes()), &alpn, server_port)
+            }
+            None => crate::classify::istio::report(None, &[], server_port),
+        };
         FlowReport {
             kind: "flow",
+            istio,
             event: "ended",
             id: meta.id,
             source: source.to_string(),

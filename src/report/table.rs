@@ -70,7 +70,11 @@ fn row(f: &FlowReport) -> [String; 10] {
             (
                 "tls".to_string(),
                 t.version.clone().unwrap_or_default(),
-                t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
+                // Istio cluster names read better parsed: `reviews.default:9080 (subset v2)`.
+                match f.istio.as_ref().and_then(|i| i.sni.as_ref()) {
+                    Some(sni) => escape_str(&sni.readable()),
+                    None => t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
+                },
                 alpn,
                 t.mtls.to_string(),
             )
