@@ -182,6 +182,13 @@ fn plaintext_http_keepalive_with_sidecar_headers_and_redacted_secrets() {
         assert!(!j.run.stdout.contains(SECRET_TOKEN) && !j.run.stdout.contains(SECRET_COOKIE), "{cap} leaks");
     }
     let j = json("http-keepalive-sidecar.pcap", &[]);
+    // The sidecar's peer identity header is read (its protobuf in this capture is malformed, so
+    // only the id is decoded).
+    assert_eq!(
+        j.flows[0]["istio"]["peer_metadata_id"],
+        "sidecar~10.99.0.2~productpage-v1-abc.default~default.svc.cluster.local"
+    );
+    assert_eq!(j.flows[0]["istio"]["peer_metadata"], Value::Null);
     let hdrs = &j.flows[0]["http"]["requests"][1]["headers"];
     let auth = hdrs.as_array().unwrap().iter().find(|kv| kv[0] == "Authorization").unwrap();
     assert_eq!(auth[1], format!("<redacted {} bytes>", "Bearer ".len() + SECRET_TOKEN.len()));

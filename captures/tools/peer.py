@@ -136,7 +136,7 @@ SIDECAR = {
     "x-forwarded-proto": "http",
     "x-request-id": "7f3c2a9e-1b4d-4c8e-9a2f-5d6e7f8a9b0c",
     "x-envoy-decorator-operation": "reviews.default.svc.cluster.local:9080/*",
-    "x-envoy-peer-metadata": "ChoKDkFQUF9DT05UQUlORVJTEggaBnJldmlld3MKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVz",
+    "x-envoy-peer-metadata": "ChwKBE5BTUUSFBoScHJvZHVjdHBhZ2UtdjEtYWJjChYKCU5BTUVTUEFDRRIJGgdkZWZhdWx0CiEKDVdPUktMT0FEX05BTUUSEBoOcHJvZHVjdHBhZ2UtdjEKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVzChkKDUlTVElPX1ZFUlNJT04SCBoGMS4yMi4wCjMKBkxBQkVMUxIpKicKFAoDYXBwEg0aC3Byb2R1Y3RwYWdlCg8KB3ZlcnNpb24SBBoCdjE=",
     "x-envoy-peer-metadata-id": "sidecar~10.99.0.2~productpage-v1-abc.default~default.svc.cluster.local",
     "x-b3-traceid": "4bf92f3577b34da6a3ce929d0e0e4736",
     "x-b3-spanid": "00f067aa0ba902b7",

@@ -103,16 +103,251 @@ pub struct IstioReport {
     pub alpn: Option<IstioAlpn>,
     /// Role of the server port when it is one of Istio's own.
     pub port_role: Option<&'static str>,
+    /// First decodable `x-envoy-peer-metadata` (plaintext HTTP): the peer workload's identity.
+    pub peer_metadata: Option<serde_json::Value>,
+    /// First `x-envoy-peer-metadata-id`, e.g. `sidecar~10.0.0.2~productpage-v1-abc.default~...`.
+    pub peer_metadata_id: Option<String>,
+    /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
+    /// arrived over mTLS and names the client's SPIFFE identity.
+    pub xfcc: Vec<Xfcc>,
 }
 
-/// Istio facts from a flow's SNI, ALPN offer and server port; `None` when there are none.
-pub fn report(sni: Option<&[u8]>, alpn_offered: &[&[u8]], server_port: u16) -> Option<IstioReport> {
-    let r = IstioReport {
+/// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
+/// `None` when there are none.
+pub fn report<'a>(
+    sni: Option<&[u8]>,
+    alpn_offered: &[&[u8]],
+    server_port: u16,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<IstioReport> {
+    let mut r = IstioReport {
         sni: sni.and_then(|s| std::str::from_utf8(s).ok()).and_then(parse_sni),
         alpn: parse_alpn(alpn_offered),
         port_role: port_role(server_port),
+        peer_metadata: None,
+        peer_metadata_id: None,
+        xfcc: Vec::new(),
     };
-    (r.sni.is_some() || r.alpn.is_some() || r.port_role.is_some()).then_some(r)
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata") && r.peer_metadata.is_none() {
+            r.peer_metadata = decode_peer_metadata(value);
+        } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") && r.peer_metadata_id.is_none() {
+            r.peer_metadata_id = Some(String::from_utf8_lossy(value).into_owned());
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
+            r.xfcc = parse_xfcc(&String::from_utf8_lossy(value));
+        }
+    }
+    let any = r.sni.is_some()
+        || r.alpn.is_some()
+        || r.port_role.is_some()
+        || r.peer_metadata.is_some()
+        || r.peer_metadata_id.is_some()
+        || !r.xfcc.is_empty();
+    any.then_some(r)
+}
+
+/// Decodes standard or URL-safe base64 (padding optional); `None` on any other byte.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let t: &[u8] = text.trim_ascii();
+    let t = t.strip_suffix(b"==").or_else(|| t.strip_suffix(b"=")).unwrap_or(t);
+    let mut out = Vec::with_capacity(t.len() * 3 / 4);
+    for chunk in t.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes),
+            3 => out.extend_from_slice(&bytes[..2]),
+            2 => out.push(bytes[0]),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Minimal protobuf reader for `google.protobuf.Struct` (what Envoy's metadata-exchange filter
+/// puts, base64-encoded, in `x-envoy-peer-metadata`). Bounded: at most [`MAX_PB_DEPTH`] levels.
+const MAX_PB_DEPTH: usize = 8;
+
+fn pb_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Iterates `(field, wire type, payload)`: payload is the bytes of a LEN field or the 8/4 bytes
+/// of a fixed field; varints come back as their value in `.3`.
+/// One protobuf field: number, wire type, payload (LEN/fixed), varint value.
+type PbField<'a> = (u64, u8, &'a [u8], u64);
+
+fn pb_fields(b: &[u8]) -> Option<Vec<PbField<'_>>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < b.len() {
+        let key = pb_varint(b, &mut pos)?;
+        let (field, wt) = (key >> 3, (key & 7) as u8);
+        match wt {
+            0 => out.push((field, wt, &b[..0], pb_varint(b, &mut pos)?)),
+            1 | 5 => {
+                let n = if wt == 1 { 8 } else { 4 };
+                let p = b.get(pos..pos + n)?;
+                pos += n;
+                out.push((field, wt, p, 0));
+            }
+            2 => {
+                let len = usize::try_from(pb_varint(b, &mut pos)?).ok()?;
+                let p = b.get(pos..pos.checked_add(len)?)?;
+                pos += len;
+                out.push((field, wt, p, 0));
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn pb_struct(b: &[u8], depth: usize) -> Option<serde_json::Value> {
+    if depth > MAX_PB_DEPTH {
+        return None;
+    }
+    let mut map = serde_json::Map::new();
+    for (field, wt, entry, _) in pb_fields(b)? {
+        if field != 1 || wt != 2 {
+            continue;
+        }
+        let mut key = None;
+        let mut value = serde_json::Value::Null;
+        for (f, wt, p, _) in pb_fields(entry)? {
+            match (f, wt) {
+                (1, 2) => key = Some(String::from_utf8_lossy(p).into_owned()),
+                (2, 2) => value = pb_value(p, depth + 1)?,
+                _ => {}
+            }
+        }
+        map.insert(key?, value);
+    }
+    Some(serde_json::Value::Object(map))
+}
+
+fn pb_value(b: &[u8], depth: usize) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    if depth > MAX_PB_DEPTH {
+        return None;
+    }
+    let mut v = Value::Null;
+    for (f, wt, p, n) in pb_fields(b)? {
+        v = match (f, wt) {
+            (1, 0) => Value::Null,
+            (2, 1) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(p);
+                serde_json::Number::from_f64(f64::from_le_bytes(a)).map_or(Value::Null, Value::Number)
+            }
+            (3, 2) => Value::String(String::from_utf8_lossy(p).into_owned()),
+            (4, 0) => Value::Bool(n != 0),
+            (5, 2) => pb_struct(p, depth + 1)?,
+            (6, 2) => {
+                let mut list = Vec::new();
+                for (lf, lwt, lp, _) in pb_fields(p)? {
+                    if lf == 1 && lwt == 2 {
+                        list.push(pb_value(lp, depth + 1)?);
+                    }
+                }
+                Value::Array(list)
+            }
+            _ => continue,
+        };
+    }
+    Some(v)
+}
+
+/// Decodes an `x-envoy-peer-metadata` value (base64 protobuf Struct) into JSON: NAME,
+/// NAMESPACE, WORKLOAD_NAME, LABELS, CLUSTER_ID, ISTIO_VERSION, ...
+pub fn decode_peer_metadata(value: &[u8]) -> Option<serde_json::Value> {
+    pb_struct(&base64_decode(value)?, 0)
+}
+
+/// One element of an `x-forwarded-client-cert` header (Envoy): who the client was.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Xfcc {
+    /// `By=`: the identity of the proxy that terminated mTLS (server side).
+    pub by: Option<String>,
+    /// `Hash=`: SHA-256 of the client certificate.
+    pub hash: Option<String>,
+    /// `Subject=`: client certificate subject.
+    pub subject: Option<String>,
+    /// `URI=`: the client's SPIFFE identity.
+    pub uri: Option<String>,
+    /// `DNS=` values.
+    pub dns: Vec<String>,
+}
+
+/// Parses an XFCC header: elements separated by `,`, pairs by `;`, values optionally quoted
+/// (Envoy's format). Returns the elements in order (the last is the nearest client).
+pub fn parse_xfcc(value: &str) -> Vec<Xfcc> {
+    let mut out = Vec::new();
+    let mut cur = Xfcc::default();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut chars = value.chars().peekable();
+    let finish_pair = |field: &mut String, cur: &mut Xfcc| {
+        if let Some((k, v)) = field.split_once('=') {
+            let v = v.trim().trim_matches('"').replace("\\\"", "\"");
+            match k.trim().to_ascii_lowercase().as_str() {
+                "by" => cur.by = Some(v),
+                "hash" => cur.hash = Some(v),
+                "subject" => cur.subject = Some(v),
+                "uri" => cur.uri = Some(v),
+                "dns" => cur.dns.push(v),
+                _ => {}
+            }
+        }
+        field.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_quotes => {
+                field.push(c);
+                if let Some(n) = chars.next() {
+                    field.push(n);
+                }
+            }
+            '"' => {
+                in_quotes = !in_quotes;
+                field.push(c);
+            }
+            ';' if !in_quotes => finish_pair(&mut field, &mut cur),
+            ',' if !in_quotes => {
+                finish_pair(&mut field, &mut cur);
+                out.push(std::mem::take(&mut cur));
+            }
+            c => field.push(c),
+        }
+    }
+    finish_pair(&mut field, &mut cur);
+    if cur != Xfcc::default() {
+        out.push(cur);
+    }
+    out
 }
 
 /// Role of a well-known Istio port.
@@ -153,6 +388,40 @@ mod tests {
         for not in ["api.example.test", "outbound_.x_._.a", "outbound_.80_._.", "outbound"] {
             assert_eq!(parse_sni(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn peer_metadata_struct_decodes_and_malformed_is_refused() {
+        // A Struct as Envoy's metadata exchange writes it (nested LABELS struct included).
+        let v = decode_peer_metadata(b"ChwKBE5BTUUSFBoScHJvZHVjdHBhZ2UtdjEtYWJjChYKCU5BTUVTUEFDRRIJGgdkZWZhdWx0CiEKDVdPUktMT0FEX05BTUUSEBoOcHJvZHVjdHBhZ2UtdjEKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVzChkKDUlTVElPX1ZFUlNJT04SCBoGMS4yMi4wCjMKBkxBQkVMUxIpKicKFAoDYXBwEg0aC3Byb2R1Y3RwYWdlCg8KB3ZlcnNpb24SBBoCdjE=").unwrap();
+        assert_eq!(v["NAME"], "productpage-v1-abc");
+        assert_eq!(v["NAMESPACE"], "default");
+        assert_eq!(v["WORKLOAD_NAME"], "productpage-v1");
+        assert_eq!(v["ISTIO_VERSION"], "1.22.0");
+        assert_eq!(v["LABELS"], serde_json::json!({"app": "productpage", "version": "v1"}));
+        // The blob in captures/http-keepalive-sidecar.pcap has a string length off by one: refused.
+        assert_eq!(
+            decode_peer_metadata(
+                b"ChoKDkFQUF9DT05UQUlORVJTEggaBnJldmlld3MKGgoKQ0xVU1RFUl9JRBIMGgpLdWJlcm5ldGVz"
+            ),
+            None
+        );
+        assert_eq!(decode_peer_metadata(b"not base64 !"), None);
+        assert_eq!(decode_peer_metadata(b"////"), None); // not a protobuf
+    }
+
+    #[test]
+    fn xfcc_elements() {
+        let x = parse_xfcc(
+            "By=spiffe://cluster.local/ns/default/sa/reviews;Hash=4c6a;Subject=\"\";URI=spiffe://cluster.local/ns/default/sa/productpage",
+        );
+        assert_eq!(x.len(), 1);
+        assert_eq!(x[0].uri.as_deref(), Some("spiffe://cluster.local/ns/default/sa/productpage"));
+        assert_eq!(x[0].by.as_deref(), Some("spiffe://cluster.local/ns/default/sa/reviews"));
+        assert_eq!(x[0].subject.as_deref(), Some(""));
+        let two = parse_xfcc("By=a;URI=b,By=c;Subject=\"CN=x,O=y\";URI=d");
+        assert_eq!(two.len(), 2);
+        assert_eq!((two[1].subject.as_deref(), two[1].uri.as_deref()), (Some("CN=x,O=y"), Some("d")));
     }
 
     #[test]

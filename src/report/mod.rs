@@ -156,13 +156,15 @@ impl FlowReport {
             Preview { client: WireBytes::new(&pc), server: WireBytes::new(&ps) }
         });
         let server_port = meta.endpoints[si].port();
-        let istio = match &c.tls {
-            Some(t) => {
-                let alpn: Vec<&[u8]> = t.alpn_offered.iter().map(|a| a.as_bytes()).collect();
-                crate::classify::istio::report(t.sni.as_ref().map(|s| s.as_bytes()), &alpn, server_port)
-            }
-            None => crate::classify::istio::report(None, &[], server_port),
-        };
+        let headers = c.http.iter().flat_map(|h| {
+            let req = h.requests.iter().flat_map(|r| r.headers.iter());
+            let resp = h.responses.iter().flat_map(|r| r.headers.iter());
+            req.chain(resp).map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        });
+        let sni = c.tls.as_ref().and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
+        let alpn: Vec<&[u8]> =
+            c.tls.iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
+        let istio = crate::classify::istio::report(sni, &alpn, server_port, headers);
         FlowReport {
             kind: "flow",
             istio,
