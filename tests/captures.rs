@@ -40,6 +40,9 @@ fn assert_istio_mtls(f: &Value) {
     assert_eq!(i["sni"]["port"], 9080);
     assert_eq!(i["sni"]["subset"], Value::Null);
     assert_eq!(i["alpn"]["app_protocol"], "tcp");
+    assert_eq!(i["server_identity"]["service_account"], "reviews");
+    assert_eq!(i["client_identity"]["service_account"], "productpage");
+    assert_eq!(i["client_identity"]["trust_domain"], "cluster.local");
 }
 
 /// The keep-alive session of http-keepalive-sidecar.pcap (paths and sidecar headers).
@@ -409,7 +412,8 @@ fn every_documented_key_is_present_in_every_object() {
         "mtls_reason",
         "sslv2_client_hello",
     ];
-    const CERT: [&str; 12] = [
+    const CERT: [&str; 13] = [
+        "expires_in_secs",
         "subject",
         "issuer",
         "serial",

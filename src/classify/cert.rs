@@ -34,6 +34,8 @@ pub struct CertInfo {
     pub expired: bool,
     /// Before `not_before` when the capture saw it.
     pub not_yet_valid: bool,
+    /// Seconds from when the capture saw the certificate to `not_after` (negative: expired).
+    pub expires_in_secs: Option<i64>,
     /// Why the DER could not be parsed (other fields are then empty).
     pub parse_error: Option<String>,
 }
@@ -58,6 +60,7 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
     info.not_after = Some(rfc3339_secs(na));
     info.expired = seen.secs > na;
     info.not_yet_valid = seen.secs < nb;
+    info.expires_in_secs = Some(na.saturating_sub(seen.secs));
     match cert.subject_alternative_name() {
         Ok(Some(san)) => {
             for g in &san.value.general_names {

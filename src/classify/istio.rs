@@ -94,6 +94,51 @@ pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
     Some(IstioAlpn { tokens, app_protocol: app.map(str::to_string) })
 }
 
+/// A SPIFFE identity as Istio issues it: `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SpiffeId {
+    /// The whole URI.
+    pub uri: String,
+    /// Trust domain, e.g. `cluster.local`.
+    pub trust_domain: String,
+    /// Kubernetes namespace, when the path has `/ns/<namespace>`.
+    pub namespace: Option<String>,
+    /// Service account, when the path has `/sa/<account>`.
+    pub service_account: Option<String>,
+}
+
+/// Parses a SPIFFE ID; `None` for other URIs.
+pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
+    let rest = uri.strip_prefix("spiffe://")?;
+    let (td, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if td.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let after = |key: &str| parts.windows(2).find(|w| w[0] == key).map(|w| w[1].to_string());
+    Some(SpiffeId {
+        uri: uri.to_string(),
+        trust_domain: td.to_string(),
+        namespace: after("ns"),
+        service_account: after("sa"),
+    })
+}
+
+/// Which leg of the mesh a flow is, from its addresses and ports.
+pub fn leg(client_ip: std::net::IpAddr, server_ip: std::net::IpAddr, server_port: u16) -> &'static str {
+    if client_ip == std::net::IpAddr::from([127, 0, 0, 6]) {
+        "envoy inbound passthrough to the app (loopback, source 127.0.0.6)"
+    } else if client_ip.is_loopback() || server_ip.is_loopback() {
+        if matches!(server_port, 15000 | 15004 | 15020 | 15021 | 15090) {
+            "envoy local port (loopback)"
+        } else {
+            "envoy <-> app (loopback)"
+        }
+    } else {
+        "pod network"
+    }
+}
+
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioReport {
@@ -110,6 +155,10 @@ pub struct IstioReport {
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
     /// arrived over mTLS and names the client's SPIFFE identity.
     pub xfcc: Vec<Xfcc>,
+    /// SPIFFE identity of the server (first URI SAN of its leaf certificate, TLS ≤ 1.2).
+    pub server_identity: Option<SpiffeId>,
+    /// SPIFFE identity of the client: its certificate, else the XFCC `URI=`.
+    pub client_identity: Option<SpiffeId>,
 }
 
 /// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
@@ -118,6 +167,7 @@ pub fn report<'a>(
     sni: Option<&[u8]>,
     alpn_offered: &[&[u8]],
     server_port: u16,
+    identities: (Option<&str>, Option<&str>),
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Option<IstioReport> {
     let mut r = IstioReport {
@@ -127,6 +177,8 @@ pub fn report<'a>(
         peer_metadata: None,
         peer_metadata_id: None,
         xfcc: Vec::new(),
+        server_identity: identities.0.and_then(parse_spiffe),
+        client_identity: identities.1.and_then(parse_spiffe),
     };
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata") && r.peer_metadata.is_none() {
@@ -137,12 +189,17 @@ pub fn report<'a>(
             r.xfcc = parse_xfcc(&String::from_utf8_lossy(value));
         }
     }
+    if r.client_identity.is_none() {
+        r.client_identity = r.xfcc.last().and_then(|x| x.uri.as_deref()).and_then(parse_spiffe);
+    }
     let any = r.sni.is_some()
         || r.alpn.is_some()
         || r.port_role.is_some()
         || r.peer_metadata.is_some()
         || r.peer_metadata_id.is_some()
-        || !r.xfcc.is_empty();
+        || !r.xfcc.is_empty()
+        || r.server_identity.is_some()
+        || r.client_identity.is_some();
     any.then_some(r)
 }
 
@@ -422,6 +479,23 @@ mod tests {
         let two = parse_xfcc("By=a;URI=b,By=c;Subject=\"CN=x,O=y\";URI=d");
         assert_eq!(two.len(), 2);
         assert_eq!((two[1].subject.as_deref(), two[1].uri.as_deref()), (Some("CN=x,O=y"), Some("d")));
+    }
+
+    #[test]
+    fn spiffe_ids_and_legs() {
+        let id = parse_spiffe("spiffe://cluster.local/ns/default/sa/reviews").unwrap();
+        assert_eq!(
+            (id.trust_domain.as_str(), id.namespace.as_deref(), id.service_account.as_deref()),
+            ("cluster.local", Some("default"), Some("reviews"))
+        );
+        assert_eq!(parse_spiffe("https://example.com/x"), None);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080),
+            "envoy inbound passthrough to the app (loopback, source 127.0.0.6)"
+        );
+        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080), "envoy <-> app (loopback)");
+        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080), "pod network");
     }
 
     #[test]

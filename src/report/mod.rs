@@ -83,6 +83,11 @@ pub struct FlowReport {
     pub warnings: Vec<String>,
 }
 
+/// First URI SAN of the first certificate of a chain.
+fn first_uri(certs: Option<&[crate::classify::cert::CertInfo]>) -> Option<&str> {
+    certs?.first()?.san_uris.first().map(String::as_str)
+}
+
 /// Decides which side is the client, and by what evidence.
 pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, &'static str)>) -> (Side, &'static str) {
     if let Some(s) = meta.syn_from {
@@ -164,7 +169,11 @@ impl FlowReport {
         let sni = c.tls.as_ref().and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
         let alpn: Vec<&[u8]> =
             c.tls.iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
-        let istio = crate::classify::istio::report(sni, &alpn, server_port, headers);
+        let ids = (
+            first_uri(c.tls.as_ref().map(|t| t.server_certs.as_slice())),
+            first_uri(c.tls.as_ref().map(|t| t.client_certs.as_slice())),
+        );
+        let istio = crate::classify::istio::report(sni, &alpn, server_port, ids, headers);
         FlowReport {
             kind: "flow",
             istio,
