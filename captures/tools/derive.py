@@ -60,6 +60,18 @@ def sport(frame):
     return struct.unpack(">H", frame[p[1]:p[1] + 2])[0]
 
 
+def ip_checksum(frame, ip):
+    """Frame with its IPv4 header checksum recomputed."""
+    b = bytearray(frame)
+    ihl = (b[ip] & 15) * 4
+    b[ip + 10:ip + 12] = b"\0\0"
+    s = sum(struct.unpack(">%dH" % (ihl // 2), bytes(b[ip:ip + ihl])))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    b[ip + 10:ip + 12] = struct.pack(">H", ~s & 0xFFFF)
+    return bytes(b)
+
+
 def with_payload(frame, seq_delta, new_payload):
     """Copy of a TCP frame with its payload replaced and its sequence number moved."""
     ip, t, pl = tcp_parts(frame)
@@ -67,7 +79,7 @@ def with_payload(frame, seq_delta, new_payload):
     seq = (struct.unpack(">I", b[t + 4:t + 8])[0] + seq_delta) & 0xFFFFFFFF
     b[t + 4:t + 8] = struct.pack(">I", seq)
     b[ip + 2:ip + 4] = struct.pack(">H", len(b) - ip)
-    return bytes(b)
+    return ip_checksum(bytes(b), ip)
 
 
 def split(pkt, n):
@@ -97,7 +109,6 @@ def link_variants():
     _, mtls = read("tls12-mtls-istio.pcap")
     ipv4 = [p for p in mtls if p[2][12:14] == b"\x08\x00"]
     write("raw-ip.pcap", 101, [[s, us, f[14:], o - 14] for s, us, f, o in ipv4])
-    write("tls12-nanosecond.pcap", 1, [[s, us * 1000 + 123, f, o] for s, us, f, o in mtls], nanos=True)
     _, srv = read("tls12-server-only.pcap")
     v4 = [p for p in srv if p[2][12:14] == b"\x08\x00"]
     write("null-loopback.pcap", 0, [[s, us, b"\x02\x00\x00\x00" + f[14:], o - 10] for s, us, f, o in v4])
@@ -184,8 +195,7 @@ def fragments():
         h = bytearray(ip[:ihl])
         h[2:4] = struct.pack(">H", ihl + len(chunk))
         h[6:8] = struct.pack(">H", (0x2000 if more else 0) | (off // 8))
-        h[10:12] = b"\0\0"
-        f = frame[:14] + bytes(h) + chunk
+        f = ip_checksum(frame[:14] + bytes(h) + chunk, 14)
         frags.append([s, us, f, len(f)])
     frags = frags[1:] + frags[:1]  # last-but-first order: the first fragment arrives last
     write("ipv4-fragments.pcap", 1, p[:i] + frags + p[i + 1:])

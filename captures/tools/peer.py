@@ -3,6 +3,7 @@
 
     peer.py tls-server PORT CERT KEY [--ca CA] [--require-cert] [--alpn a,b] [--tls 1.2|1.3] [--count N]
     peer.py tls-client HOST PORT [--sni S] [--alpn a,b] [--cert C --key K] [--tls 1.2|1.3] [--count N]
+                                 [--close-notify] [--hello-split sni]
     peer.py http-server PORT            (HTTP/1.1 keep-alive)
     peer.py http-client HOST PORT       (the sidecar-header session described in captures/README.md)
     peer.py smtp-server PORT CERT KEY   (banner, EHLO, STARTTLS, then TLS)
@@ -12,6 +13,9 @@
     peer.py h2c-server PORT             (HTTP/1.1 Upgrade: h2c -> 101, then a minimal HTTP/2 reply)
 Every server serves --count connections (default 1) and exits; every client exits when done.
 Clients take --sport N (fixed source port, so a regeneration keeps the ports in README.md).
+--close-notify (both TLS peers): end with close_notify alerts both ways (SSL_shutdown) before FIN.
+--hello-split sni (tls-client): the ClientHello OpenSSL made is written in two send() calls
+(TCP_NODELAY), split in the middle of the SNI host name, so it crosses two TCP segments.
 """
 import argparse
 import http.client
@@ -21,6 +25,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -78,7 +83,9 @@ def tls_server(a):
             t = ctx.wrap_socket(conn, server_side=True)
             data = t.recv(4096)
             t.sendall(b"pong:" + data)
-            t.unwrap() if False else t.close()
+            if a.close_notify:
+                t = t.unwrap()          # close_notify out, and wait for the client's
+            t.close()
         except (ssl.SSLError, OSError) as e:
             print("tls-server:", e, file=sys.stderr)
             conn.close()
@@ -88,10 +95,56 @@ def tls_client(a):
     ctx = client_ctx(a)
     for i in range(a.count):
         s = connect(a)
+        if a.hello_split:
+            tls_client_split_hello(a, ctx, s, i)
+            continue
         t = ctx.wrap_socket(s, server_hostname=a.sni)
         t.sendall(b"ping %d\n" % i)
         t.recv(4096)
+        if a.close_notify:
+            t = t.unwrap()
         t.close()
+
+
+def tls_client_split_hello(a, ctx, s, i):
+    """Same session as tls_client, driven through memory BIOs so that the ClientHello can be
+    written in two pieces (split in the middle of the SNI host name)."""
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=a.sni)
+    first = True
+
+    def pump(call):
+        nonlocal first
+        while True:
+            try:
+                r = call()
+                done = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                done = False
+            data = out.read()
+            if data and first:
+                cut = data.index(a.sni.encode()) + len(a.sni) // 2
+                s.sendall(data[:cut])
+                time.sleep(0.05)
+                s.sendall(data[cut:])
+                first = False
+            elif data:
+                s.sendall(data)
+            if done:
+                return r
+            d = s.recv(65536)
+            if not d:
+                return None
+            inc.write(d)
+
+    pump(obj.do_handshake)
+    obj.write(b"ping %d\n" % i)
+    s.sendall(out.read())
+    pump(lambda: obj.read(4096))
+    if a.close_notify:
+        pump(obj.unwrap)
+    s.close()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -317,6 +370,8 @@ def main():
     p.add_argument("--key")
     p.add_argument("--starttls", action="store_true")
     p.add_argument("--sport", type=int, default=0)
+    p.add_argument("--close-notify", action="store_true")
+    p.add_argument("--hello-split", choices=["sni"])
     a = p.parse_args()
     r, x = a.role, a.args
     if r in ("tls-server", "smtp-server"):
