@@ -97,6 +97,9 @@ pub struct TlsReport {
     pub mtls: &'static str,
     /// Evidence for the verdict.
     pub mtls_reason: String,
+    /// TLS 1.3: lengths of the client's first encrypted (application_data) records after its
+    /// ClientHello, at most 4; the first one holds its handshake flight.
+    pub client_encrypted_records: Vec<u16>,
     /// The first ClientHello used the SSLv2 record format.
     pub sslv2_client_hello: bool,
 }
@@ -105,6 +108,35 @@ impl Default for TlsLimits {
     fn default() -> TlsLimits {
         TlsLimits { max_buffer: DEFAULT_MAX_BUFFER }
     }
+}
+
+/// Encrypted records of the client whose lengths are kept (TLS 1.3 client-certificate inference).
+const TAIL_RECORDS: usize = 4;
+/// Records of any type walked after the cleartext part before giving up on the tail.
+const TAIL_WALK: u8 = 16;
+/// A TLS 1.3 client flight at least this many bytes above a Finished alone carries a
+/// certificate: the smallest real X.509 certificate (Ed25519, self-signed) is ~250 bytes of DER.
+const CERT_FLIGHT_MIN_EXTRA: usize = 100;
+
+/// Record headers walked after a side's cleartext part ended: only lengths are kept, bodies
+/// are skipped, nothing is buffered. The client's first encrypted records tell whether it sent
+/// a certificate in TLS 1.3 (see [`TlsSession::tls13_verdict`]).
+#[derive(Default)]
+struct Tail {
+    /// Still walking.
+    active: bool,
+    /// Header bytes of the record being read.
+    hdr: [u8; 5],
+    hdr_len: u8,
+    /// Body bytes of the current record still to skip.
+    skip: usize,
+    /// Lengths of the first application_data records, in order.
+    lens: [u16; TAIL_RECORDS],
+    n: u8,
+    /// Records walked (any type).
+    walked: u8,
+    /// A gap or an invalid header broke the walk.
+    broken: bool,
 }
 
 /// Parser state and handshake facts of one side (A or B) of the connection.
@@ -145,6 +177,8 @@ struct SideTls {
     hello_done: bool,
     /// This side sent ChangeCipherSpec.
     ccs: bool,
+    /// Record lengths after the cleartext part (client side only).
+    tail: Tail,
 }
 
 impl SideTls {
@@ -635,10 +669,11 @@ impl TlsSession {
         self.feed_bytes(side, data, ts);
         if self.sides[s].done {
             self.sides[s].release();
-            Feed::Done
-        } else {
-            Feed::More
+            if !self.sides[s].tail.active {
+                return Feed::Done;
+            }
         }
+        Feed::More
     }
 
     fn feed_bytes(&mut self, side: Side, data: &[u8], ts: Timestamp) {
@@ -685,6 +720,73 @@ impl TlsSession {
             }
             self.record(side, rest[0], &rest[5..5 + len], ts);
             pos += 5 + len;
+        }
+        if self.sides[s].done && pos < data.len() {
+            self.walk_tail(side, &data[pos..]);
+        }
+    }
+
+    /// Starts walking the record headers of `side` once its cleartext part is over: only for
+    /// the client, and not once the server is known to have chosen TLS ≤ 1.2.
+    fn start_tail(&mut self, side: Side, first_app_data: Option<usize>) {
+        let tls12 =
+            self.sh.as_ref().is_some_and(|sh| sh.sslv2 || !is_tls13(sh.selected.unwrap_or(sh.legacy)));
+        if self.client != Some(side) || self.sides[side.idx()].sslv2 || tls12 {
+            return;
+        }
+        self.sides[side.idx()].tail.active = true;
+        if let Some(len) = first_app_data {
+            self.tail_record(side, 23, len);
+        }
+    }
+
+    /// Counts one record walked by the tail.
+    fn tail_record(&mut self, side: Side, ctype: u8, len: usize) {
+        let tls12 =
+            self.sh.as_ref().is_some_and(|sh| !sh.sslv2 && !is_tls13(sh.selected.unwrap_or(sh.legacy)));
+        let t = &mut self.sides[side.idx()].tail;
+        t.walked = t.walked.saturating_add(1);
+        if ctype == 23 && (t.n as usize) < TAIL_RECORDS {
+            t.lens[t.n as usize] = len as u16;
+            t.n += 1;
+        }
+        if t.n as usize == TAIL_RECORDS || t.walked >= TAIL_WALK || tls12 {
+            t.active = false;
+        }
+    }
+
+    /// Walks record headers of a side whose cleartext part is over, skipping bodies.
+    fn walk_tail(&mut self, side: Side, data: &[u8]) {
+        let s = side.idx();
+        let mut pos = 0;
+        while self.sides[s].tail.active && pos < data.len() {
+            let t = &mut self.sides[s].tail;
+            if t.skip > 0 {
+                let k = t.skip.min(data.len() - pos);
+                t.skip -= k;
+                pos += k;
+                continue;
+            }
+            let have = t.hdr_len as usize;
+            let k = (5 - have).min(data.len() - pos);
+            t.hdr[have..have + k].copy_from_slice(&data[pos..pos + k]);
+            t.hdr_len += k as u8;
+            pos += k;
+            if t.hdr_len < 5 {
+                return;
+            }
+            t.hdr_len = 0;
+            match stream_header(&t.hdr) {
+                Some(len) => {
+                    t.skip = len;
+                    let ctype = t.hdr[0];
+                    self.tail_record(side, ctype, len);
+                }
+                None => {
+                    t.broken = true;
+                    t.active = false;
+                }
+            }
         }
     }
 
@@ -882,16 +984,22 @@ impl TlsSession {
                 let held = self.held(side);
                 let st = &mut self.sides[s];
                 st.ccs = true;
-                if !held {
+                if !held && !st.done {
                     st.encrypted = true;
                     st.done = true;
+                    self.start_tail(side, None);
                 }
             }
             21 if !self.sides[s].encrypted && body.len() == 2 && self.alerts.len() < MAX_ALERTS => {
                 self.alerts.push((side, body[0], body[1]));
             }
             22 if !self.sides[s].encrypted => self.handshake_bytes(side, body, ts),
-            23 if !self.held(side) => self.sides[s].done = true,
+            23 if !self.held(side) => {
+                if !self.sides[s].done {
+                    self.sides[s].done = true;
+                    self.start_tail(side, Some(body.len()));
+                }
+            }
             _ => {}
         }
     }
@@ -1056,6 +1164,9 @@ impl TlsSession {
         let st = &mut self.sides[side.idx()];
         if !st.done {
             st.start_resync();
+        } else if st.tail.active {
+            st.tail.active = false;
+            st.tail.broken = true;
         }
     }
 
@@ -1139,6 +1250,9 @@ impl TlsSession {
                 description: alert_description(desc),
             })
             .collect();
+        if negotiated.is_some_and(is_tls13) {
+            r.client_encrypted_records = cs.tail.lens[..cs.tail.n as usize].to_vec();
+        }
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
@@ -1183,7 +1297,7 @@ impl TlsSession {
             return ("yes", format!("client sent a certificate ({who})"));
         }
         match negotiated {
-            Some(v) if is_tls13(v) => return ("unknown", "TLS 1.3: certificates are encrypted".into()),
+            Some(v) if is_tls13(v) => return self.tls13_verdict(resumed, client),
             Some(0x0002) => return ("unknown", "SSL 2.0: client authentication is encrypted".into()),
             Some(_) => {}
             // Without hellos, a cleartext server Certificate or ServerHelloDone still says ≤ 1.2.
@@ -1215,6 +1329,56 @@ impl TlsSession {
             return ("unknown", "server flight seen only in part (capture started mid-handshake)".into());
         }
         ("unknown", "server handshake not seen to its end".into())
+    }
+
+    /// TLS 1.3 hides certificates, but not the size of the client's first encrypted flight
+    /// (RFC 8446 §4.4): Finished alone when no certificate was requested; an empty Certificate
+    /// (8 bytes) and Finished when one was requested and the client had none; Certificate,
+    /// CertificateVerify and Finished — hundreds of bytes more — when it sent one. Stacks put
+    /// that flight in one record (OpenSSL) or one record per message (Go, rustls), so the first
+    /// encrypted record decides: its plaintext is the record length minus the inner content
+    /// type byte and the AEAD tag. docs/istio.md states the rule and its limits (record padding,
+    /// 0-RTT, post-handshake authentication); captures/tls13-calib.md the calibration.
+    fn tls13_verdict(&self, resumed: bool, client: &SideTls) -> (&'static str, String) {
+        if resumed {
+            return (
+                "unknown",
+                "TLS 1.3 session resumption (PSK): no certificates in this handshake; the client was authenticated, if at all, in the handshake that made the session".into(),
+            );
+        }
+        let t = &client.tail;
+        let Some(&first) = t.lens[..t.n as usize].first() else {
+            let why = if t.broken { "lost in a capture gap" } else { "not seen" };
+            return ("unknown", format!("TLS 1.3: the client's encrypted flight was {why}"));
+        };
+        let cipher = self.sh.as_ref().map_or(0, |sh| sh.cipher);
+        // TLS_AES_256_GCM_SHA384 has a 48-byte Finished; TLS_AES_128_CCM_8_SHA256 an 8-byte tag.
+        let hash = if cipher == 0x1302 { 48 } else { 32 };
+        let tag = if cipher == 0x1305 { 8 } else { 16 };
+        let overhead = 1 + tag;
+        let finished = 4 + hash;
+        let plain = (first as usize).saturating_sub(overhead);
+        let sizes: Vec<String> = t.lens[..t.n as usize].iter().map(u16::to_string).collect();
+        let seen = format!("client's first encrypted records {} bytes", sizes.join(", "));
+        let fin_rec = finished + overhead;
+        if plain == finished {
+            ("unlikely", format!("TLS 1.3: {seen}; the first ({first}) is a Finished alone: no client certificate was sent"))
+        } else if plain == 8 || plain == 8 + finished {
+            (
+                "unlikely",
+                format!("TLS 1.3: {seen}; the first ({first}) is an empty Certificate{}: a certificate was requested and the client sent none", if plain == 8 { "" } else { " and Finished" }),
+            )
+        } else if plain >= finished + CERT_FLIGHT_MIN_EXTRA {
+            (
+                "likely",
+                format!("TLS 1.3: {seen}; the first ({first}) is {} bytes more than a Finished alone ({fin_rec}): it carries a client certificate", plain - finished),
+            )
+        } else {
+            (
+                "unknown",
+                format!("TLS 1.3: {seen}; the first ({first}) is neither a Finished alone ({fin_rec}) nor big enough to hold a certificate"),
+            )
+        }
     }
 }
 
@@ -1564,7 +1728,7 @@ mod tests {
     #[test]
     fn tls13_capture() {
         let (mut t, done) = run(TLS13);
-        assert_eq!(done, [true, true]);
+        assert_eq!(done, [false, true], "the client side still walks its encrypted records");
         assert!(t.take_warnings().is_empty());
         let r = t.finish(Side::A);
         assert_eq!(r.sni.as_ref().unwrap().as_bytes(), b"reviews.example");
@@ -1575,7 +1739,15 @@ mod tests {
         let alpn: Vec<&[u8]> = r.alpn_offered.iter().map(|a| a.as_bytes()).collect();
         assert_eq!(alpn, [&b"h2"[..], b"http/1.1"]);
         assert!(r.alpn_selected.is_none() && r.server_certs.is_empty() && r.client_certs.is_empty());
-        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("unknown", "TLS 1.3: certificates are encrypted"));
+        // openssl s_client without a certificate: its first encrypted record is a Finished alone.
+        assert_eq!(r.client_encrypted_records, [69, 23, 19]);
+        assert_eq!(
+            (r.mtls, r.mtls_reason.as_str()),
+            (
+                "unlikely",
+                "TLS 1.3: client's first encrypted records 69, 23, 19 bytes; the first (69) is a Finished alone: no client certificate was sent"
+            )
+        );
         // The server is done right after its ServerHello: the first segment it sends.
         let mut t = TlsSession::new(limits());
         let segs = segments(TLS13);
@@ -1583,12 +1755,93 @@ mod tests {
         assert_eq!(t.feed(segs[1].0, segs[1].1, SEEN), Feed::Done);
     }
 
+    /// A TLS 1.3 handshake with `cipher` whose client then sends application_data records of
+    /// the given lengths (after a middlebox-compatibility CCS), fed in one chunk.
+    fn tls13_flight(cipher: u16, client_records: &[usize]) -> TlsReport {
+        let mut t = TlsSession::new(limits());
+        let ts = Timestamp::default();
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[0x0304]))]), ts);
+        let sh = record(&[(2, server_hello([2; 32], cipher, &[ext(43, &[3, 4])]))]);
+        assert_eq!(t.feed(Side::B, &sh, ts), Feed::Done);
+        let mut c = vec![20, 3, 3, 0, 1, 1];
+        for &n in client_records {
+            c.extend_from_slice(&[23, 3, 3]);
+            c.extend_from_slice(&(n as u16).to_be_bytes());
+            c.extend(std::iter::repeat_n(0xaa, n));
+        }
+        t.feed(Side::A, &c, ts);
+        t.finish(Side::A)
+    }
+
+    #[test]
+    fn tls13_client_flight_sizes_give_the_verdict() {
+        let cases: &[(u16, &[usize], &str)] = &[
+            (0x1301, &[53, 40], "unlikely"),    // Finished alone (SHA-256)
+            (0x1302, &[69], "unlikely"),        // Finished alone (SHA-384)
+            (0x1303, &[53], "unlikely"),        // ChaCha20-Poly1305, SHA-256
+            (0x1305, &[45], "unlikely"),        // AES-128-CCM-8: 8-byte tag
+            (0x1301, &[25, 53], "unlikely"),    // empty Certificate, then Finished
+            (0x1301, &[61], "unlikely"),        // empty Certificate + Finished in one record
+            (0x1302, &[77], "unlikely"),        // same, SHA-384
+            (0x1301, &[487, 96, 53], "likely"), // Certificate, CertificateVerify, Finished
+            (0x1302, &[1209], "likely"),        // the three in one record
+            (0x1301, &[90], "unknown"),         // neither
+            (0x1301, &[], "unknown"),           // flight not seen
+        ];
+        for (cipher, recs, want) in cases {
+            let r = tls13_flight(*cipher, recs);
+            assert_eq!(r.mtls, *want, "{cipher:04x} {recs:?}: {}", r.mtls_reason);
+            let kept: Vec<u16> = recs.iter().take(4).map(|&n| n as u16).collect();
+            assert_eq!(r.client_encrypted_records, kept);
+        }
+        let r = tls13_flight(0x1301, &[61]);
+        assert_eq!(
+            r.mtls_reason,
+            "TLS 1.3: client's first encrypted records 61 bytes; the first (61) is an empty Certificate and Finished: a certificate was requested and the client sent none"
+        );
+        assert_eq!(
+            tls13_flight(0x1301, &[]).mtls_reason,
+            "TLS 1.3: the client's encrypted flight was not seen"
+        );
+    }
+
+    #[test]
+    fn tls13_tail_walks_headers_byte_by_byte_and_stops() {
+        // The same verdict when the client's records arrive one byte at a time; the side reports
+        // Done after 4 application_data records, and a gap stops the walk.
+        let mut t = TlsSession::new(limits());
+        let ts = Timestamp::default();
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[0x0304]))]), ts);
+        t.feed(Side::B, &record(&[(2, server_hello([2; 32], 0x1301, &[ext(43, &[3, 4])]))]), ts);
+        let mut c = vec![20, 3, 3, 0, 1, 1];
+        for n in [487usize, 96, 53, 300, 20] {
+            c.extend_from_slice(&[23, 3, 3]);
+            c.extend_from_slice(&(n as u16).to_be_bytes());
+            c.extend(std::iter::repeat_n(0, n));
+        }
+        let feeds: Vec<Feed> = c.chunks(1).map(|b| t.feed(Side::A, b, ts)).collect();
+        let first_done = feeds.iter().position(|f| *f == Feed::Done).unwrap();
+        // Done right after the 4th record's header (6 + 3 full records + its 5 header bytes).
+        assert_eq!(first_done, 6 + (5 + 487) + (5 + 96) + (5 + 53) + 5 - 1);
+        let r = t.finish(Side::A);
+        assert_eq!(r.client_encrypted_records, [487, 96, 53, 300]);
+        assert_eq!(r.mtls, "likely");
+
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[0x0304]))]), ts);
+        t.feed(Side::B, &record(&[(2, server_hello([2; 32], 0x1301, &[ext(43, &[3, 4])]))]), ts);
+        t.feed(Side::A, &[20, 3, 3, 0, 1, 1], ts);
+        t.gap(Side::A);
+        let r = t.finish(Side::A);
+        assert_eq!(r.mtls_reason, "TLS 1.3: the client's encrypted flight was lost in a capture gap");
+    }
+
     #[test]
     fn tls13_hello_retry_request_capture() {
         // Client: ClientHello; server: HelloRetryRequest + CCS; client: CCS + ClientHello;
         // server: ServerHello + encrypted records.
         let (mut t, done) = run(TLS13_HRR);
-        assert_eq!(done, [true, true]);
+        assert_eq!(done, [false, true]);
         assert!(t.take_warnings().is_empty());
         assert_eq!(t.ch_count, 2);
         let r = t.finish(Side::A);
@@ -1596,7 +1849,9 @@ mod tests {
         assert_eq!(r.sni.as_ref().unwrap().as_bytes(), b"hrr.example");
         assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(r.cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
-        assert_eq!(r.mtls, "unknown");
+        // Records after the second ClientHello count, not the CCS sent before it.
+        assert_eq!(r.mtls, "unlikely");
+        assert_eq!(r.client_encrypted_records.first(), Some(&69));
     }
 
     #[test]
