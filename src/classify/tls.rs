@@ -994,11 +994,9 @@ impl TlsSession {
                 self.alerts.push((side, body[0], body[1]));
             }
             22 if !self.sides[s].encrypted => self.handshake_bytes(side, body, ts),
-            23 if !self.held(side) => {
-                if !self.sides[s].done {
-                    self.sides[s].done = true;
-                    self.start_tail(side, Some(body.len()));
-                }
+            23 if !self.held(side) && !self.sides[s].done => {
+                self.sides[s].done = true;
+                self.start_tail(side, Some(body.len()));
             }
             _ => {}
         }
