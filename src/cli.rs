@@ -23,9 +23,13 @@ use std::path::PathBuf;
 ///   tlspeek -i eth0 port 9080            (live; Ctrl-C stops and prints the flows)
 ///   tlspeek -D                           (list interfaces)
 ///
-/// Exit codes: 0 success (also after Ctrl-C); 2 an input could not be read to its end (flows
-/// found before the problem are still reported) or the interface could not be opened; 1 is
-/// reserved for failed expectations.
+/// Mesh checks (docs/istio.md):
+///   tlspeek -r cap.pcap --expect mtls          exit 1 if a pod-network flow is not mutual TLS
+///   tlspeek -r cap.pcap --fail-on-plaintext    exit 1 if plaintext HTTP crossed the pod network
+///
+/// Exit codes: 0 success (also after Ctrl-C); 1 --expect mtls or --fail-on-plaintext failed
+/// (the flows that broke it are listed); 2 an input could not be read to its end (flows found
+/// before the problem are still reported) or the interface could not be opened (2 wins over 1).
 #[derive(Debug, Parser)]
 #[command(name = "tlspeek", version, about, long_about, verbatim_doc_comment)]
 pub struct Args {
@@ -116,6 +120,46 @@ pub struct Args {
     /// Seconds of capture time without packets after which a flow is ended.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u32,
+
+    /// Warn about certificates expiring within this time of the capture (Istio workload
+    /// certificates live 24 h): 90s, 30m, 1h, 2d; 0 warns only about expired ones.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::report::mesh::parse_duration)]
+    pub cert_warn: i64,
+
+    /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
+    /// list those flows. Checked: pod-network flows with payload, except --exempt-ports.
+    /// TLS flows whose handshake was not seen are reported as unverified, not failed.
+    #[arg(long, value_name = "WHAT", value_parser = ["mtls"])]
+    pub expect: Option<String>,
+
+    /// Exit 1 when plaintext HTTP (HTTP/1 or h2c) crossed the pod network (same exemptions as
+    /// --expect), and list those flows.
+    #[arg(long)]
+    pub fail_on_plaintext: bool,
+
+    /// Server ports that --expect and --fail-on-plaintext never check, comma-separated, or
+    /// `none` (default: Istio's plaintext health and metrics ports).
+    #[arg(long, value_name = "PORTS", default_value = "15020,15021,15090", value_parser = parse_ports)]
+    pub exempt_ports: PortList,
+
+    /// Check loopback legs (Envoy <-> app inside the pod, plaintext by design) too.
+    #[arg(long)]
+    pub check_loopback: bool,
+}
+
+/// A comma-separated port list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortList(pub Vec<u16>);
+
+/// Parses `15020,15021` or `none`.
+pub fn parse_ports(s: &str) -> Result<PortList, String> {
+    if s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty() {
+        return Ok(PortList(Vec::new()));
+    }
+    s.split(',')
+        .map(|p| p.trim().parse::<u16>().map_err(|_| format!("'{p}' is not a port number")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(PortList)
 }
 
 /// Parses `123`, `64K`, `256M`, `1G` (binary multiples).
@@ -194,6 +238,13 @@ impl Args {
             },
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
+            mesh: crate::report::mesh::MeshConfig {
+                cert_warn_secs: self.cert_warn,
+                expect_mtls: self.expect.is_some(),
+                fail_on_plaintext: self.fail_on_plaintext,
+                exempt_ports: self.exempt_ports.0,
+                check_loopback: self.check_loopback,
+            },
         })
     }
 }
@@ -208,6 +259,13 @@ mod tests {
         assert_eq!(parse_bytes("64K"), Ok(65536));
         assert_eq!(parse_bytes("2m"), Ok(2 << 20));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(parse_ports("15020, 15021"), Ok(PortList(vec![15020, 15021])));
+        assert_eq!(parse_ports("none"), Ok(PortList(vec![])));
+        assert!(parse_ports("80,http").is_err());
     }
 
     #[test]

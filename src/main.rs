@@ -10,6 +10,8 @@ use tlspeek::run::run_with_writer;
 mod exit {
     /// Success.
     pub const OK: u8 = 0;
+    /// `--expect mtls` or `--fail-on-plaintext` failed.
+    pub const EXPECTATION: u8 = 1;
     /// An input could not be read to its end, or another error (partial results printed).
     pub const ERROR: u8 = 2;
 }
@@ -42,10 +44,12 @@ fn main() -> ExitCode {
     let mut diag = io::stderr();
     match run_with_writer(&cfg, &mut out, &mut diag) {
         Ok(outcome) => {
-            if outcome.errors.is_empty() {
-                ExitCode::from(exit::OK)
-            } else {
+            if !outcome.errors.is_empty() {
                 ExitCode::from(exit::ERROR)
+            } else if outcome.violations > 0 {
+                ExitCode::from(exit::EXPECTATION)
+            } else {
+                ExitCode::from(exit::OK)
             }
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),

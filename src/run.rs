@@ -7,6 +7,7 @@ use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
 use crate::flow::{FlowMeta, FlowTable, Limits};
+use crate::report::mesh::{self, MeshConfig, XfccLegs};
 use crate::report::{json, table, FlowReport, Summary};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub struct Config {
     pub progress: bool,
     /// Suppress warnings on stderr.
     pub quiet: bool,
+    /// Certificate warnings, per-server verdicts, expectations.
+    pub mesh: MeshConfig,
 }
 
 /// What a run found, for the exit code.
@@ -49,6 +52,8 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Flows reported.
     pub flows: u64,
+    /// Flows that broke `--expect mtls` / `--fail-on-plaintext` (exit code 1).
+    pub violations: u64,
 }
 
 /// Where finished flows go: JSON lines are written at once, table rows are kept as text until
@@ -87,8 +92,8 @@ impl Sink<'_> {
         }
     }
 
-    fn emit(&mut self, f: &FlowReport, summary: &mut Summary) -> io::Result<()> {
-        summary.count_flow(f);
+    fn emit(&mut self, f: &FlowReport, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
+        summary.count_flow(f, mesh);
         match self {
             Sink::Json(out) => json::write_flow(*out, f),
             Sink::Table(rows) => {
@@ -162,9 +167,14 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             }
         }
     }
+    summary.close(&cfg.mesh);
+    let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
     let out = match sink {
         Sink::Json(out) => {
             json::write_summary(out, &summary)?;
+            if !cfg.quiet {
+                table::write_expectations(diag, &summary)?;
+            }
             out
         }
         Sink::Table(rows) => {
@@ -178,7 +188,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         }
     };
     out.flush()?;
-    Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows })
+    Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
 }
 
 /// Reads one capture to its end (or first error), emitting its flows with ids after `base_id`;
@@ -205,11 +215,17 @@ fn analyze(
     let mut non_tcp: BTreeMap<NonTcp, u64> = BTreeMap::new();
     let ccfg = cfg.classify;
     let mut new_sink = || FlowClassifier::new(ccfg);
+    // XFCC identities seen on Envoy -> app legs, to confirm TLS 1.3 verdicts (report::mesh).
+    let xfcc: RefCell<XfccLegs> = RefCell::new(XfccLegs::default());
     let mut finished = |meta: FlowMeta, c: FlowClassifier| {
         let (client, _) = crate::report::decide_client(&meta, c.client_hint());
+        let port = meta.endpoints[client.other().idx()].port();
+        let (first, last) = (meta.first_ts.as_f64(), meta.last_ts.as_f64());
         let classified = c.finish(client);
         let mut f = FlowReport::build(meta, classified, &name, nanos);
         f.id += base_id;
+        mesh::cert_warnings(&mut f, cfg.mesh.cert_warn_secs);
+        xfcc.borrow().confirm(&mut f, port, first, last);
         done.borrow_mut().insert(f.id, f);
     };
     let mut release = |upto: Option<u64>, summary: &mut Summary, sink: &mut Sink<'_>| -> io::Result<()> {
@@ -220,7 +236,7 @@ fn analyze(
             }
             let f = entry.remove();
             emitted += 1;
-            sink.emit(&f, summary)?;
+            sink.emit(&f, summary, &cfg.mesh)?;
             if batch == 1 {
                 sink.flush()?;
             }
@@ -255,13 +271,21 @@ fn analyze(
         match decode(pkt.linktype, pkt.data, pkt.orig_len) {
             Decoded::Tcp(seg) => {
                 let slot = table.process(&seg, pkt.ts, &mut new_sink, &mut finished);
-                if let (true, Some((meta, c))) = (live, slot.and_then(|i| table.flow_mut(i))) {
-                    if c.take_newly_classified() {
+                if let Some((meta, c)) = slot.and_then(|i| table.flow_mut(i)) {
+                    if live && c.take_newly_classified() {
                         let (client, _) = crate::report::decide_client(meta, c.client_hint());
                         let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &name, nanos);
                         f.id += base_id;
                         f.event = "classified";
+                        mesh::cert_warnings(&mut f, cfg.mesh.cert_warn_secs);
                         sink.announce(&f)?;
+                    }
+                    if let Some(uri) = c.take_xfcc() {
+                        let (client, _) = crate::report::decide_client(meta, c.client_hint());
+                        let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
+                        if ce.ip().is_loopback() || se.ip().is_loopback() {
+                            xfcc.borrow_mut().record(se.port(), pkt.ts.as_f64(), &uri);
+                        }
                     }
                 }
             }

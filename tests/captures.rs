@@ -122,7 +122,13 @@ fn tls12_mtls_istio_and_its_link_and_format_variants() {
 
 #[test]
 fn tls13_with_and_without_client_certificate() {
-    for cap in ["tls13-no-client-cert.pcap", "tls13-mtls.pcap"] {
+    // Python ssl (OpenSSL 3.0) on both ends; the client sends Certificate, CertificateVerify and
+    // Finished in separate records.
+    let want = [
+        ("tls13-no-client-cert.pcap", "unlikely", vec![69, 24], "TLS 1.3: client's first encrypted records 69, 24 bytes; the first (69) is a Finished alone: no client certificate was sent"),
+        ("tls13-mtls.pcap", "likely", vec![450, 97, 69, 24], "TLS 1.3: client's first encrypted records 450, 97, 69, 24 bytes; the first (450) is 381 bytes more than a Finished alone (69): it carries a client certificate"),
+    ];
+    for (cap, mtls, records, reason) in want {
         let j = json(cap, &[]);
         let t = &one(&j.flows, "tls")["tls"];
         assert_eq!(t["version"], "TLS 1.3");
@@ -132,8 +138,9 @@ fn tls13_with_and_without_client_certificate() {
         assert_eq!(t["alpn_selected"], Value::Null);
         assert_eq!(t["cipher"], "TLS_AES_256_GCM_SHA384");
         assert_eq!(t["server_certs"], serde_json::json!([]));
-        assert_eq!(t["mtls"], "unknown");
-        assert_eq!(t["mtls_reason"], "TLS 1.3: certificates are encrypted");
+        assert_eq!(t["mtls"], mtls);
+        assert_eq!(t["mtls_reason"], reason);
+        assert_eq!(t["client_encrypted_records"], serde_json::json!(records));
     }
 }
 
@@ -154,6 +161,13 @@ fn expired_and_not_yet_valid_certificates() {
     let table = tlspeek(&["-r", capture("tls12-expired-cert.pcap").to_str().unwrap()]).stdout;
     assert!(table.contains("CN=expired.example.test,O=Example Test EXPIRED"), "{table}");
     assert!(table.contains("NOT-YET-VALID"));
+    assert_eq!(strings(&j.flows[0]["flags"]), ["cert_expired"]);
+    assert_eq!(strings(&j.flows[1]["flags"]), ["cert_not_yet_valid"]);
+    assert_eq!(
+        j.flows[0]["warnings"][0],
+        "server certificate CN=expired.example.test,O=Example Test had expired at capture time (not after 2021-01-01T00:00:00Z)"
+    );
+    assert_eq!(j.summary["cert_warnings"], 2);
 }
 
 #[test]

@@ -799,6 +799,11 @@ impl HttpSession {
         std::mem::take(&mut self.warnings)
     }
 
+    /// Requests recorded so far, in order.
+    pub fn requests(&self) -> &[HttpRequest] {
+        &self.report.requests
+    }
+
     /// Final facts. Requests are attributed to the side that sent them, whatever `client` says.
     /// A head still incomplete (capture ended, HTTP/0.9 request without a blank line) is
     /// included from its complete lines.

@@ -124,24 +124,43 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
     })
 }
 
-/// Which leg of the mesh a flow is, from its addresses and ports.
+/// Which leg of the mesh a flow is, from its addresses and ports (the JSON `istio.leg`):
+/// - `inbound_passthrough`: from 127.0.0.6, Envoy's inbound connection to the app;
+/// - `app_to_envoy`: a loopback connection to Envoy's outbound capture port 15001;
+/// - `envoy_local`: a loopback connection to Envoy's own ports (admin, metrics, health);
+/// - `loopback`: another loopback connection (Envoy ↔ app);
+/// - `pod_network`: anything else (sidecar ↔ sidecar, node ↔ pod).
 pub fn leg(client_ip: std::net::IpAddr, server_ip: std::net::IpAddr, server_port: u16) -> &'static str {
     if client_ip == std::net::IpAddr::from([127, 0, 0, 6]) {
-        "envoy inbound passthrough to the app (loopback, source 127.0.0.6)"
+        "inbound_passthrough"
     } else if client_ip.is_loopback() || server_ip.is_loopback() {
-        if matches!(server_port, 15000 | 15004 | 15020 | 15021 | 15090) {
-            "envoy local port (loopback)"
-        } else {
-            "envoy <-> app (loopback)"
+        match server_port {
+            15001 => "app_to_envoy",
+            15000 | 15004 | 15020 | 15021 | 15090 => "envoy_local",
+            _ => "loopback",
         }
     } else {
-        "pod network"
+        "pod_network"
+    }
+}
+
+/// A person's words for a [`leg`].
+pub fn leg_text(leg: &str) -> &'static str {
+    match leg {
+        "inbound_passthrough" => "Envoy -> app, inbound (loopback, source 127.0.0.6)",
+        "app_to_envoy" => "app -> Envoy outbound capture (loopback, port 15001)",
+        "envoy_local" => "Envoy local port (loopback)",
+        "loopback" => "Envoy <-> app (loopback)",
+        _ => "pod network",
     }
 }
 
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioReport {
+    /// Leg of the mesh ([`leg`]): pod_network, inbound_passthrough, app_to_envoy, envoy_local,
+    /// loopback.
+    pub leg: &'static str,
     /// The SNI, parsed, when it is an Istio cluster name.
     pub sni: Option<IstioSni>,
     /// The client's Istio ALPN tokens: the client is a sidecar (or ztunnel).
@@ -161,9 +180,27 @@ pub struct IstioReport {
     pub client_identity: Option<SpiffeId>,
 }
 
+impl IstioReport {
+    /// A report with only the leg.
+    pub fn empty(leg: &'static str) -> IstioReport {
+        IstioReport {
+            leg,
+            sni: None,
+            alpn: None,
+            port_role: None,
+            peer_metadata: None,
+            peer_metadata_id: None,
+            xfcc: Vec::new(),
+            server_identity: None,
+            client_identity: None,
+        }
+    }
+}
+
 /// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
 /// `None` when there are none.
 pub fn report<'a>(
+    leg: &'static str,
     sni: Option<&[u8]>,
     alpn_offered: &[&[u8]],
     server_port: u16,
@@ -171,6 +208,7 @@ pub fn report<'a>(
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Option<IstioReport> {
     let mut r = IstioReport {
+        leg,
         sni: sni.and_then(|s| std::str::from_utf8(s).ok()).and_then(parse_sni),
         alpn: parse_alpn(alpn_offered),
         port_role: port_role(server_port),
@@ -192,7 +230,8 @@ pub fn report<'a>(
     if r.client_identity.is_none() {
         r.client_identity = r.xfcc.last().and_then(|x| x.uri.as_deref()).and_then(parse_spiffe);
     }
-    let any = r.sni.is_some()
+    let any = matches!(leg, "inbound_passthrough" | "app_to_envoy")
+        || r.sni.is_some()
         || r.alpn.is_some()
         || r.port_role.is_some()
         || r.peer_metadata.is_some()
@@ -490,12 +529,11 @@ mod tests {
         );
         assert_eq!(parse_spiffe("https://example.com/x"), None);
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        assert_eq!(
-            leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080),
-            "envoy inbound passthrough to the app (loopback, source 127.0.0.6)"
-        );
-        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080), "envoy <-> app (loopback)");
-        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080), "pod network");
+        assert_eq!(leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080), "inbound_passthrough");
+        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080), "loopback");
+        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 15001), "app_to_envoy");
+        assert_eq!(leg(ip("::1"), ip("::1"), 15021), "envoy_local");
+        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080), "pod_network");
     }
 
     #[test]

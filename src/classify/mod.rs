@@ -81,6 +81,8 @@ pub struct FlowClassifier {
     h2c_side: Option<Side>,
     /// A `classified` event was already given.
     announced: bool,
+    /// HTTP requests already looked at by [`FlowClassifier::take_xfcc`].
+    xfcc_checked: usize,
     warnings: Vec<String>,
 }
 
@@ -113,8 +115,24 @@ impl FlowClassifier {
             h2c: None,
             h2c_side: None,
             announced: false,
+            xfcc_checked: 0,
             warnings: Vec::new(),
         }
+    }
+
+    /// The client SPIFFE ID (`URI=` of the last element) of the newest `x-forwarded-client-cert`
+    /// header among the HTTP requests parsed since the last call.
+    pub fn take_xfcc(&mut self) -> Option<String> {
+        let reqs = self.http.as_ref()?.requests();
+        let new = reqs.get(self.xfcc_checked..).filter(|n| !n.is_empty())?;
+        self.xfcc_checked = reqs.len();
+        new.iter().rev().find_map(|r| {
+            let (_, v) = r
+                .headers
+                .iter()
+                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
+            istio::parse_xfcc(&String::from_utf8_lossy(v.as_bytes())).pop()?.uri
+        })
     }
 
     fn tls(&mut self) -> &mut TlsSession {

@@ -3,6 +3,7 @@
 //! writes to stdout; the schema is docs/json.md.
 
 pub mod json;
+pub mod mesh;
 pub mod progress;
 pub mod table;
 
@@ -77,6 +78,8 @@ pub struct FlowReport {
     pub preview: Option<Preview>,
     /// How the flow ended: closed, reset, idle, evicted, capture_end, reused.
     pub end: &'static str,
+    /// Which side sent a TCP RST: client, server, both; null when none did.
+    pub reset_by: Option<&'static str>,
     /// Anomalies (docs/json.md lists them).
     pub flags: Vec<&'static str>,
     /// Parser warnings.
@@ -173,7 +176,14 @@ impl FlowReport {
             first_uri(c.tls.as_ref().map(|t| t.server_certs.as_slice())),
             first_uri(c.tls.as_ref().map(|t| t.client_certs.as_slice())),
         );
-        let istio = crate::classify::istio::report(sni, &alpn, server_port, ids, headers);
+        let leg = crate::classify::istio::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port);
+        let istio = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers);
+        let reset_by = match (meta.rst[ci], meta.rst[si]) {
+            (true, true) => Some("both"),
+            (true, false) => Some("client"),
+            (false, true) => Some("server"),
+            (false, false) => None,
+        };
         FlowReport {
             kind: "flow",
             istio,
@@ -197,6 +207,7 @@ impl FlowReport {
             }),
             preview,
             end,
+            reset_by,
             flags,
             warnings: c.warnings,
         }
@@ -233,8 +244,21 @@ pub struct Summary {
     pub late_packets: u64,
     /// libpcap's counters of a live capture, null for files.
     pub capture_stats: Option<CaptureStats>,
+    /// Flows with a certificate expired, not yet valid, or expiring within `--cert-warn`.
+    pub cert_warnings: u64,
+    /// Per server (`ip:port`): counts per kind of flow and a one-line reading, most flows first.
+    pub servers: Vec<mesh::ServerVerdict>,
+    /// The same per Istio service named by the SNI (`reviews.default:9080`).
+    pub services: Vec<mesh::ServerVerdict>,
+    /// Servers beyond the first 10,000 (counted in the totals, not listed).
+    pub servers_not_listed: u64,
+    /// Results of `--expect mtls` / `--fail-on-plaintext`; null when neither was given.
+    pub expectations: Option<mesh::Expectations>,
     /// Errors that stopped reading a file (partial results are still reported).
     pub errors: Vec<String>,
+    /// Per-server tallies until [`Summary::close`].
+    #[serde(skip)]
+    pub book: mesh::MeshBook,
 }
 
 /// libpcap's counters at the end of a live capture.
@@ -259,11 +283,26 @@ pub struct FragmentCounts {
 
 impl Summary {
     /// Counts one reported flow.
-    pub fn count_flow(&mut self, f: &FlowReport) {
+    pub fn count_flow(&mut self, f: &FlowReport, mesh: &mesh::MeshConfig) {
         self.flows += 1;
+        self.book.count(f, mesh);
+        if f.flags.iter().any(|fl| fl.starts_with("cert_")) {
+            self.cert_warnings += 1;
+        }
         *self.by_protocol.entry(f.protocol).or_default() += 1;
         if let Some(t) = &f.tls {
             *self.by_mtls.entry(t.mtls.to_string()).or_default() += 1;
         }
+    }
+}
+
+impl Summary {
+    /// Fills the per-server verdicts and expectation results once every flow is counted.
+    pub fn close(&mut self, mesh: &mesh::MeshConfig) {
+        let (servers, services, not_listed, expect) = std::mem::take(&mut self.book).finish(mesh);
+        self.servers = servers;
+        self.services = services;
+        self.servers_not_listed = not_listed;
+        self.expectations = expect;
     }
 }

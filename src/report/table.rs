@@ -126,9 +126,14 @@ fn details(f: &FlowReport) -> Vec<String> {
             let who = c.san_uris.first().cloned().or_else(|| c.subject.clone()).unwrap_or_default();
             v.push(format!("client cert: {}", escape_str(&who)));
         }
-        if t.mtls == "unknown" || (t.mtls == "no" && t.client_cert_requested) {
+        let inferred =
+            matches!(t.mtls, "unknown" | "likely" | "unlikely") || t.mtls_reason.contains("confirmed");
+        if inferred || (t.mtls == "no" && t.client_cert_requested) {
             v.push(format!("mtls {}: {}", t.mtls, escape_str(&t.mtls_reason)));
         }
+    }
+    if let Some(i) = &f.istio {
+        v.extend(istio_details(i));
     }
     if let Some(h) = &f.http {
         for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
@@ -148,6 +153,48 @@ fn details(f: &FlowReport) -> Vec<String> {
     }
     for w in f.warnings.iter().take(3) {
         v.push(format!("warning: {}", escape_str(w)));
+    }
+    v
+}
+
+/// Detail lines for the Istio facts of a flow.
+fn istio_details(i: &crate::classify::istio::IstioReport) -> Vec<String> {
+    let mut v = Vec::new();
+    if i.leg != "pod_network" {
+        v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg)));
+    }
+    if let Some(a) = &i.alpn {
+        let app = a.app_protocol.as_deref().map(|p| format!(", app protocol {p}")).unwrap_or_default();
+        v.push(format!(
+            "client is an Istio sidecar (ALPN {}{})",
+            escape_str(&a.tokens.join(",")),
+            escape_str(&app)
+        ));
+    }
+    let mut ids = Vec::new();
+    if let Some(c) = &i.client_identity {
+        ids.push(format!("client {}", escape_str(&c.uri)));
+    }
+    if let Some(s) = &i.server_identity {
+        ids.push(format!("server {}", escape_str(&s.uri)));
+    }
+    if !ids.is_empty() {
+        v.push(format!("identity: {}", ids.join(", ")));
+    }
+    if let Some(x) = i.xfcc.last() {
+        let by = x.by.as_deref().map(|b| format!(" by {}", escape_str(b))).unwrap_or_default();
+        let uri = x.uri.as_deref().map(escape_str).unwrap_or_else(|| "(no client URI)".into());
+        v.push(format!("x-forwarded-client-cert: client {uri}{by} (the request arrived over mTLS)"));
+    }
+    if let Some(serde_json::Value::Object(m)) = &i.peer_metadata {
+        let keys = ["NAME", "NAMESPACE", "WORKLOAD_NAME", "CLUSTER_ID", "ISTIO_VERSION"];
+        let parts: Vec<String> = keys
+            .iter()
+            .filter_map(|k| m.get(*k).and_then(|x| x.as_str()).map(|x| format!("{k}={}", escape_str(x))))
+            .collect();
+        if !parts.is_empty() {
+            v.push(format!("x-envoy-peer-metadata: {}", parts.join(" ")));
+        }
     }
     v
 }
@@ -261,8 +308,118 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     if s.evicted_flows > 0 {
         writeln!(out, "{} flows evicted (flow table full; see --max-flows)", s.evicted_flows)?;
     }
+    if s.cert_warnings > 0 {
+        writeln!(
+            out,
+            "{} flows with certificate warnings (expired, not yet valid, or within --cert-warn)",
+            s.cert_warnings
+        )?;
+    }
+    write_servers(out, "servers", &s.servers, s.servers_not_listed, false)?;
+    write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true)?;
+    write_expectations(out, s)?;
     for e in &s.errors {
         writeln!(out, "error: {}", escape_str(e))?;
+    }
+    Ok(())
+}
+
+/// Servers listed in the table summary; `--json` lists them all.
+const MAX_TABLE_SERVERS: usize = 50;
+
+/// Writes the per-server (or per-service) verdicts.
+fn write_servers(
+    out: &mut dyn Write,
+    title: &str,
+    list: &[super::mesh::ServerVerdict],
+    not_listed: u64,
+    services: bool,
+) -> io::Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}:")?;
+    let (first, second) = if services { ("SERVICE", "") } else { ("SERVER", "SERVICE") };
+    let head = [first, second, "FLOWS", "MTLS", "TLS-NO-CERT", "PLAINTEXT", "REFUSED", "READING"];
+    let rows: Vec<[String; 8]> = list
+        .iter()
+        .take(MAX_TABLE_SERVERS)
+        .map(|v| {
+            [
+                escape_str(&v.name),
+                match (&v.service, services) {
+                    (_, true) => String::new(),
+                    (Some(s), false) => escape_str(s),
+                    (None, false) => "-".into(),
+                },
+                v.flows.to_string(),
+                v.mtls.to_string(),
+                v.tls_no_client_cert.to_string(),
+                v.plaintext.to_string(),
+                v.plaintext_refused.to_string(),
+                v.reading.clone(),
+            ]
+        })
+        .collect();
+    let mut width = head.map(|h| h.len());
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
+        let mut l = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            if services && i == 1 {
+                continue;
+            }
+            l.push_str(c);
+            if i + 1 < cells.len() {
+                l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", l.trim_end())
+    };
+    line(out, &head.map(String::from))?;
+    for r in &rows {
+        line(out, r)?;
+    }
+    let more = (list.len().saturating_sub(MAX_TABLE_SERVERS)) as u64 + not_listed;
+    if more > 0 {
+        writeln!(out, "  … {more} more (--json lists them all)")?;
+    }
+    Ok(())
+}
+
+/// Violations printed after the summary (all are in the JSON summary).
+const MAX_PRINTED_VIOLATIONS: usize = 20;
+
+/// Writes the outcome of `--expect mtls` / `--fail-on-plaintext`, if either was given.
+pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    let Some(e) = &s.expectations else { return Ok(()) };
+    let mut what = Vec::new();
+    if e.expect.is_some() {
+        what.push("--expect mtls");
+    }
+    if e.fail_on_plaintext {
+        what.push("--fail-on-plaintext");
+    }
+    let what = what.join(" and ");
+    let unverified = if e.unverified > 0 {
+        format!(" ({} TLS flows unverified: handshake not seen or resumed)", e.unverified)
+    } else {
+        String::new()
+    };
+    if e.failed == 0 {
+        writeln!(out, "\n{what}: passed, {} flows checked{unverified}", e.checked)?;
+        return Ok(());
+    }
+    writeln!(out, "\n{what}: FAILED, {} of {} checked flows{unverified}:", e.failed, e.checked)?;
+    for v in e.violations.iter().take(MAX_PRINTED_VIOLATIONS) {
+        writeln!(out, "  flow {} {} -> {}: {}", v.id, v.client, v.server, v.reason)?;
+    }
+    if e.failed as usize > MAX_PRINTED_VIOLATIONS {
+        writeln!(out, "  … {} more (--json lists up to 1,000)", e.failed as usize - MAX_PRINTED_VIOLATIONS)?;
     }
     Ok(())
 }

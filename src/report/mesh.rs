@@ -1,0 +1,554 @@
+//! The mesh-level reading of finished flows: certificate lifetime warnings (`--cert-warn`), the
+//! upgrade of a TLS 1.3 `likely` verdict by an `x-forwarded-client-cert` header on the matching
+//! Envoy → app leg, per-server and per-Istio-service verdicts, and the `--expect mtls` /
+//! `--fail-on-plaintext` checks behind exit code 1. Works on [`FlowReport`]s only; docs/istio.md
+//! explains every rule.
+
+use super::FlowReport;
+use crate::classify::istio::{parse_spiffe, IstioReport};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+
+/// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
+/// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
+/// the kubelet from the node, and 15090 (Envoy's Prometheus metrics, scraped in plaintext).
+pub const DEFAULT_EXEMPT_PORTS: [u16; 3] = [15020, 15021, 15090];
+/// Servers (and services) listed in the summary; later ones are counted in `servers_not_listed`.
+const MAX_SERVERS: usize = 10_000;
+/// Violations kept for the summary (all are counted).
+const MAX_VIOLATIONS: usize = 1_000;
+/// XFCC observations kept for matching (oldest dropped first).
+const MAX_XFCC: usize = 4_096;
+
+/// Settings of the mesh checks.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// Warn about certificates that expire within this many seconds of the capture (0: only
+    /// expired / not yet valid ones).
+    pub cert_warn_secs: i64,
+    /// `--expect mtls`: every checked flow must be mutual TLS.
+    pub expect_mtls: bool,
+    /// `--fail-on-plaintext`: no checked flow may carry plaintext HTTP.
+    pub fail_on_plaintext: bool,
+    /// Server ports never checked.
+    pub exempt_ports: Vec<u16>,
+    /// Also check loopback legs (Envoy ↔ app), plaintext by design.
+    pub check_loopback: bool,
+}
+
+impl Default for MeshConfig {
+    fn default() -> MeshConfig {
+        MeshConfig {
+            cert_warn_secs: 3600,
+            expect_mtls: false,
+            fail_on_plaintext: false,
+            exempt_ports: DEFAULT_EXEMPT_PORTS.to_vec(),
+            check_loopback: false,
+        }
+    }
+}
+
+/// `1h`, `30m`, `90s`, `2d`, or plain seconds → seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        _ => (t, 1),
+    };
+    let n: i64 =
+        num.trim().parse().map_err(|_| format!("'{s}' is not a duration like 3600, 90s, 30m, 1h or 2d"))?;
+    if n < 0 {
+        return Err(format!("'{s}' is negative"));
+    }
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// `2h 5m`, `39m 12s`, `3d 4h`: a duration for people.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) if sec == 0 => format!("{m}m"),
+        (0, 0, _) => format!("{m}m {sec}s"),
+        (0, _, _) if m == 0 => format!("{h}h"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ if h == 0 => format!("{d}d"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Adds warnings and flags for certificates that were expired, not yet valid, or within
+/// `warn_secs` of expiry at capture time (Istio workload certificates live 24 h and are
+/// rotated at about half-life: one close to its end means rotation is failing).
+pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
+    let Some(t) = &f.tls else { return };
+    let mut warnings = Vec::new();
+    let mut flags = Vec::new();
+    for (role, certs) in [("server", &t.server_certs), ("client", &t.client_certs)] {
+        for (i, c) in certs.iter().enumerate() {
+            let who = c.san_uris.first().or(c.subject.as_ref()).map_or("(unparsed)", String::as_str);
+            let what = if i == 0 {
+                format!("{role} certificate")
+            } else {
+                format!("{role} chain certificate {}", i + 1)
+            };
+            let after = c.not_after.as_deref().unwrap_or("?");
+            if c.expired {
+                flags.push("cert_expired");
+                warnings.push(format!("{what} {who} had expired at capture time (not after {after})"));
+            } else if c.not_yet_valid {
+                let before = c.not_before.as_deref().unwrap_or("?");
+                flags.push("cert_not_yet_valid");
+                warnings
+                    .push(format!("{what} {who} was not yet valid at capture time (not before {before})"));
+            } else if let Some(left) = c.expires_in_secs.filter(|&l| l <= warn_secs) {
+                flags.push("cert_expiring");
+                warnings.push(format!(
+                    "{what} {who} expires {} after the capture (not after {after}; --cert-warn {})",
+                    human_duration(left),
+                    human_duration(warn_secs)
+                ));
+            }
+        }
+    }
+    for fl in flags {
+        if !f.flags.contains(&fl) {
+            f.flags.push(fl);
+        }
+    }
+    f.warnings.extend(warnings);
+}
+
+/// One `x-forwarded-client-cert` client identity seen on a loopback leg.
+struct XfccSeen {
+    port: u16,
+    uri: String,
+    first: f64,
+    last: f64,
+}
+
+/// XFCC client identities seen on Envoy → app legs, by app port and time, to confirm the TLS
+/// 1.3 verdict of the pod-network connection they were forwarded from. Envoy forwards a request
+/// to the app's port (the port the client dialled), over loopback, with an XFCC header whose
+/// `URI=` is the client certificate's SPIFFE ID: proof the downstream connection was mTLS.
+#[derive(Default)]
+pub struct XfccLegs {
+    seen: VecDeque<XfccSeen>,
+}
+
+impl XfccLegs {
+    /// Records an XFCC client identity seen at `ts` on a loopback leg to `port`.
+    pub fn record(&mut self, port: u16, ts: f64, uri: &str) {
+        if let Some(e) = self.seen.iter_mut().rev().take(8).find(|e| e.port == port && e.uri == uri) {
+            e.first = e.first.min(ts);
+            e.last = e.last.max(ts);
+            return;
+        }
+        if self.seen.len() == MAX_XFCC {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(XfccSeen { port, uri: uri.to_string(), first: ts, last: ts });
+    }
+
+    /// Upgrades a pod-network TLS flow with verdict `likely` to `yes` when an XFCC identity was
+    /// seen on a loopback leg to its server port while it was open (`first`..`last`, seconds).
+    pub fn confirm(&self, f: &mut FlowReport, server_port: u16, first: f64, last: f64) {
+        let Some(t) = f.tls.as_mut() else { return };
+        if t.mtls != "likely" || f.istio.as_ref().is_some_and(|i| i.leg != "pod_network") {
+            return;
+        }
+        let mut uris: Vec<&str> = Vec::new();
+        for e in &self.seen {
+            if e.port == server_port && e.last >= first && e.first <= last && !uris.contains(&e.uri.as_str())
+            {
+                uris.push(&e.uri);
+            }
+        }
+        let Some(&uri) = uris.first() else { return };
+        t.mtls = "yes";
+        if uris.len() == 1 {
+            t.mtls_reason.push_str(&format!(
+                "; confirmed: the Envoy -> app leg to port {server_port} carried x-forwarded-client-cert URI={uri} during this connection"
+            ));
+            let istio = f.istio.get_or_insert_with(|| IstioReport::empty("pod_network"));
+            if istio.client_identity.is_none() {
+                istio.client_identity = parse_spiffe(uri);
+            }
+        } else {
+            t.mtls_reason.push_str(&format!(
+                "; confirmed: Envoy -> app legs to port {server_port} carried x-forwarded-client-cert during this connection (clients {})",
+                uris.join(", ")
+            ));
+        }
+    }
+}
+
+/// What one flow counts as, for the per-server verdicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowClass {
+    /// TLS with a client certificate (`yes` or `likely`).
+    Mtls,
+    /// TLS without one (`no` or `unlikely`).
+    TlsNoClientCert,
+    /// TLS whose client authentication could not be seen (`unknown`).
+    TlsUnverified,
+    /// Plaintext HTTP or h2c that was answered or not refused.
+    Plaintext,
+    /// Plaintext HTTP request(s), no response, reset by the server.
+    PlaintextRefused,
+    /// Payload that is neither TLS nor HTTP.
+    Other,
+    /// No payload at all.
+    NoData,
+}
+
+/// Classifies a finished flow.
+pub fn classify(f: &FlowReport) -> FlowClass {
+    if let Some(t) = &f.tls {
+        return match t.mtls {
+            "yes" | "likely" => FlowClass::Mtls,
+            "no" | "unlikely" => FlowClass::TlsNoClientCert,
+            _ => FlowClass::TlsUnverified,
+        };
+    }
+    match f.protocol {
+        "http" => {
+            let refused = f.http.as_ref().is_some_and(|h| h.requests_total > 0 && h.responses_total == 0)
+                && matches!(f.reset_by, Some("server" | "both"));
+            if refused {
+                FlowClass::PlaintextRefused
+            } else {
+                FlowClass::Plaintext
+            }
+        }
+        "h2c" => FlowClass::Plaintext,
+        _ if f.bytes.client + f.bytes.server == 0 => FlowClass::NoData,
+        _ => FlowClass::Other,
+    }
+}
+
+/// Counts and reading of one server (ip:port) or one Istio service (from the SNI).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerVerdict {
+    /// `ip:port` (servers) or the Istio service, `reviews.default:9080` (services).
+    pub name: String,
+    /// The Istio service named by the first Istio SNI sent to this server.
+    pub service: Option<String>,
+    /// Leg of the first flow (pod_network, inbound_passthrough, ...).
+    pub leg: &'static str,
+    /// Flows counted.
+    pub flows: u64,
+    /// TLS with a client certificate (yes or likely).
+    pub mtls: u64,
+    /// TLS without a client certificate (no or unlikely).
+    pub tls_no_client_cert: u64,
+    /// TLS whose client authentication was not seen (unknown).
+    pub tls_unverified: u64,
+    /// Plaintext HTTP / h2c.
+    pub plaintext: u64,
+    /// Plaintext HTTP requests reset by the server without an answer.
+    pub plaintext_refused: u64,
+    /// Neither TLS nor HTTP.
+    pub other: u64,
+    /// Connections without payload.
+    pub no_data: u64,
+    /// One line for a person.
+    pub reading: String,
+}
+
+impl ServerVerdict {
+    fn add(&mut self, class: FlowClass) {
+        self.flows += 1;
+        match class {
+            FlowClass::Mtls => self.mtls += 1,
+            FlowClass::TlsNoClientCert => self.tls_no_client_cert += 1,
+            FlowClass::TlsUnverified => self.tls_unverified += 1,
+            FlowClass::Plaintext => self.plaintext += 1,
+            FlowClass::PlaintextRefused => self.plaintext_refused += 1,
+            FlowClass::Other => self.other += 1,
+            FlowClass::NoData => self.no_data += 1,
+        }
+    }
+
+    /// The one-line reading of the counts (docs/istio.md lists them).
+    fn read(&self, port: Option<u16>, exempt: &[u16]) -> String {
+        let (m, n, p, r) =
+            (self.mtls > 0, self.tls_no_client_cert > 0, self.plaintext > 0, self.plaintext_refused > 0);
+        let unverified = self.tls_unverified;
+        let base = if self.leg != "pod_network" && !m && !n {
+            "loopback leg inside the pod (plaintext by design)".to_string()
+        } else if port.is_some_and(|p| exempt.contains(&p)) && !m && !n && (p || r) {
+            "plaintext health/metrics port (exempt)".to_string()
+        } else {
+            match (m, n, p, r) {
+                (true, false, false, false) => "all mutual TLS (as with STRICT)".into(),
+                (true, false, false, true) => "mutual TLS; plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)".into(),
+                (false, false, false, true) => "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)".into(),
+                (true, false, true, _) => "mixed plaintext and mTLS (as with PERMISSIVE)".into(),
+                (false, false, true, _) => "plaintext only (client sidecar off, DestinationRule DISABLE, or no sidecar)".into(),
+                (false, true, false, false) => "TLS without client certificates (not Istio mTLS)".into(),
+                (true, true, false, _) => "mixed mutual TLS and TLS without client certificates".into(),
+                (_, true, true, _) | (_, true, false, true) => "mixed plaintext and TLS without client certificates".into(),
+                (false, false, false, false) if unverified > 0 => "TLS; client certificates not seen (handshakes missed or resumed)".into(),
+                _ if self.other > 0 => "neither TLS nor HTTP".into(),
+                _ => "no payload (connection attempts only)".into(),
+            }
+        };
+        if unverified > 0 && (m || n || p || r) {
+            format!("{base}; {unverified} TLS flows unverified")
+        } else {
+            base
+        }
+    }
+}
+
+/// A flow that broke `--expect mtls` or `--fail-on-plaintext`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Violation {
+    /// Flow id.
+    pub id: u64,
+    /// Client endpoint.
+    pub client: String,
+    /// Server endpoint.
+    pub server: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The outcome of `--expect mtls` / `--fail-on-plaintext` (the summary's `expectations`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Expectations {
+    /// `mtls` when `--expect mtls` was given.
+    pub expect: Option<&'static str>,
+    /// `--fail-on-plaintext` was given.
+    pub fail_on_plaintext: bool,
+    /// Server ports not checked.
+    pub exempt_ports: Vec<u16>,
+    /// Loopback legs were checked too.
+    pub check_loopback: bool,
+    /// Flows checked.
+    pub checked: u64,
+    /// Checked TLS flows whose client authentication was not seen (not counted as failures).
+    pub unverified: u64,
+    /// Flows that broke an expectation.
+    pub failed: u64,
+    /// The first 1,000 of them.
+    pub violations: Vec<Violation>,
+}
+
+/// Per-server and per-service verdicts and expectation results, built flow by flow.
+#[derive(Clone, Debug, Default)]
+pub struct MeshBook {
+    servers: HashMap<String, ServerVerdict>,
+    services: HashMap<String, ServerVerdict>,
+    not_listed: u64,
+    expect: Expectations,
+}
+
+/// First request line of a plaintext flow, for messages.
+fn first_request(f: &FlowReport) -> String {
+    f.http
+        .as_ref()
+        .and_then(|h| h.requests.first())
+        .map(|r| format!(" ({} {})", r.method.to_terminal(), r.path.to_terminal()))
+        .unwrap_or_default()
+}
+
+fn server_port(f: &FlowReport) -> Option<u16> {
+    f.server.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+impl MeshBook {
+    /// Counts one finished flow.
+    pub fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
+        let class = classify(f);
+        let leg = f.istio.as_ref().map_or_else(
+            || if is_loopback(&f.client) || is_loopback(&f.server) { "loopback" } else { "pod_network" },
+            |i| i.leg,
+        );
+        let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
+        let room = self.servers.len() < MAX_SERVERS;
+        match self.servers.get_mut(&f.server) {
+            Some(v) => {
+                v.add(class);
+                if v.service.is_none() {
+                    v.service.clone_from(&service);
+                }
+            }
+            None if room => {
+                let mut v = ServerVerdict {
+                    name: f.server.clone(),
+                    service: service.clone(),
+                    leg,
+                    ..Default::default()
+                };
+                v.add(class);
+                self.servers.insert(f.server.clone(), v);
+            }
+            None => self.not_listed += 1,
+        }
+        if let Some(svc) = service {
+            if let Some(v) = self.services.get_mut(&svc) {
+                v.add(class);
+            } else if self.services.len() < MAX_SERVERS {
+                let mut v = ServerVerdict {
+                    name: svc.clone(),
+                    service: Some(svc.clone()),
+                    leg,
+                    ..Default::default()
+                };
+                v.add(class);
+                self.services.insert(svc, v);
+            }
+        }
+        self.check(f, class, leg, cfg);
+    }
+
+    fn check(&mut self, f: &FlowReport, class: FlowClass, leg: &str, cfg: &MeshConfig) {
+        if !cfg.expect_mtls && !cfg.fail_on_plaintext {
+            return;
+        }
+        let exempt_port = server_port(f).is_some_and(|p| cfg.exempt_ports.contains(&p));
+        if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
+            return;
+        }
+        self.expect.checked += 1;
+        let plaintext = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused);
+        let reason = if cfg.expect_mtls {
+            match class {
+                FlowClass::Mtls | FlowClass::NoData => None,
+                FlowClass::TlsUnverified => {
+                    self.expect.unverified += 1;
+                    None
+                }
+                FlowClass::TlsNoClientCert => {
+                    let t = f
+                        .tls
+                        .as_ref()
+                        .map(|t| format!("mtls {}: {}", t.mtls, t.mtls_reason))
+                        .unwrap_or_default();
+                    Some(format!("TLS without a client certificate ({t})"))
+                }
+                FlowClass::Plaintext => Some(format!("plaintext {}{}", f.protocol, first_request(f))),
+                FlowClass::PlaintextRefused => Some(format!(
+                    "plaintext {}{}, refused by the server (reset)",
+                    f.protocol,
+                    first_request(f)
+                )),
+                FlowClass::Other => Some("neither TLS nor HTTP".to_string()),
+            }
+        } else {
+            None
+        };
+        let reason = reason.or_else(|| {
+            (cfg.fail_on_plaintext && plaintext)
+                .then(|| format!("plaintext {}{}", f.protocol, first_request(f)))
+        });
+        if let Some(reason) = reason {
+            self.expect.failed += 1;
+            if self.expect.violations.len() < MAX_VIOLATIONS {
+                self.expect.violations.push(Violation {
+                    id: f.id,
+                    client: f.client.clone(),
+                    server: f.server.clone(),
+                    reason: crate::sanitize::escape_str(&reason),
+                });
+            }
+        }
+    }
+
+    /// The verdict lists (most flows first) and the expectation results.
+    pub fn finish(
+        self,
+        cfg: &MeshConfig,
+    ) -> (Vec<ServerVerdict>, Vec<ServerVerdict>, u64, Option<Expectations>) {
+        let order = |mut v: Vec<ServerVerdict>, by_port: bool| {
+            for s in &mut v {
+                let port = if by_port { server_port_of(&s.name) } else { None };
+                s.reading = s.read(port, &cfg.exempt_ports);
+            }
+            v.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.name.cmp(&b.name)));
+            v
+        };
+        let servers = order(self.servers.into_values().collect(), true);
+        let services = order(self.services.into_values().collect(), false);
+        let expect = (cfg.expect_mtls || cfg.fail_on_plaintext).then(|| Expectations {
+            expect: cfg.expect_mtls.then_some("mtls"),
+            fail_on_plaintext: cfg.fail_on_plaintext,
+            exempt_ports: cfg.exempt_ports.clone(),
+            check_loopback: cfg.check_loopback,
+            ..self.expect
+        });
+        (servers, services, self.not_listed, expect)
+    }
+}
+
+fn server_port_of(endpoint: &str) -> Option<u16> {
+    endpoint.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    endpoint.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert_eq!(human_duration(2352), "39m 12s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(7500), "2h 5m");
+        assert_eq!(human_duration(86_400 * 3 + 3600 * 4), "3d 4h");
+        assert_eq!(human_duration(59), "59s");
+    }
+
+    fn verdict(counts: [u64; 4], leg: &'static str, port: u16) -> String {
+        let v = ServerVerdict {
+            leg,
+            mtls: counts[0],
+            tls_no_client_cert: counts[1],
+            plaintext: counts[2],
+            plaintext_refused: counts[3],
+            ..Default::default()
+        };
+        v.read(Some(port), &DEFAULT_EXEMPT_PORTS)
+    }
+
+    #[test]
+    fn readings() {
+        assert_eq!(verdict([3, 0, 0, 0], "pod_network", 9080), "all mutual TLS (as with STRICT)");
+        assert_eq!(
+            verdict([2, 0, 1, 0], "pod_network", 9080),
+            "mixed plaintext and mTLS (as with PERMISSIVE)"
+        );
+        assert_eq!(
+            verdict([0, 0, 2, 0], "pod_network", 9080),
+            "plaintext only (client sidecar off, DestinationRule DISABLE, or no sidecar)"
+        );
+        assert_eq!(
+            verdict([0, 0, 0, 2], "pod_network", 9080),
+            "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)"
+        );
+        assert_eq!(verdict([0, 0, 2, 0], "pod_network", 15021), "plaintext health/metrics port (exempt)");
+        assert_eq!(
+            verdict([0, 0, 2, 0], "inbound_passthrough", 9080),
+            "loopback leg inside the pod (plaintext by design)"
+        );
+        assert_eq!(
+            verdict([0, 1, 0, 0], "pod_network", 443),
+            "TLS without client certificates (not Istio mTLS)"
+        );
+    }
+}
