@@ -191,8 +191,10 @@ fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
     let (_, t13) = classified[1];
     assert_eq!(
         (t13["tls"]["version"].as_str(), t13["tls"]["mtls"].as_str()),
-        (Some("TLS 1.3"), Some("unknown"))
+        (Some("TLS 1.3"), Some("unlikely"))
     );
+    // Classified once the client's first encrypted record (its Finished alone) was seen.
+    assert_eq!(t13["tls"]["client_encrypted_records"][0], 69);
     assert_eq!(classified[2].1["http"]["requests"][0]["path"], "/reviews/0");
     let ended: Vec<&Value> = lines.iter().map(|(_, v)| v).filter(|v| v["event"] == "ended").collect();
     assert_eq!(ended.len(), 3, "the filter excluded port 7000");

@@ -326,8 +326,10 @@ impl FlowClassifier {
         if self.announced {
             return false;
         }
-        let tls_done = self.tls.as_ref().is_some_and(|t| t.saw_tls())
-            && self.sides.iter().all(|s| matches!(s.mode, Mode::Done | Mode::H2c));
+        let tls_done = self.tls.as_ref().is_some_and(|t| {
+            t.saw_tls()
+                && (t.settled() || self.sides.iter().all(|s| matches!(s.mode, Mode::Done | Mode::H2c)))
+        });
         let http_seen = self.http.as_ref().is_some_and(|h| h.client_side().is_some() && h.saw_http());
         if tls_done || http_seen || self.h2c.is_some() {
             self.announced = true;

@@ -1190,6 +1190,12 @@ impl TlsSession {
         self.client.or(self.server.map(Side::other))
     }
 
+    /// The cleartext handshake is over on both sides and, in TLS 1.3, the client's first
+    /// encrypted record was seen: every verdict input is in (live `classified` events).
+    pub fn settled(&self) -> bool {
+        self.sides.iter().all(|s| s.done && (!s.tail.active || s.tail.n > 0))
+    }
+
     /// At least one well-formed TLS record was parsed.
     pub fn saw_tls(&self) -> bool {
         self.saw
