@@ -280,11 +280,11 @@ fn analyze(
                         mesh::cert_warnings(&mut f, cfg.mesh.cert_warn_secs);
                         sink.announce(&f)?;
                     }
-                    if let Some(uri) = c.take_xfcc() {
+                    if let Some((uri, by)) = c.take_xfcc() {
                         let (client, _) = crate::report::decide_client(meta, c.client_hint());
                         let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
                         if ce.ip().is_loopback() || se.ip().is_loopback() {
-                            xfcc.borrow_mut().record(se.port(), pkt.ts.as_f64(), &uri);
+                            xfcc.borrow_mut().record(se.port(), pkt.ts.as_f64(), &uri, by.as_deref());
                         }
                     }
                 }

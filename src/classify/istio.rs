@@ -174,7 +174,8 @@ pub struct IstioReport {
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
     /// arrived over mTLS and names the client's SPIFFE identity.
     pub xfcc: Vec<Xfcc>,
-    /// SPIFFE identity of the server (first URI SAN of its leaf certificate, TLS ≤ 1.2).
+    /// SPIFFE identity of the server: first URI SAN of its leaf certificate (TLS ≤ 1.2), else
+    /// the XFCC `By=`.
     pub server_identity: Option<SpiffeId>,
     /// SPIFFE identity of the client: its certificate, else the XFCC `URI=`.
     pub client_identity: Option<SpiffeId>,
@@ -229,6 +230,9 @@ pub fn report<'a>(
     }
     if r.client_identity.is_none() {
         r.client_identity = r.xfcc.last().and_then(|x| x.uri.as_deref()).and_then(parse_spiffe);
+    }
+    if r.server_identity.is_none() {
+        r.server_identity = r.xfcc.last().and_then(|x| x.by.as_deref()).and_then(parse_spiffe);
     }
     let any = matches!(leg, "inbound_passthrough" | "app_to_envoy")
         || r.sni.is_some()

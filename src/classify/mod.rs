@@ -120,9 +120,9 @@ impl FlowClassifier {
         }
     }
 
-    /// The client SPIFFE ID (`URI=` of the last element) of the newest `x-forwarded-client-cert`
-    /// header among the HTTP requests parsed since the last call.
-    pub fn take_xfcc(&mut self) -> Option<String> {
+    /// The client SPIFFE ID (`URI=`) and server identity (`By=`) of the last element of the
+    /// newest `x-forwarded-client-cert` header among the HTTP requests parsed since the last call.
+    pub fn take_xfcc(&mut self) -> Option<(String, Option<String>)> {
         let reqs = self.http.as_ref()?.requests();
         let new = reqs.get(self.xfcc_checked..).filter(|n| !n.is_empty())?;
         self.xfcc_checked = reqs.len();
@@ -131,7 +131,8 @@ impl FlowClassifier {
                 .headers
                 .iter()
                 .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
-            istio::parse_xfcc(&String::from_utf8_lossy(v.as_bytes())).pop()?.uri
+            let x = istio::parse_xfcc(&String::from_utf8_lossy(v.as_bytes())).pop()?;
+            Some((x.uri?, x.by))
         })
     }
 

@@ -127,6 +127,8 @@ pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
 struct XfccSeen {
     port: u16,
     uri: String,
+    /// `By=`: the identity of the server's sidecar.
+    by: Option<String>,
     first: f64,
     last: f64,
 }
@@ -142,8 +144,9 @@ pub struct XfccLegs {
 
 impl XfccLegs {
     /// Records an XFCC client identity seen at `ts` on a loopback leg to `port`.
-    pub fn record(&mut self, port: u16, ts: f64, uri: &str) {
-        if let Some(e) = self.seen.iter_mut().rev().take(8).find(|e| e.port == port && e.uri == uri) {
+    pub fn record(&mut self, port: u16, ts: f64, uri: &str, by: Option<&str>) {
+        let same = |e: &&mut XfccSeen| e.port == port && e.uri == uri && e.by.as_deref() == by;
+        if let Some(e) = self.seen.iter_mut().rev().take(8).find(same) {
             e.first = e.first.min(ts);
             e.last = e.last.max(ts);
             return;
@@ -151,7 +154,13 @@ impl XfccLegs {
         if self.seen.len() == MAX_XFCC {
             self.seen.pop_front();
         }
-        self.seen.push_back(XfccSeen { port, uri: uri.to_string(), first: ts, last: ts });
+        self.seen.push_back(XfccSeen {
+            port,
+            uri: uri.to_string(),
+            by: by.map(str::to_string),
+            first: ts,
+            last: ts,
+        });
     }
 
     /// Upgrades a pod-network TLS flow with verdict `likely` to `yes` when an XFCC identity was
@@ -162,10 +171,15 @@ impl XfccLegs {
             return;
         }
         let mut uris: Vec<&str> = Vec::new();
+        let mut bys: Vec<&str> = Vec::new();
         for e in &self.seen {
-            if e.port == server_port && e.last >= first && e.first <= last && !uris.contains(&e.uri.as_str())
-            {
-                uris.push(&e.uri);
+            if e.port == server_port && e.last >= first && e.first <= last {
+                if !uris.contains(&e.uri.as_str()) {
+                    uris.push(&e.uri);
+                }
+                if let Some(b) = e.by.as_deref().filter(|b| !bys.contains(b)) {
+                    bys.push(b);
+                }
             }
         }
         let Some(&uri) = uris.first() else { return };
@@ -177,6 +191,9 @@ impl XfccLegs {
             let istio = f.istio.get_or_insert_with(|| IstioReport::empty("pod_network"));
             if istio.client_identity.is_none() {
                 istio.client_identity = parse_spiffe(uri);
+            }
+            if let ([by], None) = (bys.as_slice(), &istio.server_identity) {
+                istio.server_identity = parse_spiffe(by);
             }
         } else {
             t.mtls_reason.push_str(&format!(

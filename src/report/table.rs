@@ -394,6 +394,15 @@ fn write_servers(
 /// Violations printed after the summary (all are in the JSON summary).
 const MAX_PRINTED_VIOLATIONS: usize = 20;
 
+/// `1 flow`, `3 flows`.
+fn flows(n: u64) -> String {
+    if n == 1 {
+        "1 flow".into()
+    } else {
+        format!("{n} flows")
+    }
+}
+
 /// Writes the outcome of `--expect mtls` / `--fail-on-plaintext`, if either was given.
 pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let Some(e) = &s.expectations else { return Ok(()) };
@@ -406,15 +415,15 @@ pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     }
     let what = what.join(" and ");
     let unverified = if e.unverified > 0 {
-        format!(" ({} TLS flows unverified: handshake not seen or resumed)", e.unverified)
+        format!(" ({} unverified: TLS handshake not seen or resumed)", flows(e.unverified))
     } else {
         String::new()
     };
     if e.failed == 0 {
-        writeln!(out, "\n{what}: passed, {} flows checked{unverified}", e.checked)?;
+        writeln!(out, "\n{what}: passed, {} checked{unverified}", flows(e.checked))?;
         return Ok(());
     }
-    writeln!(out, "\n{what}: FAILED, {} of {} checked flows{unverified}:", e.failed, e.checked)?;
+    writeln!(out, "\n{what}: FAILED, {} of {} checked{unverified}:", e.failed, flows(e.checked))?;
     for v in e.violations.iter().take(MAX_PRINTED_VIOLATIONS) {
         writeln!(out, "  flow {} {} -> {}: {}", v.id, v.client, v.server, v.reason)?;
     }
