@@ -148,7 +148,7 @@ fn destination_rule_disable_plaintext_with_peer_metadata() {
     assert!(auth[0][1].as_str().unwrap().starts_with("<redacted "), "{}", auth[0][1]);
     assert_eq!(
         server(&j.summary, "10.97.0.1:9080")["reading"],
-        "plaintext only (client sidecar off, DestinationRule DISABLE, or no sidecar)"
+        "plaintext only (client sidecar off, DestinationRule DISABLE, or no sidecar); 1 of 1 plaintext from a client sidecar (x-envoy-* headers)"
     );
     for flag in [&["--expect", "mtls"][..], &["--fail-on-plaintext"]] {
         let mut args = vec!["-r".to_string(), path("istio-disable-plaintext.pcap"), "--json".into()];
@@ -207,6 +207,7 @@ fn permissive_server_takes_both() {
     let s = server(&j.summary, "10.97.0.1:9080");
     assert_eq!((s["mtls"].as_u64(), s["plaintext"].as_u64()), (Some(1), Some(1)));
     assert_eq!(s["reading"], "mixed plaintext and mTLS (as with PERMISSIVE)");
+    assert_eq!(s["plaintext_from_sidecar"], 0, "curl from outside the mesh sends no x-envoy-* headers");
     let run = tlspeek(&["-r", &path("istio-permissive.pcap"), "--expect", "mtls"]);
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("--expect mtls: FAILED, 1 of 2 flows checked:"), "{}", run.stdout);

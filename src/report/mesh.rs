@@ -248,6 +248,20 @@ pub fn classify(f: &FlowReport) -> FlowClass {
     }
 }
 
+/// Did a plaintext flow come from an Envoy sidecar? Envoy adds `x-envoy-*` headers
+/// (`x-envoy-peer-metadata`, `x-envoy-decorator-operation`, `x-envoy-attempt-count`, ...) to the
+/// requests it sends; a client without a sidecar does not.
+pub fn from_sidecar(f: &FlowReport) -> bool {
+    f.istio.as_ref().is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some())
+        || f.http.as_ref().is_some_and(|h| {
+            h.requests.iter().take(4).any(|r| {
+                r.headers.iter().any(|(n, _)| {
+                    n.as_bytes().len() > 8 && n.as_bytes()[..8].eq_ignore_ascii_case(b"x-envoy-")
+                })
+            })
+        })
+}
+
 /// Counts and reading of one server (ip:port) or one Istio service (from the SNI).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ServerVerdict {
@@ -269,6 +283,9 @@ pub struct ServerVerdict {
     pub plaintext: u64,
     /// Plaintext HTTP requests reset by the server without an answer.
     pub plaintext_refused: u64,
+    /// Plaintext flows (answered or refused) whose requests carried Envoy's `x-envoy-*` headers:
+    /// sent by a client sidecar that does not originate mTLS.
+    pub plaintext_from_sidecar: u64,
     /// Neither TLS nor HTTP.
     pub other: u64,
     /// Connections without payload.
@@ -315,11 +332,18 @@ impl ServerVerdict {
                 _ => "no payload (connection attempts only)".into(),
             }
         };
-        if unverified > 0 && (m || n || p || r) {
-            format!("{base}; {unverified} TLS flows unverified")
-        } else {
-            base
+        let mut out = base;
+        if self.plaintext_from_sidecar > 0 && self.leg == "pod_network" {
+            let all = self.plaintext + self.plaintext_refused;
+            out.push_str(&format!(
+                "; {} of {all} plaintext from a client sidecar (x-envoy-* headers)",
+                self.plaintext_from_sidecar
+            ));
         }
+        if unverified > 0 && (m || n || p || r) {
+            out.push_str(&format!("; {unverified} TLS flows unverified"));
+        }
+        out
     }
 }
 
@@ -383,6 +407,7 @@ impl MeshBook {
     /// Counts one finished flow.
     pub fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
         let class = classify(f);
+        let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && from_sidecar(f);
         let leg = f.istio.as_ref().map_or_else(
             || if is_loopback(&f.client) || is_loopback(&f.server) { "loopback" } else { "pod_network" },
             |i| i.leg,
@@ -392,6 +417,7 @@ impl MeshBook {
         match self.servers.get_mut(&f.server) {
             Some(v) => {
                 v.add(class);
+                v.plaintext_from_sidecar += u64::from(sidecar);
                 if v.service.is_none() {
                     v.service.clone_from(&service);
                 }
@@ -404,6 +430,7 @@ impl MeshBook {
                     ..Default::default()
                 };
                 v.add(class);
+                v.plaintext_from_sidecar += u64::from(sidecar);
                 self.servers.insert(f.server.clone(), v);
             }
             None => self.not_listed += 1,

@@ -135,6 +135,10 @@ fn details(f: &FlowReport) -> Vec<String> {
     if let Some(i) = &f.istio {
         v.extend(istio_details(i));
     }
+    let pod = f.istio.as_ref().is_none_or(|i| i.leg == "pod_network");
+    if f.http.is_some() && pod && super::mesh::from_sidecar(f) {
+        v.push("plaintext from a client sidecar (x-envoy-* headers): its DestinationRule sets tls.mode DISABLE, or it does not originate mTLS".into());
+    }
     if let Some(h) = &f.http {
         for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
             let status =
