@@ -179,10 +179,13 @@ fn strict_server_resets_plaintext() {
         assert_eq!(f["http"]["responses_total"], 0);
     }
     let s = server(&j.summary, "10.97.0.1:9080");
-    assert_eq!((s["plaintext_refused"].as_u64(), s["plaintext"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (s["plaintext_refused"].as_u64(), s["plaintext"].as_u64(), s["plaintext_from_sidecar"].as_u64()),
+        (Some(2), Some(0), Some(2))
+    );
     assert_eq!(
         s["reading"],
-        "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)"
+        "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client); 2 of 2 plaintext from a client sidecar (x-envoy-* headers)"
     );
     let run = tlspeek(&["-r", &path("istio-strict-reset.pcap"), "--expect", "mtls"]);
     assert_eq!(run.code, 1);
