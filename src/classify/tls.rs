@@ -1361,27 +1361,51 @@ impl TlsSession {
         let tag = if cipher == 0x1305 { 8 } else { 16 };
         let overhead = 1 + tag;
         let finished = 4 + hash;
-        let plain = (first as usize).saturating_sub(overhead);
+        let lens: Vec<usize> =
+            t.lens[..t.n as usize].iter().map(|&l| (l as usize).saturating_sub(overhead)).collect();
         let sizes: Vec<String> = t.lens[..t.n as usize].iter().map(u16::to_string).collect();
         let seen = format!("client's first encrypted records {} bytes", sizes.join(", "));
         let fin_rec = finished + overhead;
-        if plain == finished {
-            ("unlikely", format!("TLS 1.3: {seen}; the first ({first}) is a Finished alone: no client certificate was sent"))
-        } else if plain == 8 || plain == 8 + finished {
-            (
-                "unlikely",
-                format!("TLS 1.3: {seen}; the first ({first}) is an empty Certificate{}: a certificate was requested and the client sent none", if plain == 8 { "" } else { " and Finished" }),
-            )
-        } else if plain >= finished + CERT_FLIGHT_MIN_EXTRA {
-            (
-                "likely",
-                format!("TLS 1.3: {seen}; the first ({first}) is {} bytes more than a Finished alone ({fin_rec}): it carries a client certificate", plain - finished),
-            )
+        // The flight: the first record when it is at least a Finished (one record for the whole
+        // flight, or a Certificate alone), else the records up to the first Finished-sized one
+        // (one message per record).
+        let k = if lens[0] >= finished {
+            Some(1)
         } else {
-            (
+            lens.iter().position(|&p| p == finished).map(|i| i + 1)
+        };
+        let Some(k) = k else {
+            if lens[0] == 8 {
+                return (
+                    "unlikely",
+                    format!("TLS 1.3: {seen}; the first ({first}) is an empty Certificate: a certificate was requested and the client sent none"),
+                );
+            }
+            return (
                 "unknown",
-                format!("TLS 1.3: {seen}; the first ({first}) is neither a Finished alone ({fin_rec}) nor big enough to hold a certificate"),
-            )
+                format!("TLS 1.3: {seen}; no Finished ({fin_rec}) among them and the first is too small to hold a certificate"),
+            );
+        };
+        let which = if k == 1 {
+            format!("the first ({first})")
+        } else {
+            format!("the first {k} ({})", sizes[..k].join(" + "))
+        };
+        let extra = lens[..k].iter().sum::<usize>() - finished;
+        match extra {
+            0 => ("unlikely", format!("TLS 1.3: {seen}; {which} is a Finished alone: no client certificate was sent")),
+            8 => (
+                "unlikely",
+                format!("TLS 1.3: {seen}; {which} is an empty Certificate and a Finished: a certificate was requested and the client sent none"),
+            ),
+            e if e >= CERT_FLIGHT_MIN_EXTRA => (
+                "likely",
+                format!("TLS 1.3: {seen}; {which} is {e} bytes more than a Finished alone ({fin_rec}): it carries a client certificate"),
+            ),
+            e => (
+                "unlikely",
+                format!("TLS 1.3: {seen}; {which} is {e} bytes more than a Finished alone ({fin_rec}): too few for a certificate (a client EncryptedExtensions, as Chrome sends for ALPS, or padding)"),
+            ),
         }
     }
 }
@@ -1780,17 +1804,22 @@ mod tests {
     #[test]
     fn tls13_client_flight_sizes_give_the_verdict() {
         let cases: &[(u16, &[usize], &str)] = &[
-            (0x1301, &[53, 40], "unlikely"),    // Finished alone (SHA-256)
-            (0x1302, &[69], "unlikely"),        // Finished alone (SHA-384)
-            (0x1303, &[53], "unlikely"),        // ChaCha20-Poly1305, SHA-256
-            (0x1305, &[45], "unlikely"),        // AES-128-CCM-8: 8-byte tag
-            (0x1301, &[25, 53], "unlikely"),    // empty Certificate, then Finished
-            (0x1301, &[61], "unlikely"),        // empty Certificate + Finished in one record
-            (0x1302, &[77], "unlikely"),        // same, SHA-384
-            (0x1301, &[487, 96, 53], "likely"), // Certificate, CertificateVerify, Finished
-            (0x1302, &[1209], "likely"),        // the three in one record
-            (0x1301, &[90], "unknown"),         // neither
-            (0x1301, &[], "unknown"),           // flight not seen
+            (0x1301, &[53, 40], "unlikely"),        // Finished alone (SHA-256)
+            (0x1302, &[69], "unlikely"),            // Finished alone (SHA-384)
+            (0x1303, &[53], "unlikely"),            // ChaCha20-Poly1305, SHA-256
+            (0x1305, &[45], "unlikely"),            // AES-128-CCM-8: 8-byte tag
+            (0x1301, &[25, 53], "unlikely"),        // empty Certificate, then Finished
+            (0x1301, &[61], "unlikely"),            // empty Certificate + Finished in one record
+            (0x1302, &[77], "unlikely"),            // same, SHA-384
+            (0x1301, &[487, 96, 53], "likely"),     // Certificate, CertificateVerify, Finished
+            (0x1302, &[1209], "likely"),            // the three in one record
+            (0x1301, &[90], "unlikely"),            // Finished + 37 bytes: no room for a certificate
+            (0x1301, &[63], "unlikely"),            // Chrome: EncryptedExtensions (ALPS) + Finished
+            (0x1301, &[27, 480, 96, 53], "likely"), // EncryptedExtensions, Certificate, CV, Finished
+            (0x1301, &[27, 53], "unlikely"),        // EncryptedExtensions, Finished
+            (0x1301, &[25], "unlikely"),            // an empty Certificate, Finished not seen
+            (0x1301, &[30, 40], "unknown"),         // no Finished-sized record
+            (0x1301, &[], "unknown"),               // flight not seen
         ];
         for (cipher, recs, want) in cases {
             let r = tls13_flight(*cipher, recs);
@@ -1801,7 +1830,7 @@ mod tests {
         let r = tls13_flight(0x1301, &[61]);
         assert_eq!(
             r.mtls_reason,
-            "TLS 1.3: client's first encrypted records 61 bytes; the first (61) is an empty Certificate and Finished: a certificate was requested and the client sent none"
+            "TLS 1.3: client's first encrypted records 61 bytes; the first (61) is an empty Certificate and a Finished: a certificate was requested and the client sent none"
         );
         assert_eq!(
             tls13_flight(0x1301, &[]).mtls_reason,
