@@ -319,7 +319,10 @@ fn analyze(
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
-    table.finish_all(&mut finished);
+    // Flows still open: ended oldest first, in batches, each released before the next.
+    while table.finish_oldest(8192, &mut finished) > 0 {
+        release(table.oldest_live_id(), summary, sink)?;
+    }
     release(None, summary, sink)?;
     summary.evicted_flows += table.stats.evicted;
     summary.late_packets += table.stats.late_packets;

@@ -426,12 +426,31 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Ends every flow (end of capture), in order of first packet.
     pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
-        let mut live: Vec<(u64, usize)> =
-            self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i))).collect();
+        while self.finish_oldest(usize::MAX, finished) > 0 {}
+    }
+
+    /// Ends (capture end) up to `n` live flows, oldest first; returns how many. Called in
+    /// batches with the reports released in between, so the end of a capture with many open
+    /// flows does not hold every report at once.
+    pub fn finish_oldest(&mut self, n: usize, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
+        let ids: Vec<u64> = self.live_ids.iter().take(n).copied().collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        let last = *ids.last().unwrap_or(&0);
+        let mut live: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i)))
+            .filter(|&(id, _)| id <= last)
+            .collect();
         live.sort_unstable();
+        let count = live.len();
         for (_, i) in live {
             self.end_flow(i, EndReason::CaptureEnd, finished);
         }
+        count
     }
 }
 
