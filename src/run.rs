@@ -9,7 +9,6 @@ use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, De
 use crate::flow::{FlowMeta, FlowTable, Limits};
 use crate::report::mesh::{self, MeshConfig, XfccLegs};
 use crate::report::{json, table, FlowReport, Summary};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -191,6 +190,258 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
 }
 
+/// A finished flow waiting for its turn: reports leave in order of first packet.
+struct Pending {
+    report: FlowReport,
+    /// Global index of the flow's first packet: the output order.
+    order: u64,
+    /// Global index of the flow's last packet (XFCC evidence from other flows must be in).
+    last_order: u64,
+    /// Server port and time span, for the XFCC confirmation.
+    port: u16,
+    first: f64,
+    last: f64,
+}
+
+/// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
+type XfccSeen = (u16, f64, String, Option<String>);
+
+/// Flow tracking over one capture, or over one shard of it (`--threads`): every worker reads
+/// the whole file and keeps only the TCP flows whose 4-tuple hashes to its shard, so workers
+/// share nothing but the file. Shard 0 also counts what is not TCP.
+struct Worker {
+    name: String,
+    nanos: bool,
+    live: bool,
+    cert_warn: i64,
+    classify: ClassifyConfig,
+    shard: u64,
+    shards: u64,
+    table: FlowTable<FlowClassifier>,
+    defrag: Defragmenter,
+    skipped: BTreeMap<u32, u64>,
+    non_tcp: BTreeMap<NonTcp, u64>,
+    /// Packets seen (all shards see all packets): the global order of the current packet.
+    order: u64,
+    /// Captured bytes seen.
+    bytes: u64,
+    done: Vec<Pending>,
+    xfcc: Vec<XfccSeen>,
+}
+
+/// Ends one flow: its report, with certificate warnings, goes to `done`.
+fn finish_flow(w: (&str, bool, i64), meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
+    let (name, nanos, cert_warn) = w;
+    let (client, _) = crate::report::decide_client(&meta, c.client_hint());
+    let port = meta.endpoints[client.other().idx()].port();
+    let (first, last, order, last_order) =
+        (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order, meta.last_order);
+    let classified = c.finish(client);
+    let mut report = FlowReport::build(meta, classified, name, nanos);
+    mesh::cert_warnings(&mut report, cert_warn);
+    done.push(Pending { report, order, last_order, port, first, last });
+}
+
+/// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
+fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u64 {
+    let fold = |ip: IpAddr| -> u64 {
+        match ip {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+        }
+    };
+    let a = fold(src).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(sport);
+    let b = fold(dst).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(dport);
+    // Symmetric in the two endpoints; then mixed (splitmix64 finaliser).
+    let mut x = a.wrapping_add(b) ^ (a ^ b).rotate_left(29);
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x % shards
+}
+
+impl Worker {
+    fn new(cfg: &Config, name: &str, nanos: bool, live: bool, shard: u64, shards: u64) -> Worker {
+        let mut limits = cfg.limits;
+        limits.max_flows = (limits.max_flows / shards as usize).max(1);
+        limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
+        Worker {
+            name: name.to_string(),
+            nanos,
+            live,
+            cert_warn: cfg.mesh.cert_warn_secs,
+            classify: cfg.classify,
+            shard,
+            shards,
+            table: FlowTable::new(limits),
+            defrag: Defragmenter::default(),
+            skipped: BTreeMap::new(),
+            non_tcp: BTreeMap::new(),
+            order: 0,
+            bytes: 0,
+            done: Vec::new(),
+            xfcc: Vec::new(),
+        }
+    }
+
+    /// Counting of what is not a TCP flow is done once, by shard 0.
+    fn counts(&self) -> bool {
+        self.shard == 0
+    }
+
+    /// Takes one packet; returns a live `classified` report when a flow just told what it is.
+    fn packet(&mut self, pkt: &crate::capture::Packet<'_>) -> Option<FlowReport> {
+        self.order += 1;
+        self.bytes += pkt.data.len() as u64;
+        if !is_supported_linktype(pkt.linktype) {
+            if self.counts() {
+                *self.skipped.entry(pkt.linktype).or_default() += 1;
+            }
+            return None;
+        }
+        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
+            Decoded::Tcp(seg) => self.segment(&seg, pkt.ts),
+            Decoded::Fragment(frag) => {
+                let d = self.defrag.push(&frag, pkt.ts)?;
+                if d.proto == 6 {
+                    let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
+                    if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                        self.segment(&seg, pkt.ts);
+                    }
+                } else if self.counts() {
+                    *self
+                        .non_tcp
+                        .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
+                        .or_default() += 1;
+                }
+                None
+            }
+            Decoded::Other(k) => {
+                if self.counts() {
+                    *self.non_tcp.entry(k).or_default() += 1;
+                }
+                None
+            }
+        }
+    }
+
+    fn segment(
+        &mut self,
+        seg: &crate::decode::TcpSegment<'_>,
+        ts: crate::wire::Timestamp,
+    ) -> Option<FlowReport> {
+        if self.shards > 1 && shard_of(seg.src, seg.sport, seg.dst, seg.dport, self.shards) != self.shard {
+            return None;
+        }
+        let ccfg = self.classify;
+        let w = (self.name.as_str(), self.nanos, self.cert_warn);
+        let done = &mut self.done;
+        let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
+            finish_flow(w, m, c, done)
+        });
+        let (meta, c) = slot.and_then(|i| self.table.flow_mut(i))?;
+        if let Some((uri, by)) = c.take_xfcc() {
+            let (client, _) = crate::report::decide_client(meta, c.client_hint());
+            let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
+            if ce.ip().is_loopback() || se.ip().is_loopback() {
+                self.xfcc.push((se.port(), ts.as_f64(), uri, by));
+            }
+        }
+        if self.live && c.take_newly_classified() {
+            let (client, _) = crate::report::decide_client(meta, c.client_hint());
+            let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.name, self.nanos);
+            f.event = "classified";
+            mesh::cert_warnings(&mut f, self.cert_warn);
+            return Some(f);
+        }
+        None
+    }
+
+    /// Ends idle flows (live capture with no traffic).
+    fn idle(&mut self, now: crate::wire::Timestamp) {
+        let w = (self.name.as_str(), self.nanos, self.cert_warn);
+        let done = &mut self.done;
+        self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
+    }
+
+    /// Ends up to `n` open flows, oldest first (end of input); returns how many.
+    fn finish_oldest(&mut self, n: usize) -> usize {
+        let w = (self.name.as_str(), self.nanos, self.cert_warn);
+        let done = &mut self.done;
+        self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
+    }
+
+    /// Every flow of this worker that starts at or after this packet order is still to come.
+    fn watermark(&self) -> u64 {
+        self.table.oldest_live_order().unwrap_or(self.order + 1)
+    }
+
+    /// Adds the counters of this worker to the summary.
+    fn add_counts(&self, summary: &mut Summary) {
+        summary.evicted_flows += self.table.stats.evicted;
+        summary.late_packets += self.table.stats.late_packets;
+        if self.counts() {
+            summary.packets += self.order;
+            summary.bytes += self.bytes;
+            summary.ip_fragments.reassembled += self.defrag.completed;
+            summary.ip_fragments.dropped += self.defrag.dropped + self.defrag.incomplete() as u64;
+            for (k, v) in &self.non_tcp {
+                *summary.non_tcp.entry(k.key()).or_default() += v;
+            }
+        }
+    }
+}
+
+/// Puts finished flows back in order of first packet and writes them.
+struct Merger {
+    waiting: BTreeMap<u64, Pending>,
+    xfcc: XfccLegs,
+    base_id: u64,
+    emitted: u64,
+    /// Flush after every flow (live capture).
+    flush_each: bool,
+}
+
+impl Merger {
+    fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
+        for (port, ts, uri, by) in xfcc.drain(..) {
+            self.xfcc.record(port, ts, &uri, by.as_deref());
+        }
+        for p in done.drain(..) {
+            self.waiting.insert(p.order, p);
+        }
+    }
+
+    /// Writes every waiting flow that started before `watermark` (no earlier flow can still
+    /// come) and whose last packet is at or before `processed` (all XFCC evidence is in).
+    fn release(
+        &mut self,
+        watermark: u64,
+        processed: u64,
+        summary: &mut Summary,
+        sink: &mut Sink<'_>,
+        mesh_cfg: &MeshConfig,
+    ) -> io::Result<()> {
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() >= watermark || entry.get().last_order > processed {
+                break;
+            }
+            let mut p = entry.remove();
+            self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
+            self.emitted += 1;
+            p.report.id = self.base_id + self.emitted;
+            sink.emit(&p.report, summary, mesh_cfg)?;
+            if self.flush_each {
+                sink.flush()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reads one capture to its end (or first error), emitting its flows with ids after `base_id`;
 /// returns how many flows it had.
 fn analyze(
@@ -205,54 +456,24 @@ fn analyze(
     // Files release finished flows in batches; a live capture releases them at once.
     let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
     let live = reader.is_live();
-    let nanos = reader.nanosecond_precision();
-    // Finished flows wait here until every flow that started before them has ended.
-    let done: RefCell<BTreeMap<u64, FlowReport>> = RefCell::new(BTreeMap::new());
-    let mut emitted = 0u64;
-    let mut table: FlowTable<FlowClassifier> = FlowTable::new(cfg.limits);
-    let mut defrag = Defragmenter::default();
-    let mut skipped: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut non_tcp: BTreeMap<NonTcp, u64> = BTreeMap::new();
-    let ccfg = cfg.classify;
-    let mut new_sink = || FlowClassifier::new(ccfg);
-    // XFCC identities seen on Envoy -> app legs, to confirm TLS 1.3 verdicts (report::mesh).
-    let xfcc: RefCell<XfccLegs> = RefCell::new(XfccLegs::default());
-    let mut finished = |meta: FlowMeta, c: FlowClassifier| {
-        let (client, _) = crate::report::decide_client(&meta, c.client_hint());
-        let port = meta.endpoints[client.other().idx()].port();
-        let (first, last) = (meta.first_ts.as_f64(), meta.last_ts.as_f64());
-        let classified = c.finish(client);
-        let mut f = FlowReport::build(meta, classified, &name, nanos);
-        f.id += base_id;
-        mesh::cert_warnings(&mut f, cfg.mesh.cert_warn_secs);
-        xfcc.borrow().confirm(&mut f, port, first, last);
-        done.borrow_mut().insert(f.id, f);
-    };
-    let mut release = |upto: Option<u64>, summary: &mut Summary, sink: &mut Sink<'_>| -> io::Result<()> {
-        let mut d = done.borrow_mut();
-        while let Some(entry) = d.first_entry() {
-            if upto.is_some_and(|live| *entry.key() >= live + base_id) {
-                break;
-            }
-            let f = entry.remove();
-            emitted += 1;
-            sink.emit(&f, summary, &cfg.mesh)?;
-            if batch == 1 {
-                sink.flush()?;
-            }
-        }
-        Ok(())
+    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, 0, 1);
+    let mut m = Merger {
+        waiting: BTreeMap::new(),
+        xfcc: XfccLegs::default(),
+        base_id,
+        emitted: 0,
+        flush_each: batch == 1,
     };
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
-    let mut count = 0u64;
     let mut error = None;
     loop {
         let pkt = match reader.next() {
             Ok(Next::Packet(p)) => p,
             Ok(Next::Idle(now)) => {
                 // Live capture with no traffic: idle flows still end and are reported.
-                table.maybe_sweep(now, &mut finished);
-                release(table.oldest_live_id(), summary, sink)?;
+                w.idle(now);
+                m.add(&mut w.done, &mut w.xfcc);
+                m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
                 continue;
             }
             Ok(Next::End) => break,
@@ -261,58 +482,19 @@ fn analyze(
                 break;
             }
         };
-        count += 1;
-        summary.packets += 1;
-        summary.bytes += pkt.data.len() as u64;
-        if !is_supported_linktype(pkt.linktype) {
-            *skipped.entry(pkt.linktype).or_default() += 1;
-            continue;
+        if let Some(mut f) = w.packet(&pkt) {
+            f.id += base_id;
+            sink.announce(&f)?;
         }
-        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
-            Decoded::Tcp(seg) => {
-                let slot = table.process(&seg, pkt.ts, &mut new_sink, &mut finished);
-                if let Some((meta, c)) = slot.and_then(|i| table.flow_mut(i)) {
-                    if live && c.take_newly_classified() {
-                        let (client, _) = crate::report::decide_client(meta, c.client_hint());
-                        let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &name, nanos);
-                        f.id += base_id;
-                        f.event = "classified";
-                        mesh::cert_warnings(&mut f, cfg.mesh.cert_warn_secs);
-                        sink.announce(&f)?;
-                    }
-                    if let Some((uri, by)) = c.take_xfcc() {
-                        let (client, _) = crate::report::decide_client(meta, c.client_hint());
-                        let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
-                        if ce.ip().is_loopback() || se.ip().is_loopback() {
-                            xfcc.borrow_mut().record(se.port(), pkt.ts.as_f64(), &uri, by.as_deref());
-                        }
-                    }
-                }
-            }
-            Decoded::Fragment(frag) => {
-                let ts = pkt.ts;
-                if let Some(d) = defrag.push(&frag, ts) {
-                    if d.proto == 6 {
-                        let (src, dst) =
-                            (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
-                        if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
-                            let _ = table.process(&seg, ts, &mut new_sink, &mut finished);
-                        }
-                    } else {
-                        *non_tcp
-                            .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
-                            .or_default() += 1;
-                    }
-                }
-            }
-            Decoded::Other(k) => *non_tcp.entry(k).or_default() += 1,
+        if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
+            m.add(&mut w.done, &mut w.xfcc);
         }
-        if count.is_multiple_of(batch) {
-            release(table.oldest_live_id(), summary, sink)?;
-        }
-        if count.is_multiple_of(8192) {
+        if w.order.is_multiple_of(batch) {
+            m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
             if let Some(p) = &progress {
-                p.set_position(reader.position());
+                if w.order.is_multiple_of(8192) {
+                    p.set_position(reader.position());
+                }
             }
         }
     }
@@ -320,18 +502,27 @@ fn analyze(
         p.finish_and_clear();
     }
     // Flows still open: ended oldest first, in batches, each released before the next.
-    while table.finish_oldest(8192, &mut finished) > 0 {
-        release(table.oldest_live_id(), summary, sink)?;
+    while w.finish_oldest(8192) > 0 {
+        m.add(&mut w.done, &mut w.xfcc);
+        m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
     }
-    release(None, summary, sink)?;
-    summary.evicted_flows += table.stats.evicted;
-    summary.late_packets += table.stats.late_packets;
-    summary.ip_fragments.reassembled += defrag.completed;
-    summary.ip_fragments.dropped += defrag.dropped + defrag.incomplete() as u64;
-    for (k, v) in non_tcp {
-        *summary.non_tcp.entry(k.key()).or_default() += v;
-    }
-    for (lt, n) in skipped {
+    m.add(&mut w.done, &mut w.xfcc);
+    m.release(u64::MAX, u64::MAX, summary, sink, &cfg.mesh)?;
+    w.add_counts(summary);
+    finish_file(&name, &w.skipped, error, cfg, summary, diag)?;
+    Ok(m.emitted)
+}
+
+/// Skipped link types and the error of one file, on stderr and in the summary.
+fn finish_file(
+    name: &str,
+    skipped: &BTreeMap<u32, u64>,
+    error: Option<String>,
+    cfg: &Config,
+    summary: &mut Summary,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    for (&lt, &n) in skipped {
         let lname = linktype_name(lt);
         if !cfg.quiet {
             writeln!(diag, "tlspeek: {name}: skipped {n} packets of unsupported {lname}")?;
@@ -344,5 +535,5 @@ fn analyze(
         }
         summary.errors.push(e);
     }
-    Ok(emitted)
+    Ok(())
 }

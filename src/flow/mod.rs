@@ -74,7 +74,7 @@ pub enum EndReason {
 /// What the flow layer knows about one connection.
 #[derive(Clone, Debug)]
 pub struct FlowMeta {
-    /// Order of first packet, from 1.
+    /// Order of first packet among this table's flows, from 1.
     pub id: u64,
     /// Endpoints of side A and side B.
     pub endpoints: [SocketAddr; 2],
@@ -98,6 +98,10 @@ pub struct FlowMeta {
     pub stats: [HalfStats; 2],
     /// How the flow ended.
     pub end: EndReason,
+    /// Caller's order (packet index) of the first and of the last packet.
+    pub order: u64,
+    /// See `order`.
+    pub last_order: u64,
     /// A side stopped being reassembled because the total queue limit was hit.
     pub memory_limited: bool,
 }
@@ -150,8 +154,8 @@ pub struct FlowTable<S> {
     /// Bytes buffered over all flows (queues and consumers), see [`Limits::max_total_bytes`].
     total_buffered: usize,
     last_sweep: Option<i64>,
-    /// Ids of live flows, so reports can be released in order of first packet.
-    live_ids: BTreeSet<u64>,
+    /// Orders (first packet) of live flows, so reports can be released in order of first packet.
+    live_orders: BTreeSet<u64>,
     /// 4-tuples of flows closed by FIN/RST and already reported, with the capture second until
     /// which their late packets are absorbed.
     tombstones: HashMap<FlowKey, i64>,
@@ -170,7 +174,7 @@ impl<S: StreamSink> FlowTable<S> {
             limits,
             total_buffered: 0,
             last_sweep: None,
-            live_ids: BTreeSet::new(),
+            live_orders: BTreeSet::new(),
             tombstones: HashMap::new(),
             stats: TableStats::default(),
         }
@@ -181,9 +185,9 @@ impl<S: StreamSink> FlowTable<S> {
         self.map.len()
     }
 
-    /// Id of the oldest flow still alive: every flow with a smaller id has ended.
-    pub fn oldest_live_id(&self) -> Option<u64> {
-        self.live_ids.first().copied()
+    /// Order of the oldest flow still alive: every flow with a smaller order has ended.
+    pub fn oldest_live_order(&self) -> Option<u64> {
+        self.live_orders.first().copied()
     }
 
     /// True when no flow is alive.
@@ -191,13 +195,15 @@ impl<S: StreamSink> FlowTable<S> {
         self.map.is_empty()
     }
 
-    /// Takes one TCP segment seen at `ts`. `new_sink` makes the consumer of a new flow;
+    /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
+    /// capture) orders flows by first packet. `new_sink` makes the consumer of a new flow;
     /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
     /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]).
     pub fn process(
         &mut self,
         seg: &TcpSegment<'_>,
         ts: Timestamp,
+        order: u64,
         new_sink: &mut dyn FnMut() -> S,
         finished: &mut dyn FnMut(FlowMeta, S),
     ) -> Option<usize> {
@@ -231,7 +237,7 @@ impl<S: StreamSink> FlowTable<S> {
                 if self.map.len() >= self.limits.max_flows {
                     self.evict(ts, finished);
                 }
-                self.insert(key, seg, ts, new_sink())
+                self.insert(key, seg, ts, order, new_sink())
             }
         };
         let limits = self.limits;
@@ -244,6 +250,7 @@ impl<S: StreamSink> FlowTable<S> {
         let s = side.idx();
         let m = &mut f.meta;
         m.last_ts = m.last_ts.max(ts);
+        m.last_order = order;
         m.packets[s] += 1;
         m.bytes[s] += seg.wire_len as u64;
         if seg.has(tcp_flags::SYN) {
@@ -302,7 +309,7 @@ impl<S: StreamSink> FlowTable<S> {
         Some((&f.meta, &mut f.sink))
     }
 
-    fn insert(&mut self, key: FlowKey, seg: &TcpSegment<'_>, ts: Timestamp, sink: S) -> usize {
+    fn insert(&mut self, key: FlowKey, seg: &TcpSegment<'_>, ts: Timestamp, order: u64, sink: S) -> usize {
         let meta = FlowMeta {
             id: self.next_id,
             endpoints: [SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport)],
@@ -316,6 +323,8 @@ impl<S: StreamSink> FlowTable<S> {
             rst: [false; 2],
             stats: [HalfStats::default(); 2],
             end: EndReason::CaptureEnd,
+            order,
+            last_order: order,
             memory_limited: false,
         };
         self.next_id += 1;
@@ -331,7 +340,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
         };
         self.map.insert(key, i);
-        self.live_ids.insert(self.next_id - 1);
+        self.live_orders.insert(order);
         self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         i
     }
@@ -339,7 +348,7 @@ impl<S: StreamSink> FlowTable<S> {
     fn end_flow(&mut self, i: usize, why: EndReason, finished: &mut dyn FnMut(FlowMeta, S)) {
         let Some(mut f) = self.slots[i].take() else { return };
         self.free.push(i);
-        self.live_ids.remove(&f.meta.id);
+        self.live_orders.remove(&f.meta.order);
         let key = {
             let [a, b] = f.meta.endpoints;
             if (a.ip(), a.port()) <= (b.ip(), b.port()) {
@@ -433,17 +442,13 @@ impl<S: StreamSink> FlowTable<S> {
     /// batches with the reports released in between, so the end of a capture with many open
     /// flows does not hold every report at once.
     pub fn finish_oldest(&mut self, n: usize, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
-        let ids: Vec<u64> = self.live_ids.iter().take(n).copied().collect();
-        if ids.is_empty() {
-            return 0;
-        }
-        let last = *ids.last().unwrap_or(&0);
+        let Some(&last) = self.live_orders.iter().take(n).last() else { return 0 };
         let mut live: Vec<(u64, usize)> = self
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| Some((f.as_ref()?.meta.id, i)))
-            .filter(|&(id, _)| id <= last)
+            .filter_map(|(i, f)| Some((f.as_ref()?.meta.order, i)))
+            .filter(|&(order, _)| order <= last)
             .collect();
         live.sort_unstable();
         let count = live.len();
@@ -484,7 +489,9 @@ mod tests {
         let mut t: FlowTable<Rec> = FlowTable::new(limits);
         let mut done = Vec::new();
         for (i, s) in segs.iter().enumerate() {
-            t.process(s, Timestamp::new(i as i64, 0), &mut Rec::default, &mut |m, r| done.push((m, r)));
+            t.process(s, Timestamp::new(i as i64, 0), i as u64 + 1, &mut Rec::default, &mut |m, r| {
+                done.push((m, r))
+            });
         }
         t.finish_all(&mut |m, r| done.push((m, r)));
         done
@@ -524,8 +531,10 @@ mod tests {
         ];
         let mut t: FlowTable<Rec> = FlowTable::new(Limits::default());
         let mut done = Vec::new();
-        for (secs, s) in &segs {
-            t.process(s, Timestamp::new(*secs, 0), &mut Rec::default, &mut |m, r| done.push((m, r)));
+        for (i, (secs, s)) in segs.iter().enumerate() {
+            t.process(s, Timestamp::new(*secs, 0), i as u64 + 1, &mut Rec::default, &mut |m, r| {
+                done.push((m, r))
+            });
         }
         t.finish_all(&mut |m, r| done.push((m, r)));
         assert_eq!(done.len(), 2);
