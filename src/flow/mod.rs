@@ -442,7 +442,8 @@ impl<S: StreamSink> FlowTable<S> {
     /// batches with the reports released in between, so the end of a capture with many open
     /// flows does not hold every report at once.
     pub fn finish_oldest(&mut self, n: usize, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
-        let Some(&last) = self.live_orders.iter().take(n).last() else { return 0 };
+        let nth = self.live_orders.iter().nth(n.saturating_sub(1));
+        let Some(&last) = nth.or_else(|| self.live_orders.last()) else { return 0 };
         let mut live: Vec<(u64, usize)> = self
             .slots
             .iter()
