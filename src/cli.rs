@@ -145,6 +145,11 @@ pub struct Args {
     /// Check loopback legs (Envoy <-> app inside the pod, plaintext by design) too.
     #[arg(long)]
     pub check_loopback: bool,
+
+    /// Threads for capture files: each reads the file and follows its share of the flows
+    /// (same output for any number). Live capture and standard input use one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// A comma-separated port list.
@@ -238,6 +243,7 @@ impl Args {
             },
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
+            threads: self.threads.clamp(1, 64),
             mesh: crate::report::mesh::MeshConfig {
                 cert_warn_secs: self.cert_warn,
                 expect_mtls: self.expect.is_some(),

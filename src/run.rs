@@ -42,6 +42,8 @@ pub struct Config {
     pub quiet: bool,
     /// Certificate warnings, per-server verdicts, expectations.
     pub mesh: MeshConfig,
+    /// Worker threads for regular files (1: all in the calling thread).
+    pub threads: usize,
 }
 
 /// What a run found, for the exit code.
@@ -134,7 +136,11 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 continue;
             }
         };
-        base_id += analyze(&mut reader, cfg, base_id, &mut summary, &mut sink, diag)?;
+        base_id += if cfg.threads > 1 && path.as_os_str() != "-" {
+            analyze_parallel(reader, path, cfg, base_id, &mut summary, &mut sink, diag)?
+        } else {
+            analyze(&mut reader, cfg, base_id, &mut summary, &mut sink, diag)?
+        };
     }
     if let Some(opts) = &cfg.live {
         match LiveCapture::open(opts.clone()) {
@@ -510,6 +516,140 @@ fn analyze(
     m.release(u64::MAX, u64::MAX, summary, sink, &cfg.mesh)?;
     w.add_counts(summary);
     finish_file(&name, &w.skipped, error, cfg, summary, diag)?;
+    Ok(m.emitted)
+}
+
+/// What a shard worker sends to the merging thread.
+enum Msg {
+    /// Finished flows and XFCC observations, then how far the worker is.
+    Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, watermark: u64, processed: u64 },
+    /// The worker read the whole file (or stopped at `error`).
+    End { shard: usize, worker: Box<Worker>, error: Option<String> },
+}
+
+/// Packets between two batches sent by a shard worker.
+const SHARD_BATCH: u64 = 16_384;
+
+/// One shard of a file: reads every packet, tracks its own flows, sends them in batches.
+fn shard_main(
+    mut reader: CaptureReader,
+    mut w: Worker,
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    progress: Option<indicatif::ProgressBar>,
+) {
+    let shard = w.shard as usize;
+    let send = |w: &mut Worker| {
+        let (watermark, processed) = (w.watermark(), w.order);
+        let done = std::mem::take(&mut w.done);
+        let xfcc = std::mem::take(&mut w.xfcc);
+        tx.send(Msg::Batch { shard, done, xfcc, watermark, processed }).is_ok()
+    };
+    let mut error = None;
+    loop {
+        match reader.next() {
+            Ok(Next::Packet(p)) => {
+                w.packet(&p);
+            }
+            Ok(Next::Idle(_)) => continue,
+            Ok(Next::End) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        if w.order.is_multiple_of(SHARD_BATCH) {
+            if !send(&mut w) {
+                return; // the merger stopped (output error)
+            }
+            if let Some(p) = &progress {
+                p.set_position(reader.position());
+            }
+        }
+    }
+    while w.finish_oldest(8192) > 0 {
+        if !send(&mut w) {
+            return;
+        }
+    }
+    if send(&mut w) {
+        let _ = tx.send(Msg::End { shard, worker: Box::new(w), error });
+    }
+}
+
+/// `--threads N` on a regular file: N workers each read the whole file and keep the flows of
+/// their shard; this thread merges their reports in order of first packet and writes them.
+fn analyze_parallel(
+    first: CaptureReader,
+    path: &std::path::Path,
+    cfg: &Config,
+    base_id: u64,
+    summary: &mut Summary,
+    sink: &mut Sink<'_>,
+    diag: &mut dyn Write,
+) -> io::Result<u64> {
+    let shards = cfg.threads.max(1) as u64;
+    let name = first.name().to_string();
+    let nanos = first.nanosecond_precision();
+    let mut readers = vec![first];
+    for _ in 1..shards {
+        match CaptureReader::open(path) {
+            Ok(r) => readers.push(r),
+            Err(_) => break, // fewer shards than asked: still correct
+        }
+    }
+    let shards = readers.len() as u64;
+    let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
+    let mut m = Merger {
+        waiting: BTreeMap::new(),
+        xfcc: XfccLegs::default(),
+        base_id,
+        emitted: 0,
+        flush_each: false,
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4 * shards as usize);
+    let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
+    let result = std::thread::scope(|scope| -> io::Result<()> {
+        for (i, reader) in readers.into_iter().enumerate() {
+            let w = Worker::new(cfg, &name, nanos, false, i as u64, shards);
+            let tx = tx.clone();
+            let bar = if i == 0 { progress.clone() } else { None };
+            scope.spawn(move || shard_main(reader, w, tx, bar));
+        }
+        drop(tx);
+        let mut marks = vec![(0u64, 0u64); shards as usize];
+        for msg in rx.iter() {
+            match msg {
+                Msg::Batch { shard, mut done, mut xfcc, watermark, processed } => {
+                    m.add(&mut done, &mut xfcc);
+                    marks[shard] = (watermark, processed);
+                }
+                Msg::End { shard, worker, error } => {
+                    marks[shard] = (u64::MAX, u64::MAX);
+                    workers[shard] = Some((worker, error));
+                }
+            }
+            let watermark = marks.iter().map(|m| m.0).min().unwrap_or(0);
+            let processed = marks.iter().map(|m| m.1).min().unwrap_or(0);
+            m.release(watermark, processed, summary, sink, &cfg.mesh)?;
+        }
+        Ok(())
+    });
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    result?;
+    m.release(u64::MAX, u64::MAX, summary, sink, &cfg.mesh)?;
+    let mut error = None;
+    let mut skipped = BTreeMap::new();
+    for (i, slot) in workers.into_iter().enumerate() {
+        let Some((w, e)) = slot else { continue };
+        w.add_counts(summary);
+        if i == 0 {
+            error = e;
+            skipped = w.skipped.clone();
+        }
+    }
+    finish_file(&name, &skipped, error, cfg, summary, diag)?;
     Ok(m.emitted)
 }
 

@@ -514,3 +514,24 @@ fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn threads_give_the_same_output_on_every_capture() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "pcap" && ext != "pcapng" {
+            continue;
+        }
+        let f = p.to_str().unwrap();
+        let one = tlspeek(&["-r", f, "--json", "--threads", "1"]);
+        for n in ["2", "3"] {
+            let many = tlspeek(&["-r", f, "--json", "--threads", n]);
+            assert_eq!((many.code, &many.stdout), (one.code, &one.stdout), "{f} with --threads {n}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 38, "{checked}");
+}
