@@ -121,7 +121,6 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => Sink::LiveTable(out, false),
         Format::Table => Sink::Table(Vec::new()),
     };
-    let mut base_id = 0u64;
     for path in &cfg.inputs {
         let name = display_path(path);
         summary.files.push(name.clone());
@@ -136,11 +135,13 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 continue;
             }
         };
-        base_id += if cfg.threads > 1 && path.as_os_str() != "-" {
-            analyze_parallel(reader, path, cfg, base_id, &mut summary, &mut sink, diag)?
+        // Flow ids are packet numbers, counted across the inputs.
+        let base = summary.packets;
+        if cfg.threads > 1 && path.as_os_str() != "-" {
+            analyze_parallel(reader, path, cfg, base, &mut summary, &mut sink, diag)?;
         } else {
-            analyze(&mut reader, cfg, base_id, &mut summary, &mut sink, diag)?
-        };
+            analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?;
+        }
     }
     if let Some(opts) = &cfg.live {
         match LiveCapture::open(opts.clone()) {
@@ -149,7 +150,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 if !cfg.quiet {
                     writeln!(diag, "tlspeek: capturing on {}; Ctrl-C stops and reports", opts.interface)?;
                 }
-                analyze(&mut cap, cfg, base_id, &mut summary, &mut sink, diag)?;
+                let base = summary.packets;
+                analyze(&mut cap, cfg, base, &mut summary, &mut sink, diag)?;
                 if let Some((recv, drop, ifdrop)) = cap.stats() {
                     summary.capture_stats = Some(crate::report::CaptureStats {
                         received: recv.into(),
@@ -182,8 +184,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             }
             out
         }
-        Sink::Table(rows) => {
-            table::write_table(out, &rows, &summary)?;
+        Sink::Table(mut rows) => {
+            table::write_table(out, &mut rows, &summary)?;
             out
         }
         Sink::LiveTable(out, _) => {
@@ -199,10 +201,10 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
 /// A finished flow waiting for its turn: reports leave in order of first packet.
 struct Pending {
     report: FlowReport,
-    /// Global index of the flow's first packet: the output order.
+    /// Global number of the flow's first packet: its id.
     order: u64,
-    /// Global index of the flow's last packet (XFCC evidence from other flows must be in).
-    last_order: u64,
+    /// Number of the packet at which the flow was ended: reports are written in this order.
+    end_order: u64,
     /// Server port and time span, for the XFCC confirmation.
     port: u16,
     first: f64,
@@ -227,8 +229,10 @@ struct Worker {
     defrag: Defragmenter,
     skipped: BTreeMap<u32, u64>,
     non_tcp: BTreeMap<NonTcp, u64>,
-    /// Packets seen (all shards see all packets): the global order of the current packet.
+    /// Number of the current packet (all shards see all packets), counting from `base`.
     order: u64,
+    /// Packets of the inputs read before this one.
+    base: u64,
     /// Captured bytes seen.
     bytes: u64,
     done: Vec<Pending>,
@@ -236,16 +240,15 @@ struct Worker {
 }
 
 /// Ends one flow: its report, with certificate warnings, goes to `done`.
-fn finish_flow(w: (&str, bool, i64), meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
-    let (name, nanos, cert_warn) = w;
+fn finish_flow(w: (&str, bool, i64, u64), meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
+    let (name, nanos, cert_warn, end_order) = w;
     let (client, _) = crate::report::decide_client(&meta, c.client_hint());
     let port = meta.endpoints[client.other().idx()].port();
-    let (first, last, order, last_order) =
-        (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order, meta.last_order);
+    let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
     let classified = c.finish(client);
     let mut report = FlowReport::build(meta, classified, name, nanos);
     mesh::cert_warnings(&mut report, cert_warn);
-    done.push(Pending { report, order, last_order, port, first, last });
+    done.push(Pending { report, order, end_order, port, first, last });
 }
 
 /// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
@@ -270,7 +273,7 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
 }
 
 impl Worker {
-    fn new(cfg: &Config, name: &str, nanos: bool, live: bool, shard: u64, shards: u64) -> Worker {
+    fn new(cfg: &Config, name: &str, nanos: bool, live: bool, base: u64, shard: u64, shards: u64) -> Worker {
         let mut limits = cfg.limits;
         limits.max_flows = (limits.max_flows / shards as usize).max(1);
         limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
@@ -286,7 +289,8 @@ impl Worker {
             defrag: Defragmenter::default(),
             skipped: BTreeMap::new(),
             non_tcp: BTreeMap::new(),
-            order: 0,
+            order: base,
+            base,
             bytes: 0,
             done: Vec::new(),
             xfcc: Vec::new(),
@@ -339,11 +343,14 @@ impl Worker {
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
     ) -> Option<FlowReport> {
+        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order);
         if self.shards > 1 && shard_of(seg.src, seg.sport, seg.dst, seg.dport, self.shards) != self.shard {
+            // Idle flows end at the same packet whatever the number of shards.
+            let done = &mut self.done;
+            self.table.maybe_sweep(ts, &mut |m, c| finish_flow(w, m, c, done));
             return None;
         }
         let ccfg = self.classify;
-        let w = (self.name.as_str(), self.nanos, self.cert_warn);
         let done = &mut self.done;
         let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
             finish_flow(w, m, c, done)
@@ -368,21 +375,16 @@ impl Worker {
 
     /// Ends idle flows (live capture with no traffic).
     fn idle(&mut self, now: crate::wire::Timestamp) {
-        let w = (self.name.as_str(), self.nanos, self.cert_warn);
+        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order);
         let done = &mut self.done;
         self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
     }
 
     /// Ends up to `n` open flows, oldest first (end of input); returns how many.
     fn finish_oldest(&mut self, n: usize) -> usize {
-        let w = (self.name.as_str(), self.nanos, self.cert_warn);
+        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order + 1);
         let done = &mut self.done;
         self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
-    }
-
-    /// Every flow of this worker that starts at or after this packet order is still to come.
-    fn watermark(&self) -> u64 {
-        self.table.oldest_live_order().unwrap_or(self.order + 1)
     }
 
     /// Adds the counters of this worker to the summary.
@@ -390,7 +392,7 @@ impl Worker {
         summary.evicted_flows += self.table.stats.evicted;
         summary.late_packets += self.table.stats.late_packets;
         if self.counts() {
-            summary.packets += self.order;
+            summary.packets += self.order - self.base;
             summary.bytes += self.bytes;
             summary.ip_fragments.reassembled += self.defrag.completed;
             summary.ip_fragments.dropped += self.defrag.dropped + self.defrag.incomplete() as u64;
@@ -401,44 +403,47 @@ impl Worker {
     }
 }
 
-/// Puts finished flows back in order of first packet and writes them.
+/// Writes finished flows in the order they ended (ties: first packet), the same for any number
+/// of shards, after applying the XFCC confirmation.
 struct Merger {
-    waiting: BTreeMap<u64, Pending>,
+    waiting: BTreeMap<(u64, u64), Pending>,
     xfcc: XfccLegs,
-    base_id: u64,
     emitted: u64,
     /// Flush after every flow (live capture).
     flush_each: bool,
 }
 
 impl Merger {
+    fn new(flush_each: bool) -> Merger {
+        Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), emitted: 0, flush_each }
+    }
+
     fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
         for (port, ts, uri, by) in xfcc.drain(..) {
             self.xfcc.record(port, ts, &uri, by.as_deref());
         }
         for p in done.drain(..) {
-            self.waiting.insert(p.order, p);
+            self.waiting.insert((p.end_order, p.order), p);
         }
     }
 
-    /// Writes every waiting flow that started before `watermark` (no earlier flow can still
-    /// come) and whose last packet is at or before `processed` (all XFCC evidence is in).
+    /// Writes every waiting flow that ended at or before packet `processed`: every shard has
+    /// read that far, so no flow can still end earlier, and every XFCC header sent before the
+    /// flow's last packet is known.
     fn release(
         &mut self,
-        watermark: u64,
         processed: u64,
         summary: &mut Summary,
         sink: &mut Sink<'_>,
         mesh_cfg: &MeshConfig,
     ) -> io::Result<()> {
         while let Some(entry) = self.waiting.first_entry() {
-            if *entry.key() >= watermark || entry.get().last_order > processed {
+            if entry.key().0 > processed {
                 break;
             }
             let mut p = entry.remove();
             self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
             self.emitted += 1;
-            p.report.id = self.base_id + self.emitted;
             sink.emit(&p.report, summary, mesh_cfg)?;
             if self.flush_each {
                 sink.flush()?;
@@ -448,12 +453,12 @@ impl Merger {
     }
 }
 
-/// Reads one capture to its end (or first error), emitting its flows with ids after `base_id`;
-/// returns how many flows it had.
+/// Reads one capture to its end (or first error), numbering its packets after `base`; returns
+/// how many flows it had.
 fn analyze(
     reader: &mut dyn PacketSource,
     cfg: &Config,
-    base_id: u64,
+    base: u64,
     summary: &mut Summary,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
@@ -462,14 +467,8 @@ fn analyze(
     // Files release finished flows in batches; a live capture releases them at once.
     let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
     let live = reader.is_live();
-    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, 0, 1);
-    let mut m = Merger {
-        waiting: BTreeMap::new(),
-        xfcc: XfccLegs::default(),
-        base_id,
-        emitted: 0,
-        flush_each: batch == 1,
-    };
+    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1);
+    let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;
     loop {
@@ -479,7 +478,7 @@ fn analyze(
                 // Live capture with no traffic: idle flows still end and are reported.
                 w.idle(now);
                 m.add(&mut w.done, &mut w.xfcc);
-                m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
+                m.release(w.order, summary, sink, &cfg.mesh)?;
                 continue;
             }
             Ok(Next::End) => break,
@@ -488,15 +487,14 @@ fn analyze(
                 break;
             }
         };
-        if let Some(mut f) = w.packet(&pkt) {
-            f.id += base_id;
+        if let Some(f) = w.packet(&pkt) {
             sink.announce(&f)?;
         }
         if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
             m.add(&mut w.done, &mut w.xfcc);
         }
         if w.order.is_multiple_of(batch) {
-            m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
+            m.release(w.order, summary, sink, &cfg.mesh)?;
             if let Some(p) = &progress {
                 if w.order.is_multiple_of(8192) {
                     p.set_position(reader.position());
@@ -508,12 +506,14 @@ fn analyze(
         p.finish_and_clear();
     }
     // Flows still open: ended oldest first, in batches, each released before the next.
+    m.add(&mut w.done, &mut w.xfcc);
+    m.release(w.order, summary, sink, &cfg.mesh)?;
     while w.finish_oldest(8192) > 0 {
         m.add(&mut w.done, &mut w.xfcc);
-        m.release(w.watermark(), w.order, summary, sink, &cfg.mesh)?;
+        m.release(u64::MAX, summary, sink, &cfg.mesh)?;
     }
     m.add(&mut w.done, &mut w.xfcc);
-    m.release(u64::MAX, u64::MAX, summary, sink, &cfg.mesh)?;
+    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
     w.add_counts(summary);
     finish_file(&name, &w.skipped, error, cfg, summary, diag)?;
     Ok(m.emitted)
@@ -522,7 +522,7 @@ fn analyze(
 /// What a shard worker sends to the merging thread.
 enum Msg {
     /// Finished flows and XFCC observations, then how far the worker is.
-    Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, watermark: u64, processed: u64 },
+    Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
     /// The worker read the whole file (or stopped at `error`).
     End { shard: usize, worker: Box<Worker>, error: Option<String> },
 }
@@ -539,10 +539,10 @@ fn shard_main(
 ) {
     let shard = w.shard as usize;
     let send = |w: &mut Worker| {
-        let (watermark, processed) = (w.watermark(), w.order);
+        let processed = w.order;
         let done = std::mem::take(&mut w.done);
         let xfcc = std::mem::take(&mut w.xfcc);
-        tx.send(Msg::Batch { shard, done, xfcc, watermark, processed }).is_ok()
+        tx.send(Msg::Batch { shard, done, xfcc, processed }).is_ok()
     };
     let mut error = None;
     loop {
@@ -566,6 +566,9 @@ fn shard_main(
             }
         }
     }
+    if !send(&mut w) {
+        return;
+    }
     while w.finish_oldest(8192) > 0 {
         if !send(&mut w) {
             return;
@@ -582,7 +585,7 @@ fn analyze_parallel(
     first: CaptureReader,
     path: &std::path::Path,
     cfg: &Config,
-    base_id: u64,
+    base: u64,
     summary: &mut Summary,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
@@ -599,38 +602,31 @@ fn analyze_parallel(
     }
     let shards = readers.len() as u64;
     let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
-    let mut m = Merger {
-        waiting: BTreeMap::new(),
-        xfcc: XfccLegs::default(),
-        base_id,
-        emitted: 0,
-        flush_each: false,
-    };
+    let mut m = Merger::new(false);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4 * shards as usize);
     let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
     let result = std::thread::scope(|scope| -> io::Result<()> {
         for (i, reader) in readers.into_iter().enumerate() {
-            let w = Worker::new(cfg, &name, nanos, false, i as u64, shards);
+            let w = Worker::new(cfg, &name, nanos, false, base, i as u64, shards);
             let tx = tx.clone();
             let bar = if i == 0 { progress.clone() } else { None };
             scope.spawn(move || shard_main(reader, w, tx, bar));
         }
         drop(tx);
-        let mut marks = vec![(0u64, 0u64); shards as usize];
+        let mut marks = vec![0u64; shards as usize];
         for msg in rx.iter() {
             match msg {
-                Msg::Batch { shard, mut done, mut xfcc, watermark, processed } => {
+                Msg::Batch { shard, mut done, mut xfcc, processed } => {
                     m.add(&mut done, &mut xfcc);
-                    marks[shard] = (watermark, processed);
+                    marks[shard] = processed;
                 }
                 Msg::End { shard, worker, error } => {
-                    marks[shard] = (u64::MAX, u64::MAX);
+                    marks[shard] = u64::MAX;
                     workers[shard] = Some((worker, error));
                 }
             }
-            let watermark = marks.iter().map(|m| m.0).min().unwrap_or(0);
-            let processed = marks.iter().map(|m| m.1).min().unwrap_or(0);
-            m.release(watermark, processed, summary, sink, &cfg.mesh)?;
+            let processed = marks.iter().copied().min().unwrap_or(0);
+            m.release(processed, summary, sink, &cfg.mesh)?;
         }
         Ok(())
     });
@@ -638,7 +634,7 @@ fn analyze_parallel(
         p.finish_and_clear();
     }
     result?;
-    m.release(u64::MAX, u64::MAX, summary, sink, &cfg.mesh)?;
+    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
     let mut error = None;
     let mut skipped = BTreeMap::new();
     for (i, slot) in workers.into_iter().enumerate() {

@@ -89,7 +89,7 @@ fn tls13_sidecar_mtls_confirmed_by_xfcc_on_the_loopback_leg() {
     let strict = tlspeek(&["-r", &path("istio-mtls-tls13-any.pcap"), "--expect", "mtls", "--check-loopback"]);
     assert_eq!(strict.code, 1);
     assert!(
-        strict.stdout.contains("flow 2 127.0.0.6:38402 -> 127.0.0.1:9080: plaintext http (GET /reviews/0)"),
+        strict.stdout.contains("flow 13 127.0.0.6:38402 -> 127.0.0.1:9080: plaintext http (GET /reviews/0)"),
         "{}",
         strict.stdout
     );

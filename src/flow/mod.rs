@@ -119,6 +119,10 @@ struct Flow<S> {
     sink: S,
 }
 
+/// Seconds (capture time) a closed flow's 4-tuple absorbs late packets (retransmitted FINs,
+/// ACKs, RSTs) instead of opening a mid-stream flow.
+const TOMBSTONE_SECS: i64 = 60;
+
 /// Canonical 4-tuple: the lower (address, port) first.
 type FlowKey = (IpAddr, u16, IpAddr, u16);
 
@@ -300,6 +304,22 @@ impl<S: StreamSink> FlowTable<S> {
         if f.meta.stats[s] != f.half[s].stats {
             f.meta.stats[s] = f.half[s].stats;
         }
+        // The ACK of the second FIN ends the connection (RFC 793 §3.5): report it now rather
+        // than after the linger, so closed flows do not hold memory; a later retransmission is
+        // absorbed by the tombstone.
+        let m = &f.meta;
+        let final_ack = m.fin[0]
+            && m.fin[1]
+            && !m.rst[0]
+            && !m.rst[1]
+            && seg.payload.is_empty()
+            && !seg.has(tcp_flags::FIN)
+            && seg.has(tcp_flags::ACK)
+            && m.bytes[0] + m.bytes[1] > 0
+            && f.half[0].queued_bytes() + f.half[1].queued_bytes() == 0;
+        if final_ack {
+            self.end_flow(i, EndReason::Closed, finished);
+        }
         Some(i)
     }
 
@@ -362,7 +382,8 @@ impl<S: StreamSink> FlowTable<S> {
             if self.tombstones.len() >= self.limits.max_flows {
                 self.tombstones.clear();
             }
-            self.tombstones.insert(key, f.meta.last_ts.secs.saturating_add(self.limits.idle_timeout_secs));
+            let keep = self.limits.idle_timeout_secs.min(TOMBSTONE_SECS);
+            self.tombstones.insert(key, f.meta.last_ts.secs.saturating_add(keep));
         }
         let ts = f.meta.last_ts;
         let held = f.half[0].queued_bytes() + f.half[1].queued_bytes() + f.sink.buffered();

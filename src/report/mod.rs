@@ -188,7 +188,7 @@ impl FlowReport {
             kind: "flow",
             istio,
             event: "ended",
-            id: meta.id,
+            id: meta.order,
             source: source.to_string(),
             client: endpoint(meta.endpoints[ci]),
             server: endpoint(meta.endpoints[si]),

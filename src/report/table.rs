@@ -206,17 +206,20 @@ fn istio_details(i: &crate::classify::istio::IstioReport) -> Vec<String> {
 /// One flow rendered for the table: its cells and detail lines (kept instead of the whole
 /// report, so a long run holds only text).
 pub struct Row {
+    id: u64,
     cells: [String; 10],
     details: Vec<String>,
 }
 
 /// Renders one flow.
 pub fn render(f: &FlowReport) -> Row {
-    Row { cells: row(f), details: details(f) }
+    Row { id: f.id, cells: row(f), details: details(f) }
 }
 
-/// Writes the table of rendered flows and the summary.
-pub fn write_table(out: &mut dyn Write, rows: &[Row], s: &Summary) -> io::Result<()> {
+/// Writes the table of rendered flows, in order of first packet, and the summary.
+pub fn write_table(out: &mut dyn Write, rows: &mut [Row], s: &Summary) -> io::Result<()> {
+    rows.sort_unstable_by_key(|r| r.id);
+    let rows = &*rows;
     let mut width = COLUMNS.map(|c| c.chars().count());
     for r in rows {
         for (i, c) in r.cells.iter().enumerate() {
