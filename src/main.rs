@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use tlspeek::cli::Args;
 use tlspeek::run::run_with_writer;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes (also in `--help` and the README).
 mod exit {
     /// Success.

@@ -304,19 +304,20 @@ impl<S: StreamSink> FlowTable<S> {
         if f.meta.stats[s] != f.half[s].stats {
             f.meta.stats[s] = f.half[s].stats;
         }
-        // The ACK of the second FIN ends the connection (RFC 793 §3.5): report it now rather
-        // than after the linger, so closed flows do not hold memory; a later retransmission is
-        // absorbed by the tombstone.
+        // The ACK of the second FIN ends the connection (RFC 793 §3.5), and so does a RST:
+        // report it now rather than after the linger, so closed flows do not hold memory;
+        // later packets (retransmissions, data in flight) are absorbed by the tombstone. A
+        // connection that carried no payload (refused: SYN, RST) waits for the idle timeout, so
+        // that a retransmitted SYN stays in the same flow.
         let m = &f.meta;
-        let final_ack = m.fin[0]
+        let carried = m.bytes[0] + m.bytes[1] > 0;
+        let drained = f.half[0].queued_bytes() + f.half[1].queued_bytes() == 0;
+        let fin_acked = m.fin[0]
             && m.fin[1]
-            && !m.rst[0]
-            && !m.rst[1]
             && seg.payload.is_empty()
             && !seg.has(tcp_flags::FIN)
-            && seg.has(tcp_flags::ACK)
-            && m.bytes[0] + m.bytes[1] > 0
-            && f.half[0].queued_bytes() + f.half[1].queued_bytes() == 0;
+            && seg.has(tcp_flags::ACK);
+        let final_ack = carried && drained && (fin_acked || seg.has(tcp_flags::RST));
         if final_ack {
             self.end_flow(i, EndReason::Closed, finished);
         }
