@@ -62,11 +62,14 @@ struct SideState {
     pending: Vec<u8>,
     preview: Vec<u8>,
     fed: u64,
+    /// Unknown bytes held a plausible TLS record header whose successor should start this many
+    /// bytes into the next data: TLS is believed only if it does.
+    tls_expect: Option<usize>,
 }
 
 impl SideState {
     fn new() -> SideState {
-        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0 }
+        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0, tls_expect: None }
     }
 }
 
@@ -264,14 +267,37 @@ impl FlowClassifier {
             st.mode = Mode::Done;
             return Feed::Done;
         }
+        if let Some(k) = st.tls_expect.take() {
+            if data.get(k..).is_some_and(tls::is_record_header) {
+                // The successor of the candidate header is where it should be: TLS from here.
+                self.sides[s].mode = Mode::Tls;
+                return self.feed_mode(side, &data[k..], ts);
+            }
+            if let Some(left) = k.checked_sub(data.len()) {
+                // Still further on (a long record spanning this data).
+                self.sides[s].tls_expect = Some(left);
+                return Feed::More;
+            }
+        }
+        let mut expect = None;
         let found = tls::find_client_hello(data)
             .map(|o| (o, Mode::Tls))
             .or_else(|| {
                 // A server's answer after STARTTLS, or TLS picked up mid-stream.
                 (tls::probe(data) == Probe::Match).then_some((0, Mode::Tls))
             })
-            .or_else(|| tls::resync(data).map(|o| (o, Mode::Tls)))
+            .or_else(|| match tls::resync(data) {
+                Some(tls::Resync::At(o)) => Some((o, Mode::Tls)),
+                Some(tls::Resync::Expect(k)) => {
+                    expect = Some(k);
+                    None
+                }
+                None => None,
+            })
             .or_else(|| http::resync_offset(data).map(|o| (o, Mode::Http)));
+        if found.is_none() {
+            self.sides[s].tls_expect = expect;
+        }
         match found {
             Some((off, mode)) => {
                 self.sides[s].mode = mode;
@@ -390,7 +416,10 @@ impl StreamSink for FlowClassifier {
                 st.mode = Mode::Opaque;
                 Feed::More
             }
-            Mode::Opaque => Feed::More,
+            Mode::Opaque => {
+                self.sides[s].tls_expect = None;
+                Feed::More
+            }
             Mode::H2c | Mode::Done => Feed::Done,
         }
     }
@@ -399,6 +428,57 @@ impl StreamSink for FlowClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg() -> ClassifyConfig {
+        ClassifyConfig {
+            tls: TlsLimits { max_buffer: 256 * 1024 },
+            http: HttpConfig { show_secrets: false, max_header_bytes: 65536, max_messages: 1000 },
+        }
+    }
+
+    /// Pseudo-random bytes (xorshift), never a plausible record header at the given offsets.
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8 | 0x80 // high bit set: never a content type 20..=24
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_record_header_in_unknown_bytes_is_not_tls_until_its_successor_is() {
+        // The case the benchmark found: an SSH server's random bytes held `15 03 03 24 6a`
+        // (an alert header of 9322 bytes) near the end of a segment; its successor is not there.
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"SSH-2.0-OpenSSH_9.2\r\n", ts);
+        c.data(Side::B, b"SSH-2.0-OpenSSH_9.6\r\n", ts);
+        let mut seg = noise(1448, 7);
+        seg[920..925].copy_from_slice(&[0x15, 0x03, 0x03, 0x24, 0x6a]);
+        c.data(Side::B, &seg, ts);
+        for i in 0..10 {
+            c.data(Side::B, &noise(1448, 100 + i), ts);
+        }
+        assert_eq!(c.finish(Side::A).protocol, "unknown");
+
+        // Mid-stream TLS: application data records of 16 KiB, cut in 1448-byte segments; the
+        // first segment starts inside a record. Found once a successor header is where the
+        // first said.
+        let mut stream = noise(700, 1);
+        for i in 0..3 {
+            stream.extend_from_slice(&[23, 3, 3, 0x40, 0x00]);
+            stream.extend(noise(0x4000, 50 + i));
+        }
+        let mut c = FlowClassifier::new(cfg());
+        for chunk in stream.chunks(1448) {
+            c.data(Side::A, chunk, ts);
+        }
+        assert_eq!(c.finish(Side::B).protocol, "tls");
+    }
 
     #[test]
     fn finds_http_line_after_garbage() {

@@ -391,14 +391,31 @@ fn scan_records(data: &[u8]) -> Scan {
     Scan::Nothing { keep_from: i }
 }
 
-/// Offset of the first plausible TLS record header in `data` (mid-stream resync): a valid header
-/// followed by another valid header, or by the end of `data`, or running past it. One linear
-/// pass over `data`.
-pub fn resync(data: &[u8]) -> Option<usize> {
+/// TLS found inside bytes of unknown protocol (see [`resync`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resync {
+    /// Two chained record headers, the first at this offset.
+    At(usize),
+    /// A plausible header whose successor should start this many bytes after the end of the
+    /// data: the caller confirms it there with [`is_record_header`] before believing it.
+    Expect(usize),
+}
+
+/// The first plausible TLS record header in `data` (mid-stream TLS in bytes of unknown
+/// protocol): one valid header followed by another, or one whose successor lies beyond `data`.
+/// One linear pass over `data`. A single header is weak evidence (five bytes of random data
+/// pass one time in a few million), hence [`Resync::Expect`].
+pub fn resync(data: &[u8]) -> Option<Resync> {
     match scan_records(data) {
-        Scan::Found(o) | Scan::Wait { at: o, .. } => Some(o),
-        Scan::Nothing { .. } => None,
+        Scan::Found(o) => Some(Resync::At(o)),
+        Scan::Wait { need, .. } if need - 5 >= data.len() => Some(Resync::Expect(need - 5 - data.len())),
+        Scan::Wait { .. } | Scan::Nothing { .. } => None,
     }
+}
+
+/// Does `b` start with a plausible record header?
+pub fn is_record_header(b: &[u8]) -> bool {
+    stream_header(b).is_some()
 }
 
 /// Offset of a TLS ClientHello record header in `data` (STARTTLS and tunnels).
@@ -1567,7 +1584,9 @@ mod tests {
         assert_eq!(probe(&[0x80, 0x2e, 1, 9, 1]), Probe::NoMatch);
         let mut d = vec![0xde, 0xad, 0xbe];
         d.extend_from_slice(&[23, 3, 3, 0, 2, 9, 9, 23, 3, 3, 0, 1, 7]);
-        assert_eq!(resync(&d), Some(3));
+        assert_eq!(resync(&d), Some(Resync::At(3)));
+        // One header whose successor lies beyond the data: to be confirmed 5 bytes further.
+        assert_eq!(resync(&[0xde, 23, 3, 3, 0, 6, 1]), Some(Resync::Expect(5)));
         let mut pre = b"EHLO x\r\nSTARTTLS\r\n".to_vec();
         let at = pre.len();
         pre.extend(record(&[(1, client_hello("mail.test", &[], &[]))]));
@@ -1950,7 +1969,7 @@ mod tests {
             assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"));
         }
         // resync() itself: first record header confirmed by the next one.
-        assert_eq!(resync(&server[700..]), Some(1050 - 700));
+        assert_eq!(resync(&server[700..]), Some(Resync::At(1050 - 700)));
         assert_eq!(resync(&[1, 2, 3]), None);
     }
 
