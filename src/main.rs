@@ -20,6 +20,11 @@ mod exit {
 }
 
 fn main() -> ExitCode {
+    // mimalloc keeps freed pages for 10 ms by default; with flows ending by the thousand per
+    // second (and freed by another thread with --threads) that showed as RSS. Option 15 is
+    // mi_option_purge_delay in mimalloc 2 and 3 (include/mimalloc.h); 0 purges at once.
+    // SAFETY: sets a process-wide allocator option before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(15, 0) };
     let args = Args::parse();
     if args.list_interfaces {
         return match tlspeek::capture::live::list_interfaces() {

@@ -528,7 +528,7 @@ enum Msg {
 }
 
 /// Packets between two batches sent by a shard worker.
-const SHARD_BATCH: u64 = 16_384;
+const SHARD_BATCH: u64 = 4096;
 
 /// One shard of a file: reads every packet, tracks its own flows, sends them in batches.
 fn shard_main(
@@ -603,7 +603,7 @@ fn analyze_parallel(
     let shards = readers.len() as u64;
     let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
     let mut m = Merger::new(false);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4 * shards as usize);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
     let result = std::thread::scope(|scope| -> io::Result<()> {
         for (i, reader) in readers.into_iter().enumerate() {
