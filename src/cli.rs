@@ -85,6 +85,10 @@ pub struct Args {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
+    /// Print only the summary (totals, per-server readings, expectations), no line per flow.
+    #[arg(long)]
+    pub summary_only: bool,
+
     /// Show credential-bearing header values (Authorization, Cookie, *token*, ...) instead of
     /// `<redacted N bytes>`.
     #[arg(long)]
@@ -95,8 +99,9 @@ pub struct Args {
     pub no_progress: bool,
 
     /// Maximum TCP flows tracked at once; the least recently active are evicted (reported with
-    /// the flag `evicted`).
-    #[arg(long, value_name = "N", default_value_t = 500_000)]
+    /// the flag `evicted`). A flow without payload costs about 1.3 KiB (100,000: ~130 MiB);
+    /// payload buffers are bounded by the two limits below.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_flows: usize,
 
     /// Maximum bytes buffered per flow direction: out-of-order segments, and a TLS handshake
@@ -243,6 +248,7 @@ impl Args {
             },
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
+            summary_only: self.summary_only,
             threads: self.threads.clamp(1, 64),
             mesh: crate::report::mesh::MeshConfig {
                 cert_warn_secs: self.cert_warn,

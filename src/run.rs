@@ -44,6 +44,8 @@ pub struct Config {
     pub mesh: MeshConfig,
     /// Worker threads for regular files (1: all in the calling thread).
     pub threads: usize,
+    /// Write only the summary.
+    pub summary_only: bool,
 }
 
 /// What a run found, for the exit code.
@@ -60,6 +62,8 @@ pub struct Outcome {
 /// Where finished flows go: JSON lines are written at once, table rows are kept as text until
 /// the end (column widths need every row).
 enum Sink<'a> {
+    /// Flows are only counted (`--summary-only`); the summary is written in this format.
+    Count(Format),
     Json(&'a mut dyn Write),
     Table(Vec<table::Row>),
     /// Live capture: rows printed as flows are classified and end (fixed column widths); the
@@ -75,7 +79,7 @@ impl Sink<'_> {
                 json::write_flow(*out, f)?;
                 out.flush()
             }
-            Sink::Table(_) => Ok(()),
+            Sink::Table(_) | Sink::Count(_) => Ok(()),
             Sink::LiveTable(out, header) => {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out)?;
@@ -89,13 +93,14 @@ impl Sink<'_> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::Json(out) | Sink::LiveTable(out, _) => out.flush(),
-            Sink::Table(_) => Ok(()),
+            Sink::Table(_) | Sink::Count(_) => Ok(()),
         }
     }
 
     fn emit(&mut self, f: &FlowReport, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
         summary.count_flow(f, mesh);
         match self {
+            Sink::Count(_) => Ok(()),
             Sink::Json(out) => json::write_flow(*out, f),
             Sink::Table(rows) => {
                 rows.push(table::render(f));
@@ -112,11 +117,12 @@ impl Sink<'_> {
 }
 
 /// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
-/// Results found before an error are still written. Flows are released in order of first
-/// packet as soon as every earlier flow has ended, so memory holds live flows, not the run.
+/// Results found before an error are still written. Each flow is written when it ends, so
+/// memory holds open flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
     let mut summary = Summary { kind: "summary", ..Summary::default() };
     let mut sink = match cfg.format {
+        f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),
         Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => Sink::LiveTable(out, false),
         Format::Table => Sink::Table(Vec::new()),
@@ -186,6 +192,17 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         }
         Sink::Table(mut rows) => {
             table::write_table(out, &mut rows, &summary)?;
+            out
+        }
+        Sink::Count(Format::Json) => {
+            json::write_summary(out, &summary)?;
+            if !cfg.quiet {
+                table::write_expectations(diag, &summary)?;
+            }
+            out
+        }
+        Sink::Count(Format::Table) => {
+            table::write_summary(out, &summary)?;
             out
         }
         Sink::LiveTable(out, _) => {

@@ -33,7 +33,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_flows: 500_000,
+            max_flows: 100_000,
             max_queue_bytes: 512 * 1024,
             max_total_bytes: 512 * 1024 * 1024,
             idle_timeout_secs: 300,

@@ -1,0 +1,72 @@
+//! Memory stays bounded under adversarial traffic: a capture of 1,000,000 half-open TCP flows
+//! (one SYN each, never answered: a SYN flood or a scan) with a flow table of 100,000.
+
+mod common;
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::Command;
+
+/// Writes a classic pcap of `n` SYN packets from distinct sources to one server port.
+fn syn_flood(path: &std::path::Path, n: u32) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    out.write_all(&[
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ])
+    .unwrap();
+    for i in 0..n {
+        let mut p = Vec::with_capacity(54);
+        p.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0]);
+        let src = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        p.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&[10, 200, 0, 1]);
+        let sport = 1024 + (i % 60000) as u16;
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&443u16.to_be_bytes());
+        p.extend_from_slice(&i.wrapping_mul(7919).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+        let (secs, usecs) = (1_700_000_000 + i / 20_000, (i % 20_000) * 50);
+        for v in [secs, usecs, 54, 54] {
+            out.write_all(&v.to_le_bytes()).unwrap();
+        }
+        out.write_all(&p).unwrap();
+    }
+}
+
+/// Max RSS of the largest child waited for so far, in KiB.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru.ru_maxrss
+    }
+}
+
+#[test]
+fn one_million_half_open_flows_stay_under_the_flow_table_cap() {
+    let path = std::env::temp_dir().join(format!("tlspeek-synflood-{}.pcap", std::process::id()));
+    syn_flood(&path, 1_000_000);
+    let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(["-q", "-r", path.to_str().unwrap(), "--json", "--summary-only", "--max-flows", "100000"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let rss_mib = children_max_rss_kib() / 1024;
+    assert_eq!(out.status.code(), Some(0));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["flows"], 1_000_000);
+    assert_eq!(summary["packets"], 1_000_000);
+    // Every flow beyond the table's 100,000 evicted the least recently active ones.
+    let evicted = summary["evicted_flows"].as_u64().unwrap();
+    // (A full table evicts 1/64 of itself at a time, so 98,438..100,000 flows stay open.)
+    assert!((900_000..=901_562).contains(&evicted), "{evicted}");
+    assert_eq!(summary["servers"][0]["name"], "10.200.0.1:443");
+    assert_eq!(summary["servers"][0]["no_data"], 1_000_000);
+    assert_eq!(summary["servers"][0]["reading"], "no payload (connection attempts only)");
+    // 100,000 flows of about 1 KiB each, plus the program: well under 256 MiB, whatever the
+    // number of flows in the file.
+    assert!(rss_mib < 256, "max RSS {rss_mib} MiB");
+    eprintln!("1,000,000 half-open flows, --max-flows 100000: max RSS {rss_mib} MiB");
+}
