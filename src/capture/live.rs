@@ -1,4 +1,4 @@
-//! Live capture through libpcap: `-i IFACE` (or `any`), BPF filters, immediate mode, `-c`,
+//! Live capture through libpcap: `-i IFACE` (or `any`), BPF filters, TPACKET_V3 blocks, `-c`,
 //! `--duration`, and a clean stop on SIGINT/SIGTERM.
 //!
 //! On Linux libpcap's read timeout does not fire while no packets arrive, so the handle is
@@ -92,7 +92,10 @@ impl LiveCapture {
         let iface = opts.interface.clone();
         let mut inactive = pcap::Capture::from_device(iface.as_str())
             .map_err(|e| explain(&iface, &e))?
-            .immediate_mode(true)
+            // Not immediate mode: libpcap then uses TPACKET_V3 (variable-size frames in blocks,
+            // retired by the kernel after the 100 ms timeout even when not full), which holds
+            // many more packets than the fixed snaplen-sized slots of immediate mode (TPACKET_V2).
+            .immediate_mode(false)
             .snaplen(opts.snaplen)
             .promisc(opts.promisc)
             .timeout(100);
