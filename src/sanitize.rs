@@ -55,10 +55,103 @@ impl From<&str> for WireBytes {
 
 impl Serialize for WireBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(&self.0) {
-            Ok(t) => s.serialize_str(t),
-            Err(_) => s.serialize_str(&escape_invalid_utf8(&self.0)),
+        serialize_wire(&self.0, s)
+    }
+}
+
+/// Serializes wire bytes as a JSON string: unchanged when valid UTF-8, escaped otherwise.
+fn serialize_wire<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    match std::str::from_utf8(b) {
+        Ok(t) => s.serialize_str(t),
+        Err(_) => s.serialize_str(&escape_invalid_utf8(b)),
+    }
+}
+
+/// Borrowed wire bytes, serialized like [`WireBytes`].
+struct WireRef<'a>(&'a [u8]);
+
+impl Serialize for WireRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_wire(self.0, s)
+    }
+}
+
+/// The header fields of one HTTP message, in order: names and values back to back in one
+/// buffer, with their end offsets. Two allocations per message instead of two per field: on the
+/// benchmark, storing headers field by field was a third of the run time and a quarter of the
+/// memory. Serialized as `[[name, value], ...]`, each like a [`WireBytes`].
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    buf: Box<[u8]>,
+    /// End of name i at `2i`, end of value i at `2i + 1`.
+    ends: Box<[u32]>,
+}
+
+/// Builds [`Headers`].
+#[derive(Default)]
+pub struct HeadersBuilder {
+    buf: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl HeadersBuilder {
+    /// Room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
+        HeadersBuilder { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(2 * fields) }
+    }
+
+    /// Appends one field.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.buf.extend_from_slice(name);
+        self.ends.push(self.buf.len() as u32);
+        self.buf.extend_from_slice(value);
+        self.ends.push(self.buf.len() as u32);
+    }
+
+    /// The fields.
+    pub fn finish(self) -> Headers {
+        Headers { buf: self.buf.into_boxed_slice(), ends: self.ends.into_boxed_slice() }
+    }
+}
+
+impl Headers {
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len() / 2
+    }
+
+    /// No fields.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Field `i`: (name, value).
+    pub fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let start = if i == 0 { 0 } else { *self.ends.get(2 * i - 1)? as usize };
+        let (n, v) = (*self.ends.get(2 * i)? as usize, *self.ends.get(2 * i + 1)? as usize);
+        Some((&self.buf[start..n], &self.buf[n..v]))
+    }
+
+    /// The fields in order: (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(n, v)| (escape_bytes(n), escape_bytes(v)))).finish()
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for (n, v) in self.iter() {
+            seq.serialize_element(&(WireRef(n), WireRef(v)))?;
         }
+        seq.end()
     }
 }
 

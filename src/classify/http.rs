@@ -22,7 +22,7 @@
 //! Left to the flow layer: deciding that a stream is HTTP at all (with [`probe_request`],
 //! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames).
 
-use crate::sanitize::WireBytes;
+use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Probe, Side};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -98,7 +98,7 @@ pub struct HttpRequest {
     /// Value of the first Host header.
     pub host: Option<WireBytes>,
     /// Every header as `[name, value]`, in order (secrets redacted).
-    pub headers: Vec<(WireBytes, WireBytes)>,
+    pub headers: Headers,
 }
 
 /// One response head.
@@ -111,7 +111,7 @@ pub struct HttpResponse {
     /// Reason phrase.
     pub reason: WireBytes,
     /// Every header as `[name, value]`, in order (secrets redacted).
-    pub headers: Vec<(WireBytes, WireBytes)>,
+    pub headers: Headers,
 }
 
 /// Facts about HTTP/1 in a flow, serialized as the `http` object of docs/json.md.
@@ -714,17 +714,17 @@ impl HttpSession {
         MsgStep::Continue
     }
 
-    fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Vec<(WireBytes, WireBytes)> {
-        hs.iter()
-            .map(|(n, v)| {
-                let value = if !self.cfg.show_secrets && is_secret_header(n) {
-                    WireBytes::from(format!("<redacted {} bytes>", v.len()).as_str())
-                } else {
-                    WireBytes::new(v)
-                };
-                (WireBytes::new(n), value)
-            })
-            .collect()
+    fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Headers {
+        let bytes = hs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
+        for (n, v) in hs {
+            if !self.cfg.show_secrets && is_secret_header(n) {
+                b.push(n, format!("<redacted {} bytes>", v.len()).as_bytes());
+            } else {
+                b.push(n, v);
+            }
+        }
+        b.finish()
     }
 
     /// The complete lines of a partial head of `side`, when they start a message of its role.
@@ -1216,8 +1216,8 @@ mod tests {
         h.report.responses.iter().map(|r| r.status).collect()
     }
 
-    fn header_names(headers: &[(WireBytes, WireBytes)]) -> Vec<String> {
-        headers.iter().map(|(n, _)| String::from_utf8_lossy(n.as_bytes()).into_owned()).collect()
+    fn header_names(headers: &Headers) -> Vec<String> {
+        headers.iter().map(|(n, _)| String::from_utf8_lossy(n).into_owned()).collect()
     }
 
     const KEEPALIVE: [(Side, &[u8]); 4] = [
@@ -1236,7 +1236,7 @@ mod tests {
             assert_eq!(statuses(&h), [200, 201]);
             let r = &h.report.requests[0];
             assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"reviews:9080");
-            assert_eq!(r.headers[1].0.as_bytes(), b"x-request-id");
+            assert_eq!(r.headers.get(1).unwrap().0, b"x-request-id");
             assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
             assert_eq!(h.client_side(), Some(Side::A));
             // The body "{\"a\"" was skipped; the trailing "GET" waits as a partial head.
@@ -1487,8 +1487,8 @@ mod tests {
         let (h, _) = run(&[(Side::A, req)], false);
         let r = &h.report.requests[0];
         assert_eq!(header_names(&r.headers), ["Z", "Host", "A", "z", "Host", "M"]);
-        assert_eq!(r.headers[3].1.as_bytes(), b"3");
-        assert_eq!(r.headers[5].1.as_bytes(), b"");
+        assert_eq!(r.headers.get(3).unwrap().1, b"3");
+        assert_eq!(r.headers.get(5).unwrap().1, b"");
         assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"first");
     }
 
@@ -1499,7 +1499,7 @@ mod tests {
         assert_eq!(feeds, [HttpFeed::More]);
         let r = &h.report.requests[0];
         assert_eq!(header_names(&r.headers), ["Host", "X-Fold", "Bad\u{1}", "Last"]);
-        assert_eq!(r.headers[1].1.as_bytes(), b"a\r\n  b");
+        assert_eq!(r.headers.get(1).unwrap().1, b"a\r\n  b");
         assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"spaced");
         assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
     }
@@ -1777,7 +1777,7 @@ mod tests {
         req.extend_from_slice(b"\r\n");
         let (h, _) = run(&[(Side::A, &req)], false);
         assert_eq!(h.report.requests[0].headers.len(), MAX_HEADERS);
-        assert_eq!(h.report.requests[0].headers[127].0.as_bytes(), b"h127");
+        assert_eq!(h.report.requests[0].headers.get(127).unwrap().0, b"h127");
         assert!(h.warnings[0].contains("more than 128"));
     }
 

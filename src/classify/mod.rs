@@ -130,11 +130,9 @@ impl FlowClassifier {
         let new = reqs.get(self.xfcc_checked..).filter(|n| !n.is_empty())?;
         self.xfcc_checked = reqs.len();
         new.iter().rev().find_map(|r| {
-            let (_, v) = r
-                .headers
-                .iter()
-                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
-            let x = istio::parse_xfcc(&String::from_utf8_lossy(v.as_bytes())).pop()?;
+            let (_, v) =
+                r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
+            let x = istio::parse_xfcc(&String::from_utf8_lossy(v)).pop()?;
             Some((x.uri?, x.by))
         })
     }

@@ -167,7 +167,7 @@ impl FlowReport {
         let headers = c.http.iter().flat_map(|h| {
             let req = h.requests.iter().flat_map(|r| r.headers.iter());
             let resp = h.responses.iter().flat_map(|r| r.headers.iter());
-            req.chain(resp).map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            req.chain(resp)
         });
         let sni = c.tls.as_ref().and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
         let alpn: Vec<&[u8]> =
