@@ -65,7 +65,7 @@ enum Sink<'a> {
     /// Flows are only counted (`--summary-only`); the summary is written in this format.
     Count(Format),
     Json(&'a mut dyn Write),
-    Table(Vec<table::Row>),
+    Table(&'a mut dyn Write, table::Rows),
     /// Live capture: rows printed as flows are classified and end (fixed column widths); the
     /// flag says whether the header was printed.
     LiveTable(&'a mut dyn Write, bool),
@@ -79,7 +79,7 @@ impl Sink<'_> {
                 json::write_flow(*out, f)?;
                 out.flush()
             }
-            Sink::Table(_) | Sink::Count(_) => Ok(()),
+            Sink::Table(..) | Sink::Count(_) => Ok(()),
             Sink::LiveTable(out, header) => {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out)?;
@@ -93,7 +93,7 @@ impl Sink<'_> {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sink::Json(out) | Sink::LiveTable(out, _) => out.flush(),
-            Sink::Table(_) | Sink::Count(_) => Ok(()),
+            Sink::Table(..) | Sink::Count(_) => Ok(()),
         }
     }
 
@@ -102,10 +102,7 @@ impl Sink<'_> {
         match self {
             Sink::Count(_) => Ok(()),
             Sink::Json(out) => json::write_flow(*out, f),
-            Sink::Table(rows) => {
-                rows.push(table::render(f));
-                Ok(())
-            }
+            Sink::Table(out, rows) => rows.push(*out, table::render(f)),
             Sink::LiveTable(out, header) => {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out)?;
@@ -125,7 +122,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),
         Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => Sink::LiveTable(out, false),
-        Format::Table => Sink::Table(Vec::new()),
+        Format::Table => Sink::Table(out, table::Rows::default()),
     };
     for path in &cfg.inputs {
         let name = display_path(path);
@@ -190,8 +187,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             }
             out
         }
-        Sink::Table(mut rows) => {
-            table::write_table(out, &mut rows, &summary)?;
+        Sink::Table(out, mut rows) => {
+            rows.finish(out, &summary)?;
             out
         }
         Sink::Count(Format::Json) => {

@@ -216,39 +216,74 @@ pub fn render(f: &FlowReport) -> Row {
     Row { id: f.id, cells: row(f), details: details(f) }
 }
 
-/// Writes the table of rendered flows, in order of first packet, and the summary.
-pub fn write_table(out: &mut dyn Write, rows: &mut [Row], s: &Summary) -> io::Result<()> {
-    rows.sort_unstable_by_key(|r| r.id);
-    let rows = &*rows;
-    let mut width = COLUMNS.map(|c| c.chars().count());
-    for r in rows {
-        for (i, c) in r.cells.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+/// Rows kept before they are printed: column widths are measured on the first this many rows
+/// (sorted by id); later rows are printed in batches of this size with those widths (longer
+/// cells push their line), so a capture with a million flows does not hold a million rows.
+pub const TABLE_BATCH: usize = 10_000;
+
+/// The rendered rows of the table, printed in batches (see [`TABLE_BATCH`]).
+#[derive(Default)]
+pub struct Rows {
+    rows: Vec<Row>,
+    /// Widths, fixed once the first batch is printed.
+    width: Option<[usize; 10]>,
+}
+
+impl Rows {
+    /// Adds a row; prints a batch when full.
+    pub fn push(&mut self, out: &mut dyn Write, r: Row) -> io::Result<()> {
+        self.rows.push(r);
+        if self.rows.len() >= TABLE_BATCH {
+            self.print(out)?;
         }
+        Ok(())
     }
-    let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                l.push_str(c);
-                l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+
+    /// Prints the rows held, sorted by id (first packet), with the header before the first.
+    fn print(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.rows.sort_unstable_by_key(|r| r.id);
+        let width = match self.width {
+            Some(w) => w,
+            None => {
+                let mut w = COLUMNS.map(|c| c.chars().count());
+                for r in &self.rows {
+                    for (i, c) in r.cells.iter().enumerate() {
+                        w[i] = w[i].max(c.chars().count());
+                    }
+                }
+                if !self.rows.is_empty() {
+                    write_line(out, &COLUMNS.map(String::from), &w)?;
+                    self.width = Some(w);
+                }
+                w
+            }
+        };
+        for r in self.rows.drain(..) {
+            write_line(out, &r.cells, &width)?;
+            for d in &r.details {
+                writeln!(out, "{:w$}  {d}", "", w = width[0])?;
             }
         }
-        writeln!(out, "{}", l.trim_end())
-    };
-    if !rows.is_empty() {
-        line(out, &COLUMNS.map(String::from))?;
+        Ok(())
     }
-    for r in rows {
-        line(out, &r.cells)?;
-        for d in &r.details {
-            writeln!(out, "{:w$}  {d}", "", w = width[0])?;
+
+    /// Prints the remaining rows and the summary.
+    pub fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+        self.print(out)?;
+        writeln!(out)?;
+        write_summary(out, s)
+    }
+}
+
+fn write_line(out: &mut dyn Write, cells: &[String], width: &[usize; 10]) -> io::Result<()> {
+    let mut l = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        l.push_str(c);
+        if i + 1 < cells.len() {
+            l.extend(std::iter::repeat_n(' ', width[i].saturating_sub(c.chars().count()) + 2));
         }
     }
-    writeln!(out)?;
-    write_summary(out, s)
+    writeln!(out, "{}", l.trim_end())
 }
 
 /// Column widths of the live table (rows are printed as flows are classified and end, so
