@@ -69,6 +69,11 @@ pub struct Args {
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// After opening the live capture, switch to USER (when run as root; name from /etc/passwd
+    /// or uid[:gid]) and drop every capability, as tcpdump -Z; `none` keeps them.
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER", default_value = "nobody")]
+    pub relinquish: String,
+
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     pub no_promisc: bool,
@@ -219,6 +224,7 @@ impl Args {
             buffer_kib: self.buffer_size,
             promisc: !self.no_promisc,
             write: self.write,
+            drop_to: (self.relinquish != "none").then_some(self.relinquish),
         });
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());

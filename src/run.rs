@@ -150,8 +150,24 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         match LiveCapture::open(opts.clone()) {
             Ok(mut cap) => {
                 install_stop_handlers();
+                // Nothing after this point needs root or CAP_NET_RAW (the socket and the -w file
+                // are open): give them up, as tcpdump -Z does.
+                let who = match opts.drop_to.as_deref().map(crate::capture::privs::drop_privileges) {
+                    Some(Ok(d)) => format!(" as uid {} (capabilities dropped)", d.uid),
+                    Some(Err(e)) => {
+                        if !cfg.quiet {
+                            writeln!(diag, "tlspeek: could not drop privileges: {e}")?;
+                        }
+                        String::new()
+                    }
+                    None => String::new(),
+                };
                 if !cfg.quiet {
-                    writeln!(diag, "tlspeek: capturing on {}; Ctrl-C stops and reports", opts.interface)?;
+                    writeln!(
+                        diag,
+                        "tlspeek: capturing on {}{who}; Ctrl-C stops and reports",
+                        opts.interface
+                    )?;
                 }
                 let base = summary.packets;
                 analyze(&mut cap, cfg, base, &mut summary, &mut sink, diag)?;

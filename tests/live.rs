@@ -115,6 +115,12 @@ fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
         }
     });
     sleep(Duration::from_millis(800));
+    // The capture is open: the process now runs as nobody without any capability (-Z default).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cap.id())).unwrap();
+    let field = |k: &str| status.lines().find(|l| l.starts_with(k)).unwrap_or("").to_string();
+    assert_eq!(field("Uid:").split_whitespace().skip(1).collect::<Vec<_>>(), ["65534"; 4], "{status}");
+    assert_eq!(field("CapEff:").split_whitespace().nth(1), Some("0000000000000000"));
+    assert_eq!(field("NoNewPrivs:").split_whitespace().nth(1), Some("1"));
     let mut done_at = Vec::new();
     // TLS 1.2 with a client certificate, TLS 1.3, plaintext HTTP, then excluded traffic.
     let mut s = p.server(

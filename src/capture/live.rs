@@ -50,6 +50,9 @@ pub struct LiveOptions {
     pub promisc: bool,
     /// Also save every captured packet to this pcap file (`-w`), for offline re-analysis.
     pub write: Option<std::path::PathBuf>,
+    /// Once the capture is open, switch to this user (when root) and drop every capability;
+    /// `None` keeps them (`-Z none`).
+    pub drop_to: Option<String>,
 }
 
 /// An open live capture.

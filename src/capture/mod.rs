@@ -15,6 +15,7 @@
 //! and everything read before it has already been yielded.
 
 pub mod live;
+pub mod privs;
 
 use crate::wire::Timestamp;
 use std::fs::File;
