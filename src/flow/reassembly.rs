@@ -299,6 +299,107 @@ fn remember(recent: &mut Vec<u8>, data: &[u8]) {
 }
 
 #[cfg(test)]
+mod properties {
+    //! Property tests (proptest, with shrinking): any permutation, duplication and overlap of a
+    //! stream's segments carrying the same bytes gives the same stream; overlaps with other
+    //! bytes keep the first copy and are flagged.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Cuts `len` bytes into segments at the given (sorted, deduplicated) points.
+    fn cuts(len: usize, points: &[usize]) -> Vec<(usize, usize)> {
+        let mut p: Vec<usize> = points.iter().map(|x| x % len.max(1)).filter(|&x| x > 0).collect();
+        p.sort_unstable();
+        p.dedup();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for x in p.into_iter().chain([len]) {
+            if x > start {
+                out.push((start, x));
+                start = x;
+            }
+        }
+        out
+    }
+
+    fn feed(isn: u32, segs: &[(usize, usize, Vec<u8>)]) -> (Vec<u8>, HalfStats) {
+        let mut r = Reassembler::default();
+        let mut got = Vec::new();
+        let mut gaps = 0;
+        r.segment(isn, true, b"", 0, 1 << 20, &mut |_| Feed::More);
+        let mut out = |c: Chunk<'_>| {
+            match c {
+                Chunk::Data(d) => got.extend_from_slice(d),
+                Chunk::Gap(_) => gaps += 1,
+            }
+            Feed::More
+        };
+        for (start, _, bytes) in segs {
+            let seq = isn.wrapping_add(1).wrapping_add(*start as u32);
+            r.segment(seq, false, bytes, bytes.len() as u32, 1 << 20, &mut out);
+        }
+        r.flush(&mut out);
+        assert_eq!(gaps, 0);
+        (got, r.stats)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn same_bytes_in_any_order_duplicated_or_overlapping_give_the_stream(
+            stream in proptest::collection::vec(any::<u8>(), 1..3000),
+            points in proptest::collection::vec(any::<usize>(), 0..40),
+            extra in proptest::collection::vec((any::<usize>(), 1usize..600), 0..20),
+            order in proptest::collection::vec(any::<u32>(), 0..80),
+            isn in any::<u32>(),
+        ) {
+            let n = stream.len();
+            let mut segs: Vec<(usize, usize, Vec<u8>)> =
+                cuts(n, &points).into_iter().map(|(a, b)| (a, b, stream[a..b].to_vec())).collect();
+            // Overlapping copies of arbitrary ranges, with the same bytes.
+            for (at, len) in extra {
+                let a = at % n;
+                let b = (a + len).min(n);
+                segs.push((a, b, stream[a..b].to_vec()));
+            }
+            // A permutation: swap by the generated keys.
+            for (i, k) in order.iter().enumerate() {
+                let (x, y) = (i % segs.len(), *k as usize % segs.len());
+                segs.swap(x, y);
+            }
+            let (got, stats) = feed(isn, &segs);
+            prop_assert_eq!(got, stream);
+            prop_assert_eq!(stats.overlap_conflicts, 0);
+            prop_assert_eq!(stats.gaps, 0);
+        }
+
+        #[test]
+        fn an_overlap_with_other_bytes_keeps_the_first_copy_and_is_flagged(
+            stream in proptest::collection::vec(any::<u8>(), 64..2000),
+            at in any::<usize>(),
+            len in 1usize..64,
+            isn in any::<u32>(),
+        ) {
+            let n = stream.len();
+            let a = at % (n - len);
+            let mut forged: Vec<u8> = stream[a..a + len].to_vec();
+            for b in &mut forged {
+                *b = b.wrapping_add(1);
+            }
+            // The whole stream in order, then a retransmission of [a, a+len) with other bytes.
+            let segs = vec![(0, n, stream.clone()), (a, a + len, forged)];
+            let (got, stats) = feed(isn, &segs);
+            prop_assert_eq!(got, stream);
+            // Conflicts are checked against the last RECENT_BYTES delivered bytes.
+            if a + RECENT_BYTES >= n {
+                prop_assert_eq!(stats.overlap_conflicts, 1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
