@@ -322,3 +322,91 @@ fn pcapng_blocks_of_unknown_types_are_skipped() {
     assert_eq!(strip(&with.1), strip(&without.1));
     assert!(!with.1.is_empty());
 }
+
+/// A ClientHello with the given SNI and ALPN protocols (TLS 1.2 record).
+fn client_hello(sni: &[u8], alpn: &[&[u8]]) -> Vec<u8> {
+    let mut exts = Vec::new();
+    let mut name = vec![0];
+    name.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    name.extend_from_slice(sni);
+    let mut list = (name.len() as u16).to_be_bytes().to_vec();
+    list.extend(name);
+    exts.extend_from_slice(&[0, 0]);
+    exts.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    exts.extend(list);
+    let mut protos = Vec::new();
+    for p in alpn {
+        protos.push(p.len() as u8);
+        protos.extend_from_slice(p);
+    }
+    let mut al = (protos.len() as u16).to_be_bytes().to_vec();
+    al.extend(protos);
+    exts.extend_from_slice(&[0, 16]);
+    exts.extend_from_slice(&(al.len() as u16).to_be_bytes());
+    exts.extend(al);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend(exts);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend(body);
+    record(22, &hs)
+}
+
+#[test]
+fn packet_bytes_never_reach_the_terminal_raw_and_secrets_stay_redacted() {
+    // SNI and ALPN with ESC sequences, a bidi override, CR, NUL and an invalid UTF-8 byte.
+    let sni = b"evil\x1b[2J\xe2\x80\xae.test\r\n\x00\xff";
+    let tls = temp("term-tls.pcap", &Pcap::flow(&client_hello(sni, &[b"h2\x1b]0;pwned\x07"]), b"", 1448).0);
+    // Plaintext HTTP with an escape sequence in a header and credentials.
+    let req = b"GET /a\x1b[31m HTTP/1.1\r\nHost: x\r\nX-Note: \x1b[31mred\x1b[0m\r\nAuthorization: Bearer SECRET123\r\nCookie: session=COOKIE456\r\n\r\n";
+    let http = temp(
+        "term-http.pcap",
+        &Pcap::flow(req, b"HTTP/1.1 200 OK\r\nSet-Cookie: s=SETCOOKIE789\r\nContent-Length: 0\r\n\r\n", 1448)
+            .0,
+    );
+    // An unrecognised protocol carrying a credential line: the flow is `unknown`, with a preview.
+    let odd =
+        temp("term-odd.pcap", &Pcap::flow(b"\x00\x01AUTH\r\nAuthorization: Basic QkFTSUMx\r\n", b"", 1448).0);
+    let files = [&tls, &http, &odd].map(|p| p.to_str().unwrap().to_string());
+    let mut args: Vec<&str> = files.iter().flat_map(|f| ["-r", f.as_str()]).collect();
+    let table = tlspeek(&args);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    for bad in ["\x1b", "\r", "\0", "\u{202e}", "\x07"] {
+        assert!(!table.stdout.contains(bad), "raw {bad:?} in the table:\n{}", table.stdout);
+    }
+    assert!(table.stdout.contains(r"evil\x1b[2J\u{202e}.test\r\n\0\xff"), "{}", table.stdout);
+    for secret in ["SECRET123", "COOKIE456", "SETCOOKIE789", "QkFTSUMx"] {
+        assert!(!table.stdout.contains(secret), "{secret} in the table");
+    }
+    args.push("--json");
+    let json = tlspeek(&args);
+    let (flows, _) = json_lines(&json.stdout);
+    // JSON is valid and lossless: the escape byte is in the string, the invalid byte is `\xff`.
+    assert_eq!(flows[0]["tls"]["sni"], "evil\x1b[2J\u{202e}.test\r\n\0\\xff");
+    assert_eq!(flows[0]["tls"]["alpn_offered"][0], "h2\x1b]0;pwned\x07");
+    let headers = &flows[1]["http"]["requests"][0]["headers"];
+    assert_eq!(headers[1], serde_json::json!(["X-Note", "\x1b[31mred\x1b[0m"]));
+    assert_eq!(headers[2], serde_json::json!(["Authorization", "<redacted 16 bytes>"]));
+    assert_eq!(headers[3], serde_json::json!(["Cookie", "<redacted 17 bytes>"]));
+    assert_eq!(
+        flows[1]["http"]["responses"][0]["headers"][0],
+        serde_json::json!(["Set-Cookie", "<redacted 14 bytes>"])
+    );
+    assert_eq!(flows[2]["protocol"], "unknown");
+    assert_eq!(flows[2]["preview"]["client"], "\0\x01AUTH\r\nAuthorization: <redacted>\r\n");
+    for secret in ["SECRET123", "COOKIE456", "SETCOOKIE789", "QkFTSUMx"] {
+        assert!(!json.stdout.contains(secret), "{secret} in the JSON");
+        assert!(!json.stderr.contains(secret) && !table.stderr.contains(secret), "{secret} in a warning");
+    }
+    args.push("--show-secrets");
+    let shown = tlspeek(&args);
+    for secret in ["SECRET123", "COOKIE456", "SETCOOKIE789", "QkFTSUMx"] {
+        assert!(shown.stdout.contains(secret), "--show-secrets shows {secret}");
+    }
+    for f in [tls, http, odd] {
+        let _ = std::fs::remove_file(f);
+    }
+}

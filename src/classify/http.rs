@@ -829,6 +829,29 @@ pub fn is_secret_header(name: &[u8]) -> bool {
         || PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)))
 }
 
+/// `bytes` with the value of every `Name: value` line whose name is a credential header
+/// replaced by `<redacted>`: for previews of unrecognised streams (a non-HTTP method, a cut
+/// head) that may still carry `Authorization:` or `Cookie:` lines.
+pub fn redact_lines(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let colon = line.iter().position(|&b| b == b':');
+        match colon {
+            Some(c) if is_secret_header(trim(&line[..c])) => {
+                out.extend_from_slice(&line[..=c]);
+                out.extend_from_slice(b" <redacted>");
+                if line.ends_with(b"\r\n") {
+                    out.extend_from_slice(b"\r\n");
+                } else if line.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }

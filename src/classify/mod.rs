@@ -330,7 +330,9 @@ impl FlowClassifier {
             "unknown"
         };
         let preview = if protocol == "unknown" {
-            [self.sides[0].preview.clone(), self.sides[1].preview.clone()]
+            let shown =
+                |b: &Vec<u8>| if self.cfg.http.show_secrets { b.clone() } else { http::redact_lines(b) };
+            [shown(&self.sides[0].preview), shown(&self.sides[1].preview)]
         } else {
             [Vec::new(), Vec::new()]
         };
