@@ -825,8 +825,19 @@ pub fn is_secret_header(name: &[u8]) -> bool {
     const EXACT: [&[u8]; 4] = [b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"];
     const PARTS: [&[u8]; 8] =
         [b"token", b"secret", b"password", b"passwd", b"api-key", b"api_key", b"apikey", b"session"];
-    EXACT.iter().any(|e| name.eq_ignore_ascii_case(e))
-        || PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)))
+    // Lower-cased once into a stack buffer: this runs for every header of every message
+    // (measured: the case-insensitive window search was 14% of the benchmark's instructions).
+    let mut buf = [0u8; 64];
+    let lower: &[u8] = if name.len() <= buf.len() {
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        &buf[..name.len()]
+    } else {
+        return EXACT.iter().any(|e| name.eq_ignore_ascii_case(e))
+            || PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)));
+    };
+    EXACT.contains(&lower) || PARTS.iter().any(|p| lower.windows(p.len()).any(|w| w == *p))
 }
 
 /// `bytes` with the value of every `Name: value` line whose name is a credential header
@@ -1502,6 +1513,10 @@ mod tests {
         for n in ["Host", "Content-Length", "Accept", "Cookie2", "Authorization-Hint", "Upgrade"] {
             assert!(!is_secret_header(n.as_bytes()), "{n}");
         }
+        // Names longer than the lower-casing buffer take the slow path, same answers.
+        let long = format!("X-{}-TOKEN", "a".repeat(80));
+        assert!(is_secret_header(long.as_bytes()));
+        assert!(!is_secret_header(format!("X-{}", "a".repeat(80)).as_bytes()));
     }
 
     #[test]

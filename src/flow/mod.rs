@@ -12,6 +12,9 @@ use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
 use reassembly::{Chunk, HalfStats, Reassembler};
 use std::collections::{BTreeSet, HashMap};
+
+/// Flow-keyed maps: ahash with a random per-run seed (see Cargo.toml).
+type FlowMap<V> = HashMap<FlowKey, V, ahash::RandomState>;
 use std::net::{IpAddr, SocketAddr};
 
 /// Memory and time limits of the flow table (shown in `--help`).
@@ -150,7 +153,7 @@ pub struct TableStats {
 
 /// All live flows.
 pub struct FlowTable<S> {
-    map: HashMap<FlowKey, usize>,
+    map: FlowMap<usize>,
     slots: Vec<Option<Flow<S>>>,
     free: Vec<usize>,
     next_id: u64,
@@ -162,7 +165,7 @@ pub struct FlowTable<S> {
     live_orders: BTreeSet<u64>,
     /// 4-tuples of flows closed by FIN/RST and already reported, with the capture second until
     /// which their late packets are absorbed.
-    tombstones: HashMap<FlowKey, i64>,
+    tombstones: FlowMap<i64>,
     /// Counters.
     pub stats: TableStats,
 }
@@ -171,7 +174,7 @@ impl<S: StreamSink> FlowTable<S> {
     /// An empty table.
     pub fn new(limits: Limits) -> FlowTable<S> {
         FlowTable {
-            map: HashMap::new(),
+            map: FlowMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             next_id: 1,
@@ -179,7 +182,7 @@ impl<S: StreamSink> FlowTable<S> {
             total_buffered: 0,
             last_sweep: None,
             live_orders: BTreeSet::new(),
-            tombstones: HashMap::new(),
+            tombstones: FlowMap::default(),
             stats: TableStats::default(),
         }
     }
