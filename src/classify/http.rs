@@ -823,6 +823,7 @@ impl HttpSession {
 /// Is a header's value a credential (redacted by default)?
 pub fn is_secret_header(name: &[u8]) -> bool {
     const EXACT: [&[u8]; 4] = [b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"];
+    // Names containing these (case-insensitive) are secret too.
     const PARTS: [&[u8]; 8] =
         [b"token", b"secret", b"password", b"passwd", b"api-key", b"api_key", b"apikey", b"session"];
     // Lower-cased once into a stack buffer: this runs for every header of every message
@@ -837,7 +838,22 @@ pub fn is_secret_header(name: &[u8]) -> bool {
         return EXACT.iter().any(|e| name.eq_ignore_ascii_case(e))
             || PARTS.iter().any(|p| name.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)));
     };
-    EXACT.contains(&lower) || PARTS.iter().any(|p| lower.windows(p.len()).any(|w| w == *p))
+    if EXACT.contains(&lower) {
+        return true;
+    }
+    // One pass, dispatching on the first letter of each part.
+    (0..lower.len()).any(|i| {
+        let rest = &lower[i..];
+        match rest[0] {
+            b't' => rest.starts_with(b"token"),
+            b's' => rest.starts_with(b"secret") || rest.starts_with(b"session"),
+            b'p' => rest.starts_with(b"password") || rest.starts_with(b"passwd"),
+            b'a' => {
+                rest.starts_with(b"api-key") || rest.starts_with(b"api_key") || rest.starts_with(b"apikey")
+            }
+            _ => false,
+        }
+    })
 }
 
 /// `bytes` with the value of every `Name: value` line whose name is a credential header
