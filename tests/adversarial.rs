@@ -250,32 +250,35 @@ fn one_hundred_thousand_one_byte_segments() {
 
 #[test]
 fn a_capture_cut_at_every_byte_offset_gives_a_clear_error_and_the_flows_before_it() {
+    use clap::Parser;
     let orig = std::fs::read(capture("tls12-mtls-istio.pcap")).unwrap();
     let ends: Vec<usize> = records(&orig).iter().map(|(_, d)| d.end).collect();
     let path = std::env::temp_dir().join(format!("tlspeek-adv-{}-cut.pcap", std::process::id()));
     let p = path.to_str().unwrap().to_string();
-    // Every offset would be 3,936 runs of the binary; every offset of the first 300 bytes and of
-    // the last 300, and every 7th in between, cover each kind of cut (file header, record
-    // header, record data, between records).
-    let offsets = (0..orig.len()).filter(|&o| o < 300 || o > orig.len() - 300 || o % 7 == 0);
-    for cut in offsets {
+    let args = tlspeek::cli::Args::try_parse_from(["tlspeek", "-r", &p, "--json"]).unwrap();
+    let cfg = args.into_config(false).unwrap();
+    // Every offset, in-process (the binary's one-line message is checked below).
+    for cut in 0..=orig.len() {
         std::fs::write(&path, &orig[..cut]).unwrap();
-        let r = tlspeek(&["-r", &p, "--json"]);
-        let (flows, summary) = json_lines(&r.stdout);
+        let (mut out, mut diag) = (Vec::new(), Vec::new());
+        let outcome = tlspeek::run::run_with_writer(&cfg, &mut out, &mut diag).unwrap();
+        let (flows, summary) = json_lines(std::str::from_utf8(&out).unwrap());
         assert!(summary.is_object(), "cut {cut}: no summary");
         let clean = cut == 24 || ends.contains(&cut);
-        if clean {
-            assert_eq!(r.code, 0, "cut {cut}: {}", r.stderr);
-        } else {
-            assert_eq!(r.code, 2, "cut {cut}");
-            let line = r.stderr.lines().next().unwrap_or("");
-            assert!(line.starts_with(&format!("tlspeek: {p}: ")), "cut {cut}: {line}");
-            assert_eq!(r.stderr.lines().count(), 1, "cut {cut}: one line: {}", r.stderr);
+        assert_eq!(outcome.errors.is_empty(), clean, "cut {cut}: {:?}", outcome.errors);
+        if !clean {
+            let diag = String::from_utf8(diag).unwrap();
+            assert_eq!(diag.lines().count(), 1, "cut {cut}: {diag}");
+            assert!(diag.starts_with(&format!("tlspeek: {p}: ")), "cut {cut}: {diag}");
         }
-        // Flows before the cut are reported: one once the SYN (first record) is complete.
-        let want = usize::from(cut >= ends[0]);
-        assert_eq!(flows.len(), want, "cut {cut}");
+        // The flow is reported as soon as its first packet (the SYN) is complete.
+        assert_eq!(flows.len(), usize::from(cut >= ends[0]), "cut {cut}");
     }
+    // The binary: exit code 2 and the same single line.
+    std::fs::write(&path, &orig[..orig.len() - 5]).unwrap();
+    let r = tlspeek(&["-r", &p, "--json"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     let _ = std::fs::remove_file(&path);
 }
 

@@ -182,7 +182,11 @@ impl CaptureReader {
         let mut r = CaptureReader {
             path: name,
             src,
-            buf: vec![0; READ_CHUNK],
+            // A small file gets a buffer of its size (+1 to see the end in one read).
+            buf: vec![
+                0;
+                total_len.map_or(READ_CHUNK, |n| (n as usize).saturating_add(1).clamp(4096, READ_CHUNK))
+            ],
             start: 0,
             end: 0,
             eof: false,
