@@ -267,18 +267,63 @@ struct Worker {
     bytes: u64,
     done: Vec<Pending>,
     xfcc: Vec<XfccSeen>,
+    servers: KnownServers,
 }
 
 /// Ends one flow: its report, with certificate warnings, goes to `done`.
-fn finish_flow(w: (&str, bool, i64, u64), meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
-    let (name, nanos, cert_warn, end_order) = w;
-    let (client, _) = crate::report::decide_client(&meta, c.client_hint());
+/// What ending a flow needs besides the flow.
+#[derive(Clone, Copy)]
+struct Ending<'a> {
+    name: &'a str,
+    nanos: bool,
+    cert_warn: i64,
+    /// Number of the packet at which flows end now.
+    end_order: u64,
+    servers: &'a KnownServers,
+}
+
+/// Server endpoints seen answering a SYN (SYN-ACK senders), to tell client from server in
+/// flows whose handshake the capture missed. Every shard sees every packet, so the set is the
+/// same whatever `--threads`; bounded (cleared when full).
+#[derive(Default)]
+struct KnownServers(std::collections::HashSet<(IpAddr, u16)>);
+
+/// Server endpoints remembered at most.
+const MAX_KNOWN_SERVERS: usize = 65_536;
+
+impl KnownServers {
+    fn saw(&mut self, seg: &crate::decode::TcpSegment<'_>) {
+        use crate::decode::tcp_flags::{ACK, SYN};
+        if seg.has(SYN) && seg.has(ACK) && !self.0.contains(&(seg.src, seg.sport)) {
+            if self.0.len() >= MAX_KNOWN_SERVERS {
+                self.0.clear();
+            }
+            self.0.insert((seg.src, seg.sport));
+        }
+    }
+
+    /// The client side of a flow when exactly one endpoint is a known server.
+    fn client_of(&self, meta: &FlowMeta) -> Option<crate::wire::Side> {
+        use crate::wire::Side;
+        let known = |i: usize| self.0.contains(&(meta.endpoints[i].ip(), meta.endpoints[i].port()));
+        match (known(0), known(1)) {
+            (true, false) => Some(Side::B),
+            (false, true) => Some(Side::A),
+            _ => None,
+        }
+    }
+}
+
+fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
+    let hint = c.client_hint().or_else(|| e.servers.client_of(&meta).map(|s| (s, "known_server")));
+    let (client, _) = crate::report::decide_client(&meta, hint);
     let port = meta.endpoints[client.other().idx()].port();
     let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
-    let classified = c.finish(client);
-    let mut report = FlowReport::build(meta, classified, name, nanos);
-    mesh::cert_warnings(&mut report, cert_warn);
-    done.push(Pending { report, order, end_order, port, first, last });
+    let mut classified = c.finish(client);
+    classified.client_hint = classified.client_hint.or(hint);
+    let mut report = FlowReport::build(meta, classified, e.name, e.nanos);
+    mesh::cert_warnings(&mut report, e.cert_warn);
+    done.push(Pending { report, order, end_order: e.end_order, port, first, last });
 }
 
 /// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
@@ -324,6 +369,7 @@ impl Worker {
             bytes: 0,
             done: Vec::new(),
             xfcc: Vec::new(),
+            servers: KnownServers::default(),
         }
     }
 
@@ -373,7 +419,14 @@ impl Worker {
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
     ) -> Option<FlowReport> {
-        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order);
+        self.servers.saw(seg);
+        let w = Ending {
+            name: &self.name,
+            nanos: self.nanos,
+            cert_warn: self.cert_warn,
+            end_order: self.order,
+            servers: &self.servers,
+        };
         if self.shards > 1 && shard_of(seg.src, seg.sport, seg.dst, seg.dport, self.shards) != self.shard {
             // Idle flows end at the same packet whatever the number of shards.
             let done = &mut self.done;
@@ -405,14 +458,26 @@ impl Worker {
 
     /// Ends idle flows (live capture with no traffic).
     fn idle(&mut self, now: crate::wire::Timestamp) {
-        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order);
+        let w = Ending {
+            name: &self.name,
+            nanos: self.nanos,
+            cert_warn: self.cert_warn,
+            end_order: self.order,
+            servers: &self.servers,
+        };
         let done = &mut self.done;
         self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
     }
 
     /// Ends up to `n` open flows, oldest first (end of input); returns how many.
     fn finish_oldest(&mut self, n: usize) -> usize {
-        let w = (self.name.as_str(), self.nanos, self.cert_warn, self.order + 1);
+        let w = Ending {
+            name: &self.name,
+            nanos: self.nanos,
+            cert_warn: self.cert_warn,
+            end_order: self.order + 1,
+            servers: &self.servers,
+        };
         let done = &mut self.done;
         self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
     }
