@@ -61,10 +61,15 @@ impl Pcap {
     }
 
     fn tcp(&mut self, from_client: bool, seq: u32, flags: u8, payload: &[u8]) {
+        self.tcp_ports(from_client, (40000, 443), seq, flags, payload);
+    }
+
+    /// A segment between client port `ports.0` and server port `ports.1`.
+    fn tcp_ports(&mut self, from_client: bool, ports: (u16, u16), seq: u32, flags: u8, payload: &[u8]) {
         let (src, dst, sp, dp) = if from_client {
-            ([10, 1, 0, 2], [10, 1, 0, 1], 40000u16, 443u16)
+            ([10, 1, 0, 2], [10, 1, 0, 1], ports.0, ports.1)
         } else {
-            ([10, 1, 0, 1], [10, 1, 0, 2], 443, 40000)
+            ([10, 1, 0, 1], [10, 1, 0, 2], ports.1, ports.0)
         };
         let mut p = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
         let total = (40 + payload.len()) as u16;
@@ -412,4 +417,25 @@ fn packet_bytes_never_reach_the_terminal_raw_and_secrets_stay_redacted() {
     for f in [tls, http, odd] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+#[test]
+fn a_midstream_flow_to_a_server_seen_answering_a_syn_gets_the_right_client() {
+    // gRPC's port 50051 is above the client's ephemeral port 40001: the port rule alone would
+    // swap them. An earlier connection's SYN-ACK shows 10.1.0.1:50051 is a server.
+    let mut p = Pcap::new();
+    p.tcp_ports(true, (40000, 50051), 100, 0x02, b"");
+    p.tcp_ports(false, (40000, 50051), 900, 0x12, b"");
+    p.tcp_ports(true, (40000, 50051), 101, 0x10, b"");
+    p.tcp_ports(true, (40001, 50051), 7000, 0x18, b"\x00\x00\x00\x00\x05hello");
+    p.tcp_ports(false, (40001, 50051), 8000, 0x18, b"\x00\x00\x00\x00\x02ok");
+    let path = temp("known-server.pcap", &p.0);
+    let (_, flows, _, _) = run_json(&path, &[]);
+    let _ = std::fs::remove_file(&path);
+    let mid = flows.iter().find(|f| f["flags"].as_array().unwrap().iter().any(|x| x == "midstream")).unwrap();
+    assert_eq!(
+        (mid["client"].as_str(), mid["server"].as_str()),
+        (Some("10.1.0.2:40001"), Some("10.1.0.1:50051"))
+    );
+    assert_eq!(mid["client_by"], "known_server");
 }
