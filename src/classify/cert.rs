@@ -40,12 +40,57 @@ pub struct CertInfo {
     pub parse_error: Option<String>,
 }
 
-/// Parses one DER certificate seen at `seen`.
+/// Certificates remembered per thread (a mesh sends the same workload certificates in every
+/// handshake: on the benchmark, X.509 parsing was most of the TLS time).
+const CERT_CACHE: usize = 256;
+
+/// A parsed certificate and its validity bounds (Unix seconds), the part that does not depend
+/// on when it was seen.
+#[derive(Clone)]
+struct Cached {
+    der: Box<[u8]>,
+    info: CertInfo,
+    validity: Option<(i64, i64)>,
+}
+
+thread_local! {
+    static CACHE: std::cell::RefCell<Vec<Cached>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Parses one DER certificate seen at `seen`; a certificate seen before on this thread is taken
+/// from a small cache (most recently used first, compared byte for byte).
 pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
+    let hit = CACHE.with_borrow_mut(|c| {
+        let i = c.iter().position(|e| *e.der == *der)?;
+        let e = c.remove(i);
+        c.insert(0, e);
+        Some((c[0].info.clone(), c[0].validity))
+    });
+    let (mut info, validity) = match hit {
+        Some(h) => h,
+        None => {
+            let (info, validity) = parse_uncached(der);
+            CACHE.with_borrow_mut(|c| {
+                c.truncate(CERT_CACHE - 1);
+                c.insert(0, Cached { der: der.into(), info: info.clone(), validity });
+            });
+            (info, validity)
+        }
+    };
+    if let Some((nb, na)) = validity {
+        info.expired = seen.secs > na;
+        info.not_yet_valid = seen.secs < nb;
+        info.expires_in_secs = Some(na.saturating_sub(seen.secs));
+    }
+    info
+}
+
+/// Parses a certificate, without the fields that depend on when it was seen.
+fn parse_uncached(der: &[u8]) -> (CertInfo, Option<(i64, i64)>) {
     let cert = match X509Certificate::from_der(der) {
         Ok((_, c)) => c,
         Err(e) => {
-            return CertInfo { parse_error: Some(format!("{e}")), ..CertInfo::default() };
+            return (CertInfo { parse_error: Some(format!("{e}")), ..CertInfo::default() }, None);
         }
     };
     let mut info = CertInfo {
@@ -58,9 +103,6 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
     let na = cert.validity().not_after.timestamp();
     info.not_before = Some(rfc3339_secs(nb));
     info.not_after = Some(rfc3339_secs(na));
-    info.expired = seen.secs > na;
-    info.not_yet_valid = seen.secs < nb;
-    info.expires_in_secs = Some(na.saturating_sub(seen.secs));
     match cert.subject_alternative_name() {
         Ok(Some(san)) => {
             for g in &san.value.general_names {
@@ -76,7 +118,7 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
         Ok(None) => {}
         Err(e) => info.parse_error = Some(format!("subjectAltName: {e}")),
     }
-    info
+    (info, Some((nb, na)))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
