@@ -261,7 +261,9 @@ impl FlowClassifier {
             let n = (PREVIEW_BYTES - st.preview.len()).min(data.len());
             st.preview.extend_from_slice(&data[..n]);
         }
-        if st.fed > OPAQUE_SCAN_BYTES {
+        // An SSH identification string (RFC 4253 §4.2): encrypted SSH follows, never TLS or
+        // HTTP; scanning its random-looking bytes for them is wasted work.
+        if st.fed > OPAQUE_SCAN_BYTES || st.preview.starts_with(b"SSH-") {
             st.mode = Mode::Done;
             return Feed::Done;
         }

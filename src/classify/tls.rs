@@ -374,11 +374,6 @@ fn scan_records(data: &[u8]) -> Scan {
     let n = data.len();
     let mut i = 0;
     while i + 5 <= n {
-        // Cheap test first: a content type (20..=24) followed by major version 3.
-        if !(20..=24).contains(&data[i]) || data[i + 1] != 3 {
-            i += 1;
-            continue;
-        }
         if let Some(len) = record_header(&data[i..]) {
             let next = i + 5 + len;
             match data.get(next..) {
