@@ -230,7 +230,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
 
 /// A finished flow waiting for its turn: reports leave in order of first packet.
 struct Pending {
-    report: FlowReport,
+    /// Boxed: a report is ~1.5 KB, moved between the worker, the channel and the ordering map.
+    report: Box<FlowReport>,
     /// Global number of the flow's first packet: its id.
     order: u64,
     /// Number of the packet at which the flow was ended: reports are written in this order.
@@ -265,7 +266,7 @@ struct Worker {
     base: u64,
     /// Captured bytes seen.
     bytes: u64,
-    done: Vec<Box<Pending>>,
+    done: Vec<Pending>,
     xfcc: Vec<XfccSeen>,
     servers: KnownServers,
 }
@@ -314,7 +315,7 @@ impl KnownServers {
     }
 }
 
-fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Box<Pending>>) {
+fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
     let hint = c.client_hint().or_else(|| e.servers.client_of(&meta).map(|s| (s, "known_server")));
     let (client, _) = crate::report::decide_client(&meta, hint);
     let port = meta.endpoints[client.other().idx()].port();
@@ -323,8 +324,7 @@ fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, e.name, e.nanos);
     mesh::cert_warnings(&mut report, e.cert_warn);
-    // Boxed: a report is ~1.5 KB, moved between the worker, the channel and the ordering map.
-    done.push(Box::new(Pending { report, order, end_order: e.end_order, port, first, last }));
+    done.push(Pending { report: Box::new(report), order, end_order: e.end_order, port, first, last });
 }
 
 /// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
@@ -502,7 +502,7 @@ impl Worker {
 /// Writes finished flows in the order they ended (ties: first packet), the same for any number
 /// of shards, after applying the XFCC confirmation.
 struct Merger {
-    waiting: BTreeMap<(u64, u64), Box<Pending>>,
+    waiting: BTreeMap<(u64, u64), Pending>,
     xfcc: XfccLegs,
     emitted: u64,
     /// Flush after every flow (live capture).
@@ -514,7 +514,7 @@ impl Merger {
         Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), emitted: 0, flush_each }
     }
 
-    fn add(&mut self, done: &mut Vec<Box<Pending>>, xfcc: &mut Vec<XfccSeen>) {
+    fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
         for (port, ts, uri, by) in xfcc.drain(..) {
             self.xfcc.record(port, ts, &uri, by.as_deref());
         }
@@ -618,7 +618,7 @@ fn analyze(
 /// What a shard worker sends to the merging thread.
 enum Msg {
     /// Finished flows and XFCC observations, then how far the worker is.
-    Batch { shard: usize, done: Vec<Box<Pending>>, xfcc: Vec<XfccSeen>, processed: u64 },
+    Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
     /// The worker read the whole file (or stopped at `error`).
     End { shard: usize, worker: Box<Worker>, error: Option<String> },
 }
