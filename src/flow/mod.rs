@@ -15,6 +15,16 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Flow-keyed maps: ahash with a random per-run seed (see Cargo.toml).
 type FlowMap<V> = HashMap<FlowKey, V, ahash::RandomState>;
+
+/// A random ahash seed, drawn through std's `RandomState` (the getrandom syscall): ahash's own
+/// seeding opens /dev/urandom in a static binary and panics where there is none (an empty
+/// container or chroot).
+fn flow_hash_state() -> ahash::RandomState {
+    use std::hash::BuildHasher;
+    let std_state = std::collections::hash_map::RandomState::new();
+    let k = |i: u64| std_state.hash_one(i);
+    ahash::RandomState::with_seeds(k(1), k(2), k(3), k(4))
+}
 use std::net::{IpAddr, SocketAddr};
 
 /// Memory and time limits of the flow table (shown in `--help`).
@@ -174,7 +184,7 @@ impl<S: StreamSink> FlowTable<S> {
     /// An empty table.
     pub fn new(limits: Limits) -> FlowTable<S> {
         FlowTable {
-            map: FlowMap::default(),
+            map: FlowMap::with_hasher(flow_hash_state()),
             slots: Vec::new(),
             free: Vec::new(),
             next_id: 1,
@@ -182,7 +192,7 @@ impl<S: StreamSink> FlowTable<S> {
             total_buffered: 0,
             last_sweep: None,
             live_orders: BTreeSet::new(),
-            tombstones: FlowMap::default(),
+            tombstones: FlowMap::with_hasher(flow_hash_state()),
             stats: TableStats::default(),
         }
     }
