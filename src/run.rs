@@ -249,10 +249,8 @@ type XfccSeen = (u16, f64, String, Option<String>);
 /// the whole file and keeps only the TCP flows whose 4-tuple hashes to its shard, so workers
 /// share nothing but the file. Shard 0 also counts what is not TCP.
 struct Worker {
-    name: String,
-    nanos: bool,
+    out: FlowOut,
     live: bool,
-    cert_warn: i64,
     classify: ClassifyConfig,
     shard: u64,
     shards: u64,
@@ -268,19 +266,22 @@ struct Worker {
     bytes: u64,
     done: Vec<Pending>,
     xfcc: Vec<XfccSeen>,
+}
+
+/// What turning a finished flow into a report needs, besides the flow.
+struct FlowOut {
+    /// Input name (the report's `source`).
+    name: String,
+    nanos: bool,
+    cert_warn: i64,
     servers: KnownServers,
 }
 
-/// Ends one flow: its report, with certificate warnings, goes to `done`.
-/// What ending a flow needs besides the flow.
+/// A flow ending now: how to report it, and the number of the packet at which it ends.
 #[derive(Clone, Copy)]
 struct Ending<'a> {
-    name: &'a str,
-    nanos: bool,
-    cert_warn: i64,
-    /// Number of the packet at which flows end now.
+    out: &'a FlowOut,
     end_order: u64,
-    servers: &'a KnownServers,
 }
 
 /// Server endpoints seen answering a SYN (SYN-ACK senders), to tell client from server in
@@ -315,15 +316,16 @@ impl KnownServers {
     }
 }
 
+/// Ends one flow: its report, with certificate warnings, goes to `done`.
 fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
-    let hint = c.client_hint().or_else(|| e.servers.client_of(&meta).map(|s| (s, "known_server")));
+    let hint = c.client_hint().or_else(|| e.out.servers.client_of(&meta).map(|s| (s, "known_server")));
     let (client, _) = crate::report::decide_client(&meta, hint);
     let port = meta.endpoints[client.other().idx()].port();
     let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
     let mut classified = c.finish(client);
     classified.client_hint = classified.client_hint.or(hint);
-    let mut report = FlowReport::build(meta, classified, e.name, e.nanos);
-    mesh::cert_warnings(&mut report, e.cert_warn);
+    let mut report = FlowReport::build(meta, classified, &e.out.name, e.out.nanos);
+    mesh::cert_warnings(&mut report, e.out.cert_warn);
     done.push(Pending { report: Box::new(report), order, end_order: e.end_order, port, first, last });
 }
 
@@ -354,10 +356,13 @@ impl Worker {
         limits.max_flows = (limits.max_flows / shards as usize).max(1);
         limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
         Worker {
-            name: name.to_string(),
-            nanos,
+            out: FlowOut {
+                name: name.to_string(),
+                nanos,
+                cert_warn: cfg.mesh.cert_warn_secs,
+                servers: KnownServers::default(),
+            },
             live,
-            cert_warn: cfg.mesh.cert_warn_secs,
             classify: cfg.classify,
             shard,
             shards,
@@ -370,7 +375,6 @@ impl Worker {
             bytes: 0,
             done: Vec::new(),
             xfcc: Vec::new(),
-            servers: KnownServers::default(),
         }
     }
 
@@ -420,14 +424,8 @@ impl Worker {
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
     ) -> Option<FlowReport> {
-        self.servers.saw(seg);
-        let w = Ending {
-            name: &self.name,
-            nanos: self.nanos,
-            cert_warn: self.cert_warn,
-            end_order: self.order,
-            servers: &self.servers,
-        };
+        self.out.servers.saw(seg);
+        let w = Ending { out: &self.out, end_order: self.order };
         if self.shards > 1 && shard_of(seg.src, seg.sport, seg.dst, seg.dport, self.shards) != self.shard {
             // Idle flows end at the same packet whatever the number of shards.
             let done = &mut self.done;
@@ -449,9 +447,9 @@ impl Worker {
         }
         if self.live && c.take_newly_classified() {
             let (client, _) = crate::report::decide_client(meta, c.client_hint());
-            let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.name, self.nanos);
+            let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.out.name, self.out.nanos);
             f.event = "classified";
-            mesh::cert_warnings(&mut f, self.cert_warn);
+            mesh::cert_warnings(&mut f, self.out.cert_warn);
             return Some(f);
         }
         None
@@ -459,26 +457,14 @@ impl Worker {
 
     /// Ends idle flows (live capture with no traffic).
     fn idle(&mut self, now: crate::wire::Timestamp) {
-        let w = Ending {
-            name: &self.name,
-            nanos: self.nanos,
-            cert_warn: self.cert_warn,
-            end_order: self.order,
-            servers: &self.servers,
-        };
+        let w = Ending { out: &self.out, end_order: self.order };
         let done = &mut self.done;
         self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
     }
 
     /// Ends up to `n` open flows, oldest first (end of input); returns how many.
     fn finish_oldest(&mut self, n: usize) -> usize {
-        let w = Ending {
-            name: &self.name,
-            nanos: self.nanos,
-            cert_warn: self.cert_warn,
-            end_order: self.order + 1,
-            servers: &self.servers,
-        };
+        let w = Ending { out: &self.out, end_order: self.order + 1 };
         let done = &mut self.done;
         self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
     }
