@@ -10,28 +10,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "chunks.rs"]
+mod chunks;
+use chunks::chunks;
 use tlspeek::classify::tls::{TlsLimits, TlsSession};
 use tlspeek::wire::{Feed, Side, Timestamp};
 
-/// Splits `data` into (side, op, chunk) triples.
-fn chunks(mut data: &[u8]) -> Vec<(Side, u8, &[u8])> {
-    let mut v = Vec::new();
-    while let Some((&c, rest)) = data.split_first() {
-        data = rest;
-        let mut len = (c & 0x1f) as usize;
-        if len == 0x1f {
-            if data.len() < 2 {
-                break;
-            }
-            len = u16::from_le_bytes([data[0], data[1]]) as usize;
-            data = &data[2..];
-        }
-        let (chunk, rest) = data.split_at(len.min(data.len()));
-        data = rest;
-        v.push((if c & 0x80 == 0 { Side::A } else { Side::B }, (c >> 5) & 3, chunk));
-    }
-    v
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };
