@@ -662,7 +662,8 @@ fn shard_main(
 }
 
 /// `--threads N` on a regular file: N workers each read the whole file and keep the flows of
-/// their shard; this thread merges their reports in order of first packet and writes them.
+/// their shard; this thread merges their reports in the order the flows ended (the same order
+/// as one thread) and writes them.
 fn analyze_parallel(
     first: CaptureReader,
     path: &std::path::Path,

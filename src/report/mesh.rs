@@ -398,7 +398,7 @@ fn first_request(f: &FlowReport) -> String {
 }
 
 fn server_port(f: &FlowReport) -> Option<u16> {
-    f.server.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+    server_port_of(&f.server)
 }
 
 impl MeshBook {
