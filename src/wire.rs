@@ -58,13 +58,56 @@ impl Timestamp {
 
     /// Formats as RFC 3339 UTC with 6 or 9 fractional digits.
     pub fn rfc3339(self, nanos_precision: bool) -> String {
-        let (y, mo, d, h, mi, s) = civil_from_unix(self.secs);
-        if nanos_precision {
-            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:09}Z", self.nanos)
-        } else {
-            format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", self.nanos / 1000)
+        let mut out = rfc3339_secs_prefix(self.secs);
+        let n = u64::from(self.nanos);
+        match (nanos_precision, n < 1_000_000_000) {
+            (true, true) => {
+                out.push('.');
+                push_digits(&mut out, n, 9);
+            }
+            (false, true) => {
+                out.push('.');
+                push_digits(&mut out, n / 1000, 6);
+            }
+            (true, false) => out.push_str(&format!(".{n:09}")),
+            (false, false) => out.push_str(&format!(".{:06}", n / 1000)),
         }
+        out.push('Z');
+        out
     }
+}
+
+/// `v` in decimal, zero-padded to `width` digits (`v` must fit in them).
+fn push_digits(out: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut v = v;
+    for i in (0..width.min(20)).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push_str(std::str::from_utf8(&buf[..width.min(20)]).unwrap_or(""));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, without `format!` (it runs twice per flow and once
+/// per certificate date: `format!` made it a few thousand instructions each).
+pub fn rfc3339_secs_prefix(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    }
+    let mut out = String::with_capacity(32);
+    push_digits(&mut out, y as u64, 4);
+    out.push('-');
+    push_digits(&mut out, mo.into(), 2);
+    out.push('-');
+    push_digits(&mut out, d.into(), 2);
+    out.push('T');
+    push_digits(&mut out, h.into(), 2);
+    out.push(':');
+    push_digits(&mut out, mi.into(), 2);
+    out.push(':');
+    push_digits(&mut out, s.into(), 2);
+    out
 }
 
 impl fmt::Display for Timestamp {
@@ -89,6 +132,36 @@ pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
     (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_format_everywhere() {
+        for secs in [
+            0i64,
+            1,
+            86_399,
+            951_782_400,
+            1_795_407_390,
+            4_102_444_800,
+            253_402_300_799,
+            -1,
+            -62_167_219_200,
+            400_000_000_000,
+        ] {
+            for nanos in [0u32, 1, 999, 123_456_789, 999_999_999, 4_000_000_000] {
+                let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+                let want6 = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z", nanos / 1000);
+                let want9 = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{nanos:09}Z");
+                let t = Timestamp { secs, nanos };
+                assert_eq!(t.rfc3339(false), want6, "{secs} {nanos}");
+                assert_eq!(t.rfc3339(true), want9, "{secs} {nanos}");
+            }
+        }
+    }
 }
 
 /// Answer of a protocol probe on the first bytes of a stream.

@@ -3,7 +3,7 @@
 //! capture saw it. Parsing is x509-parser's; a certificate it cannot parse is still reported, with
 //! the error, never dropped.
 
-use crate::wire::{civil_from_unix, Timestamp};
+use crate::wire::Timestamp;
 use serde::Serialize;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -123,13 +123,20 @@ fn parse_uncached(der: &[u8]) -> (CertInfo, Option<(i64, i64)>) {
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 fn rfc3339_secs(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil_from_unix(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let mut s = crate::wire::rfc3339_secs_prefix(secs);
+    s.push('Z');
+    s
 }
 
 fn serial_hex(raw: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len().saturating_sub(1));
-    raw[start..].iter().map(|b| format!("{b:02x}")).collect()
+    let mut s = String::with_capacity(2 * (raw.len() - start));
+    for &b in &raw[start..] {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 fn ip_text(b: &[u8]) -> String {
