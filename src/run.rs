@@ -196,24 +196,12 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     summary.close(&cfg.mesh);
     let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
     let out = match sink {
-        Sink::Json(out) => {
-            json::write_summary(out, &summary)?;
-            if !cfg.quiet {
-                table::write_expectations(diag, &summary)?;
-            }
-            out
-        }
+        Sink::Json(out) => write_json_summary(out, &summary, cfg, diag)?,
         Sink::Table(out, mut rows) => {
             rows.finish(out, &summary)?;
             out
         }
-        Sink::Count(Format::Json) => {
-            json::write_summary(out, &summary)?;
-            if !cfg.quiet {
-                table::write_expectations(diag, &summary)?;
-            }
-            out
-        }
+        Sink::Count(Format::Json) => write_json_summary(out, &summary, cfg, diag)?,
         Sink::Count(Format::Table) => {
             table::write_summary(out, &summary)?;
             out
@@ -228,7 +216,21 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
 }
 
-/// A finished flow waiting for its turn: reports leave in order of first packet.
+/// The JSON summary line, and the expectation results on stderr (stdout is for machines).
+fn write_json_summary<'a>(
+    out: &'a mut dyn Write,
+    summary: &Summary,
+    cfg: &Config,
+    diag: &mut dyn Write,
+) -> io::Result<&'a mut dyn Write> {
+    json::write_summary(out, summary)?;
+    if !cfg.quiet {
+        table::write_expectations(diag, summary)?;
+    }
+    Ok(out)
+}
+
+/// A finished flow waiting for its turn: reports leave in the order the flows ended.
 struct Pending {
     /// Boxed: a report is ~1.5 KB, moved between the worker, the channel and the ordering map.
     report: Box<FlowReport>,
@@ -490,14 +492,13 @@ impl Worker {
 struct Merger {
     waiting: BTreeMap<(u64, u64), Pending>,
     xfcc: XfccLegs,
-    emitted: u64,
     /// Flush after every flow (live capture).
     flush_each: bool,
 }
 
 impl Merger {
     fn new(flush_each: bool) -> Merger {
-        Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), emitted: 0, flush_each }
+        Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), flush_each }
     }
 
     fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
@@ -525,7 +526,6 @@ impl Merger {
             }
             let mut p = entry.remove();
             self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
-            self.emitted += 1;
             sink.emit(&p.report, summary, mesh_cfg)?;
             if self.flush_each {
                 sink.flush()?;
@@ -535,8 +535,7 @@ impl Merger {
     }
 }
 
-/// Reads one capture to its end (or first error), numbering its packets after `base`; returns
-/// how many flows it had.
+/// Reads one capture to its end (or first error), numbering its packets after `base`.
 fn analyze(
     reader: &mut dyn PacketSource,
     cfg: &Config,
@@ -544,7 +543,7 @@ fn analyze(
     summary: &mut Summary,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
-) -> io::Result<u64> {
+) -> io::Result<()> {
     let name = reader.name().to_string();
     // Files release finished flows in batches; a live capture releases them at once.
     let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
@@ -587,18 +586,17 @@ fn analyze(
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
-    // Flows still open: ended oldest first, in batches, each released before the next.
-    m.add(&mut w.done, &mut w.xfcc);
-    m.release(w.order, summary, sink, &cfg.mesh)?;
-    while w.finish_oldest(8192) > 0 {
+    // What ended before the input did, then the flows still open: ended oldest first, in
+    // batches, each released before the next.
+    loop {
         m.add(&mut w.done, &mut w.xfcc);
         m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+        if w.finish_oldest(8192) == 0 {
+            break;
+        }
     }
-    m.add(&mut w.done, &mut w.xfcc);
-    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
     w.add_counts(summary);
-    finish_file(&name, &w.skipped, error, cfg, summary, diag)?;
-    Ok(m.emitted)
+    finish_file(&name, &w.skipped, error, cfg, summary, diag)
 }
 
 /// What a shard worker sends to the merging thread.
@@ -648,17 +646,16 @@ fn shard_main(
             }
         }
     }
-    if !send(&mut w) {
-        return;
-    }
-    while w.finish_oldest(8192) > 0 {
+    // What ended before the input did, then the flows still open, in batches.
+    loop {
         if !send(&mut w) {
             return;
         }
+        if w.finish_oldest(8192) == 0 {
+            break;
+        }
     }
-    if send(&mut w) {
-        let _ = tx.send(Msg::End { shard, worker: Box::new(w), error });
-    }
+    let _ = tx.send(Msg::End { shard, worker: Box::new(w), error });
 }
 
 /// `--threads N` on a regular file: N workers each read the whole file and keep the flows of
@@ -672,7 +669,7 @@ fn analyze_parallel(
     summary: &mut Summary,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
-) -> io::Result<u64> {
+) -> io::Result<()> {
     let shards = cfg.threads.max(1) as u64;
     let name = first.name().to_string();
     let nanos = first.nanosecond_precision();
@@ -725,11 +722,10 @@ fn analyze_parallel(
         w.add_counts(summary);
         if i == 0 {
             error = e;
-            skipped = w.skipped.clone();
+            skipped = w.skipped;
         }
     }
-    finish_file(&name, &skipped, error, cfg, summary, diag)?;
-    Ok(m.emitted)
+    finish_file(&name, &skipped, error, cfg, summary, diag)
 }
 
 /// Skipped link types and the error of one file, on stderr and in the summary.

@@ -315,13 +315,25 @@ impl FlowClassifier {
         if let Some(h) = self.http.as_mut() {
             self.warnings.extend(h.take_warnings());
         }
-        self.snapshot(client)
+        let hint = self.client_hint();
+        // The HTTP facts are moved out, not copied: they hold every recorded head.
+        let http = self.http.take().filter(|h| h.saw_http()).map(|h| h.into_report());
+        self.classified(client, http, hint)
     }
 
     /// What is known so far, without ending the flow (live `classified` events).
     pub fn snapshot(&self, client: Side) -> Classified {
-        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish(client));
+        self.classified(client, http, self.client_hint())
+    }
+
+    fn classified(
+        &self,
+        client: Side,
+        http: Option<HttpReport>,
+        client_hint: Option<(Side, &'static str)>,
+    ) -> Classified {
+        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         let protocol = if tls.is_some() {
             "tls"
         } else if self.h2c.is_some() {
@@ -344,7 +356,7 @@ impl FlowClassifier {
             http,
             h2c: self.h2c,
             preview,
-            client_hint: self.client_hint(),
+            client_hint,
             warnings: self.warnings.clone(),
         }
     }

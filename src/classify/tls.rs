@@ -743,12 +743,15 @@ impl TlsSession {
         }
     }
 
+    /// The server chose a version below TLS 1.3 (or SSL 2.0): nothing to infer from record sizes.
+    fn below_tls13(&self) -> bool {
+        self.sh.as_ref().is_some_and(|sh| sh.sslv2 || !is_tls13(sh.selected.unwrap_or(sh.legacy)))
+    }
+
     /// Starts walking the record headers of `side` once its cleartext part is over: only for
     /// the client, and not once the server is known to have chosen TLS ≤ 1.2.
     fn start_tail(&mut self, side: Side, first_app_data: Option<usize>) {
-        let tls12 =
-            self.sh.as_ref().is_some_and(|sh| sh.sslv2 || !is_tls13(sh.selected.unwrap_or(sh.legacy)));
-        if self.client != Some(side) || self.sides[side.idx()].sslv2 || tls12 {
+        if self.client != Some(side) || self.sides[side.idx()].sslv2 || self.below_tls13() {
             return;
         }
         self.sides[side.idx()].tail.active = true;
@@ -759,8 +762,7 @@ impl TlsSession {
 
     /// Counts one record walked by the tail.
     fn tail_record(&mut self, side: Side, ctype: u8, len: usize) {
-        let tls12 =
-            self.sh.as_ref().is_some_and(|sh| !sh.sslv2 && !is_tls13(sh.selected.unwrap_or(sh.legacy)));
+        let tls12 = self.below_tls13();
         let t = &mut self.sides[side.idx()].tail;
         t.walked = t.walked.saturating_add(1);
         if ctype == 23 && (t.n as usize) < TAIL_RECORDS {

@@ -12,6 +12,7 @@ use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
 use reassembly::{Chunk, HalfStats, Reassembler};
 use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 
 /// Flow-keyed maps: ahash with a random per-run seed (see Cargo.toml).
 type FlowMap<V> = HashMap<FlowKey, V, ahash::RandomState>;
@@ -25,7 +26,6 @@ fn flow_hash_state() -> ahash::RandomState {
     let k = |i: u64| std_state.hash_one(i);
     ahash::RandomState::with_seeds(k(1), k(2), k(3), k(4))
 }
-use std::net::{IpAddr, SocketAddr};
 
 /// Memory and time limits of the flow table (shown in `--help`).
 #[derive(Clone, Copy, Debug)]
@@ -111,10 +111,8 @@ pub struct FlowMeta {
     pub stats: [HalfStats; 2],
     /// How the flow ended.
     pub end: EndReason,
-    /// Caller's order (packet index) of the first and of the last packet.
+    /// Caller's order (packet index) of the first packet.
     pub order: u64,
-    /// See `order`.
-    pub last_order: u64,
     /// A side stopped being reassembled because the total queue limit was hit.
     pub memory_limited: bool,
 }
@@ -171,7 +169,7 @@ pub struct FlowTable<S> {
     /// Bytes buffered over all flows (queues and consumers), see [`Limits::max_total_bytes`].
     total_buffered: usize,
     last_sweep: Option<i64>,
-    /// Orders (first packet) of live flows, so reports can be released in order of first packet.
+    /// Orders (first packet) of live flows, so the open flows can be ended oldest first.
     live_orders: BTreeSet<u64>,
     /// 4-tuples of flows closed by FIN/RST and already reported, with the capture second until
     /// which their late packets are absorbed.
@@ -200,11 +198,6 @@ impl<S: StreamSink> FlowTable<S> {
     /// Flows alive now.
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-
-    /// Order of the oldest flow still alive: every flow with a smaller order has ended.
-    pub fn oldest_live_order(&self) -> Option<u64> {
-        self.live_orders.first().copied()
     }
 
     /// True when no flow is alive.
@@ -267,7 +260,6 @@ impl<S: StreamSink> FlowTable<S> {
         let s = side.idx();
         let m = &mut f.meta;
         m.last_ts = m.last_ts.max(ts);
-        m.last_order = order;
         m.packets[s] += 1;
         m.bytes[s] += seg.wire_len as u64;
         if seg.has(tcp_flags::SYN) {
@@ -333,6 +325,7 @@ impl<S: StreamSink> FlowTable<S> {
         let final_ack = carried && drained && (fin_acked || seg.has(tcp_flags::RST));
         if final_ack {
             self.end_flow(i, EndReason::Closed, finished);
+            return None;
         }
         Some(i)
     }
@@ -358,7 +351,6 @@ impl<S: StreamSink> FlowTable<S> {
             stats: [HalfStats::default(); 2],
             end: EndReason::CaptureEnd,
             order,
-            last_order: order,
             memory_limited: false,
         };
         self.next_id += 1;

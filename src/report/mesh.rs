@@ -397,10 +397,6 @@ fn first_request(f: &FlowReport) -> String {
         .unwrap_or_default()
 }
 
-fn server_port(f: &FlowReport) -> Option<u16> {
-    server_port_of(&f.server)
-}
-
 impl MeshBook {
     /// Counts one finished flow.
     pub fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
@@ -411,8 +407,9 @@ impl MeshBook {
             |i| i.leg,
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
-        let room = self.servers.len() < MAX_SERVERS;
-        match self.servers.get_mut(&f.server) {
+        let new_server =
+            || ServerVerdict { name: f.server.clone(), service: service.clone(), leg, ..Default::default() };
+        match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 v.add(class);
                 v.plaintext_from_sidecar += u64::from(sidecar);
@@ -420,31 +417,13 @@ impl MeshBook {
                     v.service.clone_from(&service);
                 }
             }
-            None if room => {
-                let mut v = ServerVerdict {
-                    name: f.server.clone(),
-                    service: service.clone(),
-                    leg,
-                    ..Default::default()
-                };
-                v.add(class);
-                v.plaintext_from_sidecar += u64::from(sidecar);
-                self.servers.insert(f.server.clone(), v);
-            }
             None => self.not_listed += 1,
         }
-        if let Some(svc) = service {
-            if let Some(v) = self.services.get_mut(&svc) {
+        if let Some(svc) = &service {
+            let new_service =
+                || ServerVerdict { name: svc.clone(), service: Some(svc.clone()), leg, ..Default::default() };
+            if let Some(v) = tally(&mut self.services, svc, new_service) {
                 v.add(class);
-            } else if self.services.len() < MAX_SERVERS {
-                let mut v = ServerVerdict {
-                    name: svc.clone(),
-                    service: Some(svc.clone()),
-                    leg,
-                    ..Default::default()
-                };
-                v.add(class);
-                self.services.insert(svc, v);
             }
         }
         self.check(f, class, leg, cfg);
@@ -454,7 +433,7 @@ impl MeshBook {
         if !cfg.expect_mtls && !cfg.fail_on_plaintext {
             return;
         }
-        let exempt_port = server_port(f).is_some_and(|p| cfg.exempt_ports.contains(&p));
+        let exempt_port = server_port_of(&f.server).is_some_and(|p| cfg.exempt_ports.contains(&p));
         if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
             return;
         }
@@ -527,6 +506,21 @@ impl MeshBook {
         });
         (servers, services, self.not_listed, expect)
     }
+}
+
+/// The entry of `name`, made by `new` the first time while the map has room (MAX_SERVERS).
+fn tally<'a>(
+    map: &'a mut HashMap<String, ServerVerdict>,
+    name: &str,
+    new: impl FnOnce() -> ServerVerdict,
+) -> Option<&'a mut ServerVerdict> {
+    if !map.contains_key(name) {
+        if map.len() >= MAX_SERVERS {
+            return None;
+        }
+        map.insert(name.to_string(), new());
+    }
+    map.get_mut(name)
 }
 
 fn server_port_of(endpoint: &str) -> Option<u16> {
