@@ -97,13 +97,16 @@ impl Sink<'_> {
         }
     }
 
-    fn emit(&mut self, f: &FlowReport, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
+    fn emit(&mut self, p: Pending, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
+        let f = &p.report;
         summary.count_flow(f, mesh);
-        match self {
-            Sink::Count(_) => Ok(()),
-            Sink::Json(out) => json::write_flow(*out, f),
-            Sink::Table(out, rows) => rows.push(*out, table::render(f)),
-            Sink::LiveTable(out, header) => {
+        match (self, p.rendered) {
+            (Sink::Count(_), _) => Ok(()),
+            (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
+            (Sink::Json(out), _) => json::write_flow(*out, f),
+            (Sink::Table(out, rows), Rendered::Row(r)) => rows.push(*out, r),
+            (Sink::Table(out, rows), _) => rows.push(*out, table::render(f)),
+            (Sink::LiveTable(out, header), _) => {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out)?;
                 }
@@ -111,6 +114,33 @@ impl Sink<'_> {
             }
         }
     }
+
+    /// What workers render for this sink (see [`Rendered`]).
+    fn render_mode(&self) -> RenderMode {
+        match self {
+            Sink::Json(_) => RenderMode::Json,
+            Sink::Table(..) => RenderMode::Row,
+            Sink::Count(_) | Sink::LiveTable(..) => RenderMode::None,
+        }
+    }
+}
+
+/// What a worker renders of the flows it ends: the output formatting then runs on the worker's
+/// thread, spread over `--threads` (it was a quarter of the work, all on the merging thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RenderMode {
+    None,
+    Json,
+    Row,
+}
+
+/// A finished flow's output, rendered by its worker, unless the XFCC confirmation may still
+/// change the report when it is released ([`mesh::may_confirm`]).
+enum Rendered {
+    No,
+    /// A JSON line, with its newline.
+    Json(Vec<u8>),
+    Row(table::Row),
 }
 
 /// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
@@ -242,6 +272,7 @@ struct Pending {
     port: u16,
     first: f64,
     last: f64,
+    rendered: Rendered,
 }
 
 /// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
@@ -277,6 +308,7 @@ struct FlowOut {
     nanos: bool,
     cert_warn: i64,
     servers: KnownServers,
+    render: RenderMode,
 }
 
 /// A flow ending now: how to report it, and the number of the packet at which it ends.
@@ -328,7 +360,18 @@ fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, &e.out.name, e.out.nanos);
     mesh::cert_warnings(&mut report, e.out.cert_warn);
-    done.push(Pending { report: Box::new(report), order, end_order: e.end_order, port, first, last });
+    let rendered = match e.out.render {
+        _ if mesh::may_confirm(&report) => Rendered::No,
+        RenderMode::None => Rendered::No,
+        RenderMode::Json => {
+            let mut line = Vec::with_capacity(2048);
+            json::render_flow(&mut line, &report);
+            Rendered::Json(line)
+        }
+        RenderMode::Row => Rendered::Row(table::render(&report)),
+    };
+    let report = Box::new(report);
+    done.push(Pending { report, order, end_order: e.end_order, port, first, last, rendered });
 }
 
 /// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
@@ -353,7 +396,17 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
 }
 
 impl Worker {
-    fn new(cfg: &Config, name: &str, nanos: bool, live: bool, base: u64, shard: u64, shards: u64) -> Worker {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cfg: &Config,
+        name: &str,
+        nanos: bool,
+        live: bool,
+        base: u64,
+        shard: u64,
+        shards: u64,
+        render: RenderMode,
+    ) -> Worker {
         let mut limits = cfg.limits;
         limits.max_flows = (limits.max_flows / shards as usize).max(1);
         limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
@@ -363,6 +416,7 @@ impl Worker {
                 nanos,
                 cert_warn: cfg.mesh.cert_warn_secs,
                 servers: KnownServers::default(),
+                render,
             },
             live,
             classify: cfg.classify,
@@ -526,7 +580,7 @@ impl Merger {
             }
             let mut p = entry.remove();
             self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
-            sink.emit(&p.report, summary, mesh_cfg)?;
+            sink.emit(p, summary, mesh_cfg)?;
             if self.flush_each {
                 sink.flush()?;
             }
@@ -548,7 +602,7 @@ fn analyze(
     // Files release finished flows in batches; a live capture releases them at once.
     let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
     let live = reader.is_live();
-    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1);
+    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1, RenderMode::None);
     let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;
@@ -681,13 +735,14 @@ fn analyze_parallel(
         }
     }
     let shards = readers.len() as u64;
+    let render = sink.render_mode();
     let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
     let mut m = Merger::new(false);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
     let result = std::thread::scope(|scope| -> io::Result<()> {
         for (i, reader) in readers.into_iter().enumerate() {
-            let w = Worker::new(cfg, &name, nanos, false, base, i as u64, shards);
+            let w = Worker::new(cfg, &name, nanos, false, base, i as u64, shards, render);
             let tx = tx.clone();
             let bar = if i == 0 { progress.clone() } else { None };
             scope.spawn(move || shard_main(reader, w, tx, bar));

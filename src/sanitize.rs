@@ -156,7 +156,7 @@ impl Serialize for Headers {
 }
 
 /// JSON form of a non-UTF-8 value: valid runs kept, backslashes doubled, invalid bytes `\xHH`.
-fn escape_invalid_utf8(b: &[u8]) -> String {
+pub(crate) fn escape_invalid_utf8(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len() + 8);
     for chunk in b.utf8_chunks() {
         for c in chunk.valid().chars() {

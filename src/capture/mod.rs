@@ -27,7 +27,7 @@ pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// Largest pcapng block accepted (a packet record plus generous room for options).
 pub const MAX_BLOCK_BYTES: usize = MAX_RECORD_BYTES + 64 * 1024;
 /// Read buffer size.
-const READ_CHUNK: usize = 1 << 20;
+const READ_CHUNK: usize = 1 << 17;
 
 /// One captured packet, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]

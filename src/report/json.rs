@@ -1,11 +1,22 @@
 //! JSON Lines output: one `flow` object per line, then one `summary` object (docs/json.md).
+//!
+//! Flow lines are written by hand ([`render_flow`]), not by serde_json: on the benchmark, serde's
+//! byte-at-a-time string escaping, the `from_utf8` check of every wire string and the escaping
+//! of every (constant) key were a fifth of all instructions (bench/RESULTS.md). The text is the
+//! same as serde_json's for the same report (field order, escapes, numbers); the summary, written
+//! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
-use super::{FlowReport, Summary};
+use super::{FlowReport, Preview, Summary};
+use crate::classify::cert::CertInfo;
+use crate::classify::http::HttpReport;
+use crate::classify::istio::{IstioReport, SpiffeId};
+use crate::classify::tls::TlsReport;
+use crate::sanitize::{escape_invalid_utf8, Headers, WireBytes};
+use serde_json::ser::{CompactFormatter, Formatter};
 use std::io::{self, Write};
 
 thread_local! {
-    /// Serialization buffer, reused: serde_json writing into a `Vec` is inlined and monomorphic,
-    /// into `&mut dyn Write` it makes a dynamic call per token (measured: ~20% of JSON time).
+    /// Line buffer, reused across flows.
     static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -13,8 +24,7 @@ thread_local! {
 pub fn write_flow(out: &mut dyn Write, f: &FlowReport) -> io::Result<()> {
     LINE.with_borrow_mut(|buf| {
         buf.clear();
-        serde_json::to_writer(&mut *buf, f)?;
-        buf.push(b'\n');
+        render_flow(buf, f);
         out.write_all(buf)?;
         if buf.capacity() > 1 << 20 {
             *buf = Vec::new(); // one huge flow does not keep its buffer
@@ -23,8 +33,511 @@ pub fn write_flow(out: &mut dyn Write, f: &FlowReport) -> io::Result<()> {
     })
 }
 
+/// Appends one flow as a JSON line (with its newline) to `line`.
+pub fn render_flow(line: &mut Vec<u8>, f: &FlowReport) {
+    let mut j = Json { b: line, comma: false };
+    flow(&mut j, f);
+    j.b.push(b'\n');
+}
+
 /// Writes the summary as the last JSON line.
 pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     serde_json::to_writer(&mut *out, s)?;
     out.write_all(b"\n")
+}
+
+/// A JSON text being appended to a buffer. Every value writer puts the comma that separates it
+/// from the previous value of its object or array; a key leaves none after it.
+struct Json<'a> {
+    b: &'a mut Vec<u8>,
+    /// A value was just written at this level: the next one needs a comma.
+    comma: bool,
+}
+
+impl Json<'_> {
+    fn sep(&mut self) {
+        if self.comma {
+            self.b.push(b',');
+        }
+    }
+
+    /// `"k":` — keys are constants made of letters and `_`, never escaped.
+    fn key(&mut self, k: &'static str) -> &mut Self {
+        self.sep();
+        self.b.push(b'"');
+        self.b.extend_from_slice(k.as_bytes());
+        self.b.extend_from_slice(b"\":");
+        self.comma = false;
+        self
+    }
+
+    fn open(&mut self, c: u8) {
+        self.sep();
+        self.b.push(c);
+        self.comma = false;
+    }
+
+    fn close(&mut self, c: u8) {
+        self.b.push(c);
+        self.comma = true;
+    }
+
+    fn raw(&mut self, s: &[u8]) {
+        self.sep();
+        self.b.extend_from_slice(s);
+        self.comma = true;
+    }
+
+    fn null(&mut self) {
+        self.raw(b"null");
+    }
+
+    fn bool(&mut self, v: bool) {
+        self.raw(if v { b"true" } else { b"false" });
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.sep();
+        let _ = CompactFormatter.write_u64(self.b, v);
+        self.comma = true;
+    }
+
+    fn i64(&mut self, v: i64) {
+        self.sep();
+        let _ = CompactFormatter.write_i64(self.b, v);
+        self.comma = true;
+    }
+
+    /// As serde_json: shortest round-trip form, `null` when not finite.
+    fn f64(&mut self, v: f64) {
+        if !v.is_finite() {
+            return self.null();
+        }
+        self.sep();
+        let _ = CompactFormatter.write_f64(self.b, v);
+        self.comma = true;
+    }
+
+    fn str(&mut self, s: &str) {
+        self.sep();
+        escape_json(self.b, s.as_bytes());
+        self.comma = true;
+    }
+
+    /// Bytes from the wire: as text when valid UTF-8, else with invalid bytes as `\xHH` and
+    /// backslashes doubled (crate::sanitize).
+    fn wire(&mut self, b: &[u8]) {
+        if is_ascii(b) || std::str::from_utf8(b).is_ok() {
+            self.sep();
+            escape_json(self.b, b);
+            self.comma = true;
+        } else {
+            self.str(&escape_invalid_utf8(b));
+        }
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    fn opt_wire(&mut self, w: Option<&WireBytes>) {
+        match w {
+            Some(w) => self.wire(w.as_bytes()),
+            None => self.null(),
+        }
+    }
+
+    fn strs<S: AsRef<str>>(&mut self, v: &[S]) {
+        self.open(b'[');
+        for s in v {
+            self.str(s.as_ref());
+        }
+        self.close(b']');
+    }
+
+    fn wires(&mut self, v: &[WireBytes]) {
+        self.open(b'[');
+        for w in v {
+            self.wire(w.as_bytes());
+        }
+        self.close(b']');
+    }
+}
+
+/// Whether every byte is ASCII (then the bytes are valid UTF-8), eight at a time.
+fn is_ascii(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if u64::from_le_bytes(w) & HIGH != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&c| c < 0x80)
+}
+
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `w` may need escaping in a JSON string (below 0x20, `"` or `\`); may say
+/// yes for a word that needs none (then the bytes are looked at one by one), never no for one
+/// that does.
+fn may_need_escape(w: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
+    let below_space = w.wrapping_sub(0x20 * LOW) & !w & HIGH;
+    (below_space | zero(w ^ (b'"' as u64 * LOW)) | zero(w ^ (b'\\' as u64 * LOW))) != 0
+}
+
+/// The escape of each byte as serde_json writes it: 0 none, `u` as `\u00XX`, else `\` + it.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Appends `s` (valid UTF-8) as a quoted JSON string. Words of eight bytes that need no escape
+/// are skipped at once; most strings (names, SNI, paths, header values) have none.
+fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        if let Some(c) = s.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            if !may_need_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let end = (i + 8).min(s.len());
+        while i < end {
+            let e = ESCAPE[s[i] as usize];
+            if e != 0 {
+                out.extend_from_slice(&s[start..i]);
+                if e == b'u' {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(s[i] >> 4) as usize], HEX[(s[i] & 15) as usize]]);
+                } else {
+                    out.extend_from_slice(&[b'\\', e]);
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}
+
+/// The `flow` object, fields in the order of [`FlowReport`].
+fn flow(j: &mut Json<'_>, f: &FlowReport) {
+    j.open(b'{');
+    j.key("type").str(f.kind);
+    j.key("event").str(f.event);
+    j.key("id").u64(f.id);
+    j.key("source").str(&f.source);
+    j.key("client").str(&f.client);
+    j.key("server").str(&f.server);
+    j.key("client_by").str(f.client_by);
+    j.key("first_ts").str(&f.first_ts);
+    j.key("last_ts").str(&f.last_ts);
+    j.key("duration").f64(f.duration);
+    for (k, v) in [("packets", f.packets), ("bytes", f.bytes)] {
+        j.key(k).open(b'{');
+        j.key("client").u64(v.client);
+        j.key("server").u64(v.server);
+        j.close(b'}');
+    }
+    j.key("protocol").str(f.protocol);
+    j.key("tls");
+    match &f.tls {
+        Some(t) => tls(j, t),
+        None => j.null(),
+    }
+    j.key("http");
+    match &f.http {
+        Some(h) => http(j, h),
+        None => j.null(),
+    }
+    j.key("istio");
+    match &f.istio {
+        Some(i) => istio(j, i),
+        None => j.null(),
+    }
+    j.key("h2c").opt_str(f.h2c);
+    j.key("preview");
+    match &f.preview {
+        Some(Preview { client, server }) => {
+            j.open(b'{');
+            j.key("client").wire(client.as_bytes());
+            j.key("server").wire(server.as_bytes());
+            j.close(b'}');
+        }
+        None => j.null(),
+    }
+    j.key("end").str(f.end);
+    j.key("reset_by").opt_str(f.reset_by);
+    j.key("flags").strs(&f.flags);
+    j.key("warnings").strs(&f.warnings);
+    j.close(b'}');
+}
+
+fn tls(j: &mut Json<'_>, t: &TlsReport) {
+    j.open(b'{');
+    j.key("version").opt_str(t.version.as_deref());
+    j.key("legacy_version").opt_str(t.legacy_version.as_deref());
+    j.key("versions_offered").strs(&t.versions_offered);
+    j.key("sni").opt_wire(t.sni.as_ref());
+    j.key("alpn_offered").wires(&t.alpn_offered);
+    j.key("alpn_selected").opt_wire(t.alpn_selected.as_ref());
+    j.key("cipher").opt_str(t.cipher.as_deref());
+    j.key("hello_retry_request").bool(t.hello_retry_request);
+    j.key("resumption").opt_str(t.resumption);
+    j.key("alerts").open(b'[');
+    for a in &t.alerts {
+        j.open(b'{');
+        j.key("from").str(a.from);
+        j.key("level").str(&a.level);
+        j.key("description").str(&a.description);
+        j.close(b'}');
+    }
+    j.close(b']');
+    for (k, certs) in [("server_certs", &t.server_certs), ("client_certs", &t.client_certs)] {
+        j.key(k).open(b'[');
+        for c in certs {
+            cert(j, c);
+        }
+        j.close(b']');
+    }
+    j.key("client_cert_requested").bool(t.client_cert_requested);
+    j.key("client_cert_empty").bool(t.client_cert_empty);
+    j.key("mtls").str(t.mtls);
+    j.key("mtls_reason").str(&t.mtls_reason);
+    j.key("client_encrypted_records").open(b'[');
+    for &n in &t.client_encrypted_records {
+        j.u64(n.into());
+    }
+    j.close(b']');
+    j.key("sslv2_client_hello").bool(t.sslv2_client_hello);
+    j.close(b'}');
+}
+
+fn cert(j: &mut Json<'_>, c: &CertInfo) {
+    j.open(b'{');
+    j.key("subject").opt_str(c.subject.as_deref());
+    j.key("issuer").opt_str(c.issuer.as_deref());
+    j.key("serial").opt_str(c.serial.as_deref());
+    j.key("san_dns").strs(&c.san_dns);
+    j.key("san_uris").strs(&c.san_uris);
+    j.key("san_ips").strs(&c.san_ips);
+    j.key("san_emails").strs(&c.san_emails);
+    j.key("not_before").opt_str(c.not_before.as_deref());
+    j.key("not_after").opt_str(c.not_after.as_deref());
+    j.key("expired").bool(c.expired);
+    j.key("not_yet_valid").bool(c.not_yet_valid);
+    j.key("expires_in_secs");
+    match c.expires_in_secs {
+        Some(s) => j.i64(s),
+        None => j.null(),
+    }
+    j.key("parse_error").opt_str(c.parse_error.as_deref());
+    j.close(b'}');
+}
+
+fn http(j: &mut Json<'_>, h: &HttpReport) {
+    j.open(b'{');
+    j.key("version").opt_str(h.version.as_deref());
+    j.key("requests").open(b'[');
+    for r in &h.requests {
+        j.open(b'{');
+        j.key("method").wire(r.method.as_bytes());
+        j.key("path").wire(r.path.as_bytes());
+        j.key("version").opt_str(r.version.as_deref());
+        j.key("host").opt_wire(r.host.as_ref());
+        j.key("headers");
+        headers(j, &r.headers);
+        j.close(b'}');
+    }
+    j.close(b']');
+    j.key("responses").open(b'[');
+    for r in &h.responses {
+        j.open(b'{');
+        j.key("version").opt_str(r.version.as_deref());
+        j.key("status").u64(r.status.into());
+        j.key("reason").wire(r.reason.as_bytes());
+        j.key("headers");
+        headers(j, &r.headers);
+        j.close(b'}');
+    }
+    j.close(b']');
+    j.key("requests_total").u64(h.requests_total);
+    j.key("responses_total").u64(h.responses_total);
+    j.key("upgrade").opt_str(h.upgrade.as_deref());
+    j.close(b'}');
+}
+
+/// `[[name, value], ...]`.
+fn headers(j: &mut Json<'_>, h: &Headers) {
+    j.open(b'[');
+    for (n, v) in h.iter() {
+        j.open(b'[');
+        j.wire(n);
+        j.wire(v);
+        j.close(b']');
+    }
+    j.close(b']');
+}
+
+fn istio(j: &mut Json<'_>, i: &IstioReport) {
+    j.open(b'{');
+    j.key("leg").str(i.leg);
+    j.key("sni");
+    match &i.sni {
+        Some(s) => {
+            j.open(b'{');
+            j.key("direction").str(&s.direction);
+            j.key("port").u64(s.port.into());
+            j.key("subset").opt_str(s.subset.as_deref());
+            j.key("fqdn").str(&s.fqdn);
+            j.key("service").str(&s.service);
+            j.key("namespace").opt_str(s.namespace.as_deref());
+            j.close(b'}');
+        }
+        None => j.null(),
+    }
+    j.key("alpn");
+    match &i.alpn {
+        Some(a) => {
+            j.open(b'{');
+            j.key("tokens").strs(&a.tokens);
+            j.key("app_protocol").opt_str(a.app_protocol.as_deref());
+            j.close(b'}');
+        }
+        None => j.null(),
+    }
+    j.key("port_role").opt_str(i.port_role);
+    j.key("peer_metadata");
+    match &i.peer_metadata {
+        // Rare (plaintext sidecar traffic) and free-form: serde_json writes it.
+        Some(v) => {
+            j.sep();
+            if serde_json::to_writer(&mut *j.b, v).is_err() {
+                j.b.extend_from_slice(b"null");
+            }
+            j.comma = true;
+        }
+        None => j.null(),
+    }
+    j.key("peer_metadata_id").opt_str(i.peer_metadata_id.as_deref());
+    j.key("xfcc").open(b'[');
+    for x in &i.xfcc {
+        j.open(b'{');
+        j.key("by").opt_str(x.by.as_deref());
+        j.key("hash").opt_str(x.hash.as_deref());
+        j.key("subject").opt_str(x.subject.as_deref());
+        j.key("uri").opt_str(x.uri.as_deref());
+        j.key("dns").strs(&x.dns);
+        j.close(b'}');
+    }
+    j.close(b']');
+    for (k, id) in [("server_identity", &i.server_identity), ("client_identity", &i.client_identity)] {
+        j.key(k);
+        spiffe(j, id.as_ref());
+    }
+    j.close(b'}');
+}
+
+fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
+    let Some(s) = id else { return j.null() };
+    j.open(b'{');
+    j.key("uri").str(&s.uri);
+    j.key("trust_domain").str(&s.trust_domain);
+    j.key("namespace").opt_str(s.namespace.as_deref());
+    j.key("service_account").opt_str(s.service_account.as_deref());
+    j.close(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(b: &[u8]) -> String {
+        let mut v = Vec::new();
+        Json { b: &mut v, comma: false }.wire(b);
+        String::from_utf8(v).expect("JSON text is UTF-8")
+    }
+
+    fn serde(b: &[u8]) -> String {
+        serde_json::to_string(&WireBytes::new(b)).expect("serializes")
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_does() {
+        // Every byte value at every position of a word, alone and among plain text.
+        for x in 0..=255u8 {
+            for pos in 0..10 {
+                let mut s = b"abcdefghijklmnopq".to_vec();
+                s.insert(pos, x);
+                assert_eq!(ours(&s), serde(&s), "byte {x:#04x} at {pos}");
+                assert_eq!(ours(&[x]), serde(&[x]));
+            }
+        }
+        for s in [
+            "",
+            "\"",
+            "\\\\\"\"",
+            "tab\there\r\n\u{7f}\u{1b}[31m",
+            "caf\u{e9} \u{202e}\u{1f600}",
+            "outbound_.9080_._.reviews.default.svc.cluster.local",
+        ] {
+            assert_eq!(ours(s.as_bytes()), serde(s.as_bytes()), "{s:?}");
+        }
+        for b in [&b"\xff"[..], b"ok\xc3(\\", b"\xe2\x82", b"abcdefgh\x80ijklmnop\\"] {
+            assert_eq!(ours(b), serde(b), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn word_check_flags_every_byte_that_needs_escaping() {
+        for x in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = x;
+                if ESCAPE[x as usize] != 0 {
+                    assert!(may_need_escape(u64::from_le_bytes(w)), "byte {x:#04x} at {pos}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_as_serde_json() {
+        for v in [0.0, 0.001629, 1.5, 123456.000001, 1e-7, f64::NAN, f64::INFINITY] {
+            let mut b = Vec::new();
+            Json { b: &mut b, comma: false }.f64(v);
+            assert_eq!(String::from_utf8(b).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+        for v in [0, -1, i64::MIN, i64::MAX] {
+            let mut b = Vec::new();
+            Json { b: &mut b, comma: false }.i64(v);
+            assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+        }
+    }
 }

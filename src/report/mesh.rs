@@ -166,10 +166,10 @@ impl XfccLegs {
     /// Upgrades a pod-network TLS flow with verdict `likely` to `yes` when an XFCC identity was
     /// seen on a loopback leg to its server port while it was open (`first`..`last`, seconds).
     pub fn confirm(&self, f: &mut FlowReport, server_port: u16, first: f64, last: f64) {
-        let Some(t) = f.tls.as_mut() else { return };
-        if t.mtls != "likely" || f.istio.as_ref().is_some_and(|i| i.leg != "pod_network") {
+        if !may_confirm(f) {
             return;
         }
+        let Some(t) = f.tls.as_mut() else { return };
         let mut uris: Vec<&str> = Vec::new();
         let mut bys: Vec<&str> = Vec::new();
         for e in &self.seen {
@@ -202,6 +202,12 @@ impl XfccLegs {
             ));
         }
     }
+}
+
+/// Whether [`XfccLegs::confirm`] may change this report: a pod-network TLS flow whose verdict
+/// is `likely`.
+pub fn may_confirm(f: &FlowReport) -> bool {
+    f.tls.as_ref().is_some_and(|t| t.mtls == "likely") && f.istio.as_ref().is_none_or(|i| i.leg == "pod_network")
 }
 
 /// What one flow counts as, for the per-server verdicts.
