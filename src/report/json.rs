@@ -46,6 +46,14 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// `j.key(key!(name))`: the key with its quotes and colon, made at compile time. Keys are
+/// constants made of letters and `_`, never escaped.
+macro_rules! key {
+    ($k:literal) => {
+        concat!("\"", $k, "\":")
+    };
+}
+
 /// A JSON text being appended to a buffer. Every value writer puts the comma that separates it
 /// from the previous value of its object or array; a key leaves none after it.
 struct Json<'a> {
@@ -61,12 +69,10 @@ impl Json<'_> {
         }
     }
 
-    /// `"k":` — keys are constants made of letters and `_`, never escaped.
-    fn key(&mut self, k: &'static str) -> &mut Self {
+    /// A key written by [`key!`]: `"name":`.
+    fn key(&mut self, quoted: &'static str) -> &mut Self {
         self.sep();
-        self.b.push(b'"');
-        self.b.extend_from_slice(k.as_bytes());
-        self.b.extend_from_slice(b"\":");
+        self.b.extend_from_slice(quoted.as_bytes());
         self.comma = false;
         self
     }
@@ -127,13 +133,13 @@ impl Json<'_> {
     /// Bytes from the wire: as text when valid UTF-8, else with invalid bytes as `\xHH` and
     /// backslashes doubled (crate::sanitize).
     fn wire(&mut self, b: &[u8]) {
-        if is_ascii(b) || std::str::from_utf8(b).is_ok() {
-            self.sep();
-            escape_json(self.b, b);
-            self.comma = true;
-        } else {
-            self.str(&escape_invalid_utf8(b));
+        self.sep();
+        let at = self.b.len();
+        if escape_json(self.b, b) && std::str::from_utf8(b).is_err() {
+            self.b.truncate(at);
+            escape_json(self.b, escape_invalid_utf8(b).as_bytes());
         }
+        self.comma = true;
     }
 
     fn opt_str(&mut self, s: Option<&str>) {
@@ -167,19 +173,6 @@ impl Json<'_> {
     }
 }
 
-/// Whether every byte is ASCII (then the bytes are valid UTF-8), eight at a time.
-fn is_ascii(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        if u64::from_le_bytes(w) & HIGH != 0 {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&c| c < 0x80)
-}
-
 const LOW: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -210,23 +203,25 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-/// Appends `s` (valid UTF-8) as a quoted JSON string. Words of eight bytes that need no escape
-/// are skipped at once; most strings (names, SNI, paths, header values) have none.
-fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
+/// Appends `s` (valid UTF-8) as a quoted JSON string; returns whether it has a byte above
+/// 0x7f. Words of eight bytes that need no escape are copied at once (the last one padded with
+/// a plain byte); most strings (names, SNI, paths, header values) have no escape at all.
+fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    let mut high = 0;
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
-        if let Some(c) = s.get(i..i + 8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            if !may_need_escape(u64::from_le_bytes(w)) {
-                i += 8;
-                continue;
-            }
-        }
         let end = (i + 8).min(s.len());
+        let mut w = [b'a'; 8];
+        w[..end - i].copy_from_slice(&s[i..end]);
+        let w = u64::from_le_bytes(w);
+        high |= w;
+        if !may_need_escape(w) {
+            i = end;
+            continue;
+        }
         while i < end {
             let e = ESCAPE[s[i] as usize];
             if e != 0 {
@@ -244,152 +239,153 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
+    high & HIGH != 0
 }
 
 /// The `flow` object, fields in the order of [`FlowReport`].
 fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.open(b'{');
-    j.key("type").str(f.kind);
-    j.key("event").str(f.event);
-    j.key("id").u64(f.id);
-    j.key("source").str(&f.source);
-    j.key("client").str(&f.client);
-    j.key("server").str(&f.server);
-    j.key("client_by").str(f.client_by);
-    j.key("first_ts").str(&f.first_ts);
-    j.key("last_ts").str(&f.last_ts);
-    j.key("duration").f64(f.duration);
-    for (k, v) in [("packets", f.packets), ("bytes", f.bytes)] {
+    j.key(key!("type")).str(f.kind);
+    j.key(key!("event")).str(f.event);
+    j.key(key!("id")).u64(f.id);
+    j.key(key!("source")).str(&f.source);
+    j.key(key!("client")).str(&f.client);
+    j.key(key!("server")).str(&f.server);
+    j.key(key!("client_by")).str(f.client_by);
+    j.key(key!("first_ts")).str(&f.first_ts);
+    j.key(key!("last_ts")).str(&f.last_ts);
+    j.key(key!("duration")).f64(f.duration);
+    for (k, v) in [(key!("packets"), f.packets), (key!("bytes"), f.bytes)] {
         j.key(k).open(b'{');
-        j.key("client").u64(v.client);
-        j.key("server").u64(v.server);
+        j.key(key!("client")).u64(v.client);
+        j.key(key!("server")).u64(v.server);
         j.close(b'}');
     }
-    j.key("protocol").str(f.protocol);
-    j.key("tls");
+    j.key(key!("protocol")).str(f.protocol);
+    j.key(key!("tls"));
     match &f.tls {
         Some(t) => tls(j, t),
         None => j.null(),
     }
-    j.key("http");
+    j.key(key!("http"));
     match &f.http {
         Some(h) => http(j, h),
         None => j.null(),
     }
-    j.key("istio");
+    j.key(key!("istio"));
     match &f.istio {
         Some(i) => istio(j, i),
         None => j.null(),
     }
-    j.key("h2c").opt_str(f.h2c);
-    j.key("preview");
+    j.key(key!("h2c")).opt_str(f.h2c);
+    j.key(key!("preview"));
     match &f.preview {
         Some(Preview { client, server }) => {
             j.open(b'{');
-            j.key("client").wire(client.as_bytes());
-            j.key("server").wire(server.as_bytes());
+            j.key(key!("client")).wire(client.as_bytes());
+            j.key(key!("server")).wire(server.as_bytes());
             j.close(b'}');
         }
         None => j.null(),
     }
-    j.key("end").str(f.end);
-    j.key("reset_by").opt_str(f.reset_by);
-    j.key("flags").strs(&f.flags);
-    j.key("warnings").strs(&f.warnings);
+    j.key(key!("end")).str(f.end);
+    j.key(key!("reset_by")).opt_str(f.reset_by);
+    j.key(key!("flags")).strs(&f.flags);
+    j.key(key!("warnings")).strs(&f.warnings);
     j.close(b'}');
 }
 
 fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.open(b'{');
-    j.key("version").opt_str(t.version.as_deref());
-    j.key("legacy_version").opt_str(t.legacy_version.as_deref());
-    j.key("versions_offered").strs(&t.versions_offered);
-    j.key("sni").opt_wire(t.sni.as_ref());
-    j.key("alpn_offered").wires(&t.alpn_offered);
-    j.key("alpn_selected").opt_wire(t.alpn_selected.as_ref());
-    j.key("cipher").opt_str(t.cipher.as_deref());
-    j.key("hello_retry_request").bool(t.hello_retry_request);
-    j.key("resumption").opt_str(t.resumption);
-    j.key("alerts").open(b'[');
+    j.key(key!("version")).opt_str(t.version.as_deref());
+    j.key(key!("legacy_version")).opt_str(t.legacy_version.as_deref());
+    j.key(key!("versions_offered")).strs(&t.versions_offered);
+    j.key(key!("sni")).opt_wire(t.sni.as_ref());
+    j.key(key!("alpn_offered")).wires(&t.alpn_offered);
+    j.key(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
+    j.key(key!("cipher")).opt_str(t.cipher.as_deref());
+    j.key(key!("hello_retry_request")).bool(t.hello_retry_request);
+    j.key(key!("resumption")).opt_str(t.resumption);
+    j.key(key!("alerts")).open(b'[');
     for a in &t.alerts {
         j.open(b'{');
-        j.key("from").str(a.from);
-        j.key("level").str(&a.level);
-        j.key("description").str(&a.description);
+        j.key(key!("from")).str(a.from);
+        j.key(key!("level")).str(&a.level);
+        j.key(key!("description")).str(&a.description);
         j.close(b'}');
     }
     j.close(b']');
-    for (k, certs) in [("server_certs", &t.server_certs), ("client_certs", &t.client_certs)] {
+    for (k, certs) in [(key!("server_certs"), &t.server_certs), (key!("client_certs"), &t.client_certs)] {
         j.key(k).open(b'[');
         for c in certs {
             cert(j, c);
         }
         j.close(b']');
     }
-    j.key("client_cert_requested").bool(t.client_cert_requested);
-    j.key("client_cert_empty").bool(t.client_cert_empty);
-    j.key("mtls").str(t.mtls);
-    j.key("mtls_reason").str(&t.mtls_reason);
-    j.key("client_encrypted_records").open(b'[');
+    j.key(key!("client_cert_requested")).bool(t.client_cert_requested);
+    j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
+    j.key(key!("mtls")).str(t.mtls);
+    j.key(key!("mtls_reason")).str(&t.mtls_reason);
+    j.key(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
         j.u64(n.into());
     }
     j.close(b']');
-    j.key("sslv2_client_hello").bool(t.sslv2_client_hello);
+    j.key(key!("sslv2_client_hello")).bool(t.sslv2_client_hello);
     j.close(b'}');
 }
 
 fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.open(b'{');
-    j.key("subject").opt_str(c.subject.as_deref());
-    j.key("issuer").opt_str(c.issuer.as_deref());
-    j.key("serial").opt_str(c.serial.as_deref());
-    j.key("san_dns").strs(&c.san_dns);
-    j.key("san_uris").strs(&c.san_uris);
-    j.key("san_ips").strs(&c.san_ips);
-    j.key("san_emails").strs(&c.san_emails);
-    j.key("not_before").opt_str(c.not_before.as_deref());
-    j.key("not_after").opt_str(c.not_after.as_deref());
-    j.key("expired").bool(c.expired);
-    j.key("not_yet_valid").bool(c.not_yet_valid);
-    j.key("expires_in_secs");
+    j.key(key!("subject")).opt_str(c.subject.as_deref());
+    j.key(key!("issuer")).opt_str(c.issuer.as_deref());
+    j.key(key!("serial")).opt_str(c.serial.as_deref());
+    j.key(key!("san_dns")).strs(&c.san_dns);
+    j.key(key!("san_uris")).strs(&c.san_uris);
+    j.key(key!("san_ips")).strs(&c.san_ips);
+    j.key(key!("san_emails")).strs(&c.san_emails);
+    j.key(key!("not_before")).opt_str(c.not_before.as_deref());
+    j.key(key!("not_after")).opt_str(c.not_after.as_deref());
+    j.key(key!("expired")).bool(c.expired);
+    j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
+    j.key(key!("expires_in_secs"));
     match c.expires_in_secs {
         Some(s) => j.i64(s),
         None => j.null(),
     }
-    j.key("parse_error").opt_str(c.parse_error.as_deref());
+    j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
     j.close(b'}');
 }
 
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
-    j.key("version").opt_str(h.version.as_deref());
-    j.key("requests").open(b'[');
+    j.key(key!("version")).opt_str(h.version.as_deref());
+    j.key(key!("requests")).open(b'[');
     for r in &h.requests {
         j.open(b'{');
-        j.key("method").wire(r.method.as_bytes());
-        j.key("path").wire(r.path.as_bytes());
-        j.key("version").opt_str(r.version.as_deref());
-        j.key("host").opt_wire(r.host.as_ref());
-        j.key("headers");
+        j.key(key!("method")).wire(r.method.as_bytes());
+        j.key(key!("path")).wire(r.path.as_bytes());
+        j.key(key!("version")).opt_str(r.version.as_deref());
+        j.key(key!("host")).opt_wire(r.host.as_ref());
+        j.key(key!("headers"));
         headers(j, &r.headers);
         j.close(b'}');
     }
     j.close(b']');
-    j.key("responses").open(b'[');
+    j.key(key!("responses")).open(b'[');
     for r in &h.responses {
         j.open(b'{');
-        j.key("version").opt_str(r.version.as_deref());
-        j.key("status").u64(r.status.into());
-        j.key("reason").wire(r.reason.as_bytes());
-        j.key("headers");
+        j.key(key!("version")).opt_str(r.version.as_deref());
+        j.key(key!("status")).u64(r.status.into());
+        j.key(key!("reason")).wire(r.reason.as_bytes());
+        j.key(key!("headers"));
         headers(j, &r.headers);
         j.close(b'}');
     }
     j.close(b']');
-    j.key("requests_total").u64(h.requests_total);
-    j.key("responses_total").u64(h.responses_total);
-    j.key("upgrade").opt_str(h.upgrade.as_deref());
+    j.key(key!("requests_total")).u64(h.requests_total);
+    j.key(key!("responses_total")).u64(h.responses_total);
+    j.key(key!("upgrade")).opt_str(h.upgrade.as_deref());
     j.close(b'}');
 }
 
@@ -407,33 +403,33 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
 
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
-    j.key("leg").str(i.leg);
-    j.key("sni");
+    j.key(key!("leg")).str(i.leg);
+    j.key(key!("sni"));
     match &i.sni {
         Some(s) => {
             j.open(b'{');
-            j.key("direction").str(&s.direction);
-            j.key("port").u64(s.port.into());
-            j.key("subset").opt_str(s.subset.as_deref());
-            j.key("fqdn").str(&s.fqdn);
-            j.key("service").str(&s.service);
-            j.key("namespace").opt_str(s.namespace.as_deref());
+            j.key(key!("direction")).str(&s.direction);
+            j.key(key!("port")).u64(s.port.into());
+            j.key(key!("subset")).opt_str(s.subset.as_deref());
+            j.key(key!("fqdn")).str(&s.fqdn);
+            j.key(key!("service")).str(&s.service);
+            j.key(key!("namespace")).opt_str(s.namespace.as_deref());
             j.close(b'}');
         }
         None => j.null(),
     }
-    j.key("alpn");
+    j.key(key!("alpn"));
     match &i.alpn {
         Some(a) => {
             j.open(b'{');
-            j.key("tokens").strs(&a.tokens);
-            j.key("app_protocol").opt_str(a.app_protocol.as_deref());
+            j.key(key!("tokens")).strs(&a.tokens);
+            j.key(key!("app_protocol")).opt_str(a.app_protocol.as_deref());
             j.close(b'}');
         }
         None => j.null(),
     }
-    j.key("port_role").opt_str(i.port_role);
-    j.key("peer_metadata");
+    j.key(key!("port_role")).opt_str(i.port_role);
+    j.key(key!("peer_metadata"));
     match &i.peer_metadata {
         // Rare (plaintext sidecar traffic) and free-form: serde_json writes it.
         Some(v) => {
@@ -445,19 +441,19 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
         }
         None => j.null(),
     }
-    j.key("peer_metadata_id").opt_str(i.peer_metadata_id.as_deref());
-    j.key("xfcc").open(b'[');
+    j.key(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
+    j.key(key!("xfcc")).open(b'[');
     for x in &i.xfcc {
         j.open(b'{');
-        j.key("by").opt_str(x.by.as_deref());
-        j.key("hash").opt_str(x.hash.as_deref());
-        j.key("subject").opt_str(x.subject.as_deref());
-        j.key("uri").opt_str(x.uri.as_deref());
-        j.key("dns").strs(&x.dns);
+        j.key(key!("by")).opt_str(x.by.as_deref());
+        j.key(key!("hash")).opt_str(x.hash.as_deref());
+        j.key(key!("subject")).opt_str(x.subject.as_deref());
+        j.key(key!("uri")).opt_str(x.uri.as_deref());
+        j.key(key!("dns")).strs(&x.dns);
         j.close(b'}');
     }
     j.close(b']');
-    for (k, id) in [("server_identity", &i.server_identity), ("client_identity", &i.client_identity)] {
+    for (k, id) in [(key!("server_identity"), &i.server_identity), (key!("client_identity"), &i.client_identity)] {
         j.key(k);
         spiffe(j, id.as_ref());
     }
@@ -467,10 +463,10 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
 fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
     let Some(s) = id else { return j.null() };
     j.open(b'{');
-    j.key("uri").str(&s.uri);
-    j.key("trust_domain").str(&s.trust_domain);
-    j.key("namespace").opt_str(s.namespace.as_deref());
-    j.key("service_account").opt_str(s.service_account.as_deref());
+    j.key(key!("uri")).str(&s.uri);
+    j.key(key!("trust_domain")).str(&s.trust_domain);
+    j.key(key!("namespace")).opt_str(s.namespace.as_deref());
+    j.key(key!("service_account")).opt_str(s.service_account.as_deref());
     j.close(b'}');
 }
 
