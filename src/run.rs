@@ -104,7 +104,7 @@ impl Sink<'_> {
             (Sink::Count(_), _) => Ok(()),
             (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
             (Sink::Json(out), _) => json::write_flow(*out, f),
-            (Sink::Table(out, rows), Rendered::Row(r)) => rows.push(*out, r),
+            (Sink::Table(out, rows), Rendered::Row(r)) => rows.push(*out, *r),
             (Sink::Table(out, rows), _) => rows.push(*out, table::render(f)),
             (Sink::LiveTable(out, header), _) => {
                 if !std::mem::replace(header, true) {
@@ -140,7 +140,7 @@ enum Rendered {
     No,
     /// A JSON line, with its newline.
     Json(Vec<u8>),
-    Row(table::Row),
+    Row(Box<table::Row>),
 }
 
 /// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
@@ -368,7 +368,7 @@ fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<
             json::render_flow(&mut line, &report);
             Rendered::Json(line)
         }
-        RenderMode::Row => Rendered::Row(table::render(&report)),
+        RenderMode::Row => Rendered::Row(Box::new(table::render(&report))),
     };
     let report = Box::new(report);
     done.push(Pending { report, order, end_order: e.end_order, port, first, last, rendered });
