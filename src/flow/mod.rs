@@ -276,38 +276,43 @@ impl<S: StreamSink> FlowTable<S> {
         if seg.has(tcp_flags::RST) {
             m.rst[s] = true;
         }
-        let before = f.half[s].queued_bytes() + f.sink.buffered();
-        let sink = &mut f.sink;
-        f.half[s].segment(
-            seg.seq,
-            seg.has(tcp_flags::SYN),
-            seg.payload,
-            seg.wire_len,
-            limits.max_queue_bytes,
-            &mut |c| match c {
-                Chunk::Data(d) => sink.data(side, d, ts),
-                Chunk::Gap(n) => sink.gap(side, n),
-            },
-        );
-        let mut after = f.half[s].queued_bytes() + f.sink.buffered();
-        self.total_buffered = self.total_buffered.saturating_sub(before) + after;
-        if self.total_buffered > limits.max_total_bytes && after > 0 {
-            // Over the global budget: this flow gives up waiting for its holes and drops its
-            // partial messages (the classifier resynchronises on what comes next).
+        if !f.half[s].is_bypassed() {
+            // (A direction whose consumer is done only moves the counters above: nothing is
+            // buffered or delivered, so the memory accounting below cannot change. Most packets
+            // of a capture are bulk data of such directions.)
+            let before = f.half[s].queued_bytes() + f.sink.buffered();
             let sink = &mut f.sink;
-            f.half[s].flush(&mut |c| match c {
-                Chunk::Data(d) => sink.data(side, d, ts),
-                Chunk::Gap(n) => sink.gap(side, n),
-            });
-            f.sink.shed();
-            self.total_buffered = self.total_buffered.saturating_sub(after);
-            after = f.half[s].queued_bytes() + f.sink.buffered();
-            self.total_buffered += after;
-            f.meta.memory_limited = true;
-            self.stats.memory_limited += 1;
-        }
-        if f.meta.stats[s] != f.half[s].stats {
-            f.meta.stats[s] = f.half[s].stats;
+            f.half[s].segment(
+                seg.seq,
+                seg.has(tcp_flags::SYN),
+                seg.payload,
+                seg.wire_len,
+                limits.max_queue_bytes,
+                &mut |c| match c {
+                    Chunk::Data(d) => sink.data(side, d, ts),
+                    Chunk::Gap(n) => sink.gap(side, n),
+                },
+            );
+            let mut after = f.half[s].queued_bytes() + f.sink.buffered();
+            self.total_buffered = self.total_buffered.saturating_sub(before) + after;
+            if self.total_buffered > limits.max_total_bytes && after > 0 {
+                // Over the global budget: this flow gives up waiting for its holes and drops its
+                // partial messages (the classifier resynchronises on what comes next).
+                let sink = &mut f.sink;
+                f.half[s].flush(&mut |c| match c {
+                    Chunk::Data(d) => sink.data(side, d, ts),
+                    Chunk::Gap(n) => sink.gap(side, n),
+                });
+                f.sink.shed();
+                self.total_buffered = self.total_buffered.saturating_sub(after);
+                after = f.half[s].queued_bytes() + f.sink.buffered();
+                self.total_buffered += after;
+                f.meta.memory_limited = true;
+                self.stats.memory_limited += 1;
+            }
+            if f.meta.stats[s] != f.half[s].stats {
+                f.meta.stats[s] = f.half[s].stats;
+            }
         }
         // The ACK of the second FIN ends the connection (RFC 793 §3.5), and so does a RST:
         // report it now rather than after the linger, so closed flows do not hold memory;
