@@ -157,9 +157,17 @@ pub struct Args {
     pub check_loopback: bool,
 
     /// Threads for capture files: each reads the file and follows its share of the flows
-    /// (same output for any number). Live capture and standard input use one.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub threads: usize,
+    /// (same output for any number). Default: the CPUs this process may use (cgroup quotas
+    /// count), at most 4. Live capture and standard input use one.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `--threads` when not given: the CPUs available to this process (affinity and cgroup CPU
+/// quota, so a sidecar limited to one CPU gets one), at most 4 (every thread reads the whole
+/// file, so more stop paying).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
 /// A comma-separated port list.
@@ -255,7 +263,7 @@ impl Args {
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
             summary_only: self.summary_only,
-            threads: self.threads.clamp(1, 64),
+            threads: self.threads.unwrap_or_else(default_threads).clamp(1, 64),
             mesh: crate::report::mesh::MeshConfig {
                 cert_warn_secs: self.cert_warn,
                 expect_mtls: self.expect.is_some(),

@@ -97,10 +97,10 @@ impl Sink<'_> {
         }
     }
 
-    fn emit(&mut self, p: Pending, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
+    fn emit(&mut self, p: &mut Pending, summary: &mut Summary, mesh: &MeshConfig) -> io::Result<()> {
         let f = &p.report;
         summary.count_flow(f, mesh);
-        match (self, p.rendered) {
+        match (self, std::mem::replace(&mut p.rendered, Rendered::No)) {
             (Sink::Count(_), _) => Ok(()),
             (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
             (Sink::Json(out), _) => json::write_flow(*out, f),
@@ -273,6 +273,8 @@ struct Pending {
     first: f64,
     last: f64,
     rendered: Rendered,
+    /// Shard whose worker made it (and frees it, see [`Merger::spent`]).
+    shard: usize,
 }
 
 /// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
@@ -309,6 +311,7 @@ struct FlowOut {
     cert_warn: i64,
     servers: KnownServers,
     render: RenderMode,
+    shard: usize,
 }
 
 /// A flow ending now: how to report it, and the number of the packet at which it ends.
@@ -371,7 +374,8 @@ fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<
         RenderMode::Row => Rendered::Row(Box::new(table::render(&report))),
     };
     let report = Box::new(report);
-    done.push(Pending { report, order, end_order: e.end_order, port, first, last, rendered });
+    let shard = e.out.shard;
+    done.push(Pending { report, order, end_order: e.end_order, port, first, last, rendered, shard });
 }
 
 /// A cheap, symmetric hash of a segment's 4-tuple, to pick its shard.
@@ -417,6 +421,7 @@ impl Worker {
                 cert_warn: cfg.mesh.cert_warn_secs,
                 servers: KnownServers::default(),
                 render,
+                shard: shard as usize,
             },
             live,
             classify: cfg.classify,
@@ -525,6 +530,13 @@ impl Worker {
         self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
     }
 
+    /// Ends the open flows whose first packet is number `last` or earlier (end of input).
+    fn finish_up_to(&mut self, last: u64) -> usize {
+        let w = Ending { out: &self.out, end_order: self.order + 1 };
+        let done = &mut self.done;
+        self.table.finish_up_to(last, &mut |m, c| finish_flow(w, m, c, done))
+    }
+
     /// Adds the counters of this worker to the summary.
     fn add_counts(&self, summary: &mut Summary) {
         summary.evicted_flows += self.table.stats.evicted;
@@ -548,11 +560,15 @@ struct Merger {
     xfcc: XfccLegs,
     /// Flush after every flow (live capture).
     flush_each: bool,
+    /// Written flows, kept to be sent back to the workers that made them (`--threads`): a
+    /// block freed by the thread that allocated it is a local free; freed here, every one went
+    /// through the allocator's cross-thread list (8% of the time in `perf`).
+    spent: Option<Vec<Pending>>,
 }
 
 impl Merger {
     fn new(flush_each: bool) -> Merger {
-        Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), flush_each }
+        Merger { waiting: BTreeMap::new(), xfcc: XfccLegs::default(), flush_each, spent: None }
     }
 
     fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
@@ -580,7 +596,10 @@ impl Merger {
             }
             let mut p = entry.remove();
             self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
-            sink.emit(p, summary, mesh_cfg)?;
+            sink.emit(&mut p, summary, mesh_cfg)?;
+            if let Some(spent) = &mut self.spent {
+                spent.push(p);
+            }
             if self.flush_each {
                 sink.flush()?;
             }
@@ -645,7 +664,7 @@ fn analyze(
     loop {
         m.add(&mut w.done, &mut w.xfcc);
         m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-        if w.finish_oldest(8192) == 0 {
+        if w.finish_oldest(END_BATCH) == 0 {
             break;
         }
     }
@@ -661,22 +680,50 @@ enum Msg {
     End { shard: usize, worker: Box<Worker>, error: Option<String> },
 }
 
-/// Packets between two batches sent by a shard worker.
-const SHARD_BATCH: u64 = 4096;
+/// Flows still open at the end of the input are ended (oldest first) and written this many at
+/// a time, so that their reports are never all held at once.
+const END_BATCH: usize = 1024;
 
-/// One shard of a file: reads every packet, tracks its own flows, sends them in batches.
+/// Packets between two batches sent by a shard worker.
+const SHARD_BATCH: u64 = 1024;
+
+/// Packets a shard worker may read ahead of the slowest one.
+const MAX_AHEAD: u64 = 16 * SHARD_BATCH;
+
+/// One shard of a file: reads every packet, tracks its own flows, sends them in batches. The
+/// flows still open at the end stay in the worker, which is sent back whole: the merging thread
+/// ends them across all shards in first-packet order, a batch at a time.
 fn shard_main(
     mut reader: CaptureReader,
     mut w: Worker,
     tx: std::sync::mpsc::SyncSender<Msg>,
+    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    read: &[std::sync::atomic::AtomicU64],
     progress: Option<indicatif::ProgressBar>,
 ) {
+    use std::sync::atomic::Ordering::Relaxed;
     let shard = w.shard as usize;
     let send = |w: &mut Worker| {
+        // Free what the merger wrote of ours since the last batch, here where it was allocated.
+        while let Ok(v) = spent.try_recv() {
+            drop(v);
+        }
         let processed = w.order;
         let done = std::mem::take(&mut w.done);
         let xfcc = std::mem::take(&mut w.xfcc);
-        tx.send(Msg::Batch { shard, done, xfcc, processed }).is_ok()
+        read[shard].store(processed, Relaxed);
+        if tx.send(Msg::Batch { shard, done, xfcc, processed }).is_err() {
+            return false;
+        }
+        // Flows are written only once every shard has read past their end: a shard that ran
+        // ahead would pile its reports up in the merger (100 MB when the VM stalled the other
+        // thread). Wait while more than MAX_AHEAD packets ahead of the slowest.
+        while read.iter().map(|r| r.load(Relaxed)).min().unwrap_or(u64::MAX).saturating_add(MAX_AHEAD)
+            < processed
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        true
     };
     let mut error = None;
     loop {
@@ -693,6 +740,7 @@ fn shard_main(
         }
         if w.order.is_multiple_of(SHARD_BATCH) {
             if !send(&mut w) {
+                read[shard].store(u64::MAX, Relaxed);
                 return; // the merger stopped (output error)
             }
             if let Some(p) = &progress {
@@ -700,15 +748,8 @@ fn shard_main(
             }
         }
     }
-    // What ended before the input did, then the flows still open, in batches.
-    loop {
-        if !send(&mut w) {
-            return;
-        }
-        if w.finish_oldest(8192) == 0 {
-            break;
-        }
-    }
+    let _ = send(&mut w);
+    read[shard].store(u64::MAX, Relaxed);
     let _ = tx.send(Msg::End { shard, worker: Box::new(w), error });
 }
 
@@ -738,14 +779,20 @@ fn analyze_parallel(
     let render = sink.render_mode();
     let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
     let mut m = Merger::new(false);
+    m.spent = Some(Vec::new());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
+    let mut back = Vec::new();
+    let read: Vec<std::sync::atomic::AtomicU64> = (0..shards).map(|_| Default::default()).collect();
+    let read = &read;
     let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
     let result = std::thread::scope(|scope| -> io::Result<()> {
         for (i, reader) in readers.into_iter().enumerate() {
             let w = Worker::new(cfg, &name, nanos, false, base, i as u64, shards, render);
             let tx = tx.clone();
+            let (back_tx, back_rx) = std::sync::mpsc::channel();
+            back.push(back_tx);
             let bar = if i == 0 { progress.clone() } else { None };
-            scope.spawn(move || shard_main(reader, w, tx, bar));
+            scope.spawn(move || shard_main(reader, w, tx, back_rx, read, bar));
         }
         drop(tx);
         let mut marks = vec![0u64; shards as usize];
@@ -762,6 +809,17 @@ fn analyze_parallel(
             }
             let processed = marks.iter().copied().min().unwrap_or(0);
             m.release(processed, summary, sink, &cfg.mesh)?;
+            if let Some(spent) = m.spent.as_mut().filter(|v| !v.is_empty()) {
+                let mut per: Vec<Vec<Pending>> = (0..back.len()).map(|_| Vec::new()).collect();
+                for p in spent.drain(..) {
+                    per[p.shard].push(p);
+                }
+                for (to, v) in back.iter().zip(per) {
+                    if !v.is_empty() {
+                        let _ = to.send(v); // a worker that has ended: dropped here
+                    }
+                }
+            }
         }
         Ok(())
     });
@@ -769,7 +827,19 @@ fn analyze_parallel(
         p.finish_and_clear();
     }
     result?;
+    m.spent = None; // the workers have ended: nothing to send back
     m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    // The flows still open, over all shards, oldest first: each batch ends every flow (of any
+    // shard) up to the END_BATCH-th oldest of one shard, so all of them can be written.
+    loop {
+        let live = workers.iter().flatten().filter_map(|(w, _)| w.table.nth_live_order(END_BATCH));
+        let Some(last) = live.min() else { break };
+        for (w, _) in workers.iter_mut().flatten() {
+            w.finish_up_to(last);
+            m.add(&mut w.done, &mut w.xfcc);
+        }
+        m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    }
     let mut error = None;
     let mut skipped = BTreeMap::new();
     for (i, slot) in workers.into_iter().enumerate() {

@@ -474,8 +474,23 @@ impl<S: StreamSink> FlowTable<S> {
     /// batches with the reports released in between, so the end of a capture with many open
     /// flows does not hold every report at once.
     pub fn finish_oldest(&mut self, n: usize, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
-        let nth = self.live_orders.iter().nth(n.saturating_sub(1));
-        let Some(&last) = nth.or_else(|| self.live_orders.last()) else { return 0 };
+        match self.nth_live_order(n) {
+            Some(last) => self.finish_up_to(last, finished),
+            None => 0,
+        }
+    }
+
+    /// The first-packet number of the `n`-th oldest live flow (of the youngest when fewer).
+    pub fn nth_live_order(&self, n: usize) -> Option<u64> {
+        self.live_orders.iter().nth(n.saturating_sub(1)).or_else(|| self.live_orders.last()).copied()
+    }
+
+    /// Ends (capture end) every live flow whose first packet is number `last` or earlier,
+    /// oldest first; returns how many.
+    pub fn finish_up_to(&mut self, last: u64, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
+        if self.live_orders.first().is_none_or(|&o| o > last) {
+            return 0;
+        }
         let mut live: Vec<(u64, usize)> = self
             .slots
             .iter()

@@ -244,7 +244,14 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
                 out.extend_from_slice(&s[start..i]);
                 if e == b'u' {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
-                    out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(s[i] >> 4) as usize], HEX[(s[i] & 15) as usize]]);
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[(s[i] >> 4) as usize],
+                        HEX[(s[i] & 15) as usize],
+                    ]);
                 } else {
                     out.extend_from_slice(&[b'\\', e]);
                 }
@@ -469,7 +476,9 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
         j.close(b'}');
     }
     j.close(b']');
-    for (k, id) in [(key!("server_identity"), &i.server_identity), (key!("client_identity"), &i.client_identity)] {
+    for (k, id) in
+        [(key!("server_identity"), &i.server_identity), (key!("client_identity"), &i.client_identity)]
+    {
         j.key(k);
         spiffe(j, id.as_ref());
     }

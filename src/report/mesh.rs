@@ -207,7 +207,8 @@ impl XfccLegs {
 /// Whether [`XfccLegs::confirm`] may change this report: a pod-network TLS flow whose verdict
 /// is `likely`.
 pub fn may_confirm(f: &FlowReport) -> bool {
-    f.tls.as_ref().is_some_and(|t| t.mtls == "likely") && f.istio.as_ref().is_none_or(|i| i.leg == "pod_network")
+    f.tls.as_ref().is_some_and(|t| t.mtls == "likely")
+        && f.istio.as_ref().is_none_or(|i| i.leg == "pod_network")
 }
 
 /// What one flow counts as, for the per-server verdicts.
