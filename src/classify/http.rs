@@ -94,7 +94,7 @@ pub struct HttpRequest {
     /// Request target as sent (origin, absolute, authority or asterisk form).
     pub path: WireBytes,
     /// `HTTP/1.1`, `HTTP/1.0`, or null for an HTTP/0.9-style line (or an unreadable version).
-    pub version: Option<String>,
+    pub version: Option<&'static str>,
     /// Value of the first Host header.
     pub host: Option<WireBytes>,
     /// Every header as `[name, value]`, in order (secrets redacted).
@@ -105,7 +105,7 @@ pub struct HttpRequest {
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpResponse {
     /// `HTTP/1.1` or `HTTP/1.0`.
-    pub version: Option<String>,
+    pub version: Option<&'static str>,
     /// Status code.
     pub status: u16,
     /// Reason phrase.
@@ -118,7 +118,7 @@ pub struct HttpResponse {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HttpReport {
     /// Version of the first message that had one, e.g. "HTTP/1.1".
-    pub version: Option<String>,
+    pub version: Option<&'static str>,
     /// Requests, in order (at most `max_messages`).
     pub requests: Vec<HttpRequest>,
     /// Responses, in order, interim 1xx included (at most `max_messages`).
@@ -578,9 +578,9 @@ impl HttpSession {
             self.warn(format!("http: more than {MAX_HEADERS} headers; the rest are not shown"));
         }
         self.saw = true;
-        let version = h.version.map(|v| format!("HTTP/1.{v}"));
+        let version = h.version.map(|v| if v == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
         if self.report.version.is_none() {
-            self.report.version.clone_from(&version);
+            self.report.version = version;
         }
         let fields = |name: &'static [u8]| {
             h.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)

@@ -323,22 +323,23 @@ impl FlowClassifier {
         let hint = self.client_hint();
         // The HTTP facts are moved out, not copied: they hold every recorded head.
         let http = self.http.take().filter(|h| h.saw_http()).map(|h| h.into_report());
-        self.classified(client, http, hint)
+        let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| t.into_report(client));
+        self.classified(http, tls, hint)
     }
 
     /// What is known so far, without ending the flow (live `classified` events).
     pub fn snapshot(&self, client: Side) -> Classified {
         let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish(client));
-        self.classified(client, http, self.client_hint())
+        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
+        self.classified(http, tls, self.client_hint())
     }
 
     fn classified(
         &self,
-        client: Side,
         http: Option<HttpReport>,
+        tls: Option<TlsReport>,
         client_hint: Option<(Side, &'static str)>,
     ) -> Classified {
-        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         let protocol = if tls.is_some() {
             "tls"
         } else if self.h2c.is_some() {

@@ -1228,12 +1228,26 @@ impl TlsSession {
     /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
     /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
+        let (mut r, client) = self.report_without_certs(client);
+        r.server_certs = self.sides[client.other().idx()].certs.clone();
+        r.client_certs = self.sides[client.idx()].certs.clone();
+        r
+    }
+
+    /// The same facts, with the certificates moved out of a session that is over.
+    pub fn into_report(mut self, client: Side) -> TlsReport {
+        let (mut r, client) = self.report_without_certs(client);
+        r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
+        r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
+        r
+    }
+
+    /// Every fact but the certificate chains; with the side found to be the client.
+    fn report_without_certs(&self, client: Side) -> (TlsReport, Side) {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         let mut r = TlsReport {
             hello_retry_request: self.hrr_side.is_some(),
-            server_certs: ss.certs.clone(),
-            client_certs: cs.certs.clone(),
             client_cert_requested: ss.cert_request,
             client_cert_empty: cs.cert_empty,
             ..TlsReport::default()
@@ -1279,7 +1293,7 @@ impl TlsSession {
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
-        r
+        (r, client)
     }
 
     /// How the session was resumed, if it was.

@@ -81,7 +81,7 @@ fn row(f: &FlowReport) -> [String; 10] {
         }
         (None, Some(h)) => (
             f.protocol.to_string(),
-            h.version.clone().unwrap_or_default(),
+            h.version.unwrap_or_default().to_string(),
             h.requests.iter().find_map(|r| r.host.as_ref()).map(|h| h.to_terminal()).unwrap_or_default(),
             String::new(),
             "plaintext".to_string(),
