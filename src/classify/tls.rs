@@ -23,6 +23,7 @@ use super::cert::{parse_cert, CertInfo};
 use crate::sanitize::WireBytes;
 use crate::wire::{Feed, Probe, Side, Timestamp};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// Largest TLS record body accepted (2^14 + 2048, RFC 5246 §6.2.3).
 pub const MAX_RECORD: usize = 16384 + 2048;
@@ -66,11 +67,11 @@ pub struct TlsAlert {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TlsReport {
     /// Negotiated version, e.g. "TLS 1.3".
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     /// legacy_version of the first ClientHello.
-    pub legacy_version: Option<String>,
+    pub legacy_version: Option<Cow<'static, str>>,
     /// supported_versions of the first ClientHello (GREASE skipped), or its legacy_version.
-    pub versions_offered: Vec<String>,
+    pub versions_offered: Vec<Cow<'static, str>>,
     /// SNI host name of the first ClientHello.
     pub sni: Option<WireBytes>,
     /// ALPN protocols offered in the first ClientHello, in order.
@@ -78,7 +79,7 @@ pub struct TlsReport {
     /// ALPN protocol selected by the ServerHello (TLS ≤ 1.2 only).
     pub alpn_selected: Option<WireBytes>,
     /// Cipher suite name.
-    pub cipher: Option<String>,
+    pub cipher: Option<Cow<'static, str>>,
     /// The server sent a HelloRetryRequest.
     pub hello_retry_request: bool,
     /// session_id, session_ticket or psk.
@@ -438,7 +439,7 @@ pub fn find_client_hello(data: &[u8]) -> Option<usize> {
 }
 
 /// Name of a protocol version number.
-pub fn version_name(v: u16) -> String {
+pub fn version_name(v: u16) -> Cow<'static, str> {
     match v {
         0x0002 => "SSL 2.0".into(),
         0x0300 => "SSL 3.0".into(),
@@ -446,8 +447,8 @@ pub fn version_name(v: u16) -> String {
         0x0302 => "TLS 1.1".into(),
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
-        v if v >> 8 == 0x7f => format!("TLS 1.3 (draft {})", v & 0xff),
-        v => format!("0x{v:04x}"),
+        v if v >> 8 == 0x7f => format!("TLS 1.3 (draft {})", v & 0xff).into(),
+        v => format!("0x{v:04x}").into(),
     }
 }
 
@@ -461,10 +462,10 @@ fn is_tls13(v: u16) -> bool {
 }
 
 /// IANA name of a cipher suite, or `0xHHHH`.
-pub fn cipher_name(id: u16) -> String {
+pub fn cipher_name(id: u16) -> Cow<'static, str> {
     match tls_parser::TlsCipherSuite::from_id(id) {
-        Some(c) => c.name.to_string(),
-        None => format!("0x{id:04x}"),
+        Some(c) => c.name.into(),
+        None => format!("0x{id:04x}").into(),
     }
 }
 

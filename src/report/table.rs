@@ -69,7 +69,7 @@ fn row(f: &FlowReport) -> [String; 10] {
             let alpn = names.join(",");
             (
                 "tls".to_string(),
-                t.version.clone().unwrap_or_default(),
+                t.version.as_deref().unwrap_or_default().to_string(),
                 // Istio cluster names read better parsed: `reviews.default:9080 (subset v2)`.
                 match f.istio.as_ref().and_then(|i| i.sni.as_ref()) {
                     Some(sni) => escape_str(&sni.readable()),
