@@ -461,7 +461,7 @@ impl HttpSession {
                     _ => from = l,
                 }
             }
-            match data[from..].iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', &data[from..]) {
                 Some(p) => start = Some(from + p + 1),
                 None => {
                     st.state = State::Resync { line_start: false };
@@ -920,7 +920,8 @@ fn upgrade_token(v: &[u8]) -> String {
 /// End (exclusive) of a header block: after `\r\n\r\n` or `\n\n`, searching from `from`.
 fn head_end(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    while let Some(p) = b.get(i..)?.iter().position(|&c| c == b'\n') {
+    // memchr: the byte-at-a-time search was a third of the classifier's own time (`perf`).
+    while let Some(p) = memchr::memchr(b'\n', b.get(i..)?) {
         let nl = i + p;
         match b.get(nl + 1) {
             Some(b'\n') => return Some(nl + 2),
@@ -1015,7 +1016,7 @@ fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
             return None;
         }
         let start = at;
-        let nl = block[at..].iter().position(|&b| b == b'\n').map_or(block.len(), |p| at + p);
+        let nl = memchr::memchr(b'\n', &block[at..]).map_or(block.len(), |p| at + p);
         at = nl + 1;
         let end = if nl > start && block[nl - 1] == b'\r' { nl - 1 } else { nl };
         Some((start, end))
@@ -1080,7 +1081,7 @@ fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
 /// (HTTP found in a stream that did not start with it).
 pub fn resync_offset(data: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(p) = data.get(i..)?.iter().position(|&b| b == b'\n') {
+    while let Some(p) = memchr::memchr(b'\n', data.get(i..)?) {
         let start = i + p + 1;
         let rest = data.get(start..)?;
         if rest.is_empty() {
@@ -1162,7 +1163,7 @@ pub fn probe_request(data: &[u8]) -> Probe {
     if n >= 3 && t == b'/' {
         return Probe::Match; // another method token with an origin-form target (`CCM_POST /`)
     }
-    match data.iter().take(MAX_PROBE_LINE).position(|&c| c == b'\n') {
+    match memchr::memchr(b'\n', &data[..data.len().min(MAX_PROBE_LINE)]) {
         Some(nl) => {
             let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
             if line.len() >= 9 && line[line.len() - 9..].starts_with(b" HTTP/1.") {
