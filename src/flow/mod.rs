@@ -134,15 +134,32 @@ struct Flow<S> {
 /// ACKs, RSTs) instead of opening a mid-stream flow.
 const TOMBSTONE_SECS: i64 = 60;
 
-/// Canonical 4-tuple: the lower (address, port) first.
-type FlowKey = (IpAddr, u16, IpAddr, u16);
+/// Canonical 4-tuple: the lower (address, port) first. Addresses as 128-bit numbers (IPv4 in
+/// the low bits, with the family in `ports` so that an IPv6 address never equals an IPv4 one):
+/// hashing and comparing two `IpAddr` enums per lookup was 6% of the time (`perf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    lo: u128,
+    hi: u128,
+    /// Port of `lo` << 16 | port of `hi`, | 1 << 32 for IPv6.
+    ports: u64,
+}
 
-fn key_of(seg: &TcpSegment<'_>) -> (FlowKey, bool) {
-    if (seg.src, seg.sport) <= (seg.dst, seg.dport) {
-        ((seg.src, seg.sport, seg.dst, seg.dport), true)
-    } else {
-        ((seg.dst, seg.dport, seg.src, seg.sport), false)
+fn ip_bits(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), false),
+        IpAddr::V6(a) => (u128::from(a), true),
     }
+}
+
+fn key_from(a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> FlowKey {
+    let ((a, v6), (b, _)) = (ip_bits(a), ip_bits(b));
+    let ((lo, lp), (hi, hp)) = if (a, ap) <= (b, bp) { ((a, ap), (b, bp)) } else { ((b, bp), (a, ap)) };
+    FlowKey { lo, hi, ports: u64::from(lp) << 16 | u64::from(hp) | u64::from(v6) << 32 }
+}
+
+fn key_of(seg: &TcpSegment<'_>) -> FlowKey {
+    key_from(seg.src, seg.sport, seg.dst, seg.dport)
 }
 
 /// Counters of the table itself.
@@ -218,7 +235,7 @@ impl<S: StreamSink> FlowTable<S> {
         finished: &mut dyn FnMut(FlowMeta, S),
     ) -> Option<usize> {
         self.maybe_sweep(ts, finished);
-        let (key, _) = key_of(seg);
+        let key = key_of(seg);
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         let mut slot = self.map.get(&key).copied();
         if let (Some(i), true) = (slot, syn_only) {
@@ -380,14 +397,8 @@ impl<S: StreamSink> FlowTable<S> {
         let Some(mut f) = self.slots[i].take() else { return };
         self.free.push(i);
         self.live_orders.remove(&f.meta.order);
-        let key = {
-            let [a, b] = f.meta.endpoints;
-            if (a.ip(), a.port()) <= (b.ip(), b.port()) {
-                (a.ip(), a.port(), b.ip(), b.port())
-            } else {
-                (b.ip(), b.port(), a.ip(), a.port())
-            }
-        };
+        let [a, b] = f.meta.endpoints;
+        let key = key_from(a.ip(), a.port(), b.ip(), b.port());
         self.map.remove(&key);
         if f.meta.closed() && why != EndReason::Reused {
             if self.tombstones.len() >= self.limits.max_flows {
