@@ -834,7 +834,8 @@ pub fn is_secret_header(name: &[u8]) -> bool {
     // This runs for every header of every message: one pass, comparing a part only where its
     // first letter is (lower-casing the name first, then trying every part at each of those
     // letters, was still 2% of the benchmark's time).
-    let at = |rest: &[u8], part: &[u8]| rest.len() >= part.len() && rest[..part.len()].eq_ignore_ascii_case(part);
+    let at =
+        |rest: &[u8], part: &[u8]| rest.len() >= part.len() && rest[..part.len()].eq_ignore_ascii_case(part);
     (0..name.len().saturating_sub(4)).any(|i| {
         let rest = &name[i..];
         match name[i] | 0x20 {
@@ -1537,8 +1538,30 @@ mod tests {
                     .iter()
                     .any(|p| l.windows(p.len()).any(|w| w == p.as_bytes()))
         };
-        let pieces = ["", "x-", "TOK", "token", "Tokens", "SeSSion", "sess", "api", "-key", "_KEY", "key", "Cookie",
-            "set-", "authorization", "proxy-", "passw", "d", "ord", "secre", "t", "\u{e9}", "\x00"];
+        let pieces = [
+            "",
+            "x-",
+            "TOK",
+            "token",
+            "Tokens",
+            "SeSSion",
+            "sess",
+            "api",
+            "-key",
+            "_KEY",
+            "key",
+            "Cookie",
+            "set-",
+            "authorization",
+            "proxy-",
+            "passw",
+            "d",
+            "ord",
+            "secre",
+            "t",
+            "\u{e9}",
+            "\x00",
+        ];
         for a in pieces {
             for b in pieces {
                 for c in pieces {

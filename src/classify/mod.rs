@@ -425,8 +425,9 @@ impl FlowClassifier {
     /// Counts the bytes held in buffers again (see `held`).
     fn recount(&mut self) {
         let own: usize = self.sides.iter().map(|s| s.pending.capacity() + s.preview.capacity()).sum();
-        self.held =
-            own + self.tls.as_ref().map_or(0, |t| t.buffered()) + self.http.as_ref().map_or(0, |h| h.buffered());
+        self.held = own
+            + self.tls.as_ref().map_or(0, |t| t.buffered())
+            + self.http.as_ref().map_or(0, |h| h.buffered());
     }
 
     fn gap_mode(&mut self, side: Side, _lost: u32) -> Feed {
