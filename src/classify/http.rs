@@ -1280,7 +1280,7 @@ mod tests {
             let r = &h.report.requests[0];
             assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"reviews:9080");
             assert_eq!(r.headers.get(1).unwrap().0, b"x-request-id");
-            assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
+            assert_eq!(r.version, Some("HTTP/1.1"));
             assert_eq!(h.client_side(), Some(Side::A));
             // The body "{\"a\"" was skipped; the trailing "GET" waits as a partial head.
             assert_eq!(h.report.requests_total, 2);
@@ -1303,7 +1303,7 @@ mod tests {
         assert_eq!(paths(&h), ["/a", "/b"]);
         assert_eq!(statuses(&h), [200, 404]);
         assert_eq!(h.report.responses[1].reason.as_bytes(), b"Not Found");
-        assert_eq!(h.report.version.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(h.report.version, Some("HTTP/1.1"));
         assert!(h.sides.iter().all(|s| s.state == State::Head && s.buf.is_empty()));
     }
 
@@ -1592,7 +1592,7 @@ mod tests {
         assert_eq!(header_names(&r.headers), ["Host", "X-Fold", "Bad\u{1}", "Last"]);
         assert_eq!(r.headers.get(1).unwrap().1, b"a\r\n  b");
         assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"spaced");
-        assert_eq!(r.version.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(r.version, Some("HTTP/1.1"));
     }
 
     #[test]
@@ -1605,8 +1605,8 @@ mod tests {
             false,
         );
         assert_eq!(paths(&h), ["http://example.com/a?b=c"]);
-        assert_eq!(h.report.requests[0].version.as_deref(), Some("HTTP/1.0"));
-        assert_eq!(h.report.version.as_deref(), Some("HTTP/1.0"));
+        assert_eq!(h.report.requests[0].version, Some("HTTP/1.0"));
+        assert_eq!(h.report.version, Some("HTTP/1.0"));
     }
 
     #[test]
@@ -1836,7 +1836,7 @@ mod tests {
             (vec![String::new()], &b"OPTIONS"[..])
         );
         let (h, _) = run(&[(Side::A, b"GET /HTTP/1.1\nHost: g\n\n")], false);
-        assert_eq!((paths(&h), h.report.requests[0].version.clone()), (vec!["/HTTP/1.1".to_string()], None));
+        assert_eq!((paths(&h), h.report.requests[0].version), (vec!["/HTTP/1.1".to_string()], None));
         assert_eq!(probe_request(b"GE"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET "), Probe::NeedMore);

@@ -382,13 +382,13 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
 
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
-    j.key(key!("version")).opt_str(h.version.as_deref());
+    j.key(key!("version")).opt_str(h.version);
     j.key(key!("requests")).open(b'[');
     for r in &h.requests {
         j.open(b'{');
         j.key(key!("method")).wire(r.method.as_bytes());
         j.key(key!("path")).wire(r.path.as_bytes());
-        j.key(key!("version")).opt_str(r.version.as_deref());
+        j.key(key!("version")).opt_str(r.version);
         j.key(key!("host")).opt_wire(r.host.as_ref());
         j.key(key!("headers"));
         headers(j, &r.headers);
@@ -398,7 +398,7 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.key(key!("responses")).open(b'[');
     for r in &h.responses {
         j.open(b'{');
-        j.key(key!("version")).opt_str(r.version.as_deref());
+        j.key(key!("version")).opt_str(r.version);
         j.key(key!("status")).u64(r.status.into());
         j.key(key!("reason")).wire(r.reason.as_bytes());
         j.key(key!("headers"));
