@@ -70,3 +70,33 @@ fn one_million_half_open_flows_stay_under_the_flow_table_cap() {
     assert!(rss_mib < 256, "max RSS {rss_mib} MiB");
     eprintln!("1,000,000 half-open flows, --max-flows 100000: max RSS {rss_mib} MiB");
 }
+
+#[test]
+fn flows_open_at_the_end_come_out_the_same_with_any_number_of_threads() {
+    // 5,000 flows still open at the end of the capture: ended and written 1,024 at a time,
+    // across the shards when there are several; the order (by first packet) must not change.
+    let path = std::env::temp_dir().join(format!("tlspeek-openatend-{}.pcap", std::process::id()));
+    syn_flood(&path, 5_000);
+    let run = |threads: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+            .args(["-q", "-r", path.to_str().unwrap(), "--json", "--threads", threads])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        out.stdout
+    };
+    let one = run("1");
+    for threads in ["2", "3", "4"] {
+        assert!(run(threads) == one, "--threads {threads} differs from --threads 1");
+    }
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<Value> = one
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let ids: Vec<u64> =
+        lines.iter().filter(|v| v["type"] == "flow").map(|v| v["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=5_000).collect::<Vec<u64>>());
+    assert!(lines.iter().filter(|v| v["type"] == "flow").all(|v| v["end"] == "capture_end"));
+}
