@@ -36,8 +36,13 @@ fn main() -> ExitCode {
     if args.list_interfaces {
         return match tlspeek::capture::live::list_interfaces() {
             Ok(lines) => {
+                // Not println!: a reader that stops early (`tlspeek -D | grep -q eth0`) closes
+                // the pipe, and println! panics on that; it is a normal end here.
+                let mut out = io::stdout().lock();
                 for l in lines {
-                    println!("{l}");
+                    if writeln!(out, "{l}").is_err() {
+                        break;
+                    }
                 }
                 ExitCode::from(exit::OK)
             }

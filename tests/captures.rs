@@ -519,6 +519,22 @@ fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
 }
 
 #[test]
+fn interface_list_into_a_closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    // Like `tlspeek -D | grep -q eth0`: the reader is gone before the list is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .arg("-D")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn threads_give_the_same_output_on_every_capture() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut checked = 0;
