@@ -811,15 +811,16 @@ impl HttpSession {
         if [Side::A, Side::B].iter().all(|&s| self.partial_head(s).is_none()) {
             return self.report.clone();
         }
-        self.clone().into_report()
+        self.clone().into_report().0
     }
 
-    /// The same facts, moved out of a session that is over (no copy of the recorded heads).
-    pub fn into_report(mut self) -> HttpReport {
+    /// The same facts, moved out of a session that is over (no copy of the recorded heads),
+    /// with the warnings not yet taken (a head cut short by the end of the capture adds one).
+    pub fn into_report(mut self) -> (HttpReport, Vec<String>) {
         for s in [Side::A, Side::B] {
             self.record_partial(s);
         }
-        self.report
+        (self.report, self.warnings)
     }
 }
 

@@ -329,7 +329,11 @@ impl FlowClassifier {
         }
         let hint = self.client_hint();
         // The HTTP facts are moved out, not copied: they hold every recorded head.
-        let http = self.http.take().filter(|h| h.saw_http()).map(|h| h.into_report());
+        let http = self.http.take().filter(|h| h.saw_http()).map(|h| {
+            let (report, warnings) = h.into_report();
+            self.warnings.extend(warnings);
+            report
+        });
         let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| t.into_report(client));
         self.classified(http, tls, hint)
     }
@@ -492,6 +496,19 @@ mod tests {
                 (x >> 24) as u8 | 0x80 // high bit set: never a content type 20..=24
             })
             .collect()
+    }
+
+    #[test]
+    fn a_head_cut_short_by_the_end_of_the_capture_is_recorded_with_a_warning() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", ts);
+        c.data(Side::B, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ts);
+        c.data(Side::A, b"GET /b HTTP/1.1\r\nHost: h\r\nAccept: */", ts);
+        let r = c.finish(Side::A);
+        let paths: Vec<&[u8]> = r.http.as_ref().unwrap().requests.iter().map(|q| q.path.as_bytes()).collect();
+        assert_eq!(paths, [&b"/a"[..], b"/b"]);
+        assert_eq!(r.warnings, ["http: message head cut short by missing bytes"]);
     }
 
     #[test]
