@@ -523,13 +523,6 @@ impl Worker {
         self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
     }
 
-    /// Ends up to `n` open flows, oldest first (end of input); returns how many.
-    fn finish_oldest(&mut self, n: usize) -> usize {
-        let w = Ending { out: &self.out, end_order: self.order + 1 };
-        let done = &mut self.done;
-        self.table.finish_oldest(n, &mut |m, c| finish_flow(w, m, c, done))
-    }
-
     /// Ends the open flows whose first packet is number `last` or earlier (end of input).
     fn finish_up_to(&mut self, last: u64) -> usize {
         let w = Ending { out: &self.out, end_order: self.order + 1 };
@@ -608,6 +601,28 @@ impl Merger {
     }
 }
 
+impl Merger {
+    /// Ends and writes the flows still open when the input ended, over all `workers` (shards),
+    /// oldest first: each batch ends every flow of any shard up to the [`END_BATCH`]-th oldest
+    /// of one shard, so all of them can be written before the next batch is built.
+    fn end_open_flows(
+        &mut self,
+        workers: &mut [&mut Worker],
+        summary: &mut Summary,
+        sink: &mut Sink<'_>,
+        mesh_cfg: &MeshConfig,
+    ) -> io::Result<()> {
+        while let Some(last) = workers.iter().filter_map(|w| w.table.nth_live_order(END_BATCH)).min() {
+            for w in workers.iter_mut() {
+                w.finish_up_to(last);
+                self.add(&mut w.done, &mut w.xfcc);
+            }
+            self.release(u64::MAX, summary, sink, mesh_cfg)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads one capture to its end (or first error), numbering its packets after `base`.
 fn analyze(
     reader: &mut dyn PacketSource,
@@ -659,15 +674,10 @@ fn analyze(
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
-    // What ended before the input did, then the flows still open: ended oldest first, in
-    // batches, each released before the next.
-    loop {
-        m.add(&mut w.done, &mut w.xfcc);
-        m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-        if w.finish_oldest(END_BATCH) == 0 {
-            break;
-        }
-    }
+    // What ended before the input did, then the flows still open.
+    m.add(&mut w.done, &mut w.xfcc);
+    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    m.end_open_flows(&mut [&mut w], summary, sink, &cfg.mesh)?;
     w.add_counts(summary);
     finish_file(&name, &w.skipped, error, cfg, summary, diag)
 }
@@ -705,9 +715,7 @@ fn shard_main(
     let shard = w.shard as usize;
     let send = |w: &mut Worker| {
         // Free what the merger wrote of ours since the last batch, here where it was allocated.
-        while let Ok(v) = spent.try_recv() {
-            drop(v);
-        }
+        spent.try_iter().for_each(drop);
         let processed = w.order;
         let done = std::mem::take(&mut w.done);
         let xfcc = std::mem::take(&mut w.xfcc);
@@ -829,17 +837,8 @@ fn analyze_parallel(
     result?;
     m.spent = None; // the workers have ended: nothing to send back
     m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-    // The flows still open, over all shards, oldest first: each batch ends every flow (of any
-    // shard) up to the END_BATCH-th oldest of one shard, so all of them can be written.
-    loop {
-        let live = workers.iter().flatten().filter_map(|(w, _)| w.table.nth_live_order(END_BATCH));
-        let Some(last) = live.min() else { break };
-        for (w, _) in workers.iter_mut().flatten() {
-            w.finish_up_to(last);
-            m.add(&mut w.done, &mut w.xfcc);
-        }
-        m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-    }
+    let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|(w, _)| &mut **w).collect();
+    m.end_open_flows(&mut ended, summary, sink, &cfg.mesh)?;
     let mut error = None;
     let mut skipped = BTreeMap::new();
     for (i, slot) in workers.into_iter().enumerate() {
