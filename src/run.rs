@@ -170,7 +170,9 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         };
         // Flow ids are packet numbers, counted across the inputs.
         let base = summary.packets;
-        if cfg.threads > 1 && path.as_os_str() != "-" {
+        // Threads need a regular file: each worker opens it, and a pipe (`-r <(...)`, a FIFO)
+        // opened twice would split its bytes between them.
+        if cfg.threads > 1 && path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
             analyze_parallel(reader, path, cfg, base, &mut summary, &mut sink, diag)?;
         } else {
             analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?;

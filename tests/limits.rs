@@ -100,3 +100,35 @@ fn flows_open_at_the_end_come_out_the_same_with_any_number_of_threads() {
     assert_eq!(ids, (1..=5_000).collect::<Vec<u64>>());
     assert!(lines.iter().filter(|v| v["type"] == "flow").all(|v| v["end"] == "capture_end"));
 }
+
+#[test]
+fn a_fifo_with_threads_is_read_once_not_split_between_workers() {
+    // `tlspeek -r <(zcat big.pcap.gz)` or a named pipe: threads would each open the path and
+    // share out its bytes (15 flows of 5,977 came out). A pipe is read by one thread.
+    let dir = std::env::temp_dir().join(format!("tlspeek-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flood.pcap");
+    syn_flood(&file, 5_000); // 270 KB: more than one read buffer
+    let fifo = dir.join("pipe.pcap");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path it is given.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let bytes = std::fs::read(&file).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            let _ = w.write_all(&bytes);
+        })
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(["-q", "-r", fifo.to_str().unwrap(), "--json", "--summary-only", "--threads", "2"])
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["packets"], 5_000);
+    assert_eq!(summary["flows"], 5_000);
+}
