@@ -121,6 +121,9 @@ pub struct Headers {
     buf: Box<[u8]>,
     /// End of name i at `2i`, end of value i at `2i + 1`.
     ends: Box<[u32]>,
+    /// Bits the builder's caller set ([`HeadersBuilder::mark`]), so that readers looking for
+    /// rare fields can skip a message without walking its fields.
+    marks: u8,
 }
 
 /// Builds [`Headers`].
@@ -128,12 +131,13 @@ pub struct Headers {
 pub struct HeadersBuilder {
     buf: Vec<u8>,
     ends: Vec<u32>,
+    marks: u8,
 }
 
 impl HeadersBuilder {
     /// Room for `fields` fields of `bytes` bytes in all.
     pub fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
-        HeadersBuilder { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(2 * fields) }
+        HeadersBuilder { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(2 * fields), marks: 0 }
     }
 
     /// Appends one field.
@@ -144,13 +148,23 @@ impl HeadersBuilder {
         self.ends.push(self.buf.len() as u32);
     }
 
+    /// Sets bits of [`Headers::marks`].
+    pub fn mark(&mut self, bits: u8) {
+        self.marks |= bits;
+    }
+
     /// The fields.
     pub fn finish(self) -> Headers {
-        Headers { buf: self.buf.into_boxed_slice(), ends: self.ends.into_boxed_slice() }
+        Headers { buf: self.buf.into_boxed_slice(), ends: self.ends.into_boxed_slice(), marks: self.marks }
     }
 }
 
 impl Headers {
+    /// The bits set with [`HeadersBuilder::mark`].
+    pub fn marks(&self) -> u8 {
+        self.marks
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.ends.len() / 2

@@ -141,7 +141,7 @@ impl FlowClassifier {
         let reqs = self.http.as_ref()?.requests();
         let new = reqs.get(self.xfcc_checked..).filter(|n| !n.is_empty())?;
         self.xfcc_checked = reqs.len();
-        new.iter().rev().find_map(|r| {
+        new.iter().rev().filter(|r| r.headers.marks() & http::MARK_ISTIO != 0).find_map(|r| {
             let (_, v) =
                 r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
             let x = istio::parse_xfcc(&String::from_utf8_lossy(v)).pop()?;

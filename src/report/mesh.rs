@@ -261,9 +261,7 @@ pub fn classify(f: &FlowReport) -> FlowClass {
 pub fn from_sidecar(f: &FlowReport) -> bool {
     f.istio.as_ref().is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some())
         || f.http.as_ref().is_some_and(|h| {
-            h.requests.iter().take(4).any(|r| {
-                r.headers.iter().any(|(n, _)| n.len() > 8 && n[..8].eq_ignore_ascii_case(b"x-envoy-"))
-            })
+            h.requests.iter().take(4).any(|r| r.headers.marks() & crate::classify::http::MARK_ENVOY != 0)
         })
 }
 
