@@ -156,16 +156,17 @@ pub struct Args {
     #[arg(long)]
     pub check_loopback: bool,
 
-    /// Threads for capture files: each reads the file and follows its share of the flows
-    /// (same output for any number). Default: the CPUs this process may use (cgroup quotas
-    /// count), at most 4. Live capture and standard input use one.
+    /// Threads for capture files and standard input: one reads and decodes the packets and
+    /// hands the others the segments of their share of the flows (same output for any number).
+    /// Default: the CPUs this process may use (cgroup quotas count), at most 4. Live capture
+    /// uses one.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
 
 /// `--threads` when not given: the CPUs available to this process (affinity and cgroup CPU
-/// quota, so a sidecar limited to one CPU gets one), at most 4 (every thread reads the whole
-/// file, so more stop paying).
+/// quota, so a sidecar limited to one CPU gets one), at most 4 (the one thread that reads and
+/// decodes every packet limits what more would bring).
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }

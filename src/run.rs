@@ -170,10 +170,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         };
         // Flow ids are packet numbers, counted across the inputs.
         let base = summary.packets;
-        // Threads need a regular file: each worker opens it, and a pipe (`-r <(...)`, a FIFO)
-        // opened twice would split its bytes between them.
-        if cfg.threads > 1 && path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-            analyze_parallel(reader, path, cfg, base, &mut summary, &mut sink, diag)?;
+        if cfg.threads > 1 {
+            analyze_parallel(reader, cfg, base, &mut summary, &mut sink, diag)?;
         } else {
             analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?;
         }
@@ -282,20 +280,22 @@ struct Pending {
 /// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
 type XfccSeen = (u16, f64, String, Option<String>);
 
-/// Flow tracking over one capture, or over one shard of it (`--threads`): every worker reads
-/// the whole file and keeps only the TCP flows whose 4-tuple hashes to its shard, so workers
-/// share nothing but the file. Shard 0 also counts what is not TCP.
+/// Flow tracking over one capture, or over one shard of it (`--threads`: the dispatching
+/// thread reads and decodes every packet and hands each worker the segments of the flows whose
+/// 4-tuple hashes to its shard, see [`Worker::route`]). The counters of what is not a TCP flow
+/// are kept by the worker that reads the packets.
 struct Worker {
     out: FlowOut,
     live: bool,
     classify: ClassifyConfig,
-    shard: u64,
-    shards: u64,
+    /// This worker reads the packets and counts them (one thread, or the dispatcher).
+    counting: bool,
     table: FlowTable<FlowClassifier>,
     defrag: Defragmenter,
     skipped: BTreeMap<u32, u64>,
     non_tcp: BTreeMap<NonTcp, u64>,
-    /// Number of the current packet (all shards see all packets), counting from `base`.
+    /// Number of the current packet (for a shard: the packet of its last segment, then the last
+    /// packet dispatched), counting from `base`.
     order: u64,
     /// Packets of the inputs read before this one.
     base: u64,
@@ -324,22 +324,33 @@ struct Ending<'a> {
 }
 
 /// Server endpoints seen answering a SYN (SYN-ACK senders), to tell client from server in
-/// flows whose handshake the capture missed. Every shard sees every packet, so the set is the
-/// same whatever `--threads`; bounded (cleared when full).
+/// flows whose handshake the capture missed. Every shard is told of every SYN-ACK, so the set
+/// is the same whatever `--threads`; bounded (cleared when full).
 #[derive(Default)]
 struct KnownServers(std::collections::HashSet<(IpAddr, u16)>);
+
+/// A SYN-ACK: its sender is a server.
+fn is_server_answer(seg: &crate::decode::TcpSegment<'_>) -> bool {
+    use crate::decode::tcp_flags::{ACK, SYN};
+    seg.has(SYN) && seg.has(ACK)
+}
 
 /// Server endpoints remembered at most.
 const MAX_KNOWN_SERVERS: usize = 65_536;
 
 impl KnownServers {
     fn saw(&mut self, seg: &crate::decode::TcpSegment<'_>) {
-        use crate::decode::tcp_flags::{ACK, SYN};
-        if seg.has(SYN) && seg.has(ACK) && !self.0.contains(&(seg.src, seg.sport)) {
+        if is_server_answer(seg) {
+            self.note(seg.src, seg.sport);
+        }
+    }
+
+    fn note(&mut self, ip: IpAddr, port: u16) {
+        if !self.0.contains(&(ip, port)) {
             if self.0.len() >= MAX_KNOWN_SERVERS {
                 self.0.clear();
             }
-            self.0.insert((seg.src, seg.sport));
+            self.0.insert((ip, port));
         }
     }
 
@@ -398,8 +409,21 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 27;
-    x % shards
+    // Shard 0 is followed by the thread that also reads and decodes every packet: it gets
+    // READER_SHARE of a share, so that the threads finish together. x * units / 2^64 picks a
+    // unit (a multiplication, not a 64-bit division: 40 cycles per packet).
+    let units = READER_UNITS + SHARE_UNITS * (shards - 1);
+    let u = ((u128::from(x) * u128::from(units)) >> 64) as u64;
+    if u < READER_UNITS {
+        0
+    } else {
+        1 + (u - READER_UNITS) / SHARE_UNITS
+    }
 }
+
+/// Shard 0's share of the flows relative to the others' (`READER_UNITS / SHARE_UNITS`).
+const READER_UNITS: u64 = 4;
+const SHARE_UNITS: u64 = 5;
 
 impl Worker {
     #[allow(clippy::too_many_arguments)]
@@ -417,6 +441,7 @@ impl Worker {
         limits.max_flows = (limits.max_flows / shards as usize).max(1);
         limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
         Worker {
+            counting: shards == 1,
             out: FlowOut {
                 name: name.to_string(),
                 nanos,
@@ -427,8 +452,6 @@ impl Worker {
             },
             live,
             classify: cfg.classify,
-            shard,
-            shards,
             table: FlowTable::new(limits),
             defrag: Defragmenter::default(),
             skipped: BTreeMap::new(),
@@ -441,9 +464,8 @@ impl Worker {
         }
     }
 
-    /// Counting of what is not a TCP flow is done once, by shard 0.
     fn counts(&self) -> bool {
-        self.shard == 0
+        self.counting
     }
 
     /// Takes one packet; returns a live `classified` report when a flow just told what it is.
@@ -489,12 +511,6 @@ impl Worker {
     ) -> Option<FlowReport> {
         self.out.servers.saw(seg);
         let w = Ending { out: &self.out, end_order: self.order };
-        if self.shards > 1 && shard_of(seg.src, seg.sport, seg.dst, seg.dport, self.shards) != self.shard {
-            // Idle flows end at the same packet whatever the number of shards.
-            let done = &mut self.done;
-            self.table.maybe_sweep(ts, &mut |m, c| finish_flow(w, m, c, done));
-            return None;
-        }
         let ccfg = self.classify;
         let done = &mut self.done;
         let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
@@ -518,8 +534,68 @@ impl Worker {
         None
     }
 
-    /// Ends idle flows (live capture with no traffic).
-    fn idle(&mut self, now: crate::wire::Timestamp) {
+    /// Reads one packet for the shard workers: counts it, decodes it, reassembles IPv4
+    /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`What`]).
+    fn route(&mut self, pkt: &crate::capture::Packet<'_>, out: &mut [Batch], seen: &mut [Option<i64>]) {
+        self.order += 1;
+        self.bytes += pkt.data.len() as u64;
+        if !is_supported_linktype(pkt.linktype) {
+            *self.skipped.entry(pkt.linktype).or_default() += 1;
+            return;
+        }
+        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
+            Decoded::Tcp(seg) => self.route_segment(&seg, pkt.ts, out, seen),
+            Decoded::Fragment(frag) => {
+                let Some(d) = self.defrag.push(&frag, pkt.ts) else { return };
+                if d.proto == 6 {
+                    let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
+                    if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                        self.route_segment(&seg, pkt.ts, out, seen);
+                    }
+                } else {
+                    *self
+                        .non_tcp
+                        .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
+                        .or_default() += 1;
+                }
+            }
+            Decoded::Other(k) => *self.non_tcp.entry(k).or_default() += 1,
+        }
+    }
+
+    /// Takes a batch from the dispatching thread (a shard worker).
+    fn dispatched(&mut self, b: &Batch) {
+        for e in &b.events {
+            self.order = e.order;
+            match e.what {
+                What::Segment { src, dst, sport, dport, seq, ack, flags, wire_len, start, len } => {
+                    let payload = &b.data[start as usize..start as usize + len as usize];
+                    let seg = crate::decode::TcpSegment {
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        payload,
+                        wire_len,
+                    };
+                    self.segment(&seg, e.ts);
+                }
+                What::Server(ip, port) => {
+                    self.out.servers.note(ip, port);
+                    self.sweep(e.ts);
+                }
+                What::Tick => self.sweep(e.ts),
+            }
+        }
+        self.order = b.upto;
+    }
+
+    /// Ends the flows idle at `now` (as of packet `self.order`); also for a live capture with
+    /// no traffic.
+    fn sweep(&mut self, now: crate::wire::Timestamp) {
         let w = Ending { out: &self.out, end_order: self.order };
         let done = &mut self.done;
         self.table.maybe_sweep(now, &mut |m, c| finish_flow(w, m, c, done));
@@ -647,7 +723,7 @@ fn analyze(
             Ok(Next::Packet(p)) => p,
             Ok(Next::Idle(now)) => {
                 // Live capture with no traffic: idle flows still end and are reported.
-                w.idle(now);
+                w.sweep(now);
                 m.add(&mut w.done, &mut w.xfcc);
                 m.release(w.order, summary, sink, &cfg.mesh)?;
                 continue;
@@ -688,59 +764,144 @@ fn analyze(
 enum Msg {
     /// Finished flows and XFCC observations, then how far the worker is.
     Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
-    /// The worker read the whole file (or stopped at `error`).
-    End { shard: usize, worker: Box<Worker>, error: Option<String> },
+    /// The worker took every batch.
+    End { shard: usize, worker: Box<Worker> },
 }
 
 /// Flows still open at the end of the input are ended (oldest first) and written this many at
 /// a time, so that their reports are never all held at once.
 const END_BATCH: usize = 1024;
 
-/// Packets between two batches sent by a shard worker.
+/// Packets between two batches sent to the shard workers.
 const SHARD_BATCH: u64 = 1024;
 
-/// Packets a shard worker may read ahead of the slowest one.
-const MAX_AHEAD: u64 = 16 * SHARD_BATCH;
+/// Batches queued for a shard worker before the dispatching thread waits for it: this bounds
+/// the memory in flight, and how far the fastest worker runs ahead of the slowest.
+const QUEUED_BATCHES: usize = 4;
 
-/// One shard of a file: reads every packet, tracks its own flows, sends them in batches. The
-/// flows still open at the end stay in the worker, which is sent back whole: the merging thread
-/// ends them across all shards in first-packet order, a batch at a time.
-fn shard_main(
-    mut reader: CaptureReader,
-    mut w: Worker,
+/// What the dispatching thread hands one shard worker for a run of packets.
+#[derive(Default)]
+struct Batch {
+    /// Payloads of the segments, back to back.
+    data: Vec<u8>,
+    events: Vec<Event>,
+    /// Every packet up to this number has been dispatched.
+    upto: u64,
+}
+
+/// One event of a [`Batch`]: what the worker does at packet `order`.
+struct Event {
+    order: u64,
+    ts: crate::wire::Timestamp,
+    what: What,
+}
+
+/// The part of a packet a shard worker needs. A worker must end idle flows at the same packet
+/// as one thread would: its flow table sweeps at the first TCP packet of each new capture
+/// second, whichever flow it belongs to. So besides its own segments it is told of the other
+/// shards' segments whose second differs from the previous one it was told of (a sweep at a
+/// packet of the same second as the one before does nothing), and of every SYN-ACK.
+enum What {
+    /// A segment of one of this worker's flows, its payload at `data[start..start + len]`.
+    Segment {
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        wire_len: u32,
+        start: u32,
+        len: u32,
+    },
+    /// Another shard's segment in a new capture second.
+    Tick,
+    /// Another shard's SYN-ACK, from this server (see [`KnownServers`]).
+    Server(IpAddr, u16),
+}
+
+impl Worker {
+    /// Follows segment `seg` here when its flow is of shard 0 (this worker's), else adds it to
+    /// the batch of its shard; tells the other shards what they must know of it (see [`What`]).
+    /// `seen`: per shard, the capture second it was last told of.
+    fn route_segment(
+        &mut self,
+        seg: &crate::decode::TcpSegment<'_>,
+        ts: crate::wire::Timestamp,
+        out: &mut [Batch],
+        seen: &mut [Option<i64>],
+    ) {
+        let own = shard_of(seg.src, seg.sport, seg.dst, seg.dport, out.len() as u64) as usize;
+        if own == 0 {
+            self.segment(seg, ts);
+        } else {
+            self.out.servers.saw(seg);
+            self.sweep(ts);
+        }
+        for (k, (b, seen)) in out.iter_mut().zip(seen.iter_mut()).enumerate().skip(1) {
+            let what = if k == own {
+                let start = b.data.len() as u32;
+                b.data.extend_from_slice(seg.payload);
+                What::Segment {
+                    src: seg.src,
+                    dst: seg.dst,
+                    sport: seg.sport,
+                    dport: seg.dport,
+                    seq: seg.seq,
+                    ack: seg.ack,
+                    flags: seg.flags,
+                    wire_len: seg.wire_len,
+                    start,
+                    len: seg.payload.len() as u32,
+                }
+            } else if is_server_answer(seg) {
+                What::Server(seg.src, seg.sport)
+            } else if *seen != Some(ts.secs) {
+                What::Tick
+            } else {
+                continue;
+            };
+            *seen = Some(ts.secs);
+            b.events.push(Event { order: self.order, ts, what });
+        }
+    }
+}
+
+/// The dispatching thread: reads every packet once and sends each shard worker its batch every
+/// [`SHARD_BATCH`] packets. Returns the counting worker and the read error, if any.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    reader: &mut CaptureReader,
+    mut d: Worker,
+    to: Vec<std::sync::mpsc::SyncSender<Batch>>,
+    free: Vec<std::sync::mpsc::Receiver<Batch>>,
     tx: std::sync::mpsc::SyncSender<Msg>,
     spent: std::sync::mpsc::Receiver<Vec<Pending>>,
-    read: &[std::sync::atomic::AtomicU64],
     progress: Option<indicatif::ProgressBar>,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let shard = w.shard as usize;
-    let send = |w: &mut Worker| {
-        // Free what the merger wrote of ours since the last batch, here where it was allocated.
+) -> (Worker, Option<String>) {
+    // Batches for shards 1..; shard 0 is followed here.
+    let mut out: Vec<Batch> = (0..=to.len()).map(|_| Batch::default()).collect();
+    let mut seen = vec![None; to.len() + 1];
+    // Used batches come back to be refilled: freeing and allocating them would fault their
+    // pages in again every time.
+    let send = |out: &mut Vec<Batch>, d: &mut Worker| -> bool {
+        for ((b, to), free) in out.iter_mut().skip(1).zip(&to).zip(&free) {
+            let mut full = std::mem::replace(b, free.try_recv().unwrap_or_default());
+            full.upto = d.order;
+            if to.send(full).is_err() {
+                return false; // a worker stopped: the merger is gone (output error)
+            }
+        }
         spent.try_iter().for_each(drop);
-        let processed = w.order;
-        let done = std::mem::take(&mut w.done);
-        let xfcc = std::mem::take(&mut w.xfcc);
-        read[shard].store(processed, Relaxed);
-        if tx.send(Msg::Batch { shard, done, xfcc, processed }).is_err() {
-            return false;
-        }
-        // Flows are written only once every shard has read past their end: a shard that ran
-        // ahead would pile its reports up in the merger (100 MB when the VM stalled the other
-        // thread). Wait while more than MAX_AHEAD packets ahead of the slowest.
-        while read.iter().map(|r| r.load(Relaxed)).min().unwrap_or(u64::MAX).saturating_add(MAX_AHEAD)
-            < processed
-        {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        true
+        let done = std::mem::take(&mut d.done);
+        let xfcc = std::mem::take(&mut d.xfcc);
+        tx.send(Msg::Batch { shard: 0, done, xfcc, processed: d.order }).is_ok()
     };
     let mut error = None;
     loop {
         match reader.next() {
-            Ok(Next::Packet(p)) => {
-                w.packet(&p);
-            }
+            Ok(Next::Packet(p)) => d.route(&p, &mut out, &mut seen),
             Ok(Next::Idle(_)) => continue,
             Ok(Next::End) => break,
             Err(e) => {
@@ -748,27 +909,57 @@ fn shard_main(
                 break;
             }
         }
-        if w.order.is_multiple_of(SHARD_BATCH) {
-            if !send(&mut w) {
-                read[shard].store(u64::MAX, Relaxed);
-                return; // the merger stopped (output error)
+        if d.order.is_multiple_of(SHARD_BATCH) {
+            if !send(&mut out, &mut d) {
+                return (d, error);
             }
             if let Some(p) = &progress {
                 p.set_position(reader.position());
             }
         }
     }
-    let _ = send(&mut w);
-    read[shard].store(u64::MAX, Relaxed);
-    let _ = tx.send(Msg::End { shard, worker: Box::new(w), error });
+    send(&mut out, &mut d);
+    (d, error)
 }
 
-/// `--threads N` on a regular file: N workers each read the whole file and keep the flows of
-/// their shard; this thread merges their reports in the order the flows ended (the same order
-/// as one thread) and writes them.
+/// One shard worker: follows the flows of its shard from the batches it is sent, and sends
+/// their reports on. The flows still open at the end stay in the worker, which is sent back
+/// whole: the merging thread ends them across all shards in first-packet order, a batch at a
+/// time.
+fn shard_main(
+    mut w: Worker,
+    batches: std::sync::mpsc::Receiver<Batch>,
+    free: std::sync::mpsc::Sender<Batch>,
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+) {
+    let shard = w.out.shard;
+    for mut b in batches.iter() {
+        w.dispatched(&b);
+        // Free what the merger wrote of ours since the last batch, here where it was allocated.
+        spent.try_iter().for_each(drop);
+        let done = std::mem::take(&mut w.done);
+        let xfcc = std::mem::take(&mut w.xfcc);
+        if tx.send(Msg::Batch { shard, done, xfcc, processed: w.order }).is_err() {
+            return; // the merger stopped (output error)
+        }
+        b.data.clear();
+        b.events.clear();
+        let _ = free.send(b);
+    }
+    let _ = tx.send(Msg::End { shard, worker: Box::new(w) });
+}
+
+/// `--threads N` (N > 1) on a capture file or standard input: one thread reads and decodes the
+/// packets and hands each of N workers the segments of the flows hashed to it; this thread
+/// merges their reports in the order the flows ended (the same order as one thread) and writes
+/// them.
+///
+/// Until this version every worker read and decoded the whole file itself: with two workers
+/// that was 57% more CPU than one thread (`perf`: the page-cache copy twice and slower, the
+/// decoding twice, the other shard's packets walked through), for 1.8x the speed.
 fn analyze_parallel(
-    first: CaptureReader,
-    path: &std::path::Path,
+    mut reader: CaptureReader,
     cfg: &Config,
     base: u64,
     summary: &mut Summary,
@@ -776,35 +967,41 @@ fn analyze_parallel(
     diag: &mut dyn Write,
 ) -> io::Result<()> {
     let shards = cfg.threads.max(1) as u64;
-    let name = first.name().to_string();
-    let nanos = first.nanosecond_precision();
-    let mut readers = vec![first];
-    for _ in 1..shards {
-        match CaptureReader::open(path) {
-            Ok(r) => readers.push(r),
-            Err(_) => break, // fewer shards than asked: still correct
-        }
-    }
-    let shards = readers.len() as u64;
+    let name = reader.name().to_string();
+    let nanos = reader.nanosecond_precision();
     let render = sink.render_mode();
-    let progress = cfg.progress.then(|| crate::report::progress::bar(readers[0].total_len()));
+    let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut m = Merger::new(false);
     m.spent = Some(Vec::new());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut back = Vec::new();
-    let read: Vec<std::sync::atomic::AtomicU64> = (0..shards).map(|_| Default::default()).collect();
-    let read = &read;
-    let mut workers: Vec<Option<(Box<Worker>, Option<String>)>> = (0..shards).map(|_| None).collect();
-    let result = std::thread::scope(|scope| -> io::Result<()> {
-        for (i, reader) in readers.into_iter().enumerate() {
-            let w = Worker::new(cfg, &name, nanos, false, base, i as u64, shards, render);
-            let tx = tx.clone();
+    let mut workers: Vec<Option<Box<Worker>>> = (0..shards).map(|_| None).collect();
+    let mut d = Worker::new(cfg, &name, nanos, false, base, 0, shards, render);
+    d.counting = true;
+    let result = std::thread::scope(|scope| -> io::Result<Option<String>> {
+        // Dropped on an output error, which stops the workers and then the dispatcher.
+        let rx = rx;
+        let (mut to, mut free) = (Vec::new(), Vec::new());
+        let (back_tx, back_rx) = std::sync::mpsc::channel();
+        back.push(back_tx);
+        for i in 1..shards {
+            let w = Worker::new(cfg, &name, nanos, false, base, i, shards, render);
+            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
+            let (free_tx, free_rx) = std::sync::mpsc::channel();
             let (back_tx, back_rx) = std::sync::mpsc::channel();
+            to.push(batch_tx);
+            free.push(free_rx);
             back.push(back_tx);
-            let bar = if i == 0 { progress.clone() } else { None };
-            scope.spawn(move || shard_main(reader, w, tx, back_rx, read, bar));
+            let tx = tx.clone();
+            scope.spawn(move || shard_main(w, batch_rx, free_tx, tx, back_rx));
         }
-        drop(tx);
+        let bar = progress.clone();
+        let reader = &mut reader;
+        let dispatcher = scope.spawn(move || {
+            let (d, error) = dispatch(reader, d, to, free, tx.clone(), back_rx, bar);
+            let _ = tx.send(Msg::End { shard: 0, worker: Box::new(d) });
+            error
+        });
         let mut marks = vec![0u64; shards as usize];
         for msg in rx.iter() {
             match msg {
@@ -812,9 +1009,9 @@ fn analyze_parallel(
                     m.add(&mut done, &mut xfcc);
                     marks[shard] = processed;
                 }
-                Msg::End { shard, worker, error } => {
+                Msg::End { shard, worker } => {
                     marks[shard] = u64::MAX;
-                    workers[shard] = Some((worker, error));
+                    workers[shard] = Some(worker);
                 }
             }
             let processed = marks.iter().copied().min().unwrap_or(0);
@@ -831,26 +1028,20 @@ fn analyze_parallel(
                 }
             }
         }
-        Ok(())
+        Ok(dispatcher.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     });
     if let Some(p) = &progress {
         p.finish_and_clear();
     }
-    result?;
+    let error = result?;
     m.spent = None; // the workers have ended: nothing to send back
     m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-    let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|(w, _)| &mut **w).collect();
+    let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|w| &mut **w).collect();
     m.end_open_flows(&mut ended, summary, sink, &cfg.mesh)?;
-    let mut error = None;
-    let mut skipped = BTreeMap::new();
-    for (i, slot) in workers.into_iter().enumerate() {
-        let Some((w, e)) = slot else { continue };
+    for w in workers.iter().flatten() {
         w.add_counts(summary);
-        if i == 0 {
-            error = e;
-            skipped = w.skipped;
-        }
     }
+    let skipped = workers[0].as_ref().map(|w| w.skipped.clone()).unwrap_or_default();
     finish_file(&name, &skipped, error, cfg, summary, diag)
 }
 

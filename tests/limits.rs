@@ -103,8 +103,8 @@ fn flows_open_at_the_end_come_out_the_same_with_any_number_of_threads() {
 
 #[test]
 fn a_fifo_with_threads_is_read_once_not_split_between_workers() {
-    // `tlspeek -r <(zcat big.pcap.gz)` or a named pipe: threads would each open the path and
-    // share out its bytes (15 flows of 5,977 came out). A pipe is read by one thread.
+    // `tlspeek -r <(zcat big.pcap.gz)` or a named pipe: when every thread opened the path, they
+    // shared out its bytes (15 flows of 5,977 came out). Now one thread reads any input.
     let dir = std::env::temp_dir().join(format!("tlspeek-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("flood.pcap");
@@ -126,8 +126,17 @@ fn a_fifo_with_threads_is_read_once_not_split_between_workers() {
         .output()
         .unwrap();
     writer.join().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["packets"], 5_000);
+    assert_eq!(summary["flows"], 5_000);
+    // Standard input, with threads too.
+    let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(["-q", "-r", "-", "--json", "--summary-only", "--threads", "3"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["packets"], 5_000);
     assert_eq!(summary["flows"], 5_000);
