@@ -165,6 +165,11 @@ impl Headers {
         self.marks
     }
 
+    /// All names and values, back to back (to check them all in one pass).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.ends.len() / 2
