@@ -139,7 +139,9 @@ fn push_decimal(out: &mut String, mut v: u32) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    for &d in &buf[i..] {
+        out.push(char::from(d));
+    }
 }
 
 impl FlowReport {
