@@ -467,30 +467,38 @@ impl Worker {
         }
     }
 
-    fn counts(&self) -> bool {
-        self.counting
-    }
-
     /// Takes one packet; returns a live `classified` report when a flow just told what it is.
     fn packet(&mut self, pkt: &crate::capture::Packet<'_>) -> Option<FlowReport> {
+        self.take(pkt, |w, seg, ts| w.segment(seg, ts))
+    }
+
+    /// Counts and decodes one packet, reassembles IPv4 fragments, and gives each TCP segment to
+    /// `tcp` (its report is returned when the packet itself was the segment).
+    fn take(
+        &mut self,
+        pkt: &crate::capture::Packet<'_>,
+        mut tcp: impl FnMut(
+            &mut Worker,
+            &crate::decode::TcpSegment<'_>,
+            crate::wire::Timestamp,
+        ) -> Option<FlowReport>,
+    ) -> Option<FlowReport> {
         self.order += 1;
         self.bytes += pkt.data.len() as u64;
         if !is_supported_linktype(pkt.linktype) {
-            if self.counts() {
-                *self.skipped.entry(pkt.linktype).or_default() += 1;
-            }
+            *self.skipped.entry(pkt.linktype).or_default() += 1;
             return None;
         }
         match decode(pkt.linktype, pkt.data, pkt.orig_len) {
-            Decoded::Tcp(seg) => self.segment(&seg, pkt.ts),
+            Decoded::Tcp(seg) => tcp(self, &seg, pkt.ts),
             Decoded::Fragment(frag) => {
                 let d = self.defrag.push(&frag, pkt.ts)?;
                 if d.proto == 6 {
                     let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
                     if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
-                        self.segment(&seg, pkt.ts);
+                        tcp(self, &seg, pkt.ts);
                     }
-                } else if self.counts() {
+                } else {
                     *self
                         .non_tcp
                         .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
@@ -499,9 +507,7 @@ impl Worker {
                 None
             }
             Decoded::Other(k) => {
-                if self.counts() {
-                    *self.non_tcp.entry(k).or_default() += 1;
-                }
+                *self.non_tcp.entry(k).or_default() += 1;
                 None
             }
         }
@@ -540,30 +546,10 @@ impl Worker {
     /// Reads one packet for the shard workers: counts it, decodes it, reassembles IPv4
     /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`What`]).
     fn route(&mut self, pkt: &crate::capture::Packet<'_>, out: &mut [Batch], seen: &mut [Option<i64>]) {
-        self.order += 1;
-        self.bytes += pkt.data.len() as u64;
-        if !is_supported_linktype(pkt.linktype) {
-            *self.skipped.entry(pkt.linktype).or_default() += 1;
-            return;
-        }
-        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
-            Decoded::Tcp(seg) => self.route_segment(&seg, pkt.ts, out, seen),
-            Decoded::Fragment(frag) => {
-                let Some(d) = self.defrag.push(&frag, pkt.ts) else { return };
-                if d.proto == 6 {
-                    let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
-                    if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
-                        self.route_segment(&seg, pkt.ts, out, seen);
-                    }
-                } else {
-                    *self
-                        .non_tcp
-                        .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
-                        .or_default() += 1;
-                }
-            }
-            Decoded::Other(k) => *self.non_tcp.entry(k).or_default() += 1,
-        }
+        self.take(pkt, |w, seg, ts| {
+            w.route_segment(seg, ts, out, seen);
+            None
+        });
     }
 
     /// Takes a batch from the dispatching thread (a shard worker).
@@ -615,7 +601,7 @@ impl Worker {
     fn add_counts(&self, summary: &mut Summary) {
         summary.evicted_flows += self.table.stats.evicted;
         summary.late_packets += self.table.stats.late_packets;
-        if self.counts() {
+        if self.counting {
             summary.packets += self.order - self.base;
             summary.bytes += self.bytes;
             summary.ip_fragments.reassembled += self.defrag.completed;
