@@ -440,9 +440,21 @@ impl Worker {
         shards: u64,
         render: RenderMode,
     ) -> Worker {
+        // The limits are shared out like the flows (see `shard_of`).
+        let share = |total: usize| {
+            let units = READER_UNITS + SHARE_UNITS * (shards - 1);
+            let mine = if shards == 1 {
+                units
+            } else if shard == 0 {
+                READER_UNITS
+            } else {
+                SHARE_UNITS
+            };
+            (total as u128 * u128::from(mine) / u128::from(units)) as usize
+        };
         let mut limits = cfg.limits;
-        limits.max_flows = (limits.max_flows / shards as usize).max(1);
-        limits.max_total_bytes = (limits.max_total_bytes / shards as usize).max(limits.max_queue_bytes);
+        limits.max_flows = share(limits.max_flows).max(1);
+        limits.max_total_bytes = share(limits.max_total_bytes).max(limits.max_queue_bytes);
         Worker {
             counting: shards == 1,
             out: FlowOut {
