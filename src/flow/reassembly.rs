@@ -72,7 +72,7 @@ pub struct Reassembler {
     next: u32,
     queue: Vec<Queued>,
     queued_bytes: usize,
-    recent: Vec<u8>,
+    recent: Recent,
     /// Anomaly counters.
     pub stats: HalfStats,
 }
@@ -93,7 +93,7 @@ impl Reassembler {
         self.bypass = true;
         self.queue = Vec::new();
         self.queued_bytes = 0;
-        self.recent = Vec::new();
+        self.recent = Recent::default();
     }
 
     /// Takes one segment. `seq` is the segment's sequence number, `syn` whether it carries SYN,
@@ -230,7 +230,7 @@ impl Reassembler {
     fn deliver(&mut self, data: &[u8], cut: u32, out: &mut dyn FnMut(Chunk<'_>) -> Feed) -> bool {
         if !data.is_empty() {
             self.next = self.next.wrapping_add(data.len() as u32);
-            remember(&mut self.recent, data);
+            self.recent.remember(data);
             if out(Chunk::Data(data)) == Feed::Done {
                 self.set_bypass();
                 return false;
@@ -281,20 +281,67 @@ impl Reassembler {
             return;
         }
         let n = (self.recent.len() - a).min(payload.len() - b);
-        if self.recent[a..a + n] != payload[b..b + n] {
+        if !self.recent.matches(a, &payload[b..b + n]) {
             self.stats.overlap_conflicts += 1;
         }
     }
 }
 
-fn remember(recent: &mut Vec<u8>, data: &[u8]) {
-    if data.len() >= RECENT_BYTES {
-        recent.clear();
-        recent.extend_from_slice(&data[data.len() - RECENT_BYTES..]);
-    } else {
-        let excess = (recent.len() + data.len()).saturating_sub(RECENT_BYTES);
-        recent.drain(..excess);
-        recent.extend_from_slice(data);
+/// The last [`RECENT_BYTES`] delivered bytes, in a ring once full: a small segment costs its own
+/// copy (shifting the whole window out for each one was most of the reassembler's copying).
+/// Grows like a `Vec` up to the window, so a short stream holds only what it delivered.
+#[derive(Default)]
+struct Recent {
+    buf: Vec<u8>,
+    /// Index in `buf` of the oldest byte (0 until `buf` is full).
+    oldest: usize,
+}
+
+impl Recent {
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.oldest = 0;
+    }
+
+    fn remember(&mut self, data: &[u8]) {
+        if data.len() >= RECENT_BYTES {
+            self.buf.clear();
+            self.buf.extend_from_slice(&data[data.len() - RECENT_BYTES..]);
+            self.oldest = 0;
+            return;
+        }
+        let room = RECENT_BYTES - self.buf.len();
+        let (fill, rest) = data.split_at(room.min(data.len()));
+        self.buf.extend_from_slice(fill);
+        // Full: the rest overwrites the oldest bytes, wrapping at the end.
+        let mut rest = rest;
+        while !rest.is_empty() {
+            let k = rest.len().min(RECENT_BYTES - self.oldest);
+            self.buf[self.oldest..self.oldest + k].copy_from_slice(&rest[..k]);
+            self.oldest = (self.oldest + k) % RECENT_BYTES;
+            rest = &rest[k..];
+        }
+    }
+
+    /// Whether bytes `at..at + with.len()` of the window (oldest first) equal `with`.
+    fn matches(&self, at: usize, with: &[u8]) -> bool {
+        let (older, newer) = self.buf.split_at(self.oldest);
+        // Oldest first: buf[oldest..], then buf[..oldest].
+        let (first, second) = (newer, older);
+        if at >= first.len() {
+            let at = at - first.len();
+            return second.get(at..at + with.len()) == Some(with);
+        }
+        let k = (first.len() - at).min(with.len());
+        first[at..at + k] == with[..k] && second.get(..with.len() - k) == Some(&with[k..])
     }
 }
 
@@ -402,6 +449,34 @@ mod properties {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_window_is_the_last_delivered_bytes() {
+        // Against the plain definition: the last RECENT_BYTES bytes of everything remembered.
+        let mut r = Recent::default();
+        let mut all: Vec<u8> = Vec::new();
+        let mut x = 7u32;
+        for step in 0..3000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = [0, 1, 5, 100, 700, 1023, 1024, 1025, 1448][(x >> 16) as usize % 9];
+            let data: Vec<u8> = (0..len).map(|i| (step * 31 + i) as u8).collect();
+            r.remember(&data);
+            all.extend_from_slice(&data);
+            let want = &all[all.len().saturating_sub(RECENT_BYTES)..];
+            assert_eq!(r.len(), want.len());
+            for at in [0, 1, want.len() / 3, want.len() / 2, want.len().saturating_sub(5)] {
+                for n in [0, 1, 4, 300, 1024] {
+                    let Some(part) = want.get(at..at + n) else { continue };
+                    assert!(r.matches(at, part), "step {step} at {at} n {n}");
+                    if let Some((last, rest)) = part.split_last() {
+                        let mut wrong = rest.to_vec();
+                        wrong.push(last ^ 1);
+                        assert!(!r.matches(at, &wrong), "step {step} at {at} n {n}");
+                    }
+                }
+            }
+        }
+    }
 
     /// Feeds (seq, bytes) segments and returns the delivered stream, gaps as `[GAP n]`.
     fn run(r: &mut Reassembler, segs: &[(u32, &[u8])], limit: usize) -> Vec<u8> {
