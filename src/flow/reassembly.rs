@@ -318,6 +318,11 @@ impl Recent {
             self.oldest = 0;
             return;
         }
+        if self.buf.capacity() == 0 {
+            // The whole window at once: growing by doubling was eight allocations and copies
+            // per direction, and nearly every stream delivers more than a window.
+            self.buf.reserve_exact(RECENT_BYTES);
+        }
         let room = RECENT_BYTES - self.buf.len();
         let (fill, rest) = data.split_at(room.min(data.len()));
         self.buf.extend_from_slice(fill);
