@@ -141,3 +141,36 @@ fn a_fifo_with_threads_is_read_once_not_split_between_workers() {
     assert_eq!(summary["packets"], 5_000);
     assert_eq!(summary["flows"], 5_000);
 }
+
+#[test]
+fn idle_flows_end_at_the_same_packet_with_any_number_of_threads() {
+    // 60,000 SYNs over 3 s of capture time with a 1 s idle timeout: flows end in the idle sweeps
+    // that packets of every shard trigger. With threads, a worker learns of the other shards'
+    // packets from the reading thread (a tick per new second); the output must not change.
+    let path = std::env::temp_dir().join(format!("tlspeek-idle-{}.pcap", std::process::id()));
+    syn_flood(&path, 60_000);
+    let run = |threads: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+            .args(["-q", "-r", path.to_str().unwrap(), "--json", "--idle-timeout", "1", "--threads", threads])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        out.stdout
+    };
+    let one = run("1");
+    for threads in ["2", "3"] {
+        assert!(run(threads) == one, "--threads {threads} differs from --threads 1");
+    }
+    let _ = std::fs::remove_file(&path);
+    let ends: Vec<String> = one
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "flow")
+        .map(|v| v["end"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ends.len(), 60_000);
+    // The first two seconds' flows end idle, the last second's at the end of the capture.
+    assert_eq!(ends.iter().filter(|e| *e == "idle").count(), 40_000);
+    assert_eq!(ends.iter().filter(|e| *e == "capture_end").count(), 20_000);
+}
