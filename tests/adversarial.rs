@@ -439,3 +439,35 @@ fn a_midstream_flow_to_a_server_seen_answering_a_syn_gets_the_right_client() {
     );
     assert_eq!(mid["client_by"], "known_server");
 }
+
+#[test]
+fn every_shard_learns_the_servers_seen_answering_a_syn() {
+    // As above, with 24 mid-stream clients: with threads, their flows and the handshake's are
+    // in different shards, and the workers are told of each SYN-ACK by the reading thread.
+    let mut p = Pcap::new();
+    p.tcp_ports(true, (40000, 50051), 100, 0x02, b"");
+    p.tcp_ports(false, (40000, 50051), 900, 0x12, b"");
+    p.tcp_ports(true, (40000, 50051), 101, 0x10, b"");
+    for port in 40001..40025 {
+        p.tcp_ports(true, (port, 50051), 7000, 0x18, b"\x00\x00\x00\x00\x05hello");
+        p.tcp_ports(false, (port, 50051), 8000, 0x18, b"\x00\x00\x00\x00\x02ok");
+    }
+    let path = temp("known-servers.pcap", &p.0);
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let (_, flows, _, _) = run_json(&path, &["--threads", threads]);
+        let mid: Vec<&Value> = flows
+            .iter()
+            .filter(|f| f["flags"].as_array().unwrap().iter().any(|x| x == "midstream"))
+            .collect();
+        assert_eq!(mid.len(), 24);
+        for f in &mid {
+            assert_eq!(f["server"], "10.1.0.1:50051", "--threads {threads}");
+            assert_eq!(f["client_by"], "known_server", "--threads {threads}");
+        }
+        outputs.push(flows);
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
