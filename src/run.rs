@@ -783,6 +783,10 @@ const SHARD_BATCH: u64 = 4096;
 /// payloads into them was a fifth of the reading thread's time).
 const DISPATCH_BATCH: u64 = 256;
 
+/// A batch is sent early once its payloads reach this size: 256 packets of 64 KiB would be
+/// 16 MB a batch. With [`QUEUED_BATCHES`], a worker has at most about 2 MB in flight.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// Batches queued for a shard worker before the dispatching thread waits for it: this bounds
 /// the memory in flight, and how far the fastest worker runs ahead of the slowest.
 const QUEUED_BATCHES: usize = 4;
@@ -920,7 +924,7 @@ fn dispatch(
                 break;
             }
         }
-        if d.order.is_multiple_of(DISPATCH_BATCH) {
+        if d.order.is_multiple_of(DISPATCH_BATCH) || out.iter().any(|b| b.data.len() >= MAX_BATCH_BYTES) {
             let reports = d.order.is_multiple_of(SHARD_BATCH);
             if !send(&mut out, &mut d, reports) {
                 return (d, error);

@@ -174,3 +174,60 @@ fn idle_flows_end_at_the_same_packet_with_any_number_of_threads() {
     assert_eq!(ends.iter().filter(|e| *e == "idle").count(), 40_000);
     assert_eq!(ends.iter().filter(|e| *e == "capture_end").count(), 20_000);
 }
+
+/// Runs tlspeek with `args` and returns (exit code, its own max RSS in KiB).
+fn run_measured(args: &[&str]) -> (i32, i64) {
+    #[allow(clippy::zombie_processes)] // reaped with wait4 below, to read its own rusage
+    let child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // SAFETY: wait4 fills the status and the struct it is given, for our own child.
+    unsafe {
+        let mut status = 0;
+        let mut ru: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(child.id() as i32, &mut status, 0, &mut ru), child.id() as i32);
+        (libc::WEXITSTATUS(status), ru.ru_maxrss)
+    }
+}
+
+#[test]
+fn big_packets_do_not_pile_up_between_threads() {
+    // 400 segments of 60,000 bytes (24 MB) of one flow of opaque bytes: batches for the other
+    // worker are sent by size too, so a few hundred KB are in flight, not the file.
+    let path = std::env::temp_dir().join(format!("tlspeek-big-{}.pcap", std::process::id()));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    out.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0])
+        .unwrap();
+    let payload: Vec<u8> = (0..60_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    for k in 0..400u32 {
+        for (sport, dport) in [(40_000u16, 9_000u16), (40_001, 9_001)] {
+            let mut p = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&(40 + payload.len() as u16).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            p.extend_from_slice(&sport.to_be_bytes());
+            p.extend_from_slice(&dport.to_be_bytes());
+            p.extend_from_slice(&(1 + k * 60_000).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xfa, 0xf0, 0, 0, 0, 0]);
+            p.extend_from_slice(&payload);
+            let len = p.len() as u32;
+            for v in [1_700_000_000, k, len, len] {
+                out.write_all(&v.to_le_bytes()).unwrap();
+            }
+            out.write_all(&p).unwrap();
+        }
+    }
+    drop(out);
+    let file = path.to_str().unwrap();
+    let (code, one) = run_measured(&["-q", "-r", file, "--json", "--threads", "1"]);
+    assert_eq!(code, 0);
+    let (code, two) = run_measured(&["-q", "-r", file, "--json", "--threads", "2"]);
+    assert_eq!(code, 0);
+    let _ = std::fs::remove_file(&path);
+    // Threads add their stacks and the batches in flight (at most about 2 MB a worker).
+    eprintln!("max RSS: {one} KiB with one thread, {two} KiB with two");
+    assert!(two < one + 12 * 1024, "max RSS: {one} KiB with one thread, {two} KiB with two");
+}
