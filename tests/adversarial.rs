@@ -419,17 +419,25 @@ fn packet_bytes_never_reach_the_terminal_raw_and_secrets_stay_redacted() {
     }
 }
 
-#[test]
-fn a_midstream_flow_to_a_server_seen_answering_a_syn_gets_the_right_client() {
-    // gRPC's port 50051 is above the client's ephemeral port 40001: the port rule alone would
-    // swap them. An earlier connection's SYN-ACK shows 10.1.0.1:50051 is a server.
+/// A handshake from port 40000 to 10.1.0.1:50051, then one gRPC exchange, seen mid-stream,
+/// from each client port in `ports`.
+fn grpc_after_a_handshake(ports: std::ops::Range<u16>) -> Pcap {
     let mut p = Pcap::new();
     p.tcp_ports(true, (40000, 50051), 100, 0x02, b"");
     p.tcp_ports(false, (40000, 50051), 900, 0x12, b"");
     p.tcp_ports(true, (40000, 50051), 101, 0x10, b"");
-    p.tcp_ports(true, (40001, 50051), 7000, 0x18, b"\x00\x00\x00\x00\x05hello");
-    p.tcp_ports(false, (40001, 50051), 8000, 0x18, b"\x00\x00\x00\x00\x02ok");
-    let path = temp("known-server.pcap", &p.0);
+    for port in ports {
+        p.tcp_ports(true, (port, 50051), 7000, 0x18, b"\x00\x00\x00\x00\x05hello");
+        p.tcp_ports(false, (port, 50051), 8000, 0x18, b"\x00\x00\x00\x00\x02ok");
+    }
+    p
+}
+
+#[test]
+fn a_midstream_flow_to_a_server_seen_answering_a_syn_gets_the_right_client() {
+    // gRPC's port 50051 is above the client's ephemeral port 40001: the port rule alone would
+    // swap them. An earlier connection's SYN-ACK shows 10.1.0.1:50051 is a server.
+    let path = temp("known-server.pcap", &grpc_after_a_handshake(40001..40002).0);
     let (_, flows, _, _) = run_json(&path, &[]);
     let _ = std::fs::remove_file(&path);
     let mid = flows.iter().find(|f| f["flags"].as_array().unwrap().iter().any(|x| x == "midstream")).unwrap();
@@ -444,15 +452,7 @@ fn a_midstream_flow_to_a_server_seen_answering_a_syn_gets_the_right_client() {
 fn every_shard_learns_the_servers_seen_answering_a_syn() {
     // As above, with 24 mid-stream clients: with threads, their flows and the handshake's are
     // in different shards, and the workers are told of each SYN-ACK by the reading thread.
-    let mut p = Pcap::new();
-    p.tcp_ports(true, (40000, 50051), 100, 0x02, b"");
-    p.tcp_ports(false, (40000, 50051), 900, 0x12, b"");
-    p.tcp_ports(true, (40000, 50051), 101, 0x10, b"");
-    for port in 40001..40025 {
-        p.tcp_ports(true, (port, 50051), 7000, 0x18, b"\x00\x00\x00\x00\x05hello");
-        p.tcp_ports(false, (port, 50051), 8000, 0x18, b"\x00\x00\x00\x00\x02ok");
-    }
-    let path = temp("known-servers.pcap", &p.0);
+    let path = temp("known-servers.pcap", &grpc_after_a_handshake(40001..40025).0);
     let mut outputs = Vec::new();
     for threads in ["1", "2", "3"] {
         let (_, flows, _, _) = run_json(&path, &["--threads", threads]);

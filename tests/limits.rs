@@ -34,6 +34,25 @@ fn syn_flood(path: &std::path::Path, n: u32) {
     }
 }
 
+/// The JSON output of `tlspeek -r path EXTRA --threads 1`, after checking that every count of
+/// `threads` gives the same bytes.
+fn same_with_threads(path: &std::path::Path, extra: &[&str], threads: &[&str]) -> Vec<u8> {
+    let run = |n: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+            .args(["-q", "-r", path.to_str().unwrap(), "--json", "--threads", n])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        out.stdout
+    };
+    let one = run("1");
+    for n in threads {
+        assert!(run(n) == one, "--threads {n} differs from --threads 1");
+    }
+    one
+}
+
 /// Max RSS of the largest child waited for so far, in KiB.
 fn children_max_rss_kib() -> i64 {
     // SAFETY: getrusage fills the struct it is given.
@@ -77,18 +96,7 @@ fn flows_open_at_the_end_come_out_the_same_with_any_number_of_threads() {
     // across the shards when there are several; the order (by first packet) must not change.
     let path = std::env::temp_dir().join(format!("tlspeek-openatend-{}.pcap", std::process::id()));
     syn_flood(&path, 5_000);
-    let run = |threads: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
-            .args(["-q", "-r", path.to_str().unwrap(), "--json", "--threads", threads])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        out.stdout
-    };
-    let one = run("1");
-    for threads in ["2", "3", "4"] {
-        assert!(run(threads) == one, "--threads {threads} differs from --threads 1");
-    }
+    let one = same_with_threads(&path, &[], &["2", "3", "4"]);
     let _ = std::fs::remove_file(&path);
     let lines: Vec<Value> = one
         .split(|&b| b == b'\n')
@@ -149,18 +157,7 @@ fn idle_flows_end_at_the_same_packet_with_any_number_of_threads() {
     // packets from the reading thread (a tick per new second); the output must not change.
     let path = std::env::temp_dir().join(format!("tlspeek-idle-{}.pcap", std::process::id()));
     syn_flood(&path, 60_000);
-    let run = |threads: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
-            .args(["-q", "-r", path.to_str().unwrap(), "--json", "--idle-timeout", "1", "--threads", threads])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        out.stdout
-    };
-    let one = run("1");
-    for threads in ["2", "3"] {
-        assert!(run(threads) == one, "--threads {threads} differs from --threads 1");
-    }
+    let one = same_with_threads(&path, &["--idle-timeout", "1"], &["2", "3"]);
     let _ = std::fs::remove_file(&path);
     let ends: Vec<String> = one
         .split(|&b| b == b'\n')
