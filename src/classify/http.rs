@@ -836,7 +836,7 @@ pub fn is_secret_header(name: &[u8]) -> bool {
     for &b in name {
         letters |= LETTER[b as usize];
     }
-    if !SECRET_LETTERS.iter().any(|&need| letters & need == need) {
+    if SECRET_LETTERS.iter().all(|&need| need & !letters != 0) {
         return false;
     }
     const EXACT: [&[u8]; 4] = [b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"];
