@@ -413,7 +413,7 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
     // smaller share (READER_UNITS / SHARE_UNITS of the others'), so that the threads finish
     // together. x * units / 2^64 picks a unit (a multiplication, not a 64-bit division: 40
     // cycles per packet).
-    let units = READER_UNITS + SHARE_UNITS * (shards - 1);
+    let units = share_units(shards);
     let u = ((u128::from(x) * u128::from(units)) >> 64) as u64;
     if u < READER_UNITS {
         0
@@ -427,6 +427,11 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
 /// reading thread had 15-45% more samples than the other; with 36%, -17% to +15%.
 const READER_UNITS: u64 = 9;
 const SHARE_UNITS: u64 = 16;
+
+/// The units all `shards` share out: shard 0 has [`READER_UNITS`], the others [`SHARE_UNITS`].
+fn share_units(shards: u64) -> u64 {
+    READER_UNITS + SHARE_UNITS * (shards - 1)
+}
 
 impl Worker {
     #[allow(clippy::too_many_arguments)]
@@ -442,13 +447,11 @@ impl Worker {
     ) -> Worker {
         // The limits are shared out like the flows (see `shard_of`).
         let share = |total: usize| {
-            let units = READER_UNITS + SHARE_UNITS * (shards - 1);
-            let mine = if shards == 1 {
-                units
-            } else if shard == 0 {
-                READER_UNITS
-            } else {
-                SHARE_UNITS
+            let units = share_units(shards);
+            let mine = match (shards, shard) {
+                (1, _) => units,
+                (_, 0) => READER_UNITS,
+                _ => SHARE_UNITS,
             };
             (total as u128 * u128::from(mine) / u128::from(units)) as usize
         };
@@ -569,20 +572,9 @@ impl Worker {
         for e in &b.events {
             self.order = e.order;
             match e.what {
-                What::Segment { src, dst, sport, dport, seq, ack, flags, wire_len, start, len } => {
+                What::Segment { head, start, len } => {
                     let payload = &b.data[start as usize..start as usize + len as usize];
-                    let seg = crate::decode::TcpSegment {
-                        src,
-                        dst,
-                        sport,
-                        dport,
-                        seq,
-                        ack,
-                        flags,
-                        payload,
-                        wire_len,
-                    };
-                    self.segment(&seg, e.ts);
+                    self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts);
                 }
                 What::Server(ip, port) => {
                     self.out.servers.note(ip, port);
@@ -814,19 +806,9 @@ struct Event {
 /// shards' segments whose second differs from the previous one it was told of (a sweep at a
 /// packet of the same second as the one before does nothing), and of every SYN-ACK.
 enum What {
-    /// A segment of one of this worker's flows, its payload at `data[start..start + len]`.
-    Segment {
-        src: IpAddr,
-        dst: IpAddr,
-        sport: u16,
-        dport: u16,
-        seq: u32,
-        ack: u32,
-        flags: u8,
-        wire_len: u32,
-        start: u32,
-        len: u32,
-    },
+    /// A segment of one of this worker's flows: its header fields (`head`, with no payload),
+    /// its payload at `data[start..start + len]`.
+    Segment { head: crate::decode::TcpSegment<'static>, start: u32, len: u32 },
     /// Another shard's segment in a new capture second.
     Tick,
     /// Another shard's SYN-ACK, from this server (see [`KnownServers`]).
@@ -856,14 +838,7 @@ impl Worker {
                 let start = b.data.len() as u32;
                 b.data.extend_from_slice(seg.payload);
                 What::Segment {
-                    src: seg.src,
-                    dst: seg.dst,
-                    sport: seg.sport,
-                    dport: seg.dport,
-                    seq: seg.seq,
-                    ack: seg.ack,
-                    flags: seg.flags,
-                    wire_len: seg.wire_len,
+                    head: crate::decode::TcpSegment { payload: &[], ..*seg },
                     start,
                     len: seg.payload.len() as u32,
                 }
@@ -1062,7 +1037,7 @@ fn analyze_parallel(
     for w in workers.iter().flatten() {
         w.add_counts(summary);
     }
-    let skipped = workers[0].as_ref().map(|w| w.skipped.clone()).unwrap_or_default();
+    let skipped = workers[0].as_mut().map(|w| std::mem::take(&mut w.skipped)).unwrap_or_default();
     finish_file(&name, &skipped, error, cfg, summary, diag)
 }
 

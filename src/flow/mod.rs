@@ -488,16 +488,8 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Ends every flow (end of capture), in order of first packet.
     pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
-        while self.finish_oldest(usize::MAX, finished) > 0 {}
-    }
-
-    /// Ends (capture end) up to `n` live flows, oldest first; returns how many. Called in
-    /// batches with the reports released in between, so the end of a capture with many open
-    /// flows does not hold every report at once.
-    pub fn finish_oldest(&mut self, n: usize, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
-        match self.nth_live_order(n) {
-            Some(last) => self.finish_up_to(last, finished),
-            None => 0,
+        if let Some(&last) = self.live_orders.last() {
+            self.finish_up_to(last, finished);
         }
     }
 

@@ -324,10 +324,9 @@ impl Recent {
             self.buf.reserve_exact(RECENT_BYTES);
         }
         let room = RECENT_BYTES - self.buf.len();
-        let (fill, rest) = data.split_at(room.min(data.len()));
+        let (fill, mut rest) = data.split_at(room.min(data.len()));
         self.buf.extend_from_slice(fill);
         // Full: the rest overwrites the oldest bytes, wrapping at the end.
-        let mut rest = rest;
         while !rest.is_empty() {
             let k = rest.len().min(RECENT_BYTES - self.oldest);
             self.buf[self.oldest..self.oldest + k].copy_from_slice(&rest[..k]);
@@ -338,9 +337,8 @@ impl Recent {
 
     /// Whether bytes `at..at + with.len()` of the window (oldest first) equal `with`.
     fn matches(&self, at: usize, with: &[u8]) -> bool {
-        let (older, newer) = self.buf.split_at(self.oldest);
         // Oldest first: buf[oldest..], then buf[..oldest].
-        let (first, second) = (newer, older);
+        let (second, first) = self.buf.split_at(self.oldest);
         if at >= first.len() {
             let at = at - first.len();
             return second.get(at..at + with.len()) == Some(with);
