@@ -302,7 +302,15 @@ impl<S: StreamSink> FlowTable<S> {
         if seg.has(tcp_flags::RST) {
             m.rst[s] = true;
         }
-        if !f.half[s].is_bypassed() {
+        // A bare ACK (no payload, no SYN) changes nothing below unless the table is over its
+        // byte budget (then any packet of a buffering flow sheds); skipping it saves reading the
+        // reassembler's and the classifier's state, cold for all but the busiest flows: bare
+        // ACKs are over a third of the packets of a capture.
+        let bare_ack = seg.wire_len == 0
+            && seg.payload.is_empty()
+            && !seg.has(tcp_flags::SYN)
+            && self.total_buffered <= limits.max_total_bytes;
+        if !bare_ack && !f.half[s].is_bypassed() {
             // (A direction whose consumer is done only moves the counters above: nothing is
             // buffered or delivered, so the memory accounting below cannot change. Most packets
             // of a capture are bulk data of such directions.)
