@@ -5,13 +5,32 @@
 
 use crate::wire::Timestamp;
 use serde::Serialize;
+use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::X509Name;
 
-/// One certificate, serialized as a `certificate` object of docs/json.md.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+/// One certificate as seen at one time, serialized as a `certificate` object of docs/json.md:
+/// what it says ([`CertFacts`], read through `Deref`), shared by every sighting of the same
+/// certificate, and whether it was valid then.
+///
+/// Shared, not copied: a mesh sends the same few workload certificates in every handshake, and
+/// copying their nine strings and lists from the cache was a tenth of the allocations of the
+/// benchmark (dhat).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertInfo {
+    facts: Arc<CertFacts>,
+    /// Past `not_after` when the capture saw it.
+    pub expired: bool,
+    /// Before `not_before` when the capture saw it.
+    pub not_yet_valid: bool,
+    /// Seconds from when the capture saw the certificate to `not_after` (negative: expired).
+    pub expires_in_secs: Option<i64>,
+}
+
+/// What a certificate says, whenever it is seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertFacts {
     /// Subject DN, most specific RDN first (`CN=reviews,O=cluster.local`), values unescaped.
     pub subject: Option<String>,
     /// Issuer DN, same form.
@@ -30,14 +49,37 @@ pub struct CertInfo {
     pub not_before: Option<String>,
     /// End of validity, RFC 3339.
     pub not_after: Option<String>,
-    /// Past `not_after` when the capture saw it.
-    pub expired: bool,
-    /// Before `not_before` when the capture saw it.
-    pub not_yet_valid: bool,
-    /// Seconds from when the capture saw the certificate to `not_after` (negative: expired).
-    pub expires_in_secs: Option<i64>,
     /// Why the DER could not be parsed (other fields are then empty).
     pub parse_error: Option<String>,
+}
+
+impl std::ops::Deref for CertInfo {
+    type Target = CertFacts;
+    fn deref(&self) -> &CertFacts {
+        &self.facts
+    }
+}
+
+impl Serialize for CertInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let f = &*self.facts;
+        let mut st = s.serialize_struct("CertInfo", 13)?;
+        st.serialize_field("subject", &f.subject)?;
+        st.serialize_field("issuer", &f.issuer)?;
+        st.serialize_field("serial", &f.serial)?;
+        st.serialize_field("san_dns", &f.san_dns)?;
+        st.serialize_field("san_uris", &f.san_uris)?;
+        st.serialize_field("san_ips", &f.san_ips)?;
+        st.serialize_field("san_emails", &f.san_emails)?;
+        st.serialize_field("not_before", &f.not_before)?;
+        st.serialize_field("not_after", &f.not_after)?;
+        st.serialize_field("expired", &self.expired)?;
+        st.serialize_field("not_yet_valid", &self.not_yet_valid)?;
+        st.serialize_field("expires_in_secs", &self.expires_in_secs)?;
+        st.serialize_field("parse_error", &f.parse_error)?;
+        st.end()
+    }
 }
 
 /// Certificates remembered per thread (a mesh sends the same workload certificates in every
@@ -46,10 +88,9 @@ const CERT_CACHE: usize = 256;
 
 /// A parsed certificate and its validity bounds (Unix seconds), the part that does not depend
 /// on when it was seen.
-#[derive(Clone)]
 struct Cached {
     der: Box<[u8]>,
-    info: CertInfo,
+    facts: Arc<CertFacts>,
     validity: Option<(i64, i64)>,
 }
 
@@ -64,19 +105,21 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
         let i = c.iter().position(|e| *e.der == *der)?;
         let e = c.remove(i);
         c.insert(0, e);
-        Some((c[0].info.clone(), c[0].validity))
+        Some((Arc::clone(&c[0].facts), c[0].validity))
     });
-    let (mut info, validity) = match hit {
+    let (facts, validity) = match hit {
         Some(h) => h,
         None => {
-            let (info, validity) = parse_uncached(der);
+            let (facts, validity) = parse_uncached(der);
+            let facts = Arc::new(facts);
             CACHE.with_borrow_mut(|c| {
                 c.truncate(CERT_CACHE - 1);
-                c.insert(0, Cached { der: der.into(), info: info.clone(), validity });
+                c.insert(0, Cached { der: der.into(), facts: Arc::clone(&facts), validity });
             });
-            (info, validity)
+            (facts, validity)
         }
     };
+    let mut info = CertInfo { facts, ..CertInfo::default() };
     if let Some((nb, na)) = validity {
         info.expired = seen.secs > na;
         info.not_yet_valid = seen.secs < nb;
@@ -86,18 +129,18 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
 }
 
 /// Parses a certificate, without the fields that depend on when it was seen.
-fn parse_uncached(der: &[u8]) -> (CertInfo, Option<(i64, i64)>) {
+fn parse_uncached(der: &[u8]) -> (CertFacts, Option<(i64, i64)>) {
     let cert = match X509Certificate::from_der(der) {
         Ok((_, c)) => c,
         Err(e) => {
-            return (CertInfo { parse_error: Some(format!("{e}")), ..CertInfo::default() }, None);
+            return (CertFacts { parse_error: Some(format!("{e}")), ..CertFacts::default() }, None);
         }
     };
-    let mut info = CertInfo {
+    let mut info = CertFacts {
         subject: Some(dn_string(cert.subject())),
         issuer: Some(dn_string(cert.issuer())),
         serial: Some(serial_hex(cert.raw_serial())),
-        ..CertInfo::default()
+        ..CertFacts::default()
     };
     let nb = cert.validity().not_before.timestamp();
     let na = cert.validity().not_after.timestamp();
