@@ -308,7 +308,7 @@ struct Worker {
 /// What turning a finished flow into a report needs, besides the flow.
 struct FlowOut {
     /// Input name (the report's `source`).
-    name: String,
+    name: std::sync::Arc<str>,
     nanos: bool,
     cert_warn: i64,
     servers: KnownServers,
@@ -461,7 +461,7 @@ impl Worker {
         Worker {
             counting: shards == 1,
             out: FlowOut {
-                name: name.to_string(),
+                name: name.into(),
                 nanos,
                 cert_warn: cfg.mesh.cert_warn_secs,
                 servers: KnownServers::default(),

@@ -58,56 +58,68 @@ impl Timestamp {
 
     /// Formats as RFC 3339 UTC with 6 or 9 fractional digits.
     pub fn rfc3339(self, nanos_precision: bool) -> String {
-        let mut out = rfc3339_secs_prefix(self.secs);
+        let mut out = Vec::with_capacity(32);
+        self.push_rfc3339(nanos_precision, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends [`Timestamp::rfc3339`] to `out` (ASCII).
+    pub fn push_rfc3339(self, nanos_precision: bool, out: &mut Vec<u8>) {
+        push_rfc3339_secs(self.secs, out);
         let n = u64::from(self.nanos);
         match (nanos_precision, n < 1_000_000_000) {
             (true, true) => {
-                out.push('.');
-                push_digits(&mut out, n, 9);
+                out.push(b'.');
+                push_digits(out, n, 9);
             }
             (false, true) => {
-                out.push('.');
-                push_digits(&mut out, n / 1000, 6);
+                out.push(b'.');
+                push_digits(out, n / 1000, 6);
             }
-            (true, false) => out.push_str(&format!(".{n:09}")),
-            (false, false) => out.push_str(&format!(".{:06}", n / 1000)),
+            (true, false) => out.extend_from_slice(format!(".{n:09}").as_bytes()),
+            (false, false) => out.extend_from_slice(format!(".{:06}", n / 1000).as_bytes()),
         }
-        out.push('Z');
-        out
+        out.push(b'Z');
     }
 }
 
 /// `v` in decimal, zero-padded to `width` digits (`v` must fit in them).
-fn push_digits(out: &mut String, v: u64, width: usize) {
+fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut v = v;
     for i in (0..width.min(20)).rev() {
         buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.push_str(std::str::from_utf8(&buf[..width.min(20)]).unwrap_or(""));
+    out.extend_from_slice(&buf[..width.min(20)]);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, without `format!` (it runs twice per flow and once
 /// per certificate date: `format!` made it a few thousand instructions each).
 pub fn rfc3339_secs_prefix(secs: i64) -> String {
+    let mut out = Vec::with_capacity(32);
+    push_rfc3339_secs(secs, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`rfc3339_secs_prefix`] to `out` (ASCII).
+fn push_rfc3339_secs(secs: i64, out: &mut Vec<u8>) {
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
     if !(0..=9999).contains(&y) {
-        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+        out.extend_from_slice(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}").as_bytes());
+        return;
     }
-    let mut out = String::with_capacity(32);
-    push_digits(&mut out, y as u64, 4);
-    out.push('-');
-    push_digits(&mut out, mo.into(), 2);
-    out.push('-');
-    push_digits(&mut out, d.into(), 2);
-    out.push('T');
-    push_digits(&mut out, h.into(), 2);
-    out.push(':');
-    push_digits(&mut out, mi.into(), 2);
-    out.push(':');
-    push_digits(&mut out, s.into(), 2);
-    out
+    push_digits(out, y as u64, 4);
+    out.push(b'-');
+    push_digits(out, mo.into(), 2);
+    out.push(b'-');
+    push_digits(out, d.into(), 2);
+    out.push(b'T');
+    push_digits(out, h.into(), 2);
+    out.push(b':');
+    push_digits(out, mi.into(), 2);
+    out.push(b':');
+    push_digits(out, s.into(), 2);
 }
 
 impl fmt::Display for Timestamp {

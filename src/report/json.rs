@@ -124,6 +124,24 @@ impl Json<'_> {
         self.comma = true;
     }
 
+    /// A timestamp, RFC 3339.
+    fn ts(&mut self, ts: crate::wire::Timestamp, nanos: bool) {
+        self.sep();
+        self.b.push(b'"');
+        ts.push_rfc3339(nanos, self.b);
+        self.b.push(b'"');
+        self.comma = true;
+    }
+
+    /// A string of characters that never need escaping (digits, letters, `.:[]%-`).
+    fn ascii(&mut self, s: &[u8]) {
+        self.sep();
+        self.b.push(b'"');
+        self.b.extend_from_slice(s);
+        self.b.push(b'"');
+        self.comma = true;
+    }
+
     fn str(&mut self, s: &str) {
         self.sep();
         escape_json(self.b, s.as_bytes());
@@ -340,11 +358,11 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("event")).str(f.event);
     j.key(key!("id")).u64(f.id);
     j.key(key!("source")).str(&f.source);
-    j.key(key!("client")).str(&f.client);
-    j.key(key!("server")).str(&f.server);
+    j.key(key!("client")).ascii(crate::report::EndpointText::new(f.client).as_str().as_bytes());
+    j.key(key!("server")).ascii(crate::report::EndpointText::new(f.server).as_str().as_bytes());
     j.key(key!("client_by")).str(f.client_by);
-    j.key(key!("first_ts")).str(&f.first_ts);
-    j.key(key!("last_ts")).str(&f.last_ts);
+    j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
+    j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
     j.key(key!("duration")).f64(f.duration);
     for (k, v) in [(key!("packets"), f.packets), (key!("bytes"), f.bytes)] {
         j.key(k).open(b'{');

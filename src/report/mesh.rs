@@ -408,13 +408,15 @@ impl MeshBook {
         let class = classify(f);
         let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && from_sidecar(f);
         let leg = f.istio.as_ref().map_or_else(
-            || if is_loopback(&f.client) || is_loopback(&f.server) { "loopback" } else { "pod_network" },
+            || if f.client.ip().is_loopback() || f.server.ip().is_loopback() { "loopback" } else { "pod_network" },
             |i| i.leg,
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
+        let server = super::EndpointText::new(f.server);
+        let server = server.as_str();
         let new_server =
-            || ServerVerdict { name: f.server.clone(), service: service.clone(), leg, ..Default::default() };
-        match tally(&mut self.servers, &f.server, new_server) {
+            || ServerVerdict { name: server.to_string(), service: service.clone(), leg, ..Default::default() };
+        match tally(&mut self.servers, server, new_server) {
             Some(v) => {
                 v.add(class);
                 v.plaintext_from_sidecar += u64::from(sidecar);
@@ -438,7 +440,7 @@ impl MeshBook {
         if !cfg.expect_mtls && !cfg.fail_on_plaintext {
             return;
         }
-        let exempt_port = server_port_of(&f.server).is_some_and(|p| cfg.exempt_ports.contains(&p));
+        let exempt_port = cfg.exempt_ports.contains(&f.server.port());
         if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
             return;
         }
@@ -479,8 +481,8 @@ impl MeshBook {
             if self.expect.violations.len() < MAX_VIOLATIONS {
                 self.expect.violations.push(Violation {
                     id: f.id,
-                    client: f.client.clone(),
-                    server: f.server.clone(),
+                    client: super::endpoint(f.client),
+                    server: super::endpoint(f.server),
                     reason: crate::sanitize::escape_str(&reason),
                 });
             }
@@ -530,10 +532,6 @@ fn tally<'a>(
 
 fn server_port_of(endpoint: &str) -> Option<u16> {
     endpoint.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
-}
-
-fn is_loopback(endpoint: &str) -> bool {
-    endpoint.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
 }
 
 #[cfg(test)]

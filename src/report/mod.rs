@@ -15,7 +15,9 @@ use crate::sanitize::WireBytes;
 use crate::wire::Side;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use crate::wire::Timestamp;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Client/server pair of counters.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
@@ -36,28 +38,31 @@ pub struct Preview {
 }
 
 /// One TCP flow, as reported (the `flow` object of docs/json.md).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct FlowReport {
-    /// Always "flow".
-    #[serde(rename = "type")]
+    /// Always "flow" (the JSON `type`).
     pub kind: &'static str,
     /// `ended` (final facts, one per flow), or `classified` (live capture only: facts known when
     /// the handshake or first request was seen; an `ended` line with the same id follows).
     pub event: &'static str,
     /// Order of first packet over the whole run, from 1.
     pub id: u64,
-    /// Capture file the flow was read from.
-    pub source: String,
-    /// Client endpoint, `ip:port` or `[ipv6]:port`.
-    pub client: String,
+    /// Capture file the flow was read from (one string shared by all its flows).
+    pub source: Arc<str>,
+    /// Client endpoint, written `ip:port` or `[ipv6]:port` ([`EndpointText`]). Kept as an
+    /// address, and the timestamps as timestamps, until written: as strings, they were four
+    /// allocations and copies per flow.
+    pub client: SocketAddr,
     /// Server endpoint.
-    pub server: String,
+    pub server: SocketAddr,
     /// How the client was decided: syn, synack, client_hello, http_request, port, first_packet.
     pub client_by: &'static str,
-    /// First packet, RFC 3339 UTC.
-    pub first_ts: String,
-    /// Last packet, RFC 3339 UTC.
-    pub last_ts: String,
+    /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// Timestamps are written with nanoseconds (else microseconds).
+    pub nanos: bool,
     /// Seconds from first to last packet.
     pub duration: f64,
     /// Packets per role.
@@ -112,41 +117,73 @@ pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, &'static str)>) -> (Si
 
 /// Formats an endpoint as `ip:port` / `[ipv6]:port`.
 pub fn endpoint(a: SocketAddr) -> String {
-    // IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic writer) and was
-    // 1.6% of a run, twice per flow. IPv6 keeps std's (it compresses zero runs).
-    let SocketAddr::V4(v4) = a else { return a.to_string() };
-    let mut out = String::with_capacity(21);
-    for (i, o) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        push_decimal(&mut out, o.into());
-    }
-    out.push(':');
-    push_decimal(&mut out, v4.port().into());
-    out
+    EndpointText::new(a).as_str().to_string()
 }
 
-/// `v` in decimal, no padding.
-fn push_decimal(out: &mut String, mut v: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+/// An endpoint as text, `ip:port` / `[ipv6]:port`, on the stack (no allocation).
+pub struct EndpointText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl EndpointText {
+    /// Formats `a`. IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic
+    /// writer) and was 1.6% of a run, twice per flow. IPv6 keeps std's (it compresses zero
+    /// runs); the longest, with a scope id, is 58 bytes.
+    pub fn new(a: SocketAddr) -> EndpointText {
+        let mut t = EndpointText { buf: [0; 64], len: 0 };
+        match a {
+            SocketAddr::V4(v4) => {
+                for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.decimal(o.into());
+                }
+                t.push(b':');
+                t.decimal(v4.port().into());
+            }
+            SocketAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = &mut t.buf[..];
+                let _ = write!(w, "{a}");
+                t.len = 64 - w.len();
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `v` in decimal, no padding.
+    fn decimal(&mut self, mut v: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.push(d);
         }
     }
-    for &d in &buf[i..] {
-        out.push(char::from(d));
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
 impl FlowReport {
     /// Builds the report of a finished flow.
-    pub fn build(meta: FlowMeta, c: Classified, source: &str, nanos: bool) -> FlowReport {
+    pub fn build(meta: FlowMeta, c: Classified, source: &Arc<str>, nanos: bool) -> FlowReport {
         let (client, client_by) = decide_client(&meta, c.client_hint);
         let (ci, si) = (client.idx(), client.other().idx());
         let mut flags = Vec::new();
@@ -221,12 +258,13 @@ impl FlowReport {
             istio,
             event: "ended",
             id: meta.order,
-            source: source.to_string(),
-            client: endpoint(meta.endpoints[ci]),
-            server: endpoint(meta.endpoints[si]),
+            source: Arc::clone(source),
+            client: meta.endpoints[ci],
+            server: meta.endpoints[si],
             client_by,
-            first_ts: meta.first_ts.rfc3339(nanos),
-            last_ts: meta.last_ts.rfc3339(nanos),
+            first_ts: meta.first_ts,
+            last_ts: meta.last_ts,
+            nanos,
             duration: ((meta.last_ts.as_f64() - meta.first_ts.as_f64()).max(0.0) * 1e6).round() / 1e6,
             packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
             bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
@@ -357,5 +395,14 @@ mod tests {
         }
         let v6: SocketAddr = "[fd00::1:2]:8443".parse().unwrap();
         assert_eq!(endpoint(v6), "[fd00::1:2]:8443");
+        // The longest text: a full address with the largest scope id and port.
+        let long = std::net::SocketAddrV6::new(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            65535,
+            0,
+            u32::MAX,
+        );
+        assert_eq!(endpoint(long.into()), long.to_string());
+        assert_eq!(endpoint(long.into()).len(), 58);
     }
 }

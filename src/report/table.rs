@@ -101,8 +101,8 @@ fn row(f: &FlowReport) -> [String; 10] {
     };
     let cells = [
         f.id.to_string(),
-        f.client.clone(),
-        f.server.clone(),
+        crate::report::endpoint(f.client),
+        crate::report::endpoint(f.server),
         proto,
         version,
         name,
