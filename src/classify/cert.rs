@@ -119,7 +119,8 @@ pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
             (facts, validity)
         }
     };
-    let mut info = CertInfo { facts, ..CertInfo::default() };
+    // (Not `..CertInfo::default()`: that allocates a default `Arc` only to drop it.)
+    let mut info = CertInfo { facts, expired: false, not_yet_valid: false, expires_in_secs: None };
     if let Some((nb, na)) = validity {
         info.expired = seen.secs > na;
         info.not_yet_valid = seen.secs < nb;

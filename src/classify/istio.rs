@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioSni {
     /// `outbound` or `inbound`.
-    pub direction: String,
+    pub direction: &'static str,
     /// Service port.
     pub port: u16,
     /// DestinationRule subset, null for `_`.
@@ -25,14 +25,22 @@ pub struct IstioSni {
 impl IstioSni {
     /// `reviews.default:9080 (subset v2)`.
     pub fn readable(&self) -> String {
-        let host = match &self.namespace {
-            Some(ns) => format!("{}.{ns}", self.service),
-            None => self.fqdn.clone(),
-        };
-        match &self.subset {
-            Some(s) => format!("{host}:{} (subset {s})", self.port),
-            None => format!("{host}:{}", self.port),
+        use std::fmt::Write;
+        // One allocation (this is counted for every Istio TLS flow).
+        let mut out = String::with_capacity(self.fqdn.len() + 32);
+        match &self.namespace {
+            Some(ns) => {
+                out.push_str(&self.service);
+                out.push('.');
+                out.push_str(ns);
+            }
+            None => out.push_str(&self.fqdn),
         }
+        let _ = write!(out, ":{}", self.port);
+        if let Some(s) = &self.subset {
+            let _ = write!(out, " (subset {s})");
+        }
+        out
     }
 }
 
@@ -40,10 +48,11 @@ impl IstioSni {
 /// SNI for Istio mTLS); `None` for any other name.
 pub fn parse_sni(sni: &str) -> Option<IstioSni> {
     let mut parts = sni.splitn(4, "_.");
-    let direction = parts.next()?;
-    if direction != "outbound" && direction != "inbound" {
-        return None;
-    }
+    let direction = match parts.next()? {
+        "outbound" => "outbound",
+        "inbound" => "inbound",
+        _ => return None,
+    };
     let port: u16 = parts.next()?.parse().ok()?;
     let subset = parts.next()?;
     let fqdn = parts.next()?;
@@ -54,7 +63,7 @@ pub fn parse_sni(sni: &str) -> Option<IstioSni> {
     let service = labels.next()?.to_string();
     let namespace = labels.next().filter(|_| fqdn.contains(".svc")).map(str::to_string);
     Some(IstioSni {
-        direction: direction.to_string(),
+        direction,
         port,
         subset: (!subset.is_empty() && subset != "_").then(|| subset.to_string()),
         fqdn: fqdn.to_string(),
@@ -114,8 +123,11 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
     if td.is_empty() {
         return None;
     }
-    let parts: Vec<&str> = path.split('/').collect();
-    let after = |key: &str| parts.windows(2).find(|w| w[0] == key).map(|w| w[1].to_string());
+    let after = |key: &str| {
+        let mut parts = path.split('/');
+        parts.by_ref().find(|p| *p == key)?;
+        parts.next().map(str::to_string)
+    };
     Some(SpiffeId {
         uri: uri.to_string(),
         trust_domain: td.to_string(),
@@ -294,35 +306,59 @@ fn pb_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Iterates `(field, wire type, payload)`: payload is the bytes of a LEN field or the 8/4 bytes
-/// of a fixed field; varints come back as their value in `.3`.
-/// One protobuf field: number, wire type, payload (LEN/fixed), varint value.
+/// One protobuf field: number, wire type, payload (the bytes of a LEN field or the 8/4 bytes of
+/// a fixed field), varint value.
 type PbField<'a> = (u64, u8, &'a [u8], u64);
 
-fn pb_fields(b: &[u8]) -> Option<Vec<PbField<'_>>> {
-    let mut pos = 0;
-    let mut out = Vec::new();
-    while pos < b.len() {
-        let key = pb_varint(b, &mut pos)?;
+/// The fields of a message, in order; a malformed field comes back as `None` and ends the
+/// iteration (every caller then refuses the whole value). An iterator, not a collected `Vec`:
+/// that was one allocation per message level of every peer-metadata header.
+struct PbFields<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for PbFields<'a> {
+    type Item = Option<PbField<'a>>;
+
+    fn next(&mut self) -> Option<Option<PbField<'a>>> {
+        if self.pos >= self.b.len() {
+            return None;
+        }
+        let field = self.field();
+        if field.is_none() {
+            self.pos = self.b.len();
+        }
+        Some(field)
+    }
+}
+
+impl<'a> PbFields<'a> {
+    fn new(b: &'a [u8]) -> PbFields<'a> {
+        PbFields { b, pos: 0 }
+    }
+
+    fn field(&mut self) -> Option<PbField<'a>> {
+        let (b, pos) = (self.b, &mut self.pos);
+        let key = pb_varint(b, pos)?;
         let (field, wt) = (key >> 3, (key & 7) as u8);
         match wt {
-            0 => out.push((field, wt, &b[..0], pb_varint(b, &mut pos)?)),
+            0 => Some((field, wt, &b[..0], pb_varint(b, pos)?)),
             1 | 5 => {
                 let n = if wt == 1 { 8 } else { 4 };
-                let p = b.get(pos..pos + n)?;
-                pos += n;
-                out.push((field, wt, p, 0));
+                let p = b.get(*pos..*pos + n)?;
+                *pos += n;
+                Some((field, wt, p, 0))
             }
             2 => {
-                let len = usize::try_from(pb_varint(b, &mut pos)?).ok()?;
-                let p = b.get(pos..pos.checked_add(len)?)?;
-                pos += len;
-                out.push((field, wt, p, 0));
+                let len = usize::try_from(pb_varint(b, pos)?).ok()?;
+                let p = b.get(*pos..pos.checked_add(len)?)?;
+                *pos += len;
+                Some((field, wt, p, 0))
             }
-            _ => return None,
+            _ => None,
         }
     }
-    Some(out)
 }
 
 fn pb_struct(b: &[u8], depth: usize) -> Option<serde_json::Value> {
@@ -330,13 +366,15 @@ fn pb_struct(b: &[u8], depth: usize) -> Option<serde_json::Value> {
         return None;
     }
     let mut map = serde_json::Map::new();
-    for (field, wt, entry, _) in pb_fields(b)? {
+    for field in PbFields::new(b) {
+        let (field, wt, entry, _) = field?;
         if field != 1 || wt != 2 {
             continue;
         }
         let mut key = None;
         let mut value = serde_json::Value::Null;
-        for (f, wt, p, _) in pb_fields(entry)? {
+        for f in PbFields::new(entry) {
+            let (f, wt, p, _) = f?;
             match (f, wt) {
                 (1, 2) => key = Some(String::from_utf8_lossy(p).into_owned()),
                 (2, 2) => value = pb_value(p, depth + 1)?,
@@ -354,7 +392,8 @@ fn pb_value(b: &[u8], depth: usize) -> Option<serde_json::Value> {
         return None;
     }
     let mut v = Value::Null;
-    for (f, wt, p, n) in pb_fields(b)? {
+    for f in PbFields::new(b) {
+        let (f, wt, p, n) = f?;
         v = match (f, wt) {
             (1, 0) => Value::Null,
             (2, 1) => {
@@ -367,7 +406,8 @@ fn pb_value(b: &[u8], depth: usize) -> Option<serde_json::Value> {
             (5, 2) => pb_struct(p, depth + 1)?,
             (6, 2) => {
                 let mut list = Vec::new();
-                for (lf, lwt, lp, _) in pb_fields(p)? {
+                for l in PbFields::new(p) {
+                    let (lf, lwt, lp, _) = l?;
                     if lf == 1 && lwt == 2 {
                         list.push(pb_value(lp, depth + 1)?);
                     }
@@ -478,7 +518,7 @@ mod tests {
     #[test]
     fn istio_sni_with_and_without_subset() {
         let s = parse_sni("outbound_.9080_.v2_.reviews.default.svc.cluster.local").unwrap();
-        assert_eq!((s.direction.as_str(), s.port, s.subset.as_deref()), ("outbound", 9080, Some("v2")));
+        assert_eq!((s.direction, s.port, s.subset.as_deref()), ("outbound", 9080, Some("v2")));
         assert_eq!((s.service.as_str(), s.namespace.as_deref()), ("reviews", Some("default")));
         assert_eq!(s.readable(), "reviews.default:9080 (subset v2)");
         let s = parse_sni("outbound_.9080_._.reviews.default.svc.cluster.local").unwrap();

@@ -1229,7 +1229,7 @@ impl TlsSession {
     /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
     /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
-        let (mut r, client) = self.report_without_certs(client);
+        let (mut r, client) = self.report_without_certs(client, true);
         r.server_certs = self.sides[client.other().idx()].certs.clone();
         r.client_certs = self.sides[client.idx()].certs.clone();
         r
@@ -1237,14 +1237,23 @@ impl TlsSession {
 
     /// The same facts, with the certificates moved out of a session that is over.
     pub fn into_report(mut self, client: Side) -> TlsReport {
-        let (mut r, client) = self.report_without_certs(client);
+        let (mut r, client) = self.report_without_certs(client, false);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
+        // Moved, not copied.
+        if let Some(ch) = &mut self.ch {
+            r.sni = ch.sni.take();
+            r.alpn_offered = std::mem::take(&mut ch.alpn);
+        }
+        if let Some(sh) = &mut self.sh {
+            r.alpn_selected = sh.alpn.take();
+        }
         r
     }
 
     /// Every fact but the certificate chains; with the side found to be the client.
-    fn report_without_certs(&self, client: Side) -> (TlsReport, Side) {
+    /// `copy_names`: copy the SNI and ALPN values (else they are left out, to be moved).
+    fn report_without_certs(&self, client: Side, copy_names: bool) -> (TlsReport, Side) {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         let mut r = TlsReport {
@@ -1260,8 +1269,10 @@ impl TlsSession {
             } else {
                 ch.versions.iter().map(|&v| version_name(v)).collect()
             };
-            r.sni = ch.sni.clone();
-            r.alpn_offered = ch.alpn.clone();
+            if copy_names {
+                r.sni = ch.sni.clone();
+                r.alpn_offered = ch.alpn.clone();
+            }
             r.sslv2_client_hello = ch.sslv2;
         }
         let mut negotiated = self.hrr_version;
@@ -1271,7 +1282,9 @@ impl TlsSession {
             if !sh.sslv2 {
                 r.cipher = Some(cipher_name(sh.cipher));
             }
-            r.alpn_selected = sh.alpn.clone();
+            if copy_names {
+                r.alpn_selected = sh.alpn.clone();
+            }
             r.resumption = self.resumption(sh, v, ss);
         }
         r.version = negotiated.map(version_name);

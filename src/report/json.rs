@@ -535,7 +535,7 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
     match &i.sni {
         Some(s) => {
             j.open(b'{');
-            j.key(key!("direction")).str(&s.direction);
+            j.key(key!("direction")).str(s.direction);
             j.key(key!("port")).u64(s.port.into());
             j.key(key!("subset")).opt_str(s.subset.as_deref());
             j.key(key!("fqdn")).str(&s.fqdn);
