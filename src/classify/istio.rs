@@ -78,7 +78,7 @@ pub struct IstioAlpn {
     /// The Istio tokens offered, in order.
     pub tokens: Vec<String>,
     /// The application protocol the tokens announce: `http/1.0`, `http/1.1`, `h2`, or `tcp`.
-    pub app_protocol: Option<String>,
+    pub app_protocol: Option<&'static str>,
 }
 
 /// Reads Istio tokens from an ALPN offer; `None` when there are none (not a sidecar client).
@@ -100,7 +100,7 @@ pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
     });
     let app =
         app.or_else(|| tokens.iter().any(|t| t == "istio" || t == "istio-peer-exchange").then_some("tcp"));
-    Some(IstioAlpn { tokens, app_protocol: app.map(str::to_string) })
+    Some(IstioAlpn { tokens, app_protocol: app })
 }
 
 /// A SPIFFE identity as Istio issues it: `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
@@ -583,9 +583,9 @@ mod tests {
     #[test]
     fn istio_alpn_tokens() {
         let a = parse_alpn(&[b"istio-peer-exchange", b"istio"]).unwrap();
-        assert_eq!(a.app_protocol.as_deref(), Some("tcp"));
+        assert_eq!(a.app_protocol, Some("tcp"));
         let a = parse_alpn(&[b"istio-http/1.1", b"istio", b"h2"]).unwrap();
-        assert_eq!((a.tokens.len(), a.app_protocol.as_deref()), (2, Some("http/1.1")));
+        assert_eq!((a.tokens.len(), a.app_protocol), (2, Some("http/1.1")));
         assert_eq!(parse_alpn(&[b"h2", b"http/1.1"]), None);
         assert_eq!(port_role(15006), Some("inbound capture"));
     }

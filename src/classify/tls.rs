@@ -1408,10 +1408,25 @@ impl TlsSession {
         let tag = if cipher == 0x1305 { 8 } else { 16 };
         let overhead = 1 + tag;
         let finished = 4 + hash;
-        let lens: Vec<usize> =
-            t.lens[..t.n as usize].iter().map(|&l| (l as usize).saturating_sub(overhead)).collect();
-        let sizes: Vec<String> = t.lens[..t.n as usize].iter().map(u16::to_string).collect();
-        let seen = format!("client's first encrypted records {} bytes", sizes.join(", "));
+        // (Fixed arrays and one string: this runs for every TLS 1.3 flow.)
+        let records = &t.lens[..t.n as usize];
+        let mut lens = [0usize; TAIL_RECORDS];
+        for (p, &l) in lens.iter_mut().zip(records) {
+            *p = (l as usize).saturating_sub(overhead);
+        }
+        let lens = &lens[..records.len()];
+        let sizes = |n: usize, sep: &str| {
+            use std::fmt::Write as _;
+            let mut out = String::new();
+            for (i, l) in records[..n].iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                let _ = write!(out, "{l}");
+            }
+            out
+        };
+        let seen = format!("client's first encrypted records {} bytes", sizes(records.len(), ", "));
         let fin_rec = finished + overhead;
         // The flight: the first record when it is at least a Finished (one record for the whole
         // flight, or a Certificate alone), else the records up to the first Finished-sized one
@@ -1436,7 +1451,7 @@ impl TlsSession {
         let which = if k == 1 {
             format!("the first ({first})")
         } else {
-            format!("the first {k} ({})", sizes[..k].join(" + "))
+            format!("the first {k} ({})", sizes(k, " + "))
         };
         let extra = lens[..k].iter().sum::<usize>() - finished;
         match extra {

@@ -550,7 +550,7 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
         Some(a) => {
             j.open(b'{');
             j.key(key!("tokens")).strs(&a.tokens);
-            j.key(key!("app_protocol")).opt_str(a.app_protocol.as_deref());
+            j.key(key!("app_protocol")).opt_str(a.app_protocol);
             j.close(b'}');
         }
         None => j.null(),

@@ -168,7 +168,7 @@ fn istio_details(i: &crate::classify::istio::IstioReport) -> Vec<String> {
         v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg)));
     }
     if let Some(a) = &i.alpn {
-        let app = a.app_protocol.as_deref().map(|p| format!(", app protocol {p}")).unwrap_or_default();
+        let app = a.app_protocol.map(|p| format!(", app protocol {p}")).unwrap_or_default();
         v.push(format!(
             "client is an Istio sidecar (ALPN {}{})",
             escape_str(&a.tokens.join(",")),
