@@ -11,7 +11,7 @@
 pub mod defrag;
 
 use etherparse::{IpNumber, LaxIpSlice, TcpHeaderSlice};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// TCP flag bits as in the header.
 pub mod tcp_flags {
@@ -276,6 +276,31 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
 /// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header. `cut`: the
 /// capture's snapshot length cut the frame.
 pub fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
+    match plain_ipv4_tcp(data, cut) {
+        Some(d) => d,
+        None => decode_ip_lax(data, cut),
+    }
+}
+
+/// Nearly every packet, by hand: a whole, unfragmented IPv4 packet carrying TCP, whose lengths
+/// agree with each other and with the capture. Anything else is left to etherparse's lax
+/// slicing, which gives the same answer here (a test compares them on mutated packets): its
+/// general path was 3% of the reading thread (`perf`).
+fn plain_ipv4_tcp(data: &[u8], cut: bool) -> Option<Decoded<'_>> {
+    let h = data.get(..20)?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0; // more fragments, or an offset
+    if cut || h[0] >> 4 != 4 || ihl < 20 || total < ihl || total > data.len() || h[9] != 6 || fragment {
+        return None;
+    }
+    let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    Some(decode_tcp(src, dst, &data[ihl..total], 0))
+}
+
+/// [`decode_ip`] by etherparse's lax slicing (any IP packet, also cut or damaged).
+fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
     let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(data) else {
         return Decoded::Other(NonTcp::Malformed);
     };
@@ -427,6 +452,44 @@ mod tests {
         let t = expect_tcp(decode(101, &ip[..45], ip.len() as u32));
         assert_eq!(t.payload, b"hello");
         assert_eq!(t.wire_len, 11);
+    }
+
+    /// The hand-written IPv4 path answers exactly as etherparse's for every packet it takes:
+    /// header bytes of real-looking packets mutated one, two and three at a time.
+    #[test]
+    fn plain_ipv4_path_agrees_with_etherparse() {
+        let base = ipv4_tcp(b"hello");
+        let mut with_options = base.clone();
+        with_options[0] = 0x46; // IHL 6: four option bytes
+        with_options.splice(20..20, [1u8, 1, 1, 0]);
+        with_options[3] += 4;
+        let mut taken = 0;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for p in [&base, &with_options] {
+            for _ in 0..20_000 {
+                let mut m = p.to_vec();
+                for _ in 0..=next() % 3 {
+                    let i = (next() % 24) as usize;
+                    m[i] = next() as u8;
+                }
+                let len = m.len() - (next() % 3) as usize;
+                for cut in [false, true] {
+                    let fast = plain_ipv4_tcp(&m[..len], cut);
+                    if let Some(f) = fast {
+                        taken += 1;
+                        assert_eq!(format!("{f:?}"), format!("{:?}", decode_ip_lax(&m[..len], cut)), "{m:02x?}");
+                    }
+                }
+            }
+        }
+        assert!(taken > 1000, "{taken}");
+        assert!(plain_ipv4_tcp(&base, false).is_some());
     }
 
     #[test]
