@@ -548,7 +548,10 @@ impl Worker {
         let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
             finish_flow(w, m, c, done)
         });
-        let (meta, c) = slot.and_then(|i| self.table.flow_mut(i))?;
+        // A segment that was not fed to the flow (a bare ACK, or a direction whose classifier is
+        // done: most packets) cannot have brought a request or a classification: the classifier,
+        // in cache lines of its own, is not read.
+        let (meta, c) = slot.filter(|p| p.fed).and_then(|p| self.table.flow_mut(p.slot))?;
         if let Some((uri, by)) = c.take_xfcc() {
             let (client, _) = crate::report::decide_client(meta, c.client_hint());
             let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);

@@ -180,6 +180,16 @@ fn key_of(seg: &TcpSegment<'_>) -> (FlowKey, bool) {
     key_from(seg.src, seg.sport, seg.dst, seg.dport)
 }
 
+/// Where [`FlowTable::process`] put a segment.
+#[derive(Clone, Copy, Debug)]
+pub struct Processed {
+    /// The flow's slot (see [`FlowTable::flow_mut`]).
+    pub slot: usize,
+    /// The segment went through the flow's reassembler (and possibly its consumer); false for
+    /// bare ACKs and directions whose consumer is done, which change nothing but counters.
+    pub fed: bool,
+}
+
 /// Counters of the table itself.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TableStats {
@@ -249,7 +259,8 @@ impl<S: StreamSink> FlowTable<S> {
     /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
     /// capture) orders flows by first packet. `new_sink` makes the consumer of a new flow;
     /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
-    /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]).
+    /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]), and whether
+    /// the segment was fed to it.
     pub fn process(
         &mut self,
         seg: &TcpSegment<'_>,
@@ -257,7 +268,7 @@ impl<S: StreamSink> FlowTable<S> {
         order: u64,
         new_sink: &mut dyn FnMut() -> S,
         finished: &mut dyn FnMut(FlowMeta, S),
-    ) -> Option<usize> {
+    ) -> Option<Processed> {
         self.maybe_sweep(ts, finished);
         let (key, src_lo) = key_of(seg);
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
@@ -323,7 +334,8 @@ impl<S: StreamSink> FlowTable<S> {
             && seg.payload.is_empty()
             && !seg.has(tcp_flags::SYN)
             && self.total_buffered <= limits.max_total_bytes;
-        if !bare_ack && !f.bypassed[s] {
+        let fed = !bare_ack && !f.bypassed[s];
+        if fed {
             // (A direction whose consumer is done only moves the counters above: nothing is
             // buffered or delivered, so the memory accounting below cannot change. Most packets
             // of a capture are bulk data of such directions.)
@@ -382,7 +394,7 @@ impl<S: StreamSink> FlowTable<S> {
             self.end_flow(i, EndReason::Closed, finished);
             return None;
         }
-        Some(i)
+        Some(Processed { slot: i, fed })
     }
 
     /// The live flow in `slot`, if any: its metadata and its consumer.
