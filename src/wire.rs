@@ -196,6 +196,19 @@ pub enum Feed {
     Done,
 }
 
+/// A deterministic pseudo-random sequence for tests (xorshift64: shifts 13, 7, 17), no crate
+/// needed; `seed` must not be 0.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

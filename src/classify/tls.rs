@@ -2172,13 +2172,7 @@ mod tests {
 
     #[test]
     fn random_bytes_chunks_and_gaps_never_panic() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::wire::xorshift(0x2545_f491_4f6c_dd1d);
         let real = stream(TLS12_MTLS, Side::B);
         for round in 0..300 {
             let mut t = TlsSession::new(TlsLimits { max_buffer: 1 + (next() % 70_000) as usize });
@@ -2199,11 +2193,11 @@ mod tests {
             }
             let mut pos = 0;
             while pos < d.len() {
-                let side = if next() % 2 == 0 { Side::A } else { Side::B };
+                let side = if next().is_multiple_of(2) { Side::A } else { Side::B };
                 let n = 1 + (next() % 4000) as usize;
                 let end = (pos + n).min(d.len());
                 t.feed(side, &d[pos..end], SEEN);
-                if next() % 7 == 0 {
+                if next().is_multiple_of(7) {
                     t.gap(side);
                 }
                 pos = end;

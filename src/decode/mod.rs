@@ -464,13 +464,7 @@ mod tests {
         with_options.splice(20..20, [1u8, 1, 1, 0]);
         with_options[3] += 4;
         let mut taken = 0;
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::wire::xorshift(0x9e37_79b9_7f4a_7c15);
         for p in [&base, &with_options] {
             for _ in 0..20_000 {
                 let mut m = p.to_vec();
@@ -483,7 +477,11 @@ mod tests {
                     let fast = plain_ipv4_tcp(&m[..len], cut);
                     if let Some(f) = fast {
                         taken += 1;
-                        assert_eq!(format!("{f:?}"), format!("{:?}", decode_ip_lax(&m[..len], cut)), "{m:02x?}");
+                        assert_eq!(
+                            format!("{f:?}"),
+                            format!("{:?}", decode_ip_lax(&m[..len], cut)),
+                            "{m:02x?}"
+                        );
                     }
                 }
             }

@@ -403,7 +403,15 @@ impl<S: StreamSink> FlowTable<S> {
         Some((&f.meta, &mut f.sink))
     }
 
-    fn insert(&mut self, key: FlowKey, src_lo: bool, seg: &TcpSegment<'_>, ts: Timestamp, order: u64, sink: S) -> usize {
+    fn insert(
+        &mut self,
+        key: FlowKey,
+        src_lo: bool,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        order: u64,
+        sink: S,
+    ) -> usize {
         let meta = FlowMeta {
             id: self.next_id,
             endpoints: [SocketAddr::new(seg.src, seg.sport), SocketAddr::new(seg.dst, seg.dport)],

@@ -517,13 +517,7 @@ mod tests {
     fn any_order_duplication_and_same_byte_overlap_give_the_same_stream() {
         // Deterministic pseudo-random schedules (xorshift), no extra crate needed.
         let stream: Vec<u8> = (0..3000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::wire::xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..300 {
             let isn = next() as u32; // exercises wrap-around too
             let mut segs: Vec<(u32, Vec<u8>)> = Vec::new();
@@ -533,7 +527,7 @@ mod tests {
                 let end = (pos + len).min(stream.len());
                 segs.push((isn.wrapping_add(1 + pos as u32), stream[pos..end].to_vec()));
                 // Sometimes an overlapping copy with the same bytes.
-                if next() % 4 == 0 && pos > 10 {
+                if next().is_multiple_of(4) && pos > 10 {
                     let back = (next() % 10) as usize + 1;
                     segs.push((isn.wrapping_add(1 + (pos - back) as u32), stream[pos - back..end].to_vec()));
                 }
@@ -543,7 +537,8 @@ mod tests {
                 let j = (next() % (i as u64 + 1)) as usize;
                 segs.swap(i, j);
             }
-            let dups: Vec<(u32, Vec<u8>)> = segs.iter().filter(|_| next() % 5 == 0).cloned().collect();
+            let dups: Vec<(u32, Vec<u8>)> =
+                segs.iter().filter(|_| next().is_multiple_of(5)).cloned().collect();
             segs.extend(dups);
             let mut r = Reassembler::default();
             r.segment(isn, true, b"", 0, 1 << 20, &mut |_| Feed::More);

@@ -408,14 +408,24 @@ impl MeshBook {
         let class = classify(f);
         let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && from_sidecar(f);
         let leg = f.istio.as_ref().map_or_else(
-            || if f.client.ip().is_loopback() || f.server.ip().is_loopback() { "loopback" } else { "pod_network" },
+            || {
+                if f.client.ip().is_loopback() || f.server.ip().is_loopback() {
+                    "loopback"
+                } else {
+                    "pod_network"
+                }
+            },
             |i| i.leg,
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
         let server = super::EndpointText::new(f.server);
         let server = server.as_str();
-        let new_server =
-            || ServerVerdict { name: server.to_string(), service: service.clone(), leg, ..Default::default() };
+        let new_server = || ServerVerdict {
+            name: server.to_string(),
+            service: service.clone(),
+            leg,
+            ..Default::default()
+        };
         match tally(&mut self.servers, server, new_server) {
             Some(v) => {
                 v.add(class);

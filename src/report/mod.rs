@@ -13,9 +13,9 @@ use crate::classify::{Classified, H2cVia};
 use crate::flow::{EndReason, FlowMeta};
 use crate::sanitize::WireBytes;
 use crate::wire::Side;
+use crate::wire::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use crate::wire::Timestamp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
