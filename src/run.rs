@@ -366,6 +366,10 @@ impl KnownServers {
     }
 }
 
+/// A worker's line buffer is given back after a line longer than this (a flow with a thousand
+/// recorded requests can make a multi-megabyte line).
+const MAX_KEPT_LINE: usize = 1 << 20;
+
 /// Ends one flow: its report, with certificate warnings, goes to `done`.
 fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<Pending>) {
     let hint = c.client_hint().or_else(|| e.out.servers.client_of(&meta).map(|s| (s, "known_server")));
@@ -389,7 +393,11 @@ fn finish_flow(e: Ending<'_>, meta: FlowMeta, c: FlowClassifier, done: &mut Vec<
             LINE.with_borrow_mut(|line| {
                 line.clear();
                 json::render_flow(line, &report);
-                Rendered::Json(line.as_slice().to_vec())
+                let out = Rendered::Json(line.as_slice().to_vec());
+                if line.capacity() > MAX_KEPT_LINE {
+                    *line = Vec::new(); // not kept for the thread's life after a huge flow
+                }
+                out
             })
         }
         RenderMode::Row => Rendered::Row(Box::new(table::render(&report))),
