@@ -39,7 +39,7 @@ const FLOWS: [FlowDef; 4] = [
 fn check_report(meta: FlowMeta, c: FlowClassifier) {
     let (client, _) = decide_client(&meta, c.client_hint());
     let classified = c.finish(client);
-    let report = FlowReport::build(meta, classified, "fuzz", true);
+    let report = FlowReport::build(meta, classified, &"fuzz".into(), true);
     let mut out = Vec::new();
     json::write_flow(&mut out, &report).expect("write to a Vec");
     assert_eq!(out.last(), Some(&b'\n'));
@@ -114,13 +114,13 @@ fuzz_target!(|data: &[u8]| {
         let slot = table.process(&seg, ts, order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
             done.push((m, c))
         });
-        if let Some((meta, c)) = slot.and_then(|i| table.flow_mut(i)) {
+        if let Some((meta, c)) = slot.and_then(|p| table.flow_mut(p.slot)) {
             // What run.rs does for live `classified` events and the XFCC legs.
             std::hint::black_box(c.take_xfcc());
             if c.take_newly_classified() {
                 let (client, _) = decide_client(meta, c.client_hint());
                 let snap = c.snapshot(client);
-                let report = FlowReport::build(meta.clone(), snap, "fuzz", true);
+                let report = FlowReport::build(meta.clone(), snap, &"fuzz".into(), true);
                 let mut out = Vec::new();
                 json::write_flow(&mut out, &report).expect("write to a Vec");
                 serde_json::from_slice::<serde_json::Value>(&out).expect("valid JSON");
