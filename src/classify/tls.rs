@@ -1229,31 +1229,33 @@ impl TlsSession {
     /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
     /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
-        let (mut r, client) = self.report_without_certs(client, true);
+        let (mut r, client) = self.partial_report(client);
         r.server_certs = self.sides[client.other().idx()].certs.clone();
         r.client_certs = self.sides[client.idx()].certs.clone();
+        if let Some(ch) = &self.ch {
+            r.sni = ch.sni.clone();
+            r.alpn_offered = ch.alpn.clone();
+        }
+        r.alpn_selected = self.sh.as_ref().and_then(|sh| sh.alpn.clone());
         r
     }
 
-    /// The same facts, with the certificates moved out of a session that is over.
+    /// The same facts, with the certificates and names moved out of a session that is over.
     pub fn into_report(mut self, client: Side) -> TlsReport {
-        let (mut r, client) = self.report_without_certs(client, false);
+        let (mut r, client) = self.partial_report(client);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
-        // Moved, not copied.
         if let Some(ch) = &mut self.ch {
             r.sni = ch.sni.take();
             r.alpn_offered = std::mem::take(&mut ch.alpn);
         }
-        if let Some(sh) = &mut self.sh {
-            r.alpn_selected = sh.alpn.take();
-        }
+        r.alpn_selected = self.sh.as_mut().and_then(|sh| sh.alpn.take());
         r
     }
 
-    /// Every fact but the certificate chains; with the side found to be the client.
-    /// `copy_names`: copy the SNI and ALPN values (else they are left out, to be moved).
-    fn report_without_certs(&self, client: Side, copy_names: bool) -> (TlsReport, Side) {
+    /// Every fact but the certificate chains, the SNI and the ALPN values (which the callers copy
+    /// or move); with the side found to be the client.
+    fn partial_report(&self, client: Side) -> (TlsReport, Side) {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         let mut r = TlsReport {
@@ -1269,10 +1271,6 @@ impl TlsSession {
             } else {
                 ch.versions.iter().map(|&v| version_name(v)).collect()
             };
-            if copy_names {
-                r.sni = ch.sni.clone();
-                r.alpn_offered = ch.alpn.clone();
-            }
             r.sslv2_client_hello = ch.sslv2;
         }
         let mut negotiated = self.hrr_version;
@@ -1281,9 +1279,6 @@ impl TlsSession {
             negotiated = Some(v);
             if !sh.sslv2 {
                 r.cipher = Some(cipher_name(sh.cipher));
-            }
-            if copy_names {
-                r.alpn_selected = sh.alpn.clone();
             }
             r.resumption = self.resumption(sh, v, ss);
         }

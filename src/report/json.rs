@@ -6,7 +6,7 @@
 //! same as serde_json's for the same report (field order, escapes, numbers); the summary, written
 //! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
-use super::{FlowReport, Preview, Summary};
+use super::{EndpointText, FlowReport, Preview, Summary};
 use crate::classify::cert::CertInfo;
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
@@ -358,8 +358,8 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("event")).str(f.event);
     j.key(key!("id")).u64(f.id);
     j.key(key!("source")).str(&f.source);
-    j.key(key!("client")).ascii(crate::report::EndpointText::new(f.client).as_str().as_bytes());
-    j.key(key!("server")).ascii(crate::report::EndpointText::new(f.server).as_str().as_bytes());
+    j.key(key!("client")).ascii(EndpointText::new(f.client).as_bytes());
+    j.key(key!("server")).ascii(EndpointText::new(f.server).as_bytes());
     j.key(key!("client_by")).str(f.client_by);
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
     j.key(key!("last_ts")).ts(f.last_ts, f.nanos);

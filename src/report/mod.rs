@@ -12,8 +12,7 @@ use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia};
 use crate::flow::{EndReason, FlowMeta};
 use crate::sanitize::WireBytes;
-use crate::wire::Side;
-use crate::wire::Timestamp;
+use crate::wire::{Side, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -177,7 +176,12 @@ impl EndpointText {
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
