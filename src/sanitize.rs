@@ -160,6 +160,12 @@ impl HeadersBuilder {
 }
 
 impl Headers {
+    /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
+    pub fn prefetch(&self) {
+        crate::wire::prefetch_bytes(self.buf.as_ptr(), self.buf.len());
+        crate::wire::prefetch_bytes(self.ends.as_ptr().cast(), 4 * self.ends.len());
+    }
+
     /// The bits set with [`HeadersBuilder::mark`].
     pub fn marks(&self) -> u8 {
         self.marks

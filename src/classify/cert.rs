@@ -53,6 +53,13 @@ pub struct CertFacts {
     pub parse_error: Option<String>,
 }
 
+impl CertInfo {
+    /// Prefetches the shared facts (see [`crate::wire::prefetch_bytes`]).
+    pub fn prefetch(&self) {
+        crate::wire::prefetch(&*self.facts);
+    }
+}
+
 impl std::ops::Deref for CertInfo {
     type Target = CertFacts;
     fn deref(&self) -> &CertFacts {

@@ -258,6 +258,28 @@ impl MsgStep {
 }
 
 impl HttpSession {
+    /// Prefetches what the report of this session reads, one level of pointers per `stage`
+    /// (0: the recorded messages, 1: their fields), for [`FlowClassifier::prefetch`].
+    pub(crate) fn prefetch(&self, stage: u8) {
+        use crate::wire::{prefetch, prefetch_bytes};
+        let r = &self.report;
+        match stage {
+            0 => {
+                prefetch_bytes(r.requests.as_ptr().cast(), std::mem::size_of_val(&r.requests[..]));
+                prefetch_bytes(r.responses.as_ptr().cast(), std::mem::size_of_val(&r.responses[..]));
+            }
+            _ => {
+                for q in &r.requests {
+                    q.headers.prefetch();
+                    prefetch(q.path.as_bytes());
+                }
+                for a in &r.responses {
+                    a.headers.prefetch();
+                }
+            }
+        }
+    }
+
     /// A new session.
     pub fn new(cfg: HttpConfig) -> HttpSession {
         let side = || SideState { state: State::Head, buf: Vec::new(), start_ok: false };

@@ -115,6 +115,36 @@ pub struct Classified {
 }
 
 impl FlowClassifier {
+    /// Prefetches one level of what [`FlowClassifier::finish`] and the report read: `stage` 0
+    /// the sessions and the previews, then 1 and 2 the sessions' levels of pointers, each
+    /// reading only what the stage before fetched. The flows ended in one batch are finished
+    /// in turn while the next ones are fetched stage by stage (`run::Worker::finish_ended`):
+    /// their memory is cold, and read one flow at a time, each miss waited for the one before.
+    pub fn prefetch(&self, stage: u8) {
+        use crate::wire::prefetch;
+        match stage {
+            0 => {
+                if let Some(t) = &self.tls {
+                    prefetch(&**t);
+                }
+                if let Some(h) = &self.http {
+                    prefetch(&**h);
+                }
+                for s in &self.sides {
+                    prefetch(&s.preview[..]);
+                }
+            }
+            _ => {
+                if let Some(t) = &self.tls {
+                    t.prefetch(stage - 1);
+                }
+                if let Some(h) = &self.http {
+                    h.prefetch(stage - 1);
+                }
+            }
+        }
+    }
+
     /// A classifier for a new flow.
     pub fn new(cfg: ClassifyConfig) -> FlowClassifier {
         FlowClassifier {

@@ -643,6 +643,33 @@ fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
 }
 
 impl TlsSession {
+    /// Prefetches what the report of this session reads, one level of pointers per `stage`
+    /// (0: the hellos' lists and the certificate chains, 1: their contents), for
+    /// [`crate::classify::FlowClassifier::prefetch`].
+    pub(crate) fn prefetch(&self, stage: u8) {
+        use crate::wire::prefetch;
+        let ch = self.ch.as_ref();
+        match stage {
+            0 => {
+                if let Some(ch) = ch {
+                    prefetch(&ch.alpn[..]);
+                    prefetch(&ch.versions[..]);
+                }
+                for s in &self.sides {
+                    prefetch(&s.certs[..]);
+                }
+            }
+            _ => {
+                if let Some(ch) = ch {
+                    ch.sni.iter().chain(&ch.alpn).for_each(|w| prefetch(w.as_bytes()));
+                }
+                for s in &self.sides {
+                    s.certs.iter().for_each(|c| c.prefetch());
+                }
+            }
+        }
+    }
+
     /// A new session.
     pub fn new(limits: TlsLimits) -> TlsSession {
         TlsSession {
