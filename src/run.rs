@@ -462,9 +462,11 @@ fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards: u64) -> u6
 }
 
 /// Shard 0's share of the flows relative to the others' (`READER_UNITS / SHARE_UNITS`):
-/// 36% of the flows with two threads. Measured with `perf` on the 1 GB benchmark: with 44%, the
-/// reading thread had 15-45% more samples than the other; with 36%, -17% to +15%.
-const READER_UNITS: u64 = 9;
+/// 30% of the flows with two threads. Measured with `perf` on the 1 GB benchmark: with 44%, the
+/// reading thread had 15-45% more samples than the other; with 36%, -17% to +15%; once flows
+/// were finished in prefetched batches (cheaper per flow, so the reading itself weighs more),
+/// 36% gave the reading thread 16-20% more samples; 30%, -1% to +3%; 27%, 7-9% fewer.
+const READER_UNITS: u64 = 7;
 const SHARE_UNITS: u64 = 16;
 
 /// The units all `shards` share out: shard 0 has [`READER_UNITS`], the others [`SHARE_UNITS`].
