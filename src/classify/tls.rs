@@ -1430,25 +1430,27 @@ impl TlsSession {
         let tag = if cipher == 0x1305 { 8 } else { 16 };
         let overhead = 1 + tag;
         let finished = 4 + hash;
-        // (Fixed arrays and one string: this runs for every TLS 1.3 flow.)
+        // (Fixed arrays: this runs for every TLS 1.3 flow.)
         let records = &t.lens[..t.n as usize];
         let mut lens = [0usize; TAIL_RECORDS];
         for (p, &l) in lens.iter_mut().zip(records) {
             *p = (l as usize).saturating_sub(overhead);
         }
         let lens = &lens[..records.len()];
-        let sizes = |n: usize, sep: &str| {
-            use std::fmt::Write as _;
-            let mut out = String::new();
+        // One string for the reason: this runs for every TLS 1.3 flow.
+        use std::fmt::Write as _;
+        let push_sizes = |out: &mut String, n: usize, sep: &str| {
             for (i, l) in records[..n].iter().enumerate() {
                 if i > 0 {
                     out.push_str(sep);
                 }
                 let _ = write!(out, "{l}");
             }
-            out
         };
-        let seen = format!("client's first encrypted records {} bytes", sizes(records.len(), ", "));
+        let mut text = String::with_capacity(200);
+        text.push_str("TLS 1.3: client's first encrypted records ");
+        push_sizes(&mut text, records.len(), ", ");
+        text.push_str(" bytes; ");
         let fin_rec = finished + overhead;
         // The flight: the first record when it is at least a Finished (one record for the whole
         // flight, or a Certificate alone), else the records up to the first Finished-sized one
@@ -1460,37 +1462,53 @@ impl TlsSession {
         };
         let Some(k) = k else {
             if lens[0] == 8 {
-                return (
-                    "unlikely",
-                    format!("TLS 1.3: {seen}; the first ({first}) is an empty Certificate: a certificate was requested and the client sent none"),
+                let _ = write!(
+                    text,
+                    "the first ({first}) is an empty Certificate: a certificate was requested and the client sent none"
                 );
+                return ("unlikely", text);
             }
-            return (
-                "unknown",
-                format!("TLS 1.3: {seen}; no Finished ({fin_rec}) among them and the first is too small to hold a certificate"),
+            let _ = write!(
+                text,
+                "no Finished ({fin_rec}) among them and the first is too small to hold a certificate"
             );
+            return ("unknown", text);
         };
-        let which = if k == 1 {
-            format!("the first ({first})")
+        if k == 1 {
+            let _ = write!(text, "the first ({first})");
         } else {
-            format!("the first {k} ({})", sizes(k, " + "))
-        };
-        let extra = lens[..k].iter().sum::<usize>() - finished;
-        match extra {
-            0 => ("unlikely", format!("TLS 1.3: {seen}; {which} is a Finished alone: no client certificate was sent")),
-            8 => (
-                "unlikely",
-                format!("TLS 1.3: {seen}; {which} is an empty Certificate and a Finished: a certificate was requested and the client sent none"),
-            ),
-            e if e >= CERT_FLIGHT_MIN_EXTRA => (
-                "likely",
-                format!("TLS 1.3: {seen}; {which} is {e} bytes more than a Finished alone ({fin_rec}): it carries a client certificate"),
-            ),
-            e => (
-                "unlikely",
-                format!("TLS 1.3: {seen}; {which} is {e} bytes more than a Finished alone ({fin_rec}): too few for a certificate (a client EncryptedExtensions, as Chrome sends for ALPS, or padding)"),
-            ),
+            let _ = write!(text, "the first {k} (");
+            push_sizes(&mut text, k, " + ");
+            text.push(')');
         }
+        let extra = lens[..k].iter().sum::<usize>() - finished;
+        let verdict = match extra {
+            0 => {
+                text.push_str(" is a Finished alone: no client certificate was sent");
+                "unlikely"
+            }
+            8 => {
+                text.push_str(
+                    " is an empty Certificate and a Finished: a certificate was requested and the client sent none",
+                );
+                "unlikely"
+            }
+            e if e >= CERT_FLIGHT_MIN_EXTRA => {
+                let _ = write!(
+                    text,
+                    " is {e} bytes more than a Finished alone ({fin_rec}): it carries a client certificate"
+                );
+                "likely"
+            }
+            e => {
+                let _ = write!(
+                    text,
+                    " is {e} bytes more than a Finished alone ({fin_rec}): too few for a certificate (a client EncryptedExtensions, as Chrome sends for ALPS, or padding)"
+                );
+                "unlikely"
+            }
+        };
+        (verdict, text)
     }
 }
 

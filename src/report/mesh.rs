@@ -91,24 +91,28 @@ pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
     for (role, certs) in [("server", &t.server_certs), ("client", &t.client_certs)] {
         for (i, c) in certs.iter().enumerate() {
             let who = c.san_uris.first().or(c.subject.as_ref()).map_or("(unparsed)", String::as_str);
-            let what = if i == 0 {
-                format!("{role} certificate")
-            } else {
-                format!("{role} chain certificate {}", i + 1)
+            // Only for a warning: formatting it for every certificate was an allocation each.
+            let what = || {
+                if i == 0 {
+                    format!("{role} certificate")
+                } else {
+                    format!("{role} chain certificate {}", i + 1)
+                }
             };
             let after = c.not_after.as_deref().unwrap_or("?");
             if c.expired {
                 flags.push("cert_expired");
-                warnings.push(format!("{what} {who} had expired at capture time (not after {after})"));
+                warnings.push(format!("{} {who} had expired at capture time (not after {after})", what()));
             } else if c.not_yet_valid {
                 let before = c.not_before.as_deref().unwrap_or("?");
                 flags.push("cert_not_yet_valid");
                 warnings
-                    .push(format!("{what} {who} was not yet valid at capture time (not before {before})"));
+                    .push(format!("{} {who} was not yet valid at capture time (not before {before})", what()));
             } else if let Some(left) = c.expires_in_secs.filter(|&l| l <= warn_secs) {
                 flags.push("cert_expiring");
                 warnings.push(format!(
-                    "{what} {who} expires {} after the capture (not after {after}; --cert-warn {})",
+                    "{} {who} expires {} after the capture (not after {after}; --cert-warn {})",
+                    what(),
                     human_duration(left),
                     human_duration(warn_secs)
                 ));

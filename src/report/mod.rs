@@ -305,7 +305,7 @@ pub struct Summary {
     /// Flows per protocol.
     pub by_protocol: BTreeMap<&'static str, u64>,
     /// TLS flows per mTLS verdict.
-    pub by_mtls: BTreeMap<String, u64>,
+    pub by_mtls: BTreeMap<&'static str, u64>,
     /// Packets that were not TCP, by kind.
     pub non_tcp: BTreeMap<&'static str, u64>,
     /// Link types skipped, by name.
@@ -365,7 +365,7 @@ impl Summary {
         }
         *self.by_protocol.entry(f.protocol).or_default() += 1;
         if let Some(t) = &f.tls {
-            *self.by_mtls.entry(t.mtls.to_string()).or_default() += 1;
+            *self.by_mtls.entry(t.mtls).or_default() += 1;
         }
     }
 }
