@@ -106,8 +106,10 @@ pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
             } else if c.not_yet_valid {
                 let before = c.not_before.as_deref().unwrap_or("?");
                 flags.push("cert_not_yet_valid");
-                warnings
-                    .push(format!("{} {who} was not yet valid at capture time (not before {before})", what()));
+                warnings.push(format!(
+                    "{} {who} was not yet valid at capture time (not before {before})",
+                    what()
+                ));
             } else if let Some(left) = c.expires_in_secs.filter(|&l| l <= warn_secs) {
                 flags.push("cert_expiring");
                 warnings.push(format!(
