@@ -383,21 +383,23 @@ fn scan_records(data: &[u8]) -> Scan {
             break;
         };
         i += p;
-        if let Some(len) = record_header(&data[i..]) {
-            let next = i + 5 + len;
-            match data.get(next..) {
-                Some(rest) if rest.len() >= 5 => {
-                    if stream_header(rest).is_some() {
-                        return Scan::Found(i);
-                    }
-                }
-                Some(rest) if !header_prefix_ok(rest) => {}
-                _ => return Scan::Wait { at: i, need: next + 5 },
-            }
+        if let Some(found) = scan_at(data, i) {
+            return found;
         }
         i += 1;
     }
     Scan::Nothing { keep_from: i }
+}
+
+/// What [`scan_records`] concludes at offset `i` (with `i + 5 <= data.len()`), if anything.
+fn scan_at(data: &[u8], i: usize) -> Option<Scan> {
+    let len = record_header(&data[i..])?;
+    let next = i + 5 + len;
+    match data.get(next..) {
+        Some(rest) if rest.len() >= 5 => stream_header(rest).is_some().then_some(Scan::Found(i)),
+        Some(rest) if !header_prefix_ok(rest) => None,
+        _ => Some(Scan::Wait { at: i, need: next + 5 }),
+    }
 }
 
 /// TLS found inside bytes of unknown protocol (see [`resync`]).
@@ -1524,26 +1526,12 @@ impl TlsSession {
 mod tests {
     use super::*;
 
-    /// [`scan_records`] before it jumped between candidate offsets: one offset at a time.
+    /// [`scan_records`] without its jumps: every offset in turn.
     fn scan_records_walk(data: &[u8]) -> Scan {
         let n = data.len();
-        let mut i = 0;
-        while i + 5 <= n {
-            if let Some(len) = record_header(&data[i..]) {
-                let next = i + 5 + len;
-                match data.get(next..) {
-                    Some(rest) if rest.len() >= 5 => {
-                        if stream_header(rest).is_some() {
-                            return Scan::Found(i);
-                        }
-                    }
-                    Some(rest) if !header_prefix_ok(rest) => {}
-                    _ => return Scan::Wait { at: i, need: next + 5 },
-                }
-            }
-            i += 1;
-        }
-        Scan::Nothing { keep_from: i }
+        (0..n.saturating_sub(4))
+            .find_map(|i| scan_at(data, i))
+            .unwrap_or(Scan::Nothing { keep_from: if n >= 5 { n - 4 } else { 0 } })
     }
 
     #[test]
