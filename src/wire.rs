@@ -209,18 +209,6 @@ pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_epoch_and_leap_day() {
-        assert_eq!(Timestamp::new(0, 0).rfc3339(false), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(Timestamp::new(951_782_400, 123_456_789).rfc3339(true), "2000-02-29T00:00:00.123456789Z");
-        assert_eq!(Timestamp::new(-1, 0).rfc3339(false), "1969-12-31T23:59:59.000000Z");
-    }
-}
-
 /// Asks the CPU to bring the cache lines of `len` bytes at `p` into its caches (at most 4 KiB:
 /// a hint, not a copy). Does nothing on targets without a prefetch instruction. Used where a
 /// batch of independent pieces of cold memory is about to be read one after another, so that
@@ -246,4 +234,16 @@ pub fn prefetch_bytes(p: *const u8, len: usize) {
 #[inline]
 pub fn prefetch<T: ?Sized>(v: &T) {
     prefetch_bytes(v as *const T as *const u8, std::mem::size_of_val(v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_epoch_and_leap_day() {
+        assert_eq!(Timestamp::new(0, 0).rfc3339(false), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(Timestamp::new(951_782_400, 123_456_789).rfc3339(true), "2000-02-29T00:00:00.123456789Z");
+        assert_eq!(Timestamp::new(-1, 0).rfc3339(false), "1969-12-31T23:59:59.000000Z");
+    }
 }
