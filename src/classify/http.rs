@@ -257,23 +257,29 @@ impl MsgStep {
     }
 }
 
+/// Messages of each kind whose fields [`HttpSession::prefetch`] fetches: the report is written in
+/// order, and a flow with a thousand recorded messages would otherwise flood the cache with
+/// fields read only much later.
+const PREFETCH_MESSAGES: usize = 16;
+
 impl HttpSession {
     /// Prefetches what the report of this session reads, one level of pointers per `stage`
-    /// (0: the recorded messages, 1: their fields), for [`FlowClassifier::prefetch`].
+    /// (0: the recorded messages, 1: the fields of the first [`PREFETCH_MESSAGES`] of each
+    /// kind), for [`FlowClassifier::prefetch`].
     pub(crate) fn prefetch(&self, stage: u8) {
-        use crate::wire::{prefetch, prefetch_bytes};
+        use crate::wire::prefetch;
         let r = &self.report;
         match stage {
             0 => {
-                prefetch_bytes(r.requests.as_ptr().cast(), std::mem::size_of_val(&r.requests[..]));
-                prefetch_bytes(r.responses.as_ptr().cast(), std::mem::size_of_val(&r.responses[..]));
+                prefetch(&r.requests[..]);
+                prefetch(&r.responses[..]);
             }
             _ => {
-                for q in &r.requests {
+                for q in r.requests.iter().take(PREFETCH_MESSAGES) {
                     q.headers.prefetch();
                     prefetch(q.path.as_bytes());
                 }
-                for a in &r.responses {
+                for a in r.responses.iter().take(PREFETCH_MESSAGES) {
                     a.headers.prefetch();
                 }
             }
