@@ -627,9 +627,15 @@ impl Worker {
 
     /// Reads one packet for the shard workers: counts it, decodes it, reassembles IPv4
     /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`What`]).
-    fn route(&mut self, pkt: &crate::capture::Packet<'_>, out: &mut [Batch], seen: &mut [Option<i64>]) {
+    fn route(
+        &mut self,
+        pkt: &crate::capture::Packet<'_>,
+        buf: &crate::capture::SharedBuffer,
+        out: &mut [Batch],
+        seen: &mut [Option<i64>],
+    ) {
         self.take(pkt, |w, seg, ts| {
-            w.route_segment(seg, ts, out, seen);
+            w.route_segment(seg, ts, buf, out, seen);
             None
         });
     }
@@ -642,6 +648,16 @@ impl Worker {
                 What::Segment { head, start, len } => {
                     let payload = &b.data[start as usize..start as usize + len as usize];
                     self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts);
+                }
+                What::Shared { head, buffer, start, len } => {
+                    let payload = b
+                        .shared
+                        .get(buffer as usize)
+                        .and_then(|s| s.get(start as usize..(start + len) as usize));
+                    self.segment(
+                        &crate::decode::TcpSegment { payload: payload.unwrap_or_default(), ..head },
+                        e.ts,
+                    );
                 }
                 What::Server(ip, port) => {
                     self.out.servers.note(ip, port);
@@ -963,6 +979,10 @@ const QUEUED_BATCHES: usize = 4;
 struct Batch {
     /// Payloads of the segments, back to back.
     data: Vec<u8>,
+    /// Read buffers holding payloads of [`What::Shared`] segments (not copied into `data`).
+    shared: Vec<crate::capture::SharedBuffer>,
+    /// Payload bytes of the segments, in `data` or `shared`.
+    bytes: usize,
     events: Vec<Event>,
     /// Every packet up to this number has been dispatched.
     upto: u64,
@@ -984,6 +1004,10 @@ enum What {
     /// A segment of one of this worker's flows: its header fields (`head`, with no payload),
     /// its payload at `data[start..start + len]`.
     Segment { head: crate::decode::TcpSegment<'static>, start: u32, len: u32 },
+    /// A segment of one of this worker's flows whose payload is `shared[buffer][start..start +
+    /// len]`: in the reading thread's read buffer, not copied (copying was a fifth of the
+    /// reading thread's own work besides reading and its own flows).
+    Shared { head: crate::decode::TcpSegment<'static>, buffer: u32, start: u32, len: u32 },
     /// Another shard's segment in a new capture second.
     Tick,
     /// Another shard's SYN-ACK, from this server (see [`KnownServers`]).
@@ -998,6 +1022,7 @@ impl Worker {
         &mut self,
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
+        buf: &crate::capture::SharedBuffer,
         out: &mut [Batch],
         seen: &mut [Option<i64>],
     ) {
@@ -1010,12 +1035,20 @@ impl Worker {
         }
         for (k, (b, seen)) in out.iter_mut().zip(seen.iter_mut()).enumerate().skip(1) {
             let what = if k == own {
-                let start = b.data.len() as u32;
-                b.data.extend_from_slice(seg.payload);
-                What::Segment {
-                    head: crate::decode::TcpSegment { payload: &[], ..*seg },
-                    start,
-                    len: seg.payload.len() as u32,
+                let head = crate::decode::TcpSegment { payload: &[], ..*seg };
+                let len = seg.payload.len() as u32;
+                b.bytes += seg.payload.len();
+                // In the read buffer (not a reassembled IPv4 fragment): handed over, not copied.
+                let at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+                if at <= buf.len() && seg.payload.len() <= buf.len() - at {
+                    if !b.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
+                        b.shared.push(buf.clone());
+                    }
+                    What::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
+                } else {
+                    let start = b.data.len() as u32;
+                    b.data.extend_from_slice(seg.payload);
+                    What::Segment { head, start, len }
                 }
             } else if is_server_answer(seg) {
                 What::Server(seg.src, seg.sport)
@@ -1082,16 +1115,15 @@ fn dispatch(
     };
     let mut error = None;
     loop {
-        match reader.next() {
-            Ok(Next::Packet(p)) => d.route(&p, &mut out, &mut seen),
-            Ok(Next::Idle(_)) => continue,
-            Ok(Next::End) => break,
+        match reader.next_shared() {
+            Ok(Some((p, buf))) => d.route(&p, buf, &mut out, &mut seen),
+            Ok(None) => break,
             Err(e) => {
                 error = Some(e.to_string());
                 break;
             }
         }
-        if d.order.is_multiple_of(DISPATCH_BATCH) || out.iter().any(|b| b.data.len() >= MAX_BATCH_BYTES) {
+        if d.order.is_multiple_of(DISPATCH_BATCH) || out.iter().any(|b| b.bytes >= MAX_BATCH_BYTES) {
             let reports = d.order.is_multiple_of(SHARD_BATCH);
             if !send(&mut out, &mut d, reports, false) {
                 return (d, error);
@@ -1145,6 +1177,8 @@ fn shard_main(
         }
         b.data.clear();
         b.events.clear();
+        b.shared.clear(); // the reading thread may reuse these buffers
+        b.bytes = 0;
         let _ = free.send(b);
     }
     if send(&mut w, true) {

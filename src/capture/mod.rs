@@ -21,6 +21,7 @@ use crate::wire::Timestamp;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Largest packet record accepted (libpcap's own limit for any link type is 256 KiB).
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
@@ -144,11 +145,31 @@ enum Format {
 /// Maximum interfaces remembered per pcapng section (a hostile file could declare millions).
 const MAX_INTERFACES: usize = 4096;
 
+/// A packet's place in the read buffer, before it is lent out.
+struct RawPacket {
+    ts: Timestamp,
+    linktype: u32,
+    start: usize,
+    end: usize,
+    orig_len: u32,
+}
+
+/// Read buffers kept for reuse once no other thread holds them (see [`CaptureReader::next_shared`]).
+const SPARE_BUFFERS: usize = 64;
+
+/// A read buffer of [`CaptureReader`], as handed out with its packets by
+/// [`CaptureReader::next_shared`].
+pub type SharedBuffer = Arc<Vec<u8>>;
+
 /// Streaming reader over a pcap or pcapng byte source.
 pub struct CaptureReader {
     path: String,
     src: Box<dyn Read + Send>,
-    buf: Vec<u8>,
+    /// The read buffer. Threads handed packets' payloads by [`Self::next_shared`] may hold it:
+    /// then the reader reads on into another one.
+    buf: SharedBuffer,
+    /// Buffers that other threads held, to be reused once they no longer do.
+    spare: Vec<SharedBuffer>,
     start: usize,
     end: usize,
     eof: bool,
@@ -183,10 +204,13 @@ impl CaptureReader {
             path: name,
             src,
             // A small file gets a buffer of its size (+1 to see the end in one read).
-            buf: vec![
+            buf: Arc::new(vec![
                 0;
-                total_len.map_or(READ_CHUNK, |n| (n as usize).saturating_add(1).clamp(4096, READ_CHUNK))
-            ],
+                total_len.map_or(READ_CHUNK, |n| (n as usize)
+                    .saturating_add(1)
+                    .clamp(4096, READ_CHUNK))
+            ]),
+            spare: Vec::new(),
             start: 0,
             end: 0,
             eof: false,
@@ -199,10 +223,6 @@ impl CaptureReader {
         Ok(r)
     }
 
-    fn io_error(&self, e: io::Error) -> CaptureError {
-        CaptureError::Io { path: self.path.clone(), source: e }
-    }
-
     fn corrupt(&self, what: String) -> CaptureError {
         CaptureError::Corrupt { path: self.path.clone(), offset: self.offset, what }
     }
@@ -213,27 +233,56 @@ impl CaptureReader {
         if self.end - self.start >= n || self.eof {
             return Ok(self.end - self.start);
         }
-        if self.start + n > self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
+        self.unshare();
+        // Not shared any more (only this reader clones it, in `next_shared`): no copy here.
+        let buf = Arc::make_mut(&mut self.buf);
+        if self.start + n > buf.len() {
+            buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            if n > self.buf.len() {
+            if n > buf.len() {
                 // n is bounded by MAX_BLOCK_BYTES by every caller.
-                self.buf.resize(n.max(READ_CHUNK), 0);
+                buf.resize(n.max(READ_CHUNK), 0);
             }
         }
         while self.end - self.start < n {
-            match self.src.read(&mut self.buf[self.end..]) {
+            match self.src.read(&mut buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
                     break;
                 }
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_error(e)),
+                Err(e) => return Err(CaptureError::Io { path: self.path.clone(), source: e }),
             }
         }
         Ok(self.end - self.start)
+    }
+
+    /// Makes the read buffer this reader's alone, to write into: when other threads still hold
+    /// it (payloads handed out by [`Self::next_shared`]), the unread bytes move to a spare buffer
+    /// no one holds any more (or a new one) and reading goes on there.
+    fn unshare(&mut self) {
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let free = self.spare.iter().position(|b| Arc::strong_count(b) == 1 && Arc::weak_count(b) == 0);
+            let mut next = match free {
+                Some(k) => self.spare.swap_remove(k),
+                None => Arc::new(vec![0; self.buf.len()]),
+            };
+            if let Some(b) = Arc::get_mut(&mut next) {
+                let tail = &self.buf[self.start..self.end];
+                if b.len() < tail.len() {
+                    b.resize(tail.len(), 0);
+                }
+                b[..tail.len()].copy_from_slice(tail);
+                self.end -= self.start;
+                self.start = 0;
+                let held = std::mem::replace(&mut self.buf, next);
+                if self.spare.len() < SPARE_BUFFERS {
+                    self.spare.push(held);
+                }
+            }
+        }
     }
 
     fn consume(&mut self, n: usize) {
@@ -287,13 +336,28 @@ impl CaptureReader {
 
     /// The next packet, `Ok(None)` at a clean end of file.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        Ok(self.next_raw()?.map(|r| self.lend(r)))
+    }
+
+    /// The next packet and the buffer its bytes lie in, which a caller may keep (a cheap clone)
+    /// to hand slices of it to another thread instead of copying them; the reader then reads on
+    /// into another buffer.
+    pub fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
+        Ok(self.next_raw()?.map(|r| (self.lend(r), &self.buf)))
+    }
+
+    fn lend(&self, r: RawPacket) -> Packet<'_> {
+        Packet { ts: r.ts, linktype: r.linktype, data: &self.buf[r.start..r.end], orig_len: r.orig_len }
+    }
+
+    fn next_raw(&mut self) -> Result<Option<RawPacket>, CaptureError> {
         match self.format {
             Format::Pcap(f) => self.next_pcap(f),
             Format::Pcapng { .. } => self.next_pcapng(),
         }
     }
 
-    fn next_pcap(&mut self, f: PcapFormat) -> Result<Option<Packet<'_>>, CaptureError> {
+    fn next_pcap(&mut self, f: PcapFormat) -> Result<Option<RawPacket>, CaptureError> {
         let have = self.fill(16)?;
         if have == 0 {
             return Ok(None);
@@ -320,10 +384,11 @@ impl CaptureReader {
         let nanos = if f.nanos { frac as u64 } else { frac as u64 * 1000 };
         let s = self.start + 16;
         self.consume(16 + incl);
-        Ok(Some(Packet {
+        Ok(Some(RawPacket {
             ts: Timestamp::new(secs as i64, nanos),
             linktype: f.linktype,
-            data: &self.buf[s..s + incl],
+            start: s,
+            end: s + incl,
             orig_len: orig.max(incl as u32),
         }))
     }
@@ -332,7 +397,7 @@ impl CaptureReader {
         CaptureError::Truncated { path: self.path.clone(), offset: self.offset, what }
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+    fn next_pcapng(&mut self) -> Result<Option<RawPacket>, CaptureError> {
         loop {
             let have = self.fill(12)?;
             if have == 0 {
@@ -414,7 +479,7 @@ impl CaptureReader {
                     self.consume(blen);
                     match pkt {
                         Some((ts, linktype, ds, de, orig)) => {
-                            return Ok(Some(Packet { ts, linktype, data: &self.buf[ds..de], orig_len: orig }))
+                            return Ok(Some(RawPacket { ts, linktype, start: ds, end: de, orig_len: orig }))
                         }
                         None => continue,
                     }
@@ -658,6 +723,51 @@ mod tests {
                 assert_eq!(p.ts.nanos, if nanos { 5 } else { 5000 });
                 assert!(r.next_packet().unwrap().is_none());
             }
+        }
+    }
+
+    /// A source that returns at most `step` bytes per read (as a pipe may).
+    struct Trickle(io::Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn buffers_handed_out_are_never_written_again() {
+        // 3,000 packets of 1-1,499 bytes (2.3 MB: many read buffers), each filled with its own
+        // number; every packet's buffer is kept, as the worker threads keep theirs for a while.
+        let body = |i: usize| vec![(i % 251) as u8; 1 + i * 7 % 1499];
+        let mut f = pcap_header(true, false, 1);
+        for i in 0..3000 {
+            f.extend(pcap_record(true, i as u32, 0, &body(i), 0));
+        }
+        for step in [usize::MAX, 1000, 77] {
+            let mut r = CaptureReader::from_reader(
+                "t".into(),
+                Box::new(Trickle(io::Cursor::new(f.clone()), step)),
+                None,
+            )
+            .unwrap();
+            let mut kept = Vec::new();
+            while let Some((p, buf)) = r.next_shared().unwrap() {
+                let at = p.data.as_ptr() as usize - buf.as_ptr() as usize;
+                kept.push((buf.clone(), at, p.data.len()));
+                // Some are let go at once, so their buffers come back for reuse.
+                if kept.len() % 5 == 0 {
+                    kept.pop();
+                    kept.push((Arc::new(Vec::new()), 0, 0));
+                }
+            }
+            for (i, (buf, at, len)) in kept.iter().enumerate() {
+                if i % 5 != 4 {
+                    assert_eq!(&buf[*at..at + len], &body(i)[..], "packet {i}, reads of {step}");
+                }
+            }
+            assert!(r.spare.len() <= SPARE_BUFFERS);
         }
     }
 
