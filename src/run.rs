@@ -362,7 +362,7 @@ struct Ending<'a> {
 /// flows whose handshake the capture missed. Every shard is told of every SYN-ACK, so the set
 /// is the same whatever `--threads`; bounded (cleared when full).
 #[derive(Default)]
-struct KnownServers(std::collections::HashSet<(IpAddr, u16)>);
+struct KnownServers(std::collections::HashSet<(IpAddr, u16), crate::wire::KeyedState>);
 
 /// A SYN-ACK: its sender is a server.
 fn is_server_answer(seg: &crate::decode::TcpSegment<'_>) -> bool {

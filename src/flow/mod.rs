@@ -11,21 +11,11 @@ pub mod reassembly;
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
 use reassembly::{Chunk, HalfStats, Reassembler};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-/// Flow-keyed maps: ahash with a random per-run seed (see Cargo.toml).
-type FlowMap<V> = HashMap<FlowKey, V, ahash::RandomState>;
-
-/// A random ahash seed, drawn through std's `RandomState` (the getrandom syscall): ahash's own
-/// seeding opens /dev/urandom in a static binary and panics where there is none (an empty
-/// container or chroot).
-fn flow_hash_state() -> ahash::RandomState {
-    use std::hash::BuildHasher;
-    let std_state = std::collections::hash_map::RandomState::new();
-    let k = |i: u64| std_state.hash_one(i);
-    ahash::RandomState::with_seeds(k(1), k(2), k(3), k(4))
-}
+/// Flow-keyed maps (see [`crate::wire::KeyedState`]).
+type FlowMap<V> = crate::wire::KeyedMap<FlowKey, V>;
 
 /// Memory and time limits of the flow table (shown in `--help`).
 #[derive(Clone, Copy, Debug)]
@@ -225,7 +215,7 @@ pub struct FlowTable<S> {
     /// Keyed by the 64-bit keyed hash of the 4-tuple, not the tuple: a tombstone costs 16 bytes
     /// instead of 56, and a capture can hold a minute of closed connections. (A collision
     /// would absorb a non-SYN packet of one other flow: 2^-64 per pair, with a random key.)
-    tombstones: HashMap<u64, i64, ahash::RandomState>,
+    tombstones: crate::wire::KeyedMap<u64, i64>,
     /// Counters.
     pub stats: TableStats,
 }
@@ -234,7 +224,7 @@ impl<S: StreamSink> FlowTable<S> {
     /// An empty table.
     pub fn new(limits: Limits) -> FlowTable<S> {
         FlowTable {
-            map: FlowMap::with_hasher(flow_hash_state()),
+            map: FlowMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             next_id: 1,
@@ -242,7 +232,7 @@ impl<S: StreamSink> FlowTable<S> {
             total_buffered: 0,
             last_sweep: None,
             live_orders: BTreeSet::new(),
-            tombstones: HashMap::with_hasher(flow_hash_state()),
+            tombstones: crate::wire::KeyedMap::default(),
             stats: TableStats::default(),
         }
     }
@@ -286,7 +276,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
         }
         if slot.is_none() {
-            let grave = self.map.hasher().hash_one(key);
+            let grave = std::hash::BuildHasher::hash_one(self.map.hasher(), key);
             if let Some(&until) = self.tombstones.get(&grave) {
                 if !syn_only && ts.secs <= until {
                     self.stats.late_packets += 1;
@@ -459,7 +449,7 @@ impl<S: StreamSink> FlowTable<S> {
                 self.tombstones.clear();
             }
             let keep = self.limits.idle_timeout_secs.min(TOMBSTONE_SECS);
-            let grave = self.map.hasher().hash_one(key);
+            let grave = std::hash::BuildHasher::hash_one(self.map.hasher(), key);
             self.tombstones.insert(grave, f.meta.last_ts.secs.saturating_add(keep));
         }
         let ts = f.meta.last_ts;

@@ -6,8 +6,9 @@
 
 use super::FlowReport;
 use crate::classify::istio::{parse_spiffe, IstioReport};
+use crate::wire::KeyedMap;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
 /// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
@@ -393,8 +394,9 @@ pub struct Expectations {
 /// Per-server and per-service verdicts and expectation results, built flow by flow.
 #[derive(Clone, Debug, Default)]
 pub struct MeshBook {
-    servers: HashMap<String, ServerVerdict>,
-    services: HashMap<String, ServerVerdict>,
+    /// Keyed by address: formatting `ip:port` for every flow was most of counting it.
+    servers: KeyedMap<std::net::SocketAddr, ServerVerdict>,
+    services: KeyedMap<String, ServerVerdict>,
     not_listed: u64,
     expect: Expectations,
 }
@@ -424,15 +426,11 @@ impl MeshBook {
             |i| i.leg,
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
-        let server = super::EndpointText::new(f.server);
-        let server = server.as_str();
-        let new_server = || ServerVerdict {
-            name: server.to_string(),
-            service: service.clone(),
-            leg,
-            ..Default::default()
+        let new_server = || {
+            let name = super::EndpointText::new(f.server).as_str().to_string();
+            (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
-        match tally(&mut self.servers, server, new_server) {
+        match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 v.add(class);
                 v.plaintext_from_sidecar += u64::from(sidecar);
@@ -443,9 +441,18 @@ impl MeshBook {
             None => self.not_listed += 1,
         }
         if let Some(svc) = &service {
-            let new_service =
-                || ServerVerdict { name: svc.clone(), service: Some(svc.clone()), leg, ..Default::default() };
-            if let Some(v) = tally(&mut self.services, svc, new_service) {
+            let new_service = || {
+                (
+                    svc.clone(),
+                    ServerVerdict {
+                        name: svc.clone(),
+                        service: Some(svc.clone()),
+                        leg,
+                        ..Default::default()
+                    },
+                )
+            };
+            if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
                 v.add(class);
             }
         }
@@ -531,19 +538,24 @@ impl MeshBook {
     }
 }
 
-/// The entry of `name`, made by `new` the first time while the map has room (MAX_SERVERS).
-fn tally<'a>(
-    map: &'a mut HashMap<String, ServerVerdict>,
-    name: &str,
-    new: impl FnOnce() -> ServerVerdict,
-) -> Option<&'a mut ServerVerdict> {
-    if !map.contains_key(name) {
+/// The entry of `key`, made by `new` the first time while the map has room (MAX_SERVERS).
+fn tally<'a, K, Q>(
+    map: &'a mut KeyedMap<K, ServerVerdict>,
+    key: &Q,
+    new: impl FnOnce() -> (K, ServerVerdict),
+) -> Option<&'a mut ServerVerdict>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if !map.contains_key(key) {
         if map.len() >= MAX_SERVERS {
             return None;
         }
-        map.insert(name.to_string(), new());
+        let (k, v) = new();
+        map.insert(k, v);
     }
-    map.get_mut(name)
+    map.get_mut(key)
 }
 
 fn server_port_of(endpoint: &str) -> Option<u16> {
