@@ -706,20 +706,30 @@ impl Worker {
         self.ended.front().map_or(self.order, |e| e.end_order.saturating_sub(1))
     }
 
-    /// The reports finished so far and the XFCC identities seen, for the merger, with
-    /// [`Self::finished_upto`]; flows ended but not finished stay (see [`DEFERRED_FLOWS`]).
-    fn take_finished(&mut self) -> (Vec<Pending>, Vec<XfccSeen>, u64) {
-        let upto = self.finished_upto();
-        (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc), upto)
+    /// Sends the merger the reports finished so far and the XFCC identities seen, with
+    /// [`Self::finished_upto`]; flows ended but not finished stay (see [`DEFERRED_FLOWS`]),
+    /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
+    /// batch, here where it was allocated. False when the merger is gone (output error).
+    fn send_finished(
+        &mut self,
+        tx: &std::sync::mpsc::SyncSender<Msg>,
+        spent: &std::sync::mpsc::Receiver<Vec<Pending>>,
+        last: bool,
+    ) -> bool {
+        spent.try_iter().for_each(drop);
+        if last {
+            self.finish_ended();
+        }
+        let processed = self.finished_upto();
+        let (done, xfcc) = (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc));
+        tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
     }
 
     /// Ends the open flows whose first packet is number `last` or earlier (end of input).
     fn finish_up_to(&mut self, last: u64) -> usize {
         let w = Ending { out: &self.out, end_order: self.order + 1 };
         let ended = &mut self.ended;
-        let n = self.table.finish_up_to(last, &mut |m, c| end_flow(w, m, c, ended));
-        self.finish_ended();
-        n
+        self.table.finish_up_to(last, &mut |m, c| end_flow(w, m, c, ended))
     }
 
     /// Adds the counters of this worker to the summary.
@@ -1103,15 +1113,7 @@ fn dispatch(
                 }
             }
         }
-        if !reports {
-            return true;
-        }
-        spent.try_iter().for_each(drop);
-        if last {
-            d.finish_ended();
-        }
-        let (done, xfcc, processed) = d.take_finished();
-        tx.send(Msg::Batch { shard: 0, done, xfcc, processed }).is_ok()
+        !reports || d.send_finished(&tx, &spent, last)
     };
     let mut error = None;
     loop {
@@ -1149,15 +1151,6 @@ fn shard_main(
     spent: std::sync::mpsc::Receiver<Vec<Pending>>,
 ) {
     let shard = w.out.shard;
-    let send = |w: &mut Worker, last: bool| {
-        // Free what the merger wrote of ours since the last batch, here where it was allocated.
-        spent.try_iter().for_each(drop);
-        if last {
-            w.finish_ended();
-        }
-        let (done, xfcc, processed) = w.take_finished();
-        tx.send(Msg::Batch { shard, done, xfcc, processed }).is_ok()
-    };
     loop {
         let mut b = match batches.try_recv() {
             Ok(b) => b,
@@ -1172,7 +1165,7 @@ fn shard_main(
             },
         };
         w.dispatched(&b);
-        if w.order.is_multiple_of(SHARD_BATCH) && !send(&mut w, false) {
+        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_finished(&tx, &spent, false) {
             return; // the merger stopped (output error)
         }
         b.data.clear();
@@ -1181,7 +1174,7 @@ fn shard_main(
         b.bytes = 0;
         let _ = free.send(b);
     }
-    if send(&mut w, true) {
+    if w.send_finished(&tx, &spent, true) {
         let _ = tx.send(Msg::End { shard, worker: Box::new(w) });
     }
 }

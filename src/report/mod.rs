@@ -126,105 +126,32 @@ pub struct EndpointText {
 }
 
 impl EndpointText {
-    /// Formats `a` by hand, as std's `Display` does: `to_string` goes through `fmt` (padding
-    /// support, a dynamic writer): 1.6% of a run for IPv4, twice per flow, and about 3,000
-    /// instructions per IPv6 endpoint (1.7% of the benchmark's instructions with 5% of its
-    /// flows on IPv6). The longest, IPv6 with a scope id, is 58 bytes. A test compares both
-    /// with std's on random addresses.
+    /// Formats `a`. IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic
+    /// writer) and was 1.6% of a run, twice per flow. IPv6 keeps std's (it compresses zero
+    /// runs); the longest, with a scope id, is 58 bytes. (IPv6 by hand as well, RFC 5952 as std
+    /// writes it, saved 0.13% of the instructions on the benchmark, 5% of whose flows are IPv6:
+    /// not worth its code.)
     pub fn new(a: SocketAddr) -> EndpointText {
         let mut t = EndpointText { buf: [0; 64], len: 0 };
         match a {
             SocketAddr::V4(v4) => {
-                t.ipv4(v4.ip().octets());
-                t.push(b':');
-            }
-            SocketAddr::V6(v6) => {
-                t.push(b'[');
-                t.ipv6(v6.ip());
-                if v6.scope_id() != 0 {
-                    t.push(b'%');
-                    t.decimal(v6.scope_id());
+                for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.decimal(o.into());
                 }
-                t.push(b']');
                 t.push(b':');
+                t.decimal(v4.port().into());
+            }
+            SocketAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = &mut t.buf[..];
+                let _ = write!(w, "{a}");
+                t.len = 64 - w.len();
             }
         }
-        t.decimal(a.port().into());
         t
-    }
-
-    fn ipv4(&mut self, octets: [u8; 4]) {
-        for (i, o) in octets.into_iter().enumerate() {
-            if i > 0 {
-                self.push(b'.');
-            }
-            // One to three digits without a loop (the general `decimal` was 1.3% of the
-            // benchmark's instructions, for four octets and a port per endpoint).
-            let d = [b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10];
-            let skip = if o >= 100 {
-                0
-            } else if o >= 10 {
-                1
-            } else {
-                2
-            };
-            for &c in &d[skip..] {
-                self.push(c);
-            }
-        }
-    }
-
-    /// RFC 5952 as std writes it: an IPv4-mapped address as `::ffff:a.b.c.d`; otherwise the
-    /// first longest run of two or more zero groups as `::`, groups in lower-case hex.
-    fn ipv6(&mut self, ip: &std::net::Ipv6Addr) {
-        if let Some(v4) = ip.to_ipv4_mapped() {
-            self.push_all(b"::ffff:");
-            return self.ipv4(v4.octets());
-        }
-        let g = ip.segments();
-        let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
-        for (i, &x) in g.iter().enumerate() {
-            if x == 0 {
-                if run_len == 0 {
-                    run = i;
-                }
-                run_len += 1;
-                if run_len > best_len {
-                    (best, best_len) = (run, run_len);
-                }
-            } else {
-                run_len = 0;
-            }
-        }
-        let groups = |t: &mut EndpointText, gs: &[u16]| {
-            for (i, &x) in gs.iter().enumerate() {
-                if i > 0 {
-                    t.push(b':');
-                }
-                t.hex(x);
-            }
-        };
-        if best_len > 1 {
-            groups(self, &g[..best]);
-            self.push_all(b"::");
-            groups(self, &g[best + best_len..]);
-        } else {
-            groups(self, &g);
-        }
-    }
-
-    /// `v` in lower-case hex, no padding.
-    fn hex(&mut self, v: u16) {
-        let digits = 4 - (v.max(1).leading_zeros() / 4) as usize;
-        for k in (0..digits).rev() {
-            self.push(b"0123456789abcdef"[(v >> (4 * k)) as usize & 15]);
-        }
-    }
-
-    fn push_all(&mut self, b: &[u8]) {
-        for &c in b {
-            self.push(c);
-        }
     }
 
     fn push(&mut self, b: u8) {
