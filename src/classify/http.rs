@@ -37,8 +37,12 @@ const MAX_WARNINGS: usize = 16;
 const MAX_METHOD_LEN: usize = 24;
 /// Longest method of [`KNOWN_METHODS`] (`MKCALENDAR`).
 const MAX_KNOWN_METHOD_LEN: usize = 10;
-/// Longest request line the probe waits for, for methods it does not know.
+/// Longest request line the probe waits for (its version decides it).
 const MAX_PROBE_LINE: usize = 8192;
+/// A known method and target whose line is still open after this many bytes is taken as a
+/// request (a long URL); below [`crate::classify::PROBE_BYTES`], so the probe decides before
+/// its buffer is full.
+const LONG_TARGET_LINE: usize = 2048;
 /// Bytes a resynchronising side keeps of a line start cut by the end of a chunk: more than a
 /// known method, a space and a target byte, or `HTTP/1.1 200`, which decide the resync probe.
 pub const RESYNC_CARRY: usize = 16;
@@ -1013,9 +1017,9 @@ fn either(a: Probe, b: Probe) -> Probe {
 /// Does `b` start a message of `role` (either kind while the roles are unknown)?
 fn probe_start(role: Option<Role>, b: &[u8]) -> Probe {
     match role {
-        Some(Role::Requests) => probe_request(b),
+        Some(Role::Requests) => probe_loose_request(b),
         Some(Role::Responses) => probe_response(b),
-        None => either(probe_request(b), probe_response(b)),
+        None => either(probe_loose_request(b), probe_response(b)),
     }
 }
 
@@ -1226,10 +1230,78 @@ fn is_target_start(t: u8) -> bool {
 
 /// Does `data` start with an HTTP/1 request line, or the HTTP/2 preface?
 ///
+/// A request line is a method token, a space, a request target and ` HTTP/x.y` (RFC 9112 §3).
+/// Text protocols that share the shape of a command line — Redis inline commands (`GET key`),
+/// SMTP (`EHLO host`), IMAP, memcached — never end their line in a version, so they are not
+/// HTTP. Looser lines (HTTP/0.9 `GET /path`, a bare method, a malformed version: scanners send
+/// them) are HTTP only when the other side answers with a status line: the classifier holds
+/// them with [`probe_loose_request`]. The line is decided once it ends;
+/// a known method with an origin-form or absolute target whose line runs past
+/// [`LONG_TARGET_LINE`] bytes (a long URL) is taken without waiting for the version.
+pub fn probe_request(data: &[u8]) -> Probe {
+    let preface = is_h2_preface(data);
+    if preface != Probe::NoMatch {
+        return preface;
+    }
+    let tok_len = data
+        .iter()
+        .take(MAX_METHOD_LEN + 1)
+        .position(|&c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-'));
+    let Some(n) = tok_len else {
+        return if data.len() <= MAX_METHOD_LEN { Probe::NeedMore } else { Probe::NoMatch };
+    };
+    if n == 0 || data[n] != b' ' {
+        return Probe::NoMatch;
+    }
+    // httparse accepts several spaces between the parts of the request line (as we ask it to).
+    let Some(&t) = data[n..].iter().take(MAX_PROBE_LINE).find(|&&c| c != b' ') else {
+        return if data.len() < MAX_PROBE_LINE { Probe::NeedMore } else { Probe::NoMatch };
+    };
+    let known = KNOWN_METHODS.contains(&&data[..n]);
+    if !is_target_start(t) {
+        return Probe::NoMatch;
+    }
+    let window = &data[..data.len().min(MAX_PROBE_LINE)];
+    let Some(nl) = memchr::memchr(b'\n', window) else {
+        return if known && (t == b'/' || t.is_ascii_alphabetic()) && data.len() >= LONG_TARGET_LINE {
+            Probe::Match
+        } else if data.len() < MAX_PROBE_LINE {
+            Probe::NeedMore
+        } else {
+            Probe::NoMatch
+        };
+    };
+    let line = data[..nl].strip_suffix(b"\r").unwrap_or(&data[..nl]);
+    let rest = line[n..].trim_ascii_start();
+    match rest.iter().rposition(|&c| c == b' ') {
+        // `METHOD TARGET HTTP/x.y`: the last word is the version (extra spaces before it, as
+        // httparse allows, are part of the gap).
+        Some(sp) if is_http_version(&rest[sp + 1..]) && rest[..sp].iter().any(|&c| c != b' ') => Probe::Match,
+        // Without a version (HTTP/0.9 `GET /path`, or a Redis inline `GET /key`): only
+        // `probe_loose_request`, which needs an answering status line, takes it.
+        _ => Probe::NoMatch,
+    }
+}
+
+/// Does `data`, a server's first bytes, look like an HTTP/0.9 answer (an HTML document with
+/// no status line)?
+pub fn is_http09_body(data: &[u8]) -> bool {
+    let t = data.trim_ascii_start();
+    t.len() >= 5 && (t[..5].eq_ignore_ascii_case(b"<!doc") || t[..5].eq_ignore_ascii_case(b"<html"))
+}
+
+/// Is `v` an HTTP version token `HTTP/d.d`?
+fn is_http_version(v: &[u8]) -> bool {
+    matches!(v, [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit())
+}
+
+/// Does `data` start the next request of a stream already known to be HTTP (or the HTTP/2
+/// preface)? More lenient than [`probe_request`], which decides that a stream is HTTP at all:
+///
 /// A known method must be followed by a space and the start of a target (`/`, `*`, a letter or
 /// digit), or end its line (a bare method line, HTTP/0.9 style); another uppercase token (like
 /// `CCM_POST`) counts when a `/` target follows, or when its line ends in ` HTTP/1.x`.
-pub fn probe_request(data: &[u8]) -> Probe {
+pub(crate) fn probe_loose_request(data: &[u8]) -> Probe {
     let preface = is_h2_preface(data);
     if preface != Probe::NoMatch {
         return preface;
@@ -1958,22 +2030,31 @@ mod tests {
         assert_eq!(paths(&h), ["/old"]);
         assert_eq!(h.report.requests[0].version, None);
         assert_eq!(probe_request(b"CCM_POST /x HTTP/1.1\r\n"), Probe::Match);
-        assert_eq!(probe_request(b"CCM_POST /x"), Probe::Match);
+        assert_eq!(probe_request(b"CCM_POST /x"), Probe::NeedMore);
         assert_eq!(probe_request(b"CCM_POST *"), Probe::NeedMore);
         assert_eq!(probe_request(b"SSH-2.0-OpenSSH\r\n"), Probe::NoMatch);
-        assert_eq!(probe_request(b"OPTIONS\nHost: x\n\n"), Probe::Match);
-        assert_eq!(probe_request(b"CCM_POST /HTTP/1.1\n"), Probe::Match);
-        let (h, _) = run(&[(Side::A, b"OPTIONS\nHost: www.example.com\n\n")], false);
-        assert_eq!(
-            (paths(&h), h.report.requests[0].method.as_bytes()),
-            (vec![String::new()], &b"OPTIONS"[..])
-        );
+        // A bare method line, or a method without a version, is not HTTP (Redis inline
+        // commands, SMTP, IMAP share that shape); only `GET /…` may omit the version.
+        assert_eq!(probe_request(b"OPTIONS\nHost: x\n\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"GET\r\n$3\r\nfoo\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"GET foo\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"SET /a 1\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"EHLO client.example.test\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"DELETE /x HTTP/2.0 extra\r\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"CCM_POST /HTTP/1.1\n"), Probe::NoMatch);
+        assert_eq!(probe_request(b"GET /x HTTP/1.1\r\n"), Probe::Match);
+        assert_eq!(probe_request(b"PUT  /x  HTTP/1.0\n"), Probe::Match);
+        assert_eq!(probe_request(b"CONNECT reviews:9080 HTTP/1.1\r\n"), Probe::Match);
+        assert_eq!(probe_request(b"GET /x HTTP/1.1"), Probe::NeedMore);
+        let long = [&b"GET /"[..], &[b'a'; LONG_TARGET_LINE][..]].concat();
+        assert_eq!(probe_request(&long), Probe::Match);
+        assert_eq!(probe_request(&long[..LONG_TARGET_LINE - 1]), Probe::NeedMore);
         let (h, _) = run(&[(Side::A, b"GET /HTTP/1.1\nHost: g\n\n")], false);
         assert_eq!((paths(&h), h.report.requests[0].version), (vec!["/HTTP/1.1".to_string()], None));
         assert_eq!(probe_request(b"GE"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET "), Probe::NeedMore);
-        assert_eq!(probe_request(b"GET http://x/ HTTP/1.1"), Probe::Match);
+        assert_eq!(probe_request(b"GET http://x/ HTTP/1.1\r\n"), Probe::Match);
         assert_eq!(probe_request(b"get / HTTP/1.1"), Probe::NoMatch);
         assert_eq!(probe_response(b"HTTP/1.1 200 OK"), Probe::Match);
         assert_eq!(probe_response(b"HTTP/1"), Probe::NeedMore);

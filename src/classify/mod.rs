@@ -12,6 +12,7 @@
 pub mod cert;
 pub mod http;
 pub mod istio;
+pub mod text;
 pub mod tls;
 
 use crate::flow::StreamSink;
@@ -42,6 +43,10 @@ enum Mode {
     Tls,
     Http,
     H2c,
+    /// Began like a request line that is not strict enough to be HTTP on its own (no version,
+    /// a malformed one, a bare method): HTTP only if the other side answers with a status line.
+    /// Bytes wait in `pending` (up to [`PROBE_BYTES`]).
+    Tentative,
     /// Unrecognised: scanned for TLS/HTTP up to OPAQUE_SCAN_BYTES.
     Opaque,
     /// Nothing more wanted from this side.
@@ -65,11 +70,20 @@ struct SideState {
     /// Unknown bytes held a plausible TLS record header whose successor should start this many
     /// bytes into the next data: TLS is believed only if it does.
     tls_expect: Option<usize>,
+    /// A tentative side's held bytes were followed by a hole (fed to HTTP if it is confirmed).
+    gap_after_pending: bool,
 }
 
 impl SideState {
     fn new() -> SideState {
-        SideState { mode: Mode::Probe, pending: Vec::new(), preview: Vec::new(), fed: 0, tls_expect: None }
+        SideState {
+            mode: Mode::Probe,
+            pending: Vec::new(),
+            preview: Vec::new(),
+            fed: 0,
+            tls_expect: None,
+            gap_after_pending: false,
+        }
     }
 }
 
@@ -242,6 +256,17 @@ impl FlowClassifier {
             },
             Mode::H2c | Mode::Done => Feed::Done,
             Mode::Probe => self.probe_and_feed(side, data, ts),
+            Mode::Tentative => {
+                let st = &mut self.sides[s];
+                let take = PROBE_BYTES.saturating_sub(st.pending.len()).min(data.len());
+                st.pending.extend_from_slice(&data[..take]);
+                if take == data.len() {
+                    return Feed::More;
+                }
+                // No answer within a probe buffer of bytes: not HTTP.
+                self.give_up_tentative(side, ts);
+                self.feed_mode(side, &data[take..], ts)
+            }
             Mode::Opaque => self.scan_opaque(side, data, ts),
         }
     }
@@ -276,6 +301,7 @@ impl FlowClassifier {
         let preface = http::is_h2_preface(buf);
         let req = http::probe_request(buf);
         let resp = http::probe_response(buf);
+        let other = side.other().idx();
         let mode = if tls == Probe::Match {
             Mode::Tls
         } else if preface == Probe::Match {
@@ -288,11 +314,43 @@ impl FlowClassifier {
         } else if [tls, preface, req, resp].contains(&Probe::NeedMore) && buf.len() < PROBE_BYTES {
             self.sides[s].pending.extend_from_slice(buf);
             return Feed::More;
+        } else if http::probe_loose_request(buf) == Probe::Match {
+            if self.sides[other].mode == Mode::Http {
+                Mode::Http
+            } else {
+                self.sides[s].mode = Mode::Tentative;
+                self.sides[s].pending.extend_from_slice(&buf[..buf.len().min(PROBE_BYTES)]);
+                return Feed::More;
+            }
         } else {
             Mode::Opaque
         };
+        if self.sides[other].mode == Mode::Tentative {
+            if resp == Probe::Match || http::is_http09_body(buf) {
+                // The answer to a loose request line is a status line (or, to `GET /path`, an
+                // HTML document: HTTP/0.9): the request side is HTTP. It is fed first, as sent.
+                let pending = std::mem::take(&mut self.sides[other].pending);
+                self.sides[other].mode = Mode::Http;
+                self.feed_mode(side.other(), &pending, ts);
+                if std::mem::take(&mut self.sides[other].gap_after_pending) {
+                    self.gap_mode(side.other(), 0);
+                }
+            } else {
+                self.give_up_tentative(side.other(), ts);
+            }
+        }
         self.sides[s].mode = mode;
         self.feed_mode(side, buf, ts)
+    }
+
+    /// A tentative side turns out not to be HTTP: its held bytes are scanned as opaque ones.
+    fn give_up_tentative(&mut self, side: Side, ts: Timestamp) {
+        let st = &mut self.sides[side.idx()];
+        let pending = std::mem::take(&mut st.pending);
+        st.mode = Mode::Opaque;
+        if !pending.is_empty() {
+            self.scan_opaque(side, &pending, ts);
+        }
     }
 
     /// Looks for TLS or an HTTP line inside unrecognised bytes.
@@ -336,7 +394,16 @@ impl FlowClassifier {
                 }
                 None => None,
             })
-            .or_else(|| http::resync_offset(data).map(|o| (o, Mode::Http)));
+            .or_else(|| {
+                // HTTP-looking lines inside SMTP, Redis, IMAP... (a mail body, a stored value)
+                // are theirs, not HTTP.
+                let text = self.sides.iter().any(|s| text::known_text_protocol(&s.preview).is_some());
+                if text {
+                    None
+                } else {
+                    http::resync_offset(data).map(|o| (o, Mode::Http))
+                }
+            });
         if found.is_none() {
             self.sides[s].tls_expect = expect;
         }
@@ -351,6 +418,11 @@ impl FlowClassifier {
 
     /// Everything found, once the flow has ended.
     pub fn finish(mut self, client: Side) -> Classified {
+        for side in [Side::A, Side::B] {
+            if self.sides[side.idx()].mode == Mode::Tentative {
+                self.give_up_tentative(side, Timestamp::default());
+            }
+        }
         if let Some(t) = self.tls.as_mut() {
             self.warnings.extend(t.take_warnings());
         }
@@ -433,7 +505,7 @@ impl StreamSink for FlowClassifier {
 
     fn shed(&mut self) {
         for st in &mut self.sides {
-            if st.mode == Mode::Probe && !st.pending.is_empty() {
+            if matches!(st.mode, Mode::Probe | Mode::Tentative) && !st.pending.is_empty() {
                 st.mode = Mode::Opaque;
             }
             st.pending = Vec::new();
@@ -485,6 +557,17 @@ impl FlowClassifier {
                 if let Some(h) = self.http.as_mut() {
                     h.gap(side);
                 }
+                Feed::More
+            }
+            Mode::Tentative => {
+                self.sides[s].gap_after_pending = true;
+                Feed::More
+            }
+            Mode::Probe if http::probe_loose_request(&self.sides[s].pending) == Probe::Match => {
+                // A request line cut by the hole: HTTP if the other side answers as HTTP does.
+                let st = &mut self.sides[s];
+                st.mode = Mode::Tentative;
+                st.gap_after_pending = true;
                 Feed::More
             }
             Mode::Probe => {
@@ -539,6 +622,45 @@ mod tests {
         let paths: Vec<&[u8]> = r.http.as_ref().unwrap().requests.iter().map(|q| q.path.as_bytes()).collect();
         assert_eq!(paths, [&b"/a"[..], b"/b"]);
         assert_eq!(r.warnings, ["http: message head cut short by missing bytes"]);
+    }
+
+    #[test]
+    fn a_loose_request_line_is_http_only_when_answered_by_a_status_line() {
+        let ts = Timestamp::default();
+        // Redis inline commands look like request lines without a version.
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"GET foo\r\n", ts);
+        c.data(Side::B, b"$3\r\nbar\r\n", ts);
+        c.data(Side::A, b"GET /index.html\r\n", ts);
+        c.data(Side::B, b"$-1\r\n", ts);
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, &r.preview[0][..7]), ("unknown", &b"GET foo"[..]));
+        // A scanner's bare `OPTIONS` line is HTTP once the server answers with a status line.
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"OPTIONS\r\nHost: www.example.com\r\n\r\n", ts);
+        c.data(Side::B, b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n", ts);
+        let r = c.finish(Side::A);
+        let h = r.http.as_ref().unwrap();
+        assert_eq!((r.protocol, h.requests[0].method.as_bytes()), ("http", &b"OPTIONS"[..]));
+        assert_eq!(h.responses[0].status, 405);
+        // Unanswered: not HTTP.
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"GET /old\r\n", ts);
+        assert_eq!(c.finish(Side::A).protocol, "unknown");
+    }
+
+    #[test]
+    fn http_lines_inside_smtp_are_not_http() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::B, b"220 mail.example.test ESMTP\r\n", ts);
+        c.data(Side::A, b"EHLO client.example.test\r\n", ts);
+        c.data(Side::B, b"250-mail.example.test\r\n250 8BITMIME\r\n", ts);
+        c.data(Side::A, b"DATA\r\n", ts);
+        c.data(Side::B, b"354 go ahead\r\n", ts);
+        c.data(Side::A, b"Subject: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n.\r\n", ts);
+        c.data(Side::B, b"250 OK\r\nHTTP/1.1 200 OK\r\n\r\n", ts);
+        assert_eq!(c.finish(Side::A).protocol, "unknown");
     }
 
     #[test]
