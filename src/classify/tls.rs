@@ -228,6 +228,11 @@ struct ServerHello {
     psk: bool,
     /// An SSLv2 SERVER-HELLO (no cipher suite in the TLS sense).
     sslv2: bool,
+    /// Only the start was captured (snaplen): `cipher` is 0 when not reached, and a missing
+    /// supported_versions says nothing (TLS 1.3 keeps legacy_version 1.2)...
+    cut: bool,
+    /// ... unless the extensions were kept whole.
+    exts_whole: bool,
 }
 
 /// TLS state of one flow.
@@ -249,6 +254,8 @@ pub struct TlsSession {
     /// Version selected by the HelloRetryRequest.
     hrr_version: Option<u16>,
     alerts: Vec<(Side, u8, u8)>,
+    /// A hello was cut short by a hole (snaplen): its facts are the part that was captured.
+    cut_hello: bool,
     warnings: Vec<String>,
     /// Warnings produced so far (drained or not), to cap them per session.
     warned: usize,
@@ -621,6 +628,78 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(ch)
 }
 
+/// The captured start of a ClientHello (see `TlsSession::cut_hello`): every field that is
+/// whole, in order, until the first that is not; extensions only when whole.
+fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
+    let mut r = Rd { b: body };
+    let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
+    let rest = (|| {
+        r.bytes(32)?;
+        ch.session_id = r.vec8()?.to_vec();
+        r.vec16()?;
+        r.vec8()?;
+        let ext_len = r.u16()? as usize;
+        Some(&r.b[..ext_len.min(r.b.len())])
+    })();
+    if let Some(exts) = rest {
+        for (t, e) in extensions(exts) {
+            match t {
+                0 => {
+                    let mut lr = Rd { b: (Rd { b: e }).vec16().unwrap_or(&[]) };
+                    while let (Some(kind), Some(name)) = (lr.u8(), lr.vec16()) {
+                        if kind == 0 && ch.sni.is_none() {
+                            ch.sni = Some(WireBytes::new(name));
+                        }
+                    }
+                }
+                16 => ch.alpn = parse_alpn(e),
+                43 => {
+                    if let Some(list) = (Rd { b: e }).vec8() {
+                        ch.versions = list
+                            .chunks_exact(2)
+                            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                            .filter(|&v| !is_grease(v))
+                            .collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(ch)
+}
+
+/// The captured start of a ServerHello (not a HelloRetryRequest, whose random is needed to
+/// tell): legacy version, then the cipher suite and whole extensions when they were kept.
+fn parse_cut_server_hello(body: &[u8]) -> Option<ServerHello> {
+    let mut r = Rd { b: body };
+    let mut sh = ServerHello { legacy: r.u16()?, cut: true, ..ServerHello::default() };
+    if sh.legacy >> 8 != 3 {
+        return None; // drafts and odd versions: not worth guessing from a cut message
+    }
+    let _ = (|| {
+        if r.bytes(32)? == HRR_RANDOM {
+            sh.legacy = 0;
+            return None;
+        }
+        sh.session_id = r.vec8()?.to_vec();
+        sh.cipher = r.u16()?;
+        r.u8()?;
+        let ext_len = r.u16()? as usize;
+        sh.exts_whole = ext_len <= r.b.len();
+        for (t, e) in extensions(&r.b[..ext_len.min(r.b.len())]) {
+            match t {
+                43 if e.len() == 2 => sh.selected = Some(u16::from_be_bytes([e[0], e[1]])),
+                16 => sh.alpn = parse_alpn(e).into_iter().next(),
+                41 => sh.psk = true,
+                _ => {}
+            }
+        }
+        Some(())
+    })();
+    (sh.legacy != 0).then_some(sh)
+}
+
 /// Returns the ServerHello and whether it is a HelloRetryRequest.
 fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
     let mut r = Rd { b: body };
@@ -693,6 +772,7 @@ impl TlsSession {
             hrr_side: None,
             hrr_version: None,
             alerts: Vec::new(),
+            cut_hello: false,
             warnings: Vec::new(),
             warned: 0,
             saw: false,
@@ -1216,12 +1296,54 @@ impl TlsSession {
     /// Bytes of `side` were lost: partial record and handshake state is dropped, and the next
     /// plausible record header in later data is looked for.
     pub fn gap(&mut self, side: Side) {
+        self.cut_hello(side);
         let st = &mut self.sides[side.idx()];
         if !st.done {
             st.start_resync();
         } else if st.tail.active {
             st.tail.active = false;
             st.tail.broken = true;
+        }
+    }
+
+    /// Before a hole drops the side's partial record: a ClientHello or ServerHello whose start
+    /// was captured (a small snaplen keeps only the first bytes of each packet) gives what it
+    /// shows — legacy version, and as far as they were kept the cipher, SNI, ALPN and
+    /// supported_versions — and a plausible record header alone makes the flow TLS.
+    fn cut_hello(&mut self, side: Side) {
+        let st = &self.sides[side.idx()];
+        if st.done
+            || st.encrypted
+            || st.resync
+            || st.sslv2
+            || st.rec.len() < 5
+            || stream_header(&st.rec).is_none()
+        {
+            return;
+        }
+        self.saw = true;
+        if st.rec[0] != 22 {
+            return;
+        }
+        let msg: Vec<u8> = st.hs.iter().chain(&st.rec[5..]).copied().collect();
+        let (Some(&typ), Some(body)) = (msg.first(), msg.get(4..)) else { return };
+        match typ {
+            1 if self.ch.is_none() => {
+                if let Some(ch) = parse_cut_client_hello(body) {
+                    self.client.get_or_insert(side);
+                    self.ch_count += 1;
+                    self.ch = Some(ch);
+                    self.cut_hello = true;
+                }
+            }
+            2 if self.sh.is_none() && self.client != Some(side) => {
+                if let Some(sh) = parse_cut_server_hello(body) {
+                    self.server.get_or_insert(side);
+                    self.sh = Some(sh);
+                    self.cut_hello = true;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1303,7 +1425,9 @@ impl TlsSession {
         };
         if let Some(ch) = &self.ch {
             r.legacy_version = Some(version_name(ch.legacy));
-            r.versions_offered = if ch.versions.is_empty() {
+            r.versions_offered = if ch.versions.is_empty() && self.cut_hello {
+                Vec::new() // supported_versions may be in the part that was not captured
+            } else if ch.versions.is_empty() {
                 vec![version_name(ch.legacy)]
             } else {
                 ch.versions.iter().map(|&v| version_name(v)).collect()
@@ -1313,11 +1437,16 @@ impl TlsSession {
         let mut negotiated = self.hrr_version;
         if let Some(sh) = &self.sh {
             let v = sh.selected.unwrap_or(sh.legacy);
-            negotiated = Some(v);
-            if !sh.sslv2 {
+            // A cut ServerHello with legacy_version 1.2 and no supported_versions in what was
+            // kept may be TLS 1.2 or 1.3.
+            let known = !sh.cut || sh.selected.is_some() || sh.legacy < 0x0303 || sh.exts_whole;
+            negotiated = known.then_some(v);
+            if !(sh.sslv2 || sh.cut && sh.cipher == 0) {
                 r.cipher = Some(cipher_name(sh.cipher));
             }
-            r.resumption = self.resumption(sh, v, ss);
+            if !sh.cut {
+                r.resumption = self.resumption(sh, v, ss);
+            }
         }
         r.version = negotiated.map(version_name);
         r.alerts = self
@@ -1378,6 +1507,12 @@ impl TlsSession {
         if let Some(c) = client.certs.first() {
             let who = c.san_uris.first().or(c.subject.as_ref()).cloned().unwrap_or_else(|| "unparsed".into());
             return ("yes", format!("client sent a certificate ({who})"));
+        }
+        if self.cut_hello {
+            return (
+                "unknown",
+                "handshake cut short by the capture: packets truncated by the snaplen (record with -s 0 to see it whole)".into(),
+            );
         }
         match negotiated {
             Some(v) if is_tls13(v) => return self.tls13_verdict(resumed, client),
@@ -2202,6 +2337,43 @@ mod tests {
         let r = t.finish(Side::A);
         assert!(r.server_certs.is_empty());
         assert_eq!((r.mtls, r.mtls_reason.as_str()), ("no", "server did not request a client certificate"));
+    }
+
+    #[test]
+    fn hellos_cut_by_a_small_snaplen_give_what_was_captured() {
+        // `-s 96` with TCP timestamps keeps 30 payload bytes of each packet.
+        let ch = record(&[(1, client_hello("reviews.default.svc", &["h2"], &[0x0304, 0x0303]))]);
+        let sh = record(&[(2, server_hello([9; 32], 0x1301, &[ext(43, &[3, 4])]))]);
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::A, &ch[..30], SEEN);
+        t.gap(Side::A);
+        t.feed(Side::B, &sh[..30], SEEN);
+        t.gap(Side::B);
+        assert!(t.saw_tls());
+        let r = t.finish(Side::B);
+        assert_eq!((r.version.as_deref(), r.legacy_version.as_deref()), (None, Some("TLS 1.2")));
+        assert!(r.versions_offered.is_empty() && r.sni.is_none() && r.cipher.is_none());
+        assert_eq!(r.mtls, "unknown");
+        assert!(r.mtls_reason.starts_with("handshake cut short by the capture"), "{}", r.mtls_reason);
+        // Kept long enough, the SNI and the cipher are read; extensions cut in the middle
+        // (supported_versions, last here) are not.
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::A, &ch[..ch.len() - 1], SEEN);
+        t.gap(Side::A);
+        t.feed(Side::B, &sh[..sh.len() - 1], SEEN);
+        t.gap(Side::B);
+        let r = t.finish(Side::B);
+        assert_eq!(r.sni.as_ref().map(|s| s.as_bytes().to_vec()), Some(b"reviews.default.svc".to_vec()));
+        assert!(r.versions_offered.is_empty());
+        assert_eq!((r.version.as_deref(), r.cipher.as_deref()), (None, Some("TLS_AES_128_GCM_SHA256")));
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::B, &sh, SEEN);
+        assert_eq!(t.finish(Side::A).version.as_deref(), Some("TLS 1.3"));
+        // Bytes that are no record header stay not TLS.
+        let mut t = TlsSession::new(limits());
+        t.feed(Side::A, b"\x16\x09\x09\x00\x10", SEEN);
+        t.gap(Side::A);
+        assert!(!t.saw_tls());
     }
 
     #[test]
