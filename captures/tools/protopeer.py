@@ -9,8 +9,8 @@
     protopeer.py smtp-client HOST PORT --sport N       smtplib: EHLO, MAIL, RCPT, DATA, QUIT
     protopeer.py imap-server ADDR PORT                 one connection: replays a Dovecot 2.3
                                                        session (responses as Dovecot writes them)
-    protopeer.py imap-client HOST PORT --sport N       imaplib: LOGIN, SELECT, FETCH, LOGOUT
-                                                       with tags a001, a002, ...
+    protopeer.py imap-client HOST PORT --sport N       imaplib: CAPABILITY, LOGIN, SELECT, FETCH,
+                                                       LOGOUT with tags a001, a002, ...
 Every client prints what it received (for the make log) and fails on an unexpected reply.
 """
 import argparse
@@ -140,7 +140,10 @@ def imap_server(a):
             break
         tag, cmd, *rest = line.rstrip(b"\r\n").split(b" ", 2)
         cmd = cmd.upper()
-        if cmd == b"LOGIN":
+        if cmd == b"CAPABILITY":
+            out = (b"* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN\r\n"
+                   b"%s OK Pre-login capabilities listed, post-login capabilities have more.\r\n" % tag)
+        elif cmd == b"LOGIN":
             out = b"%s OK [CAPABILITY %s] Logged in\r\n" % (tag, CAPS.encode())
         elif cmd == b"SELECT":
             out = (b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
@@ -152,7 +155,7 @@ def imap_server(a):
                    b"* OK [UIDNEXT 2] Predicted next UID\r\n"
                    b"%s OK [READ-WRITE] Select completed (0.002 + 0.000 + 0.001 secs).\r\n" % tag)
         elif cmd == b"FETCH" and b"HEADER" in rest[0].upper():
-            out = (b"* 1 FETCH (FLAGS () BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n%s)\r\n"
+            out = (b"* 1 FETCH (BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}\r\n%s)\r\n"
                    b"%s OK Fetch completed (0.001 + 0.000 secs).\r\n" % (len(MAIL_HEAD), MAIL_HEAD, tag))
         elif cmd == b"FETCH":
             out = (b"* 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {%d}\r\n%s)\r\n"
@@ -169,19 +172,19 @@ def imap_server(a):
 class TaggedIMAP4(imaplib.IMAP4):
     """imaplib with a fixed source port and the tags a001, a002, ... (RFC 3501's examples)."""
 
+    # imaplib picks a random tag prefix when it connects: keep "a" (tags a001, a002, ...).
+    tagpre = property(lambda self: b"a", lambda self, value: None)
+
     def __init__(self, host, port, sport):
         self.sport = sport
         super().__init__(host, port)
-        self.tagpre = b"a"
-        self.tagre = imaplib.re.compile(br"(?P<tag>a\d+) (?P<type>[A-Z]+) (?P<data>.*)", imaplib.re.ASCII)
-        self.tagnum = 1
 
     def _create_socket(self, timeout):
         return socket.create_connection((self.host, self.port), source_address=("", self.sport))
 
     def _new_tag(self):
-        tag = b"a%03d" % self.tagnum
         self.tagnum += 1
+        tag = b"a%03d" % self.tagnum
         self.tagged_commands[tag] = None
         return tag
 
