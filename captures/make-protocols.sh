@@ -188,10 +188,10 @@ if want snaplen; then
   start_capture tls-snaplen96.pcap -s 96
   start_capture tls-snaplen96-full.pcap
   oserve 443 -tls1_2 -cert $PKI/api.crt -key $PKI/api.key
-  lines "GET /one" "GET /two" "GET /three" | oclient 40401 443 api.example.test -tls1_2 >/dev/null
+  lines "GET /one" "GET /two" "GET /three" | oclient 40401 443 api.example.test -tls1_2 >/dev/null 2>&1
   finish
   oserve 443 -tls1_3 -cert $PKI/api.crt -key $PKI/api.key
-  lines "GET /one" "GET /two" | oclient 40402 443 api.example.test -tls1_3 >/dev/null
+  lines "GET /one" "GET /two" | oclient 40402 443 api.example.test -tls1_3 >/dev/null 2>&1
   finish
   stop_capture
 fi
@@ -229,7 +229,7 @@ if want sni; then
   start_capture tls-sni-mismatch.pcap
   sni_case() {   # sni_case SPORT SNI CERT-STEM
     oserve 443 -tls1_2 -cert $PKI/$3.crt -key $PKI/$3.key
-    lines "GET /" | oclient "$1" 443 "$2" -tls1_2 >/dev/null; finish
+    lines "GET /" | oclient "$1" 443 "$2" -tls1_2 >/dev/null 2>&1; finish
   }
   sni_case 40601 api.example.test api           # covered (control)
   sni_case 40602 wrong.example.test api         # not covered
