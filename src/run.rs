@@ -6,6 +6,7 @@ use crate::capture::{display_path, CaptureReader, Next, PacketSource};
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
+use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable, Limits};
 use crate::report::mesh::{self, MeshConfig, XfccLegs};
 use crate::report::{json, table, FlowReport, Summary};
@@ -309,6 +310,10 @@ struct Worker {
     defer: usize,
     done: Vec<Pending>,
     xfcc: Vec<XfccSeen>,
+    /// Halves of REDIRECTed connections on loopback, paired into one flow (reading worker).
+    redirects: RedirectPairs,
+    /// The original destination of the next segment's flow, when that segment paired halves.
+    redirect_note: Option<std::net::SocketAddr>,
 }
 
 /// A flow taken out of the table, to be reported with others ([`Worker::finish_ended`]).
@@ -539,6 +544,8 @@ impl Worker {
             defer: ENDED_BATCH,
             done: Vec::new(),
             xfcc: Vec::new(),
+            redirects: RedirectPairs::default(),
+            redirect_note: None,
         }
     }
 
@@ -565,12 +572,20 @@ impl Worker {
             return None;
         }
         match decode(pkt.linktype, pkt.data, pkt.orig_len) {
-            Decoded::Tcp(seg) => tcp(self, &seg, pkt.ts),
+            Decoded::Tcp(mut seg) => {
+                if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
+                    self.redirect_note = Some(o);
+                }
+                tcp(self, &seg, pkt.ts)
+            }
             Decoded::Fragment(frag) => {
                 let d = self.defrag.push(&frag, pkt.ts)?;
                 if d.proto == 6 {
                     let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
-                    if let Decoded::Tcp(seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                    if let Decoded::Tcp(mut seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                        if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
+                            self.redirect_note = Some(o);
+                        }
                         tcp(self, &seg, pkt.ts);
                     }
                 } else {
@@ -600,6 +615,9 @@ impl Worker {
         let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
             end_flow(w, m, c, ended)
         });
+        if let (Some(o), Some(p)) = (self.redirect_note.take(), slot) {
+            self.table.set_original_dst(p.slot, o);
+        }
         if self.ended.len() >= self.defer {
             // Down to the last ENDED_BATCH below the limit (all of them when it is ENDED_BATCH).
             self.finish_some(self.ended.len() + ENDED_BATCH - self.defer);
@@ -664,6 +682,7 @@ impl Worker {
                     self.sweep(e.ts);
                 }
                 What::Tick => self.sweep(e.ts),
+                What::Redirect(o) => self.redirect_note = Some(o),
             }
         }
         self.order = b.upto;
@@ -1022,6 +1041,9 @@ enum What {
     Tick,
     /// Another shard's SYN-ACK, from this server (see [`KnownServers`]).
     Server(IpAddr, u16),
+    /// The next segment paired the halves of a REDIRECTed connection: the flow's original
+    /// destination (see [`RedirectPairs`]).
+    Redirect(std::net::SocketAddr),
 }
 
 impl Worker {
@@ -1037,6 +1059,9 @@ impl Worker {
         seen: &mut [Option<i64>],
     ) {
         let own = shard_of(seg.src, seg.sport, seg.dst, seg.dport, out.len() as u64) as usize;
+        if let Some(o) = self.redirect_note.take_if(|_| own != 0) {
+            out[own].events.push(Event { order: self.order, ts, what: What::Redirect(o) });
+        }
         if own == 0 {
             self.segment(seg, ts);
         } else {

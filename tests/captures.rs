@@ -396,12 +396,13 @@ fn standard_input() {
 
 #[test]
 fn every_documented_key_is_present_in_every_object() {
-    const FLOW: [&str; 19] = [
+    const FLOW: [&str; 20] = [
         "type",
         "id",
         "source",
         "client",
         "server",
+        "original_dst",
         "client_by",
         "first_ts",
         "last_ts",

@@ -209,7 +209,11 @@ fn permissive_server_takes_both() {
     assert_eq!(http["istio"], Value::Null, "no sidecar headers from outside the mesh");
     let s = server(&j.summary, "10.97.0.1:9080");
     assert_eq!((s["mtls"].as_u64(), s["plaintext"].as_u64()), (Some(1), Some(1)));
-    assert_eq!(s["reading"], "mixed plaintext and mTLS (as with PERMISSIVE)");
+    assert_eq!(
+        s["reading"],
+        "mixed plaintext and mTLS (as with PERMISSIVE); 1 of 1 mTLS inferred from record sizes"
+    );
+    assert_eq!(s["mtls_inferred"], 1);
     assert_eq!(s["plaintext_from_sidecar"], 0, "curl from outside the mesh sends no x-envoy-* headers");
     let run = tlspeek(&["-r", &path("istio-permissive.pcap"), "--expect", "mtls"]);
     assert_eq!(run.code, 1);
@@ -253,4 +257,116 @@ fn bad_input_exit_code_wins_over_a_failed_expectation() {
     ]);
     assert_eq!(run.code, 2);
     assert!(run.stdout.contains("--expect mtls: FAILED"), "{}", run.stdout);
+}
+
+// Captures made under Istio's real iptables rules (captures/istio-iptables.md): the proxy runs
+// as uid 1337, inbound traffic is REDIRECTed to 15006 and reaches the app from 127.0.0.6 at the
+// pod IP, the app's outbound connection is REDIRECTed to 127.0.0.1:15001.
+
+#[test]
+fn inbound_leg_to_the_pod_ip_is_a_leg_not_plaintext_to_the_server() {
+    let j = json("istio-inbound-podip-any.pcap", &[]);
+    assert_eq!(j.flows.len(), 2);
+    let tls = one(&j.flows, "tls");
+    assert_eq!(
+        (tls["client"].as_str(), tls["server"].as_str()),
+        (Some("10.244.1.5:52110"), Some("10.244.2.7:9080"))
+    );
+    assert_eq!(tls["tls"]["mtls"], "yes", "{}", tls["tls"]["mtls_reason"]);
+    let leg = one(&j.flows, "http");
+    assert_eq!(
+        (leg["client"].as_str(), leg["server"].as_str()),
+        (Some("127.0.0.6:38410"), Some("10.244.2.7:9080"))
+    );
+    assert_eq!(leg["istio"]["leg"], "inbound_passthrough");
+    let paths: Vec<&str> =
+        leg["http"]["requests"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/reviews/0", "/reviews/1"]);
+    let s = server(&j.summary, "10.244.2.7:9080");
+    assert_eq!(
+        [&s["flows"], &s["mtls"], &s["plaintext"], &s["legs"], &s["plaintext_from_sidecar"]]
+            .map(|v| v.as_u64()),
+        [Some(2), Some(1), Some(0), Some(1), Some(0)]
+    );
+    assert_eq!(s["reading"], "all mutual TLS (as with STRICT); +1 inbound leg (plaintext by design)");
+    assert_eq!(j.summary["servers"].as_array().unwrap().len(), 1);
+    let svc = &j.summary["services"][0];
+    assert_eq!(
+        (svc["name"].as_str(), svc["reading"].as_str()),
+        (Some("reviews.default:9080"), Some("all mutual TLS (as with STRICT)"))
+    );
+    for check in ["--expect=mtls", "--fail-on-plaintext"] {
+        let run = tlspeek(&["-r", &path("istio-inbound-podip-any.pcap"), check]);
+        assert_eq!(run.code, 0, "{check}: {}", run.stdout);
+    }
+    let table = tlspeek(&["-r", &path("istio-inbound-podip-any.pcap"), "--summary-only"]).stdout;
+    assert!(
+        table.contains("10.244.2.7:9080  reviews.default:9080  2      1     0            0          0        1     all mutual TLS (as with STRICT); +1 inbound leg (plaintext by design)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn redirected_outbound_connection_is_one_flow_with_its_original_destination() {
+    for threads in ["1", "2"] {
+        let j = json("istio-outbound-redirect-any.pcap", &["--threads", threads]);
+        assert_eq!(j.flows.len(), 2, "two halves on lo are one connection");
+        let app = one(&j.flows, "http");
+        assert_eq!(
+            [&app["client"], &app["server"], &app["original_dst"], &app["istio"]["leg"]].map(|v| v.as_str()),
+            [
+                Some("10.244.1.5:45010"),
+                Some("127.0.0.1:15001"),
+                Some("10.96.120.15:9080"),
+                Some("app_to_envoy")
+            ]
+        );
+        assert_eq!((app["client_by"].as_str(), app["end"].as_str()), (Some("syn"), Some("closed")));
+        assert_eq!(
+            [app["packets"]["client"].as_u64(), app["packets"]["server"].as_u64()],
+            [Some(7), Some(5)]
+        );
+        let h = &app["http"];
+        let exchange: Vec<(&str, u64)> = h["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(h["responses"].as_array().unwrap())
+            .map(|(q, r)| (q["path"].as_str().unwrap(), r["status"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(exchange, [("/reviews/0", 200), ("/reviews/1", 200)]);
+        let mtls = one(&j.flows, "tls");
+        assert_eq!(mtls["original_dst"], Value::Null);
+        assert_eq!(mtls["tls"]["mtls"], "likely");
+        let names: Vec<&str> =
+            j.summary["servers"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["10.244.2.7:9080", "127.0.0.1:15001"], "the ClusterIP is no server");
+        assert_eq!(
+            server(&j.summary, "10.244.2.7:9080")["reading"],
+            "all mutual TLS (inferred from record sizes)"
+        );
+        assert_eq!(
+            server(&j.summary, "127.0.0.1:15001")["reading"],
+            "loopback leg inside the pod (plaintext by design)"
+        );
+    }
+    for check in ["--expect=mtls", "--fail-on-plaintext"] {
+        let run = tlspeek(&["-r", &path("istio-outbound-redirect-any.pcap"), check]);
+        assert_eq!(run.code, 0, "{check}: {}", run.stdout);
+    }
+    let table = tlspeek(&["-r", &path("istio-outbound-redirect-any.pcap")]).stdout;
+    assert!(table.contains("dialled 10.96.120.15:9080, redirected by iptables"), "{table}");
+}
+
+#[test]
+fn disable_under_redirect_fails_only_on_the_real_plaintext() {
+    let j = json("istio-disable-redirect-any.pcap", &["--fail-on-plaintext"]);
+    assert_eq!(j.flows.len(), 2);
+    let e = &j.summary["expectations"];
+    assert_eq!((e["checked"].as_u64(), e["failed"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(e["violations"][0]["client"], "10.244.1.5:52130");
+    assert_eq!(e["violations"][0]["server"], "10.244.2.7:9080");
+    assert_eq!(j.run.code, 1);
+    let s = server(&j.summary, "10.244.2.7:9080");
+    assert_eq!((s["plaintext"].as_u64(), s["plaintext_from_sidecar"].as_u64()), (Some(1), Some(1)));
 }

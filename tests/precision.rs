@@ -32,10 +32,7 @@ fn redis_resp_and_inline_commands_are_not_http() {
     // The inline connection's first bytes are its preview (escaped), not a request.
     let j = json("plaintext-redis.pcap", &[]);
     let inline = j.flows.iter().find(|f| f["client"] == "10.96.0.2:40110").unwrap();
-    assert!(
-        inline["preview"]["client"].as_str().unwrap().starts_with("GET foo\r\nSET foo bar"),
-        "{inline}"
-    );
+    assert!(inline["preview"]["client"].as_str().unwrap().starts_with("GET foo\r\nSET foo bar"), "{inline}");
 }
 
 #[test]

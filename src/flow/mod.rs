@@ -7,6 +7,7 @@
 //! and when idle or closed flows end. A new SYN after FIN/RST on the same tuple starts a new flow.
 
 pub mod reassembly;
+pub mod redirect;
 
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
@@ -109,6 +110,9 @@ pub struct FlowMeta {
     pub order: u64,
     /// A side stopped being reassembled because the total queue limit was hit.
     pub memory_limited: bool,
+    /// The destination the client dialled before an iptables REDIRECT sent it to this
+    /// loopback server (see [`redirect`]).
+    pub original_dst: Option<SocketAddr>,
 }
 
 impl FlowMeta {
@@ -388,6 +392,13 @@ impl<S: StreamSink> FlowTable<S> {
         Some(Processed { slot: i, fed })
     }
 
+    /// Records the original destination of the redirected flow in `slot` (see [`redirect`]).
+    pub fn set_original_dst(&mut self, slot: usize, dst: SocketAddr) {
+        if let Some(f) = self.slots.get_mut(slot).and_then(|f| f.as_mut()) {
+            f.meta.original_dst = Some(dst);
+        }
+    }
+
     /// The live flow in `slot`, if any: its metadata and its consumer.
     pub fn flow_mut(&mut self, slot: usize) -> Option<(&FlowMeta, &mut S)> {
         let f = self.slots.get_mut(slot)?.as_mut()?;
@@ -418,6 +429,7 @@ impl<S: StreamSink> FlowTable<S> {
             end: EndReason::CaptureEnd,
             order,
             memory_limited: false,
+            original_dst: None,
         };
         self.next_id += 1;
         let flow = Flow { bypassed: [false; 2], meta, half: Default::default(), syn_seq: None, sink };

@@ -404,6 +404,11 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("source")).str(&f.source);
     j.key(key!("client")).ascii(EndpointText::new(f.client).as_bytes());
     j.key(key!("server")).ascii(EndpointText::new(f.server).as_bytes());
+    j.key(key!("original_dst"));
+    match f.original_dst {
+        Some(o) => j.ascii(EndpointText::new(o).as_bytes()),
+        None => j.null(),
+    }
     j.key(key!("client_by")).str(f.client_by);
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
     j.key(key!("last_ts")).ts(f.last_ts, f.nanos);

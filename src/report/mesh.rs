@@ -281,10 +281,12 @@ pub struct ServerVerdict {
     pub service: Option<String>,
     /// Leg of the first flow (pod_network, inbound_passthrough, ...).
     pub leg: &'static str,
-    /// Flows counted.
+    /// Flows counted (pod-network flows and legs).
     pub flows: u64,
     /// TLS with a client certificate (yes or likely).
     pub mtls: u64,
+    /// ... of which inferred from TLS 1.3 record sizes and not confirmed (likely).
+    pub mtls_inferred: u64,
     /// TLS without a client certificate (no or unlikely).
     pub tls_no_client_cert: u64,
     /// TLS whose client authentication was not seen (unknown).
@@ -300,6 +302,9 @@ pub struct ServerVerdict {
     pub other: u64,
     /// Connections without payload.
     pub no_data: u64,
+    /// Loopback legs inside the pod to this address (Envoy -> app from 127.0.0.6, app ->
+    /// Envoy...): plaintext by design, never counted in the columns above.
+    pub legs: u64,
     /// One line for a person.
     pub reading: String,
 }
@@ -323,12 +328,17 @@ impl ServerVerdict {
         let (m, n, p, r) =
             (self.mtls > 0, self.tls_no_client_cert > 0, self.plaintext > 0, self.plaintext_refused > 0);
         let unverified = self.tls_unverified;
-        let base = if self.leg != "pod_network" && !m && !n {
-            "loopback leg inside the pod (plaintext by design)".to_string()
+        let all_inferred = m && self.mtls_inferred == self.mtls;
+        let base = if self.legs == self.flows {
+            let s = if self.legs == 1 { "" } else { "s" };
+            return format!("loopback leg{s} inside the pod (plaintext by design)");
         } else if port.is_some_and(|p| exempt.contains(&p)) && !m && !n && (p || r) {
             "plaintext health/metrics port (exempt)".to_string()
         } else {
             match (m, n, p, r) {
+                // TLS 1.3 hides the certificates: unless one was seen (TLS <= 1.2) or an XFCC
+                // header on the inbound leg confirmed it, mTLS is an inference.
+                (true, false, false, false) if all_inferred => "all mutual TLS (inferred from record sizes)".into(),
                 (true, false, false, false) => "all mutual TLS (as with STRICT)".into(),
                 (true, false, false, true) => "mutual TLS; plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)".into(),
                 (false, false, false, true) => "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)".into(),
@@ -350,8 +360,18 @@ impl ServerVerdict {
                 self.plaintext_from_sidecar
             ));
         }
+        if m && !(all_inferred && !n && !p && !r) && self.mtls_inferred > 0 {
+            out.push_str(&format!(
+                "; {} of {} mTLS inferred from record sizes",
+                self.mtls_inferred, self.mtls
+            ));
+        }
         if unverified > 0 && (m || n || p || r) {
             out.push_str(&format!("; {unverified} TLS flows unverified"));
+        }
+        if self.legs > 0 {
+            let s = if self.legs == 1 { "" } else { "s" };
+            out.push_str(&format!("; +{} inbound leg{s} (plaintext by design)", self.legs));
         }
         out
     }
@@ -430,9 +450,21 @@ impl MeshBook {
             let name = super::EndpointText::new(f.server).as_str().to_string();
             (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
+        let is_leg = leg != "pod_network";
+        let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == "likely");
         match tally(&mut self.servers, &f.server, new_server) {
+            Some(v) if is_leg => {
+                // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
+                // ip:port as the mTLS listener) says nothing about what the server accepts.
+                v.flows += 1;
+                v.legs += 1;
+                if v.service.is_none() {
+                    v.service.clone_from(&service);
+                }
+            }
             Some(v) => {
                 v.add(class);
+                v.mtls_inferred += u64::from(class == FlowClass::Mtls && inferred);
                 v.plaintext_from_sidecar += u64::from(sidecar);
                 if v.service.is_none() {
                     v.service.clone_from(&service);
@@ -453,7 +485,13 @@ impl MeshBook {
                 )
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
-                v.add(class);
+                if is_leg {
+                    v.flows += 1;
+                    v.legs += 1;
+                } else {
+                    v.add(class);
+                    v.mtls_inferred += u64::from(class == FlowClass::Mtls && inferred);
+                }
             }
         }
         self.check(f, class, leg, cfg);
@@ -581,13 +619,18 @@ mod tests {
         assert_eq!(human_duration(59), "59s");
     }
 
-    fn verdict(counts: [u64; 4], leg: &'static str, port: u16) -> String {
+    /// The reading of a server with `counts` (mTLS, TLS without client certificate,
+    /// plaintext, refused) pod-network flows, `inferred` of the mTLS ones inferred, and `legs`.
+    fn verdict(counts: [u64; 4], inferred: u64, legs: u64, port: u16) -> String {
         let v = ServerVerdict {
-            leg,
+            leg: "pod_network",
+            flows: counts.iter().sum::<u64>() + legs,
             mtls: counts[0],
+            mtls_inferred: inferred,
             tls_no_client_cert: counts[1],
             plaintext: counts[2],
             plaintext_refused: counts[3],
+            legs,
             ..Default::default()
         };
         v.read(Some(port), &DEFAULT_EXEMPT_PORTS)
@@ -595,27 +638,38 @@ mod tests {
 
     #[test]
     fn readings() {
-        assert_eq!(verdict([3, 0, 0, 0], "pod_network", 9080), "all mutual TLS (as with STRICT)");
+        assert_eq!(verdict([3, 0, 0, 0], 0, 0, 9080), "all mutual TLS (as with STRICT)");
+        assert_eq!(verdict([2, 0, 1, 0], 0, 0, 9080), "mixed plaintext and mTLS (as with PERMISSIVE)");
         assert_eq!(
-            verdict([2, 0, 1, 0], "pod_network", 9080),
-            "mixed plaintext and mTLS (as with PERMISSIVE)"
-        );
-        assert_eq!(
-            verdict([0, 0, 2, 0], "pod_network", 9080),
+            verdict([0, 0, 2, 0], 0, 0, 9080),
             "plaintext only (client sidecar off, DestinationRule DISABLE, or no sidecar)"
         );
         assert_eq!(
-            verdict([0, 0, 0, 2], "pod_network", 9080),
+            verdict([0, 0, 0, 2], 0, 0, 9080),
             "plaintext refused (reset after plaintext request: a STRICT server met a DISABLE client)"
         );
-        assert_eq!(verdict([0, 0, 2, 0], "pod_network", 15021), "plaintext health/metrics port (exempt)");
+        assert_eq!(verdict([0, 0, 2, 0], 0, 0, 15021), "plaintext health/metrics port (exempt)");
+        assert_eq!(verdict([0, 1, 0, 0], 0, 0, 443), "TLS without client certificates (not Istio mTLS)");
+    }
+
+    #[test]
+    fn legs_never_make_a_server_plaintext_and_inferences_are_named() {
+        // Envoy -> app legs to the pod IP share the mTLS listener's ip:port (Istio >= 1.10).
         assert_eq!(
-            verdict([0, 0, 2, 0], "inbound_passthrough", 9080),
-            "loopback leg inside the pod (plaintext by design)"
+            verdict([1, 0, 0, 0], 0, 1, 9080),
+            "all mutual TLS (as with STRICT); +1 inbound leg (plaintext by design)"
+        );
+        assert_eq!(verdict([0, 0, 0, 0], 0, 2, 9080), "loopback legs inside the pod (plaintext by design)");
+        assert_eq!(verdict([0, 0, 0, 0], 0, 1, 15001), "loopback leg inside the pod (plaintext by design)");
+        // TLS 1.3 verdicts from record sizes alone.
+        assert_eq!(verdict([2, 0, 0, 0], 2, 0, 9080), "all mutual TLS (inferred from record sizes)");
+        assert_eq!(
+            verdict([3, 0, 0, 0], 1, 3, 9080),
+            "all mutual TLS (as with STRICT); 1 of 3 mTLS inferred from record sizes; +3 inbound legs (plaintext by design)"
         );
         assert_eq!(
-            verdict([0, 1, 0, 0], "pod_network", 443),
-            "TLS without client certificates (not Istio mTLS)"
+            verdict([1, 0, 1, 0], 1, 0, 9080),
+            "mixed plaintext and mTLS (as with PERMISSIVE); 1 of 1 mTLS inferred from record sizes"
         );
     }
 }

@@ -54,6 +54,9 @@ pub struct FlowReport {
     pub client: SocketAddr,
     /// Server endpoint.
     pub server: SocketAddr,
+    /// The destination the client dialled, when an iptables REDIRECT (Istio's 15001) sent the
+    /// connection to this loopback server instead.
+    pub original_dst: Option<SocketAddr>,
     /// How the client was decided: syn, synack, client_hello, http_request, port, first_packet.
     pub client_by: &'static str,
     /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
@@ -251,7 +254,11 @@ impl FlowReport {
             first_uri(c.tls.as_ref().map(|t| t.server_certs.as_slice())),
             first_uri(c.tls.as_ref().map(|t| t.client_certs.as_slice())),
         );
-        let leg = crate::classify::istio::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port);
+        let leg = if meta.original_dst.is_some() {
+            "app_to_envoy"
+        } else {
+            crate::classify::istio::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
+        };
         let istio = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers);
         let reset_by = match (meta.rst[ci], meta.rst[si]) {
             (true, true) => Some("both"),
@@ -267,6 +274,7 @@ impl FlowReport {
             source: Arc::clone(source),
             client: meta.endpoints[ci],
             server: meta.endpoints[si],
+            original_dst: meta.original_dst,
             client_by,
             first_ts: meta.first_ts,
             last_ts: meta.last_ts,

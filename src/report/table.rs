@@ -133,7 +133,7 @@ fn details(f: &FlowReport) -> Vec<String> {
         }
     }
     if let Some(i) = &f.istio {
-        v.extend(istio_details(i));
+        v.extend(istio_details(i, f.original_dst));
     }
     let pod = f.istio.as_ref().is_none_or(|i| i.leg == "pod_network");
     if f.http.is_some() && pod && super::mesh::from_sidecar(f) {
@@ -162,10 +162,18 @@ fn details(f: &FlowReport) -> Vec<String> {
 }
 
 /// Detail lines for the Istio facts of a flow.
-fn istio_details(i: &crate::classify::istio::IstioReport) -> Vec<String> {
+fn istio_details(
+    i: &crate::classify::istio::IstioReport,
+    original_dst: Option<std::net::SocketAddr>,
+) -> Vec<String> {
     let mut v = Vec::new();
-    if i.leg != "pod_network" {
-        v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg)));
+    match original_dst {
+        Some(o) => v.push(format!(
+            "leg: {}; dialled {o}, redirected by iptables (its replies, un-NATed by conntrack, are part of this flow)",
+            crate::classify::istio::leg_text(i.leg)
+        )),
+        None if i.leg != "pod_network" => v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg))),
+        None => {}
     }
     if let Some(a) = &i.alpn {
         let app = a.app_protocol.map(|p| format!(", app protocol {p}")).unwrap_or_default();
@@ -392,8 +400,8 @@ fn write_servers(
     }
     writeln!(out, "\n{title}:")?;
     let (first, second) = if services { ("SERVICE", "") } else { ("SERVER", "SERVICE") };
-    let head = [first, second, "FLOWS", "MTLS", "TLS-NO-CERT", "PLAINTEXT", "REFUSED", "READING"];
-    let rows: Vec<[String; 8]> = list
+    let head = [first, second, "FLOWS", "MTLS", "TLS-NO-CERT", "PLAINTEXT", "REFUSED", "LEGS", "READING"];
+    let rows: Vec<[String; 9]> = list
         .iter()
         .take(MAX_TABLE_SERVERS)
         .map(|v| {
@@ -409,6 +417,7 @@ fn write_servers(
                 v.tls_no_client_cert.to_string(),
                 v.plaintext.to_string(),
                 v.plaintext_refused.to_string(),
+                v.legs.to_string(),
                 v.reading.clone(),
             ]
         })
@@ -422,7 +431,7 @@ fn write_servers(
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         let mut l = String::from("  ");
         for (i, c) in cells.iter().enumerate() {
-            if services && i == 1 {
+            if services && (i == 1 || i == 7) {
                 continue;
             }
             l.push_str(c);
