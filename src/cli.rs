@@ -79,9 +79,10 @@ pub struct Args {
     /// SIZE millions of bytes (as tcpdump -C; suffixes k, m, g: multiples of 1024). Files are
     /// FILE, FILE1, FILE2... (FILE0, FILE1... with -W).
     ///
-    /// Live, the files after the first are created after privileges are dropped (-Z): the
-    /// directory must be writable by that user.
-    #[arg(short = 'C', value_name = "SIZE", value_parser = parse_file_size, verbatim_doc_comment)]
+    /// Live, with -W the ring's files are all created at the start, before privileges are
+    /// dropped (-Z); without -W (or with -G), the files after the first are created as the -Z
+    /// user, in a directory it must be able to write to.
+    #[arg(short = 'C', value_name = "SIZE", value_parser = parse_file_size)]
     pub file_size: Option<u64>,
 
     /// With -C: keep a ring of at most COUNT files, overwriting the oldest (as tcpdump -W); the

@@ -546,3 +546,66 @@ fn writing_to_a_directory_that_does_not_exist_is_one_error() {
     assert!(err.starts_with(&format!("tlspeek: cannot write {out}: No such file or directory")), "{err}");
     assert!(!Path::new(out).exists());
 }
+
+#[test]
+fn a_live_ring_stays_within_its_files_after_privileges_are_dropped() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let sh = |args: &[&str]| Command::new(args[0]).args(&args[1..]).status().is_ok_and(|s| s.success());
+    if !root || !sh(&["ip", "-V"]) || !sh(&["python3", "-c", "pass"]) {
+        eprintln!("skipped: needs root, iproute2 and python3");
+        return;
+    }
+    let ns = format!("tlsk-ring{}", std::process::id() % 10000);
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    assert!(sh(&["ip", "netns", "add", &ns]));
+    let _ns = Ns(ns.clone());
+    assert!(sh(&["ip", "-n", &ns, "link", "set", "lo", "mtu", "1500", "up"]));
+    // A directory only root may write to: the ring's files are made before -Z drops to nobody.
+    let d = TempDir::new("live-ring");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let cap = Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_tlspeek"), "-i", "lo", "--json", "-q"])
+        .args(["-w", &d.path("ring.pcap"), "-C", "20k", "-W", "3", "tcp", "port", "9099"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // 300 KB over one connection, then a second connection: many times the ring's 60 KiB.
+    let server = "import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                  s.bind(('127.0.0.1',9099));s.listen()\nfor _ in range(2):\n c,_=s.accept();c.sendall(b'x'*300000);c.close()";
+    let client = "import socket,time\ntime.sleep(0.5)\nfor _ in range(2):\n c=socket.create_connection(('127.0.0.1',9099))\n \
+                  n=0\n while True:\n  b=c.recv(65536)\n  if not b: break\n  n+=len(b)\n assert n==300000\n c.close()";
+    let mut s = Command::new("ip").args(["netns", "exec", &ns, "python3", "-c", server]).spawn().unwrap();
+    assert!(Command::new("ip")
+        .args(["netns", "exec", &ns, "python3", "-c", client])
+        .status()
+        .unwrap()
+        .success());
+    s.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(sh(&["kill", "-INT", &cap.id().to_string()]));
+    let out = cap.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = d.files();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ring.pcap0", "ring.pcap1", "ring.pcap2"]);
+    for (n, size) in &files {
+        let largest = largest_record(&d.path(n));
+        assert!(*size <= 20 * 1024 + largest, "{n}: {size} bytes (largest record {largest})");
+        assert!(*size > 24, "{n} holds packets");
+    }
+    // 600 KB went through: the ring wrapped many times, and holds the end of the last flow.
+    let (flows, summary) = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let ended: Vec<&Value> = flows.iter().filter(|f| f["event"] == "ended").collect();
+    assert_eq!(ended.len(), 2);
+    assert_eq!(ended[1]["bytes"]["server"], 300000);
+    assert!(summary["packets"].as_u64().unwrap() > 3 * 20 * 1024 / 1500);
+}

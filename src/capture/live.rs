@@ -130,9 +130,14 @@ impl LiveCapture {
         let save = match &opts.write {
             Some(w) => {
                 // Created now, while the process may still write where root can (-Z drops
-                // privileges next; files opened by -C/-G rotation are created as that user).
+                // privileges next): the first file, and all the files of a -C -W ring; files
+                // that -C alone or -G open later are created as the -Z user.
                 let mut save = PcapWriter::new(w.clone(), linktype, opts.snaplen.max(0) as u32, false);
-                save.open_now(wall_clock()).map_err(|e| e.to_string())?;
+                let made = match opts.drop_to {
+                    Some(_) => save.create_ring_now(wall_clock()),
+                    None => save.open_now(wall_clock()),
+                };
+                made.map_err(|e| e.to_string())?;
                 Some(save)
             }
             None => None,
@@ -234,6 +239,20 @@ impl PacketSource for LiveCapture {
                             Err(WriteError::FileLimit(_)) => {
                                 self.save = None;
                                 return Ok(Next::End);
+                            }
+                            Err(WriteError::Io { path, source })
+                                if source.kind() == std::io::ErrorKind::PermissionDenied
+                                    && self.opts.drop_to.is_some() =>
+                            {
+                                let user = self.opts.drop_to.clone().unwrap_or_default();
+                                let source = std::io::Error::new(
+                                    source.kind(),
+                                    format!(
+                                        "{source}; files after the first are created as the -Z user ({user}): \
+                                         add -W COUNT (a ring's files are all made at the start), or give -Z none"
+                                    ),
+                                );
+                                return Err(CaptureError::Write(WriteError::Io { path, source }));
                             }
                             Err(e) => return Err(CaptureError::Write(e)),
                         }

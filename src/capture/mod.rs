@@ -161,7 +161,6 @@ struct PcapFormat {
     swap: bool,
     nanos: bool,
     linktype: u32,
-    snaplen: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -216,6 +215,8 @@ pub struct CaptureReader {
     nanos: bool,
     /// Byte length of the source when known (files), for progress.
     total_len: Option<u64>,
+    /// A pcap file's snapshot length (for `-w`); 0 when unknown.
+    snaplen: u32,
 }
 
 impl CaptureReader {
@@ -252,9 +253,10 @@ impl CaptureReader {
             end: 0,
             eof: false,
             offset: 0,
-            format: Format::Pcap(PcapFormat { swap: false, nanos: false, linktype: 0, snaplen: 0 }),
+            format: Format::Pcap(PcapFormat { swap: false, nanos: false, linktype: 0 }),
             nanos: false,
             total_len,
+            snaplen: 0,
         };
         r.read_file_header()?;
         Ok(r)
@@ -271,7 +273,7 @@ impl CaptureReader {
     /// The snapshot length of a pcap file (pcapng: per interface, not kept).
     pub fn snaplen(&self) -> Option<u32> {
         match &self.format {
-            Format::Pcap(f) if f.snaplen > 0 => Some(f.snaplen),
+            Format::Pcap(_) if self.snaplen > 0 => Some(self.snaplen),
             _ => None,
         }
     }
@@ -371,8 +373,8 @@ impl CaptureReader {
         let le = cfg!(target_endian = "little") != swap;
         let rd = |o: usize| read_u32(&b[o..o + 4], le);
         let linktype = rd(20) & 0x0fff_ffff; // upper bits: FCS length flags (pcap-linktype(7))
-        let snaplen = rd(16);
-        self.format = Format::Pcap(PcapFormat { swap, nanos, linktype, snaplen });
+        self.snaplen = rd(16);
+        self.format = Format::Pcap(PcapFormat { swap, nanos, linktype });
         self.nanos = nanos;
         self.consume(24);
         Ok(())

@@ -72,6 +72,8 @@ pub struct PcapWriter {
     g_start: Option<i64>,
     /// strftime-expanded name of the current `-G` period (else the `-w` name).
     base: String,
+    /// The ring's files, created at the start and kept open (see [`Self::create_ring_now`]).
+    ring: Vec<File>,
 }
 
 /// Record header of a classic pcap file.
@@ -94,7 +96,30 @@ impl PcapWriter {
             g_count: 0,
             g_start: None,
             base,
+            ring: Vec::new(),
         }
+    }
+
+    /// With `-C SIZE -W COUNT` (no `-G`): creates the COUNT files of the ring now, each a valid
+    /// empty capture, and keeps them open; rotating then reuses them (truncated) instead of
+    /// creating files. A live capture calls this before it drops privileges (`-Z`), so that the
+    /// ring works in a directory only root may write to. Then opens the first one.
+    pub fn create_ring_now(&mut self, now: Timestamp) -> Result<(), WriteError> {
+        if let (Some(_), Some(w), None) = (self.opts.file_size, self.opts.file_count, self.opts.rotate_secs) {
+            for n in 0..w {
+                self.c_count = n;
+                self.open()?;
+                self.close()?;
+                let name = file_name(&self.base, n, self.digits());
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&name)
+                    .map_err(|source| WriteError::Io { path: name.clone(), source })?;
+                self.ring.push(f);
+            }
+            self.c_count = 0;
+        }
+        self.open_now(now)
     }
 
     /// Link type of the packets this writer takes.
@@ -186,7 +211,15 @@ impl PcapWriter {
     fn open(&mut self) -> Result<(), WriteError> {
         self.name = file_name(&self.base, self.c_count, self.digits());
         let io = |source| WriteError::Io { path: self.name.clone(), source };
-        let f = File::create(Path::new(&self.name)).map_err(io)?;
+        let f = match self.ring.get(self.c_count as usize) {
+            Some(f) => {
+                let mut f = f.try_clone().map_err(io)?;
+                f.set_len(0).map_err(io)?;
+                io::Seek::seek(&mut f, io::SeekFrom::Start(0)).map_err(io)?;
+                f
+            }
+            None => File::create(Path::new(&self.name)).map_err(io)?,
+        };
         let mut f = BufWriter::with_capacity(1 << 16, f);
         let magic: u32 = if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
         let mut h = Vec::with_capacity(24);
