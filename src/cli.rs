@@ -32,7 +32,9 @@ use std::path::PathBuf;
 ///
 /// Exit codes: 0 success (also after Ctrl-C); 1 --expect mtls or --fail-on-plaintext failed
 /// (the flows that broke it are listed); 2 an input could not be read to its end (flows found
-/// before the problem are still reported) or the interface could not be opened (2 wins over 1).
+/// before the problem are still reported), the interface could not be opened, a -w file could
+/// not be written, or the command line is wrong (2 wins over 1). Each error is one line on
+/// stderr, printed once.
 #[derive(Debug, Parser)]
 #[command(name = "tlspeek", version, about, long_about, verbatim_doc_comment)]
 pub struct Args {

@@ -224,7 +224,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             }
         }
     }
-    if let Some(g) = gate.as_mut() {
+    // (No input opened: no -w file either, as tcpdump makes none.)
+    if let Some(g) = gate.as_mut().filter(|_| opened > 0) {
         finish_gate(g, linktype, cfg, &mut summary, diag)?;
     }
     if let Some(opts) = &cfg.live {

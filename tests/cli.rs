@@ -516,6 +516,10 @@ fn an_unreadable_input_is_reported_once_on_stderr() {
     // The table: nothing on stdout (no empty summary, no second error line).
     assert_eq!(run(&["-r", &bad]), (2, String::new(), line.clone()));
     assert_eq!(run(&["-r", &bad, "--summary-only"]), (2, String::new(), line.clone()));
+    // Nothing read: no -w file is made (tcpdump makes none either).
+    let d = TempDir::new("unreadable");
+    assert_eq!(run(&["-r", &bad, "-w", &d.path("out.pcap")]), (2, String::new(), line.clone()));
+    assert!(d.files().is_empty());
     // JSON: the summary line (its `errors` lists it, for programs), the same line on stderr.
     let (code, out, err) = run(&["-r", &bad, "--json"]);
     assert_eq!((code, err), (2, line.clone()));
