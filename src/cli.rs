@@ -1,12 +1,13 @@
 //! Command line → validated [`Config`]. No I/O here.
 
 use crate::capture::live::LiveOptions;
+use crate::capture::write::WriteOptions;
 use crate::classify::http::HttpConfig;
 use crate::classify::tls::TlsLimits;
 use crate::classify::ClassifyConfig;
 use crate::flow::Limits;
-use crate::run::{Config, Format};
-use clap::Parser;
+use crate::run::{Config, Format, OfflineOptions};
+use clap::{ArgAction, Parser};
 use std::path::PathBuf;
 
 /// Is the traffic really encrypted, and with whose certificates?
@@ -20,7 +21,9 @@ use std::path::PathBuf;
 ///   tlspeek -r capture.pcap
 ///   tlspeek -r capture.pcap --json | jq 'select(.protocol=="http") | .http.requests[].path'
 ///   tcpdump -i any -w - port 9080 | tlspeek -r -
+///   tlspeek -nr capture.pcap port 9080 -c 1000 -w part.pcap   (filter, count, write: as tcpdump)
 ///   tlspeek -i eth0 port 9080            (live; Ctrl-C stops and prints the flows)
+///   tlspeek -i any -w ring.pcap -C 10 -W 5   (at most 5 files of 10 MB: 50 MB of disk)
 ///   tlspeek -D                           (list interfaces)
 ///
 /// Mesh checks (docs/istio.md):
@@ -29,7 +32,9 @@ use std::path::PathBuf;
 ///
 /// Exit codes: 0 success (also after Ctrl-C); 1 --expect mtls or --fail-on-plaintext failed
 /// (the flows that broke it are listed); 2 an input could not be read to its end (flows found
-/// before the problem are still reported) or the interface could not be opened (2 wins over 1).
+/// before the problem are still reported), the interface could not be opened, a -w file could
+/// not be written, or the command line is wrong (2 wins over 1). Each error is one line on
+/// stderr, printed once.
 #[derive(Debug, Parser)]
 #[command(name = "tlspeek", version, about, long_about, verbatim_doc_comment)]
 pub struct Args {
@@ -45,11 +50,13 @@ pub struct Args {
     #[arg(short = 'D', long = "list-interfaces")]
     pub list_interfaces: bool,
 
-    /// BPF filter for live capture (tcpdump syntax); also accepted as trailing arguments.
+    /// BPF filter (tcpdump syntax), live or on files (compiled by libpcap for each file's link
+    /// type, as tcpdump -r F EXPR); also accepted as trailing arguments.
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
     pub filter: Option<String>,
 
-    /// Stop a live capture after N packets.
+    /// Stop after N packets: captured live, or read with -r (those that pass the filter,
+    /// counted over all the files in order), as tcpdump -c.
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
@@ -57,30 +64,92 @@ pub struct Args {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
-    /// Snapshot length for live capture, bytes.
-    #[arg(short = 's', long = "snaplen", value_name = "BYTES", default_value_t = 262_144)]
-    pub snaplen: i32,
+    /// Snapshot length for live capture, bytes [default: 262144].
+    #[arg(short = 's', long = "snaplen", value_name = "BYTES")]
+    pub snaplen: Option<i32>,
 
     /// Kernel capture buffer for live capture, KiB (as tcpdump -B).
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_size: Option<i32>,
 
-    /// Also write the captured packets to FILE (pcap), to re-analyse them offline with -r.
+    /// Also write the packets analysed to FILE (pcap): captured live, or read with -r (those
+    /// that pass the filter, up to -c), as tcpdump -w. See -C, -W, -G to bound the disk used.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// With -w: before writing a packet, start a new file when the current one is larger than
+    /// SIZE millions of bytes (as tcpdump -C; suffixes k, m, g: multiples of 1024). Files are
+    /// FILE, FILE1, FILE2... (FILE0, FILE1... with -W).
+    ///
+    /// Live, with -W the ring's files are all created at the start, before privileges are
+    /// dropped (-Z); without -W (or with -G), the files after the first are created as the -Z
+    /// user, in a directory it must be able to write to.
+    #[arg(short = 'C', value_name = "SIZE", value_parser = parse_file_size)]
+    pub file_size: Option<u64>,
+
+    /// With -C: keep a ring of at most COUNT files, overwriting the oldest (as tcpdump -W); the
+    /// disk used stays under COUNT x SIZE plus one packet per file. With -G alone: stop after
+    /// COUNT files.
+    #[arg(short = 'W', value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_count: Option<u32>,
+
+    /// With -w: start a new file when a packet comes SECS seconds or more after the current
+    /// file's first (as tcpdump -G, by the packets' capture time); FILE may hold strftime(3)
+    /// conversions, e.g. cap-%H%M%S.pcap, expanded in local time.
+    #[arg(short = 'G', value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rotate_seconds: Option<u32>,
+
+    /// With -w: write each packet to the file as soon as it is captured (as tcpdump -U).
+    #[arg(short = 'U', long = "packet-buffered")]
+    pub packet_buffered: bool,
+
     /// After opening the live capture, switch to USER (when run as root; name from /etc/passwd
-    /// or uid[:gid]) and drop every capability, as tcpdump -Z; `none` keeps them.
-    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER", default_value = "nobody")]
-    pub relinquish: String,
+    /// or uid[:gid]) and drop every capability, as tcpdump -Z; `none` keeps them [default:
+    /// nobody].
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub relinquish: Option<String>,
 
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
     pub no_promisc: bool,
 
     /// BPF filter expression (tcpdump syntax), e.g. `port 9080`.
-    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    #[arg(value_name = "FILTER")]
     pub expression: Vec<String>,
+
+    /// Line-buffered output (as tcpdump -l): each flow is written and flushed as soon as it
+    /// ends (the table row by row, with fixed columns); on standard input, flows are followed
+    /// by one thread so that none waits for a batch.
+    #[arg(short = 'l')]
+    pub line_buffered: bool,
+
+    /// Accepted, as tcpdump -n/-nn: tlspeek never resolves addresses or ports to names.
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub no_names: u8,
+
+    /// Accepted, as tcpdump -e: no effect (tlspeek reports flows, with no link-layer headers).
+    #[arg(short = 'e')]
+    pub link_headers: bool,
+
+    /// Accepted, as tcpdump -t: no effect (the table prints no packet times; --json has each
+    /// flow's first_ts, last_ts and duration). -tt and longer are refused.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub no_times: u8,
+
+    // The tcpdump options below make no sense here: they are parsed only to be refused with a
+    // reason (see `refused`), instead of clap's "unexpected argument".
+    /// tcpdump -A (refused).
+    #[arg(short = 'A', action = ArgAction::Count, hide = true)]
+    pub ascii: u8,
+    /// tcpdump -X (refused).
+    #[arg(short = 'X', action = ArgAction::Count, hide = true)]
+    pub hex_ascii: u8,
+    /// tcpdump -x (refused).
+    #[arg(short = 'x', action = ArgAction::Count, hide = true)]
+    pub hex: u8,
+    /// tcpdump -z (refused).
+    #[arg(short = 'z', value_name = "COMMAND", hide = true)]
+    pub postrotate: Option<String>,
 
     /// Write JSON Lines (one object per flow, then a summary; schema in docs/json.md).
     #[arg(long)]
@@ -203,12 +272,19 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 impl Args {
     /// Validated configuration. `stderr_is_terminal` decides the progress bar.
     pub fn into_config(self, stderr_is_terminal: bool) -> Result<Config, String> {
+        self.refused()?;
         let live_is_none = self.interface.is_none();
         if self.read.is_empty() && self.interface.is_none() {
             return Err(
                 "nothing to read: give -r FILE (capture file, - for stdin) or -i IFACE (live; -D lists them)"
                     .into(),
             );
+        }
+        if !self.read.is_empty() && self.interface.is_some() {
+            return Err("give either -r FILE (read a capture) or -i IFACE (capture live), not both".into());
+        }
+        if !self.read.is_empty() {
+            self.live_only_with_read()?;
         }
         let filter = match (self.filter, self.expression.is_empty()) {
             (Some(f), true) => Some(f),
@@ -218,23 +294,73 @@ impl Args {
                 return Err("give the filter either with -f or as trailing arguments, not both".into())
             }
         };
-        if filter.is_some() && self.interface.is_none() {
-            return Err(
-                "a BPF filter applies to live capture (-i); for files, filter with tcpdump -r IN -w OUT EXPR"
-                    .into(),
-            );
+        if self.count == Some(0) {
+            return Err("-c must be at least 1".into());
         }
-        let live = self.interface.map(|interface| LiveOptions {
-            interface,
-            filter,
-            count: self.count,
-            duration: self.duration.filter(|d| *d > 0.0).map(std::time::Duration::from_secs_f64),
-            snaplen: self.snaplen.max(64),
-            buffer_kib: self.buffer_size,
-            promisc: !self.no_promisc,
-            write: self.write,
-            drop_to: (self.relinquish != "none").then_some(self.relinquish),
-        });
+        let write = match self.write {
+            Some(p) if p.as_os_str() == "-" => {
+                return Err(
+                    "-w - would mix packets with the report on stdout: give a file name (tcpdump -w - | tlspeek -r - reads a pipe)"
+                        .into(),
+                )
+            }
+            Some(path) => Some(WriteOptions {
+                path,
+                file_size: self.file_size,
+                file_count: self.file_count,
+                rotate_secs: self.rotate_seconds,
+                packet_buffered: self.packet_buffered,
+            }),
+            None => {
+                let given = [
+                    (self.file_size.is_some(), "-C"),
+                    (self.file_count.is_some(), "-W"),
+                    (self.rotate_seconds.is_some(), "-G"),
+                    (self.packet_buffered, "-U"),
+                ];
+                if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
+                    return Err(format!("{flag} applies to the files written with -w FILE, and there is no -w"));
+                }
+                None
+            }
+        };
+        if write
+            .as_ref()
+            .is_some_and(|w| w.file_count.is_some() && w.file_size.is_none() && w.rotate_secs.is_none())
+        {
+            return Err("-W needs -C (a ring of COUNT files of SIZE) or -G (stop after COUNT files)".into());
+        }
+        let mut offline = OfflineOptions::default();
+        let live = match self.interface {
+            Some(interface) => Some(LiveOptions {
+                interface,
+                filter,
+                count: self.count,
+                duration: self.duration.filter(|d| *d > 0.0).map(std::time::Duration::from_secs_f64),
+                snaplen: self.snaplen.unwrap_or(DEFAULT_SNAPLEN).max(64),
+                buffer_kib: self.buffer_size,
+                promisc: !self.no_promisc,
+                write,
+                drop_to: Some(self.relinquish.unwrap_or_else(|| "nobody".into())).filter(|u| u != "none"),
+            }),
+            None => {
+                let filter = match filter {
+                    Some(f) => {
+                        let f = crate::capture::live::resolve_names(
+                            &f,
+                            std::path::Path::new("/etc/services").exists(),
+                            std::path::Path::new("/etc/hosts").exists(),
+                        );
+                        crate::capture::gate::check_filter(&f)
+                            .map_err(|e| format!("invalid filter {f:?}: {e}"))?;
+                        Some(f)
+                    }
+                    None => None,
+                };
+                offline = OfflineOptions { filter, count: self.count, write };
+                None
+            }
+        };
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());
         }
@@ -272,7 +398,73 @@ impl Args {
                 exempt_ports: self.exempt_ports.0,
                 check_loopback: self.check_loopback,
             },
+            offline,
+            line_buffered: self.line_buffered,
         })
+    }
+
+    /// tcpdump options tlspeek refuses, each with the reason and what to use instead.
+    fn refused(&self) -> Result<(), String> {
+        let no_bytes =
+            "it reports flows, not packets, and prints no packet bytes: -v shows each request and \
+                        response with its headers, --json every field (for the bytes themselves: tcpdump)";
+        let letters = |c: char, n: u8| format!("-{}", c.to_string().repeat(usize::from(n)));
+        for (c, n) in [('A', self.ascii), ('X', self.hex_ascii), ('x', self.hex)] {
+            if n > 0 {
+                return Err(format!("{} is not supported by tlspeek: {no_bytes}", letters(c, n)));
+            }
+        }
+        if self.no_times > 1 {
+            return Err(format!(
+                "{} is not supported by tlspeek: the table prints no packet times; --json has each flow's first_ts, last_ts and duration",
+                letters('t', self.no_times)
+            ));
+        }
+        if self.postrotate.is_some() {
+            return Err(
+                "-z is not supported by tlspeek: it runs no command; bound the files with -C and -W (or -G) \
+                        and compress them from outside"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// With -r: the options that only make sense for a live capture are refused (tcpdump -r
+    /// would ignore some of them silently).
+    fn live_only_with_read(&self) -> Result<(), String> {
+        let live_only = [
+            (self.no_promisc, "-p"),
+            (self.buffer_size.is_some(), "-B"),
+            (self.snaplen.is_some(), "-s"),
+            (self.duration.is_some(), "--duration"),
+            (self.relinquish.is_some(), "-Z"),
+        ];
+        match live_only.iter().find(|(given, _)| *given) {
+            Some((_, flag)) => Err(format!(
+                "{flag} applies to live capture (-i) only; with -r the packets are read as they were captured"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Snapshot length of a live capture when -s is not given (libpcap's maximum).
+const DEFAULT_SNAPLEN: i32 = 262_144;
+
+/// Parses -C: millions of bytes (as tcpdump), or with k, m, g: multiples of 1024.
+pub fn parse_file_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1_000_000),
+    };
+    match num.trim().parse::<u64>() {
+        Ok(0) => Err("the file size must be at least 1".into()),
+        Ok(n) => n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large")),
+        Err(_) => Err(format!("'{s}' is not a file size like 10 (millions of bytes), 512k or 20m")),
     }
 }
 

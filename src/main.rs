@@ -1,7 +1,7 @@
 //! CLI edge: arguments → pipeline → exit code. Only `main` prints the final error line.
 
 use clap::Parser;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal, LineWriter, Write};
 use std::process::ExitCode;
 use tlspeek::cli::Args;
 use tlspeek::run::run_with_writer;
@@ -38,7 +38,14 @@ fn main() -> ExitCode {
     // them is the same within this machine's noise. Failure (old kernel) changes nothing else.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(e),
+    };
+    if args.list_interfaces && !args.read.is_empty() {
+        eprintln!("tlspeek: -D lists the interfaces to capture on; it cannot be combined with -r");
+        return ExitCode::from(exit::ERROR);
+    }
     if args.list_interfaces {
         return match tlspeek::capture::live::list_interfaces() {
             Ok(lines) => {
@@ -66,7 +73,12 @@ fn main() -> ExitCode {
         }
     };
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Block-buffered (a pipe or a file), or flushed at each line with -l (as tcpdump -l).
+    let mut out: Box<dyn Write> = if cfg.line_buffered {
+        Box::new(LineWriter::new(stdout.lock()))
+    } else {
+        Box::new(BufWriter::with_capacity(1 << 16, stdout.lock()))
+    };
     let mut diag = io::stderr();
     match run_with_writer(&cfg, &mut out, &mut diag) {
         Ok(outcome) => {
@@ -85,4 +97,36 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// A command line clap cannot parse: one line on stderr (`tlspeek: ...`), exit 2; help and
+/// version are printed as clap does. clap's own text spans several lines, with a tip about
+/// `-- -n` that misleads a tcpdump user (a mistyped or unknown option is not a value).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        ErrorKind::UnknownArgument => {
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(a)) => a.clone(),
+                _ => String::new(),
+            };
+            let hint = match e.get(ContextKind::SuggestedArg) {
+                Some(ContextValue::String(s)) => format!("; did you mean {s}?"),
+                _ => String::new(),
+            };
+            eprintln!("tlspeek: unknown option {arg}{hint} (`tlspeek --help` lists the options)");
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            eprintln!(
+                "tlspeek: {} (`tlspeek --help` lists the options)",
+                first.trim_start_matches("error: ")
+            );
+        }
+    }
+    ExitCode::from(exit::ERROR)
 }

@@ -1,8 +1,10 @@
 //! The offline pipeline: capture files → decode → flow table → classifier → reports.
 //! [`run_with_writer`] is the seam the binary and the tests share.
 
+use crate::capture::gate::{Gate, Gated};
 use crate::capture::live::{install_stop_handlers, LiveCapture, LiveOptions};
-use crate::capture::{display_path, CaptureReader, Next, PacketSource};
+use crate::capture::write::WriteOptions;
+use crate::capture::{display_path, CaptureReader, Next, PacketSource, SharedSource};
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
 use crate::decode::{decode, decode_tcp, is_supported_linktype, linktype_name, Decoded, NonTcp};
@@ -47,6 +49,22 @@ pub struct Config {
     pub threads: usize,
     /// Write only the summary.
     pub summary_only: bool,
+    /// What `-r` does to the packets it reads: filter, `-c`, `-w`.
+    pub offline: OfflineOptions,
+    /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
+    /// by row with fixed columns, as for a live capture.
+    pub line_buffered: bool,
+}
+
+/// The BPF filter, `-c` and `-w` of a run on capture files (as `tcpdump -r`).
+#[derive(Clone, Debug, Default)]
+pub struct OfflineOptions {
+    /// Only the packets that pass this filter are analysed (and written).
+    pub filter: Option<String>,
+    /// Stop after this many packets (that passed the filter), over all the files.
+    pub count: Option<u64>,
+    /// Write the packets analysed to pcap files.
+    pub write: Option<WriteOptions>,
 }
 
 /// What a run found, for the exit code.
@@ -152,10 +170,20 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     let mut sink = match cfg.format {
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),
-        Format::Table if cfg.live.is_some() && cfg.inputs.is_empty() => Sink::LiveTable(out, false),
+        Format::Table if cfg.line_buffered || (cfg.live.is_some() && cfg.inputs.is_empty()) => {
+            Sink::LiveTable(out, false)
+        }
         Format::Table => Sink::Table(out, table::Rows::default()),
     };
+    // Inputs that could be opened: when none could, the table prints nothing but the errors.
+    let mut opened = 0;
+    let o = &cfg.offline;
+    let mut gate = Gate::new(o.filter.clone(), o.count, o.write.clone());
+    let mut linktype = None;
     for path in &cfg.inputs {
+        if gate.as_ref().is_some_and(Gate::done) {
+            break; // -c reached (or -w failed): the later files are not read, as with tcpdump
+        }
         let name = display_path(path);
         summary.files.push(name.clone());
         let mut reader = match CaptureReader::open(path) {
@@ -169,17 +197,42 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 continue;
             }
         };
+        linktype = linktype.or(reader.first_linktype());
+        if let Some(Err(e)) = gate.as_mut().map(|g| g.open_for(&reader)) {
+            let msg = e.to_string();
+            if !cfg.quiet {
+                writeln!(diag, "tlspeek: {msg}")?;
+            }
+            summary.errors.push(msg);
+            break;
+        }
+        opened += 1;
         // Flow ids are packet numbers, counted across the inputs.
         let base = summary.packets;
-        if cfg.threads > 1 {
-            analyze_parallel(reader, cfg, base, &mut summary, &mut sink, diag)?;
-        } else {
-            analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?;
+        // -l on a stream (standard input fed by a live tcpdump): one thread, each flow written
+        // as it ends, not in batches.
+        let parallel = cfg.threads > 1 && !(cfg.line_buffered && reader.total_len().is_none());
+        match gate.as_mut() {
+            None if parallel => analyze_parallel(reader, cfg, base, &mut summary, &mut sink, diag)?,
+            None => analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?,
+            Some(g) => {
+                let mut gated = Gated::new(reader, g);
+                if parallel {
+                    analyze_parallel(gated, cfg, base, &mut summary, &mut sink, diag)?;
+                } else {
+                    analyze(&mut gated, cfg, base, &mut summary, &mut sink, diag)?;
+                }
+            }
         }
+    }
+    // (No input opened: no -w file either, as tcpdump makes none.)
+    if let Some(g) = gate.as_mut().filter(|_| opened > 0) {
+        finish_gate(g, linktype, cfg, &mut summary, diag)?;
     }
     if let Some(opts) = &cfg.live {
         match LiveCapture::open(opts.clone()) {
             Ok(mut cap) => {
+                opened += 1;
                 install_stop_handlers();
                 // Nothing after this point needs root or CAP_NET_RAW (the socket and the -w file
                 // are open): give them up, as tcpdump -Z does.
@@ -226,13 +279,18 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     }
     summary.close(&cfg.mesh);
     let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
+    // Every error was written once, on stderr, as it happened. The JSON summary lists them
+    // (`errors`: stdout is complete for a program); the table does not repeat them, and when no
+    // input could be opened at all it prints nothing (no empty summary), as tcpdump.
     let out = match sink {
         Sink::Json(out) => write_json_summary(out, &summary, cfg, diag)?,
+        Sink::Count(Format::Json) => write_json_summary(out, &summary, cfg, diag)?,
+        Sink::Table(out, _) | Sink::LiveTable(out, _) if opened == 0 => out,
+        Sink::Count(Format::Table) if opened == 0 => out,
         Sink::Table(out, mut rows) => {
             rows.finish(out, &summary)?;
             out
         }
-        Sink::Count(Format::Json) => write_json_summary(out, &summary, cfg, diag)?,
         Sink::Count(Format::Table) => {
             table::write_summary(out, &summary)?;
             out
@@ -245,6 +303,35 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     };
     out.flush()?;
     Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
+}
+
+/// Ends `-w` (closes the file; an empty one when no packet passed) and says which packets it
+/// could not write (other link types than the first: a pcap file holds one).
+fn finish_gate(
+    g: &mut Gate,
+    linktype: Option<u32>,
+    cfg: &Config,
+    summary: &mut Summary,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    if let Err(e) = g.finish(linktype) {
+        let msg = e.to_string();
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {msg}")?;
+        }
+        summary.errors.push(msg);
+    }
+    if let (Some(w), false) = (&cfg.offline.write, cfg.quiet) {
+        for (&lt, &n) in &g.not_written {
+            writeln!(
+                diag,
+                "tlspeek: {}: {n} packets of {} analysed but not written: a pcap file holds one link type (that of the first packet written)",
+                w.path.display(),
+                linktype_name(lt)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The JSON summary line, and the expectation results on stderr (stdout is for machines).
@@ -924,8 +1011,8 @@ fn analyze(
     diag: &mut dyn Write,
 ) -> io::Result<()> {
     let name = reader.name().to_string();
-    // Files release finished flows in batches; a live capture releases them at once.
-    let batch: u64 = if reader.total_len().is_some() { 8192 } else { 1 };
+    // Files release finished flows in batches; a live capture (or -l) releases them at once.
+    let batch: u64 = if reader.total_len().is_some() && !cfg.line_buffered { 8192 } else { 1 };
     let live = reader.is_live();
     let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1, RenderMode::None);
     let mut m = Merger::new(batch == 1);
@@ -1101,8 +1188,8 @@ impl Worker {
 /// The dispatching thread: reads every packet once, follows shard 0, and sends each other
 /// shard worker its batch every [`DISPATCH_BATCH`] packets. Returns the counting worker and the read error, if any.
 #[allow(clippy::too_many_arguments)]
-fn dispatch(
-    reader: &mut CaptureReader,
+fn dispatch<R: SharedSource>(
+    reader: &mut R,
     mut d: Worker,
     to: Vec<std::sync::mpsc::SyncSender<Batch>>,
     free: Vec<std::sync::mpsc::Receiver<Batch>>,
@@ -1243,8 +1330,8 @@ impl Drop for BatchPolicy {
 /// Until this version every worker read and decoded the whole file itself: with two workers
 /// that was 57% more CPU than one thread (`perf`: the page-cache copy twice and slower, the
 /// decoding twice, the other shard's packets walked through), for 1.8x the speed.
-fn analyze_parallel(
-    mut reader: CaptureReader,
+fn analyze_parallel<R: SharedSource>(
+    mut reader: R,
     cfg: &Config,
     base: u64,
     summary: &mut Summary,

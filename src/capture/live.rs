@@ -5,6 +5,7 @@
 //! non-blocking and we `poll(2)` its descriptor with a short timeout; between polls we check the
 //! stop flag (set by the signal handler), the duration and the packet count.
 
+use super::write::{PcapWriter, WriteError, WriteOptions};
 use super::{CaptureError, Next, Packet, PacketSource};
 use crate::wire::Timestamp;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,8 +49,9 @@ pub struct LiveOptions {
     pub buffer_kib: Option<i32>,
     /// Promiscuous mode.
     pub promisc: bool,
-    /// Also save every captured packet to this pcap file (`-w`), for offline re-analysis.
-    pub write: Option<std::path::PathBuf>,
+    /// Also save every captured packet to pcap files (`-w`, rotated as `-C`/`-W`/`-G` say),
+    /// for offline re-analysis.
+    pub write: Option<WriteOptions>,
     /// Once the capture is open, switch to this user (when root) and drop every capability;
     /// `None` keeps them (`-Z none`).
     pub drop_to: Option<String>,
@@ -68,7 +70,7 @@ pub struct LiveCapture {
     buf: Vec<u8>,
     ts: Timestamp,
     orig_len: u32,
-    save: Option<pcap::Savefile>,
+    save: Option<PcapWriter>,
 }
 
 /// Turns libpcap's terse errors into what to do next.
@@ -126,8 +128,17 @@ impl LiveCapture {
         let cap = cap.setnonblock().map_err(|e| explain(&iface, &e))?;
         let linktype = cap.get_datalink().0 as u32;
         let save = match &opts.write {
-            Some(path) => {
-                Some(cap.savefile(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?)
+            Some(w) => {
+                // Created now, while the process may still write where root can (-Z drops
+                // privileges next): the first file, and all the files of a -C -W ring; files
+                // that -C alone or -G open later are created as the -Z user.
+                let mut save = PcapWriter::new(w.clone(), linktype, opts.snaplen.max(0) as u32, false);
+                let made = match opts.drop_to {
+                    Some(_) => save.create_ring_now(wall_clock()),
+                    None => save.open_now(wall_clock()),
+                };
+                made.map_err(|e| e.to_string())?;
+                Some(save)
             }
             None => None,
         };
@@ -150,22 +161,32 @@ impl LiveCapture {
         self.cap.stats().ok().map(|s| (s.received, s.dropped, s.if_dropped))
     }
 
-    fn flush_save(&mut self) {
-        if let Some(save) = self.save.as_mut() {
-            let _ = save.flush();
+    fn flush_save(&mut self) -> Result<(), CaptureError> {
+        match self.save.as_mut() {
+            Some(save) => save.flush().map_err(CaptureError::Write),
+            None => Ok(()),
         }
     }
 
-    fn wait(&mut self, ms: i32) {
+    fn wait(&mut self, ms: i32) -> Result<(), CaptureError> {
         // Packets written with -w reach the disk while we wait, not only at exit.
-        self.flush_save();
+        self.flush_save()?;
         use std::os::fd::AsRawFd;
         let mut pfd = libc::pollfd { fd: self.cap.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd; EINTR (a stop signal) just returns early.
         unsafe {
             libc::poll(&mut pfd, 1, ms);
         }
+        Ok(())
     }
+}
+
+/// The current time, as a packet timestamp.
+fn wall_clock() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as u64))
+        .unwrap_or_default()
 }
 
 impl PacketSource for LiveCapture {
@@ -193,34 +214,52 @@ impl PacketSource for LiveCapture {
         let waiting_since = Instant::now();
         loop {
             if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
-                self.flush_save();
+                self.flush_save()?;
                 return Ok(Next::End);
             }
             if let Some(d) = self.opts.duration {
                 if self.started.elapsed() >= d {
-                    self.flush_save();
+                    self.flush_save()?;
                     return Ok(Next::End);
                 }
             }
             if waiting_since.elapsed() >= Duration::from_secs(1) {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as u64))
-                    .unwrap_or_default();
-                return Ok(Next::Idle(now));
+                return Ok(Next::Idle(wall_clock()));
             }
             match self.cap.next_packet() {
                 Ok(p) => {
-                    if let Some(save) = self.save.as_mut() {
-                        save.write(&p);
-                    }
                     self.buf.clear();
                     self.buf.extend_from_slice(p.data);
                     self.ts = ts_of(&p.header.ts);
                     self.orig_len = p.header.len;
+                    if let Some(save) = self.save.as_mut() {
+                        match save.write(self.ts, &self.buf, self.orig_len) {
+                            Ok(()) => {}
+                            // -G with -W N: N files written; tcpdump ends the capture there.
+                            Err(WriteError::FileLimit(_)) => {
+                                self.save = None;
+                                return Ok(Next::End);
+                            }
+                            Err(WriteError::Io { path, source })
+                                if source.kind() == std::io::ErrorKind::PermissionDenied
+                                    && self.opts.drop_to.is_some() =>
+                            {
+                                let user = self.opts.drop_to.clone().unwrap_or_default();
+                                let source = std::io::Error::new(
+                                    source.kind(),
+                                    format!(
+                                        "{source}; files after the first are created as the -Z user ({user}): \
+                                         add -W COUNT (a ring's files are all made at the start), or give -Z none"
+                                    ),
+                                );
+                                return Err(CaptureError::Write(WriteError::Io { path, source }));
+                            }
+                            Err(e) => return Err(CaptureError::Write(e)),
+                        }
+                    }
                     break;
                 }
-                Err(pcap::Error::TimeoutExpired) => self.wait(200),
+                Err(pcap::Error::TimeoutExpired) => self.wait(200)?,
                 Err(e) => {
                     return Err(CaptureError::Live { interface: self.name.clone(), message: e.to_string() })
                 }

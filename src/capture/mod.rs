@@ -14,8 +14,10 @@
 //! any buffer grows; a damaged file ends the iteration with an error that names the byte offset,
 //! and everything read before it has already been yielded.
 
+pub mod gate;
 pub mod live;
 pub mod privs;
+pub mod write;
 
 use crate::wire::Timestamp;
 use std::fs::File;
@@ -72,6 +74,26 @@ pub trait PacketSource {
     }
 }
 
+/// A capture file source whose packets' read buffers can be handed to other threads
+/// (`--threads`): a [`CaptureReader`], or one behind a [`gate::Gated`] filter.
+pub trait SharedSource: PacketSource + Send {
+    /// The next packet and the buffer its bytes lie in (see [`CaptureReader::next_shared`]).
+    fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError>;
+}
+
+impl SharedSource for CaptureReader {
+    #[inline]
+    fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
+        CaptureReader::next_shared(self)
+    }
+}
+
+impl SharedSource for gate::Gated<'_> {
+    fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
+        gate::Gated::next_shared(self)
+    }
+}
+
 /// Why a capture file could not be read (further).
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -109,6 +131,19 @@ pub enum CaptureError {
         /// libpcap's message.
         message: String,
     },
+    /// The BPF filter does not compile for a link type met in the file.
+    #[error("{path}: the filter does not apply to {linktype}: {message}")]
+    Filter {
+        /// File name as given.
+        path: String,
+        /// Name of the link type.
+        linktype: String,
+        /// libpcap's message.
+        message: String,
+    },
+    /// Writing packets (`-w`) failed.
+    #[error(transparent)]
+    Write(#[from] write::WriteError),
     /// A header or record is impossible (corrupt file).
     #[error("{path}: corrupt at byte {offset}: {what}")]
     Corrupt {
@@ -146,6 +181,7 @@ enum Format {
 const MAX_INTERFACES: usize = 4096;
 
 /// A packet's place in the read buffer, before it is lent out.
+#[derive(Clone, Copy)]
 struct RawPacket {
     ts: Timestamp,
     linktype: u32,
@@ -179,6 +215,8 @@ pub struct CaptureReader {
     nanos: bool,
     /// Byte length of the source when known (files), for progress.
     total_len: Option<u64>,
+    /// A pcap file's snapshot length (for `-w`); 0 when unknown.
+    snaplen: u32,
 }
 
 impl CaptureReader {
@@ -218,9 +256,26 @@ impl CaptureReader {
             format: Format::Pcap(PcapFormat { swap: false, nanos: false, linktype: 0 }),
             nanos: false,
             total_len,
+            snaplen: 0,
         };
         r.read_file_header()?;
         Ok(r)
+    }
+
+    /// The link type of a pcap file, or of a pcapng file's first interface read so far.
+    pub fn first_linktype(&self) -> Option<u32> {
+        match &self.format {
+            Format::Pcap(f) => Some(f.linktype),
+            Format::Pcapng { ifaces, .. } => ifaces.first().map(|i| i.linktype),
+        }
+    }
+
+    /// The snapshot length of a pcap file (pcapng: per interface, not kept).
+    pub fn snaplen(&self) -> Option<u32> {
+        match &self.format {
+            Format::Pcap(_) if self.snaplen > 0 => Some(self.snaplen),
+            _ => None,
+        }
     }
 
     fn corrupt(&self, what: String) -> CaptureError {
@@ -318,6 +373,7 @@ impl CaptureReader {
         let le = cfg!(target_endian = "little") != swap;
         let rd = |o: usize| read_u32(&b[o..o + 4], le);
         let linktype = rd(20) & 0x0fff_ffff; // upper bits: FCS length flags (pcap-linktype(7))
+        self.snaplen = rd(16);
         self.format = Format::Pcap(PcapFormat { swap, nanos, linktype });
         self.nanos = nanos;
         self.consume(24);

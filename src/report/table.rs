@@ -377,11 +377,8 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     }
     write_servers(out, "servers", &s.servers, s.servers_not_listed, false)?;
     write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true)?;
-    write_expectations(out, s)?;
-    for e in &s.errors {
-        writeln!(out, "error: {}", escape_str(e))?;
-    }
-    Ok(())
+    // Errors are not repeated here: each was written once, on stderr, when it happened.
+    write_expectations(out, s)
 }
 
 /// Servers listed in the table summary; `--json` lists them all.
