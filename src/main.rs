@@ -58,13 +58,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cfg = match args.into_config(io::stderr().is_terminal()) {
+    let mut cfg = match args.into_config(io::stderr().is_terminal()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tlspeek: {e}");
             return ExitCode::from(exit::ERROR);
         }
     };
+    cfg.table.width = tlspeek::report::table::output_width();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut diag = io::stderr();
