@@ -48,8 +48,12 @@ def make(subject, issuer, issuer_key, key, serial, ca=False, sans=(), start=None
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    if os.path.exists(os.path.join(OUT, "ca.crt")):
-        return
+    if not os.path.exists(os.path.join(OUT, "ca.crt")):
+        base()
+    extra()
+
+
+def base():
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name("cluster.local root", "cluster.local")
     ca = make(ca_name, ca_name, ca_key, ca_key, 0x1001, ca=True)
@@ -90,6 +94,39 @@ def main():
     with open(os.path.join(OUT, "big-chain.crt"), "wb") as f:
         for c in (leaf, inter, root):
             f.write(c.public_bytes(serialization.Encoding.PEM))
+
+
+def load(stem):
+    with open(os.path.join(OUT, stem + ".key"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    with open(os.path.join(OUT, stem + ".crt"), "rb") as f:
+        return key, x509.load_pem_x509_certificate(f.read())
+
+
+def extra():
+    """Certificates added later (make-protocols.sh), each made only if its file is missing."""
+    have = lambda stem: os.path.exists(os.path.join(OUT, stem + ".crt"))
+    ca_key, ca = load("ca")
+    # Wildcard server certificate: covers a.example.test, not a.b.example.test nor example.test.
+    if not have("wildcard"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("wildcard", k, make(name("*.example.test", "Example Test"), ca.subject, ca_key, k, 0x2006,
+                                 sans=[x509.DNSName("*.example.test")]))
+    # Server certificate without a subjectAltName extension: only its CN names the host.
+    if not have("cn-only"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("cn-only", k, make(name("cn-only.example.test", "Example Test"), ca.subject, ca_key, k,
+                                0x2007))
+    # A second, unrelated root and a client certificate it signed (unknown to the mesh CA).
+    if not have("other-ca"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        n = name("Other Test Root", "Other Test")
+        save("other-ca", k, make(n, n, k, k, 0x4001, ca=True))
+    if not have("intruder"):
+        ok, oca = load("other-ca")
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("intruder", k, make(name("intruder", "Other Test"), oca.subject, ok, k, 0x4002,
+                                 sans=[x509.DNSName("intruder.other.test")]))
 
 
 if __name__ == "__main__":
