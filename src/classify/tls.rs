@@ -114,7 +114,7 @@ impl TlsAlert {
             | "access_denied" => "the server rejected the client's certificate",
             "certificate_required" => "the server requires a client certificate",
             "handshake_failure" if !client => {
-                "no cipher suite, group or option in common, or the server rejected the hello"
+                "the server gave up: no parameters in common, or a client certificate missing or refused"
             }
             "protocol_version" => "no TLS version in common",
             "illegal_parameter" | "decode_error" | "unexpected_message" => {
@@ -1430,11 +1430,14 @@ impl TlsSession {
         r.mtls_reason = reason;
         let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
         r.awaiting_server = self.ch.is_some() && !answered;
-        if r.awaiting_server {
-            let refusal = r.alerts.iter().find(|a| a.from == "server" && a.is_fatal());
-            if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
-                r.refuse(a);
-            }
+        let refusal =
+            r.alerts.iter().find(|a| a.from == "server" && a.is_fatal()).filter(|_| r.awaiting_server);
+        if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
+            r.refuse(a);
+        } else if let Some(a) = r.fatal_alert() {
+            // A cleartext fatal alert ends the handshake: whatever was sent, no session followed.
+            let text = format!("; the handshake failed ({} alert from the {})", a.description, a.from);
+            r.mtls_reason.push_str(&text);
         }
         (r, client)
     }
@@ -2317,7 +2320,9 @@ mod tests {
         assert_eq!(r.refused, Some(Refusal::Alert("handshake_failure".into())));
         assert_eq!(
             r.fatal_alert().map(|a| a.meaning()),
-            Some(Some("no cipher suite, group or option in common, or the server rejected the hello"))
+            Some(Some(
+                "the server gave up: no parameters in common, or a client certificate missing or refused"
+            ))
         );
         // Application data only (capture started mid-stream).
         let mut t = TlsSession::new(limits());
@@ -2335,60 +2340,18 @@ mod tests {
         #[allow(clippy::type_complexity)]
         let cases: &[(bool, &[(bool, u8, u8)], bool, &str, Option<&str>)] = &[
             (false, &[], false, "no ServerHello seen", None),
-            (
-                false,
-                &[(true, 2, 70)],
-                true,
-                "refused by the server: protocol_version alert (no ServerHello)",
-                Some("no TLS version in common"),
-            ),
-            (
-                false,
-                &[(true, 2, 120)],
-                true,
-                "refused by the server: no_application_protocol alert (no ServerHello)",
-                Some("no ALPN protocol in common"),
-            ),
-            (
-                false,
-                &[(true, 2, 112)],
-                true,
-                "refused by the server: unrecognized_name alert (no ServerHello)",
-                Some("the server does not serve this SNI"),
-            ),
+            (false, &[(true, 2, 70)], true, "refused by the server: protocol_version alert (no ServerHello)", Some("no TLS version in common")),
+            (false, &[(true, 2, 120)], true, "refused by the server: no_application_protocol alert (no ServerHello)", Some("no ALPN protocol in common")),
+            (false, &[(true, 2, 112)], true, "refused by the server: unrecognized_name alert (no ServerHello)", Some("the server does not serve this SNI")),
             // A warning does not refuse; nor does an alert the client sends.
             (false, &[(true, 1, 112)], false, "no ServerHello seen", None),
-            (false, &[(false, 2, 40)], false, "no ServerHello seen", None),
+            (false, &[(false, 2, 40)], false, "no ServerHello seen; the handshake failed (handshake_failure alert from the client)", None),
             // After a ServerHello an alert is a failure, not a refusal.
-            (
-                true,
-                &[(false, 2, 45)],
-                false,
-                "server handshake not seen to its end",
-                Some("the client rejected the server's certificate"),
-            ),
-            (
-                true,
-                &[(true, 2, 48)],
-                false,
-                "server handshake not seen to its end",
-                Some("the server rejected the client's certificate"),
-            ),
-            (
-                true,
-                &[(true, 2, 116)],
-                false,
-                "server handshake not seen to its end",
-                Some("the server requires a client certificate"),
-            ),
-            (
-                true,
-                &[(false, 2, 47)],
-                false,
-                "server handshake not seen to its end",
-                Some("a malformed or unexpected handshake message"),
-            ),
-            (true, &[(false, 2, 99)], false, "server handshake not seen to its end", None),
+            (true, &[(false, 2, 45)], false, "server handshake not seen to its end; the handshake failed (certificate_expired alert from the client)", Some("the client rejected the server's certificate")),
+            (true, &[(true, 2, 48)], false, "server handshake not seen to its end; the handshake failed (unknown_ca alert from the server)", Some("the server rejected the client's certificate")),
+            (true, &[(true, 2, 116)], false, "server handshake not seen to its end; the handshake failed (certificate_required alert from the server)", Some("the server requires a client certificate")),
+            (true, &[(false, 2, 47)], false, "server handshake not seen to its end; the handshake failed (illegal_parameter alert from the client)", Some("a malformed or unexpected handshake message")),
+            (true, &[(false, 2, 99)], false, "server handshake not seen to its end; the handshake failed (99 alert from the client)", None),
         ];
         for (i, &(sh, alerts, refused, reason, meaning)) in cases.iter().enumerate() {
             let mut t = TlsSession::new(limits());

@@ -298,7 +298,8 @@ impl FlowReport {
 /// Certificate names listed in an `sni_mismatch` warning (all are in `tls.server_certs`).
 const MAX_NAMES_LISTED: usize = 8;
 
-/// The TLS flags of a flow: `tls_alert` (a fatal alert), `handshake_refused` (by an alert, or by
+/// The TLS flags of a flow: `handshake_failed` (a fatal alert in cleartext: an alert after a
+/// completed handshake is encrypted), `handshake_refused` (by an alert, or by
 /// `server_reset`: a reset from a server that sent nothing, before a ServerHello), and
 /// `sni_mismatch` (the SNI is not among the names of the server's leaf certificate), with a
 /// warning naming the SNI and what the certificate covers.
@@ -317,7 +318,7 @@ fn tls_flags(
         t.refuse(crate::classify::tls::Refusal::Reset);
     }
     if t.fatal_alert().is_some() {
-        flags.push("tls_alert");
+        flags.push("handshake_failed");
     }
     if t.refused.is_some() {
         flags.push("handshake_refused");

@@ -9,9 +9,10 @@
 //! is cut at the limit, and detail lines wrap (continuations indented two more columns), so that
 //! `-v` keeps every value whole. Widths are display columns (`unicode-width`).
 //!
-//! Table-only wording: the MTLS cell reads `refused` for a handshake the server refused (the JSON
-//! verdict stays `unknown`, the flag `handshake_refused` is not repeated in FLAGS), and the flag
-//! `tls_alert` is shown as `alert:<description>`.
+//! Table-only wording: the MTLS cell reads `refused` for a handshake the server refused before
+//! its ServerHello and `failed` for one that ended in another fatal alert (the JSON verdict is
+//! unchanged; the flags `handshake_refused` and `handshake_failed` are not repeated in FLAGS,
+//! which starts with the alert instead: `alert:certificate_expired`).
 
 use super::{FlowReport, Summary};
 use crate::classify::cert::CertInfo;
@@ -58,9 +59,13 @@ pub fn output_width() -> Option<usize> {
     .map(|w| w.max(MIN_WIDTH))
 }
 
-/// Display columns of `s`.
+/// Display columns of `s` (most cells are ASCII: one column per byte).
 fn width(s: &str) -> usize {
-    UnicodeWidthStr::width(s)
+    if s.is_ascii() {
+        s.len()
+    } else {
+        UnicodeWidthStr::width(s)
+    }
 }
 
 /// `s` cut to at most `max` display columns, ending with `…` when cut (0 = no limit).
@@ -134,23 +139,23 @@ fn cert_cell(f: &FlowReport) -> String {
     s
 }
 
-/// The FLAGS cell: the JSON flags, `tls_alert` as `alert:<description>`, without
-/// `handshake_refused` (the MTLS cell says `refused`).
+/// The FLAGS cell: the first fatal alert (`alert:unknown_ca`), then the JSON flags but
+/// `handshake_failed` and `handshake_refused` (the MTLS cell says them).
 fn flags_cell(f: &FlowReport) -> String {
-    let mut out = String::new();
+    let mut out = f
+        .tls
+        .as_ref()
+        .and_then(|t| t.fatal_alert())
+        .map(|a| format!("alert:{}", escape_str(&a.description)))
+        .unwrap_or_default();
     for &fl in &f.flags {
-        let shown = match fl {
-            "handshake_refused" => continue,
-            "tls_alert" => match f.tls.as_ref().and_then(|t| t.fatal_alert()) {
-                Some(a) => format!("alert:{}", escape_str(&a.description)),
-                None => fl.to_string(),
-            },
-            _ => fl.to_string(),
-        };
+        if matches!(fl, "handshake_failed" | "handshake_refused") {
+            continue;
+        }
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&shown);
+        out.push_str(fl);
     }
     out
 }
@@ -184,7 +189,13 @@ fn row(f: &FlowReport) -> [String; 10] {
                     None => t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
                 },
                 alpn,
-                if t.refused.is_some() { "refused".to_string() } else { t.mtls.to_string() },
+                if t.refused.is_some() {
+                    "refused".to_string()
+                } else if t.fatal_alert().is_some() {
+                    "failed".to_string()
+                } else {
+                    t.mtls.to_string()
+                },
             )
         }
         (None, Some(h)) => (
@@ -541,20 +552,23 @@ enum Step {
 /// The steps, in order, while rows are too wide. What tells the story is kept longest: the
 /// SNI/HOST and FLAGS (alerts, mismatches) before the certificate name, and that before the
 /// ALPN list (also on the Istio detail line and with `-v`).
-const FIT_STEPS: [Step; 13] = [
+const FIT_STEPS: [Step; 16] = [
     Step::Shrink(6, 10),
     Step::Shrink(7, 22),
     Step::Shrink(6, 6),
     Step::Shrink(7, 14),
-    Step::Shrink(9, 14),
     Step::Hide(6),
     Step::NarrowGap,
     Step::Shrink(7, 10),
-    Step::Shrink(9, 10),
+    Step::Shrink(9, 24),
+    Step::Shrink(5, 24),
     Step::Hide(7),
+    Step::Shrink(9, 14),
     Step::Shrink(5, 16),
-    Step::Shrink(9, 5),
+    Step::Shrink(5, 12),
+    Step::Shrink(9, 8),
     Step::Shrink(5, 8),
+    Step::Shrink(9, 5),
 ];
 
 /// Column widths that fit `total` display columns ([`FIT_STEPS`]; room left by a step that
@@ -732,10 +746,12 @@ fn write_line(
         if w == 0 {
             continue;
         }
-        let c = match limit {
-            Some(_) if i == 7 => cut_cert(c.clone(), w),
-            Some(_) if SHRINKABLE.contains(&i) => cut(c.clone(), w),
-            _ => c.clone(),
+        // Copied only when a width limit may cut it.
+        let c: std::borrow::Cow<'_, str> = match limit {
+            Some(_) if width(c) <= w => c.into(),
+            Some(_) if i == 7 => cut_cert(c.clone(), w).into(),
+            Some(_) if SHRINKABLE.contains(&i) => cut(c.clone(), w).into(),
+            _ => c.into(),
         };
         l.push_str(&c);
         if i < last {
@@ -1008,7 +1024,7 @@ mod tests {
             (250, natural, 2),
             (120, [2, 15, 14, 5, 7, 20, 6, 16, 4, 13], 2),
             (100, [2, 15, 14, 5, 7, 20, 0, 12, 4, 13], 1),
-            (80, [2, 15, 14, 5, 7, 16, 0, 0, 4, 10], 1),
+            (80, [2, 15, 14, 5, 7, 13, 0, 0, 4, 13], 1),
             // Too narrow for anything: the floors (headers), and rows are cut.
             (40, [2, 15, 14, 5, 7, 8, 0, 0, 4, 5], 1),
         ];
