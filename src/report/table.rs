@@ -572,8 +572,8 @@ const FIT_STEPS: [Step; 16] = [
 ];
 
 /// Column widths that fit `total` display columns ([`FIT_STEPS`]; room left by a step that
-/// freed more than needed goes back to the SNI/HOST, then FLAGS, then CERT). When even the last
-/// step is not enough, rows are cut at `total`.
+/// freed more than needed goes back to the SNI/HOST, then FLAGS, then CERT, then to a column
+/// left out). When even the last step is not enough, rows are cut at `total`.
 fn fit(natural: [usize; 10], total: usize) -> Layout {
     let mut l = Layout { widths: natural, gap: GAP };
     for step in FIT_STEPS {
@@ -594,6 +594,14 @@ fn fit(natural: [usize; 10], total: usize) -> Layout {
         let room = total.saturating_sub(l.line());
         if l.widths[col] > 0 {
             l.widths[col] = natural[col].min(l.widths[col] + room);
+        }
+    }
+    // A column left out comes back when what a step freed leaves room for a useful part of it.
+    for (col, useful) in [(7, 8), (6, 6)] {
+        let room = total.saturating_sub(l.line() + l.gap);
+        if l.widths[col] == 0 && natural[col] > 0 && room >= useful.min(natural[col]).max(COLUMNS[col].len())
+        {
+            l.widths[col] = natural[col].min(room);
         }
     }
     l
@@ -1024,6 +1032,9 @@ mod tests {
             (250, natural, 2),
             (120, [2, 15, 14, 5, 7, 20, 6, 16, 4, 13], 2),
             (100, [2, 15, 14, 5, 7, 20, 0, 12, 4, 13], 1),
+            // CERT left out one column short, then back with what that freed.
+            (97, [2, 15, 14, 5, 7, 20, 0, 9, 4, 13], 1),
+            (90, [2, 15, 14, 5, 7, 20, 0, 0, 4, 13], 1),
             (80, [2, 15, 14, 5, 7, 13, 0, 0, 4, 13], 1),
             // Too narrow for anything: the floors (headers), and rows are cut.
             (40, [2, 15, 14, 5, 7, 8, 0, 0, 4, 5], 1),
