@@ -155,6 +155,13 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// More detail under each table row: -v every HTTP request and response with its headers
+    /// (credential values redacted unless --show-secrets), the TLS parameters, the server
+    /// certificate and every flag and warning; -vv also the certificate chains (subject, issuer,
+    /// SANs, validity, key) of server and client.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     /// No warnings or progress on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -391,6 +398,8 @@ impl Args {
             quiet: self.quiet,
             summary_only: self.summary_only,
             threads: self.threads.unwrap_or_else(default_threads).clamp(1, 64),
+            // The width is the terminal's, found by `main` (no I/O here).
+            table: crate::report::table::TableOptions { verbose: self.verbose, width: None },
             mesh: crate::report::mesh::MeshConfig {
                 cert_warn_secs: self.cert_warn,
                 expect_mtls: self.expect.is_some(),

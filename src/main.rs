@@ -65,13 +65,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cfg = match args.into_config(io::stderr().is_terminal()) {
+    let mut cfg = match args.into_config(io::stderr().is_terminal()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tlspeek: {e}");
             return ExitCode::from(exit::ERROR);
         }
     };
+    cfg.table.width = tlspeek::report::table::output_width();
     let stdout = io::stdout();
     // Block-buffered (a pipe or a file), or flushed at each line with -l (as tcpdump -l).
     let mut out: Box<dyn Write> = if cfg.line_buffered {

@@ -49,6 +49,8 @@ pub struct Config {
     pub threads: usize,
     /// Write only the summary.
     pub summary_only: bool,
+    /// Verbosity and width of the table.
+    pub table: table::TableOptions,
     /// What `-r` does to the packets it reads: filter, `-c`, `-w`.
     pub offline: OfflineOptions,
     /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
@@ -87,7 +89,7 @@ enum Sink<'a> {
     Table(&'a mut dyn Write, table::Rows),
     /// Live capture: rows printed as flows are classified and end (fixed column widths); the
     /// flag says whether the header was printed.
-    LiveTable(&'a mut dyn Write, bool),
+    LiveTable(&'a mut dyn Write, bool, table::TableOptions),
 }
 
 impl Sink<'_> {
@@ -99,11 +101,11 @@ impl Sink<'_> {
                 out.flush()
             }
             Sink::Table(..) | Sink::Count(_) => Ok(()),
-            Sink::LiveTable(out, header) => {
+            Sink::LiveTable(out, header, opts) => {
                 if !std::mem::replace(header, true) {
-                    table::write_live_header(*out)?;
+                    table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "classified", f)?;
+                table::write_live_row(*out, "classified", f, *opts)?;
                 out.flush()
             }
         }
@@ -111,7 +113,7 @@ impl Sink<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Sink::Json(out) | Sink::LiveTable(out, _) => out.flush(),
+            Sink::Json(out) | Sink::LiveTable(out, ..) => out.flush(),
             Sink::Table(..) | Sink::Count(_) => Ok(()),
         }
     }
@@ -124,12 +126,15 @@ impl Sink<'_> {
             (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
             (Sink::Json(out), _) => json::write_flow(*out, f),
             (Sink::Table(out, rows), Rendered::Row(r)) => rows.push(*out, *r),
-            (Sink::Table(out, rows), _) => rows.push(*out, table::render(f)),
-            (Sink::LiveTable(out, header), _) => {
+            (Sink::Table(out, rows), _) => {
+                let r = table::render(f, rows.options());
+                rows.push(*out, r)
+            }
+            (Sink::LiveTable(out, header, opts), _) => {
                 if !std::mem::replace(header, true) {
-                    table::write_live_header(*out)?;
+                    table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "ended", f)
+                table::write_live_row(*out, "ended", f, *opts)
             }
         }
     }
@@ -138,7 +143,7 @@ impl Sink<'_> {
     fn render_mode(&self) -> RenderMode {
         match self {
             Sink::Json(_) => RenderMode::Json,
-            Sink::Table(..) => RenderMode::Row,
+            Sink::Table(_, rows) => RenderMode::Row(rows.options()),
             Sink::Count(_) | Sink::LiveTable(..) => RenderMode::None,
         }
     }
@@ -150,7 +155,7 @@ impl Sink<'_> {
 enum RenderMode {
     None,
     Json,
-    Row,
+    Row(table::TableOptions),
 }
 
 /// A finished flow's output, rendered by its worker, unless the XFCC confirmation may still
@@ -171,9 +176,9 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),
         Format::Table if cfg.line_buffered || (cfg.live.is_some() && cfg.inputs.is_empty()) => {
-            Sink::LiveTable(out, false)
+            Sink::LiveTable(out, false, cfg.table)
         }
-        Format::Table => Sink::Table(out, table::Rows::default()),
+        Format::Table => Sink::Table(out, table::Rows::new(cfg.table)),
     };
     // Inputs that could be opened: when none could, the table prints nothing but the errors.
     let mut opened = 0;
@@ -285,7 +290,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     let out = match sink {
         Sink::Json(out) => write_json_summary(out, &summary, cfg, diag)?,
         Sink::Count(Format::Json) => write_json_summary(out, &summary, cfg, diag)?,
-        Sink::Table(out, _) | Sink::LiveTable(out, _) if opened == 0 => out,
+        Sink::Table(out, _) | Sink::LiveTable(out, _, _) if opened == 0 => out,
         Sink::Count(Format::Table) if opened == 0 => out,
         Sink::Table(out, mut rows) => {
             rows.finish(out, &summary)?;
@@ -295,7 +300,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             table::write_summary(out, &summary)?;
             out
         }
-        Sink::LiveTable(out, _) => {
+        Sink::LiveTable(out, ..) => {
             writeln!(out)?;
             table::write_summary(out, &summary)?;
             out
@@ -532,7 +537,7 @@ fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: Ended, done: &
                 out
             })
         }
-        RenderMode::Row => Rendered::Row(Box::new(table::render(&report))),
+        RenderMode::Row(opts) => Rendered::Row(Box::new(table::render(&report, opts))),
     };
     let report = Box::new(report);
     let shard = out.shard;

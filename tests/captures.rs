@@ -437,7 +437,7 @@ fn every_documented_key_is_present_in_every_object() {
         "mtls_reason",
         "sslv2_client_hello",
     ];
-    const CERT: [&str; 13] = [
+    const CERT: [&str; 14] = [
         "expires_in_secs",
         "subject",
         "issuer",
@@ -451,6 +451,7 @@ fn every_documented_key_is_present_in_every_object() {
         "expired",
         "not_yet_valid",
         "parse_error",
+        "public_key",
     ];
     const HTTP: [&str; 6] =
         ["version", "requests", "responses", "requests_total", "responses_total", "upgrade"];

@@ -51,9 +51,19 @@ pub struct CertFacts {
     pub not_after: Option<String>,
     /// Why the DER could not be parsed (other fields are then empty).
     pub parse_error: Option<String>,
+    /// Subject public key: `RSA 2048`, `EC P-256`, `Ed25519`, or the algorithm's OID.
+    pub public_key: Option<String>,
+    /// The subject's most specific commonName (host-name checks read it when there are no DNS
+    /// SANs); not written on its own: it is in `subject`.
+    pub common_name: Option<String>,
 }
 
 impl CertInfo {
+    /// A certificate made of these facts, valid when seen (tests and tools build them by hand).
+    pub fn from_facts(facts: CertFacts) -> CertInfo {
+        CertInfo { facts: Arc::new(facts), expired: false, not_yet_valid: false, expires_in_secs: None }
+    }
+
     /// Prefetches the shared facts (see [`crate::wire::prefetch_bytes`]).
     pub fn prefetch(&self) {
         crate::wire::prefetch(&*self.facts);
@@ -71,7 +81,7 @@ impl Serialize for CertInfo {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let f = &*self.facts;
-        let mut st = s.serialize_struct("CertInfo", 13)?;
+        let mut st = s.serialize_struct("CertInfo", 14)?;
         st.serialize_field("subject", &f.subject)?;
         st.serialize_field("issuer", &f.issuer)?;
         st.serialize_field("serial", &f.serial)?;
@@ -85,6 +95,7 @@ impl Serialize for CertInfo {
         st.serialize_field("not_yet_valid", &self.not_yet_valid)?;
         st.serialize_field("expires_in_secs", &self.expires_in_secs)?;
         st.serialize_field("parse_error", &f.parse_error)?;
+        st.serialize_field("public_key", &f.public_key)?;
         st.end()
     }
 }
@@ -148,6 +159,12 @@ fn parse_uncached(der: &[u8]) -> (CertFacts, Option<(i64, i64)>) {
         subject: Some(dn_string(cert.subject())),
         issuer: Some(dn_string(cert.issuer())),
         serial: Some(serial_hex(cert.raw_serial())),
+        public_key: Some(key_text(cert.public_key())),
+        common_name: cert
+            .subject()
+            .iter_common_name()
+            .last()
+            .map(|a| attr_text(a.attr_value().tag().0, a.attr_value().data)),
         ..CertFacts::default()
     };
     let nb = cert.validity().not_before.timestamp();
@@ -170,6 +187,107 @@ fn parse_uncached(der: &[u8]) -> (CertFacts, Option<(i64, i64)>) {
         Err(e) => info.parse_error = Some(format!("subjectAltName: {e}")),
     }
     (info, Some((nb, na)))
+}
+
+/// The subject public key in a few words: `RSA 2048`, `EC P-256`, `Ed25519`.
+fn key_text(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
+    use x509_parser::oid_registry as oids;
+    let alg = &spki.algorithm.algorithm;
+    let key = &spki.subject_public_key.data;
+    if *alg == oids::OID_PKCS1_RSAENCRYPTION {
+        // (x509-parser's `key_size` counts a modulus without its leading zero octet as 0 bits.)
+        return match x509_parser::public_key::RSAPublicKey::from_der(key.as_ref()) {
+            Ok((_, k)) => {
+                let m = &k.modulus[k.modulus.iter().position(|&b| b != 0).unwrap_or(k.modulus.len())..];
+                let bits = m.first().map_or(0, |&b| 8 * m.len() - b.leading_zeros() as usize);
+                format!("RSA {bits}")
+            }
+            Err(_) => "RSA".into(),
+        };
+    }
+    if *alg == oids::OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        return match curve {
+            Some(c) if c == oids::OID_EC_P256 => "EC P-256".into(),
+            Some(c) if c == oids::OID_NIST_EC_P384 => "EC P-384".into(),
+            Some(c) if c == oids::OID_NIST_EC_P521 => "EC P-521".into(),
+            Some(c) => format!("EC {}", c.to_id_string()),
+            None => "EC".into(),
+        };
+    }
+    if *alg == oids::OID_SIG_ED25519 {
+        return "Ed25519".into();
+    }
+    if *alg == oids::OID_SIG_ED448 {
+        return "Ed448".into();
+    }
+    alg.to_id_string()
+}
+
+/// How a certificate's names answer a host name (the SNI a client sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostMatch {
+    /// A DNS SAN (or, without DNS SANs, the CN) covers it; or an IP SAN equals an IP literal.
+    Covered,
+    /// The certificate names hosts, none of which covers it.
+    NotCovered,
+    /// Nothing to check against: the certificate was not parsed, or it names its subject only by
+    /// URI SANs (a SPIFFE identity, checked by the peer against the identity, not the host).
+    NoHostNames,
+}
+
+impl CertFacts {
+    /// Does this certificate cover `host`, as a client checking host names would decide (RFC 6125
+    /// §6.4 as narrowed by RFC 9525 §6.3): DNS SANs, or the CN only when there are none; ASCII
+    /// case-insensitive; a wildcard only as the whole left-most label, matching exactly one
+    /// non-empty label (`*.example.test` covers `a.example.test`, not `a.b.example.test` nor
+    /// `example.test`); an IP-literal `host` only against the IP SANs.
+    pub fn covers_host(&self, host: &[u8]) -> HostMatch {
+        if self.parse_error.is_some() && self.subject.is_none() {
+            return HostMatch::NoHostNames;
+        }
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        if let Some(ip) = std::str::from_utf8(host).ok().and_then(|h| h.parse::<std::net::IpAddr>().ok()) {
+            let covered = self.san_ips.iter().any(|s| s.parse::<std::net::IpAddr>().ok() == Some(ip));
+            return if covered { HostMatch::Covered } else { HostMatch::NotCovered };
+        }
+        let names: &[String] = if self.san_dns.is_empty() {
+            if self.common_name.is_none() && !self.san_uris.is_empty() {
+                return HostMatch::NoHostNames;
+            }
+            self.common_name.as_slice()
+        } else {
+            &self.san_dns
+        };
+        if names.iter().any(|n| dns_name_matches(n.as_bytes(), host)) {
+            HostMatch::Covered
+        } else {
+            HostMatch::NotCovered
+        }
+    }
+
+    /// The host names this certificate covers, for a message: its DNS SANs, else its CN; and its
+    /// IP SANs.
+    pub fn host_names(&self) -> Vec<&str> {
+        let dns = if self.san_dns.is_empty() { self.common_name.as_slice() } else { &self.san_dns };
+        dns.iter().chain(&self.san_ips).map(String::as_str).collect()
+    }
+}
+
+/// One DNS name (a SAN or CN, possibly `*.`-prefixed) against a host name (RFC 9525 §6.3).
+fn dns_name_matches(pattern: &[u8], host: &[u8]) -> bool {
+    let pattern = pattern.strip_suffix(b".").unwrap_or(pattern);
+    if host.is_empty() || pattern.is_empty() {
+        return false;
+    }
+    match pattern.strip_prefix(b"*.") {
+        Some(rest) => {
+            // The wildcard stands for the whole first label of `host`, which must not be empty.
+            let Some(dot) = host.iter().position(|&b| b == b'.') else { return false };
+            dot > 0 && !rest.is_empty() && !rest.contains(&b'*') && host[dot + 1..].eq_ignore_ascii_case(rest)
+        }
+        None => !pattern.contains(&b'*') && pattern.eq_ignore_ascii_case(host),
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
@@ -276,6 +394,111 @@ mod tests {
         let c = parse_cert(b"\x30\x03\x02\x01", Timestamp::default());
         assert!(c.parse_error.is_some());
         assert_eq!(c.subject, None);
+    }
+
+    fn facts(dns: &[&str], cn: Option<&str>, uris: &[&str], ips: &[&str]) -> CertFacts {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        CertFacts {
+            subject: Some(cn.map(|c| format!("CN={c}")).unwrap_or_default()),
+            common_name: cn.map(str::to_string),
+            san_dns: v(dns),
+            san_uris: v(uris),
+            san_ips: v(ips),
+            ..CertFacts::default()
+        }
+    }
+
+    #[test]
+    fn host_names_covered_by_san_cn_wildcard_and_ip() {
+        use HostMatch::*;
+        let spiffe = "spiffe://cluster.local/ns/default/sa/reviews";
+        #[allow(clippy::type_complexity)]
+        let cases: &[(&[&str], Option<&str>, &[&str], &[&str], &str, HostMatch)] = &[
+            (&["api.example.test"], None, &[], &[], "api.example.test", Covered),
+            (&["api.example.test"], None, &[], &[], "API.Example.TEST", Covered),
+            (&["API.example.test"], None, &[], &[], "api.example.test", Covered),
+            (&["api.example.test"], None, &[], &[], "api.example.test.", Covered),
+            (&["api.example.test"], None, &[], &[], "web.example.test", NotCovered),
+            (&["api.example.test"], None, &[], &[], "api.example.test.evil", NotCovered),
+            (&["a.test", "b.test"], None, &[], &[], "b.test", Covered),
+            // Wildcards: the whole left-most label, exactly one non-empty label.
+            (&["*.example.test"], None, &[], &[], "a.example.test", Covered),
+            (&["*.example.test"], None, &[], &[], "A-1.EXAMPLE.test", Covered),
+            (&["*.example.test"], None, &[], &[], "a.b.example.test", NotCovered),
+            (&["*.example.test"], None, &[], &[], "example.test", NotCovered),
+            (&["*.example.test"], None, &[], &[], ".example.test", NotCovered),
+            (&["*.example.test"], None, &[], &[], "aexample.test", NotCovered),
+            (&["a.*.example.test"], None, &[], &[], "a.b.example.test", NotCovered),
+            (&["f*.example.test"], None, &[], &[], "foo.example.test", NotCovered),
+            (&["*"], None, &[], &[], "localhost", NotCovered),
+            (&["*."], None, &[], &[], "a.", NotCovered),
+            // The CN counts only without DNS SANs.
+            (&[], Some("cn.example.test"), &[], &[], "cn.example.test", Covered),
+            (&[], Some("*.example.test"), &[], &[], "x.example.test", Covered),
+            (&["san.example.test"], Some("cn.example.test"), &[], &[], "cn.example.test", NotCovered),
+            (&[], None, &[], &[], "api.example.test", NotCovered),
+            // A SPIFFE identity alone: nothing to check a host name against.
+            (&[], None, &[spiffe], &[], "reviews.default.svc.cluster.local", NoHostNames),
+            (&["reviews.default.svc"], None, &[spiffe], &[], "reviews", NotCovered),
+            // IP literals against IP SANs only.
+            (&["10.0.0.1"], None, &[], &["10.0.0.1"], "10.0.0.1", Covered),
+            (&["10.0.0.1"], None, &[], &[], "10.0.0.1", NotCovered),
+            (&[], None, &[], &["fd00::1"], "fd00:0::1", Covered),
+            (&[], None, &[], &["fd00::1"], "fd00::2", NotCovered),
+            (&["api.example.test"], None, &[], &[], "", NotCovered),
+        ];
+        for &(dns, cn, uris, ips, host, want) in cases {
+            let f = facts(dns, cn, uris, ips);
+            assert_eq!(f.covers_host(host.as_bytes()), want, "{host:?} against {dns:?} CN {cn:?} IP {ips:?}");
+        }
+        let bad = CertFacts { parse_error: Some("x".into()), ..CertFacts::default() };
+        assert_eq!(bad.covers_host(b"a.test"), NoHostNames);
+        assert_eq!(
+            facts(&["a.test"], Some("cn.test"), &[], &["10.0.0.1"]).host_names(),
+            ["a.test", "10.0.0.1"]
+        );
+        assert_eq!(facts(&[], Some("cn.test"), &[], &[]).host_names(), ["cn.test"]);
+        assert!(dns_name_matches(b"a.test", b"A.TEST"));
+        assert!(!dns_name_matches(b"", b""));
+    }
+
+    #[test]
+    fn public_key_and_common_name_of_the_shipped_certificates() {
+        let pem = |name: &str| {
+            let text = std::fs::read_to_string(format!("{}/captures/pki/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+            let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64_decode(&b64)
+        };
+        for (name, key, cn) in [
+            ("api.crt", "RSA 2048", "api.example.test"),
+            ("big-leaf.crt", "RSA 4096", "big.example.test"),
+            ("ca.crt", "EC P-256", "cluster.local root"),
+        ] {
+            let c = parse_cert(&pem(name), Timestamp::default());
+            assert_eq!(
+                (c.public_key.as_deref(), c.common_name.as_deref().unwrap_or("")),
+                (Some(key), cn),
+                "{name}"
+            );
+        }
+    }
+
+    fn base64_decode(s: &str) -> Vec<u8> {
+        let val = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        let b: Vec<u8> = s.bytes().filter(|&c| c != b'=').map(val).collect();
+        b.chunks(4)
+            .flat_map(|c| {
+                let n = c.iter().enumerate().fold(0u32, |n, (i, &v)| n | u32::from(v) << (18 - 6 * i));
+                n.to_be_bytes()[1..c.len()].to_vec()
+            })
+            .collect()
     }
 
     #[test]

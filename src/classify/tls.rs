@@ -63,6 +63,72 @@ pub struct TlsAlert {
     pub description: String,
 }
 
+/// How a server refused a handshake: it answered the ClientHello without a ServerHello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// With a fatal alert (its description, `handshake_failure`).
+    Alert(String),
+    /// With a TCP reset, before sending any byte.
+    Reset,
+}
+
+impl Refusal {
+    /// The mTLS reason: `refused by the server: handshake_failure alert (no ServerHello)`.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Alert(d) => format!("refused by the server: {d} alert (no ServerHello)"),
+            Refusal::Reset => {
+                "refused by the server: connection reset after the ClientHello (no ServerHello)".into()
+            }
+        }
+    }
+}
+
+impl TlsAlert {
+    /// A fatal alert (the handshake or session failed); warnings and `close_notify` are not.
+    pub fn is_fatal(&self) -> bool {
+        self.level == "fatal"
+    }
+
+    /// What an operator should read into a fatal alert, when it is a common one.
+    pub fn meaning(&self) -> Option<&'static str> {
+        let client = self.from == "client";
+        Some(match self.description.as_str() {
+            "certificate_expired"
+            | "certificate_revoked"
+            | "certificate_unknown"
+            | "bad_certificate"
+            | "unsupported_certificate"
+            | "unknown_ca"
+            | "access_denied"
+                if client =>
+            {
+                "the client rejected the server's certificate"
+            }
+            "certificate_expired"
+            | "certificate_revoked"
+            | "certificate_unknown"
+            | "bad_certificate"
+            | "unsupported_certificate"
+            | "unknown_ca"
+            | "access_denied" => "the server rejected the client's certificate",
+            "certificate_required" => "the server requires a client certificate",
+            "handshake_failure" if !client => {
+                "the server gave up: no parameters in common, or a client certificate missing or refused"
+            }
+            "protocol_version" => "no TLS version in common",
+            "illegal_parameter" | "decode_error" | "unexpected_message" => {
+                "a malformed or unexpected handshake message"
+            }
+            "unrecognized_name" => "the server does not serve this SNI",
+            "no_application_protocol" => "no ALPN protocol in common",
+            "inappropriate_fallback" => "a version downgrade was refused",
+            "decrypt_error" | "bad_record_mac" => "a signature or MAC did not verify",
+            _ => return None,
+        })
+    }
+}
+
 /// Facts about a TLS session, serialized as the `tls` object of docs/json.md.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TlsReport {
@@ -103,6 +169,29 @@ pub struct TlsReport {
     pub client_encrypted_records: Vec<u16>,
     /// The first ClientHello used the SSLv2 record format.
     pub sslv2_client_hello: bool,
+    /// The server refused the handshake (fatal alert or reset before its ServerHello); also in
+    /// `mtls_reason` and the flag `handshake_refused`.
+    #[serde(skip)]
+    pub refused: Option<Refusal>,
+    /// A ClientHello was seen and the server answered nothing of the handshake (no hello, no
+    /// certificate): a reset then refuses it ([`TlsReport::refuse`]).
+    #[serde(skip)]
+    pub awaiting_server: bool,
+}
+
+impl TlsReport {
+    /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
+    /// says why.
+    pub fn refuse(&mut self, r: Refusal) {
+        self.mtls = "unknown";
+        self.mtls_reason = r.reason();
+        self.refused = Some(r);
+    }
+
+    /// The first fatal alert.
+    pub fn fatal_alert(&self) -> Option<&TlsAlert> {
+        self.alerts.iter().find(|a| a.is_fatal())
+    }
 }
 
 impl Default for TlsLimits {
@@ -1468,6 +1557,17 @@ impl TlsSession {
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
+        let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
+        r.awaiting_server = self.ch.is_some() && !answered;
+        let refusal =
+            r.alerts.iter().find(|a| a.from == "server" && a.is_fatal()).filter(|_| r.awaiting_server);
+        if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
+            r.refuse(a);
+        } else if let Some(a) = r.fatal_alert() {
+            // A cleartext fatal alert ends the handshake: whatever was sent, no session followed.
+            let text = format!("; the handshake failed ({} alert from the {})", a.description, a.from);
+            r.mtls_reason.push_str(&text);
+        }
         (r, client)
     }
 
@@ -2385,7 +2485,17 @@ mod tests {
         assert_eq!(r.alerts.len(), 1);
         assert_eq!((r.alerts[0].from, r.alerts[0].level.as_str()), ("server", "fatal"));
         assert_eq!(r.alerts[0].description, "handshake_failure");
-        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("unknown", "no ServerHello seen"));
+        assert_eq!(
+            (r.mtls, r.mtls_reason.as_str()),
+            ("unknown", "refused by the server: handshake_failure alert (no ServerHello)")
+        );
+        assert_eq!(r.refused, Some(Refusal::Alert("handshake_failure".into())));
+        assert_eq!(
+            r.fatal_alert().map(|a| a.meaning()),
+            Some(Some(
+                "the server gave up: no parameters in common, or a client certificate missing or refused"
+            ))
+        );
         // Application data only (capture started mid-stream).
         let mut t = TlsSession::new(limits());
         assert_eq!(t.feed(Side::B, &[23, 3, 3, 0, 3, 1, 2, 3, 23, 3, 3], SEEN), Feed::Done);
@@ -2393,6 +2503,47 @@ mod tests {
         let r = t.finish(Side::A);
         assert_eq!(r.mtls_reason, "handshake not seen (capture started mid-stream)");
         assert_eq!(r.version, None);
+    }
+
+    /// (ServerHello sent, alerts as (sender is the server, level, description)) -> refused?,
+    /// mTLS reason, first fatal alert's meaning.
+    #[test]
+    fn refusals_and_alert_meanings() {
+        #[allow(clippy::type_complexity)]
+        let cases: &[(bool, &[(bool, u8, u8)], bool, &str, Option<&str>)] = &[
+            (false, &[], false, "no ServerHello seen", None),
+            (false, &[(true, 2, 70)], true, "refused by the server: protocol_version alert (no ServerHello)", Some("no TLS version in common")),
+            (false, &[(true, 2, 120)], true, "refused by the server: no_application_protocol alert (no ServerHello)", Some("no ALPN protocol in common")),
+            (false, &[(true, 2, 112)], true, "refused by the server: unrecognized_name alert (no ServerHello)", Some("the server does not serve this SNI")),
+            // A warning does not refuse; nor does an alert the client sends.
+            (false, &[(true, 1, 112)], false, "no ServerHello seen", None),
+            (false, &[(false, 2, 40)], false, "no ServerHello seen; the handshake failed (handshake_failure alert from the client)", None),
+            // After a ServerHello an alert is a failure, not a refusal.
+            (true, &[(false, 2, 45)], false, "server handshake not seen to its end; the handshake failed (certificate_expired alert from the client)", Some("the client rejected the server's certificate")),
+            (true, &[(true, 2, 48)], false, "server handshake not seen to its end; the handshake failed (unknown_ca alert from the server)", Some("the server rejected the client's certificate")),
+            (true, &[(true, 2, 116)], false, "server handshake not seen to its end; the handshake failed (certificate_required alert from the server)", Some("the server requires a client certificate")),
+            (true, &[(false, 2, 47)], false, "server handshake not seen to its end; the handshake failed (illegal_parameter alert from the client)", Some("a malformed or unexpected handshake message")),
+            (true, &[(false, 2, 99)], false, "server handshake not seen to its end; the handshake failed (99 alert from the client)", None),
+        ];
+        for (i, &(sh, alerts, refused, reason, meaning)) in cases.iter().enumerate() {
+            let mut t = TlsSession::new(limits());
+            t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[]))]), SEEN);
+            if sh {
+                t.feed(Side::B, &record(&[(2, server_hello([9; 32], 0xc02f, &[]))]), SEEN);
+            }
+            for &(server, level, desc) in alerts {
+                let side = if server { Side::B } else { Side::A };
+                t.feed(side, &[21, 3, 3, 0, 2, level, desc], SEEN);
+            }
+            let r = t.finish(Side::A);
+            assert_eq!(
+                (r.refused.is_some(), r.mtls, r.mtls_reason.as_str()),
+                (refused, "unknown", reason),
+                "case {i}"
+            );
+            assert_eq!(r.awaiting_server, !sh, "case {i}");
+            assert_eq!(r.fatal_alert().and_then(|a| a.meaning()), meaning, "case {i}");
+        }
     }
 
     #[test]

@@ -512,6 +512,7 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
         None => j.null(),
     }
     j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
+    j.key(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
 }
 

@@ -233,6 +233,7 @@ impl FlowReport {
             EndReason::CaptureEnd => "capture_end",
             EndReason::Reused => "reused",
         };
+        let mut warnings = c.warnings;
         let [pa, pb] = c.preview;
         let preview = (c.protocol == "unknown" && !(pa.is_empty() && pb.is_empty())).then(|| {
             let (pc, ps) = if client == Side::A { (pa, pb) } else { (pb, pa) };
@@ -266,6 +267,10 @@ impl FlowReport {
             (false, true) => Some("server"),
             (false, false) => None,
         };
+        let mut tls = c.tls;
+        if let Some(t) = &mut tls {
+            tls_flags(t, istio.as_ref(), meta.rst[si] && meta.bytes[si] == 0, &mut flags, &mut warnings);
+        }
         FlowReport {
             kind: "flow",
             istio,
@@ -283,7 +288,7 @@ impl FlowReport {
             packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
             bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
             protocol: c.protocol,
-            tls: c.tls,
+            tls,
             http: c.http,
             h2c: c.h2c.map(|v| match v {
                 H2cVia::PriorKnowledge => "prior_knowledge",
@@ -293,8 +298,54 @@ impl FlowReport {
             end,
             reset_by,
             flags,
-            warnings: c.warnings,
+            warnings,
         }
+    }
+}
+
+/// Certificate names listed in an `sni_mismatch` warning (all are in `tls.server_certs`).
+const MAX_NAMES_LISTED: usize = 8;
+
+/// The TLS flags of a flow: `handshake_failed` (a fatal alert in cleartext: an alert after a
+/// completed handshake is encrypted), `handshake_refused` (by an alert, or by
+/// `server_reset`: a reset from a server that sent nothing, before a ServerHello), and
+/// `sni_mismatch` (the SNI is not among the names of the server's leaf certificate), with a
+/// warning naming the SNI and what the certificate covers.
+///
+/// Istio SNIs (`outbound_.9080_._.reviews.default.svc.cluster.local`) are never checked: Envoy
+/// verifies the peer's SPIFFE identity, not the SNI. TLS 1.3 hides the certificate.
+fn tls_flags(
+    t: &mut TlsReport,
+    istio: Option<&crate::classify::istio::IstioReport>,
+    server_reset: bool,
+    flags: &mut Vec<&'static str>,
+    warnings: &mut Vec<String>,
+) {
+    use crate::classify::cert::HostMatch;
+    if t.awaiting_server && t.refused.is_none() && server_reset {
+        t.refuse(crate::classify::tls::Refusal::Reset);
+    }
+    if t.fatal_alert().is_some() {
+        flags.push("handshake_failed");
+    }
+    if t.refused.is_some() {
+        flags.push("handshake_refused");
+    }
+    let istio_sni = istio.is_some_and(|i| i.sni.is_some());
+    let (Some(sni), Some(leaf), false) = (&t.sni, t.server_certs.first(), istio_sni) else { return };
+    if leaf.covers_host(sni.as_bytes()) == HostMatch::NotCovered {
+        flags.push("sni_mismatch");
+        let names = leaf.host_names();
+        let mut covers = names.iter().take(MAX_NAMES_LISTED).copied().collect::<Vec<_>>().join(", ");
+        if names.is_empty() {
+            covers.push_str("no host name");
+        } else if names.len() > MAX_NAMES_LISTED {
+            covers.push_str(&format!(" and {} more", names.len() - MAX_NAMES_LISTED));
+        }
+        warnings.push(format!(
+            "SNI {} is not covered by the server certificate (it covers: {covers})",
+            sni.to_json_text()
+        ));
     }
 }
 

@@ -1,25 +1,117 @@
-//! The human table: one row per flow in order of first packet, a few indented detail lines
-//! (HTTP requests, client certificates), then the summary. Every wire-derived string is escaped
-//! by [`crate::sanitize`] before it is printed; long cells are cut with `…`.
+//! The human table: one row per flow in order of first packet, indented detail lines under it
+//! (alerts, certificates, HTTP requests, warnings; with `-v` every HTTP message with its headers,
+//! with `-vv` the certificate chains), then the summary. Every wire-derived string is escaped by
+//! [`crate::sanitize`] before it is printed.
+//!
+//! Width: without a limit (output not a terminal, no `COLUMNS`) long cells are cut at
+//! [`MAX_WIDTH`] and lines are as long as they need. With a limit ([`TableOptions::width`]) the
+//! SNI/HOST, ALPN, CERT and FLAGS columns shrink (cut with `…`) so rows fit, a row still too long
+//! is cut at the limit, and detail lines wrap (continuations indented two more columns), so that
+//! `-v` keeps every value whole. Widths are display columns (`unicode-width`).
+//!
+//! Table-only wording: the MTLS cell reads `refused` for a handshake the server refused before
+//! its ServerHello and `failed` for one that ended in another fatal alert (the JSON verdict is
+//! unchanged; the flags `handshake_refused` and `handshake_failed` are not repeated in FLAGS,
+//! which starts with the alert instead: `alert:certificate_expired`).
 
 use super::{FlowReport, Summary};
-use crate::sanitize::{escape_bytes, escape_str};
+use crate::classify::cert::CertInfo;
+use crate::classify::http::HttpReport;
+use crate::sanitize::{escape_bytes, escape_str, Headers};
 use std::io::{self, Write};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 const COLUMNS: [&str; 10] =
     ["ID", "CLIENT", "SERVER", "PROTO", "VERSION", "SNI/HOST", "ALPN", "CERT", "MTLS", "FLAGS"];
 /// Widest a cell may be, per column (0 = unlimited).
 const MAX_WIDTH: [usize; 10] = [0, 0, 0, 0, 0, 64, 40, 56, 0, 0];
-/// HTTP requests listed under a flow row.
+/// Columns that shrink to fit a width limit: SNI/HOST, ALPN, CERT (cut in its middle), FLAGS.
+const SHRINKABLE: [usize; 4] = [5, 6, 7, 9];
+/// Spaces between two columns.
+const GAP: usize = 2;
+/// HTTP requests listed under a flow row (without `-v`).
 const MAX_DETAIL_REQUESTS: usize = 5;
+/// Warnings listed under a flow row (without `-v`).
+const MAX_DETAIL_WARNINGS: usize = 3;
+/// Narrowest width limit honoured (a smaller `COLUMNS` is raised to it).
+pub const MIN_WIDTH: usize = 20;
 
+/// How the table is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// `-v`: every HTTP message with its headers, the TLS parameters and full values; `-vv`:
+    /// also the certificate chains.
+    pub verbose: u8,
+    /// Display columns to fit rows in (the terminal's, or `COLUMNS`); `None`: no limit.
+    pub width: Option<usize>,
+}
+
+/// The width to fit the table in: `COLUMNS` when set to a number, else the width of standard
+/// output when it is a terminal, else `None` (a pipe or file: no limit, as before).
+pub fn output_width() -> Option<usize> {
+    let env = std::env::var("COLUMNS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    env.or_else(|| {
+        // SAFETY: TIOCGWINSZ fills the winsize it is given; fd 1 is only queried.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+        (r == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+    })
+    .map(|w| w.max(MIN_WIDTH))
+}
+
+/// Display columns of `s` (most cells are ASCII: one column per byte).
+fn width(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        UnicodeWidthStr::width(s)
+    }
+}
+
+/// `s` cut to at most `max` display columns, ending with `…` when cut (0 = no limit).
 fn cut(s: String, max: usize) -> String {
-    if max == 0 || s.chars().count() <= max {
+    if max == 0 || width(&s) <= max {
         return s;
     }
-    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    let mut t = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > max {
+            break;
+        }
+        t.push(c);
+        w += cw;
+    }
     t.push('…');
     t
+}
+
+/// The first line of `text` of at most `max` display columns, and the rest: broken at the last
+/// space when it is in the second half of the line, else anywhere (at least one character).
+fn split_line(text: &str, max: usize) -> (&str, &str) {
+    if width(text) <= max {
+        return (text, "");
+    }
+    let (mut w, mut end) = (0, 0);
+    for (i, c) in text.char_indices() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw > max {
+            break;
+        }
+        w += cw;
+        end = i + c.len_utf8();
+    }
+    if end == 0 {
+        end = text.chars().next().map_or(text.len(), char::len_utf8);
+    }
+    // A word that ends at the limit stays whole on this line.
+    let brk = if text[end..].starts_with(' ') {
+        end
+    } else {
+        text[..end].rfind(' ').filter(|&s| s > end / 2).map_or(end, |s| s + 1)
+    };
+    (text[..brk].trim_end(), text[brk..].trim_start())
 }
 
 fn or_dash(s: String) -> String {
@@ -45,6 +137,27 @@ fn cert_cell(f: &FlowReport) -> String {
         s.push_str(" NOT-YET-VALID");
     }
     s
+}
+
+/// The FLAGS cell: the first fatal alert (`alert:unknown_ca`), then the JSON flags but
+/// `handshake_failed` and `handshake_refused` (the MTLS cell says them).
+fn flags_cell(f: &FlowReport) -> String {
+    let mut out = f
+        .tls
+        .as_ref()
+        .and_then(|t| t.fatal_alert())
+        .map(|a| format!("alert:{}", escape_str(&a.description)))
+        .unwrap_or_default();
+    for &fl in &f.flags {
+        if matches!(fl, "handshake_failed" | "handshake_refused") {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(fl);
+    }
+    out
 }
 
 fn row(f: &FlowReport) -> [String; 10] {
@@ -76,7 +189,13 @@ fn row(f: &FlowReport) -> [String; 10] {
                     None => t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
                 },
                 alpn,
-                t.mtls.to_string(),
+                if t.refused.is_some() {
+                    "refused".to_string()
+                } else if t.fatal_alert().is_some() {
+                    "failed".to_string()
+                } else {
+                    t.mtls.to_string()
+                },
             )
         }
         (None, Some(h)) => (
@@ -87,16 +206,9 @@ fn row(f: &FlowReport) -> [String; 10] {
             "plaintext".to_string(),
         ),
         (None, None) => {
-            let preview = f
-                .preview
-                .as_ref()
-                .map(|p| {
-                    let b = if p.client.as_bytes().is_empty() { &p.server } else { &p.client };
-                    format!("\"{}\"", escape_bytes(b.as_bytes()))
-                })
-                .unwrap_or_default();
+            // The first bytes go on a detail line (`bytes:`): in the cell they made rows wide.
             let plain = if f.protocol == "h2c" { "plaintext" } else { "" };
-            (f.protocol.to_string(), String::new(), preview, String::new(), plain.to_string())
+            (f.protocol.to_string(), String::new(), String::new(), String::new(), plain.to_string())
         }
     };
     let cells = [
@@ -109,7 +221,7 @@ fn row(f: &FlowReport) -> [String; 10] {
         alpn,
         cert_cell(f),
         mtls,
-        f.flags.join(","),
+        flags_cell(f),
     ];
     let mut out: [String; 10] = Default::default();
     for (i, c) in cells.into_iter().enumerate() {
@@ -118,17 +230,179 @@ fn row(f: &FlowReport) -> [String; 10] {
     out
 }
 
+/// One certificate on one line: `subject …; spiffe://…; issuer …` (empty parts left out).
+fn cert_line(c: &CertInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = c.subject.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(format!("subject {}", escape_str(s)));
+    }
+    if let Some(u) = c.san_uris.first() {
+        parts.push(escape_str(u));
+    }
+    if let Some(i) = c.issuer.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(format!("issuer {}", escape_str(i)));
+    }
+    if let Some(e) = &c.parse_error {
+        parts.push(format!("unparsed: {}", escape_str(e)));
+    }
+    if parts.is_empty() {
+        "(no names)".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// `-vv`: every certificate of a chain, a few lines each.
+fn chain_lines(v: &mut Vec<String>, role: &str, certs: &[CertInfo]) {
+    if certs.is_empty() {
+        return;
+    }
+    let n = certs.len();
+    v.push(format!("{role} certificate chain ({n} certificate{}):", if n == 1 { "" } else { "s" }));
+    for (i, c) in certs.iter().enumerate() {
+        let dash = |s: Option<&str>| s.filter(|s| !s.is_empty()).map_or("-".into(), escape_str);
+        v.push(format!("  {}. subject {}", i + 1, dash(c.subject.as_deref())));
+        v.push(format!("     issuer {}", dash(c.issuer.as_deref())));
+        let sans: Vec<String> = (c.san_dns.iter().map(|s| format!("DNS:{}", escape_str(s))))
+            .chain(c.san_ips.iter().map(|s| format!("IP:{}", escape_str(s))))
+            .chain(c.san_uris.iter().map(|s| format!("URI:{}", escape_str(s))))
+            .chain(c.san_emails.iter().map(|s| format!("email:{}", escape_str(s))))
+            .collect();
+        if !sans.is_empty() {
+            v.push(format!("     SAN {}", sans.join(", ")));
+        }
+        if c.not_before.is_some() || c.not_after.is_some() {
+            let state = if c.expired {
+                " (expired at capture time)".to_string()
+            } else if c.not_yet_valid {
+                " (not yet valid at capture time)".to_string()
+            } else {
+                c.expires_in_secs
+                    .map(|s| format!(" (expires {} after the capture)", super::mesh::human_duration(s)))
+                    .unwrap_or_default()
+            };
+            v.push(format!(
+                "     valid {} to {}{state}",
+                c.not_before.as_deref().unwrap_or("?"),
+                c.not_after.as_deref().unwrap_or("?")
+            ));
+        }
+        let mut key = Vec::new();
+        if let Some(k) = &c.public_key {
+            key.push(format!("key {}", escape_str(k)));
+        }
+        if let Some(s) = &c.serial {
+            key.push(format!("serial {s}"));
+        }
+        if !key.is_empty() {
+            v.push(format!("     {}", key.join(", ")));
+        }
+        if let Some(e) = &c.parse_error {
+            v.push(format!("     not parsed: {}", escape_str(e)));
+        }
+    }
+}
+
+/// A header block, one `> name: value` line per field.
+fn header_lines(v: &mut Vec<String>, mark: char, hs: &Headers) {
+    for (n, val) in hs.iter() {
+        v.push(format!("{mark} {}: {}", escape_bytes(n), escape_bytes(val)));
+    }
+}
+
+/// A response status line and its headers, `<`-marked.
+fn response_lines(v: &mut Vec<String>, r: &crate::classify::http::HttpResponse) {
+    let reason = escape_bytes(r.reason.as_bytes());
+    let sp = if reason.is_empty() { "" } else { " " };
+    v.push(format!("< {} {}{sp}{reason}", r.version.unwrap_or("HTTP/1.x"), r.status));
+    header_lines(v, '<', &r.headers);
+}
+
+/// `-v`: every recorded request (`>`) and response (`<`) with its headers, each request
+/// followed by its responses (interim `1xx` ones included).
+fn http_verbose(v: &mut Vec<String>, h: &HttpReport) {
+    let mut responses = h.responses.iter();
+    for q in &h.requests {
+        let version = q.version.map(|x| format!(" {x}")).unwrap_or_default();
+        v.push(format!(
+            "> {} {}{version}",
+            escape_bytes(q.method.as_bytes()),
+            escape_bytes(q.path.as_bytes())
+        ));
+        header_lines(v, '>', &q.headers);
+        for r in responses.by_ref() {
+            response_lines(v, r);
+            if r.status >= 200 || r.status == 101 {
+                break;
+            }
+        }
+    }
+    for r in responses {
+        response_lines(v, r);
+    }
+    let more = |total: u64, kept: usize, what: &str| {
+        (total > kept as u64)
+            .then(|| format!("… {} more {what} not recorded (--max-requests)", total - kept as u64))
+    };
+    v.extend(more(h.requests_total, h.requests.len(), "requests"));
+    v.extend(more(h.responses_total, h.responses.len(), "responses"));
+}
+
 /// Indented detail lines under a flow row.
-fn details(f: &FlowReport) -> Vec<String> {
+fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
     let mut v = Vec::new();
+    let verbose = opts.verbose;
     if let Some(t) = &f.tls {
-        for c in &t.client_certs {
-            let who = c.san_uris.first().cloned().or_else(|| c.subject.clone()).unwrap_or_default();
-            v.push(format!("client cert: {}", escape_str(&who)));
+        if verbose >= 1 {
+            let mut p = vec![format!("tls: {}", t.version.as_deref().unwrap_or("version not negotiated"))];
+            if let Some(c) = &t.cipher {
+                p.push(escape_str(c));
+            }
+            if !t.versions_offered.is_empty() {
+                p.push(format!("offered {}", t.versions_offered.join(", ")));
+            }
+            if let Some(s) = &t.sni {
+                p.push(format!("SNI {}", s.to_terminal()));
+            }
+            if !t.alpn_offered.is_empty() {
+                let a: Vec<String> = t.alpn_offered.iter().map(|a| a.to_terminal()).collect();
+                p.push(format!("ALPN {}", a.join(",")));
+            }
+            if let Some(s) = &t.alpn_selected {
+                p.push(format!("selected {}", s.to_terminal()));
+            }
+            if let Some(r) = t.resumption {
+                p.push(format!("resumed ({r})"));
+            }
+            v.push(p.join("; "));
+        }
+        if verbose >= 2 {
+            chain_lines(&mut v, "server", &t.server_certs);
+            chain_lines(&mut v, "client", &t.client_certs);
+        } else {
+            if verbose >= 1 {
+                if let Some(c) = t.server_certs.first() {
+                    v.push(format!("server cert: {}", cert_line(c)));
+                }
+            }
+            if let Some(c) = t.client_certs.first() {
+                v.push(format!("client cert: {}", cert_line(c)));
+            }
+        }
+        for a in t.alerts.iter().filter(|a| a.is_fatal() || a.description != "close_notify") {
+            let meaning = a.meaning().map(|m| format!(": {m}")).unwrap_or_default();
+            v.push(format!(
+                "alert from the {}: {} {}{meaning}",
+                a.from,
+                escape_str(&a.level),
+                escape_str(&a.description)
+            ));
         }
         let inferred =
             matches!(t.mtls, "unknown" | "likely" | "unlikely") || t.mtls_reason.contains("confirmed");
-        if inferred || (t.mtls == "no" && t.client_cert_requested) {
+        if t.refused.is_some() {
+            v.push(format!("handshake {}", escape_str(&t.mtls_reason)));
+        } else if inferred || (t.mtls == "no" && t.client_cert_requested) || verbose >= 1 {
             v.push(format!("mtls {}: {}", t.mtls, escape_str(&t.mtls_reason)));
         }
     }
@@ -140,23 +414,43 @@ fn details(f: &FlowReport) -> Vec<String> {
         v.push("plaintext from a client sidecar (x-envoy-* headers): its DestinationRule sets tls.mode DISABLE, or it does not originate mTLS".into());
     }
     if let Some(h) = &f.http {
-        for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
-            let status =
-                h.responses.iter().filter(|r| r.status >= 200).nth(i).map(|r| format!(" → {}", r.status));
-            v.push(format!(
-                "{} {}{} ({} headers)",
-                r.method.to_terminal(),
-                cut(r.path.to_terminal(), 80),
-                status.unwrap_or_default(),
-                r.headers.len()
-            ));
-        }
-        if h.requests_total > MAX_DETAIL_REQUESTS as u64 {
-            v.push(format!("… {} more requests", h.requests_total - MAX_DETAIL_REQUESTS as u64));
+        if verbose >= 1 {
+            http_verbose(&mut v, h);
+        } else {
+            for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
+                let status =
+                    h.responses.iter().filter(|r| r.status >= 200).nth(i).map(|r| format!(" → {}", r.status));
+                v.push(format!(
+                    "{} {}{} ({} headers)",
+                    r.method.to_terminal(),
+                    cut(r.path.to_terminal(), 80),
+                    status.unwrap_or_default(),
+                    r.headers.len()
+                ));
+            }
+            if h.requests_total > MAX_DETAIL_REQUESTS as u64 {
+                v.push(format!("… {} more requests", h.requests_total - MAX_DETAIL_REQUESTS as u64));
+            }
         }
     }
-    for w in f.warnings.iter().take(3) {
+    if let Some(p) = &f.preview {
+        let (c, s) = (p.client.as_bytes(), p.server.as_bytes());
+        if !c.is_empty() {
+            v.push(format!("bytes: \"{}\"", escape_bytes(c)));
+        }
+        if !s.is_empty() && (c.is_empty() || verbose >= 1) {
+            v.push(format!("server bytes: \"{}\"", escape_bytes(s)));
+        }
+    }
+    if verbose >= 1 && !f.flags.is_empty() {
+        v.push(format!("flags: {}", f.flags.join(",")));
+    }
+    let shown = if verbose >= 1 { f.warnings.len() } else { MAX_DETAIL_WARNINGS };
+    for w in f.warnings.iter().take(shown) {
         v.push(format!("warning: {}", escape_str(w)));
+    }
+    if f.warnings.len() > shown {
+        v.push(format!("… {} more warnings (-v or --json lists them)", f.warnings.len() - shown));
     }
     v
 }
@@ -220,8 +514,8 @@ pub struct Row {
 }
 
 /// Renders one flow.
-pub fn render(f: &FlowReport) -> Row {
-    Row { id: f.id, cells: row(f), details: details(f) }
+pub fn render(f: &FlowReport, opts: TableOptions) -> Row {
+    Row { id: f.id, cells: row(f), details: details(f, opts) }
 }
 
 /// Rows kept before they are printed: column widths are measured on the first this many rows
@@ -230,14 +524,109 @@ pub fn render(f: &FlowReport) -> Row {
 pub const TABLE_BATCH: usize = 10_000;
 
 /// The rendered rows of the table, printed in batches (see [`TABLE_BATCH`]).
-#[derive(Default)]
 pub struct Rows {
     rows: Vec<Row>,
     /// Widths, fixed once the first batch is printed.
-    width: Option<[usize; 10]>,
+    layout: Option<Layout>,
+    opts: TableOptions,
+}
+
+/// Column widths (0: the column is left out) and the gap between columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    widths: [usize; 10],
+    gap: usize,
+}
+
+impl Layout {
+    /// Display columns of a full row.
+    fn line(&self) -> usize {
+        let shown = self.widths.iter().filter(|&&w| w > 0).count();
+        self.widths.iter().sum::<usize>() + self.gap * shown.saturating_sub(1)
+    }
+}
+
+/// A step towards a row that fits.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Shrink a column down to this width (never below its header's).
+    Shrink(usize, usize),
+    /// One space between columns instead of two.
+    NarrowGap,
+    /// Leave a column out (its values stay in `-v` detail lines and the JSON).
+    Hide(usize),
+}
+
+/// The steps, in order, while rows are too wide. What tells the story is kept longest: the
+/// SNI/HOST and FLAGS (alerts, mismatches) before the certificate name, and that before the
+/// ALPN list (also on the Istio detail line and with `-v`).
+const FIT_STEPS: [Step; 16] = [
+    Step::Shrink(6, 10),
+    Step::Shrink(7, 22),
+    Step::Shrink(6, 6),
+    Step::Shrink(7, 14),
+    Step::Hide(6),
+    Step::NarrowGap,
+    Step::Shrink(7, 10),
+    Step::Shrink(9, 24),
+    Step::Shrink(5, 24),
+    Step::Hide(7),
+    Step::Shrink(9, 14),
+    Step::Shrink(5, 16),
+    Step::Shrink(5, 12),
+    Step::Shrink(9, 8),
+    Step::Shrink(5, 8),
+    Step::Shrink(9, 5),
+];
+
+/// Column widths that fit `total` display columns ([`FIT_STEPS`]; room left by a step that
+/// freed more than needed goes back to the SNI/HOST, then FLAGS, then CERT, then to a column
+/// left out). When even the last step is not enough, rows are cut at `total`.
+fn fit(natural: [usize; 10], total: usize) -> Layout {
+    let mut l = Layout { widths: natural, gap: GAP };
+    for step in FIT_STEPS {
+        let over = l.line().saturating_sub(total);
+        if over == 0 {
+            break;
+        }
+        match step {
+            Step::Shrink(col, min) => {
+                let floor = min.max(COLUMNS[col].len()).min(natural[col]);
+                l.widths[col] = l.widths[col].saturating_sub(over).max(floor).min(l.widths[col]);
+            }
+            Step::NarrowGap => l.gap = 1,
+            Step::Hide(col) => l.widths[col] = 0,
+        }
+    }
+    for col in [5, 9, 7] {
+        let room = total.saturating_sub(l.line());
+        if l.widths[col] > 0 {
+            l.widths[col] = natural[col].min(l.widths[col] + room);
+        }
+    }
+    // A column left out comes back when what a step freed leaves room for a useful part of it.
+    for (col, useful) in [(7, 8), (6, 6)] {
+        let room = total.saturating_sub(l.line() + l.gap);
+        if l.widths[col] == 0 && natural[col] > 0 && room >= useful.min(natural[col]).max(COLUMNS[col].len())
+        {
+            l.widths[col] = natural[col].min(room);
+        }
+    }
+    l
 }
 
 impl Rows {
+    /// An empty table drawn with `opts`.
+    pub fn new(opts: TableOptions) -> Rows {
+        let width = opts.width.map(|w| w.max(MIN_WIDTH));
+        Rows { rows: Vec::new(), layout: None, opts: TableOptions { width, ..opts } }
+    }
+
+    /// How rows are drawn (workers render with it).
+    pub fn options(&self) -> TableOptions {
+        self.opts
+    }
+
     /// Adds a row; prints a batch when full.
     pub fn push(&mut self, out: &mut dyn Write, r: Row) -> io::Result<()> {
         self.rows.push(r);
@@ -250,33 +639,33 @@ impl Rows {
     /// Prints the rows held, sorted by id (first packet), with the header before the first.
     fn print(&mut self, out: &mut dyn Write) -> io::Result<()> {
         self.rows.sort_unstable_by_key(|r| r.id);
-        let width = match self.width {
-            Some(w) => w,
+        let limit = self.opts.width;
+        let layout = match self.layout {
+            Some(l) => l,
             None => {
-                let mut w = COLUMNS.map(|c| c.chars().count());
+                let mut w = COLUMNS.map(str::len);
                 for r in &self.rows {
                     for (i, c) in r.cells.iter().enumerate() {
-                        w[i] = w[i].max(c.chars().count());
+                        w[i] = w[i].max(width(c));
                     }
                 }
+                let l = match limit {
+                    Some(total) => fit(w, total),
+                    None => Layout { widths: w, gap: GAP },
+                };
                 if !self.rows.is_empty() {
-                    write_line(out, &mut String::new(), &COLUMNS.map(String::from), &w)?;
-                    self.width = Some(w);
+                    write_line(out, &mut String::new(), &COLUMNS.map(String::from), l, limit)?;
+                    self.layout = Some(l);
                 }
-                w
+                l
             }
         };
         let mut l = String::new();
+        let indent = layout.widths[0] + layout.gap;
         for r in self.rows.drain(..) {
-            write_line(out, &mut l, &r.cells, &width)?;
+            write_line(out, &mut l, &r.cells, layout, limit)?;
             for d in &r.details {
-                // Written as bytes, not through `write!`: its formatting machinery was a third
-                // of the printing thread's time on a large capture.
-                l.clear();
-                l.extend(std::iter::repeat_n(' ', width[0] + 2));
-                l.push_str(d);
-                l.push('\n');
-                out.write_all(l.as_bytes())?;
+                write_detail(out, &mut l, indent, d, limit)?;
             }
         }
         Ok(())
@@ -290,16 +679,105 @@ impl Rows {
     }
 }
 
-/// One row, its cells padded to `width`, built in `l`.
-fn write_line(out: &mut dyn Write, l: &mut String, cells: &[String], width: &[usize; 10]) -> io::Result<()> {
+/// One detail line indented by `indent`; with a width `limit`, wrapped, continuations indented
+/// two more columns.
+fn write_detail(
+    out: &mut dyn Write,
+    l: &mut String,
+    indent: usize,
+    d: &str,
+    limit: Option<usize>,
+) -> io::Result<()> {
+    // Written as bytes, not through `write!`: its formatting machinery was a third of the
+    // printing thread's time on a large capture.
     l.clear();
+    match limit {
+        None => {
+            l.extend(std::iter::repeat_n(' ', indent));
+            l.push_str(d);
+            l.push('\n');
+        }
+        Some(total) => {
+            // Indents give way on a very narrow screen rather than push lines past it.
+            let indent = indent.min(total / 4);
+            let (mut rest, mut ind) = (d, indent);
+            loop {
+                let (head, tail) = split_line(rest, total.saturating_sub(ind).max(1));
+                l.extend(std::iter::repeat_n(' ', ind));
+                l.push_str(head);
+                l.push('\n');
+                if tail.is_empty() {
+                    break;
+                }
+                (rest, ind) = (tail, (indent + 2).min(total / 4 + 2));
+            }
+        }
+    }
+    out.write_all(l.as_bytes())
+}
+
+/// A CERT cell cut to `max` display columns, keeping what says the most: the end of a SPIFFE
+/// URI (`…default/sa/ratings`), the start of a subject, and the ` EXPIRED` / ` NOT-YET-VALID`
+/// mark.
+fn cut_cert(s: String, max: usize) -> String {
+    if width(&s) <= max {
+        return s;
+    }
+    let mark = [" EXPIRED", " NOT-YET-VALID"].into_iter().find(|m| s.ends_with(m)).unwrap_or("");
+    let body = &s[..s.len() - mark.len()];
+    let room = max.saturating_sub(mark.len());
+    if room < 4 {
+        return cut(s, max);
+    }
+    let body = if body.starts_with("spiffe://") {
+        let mut tail: Vec<char> = Vec::new();
+        let mut w = 1;
+        for c in body.chars().rev() {
+            let cw = c.width().unwrap_or(0);
+            if w + cw > room {
+                break;
+            }
+            tail.push(c);
+            w += cw;
+        }
+        std::iter::once('…').chain(tail.into_iter().rev()).collect()
+    } else {
+        cut(body.to_string(), room)
+    };
+    format!("{body}{mark}")
+}
+
+/// One row, its cells cut and padded to the layout, built in `l`; cut at `limit` when given.
+fn write_line(
+    out: &mut dyn Write,
+    l: &mut String,
+    cells: &[String],
+    layout: Layout,
+    limit: Option<usize>,
+) -> io::Result<()> {
+    l.clear();
+    let last = layout.widths.iter().rposition(|&w| w > 0).unwrap_or(0);
     for (i, c) in cells.iter().enumerate() {
-        l.push_str(c);
-        if i + 1 < cells.len() {
-            l.extend(std::iter::repeat_n(' ', width[i].saturating_sub(c.chars().count()) + 2));
+        let w = layout.widths[i];
+        if w == 0 {
+            continue;
+        }
+        // Copied only when a width limit may cut it.
+        let c: std::borrow::Cow<'_, str> = match limit {
+            Some(_) if width(c) <= w => c.into(),
+            Some(_) if i == 7 => cut_cert(c.clone(), w).into(),
+            Some(_) if SHRINKABLE.contains(&i) => cut(c.clone(), w).into(),
+            _ => c.into(),
+        };
+        l.push_str(&c);
+        if i < last {
+            l.extend(std::iter::repeat_n(' ', w.saturating_sub(width(&c)) + layout.gap));
         }
     }
     l.truncate(l.trim_end().len());
+    if let Some(total) = limit {
+        *l = cut(std::mem::take(l), total);
+    }
     l.push('\n');
     out.write_all(l.as_bytes())
 }
@@ -309,30 +787,37 @@ fn write_line(out: &mut dyn Write, l: &mut String, cells: &[String], width: &[us
 const LIVE_WIDTH: [usize; 10] = [4, 22, 22, 7, 9, 52, 26, 46, 9, 0];
 
 /// Writes the header of the live table.
-pub fn write_live_header(out: &mut dyn Write) -> io::Result<()> {
+pub fn write_live_header(out: &mut dyn Write, opts: TableOptions) -> io::Result<()> {
     let cells = COLUMNS.map(String::from);
-    write_live_line(out, "EVENT", &cells)
+    write_live_line(out, "EVENT", &cells, opts)
 }
 
-fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String]) -> io::Result<()> {
+fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String], opts: TableOptions) -> io::Result<()> {
     let mut l = format!("{event:<10} ");
     for (i, c) in cells.iter().enumerate() {
         let c = cut(c.clone(), LIVE_WIDTH[i]);
         l.push_str(&c);
         if LIVE_WIDTH[i] > 0 {
-            l.extend(std::iter::repeat_n(' ', LIVE_WIDTH[i].saturating_sub(c.chars().count()) + 1));
+            l.extend(std::iter::repeat_n(' ', LIVE_WIDTH[i].saturating_sub(width(&c)) + 1));
         }
     }
-    writeln!(out, "{}", l.trim_end())
+    let l = cut(l.trim_end().to_string(), opts.width.unwrap_or(0));
+    writeln!(out, "{l}")
 }
 
 /// Writes one live row (`classified` or `ended`) and, for ended flows, its detail lines.
-pub fn write_live_row(out: &mut dyn Write, event: &str, f: &FlowReport) -> io::Result<()> {
-    let r = render(f);
-    write_live_line(out, event, &r.cells)?;
+pub fn write_live_row(
+    out: &mut dyn Write,
+    event: &str,
+    f: &FlowReport,
+    opts: TableOptions,
+) -> io::Result<()> {
+    let r = render(f, opts);
+    write_live_line(out, event, &r.cells, opts)?;
     if event == "ended" {
+        let mut l = String::new();
         for d in &r.details {
-            writeln!(out, "{:16}{d}", "")?;
+            write_detail(out, &mut l, 16, d, opts.width)?;
         }
     }
     Ok(())
@@ -342,37 +827,40 @@ pub fn write_live_row(out: &mut dyn Write, event: &str, f: &FlowReport) -> io::R
 pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    write!(out, "{} flows", s.flows)?;
+    write!(out, "{}", flows(s.flows))?;
     if !protos.is_empty() {
         write!(out, ": {}", protos.join(", "))?;
     }
     if !mtls.is_empty() {
         write!(out, " (TLS mTLS verdicts: {})", mtls.join(", "))?;
     }
-    writeln!(out, "; {} packets, {} bytes", s.packets, s.bytes)?;
+    writeln!(out, "; {}, {}", plural(s.packets, "packet"), plural(s.bytes, "byte"))?;
     if !s.non_tcp.is_empty() {
         let n: Vec<String> = s.non_tcp.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(out, "not TCP: {}", n.join(", "))?;
     }
     if !s.skipped_link_types.is_empty() {
-        let n: Vec<String> = s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {v} packets")).collect();
+        let n: Vec<String> =
+            s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {}", plural(*v, "packet"))).collect();
         writeln!(out, "skipped {}", n.join(", "))?;
     }
     if let Some(c) = &s.capture_stats {
         writeln!(
             out,
-            "capture: {} packets received by filter, {} dropped by kernel, {} dropped by interface",
-            c.received, c.dropped, c.if_dropped
+            "capture: {} received by filter, {} dropped by kernel, {} dropped by interface",
+            plural(c.received, "packet"),
+            c.dropped,
+            c.if_dropped
         )?;
     }
     if s.evicted_flows > 0 {
-        writeln!(out, "{} flows evicted (flow table full; see --max-flows)", s.evicted_flows)?;
+        writeln!(out, "{} evicted (flow table full; see --max-flows)", flows(s.evicted_flows))?;
     }
     if s.cert_warnings > 0 {
         writeln!(
             out,
-            "{} flows with certificate warnings (expired, not yet valid, or within --cert-warn)",
-            s.cert_warnings
+            "{} with certificate warnings (expired, not yet valid, or within --cert-warn)",
+            flows(s.cert_warnings)
         )?;
     }
     write_servers(out, "servers", &s.servers, s.servers_not_listed, false)?;
@@ -454,10 +942,15 @@ const MAX_PRINTED_VIOLATIONS: usize = 20;
 
 /// `1 flow`, `3 flows`.
 fn flows(n: u64) -> String {
+    plural(n, "flow")
+}
+
+/// `1 packet`, `0 packets`, `3 packets`.
+fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
-        "1 flow".into()
+        format!("1 {noun}")
     } else {
-        format!("{n} flows")
+        format!("{n} {noun}s")
     }
 }
 
@@ -489,4 +982,85 @@ pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
         writeln!(out, "  … {} more (--json lists up to 1,000)", e.failed as usize - MAX_PRINTED_VIOLATIONS)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_count_display_columns() {
+        assert_eq!(cut("abcdef".into(), 0), "abcdef");
+        assert_eq!(cut("abcdef".into(), 6), "abcdef");
+        assert_eq!(cut("abcdef".into(), 4), "abc…");
+        // Wide characters take two columns; one that does not fit whole is left out.
+        assert_eq!(cut("日本語です".into(), 6), "日本…");
+        assert_eq!(width(&cut("日本語です".into(), 6)), 5);
+        assert_eq!(cut_cert("spiffe://cluster.local/ns/default/sa/ratings".into(), 16), "…ault/sa/ratings");
+        assert_eq!(cut_cert("spiffe://cluster.local/ns/default/sa/ratings".into(), 12), "…/sa/ratings");
+        assert_eq!(cut_cert("CN=expired.example.test,O=Example Test EXPIRED".into(), 16), "CN=expi… EXPIRED");
+        // No room for the body beside the mark: a plain cut.
+        assert_eq!(cut_cert("CN=a.test NOT-YET-VALID".into(), 16), "CN=a.test NOT-Y…");
+        assert_eq!(cut_cert("CN=a.test".into(), 20), "CN=a.test");
+    }
+
+    #[test]
+    fn lines_split_at_a_late_space_or_anywhere() {
+        assert_eq!(split_line("short", 10), ("short", ""));
+        assert_eq!(split_line("aaaa bbbb cccc", 10), ("aaaa bbbb", "cccc"));
+        // A space in the first half is not worth a short line.
+        assert_eq!(split_line("a bbbbbbbbbbbb", 10), ("a bbbbbbbb", "bbbb"));
+        assert_eq!(split_line("日本語", 3), ("日", "本語"));
+        assert_eq!(split_line("日本語", 1), ("日", "本語"));
+    }
+
+    #[test]
+    fn detail_lines_wrap_within_the_width() {
+        let mut out = Vec::new();
+        let text = "warning: SNI web.example.test is not covered by the server certificate (it covers: api.example.test)";
+        write_detail(&mut out, &mut String::new(), 4, text, Some(40)).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "    warning: SNI web.example.test is not\n      covered by the server certificate\n      (it covers: api.example.test)\n"
+        );
+        let mut out = Vec::new();
+        write_detail(&mut out, &mut String::new(), 4, text, None).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("    {text}\n"));
+    }
+
+    /// (natural widths, total) -> widths (0: left out), gap.
+    #[test]
+    fn columns_shrink_then_narrow_gaps_then_leave_out_alpn_and_cert() {
+        // ID CLIENT SERVER PROTO VERSION SNI ALPN CERT MTLS FLAGS
+        let natural = [2, 15, 14, 5, 7, 20, 40, 44, 4, 13];
+        let cases: &[(usize, [usize; 10], usize)] = &[
+            (250, natural, 2),
+            (120, [2, 15, 14, 5, 7, 20, 6, 16, 4, 13], 2),
+            (100, [2, 15, 14, 5, 7, 20, 0, 12, 4, 13], 1),
+            // CERT left out one column short, then back with what that freed.
+            (97, [2, 15, 14, 5, 7, 20, 0, 9, 4, 13], 1),
+            (90, [2, 15, 14, 5, 7, 20, 0, 0, 4, 13], 1),
+            (80, [2, 15, 14, 5, 7, 13, 0, 0, 4, 13], 1),
+            // Too narrow for anything: the floors (headers), and rows are cut.
+            (40, [2, 15, 14, 5, 7, 8, 0, 0, 4, 5], 1),
+        ];
+        for &(total, widths, gap) in cases {
+            let l = fit(natural, total);
+            assert_eq!((l.widths, l.gap), (widths, gap), "{total}");
+            assert!(l.line() <= total || total == 40, "{total}: {}", l.line());
+        }
+        // Narrow columns keep their width; the room goes to the others.
+        let l = fit([2, 15, 14, 5, 7, 8, 4, 60, 4, 5], 100);
+        assert_eq!(l.widths, [2, 15, 14, 5, 7, 8, 4, 18, 4, 5]);
+        assert_eq!(l.line(), 100);
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(flows(1), "1 flow");
+        assert_eq!(flows(0), "0 flows");
+        assert_eq!(plural(1, "packet"), "1 packet");
+        assert_eq!(plural(2, "byte"), "2 bytes");
+    }
 }

@@ -17,9 +17,16 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs tlspeek with `args`.
+/// Runs tlspeek with `args` (without `COLUMNS`: the table is not fitted to a width).
 pub fn tlspeek(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlspeek")).args(args).output().expect("run tlspeek");
+    tlspeek_env(args, &[])
+}
+
+/// Runs tlspeek with `args` and these environment variables (`COLUMNS` removed unless given).
+pub fn tlspeek_env(args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlspeek"));
+    cmd.args(args).env_remove("COLUMNS").envs(vars.iter().copied());
+    let out = cmd.output().expect("run tlspeek");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
