@@ -67,3 +67,47 @@ fn tls_recorded_with_snaplen_96_is_tls_cut_short() {
     let versions: Vec<&str> = full.flows.iter().map(|f| f["tls"]["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["TLS 1.2", "TLS 1.3"]);
 }
+
+#[test]
+fn failed_and_refused_handshakes_are_counted_as_failures_not_missed_handshakes() {
+    let j = json("tls-alerts.pcap", &["--expect", "mtls"]);
+    let s = &j.summary["servers"][0];
+    assert_eq!(
+        [&s["flows"], &s["tls_failed"], &s["mtls"], &s["tls_no_client_cert"], &s["tls_unverified"]]
+            .map(|v| v.as_u64()),
+        [Some(7), Some(7), Some(0), Some(0), Some(0)]
+    );
+    assert_eq!(
+        s["reading"],
+        "all 7 TLS handshakes failed (first: certificate_expired alert from the client)"
+    );
+    let reasons: Vec<&str> = j.summary["expectations"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "TLS handshake failed: certificate_expired alert from the client",
+            "TLS handshake failed: unknown_ca alert from the client",
+            "TLS handshake failed: unknown_ca alert from the server",
+            "TLS handshake failed: handshake_failure alert from the server",
+            "TLS handshake failed: refused by the server: protocol_version alert",
+            "TLS handshake failed: refused by the server: handshake_failure alert",
+            "TLS handshake failed: bad_certificate alert from the client",
+        ]
+    );
+    assert_eq!(j.run.code, 1);
+    let r = json("tls-reset-after-hello.pcap", &[]);
+    let readings: Vec<&str> =
+        r.summary["servers"].as_array().unwrap().iter().map(|s| s["reading"].as_str().unwrap()).collect();
+    assert_eq!(
+        readings,
+        [
+            "TLS handshake failed (refused by the server: reset after the ClientHello)",
+            "TLS handshake failed (refused by the server, then a decode_error alert from the client)"
+        ]
+    );
+}

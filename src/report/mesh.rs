@@ -227,6 +227,8 @@ pub enum FlowClass {
     TlsNoClientCert,
     /// TLS whose client authentication could not be seen (`unknown`).
     TlsUnverified,
+    /// A TLS handshake refused by the server or ended by a fatal alert: no connection.
+    TlsFailed,
     /// Plaintext HTTP or h2c that was answered or not refused.
     Plaintext,
     /// Plaintext HTTP request(s), no response, reset by the server.
@@ -239,6 +241,9 @@ pub enum FlowClass {
 
 /// Classifies a finished flow.
 pub fn classify(f: &FlowReport) -> FlowClass {
+    if f.flags.iter().any(|&g| g == "handshake_failed" || g == "handshake_refused") {
+        return FlowClass::TlsFailed;
+    }
     if let Some(t) = &f.tls {
         return match t.mtls {
             "yes" | "likely" => FlowClass::Mtls,
@@ -291,6 +296,10 @@ pub struct ServerVerdict {
     pub tls_no_client_cert: u64,
     /// TLS whose client authentication was not seen (unknown).
     pub tls_unverified: u64,
+    /// TLS handshakes refused by the server or ended by a fatal alert.
+    pub tls_failed: u64,
+    /// The first such failure, e.g. `unknown_ca alert from the server`.
+    pub tls_failure: Option<String>,
     /// Plaintext HTTP / h2c.
     pub plaintext: u64,
     /// Plaintext HTTP requests reset by the server without an answer.
@@ -316,6 +325,7 @@ impl ServerVerdict {
             FlowClass::Mtls => self.mtls += 1,
             FlowClass::TlsNoClientCert => self.tls_no_client_cert += 1,
             FlowClass::TlsUnverified => self.tls_unverified += 1,
+            FlowClass::TlsFailed => self.tls_failed += 1,
             FlowClass::Plaintext => self.plaintext += 1,
             FlowClass::PlaintextRefused => self.plaintext_refused += 1,
             FlowClass::Other => self.other += 1,
@@ -348,6 +358,14 @@ impl ServerVerdict {
                 (true, true, false, _) => "mixed mutual TLS and TLS without client certificates".into(),
                 (_, true, true, _) | (_, true, false, true) => "mixed plaintext and TLS without client certificates".into(),
                 (false, false, false, false) if unverified > 0 => "TLS; client certificates not seen (handshakes missed or resumed)".into(),
+                (false, false, false, false) if self.tls_failed == 1 => {
+                    format!("TLS handshake failed ({})", self.tls_failure.as_deref().unwrap_or("refused"))
+                }
+                (false, false, false, false) if self.tls_failed > 0 => format!(
+                    "all {} TLS handshakes failed (first: {})",
+                    self.tls_failed,
+                    self.tls_failure.as_deref().unwrap_or("refused")
+                ),
                 _ if self.other > 0 => "neither TLS nor HTTP".into(),
                 _ => "no payload (connection attempts only)".into(),
             }
@@ -368,6 +386,10 @@ impl ServerVerdict {
         }
         if unverified > 0 && (m || n || p || r) {
             out.push_str(&format!("; {unverified} TLS flows unverified"));
+        }
+        if self.tls_failed > 0 && (m || n || p || r || unverified > 0) {
+            let failure = self.tls_failure.as_deref().unwrap_or("refused");
+            out.push_str(&format!("; {} TLS handshakes failed (first: {failure})", self.tls_failed));
         }
         if self.legs > 0 {
             let s = if self.legs == 1 { "" } else { "s" };
@@ -421,6 +443,23 @@ pub struct MeshBook {
     expect: Expectations,
 }
 
+/// How a TLS handshake failed, for readings: `unknown_ca alert from the server`.
+fn failure_text(f: &FlowReport) -> String {
+    let alert = f.tls.as_ref().and_then(|t| t.fatal_alert());
+    let refused = f.flags.contains(&"handshake_refused");
+    match alert {
+        Some(a) if refused && a.from == "server" => {
+            crate::sanitize::escape_str(&format!("refused by the server: {} alert", a.description))
+        }
+        Some(a) if refused => crate::sanitize::escape_str(&format!(
+            "refused by the server, then a {} alert from the client",
+            a.description
+        )),
+        Some(a) => crate::sanitize::escape_str(&format!("{} alert from the {}", a.description, a.from)),
+        None => "refused by the server: reset after the ClientHello".to_string(),
+    }
+}
+
 /// First request line of a plaintext flow, for messages.
 fn first_request(f: &FlowReport) -> String {
     f.http
@@ -464,6 +503,9 @@ impl MeshBook {
             }
             Some(v) => {
                 v.add(class);
+                if class == FlowClass::TlsFailed && v.tls_failure.is_none() {
+                    v.tls_failure = Some(failure_text(f));
+                }
                 v.mtls_inferred += u64::from(class == FlowClass::Mtls && inferred);
                 v.plaintext_from_sidecar += u64::from(sidecar);
                 if v.service.is_none() {
@@ -522,6 +564,9 @@ impl MeshBook {
                         .unwrap_or_default();
                     Some(format!("TLS without a client certificate ({t})"))
                 }
+                // No traffic passed, but connections that cannot be made are what a mesh
+                // mismatch looks like (a foreign root: unknown_ca): reported, not hidden.
+                FlowClass::TlsFailed => Some(format!("TLS handshake failed: {}", failure_text(f))),
                 FlowClass::Plaintext => Some(format!("plaintext {}{}", f.protocol, first_request(f))),
                 FlowClass::PlaintextRefused => Some(format!(
                     "plaintext {}{}, refused by the server (reset)",

@@ -901,7 +901,7 @@ fn write_servers(
                 v.mtls.to_string(),
                 v.tls_no_client_cert.to_string(),
                 v.plaintext.to_string(),
-                v.plaintext_refused.to_string(),
+                (v.plaintext_refused + v.tls_failed).to_string(),
                 v.legs.to_string(),
                 v.reading.clone(),
             ]
