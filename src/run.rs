@@ -297,12 +297,12 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             out
         }
         Sink::Count(Format::Table) => {
-            table::write_summary(out, &summary)?;
+            table::write_summary(out, &summary, cfg.table.width)?;
             out
         }
         Sink::LiveTable(out, ..) => {
             writeln!(out)?;
-            table::write_summary(out, &summary)?;
+            table::write_summary(out, &summary, cfg.table.width)?;
             out
         }
     };
@@ -348,7 +348,7 @@ fn write_json_summary<'a>(
 ) -> io::Result<&'a mut dyn Write> {
     json::write_summary(out, summary)?;
     if !cfg.quiet {
-        table::write_expectations(diag, summary)?;
+        table::write_expectations(diag, summary, None)?;
     }
     Ok(out)
 }

@@ -675,7 +675,7 @@ impl Rows {
     pub fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
         self.print(out)?;
         writeln!(out)?;
-        write_summary(out, s)
+        write_summary(out, s, self.opts.width)
     }
 }
 
@@ -824,7 +824,10 @@ pub fn write_live_row(
 }
 
 /// Writes the plain-text summary.
-pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+/// Writes the totals, the per-server and per-service readings and the expectations; with a
+/// width `limit`, the readings and the listed violations wrap within it.
+pub fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
+    let limit = limit.map(|w| w.max(MIN_WIDTH));
     let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{k} {v}")).collect();
     write!(out, "{}", flows(s.flows))?;
@@ -863,10 +866,10 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
             flows(s.cert_warnings)
         )?;
     }
-    write_servers(out, "servers", &s.servers, s.servers_not_listed, false)?;
-    write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true)?;
+    write_servers(out, "servers", &s.servers, s.servers_not_listed, false, limit)?;
+    write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true, limit)?;
     // Errors are not repeated here: each was written once, on stderr, when it happened.
-    write_expectations(out, s)
+    write_expectations(out, s, limit)
 }
 
 /// Servers listed in the table summary; `--json` lists them all.
@@ -879,6 +882,7 @@ fn write_servers(
     list: &[super::mesh::ServerVerdict],
     not_listed: u64,
     services: bool,
+    limit: Option<usize>,
 ) -> io::Result<()> {
     if list.is_empty() {
         return Ok(());
@@ -907,24 +911,49 @@ fn write_servers(
             ]
         })
         .collect();
-    let mut width = head.map(|h| h.len());
+    let mut widths = head.map(|h| h.len());
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+            widths[i] = widths[i].max(c.chars().count());
         }
     }
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         let mut l = String::from("  ");
-        for (i, c) in cells.iter().enumerate() {
+        let last = cells.len() - 1;
+        for (i, c) in cells[..last].iter().enumerate() {
             if services && (i == 1 || i == 7) {
                 continue;
             }
             l.push_str(c);
-            if i + 1 < cells.len() {
-                l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+            l.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+        }
+        // The reading wraps under itself when a width limit would cut it (or, with too little
+        // room beside the counts, on lines of its own).
+        let start = l.chars().count();
+        match limit {
+            Some(total) if start + width(&cells[last]) > total => {
+                let (indent, first_room) = if total.saturating_sub(start) >= 24 {
+                    (start, total - start)
+                } else {
+                    writeln!(out, "{}", l.trim_end())?;
+                    l = " ".repeat(4);
+                    (4, total.saturating_sub(4).max(1))
+                };
+                let (head, mut rest) = split_line(&cells[last], first_room);
+                l.push_str(head);
+                writeln!(out, "{}", l.trim_end())?;
+                while !rest.is_empty() {
+                    let (head, tail) = split_line(rest, total.saturating_sub(indent).max(1));
+                    writeln!(out, "{}{}", " ".repeat(indent), head.trim_start())?;
+                    rest = tail;
+                }
+                Ok(())
+            }
+            _ => {
+                l.push_str(&cells[last]);
+                writeln!(out, "{}", l.trim_end())
             }
         }
-        writeln!(out, "{}", l.trim_end())
     };
     line(out, &head.map(String::from))?;
     for r in &rows {
@@ -955,7 +984,7 @@ fn plural(n: u64, noun: &str) -> String {
 }
 
 /// Writes the outcome of `--expect mtls` / `--fail-on-plaintext`, if either was given.
-pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+pub fn write_expectations(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
     let Some(e) = &s.expectations else { return Ok(()) };
     let mut what = Vec::new();
     if e.expect.is_some() {
@@ -976,7 +1005,8 @@ pub fn write_expectations(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     }
     writeln!(out, "\n{what}: FAILED, {} of {} checked{unverified}:", e.failed, flows(e.checked))?;
     for v in e.violations.iter().take(MAX_PRINTED_VIOLATIONS) {
-        writeln!(out, "  flow {} {} -> {}: {}", v.id, v.client, v.server, v.reason)?;
+        let text = format!("flow {} {} -> {}: {}", v.id, v.client, v.server, v.reason);
+        write_detail(out, &mut String::new(), 2, &text, limit)?;
     }
     if e.failed as usize > MAX_PRINTED_VIOLATIONS {
         writeln!(out, "  … {} more (--json lists up to 1,000)", e.failed as usize - MAX_PRINTED_VIOLATIONS)?;
