@@ -418,7 +418,7 @@ fn every_documented_key_is_present_in_every_object() {
         "warnings",
         "bytes",
     ];
-    const TLS: [&str; 17] = [
+    const TLS: [&str; 21] = [
         "version",
         "legacy_version",
         "versions_offered",
@@ -436,6 +436,10 @@ fn every_documented_key_is_present_in_every_object() {
         "mtls",
         "mtls_reason",
         "sslv2_client_hello",
+        "ja4",
+        "ja4_r",
+        "ja3",
+        "ja3_full",
     ];
     const CERT: [&str; 14] = [
         "expires_in_secs",

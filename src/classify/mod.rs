@@ -10,6 +10,7 @@
 //! until close...), the flow layer stops buffering it.
 
 pub mod cert;
+pub mod fingerprint;
 pub mod http;
 pub mod istio;
 pub mod text;

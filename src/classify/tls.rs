@@ -20,6 +20,7 @@
 //! handful of fields. tls-parser provides the cipher-suite names.
 
 use super::cert::{parse_cert, CertInfo};
+use super::fingerprint::{self, is_grease, ExtTypes, Fingerprints, HelloFacts, U16List};
 use crate::sanitize::WireBytes;
 use crate::wire::{Feed, Probe, Side, Timestamp};
 use serde::Serialize;
@@ -177,9 +178,23 @@ pub struct TlsReport {
     /// certificate): a reset then refuses it ([`TlsReport::refuse`]).
     #[serde(skip)]
     pub awaiting_server: bool,
+    /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
+    /// well-formed TLS ClientHello (SSLv2-format hellos have none).
+    pub ja4: Option<String>,
+    /// JA4 raw form (the lists before hashing).
+    pub ja4_r: Option<String>,
+    /// JA3 (MD5 of `ja3_full`).
+    pub ja3: Option<String>,
+    /// JA3 string before hashing.
+    pub ja3_full: Option<String>,
 }
 
 impl TlsReport {
+    fn set_fingerprints(&mut self, fp: Fingerprints) {
+        let Fingerprints { ja4, ja4_r, ja3, ja3_full } = fp;
+        (self.ja4, self.ja4_r, self.ja3, self.ja3_full) = (Some(ja4), Some(ja4_r), Some(ja3), Some(ja3_full));
+    }
+
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
     /// says why.
     pub fn refuse(&mut self, r: Refusal) {
@@ -305,6 +320,8 @@ struct ClientHello {
     /// early_data extension (RFC 8446 §4.2.10): 0-RTT data may follow the ClientHello.
     early_data: bool,
     sslv2: bool,
+    /// JA3/JA4, computed once when the hello is parsed (its bytes are not kept).
+    fp: Option<Fingerprints>,
 }
 
 #[derive(Default)]
@@ -558,11 +575,6 @@ pub fn version_name(v: u16) -> Cow<'static, str> {
     }
 }
 
-/// RFC 8701 GREASE values (0x?a?a).
-fn is_grease(v: u16) -> bool {
-    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
-}
-
 fn is_tls13(v: u16) -> bool {
     v == 0x0304 || v >> 8 == 0x7f
 }
@@ -680,12 +692,32 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
     r.bytes(32)?;
     ch.session_id = r.vec8()?.to_vec();
-    r.vec16()?; // cipher suites
+    let ciphers = r.vec16()?;
     r.vec8()?; // compression methods
-    let Some(exts) = r.vec16() else { return Some(ch) }; // SSL 3.0 style: no extensions
+               // Fingerprints only of a hello whose lists are whole: one of part of a hello would match no
+               // other tool's. No extension block at all is whole (SSL 3.0 style); a cut one is not.
+    let mut whole = ciphers.len() % 2 == 0;
+    let exts = match r.vec16() {
+        Some(exts) => exts,
+        None => {
+            whole &= r.b.is_empty();
+            &[]
+        }
+    };
+    let mut facts = HelloFacts {
+        legacy_version: ch.legacy,
+        ciphers: U16List(ciphers),
+        extensions: ExtTypes(exts),
+        ..HelloFacts::default()
+    };
+    // Each fingerprint list comes from the first extension of its type.
+    let (mut groups, mut formats, mut sigs, mut alpn) = (None, None, None, None);
+    let mut walked = 0;
     for (t, e) in extensions(exts) {
+        walked += 4 + e.len();
         match t {
             0 => {
+                facts.sni = true;
                 let mut er = Rd { b: e };
                 if let Some(list) = er.vec16() {
                     let mut lr = Rd { b: list };
@@ -696,9 +728,17 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                     }
                 }
             }
-            16 => ch.alpn = parse_alpn(e),
+            10 => _ = groups.get_or_insert((Rd { b: e }).vec16().unwrap_or_default()),
+            11 => _ = formats.get_or_insert((Rd { b: e }).vec8().unwrap_or_default()),
+            13 => _ = sigs.get_or_insert((Rd { b: e }).vec16().unwrap_or_default()),
+            16 => {
+                alpn.get_or_insert_with(|| (Rd { b: e }).vec16().and_then(|l| (Rd { b: l }).vec8()));
+                ch.alpn = parse_alpn(e);
+            }
             43 => {
-                if let Some(list) = (Rd { b: e }).vec8() {
+                let list = (Rd { b: e }).vec8();
+                facts.supported_versions.get_or_insert(U16List(list.unwrap_or_default()));
+                if let Some(list) = list {
                     ch.versions = list
                         .chunks_exact(2)
                         .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -713,6 +753,13 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
             42 => ch.early_data = true,
             _ => {}
         }
+    }
+    if whole && walked == exts.len() {
+        facts.supported_groups = U16List(groups.unwrap_or_default());
+        facts.point_formats = formats.unwrap_or_default();
+        facts.signature_algorithms = U16List(sigs.unwrap_or_default());
+        facts.alpn_first = alpn.flatten();
+        ch.fp = Some(fingerprint::fingerprints(&facts));
     }
     Some(ch)
 }
@@ -1483,6 +1530,9 @@ impl TlsSession {
         if let Some(ch) = &self.ch {
             r.sni = ch.sni.clone();
             r.alpn_offered = ch.alpn.clone();
+            if let Some(fp) = &ch.fp {
+                r.set_fingerprints(fp.clone());
+            }
         }
         r.alpn_selected = self.sh.as_ref().and_then(|sh| sh.alpn.clone());
         r
@@ -1496,13 +1546,16 @@ impl TlsSession {
         if let Some(ch) = &mut self.ch {
             r.sni = ch.sni.take();
             r.alpn_offered = std::mem::take(&mut ch.alpn);
+            if let Some(fp) = ch.fp.take() {
+                r.set_fingerprints(fp);
+            }
         }
         r.alpn_selected = self.sh.as_mut().and_then(|sh| sh.alpn.take());
         r
     }
 
-    /// Every fact but the certificate chains, the SNI and the ALPN values (which the callers copy
-    /// or move); with the side found to be the client.
+    /// Every fact but the certificate chains, the SNI, the ALPN values and the fingerprints
+    /// (which the callers copy or move); with the side found to be the client.
     fn partial_report(&self, client: Side) -> (TlsReport, Side) {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
@@ -2618,6 +2671,51 @@ mod tests {
             }
             assert!(t.take_warnings().len() <= MAX_WARNINGS);
             let _ = json(&t.finish(Side::A));
+        }
+    }
+
+    #[test]
+    fn fingerprints_only_of_whole_client_hellos() {
+        let report = |body: Vec<u8>| {
+            let mut t = TlsSession::new(limits());
+            t.feed(Side::A, &record(&[(1, body)]), SEEN);
+            t.finish(Side::A)
+        };
+        // Ciphers 1301, c02f; extensions GREASE, server_name, ALPN h2, supported_versions.
+        let ch = client_hello("x.test", &["h2"], &[0x0304, 0x0303]);
+        let r = report(ch.clone());
+        assert_eq!(r.ja4.as_deref(), Some("t13d0203h2_c1929292aa6b_b9a491fefe05"));
+        assert_eq!(r.ja4_r.as_deref(), Some("t13d0203h2_1301,c02f_002b"));
+        assert_eq!(r.ja3_full.as_deref(), Some("771,4865-49199,0-16-43,,"));
+        assert_eq!(r.ja3.as_deref(), Some("336f5f33f4497e06a9cd5231997c3982"));
+        // The same hello as an SSL 3.0-style one without an extension block.
+        let r = report(ch[..43].to_vec());
+        assert_eq!(r.ja3_full.as_deref(), Some("771,4865-49199,,,"));
+        assert_eq!(r.ja4.as_deref(), Some("t12i020000_c1929292aa6b_000000000000"));
+        // The last extension claims more bytes than the block holds: the facts before it are
+        // still reported, the fingerprints are not (they would be of part of the hello).
+        let mut cut = ch.clone();
+        let n = cut.len();
+        cut[n - 6] = 0x7f;
+        let r = report(cut);
+        assert_eq!(r.sni.as_ref().map(|s| s.as_bytes()), Some(&b"x.test"[..]));
+        assert_eq!((r.ja4, r.ja4_r, r.ja3, r.ja3_full), (None, None, None, None));
+        // An extension block longer than the message, an odd cipher list.
+        let mut long = ch.clone();
+        long[43] = 0xff;
+        assert_eq!(report(long).ja4, None);
+        let odd = [&ch[..35], &[0, 5], &ch[37..41], &[0x13], &ch[41..]].concat();
+        let r = report(odd);
+        assert_eq!(r.sni.as_ref().map(|s| s.as_bytes()), Some(&b"x.test"[..]));
+        assert_eq!(r.ja3, None);
+        // Every cut of the message and every byte flipped: no panic, fingerprints or none.
+        for cut in 0..ch.len() {
+            let _ = report(ch[..cut].to_vec());
+        }
+        for i in 0..ch.len() {
+            let mut b = ch.clone();
+            b[i] ^= 0xa5;
+            let _ = report(b);
         }
     }
 }

@@ -133,7 +133,7 @@ impl Json<'_> {
         self.comma = true;
     }
 
-    /// A string of characters that never need escaping (digits, letters, `.:[]%-`).
+    /// A string of characters that never need escaping (digits, letters, `.:[]%-_,`).
     fn ascii(&mut self, s: &[u8]) {
         self.sep();
         self.b.push(b'"');
@@ -490,6 +490,19 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     }
     j.close(b']');
     j.key(key!("sslv2_client_hello")).bool(t.sslv2_client_hello);
+    // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
+    for (k, v) in [
+        (key!("ja4"), &t.ja4),
+        (key!("ja4_r"), &t.ja4_r),
+        (key!("ja3"), &t.ja3),
+        (key!("ja3_full"), &t.ja3_full),
+    ] {
+        j.key(k);
+        match v {
+            Some(v) => j.ascii(v.as_bytes()),
+            None => j.null(),
+        }
+    }
     j.close(b'}');
 }
 
