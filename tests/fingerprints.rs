@@ -102,3 +102,17 @@ fn snaplen_cut_client_hello_has_none() {
         assert!(f["tls"][k].is_null(), "{k} present and null");
     }
 }
+
+/// `-v` shows the fingerprints on a detail line; without it they stay in the JSON.
+#[test]
+fn verbose_table_shows_the_fingerprints() {
+    let path = common::capture("tls12-mtls-istio.pcap");
+    let v = common::tlspeek(&["-r", path.to_str().unwrap(), "-v"]).stdout;
+    assert!(
+        v.lines().any(|l| l
+            == "    fingerprints: ja4 t12d1508ie_d68b136fe8d9_e7e480e5a997; ja3 104774240db569f8f87b1a28206b25e5"),
+        "{v}"
+    );
+    let plain = common::tlspeek(&["-r", path.to_str().unwrap()]).stdout;
+    assert!(!plain.contains("fingerprints:"), "{plain}");
+}

@@ -375,6 +375,9 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 p.push(format!("resumed ({r})"));
             }
             v.push(p.join("; "));
+            if let (Some(ja4), Some(ja3)) = (&t.ja4, &t.ja3) {
+                v.push(format!("fingerprints: ja4 {ja4}; ja3 {ja3}"));
+            }
         }
         if verbose >= 2 {
             chain_lines(&mut v, "server", &t.server_certs);
