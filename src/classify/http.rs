@@ -1239,16 +1239,9 @@ fn is_target_start(t: u8) -> bool {
 /// a known method with an origin-form or absolute target whose line runs past
 /// [`LONG_TARGET_LINE`] bytes (a long URL) is taken without waiting for the version.
 pub fn probe_request(data: &[u8]) -> Probe {
-    let preface = is_h2_preface(data);
-    if preface != Probe::NoMatch {
-        return preface;
-    }
-    let tok_len = data
-        .iter()
-        .take(MAX_METHOD_LEN + 1)
-        .position(|&c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-'));
-    let Some(n) = tok_len else {
-        return if data.len() <= MAX_METHOD_LEN { Probe::NeedMore } else { Probe::NoMatch };
+    let n = match method_token(data) {
+        Ok(n) => n,
+        Err(p) => return p,
     };
     if n == 0 || data[n] != b' ' {
         return Probe::NoMatch;
@@ -1290,6 +1283,25 @@ pub fn is_http09_body(data: &[u8]) -> bool {
     t.len() >= 5 && (t[..5].eq_ignore_ascii_case(b"<!doc") || t[..5].eq_ignore_ascii_case(b"<html"))
 }
 
+/// The length of the method token that starts `data` (capitals, digits, `_`, `-`), or the
+/// probe's answer when there is none to look at: the HTTP/2 preface (or its start), too short
+/// to tell, or too long a token.
+fn method_token(data: &[u8]) -> Result<usize, Probe> {
+    let preface = is_h2_preface(data);
+    if preface != Probe::NoMatch {
+        return Err(preface);
+    }
+    let tok_len = data
+        .iter()
+        .take(MAX_METHOD_LEN + 1)
+        .position(|&c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-'));
+    match tok_len {
+        Some(n) => Ok(n),
+        None if data.len() <= MAX_METHOD_LEN => Err(Probe::NeedMore),
+        None => Err(Probe::NoMatch),
+    }
+}
+
 /// Is `v` an HTTP version token `HTTP/d.d`?
 fn is_http_version(v: &[u8]) -> bool {
     matches!(v, [b'H', b'T', b'T', b'P', b'/', a, b'.', b] if a.is_ascii_digit() && b.is_ascii_digit())
@@ -1302,16 +1314,9 @@ fn is_http_version(v: &[u8]) -> bool {
 /// digit), or end its line (a bare method line, HTTP/0.9 style); another uppercase token (like
 /// `CCM_POST`) counts when a `/` target follows, or when its line ends in ` HTTP/1.x`.
 pub(crate) fn probe_loose_request(data: &[u8]) -> Probe {
-    let preface = is_h2_preface(data);
-    if preface != Probe::NoMatch {
-        return preface;
-    }
-    let tok_len = data
-        .iter()
-        .take(MAX_METHOD_LEN + 1)
-        .position(|&c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_' || c == b'-'));
-    let Some(n) = tok_len else {
-        return if data.len() <= MAX_METHOD_LEN { Probe::NeedMore } else { Probe::NoMatch };
+    let n = match method_token(data) {
+        Ok(n) => n,
+        Err(p) => return p,
     };
     if n == 0 {
         return Probe::NoMatch;

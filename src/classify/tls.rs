@@ -101,18 +101,13 @@ impl TlsAlert {
             | "bad_certificate"
             | "unsupported_certificate"
             | "unknown_ca"
-            | "access_denied"
-                if client =>
-            {
-                "the client rejected the server's certificate"
+            | "access_denied" => {
+                if client {
+                    "the client rejected the server's certificate"
+                } else {
+                    "the server rejected the client's certificate"
+                }
             }
-            "certificate_expired"
-            | "certificate_revoked"
-            | "certificate_unknown"
-            | "bad_certificate"
-            | "unsupported_certificate"
-            | "unknown_ca"
-            | "access_denied" => "the server rejected the client's certificate",
             "certificate_required" => "the server requires a client certificate",
             "handshake_failure" if !client => {
                 "the server gave up: no parameters in common, or a client certificate missing or refused"
