@@ -203,6 +203,27 @@ def app(a):
 # --- server sidecar ------------------------------------------------------------------------------
 
 
+def inbound_headers(h, proto, xfcc, tag):
+    """The headers an inbound Envoy sends the app: the client's, without its sidecar's metadata,
+    with x-forwarded-proto, a request id, B3 trace ids (the client's trace continued) and, over
+    mTLS, x-forwarded-client-cert."""
+    trace, parent = get(h, "x-b3-traceid"), get(h, "x-b3-spanid")
+    if not trace:
+        trace, parent = trace_ids("in", *tag)[0], None
+    fwd = without(h, "x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-forwarded-proto",
+                  "x-request-id", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
+                  "x-b3-sampled", "x-forwarded-client-cert", "x-envoy-attempt-count")
+    fwd += [("x-forwarded-proto", proto),
+            ("x-request-id", get(h, "x-request-id") or request_id("in", *tag)),
+            ("x-b3-traceid", trace), ("x-b3-spanid", span_id("in", *tag))]
+    if parent:
+        fwd.append(("x-b3-parentspanid", parent))
+    fwd.append(("x-b3-sampled", "1"))
+    if xfcc:
+        fwd.append(("x-forwarded-client-cert", xfcc))
+    return fwd
+
+
 def own_uri(cert_path):
     from cryptography import x509
     with open(cert_path, "rb") as fh:
@@ -280,21 +301,7 @@ def sidecar_in(a):
                 up.connect((app_host, int(app_port)))
                 up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 uf = up.makefile("rb")
-            tag = (peer[1], n)
-            trace, parent = get(h, "x-b3-traceid"), get(h, "x-b3-spanid")
-            if not trace:
-                trace, parent = trace_ids("in", *tag)[0], None
-            fwd = without(h, "x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-forwarded-proto",
-                          "x-request-id", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
-                          "x-b3-sampled", "x-forwarded-client-cert", "x-envoy-attempt-count")
-            fwd += [("x-forwarded-proto", proto),
-                    ("x-request-id", get(h, "x-request-id") or request_id("in", *tag)),
-                    ("x-b3-traceid", trace), ("x-b3-spanid", span_id("in", *tag))]
-            if parent:
-                fwd.append(("x-b3-parentspanid", parent))
-            fwd.append(("x-b3-sampled", "1"))
-            if xfcc:
-                fwd.append(("x-forwarded-client-cert", xfcc))
+            fwd = inbound_headers(h, proto, xfcc, (peer[1], n))
             up.sendall(render(start, fwd, body))
             rstart, rh, rbody = read_message(uf)
             rh = without(rh, "server")

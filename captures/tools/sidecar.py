@@ -53,8 +53,8 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mesh import (VERSIONS, app_body, get, own_uri, pb_struct, peer_uri, read_message,  # noqa: E402
-                  render, request_id, span_id, trace_ids, without)
+from mesh import (VERSIONS, app_body, get, inbound_headers, own_uri, pb_struct,  # noqa: E402
+                  peer_uri, read_message, render, request_id, trace_ids, without)
 from email.utils import formatdate  # noqa: E402
 
 SO_ORIGINAL_DST = 80          # <linux/netfilter_ipv4.h>, level SOL_IP
@@ -195,21 +195,7 @@ def inbound(a):
                 up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 uf = up.makefile("rb")
                 log(f"inbound: upstream {up.getsockname()[0]}:{up.getsockname()[1]} -> {dst[0]}:{dst[1]}")
-            tag = (peer[1], n)
-            trace, parent = get(h, "x-b3-traceid"), get(h, "x-b3-spanid")
-            if not trace:
-                trace, parent = trace_ids("in", *tag)[0], None
-            fwd = without(h, "x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-forwarded-proto",
-                          "x-request-id", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
-                          "x-b3-sampled", "x-forwarded-client-cert", "x-envoy-attempt-count")
-            fwd += [("x-forwarded-proto", proto),
-                    ("x-request-id", get(h, "x-request-id") or request_id("in", *tag)),
-                    ("x-b3-traceid", trace), ("x-b3-spanid", span_id("in", *tag))]
-            if parent:
-                fwd.append(("x-b3-parentspanid", parent))
-            fwd.append(("x-b3-sampled", "1"))
-            if xfcc:
-                fwd.append(("x-forwarded-client-cert", xfcc))
+            fwd = inbound_headers(h, proto, xfcc, (peer[1], n))
             up.sendall(render(start, fwd, body))
             rstart, rh, rbody = read_message(uf)
             rh = without(rh, "server") + [("x-envoy-upstream-service-time", "3")]
