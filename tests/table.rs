@@ -226,6 +226,7 @@ fn vv_prints_the_certificate_chains_of_both_sides() {
     let out = table("istio-mtls-tls12.pcap", None, &["-vv"]);
     let want = "
     tls: TLS 1.2; TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384; offered TLS 1.2; SNI outbound_.9080_._.ratings.default.svc.cluster.local; ALPN istio-peer-exchange,istio-http/1.1,istio; selected istio-peer-exchange
+    fingerprints: ja4 t12d1509ie_d68b136fe8d9_8932e62835fd; ja3 5976f1e477cd6e42ea87626b5a4d8c1b
     server certificate chain (2 certificates):
       1. subject -
          issuer CN=cluster.local root,O=cluster.local
