@@ -22,6 +22,7 @@
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
+use std::sync::Arc;
 
 /// Values sorted on the stack; a longer list (only a hostile hello has one) goes to the heap.
 const SORT_STACK: usize = 128;
@@ -105,18 +106,20 @@ pub struct HelloFacts<'a> {
     pub sni: bool,
 }
 
-/// The fingerprints of one ClientHello, as written to the JSON `tls` object.
+/// The fingerprints of one ClientHello, as written to the JSON `tls` object. Shared: the flows
+/// of one client stack have the same ones, and a remembered answer ([`Recent`]) is handed out
+/// without copying its strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fingerprints {
     /// JA4 `a_b_c`, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
-    pub ja4: String,
+    pub ja4: Arc<str>,
     /// JA4 raw: the lists before hashing (sorted ciphers, sorted extensions, signature
     /// algorithms).
-    pub ja4_r: String,
+    pub ja4_r: Arc<str>,
     /// JA3: MD5 of `ja3_full`, lowercase hex.
-    pub ja3: String,
+    pub ja3: Arc<str>,
     /// JA3 string: `SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats`.
-    pub ja3_full: String,
+    pub ja3_full: Arc<str>,
 }
 
 /// Computes JA3 and JA4 of one ClientHello; the last few are remembered per thread (see
@@ -219,7 +222,7 @@ fn compute(h: &HelloFacts<'_>) -> Fingerprints {
     let mut ja3 = Text::with_bound(32);
     ja3.hex(&Md5::digest(ja3_full.as_bytes()));
     let ja3 = ja3.into_string();
-    Fingerprints { ja4, ja4_r, ja3, ja3_full }
+    Fingerprints { ja4: ja4.into(), ja4_r: ja4_r.into(), ja3: ja3.into(), ja3_full: ja3_full.into() }
 }
 
 /// JA4 `a` part: version per the spec's table ("00" when unknown).
@@ -480,9 +483,9 @@ mod tests {
             ..HelloFacts::default()
         };
         let f = fingerprints(&h);
-        assert_eq!(f.ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert_eq!(&*f.ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
         assert_eq!(
-            f.ja4_r,
+            &*f.ja4_r,
             "t13d1516h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9_0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_0403,0804,0401,0503,0805,0501,0806,0601"
         );
         // "If there are no signature algorithms ... the string ends without an underscore":
@@ -498,7 +501,7 @@ mod tests {
         h.extensions = ExtTypes(&g_exts);
         h.signature_algorithms = U16List(&g_sigs);
         h.supported_versions = Some(U16List(&g_versions));
-        assert_eq!(fingerprints(&h).ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert_eq!(&*fingerprints(&h).ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
     }
 
     /// The ALPN examples of technical_details/JA4.md, "ALPN Extension Value".
@@ -530,13 +533,13 @@ mod tests {
         let ciphers = be(&[0x0004, 0x0005]);
         let h = HelloFacts { legacy_version: 0x0300, ciphers: U16List(&ciphers), ..HelloFacts::default() };
         let f = fingerprints(&h);
-        assert_eq!(f.ja4, "ts3i020000_6e254592683c_000000000000");
-        assert_eq!(f.ja4_r, "ts3i020000_0004,0005_");
-        assert_eq!(f.ja3_full, "768,4-5,,,");
-        assert_eq!(f.ja3, "b83fc53c3f3f7050efc5ad1a39c4a209");
+        assert_eq!(&*f.ja4, "ts3i020000_6e254592683c_000000000000");
+        assert_eq!(&*f.ja4_r, "ts3i020000_0004,0005_");
+        assert_eq!(&*f.ja3_full, "768,4-5,,,");
+        assert_eq!(&*f.ja3, "b83fc53c3f3f7050efc5ad1a39c4a209");
         // No ciphers at all.
         let h = HelloFacts { legacy_version: 0x0301, ..HelloFacts::default() };
-        assert_eq!(fingerprints(&h).ja4, "t10i000000_000000000000_000000000000");
+        assert_eq!(&*fingerprints(&h).ja4, "t10i000000_000000000000_000000000000");
         // Counts stop at 99; the lists are still whole.
         let many: Vec<u16> = (1..=150).collect();
         let (ciphers, exts) = (be(&many), ext_block(&many));
@@ -583,8 +586,8 @@ mod tests {
             ..HelloFacts::default()
         };
         let f = fingerprints(&h);
-        assert_eq!(f.ja3_full, "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0");
-        assert_eq!(f.ja3, "ada70206e40642a3e4461f35503241d5");
+        assert_eq!(&*f.ja3_full, "769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0");
+        assert_eq!(&*f.ja3, "ada70206e40642a3e4461f35503241d5");
     }
 
     #[test]

@@ -397,13 +397,10 @@ impl FlowClassifier {
             })
             .or_else(|| {
                 // HTTP-looking lines inside SMTP, Redis, IMAP... (a mail body, a stored value)
-                // are theirs, not HTTP.
-                let text = self.sides.iter().any(|s| text::known_text_protocol(&s.preview).is_some());
-                if text {
-                    None
-                } else {
-                    http::resync_offset(data).map(|o| (o, Mode::Http))
-                }
+                // are theirs, not HTTP. (Asked only when such a line was found.)
+                http::resync_offset(data)
+                    .filter(|_| !self.sides.iter().any(|s| text::known_text_protocol(&s.preview).is_some()))
+                    .map(|o| (o, Mode::Http))
             });
         if found.is_none() {
             self.sides[s].tls_expect = expect;

@@ -175,13 +175,13 @@ pub struct TlsReport {
     pub awaiting_server: bool,
     /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
     /// well-formed TLS ClientHello (SSLv2-format hellos have none).
-    pub ja4: Option<String>,
+    pub ja4: Option<std::sync::Arc<str>>,
     /// JA4 raw form (the lists before hashing).
-    pub ja4_r: Option<String>,
+    pub ja4_r: Option<std::sync::Arc<str>>,
     /// JA3 (MD5 of `ja3_full`).
-    pub ja3: Option<String>,
+    pub ja3: Option<std::sync::Arc<str>>,
     /// JA3 string before hashing.
-    pub ja3_full: Option<String>,
+    pub ja3_full: Option<std::sync::Arc<str>>,
 }
 
 impl TlsReport {
