@@ -1456,6 +1456,15 @@ impl TlsSession {
         if st.rec[0] != 22 {
             return;
         }
+        let typ = st.hs.first().or(st.rec.get(5));
+        let wanted = match typ {
+            Some(1) => self.ch.is_none(),
+            Some(2) => self.sh.is_none() && self.client != Some(side),
+            _ => false,
+        };
+        if !wanted {
+            return;
+        }
         let msg: Vec<u8> = st.hs.iter().chain(&st.rec[5..]).copied().collect();
         let (Some(&typ), Some(body)) = (msg.first(), msg.get(4..)) else { return };
         match typ {

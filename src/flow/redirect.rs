@@ -68,12 +68,14 @@ impl RedirectPairs {
     /// reply half's source to the proxy's loopback endpoint.
     #[inline]
     pub fn apply(&mut self, seg: &mut TcpSegment<'_>, secs: i64) -> Redirect {
-        let (src_lo, dst_lo) = (seg.src.is_loopback(), seg.dst.is_loopback());
-        if dst_lo && !src_lo {
-            self.forward_half(seg, secs);
+        // Most packets: one address test and one length test.
+        if seg.dst.is_loopback() {
+            if !seg.src.is_loopback() {
+                self.forward_half(seg, secs);
+            }
             return Redirect::None;
         }
-        if src_lo || dst_lo || self.forward.is_empty() {
+        if self.forward.is_empty() || seg.src.is_loopback() {
             return Redirect::None;
         }
         self.reply_half(seg)
