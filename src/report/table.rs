@@ -466,7 +466,7 @@ fn istio_details(
     let mut v = Vec::new();
     match original_dst {
         Some(o) => v.push(format!(
-            "leg: {}; dialled {o}, redirected by iptables (its replies, un-NATed by conntrack, are part of this flow)",
+            "leg: {}; dialled {o}, redirected by iptables (both halves on lo paired)",
             crate::classify::istio::leg_text(i.leg)
         )),
         None if i.leg != "pod_network" => v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg))),
