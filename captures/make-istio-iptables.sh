@@ -53,17 +53,10 @@ AS_PROXY="setpriv --reuid 1337 --regid 1337 --clear-groups"
 AS_APP="setpriv --reuid 1000 --regid 1000 --clear-groups"
 SIDECAR="/usr/bin/python3 $HERE/tools/sidecar.py"
 
-PIDS=()   # every background process this script starts (stopped by id in cleanup)
-TCPDUMPS=() TDLOGS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del $CLI 2>/dev/null || true
-  ip netns del $SRV 2>/dev/null || true
-  rm -f "${TDLOGS[@]}"
-}
-trap cleanup EXIT
-cleanup
+. tools/lib.sh
+NETNS=($CLI $SRV)
+trap lib_cleanup EXIT
+lib_cleanup
 
 python3 tools/pki.py "$PKI"            # only makes captures/pki/ if missing (mesh CA)
 
@@ -133,23 +126,8 @@ done
 # start_capture NS FILE: tcpdump -i any (SLL2, as Istio operators run it in the pod), TCP only.
 # -B 32768 (32 MiB ring): with -s 0 each ring slot is as big as lo's 64 KiB MTU. stop_captures
 # fails the run if a tcpdump reports any kernel drop.
-start_capture() {
-  local ns=$1 out=$2 log; log=$(mktemp /tmp/tsp-ipt-tcpdump.XXXXXX)
-  ip netns exec "$ns" tcpdump -U --immediate-mode -n -s 0 -B 32768 -i any -y LINUX_SLL2 \
-    -w "$HERE/$out" tcp >/dev/null 2>"$log" &
-  TCPDUMPS+=($!); PIDS+=($!); TDLOGS+=("$log")
-}
-stop_captures() {
-  sleep 1
-  for t in "${TCPDUMPS[@]}"; do kill -INT "$t"; wait "$t" || true; done
-  for l in "${TDLOGS[@]}"; do
-    if ! grep -q '^0 packets dropped by kernel' "$l"; then
-      echo "tcpdump lost packets:" >&2; cat "$l" >&2; exit 1
-    fi
-    rm -f "$l"
-  done
-  TCPDUMPS=() TDLOGS=()
-}
+start_capture() { capture_start "$1" "$HERE/$2" any -y LINUX_SLL2; }
+stop_captures() { captures_stop; }
 # bg NS CMD...: a server process in namespace NS (BG = its pid); waits for it to listen.
 bg() { local ns=$1; shift; ip netns exec "$ns" "$@" & BG=$!; PIDS+=($BG); sleep 0.7; }
 # app_curl SPORT: the productpage app (uid 1000, not the proxy's 1337) calls reviews:9080 twice

@@ -32,17 +32,10 @@ CLI=tsp-ist-c SRV=tsp-ist-s
 S4=10.97.0.1 C4=10.97.0.2 NODE=10.97.0.3
 ALPN=istio-peer-exchange,istio-http/1.1,istio
 
-PIDS=()   # every background process this script starts (stopped by id in cleanup)
-TCPDUMPS=() TDLOGS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del $CLI 2>/dev/null || true
-  ip netns del $SRV 2>/dev/null || true
-  rm -f "${TDLOGS[@]}"
-}
-trap cleanup EXIT
-cleanup
+. tools/lib.sh
+NETNS=($CLI $SRV)
+trap lib_cleanup EXIT
+lib_cleanup
 
 python3 tools/pki.py "$PKI"            # only makes captures/pki/ if missing (mesh CA)
 
@@ -78,24 +71,8 @@ in_cli() { ip netns exec $CLI "$@"; }
 # ring): with -s 0 each ring slot is as big as lo's 64 KiB MTU, and the default 2 MiB ring
 # overflowed on the -i any burst ("packets dropped by kernel"). stop_capture fails the run if
 # tcpdump reports any kernel drop, so a file is never silently missing packets.
-start_capture() {
-  local out=$1 ifc=$2; shift 2
-  local log; log=$(mktemp /tmp/tsp-ist-tcpdump.XXXXXX)
-  ip netns exec $SRV tcpdump -U --immediate-mode -n -s 0 -B 32768 -i "$ifc" "$@" -w "$HERE/$out" tcp >/dev/null 2>"$log" &
-  TCPDUMPS+=($!); PIDS+=($!); TDLOGS+=("$log")
-  sleep 1
-}
-stop_capture() {
-  sleep 1
-  for t in "${TCPDUMPS[@]}"; do kill -INT "$t"; wait "$t" || true; done
-  for l in "${TDLOGS[@]}"; do
-    if ! grep -q '^0 packets dropped by kernel' "$l"; then
-      echo "tcpdump lost packets:" >&2; cat "$l" >&2; rm -f "$l"; exit 1
-    fi
-    rm -f "$l"
-  done
-  TCPDUMPS=() TDLOGS=()
-}
+start_capture() { local out=$1 ifc=$2; shift 2; capture_start $SRV "$HERE/$out" "$ifc" "$@"; sleep 1; }
+stop_capture() { captures_stop; }
 # serve CMD...: starts a server in the server namespace (SERVER = its pid); waits for it to listen.
 serve() { ip netns exec $SRV "$@" & SERVER=$!; PIDS+=($SERVER); sleep 0.7; }
 # sidecar_in PORT ARGS...: the server pod's inbound sidecar (certificate reviews unless given).

@@ -32,19 +32,15 @@ S4=10.96.0.1 C4=10.96.0.2
 SETS=${*:-redis memcached smtp-imap snaplen alerts sni}
 WORK=$(mktemp -d /tmp/tsp-pr.XXXXXX)
 
-PIDS=()   # every background process this script starts (stopped by id in cleanup)
-TCPDUMPS=() TDLOGS=()
+. tools/lib.sh
+NETNS=($CLI $SRV)
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del $CLI 2>/dev/null || true
-  ip netns del $SRV 2>/dev/null || true
+  lib_cleanup
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-ip netns del $CLI 2>/dev/null || true
-ip netns del $SRV 2>/dev/null || true
+lib_cleanup
 
 $PY tools/pki.py "$PKI"       # adds missing certificates only; never remakes existing ones
 
@@ -74,24 +70,8 @@ want() { [[ " $SETS " == *" $1 "* ]]; }
 
 # start_capture FILE [tcpdump args...]: TCP only, server side of the veth pair. stop_capture ends
 # every running capture and fails the run if tcpdump reports a kernel drop.
-start_capture() {
-  local out=$1; shift
-  local log; log=$(mktemp "$WORK/tcpdump.XXXXXX")
-  rm -f "$HERE/$out"
-  ip netns exec $SRV tcpdump -U --immediate-mode -n -s 0 -B 8192 -i $SRV "$@" -w "$HERE/$out" tcp >/dev/null 2>"$log" &
-  TCPDUMPS+=($!); PIDS+=($!); TDLOGS+=("$log")
-  sleep 1
-}
-stop_capture() {
-  sleep 1
-  for t in "${TCPDUMPS[@]}"; do kill -INT "$t"; wait "$t" || true; done
-  for l in "${TDLOGS[@]}"; do
-    if ! grep -q '^0 packets dropped by kernel' "$l"; then
-      echo "tcpdump lost packets:" >&2; cat "$l" >&2; exit 1
-    fi
-  done
-  TCPDUMPS=() TDLOGS=()
-}
+start_capture() { local out=$1; shift; capture_start $SRV "$HERE/$out" $SRV "$@"; sleep 1; }
+stop_capture() { captures_stop; }
 # serve PORT CMD...: starts a server in the server namespace (SERVER = its pid; its output goes
 # to SLOG) and waits until it listens on PORT.
 SLOG=$WORK/servers.log

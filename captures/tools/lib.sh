@@ -1,0 +1,43 @@
+# Shared by captures/make-istio.sh, make-istio-iptables.sh and make-protocols.sh (sourced):
+# background processes stopped by pid, namespaces removed, and tcpdump runs that fail the
+# script when one reports a kernel drop, so a committed file is never silently missing packets.
+#
+#   NETNS=(a b)                 namespaces this script owns (deleted by lib_cleanup)
+#   PIDS+=($!)                  every background process it starts
+#   trap lib_cleanup EXIT; lib_cleanup
+#   capture_start NS FILE IFACE [tcpdump args...]; ...; captures_stop
+
+PIDS=() TCPDUMPS=() TDLOGS=() NETNS=()
+
+# Stops every process the script started (by pid, never by name) and deletes its namespaces.
+lib_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -f "${TDLOGS[@]}"
+}
+
+# capture_start NS FILE IFACE [tcpdump args...]: records TCP on IFACE in namespace NS to FILE.
+# -B 32768 (32 MiB ring): with -s 0 each ring slot is as big as lo's 64 KiB MTU, and the default
+# 2 MiB ring overflowed on an -i any burst. Later tcpdump arguments win (`-s 96`).
+capture_start() {
+  local ns=$1 out=$2 ifc=$3; shift 3
+  local log; log=$(mktemp /tmp/tsp-tcpdump.XXXXXX)
+  rm -f "$out"
+  ip netns exec "$ns" tcpdump -U --immediate-mode -n -s 0 -B 32768 -i "$ifc" "$@" -w "$out" tcp \
+    >/dev/null 2>"$log" &
+  TCPDUMPS+=($!); PIDS+=($!); TDLOGS+=("$log")
+}
+
+# Ends every running capture; exits 1 if one reported a kernel drop.
+captures_stop() {
+  sleep 1
+  for t in "${TCPDUMPS[@]}"; do kill -INT "$t"; wait "$t" || true; done
+  for l in "${TDLOGS[@]}"; do
+    if ! grep -q '^0 packets dropped by kernel' "$l"; then
+      echo "tcpdump lost packets:" >&2; cat "$l" >&2; exit 1
+    fi
+    rm -f "$l"
+  done
+  TCPDUMPS=() TDLOGS=()
+}
