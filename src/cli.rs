@@ -209,7 +209,7 @@ pub struct Args {
 
     /// Warn about certificates expiring within this time of the capture (Istio workload
     /// certificates live 24 h): 90s, 30m, 1h, 2d; 0 warns only about expired ones.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::report::mesh::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub cert_warn: i64,
 
     /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
@@ -260,6 +260,24 @@ pub fn parse_ports(s: &str) -> Result<PortList, String> {
         .map(|p| p.trim().parse::<u16>().map_err(|_| format!("'{p}' is not a port number")))
         .collect::<Result<Vec<_>, _>>()
         .map(PortList)
+}
+
+/// `1h`, `30m`, `90s`, `2d`, or plain seconds → seconds (`--cert-warn`).
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        _ => (t, 1),
+    };
+    let n: i64 =
+        num.trim().parse().map_err(|_| format!("'{s}' is not a duration like 3600, 90s, 30m, 1h or 2d"))?;
+    if n < 0 {
+        return Err(format!("'{s}' is negative"));
+    }
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
 }
 
 /// Parses `123`, `64K`, `256M`, `1G` (binary multiples).
@@ -480,6 +498,16 @@ pub fn parse_file_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
 
     #[test]
     fn byte_sizes() {

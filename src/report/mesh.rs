@@ -49,24 +49,6 @@ impl Default for MeshConfig {
     }
 }
 
-/// `1h`, `30m`, `90s`, `2d`, or plain seconds → seconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 's')) => (&t[..i], 1),
-        Some((i, 'm')) => (&t[..i], 60),
-        Some((i, 'h')) => (&t[..i], 3600),
-        Some((i, 'd')) => (&t[..i], 86_400),
-        _ => (t, 1),
-    };
-    let n: i64 =
-        num.trim().parse().map_err(|_| format!("'{s}' is not a duration like 3600, 90s, 30m, 1h or 2d"))?;
-    if n < 0 {
-        return Err(format!("'{s}' is negative"));
-    }
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
-}
-
 /// `2h 5m`, `39m 12s`, `3d 4h`: a duration for people.
 pub fn human_duration(secs: i64) -> String {
     let s = secs.unsigned_abs();
@@ -651,12 +633,6 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1h"), Ok(3600));
-        assert_eq!(parse_duration("30m"), Ok(1800));
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-5s").is_err());
         assert_eq!(human_duration(2352), "39m 12s");
         assert_eq!(human_duration(3600), "1h");
         assert_eq!(human_duration(7500), "2h 5m");
