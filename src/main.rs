@@ -23,19 +23,15 @@ mod exit {
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 fn main() -> ExitCode {
-    // How long mimalloc keeps freed pages before it returns them to the system (option 15 is
-    // mi_option_purge_delay in mimalloc 2 and 3, include/mimalloc.h). 0 (at once) kept RSS
-    // closest to the live flows when reports were freed by another thread; since workers free
-    // their own, 10 ms costs 1-2 MB of RSS on the 1 GB benchmark and halves the page faults
-    // (18,600 -> 10,500: every page freed and taken again was zeroed anew by the kernel), which
-    // was 0.03-0.04 s of system time with one thread (bench/RESULTS.md, seventh landing).
+    // How long mimalloc keeps freed pages before returning them (option 15 is
+    // mi_option_purge_delay in mimalloc 2 and 3): briefly, so RSS follows the live flows without
+    // the kernel zeroing every page freed and taken again (bench/RESULTS.md, seventh landing).
     // SAFETY: sets a process-wide allocator option before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(15, PURGE_DELAY_MS) };
     // No transparent huge pages for this process (what mimalloc's MIMALLOC_ALLOW_THP=0 does,
-    // but its option is read before `main`): with purging, every 2 MiB page freed and
-    // taken again was zeroed whole by the kernel (8% of the time in `perf`), and huge pages
-    // held half-used raised max RSS from 38 to 50 MB on the 1 GB benchmark; the time without
-    // them is the same within this machine's noise. Failure (old kernel) changes nothing else.
+    // but its option is read before `main`): with purging, a 2 MiB page freed and taken again is
+    // zeroed whole, and half-used huge pages raise max RSS (bench/RESULTS.md). Failure (old
+    // kernel) changes nothing else.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let args = match Args::try_parse() {

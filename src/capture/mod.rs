@@ -418,8 +418,8 @@ impl CaptureReader {
     }
 
     /// The next pcap record when it is whole in the buffer and within the limits (nearly
-    /// always), else `None` ([`Self::next_pcap`] then reads, or reports what is wrong). The
-    /// general path cost ~150 instructions per packet on the reading thread (callgrind).
+    /// always), else `None` ([`Self::next_pcap`] then reads, or reports what is wrong): the
+    /// general path is much longer, and this runs for every packet on the reading thread.
     #[inline]
     fn buffered_pcap(&mut self, f: PcapFormat) -> Option<RawPacket> {
         let h: &[u8; 16] = self.buf.get(self.start..self.end)?.first_chunk()?;

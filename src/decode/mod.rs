@@ -284,8 +284,8 @@ pub fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
 
 /// Nearly every packet, by hand: a whole, unfragmented IPv4 packet carrying TCP, whose lengths
 /// agree with each other and with the capture. Anything else is left to etherparse's lax
-/// slicing, which gives the same answer here (a test compares them on mutated packets). Its
-/// general path cost 3% of all instructions on the benchmark (callgrind).
+/// slicing, which gives the same answer here (a test compares them on mutated packets) at a
+/// higher cost per packet (bench/RESULTS.md).
 fn plain_ipv4_tcp(data: &[u8], cut: bool) -> Option<Decoded<'_>> {
     let h = data.get(..20)?;
     let ihl = usize::from(h[0] & 0x0f) * 4;

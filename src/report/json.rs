@@ -1,8 +1,8 @@
 //! JSON Lines output: one `flow` object per line, then one `summary` object (docs/json.md).
 //!
-//! Flow lines are written by hand ([`render_flow`]), not by serde_json: on the benchmark, serde's
-//! byte-at-a-time string escaping, the `from_utf8` check of every wire string and the escaping
-//! of every (constant) key were a fifth of all instructions (bench/RESULTS.md). The text is the
+//! Flow lines are written by hand ([`render_flow`]), not by serde_json: serde's byte-at-a-time
+//! escaping, the `from_utf8` check of every wire string and the escaping of constant keys were
+//! the largest item of the profile (bench/RESULTS.md). The text is the
 //! same as serde_json's for the same report (field order, escapes, numbers); the summary, written
 //! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
@@ -231,8 +231,7 @@ static ESCAPE: [u8; 256] = {
 /// a plain byte); most strings (names, SNI, paths, header values) have no escape at all.
 fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
     // First a branch-free pass over whole words: nearly every string needs no escape and is then
-    // copied at once (an early version tested each word and copied as it went: 12% of all
-    // instructions, most of it per-call overhead on 10-30 byte strings).
+    // copied at once (testing and copying word by word cost more per short string).
     let (escape, high) = scan(s);
     if !escape {
         out.reserve(s.len() + 2);

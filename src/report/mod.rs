@@ -130,10 +130,8 @@ pub struct EndpointText {
 
 impl EndpointText {
     /// Formats `a`. IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic
-    /// writer) and was 1.6% of a run, twice per flow. IPv6 keeps std's (it compresses zero
-    /// runs); the longest, with a scope id, is 58 bytes. (IPv6 by hand as well, RFC 5952 as std
-    /// writes it, saved 0.13% of the instructions on the benchmark, 5% of whose flows are IPv6:
-    /// not worth its code.)
+    /// writer), twice per flow. IPv6 keeps std's (it compresses zero runs; rarer, so writing it
+    /// by hand did not pay: bench/RESULTS.md); the longest, with a scope id, is 58 bytes.
     pub fn new(a: SocketAddr) -> EndpointText {
         let mut t = EndpointText { buf: [0; 64], len: 0 };
         match a {
