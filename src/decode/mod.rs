@@ -495,7 +495,13 @@ mod tests {
         for lt in [0, 1, 101, 108, 113, 276] {
             for n in 0..64 {
                 let b: Vec<u8> = (0..n).map(|i| (i * 37 + lt as usize) as u8).collect();
-                let _ = decode(lt, &b, n as u32);
+                // Whatever it makes of the bytes, a segment it returns lies within them.
+                if let Decoded::Tcp(seg) = decode(lt, &b, n as u32) {
+                    let (start, end) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+                    let p = seg.payload.as_ptr() as usize;
+                    assert!(seg.payload.is_empty() || (p >= start && p + seg.payload.len() <= end));
+                    assert!(seg.wire_len as usize >= seg.payload.len());
+                }
             }
         }
     }
