@@ -39,7 +39,7 @@ pub(super) struct Merger {
     pub(super) flush_each: bool,
     /// Written flows, kept to be sent back to the workers that made them (`--threads`): a
     /// block freed by the thread that allocated it is a local free; freed here, every one went
-    /// through the allocator's cross-thread list (8% of the time in `perf`).
+    /// through the allocator's cross-thread list (see bench/RESULTS.md).
     pub(super) spent: Option<Vec<Pending>>,
     /// Flows counted, whose rendered lines are not written yet ([`Merger::write_unwritten`]).
     pub(super) unwritten: Vec<Pending>,

@@ -2,10 +2,10 @@
 //! ordered merge → sink. [`run_with_writer`] is the seam the binary and the tests share.
 //!
 //! This module owns the run's [`Config`], the loop over the inputs (with `-r`'s filter, `-c`
-//! and `-w`), the one-thread analysis of a capture ([`analyze`]) and the [`Outcome`]. The rest
-//! is in its parts: [`sink`] (where finished flows go), [`worker`] (flow tracking over a capture
-//! or a shard of it, and the making of reports), [`merge`] (flows released in order, after the
-//! XFCC confirmation), [`shard`] (which worker follows a flow), [`parallel`] (`--threads`: the
+//! and `-w`), the one-thread analysis of a capture (`analyze`) and the [`Outcome`]. The rest
+//! is in its parts: `sink` (where finished flows go), `worker` (flow tracking over a capture
+//! or a shard of it, and the making of reports), `merge` (flows released in order, after the
+//! XFCC confirmation), `shard` (which worker follows a flow), `parallel` (`--threads`: the
 //! dispatching thread, the shard workers, the merging thread).
 
 mod merge;

@@ -23,13 +23,12 @@ pub(super) enum Msg {
 }
 
 /// Packets between two batches of reports sent by a worker to the merging thread. Each batch
-/// wakes that thread, which then takes a core from a worker: with 1,024, the 1 GB benchmark
-/// took 0.63 s (median of 9, 2 threads); with 4,096, 0.56 s and 3 MB more; 16,384 was slower.
+/// wakes that thread, which then takes a core from a worker (see bench/RESULTS.md, "every 4,096
+/// packets").
 pub(super) const SHARD_BATCH: u64 = 4096;
 
 /// Packets between two batches sent by the reading thread to each shard worker: small, so that
-/// the batches in flight stay in the L2 cache (with 1,024 packets, 270 KB each, copying
-/// payloads into them was a fifth of the reading thread's time).
+/// the batches in flight stay in the L2 cache.
 pub(super) const DISPATCH_BATCH: u64 = 256;
 
 /// A batch is sent early once its payloads reach this size: 256 packets of 64 KiB would be
@@ -71,15 +70,15 @@ pub(super) enum What {
     /// its payload at `data[start..start + len]`.
     Segment { head: crate::decode::TcpSegment<'static>, start: u32, len: u32 },
     /// A segment of one of this worker's flows whose payload is `shared[buffer][start..start +
-    /// len]`: in the reading thread's read buffer, not copied (the copy was 5% of the reading
-    /// thread's samples, half of what handing segments over cost it).
+    /// len]`: in the reading thread's read buffer, not copied (see bench/RESULTS.md, "payloads
+    /// handed to a worker are not copied").
     Shared { head: crate::decode::TcpSegment<'static>, buffer: u32, start: u32, len: u32 },
     /// Another shard's segment in a new capture second.
     Tick,
     /// Another shard's SYN-ACK, from this server (see [`KnownServers`](crate::flow::client::KnownServers)).
     Server(IpAddr, u16),
     /// The next segment paired the halves of a REDIRECTed connection: the flow's original
-    /// destination (see [`RedirectPairs`]).
+    /// destination (see [`RedirectPairs`](crate::flow::redirect::RedirectPairs)).
     Redirect(std::net::SocketAddr),
 }
 
@@ -311,9 +310,8 @@ pub(super) fn shard_main(
 /// reports, then back to what it was. Woken by every batch of reports (a thousand times per GB),
 /// it preempted the reading or the worker thread each time (about 1,000 involuntary context
 /// switches of the reading thread per run); as a batch thread it is not run ahead of a busy one
-/// on wakeup, only when a core is free or at the next regular tick. Measured on the 1 GB
-/// benchmark, 21 interleaved runs: median 0.41 -> 0.39 s, CPU 0.76 -> 0.74 s. Not being allowed
-/// to change it (a seccomp profile) changes nothing else.
+/// on wakeup, only when a core is free or at the next regular tick (see bench/RESULTS.md,
+/// "`SCHED_BATCH`"). Not being allowed to change it (a seccomp profile) changes nothing else.
 pub(super) struct BatchPolicy(Option<libc::c_int>);
 
 impl BatchPolicy {
@@ -341,11 +339,8 @@ impl Drop for BatchPolicy {
 /// `--threads N` (N > 1) on a capture file or standard input: one thread reads and decodes the
 /// packets and hands each of N workers the segments of the flows hashed to it; this thread
 /// merges their reports in the order the flows ended (the same order as one thread) and writes
-/// them.
-///
-/// Until this version every worker read and decoded the whole file itself: with two workers
-/// that was 57% more CPU than one thread (`perf`: the page-cache copy twice and slower, the
-/// decoding twice, the other shard's packets walked through), for 1.8x the speed.
+/// them. One reader rather than every worker reading and decoding the whole file: see
+/// bench/RESULTS.md, "one thread reads and decodes every packet".
 pub(super) fn analyze_parallel<R: SharedSource>(
     mut reader: R,
     cfg: &Config,

@@ -35,10 +35,8 @@ pub(super) fn shard_of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, shards:
 }
 
 /// Shard 0's share of the flows relative to the others' (`READER_UNITS / SHARE_UNITS`):
-/// 30% of the flows with two threads. Measured with `perf` on the 1 GB benchmark: with 44%, the
-/// reading thread had 15-45% more samples than the other; with 36%, -17% to +15%; once flows
-/// were finished in prefetched batches (cheaper per flow, so the reading itself weighs more),
-/// 36% gave the reading thread 16-20% more samples; 30%, -1% to +3%; 27%, 7-9% fewer.
+/// 30% of the flows with two threads, so that the reading thread, which also reads and decodes
+/// every packet, is as busy as the others (see bench/RESULTS.md, "follows 30% of the flows").
 pub(super) const READER_UNITS: u64 = 7;
 pub(super) const SHARE_UNITS: u64 = 16;
 

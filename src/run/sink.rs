@@ -83,7 +83,7 @@ impl Sink<'_> {
 }
 
 /// What a worker renders of the flows it ends: the output formatting then runs on the worker's
-/// thread, spread over `--threads` (it was a quarter of the work, all on the merging thread).
+/// thread, spread over `--threads`, not all on the merging thread (a quarter of the work).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RenderMode {
     None,
@@ -92,7 +92,7 @@ pub(super) enum RenderMode {
 }
 
 /// A finished flow's output, rendered by its worker, unless the XFCC confirmation may still
-/// change the report when it is released ([`mesh::may_confirm`]).
+/// change the report when it is released ([`may_confirm`](crate::report::mesh::may_confirm)).
 pub(super) enum Rendered {
     No,
     /// A JSON line, with its newline.

@@ -55,11 +55,10 @@ pub(super) struct Worker {
 }
 
 /// A flow taken out of the table, to be reported with others ([`Worker::finish_ended`]).
-/// Building and rendering a report runs a lot of code once per flow: one flow at a time, between
-/// packets, it was fetched into the instruction cache anew every time and pushed the packet
-/// path out of it (callgrind: instruction-cache misses -29% once batched), and the flows' cold
-/// memory can be prefetched for the next flows while one is finished. What depends on later
-/// packets (the servers known so far) is decided when the flow ends.
+/// Building and rendering a report runs a lot of code once per flow: batched, it stays in the
+/// instruction cache instead of pushing the packet path out, and the next flows' cold memory is
+/// prefetched while one is finished (see bench/RESULTS.md, "reported 32 at a time"). What
+/// depends on later packets (the servers known so far) is decided when the flow ends.
 pub(super) struct Ended {
     pub(super) end_order: u64,
     pub(super) hint: Option<(crate::wire::Side, &'static str)>,
@@ -74,13 +73,10 @@ pub(super) const ENDED_BATCH: usize = 32;
 
 /// With `--threads`, ended flows a thread may keep before it finishes the oldest: finishing
 /// (building and rendering the reports, a quarter of a worker's time) is the work a thread does
-/// when it would otherwise wait: the reading thread for a full queue, a worker for an empty one.
-/// The load of the two swings with the flows at hand (a run of heavy HTTP flows in one shard),
-/// and only four batches in flight (about 1,000 packets) absorbed that: the two threads kept
-/// 1.84-1.85 CPUs busy of 2. Measured on the 1 GB benchmark (interleaved runs, medians): 32, 64
-/// and 128 flows: 1.87-1.89 CPUs, 0.01 s faster in three series of 15-21 runs; 512: +8% CPU
-/// (the flows' state had left the cache by the time it was finished). Each kept flow holds its
-/// state until then; the merger can only write flows that ended before the oldest kept one.
+/// when it would otherwise wait: the reading thread for a full queue, a worker for an empty one,
+/// which absorbs the swings of load between shards (see bench/RESULTS.md, "keeps up to 64 ended
+/// flows"). Each kept flow holds its state until then; the merger can only write flows that
+/// ended before the oldest kept one.
 pub(super) const DEFERRED_FLOWS: usize = 64;
 
 /// What turning a finished flow into a report needs, besides the flow.
