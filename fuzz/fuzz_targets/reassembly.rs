@@ -18,7 +18,8 @@ use tlspeek::classify::tls::TlsLimits;
 use tlspeek::classify::{ClassifyConfig, FlowClassifier};
 use tlspeek::decode::TcpSegment;
 use tlspeek::flow::{FlowMeta, FlowTable, Limits};
-use tlspeek::report::{decide_client, json, FlowReport};
+use tlspeek::flow::client::decide_client;
+use tlspeek::report::{json, FlowReport};
 use tlspeek::wire::Timestamp;
 
 struct FlowDef {

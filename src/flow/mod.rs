@@ -6,6 +6,7 @@
 //! evicted first, flagged `evicted`), how many out-of-order bytes wait per direction and in total,
 //! and when idle or closed flows end. A new SYN after FIN/RST on the same tuple starts a new flow.
 
+pub mod client;
 pub mod reassembly;
 pub mod redirect;
 

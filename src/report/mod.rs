@@ -10,6 +10,7 @@ pub mod table;
 use crate::classify::http::HttpReport;
 use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia};
+use crate::flow::client::decide_client;
 use crate::flow::{EndReason, FlowMeta};
 use crate::sanitize::WireBytes;
 use crate::wire::{Side, Timestamp};
@@ -96,25 +97,6 @@ pub struct FlowReport {
 /// First URI SAN of the first certificate of a chain.
 fn first_uri(certs: Option<&[crate::classify::cert::CertInfo]>) -> Option<&str> {
     certs?.first()?.san_uris.first().map(String::as_str)
-}
-
-/// Decides which side is the client, and by what evidence.
-pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, &'static str)>) -> (Side, &'static str) {
-    if let Some(s) = meta.syn_from {
-        return (s, "syn");
-    }
-    if let Some(s) = meta.synack_from {
-        return (s.other(), "synack");
-    }
-    if let Some(h) = hint {
-        return h;
-    }
-    let (pa, pb) = (meta.endpoints[0].port(), meta.endpoints[1].port());
-    match pa.cmp(&pb) {
-        std::cmp::Ordering::Less => (Side::B, "port"),
-        std::cmp::Ordering::Greater => (Side::A, "port"),
-        std::cmp::Ordering::Equal => (Side::A, "first_packet"),
-    }
 }
 
 /// Formats an endpoint as `ip:port` / `[ipv6]:port`.

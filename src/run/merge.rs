@@ -1,0 +1,335 @@
+//! The ordering merger ([`Merger`]): finished flows are written in the order they ended (ties:
+//! first packet), the same for any number of shards, once every shard has read past their end;
+//! each flow gets the XFCC confirmation (identities seen on loopback legs) just before it is
+//! written. Also ends the flows still open at the end of the input across all shards.
+
+use super::sink::{Rendered, Sink};
+use super::worker::Worker;
+use crate::report::mesh::{MeshConfig, XfccLegs};
+use crate::report::{FlowReport, Summary};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+/// A finished flow waiting for its turn: reports leave in the order the flows ended.
+pub(super) struct Pending {
+    /// Boxed: a report is ~1.5 KB, moved between the worker, the channel and the ordering map.
+    pub(super) report: Box<FlowReport>,
+    /// Global number of the flow's first packet: its id.
+    pub(super) order: u64,
+    /// Number of the packet at which the flow was ended: reports are written in this order.
+    pub(super) end_order: u64,
+    /// Server port and time span, for the XFCC confirmation.
+    pub(super) port: u16,
+    pub(super) first: f64,
+    pub(super) last: f64,
+    pub(super) rendered: Rendered,
+    /// Shard whose worker made it (and frees it, see [`Merger::spent`]).
+    pub(super) shard: usize,
+}
+
+/// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
+pub(super) type XfccSeen = (u16, f64, String, Option<String>);
+
+/// Writes finished flows in the order they ended (ties: first packet), the same for any number
+/// of shards, after applying the XFCC confirmation.
+pub(super) struct Merger {
+    pub(super) waiting: BTreeMap<(u64, u64), Pending>,
+    pub(super) xfcc: XfccLegs,
+    /// Flush after every flow (live capture).
+    pub(super) flush_each: bool,
+    /// Written flows, kept to be sent back to the workers that made them (`--threads`): a
+    /// block freed by the thread that allocated it is a local free; freed here, every one went
+    /// through the allocator's cross-thread list (see bench/RESULTS.md).
+    pub(super) spent: Option<Vec<Pending>>,
+    /// Flows counted, whose rendered lines are not written yet ([`Merger::write_unwritten`]).
+    pub(super) unwritten: Vec<Pending>,
+    pub(super) unwritten_bytes: usize,
+}
+
+impl Merger {
+    pub(super) fn new(flush_each: bool) -> Merger {
+        Merger {
+            waiting: BTreeMap::new(),
+            xfcc: XfccLegs::default(),
+            flush_each,
+            spent: None,
+            unwritten: Vec::new(),
+            unwritten_bytes: 0,
+        }
+    }
+
+    pub(super) fn add(&mut self, done: &mut Vec<Pending>, xfcc: &mut Vec<XfccSeen>) {
+        for (port, ts, uri, by) in xfcc.drain(..) {
+            self.xfcc.record(port, ts, &uri, by.as_deref());
+        }
+        for p in done.drain(..) {
+            self.waiting.insert((p.end_order, p.order), p);
+        }
+    }
+
+    /// Takes the finished flows of a worker on this thread.
+    pub(super) fn take_from(&mut self, w: &mut Worker) {
+        w.finish_ended();
+        self.add(&mut w.done, &mut w.xfcc);
+    }
+
+    /// Writes every waiting flow that ended at or before packet `processed`: every shard has
+    /// read that far, so no flow can still end earlier, and every XFCC header sent before the
+    /// flow's last packet is known.
+    pub(super) fn release(
+        &mut self,
+        processed: u64,
+        summary: &mut Summary,
+        sink: &mut Sink<'_>,
+        mesh_cfg: &MeshConfig,
+    ) -> io::Result<()> {
+        while let Some(entry) = self.waiting.first_entry() {
+            if entry.key().0 > processed {
+                break;
+            }
+            let mut p = entry.remove();
+            self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
+            if let (Sink::Json(_), Rendered::Json(line), false) = (&*sink, &p.rendered, self.flush_each) {
+                // Written below with the others, straight from the worker's buffers.
+                summary.count_flow(&p.report, mesh_cfg);
+                self.unwritten_bytes += line.len();
+                self.unwritten.push(p);
+                if self.unwritten_bytes >= UNWRITTEN_BYTES {
+                    self.write_unwritten(sink)?;
+                }
+                continue;
+            }
+            self.write_unwritten(sink)?;
+            sink.emit(&mut p, summary, mesh_cfg)?;
+            if let Some(spent) = &mut self.spent {
+                spent.push(p);
+            }
+            if self.flush_each {
+                sink.flush()?;
+            }
+        }
+        self.write_unwritten(sink)
+    }
+
+    /// Writes the lines rendered by the workers of the flows in `unwritten`, in one vectored
+    /// write, instead of copying each into the output buffer (150 MB per GB of capture, read
+    /// across cores). The flows then go back to their workers with their lines.
+    pub(super) fn write_unwritten(&mut self, sink: &mut Sink<'_>) -> io::Result<()> {
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        if let Sink::Json(out) = sink {
+            let mut slices: Vec<io::IoSlice<'_>> = self
+                .unwritten
+                .iter()
+                .filter_map(|p| match &p.rendered {
+                    Rendered::Json(line) => Some(io::IoSlice::new(line)),
+                    _ => None,
+                })
+                .collect();
+            write_all_vectored(&mut **out, &mut slices)?;
+        }
+        self.unwritten_bytes = 0;
+        match &mut self.spent {
+            Some(spent) => spent.append(&mut self.unwritten),
+            None => self.unwritten.clear(),
+        }
+        Ok(())
+    }
+}
+
+/// Flows whose lines the merging thread collects before writing them ([`Merger::write_unwritten`]).
+pub(super) const UNWRITTEN_BYTES: usize = 1 << 20;
+
+/// `Write::write_all` for several buffers (std's `write_all_vectored` is unstable).
+pub(super) fn write_all_vectored(out: &mut dyn Write, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Merger {
+    /// Ends and writes the flows still open when the input ended, over all `workers` (shards),
+    /// oldest first: each batch ends every flow of any shard up to the [`END_BATCH`]-th oldest
+    /// of one shard, so all of them can be written before the next batch is built.
+    pub(super) fn end_open_flows(
+        &mut self,
+        workers: &mut [&mut Worker],
+        summary: &mut Summary,
+        sink: &mut Sink<'_>,
+        mesh_cfg: &MeshConfig,
+    ) -> io::Result<()> {
+        while let Some(last) = workers.iter().filter_map(|w| w.table.nth_live_order(END_BATCH)).min() {
+            for w in workers.iter_mut() {
+                w.finish_up_to(last);
+                self.take_from(w);
+            }
+            self.release(u64::MAX, summary, sink, mesh_cfg)?;
+        }
+        Ok(())
+    }
+}
+
+/// Flows still open at the end of the input are ended (oldest first) and written this many at
+/// a time, so that their reports are never all held at once.
+pub(super) const END_BATCH: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::tls::TlsReport;
+    use crate::classify::Classified;
+    use crate::flow::{EndReason, FlowMeta};
+    use crate::report::json;
+    use crate::wire::{Side, Timestamp};
+    use std::net::SocketAddr;
+
+    /// A finished TLS flow from port 4xxxx to `port`, first packet number `order` at second
+    /// `first`, ended at packet `end_order` and second `last`, with mTLS verdict `mtls`, made by
+    /// `shard`. Rendered by its worker as a JSON line when `rendered` (as `finish_flow` does
+    /// unless the XFCC confirmation may change it).
+    fn pending(
+        order: u64,
+        end_order: u64,
+        port: u16,
+        (first, last): (i64, i64),
+        mtls: &'static str,
+    ) -> Pending {
+        let ts = |secs| Timestamp { secs, nanos: 0 };
+        let client = SocketAddr::from(([10, 0, 0, 1], 40_000 + order as u16));
+        let server = SocketAddr::from(([10, 0, 0, 2], port));
+        let meta = FlowMeta {
+            last_ts: ts(last),
+            packets: [3, 3],
+            bytes: [100, 100],
+            fin: [true, true],
+            rst: [false, false],
+            syn_from: Some(Side::A),
+            synack_from: Some(Side::B),
+            id: order,
+            endpoints: [client, server],
+            first_ts: ts(first),
+            stats: Default::default(),
+            end: EndReason::Closed,
+            order,
+            memory_limited: false,
+            original_dst: None,
+        };
+        let c = Classified {
+            protocol: "tls",
+            tls: Some(TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() }),
+            http: None,
+            h2c: None,
+            preview: Default::default(),
+            client_hint: None,
+            warnings: Vec::new(),
+        };
+        let report = Box::new(FlowReport::build(meta, c, &"test".into(), false));
+        let (first, last) = (first as f64, last as f64);
+        Pending { report, order, end_order, port, first, last, rendered: Rendered::No, shard: 0 }
+    }
+
+    /// The same, rendered by its worker as a JSON line, from `shard`.
+    fn rendered(mut p: Pending, shard: usize) -> Pending {
+        let mut line = Vec::new();
+        json::render_flow(&mut line, &p.report);
+        p.rendered = Rendered::Json(line);
+        p.shard = shard;
+        p
+    }
+
+    /// `(id, mtls)` of each flow line written.
+    fn written(out: &[u8]) -> Vec<(u64, String)> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| (v["id"].as_u64().unwrap(), v["tls"]["mtls"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    /// Releases up to `processed` into a JSON sink writing to `out`.
+    fn release(m: &mut Merger, processed: u64, summary: &mut Summary, out: &mut Vec<u8>) {
+        let mut sink = Sink::Json(out);
+        m.release(processed, summary, &mut sink, &MeshConfig::default()).unwrap();
+    }
+
+    fn ids(v: &[(u64, String)]) -> Vec<u64> {
+        v.iter().map(|&(id, _)| id).collect()
+    }
+
+    #[test]
+    fn flows_leave_in_end_order_then_first_packet_order_across_shards_and_batches() {
+        let mut m = Merger::new(false);
+        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        // Shard 1's first batch: flows ended at packets 40 and 10.
+        m.add(&mut vec![pending(3, 40, 443, (1, 4), "no"), pending(5, 10, 443, (1, 2), "no")], &mut vec![]);
+        // Shard 0's: ended at 10 as well (first packet 2: before flow 5), and at 25.
+        m.add(&mut vec![pending(7, 25, 443, (2, 3), "no"), pending(2, 10, 443, (1, 2), "no")], &mut vec![]);
+        // Every shard has read up to packet 24: what ended there is final.
+        release(&mut m, 24, &mut summary, &mut out);
+        assert_eq!(ids(&written(&out)), [2, 5]);
+        // Shard 0's next batch brings a flow that ended at 30, before flow 3 (ended at 40).
+        m.add(&mut vec![pending(9, 30, 443, (3, 4), "no")], &mut vec![]);
+        release(&mut m, 35, &mut summary, &mut out);
+        assert_eq!(ids(&written(&out)), [2, 5, 7, 9]);
+        // Nothing is written twice, nor before its end is reached.
+        release(&mut m, 35, &mut summary, &mut out);
+        assert_eq!(ids(&written(&out)), [2, 5, 7, 9]);
+        release(&mut m, u64::MAX, &mut summary, &mut out);
+        assert_eq!(ids(&written(&out)), [2, 5, 7, 9, 3]);
+        assert_eq!(summary.flows, 5);
+    }
+
+    #[test]
+    fn lines_rendered_by_the_workers_keep_the_order_and_go_back_to_their_shards() {
+        let mut m = Merger::new(false);
+        m.spent = Some(Vec::new());
+        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        m.add(&mut vec![rendered(pending(4, 12, 443, (1, 2), "no"), 1)], &mut vec![]);
+        m.add(&mut vec![rendered(pending(1, 20, 443, (1, 3), "no"), 0)], &mut vec![]);
+        // Not rendered (the XFCC confirmation could have changed it): written by the sink, in
+        // its turn between the others.
+        m.add(&mut vec![pending(6, 15, 8080, (1, 2), "no")], &mut vec![]);
+        m.add(&mut vec![rendered(pending(2, 12, 443, (1, 2), "no"), 0)], &mut vec![]);
+        release(&mut m, u64::MAX, &mut summary, &mut out);
+        assert_eq!(ids(&written(&out)), [2, 4, 6, 1]);
+        let spent = m.spent.take().unwrap();
+        let back: Vec<(u64, usize)> = spent.iter().map(|p| (p.order, p.shard)).collect();
+        assert_eq!(back, [(2, 0), (4, 1), (6, 0), (1, 0)]);
+        assert_eq!(summary.flows, 4);
+    }
+
+    #[test]
+    fn xfcc_confirmation_is_applied_before_release() {
+        let mut m = Merger::new(false);
+        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        let uri = "spiffe://cluster.local/ns/default/sa/client".to_string();
+        // A pod-network flow to 9080 between seconds 100 and 110, verdict `likely`; another
+        // to 9090 that no identity was seen for.
+        m.add(&mut vec![pending(1, 50, 9080, (100, 110), "likely")], &mut vec![]);
+        m.add(&mut vec![pending(2, 60, 9090, (100, 110), "likely")], &mut vec![]);
+        // Another shard saw the Envoy -> app leg to 9080 carry the identity at second 105, in a
+        // later batch, before every shard had read past packet 50.
+        m.add(&mut vec![], &mut vec![(9080, 105.0, uri.clone(), None)]);
+        release(&mut m, 55, &mut summary, &mut out);
+        assert_eq!(written(&out), [(1, "yes".to_string())]);
+        // An identity seen after the flow was released changes nothing written.
+        m.add(&mut vec![pending(3, 70, 9080, (200, 210), "likely")], &mut vec![]);
+        release(&mut m, 80, &mut summary, &mut out);
+        m.add(&mut vec![], &mut vec![(9080, 205.0, uri, None)]);
+        release(&mut m, u64::MAX, &mut summary, &mut out);
+        assert_eq!(written(&out), [(1, "yes".into()), (2, "likely".into()), (3, "likely".into())]);
+        let line = String::from_utf8_lossy(&out).lines().next().unwrap().to_string();
+        assert!(
+            line.contains("x-forwarded-client-cert URI=spiffe://cluster.local/ns/default/sa/client"),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! The runtime: capture files and a live capture → decode → flow table → classifier →
+//! ordered merge → sink. [`run_with_writer`] is the seam the binary and the tests share.
+//!
+//! This module owns the run's [`Config`], the loop over the inputs (with `-r`'s filter, `-c`
+//! and `-w`), the one-thread analysis of a capture (`analyze`) and the [`Outcome`]. The rest
+//! is in its parts: `sink` (where finished flows go), `worker` (flow tracking over a capture
+//! or a shard of it, and the making of reports), `merge` (flows released in order, after the
+//! XFCC confirmation), `shard` (which worker follows a flow), `parallel` (`--threads`: the
+//! dispatching thread, the shard workers, the merging thread).
+
+mod merge;
+mod parallel;
+mod shard;
+mod sink;
+mod worker;
+
+use crate::capture::gate::{Gate, Gated};
+use crate::capture::live::{install_stop_handlers, LiveCapture, LiveOptions};
+use crate::capture::write::WriteOptions;
+use crate::capture::{display_path, CaptureReader, Next, PacketSource};
+use crate::classify::ClassifyConfig;
+use crate::decode::linktype_name;
+use crate::flow::Limits;
+use crate::report::mesh::MeshConfig;
+use crate::report::{json, table, Summary};
+use merge::Merger;
+use parallel::analyze_parallel;
+use sink::{RenderMode, Sink};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use worker::Worker;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Human table.
+    Table,
+    /// JSON Lines.
+    Json,
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Capture files, `-` for standard input.
+    pub inputs: Vec<PathBuf>,
+    /// Live capture, read after the files.
+    pub live: Option<LiveOptions>,
+    /// Output format.
+    pub format: Format,
+    /// Flow table limits.
+    pub limits: Limits,
+    /// Classifier settings.
+    pub classify: ClassifyConfig,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Suppress warnings on stderr.
+    pub quiet: bool,
+    /// Certificate warnings, per-server verdicts, expectations.
+    pub mesh: MeshConfig,
+    /// Worker threads for regular files (1: all in the calling thread).
+    pub threads: usize,
+    /// Write only the summary.
+    pub summary_only: bool,
+    /// Verbosity and width of the table.
+    pub table: table::TableOptions,
+    /// What `-r` does to the packets it reads: filter, `-c`, `-w`.
+    pub offline: OfflineOptions,
+    /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
+    /// by row with fixed columns, as for a live capture.
+    pub line_buffered: bool,
+}
+
+/// The BPF filter, `-c` and `-w` of a run on capture files (as `tcpdump -r`).
+#[derive(Clone, Debug, Default)]
+pub struct OfflineOptions {
+    /// Only the packets that pass this filter are analysed (and written).
+    pub filter: Option<String>,
+    /// Stop after this many packets (that passed the filter), over all the files.
+    pub count: Option<u64>,
+    /// Write the packets analysed to pcap files.
+    pub write: Option<WriteOptions>,
+}
+
+/// What a run found, for the exit code.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Files that could not be read to the end.
+    pub errors: Vec<String>,
+    /// Flows reported.
+    pub flows: u64,
+    /// Flows that broke `--expect mtls` / `--fail-on-plaintext` (exit code 1).
+    pub violations: u64,
+}
+
+/// Runs the pipeline on every input; writes data to `out` and diagnostics to `diag`.
+/// Results found before an error are still written. Each flow is written when it ends, so
+/// memory holds open flows, not the run.
+pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
+    let mut summary = Summary { kind: "summary", ..Summary::default() };
+    let mut sink = match cfg.format {
+        f if cfg.summary_only => Sink::Count(f),
+        Format::Json => Sink::Json(out),
+        Format::Table if cfg.line_buffered || (cfg.live.is_some() && cfg.inputs.is_empty()) => {
+            Sink::LiveTable(out, false, cfg.table)
+        }
+        Format::Table => Sink::Table(out, table::Rows::new(cfg.table)),
+    };
+    // Inputs that could be opened: when none could, the table prints nothing but the errors.
+    let mut opened = 0;
+    let o = &cfg.offline;
+    let mut gate = Gate::new(o.filter.clone(), o.count, o.write.clone());
+    let mut linktype = None;
+    for path in &cfg.inputs {
+        if gate.as_ref().is_some_and(Gate::done) {
+            break; // -c reached (or -w failed): the later files are not read, as with tcpdump
+        }
+        let name = display_path(path);
+        summary.files.push(name.clone());
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                if !cfg.quiet {
+                    writeln!(diag, "tlspeek: {msg}")?;
+                }
+                summary.errors.push(msg);
+                continue;
+            }
+        };
+        linktype = linktype.or(reader.first_linktype());
+        if let Some(Err(e)) = gate.as_mut().map(|g| g.open_for(&reader)) {
+            let msg = e.to_string();
+            if !cfg.quiet {
+                writeln!(diag, "tlspeek: {msg}")?;
+            }
+            summary.errors.push(msg);
+            break;
+        }
+        opened += 1;
+        // Flow ids are packet numbers, counted across the inputs.
+        let base = summary.packets;
+        // -l on a stream (standard input fed by a live tcpdump): one thread, each flow written
+        // as it ends, not in batches.
+        let parallel = cfg.threads > 1 && !(cfg.line_buffered && reader.total_len().is_none());
+        match gate.as_mut() {
+            None if parallel => analyze_parallel(reader, cfg, base, &mut summary, &mut sink, diag)?,
+            None => analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?,
+            Some(g) => {
+                let mut gated = Gated::new(reader, g);
+                if parallel {
+                    analyze_parallel(gated, cfg, base, &mut summary, &mut sink, diag)?;
+                } else {
+                    analyze(&mut gated, cfg, base, &mut summary, &mut sink, diag)?;
+                }
+            }
+        }
+    }
+    // (No input opened: no -w file either, as tcpdump makes none.)
+    if let Some(g) = gate.as_mut().filter(|_| opened > 0) {
+        finish_gate(g, linktype, cfg, &mut summary, diag)?;
+    }
+    if let Some(opts) = &cfg.live {
+        match LiveCapture::open(opts.clone()) {
+            Ok(mut cap) => {
+                opened += 1;
+                install_stop_handlers();
+                // Nothing after this point needs root or CAP_NET_RAW (the socket and the -w file
+                // are open): give them up, as tcpdump -Z does.
+                let who = match opts.drop_to.as_deref().map(crate::capture::privs::drop_privileges) {
+                    Some(Ok(d)) => format!(" as uid {} (capabilities dropped)", d.uid),
+                    Some(Err(e)) => {
+                        if !cfg.quiet {
+                            writeln!(diag, "tlspeek: could not drop privileges: {e}")?;
+                        }
+                        String::new()
+                    }
+                    None => String::new(),
+                };
+                if !cfg.quiet {
+                    writeln!(
+                        diag,
+                        "tlspeek: capturing on {}{who}; Ctrl-C stops and reports",
+                        opts.interface
+                    )?;
+                }
+                let base = summary.packets;
+                analyze(&mut cap, cfg, base, &mut summary, &mut sink, diag)?;
+                if let Some((recv, drop, ifdrop)) = cap.stats() {
+                    summary.capture_stats = Some(crate::report::CaptureStats {
+                        received: recv.into(),
+                        dropped: drop.into(),
+                        if_dropped: ifdrop.into(),
+                    });
+                    if !cfg.quiet {
+                        writeln!(
+                            diag,
+                            "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
+                        )?;
+                    }
+                }
+            }
+            Err(msg) => {
+                if !cfg.quiet {
+                    writeln!(diag, "tlspeek: {msg}")?;
+                }
+                summary.errors.push(msg);
+            }
+        }
+    }
+    summary.close(&cfg.mesh);
+    let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
+    // Every error was written once, on stderr, as it happened. The JSON summary lists them
+    // (`errors`: stdout is complete for a program); the table does not repeat them, and when no
+    // input could be opened at all it prints nothing (no empty summary), as tcpdump.
+    let out = match sink {
+        Sink::Json(out) => write_json_summary(out, &summary, cfg, diag)?,
+        Sink::Count(Format::Json) => write_json_summary(out, &summary, cfg, diag)?,
+        Sink::Table(out, _) | Sink::LiveTable(out, _, _) if opened == 0 => out,
+        Sink::Count(Format::Table) if opened == 0 => out,
+        Sink::Table(out, mut rows) => {
+            rows.finish(out, &summary)?;
+            out
+        }
+        Sink::Count(Format::Table) => {
+            table::write_summary(out, &summary, cfg.table.width)?;
+            out
+        }
+        Sink::LiveTable(out, ..) => {
+            writeln!(out)?;
+            table::write_summary(out, &summary, cfg.table.width)?;
+            out
+        }
+    };
+    out.flush()?;
+    Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
+}
+
+/// Ends `-w` (closes the file; an empty one when no packet passed) and says which packets it
+/// could not write (other link types than the first: a pcap file holds one).
+fn finish_gate(
+    g: &mut Gate,
+    linktype: Option<u32>,
+    cfg: &Config,
+    summary: &mut Summary,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    if let Err(e) = g.finish(linktype) {
+        let msg = e.to_string();
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {msg}")?;
+        }
+        summary.errors.push(msg);
+    }
+    if let (Some(w), false) = (&cfg.offline.write, cfg.quiet) {
+        for (&lt, &n) in &g.not_written {
+            writeln!(
+                diag,
+                "tlspeek: {}: {n} packets of {} analysed but not written: a pcap file holds one link type (that of the first packet written)",
+                w.path.display(),
+                linktype_name(lt)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The JSON summary line, and the expectation results on stderr (stdout is for machines).
+fn write_json_summary<'a>(
+    out: &'a mut dyn Write,
+    summary: &Summary,
+    cfg: &Config,
+    diag: &mut dyn Write,
+) -> io::Result<&'a mut dyn Write> {
+    json::write_summary(out, summary)?;
+    if !cfg.quiet {
+        table::write_expectations(diag, summary, None)?;
+    }
+    Ok(out)
+}
+
+/// Reads one capture to its end (or first error), numbering its packets after `base`.
+fn analyze(
+    reader: &mut dyn PacketSource,
+    cfg: &Config,
+    base: u64,
+    summary: &mut Summary,
+    sink: &mut Sink<'_>,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    let name = reader.name().to_string();
+    // Files release finished flows in batches; a live capture (or -l) releases them at once.
+    let batch: u64 = if reader.total_len().is_some() && !cfg.line_buffered { 8192 } else { 1 };
+    let live = reader.is_live();
+    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1, RenderMode::None);
+    let mut m = Merger::new(batch == 1);
+    let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
+    let mut error = None;
+    loop {
+        let pkt = match reader.next() {
+            Ok(Next::Packet(p)) => p,
+            Ok(Next::Idle(now)) => {
+                // Live capture with no traffic: idle flows still end and are reported.
+                w.sweep(now);
+                m.take_from(&mut w);
+                m.release(w.order, summary, sink, &cfg.mesh)?;
+                continue;
+            }
+            Ok(Next::End) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        };
+        if let Some(f) = w.packet(&pkt) {
+            sink.announce(&f)?;
+        }
+        if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
+            m.take_from(&mut w);
+        }
+        if w.order.is_multiple_of(batch) {
+            m.release(w.order, summary, sink, &cfg.mesh)?;
+            if let Some(p) = &progress {
+                if w.order.is_multiple_of(8192) {
+                    p.set_position(reader.position());
+                }
+            }
+        }
+    }
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    // What ended before the input did, then the flows still open.
+    m.take_from(&mut w);
+    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    m.end_open_flows(&mut [&mut w], summary, sink, &cfg.mesh)?;
+    w.add_counts(summary);
+    finish_file(&name, &w.skipped, error, cfg, summary, diag)
+}
+
+/// Skipped link types and the error of one file, on stderr and in the summary.
+fn finish_file(
+    name: &str,
+    skipped: &BTreeMap<u32, u64>,
+    error: Option<String>,
+    cfg: &Config,
+    summary: &mut Summary,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    for (&lt, &n) in skipped {
+        let lname = linktype_name(lt);
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {name}: skipped {n} packets of unsupported {lname}")?;
+        }
+        *summary.skipped_link_types.entry(lname).or_default() += n;
+    }
+    if let Some(e) = error {
+        if !cfg.quiet {
+            writeln!(diag, "tlspeek: {e} (results up to that point are reported)")?;
+        }
+        summary.errors.push(e);
+    }
+    Ok(())
+}

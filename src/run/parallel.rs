@@ -1,0 +1,432 @@
+//! `--threads N` (N > 1) on a capture file or standard input: one thread reads and decodes every
+//! packet, follows shard 0 and hands each other shard worker a [`Batch`] of its segments
+//! ([`dispatch`], [`shard_main`]); the calling thread merges their reports ([`analyze_parallel`])
+//! in the same order as one thread would write them.
+
+use super::merge::{Merger, Pending, XfccSeen};
+use super::shard::shard_of;
+use super::sink::Sink;
+use super::worker::{Worker, DEFERRED_FLOWS, ENDED_BATCH};
+use super::{finish_file, Config};
+use crate::capture::SharedSource;
+use crate::flow::client::is_server_answer;
+use crate::report::Summary;
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+/// What a shard worker sends to the merging thread.
+pub(super) enum Msg {
+    /// Finished flows and XFCC observations, then how far the worker is.
+    Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
+    /// The worker took every batch.
+    End { shard: usize, worker: Box<Worker> },
+}
+
+/// Packets between two batches of reports sent by a worker to the merging thread. Each batch
+/// wakes that thread, which then takes a core from a worker (see bench/RESULTS.md, "every 4,096
+/// packets").
+pub(super) const SHARD_BATCH: u64 = 4096;
+
+/// Packets between two batches sent by the reading thread to each shard worker: small, so that
+/// the batches in flight stay in the L2 cache.
+pub(super) const DISPATCH_BATCH: u64 = 256;
+
+/// A batch is sent early once its payloads reach this size: 256 packets of 64 KiB would be
+/// 16 MB a batch. With [`QUEUED_BATCHES`], a worker has at most about 2 MB in flight.
+pub(super) const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Batches queued for a shard worker before the dispatching thread waits for it: this bounds
+/// the memory in flight, and how far the fastest worker runs ahead of the slowest.
+pub(super) const QUEUED_BATCHES: usize = 4;
+
+/// What the dispatching thread hands one shard worker for a run of packets.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Payloads of the segments, back to back.
+    pub(super) data: Vec<u8>,
+    /// Read buffers holding payloads of [`What::Shared`] segments (not copied into `data`).
+    pub(super) shared: Vec<crate::capture::SharedBuffer>,
+    /// Payload bytes of the segments, in `data` or `shared`.
+    pub(super) bytes: usize,
+    pub(super) events: Vec<Event>,
+    /// Every packet up to this number has been dispatched.
+    pub(super) upto: u64,
+}
+
+/// One event of a [`Batch`]: what the worker does at packet `order`.
+pub(super) struct Event {
+    pub(super) order: u64,
+    pub(super) ts: crate::wire::Timestamp,
+    pub(super) what: What,
+}
+
+/// The part of a packet a shard worker needs. A worker must end idle flows at the same packet
+/// as one thread would: its flow table sweeps at the first TCP packet of each new capture
+/// second, whichever flow it belongs to. So besides its own segments it is told of the other
+/// shards' segments whose second differs from the previous one it was told of (a sweep at a
+/// packet of the same second as the one before does nothing), and of every SYN-ACK.
+pub(super) enum What {
+    /// A segment of one of this worker's flows: its header fields (`head`, with no payload),
+    /// its payload at `data[start..start + len]`.
+    Segment { head: crate::decode::TcpSegment<'static>, start: u32, len: u32 },
+    /// A segment of one of this worker's flows whose payload is `shared[buffer][start..start +
+    /// len]`: in the reading thread's read buffer, not copied (see bench/RESULTS.md, "payloads
+    /// handed to a worker are not copied").
+    Shared { head: crate::decode::TcpSegment<'static>, buffer: u32, start: u32, len: u32 },
+    /// Another shard's segment in a new capture second.
+    Tick,
+    /// Another shard's SYN-ACK, from this server (see [`KnownServers`](crate::flow::client::KnownServers)).
+    Server(IpAddr, u16),
+    /// The next segment paired the halves of a REDIRECTed connection: the flow's original
+    /// destination (see [`RedirectPairs`](crate::flow::redirect::RedirectPairs)).
+    Redirect(std::net::SocketAddr),
+}
+
+impl Worker {
+    /// Reads one packet for the shard workers: counts it, decodes it, reassembles IPv4
+    /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`What`]).
+    pub(super) fn route(
+        &mut self,
+        pkt: &crate::capture::Packet<'_>,
+        buf: &crate::capture::SharedBuffer,
+        out: &mut [Batch],
+        seen: &mut [Option<i64>],
+    ) {
+        self.take(pkt, |w, seg, ts| {
+            w.route_segment(seg, ts, buf, out, seen);
+            None
+        });
+    }
+
+    /// Takes a batch from the dispatching thread (a shard worker).
+    pub(super) fn dispatched(&mut self, b: &Batch) {
+        for e in &b.events {
+            self.order = e.order;
+            match e.what {
+                What::Segment { head, start, len } => {
+                    let payload = &b.data[start as usize..start as usize + len as usize];
+                    self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts);
+                }
+                What::Shared { head, buffer, start, len } => {
+                    let payload = b
+                        .shared
+                        .get(buffer as usize)
+                        .and_then(|s| s.get(start as usize..(start + len) as usize));
+                    self.segment(
+                        &crate::decode::TcpSegment { payload: payload.unwrap_or_default(), ..head },
+                        e.ts,
+                    );
+                }
+                What::Server(ip, port) => {
+                    self.out.servers.note(ip, port);
+                    self.sweep(e.ts);
+                }
+                What::Tick => self.sweep(e.ts),
+                What::Redirect(o) => self.redirect_note = Some(o),
+            }
+        }
+        self.order = b.upto;
+    }
+
+    /// Sends the merger the reports finished so far and the XFCC identities seen, with
+    /// [`Self::finished_upto`]; flows ended but not finished stay (see [`DEFERRED_FLOWS`]),
+    /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
+    /// batch, here where it was allocated. False when the merger is gone (output error).
+    pub(super) fn send_finished(
+        &mut self,
+        tx: &std::sync::mpsc::SyncSender<Msg>,
+        spent: &std::sync::mpsc::Receiver<Vec<Pending>>,
+        last: bool,
+    ) -> bool {
+        spent.try_iter().for_each(drop);
+        if last {
+            self.finish_ended();
+        }
+        let processed = self.finished_upto();
+        let (done, xfcc) = (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc));
+        tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
+    }
+}
+
+impl Worker {
+    /// Follows segment `seg` here when its flow is of shard 0 (this worker's), else adds it to
+    /// the batch of its shard; tells the other shards what they must know of it (see [`What`]).
+    /// `seen`: per shard, the capture second it was last told of.
+    pub(super) fn route_segment(
+        &mut self,
+        seg: &crate::decode::TcpSegment<'_>,
+        ts: crate::wire::Timestamp,
+        buf: &crate::capture::SharedBuffer,
+        out: &mut [Batch],
+        seen: &mut [Option<i64>],
+    ) {
+        let own = shard_of(seg.src, seg.sport, seg.dst, seg.dport, out.len() as u64) as usize;
+        if let Some(o) = self.redirect_note.take_if(|_| own != 0) {
+            out[own].events.push(Event { order: self.order, ts, what: What::Redirect(o) });
+        }
+        if own == 0 {
+            self.segment(seg, ts);
+        } else {
+            self.out.servers.saw(seg);
+            self.sweep(ts);
+        }
+        for (k, (b, seen)) in out.iter_mut().zip(seen.iter_mut()).enumerate().skip(1) {
+            let what = if k == own {
+                let head = crate::decode::TcpSegment { payload: &[], ..*seg };
+                let len = seg.payload.len() as u32;
+                b.bytes += seg.payload.len();
+                // In the read buffer (not a reassembled IPv4 fragment): handed over, not copied.
+                let at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+                if at <= buf.len() && seg.payload.len() <= buf.len() - at {
+                    if !b.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
+                        b.shared.push(buf.clone());
+                    }
+                    What::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
+                } else {
+                    let start = b.data.len() as u32;
+                    b.data.extend_from_slice(seg.payload);
+                    What::Segment { head, start, len }
+                }
+            } else if is_server_answer(seg) {
+                What::Server(seg.src, seg.sport)
+            } else if *seen != Some(ts.secs) {
+                What::Tick
+            } else {
+                continue;
+            };
+            *seen = Some(ts.secs);
+            b.events.push(Event { order: self.order, ts, what });
+        }
+    }
+}
+
+/// The dispatching thread: reads every packet once, follows shard 0, and sends each other
+/// shard worker its batch every [`DISPATCH_BATCH`] packets. Returns the counting worker and the read error, if any.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dispatch<R: SharedSource>(
+    reader: &mut R,
+    mut d: Worker,
+    to: Vec<std::sync::mpsc::SyncSender<Batch>>,
+    free: Vec<std::sync::mpsc::Receiver<Batch>>,
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    progress: Option<indicatif::ProgressBar>,
+) -> (Worker, Option<String>) {
+    // Batches for shards 1..; shard 0 is followed here.
+    let mut out: Vec<Batch> = (0..=to.len()).map(|_| Batch::default()).collect();
+    let mut seen = vec![None; to.len() + 1];
+    // Used batches come back to be refilled: freeing and allocating them would fault their
+    // pages in again every time.
+    let send = |out: &mut Vec<Batch>, d: &mut Worker, reports: bool, last: bool| -> bool {
+        for ((b, to), free) in out.iter_mut().skip(1).zip(&to).zip(&free) {
+            let mut full = std::mem::replace(b, free.try_recv().unwrap_or_default());
+            full.upto = d.order;
+            // A worker behind: finish ended flows meanwhile (see DEFERRED_FLOWS).
+            loop {
+                match to.try_send(full) {
+                    Ok(()) => break,
+                    Err(std::sync::mpsc::TrySendError::Full(b)) if !d.ended.is_empty() => {
+                        full = b;
+                        d.finish_some(ENDED_BATCH);
+                    }
+                    Err(std::sync::mpsc::TrySendError::Full(b)) => {
+                        if to.send(b).is_err() {
+                            return false;
+                        }
+                        break;
+                    }
+                    // A worker stopped: the merger is gone (output error).
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
+                }
+            }
+        }
+        !reports || d.send_finished(&tx, &spent, last)
+    };
+    let mut error = None;
+    loop {
+        match reader.next_shared() {
+            Ok(Some((p, buf))) => d.route(&p, buf, &mut out, &mut seen),
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        if d.order.is_multiple_of(DISPATCH_BATCH) || out.iter().any(|b| b.bytes >= MAX_BATCH_BYTES) {
+            let reports = d.order.is_multiple_of(SHARD_BATCH);
+            if !send(&mut out, &mut d, reports, false) {
+                return (d, error);
+            }
+            if let Some(p) = progress.as_ref().filter(|_| reports) {
+                p.set_position(reader.position());
+            }
+        }
+    }
+    send(&mut out, &mut d, true, true);
+    (d, error)
+}
+
+/// One shard worker: follows the flows of its shard from the batches it is sent, and sends
+/// their reports on. The flows still open at the end stay in the worker, which is sent back
+/// whole: the merging thread ends them across all shards in first-packet order, a batch at a
+/// time.
+pub(super) fn shard_main(
+    mut w: Worker,
+    batches: std::sync::mpsc::Receiver<Batch>,
+    free: std::sync::mpsc::Sender<Batch>,
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+) {
+    let shard = w.out.shard;
+    loop {
+        let mut b = match batches.try_recv() {
+            Ok(b) => b,
+            // Nothing to read yet: finish ended flows meanwhile (see DEFERRED_FLOWS).
+            Err(std::sync::mpsc::TryRecvError::Empty) if !w.ended.is_empty() => {
+                w.finish_some(ENDED_BATCH);
+                continue;
+            }
+            Err(_) => match batches.recv() {
+                Ok(b) => b,
+                Err(_) => break,
+            },
+        };
+        w.dispatched(&b);
+        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_finished(&tx, &spent, false) {
+            return; // the merger stopped (output error)
+        }
+        b.data.clear();
+        b.events.clear();
+        b.shared.clear(); // the reading thread may reuse these buffers
+        b.bytes = 0;
+        let _ = free.send(b);
+    }
+    if w.send_finished(&tx, &spent, true) {
+        let _ = tx.send(Msg::End { shard, worker: Box::new(w) });
+    }
+}
+
+/// The merging thread's scheduling policy is `SCHED_BATCH` while it waits for the workers'
+/// reports, then back to what it was. Woken by every batch of reports (a thousand times per GB),
+/// it preempted the reading or the worker thread each time (about 1,000 involuntary context
+/// switches of the reading thread per run); as a batch thread it is not run ahead of a busy one
+/// on wakeup, only when a core is free or at the next regular tick (see bench/RESULTS.md,
+/// "`SCHED_BATCH`"). Not being allowed to change it (a seccomp profile) changes nothing else.
+pub(super) struct BatchPolicy(Option<libc::c_int>);
+
+impl BatchPolicy {
+    pub(super) fn enter() -> BatchPolicy {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: queries and sets this thread's own policy (pid 0) with a valid sched_param.
+        let previous = unsafe { libc::sched_getscheduler(0) };
+        let set = previous == libc::SCHED_OTHER
+            // SAFETY: as above.
+            && unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0;
+        BatchPolicy(set.then_some(previous))
+    }
+}
+
+impl Drop for BatchPolicy {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0 {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: restores this thread's own policy, which it had before.
+            unsafe { libc::sched_setscheduler(0, previous, &param) };
+        }
+    }
+}
+
+/// `--threads N` (N > 1) on a capture file or standard input: one thread reads and decodes the
+/// packets and hands each of N workers the segments of the flows hashed to it; this thread
+/// merges their reports in the order the flows ended (the same order as one thread) and writes
+/// them. One reader rather than every worker reading and decoding the whole file: see
+/// bench/RESULTS.md, "one thread reads and decodes every packet".
+pub(super) fn analyze_parallel<R: SharedSource>(
+    mut reader: R,
+    cfg: &Config,
+    base: u64,
+    summary: &mut Summary,
+    sink: &mut Sink<'_>,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    let shards = cfg.threads.max(1) as u64;
+    let name = reader.name().to_string();
+    let nanos = reader.nanosecond_precision();
+    let render = sink.render_mode();
+    let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
+    let mut m = Merger::new(false);
+    m.spent = Some(Vec::new());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
+    let mut back = Vec::new();
+    let mut workers: Vec<Option<Box<Worker>>> = (0..shards).map(|_| None).collect();
+    let mut d = Worker::new(cfg, &name, nanos, false, base, 0, shards, render);
+    d.counting = true;
+    d.defer = DEFERRED_FLOWS;
+    let result = std::thread::scope(|scope| -> io::Result<Option<String>> {
+        // Dropped on an output error, which stops the workers and then the dispatcher.
+        let rx = rx;
+        let (mut to, mut free) = (Vec::new(), Vec::new());
+        let (back_tx, back_rx) = std::sync::mpsc::channel();
+        back.push(back_tx);
+        for i in 1..shards {
+            let mut w = Worker::new(cfg, &name, nanos, false, base, i, shards, render);
+            w.defer = DEFERRED_FLOWS;
+            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
+            let (free_tx, free_rx) = std::sync::mpsc::channel();
+            let (back_tx, back_rx) = std::sync::mpsc::channel();
+            to.push(batch_tx);
+            free.push(free_rx);
+            back.push(back_tx);
+            let tx = tx.clone();
+            scope.spawn(move || shard_main(w, batch_rx, free_tx, tx, back_rx));
+        }
+        let bar = progress.clone();
+        let reader = &mut reader;
+        let dispatcher = scope.spawn(move || {
+            let (d, error) = dispatch(reader, d, to, free, tx.clone(), back_rx, bar);
+            let _ = tx.send(Msg::End { shard: 0, worker: Box::new(d) });
+            error
+        });
+        let _batch = BatchPolicy::enter();
+        let mut marks = vec![0u64; shards as usize];
+        for msg in rx.iter() {
+            match msg {
+                Msg::Batch { shard, mut done, mut xfcc, processed } => {
+                    m.add(&mut done, &mut xfcc);
+                    marks[shard] = processed;
+                }
+                Msg::End { shard, worker } => {
+                    marks[shard] = u64::MAX;
+                    workers[shard] = Some(worker);
+                }
+            }
+            let processed = marks.iter().copied().min().unwrap_or(0);
+            m.release(processed, summary, sink, &cfg.mesh)?;
+            if let Some(spent) = m.spent.as_mut().filter(|v| !v.is_empty()) {
+                let mut per: Vec<Vec<Pending>> = (0..back.len()).map(|_| Vec::new()).collect();
+                for p in spent.drain(..) {
+                    per[p.shard].push(p);
+                }
+                for (to, v) in back.iter().zip(per) {
+                    if !v.is_empty() {
+                        let _ = to.send(v); // a worker that has ended: dropped here
+                    }
+                }
+            }
+        }
+        Ok(dispatcher.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+    let error = result?;
+    m.spent = None; // the workers have ended: nothing to send back
+    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|w| &mut **w).collect();
+    m.end_open_flows(&mut ended, summary, sink, &cfg.mesh)?;
+    for w in workers.iter().flatten() {
+        w.add_counts(summary);
+    }
+    let skipped = workers[0].as_mut().map(|w| std::mem::take(&mut w.skipped)).unwrap_or_default();
+    finish_file(&name, &skipped, error, cfg, summary, diag)
+}

@@ -1,0 +1,356 @@
+//! Flow tracking over one capture or one shard of it ([`Worker`]): packets are counted and
+//! decoded, IPv4 fragments reassembled, segments given to the flow table; ended flows are kept
+//! ([`Ended`]) and finished in batches into reports ([`Pending`]) for the merger, rendered for
+//! the sink when the XFCC confirmation cannot change them. What the `--threads` dispatching
+//! adds to a worker is in [`super::parallel`].
+
+use super::merge::{Pending, XfccSeen};
+use super::shard::{share_units, READER_UNITS, SHARE_UNITS};
+use super::sink::{RenderMode, Rendered};
+use super::Config;
+use crate::classify::{ClassifyConfig, FlowClassifier};
+use crate::decode::defrag::Defragmenter;
+use crate::decode::{decode, decode_tcp, is_supported_linktype, Decoded, NonTcp};
+use crate::flow::client::{decide_client, KnownServers};
+use crate::flow::redirect::{Redirect, RedirectPairs};
+use crate::flow::{FlowMeta, FlowTable};
+use crate::report::mesh;
+use crate::report::{json, table, FlowReport, Summary};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Flow tracking over one capture, or over one shard of it (`--threads`: the dispatching
+/// thread reads and decodes every packet and hands each worker the segments of the flows whose
+/// 4-tuple hashes to its shard, see [`Worker::route`]). The counters of what is not a TCP flow
+/// are kept by the worker that reads the packets.
+pub(super) struct Worker {
+    pub(super) out: FlowOut,
+    pub(super) live: bool,
+    pub(super) classify: ClassifyConfig,
+    /// This worker reads the packets and counts them (one thread, or the dispatcher).
+    pub(super) counting: bool,
+    pub(super) table: FlowTable<FlowClassifier>,
+    pub(super) defrag: Defragmenter,
+    pub(super) skipped: BTreeMap<u32, u64>,
+    pub(super) non_tcp: BTreeMap<NonTcp, u64>,
+    /// Number of the current packet (for a shard: the packet of its last segment, then the last
+    /// packet dispatched), counting from `base`.
+    pub(super) order: u64,
+    /// Packets of the inputs read before this one.
+    pub(super) base: u64,
+    /// Captured bytes seen.
+    pub(super) bytes: u64,
+    /// Flows ended but not yet reported, oldest first, finished [`ENDED_BATCH`] at a time (see
+    /// [`Ended`]).
+    pub(super) ended: std::collections::VecDeque<Ended>,
+    /// How many ended flows may wait: [`ENDED_BATCH`], or [`DEFERRED_FLOWS`] for the threads
+    /// of `--threads`, which finish them when they would otherwise wait for each other.
+    pub(super) defer: usize,
+    pub(super) done: Vec<Pending>,
+    pub(super) xfcc: Vec<XfccSeen>,
+    /// Halves of REDIRECTed connections on loopback, paired into one flow (reading worker).
+    pub(super) redirects: RedirectPairs,
+    /// The original destination of the next segment's flow, when that segment paired halves.
+    pub(super) redirect_note: Option<std::net::SocketAddr>,
+}
+
+/// A flow taken out of the table, to be reported with others ([`Worker::finish_ended`]).
+/// Building and rendering a report runs a lot of code once per flow: batched, it stays in the
+/// instruction cache instead of pushing the packet path out, and the next flows' cold memory is
+/// prefetched while one is finished (see bench/RESULTS.md, "reported 32 at a time"). What
+/// depends on later packets (the servers known so far) is decided when the flow ends.
+pub(super) struct Ended {
+    pub(super) end_order: u64,
+    pub(super) hint: Option<(crate::wire::Side, &'static str)>,
+    pub(super) meta: FlowMeta,
+    pub(super) c: FlowClassifier,
+}
+
+/// Flows ended before their reports are built together (a flow ends every 32 packets on the
+/// benchmark). Their state stays alive that long outside the table's limits: this many flows
+/// per worker ([`DEFERRED_FLOWS`] with `--threads`), or all the flows one idle sweep ends.
+pub(super) const ENDED_BATCH: usize = 32;
+
+/// With `--threads`, ended flows a thread may keep before it finishes the oldest: finishing
+/// (building and rendering the reports, a quarter of a worker's time) is the work a thread does
+/// when it would otherwise wait: the reading thread for a full queue, a worker for an empty one,
+/// which absorbs the swings of load between shards (see bench/RESULTS.md, "keeps up to 64 ended
+/// flows"). Each kept flow holds its state until then; the merger can only write flows that
+/// ended before the oldest kept one.
+pub(super) const DEFERRED_FLOWS: usize = 64;
+
+/// What turning a finished flow into a report needs, besides the flow.
+pub(super) struct FlowOut {
+    /// Input name (the report's `source`).
+    pub(super) name: std::sync::Arc<str>,
+    pub(super) nanos: bool,
+    pub(super) cert_warn: i64,
+    pub(super) servers: KnownServers,
+    pub(super) render: RenderMode,
+    pub(super) shard: usize,
+}
+
+/// A flow ending now: how to report it, and the number of the packet at which it ends.
+#[derive(Clone, Copy)]
+pub(super) struct Ending<'a> {
+    pub(super) out: &'a FlowOut,
+    pub(super) end_order: u64,
+}
+
+/// A worker's line buffer is given back after a line longer than this (a flow with a thousand
+/// recorded requests can make a multi-megabyte line).
+pub(super) const MAX_KEPT_LINE: usize = 1 << 20;
+
+/// Takes one flow out of the table: what it is reported with later is decided now.
+pub(super) fn end_flow(
+    e: Ending<'_>,
+    meta: FlowMeta,
+    c: FlowClassifier,
+    ended: &mut std::collections::VecDeque<Ended>,
+) {
+    let hint = c.client_hint().or_else(|| e.out.servers.client_of(&meta).map(|s| (s, "known_server")));
+    ended.push_back(Ended { end_order: e.end_order, hint, meta, c });
+}
+
+/// Ends one flow: its report, with certificate warnings, goes to `done`.
+pub(super) fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: Ended, done: &mut Vec<Pending>) {
+    let (client, _) = decide_client(&meta, hint);
+    let port = meta.endpoints[client.other().idx()].port();
+    let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
+    let mut classified = c.finish(client);
+    classified.client_hint = classified.client_hint.or(hint);
+    let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);
+    mesh::cert_warnings(&mut report, out.cert_warn);
+    let rendered = match out.render {
+        _ if mesh::may_confirm(&report) => Rendered::No,
+        RenderMode::None => Rendered::No,
+        RenderMode::Json => {
+            thread_local! {
+                // Rendered here, then copied at its size: a line grown in its own buffer was
+                // reallocated up to four times (half the lines are over 1.5 KB, a tenth over
+                // 6.5 KB), each time into memory not in cache.
+                static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            LINE.with_borrow_mut(|line| {
+                line.clear();
+                json::render_flow(line, &report);
+                let out = Rendered::Json(line.as_slice().to_vec());
+                if line.capacity() > MAX_KEPT_LINE {
+                    *line = Vec::new(); // not kept for the thread's life after a huge flow
+                }
+                out
+            })
+        }
+        RenderMode::Row(opts) => Rendered::Row(Box::new(table::render(&report, opts))),
+    };
+    let report = Box::new(report);
+    let shard = out.shard;
+    done.push(Pending { report, order, end_order, port, first, last, rendered, shard });
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        cfg: &Config,
+        name: &str,
+        nanos: bool,
+        live: bool,
+        base: u64,
+        shard: u64,
+        shards: u64,
+        render: RenderMode,
+    ) -> Worker {
+        // The limits are shared out like the flows (see `shard_of`).
+        let share = |total: usize| {
+            let units = share_units(shards);
+            let mine = match (shards, shard) {
+                (1, _) => units,
+                (_, 0) => READER_UNITS,
+                _ => SHARE_UNITS,
+            };
+            (total as u128 * u128::from(mine) / u128::from(units)) as usize
+        };
+        let mut limits = cfg.limits;
+        limits.max_flows = share(limits.max_flows).max(1);
+        limits.max_total_bytes = share(limits.max_total_bytes).max(limits.max_queue_bytes);
+        Worker {
+            counting: shards == 1,
+            out: FlowOut {
+                name: name.into(),
+                nanos,
+                cert_warn: cfg.mesh.cert_warn_secs,
+                servers: KnownServers::default(),
+                render,
+                shard: shard as usize,
+            },
+            live,
+            classify: cfg.classify,
+            table: FlowTable::new(limits),
+            defrag: Defragmenter::default(),
+            skipped: BTreeMap::new(),
+            non_tcp: BTreeMap::new(),
+            order: base,
+            base,
+            bytes: 0,
+            ended: std::collections::VecDeque::new(),
+            defer: ENDED_BATCH,
+            done: Vec::new(),
+            xfcc: Vec::new(),
+            redirects: RedirectPairs::default(),
+            redirect_note: None,
+        }
+    }
+
+    /// Takes one packet; returns a live `classified` report when a flow just told what it is.
+    pub(super) fn packet(&mut self, pkt: &crate::capture::Packet<'_>) -> Option<FlowReport> {
+        self.take(pkt, |w, seg, ts| w.segment(seg, ts))
+    }
+
+    /// Counts and decodes one packet, reassembles IPv4 fragments, and gives each TCP segment to
+    /// `tcp` (its report is returned when the packet itself was the segment).
+    pub(super) fn take(
+        &mut self,
+        pkt: &crate::capture::Packet<'_>,
+        mut tcp: impl FnMut(
+            &mut Worker,
+            &crate::decode::TcpSegment<'_>,
+            crate::wire::Timestamp,
+        ) -> Option<FlowReport>,
+    ) -> Option<FlowReport> {
+        self.order += 1;
+        self.bytes += pkt.data.len() as u64;
+        if !is_supported_linktype(pkt.linktype) {
+            *self.skipped.entry(pkt.linktype).or_default() += 1;
+            return None;
+        }
+        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
+            Decoded::Tcp(mut seg) => {
+                if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
+                    self.redirect_note = Some(o);
+                }
+                tcp(self, &seg, pkt.ts)
+            }
+            Decoded::Fragment(frag) => {
+                let d = self.defrag.push(&frag, pkt.ts)?;
+                if d.proto == 6 {
+                    let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
+                    if let Decoded::Tcp(mut seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
+                        if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
+                            self.redirect_note = Some(o);
+                        }
+                        tcp(self, &seg, pkt.ts);
+                    }
+                } else {
+                    *self
+                        .non_tcp
+                        .entry(if d.proto == 17 { NonTcp::Udp } else { NonTcp::OtherIp })
+                        .or_default() += 1;
+                }
+                None
+            }
+            Decoded::Other(k) => {
+                *self.non_tcp.entry(k).or_default() += 1;
+                None
+            }
+        }
+    }
+
+    pub(super) fn segment(
+        &mut self,
+        seg: &crate::decode::TcpSegment<'_>,
+        ts: crate::wire::Timestamp,
+    ) -> Option<FlowReport> {
+        self.out.servers.saw(seg);
+        let w = Ending { out: &self.out, end_order: self.order };
+        let ccfg = self.classify;
+        let ended = &mut self.ended;
+        let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
+            end_flow(w, m, c, ended)
+        });
+        if let (Some(o), Some(p)) = (self.redirect_note.take(), slot) {
+            self.table.set_original_dst(p.slot, o);
+        }
+        if self.ended.len() >= self.defer {
+            // Down to the last ENDED_BATCH below the limit (all of them when it is ENDED_BATCH).
+            self.finish_some(self.ended.len() + ENDED_BATCH - self.defer);
+        }
+        // A segment that was not fed to the flow (a bare ACK, or a direction whose classifier is
+        // done: most packets) cannot have brought a request or a classification: the classifier,
+        // in cache lines of its own, is not read.
+        let (meta, c) = slot.filter(|p| p.fed).and_then(|p| self.table.flow_mut(p.slot))?;
+        if let Some((uri, by)) = c.take_xfcc() {
+            let (client, _) = decide_client(meta, c.client_hint());
+            let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
+            if ce.ip().is_loopback() || se.ip().is_loopback() {
+                self.xfcc.push((se.port(), ts.as_f64(), uri, by));
+            }
+        }
+        if self.live && c.take_newly_classified() {
+            let (client, _) = decide_client(meta, c.client_hint());
+            let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.out.name, self.out.nanos);
+            f.event = "classified";
+            mesh::cert_warnings(&mut f, self.out.cert_warn);
+            return Some(f);
+        }
+        None
+    }
+
+    /// Ends the flows idle at `now` (as of packet `self.order`); also for a live capture with
+    /// no traffic.
+    pub(super) fn sweep(&mut self, now: crate::wire::Timestamp) {
+        let w = Ending { out: &self.out, end_order: self.order };
+        let ended = &mut self.ended;
+        self.table.maybe_sweep(now, &mut |m, c| end_flow(w, m, c, ended));
+    }
+
+    /// Builds the reports of the flows ended so far (see [`Ended`]).
+    pub(super) fn finish_ended(&mut self) {
+        self.finish_some(usize::MAX);
+    }
+
+    /// Builds the reports of the `n` oldest flows ended so far (see [`Ended`]).
+    pub(super) fn finish_some(&mut self, n: usize) {
+        let n = n.min(self.ended.len());
+        for (i, e) in self.ended.iter().take(n.min(3)).enumerate() {
+            (0..3 - i as u8).for_each(|stage| e.c.prefetch(stage));
+        }
+        for left in (0..n).rev() {
+            let Some(e) = self.ended.pop_front() else { break };
+            // Three flows ahead: the sessions; two ahead: their lists; the next: the contents.
+            for (k, stage) in [(2, 0), (1, 1), (0, 2)] {
+                if let Some(next) = self.ended.get(k).filter(|_| k < left) {
+                    next.c.prefetch(stage);
+                }
+            }
+            finish_flow(&self.out, e, &mut self.done);
+        }
+    }
+
+    /// The last packet up to which every flow that ended has been finished (the merger can
+    /// write the flows of any shard that ended up to there).
+    pub(super) fn finished_upto(&self) -> u64 {
+        self.ended.front().map_or(self.order, |e| e.end_order.saturating_sub(1))
+    }
+
+    /// Ends the open flows whose first packet is number `last` or earlier (end of input).
+    pub(super) fn finish_up_to(&mut self, last: u64) -> usize {
+        let w = Ending { out: &self.out, end_order: self.order + 1 };
+        let ended = &mut self.ended;
+        self.table.finish_up_to(last, &mut |m, c| end_flow(w, m, c, ended))
+    }
+
+    /// Adds the counters of this worker to the summary.
+    pub(super) fn add_counts(&self, summary: &mut Summary) {
+        summary.evicted_flows += self.table.stats.evicted;
+        summary.late_packets += self.table.stats.late_packets;
+        if self.counting {
+            summary.packets += self.order - self.base;
+            summary.bytes += self.bytes;
+            summary.ip_fragments.reassembled += self.defrag.completed;
+            summary.ip_fragments.dropped += self.defrag.dropped + self.defrag.incomplete() as u64;
+            for (k, v) in &self.non_tcp {
+                *summary.non_tcp.entry(k.key()).or_default() += v;
+            }
+        }
+    }
+}
