@@ -110,7 +110,7 @@ pub fn probe(data: &[u8]) -> Probe {
 pub(super) fn stream_header(b: &[u8]) -> Option<usize> {
     let (&t, &maj, &min) = (b.first()?, b.get(1)?, b.get(2)?);
     let len = u16::from_be_bytes([*b.get(3)?, *b.get(4)?]) as usize;
-    let len_ok = len <= MAX_RECORD && (len > 0 || t == 23);
+    let len_ok = len <= MAX_RECORD && (len > 0 || t == CONTENT_APPLICATION_DATA);
     ((CONTENT_FIRST..=CONTENT_LAST).contains(&t) && plausible_version(maj, min) && len_ok).then_some(len)
 }
 
