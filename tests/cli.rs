@@ -614,3 +614,30 @@ fn a_live_ring_stays_within_its_files_after_privileges_are_dropped() {
     assert_eq!(ended[1]["bytes"]["server"], 300000);
     assert!(summary["packets"].as_u64().unwrap() > 3 * 20 * 1024 / 1500);
 }
+
+/// Standard input is `-` everywhere: the flows' `source`, the summary's `files`, errors.
+#[test]
+fn standard_input_is_named_dash_everywhere() {
+    use std::io::Write;
+    let run = |bytes: &[u8]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+            .args(["-r", "-", "--json"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(bytes).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let out = run(&std::fs::read(capture("tls12-mtls-istio.pcap")).unwrap());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["source"], "-");
+    assert_eq!(lines.last().unwrap()["files"], serde_json::json!(["-"]));
+    let bad = run(b"This is not a capture");
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim_end(),
+        "tlspeek: -: not a pcap or pcapng file (starts with 54 68 69 73)"
+    );
+}

@@ -742,13 +742,10 @@ fn read_u64(b: &[u8], le: bool) -> u64 {
     }
 }
 
-/// Where a file came from, for messages.
+/// Where a file came from, for messages and the summary's `files`: standard input is `-`, as in
+/// the flows' `source` and the reader's own errors (and as tcpdump is told it).
 pub fn display_path(p: &Path) -> String {
-    if p == Path::new("-") {
-        "<stdin>".into()
-    } else {
-        p.display().to_string()
-    }
+    p.display().to_string()
 }
 
 #[cfg(test)]
