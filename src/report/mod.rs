@@ -1,9 +1,9 @@
 //! Reports: the per-flow record ([`FlowReport`]) and run summary ([`Summary`]) that every output
-//! format reads, the human table ([`table`]) and JSON Lines ([`json`]). The only stage that
-//! writes to stdout; the schema is docs/json.md.
+//! format reads, the human table ([`table`]) and JSON Lines ([`json`]). The mesh readings they
+//! show are worked out by [`crate::mesh`]. The only stage that writes to stdout; the schema is
+//! docs/json.md.
 
 pub mod json;
-pub mod mesh;
 pub mod progress;
 pub mod table;
 
@@ -12,6 +12,7 @@ use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia};
 use crate::flow::client::decide_client;
 use crate::flow::{EndReason, FlowMeta};
+use crate::mesh;
 use crate::sanitize::WireBytes;
 use crate::wire::{Side, Timestamp};
 use serde::Serialize;
@@ -238,7 +239,7 @@ impl FlowReport {
         let leg = if meta.original_dst.is_some() {
             "app_to_envoy"
         } else {
-            crate::classify::istio::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
+            crate::mesh::legs::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
         };
         let istio = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers);
         let reset_by = match (meta.rst[ci], meta.rst[si]) {
