@@ -1,13 +1,14 @@
 //! The mesh stage, between classify and report: the meaning of finished flows across the run.
-//! Which leg of the mesh a flow is ([`legs`]), certificate lifetime warnings (`--cert-warn`,
-//! [`certs`]), the upgrade of a TLS 1.3 `likely` verdict by an `x-forwarded-client-cert` header
-//! on the matching Envoy → app leg ([`xfcc`]), per-server and per-Istio-service verdicts
-//! ([`readings`]), and the `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1
-//! ([`expect`]). Works on [`FlowReport`](crate::report::FlowReport)s; docs/istio.md explains
-//! every rule.
+//! Which leg of the mesh a flow is ([`legs`]), its Istio facts and TLS failure flags
+//! ([`facts`]), certificate lifetime warnings (`--cert-warn`, [`certs`]), the upgrade of a TLS
+//! 1.3 `likely` verdict by an `x-forwarded-client-cert` header on the matching Envoy → app leg
+//! ([`xfcc`]), per-server and per-Istio-service verdicts ([`readings`]), and the
+//! `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1 ([`expect`]). Works on
+//! [`FlowReport`](crate::report::FlowReport)s; docs/istio.md explains every rule.
 
 pub mod certs;
 pub mod expect;
+pub mod facts;
 pub mod legs;
 pub mod readings;
 pub mod xfcc;
