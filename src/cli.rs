@@ -418,7 +418,7 @@ impl Args {
             threads: self.threads.unwrap_or_else(default_threads).clamp(1, 64),
             // The width is the terminal's, found by `main` (no I/O here).
             table: crate::report::table::TableOptions { verbose: self.verbose, width: None },
-            mesh: crate::report::mesh::MeshConfig {
+            mesh: crate::mesh::MeshConfig {
                 cert_warn_secs: self.cert_warn,
                 expect_mtls: self.expect.is_some(),
                 fail_on_plaintext: self.fail_on_plaintext,

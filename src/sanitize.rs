@@ -8,6 +8,10 @@
 //! JSON: a value that is valid UTF-8 is written as is (serde_json escapes controls). A value that is
 //! not valid UTF-8 is written with every invalid byte as `\xHH` and every backslash doubled; see
 //! docs/json.md.
+//!
+//! Redaction of credential headers is in [`redact`].
+
+pub mod redact;
 
 use serde::{Serialize, Serializer};
 use std::fmt::Write as _;

@@ -136,41 +136,10 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
     })
 }
 
-/// Which leg of the mesh a flow is, from its addresses and ports (the JSON `istio.leg`):
-/// - `inbound_passthrough`: from 127.0.0.6, Envoy's inbound connection to the app;
-/// - `app_to_envoy`: a loopback connection to Envoy's outbound capture port 15001;
-/// - `envoy_local`: a loopback connection to Envoy's own ports (admin, metrics, health);
-/// - `loopback`: another loopback connection (Envoy ↔ app);
-/// - `pod_network`: anything else (sidecar ↔ sidecar, node ↔ pod).
-pub fn leg(client_ip: std::net::IpAddr, server_ip: std::net::IpAddr, server_port: u16) -> &'static str {
-    if client_ip == std::net::IpAddr::from([127, 0, 0, 6]) {
-        "inbound_passthrough"
-    } else if client_ip.is_loopback() || server_ip.is_loopback() {
-        match server_port {
-            15001 => "app_to_envoy",
-            15000 | 15004 | 15020 | 15021 | 15090 => "envoy_local",
-            _ => "loopback",
-        }
-    } else {
-        "pod_network"
-    }
-}
-
-/// A person's words for a [`leg`].
-pub fn leg_text(leg: &str) -> &'static str {
-    match leg {
-        "inbound_passthrough" => "Envoy -> app, inbound (loopback, source 127.0.0.6)",
-        "app_to_envoy" => "app -> Envoy outbound capture (loopback, port 15001)",
-        "envoy_local" => "Envoy local port (loopback)",
-        "loopback" => "Envoy <-> app (loopback)",
-        _ => "pod network",
-    }
-}
-
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioReport {
-    /// Leg of the mesh ([`leg`]): pod_network, inbound_passthrough, app_to_envoy, envoy_local,
+    /// Leg of the mesh ([`crate::mesh::legs::leg`]): pod_network, inbound_passthrough, app_to_envoy, envoy_local,
     /// loopback.
     pub leg: &'static str,
     /// The SNI, parsed, when it is an Istio cluster name.
@@ -565,19 +534,13 @@ mod tests {
     }
 
     #[test]
-    fn spiffe_ids_and_legs() {
+    fn spiffe_ids() {
         let id = parse_spiffe("spiffe://cluster.local/ns/default/sa/reviews").unwrap();
         assert_eq!(
             (id.trust_domain.as_str(), id.namespace.as_deref(), id.service_account.as_deref()),
             ("cluster.local", Some("default"), Some("reviews"))
         );
         assert_eq!(parse_spiffe("https://example.com/x"), None);
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        assert_eq!(leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080), "inbound_passthrough");
-        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080), "loopback");
-        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 15001), "app_to_envoy");
-        assert_eq!(leg(ip("::1"), ip("::1"), 15021), "envoy_local");
-        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080), "pod_network");
     }
 
     #[test]

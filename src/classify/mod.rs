@@ -461,8 +461,13 @@ impl FlowClassifier {
             "unknown"
         };
         let preview = if protocol == "unknown" {
-            let shown =
-                |b: &Vec<u8>| if self.cfg.http.show_secrets { b.clone() } else { http::redact_lines(b) };
+            let shown = |b: &Vec<u8>| {
+                if self.cfg.http.show_secrets {
+                    b.clone()
+                } else {
+                    crate::sanitize::redact::redact_lines(b)
+                }
+            };
             [shown(&self.sides[0].preview), shown(&self.sides[1].preview)]
         } else {
             [Vec::new(), Vec::new()]

@@ -1,9 +1,9 @@
 //! Reports: the per-flow record ([`FlowReport`]) and run summary ([`Summary`]) that every output
-//! format reads, the human table ([`table`]) and JSON Lines ([`json`]). The only stage that
-//! writes to stdout; the schema is docs/json.md.
+//! format reads, the human table ([`table`]) and JSON Lines ([`json`]). The mesh readings they
+//! show are worked out by [`crate::mesh`]. The only stage that writes to stdout; the schema is
+//! docs/json.md.
 
 pub mod json;
-pub mod mesh;
 pub mod progress;
 pub mod table;
 
@@ -12,6 +12,7 @@ use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia};
 use crate::flow::client::decide_client;
 use crate::flow::{EndReason, FlowMeta};
+use crate::mesh;
 use crate::sanitize::WireBytes;
 use crate::wire::{Side, Timestamp};
 use serde::Serialize;
@@ -92,11 +93,6 @@ pub struct FlowReport {
     pub flags: Vec<&'static str>,
     /// Parser warnings.
     pub warnings: Vec<String>,
-}
-
-/// First URI SAN of the first certificate of a chain.
-fn first_uri(certs: Option<&[crate::classify::cert::CertInfo]>) -> Option<&str> {
-    certs?.first()?.san_uris.first().map(String::as_str)
 }
 
 /// Formats an endpoint as `ip:port` / `[ipv6]:port`.
@@ -219,28 +215,7 @@ impl FlowReport {
             let (pc, ps) = if client == Side::A { (pa, pb) } else { (pb, pa) };
             Preview { client: WireBytes::new(&pc), server: WireBytes::new(&ps) }
         });
-        let server_port = meta.endpoints[si].port();
-        let headers = c.http.iter().flat_map(|h| {
-            // Only messages marked as carrying one of the fields istio::report reads.
-            let marked =
-                |hs: &'_ crate::sanitize::Headers| hs.marks() & crate::classify::http::MARK_ISTIO != 0;
-            let req = h.requests.iter().filter(move |r| marked(&r.headers)).flat_map(|r| r.headers.iter());
-            let resp = h.responses.iter().filter(move |r| marked(&r.headers)).flat_map(|r| r.headers.iter());
-            req.chain(resp)
-        });
-        let sni = c.tls.as_ref().and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
-        let alpn: Vec<&[u8]> =
-            c.tls.iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
-        let ids = (
-            first_uri(c.tls.as_ref().map(|t| t.server_certs.as_slice())),
-            first_uri(c.tls.as_ref().map(|t| t.client_certs.as_slice())),
-        );
-        let leg = if meta.original_dst.is_some() {
-            "app_to_envoy"
-        } else {
-            crate::classify::istio::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
-        };
-        let istio = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers);
+        let istio = mesh::facts::istio(&meta, client, c.tls.as_ref(), c.http.as_ref());
         let reset_by = match (meta.rst[ci], meta.rst[si]) {
             (true, true) => Some("both"),
             (true, false) => Some("client"),
@@ -249,7 +224,13 @@ impl FlowReport {
         };
         let mut tls = c.tls;
         if let Some(t) = &mut tls {
-            tls_flags(t, istio.as_ref(), meta.rst[si] && meta.bytes[si] == 0, &mut flags, &mut warnings);
+            mesh::facts::tls_flags(
+                t,
+                istio.as_ref(),
+                meta.rst[si] && meta.bytes[si] == 0,
+                &mut flags,
+                &mut warnings,
+            );
         }
         FlowReport {
             kind: "flow",
@@ -280,52 +261,6 @@ impl FlowReport {
             flags,
             warnings,
         }
-    }
-}
-
-/// Certificate names listed in an `sni_mismatch` warning (all are in `tls.server_certs`).
-const MAX_NAMES_LISTED: usize = 8;
-
-/// The TLS flags of a flow: `handshake_failed` (a fatal alert in cleartext: an alert after a
-/// completed handshake is encrypted), `handshake_refused` (by an alert, or by
-/// `server_reset`: a reset from a server that sent nothing, before a ServerHello), and
-/// `sni_mismatch` (the SNI is not among the names of the server's leaf certificate), with a
-/// warning naming the SNI and what the certificate covers.
-///
-/// Istio SNIs (`outbound_.9080_._.reviews.default.svc.cluster.local`) are never checked: Envoy
-/// verifies the peer's SPIFFE identity, not the SNI. TLS 1.3 hides the certificate.
-fn tls_flags(
-    t: &mut TlsReport,
-    istio: Option<&crate::classify::istio::IstioReport>,
-    server_reset: bool,
-    flags: &mut Vec<&'static str>,
-    warnings: &mut Vec<String>,
-) {
-    use crate::classify::cert::HostMatch;
-    if t.awaiting_server && t.refused.is_none() && server_reset {
-        t.refuse(crate::classify::tls::Refusal::Reset);
-    }
-    if t.fatal_alert().is_some() {
-        flags.push("handshake_failed");
-    }
-    if t.refused.is_some() {
-        flags.push("handshake_refused");
-    }
-    let istio_sni = istio.is_some_and(|i| i.sni.is_some());
-    let (Some(sni), Some(leaf), false) = (&t.sni, t.server_certs.first(), istio_sni) else { return };
-    if leaf.covers_host(sni.as_bytes()) == HostMatch::NotCovered {
-        flags.push("sni_mismatch");
-        let names = leaf.host_names();
-        let mut covers = names.iter().take(MAX_NAMES_LISTED).copied().collect::<Vec<_>>().join(", ");
-        if names.is_empty() {
-            covers.push_str("no host name");
-        } else if names.len() > MAX_NAMES_LISTED {
-            covers.push_str(&format!(" and {} more", names.len() - MAX_NAMES_LISTED));
-        }
-        warnings.push(format!(
-            "SNI {} is not covered by the server certificate (it covers: {covers})",
-            sni.to_json_text()
-        ));
     }
 }
 

@@ -278,7 +278,7 @@ fn chain_lines(v: &mut Vec<String>, role: &str, certs: &[CertInfo]) {
                 " (not yet valid at capture time)".to_string()
             } else {
                 c.expires_in_secs
-                    .map(|s| format!(" (expires {} after the capture)", super::mesh::human_duration(s)))
+                    .map(|s| format!(" (expires {} after the capture)", crate::mesh::human_duration(s)))
                     .unwrap_or_default()
             };
             v.push(format!(
@@ -413,7 +413,7 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
         v.extend(istio_details(i, f.original_dst));
     }
     let pod = f.istio.as_ref().is_none_or(|i| i.leg == "pod_network");
-    if f.http.is_some() && pod && super::mesh::from_sidecar(f) {
+    if f.http.is_some() && pod && crate::mesh::from_sidecar(f) {
         v.push("plaintext from a client sidecar (x-envoy-* headers): its DestinationRule sets tls.mode DISABLE, or it does not originate mTLS".into());
     }
     if let Some(h) = &f.http {
@@ -467,9 +467,9 @@ fn istio_details(
     match original_dst {
         Some(o) => v.push(format!(
             "leg: {}; dialled {o}, redirected by iptables (both halves on lo paired)",
-            crate::classify::istio::leg_text(i.leg)
+            crate::mesh::legs::leg_text(i.leg)
         )),
-        None if i.leg != "pod_network" => v.push(format!("leg: {}", crate::classify::istio::leg_text(i.leg))),
+        None if i.leg != "pod_network" => v.push(format!("leg: {}", crate::mesh::legs::leg_text(i.leg))),
         None => {}
     }
     if let Some(a) = &i.alpn {
@@ -882,7 +882,7 @@ const MAX_TABLE_SERVERS: usize = 50;
 fn write_servers(
     out: &mut dyn Write,
     title: &str,
-    list: &[super::mesh::ServerVerdict],
+    list: &[crate::mesh::ServerVerdict],
     not_listed: u64,
     services: bool,
     limit: Option<usize>,

@@ -5,7 +5,7 @@
 
 use super::sink::{Rendered, Sink};
 use super::worker::Worker;
-use crate::report::mesh::{MeshConfig, XfccLegs};
+use crate::mesh::{MeshConfig, XfccLegs};
 use crate::report::{FlowReport, Summary};
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -21,7 +21,7 @@ use crate::capture::{display_path, CaptureReader, Next, PacketSource};
 use crate::classify::ClassifyConfig;
 use crate::decode::linktype_name;
 use crate::flow::Limits;
-use crate::report::mesh::MeshConfig;
+use crate::mesh::MeshConfig;
 use crate::report::{json, table, Summary};
 use merge::Merger;
 use parallel::analyze_parallel;

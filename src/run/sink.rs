@@ -4,7 +4,7 @@
 
 use super::merge::Pending;
 use super::Format;
-use crate::report::mesh::MeshConfig;
+use crate::mesh::MeshConfig;
 use crate::report::{json, table, FlowReport, Summary};
 use std::io::{self, Write};
 
@@ -92,7 +92,7 @@ pub(super) enum RenderMode {
 }
 
 /// A finished flow's output, rendered by its worker, unless the XFCC confirmation may still
-/// change the report when it is released ([`may_confirm`](crate::report::mesh::may_confirm)).
+/// change the report when it is released ([`may_confirm`](crate::mesh::may_confirm)).
 pub(super) enum Rendered {
     No,
     /// A JSON line, with its newline.

@@ -14,7 +14,7 @@ use crate::decode::{decode, decode_tcp, is_supported_linktype, Decoded, NonTcp};
 use crate::flow::client::{decide_client, KnownServers};
 use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable};
-use crate::report::mesh;
+use crate::mesh;
 use crate::report::{json, table, FlowReport, Summary};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -8,12 +8,13 @@
 //! from its complete lines.
 
 use super::chunked::CHUNK_START;
-use super::headers::{header_marks, is_secret_header};
+use super::headers::header_marks;
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
     Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State, Step,
     SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
+use crate::sanitize::redact::{is_secret_header, placeholder};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Probe, Side};
 
@@ -267,7 +268,7 @@ impl HttpSession {
         for (n, v) in hs {
             b.mark(header_marks(n));
             if !self.cfg.show_secrets && is_secret_header(n) {
-                b.push(n, format!("<redacted {} bytes>", v.len()).as_bytes());
+                b.push(n, placeholder(v.len()).as_bytes());
             } else {
                 b.push(n, v);
             }

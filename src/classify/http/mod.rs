@@ -35,7 +35,8 @@ mod probe;
 #[cfg(test)]
 mod testutil;
 
-pub use headers::{header_marks, is_secret_header, redact_lines, MARK_ENVOY, MARK_ISTIO};
+pub use crate::sanitize::redact::{is_secret_header, redact_lines};
+pub use headers::{header_marks, MARK_ENVOY, MARK_ISTIO};
 pub(crate) use probe::probe_loose_request;
 pub use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, resync_offset};
 

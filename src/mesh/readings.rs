@@ -1,204 +1,14 @@
-//! The mesh-level reading of finished flows: certificate lifetime warnings (`--cert-warn`), the
-//! upgrade of a TLS 1.3 `likely` verdict by an `x-forwarded-client-cert` header on the matching
-//! Envoy → app leg, per-server and per-Istio-service verdicts, and the `--expect mtls` /
-//! `--fail-on-plaintext` checks behind exit code 1. Works on [`FlowReport`]s only; docs/istio.md
-//! explains every rule.
+//! Per-server and per-Istio-service counts of finished flows and their one-line readings
+//! (docs/istio.md lists them).
 
-use super::FlowReport;
-use crate::classify::istio::{parse_spiffe, IstioReport};
+use super::expect::Expectations;
+use super::MeshConfig;
+use crate::report::FlowReport;
 use crate::wire::KeyedMap;
 use serde::Serialize;
-use std::collections::VecDeque;
 
-/// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
-/// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
-/// the kubelet from the node, and 15090 (Envoy's Prometheus metrics, scraped in plaintext).
-pub const DEFAULT_EXEMPT_PORTS: [u16; 3] = [15020, 15021, 15090];
 /// Servers (and services) listed in the summary; later ones are counted in `servers_not_listed`.
 const MAX_SERVERS: usize = 10_000;
-/// Violations kept for the summary (all are counted).
-const MAX_VIOLATIONS: usize = 1_000;
-/// XFCC observations kept for matching (oldest dropped first).
-const MAX_XFCC: usize = 4_096;
-
-/// Settings of the mesh checks.
-#[derive(Clone, Debug)]
-pub struct MeshConfig {
-    /// Warn about certificates that expire within this many seconds of the capture (0: only
-    /// expired / not yet valid ones).
-    pub cert_warn_secs: i64,
-    /// `--expect mtls`: every checked flow must be mutual TLS.
-    pub expect_mtls: bool,
-    /// `--fail-on-plaintext`: no checked flow may carry plaintext HTTP.
-    pub fail_on_plaintext: bool,
-    /// Server ports never checked.
-    pub exempt_ports: Vec<u16>,
-    /// Also check loopback legs (Envoy ↔ app), plaintext by design.
-    pub check_loopback: bool,
-}
-
-impl Default for MeshConfig {
-    fn default() -> MeshConfig {
-        MeshConfig {
-            cert_warn_secs: 3600,
-            expect_mtls: false,
-            fail_on_plaintext: false,
-            exempt_ports: DEFAULT_EXEMPT_PORTS.to_vec(),
-            check_loopback: false,
-        }
-    }
-}
-
-/// `2h 5m`, `39m 12s`, `3d 4h`: a duration for people.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.unsigned_abs();
-    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{sec}s"),
-        (0, 0, _) if sec == 0 => format!("{m}m"),
-        (0, 0, _) => format!("{m}m {sec}s"),
-        (0, _, _) if m == 0 => format!("{h}h"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ if h == 0 => format!("{d}d"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
-/// Adds warnings and flags for certificates that were expired, not yet valid, or within
-/// `warn_secs` of expiry at capture time (Istio workload certificates live 24 h and are
-/// rotated at about half-life: one close to its end means rotation is failing).
-pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
-    let Some(t) = &f.tls else { return };
-    let mut warnings = Vec::new();
-    let mut flags = Vec::new();
-    for (role, certs) in [("server", &t.server_certs), ("client", &t.client_certs)] {
-        for (i, c) in certs.iter().enumerate() {
-            let who = c.san_uris.first().or(c.subject.as_ref()).map_or("(unparsed)", String::as_str);
-            // Only for a warning: formatting it for every certificate was an allocation each.
-            let what = || {
-                if i == 0 {
-                    format!("{role} certificate")
-                } else {
-                    format!("{role} chain certificate {}", i + 1)
-                }
-            };
-            let after = c.not_after.as_deref().unwrap_or("?");
-            if c.expired {
-                flags.push("cert_expired");
-                warnings.push(format!("{} {who} had expired at capture time (not after {after})", what()));
-            } else if c.not_yet_valid {
-                let before = c.not_before.as_deref().unwrap_or("?");
-                flags.push("cert_not_yet_valid");
-                warnings.push(format!(
-                    "{} {who} was not yet valid at capture time (not before {before})",
-                    what()
-                ));
-            } else if let Some(left) = c.expires_in_secs.filter(|&l| l <= warn_secs) {
-                flags.push("cert_expiring");
-                warnings.push(format!(
-                    "{} {who} expires {} after the capture (not after {after}; --cert-warn {})",
-                    what(),
-                    human_duration(left),
-                    human_duration(warn_secs)
-                ));
-            }
-        }
-    }
-    for fl in flags {
-        if !f.flags.contains(&fl) {
-            f.flags.push(fl);
-        }
-    }
-    f.warnings.extend(warnings);
-}
-
-/// One `x-forwarded-client-cert` client identity seen on a loopback leg.
-struct XfccSeen {
-    port: u16,
-    uri: String,
-    /// `By=`: the identity of the server's sidecar.
-    by: Option<String>,
-    first: f64,
-    last: f64,
-}
-
-/// XFCC client identities seen on Envoy → app legs, by app port and time, to confirm the TLS
-/// 1.3 verdict of the pod-network connection they were forwarded from. Envoy forwards a request
-/// to the app's port (the port the client dialled), over loopback, with an XFCC header whose
-/// `URI=` is the client certificate's SPIFFE ID: proof the downstream connection was mTLS.
-#[derive(Default)]
-pub struct XfccLegs {
-    seen: VecDeque<XfccSeen>,
-}
-
-impl XfccLegs {
-    /// Records an XFCC client identity seen at `ts` on a loopback leg to `port`.
-    pub fn record(&mut self, port: u16, ts: f64, uri: &str, by: Option<&str>) {
-        let same = |e: &&mut XfccSeen| e.port == port && e.uri == uri && e.by.as_deref() == by;
-        if let Some(e) = self.seen.iter_mut().rev().take(8).find(same) {
-            e.first = e.first.min(ts);
-            e.last = e.last.max(ts);
-            return;
-        }
-        if self.seen.len() == MAX_XFCC {
-            self.seen.pop_front();
-        }
-        self.seen.push_back(XfccSeen {
-            port,
-            uri: uri.to_string(),
-            by: by.map(str::to_string),
-            first: ts,
-            last: ts,
-        });
-    }
-
-    /// Upgrades a pod-network TLS flow with verdict `likely` to `yes` when an XFCC identity was
-    /// seen on a loopback leg to its server port while it was open (`first`..`last`, seconds).
-    pub fn confirm(&self, f: &mut FlowReport, server_port: u16, first: f64, last: f64) {
-        if !may_confirm(f) {
-            return;
-        }
-        let Some(t) = f.tls.as_mut() else { return };
-        let mut uris: Vec<&str> = Vec::new();
-        let mut bys: Vec<&str> = Vec::new();
-        for e in &self.seen {
-            if e.port == server_port && e.last >= first && e.first <= last {
-                if !uris.contains(&e.uri.as_str()) {
-                    uris.push(&e.uri);
-                }
-                if let Some(b) = e.by.as_deref().filter(|b| !bys.contains(b)) {
-                    bys.push(b);
-                }
-            }
-        }
-        let Some(&uri) = uris.first() else { return };
-        t.mtls = "yes";
-        if uris.len() == 1 {
-            t.mtls_reason.push_str(&format!(
-                "; confirmed: the Envoy -> app leg to port {server_port} carried x-forwarded-client-cert URI={uri} during this connection"
-            ));
-            let istio = f.istio.get_or_insert_with(|| IstioReport::empty("pod_network"));
-            if istio.client_identity.is_none() {
-                istio.client_identity = parse_spiffe(uri);
-            }
-            if let ([by], None) = (bys.as_slice(), &istio.server_identity) {
-                istio.server_identity = parse_spiffe(by);
-            }
-        } else {
-            t.mtls_reason.push_str(&format!(
-                "; confirmed: Envoy -> app legs to port {server_port} carried x-forwarded-client-cert during this connection (clients {})",
-                uris.join(", ")
-            ));
-        }
-    }
-}
-
-/// Whether [`XfccLegs::confirm`] may change this report: a pod-network TLS flow whose verdict
-/// is `likely`.
-pub fn may_confirm(f: &FlowReport) -> bool {
-    f.tls.as_ref().is_some_and(|t| t.mtls == "likely")
-        && f.istio.as_ref().is_none_or(|i| i.leg == "pod_network")
-}
 
 /// What one flow counts as, for the per-server verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,40 +191,6 @@ impl ServerVerdict {
     }
 }
 
-/// A flow that broke `--expect mtls` or `--fail-on-plaintext`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Violation {
-    /// Flow id.
-    pub id: u64,
-    /// Client endpoint.
-    pub client: String,
-    /// Server endpoint.
-    pub server: String,
-    /// What was wrong.
-    pub reason: String,
-}
-
-/// The outcome of `--expect mtls` / `--fail-on-plaintext` (the summary's `expectations`).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Expectations {
-    /// `mtls` when `--expect mtls` was given.
-    pub expect: Option<&'static str>,
-    /// `--fail-on-plaintext` was given.
-    pub fail_on_plaintext: bool,
-    /// Server ports not checked.
-    pub exempt_ports: Vec<u16>,
-    /// Loopback legs were checked too.
-    pub check_loopback: bool,
-    /// Flows checked.
-    pub checked: u64,
-    /// Checked TLS flows whose client authentication was not seen (not counted as failures).
-    pub unverified: u64,
-    /// Flows that broke an expectation.
-    pub failed: u64,
-    /// The first 1,000 of them.
-    pub violations: Vec<Violation>,
-}
-
 /// Per-server and per-service verdicts and expectation results, built flow by flow.
 #[derive(Clone, Debug, Default)]
 pub struct MeshBook {
@@ -426,7 +202,7 @@ pub struct MeshBook {
 }
 
 /// How a TLS handshake failed, for readings: `unknown_ca alert from the server`.
-fn failure_text(f: &FlowReport) -> String {
+pub(super) fn failure_text(f: &FlowReport) -> String {
     let alert = f.tls.as_ref().and_then(|t| t.fatal_alert());
     let refused = f.flags.contains(&"handshake_refused");
     match alert {
@@ -440,15 +216,6 @@ fn failure_text(f: &FlowReport) -> String {
         Some(a) => crate::sanitize::escape_str(&format!("{} alert from the {}", a.description, a.from)),
         None => "refused by the server: reset after the ClientHello".to_string(),
     }
-}
-
-/// First request line of a plaintext flow, for messages.
-fn first_request(f: &FlowReport) -> String {
-    f.http
-        .as_ref()
-        .and_then(|h| h.requests.first())
-        .map(|r| format!(" ({} {})", r.method.to_terminal(), r.path.to_terminal()))
-        .unwrap_or_default()
 }
 
 impl MeshBook {
@@ -468,7 +235,7 @@ impl MeshBook {
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
         let new_server = || {
-            let name = super::EndpointText::new(f.server).as_str().to_string();
+            let name = crate::report::EndpointText::new(f.server).as_str().to_string();
             (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
         let is_leg = leg != "pod_network";
@@ -518,63 +285,7 @@ impl MeshBook {
                 }
             }
         }
-        self.check(f, class, leg, cfg);
-    }
-
-    fn check(&mut self, f: &FlowReport, class: FlowClass, leg: &str, cfg: &MeshConfig) {
-        if !cfg.expect_mtls && !cfg.fail_on_plaintext {
-            return;
-        }
-        let exempt_port = cfg.exempt_ports.contains(&f.server.port());
-        if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
-            return;
-        }
-        self.expect.checked += 1;
-        let plaintext = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused);
-        let reason = if cfg.expect_mtls {
-            match class {
-                FlowClass::Mtls | FlowClass::NoData => None,
-                FlowClass::TlsUnverified => {
-                    self.expect.unverified += 1;
-                    None
-                }
-                FlowClass::TlsNoClientCert => {
-                    let t = f
-                        .tls
-                        .as_ref()
-                        .map(|t| format!("mtls {}: {}", t.mtls, t.mtls_reason))
-                        .unwrap_or_default();
-                    Some(format!("TLS without a client certificate ({t})"))
-                }
-                // No traffic passed, but connections that cannot be made are what a mesh
-                // mismatch looks like (a foreign root: unknown_ca): reported, not hidden.
-                FlowClass::TlsFailed => Some(format!("TLS handshake failed: {}", failure_text(f))),
-                FlowClass::Plaintext => Some(format!("plaintext {}{}", f.protocol, first_request(f))),
-                FlowClass::PlaintextRefused => Some(format!(
-                    "plaintext {}{}, refused by the server (reset)",
-                    f.protocol,
-                    first_request(f)
-                )),
-                FlowClass::Other => Some("neither TLS nor HTTP".to_string()),
-            }
-        } else {
-            None
-        };
-        let reason = reason.or_else(|| {
-            (cfg.fail_on_plaintext && plaintext)
-                .then(|| format!("plaintext {}{}", f.protocol, first_request(f)))
-        });
-        if let Some(reason) = reason {
-            self.expect.failed += 1;
-            if self.expect.violations.len() < MAX_VIOLATIONS {
-                self.expect.violations.push(Violation {
-                    id: f.id,
-                    client: super::endpoint(f.client),
-                    server: super::endpoint(f.server),
-                    reason: crate::sanitize::escape_str(&reason),
-                });
-            }
-        }
+        self.expect.check(f, class, leg, cfg);
     }
 
     /// The verdict lists (most flows first) and the expectation results.
@@ -629,16 +340,8 @@ fn server_port_of(endpoint: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::DEFAULT_EXEMPT_PORTS;
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(2352), "39m 12s");
-        assert_eq!(human_duration(3600), "1h");
-        assert_eq!(human_duration(7500), "2h 5m");
-        assert_eq!(human_duration(86_400 * 3 + 3600 * 4), "3d 4h");
-        assert_eq!(human_duration(59), "59s");
-    }
 
     /// The reading of a server with `counts` (mTLS, TLS without client certificate,
     /// plaintext, refused) pod-network flows, `inferred` of the mTLS ones inferred, and `legs`.

@@ -1,0 +1,111 @@
+//! The `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1.
+
+use super::readings::{failure_text, FlowClass};
+use super::MeshConfig;
+use crate::report::FlowReport;
+use serde::Serialize;
+
+/// Violations kept for the summary (all are counted).
+const MAX_VIOLATIONS: usize = 1_000;
+
+/// A flow that broke `--expect mtls` or `--fail-on-plaintext`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Violation {
+    /// Flow id.
+    pub id: u64,
+    /// Client endpoint.
+    pub client: String,
+    /// Server endpoint.
+    pub server: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The outcome of `--expect mtls` / `--fail-on-plaintext` (the summary's `expectations`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Expectations {
+    /// `mtls` when `--expect mtls` was given.
+    pub expect: Option<&'static str>,
+    /// `--fail-on-plaintext` was given.
+    pub fail_on_plaintext: bool,
+    /// Server ports not checked.
+    pub exempt_ports: Vec<u16>,
+    /// Loopback legs were checked too.
+    pub check_loopback: bool,
+    /// Flows checked.
+    pub checked: u64,
+    /// Checked TLS flows whose client authentication was not seen (not counted as failures).
+    pub unverified: u64,
+    /// Flows that broke an expectation.
+    pub failed: u64,
+    /// The first 1,000 of them.
+    pub violations: Vec<Violation>,
+}
+
+/// First request line of a plaintext flow, for messages.
+fn first_request(f: &FlowReport) -> String {
+    f.http
+        .as_ref()
+        .and_then(|h| h.requests.first())
+        .map(|r| format!(" ({} {})", r.method.to_terminal(), r.path.to_terminal()))
+        .unwrap_or_default()
+}
+
+impl Expectations {
+    /// Checks one finished flow of class `class` on leg `leg`.
+    pub(super) fn check(&mut self, f: &FlowReport, class: FlowClass, leg: &str, cfg: &MeshConfig) {
+        if !cfg.expect_mtls && !cfg.fail_on_plaintext {
+            return;
+        }
+        let exempt_port = cfg.exempt_ports.contains(&f.server.port());
+        if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
+            return;
+        }
+        self.checked += 1;
+        let plaintext = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused);
+        let reason = if cfg.expect_mtls {
+            match class {
+                FlowClass::Mtls | FlowClass::NoData => None,
+                FlowClass::TlsUnverified => {
+                    self.unverified += 1;
+                    None
+                }
+                FlowClass::TlsNoClientCert => {
+                    let t = f
+                        .tls
+                        .as_ref()
+                        .map(|t| format!("mtls {}: {}", t.mtls, t.mtls_reason))
+                        .unwrap_or_default();
+                    Some(format!("TLS without a client certificate ({t})"))
+                }
+                // No traffic passed, but connections that cannot be made are what a mesh
+                // mismatch looks like (a foreign root: unknown_ca): reported, not hidden.
+                FlowClass::TlsFailed => Some(format!("TLS handshake failed: {}", failure_text(f))),
+                FlowClass::Plaintext => Some(format!("plaintext {}{}", f.protocol, first_request(f))),
+                FlowClass::PlaintextRefused => Some(format!(
+                    "plaintext {}{}, refused by the server (reset)",
+                    f.protocol,
+                    first_request(f)
+                )),
+                FlowClass::Other => Some("neither TLS nor HTTP".to_string()),
+            }
+        } else {
+            None
+        };
+        let reason = reason.or_else(|| {
+            (cfg.fail_on_plaintext && plaintext)
+                .then(|| format!("plaintext {}{}", f.protocol, first_request(f)))
+        });
+        if let Some(reason) = reason {
+            self.failed += 1;
+            if self.violations.len() < MAX_VIOLATIONS {
+                self.violations.push(Violation {
+                    id: f.id,
+                    client: crate::report::endpoint(f.client),
+                    server: crate::report::endpoint(f.server),
+                    reason: crate::sanitize::escape_str(&reason),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The mesh facts of one flow, worked out when its report is built: its Istio facts (leg, SNI,
+//! ALPN, identities, peer metadata, XFCC: the `istio` object) and the TLS failure flags
+//! (`handshake_failed`, `handshake_refused`, `sni_mismatch`), which depend on them.
+
+use crate::classify::http::HttpReport;
+use crate::classify::istio::IstioReport;
+use crate::classify::tls::TlsReport;
+use crate::flow::FlowMeta;
+use crate::wire::Side;
+
+/// The Istio facts of a flow whose client is side `client`, or None when it shows none.
+pub fn istio(
+    meta: &FlowMeta,
+    client: Side,
+    tls: Option<&TlsReport>,
+    http: Option<&HttpReport>,
+) -> Option<IstioReport> {
+    let (ci, si) = (client.idx(), client.other().idx());
+    let server_port = meta.endpoints[si].port();
+    let headers = http.into_iter().flat_map(|h| {
+        // Only messages marked as carrying one of the fields istio::report reads.
+        let marked = |hs: &'_ crate::sanitize::Headers| hs.marks() & crate::classify::http::MARK_ISTIO != 0;
+        let req = h.requests.iter().filter(move |r| marked(&r.headers)).flat_map(|r| r.headers.iter());
+        let resp = h.responses.iter().filter(move |r| marked(&r.headers)).flat_map(|r| r.headers.iter());
+        req.chain(resp)
+    });
+    let sni = tls.and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
+    let alpn: Vec<&[u8]> =
+        tls.into_iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
+    let ids = (
+        first_uri(tls.map(|t| t.server_certs.as_slice())),
+        first_uri(tls.map(|t| t.client_certs.as_slice())),
+    );
+    let leg = if meta.original_dst.is_some() {
+        "app_to_envoy"
+    } else {
+        super::legs::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
+    };
+    crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)
+}
+
+/// First URI SAN of the first certificate of a chain.
+fn first_uri(certs: Option<&[crate::classify::cert::CertInfo]>) -> Option<&str> {
+    certs?.first()?.san_uris.first().map(String::as_str)
+}
+
+/// Certificate names listed in an `sni_mismatch` warning (all are in `tls.server_certs`).
+const MAX_NAMES_LISTED: usize = 8;
+
+/// The TLS flags of a flow: `handshake_failed` (a fatal alert in cleartext: an alert after a
+/// completed handshake is encrypted), `handshake_refused` (by an alert, or by
+/// `server_reset`: a reset from a server that sent nothing, before a ServerHello), and
+/// `sni_mismatch` (the SNI is not among the names of the server's leaf certificate), with a
+/// warning naming the SNI and what the certificate covers.
+///
+/// Istio SNIs (`outbound_.9080_._.reviews.default.svc.cluster.local`) are never checked: Envoy
+/// verifies the peer's SPIFFE identity, not the SNI. TLS 1.3 hides the certificate.
+pub fn tls_flags(
+    t: &mut TlsReport,
+    istio: Option<&IstioReport>,
+    server_reset: bool,
+    flags: &mut Vec<&'static str>,
+    warnings: &mut Vec<String>,
+) {
+    use crate::classify::cert::HostMatch;
+    if t.awaiting_server && t.refused.is_none() && server_reset {
+        t.refuse(crate::classify::tls::Refusal::Reset);
+    }
+    if t.fatal_alert().is_some() {
+        flags.push("handshake_failed");
+    }
+    if t.refused.is_some() {
+        flags.push("handshake_refused");
+    }
+    let istio_sni = istio.is_some_and(|i| i.sni.is_some());
+    let (Some(sni), Some(leaf), false) = (&t.sni, t.server_certs.first(), istio_sni) else { return };
+    if leaf.covers_host(sni.as_bytes()) == HostMatch::NotCovered {
+        flags.push("sni_mismatch");
+        let names = leaf.host_names();
+        let mut covers = names.iter().take(MAX_NAMES_LISTED).copied().collect::<Vec<_>>().join(", ");
+        if names.is_empty() {
+            covers.push_str("no host name");
+        } else if names.len() > MAX_NAMES_LISTED {
+            covers.push_str(&format!(" and {} more", names.len() - MAX_NAMES_LISTED));
+        }
+        warnings.push(format!(
+            "SNI {} is not covered by the server certificate (it covers: {covers})",
+            sni.to_json_text()
+        ));
+    }
+}

@@ -1,0 +1,52 @@
+//! The mesh stage, between classify and report: the meaning of finished flows across the run.
+//! Which leg of the mesh a flow is ([`legs`]), its Istio facts and TLS failure flags
+//! ([`facts`]), certificate lifetime warnings (`--cert-warn`, [`certs`]), the upgrade of a TLS
+//! 1.3 `likely` verdict by an `x-forwarded-client-cert` header on the matching Envoy → app leg
+//! ([`xfcc`]), per-server and per-Istio-service verdicts ([`readings`]), and the
+//! `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1 ([`expect`]). Works on
+//! [`FlowReport`](crate::report::FlowReport)s; docs/istio.md explains every rule.
+
+pub mod certs;
+pub mod expect;
+pub mod facts;
+pub mod legs;
+pub mod readings;
+pub mod xfcc;
+
+pub use certs::{cert_warnings, human_duration};
+pub use expect::{Expectations, Violation};
+pub use readings::{classify, from_sidecar, FlowClass, MeshBook, ServerVerdict};
+pub use xfcc::{may_confirm, XfccLegs};
+
+/// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
+/// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
+/// the kubelet from the node, and 15090 (Envoy's Prometheus metrics, scraped in plaintext).
+pub const DEFAULT_EXEMPT_PORTS: [u16; 3] = [15020, 15021, 15090];
+
+/// Settings of the mesh checks.
+#[derive(Clone, Debug)]
+pub struct MeshConfig {
+    /// Warn about certificates that expire within this many seconds of the capture (0: only
+    /// expired / not yet valid ones).
+    pub cert_warn_secs: i64,
+    /// `--expect mtls`: every checked flow must be mutual TLS.
+    pub expect_mtls: bool,
+    /// `--fail-on-plaintext`: no checked flow may carry plaintext HTTP.
+    pub fail_on_plaintext: bool,
+    /// Server ports never checked.
+    pub exempt_ports: Vec<u16>,
+    /// Also check loopback legs (Envoy ↔ app), plaintext by design.
+    pub check_loopback: bool,
+}
+
+impl Default for MeshConfig {
+    fn default() -> MeshConfig {
+        MeshConfig {
+            cert_warn_secs: 3600,
+            expect_mtls: false,
+            fail_on_plaintext: false,
+            exempt_ports: DEFAULT_EXEMPT_PORTS.to_vec(),
+            check_loopback: false,
+        }
+    }
+}
