@@ -114,14 +114,8 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
         match t {
             EXT_SERVER_NAME => {
                 facts.sni = true;
-                let mut er = Rd { b: e };
-                if let Some(list) = er.vec16() {
-                    let mut lr = Rd { b: list };
-                    while let (Some(kind), Some(name)) = (lr.u8(), lr.vec16()) {
-                        if kind == SNI_HOST_NAME && ch.sni.is_none() {
-                            ch.sni = Some(WireBytes::new(name));
-                        }
-                    }
+                if ch.sni.is_none() {
+                    ch.sni = host_name(e);
                 }
             }
             EXT_SUPPORTED_GROUPS => _ = groups.get_or_insert((Rd { b: e }).vec16().unwrap_or_default()),
@@ -135,11 +129,7 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                 let list = (Rd { b: e }).vec8();
                 facts.supported_versions.get_or_insert(U16List(list.unwrap_or_default()));
                 if let Some(list) = list {
-                    ch.versions = list
-                        .chunks_exact(2)
-                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                        .filter(|&v| !is_grease(v))
-                        .collect();
+                    ch.versions = versions(list);
                 }
             }
             EXT_SESSION_TICKET => {
@@ -160,6 +150,22 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(ch)
 }
 
+/// The first host name of a server_name extension's list (RFC 6066 §3).
+fn host_name(ext: &[u8]) -> Option<WireBytes> {
+    let mut lr = Rd { b: (Rd { b: ext }).vec16()? };
+    while let (Some(kind), Some(name)) = (lr.u8(), lr.vec16()) {
+        if kind == SNI_HOST_NAME {
+            return Some(WireBytes::new(name));
+        }
+    }
+    None
+}
+
+/// The versions of a supported_versions list, GREASE left out.
+fn versions(list: &[u8]) -> Vec<u16> {
+    list.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).filter(|&v| !is_grease(v)).collect()
+}
+
 /// The captured start of a ClientHello (see `TlsSession::cut_hello`): every field that is
 /// whole, in order, until the first that is not; extensions only when whole.
 fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
@@ -176,23 +182,10 @@ fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
     if let Some(exts) = rest {
         for (t, e) in extensions(exts) {
             match t {
-                EXT_SERVER_NAME => {
-                    let mut lr = Rd { b: (Rd { b: e }).vec16().unwrap_or(&[]) };
-                    while let (Some(kind), Some(name)) = (lr.u8(), lr.vec16()) {
-                        if kind == SNI_HOST_NAME && ch.sni.is_none() {
-                            ch.sni = Some(WireBytes::new(name));
-                        }
-                    }
-                }
+                EXT_SERVER_NAME if ch.sni.is_none() => ch.sni = host_name(e),
                 EXT_ALPN => ch.alpn = parse_alpn(e),
                 EXT_SUPPORTED_VERSIONS => {
-                    if let Some(list) = (Rd { b: e }).vec8() {
-                        ch.versions = list
-                            .chunks_exact(2)
-                            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                            .filter(|&v| !is_grease(v))
-                            .collect();
-                    }
+                    ch.versions = (Rd { b: e }).vec8().map(versions).unwrap_or_default()
                 }
                 _ => {}
             }
@@ -219,19 +212,22 @@ fn parse_cut_server_hello(body: &[u8]) -> Option<ServerHello> {
         r.u8()?;
         let ext_len = r.u16()? as usize;
         sh.exts_whole = ext_len <= r.b.len();
-        for (t, e) in extensions(&r.b[..ext_len.min(r.b.len())]) {
-            match t {
-                EXT_SUPPORTED_VERSIONS if e.len() == 2 => {
-                    sh.selected = Some(u16::from_be_bytes([e[0], e[1]]))
-                }
-                EXT_ALPN => sh.alpn = parse_alpn(e).into_iter().next(),
-                EXT_PRE_SHARED_KEY => sh.psk = true,
-                _ => {}
-            }
-        }
+        server_hello_extensions(&mut sh, &r.b[..ext_len.min(r.b.len())]);
         Some(())
     })();
     (sh.legacy != 0).then_some(sh)
+}
+
+/// The facts a ServerHello's (whole) extensions give: the chosen version, ALPN, PSK.
+fn server_hello_extensions(sh: &mut ServerHello, exts: &[u8]) {
+    for (t, e) in extensions(exts) {
+        match t {
+            EXT_SUPPORTED_VERSIONS if e.len() == 2 => sh.selected = Some(u16::from_be_bytes([e[0], e[1]])),
+            EXT_ALPN => sh.alpn = parse_alpn(e).into_iter().next(),
+            EXT_PRE_SHARED_KEY => sh.psk = true,
+            _ => {}
+        }
+    }
 }
 
 /// Returns the ServerHello and whether it is a HelloRetryRequest.
@@ -253,16 +249,7 @@ fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
         sh.selected = Some(sh.legacy);
     }
     if let Some(exts) = r.vec16() {
-        for (t, e) in extensions(exts) {
-            match t {
-                EXT_SUPPORTED_VERSIONS if e.len() == 2 => {
-                    sh.selected = Some(u16::from_be_bytes([e[0], e[1]]))
-                }
-                EXT_ALPN => sh.alpn = parse_alpn(e).into_iter().next(),
-                EXT_PRE_SHARED_KEY => sh.psk = true,
-                _ => {}
-            }
-        }
+        server_hello_extensions(&mut sh, exts);
     }
     Some((sh, hrr))
 }
