@@ -185,7 +185,9 @@ fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
                 EXT_SERVER_NAME if ch.sni.is_none() => ch.sni = host_name(e),
                 EXT_ALPN => ch.alpn = parse_alpn(e),
                 EXT_SUPPORTED_VERSIONS => {
-                    ch.versions = (Rd { b: e }).vec8().map(versions).unwrap_or_default()
+                    if let Some(list) = (Rd { b: e }).vec8() {
+                        ch.versions = versions(list);
+                    }
                 }
                 _ => {}
             }
