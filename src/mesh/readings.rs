@@ -111,10 +111,20 @@ pub struct ServerVerdict {
 }
 
 impl ServerVerdict {
-    fn add(&mut self, class: FlowClass) {
+    /// Counts one flow: a leg inside the pod apart (it says nothing about what the server
+    /// accepts), a pod-network flow by its class (`inferred`: an mTLS verdict from TLS 1.3
+    /// record sizes alone).
+    fn add(&mut self, class: FlowClass, is_leg: bool, inferred: bool) {
         self.flows += 1;
+        if is_leg {
+            self.legs += 1;
+            return;
+        }
         match class {
-            FlowClass::Mtls => self.mtls += 1,
+            FlowClass::Mtls => {
+                self.mtls += 1;
+                self.mtls_inferred += u64::from(inferred);
+            }
             FlowClass::TlsNoClientCert => self.tls_no_client_cert += 1,
             FlowClass::TlsUnverified => self.tls_unverified += 1,
             FlowClass::TlsFailed => self.tls_failed += 1,
@@ -241,22 +251,14 @@ impl MeshBook {
         let is_leg = leg != "pod_network";
         let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == "likely");
         match tally(&mut self.servers, &f.server, new_server) {
-            Some(v) if is_leg => {
-                // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
-                // ip:port as the mTLS listener) says nothing about what the server accepts.
-                v.flows += 1;
-                v.legs += 1;
-                if v.service.is_none() {
-                    v.service.clone_from(&service);
-                }
-            }
             Some(v) => {
-                v.add(class);
-                if class == FlowClass::TlsFailed && v.tls_failure.is_none() {
+                // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
+                // ip:port as the mTLS listener) is counted apart.
+                v.add(class, is_leg, inferred);
+                if !is_leg && class == FlowClass::TlsFailed && v.tls_failure.is_none() {
                     v.tls_failure = Some(failure_text(f));
                 }
-                v.mtls_inferred += u64::from(class == FlowClass::Mtls && inferred);
-                v.plaintext_from_sidecar += u64::from(sidecar);
+                v.plaintext_from_sidecar += u64::from(sidecar && !is_leg);
                 if v.service.is_none() {
                     v.service.clone_from(&service);
                 }
@@ -276,13 +278,7 @@ impl MeshBook {
                 )
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
-                if is_leg {
-                    v.flows += 1;
-                    v.legs += 1;
-                } else {
-                    v.add(class);
-                    v.mtls_inferred += u64::from(class == FlowClass::Mtls && inferred);
-                }
+                v.add(class, is_leg, inferred);
             }
         }
         self.expect.check(f, class, leg, cfg);

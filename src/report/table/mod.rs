@@ -13,6 +13,9 @@
 //! its ServerHello and `failed` for one that ended in another fatal alert (the JSON verdict is
 //! unchanged; the flags `handshake_refused` and `handshake_failed` are not repeated in FLAGS,
 //! which starts with the alert instead: `alert:certificate_expired`).
+//!
+//! What follows the rows (totals, per-server and per-service readings, expectations) is written
+//! by [`summary`].
 
 use super::{FlowReport, Summary};
 use crate::classify::cert::CertInfo;
@@ -20,6 +23,9 @@ use crate::classify::http::HttpReport;
 use crate::sanitize::{escape_bytes, escape_str, Headers};
 use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+mod summary;
+pub use summary::{write_expectations, write_summary};
 
 const COLUMNS: [&str; 10] =
     ["ID", "CLIENT", "SERVER", "PROTO", "VERSION", "SNI/HOST", "ALPN", "CERT", "MTLS", "FLAGS"];
@@ -826,197 +832,6 @@ pub fn write_live_row(
     Ok(())
 }
 
-/// Writes the plain-text summary.
-/// Writes the totals, the per-server and per-service readings and the expectations; with a
-/// width `limit`, the readings and the listed violations wrap within it.
-pub fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
-    let limit = limit.map(|w| w.max(MIN_WIDTH));
-    let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    write!(out, "{}", flows(s.flows))?;
-    if !protos.is_empty() {
-        write!(out, ": {}", protos.join(", "))?;
-    }
-    if !mtls.is_empty() {
-        write!(out, " (TLS mTLS verdicts: {})", mtls.join(", "))?;
-    }
-    writeln!(out, "; {}, {}", plural(s.packets, "packet"), plural(s.bytes, "byte"))?;
-    if !s.non_tcp.is_empty() {
-        let n: Vec<String> = s.non_tcp.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        writeln!(out, "not TCP: {}", n.join(", "))?;
-    }
-    if !s.skipped_link_types.is_empty() {
-        let n: Vec<String> =
-            s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {}", plural(*v, "packet"))).collect();
-        writeln!(out, "skipped {}", n.join(", "))?;
-    }
-    if let Some(c) = &s.capture_stats {
-        writeln!(
-            out,
-            "capture: {} received by filter, {} dropped by kernel, {} dropped by interface",
-            plural(c.received, "packet"),
-            c.dropped,
-            c.if_dropped
-        )?;
-    }
-    if s.evicted_flows > 0 {
-        writeln!(out, "{} evicted (flow table full; see --max-flows)", flows(s.evicted_flows))?;
-    }
-    if s.cert_warnings > 0 {
-        writeln!(
-            out,
-            "{} with certificate warnings (expired, not yet valid, or within --cert-warn)",
-            flows(s.cert_warnings)
-        )?;
-    }
-    write_servers(out, "servers", &s.servers, s.servers_not_listed, false, limit)?;
-    write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true, limit)?;
-    // Errors are not repeated here: each was written once, on stderr, when it happened.
-    write_expectations(out, s, limit)
-}
-
-/// Servers listed in the table summary; `--json` lists them all.
-const MAX_TABLE_SERVERS: usize = 50;
-
-/// Writes the per-server (or per-service) verdicts.
-fn write_servers(
-    out: &mut dyn Write,
-    title: &str,
-    list: &[crate::mesh::ServerVerdict],
-    not_listed: u64,
-    services: bool,
-    limit: Option<usize>,
-) -> io::Result<()> {
-    if list.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "\n{title}:")?;
-    let (first, second) = if services { ("SERVICE", "") } else { ("SERVER", "SERVICE") };
-    let head = [first, second, "FLOWS", "MTLS", "TLS-NO-CERT", "PLAINTEXT", "REFUSED", "LEGS", "READING"];
-    let rows: Vec<[String; 9]> = list
-        .iter()
-        .take(MAX_TABLE_SERVERS)
-        .map(|v| {
-            [
-                escape_str(&v.name),
-                match (&v.service, services) {
-                    (_, true) => String::new(),
-                    (Some(s), false) => escape_str(s),
-                    (None, false) => "-".into(),
-                },
-                v.flows.to_string(),
-                v.mtls.to_string(),
-                v.tls_no_client_cert.to_string(),
-                v.plaintext.to_string(),
-                (v.plaintext_refused + v.tls_failed).to_string(),
-                v.legs.to_string(),
-                v.reading.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = head.map(|h| h.len());
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
-        let mut l = String::from("  ");
-        let last = cells.len() - 1;
-        for (i, c) in cells[..last].iter().enumerate() {
-            if services && (i == 1 || i == 7) {
-                continue;
-            }
-            l.push_str(c);
-            l.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
-        }
-        // The reading wraps under itself when a width limit would cut it (or, with too little
-        // room beside the counts, on lines of its own).
-        let start = l.chars().count();
-        match limit {
-            Some(total) if start + width(&cells[last]) > total => {
-                let (indent, first_room) = if total.saturating_sub(start) >= 24 {
-                    (start, total - start)
-                } else {
-                    writeln!(out, "{}", l.trim_end())?;
-                    l = " ".repeat(4);
-                    (4, total.saturating_sub(4).max(1))
-                };
-                let (head, mut rest) = split_line(&cells[last], first_room);
-                l.push_str(head);
-                writeln!(out, "{}", l.trim_end())?;
-                while !rest.is_empty() {
-                    let (head, tail) = split_line(rest, total.saturating_sub(indent).max(1));
-                    writeln!(out, "{}{}", " ".repeat(indent), head.trim_start())?;
-                    rest = tail;
-                }
-                Ok(())
-            }
-            _ => {
-                l.push_str(&cells[last]);
-                writeln!(out, "{}", l.trim_end())
-            }
-        }
-    };
-    line(out, &head.map(String::from))?;
-    for r in &rows {
-        line(out, r)?;
-    }
-    let more = (list.len().saturating_sub(MAX_TABLE_SERVERS)) as u64 + not_listed;
-    if more > 0 {
-        writeln!(out, "  … {more} more (--json lists them all)")?;
-    }
-    Ok(())
-}
-
-/// Violations printed after the summary (all are in the JSON summary).
-const MAX_PRINTED_VIOLATIONS: usize = 20;
-
-/// `1 flow`, `3 flows`.
-fn flows(n: u64) -> String {
-    plural(n, "flow")
-}
-
-/// `1 packet`, `0 packets`, `3 packets`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-/// Writes the outcome of `--expect mtls` / `--fail-on-plaintext`, if either was given.
-pub fn write_expectations(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
-    let Some(e) = &s.expectations else { return Ok(()) };
-    let mut what = Vec::new();
-    if e.expect.is_some() {
-        what.push("--expect mtls");
-    }
-    if e.fail_on_plaintext {
-        what.push("--fail-on-plaintext");
-    }
-    let what = what.join(" and ");
-    let unverified = if e.unverified > 0 {
-        format!(" ({} unverified: TLS handshake not seen or resumed)", flows(e.unverified))
-    } else {
-        String::new()
-    };
-    if e.failed == 0 {
-        writeln!(out, "\n{what}: passed, {} checked{unverified}", flows(e.checked))?;
-        return Ok(());
-    }
-    writeln!(out, "\n{what}: FAILED, {} of {} checked{unverified}:", e.failed, flows(e.checked))?;
-    for v in e.violations.iter().take(MAX_PRINTED_VIOLATIONS) {
-        let text = format!("flow {} {} -> {}: {}", v.id, v.client, v.server, v.reason);
-        write_detail(out, &mut String::new(), 2, &text, limit)?;
-    }
-    if e.failed as usize > MAX_PRINTED_VIOLATIONS {
-        writeln!(out, "  … {} more (--json lists up to 1,000)", e.failed as usize - MAX_PRINTED_VIOLATIONS)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1091,6 +906,7 @@ mod tests {
 
     #[test]
     fn plurals() {
+        use super::summary::{flows, plural};
         assert_eq!(flows(1), "1 flow");
         assert_eq!(flows(0), "0 flows");
         assert_eq!(plural(1, "packet"), "1 packet");
