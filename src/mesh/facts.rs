@@ -31,11 +31,12 @@ pub fn istio(
         first_uri(tls.map(|t| t.server_certs.as_slice())),
         first_uri(tls.map(|t| t.client_certs.as_slice())),
     );
-    let leg = if meta.original_dst.is_some() {
-        "app_to_envoy"
-    } else {
-        super::legs::leg(meta.endpoints[ci].ip(), meta.endpoints[si].ip(), server_port)
-    };
+    let leg = super::legs::leg(
+        meta.endpoints[ci].ip(),
+        meta.endpoints[si].ip(),
+        server_port,
+        meta.original_dst.is_some(),
+    );
     crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)
 }
 
