@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod progress;
+pub mod schema;
 pub mod table;
 
 use crate::classify::http::HttpReport;
