@@ -9,6 +9,7 @@
 //! Same seed and size give byte-identical output. No dependencies: the pcap writer, the RNG
 //! (splitmix64) and the PEM decoder are here.
 
+mod h2;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
@@ -223,9 +224,15 @@ fn client_hello(r: &mut Rng, sni: Option<&str>, alpn: &[&str], versions: &[u16])
     b.push(32);
     b.extend_from_slice(&r.bytes(32));
     let suites: &[u16] = if versions.contains(&0x0304) {
-        &[0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035]
+        &[
+            0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
+            0x009d, 0x002f, 0x0035,
+        ]
     } else {
-        &[0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035, 0x000a]
+        &[
+            0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+            0x000a,
+        ]
     };
     u16be(&mut b, suites.len() * 2);
     for s in suites {
@@ -377,6 +384,7 @@ enum Kind {
     Tls12,
     Http,
     Other,
+    H2c,
 }
 
 struct Truth {
@@ -430,8 +438,18 @@ const UAS: &[&str] = &[
     "Java/17.0.9",
 ];
 const PATHS: &[&str] = &[
-    "/reviews/", "/ratings/", "/details/", "/api/v1/cart/", "/api/v1/orders/", "/api/v2/users/", "/healthz",
-    "/productpage?u=normal&id=", "/search?q=item", "/v1/payments/", "/static/app.js?v=", "/metrics",
+    "/reviews/",
+    "/ratings/",
+    "/details/",
+    "/api/v1/cart/",
+    "/api/v1/orders/",
+    "/api/v2/users/",
+    "/healthz",
+    "/productpage?u=normal&id=",
+    "/search?q=item",
+    "/v1/payments/",
+    "/static/app.js?v=",
+    "/metrics",
 ];
 
 /// A protobuf Struct {NAME, NAMESPACE, WORKLOAD_NAME, CLUSTER_ID, ISTIO_VERSION} (Istio's
@@ -468,14 +486,7 @@ fn http_request(r: &mut Rng, host: &str, envoy: bool, peer: Option<(&str, &str)>
     s += &format!("{}: {}\r\n", h("Host"), host);
     s += &format!("{}: {}\r\n", h("User-Agent"), r.pick(UAS));
     s += &format!("{}: {}\r\n", h("Accept"), if r.chance(0.5) { "*/*" } else { "application/json" });
-    s += &format!(
-        "x-request-id: {}-{}-4{}-a{}-{}\r\n",
-        r.hex(8),
-        r.hex(4),
-        r.hex(3),
-        r.hex(3),
-        r.hex(12)
-    );
+    s += &format!("x-request-id: {}-{}-4{}-a{}-{}\r\n", r.hex(8), r.hex(4), r.hex(3), r.hex(3), r.hex(12));
     if envoy || r.chance(0.5) {
         s += &format!("x-b3-traceid: {}\r\nx-b3-spanid: {}\r\nx-b3-sampled: 1\r\n", r.hex(32), r.hex(16));
     }
@@ -483,7 +494,10 @@ fn http_request(r: &mut Rng, host: &str, envoy: bool, peer: Option<(&str, &str)>
         s += "x-forwarded-proto: http\r\n";
         if let Some((svc, ns)) = peer {
             s += &format!("x-envoy-peer-metadata: {}\r\n", peer_metadata(r, svc, ns));
-            s += &format!("x-envoy-peer-metadata-id: sidecar~10.244.1.{}~{svc}-v1.{ns}~{ns}.svc.cluster.local\r\n", r.range(2, 250));
+            s += &format!(
+                "x-envoy-peer-metadata-id: sidecar~10.244.1.{}~{svc}-v1.{ns}~{ns}.svc.cluster.local\r\n",
+                r.range(2, 250)
+            );
         }
     }
     if r.chance(0.2) {
@@ -576,12 +590,14 @@ enum Server {
     Db(u16),
 }
 
-fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
+fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64) -> Plan {
     let roll = r.f64();
     let kind = if roll < 0.40 {
         Kind::Tls13
     } else if roll < 0.61 {
         Kind::Tls12
+    } else if roll < 0.61 + h2_share {
+        Kind::H2c
     } else if roll < 0.88 {
         Kind::Http
     } else {
@@ -589,7 +605,8 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
     };
     let app = pareto(r, alpha);
     let mut msgs = Vec::new();
-    let mut truth = Truth { protocol: "unknown", version: None, sni: None, alpn: None, mtls: None, requests: None };
+    let mut truth =
+        Truth { protocol: "unknown", version: None, sni: None, alpn: None, mtls: None, requests: None };
     let server_ep;
     match kind {
         Kind::Tls13 | Kind::Tls12 => {
@@ -639,7 +656,8 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
                 if tls13 {
                     let cipher = if r.chance(0.6) { 0x1301 } else { 0x1302 };
                     let h = if cipher == 0x1301 { 32 } else { 48 };
-                    let mut s = Msg::new(1, Gap::Reply).lit(record(22, 0x0303, &server_hello(r, cipher, true, None)));
+                    let mut s =
+                        Msg::new(1, Gap::Reply).lit(record(22, 0x0303, &server_hello(r, cipher, true, None)));
                     s.push_lit(CCS.to_vec());
                     let flight = chain_size(server_chain) + r.urange(250, 350);
                     if r.chance(0.7) {
@@ -682,10 +700,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
                 } else {
                     let cipher = *r.pick(&[0xc02fu16, 0xc02b, 0xc030]);
                     let sel = alpn.first().copied();
-                    let mut hsm = vec![
-                        server_hello(r, cipher, false, sel),
-                        certificate_msg(server_chain),
-                    ];
+                    let mut hsm = vec![server_hello(r, cipher, false, sel), certificate_msg(server_chain)];
                     let mut ske = vec![3, 0x00, 0x1d, 32];
                     ske.extend_from_slice(&r.bytes(32));
                     let sl = r.urange(60, 256);
@@ -738,11 +753,18 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
             let u = r.f64();
             let n = 1 + (u * u * 20.0) as usize;
             let n = n.min(20);
-            let host = if r.chance(0.5) { format!("{svc}:{port}") } else { format!("{svc}.{ns}.svc.cluster.local:{port}") };
+            let host = if r.chance(0.5) {
+                format!("{svc}:{port}")
+            } else {
+                format!("{svc}.{ns}.svc.cluster.local:{port}")
+            };
             let bodies = split(r, app, n);
             for (i, b) in bodies.into_iter().enumerate() {
                 let peer = if envoy && r.chance(0.5) { Some((psvc, pns)) } else { None };
-                msgs.push(Msg::new(0, if i == 0 { Gap::Now } else { Gap::Think }).lit(http_request(r, &host, envoy, peer)));
+                msgs.push(
+                    Msg::new(0, if i == 0 { Gap::Now } else { Gap::Think })
+                        .lit(http_request(r, &host, envoy, peer)),
+                );
                 let mut s = Msg::new(1, Gap::Reply);
                 http_response(r, &mut s, b, envoy);
                 msgs.push(s);
@@ -750,11 +772,20 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
             truth.protocol = "http";
             truth.requests = Some(n);
         }
+        Kind::H2c => {
+            let si = r.below(ISTIO_SVCS.len() as u64) as usize;
+            server_ep = Server::Istio(si);
+            let n = h2c_flow(r, ISTIO_SVCS[si], app, midstream, &mut msgs);
+            truth.protocol = "h2c";
+            truth.requests = Some(n);
+        }
         Kind::Other => {
             let ssh = !midstream && r.chance(0.5);
             if ssh {
                 server_ep = Server::Ssh;
-                msgs.push(Msg::new(1, Gap::Reply).lit(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n".to_vec()));
+                msgs.push(
+                    Msg::new(1, Gap::Reply).lit(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n".to_vec()),
+                );
                 msgs.push(Msg::new(0, Gap::Reply).lit(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()));
             } else {
                 server_ep = Server::Db(*r.pick(&[5432u16, 6379, 9092, 27017, 11211, 4222]));
@@ -762,7 +793,13 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
             let k = r.urange(1, (1 + app / 4000).min(10));
             for (i, sz) in split(r, app, k).into_iter().enumerate() {
                 for (dir, n) in [(0, r.urange(40, 600)), (1, sz)] {
-                    let gap = if dir == 1 { Gap::Reply } else if i == 0 { Gap::Now } else { Gap::Think };
+                    let gap = if dir == 1 {
+                        Gap::Reply
+                    } else if i == 0 {
+                        Gap::Now
+                    } else {
+                        Gap::Think
+                    };
                     let mut m = Msg::new(dir, gap);
                     if ssh {
                         m.chunks.push(Chunk::Rand(n));
@@ -776,6 +813,190 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64) -> Plan {
         }
     }
     Plan { kind, msgs, truth, server_ep }
+}
+
+/// An h2c connection as an Envoy inbound leg or a gRPC/REST client without a sidecar sends it:
+/// preface and SETTINGS (unless the capture starts mid-connection), then 1 to 20 streams one
+/// after the other, gRPC (length-prefixed messages, trailers) or plain requests. Returns the
+/// number of requests.
+fn h2c_flow(
+    r: &mut Rng,
+    (svc, ns, port): (&str, &str, u16),
+    app: usize,
+    midstream: bool,
+    msgs: &mut Vec<Msg>,
+) -> usize {
+    let grpc = r.chance(0.5);
+    let envoy = r.chance(0.6);
+    let (psvc, pns, _) = *r.pick(ISTIO_SVCS);
+    let u = r.f64();
+    let n = (1 + (u * u * 20.0) as usize).min(20);
+    let authority =
+        if r.chance(0.5) { format!("{svc}:{port}") } else { format!("{svc}.{ns}.svc.cluster.local:{port}") };
+    let (mut ce, mut se) = (h2::Encoder::new(), h2::Encoder::new());
+    let ua = if grpc { "grpc-go/1.64.0" } else { *r.pick(UAS) };
+    let xfcc = format!(
+        "By=spiffe://cluster.local/ns/{ns}/sa/{svc};Hash={};Subject=\"\";URI=spiffe://cluster.local/ns/{pns}/sa/{psvc}",
+        r.hex(64)
+    );
+    let meta = peer_metadata(r, psvc, pns);
+    let meta_id = format!("sidecar~10.244.1.{}~{psvc}-v1.{pns}~{pns}.svc.cluster.local", r.range(2, 250));
+    if !midstream {
+        let mut c = h2::PREFACE.to_vec();
+        h2::settings(&mut c, &[(2, 0), (4, 4_194_304), (6, 16_384)]);
+        h2::frame(&mut c, h2::WINDOW_UPDATE, 0, 0, &(1_073_676_289u32).to_be_bytes());
+        msgs.push(Msg::new(0, Gap::Now).lit(c));
+        let mut s = Vec::new();
+        h2::settings(&mut s, &[(3, 2_147_483_647), (4, 268_435_456), (5, 16_384)]);
+        h2::frame(&mut s, h2::SETTINGS, h2::ACK, 0, &[]);
+        msgs.push(Msg::new(1, Gap::Reply).lit(s));
+    }
+    let bodies = split(r, app, n);
+    for (i, body) in bodies.into_iter().enumerate() {
+        let stream = 1 + 2 * i as u32 + if midstream { 40 } else { 0 };
+        let path = if grpc {
+            format!(
+                "/{ns}.{}/{}",
+                svc[..1].to_ascii_uppercase() + &svc[1..],
+                r.pick(&["Get", "List", "Watch", "Update"])
+            )
+        } else {
+            format!("{}{}", r.pick(PATHS), r.below(1000))
+        };
+        let post = grpc || r.chance(0.25);
+        let rid = format!("{}-{}-4{}-a{}-{}", r.hex(8), r.hex(4), r.hex(3), r.hex(3), r.hex(12));
+        let (trace, span) = (r.hex(32), r.hex(16));
+        let mut f: Vec<(&str, &str)> = vec![
+            (":method", if post { "POST" } else { "GET" }),
+            (":scheme", "http"),
+            (":authority", &authority),
+            (":path", &path),
+        ];
+        if grpc {
+            f.extend([
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("grpc-accept-encoding", "identity,deflate,gzip"),
+            ]);
+        } else {
+            f.push(("accept", "application/json"));
+        }
+        f.push(("user-agent", ua));
+        f.push(("x-request-id", &rid));
+        if envoy {
+            f.extend([
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-client-cert", &xfcc),
+                ("x-envoy-peer-metadata", &meta),
+                ("x-envoy-peer-metadata-id", &meta_id),
+                ("x-b3-traceid", &trace),
+                ("x-b3-spanid", &span),
+                ("x-b3-sampled", "1"),
+            ]);
+        }
+        let token;
+        if r.chance(0.2) {
+            let k = r.urange(24, 90);
+            token = format!("Bearer {}", b64_encode(&r.bytes(k)));
+            f.push(("authorization", &token));
+        }
+        let mut c = Vec::new();
+        let req_body = if post { r.urange(20, 2000) } else { 0 };
+        h2::headers(&mut c, stream, &ce.block(&f), req_body == 0);
+        let mut cm = Msg::new(0, if i == 0 { Gap::Now } else { Gap::Think }).lit(c);
+        data(&mut cm, stream, req_body, grpc, true);
+        msgs.push(cm);
+        let len = body.to_string();
+        let date = format!("Mon, 02 Mar 2026 {:02}:{:02}:{:02} GMT", r.below(24), r.below(60), r.below(60));
+        let mut rf: Vec<(&str, &str)> = vec![(":status", "200")];
+        rf.push(("content-type", if grpc { "application/grpc" } else { "application/json" }));
+        if !grpc {
+            rf.push(("content-length", &len));
+        }
+        rf.push(("date", &date));
+        let ust = r.range(1, 80).to_string();
+        if envoy {
+            rf.extend([("server", "envoy"), ("x-envoy-upstream-service-time", &ust)]);
+        }
+        let mut s = Vec::new();
+        h2::headers(&mut s, stream, &se.block(&rf), false);
+        let mut sm = Msg::new(1, Gap::Reply).lit(s);
+        data(&mut sm, stream, body, grpc, !grpc);
+        if grpc {
+            let mut t = Vec::new();
+            let block = if r.chance(0.1) {
+                se.block(&[
+                    ("grpc-status", "14"),
+                    ("grpc-message", "upstream connect error or disconnect/reset before headers"),
+                ])
+            } else {
+                se.block(&[("grpc-status", "0"), ("grpc-message", "")])
+            };
+            h2::headers(&mut t, stream, &block, true);
+            sm.push_lit(t);
+        }
+        msgs.push(sm);
+    }
+    n
+}
+
+/// `len` bytes of body on `stream` in DATA frames of at most 16,384 bytes: for gRPC, messages
+/// of at most 64 KiB each behind their 5-byte prefix. END_STREAM on the last frame when `end`.
+fn data(m: &mut Msg, stream: u32, len: usize, grpc: bool, end: bool) {
+    if len == 0 {
+        return;
+    }
+    let mut body: Vec<Chunk> = Vec::new(); // the stream's bytes, framed below
+    let mut left = len;
+    while left > 0 {
+        let k = left.min(65_536);
+        if grpc {
+            let mut p = vec![0u8];
+            p.extend_from_slice(&(k as u32).to_be_bytes());
+            body.push(Chunk::Lit(p));
+        }
+        body.push(Chunk::Rand(k));
+        left -= k;
+    }
+    let total: usize = body.iter().map(|c| c.len()).sum();
+    let mut sent = 0;
+    let mut pending = std::collections::VecDeque::from(body);
+    while sent < total {
+        let n = (total - sent).min(16_384);
+        let flags = if end && sent + n == total { h2::END_STREAM } else { 0 };
+        let mut hdr = Vec::new();
+        h2::frame(&mut hdr, h2::DATA, flags, stream, &[]);
+        hdr[0] = (n >> 16) as u8;
+        hdr[1] = (n >> 8) as u8;
+        hdr[2] = n as u8;
+        m.push_lit(hdr);
+        let mut need = n;
+        while need > 0 {
+            let c = pending.pop_front().expect("bytes left");
+            let l = c.len();
+            if l <= need {
+                m.chunks.push(c);
+                need -= l;
+            } else {
+                match c {
+                    Chunk::Lit(v) => {
+                        m.push_lit(v[..need].to_vec());
+                        pending.push_front(Chunk::Lit(v[need..].to_vec()));
+                    }
+                    Chunk::Rand(_) => {
+                        m.chunks.push(Chunk::Rand(need));
+                        pending.push_front(Chunk::Rand(l - need));
+                    }
+                    Chunk::Text(_) => {
+                        m.chunks.push(Chunk::Text(need));
+                        pending.push_front(Chunk::Text(l - need));
+                    }
+                }
+                need = 0;
+            }
+        }
+        sent += n;
+    }
 }
 
 /// Handshake messages into records: all in one record, or one record each.
@@ -988,7 +1209,12 @@ impl Flow {
         if self.mi < self.msgs.len() {
             let dir = self.msgs[self.mi].dir;
             let fresh = self.ci == 0 && self.off == 0;
-            let mut gap = if fresh { let g = self.msgs[self.mi].gap; self.gap(g) } else { self.r.range(5_000, 40_000) };
+            let mut gap = if fresh {
+                let g = self.msgs[self.mi].gap;
+                self.gap(g)
+            } else {
+                self.r.range(5_000, 40_000)
+            };
             if p.len() == 3 && fresh {
                 gap = self.r.range(10_000, 100_000);
             }
@@ -1054,7 +1280,11 @@ impl Flow {
         while i < p.len() {
             if p[i].data_dir.is_some() && self.r.chance(0.01) {
                 let j = (i + 1 + self.r.below(4) as usize).min(p.len());
-                let copy = Pkt { gap: self.rtt + self.r.range(20_000, 300_000), frame: p[i].frame.clone(), data_dir: None };
+                let copy = Pkt {
+                    gap: self.rtt + self.r.range(20_000, 300_000),
+                    frame: p[i].frame.clone(),
+                    data_dir: None,
+                };
                 p.insert(j, copy);
                 i = j + 1;
                 continue;
@@ -1131,7 +1361,24 @@ fn dns_pair(r: &mut Rng) -> (Vec<u8>, Vec<u8>) {
     a[2] = 0x81;
     a[3] = 0x80;
     a[7] = 1;
-    a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 96, r.below(256) as u8, r.below(256) as u8]);
+    a.extend_from_slice(&[
+        0xc0,
+        12,
+        0,
+        1,
+        0,
+        1,
+        0,
+        0,
+        0,
+        5,
+        0,
+        4,
+        10,
+        96,
+        r.below(256) as u8,
+        r.below(256) as u8,
+    ]);
     let udp = |src: Ip, dst: Ip, sp: u16, dp: u16, body: &[u8], id: u16| {
         let mut f = Vec::new();
         l2l3(&mut f, src, dst, None, 17, 8 + body.len(), id);
@@ -1187,6 +1434,8 @@ fn main() {
     let mut pki_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../captures/pki").to_string();
     let mut target = 3500usize;
     let mut alpha = 0.98f64;
+    // Share of all flows that are h2c (gRPC and REST), taken from the HTTP/1 share.
+    let mut h2_share = 0.0f64;
     let mut i = 1;
     while i < args.len() {
         let a = &args[i];
@@ -1204,12 +1453,16 @@ fn main() {
                 target = val(i).parse().unwrap_or_else(|_| die("bad --concurrency"));
                 i += 1;
             }
+            "--h2" => {
+                h2_share = val(i).parse().unwrap_or_else(|_| die("bad --h2"));
+                i += 1;
+            }
             "--alpha" => {
                 alpha = val(i).parse().unwrap_or_else(|_| die("bad --alpha"));
                 i += 1;
             }
             "-h" | "--help" => {
-                println!("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N]");
+                println!("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N] [--h2 SHARE]");
                 return;
             }
             _ => pos.push(a.clone()),
@@ -1217,7 +1470,7 @@ fn main() {
         i += 1;
     }
     if pos.len() != 2 {
-        die("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N]");
+        die("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N] [--h2 SHARE]");
     }
     let out_path = &pos[0];
     let size_mb: f64 = pos[1].parse().unwrap_or_else(|_| die("bad SIZE_MB"));
@@ -1238,7 +1491,10 @@ fn main() {
     };
 
     let mut out = Out {
-        w: BufWriter::with_capacity(1 << 22, File::create(out_path).unwrap_or_else(|e| die(&format!("{out_path}: {e}")))),
+        w: BufWriter::with_capacity(
+            1 << 22,
+            File::create(out_path).unwrap_or_else(|e| die(&format!("{out_path}: {e}"))),
+        ),
         bytes: 24,
         packets: 0,
     };
@@ -1264,7 +1520,7 @@ fn main() {
     let mut next_port: HashMap<Ip, u16> = HashMap::new();
     let mut dns_fifo: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     let mut flows = 0u64;
-    let mut counts = [0u64; 4];
+    let mut counts = [0u64; 5];
     let mut midstreams = 0u64;
     let mut max_active = 0usize;
 
@@ -1274,7 +1530,7 @@ fn main() {
         while active < target && out.bytes + remaining < budget {
             let mut fr = Rng::new(r.next());
             let midstream = fr.chance(0.01);
-            let plan = plan_flow(&mut fr, &pki, midstream, alpha);
+            let plan = plan_flow(&mut fr, &pki, midstream, alpha, h2_share);
             let v6 = fr.chance(0.05);
             let vlan = if fr.chance(0.02) { Some(if fr.chance(0.5) { 100 } else { 200 }) } else { None };
             let ci = fr.below(600) as u16;
@@ -1309,9 +1565,20 @@ fn main() {
                         (Ip::V4([203, 0, 113, n as u8 + 1]), 443)
                     }
                 }
-                Server::Ssh => (if v6 { Ip::V6([0xfd, 0, 0, 0x10, 2, 0x46, 0, 0, 0, 0, 0, 0, 0, 0, 0, 22]) } else { Ip::V4([10, 244, 30, 22]) }, 22),
+                Server::Ssh => (
+                    if v6 {
+                        Ip::V6([0xfd, 0, 0, 0x10, 2, 0x46, 0, 0, 0, 0, 0, 0, 0, 0, 0, 22])
+                    } else {
+                        Ip::V4([10, 244, 30, 22])
+                    },
+                    22,
+                ),
                 Server::Db(p) => (
-                    if v6 { Ip::V6([0xfd, 0, 0, 0x10, 2, 0x46, 0, 0, 0, 0, 0, 0, 0, 0, 1, (p % 250) as u8]) } else { Ip::V4([10, 244, 31, (p % 250) as u8]) },
+                    if v6 {
+                        Ip::V6([0xfd, 0, 0, 0x10, 2, 0x46, 0, 0, 0, 0, 0, 0, 0, 0, 1, (p % 250) as u8])
+                    } else {
+                        Ip::V4([10, 244, 31, (p % 250) as u8])
+                    },
                     p,
                 ),
             };
@@ -1322,7 +1589,11 @@ fn main() {
             let payload: usize = plan.msgs.iter().map(|m| m.len()).sum();
             let npk = payload / mss * 3 / 2 + plan.msgs.len() * 2 + 8;
             let est = (payload + npk * 70) as u64;
-            let rtt = if matches!(plan.server_ep, Server::External(_)) { fr.range(3_000_000, 30_000_000) } else { fr.range(60_000, 900_000) };
+            let rtt = if matches!(plan.server_ep, Server::External(_)) {
+                fr.range(3_000_000, 30_000_000)
+            } else {
+                fr.range(60_000, 900_000)
+            };
             let t = &plan.truth;
             let alpn = match &t.alpn {
                 None => "null".to_string(),
@@ -1424,7 +1695,7 @@ fn main() {
     out.w.flush().unwrap();
     truth.flush().unwrap();
     eprintln!(
-        "gen: {out_path}: {:.1} MB, {} packets, {} TCP flows (tls1.3 {}, tls1.2 {}, http {}, other {}, midstream {}), max {} open, {:.1} s capture, generated in {:.2} s",
+        "gen: {out_path}: {:.1} MB, {} packets, {} TCP flows (tls1.3 {}, tls1.2 {}, http {}, other {}, h2c {}, midstream {}), max {} open, {:.1} s capture, generated in {:.2} s",
         out.bytes as f64 / 1e6,
         out.packets,
         flows,
@@ -1432,6 +1703,7 @@ fn main() {
         counts[1],
         counts[2],
         counts[3],
+        counts[4],
         midstreams,
         max_active,
         (now - start_ns) as f64 / 1e9,
