@@ -5,7 +5,8 @@
 use super::merge::Pending;
 use super::Format;
 use crate::mesh::MeshConfig;
-use crate::report::{json, table, FlowReport, Summary};
+use crate::record::FlowReport;
+use crate::report::{json, table, Summary};
 use std::io::{self, Write};
 
 /// Where finished flows go: JSON lines are written at once, table rows are kept as text until
