@@ -485,7 +485,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     for a in &t.alerts {
         j.open(b'{');
         j.key(key!("from")).str(a.from.as_str());
-        j.key(key!("level")).str(&a.level);
+        j.key(key!("level")).str(&a.level.as_text());
         j.key(key!("description")).str(&a.description);
         j.close(b'}');
     }

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 /// Totals over the run (the `summary` object of docs/json.md).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
-    /// Always "summary".
+    /// The JSON `type`: always "summary".
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: SummaryType,
     /// Capture files read.
     pub files: Vec<String>,
     /// Packets read.
@@ -59,6 +59,16 @@ pub struct Summary {
     /// Per-server tallies until [`Summary::close`].
     #[serde(skip)]
     pub book: mesh::MeshBook,
+}
+
+/// The `type` of the summary line, written `summary` (a flow line's is written `flow`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SummaryType;
+
+impl Serialize for SummaryType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("summary")
+    }
 }
 
 /// libpcap's counters at the end of a live capture.

@@ -75,8 +75,8 @@ pub struct TlsLimits {
 pub struct TlsAlert {
     /// Who sent it.
     pub from: Role,
-    /// "warning", "fatal" or the number.
-    pub level: String,
+    /// Its level.
+    pub level: AlertLevel,
     /// Name (`handshake_failure`) or the number.
     pub description: String,
 }
@@ -150,6 +150,34 @@ impl Confirmation {
     }
 }
 
+/// The level of an alert (the JSON `level`: `warning`, `fatal`, or another number as text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertLevel {
+    /// 1.
+    Warning,
+    /// 2.
+    Fatal,
+    /// Any other number.
+    Other(u8),
+}
+
+impl AlertLevel {
+    /// The text written in the JSON and the table.
+    pub fn as_text(self) -> Cow<'static, str> {
+        match self {
+            AlertLevel::Warning => "warning".into(),
+            AlertLevel::Fatal => "fatal".into(),
+            AlertLevel::Other(n) => n.to_string().into(),
+        }
+    }
+}
+
+impl Serialize for AlertLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_text())
+    }
+}
+
 /// How a server refused a handshake: it answered the ClientHello without a ServerHello.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -174,7 +202,7 @@ impl Refusal {
 impl TlsAlert {
     /// A fatal alert (the handshake or session failed); warnings and `close_notify` are not.
     pub fn is_fatal(&self) -> bool {
-        self.level == "fatal"
+        self.level == AlertLevel::Fatal
     }
 
     /// What an operator should read into a fatal alert, when it is a common one.
@@ -660,9 +688,9 @@ impl TlsSession {
             .map(|&(side, level, desc)| TlsAlert {
                 from: if side == client { Role::Client } else { Role::Server },
                 level: match level {
-                    ALERT_WARNING => "warning".into(),
-                    ALERT_FATAL => "fatal".into(),
-                    n => n.to_string(),
+                    ALERT_WARNING => AlertLevel::Warning,
+                    ALERT_FATAL => AlertLevel::Fatal,
+                    n => AlertLevel::Other(n),
                 },
                 description: alert_description(desc),
             })

@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(t.feed(Side::B, &[21, 3, 3, 0, 2, 2, 40], SEEN), Feed::More);
         let r = t.finish(Side::B);
         assert_eq!(r.alerts.len(), 1);
-        assert_eq!((r.alerts[0].from.as_str(), r.alerts[0].level.as_str()), ("server", "fatal"));
+        assert_eq!((r.alerts[0].from.as_str(), r.alerts[0].level.as_text().as_ref()), ("server", "fatal"));
         assert_eq!(r.alerts[0].description, "handshake_failure");
         assert_eq!(
             (r.mtls.as_str(), r.mtls_reason.as_str()),

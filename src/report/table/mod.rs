@@ -407,7 +407,7 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             v.push(format!(
                 "alert from the {}: {} {}{meaning}",
                 a.from.as_str(),
-                escape_str(&a.level),
+                escape_str(&a.level.as_text()),
                 escape_str(&a.description)
             ));
         }
