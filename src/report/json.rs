@@ -458,7 +458,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
 }
 
 /// The JSON `end`: how the flow ended, `reset` for a close with a RST.
-pub fn end_text(f: &FlowReport) -> &'static str {
+fn end_text(f: &FlowReport) -> &'static str {
     use crate::flow::EndReason;
     match f.end {
         EndReason::Closed if f.reset_by.is_some() => "reset",
