@@ -34,7 +34,7 @@ impl Sink<'_> {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "classified", f, *opts)?;
+                table::write_live_row(*out, f, *opts)?;
                 out.flush()
             }
         }
@@ -68,7 +68,7 @@ impl Sink<'_> {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "ended", f, *opts)
+                table::write_live_row(*out, f, *opts)
             }
         }
     }

@@ -834,16 +834,12 @@ fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String], opts: Tab
     writeln!(out, "{l}")
 }
 
-/// Writes one live row (`classified` or `ended`) and, for ended flows, its detail lines.
-pub fn write_live_row(
-    out: &mut dyn Write,
-    event: &str,
-    f: &FlowReport,
-    opts: TableOptions,
-) -> io::Result<()> {
+/// Writes one live row (its event, `classified` or `ended`) and, for ended flows, its detail
+/// lines.
+pub fn write_live_row(out: &mut dyn Write, f: &FlowReport, opts: TableOptions) -> io::Result<()> {
     let r = render(f, opts);
-    write_live_line(out, event, &r.cells, opts)?;
-    if event == "ended" {
+    write_live_line(out, f.event.as_str(), &r.cells, opts)?;
+    if f.event == crate::record::Event::Ended {
         let mut l = String::new();
         for d in &r.details {
             write_detail(out, &mut l, 16, d, opts.width)?;
