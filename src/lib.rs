@@ -11,6 +11,7 @@ pub mod cli;
 pub mod decode;
 pub mod flow;
 pub mod mesh;
+pub mod record;
 pub mod report;
 pub mod run;
 pub mod sanitize;

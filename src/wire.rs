@@ -3,6 +3,55 @@
 
 use std::fmt;
 
+/// Declares an enum of domain values (verdicts, legs, protocols, ...) with the text each is
+/// written as in the JSON and the table: `as_str()`, called only where output is written, and a
+/// `Serialize` that writes that text. Variants are listed in the order of their text where a
+/// map keyed by them must iterate in that order (the summary's `by_protocol`, `by_mtls`).
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $var:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $var, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            #[allow(dead_code)]
+            pub const ALL: &'static [$name] = &[$($name::$var,)+];
+
+            /// The text written in the JSON and the table.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$var => $text, )+
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum! {
+    /// Client or server: who sent an alert.
+    pub enum Role {
+        /// The client.
+        Client => "client",
+        /// The server.
+        Server => "server",
+    }
+}
+
 /// One endpoint of a TCP connection, named before we know who is the client.
 ///
 /// `A` is the side that sent the first packet of the flow we saw (the SYN sender when the SYN was

@@ -19,7 +19,8 @@ use tlspeek::classify::{ClassifyConfig, FlowClassifier};
 use tlspeek::decode::TcpSegment;
 use tlspeek::flow::{FlowMeta, FlowTable, Limits};
 use tlspeek::flow::client::decide_client;
-use tlspeek::report::{json, FlowReport};
+use tlspeek::record::FlowReport;
+use tlspeek::report::json;
 use tlspeek::wire::Timestamp;
 
 struct FlowDef {
@@ -40,7 +41,8 @@ const FLOWS: [FlowDef; 4] = [
 fn check_report(meta: FlowMeta, c: FlowClassifier) {
     let (client, _) = decide_client(&meta, c.client_hint());
     let classified = c.finish(client);
-    let report = FlowReport::build(meta, classified, &"fuzz".into(), true);
+    let mut report = FlowReport::build(meta, classified, &"fuzz".into(), true);
+    tlspeek::mesh::annotate(&mut report, 3600);
     let mut out = Vec::new();
     json::write_flow(&mut out, &report).expect("write to a Vec");
     assert_eq!(out.last(), Some(&b'\n'));
@@ -121,7 +123,8 @@ fuzz_target!(|data: &[u8]| {
             if c.take_newly_classified() {
                 let (client, _) = decide_client(meta, c.client_hint());
                 let snap = c.snapshot(client);
-                let report = FlowReport::build(meta.clone(), snap, &"fuzz".into(), true);
+                let mut report = FlowReport::build(meta.clone(), snap, &"fuzz".into(), true);
+                tlspeek::mesh::annotate(&mut report, 3600);
                 let mut out = Vec::new();
                 json::write_flow(&mut out, &report).expect("write to a Vec");
                 serde_json::from_slice::<serde_json::Value>(&out).expect("valid JSON");

@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioSni {
     /// `outbound` or `inbound`.
-    pub direction: &'static str,
+    pub direction: SniDirection,
     /// Service port.
     pub port: u16,
     /// DestinationRule subset, null for `_`.
@@ -44,13 +44,89 @@ impl IstioSni {
     }
 }
 
+crate::wire::text_enum! {
+    /// The direction part of an Istio SNI.
+    pub enum SniDirection {
+        /// `outbound_.…`: a client sidecar's name for the service it dials.
+        Outbound => "outbound",
+        /// `inbound_.…`.
+        Inbound => "inbound",
+    }
+}
+
+crate::wire::text_enum! {
+    /// The application protocol a sidecar's ALPN tokens announce.
+    pub enum AppProtocol {
+        /// `istio-http/1.0`.
+        Http10 => "http/1.0",
+        /// `istio-http/1.1`.
+        Http11 => "http/1.1",
+        /// `istio-h2`.
+        H2 => "h2",
+        /// `istio` or `istio-peer-exchange` alone: TCP.
+        Tcp => "tcp",
+    }
+}
+
+crate::wire::text_enum! {
+    /// Which leg of the mesh a flow is ([`crate::mesh::legs::leg`] decides; docs/istio.md).
+    #[derive(Default)]
+    pub enum Leg {
+        /// Anything not on loopback (sidecar ↔ sidecar, node ↔ pod).
+        #[default]
+        PodNetwork => "pod_network",
+        /// From 127.0.0.6: Envoy's inbound connection to the app.
+        InboundPassthrough => "inbound_passthrough",
+        /// To Envoy's outbound capture port 15001, or redirected there by iptables.
+        AppToEnvoy => "app_to_envoy",
+        /// To Envoy's own ports on loopback (admin, metrics, health).
+        EnvoyLocal => "envoy_local",
+        /// Another loopback connection (Envoy ↔ app).
+        Loopback => "loopback",
+    }
+}
+
+crate::wire::text_enum! {
+    /// The role of one of Istio's well-known ports.
+    pub enum PortRole {
+        /// 15000.
+        EnvoyAdmin => "envoy admin (localhost)",
+        /// 15001.
+        OutboundCapture => "outbound capture",
+        /// 15004.
+        Debug => "debug (localhost)",
+        /// 15006.
+        InboundCapture => "inbound capture",
+        /// 15008.
+        Hbone => "HBONE mTLS tunnel",
+        /// 15010.
+        XdsPlaintext => "istiod xDS (plaintext)",
+        /// 15012.
+        XdsMtls => "istiod xDS (mTLS)",
+        /// 15014.
+        IstiodMonitoring => "istiod monitoring",
+        /// 15017.
+        IstiodWebhook => "istiod webhook",
+        /// 15020.
+        MergedMetrics => "merged metrics and app health",
+        /// 15021.
+        Health => "health",
+        /// 15053.
+        DnsProxy => "DNS proxy",
+        /// 15090.
+        EnvoyMetrics => "envoy metrics",
+        /// 15443.
+        MultiClusterGateway => "multi-cluster gateway",
+    }
+}
+
 /// Parses `outbound_.9080_.v2_.reviews.default.svc.cluster.local` (Envoy's cluster name used as
 /// SNI for Istio mTLS); `None` for any other name.
 pub fn parse_sni(sni: &str) -> Option<IstioSni> {
     let mut parts = sni.splitn(4, "_.");
     let direction = match parts.next()? {
-        "outbound" => "outbound",
-        "inbound" => "inbound",
+        "outbound" => SniDirection::Outbound,
+        "inbound" => SniDirection::Inbound,
         _ => return None,
     };
     let port: u16 = parts.next()?.parse().ok()?;
@@ -78,7 +154,7 @@ pub struct IstioAlpn {
     /// The Istio tokens offered, in order.
     pub tokens: Vec<String>,
     /// The application protocol the tokens announce: `http/1.0`, `http/1.1`, `h2`, or `tcp`.
-    pub app_protocol: Option<&'static str>,
+    pub app_protocol: Option<AppProtocol>,
 }
 
 /// Reads Istio tokens from an ALPN offer; `None` when there are none (not a sidecar client).
@@ -93,13 +169,14 @@ pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
         return None;
     }
     let app = tokens.iter().find_map(|t| match t.as_str() {
-        "istio-http/1.0" => Some("http/1.0"),
-        "istio-http/1.1" => Some("http/1.1"),
-        "istio-h2" => Some("h2"),
+        "istio-http/1.0" => Some(AppProtocol::Http10),
+        "istio-http/1.1" => Some(AppProtocol::Http11),
+        "istio-h2" => Some(AppProtocol::H2),
         _ => None,
     });
-    let app =
-        app.or_else(|| tokens.iter().any(|t| t == "istio" || t == "istio-peer-exchange").then_some("tcp"));
+    let app = app.or_else(|| {
+        tokens.iter().any(|t| t == "istio" || t == "istio-peer-exchange").then_some(AppProtocol::Tcp)
+    });
     Some(IstioAlpn { tokens, app_protocol: app })
 }
 
@@ -139,15 +216,14 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IstioReport {
-    /// Leg of the mesh ([`crate::mesh::legs::leg`]): pod_network, inbound_passthrough, app_to_envoy, envoy_local,
-    /// loopback.
-    pub leg: &'static str,
+    /// Leg of the mesh.
+    pub leg: Leg,
     /// The SNI, parsed, when it is an Istio cluster name.
     pub sni: Option<IstioSni>,
     /// The client's Istio ALPN tokens: the client is a sidecar (or ztunnel).
     pub alpn: Option<IstioAlpn>,
     /// Role of the server port when it is one of Istio's own.
-    pub port_role: Option<&'static str>,
+    pub port_role: Option<PortRole>,
     /// First decodable `x-envoy-peer-metadata` (plaintext HTTP): the peer workload's identity.
     pub peer_metadata: Option<serde_json::Value>,
     /// First `x-envoy-peer-metadata-id`, e.g. `sidecar~10.0.0.2~productpage-v1-abc.default~...`.
@@ -164,7 +240,7 @@ pub struct IstioReport {
 
 impl IstioReport {
     /// A report with only the leg.
-    pub fn empty(leg: &'static str) -> IstioReport {
+    pub fn empty(leg: Leg) -> IstioReport {
         IstioReport {
             leg,
             sni: None,
@@ -182,7 +258,7 @@ impl IstioReport {
 /// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
 /// `None` when there are none.
 pub fn report<'a>(
-    leg: &'static str,
+    leg: Leg,
     sni: Option<&[u8]>,
     alpn_offered: &[&[u8]],
     server_port: u16,
@@ -215,7 +291,7 @@ pub fn report<'a>(
     if r.server_identity.is_none() {
         r.server_identity = r.xfcc.last().and_then(|x| x.by.as_deref()).and_then(parse_spiffe);
     }
-    let any = matches!(leg, "inbound_passthrough" | "app_to_envoy")
+    let any = matches!(leg, Leg::InboundPassthrough | Leg::AppToEnvoy)
         || r.sni.is_some()
         || r.alpn.is_some()
         || r.port_role.is_some()
@@ -460,22 +536,23 @@ pub fn parse_xfcc(value: &str) -> Vec<Xfcc> {
 }
 
 /// Role of a well-known Istio port.
-pub fn port_role(port: u16) -> Option<&'static str> {
+pub fn port_role(port: u16) -> Option<PortRole> {
+    use PortRole::*;
     Some(match port {
-        15000 => "envoy admin (localhost)",
-        15001 => "outbound capture",
-        15004 => "debug (localhost)",
-        15006 => "inbound capture",
-        15008 => "HBONE mTLS tunnel",
-        15010 => "istiod xDS (plaintext)",
-        15012 => "istiod xDS (mTLS)",
-        15014 => "istiod monitoring",
-        15017 => "istiod webhook",
-        15020 => "merged metrics and app health",
-        15021 => "health",
-        15053 => "DNS proxy",
-        15090 => "envoy metrics",
-        15443 => "multi-cluster gateway",
+        15000 => EnvoyAdmin,
+        15001 => OutboundCapture,
+        15004 => Debug,
+        15006 => InboundCapture,
+        15008 => Hbone,
+        15010 => XdsPlaintext,
+        15012 => XdsMtls,
+        15014 => IstiodMonitoring,
+        15017 => IstiodWebhook,
+        15020 => MergedMetrics,
+        15021 => Health,
+        15053 => DnsProxy,
+        15090 => EnvoyMetrics,
+        15443 => MultiClusterGateway,
         _ => return None,
     })
 }
@@ -487,7 +564,7 @@ mod tests {
     #[test]
     fn istio_sni_with_and_without_subset() {
         let s = parse_sni("outbound_.9080_.v2_.reviews.default.svc.cluster.local").unwrap();
-        assert_eq!((s.direction, s.port, s.subset.as_deref()), ("outbound", 9080, Some("v2")));
+        assert_eq!((s.direction, s.port, s.subset.as_deref()), (SniDirection::Outbound, 9080, Some("v2")));
         assert_eq!((s.service.as_str(), s.namespace.as_deref()), ("reviews", Some("default")));
         assert_eq!(s.readable(), "reviews.default:9080 (subset v2)");
         let s = parse_sni("outbound_.9080_._.reviews.default.svc.cluster.local").unwrap();
@@ -546,10 +623,10 @@ mod tests {
     #[test]
     fn istio_alpn_tokens() {
         let a = parse_alpn(&[b"istio-peer-exchange", b"istio"]).unwrap();
-        assert_eq!(a.app_protocol, Some("tcp"));
+        assert_eq!(a.app_protocol, Some(AppProtocol::Tcp));
         let a = parse_alpn(&[b"istio-http/1.1", b"istio", b"h2"]).unwrap();
-        assert_eq!((a.tokens.len(), a.app_protocol), (2, Some("http/1.1")));
+        assert_eq!((a.tokens.len(), a.app_protocol), (2, Some(AppProtocol::Http11)));
         assert_eq!(parse_alpn(&[b"h2", b"http/1.1"]), None);
-        assert_eq!(port_role(15006), Some("inbound capture"));
+        assert_eq!(port_role(15006), Some(PortRole::InboundCapture));
     }
 }

@@ -16,6 +16,7 @@ pub mod istio;
 pub mod text;
 pub mod tls;
 
+use crate::flow::client::ClientBy;
 use crate::flow::StreamSink;
 use crate::wire::{Feed, Probe, Side, Timestamp};
 use http::{HttpConfig, HttpFeed, HttpReport, HttpSession, SwitchTo};
@@ -54,13 +55,29 @@ enum Mode {
     Done,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-/// How HTTP/2 cleartext was recognised.
-pub enum H2cVia {
-    /// The client sent the HTTP/2 preface first.
-    PriorKnowledge,
-    /// `Upgrade: h2c` answered by `101`.
-    Upgrade,
+crate::wire::text_enum! {
+    /// How HTTP/2 cleartext was recognised (the JSON `h2c`).
+    pub enum H2cVia {
+        /// The client sent the HTTP/2 preface first.
+        PriorKnowledge => "prior_knowledge",
+        /// `Upgrade: h2c` answered by `101`.
+        Upgrade => "upgrade",
+    }
+}
+
+crate::wire::text_enum! {
+    /// What a flow carries (the JSON `protocol`). In the order of the text: the summary's
+    /// `by_protocol` is keyed by it.
+    pub enum Protocol {
+        /// HTTP/2 over cleartext.
+        H2c => "h2c",
+        /// HTTP/1.
+        Http => "http",
+        /// TLS.
+        Tls => "tls",
+        /// Neither.
+        Unknown => "unknown",
+    }
 }
 
 struct SideState {
@@ -113,8 +130,8 @@ pub struct FlowClassifier {
 
 /// What classification found in one flow.
 pub struct Classified {
-    /// `tls`, `http`, `h2c` or `unknown`.
-    pub protocol: &'static str,
+    /// What the flow carries.
+    pub protocol: Protocol,
     /// TLS facts, when TLS was seen.
     pub tls: Option<TlsReport>,
     /// HTTP/1 facts, when HTTP was seen.
@@ -124,7 +141,7 @@ pub struct Classified {
     /// First bytes of each side (A, B) when nothing was recognised.
     pub preview: [Vec<u8>; 2],
     /// Side that behaved as client, and the evidence.
-    pub client_hint: Option<(Side, &'static str)>,
+    pub client_hint: Option<(Side, ClientBy)>,
     /// Warnings from the parsers.
     pub warnings: Vec<String>,
 }
@@ -205,14 +222,14 @@ impl FlowClassifier {
     }
 
     /// Side that behaved as a client, with the evidence name used in the JSON `client_by`.
-    pub fn client_hint(&self) -> Option<(Side, &'static str)> {
+    pub fn client_hint(&self) -> Option<(Side, ClientBy)> {
         if let Some(s) = self.tls.as_ref().and_then(|t| t.client_side()) {
-            return Some((s, "client_hello"));
+            return Some((s, ClientBy::ClientHello));
         }
         if let Some(s) = self.http.as_ref().and_then(|h| h.client_side()) {
-            return Some((s, "http_request"));
+            return Some((s, ClientBy::HttpRequest));
         }
-        self.h2c_side.map(|s| (s, "http_request"))
+        self.h2c_side.map(|s| (s, ClientBy::HttpRequest))
     }
 
     /// Feeds bytes in the side's current mode, following protocol switches.
@@ -449,18 +466,18 @@ impl FlowClassifier {
         &self,
         http: Option<HttpReport>,
         tls: Option<TlsReport>,
-        client_hint: Option<(Side, &'static str)>,
+        client_hint: Option<(Side, ClientBy)>,
     ) -> Classified {
         let protocol = if tls.is_some() {
-            "tls"
+            Protocol::Tls
         } else if self.h2c.is_some() {
-            "h2c"
+            Protocol::H2c
         } else if http.is_some() {
-            "http"
+            Protocol::Http
         } else {
-            "unknown"
+            Protocol::Unknown
         };
-        let preview = if protocol == "unknown" {
+        let preview = if protocol == Protocol::Unknown {
             let shown = |b: &Vec<u8>| {
                 if self.cfg.http.show_secrets {
                     b.clone()
@@ -637,19 +654,19 @@ mod tests {
         c.data(Side::A, b"GET /index.html\r\n", ts);
         c.data(Side::B, b"$-1\r\n", ts);
         let r = c.finish(Side::A);
-        assert_eq!((r.protocol, &r.preview[0][..7]), ("unknown", &b"GET foo"[..]));
+        assert_eq!((r.protocol, &r.preview[0][..7]), (Protocol::Unknown, &b"GET foo"[..]));
         // A scanner's bare `OPTIONS` line is HTTP once the server answers with a status line.
         let mut c = FlowClassifier::new(cfg());
         c.data(Side::A, b"OPTIONS\r\nHost: www.example.com\r\n\r\n", ts);
         c.data(Side::B, b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n", ts);
         let r = c.finish(Side::A);
         let h = r.http.as_ref().unwrap();
-        assert_eq!((r.protocol, h.requests[0].method.as_bytes()), ("http", &b"OPTIONS"[..]));
+        assert_eq!((r.protocol, h.requests[0].method.as_bytes()), (Protocol::Http, &b"OPTIONS"[..]));
         assert_eq!(h.responses[0].status, 405);
         // Unanswered: not HTTP.
         let mut c = FlowClassifier::new(cfg());
         c.data(Side::A, b"GET /old\r\n", ts);
-        assert_eq!(c.finish(Side::A).protocol, "unknown");
+        assert_eq!(c.finish(Side::A).protocol, Protocol::Unknown);
     }
 
     #[test]
@@ -663,7 +680,7 @@ mod tests {
         c.data(Side::B, b"354 go ahead\r\n", ts);
         c.data(Side::A, b"Subject: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n.\r\n", ts);
         c.data(Side::B, b"250 OK\r\nHTTP/1.1 200 OK\r\n\r\n", ts);
-        assert_eq!(c.finish(Side::A).protocol, "unknown");
+        assert_eq!(c.finish(Side::A).protocol, Protocol::Unknown);
     }
 
     #[test]
@@ -680,7 +697,7 @@ mod tests {
         for i in 0..10 {
             c.data(Side::B, &noise(1448, 100 + i), ts);
         }
-        assert_eq!(c.finish(Side::A).protocol, "unknown");
+        assert_eq!(c.finish(Side::A).protocol, Protocol::Unknown);
 
         // Mid-stream TLS: application data records of 16 KiB, cut in 1448-byte segments; the
         // first segment starts inside a record. Found once a successor header is where the
@@ -694,7 +711,7 @@ mod tests {
         for chunk in stream.chunks(1448) {
             c.data(Side::A, chunk, ts);
         }
-        assert_eq!(c.finish(Side::B).protocol, "tls");
+        assert_eq!(c.finish(Side::B).protocol, Protocol::Tls);
     }
 
     #[test]

@@ -8,22 +8,42 @@ use crate::wire::{KeyedState, Side};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+crate::wire::text_enum! {
+    /// The evidence a flow's client was decided by (the JSON `client_by`), strongest first.
+    pub enum ClientBy {
+        /// It sent the SYN.
+        Syn => "syn",
+        /// The other side sent the SYN-ACK.
+        Synack => "synack",
+        /// It sent the TLS ClientHello.
+        ClientHello => "client_hello",
+        /// It sent an HTTP request (or the HTTP/2 preface).
+        HttpRequest => "http_request",
+        /// The other side was seen answering a SYN in another flow ([`KnownServers`]).
+        KnownServer => "known_server",
+        /// Its port is the higher one.
+        Port => "port",
+        /// Same ports: it sent the first packet seen.
+        FirstPacket => "first_packet",
+    }
+}
+
 /// Decides which side is the client, and by what evidence.
-pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, &'static str)>) -> (Side, &'static str) {
+pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, ClientBy)>) -> (Side, ClientBy) {
     if let Some(s) = meta.syn_from {
-        return (s, "syn");
+        return (s, ClientBy::Syn);
     }
     if let Some(s) = meta.synack_from {
-        return (s.other(), "synack");
+        return (s.other(), ClientBy::Synack);
     }
     if let Some(h) = hint {
         return h;
     }
     let (pa, pb) = (meta.endpoints[0].port(), meta.endpoints[1].port());
     match pa.cmp(&pb) {
-        std::cmp::Ordering::Less => (Side::B, "port"),
-        std::cmp::Ordering::Greater => (Side::A, "port"),
-        std::cmp::Ordering::Equal => (Side::A, "first_packet"),
+        std::cmp::Ordering::Less => (Side::B, ClientBy::Port),
+        std::cmp::Ordering::Greater => (Side::A, ClientBy::Port),
+        std::cmp::Ordering::Equal => (Side::A, ClientBy::FirstPacket),
     }
 }
 
@@ -117,15 +137,18 @@ mod tests {
     fn evidence_order() {
         let (hi, lo) = (SocketAddr::from(([10, 0, 0, 1], 50_000)), SocketAddr::from(([10, 0, 0, 2], 8080)));
         let mut m = meta(hi, lo);
-        assert_eq!(decide_client(&m, None), (Side::A, "port"));
-        assert_eq!(decide_client(&m, Some((Side::B, "known_server"))), (Side::B, "known_server"));
+        assert_eq!(decide_client(&m, None), (Side::A, ClientBy::Port));
+        assert_eq!(
+            decide_client(&m, Some((Side::B, ClientBy::KnownServer))),
+            (Side::B, ClientBy::KnownServer)
+        );
         m.synack_from = Some(Side::A);
-        assert_eq!(decide_client(&m, Some((Side::A, "client_hello"))), (Side::B, "synack"));
+        assert_eq!(decide_client(&m, Some((Side::A, ClientBy::ClientHello))), (Side::B, ClientBy::Synack));
         m.syn_from = Some(Side::A);
-        assert_eq!(decide_client(&m, None), (Side::A, "syn"));
+        assert_eq!(decide_client(&m, None), (Side::A, ClientBy::Syn));
         assert_eq!(
             decide_client(&meta(lo, SocketAddr::from(([10, 0, 0, 3], 8080))), None),
-            (Side::A, "first_packet")
+            (Side::A, ClientBy::FirstPacket)
         );
     }
 

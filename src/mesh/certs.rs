@@ -1,6 +1,6 @@
 //! Certificate lifetime warnings (`--cert-warn`) on finished flows.
 
-use crate::report::FlowReport;
+use crate::record::{Flag, FlowReport};
 
 /// `2h 5m`, `39m 12s`, `3d 4h`: a duration for people.
 pub fn human_duration(secs: i64) -> String {
@@ -37,17 +37,17 @@ pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
             };
             let after = c.not_after.as_deref().unwrap_or("?");
             if c.expired {
-                flags.push("cert_expired");
+                flags.push(Flag::CertExpired);
                 warnings.push(format!("{} {who} had expired at capture time (not after {after})", what()));
             } else if c.not_yet_valid {
                 let before = c.not_before.as_deref().unwrap_or("?");
-                flags.push("cert_not_yet_valid");
+                flags.push(Flag::CertNotYetValid);
                 warnings.push(format!(
                     "{} {who} was not yet valid at capture time (not before {before})",
                     what()
                 ));
             } else if let Some(left) = c.expires_in_secs.filter(|&l| l <= warn_secs) {
-                flags.push("cert_expiring");
+                flags.push(Flag::CertExpiring);
                 warnings.push(format!(
                     "{} {who} expires {} after the capture (not after {after}; --cert-warn {})",
                     what(),
@@ -58,9 +58,7 @@ pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
         }
     }
     for fl in flags {
-        if !f.flags.contains(&fl) {
-            f.flags.push(fl);
-        }
+        f.flags.insert(fl);
     }
     f.warnings.extend(warnings);
 }

@@ -2,7 +2,8 @@
 
 use super::readings::{failure_text, FlowClass};
 use super::MeshConfig;
-use crate::report::FlowReport;
+use crate::classify::istio::Leg;
+use crate::record::FlowReport;
 use serde::Serialize;
 
 /// Violations kept for the summary (all are counted).
@@ -21,11 +22,19 @@ pub struct Violation {
     pub reason: String,
 }
 
+crate::wire::text_enum! {
+    /// What `--expect` asks of every checked flow.
+    pub enum Expect {
+        /// `--expect mtls`: mutual TLS.
+        Mtls => "mtls",
+    }
+}
+
 /// The outcome of `--expect mtls` / `--fail-on-plaintext` (the summary's `expectations`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Expectations {
-    /// `mtls` when `--expect mtls` was given.
-    pub expect: Option<&'static str>,
+    /// What `--expect` asked for.
+    pub expect: Option<Expect>,
     /// `--fail-on-plaintext` was given.
     pub fail_on_plaintext: bool,
     /// Server ports not checked.
@@ -53,12 +62,12 @@ fn first_request(f: &FlowReport) -> String {
 
 impl Expectations {
     /// Checks one finished flow of class `class` on leg `leg`.
-    pub(super) fn check(&mut self, f: &FlowReport, class: FlowClass, leg: &str, cfg: &MeshConfig) {
+    pub(super) fn check(&mut self, f: &FlowReport, class: FlowClass, leg: Leg, cfg: &MeshConfig) {
         if !cfg.expect_mtls && !cfg.fail_on_plaintext {
             return;
         }
         let exempt_port = cfg.exempt_ports.contains(&f.server.port());
-        if exempt_port || (leg != "pod_network" && !cfg.check_loopback) || class == FlowClass::NoData {
+        if exempt_port || (leg != Leg::PodNetwork && !cfg.check_loopback) || class == FlowClass::NoData {
             return;
         }
         self.checked += 1;
@@ -74,17 +83,19 @@ impl Expectations {
                     let t = f
                         .tls
                         .as_ref()
-                        .map(|t| format!("mtls {}: {}", t.mtls, t.mtls_reason))
+                        .map(|t| format!("mtls {}: {}", t.mtls.as_str(), t.mtls_reason))
                         .unwrap_or_default();
                     Some(format!("TLS without a client certificate ({t})"))
                 }
                 // No traffic passed, but connections that cannot be made are what a mesh
                 // mismatch looks like (a foreign root: unknown_ca): reported, not hidden.
                 FlowClass::TlsFailed => Some(format!("TLS handshake failed: {}", failure_text(f))),
-                FlowClass::Plaintext => Some(format!("plaintext {}{}", f.protocol, first_request(f))),
+                FlowClass::Plaintext => {
+                    Some(format!("plaintext {}{}", f.protocol.as_str(), first_request(f)))
+                }
                 FlowClass::PlaintextRefused => Some(format!(
                     "plaintext {}{}, refused by the server (reset)",
-                    f.protocol,
+                    f.protocol.as_str(),
                     first_request(f)
                 )),
                 FlowClass::Other => Some("neither TLS nor HTTP".to_string()),
@@ -94,15 +105,15 @@ impl Expectations {
         };
         let reason = reason.or_else(|| {
             (cfg.fail_on_plaintext && plaintext)
-                .then(|| format!("plaintext {}{}", f.protocol, first_request(f)))
+                .then(|| format!("plaintext {}{}", f.protocol.as_str(), first_request(f)))
         });
         if let Some(reason) = reason {
             self.failed += 1;
             if self.violations.len() < MAX_VIOLATIONS {
                 self.violations.push(Violation {
                     id: f.id,
-                    client: crate::report::endpoint(f.client),
-                    server: crate::report::endpoint(f.server),
+                    client: crate::record::endpoint(f.client),
+                    server: crate::record::endpoint(f.server),
                     reason: crate::sanitize::escape_str(&reason),
                 });
             }

@@ -1,22 +1,26 @@
-//! The mesh facts of one flow, worked out when its report is built: its Istio facts (leg, SNI,
-//! ALPN, identities, peer metadata, XFCC: the `istio` object) and the TLS failure flags
-//! (`handshake_failed`, `handshake_refused`, `sni_mismatch`), which depend on them.
+//! The mesh facts of one flow, added to its record before anything counts or renders it: its
+//! Istio facts (leg, SNI, ALPN, identities, peer metadata, XFCC: the `istio` object), the TLS
+//! failure flags (`handshake_failed`, `handshake_refused`, `sni_mismatch`), which depend on
+//! them, and whether a client sidecar sent its plaintext requests.
 
-use crate::classify::http::HttpReport;
 use crate::classify::istio::IstioReport;
 use crate::classify::tls::TlsReport;
-use crate::flow::FlowMeta;
-use crate::wire::Side;
+use crate::record::{Flag, Flags, FlowReport};
 
-/// The Istio facts of a flow whose client is side `client`, or None when it shows none.
-pub fn istio(
-    meta: &FlowMeta,
-    client: Side,
-    tls: Option<&TlsReport>,
-    http: Option<&HttpReport>,
-) -> Option<IstioReport> {
-    let (ci, si) = (client.idx(), client.other().idx());
-    let server_port = meta.endpoints[si].port();
+/// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
+pub fn add(f: &mut FlowReport) {
+    f.istio = istio(f);
+    let server_reset = f.reset_by_server() && f.bytes.server == 0;
+    if let Some(t) = &mut f.tls {
+        tls_flags(t, f.istio.as_ref(), server_reset, &mut f.flags, &mut f.warnings);
+    }
+    f.from_sidecar = from_sidecar(f);
+}
+
+/// The Istio facts of a flow, or None when it shows none.
+fn istio(f: &FlowReport) -> Option<IstioReport> {
+    let (tls, http) = (f.tls.as_ref(), f.http.as_ref());
+    let server_port = f.server.port();
     let headers = http.into_iter().flat_map(|h| {
         // Only messages marked as carrying one of the fields istio::report reads.
         let marked = |hs: &'_ crate::sanitize::Headers| hs.marks() & crate::classify::http::MARK_ISTIO != 0;
@@ -31,13 +35,18 @@ pub fn istio(
         first_uri(tls.map(|t| t.server_certs.as_slice())),
         first_uri(tls.map(|t| t.client_certs.as_slice())),
     );
-    let leg = super::legs::leg(
-        meta.endpoints[ci].ip(),
-        meta.endpoints[si].ip(),
-        server_port,
-        meta.original_dst.is_some(),
-    );
+    let leg = super::legs::leg(f.client.ip(), f.server.ip(), server_port, f.original_dst.is_some());
     crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)
+}
+
+/// Did a flow's requests come from an Envoy sidecar? Envoy adds `x-envoy-*` headers
+/// (`x-envoy-peer-metadata`, `x-envoy-decorator-operation`, `x-envoy-attempt-count`, ...) to the
+/// requests it sends; a client without a sidecar does not.
+pub fn from_sidecar(f: &FlowReport) -> bool {
+    f.istio.as_ref().is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some())
+        || f.http.as_ref().is_some_and(|h| {
+            h.requests.iter().take(4).any(|r| r.headers.marks() & crate::classify::http::MARK_ENVOY != 0)
+        })
 }
 
 /// First URI SAN of the first certificate of a chain.
@@ -56,11 +65,11 @@ const MAX_NAMES_LISTED: usize = 8;
 ///
 /// Istio SNIs (`outbound_.9080_._.reviews.default.svc.cluster.local`) are never checked: Envoy
 /// verifies the peer's SPIFFE identity, not the SNI. TLS 1.3 hides the certificate.
-pub fn tls_flags(
+fn tls_flags(
     t: &mut TlsReport,
     istio: Option<&IstioReport>,
     server_reset: bool,
-    flags: &mut Vec<&'static str>,
+    flags: &mut Flags,
     warnings: &mut Vec<String>,
 ) {
     use crate::classify::cert::HostMatch;
@@ -68,15 +77,15 @@ pub fn tls_flags(
         t.refuse(crate::classify::tls::Refusal::Reset);
     }
     if t.fatal_alert().is_some() {
-        flags.push("handshake_failed");
+        flags.insert(Flag::HandshakeFailed);
     }
     if t.refused.is_some() {
-        flags.push("handshake_refused");
+        flags.insert(Flag::HandshakeRefused);
     }
     let istio_sni = istio.is_some_and(|i| i.sni.is_some());
     let (Some(sni), Some(leaf), false) = (&t.sni, t.server_certs.first(), istio_sni) else { return };
     if leaf.covers_host(sni.as_bytes()) == HostMatch::NotCovered {
-        flags.push("sni_mismatch");
+        flags.insert(Flag::SniMismatch);
         let names = leaf.host_names();
         let mut covers = names.iter().take(MAX_NAMES_LISTED).copied().collect::<Vec<_>>().join(", ");
         if names.is_empty() {

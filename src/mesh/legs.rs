@@ -1,5 +1,7 @@
 //! Which leg of the mesh a flow is (sidecar ↔ sidecar on the pod network, or one of the loopback
-//! legs inside a pod), from its addresses and ports, and the words for it.
+//! legs inside a pod), from its addresses and ports.
+
+use crate::classify::istio::Leg;
 
 /// Which leg of the mesh a flow is, from its addresses and ports (the JSON `istio.leg`):
 /// - `inbound_passthrough`: from 127.0.0.6, Envoy's inbound connection to the app;
@@ -14,30 +16,19 @@ pub fn leg(
     server_ip: std::net::IpAddr,
     server_port: u16,
     redirected: bool,
-) -> &'static str {
+) -> Leg {
     if redirected {
-        "app_to_envoy"
+        Leg::AppToEnvoy
     } else if client_ip == std::net::IpAddr::from([127, 0, 0, 6]) {
-        "inbound_passthrough"
+        Leg::InboundPassthrough
     } else if client_ip.is_loopback() || server_ip.is_loopback() {
         match server_port {
-            15001 => "app_to_envoy",
-            15000 | 15004 | 15020 | 15021 | 15090 => "envoy_local",
-            _ => "loopback",
+            15001 => Leg::AppToEnvoy,
+            15000 | 15004 | 15020 | 15021 | 15090 => Leg::EnvoyLocal,
+            _ => Leg::Loopback,
         }
     } else {
-        "pod_network"
-    }
-}
-
-/// A person's words for a [`leg`].
-pub fn leg_text(leg: &str) -> &'static str {
-    match leg {
-        "inbound_passthrough" => "Envoy -> app, inbound (loopback, source 127.0.0.6)",
-        "app_to_envoy" => "app -> Envoy outbound capture (loopback, port 15001)",
-        "envoy_local" => "Envoy local port (loopback)",
-        "loopback" => "Envoy <-> app (loopback)",
-        _ => "pod network",
+        Leg::PodNetwork
     }
 }
 
@@ -48,10 +39,11 @@ mod tests {
     #[test]
     fn legs() {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        assert_eq!(leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080, false), "inbound_passthrough");
-        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080, false), "loopback");
-        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 15001, false), "app_to_envoy");
-        assert_eq!(leg(ip("::1"), ip("::1"), 15021, false), "envoy_local");
-        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080, false), "pod_network");
+        assert_eq!(leg(ip("127.0.0.6"), ip("10.0.0.5"), 9080, false), Leg::InboundPassthrough);
+        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 8080, false), Leg::Loopback);
+        assert_eq!(leg(ip("127.0.0.1"), ip("127.0.0.1"), 15001, false), Leg::AppToEnvoy);
+        assert_eq!(leg(ip("::1"), ip("::1"), 15021, false), Leg::EnvoyLocal);
+        assert_eq!(leg(ip("10.0.0.2"), ip("10.0.0.5"), 9080, false), Leg::PodNetwork);
+        assert_eq!(leg(ip("10.0.0.2"), ip("127.0.0.1"), 9080, true), Leg::AppToEnvoy);
     }
 }

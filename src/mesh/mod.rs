@@ -1,10 +1,11 @@
 //! The mesh stage, between classify and report: the meaning of finished flows across the run.
-//! Which leg of the mesh a flow is ([`legs`]), its Istio facts and TLS failure flags
-//! ([`facts`]), certificate lifetime warnings (`--cert-warn`, [`certs`]), the upgrade of a TLS
+//! Which leg of the mesh a flow is ([`legs`]), its Istio facts, TLS failure flags and sidecar
+//! evidence ([`facts`]), certificate lifetime warnings (`--cert-warn`, [`certs`]): these
+//! [`annotate`] adds to each record as it is built. Then the upgrade of a TLS
 //! 1.3 `likely` verdict by an `x-forwarded-client-cert` header on the matching Envoy → app leg
 //! ([`xfcc`]), per-server and per-Istio-service verdicts ([`readings`]), and the
 //! `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1 ([`expect`]). Works on
-//! [`FlowReport`](crate::report::FlowReport)s; docs/istio.md explains every rule.
+//! [`FlowReport`]s ([`crate::record`]); docs/istio.md explains every rule.
 
 pub mod certs;
 pub mod expect;
@@ -15,8 +16,18 @@ pub mod xfcc;
 
 pub use certs::{cert_warnings, human_duration};
 pub use expect::{Expectations, Violation};
-pub use readings::{classify, from_sidecar, FlowClass, MeshBook, ServerVerdict};
+pub use facts::from_sidecar;
+pub use readings::{classify, FlowClass, MeshBook, ServerVerdict};
 pub use xfcc::{may_confirm, XfccLegs};
+
+use crate::record::FlowReport;
+
+/// Adds the mesh facts of one flow to its record, just built: Istio facts, TLS failure flags,
+/// sidecar evidence ([`facts`]), and certificate warnings within `cert_warn_secs` ([`certs`]).
+pub fn annotate(f: &mut FlowReport, cert_warn_secs: i64) {
+    facts::add(f);
+    cert_warnings(f, cert_warn_secs);
+}
 
 /// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
 /// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by

@@ -3,8 +3,12 @@
 
 use super::expect::Expectations;
 use super::MeshConfig;
-use crate::report::FlowReport;
+use crate::classify::istio::Leg;
+use crate::classify::tls::MtlsVerdict;
+use crate::classify::Protocol;
+use crate::record::{Flag, FlowReport};
 use crate::wire::KeyedMap;
+use crate::wire::Role;
 use serde::Serialize;
 
 /// Servers (and services) listed in the summary; later ones are counted in `servers_not_listed`.
@@ -33,40 +37,30 @@ pub enum FlowClass {
 
 /// Classifies a finished flow.
 pub fn classify(f: &FlowReport) -> FlowClass {
-    if f.flags.iter().any(|&g| g == "handshake_failed" || g == "handshake_refused") {
+    if f.flags.contains(Flag::HandshakeFailed) || f.flags.contains(Flag::HandshakeRefused) {
         return FlowClass::TlsFailed;
     }
     if let Some(t) = &f.tls {
         return match t.mtls {
-            "yes" | "likely" => FlowClass::Mtls,
-            "no" | "unlikely" => FlowClass::TlsNoClientCert,
-            _ => FlowClass::TlsUnverified,
+            MtlsVerdict::Yes | MtlsVerdict::Likely => FlowClass::Mtls,
+            MtlsVerdict::No | MtlsVerdict::Unlikely => FlowClass::TlsNoClientCert,
+            MtlsVerdict::Unknown => FlowClass::TlsUnverified,
         };
     }
     match f.protocol {
-        "http" => {
+        Protocol::Http => {
             let refused = f.http.as_ref().is_some_and(|h| h.requests_total > 0 && h.responses_total == 0)
-                && matches!(f.reset_by, Some("server" | "both"));
+                && f.reset_by_server();
             if refused {
                 FlowClass::PlaintextRefused
             } else {
                 FlowClass::Plaintext
             }
         }
-        "h2c" => FlowClass::Plaintext,
-        _ if f.bytes.client + f.bytes.server == 0 => FlowClass::NoData,
-        _ => FlowClass::Other,
+        Protocol::H2c => FlowClass::Plaintext,
+        Protocol::Tls | Protocol::Unknown if f.bytes.client + f.bytes.server == 0 => FlowClass::NoData,
+        Protocol::Tls | Protocol::Unknown => FlowClass::Other,
     }
-}
-
-/// Did a plaintext flow come from an Envoy sidecar? Envoy adds `x-envoy-*` headers
-/// (`x-envoy-peer-metadata`, `x-envoy-decorator-operation`, `x-envoy-attempt-count`, ...) to the
-/// requests it sends; a client without a sidecar does not.
-pub fn from_sidecar(f: &FlowReport) -> bool {
-    f.istio.as_ref().is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some())
-        || f.http.as_ref().is_some_and(|h| {
-            h.requests.iter().take(4).any(|r| r.headers.marks() & crate::classify::http::MARK_ENVOY != 0)
-        })
 }
 
 /// Counts and reading of one server (ip:port) or one Istio service (from the SNI).
@@ -76,8 +70,8 @@ pub struct ServerVerdict {
     pub name: String,
     /// The Istio service named by the first Istio SNI sent to this server.
     pub service: Option<String>,
-    /// Leg of the first flow (pod_network, inbound_passthrough, ...).
-    pub leg: &'static str,
+    /// Leg of the first flow.
+    pub leg: Leg,
     /// Flows counted (pod-network flows and legs).
     pub flows: u64,
     /// TLS with a client certificate (yes or likely).
@@ -173,7 +167,7 @@ impl ServerVerdict {
             }
         };
         let mut out = base;
-        if self.plaintext_from_sidecar > 0 && self.leg == "pod_network" {
+        if self.plaintext_from_sidecar > 0 && self.leg == Leg::PodNetwork {
             let all = self.plaintext + self.plaintext_refused;
             out.push_str(&format!(
                 "; {} of {all} plaintext from a client sidecar (x-envoy-* headers)",
@@ -214,16 +208,18 @@ pub struct MeshBook {
 /// How a TLS handshake failed, for readings: `unknown_ca alert from the server`.
 pub(super) fn failure_text(f: &FlowReport) -> String {
     let alert = f.tls.as_ref().and_then(|t| t.fatal_alert());
-    let refused = f.flags.contains(&"handshake_refused");
+    let refused = f.flags.contains(Flag::HandshakeRefused);
     match alert {
-        Some(a) if refused && a.from == "server" => {
+        Some(a) if refused && a.from == Role::Server => {
             crate::sanitize::escape_str(&format!("refused by the server: {} alert", a.description))
         }
         Some(a) if refused => crate::sanitize::escape_str(&format!(
             "refused by the server, then a {} alert from the client",
             a.description
         )),
-        Some(a) => crate::sanitize::escape_str(&format!("{} alert from the {}", a.description, a.from)),
+        Some(a) => {
+            crate::sanitize::escape_str(&format!("{} alert from the {}", a.description, a.from.as_str()))
+        }
         None => "refused by the server: reset after the ClientHello".to_string(),
     }
 }
@@ -232,24 +228,24 @@ impl MeshBook {
     /// Counts one finished flow.
     pub fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
         let class = classify(f);
-        let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && from_sidecar(f);
+        let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && f.from_sidecar;
         let leg = f.istio.as_ref().map_or_else(
             || {
                 if f.client.ip().is_loopback() || f.server.ip().is_loopback() {
-                    "loopback"
+                    Leg::Loopback
                 } else {
-                    "pod_network"
+                    Leg::PodNetwork
                 }
             },
             |i| i.leg,
         );
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
         let new_server = || {
-            let name = crate::report::EndpointText::new(f.server).as_str().to_string();
+            let name = crate::record::EndpointText::new(f.server).as_str().to_string();
             (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
-        let is_leg = leg != "pod_network";
-        let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == "likely");
+        let is_leg = leg != Leg::PodNetwork;
+        let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely);
         match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
@@ -300,7 +296,7 @@ impl MeshBook {
         let servers = order(self.servers.into_values().collect(), true);
         let services = order(self.services.into_values().collect(), false);
         let expect = (cfg.expect_mtls || cfg.fail_on_plaintext).then(|| Expectations {
-            expect: cfg.expect_mtls.then_some("mtls"),
+            expect: cfg.expect_mtls.then_some(super::expect::Expect::Mtls),
             fail_on_plaintext: cfg.fail_on_plaintext,
             exempt_ports: cfg.exempt_ports.clone(),
             check_loopback: cfg.check_loopback,
@@ -343,7 +339,7 @@ mod tests {
     /// plaintext, refused) pod-network flows, `inferred` of the mTLS ones inferred, and `legs`.
     fn verdict(counts: [u64; 4], inferred: u64, legs: u64, port: u16) -> String {
         let v = ServerVerdict {
-            leg: "pod_network",
+            leg: Leg::PodNetwork,
             flows: counts.iter().sum::<u64>() + legs,
             mtls: counts[0],
             mtls_inferred: inferred,

@@ -1,8 +1,9 @@
 //! The upgrade of a TLS 1.3 `likely` verdict to `yes` by an `x-forwarded-client-cert` header seen
 //! on the matching Envoy → app leg (docs/istio.md).
 
-use crate::classify::istio::{parse_spiffe, IstioReport};
-use crate::report::FlowReport;
+use crate::classify::istio::{parse_spiffe, IstioReport, Leg};
+use crate::classify::tls::{Confirmation, MtlsVerdict};
+use crate::record::FlowReport;
 use std::collections::VecDeque;
 
 /// XFCC observations kept for matching (oldest dropped first).
@@ -68,23 +69,19 @@ impl XfccLegs {
             }
         }
         let Some(&uri) = uris.first() else { return };
-        t.mtls = "yes";
+        let confirmation =
+            Confirmation::Xfcc { port: server_port, clients: uris.iter().map(|u| u.to_string()).collect() };
+        t.mtls = MtlsVerdict::Yes;
+        t.mtls_reason.push_str(&confirmation.reason());
+        t.confirmed_by = Some(confirmation);
         if uris.len() == 1 {
-            t.mtls_reason.push_str(&format!(
-                "; confirmed: the Envoy -> app leg to port {server_port} carried x-forwarded-client-cert URI={uri} during this connection"
-            ));
-            let istio = f.istio.get_or_insert_with(|| IstioReport::empty("pod_network"));
+            let istio = f.istio.get_or_insert_with(|| IstioReport::empty(Leg::PodNetwork));
             if istio.client_identity.is_none() {
                 istio.client_identity = parse_spiffe(uri);
             }
             if let ([by], None) = (bys.as_slice(), &istio.server_identity) {
                 istio.server_identity = parse_spiffe(by);
             }
-        } else {
-            t.mtls_reason.push_str(&format!(
-                "; confirmed: Envoy -> app legs to port {server_port} carried x-forwarded-client-cert during this connection (clients {})",
-                uris.join(", ")
-            ));
         }
     }
 }
@@ -92,6 +89,6 @@ impl XfccLegs {
 /// Whether [`XfccLegs::confirm`] may change this report: a pod-network TLS flow whose verdict
 /// is `likely`.
 pub fn may_confirm(f: &FlowReport) -> bool {
-    f.tls.as_ref().is_some_and(|t| t.mtls == "likely")
-        && f.istio.as_ref().is_none_or(|i| i.leg == "pod_network")
+    f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely)
+        && f.istio.as_ref().is_none_or(|i| i.leg == Leg::PodNetwork)
 }

@@ -6,11 +6,12 @@
 //! same as serde_json's for the same report (field order, escapes, numbers); the summary, written
 //! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
-use super::{EndpointText, FlowReport, Preview, Summary};
+use super::Summary;
 use crate::classify::cert::CertInfo;
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
 use crate::classify::tls::TlsReport;
+use crate::record::{EndpointText, FlowReport, Preview};
 use crate::sanitize::{escape_invalid_utf8, Headers, WireBytes};
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::io::{self, Write};
@@ -397,8 +398,8 @@ fn escape_slow(out: &mut Vec<u8>, s: &[u8]) -> bool {
 /// The `flow` object, fields in the order of [`FlowReport`].
 fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.open(b'{');
-    j.key(key!("type")).str(f.kind);
-    j.key(key!("event")).str(f.event);
+    j.key(key!("type")).str("flow");
+    j.key(key!("event")).str(f.event.as_str());
     j.key(key!("id")).u64(f.id);
     j.key(key!("source")).str(&f.source);
     j.key(key!("client")).ascii(EndpointText::new(f.client).as_bytes());
@@ -408,7 +409,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
         Some(o) => j.ascii(EndpointText::new(o).as_bytes()),
         None => j.null(),
     }
-    j.key(key!("client_by")).str(f.client_by);
+    j.key(key!("client_by")).str(f.client_by.as_str());
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
     j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
     j.key(key!("duration")).f64(f.duration);
@@ -418,7 +419,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
         j.key(key!("server")).u64(v.server);
         j.close(b'}');
     }
-    j.key(key!("protocol")).str(f.protocol);
+    j.key(key!("protocol")).str(f.protocol.as_str());
     j.key(key!("tls"));
     match &f.tls {
         Some(t) => tls(j, t),
@@ -434,7 +435,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
         Some(i) => istio(j, i),
         None => j.null(),
     }
-    j.key(key!("h2c")).opt_str(f.h2c);
+    j.key(key!("h2c")).opt_str(f.h2c.map(|h| h.as_str()));
     j.key(key!("preview"));
     match &f.preview {
         Some(Preview { client, server }) => {
@@ -445,11 +446,28 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
         }
         None => j.null(),
     }
-    j.key(key!("end")).str(f.end);
-    j.key(key!("reset_by")).opt_str(f.reset_by);
-    j.key(key!("flags")).strs(&f.flags);
+    j.key(key!("end")).str(end_text(f));
+    j.key(key!("reset_by")).opt_str(f.reset_by.map(|r| r.as_str()));
+    j.key(key!("flags")).open(b'[');
+    for fl in f.flags.iter() {
+        j.str(fl.as_str());
+    }
+    j.close(b']');
     j.key(key!("warnings")).strs(&f.warnings);
     j.close(b'}');
+}
+
+/// The JSON `end`: how the flow ended, `reset` for a close with a RST.
+fn end_text(f: &FlowReport) -> &'static str {
+    use crate::flow::EndReason;
+    match f.end {
+        EndReason::Closed if f.reset_by.is_some() => "reset",
+        EndReason::Closed => "closed",
+        EndReason::Idle => "idle",
+        EndReason::Evicted => "evicted",
+        EndReason::CaptureEnd => "capture_end",
+        EndReason::Reused => "reused",
+    }
 }
 
 fn tls(j: &mut Json<'_>, t: &TlsReport) {
@@ -462,12 +480,12 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.key(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
     j.key(key!("cipher")).opt_str(t.cipher.as_deref());
     j.key(key!("hello_retry_request")).bool(t.hello_retry_request);
-    j.key(key!("resumption")).opt_str(t.resumption);
+    j.key(key!("resumption")).opt_str(t.resumption.map(|r| r.as_str()));
     j.key(key!("alerts")).open(b'[');
     for a in &t.alerts {
         j.open(b'{');
-        j.key(key!("from")).str(a.from);
-        j.key(key!("level")).str(&a.level);
+        j.key(key!("from")).str(a.from.as_str());
+        j.key(key!("level")).str(&a.level.as_text());
         j.key(key!("description")).str(&a.description);
         j.close(b'}');
     }
@@ -481,7 +499,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     }
     j.key(key!("client_cert_requested")).bool(t.client_cert_requested);
     j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
-    j.key(key!("mtls")).str(t.mtls);
+    j.key(key!("mtls")).str(t.mtls.as_str());
     j.key(key!("mtls_reason")).str(&t.mtls_reason);
     j.key(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
@@ -592,12 +610,12 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
 
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
-    j.key(key!("leg")).str(i.leg);
+    j.key(key!("leg")).str(i.leg.as_str());
     j.key(key!("sni"));
     match &i.sni {
         Some(s) => {
             j.open(b'{');
-            j.key(key!("direction")).str(s.direction);
+            j.key(key!("direction")).str(s.direction.as_str());
             j.key(key!("port")).u64(s.port.into());
             j.key(key!("subset")).opt_str(s.subset.as_deref());
             j.key(key!("fqdn")).str(&s.fqdn);
@@ -612,12 +630,12 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
         Some(a) => {
             j.open(b'{');
             j.key(key!("tokens")).strs(&a.tokens);
-            j.key(key!("app_protocol")).opt_str(a.app_protocol);
+            j.key(key!("app_protocol")).opt_str(a.app_protocol.map(|p| p.as_str()));
             j.close(b'}');
         }
         None => j.null(),
     }
-    j.key(key!("port_role")).opt_str(i.port_role);
+    j.key(key!("port_role")).opt_str(i.port_role.map(|r| r.as_str()));
     j.key(key!("peer_metadata"));
     match &i.peer_metadata {
         // Rare (plaintext sidecar traffic) and free-form: serde_json writes it.

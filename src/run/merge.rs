@@ -6,7 +6,8 @@
 use super::sink::{Rendered, Sink};
 use super::worker::Worker;
 use crate::mesh::{MeshConfig, XfccLegs};
-use crate::report::{FlowReport, Summary};
+use crate::record::FlowReport;
+use crate::report::Summary;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -184,8 +185,8 @@ pub(super) const END_BATCH: usize = 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::tls::TlsReport;
-    use crate::classify::Classified;
+    use crate::classify::tls::{MtlsVerdict, TlsReport};
+    use crate::classify::{Classified, Protocol};
     use crate::flow::{EndReason, FlowMeta};
     use crate::report::json;
     use crate::wire::{Side, Timestamp};
@@ -200,7 +201,7 @@ mod tests {
         end_order: u64,
         port: u16,
         (first, last): (i64, i64),
-        mtls: &'static str,
+        mtls: MtlsVerdict,
     ) -> Pending {
         let ts = |secs| Timestamp { secs, nanos: 0 };
         let client = SocketAddr::from(([10, 0, 0, 1], 40_000 + order as u16));
@@ -223,7 +224,7 @@ mod tests {
             original_dst: None,
         };
         let c = Classified {
-            protocol: "tls",
+            protocol: Protocol::Tls,
             tls: Some(TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() }),
             http: None,
             h2c: None,
@@ -269,14 +270,26 @@ mod tests {
         let mut m = Merger::new(false);
         let (mut summary, mut out) = (Summary::default(), Vec::new());
         // Shard 1's first batch: flows ended at packets 40 and 10.
-        m.add(&mut vec![pending(3, 40, 443, (1, 4), "no"), pending(5, 10, 443, (1, 2), "no")], &mut vec![]);
+        m.add(
+            &mut vec![
+                pending(3, 40, 443, (1, 4), MtlsVerdict::No),
+                pending(5, 10, 443, (1, 2), MtlsVerdict::No),
+            ],
+            &mut vec![],
+        );
         // Shard 0's: ended at 10 as well (first packet 2: before flow 5), and at 25.
-        m.add(&mut vec![pending(7, 25, 443, (2, 3), "no"), pending(2, 10, 443, (1, 2), "no")], &mut vec![]);
+        m.add(
+            &mut vec![
+                pending(7, 25, 443, (2, 3), MtlsVerdict::No),
+                pending(2, 10, 443, (1, 2), MtlsVerdict::No),
+            ],
+            &mut vec![],
+        );
         // Every shard has read up to packet 24: what ended there is final.
         release(&mut m, 24, &mut summary, &mut out);
         assert_eq!(ids(&written(&out)), [2, 5]);
         // Shard 0's next batch brings a flow that ended at 30, before flow 3 (ended at 40).
-        m.add(&mut vec![pending(9, 30, 443, (3, 4), "no")], &mut vec![]);
+        m.add(&mut vec![pending(9, 30, 443, (3, 4), MtlsVerdict::No)], &mut vec![]);
         release(&mut m, 35, &mut summary, &mut out);
         assert_eq!(ids(&written(&out)), [2, 5, 7, 9]);
         // Nothing is written twice, nor before its end is reached.
@@ -292,12 +305,12 @@ mod tests {
         let mut m = Merger::new(false);
         m.spent = Some(Vec::new());
         let (mut summary, mut out) = (Summary::default(), Vec::new());
-        m.add(&mut vec![rendered(pending(4, 12, 443, (1, 2), "no"), 1)], &mut vec![]);
-        m.add(&mut vec![rendered(pending(1, 20, 443, (1, 3), "no"), 0)], &mut vec![]);
+        m.add(&mut vec![rendered(pending(4, 12, 443, (1, 2), MtlsVerdict::No), 1)], &mut vec![]);
+        m.add(&mut vec![rendered(pending(1, 20, 443, (1, 3), MtlsVerdict::No), 0)], &mut vec![]);
         // Not rendered (the XFCC confirmation could have changed it): written by the sink, in
         // its turn between the others.
-        m.add(&mut vec![pending(6, 15, 8080, (1, 2), "no")], &mut vec![]);
-        m.add(&mut vec![rendered(pending(2, 12, 443, (1, 2), "no"), 0)], &mut vec![]);
+        m.add(&mut vec![pending(6, 15, 8080, (1, 2), MtlsVerdict::No)], &mut vec![]);
+        m.add(&mut vec![rendered(pending(2, 12, 443, (1, 2), MtlsVerdict::No), 0)], &mut vec![]);
         release(&mut m, u64::MAX, &mut summary, &mut out);
         assert_eq!(ids(&written(&out)), [2, 4, 6, 1]);
         let spent = m.spent.take().unwrap();
@@ -313,15 +326,15 @@ mod tests {
         let uri = "spiffe://cluster.local/ns/default/sa/client".to_string();
         // A pod-network flow to 9080 between seconds 100 and 110, verdict `likely`; another
         // to 9090 that no identity was seen for.
-        m.add(&mut vec![pending(1, 50, 9080, (100, 110), "likely")], &mut vec![]);
-        m.add(&mut vec![pending(2, 60, 9090, (100, 110), "likely")], &mut vec![]);
+        m.add(&mut vec![pending(1, 50, 9080, (100, 110), MtlsVerdict::Likely)], &mut vec![]);
+        m.add(&mut vec![pending(2, 60, 9090, (100, 110), MtlsVerdict::Likely)], &mut vec![]);
         // Another shard saw the Envoy -> app leg to 9080 carry the identity at second 105, in a
         // later batch, before every shard had read past packet 50.
         m.add(&mut vec![], &mut vec![(9080, 105.0, uri.clone(), None)]);
         release(&mut m, 55, &mut summary, &mut out);
         assert_eq!(written(&out), [(1, "yes".to_string())]);
         // An identity seen after the flow was released changes nothing written.
-        m.add(&mut vec![pending(3, 70, 9080, (200, 210), "likely")], &mut vec![]);
+        m.add(&mut vec![pending(3, 70, 9080, (200, 210), MtlsVerdict::Likely)], &mut vec![]);
         release(&mut m, 80, &mut summary, &mut out);
         m.add(&mut vec![], &mut vec![(9080, 205.0, uri, None)]);
         release(&mut m, u64::MAX, &mut summary, &mut out);

@@ -98,7 +98,7 @@ pub struct Outcome {
 /// Results found before an error are still written. Each flow is written when it ends, so
 /// memory holds open flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
-    let mut summary = Summary { kind: "summary", ..Summary::default() };
+    let mut summary = Summary::default();
     let mut sink = match cfg.format {
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),

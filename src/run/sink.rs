@@ -5,7 +5,8 @@
 use super::merge::Pending;
 use super::Format;
 use crate::mesh::MeshConfig;
-use crate::report::{json, table, FlowReport, Summary};
+use crate::record::FlowReport;
+use crate::report::{json, table, Summary};
 use std::io::{self, Write};
 
 /// Where finished flows go: JSON lines are written at once, table rows are kept as text until
@@ -33,7 +34,7 @@ impl Sink<'_> {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "classified", f, *opts)?;
+                table::write_live_row(*out, f, *opts)?;
                 out.flush()
             }
         }
@@ -67,7 +68,7 @@ impl Sink<'_> {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out, *opts)?;
                 }
-                table::write_live_row(*out, "ended", f, *opts)
+                table::write_live_row(*out, f, *opts)
             }
         }
     }

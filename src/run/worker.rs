@@ -15,7 +15,8 @@ use crate::flow::client::{decide_client, KnownServers};
 use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable};
 use crate::mesh;
-use crate::report::{json, table, FlowReport, Summary};
+use crate::record::FlowReport;
+use crate::report::{json, table, Summary};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -61,7 +62,7 @@ pub(super) struct Worker {
 /// depends on later packets (the servers known so far) is decided when the flow ends.
 pub(super) struct Ended {
     pub(super) end_order: u64,
-    pub(super) hint: Option<(crate::wire::Side, &'static str)>,
+    pub(super) hint: Option<(crate::wire::Side, crate::flow::client::ClientBy)>,
     pub(super) meta: FlowMeta,
     pub(super) c: FlowClassifier,
 }
@@ -108,7 +109,9 @@ pub(super) fn end_flow(
     c: FlowClassifier,
     ended: &mut std::collections::VecDeque<Ended>,
 ) {
-    let hint = c.client_hint().or_else(|| e.out.servers.client_of(&meta).map(|s| (s, "known_server")));
+    let hint = c
+        .client_hint()
+        .or_else(|| e.out.servers.client_of(&meta).map(|s| (s, crate::flow::client::ClientBy::KnownServer)));
     ended.push_back(Ended { end_order: e.end_order, hint, meta, c });
 }
 
@@ -120,7 +123,7 @@ pub(super) fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: End
     let mut classified = c.finish(client);
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);
-    mesh::cert_warnings(&mut report, out.cert_warn);
+    mesh::annotate(&mut report, out.cert_warn);
     let rendered = match out.render {
         _ if mesh::may_confirm(&report) => Rendered::No,
         RenderMode::None => Rendered::No,
@@ -288,8 +291,8 @@ impl Worker {
         if self.live && c.take_newly_classified() {
             let (client, _) = decide_client(meta, c.client_hint());
             let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.out.name, self.out.nanos);
-            f.event = "classified";
-            mesh::cert_warnings(&mut f, self.out.cert_warn);
+            f.event = crate::record::Event::Classified;
+            mesh::annotate(&mut f, self.out.cert_warn);
             return Some(f);
         }
         None

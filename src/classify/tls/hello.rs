@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(r.versions_offered, ["TLS 1.3", "TLS 1.2"]);
         assert_eq!(r.cipher.as_deref(), Some("TLS_AES_128_GCM_SHA256"));
-        assert_eq!(r.mtls, "unknown");
+        assert_eq!(r.mtls.as_str(), "unknown");
     }
 
     #[test]
@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(r.cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
         // Records after the second ClientHello count, not the CCS sent before it.
-        assert_eq!(r.mtls, "unlikely");
+        assert_eq!(r.mtls.as_str(), "unlikely");
         assert_eq!(r.client_encrypted_records.first(), Some(&69));
     }
 
@@ -548,7 +548,7 @@ mod tests {
         assert_eq!(r.versions_offered, ["TLS 1.0"]);
         assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
         assert_eq!(r.cipher.as_deref(), Some("TLS_RSA_WITH_AES_128_CBC_SHA"));
-        assert_eq!(r.mtls, "no");
+        assert_eq!(r.mtls.as_str(), "no");
     }
 
     #[test]
@@ -565,7 +565,7 @@ mod tests {
         let r = t.finish(Side::B);
         assert_eq!((r.version.as_deref(), r.legacy_version.as_deref()), (None, Some("TLS 1.2")));
         assert!(r.versions_offered.is_empty() && r.sni.is_none() && r.cipher.is_none());
-        assert_eq!(r.mtls, "unknown");
+        assert_eq!(r.mtls.as_str(), "unknown");
         assert!(r.mtls_reason.starts_with("handshake cut short by the capture"), "{}", r.mtls_reason);
         // Kept long enough, the SNI and the cipher are read; extensions cut in the middle
         // (supported_versions, last here) are not.
@@ -623,7 +623,7 @@ mod tests {
         assert_eq!(r.legacy_version.as_deref(), Some("SSL 2.0"));
         assert_eq!(r.cipher, None);
         assert_eq!(r.server_certs[0].subject.as_deref(), Some("CN=reviews,O=cluster.local"));
-        assert_eq!(r.mtls, "unknown");
+        assert_eq!(r.mtls.as_str(), "unknown");
     }
 
     #[test]

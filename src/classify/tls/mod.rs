@@ -28,7 +28,7 @@
 use super::cert::CertInfo;
 use super::fingerprint::Fingerprints;
 use crate::sanitize::WireBytes;
-use crate::wire::{Feed, Side, Timestamp};
+use crate::wire::{Feed, Role, Side, Timestamp};
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -73,12 +73,109 @@ pub struct TlsLimits {
 /// A cleartext alert.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct TlsAlert {
-    /// "client" or "server".
-    pub from: &'static str,
-    /// "warning", "fatal" or the number.
-    pub level: String,
+    /// Who sent it.
+    pub from: Role,
+    /// Its level.
+    pub level: AlertLevel,
     /// Name (`handshake_failure`) or the number.
     pub description: String,
+}
+
+crate::wire::text_enum! {
+    /// Whether the client authenticated with a certificate (the JSON `mtls`): seen (`yes`, `no`),
+    /// inferred from TLS 1.3 record sizes (`likely`, `unlikely`), or not known. In the order of
+    /// the text: the summary's `by_mtls` is keyed by it.
+    #[derive(Default)]
+    pub enum MtlsVerdict {
+        /// TLS 1.3: the client's first flight is large enough to carry a certificate.
+        Likely => "likely",
+        /// Seen: no certificate (none requested, or an empty Certificate).
+        No => "no",
+        /// Not seen (resumed, cut, mid-stream, refused...).
+        #[default]
+        Unknown => "unknown",
+        /// TLS 1.3: the client's first flight is too small for a certificate.
+        Unlikely => "unlikely",
+        /// Seen: the client sent a certificate (or an inference confirmed by XFCC).
+        Yes => "yes",
+    }
+}
+
+impl MtlsVerdict {
+    /// A client certificate was sent (`yes` or `likely`).
+    pub fn with_client_cert(self) -> bool {
+        matches!(self, MtlsVerdict::Yes | MtlsVerdict::Likely)
+    }
+}
+
+crate::wire::text_enum! {
+    /// How a session was resumed (the JSON `resumption`).
+    pub enum Resumption {
+        /// TLS ≤ 1.2, by the session id echoed.
+        SessionId => "session_id",
+        /// TLS ≤ 1.2, by a session ticket (RFC 5077).
+        SessionTicket => "session_ticket",
+        /// A pre-shared key (TLS 1.3).
+        Psk => "psk",
+    }
+}
+
+/// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    /// `x-forwarded-client-cert` headers on the Envoy → app leg(s) to `port` while the
+    /// connection was open, naming these client identities (`URI=`), in order, at least one.
+    Xfcc {
+        /// The app port the legs went to.
+        port: u16,
+        /// The client SPIFFE IDs named.
+        clients: Vec<String>,
+    },
+}
+
+impl Confirmation {
+    /// The words appended to the verdict's reason: `; confirmed: ...`.
+    pub fn reason(&self) -> String {
+        match self {
+            Confirmation::Xfcc { port, clients } => match clients.as_slice() {
+                [uri] => format!(
+                    "; confirmed: the Envoy -> app leg to port {port} carried x-forwarded-client-cert URI={uri} during this connection"
+                ),
+                _ => format!(
+                    "; confirmed: Envoy -> app legs to port {port} carried x-forwarded-client-cert during this connection (clients {})",
+                    clients.join(", ")
+                ),
+            },
+        }
+    }
+}
+
+/// The level of an alert (the JSON `level`: `warning`, `fatal`, or another number as text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertLevel {
+    /// 1.
+    Warning,
+    /// 2.
+    Fatal,
+    /// Any other number.
+    Other(u8),
+}
+
+impl AlertLevel {
+    /// The text written in the JSON and the table.
+    pub fn as_text(self) -> Cow<'static, str> {
+        match self {
+            AlertLevel::Warning => "warning".into(),
+            AlertLevel::Fatal => "fatal".into(),
+            AlertLevel::Other(n) => n.to_string().into(),
+        }
+    }
+}
+
+impl Serialize for AlertLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_text())
+    }
 }
 
 /// How a server refused a handshake: it answered the ClientHello without a ServerHello.
@@ -105,12 +202,12 @@ impl Refusal {
 impl TlsAlert {
     /// A fatal alert (the handshake or session failed); warnings and `close_notify` are not.
     pub fn is_fatal(&self) -> bool {
-        self.level == "fatal"
+        self.level == AlertLevel::Fatal
     }
 
     /// What an operator should read into a fatal alert, when it is a common one.
     pub fn meaning(&self) -> Option<&'static str> {
-        let client = self.from == "client";
+        let client = self.from == Role::Client;
         Some(match self.description.as_str() {
             "certificate_expired"
             | "certificate_revoked"
@@ -161,8 +258,8 @@ pub struct TlsReport {
     pub cipher: Option<Cow<'static, str>>,
     /// The server sent a HelloRetryRequest.
     pub hello_retry_request: bool,
-    /// session_id, session_ticket or psk.
-    pub resumption: Option<&'static str>,
+    /// How the session was resumed.
+    pub resumption: Option<Resumption>,
     /// Cleartext alerts.
     pub alerts: Vec<TlsAlert>,
     /// Server certificate chain, in the order sent.
@@ -173,10 +270,14 @@ pub struct TlsReport {
     pub client_cert_requested: bool,
     /// The client answered with an empty Certificate.
     pub client_cert_empty: bool,
-    /// mTLS verdict: yes, no, likely, unlikely, unknown.
-    pub mtls: &'static str,
-    /// Evidence for the verdict.
+    /// mTLS verdict.
+    pub mtls: MtlsVerdict,
+    /// Evidence for the verdict, in words.
     pub mtls_reason: String,
+    /// What upgraded a `likely` verdict to `yes` after the handshake (also said at the end of
+    /// `mtls_reason`): set by the mesh stage.
+    #[serde(skip)]
+    pub confirmed_by: Option<Confirmation>,
     /// TLS 1.3: lengths of the client's first encrypted (application_data) records after its
     /// ClientHello, at most 4; the first one holds its handshake flight.
     pub client_encrypted_records: Vec<u16>,
@@ -210,7 +311,7 @@ impl TlsReport {
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
     /// says why.
     pub fn refuse(&mut self, r: Refusal) {
-        self.mtls = "unknown";
+        self.mtls = MtlsVerdict::Unknown;
         self.mtls_reason = r.reason();
         self.refused = Some(r);
     }
@@ -585,11 +686,11 @@ impl TlsSession {
             .alerts
             .iter()
             .map(|&(side, level, desc)| TlsAlert {
-                from: if side == client { "client" } else { "server" },
+                from: if side == client { Role::Client } else { Role::Server },
                 level: match level {
-                    ALERT_WARNING => "warning".into(),
-                    ALERT_FATAL => "fatal".into(),
-                    n => n.to_string(),
+                    ALERT_WARNING => AlertLevel::Warning,
+                    ALERT_FATAL => AlertLevel::Fatal,
+                    n => AlertLevel::Other(n),
                 },
                 description: alert_description(desc),
             })
@@ -603,12 +704,13 @@ impl TlsSession {
         let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
         r.awaiting_server = self.ch.is_some() && !answered;
         let refusal =
-            r.alerts.iter().find(|a| a.from == "server" && a.is_fatal()).filter(|_| r.awaiting_server);
+            r.alerts.iter().find(|a| a.from == Role::Server && a.is_fatal()).filter(|_| r.awaiting_server);
         if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
             r.refuse(a);
         } else if let Some(a) = r.fatal_alert() {
             // A cleartext fatal alert ends the handshake: whatever was sent, no session followed.
-            let text = format!("; the handshake failed ({} alert from the {})", a.description, a.from);
+            let text =
+                format!("; the handshake failed ({} alert from the {})", a.description, a.from.as_str());
             r.mtls_reason.push_str(&text);
         }
         (r, client)
@@ -669,7 +771,7 @@ mod tests {
             assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
             assert!(r.client_cert_requested && r.client_cert_empty);
             assert_eq!(
-                (r.mtls, r.mtls_reason.as_str()),
+                (r.mtls.as_str(), r.mtls_reason.as_str()),
                 ("no", "client certificate requested but the client sent none")
             );
         }

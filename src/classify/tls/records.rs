@@ -631,7 +631,7 @@ mod tests {
         assert_eq!(first_done, 6 + (5 + 487) + (5 + 96) + (5 + 53) + 5 - 1);
         let r = t.finish(Side::A);
         assert_eq!(r.client_encrypted_records, [487, 96, 53, 300]);
-        assert_eq!(r.mtls, "likely");
+        assert_eq!(r.mtls.as_str(), "likely");
 
         let mut t = TlsSession::new(limits());
         t.feed(Side::A, &record(&[(1, client_hello("x.test", &[], &[0x0304]))]), ts);
@@ -689,7 +689,7 @@ mod tests {
             let r = t.finish(Side::A);
             assert!(r.server_certs.is_empty() && r.client_cert_requested);
             assert_eq!(r.client_certs.len(), 2);
-            assert_eq!(r.mtls, "yes");
+            assert_eq!(r.mtls.as_str(), "yes");
             assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"));
         }
         // resync() itself: first record header confirmed by the next one.
@@ -748,7 +748,7 @@ mod tests {
             let r = t.finish(Side::A);
             assert_eq!(r.server_certs.len(), MAX_CHAIN);
             assert_eq!(r.server_certs[15].subject.as_deref(), Some("CN=reviews,O=cluster.local"));
-            assert_eq!(r.mtls, "no");
+            assert_eq!(r.mtls.as_str(), "no");
         }
         // Over the buffer limit: skipped with a warning, what follows is still parsed.
         let mut t = TlsSession::new(TlsLimits { max_buffer: 8192 });
@@ -762,7 +762,10 @@ mod tests {
         );
         let r = t.finish(Side::A);
         assert!(r.server_certs.is_empty());
-        assert_eq!((r.mtls, r.mtls_reason.as_str()), ("no", "server did not request a client certificate"));
+        assert_eq!(
+            (r.mtls.as_str(), r.mtls_reason.as_str()),
+            ("no", "server did not request a client certificate")
+        );
     }
 
     #[test]

@@ -1,17 +1,155 @@
-//! The mTLS verdict (`yes` / `no` / `likely` / `unlikely` / `unknown` with its reason) and how a
-//! session was resumed. TLS ≤ 1.2 shows the client's Certificate in cleartext; TLS 1.3 hides it,
-//! and the verdict is inferred from the size of the client's first encrypted flight (the "tail"
-//! walked by `records.rs`). These functions only read session state: they run at report time and
-//! may run more than once (a live flow's `classified` event, then its end).
+//! The mTLS verdict ([`MtlsVerdict`] with its reason) and how a session was resumed. TLS ≤ 1.2
+//! shows the client's Certificate in cleartext; TLS 1.3 hides it, and the verdict is inferred
+//! from the size of the client's first encrypted flight (the "tail" walked by `records.rs`):
+//! [`TlsSession::tls13_decision`] decides and returns its evidence as data,
+//! [`Tls13Evidence::reason`] words it. These functions only read session state: they run at
+//! report time and may run more than once (a live flow's `classified` event, then its end).
 
 use super::names::{is_tls13, TLS_AES_128_CCM_8_SHA256, TLS_AES_256_GCM_SHA384, VERSION_SSL2};
-use super::{ServerHello, SideTls, TlsSession, CERT_FLIGHT_MIN_EXTRA, TAIL_RECORDS};
+use super::{MtlsVerdict, Resumption, ServerHello, SideTls, TlsSession, CERT_FLIGHT_MIN_EXTRA, TAIL_RECORDS};
+
+/// What the TLS 1.3 verdict rests on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Tls13Evidence {
+    /// The session was resumed with a PSK: no certificates in this handshake.
+    Resumed,
+    /// No encrypted record of the client was seen (`lost`: a capture gap broke the walk).
+    FlightNotSeen {
+        /// Lost in a capture gap (else simply not captured).
+        lost: bool,
+    },
+    /// The client's first encrypted records, and what their sizes say.
+    Flight {
+        /// Their lengths, the first `n`.
+        records: [u16; TAIL_RECORDS],
+        /// Records kept (1 to [`TAIL_RECORDS`]).
+        n: usize,
+        /// The length of a record holding a Finished alone, for the cipher.
+        finished_record: usize,
+        /// The reading of the sizes.
+        reading: FlightReading,
+    },
+}
+
+/// What the sizes of the client's first encrypted records say, when at least one was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FlightReading {
+    /// The first record is an empty Certificate (8 bytes), the Finished not seen.
+    EmptyCertificateOnly,
+    /// No Finished-sized record, and the first too small for a certificate.
+    NoFinished,
+    /// The flight is its first `k` records (`k` ≥ 1), `extra` bytes more than a Finished alone.
+    Flight {
+        /// Records in the flight.
+        k: usize,
+        /// Plaintext bytes beyond a Finished alone.
+        extra: usize,
+    },
+}
+
+impl FlightReading {
+    /// The verdict the reading gives.
+    fn verdict(self) -> MtlsVerdict {
+        match self {
+            FlightReading::EmptyCertificateOnly => MtlsVerdict::Unlikely,
+            FlightReading::NoFinished => MtlsVerdict::Unknown,
+            FlightReading::Flight { extra, .. } if extra >= CERT_FLIGHT_MIN_EXTRA => MtlsVerdict::Likely,
+            FlightReading::Flight { .. } => MtlsVerdict::Unlikely,
+        }
+    }
+}
+
+impl Tls13Evidence {
+    /// The verdict this evidence gives.
+    pub(super) fn verdict(self) -> MtlsVerdict {
+        match self {
+            Tls13Evidence::Resumed | Tls13Evidence::FlightNotSeen { .. } => MtlsVerdict::Unknown,
+            Tls13Evidence::Flight { reading, .. } => reading.verdict(),
+        }
+    }
+
+    /// The reason in words: `TLS 1.3: client's first encrypted records 69, 23, 19 bytes; the
+    /// first (69) is a Finished alone: no client certificate was sent`.
+    pub(super) fn reason(self) -> String {
+        use std::fmt::Write as _;
+        let (records, n, fin_rec, reading) = match self {
+            Tls13Evidence::Resumed => {
+                return "TLS 1.3 session resumption (PSK): no certificates in this handshake; the client was authenticated, if at all, in the handshake that made the session".into();
+            }
+            Tls13Evidence::FlightNotSeen { lost } => {
+                let why = if lost { "lost in a capture gap" } else { "not seen" };
+                return format!("TLS 1.3: the client's encrypted flight was {why}");
+            }
+            Tls13Evidence::Flight { records, n, finished_record, reading } => {
+                (records, n, finished_record, reading)
+            }
+        };
+        let records = &records[..n];
+        let first = records[0];
+        let push_sizes = |out: &mut String, n: usize, sep: &str| {
+            for (i, l) in records[..n].iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                let _ = write!(out, "{l}");
+            }
+        };
+        // One string for the reason: this runs for every TLS 1.3 flow.
+        let mut text = String::with_capacity(200);
+        text.push_str("TLS 1.3: client's first encrypted records ");
+        push_sizes(&mut text, records.len(), ", ");
+        text.push_str(" bytes; ");
+        let (k, extra) = match reading {
+            FlightReading::EmptyCertificateOnly => {
+                let _ = write!(
+                    text,
+                    "the first ({first}) is an empty Certificate: a certificate was requested and the client sent none"
+                );
+                return text;
+            }
+            FlightReading::NoFinished => {
+                let _ = write!(
+                    text,
+                    "no Finished ({fin_rec}) among them and the first is too small to hold a certificate"
+                );
+                return text;
+            }
+            FlightReading::Flight { k, extra } => (k, extra),
+        };
+        if k == 1 {
+            let _ = write!(text, "the first ({first})");
+        } else {
+            let _ = write!(text, "the first {k} (");
+            push_sizes(&mut text, k, " + ");
+            text.push(')');
+        }
+        match extra {
+            0 => text.push_str(" is a Finished alone: no client certificate was sent"),
+            8 => text.push_str(
+                " is an empty Certificate and a Finished: a certificate was requested and the client sent none",
+            ),
+            e if e >= CERT_FLIGHT_MIN_EXTRA => {
+                let _ = write!(
+                    text,
+                    " is {e} bytes more than a Finished alone ({fin_rec}): it carries a client certificate"
+                );
+            }
+            e => {
+                let _ = write!(
+                    text,
+                    " is {e} bytes more than a Finished alone ({fin_rec}): too few for a certificate (a client EncryptedExtensions, as Chrome sends for ALPS, or padding)"
+                );
+            }
+        }
+        text
+    }
+}
 
 impl TlsSession {
     /// How the session was resumed, if it was.
-    pub(super) fn resumption(&self, sh: &ServerHello, v: u16, server: &SideTls) -> Option<&'static str> {
+    pub(super) fn resumption(&self, sh: &ServerHello, v: u16, server: &SideTls) -> Option<Resumption> {
         if sh.psk {
-            return Some("psk");
+            return Some(Resumption::Psk);
         }
         if is_tls13(v) || sh.sslv2 {
             return None;
@@ -24,11 +162,11 @@ impl TlsSession {
         let echoed = ch.is_some_and(|c| !c.session_id.is_empty() && c.session_id == sh.session_id);
         if abbreviated && ticket {
             // RFC 5077 §3.4: the server echoes the client's session id when it accepts a ticket.
-            Some("session_ticket")
+            Some(Resumption::SessionTicket)
         } else if echoed {
-            Some("session_id")
+            Some(Resumption::SessionId)
         } else if abbreviated && ch.is_some_and(|c| c.ticket_ext) {
-            Some("session_ticket")
+            Some(Resumption::SessionTicket)
         } else {
             None
         }
@@ -40,50 +178,54 @@ impl TlsSession {
         resumed: bool,
         client: &SideTls,
         server: &SideTls,
-    ) -> (&'static str, String) {
+    ) -> (MtlsVerdict, String) {
+        use MtlsVerdict::{No, Unknown, Yes};
         if let Some(c) = client.certs.first() {
             let who = c.san_uris.first().or(c.subject.as_ref()).cloned().unwrap_or_else(|| "unparsed".into());
-            return ("yes", format!("client sent a certificate ({who})"));
+            return (Yes, format!("client sent a certificate ({who})"));
         }
         if self.cut_hello {
             return (
-                "unknown",
+                Unknown,
                 "handshake cut short by the capture: packets truncated by the snaplen (record with -s 0 to see it whole)".into(),
             );
         }
         match negotiated {
-            Some(v) if is_tls13(v) => return self.tls13_verdict(resumed, client),
-            Some(VERSION_SSL2) => return ("unknown", "SSL 2.0: client authentication is encrypted".into()),
+            Some(v) if is_tls13(v) => {
+                let evidence = self.tls13_decision(resumed, client);
+                return (evidence.verdict(), evidence.reason());
+            }
+            Some(VERSION_SSL2) => return (Unknown, "SSL 2.0: client authentication is encrypted".into()),
             Some(_) => {}
             // Without hellos, a cleartext server Certificate or ServerHelloDone still says ≤ 1.2.
             None if server.cert_msg || server.hello_done || server.cert_request => {}
             None if self.ch.is_none() => {
-                return ("unknown", "handshake not seen (capture started mid-stream)".into())
+                return (Unknown, "handshake not seen (capture started mid-stream)".into())
             }
-            None => return ("unknown", "no ServerHello seen".into()),
+            None => return (Unknown, "no ServerHello seen".into()),
         }
         if server.cert_request && client.cert_empty {
-            return ("no", "client certificate requested but the client sent none".into());
+            return (No, "client certificate requested but the client sent none".into());
         }
         if resumed {
             return (
-                "unknown",
+                Unknown,
                 "abbreviated handshake (session resumption): client authentication, if any, happened in an earlier handshake"
                     .into(),
             );
         }
         if server.cert_request {
-            return ("unknown", "client certificate requested; the client's answer was not seen".into());
+            return (Unknown, "client certificate requested; the client's answer was not seen".into());
         }
         // "Not requested" needs the whole server flight: a capture that starts inside it may have
         // missed the CertificateRequest.
         if server.hello_done && negotiated.is_some() {
-            return ("no", "server did not request a client certificate".into());
+            return (No, "server did not request a client certificate".into());
         }
         if server.hello_done {
-            return ("unknown", "server flight seen only in part (capture started mid-handshake)".into());
+            return (Unknown, "server flight seen only in part (capture started mid-handshake)".into());
         }
-        ("unknown", "server handshake not seen to its end".into())
+        (Unknown, "server handshake not seen to its end".into())
     }
 
     /// TLS 1.3 hides certificates, but not the size of the client's first encrypted flight
@@ -94,46 +236,27 @@ impl TlsSession {
     /// encrypted record decides: its plaintext is the record length minus the inner content
     /// type byte and the AEAD tag. docs/istio.md states the rule and its limits (record padding,
     /// 0-RTT, post-handshake authentication); captures/tls13-calib.md the calibration.
-    fn tls13_verdict(&self, resumed: bool, client: &SideTls) -> (&'static str, String) {
+    fn tls13_decision(&self, resumed: bool, client: &SideTls) -> Tls13Evidence {
         if resumed {
-            return (
-                "unknown",
-                "TLS 1.3 session resumption (PSK): no certificates in this handshake; the client was authenticated, if at all, in the handshake that made the session".into(),
-            );
+            return Tls13Evidence::Resumed;
         }
         let t = &client.tail;
-        let Some(&first) = t.lens[..t.n as usize].first() else {
-            let why = if t.broken { "lost in a capture gap" } else { "not seen" };
-            return ("unknown", format!("TLS 1.3: the client's encrypted flight was {why}"));
-        };
+        let n = t.n as usize;
+        if n == 0 {
+            return Tls13Evidence::FlightNotSeen { lost: t.broken };
+        }
         let cipher = self.sh.as_ref().map_or(0, |sh| sh.cipher);
         // TLS_AES_256_GCM_SHA384 has a 48-byte Finished; TLS_AES_128_CCM_8_SHA256 an 8-byte tag.
         let hash = if cipher == TLS_AES_256_GCM_SHA384 { 48 } else { 32 };
         let tag = if cipher == TLS_AES_128_CCM_8_SHA256 { 8 } else { 16 };
         let overhead = 1 + tag;
         let finished = 4 + hash;
-        // (Fixed arrays: this runs for every TLS 1.3 flow.)
-        let records = &t.lens[..t.n as usize];
+        // Plaintext lengths (fixed arrays: this runs for every TLS 1.3 flow).
         let mut lens = [0usize; TAIL_RECORDS];
-        for (p, &l) in lens.iter_mut().zip(records) {
+        for (p, &l) in lens.iter_mut().zip(&t.lens[..n]) {
             *p = (l as usize).saturating_sub(overhead);
         }
-        let lens = &lens[..records.len()];
-        // One string for the reason: this runs for every TLS 1.3 flow.
-        use std::fmt::Write as _;
-        let push_sizes = |out: &mut String, n: usize, sep: &str| {
-            for (i, l) in records[..n].iter().enumerate() {
-                if i > 0 {
-                    out.push_str(sep);
-                }
-                let _ = write!(out, "{l}");
-            }
-        };
-        let mut text = String::with_capacity(200);
-        text.push_str("TLS 1.3: client's first encrypted records ");
-        push_sizes(&mut text, records.len(), ", ");
-        text.push_str(" bytes; ");
-        let fin_rec = finished + overhead;
+        let lens = &lens[..n];
         // The flight: the first record when it is at least a Finished (one record for the whole
         // flight, or a Certificate alone), else the records up to the first Finished-sized one
         // (one message per record).
@@ -142,55 +265,12 @@ impl TlsSession {
         } else {
             lens.iter().position(|&p| p == finished).map(|i| i + 1)
         };
-        let Some(k) = k else {
-            if lens[0] == 8 {
-                let _ = write!(
-                    text,
-                    "the first ({first}) is an empty Certificate: a certificate was requested and the client sent none"
-                );
-                return ("unlikely", text);
-            }
-            let _ = write!(
-                text,
-                "no Finished ({fin_rec}) among them and the first is too small to hold a certificate"
-            );
-            return ("unknown", text);
+        let reading = match k {
+            Some(k) => FlightReading::Flight { k, extra: lens[..k].iter().sum::<usize>() - finished },
+            None if lens[0] == 8 => FlightReading::EmptyCertificateOnly,
+            None => FlightReading::NoFinished,
         };
-        if k == 1 {
-            let _ = write!(text, "the first ({first})");
-        } else {
-            let _ = write!(text, "the first {k} (");
-            push_sizes(&mut text, k, " + ");
-            text.push(')');
-        }
-        let extra = lens[..k].iter().sum::<usize>() - finished;
-        let verdict = match extra {
-            0 => {
-                text.push_str(" is a Finished alone: no client certificate was sent");
-                "unlikely"
-            }
-            8 => {
-                text.push_str(
-                    " is an empty Certificate and a Finished: a certificate was requested and the client sent none",
-                );
-                "unlikely"
-            }
-            e if e >= CERT_FLIGHT_MIN_EXTRA => {
-                let _ = write!(
-                    text,
-                    " is {e} bytes more than a Finished alone ({fin_rec}): it carries a client certificate"
-                );
-                "likely"
-            }
-            e => {
-                let _ = write!(
-                    text,
-                    " is {e} bytes more than a Finished alone ({fin_rec}): too few for a certificate (a client EncryptedExtensions, as Chrome sends for ALPS, or padding)"
-                );
-                "unlikely"
-            }
-        };
-        (verdict, text)
+        Tls13Evidence::Flight { records: t.lens, n, finished_record: finished + overhead, reading }
     }
 }
 
@@ -234,7 +314,7 @@ mod tests {
         assert_eq!(r.client_certs[0].subject.as_deref(), Some("CN=productpage,O=cluster.local"));
         assert_eq!(r.client_certs[0].san_uris, ["spiffe://cluster.local/ns/default/sa/productpage"]);
         assert!(r.client_cert_requested && !r.client_cert_empty && !r.sslv2_client_hello);
-        assert_eq!(r.mtls, "yes");
+        assert_eq!(r.mtls.as_str(), "yes");
         assert_eq!(
             r.mtls_reason,
             "client sent a certificate (spiffe://cluster.local/ns/default/sa/productpage)"
@@ -264,7 +344,7 @@ mod tests {
         // openssl s_client without a certificate: its first encrypted record is a Finished alone.
         assert_eq!(r.client_encrypted_records, [69, 23, 19]);
         assert_eq!(
-            (r.mtls, r.mtls_reason.as_str()),
+            (r.mtls.as_str(), r.mtls_reason.as_str()),
             (
                 "unlikely",
                 "TLS 1.3: client's first encrypted records 69, 23, 19 bytes; the first (69) is a Finished alone: no client certificate was sent"
@@ -317,7 +397,7 @@ mod tests {
         ];
         for (cipher, recs, want) in cases {
             let r = tls13_flight(*cipher, recs);
-            assert_eq!(r.mtls, *want, "{cipher:04x} {recs:?}: {}", r.mtls_reason);
+            assert_eq!(r.mtls.as_str(), *want, "{cipher:04x} {recs:?}: {}", r.mtls_reason);
             let kept: Vec<u16> = recs.iter().take(4).map(|&n| n as u16).collect();
             assert_eq!(r.client_encrypted_records, kept);
         }
@@ -338,9 +418,9 @@ mod tests {
         assert_eq!(done, [true, true]);
         assert!(t.take_warnings().is_empty());
         let r = t.finish(Side::A);
-        assert_eq!(r.resumption, Some("session_ticket"));
+        assert_eq!(r.resumption, Some(Resumption::SessionTicket));
         assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
-        assert_eq!(r.mtls, "unknown");
+        assert_eq!(r.mtls.as_str(), "unknown");
         assert!(r.mtls_reason.starts_with("abbreviated handshake"));
     }
 
@@ -351,10 +431,10 @@ mod tests {
         assert_eq!(t.feed(Side::B, &[21, 3, 3, 0, 2, 2, 40], SEEN), Feed::More);
         let r = t.finish(Side::B);
         assert_eq!(r.alerts.len(), 1);
-        assert_eq!((r.alerts[0].from, r.alerts[0].level.as_str()), ("server", "fatal"));
+        assert_eq!((r.alerts[0].from.as_str(), r.alerts[0].level.as_text().as_ref()), ("server", "fatal"));
         assert_eq!(r.alerts[0].description, "handshake_failure");
         assert_eq!(
-            (r.mtls, r.mtls_reason.as_str()),
+            (r.mtls.as_str(), r.mtls_reason.as_str()),
             ("unknown", "refused by the server: handshake_failure alert (no ServerHello)")
         );
         assert_eq!(r.refused, Some(Refusal::Alert("handshake_failure".into())));
@@ -405,7 +485,7 @@ mod tests {
             }
             let r = t.finish(Side::A);
             assert_eq!(
-                (r.refused.is_some(), r.mtls, r.mtls_reason.as_str()),
+                (r.refused.is_some(), r.mtls.as_str(), r.mtls_reason.as_str()),
                 (refused, "unknown", reason),
                 "case {i}"
             );

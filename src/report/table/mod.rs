@@ -17,9 +17,13 @@
 //! What follows the rows (totals, per-server and per-service readings, expectations) is written
 //! by [`summary`].
 
-use super::{FlowReport, Summary};
+use super::Summary;
 use crate::classify::cert::CertInfo;
 use crate::classify::http::HttpReport;
+use crate::classify::istio::Leg;
+use crate::classify::tls::MtlsVerdict;
+use crate::classify::Protocol;
+use crate::record::{Flag, FlowReport};
 use crate::sanitize::{escape_bytes, escape_str, Headers};
 use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
@@ -154,14 +158,14 @@ fn flags_cell(f: &FlowReport) -> String {
         .and_then(|t| t.fatal_alert())
         .map(|a| format!("alert:{}", escape_str(&a.description)))
         .unwrap_or_default();
-    for &fl in &f.flags {
-        if matches!(fl, "handshake_failed" | "handshake_refused") {
+    for fl in f.flags.iter() {
+        if matches!(fl, Flag::HandshakeFailed | Flag::HandshakeRefused) {
             continue;
         }
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(fl);
+        out.push_str(fl.as_str());
     }
     out
 }
@@ -200,12 +204,12 @@ fn row(f: &FlowReport) -> [String; 10] {
                 } else if t.fatal_alert().is_some() {
                     "failed".to_string()
                 } else {
-                    t.mtls.to_string()
+                    t.mtls.as_str().to_string()
                 },
             )
         }
         (None, Some(h)) => (
-            f.protocol.to_string(),
+            f.protocol.as_str().to_string(),
             h.version.unwrap_or_default().to_string(),
             h.requests.iter().find_map(|r| r.host.as_ref()).map(|h| h.to_terminal()).unwrap_or_default(),
             String::new(),
@@ -213,14 +217,14 @@ fn row(f: &FlowReport) -> [String; 10] {
         ),
         (None, None) => {
             // The first bytes go on a detail line (`bytes:`): in the cell they made rows wide.
-            let plain = if f.protocol == "h2c" { "plaintext" } else { "" };
-            (f.protocol.to_string(), String::new(), String::new(), String::new(), plain.to_string())
+            let plain = if f.protocol == Protocol::H2c { "plaintext" } else { "" };
+            (f.protocol.as_str().to_string(), String::new(), String::new(), String::new(), plain.to_string())
         }
     };
     let cells = [
         f.id.to_string(),
-        crate::report::endpoint(f.client),
-        crate::report::endpoint(f.server),
+        crate::record::endpoint(f.client),
+        crate::record::endpoint(f.server),
         proto,
         version,
         name,
@@ -378,7 +382,7 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 p.push(format!("selected {}", s.to_terminal()));
             }
             if let Some(r) = t.resumption {
-                p.push(format!("resumed ({r})"));
+                p.push(format!("resumed ({})", r.as_str()));
             }
             v.push(p.join("; "));
             if let (Some(ja4), Some(ja3)) = (&t.ja4, &t.ja3) {
@@ -402,24 +406,28 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             let meaning = a.meaning().map(|m| format!(": {m}")).unwrap_or_default();
             v.push(format!(
                 "alert from the {}: {} {}{meaning}",
-                a.from,
-                escape_str(&a.level),
+                a.from.as_str(),
+                escape_str(&a.level.as_text()),
                 escape_str(&a.description)
             ));
         }
-        let inferred =
-            matches!(t.mtls, "unknown" | "likely" | "unlikely") || t.mtls_reason.contains("confirmed");
+        // Shown unless seen plainly: an inference, a confirmation, or a refused certificate request.
+        let shown = match t.mtls {
+            MtlsVerdict::Unknown | MtlsVerdict::Likely | MtlsVerdict::Unlikely => true,
+            MtlsVerdict::Yes => t.confirmed_by.is_some(),
+            MtlsVerdict::No => t.client_cert_requested,
+        };
         if t.refused.is_some() {
             v.push(format!("handshake {}", escape_str(&t.mtls_reason)));
-        } else if inferred || (t.mtls == "no" && t.client_cert_requested) || verbose >= 1 {
-            v.push(format!("mtls {}: {}", t.mtls, escape_str(&t.mtls_reason)));
+        } else if shown || verbose >= 1 {
+            v.push(format!("mtls {}: {}", t.mtls.as_str(), escape_str(&t.mtls_reason)));
         }
     }
     if let Some(i) = &f.istio {
         v.extend(istio_details(i, f.original_dst));
     }
-    let pod = f.istio.as_ref().is_none_or(|i| i.leg == "pod_network");
-    if f.http.is_some() && pod && crate::mesh::from_sidecar(f) {
+    let pod = f.istio.as_ref().is_none_or(|i| i.leg == Leg::PodNetwork);
+    if f.http.is_some() && pod && f.from_sidecar {
         v.push("plaintext from a client sidecar (x-envoy-* headers): its DestinationRule sets tls.mode DISABLE, or it does not originate mTLS".into());
     }
     if let Some(h) = &f.http {
@@ -452,7 +460,8 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
         }
     }
     if verbose >= 1 && !f.flags.is_empty() {
-        v.push(format!("flags: {}", f.flags.join(",")));
+        let names: Vec<&str> = f.flags.iter().map(Flag::as_str).collect();
+        v.push(format!("flags: {}", names.join(",")));
     }
     let shown = if verbose >= 1 { f.warnings.len() } else { MAX_DETAIL_WARNINGS };
     for w in f.warnings.iter().take(shown) {
@@ -464,6 +473,17 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
     v
 }
 
+/// A person's words for a leg of the mesh.
+fn leg_text(leg: Leg) -> &'static str {
+    match leg {
+        Leg::InboundPassthrough => "Envoy -> app, inbound (loopback, source 127.0.0.6)",
+        Leg::AppToEnvoy => "app -> Envoy outbound capture (loopback, port 15001)",
+        Leg::EnvoyLocal => "Envoy local port (loopback)",
+        Leg::Loopback => "Envoy <-> app (loopback)",
+        Leg::PodNetwork => "pod network",
+    }
+}
+
 /// Detail lines for the Istio facts of a flow.
 fn istio_details(
     i: &crate::classify::istio::IstioReport,
@@ -473,13 +493,13 @@ fn istio_details(
     match original_dst {
         Some(o) => v.push(format!(
             "leg: {}; dialled {o}, redirected by iptables (both halves on lo paired)",
-            crate::mesh::legs::leg_text(i.leg)
+            leg_text(i.leg)
         )),
-        None if i.leg != "pod_network" => v.push(format!("leg: {}", crate::mesh::legs::leg_text(i.leg))),
+        None if i.leg != Leg::PodNetwork => v.push(format!("leg: {}", leg_text(i.leg))),
         None => {}
     }
     if let Some(a) = &i.alpn {
-        let app = a.app_protocol.map(|p| format!(", app protocol {p}")).unwrap_or_default();
+        let app = a.app_protocol.map(|p| format!(", app protocol {}", p.as_str())).unwrap_or_default();
         v.push(format!(
             "client is an Istio sidecar (ALPN {}{})",
             escape_str(&a.tokens.join(",")),
@@ -814,16 +834,12 @@ fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String], opts: Tab
     writeln!(out, "{l}")
 }
 
-/// Writes one live row (`classified` or `ended`) and, for ended flows, its detail lines.
-pub fn write_live_row(
-    out: &mut dyn Write,
-    event: &str,
-    f: &FlowReport,
-    opts: TableOptions,
-) -> io::Result<()> {
+/// Writes one live row (its event, `classified` or `ended`) and, for ended flows, its detail
+/// lines.
+pub fn write_live_row(out: &mut dyn Write, f: &FlowReport, opts: TableOptions) -> io::Result<()> {
     let r = render(f, opts);
-    write_live_line(out, event, &r.cells, opts)?;
-    if event == "ended" {
+    write_live_line(out, f.event.as_str(), &r.cells, opts)?;
+    if f.event == crate::record::Event::Ended {
         let mut l = String::new();
         for d in &r.details {
             write_detail(out, &mut l, 16, d, opts.width)?;

@@ -11,8 +11,8 @@ use std::io::{self, Write};
 /// width `limit`, the readings and the listed violations wrap within it.
 pub fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
     let limit = limit.map(|w| w.max(MIN_WIDTH));
-    let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {}", k.as_str())).collect();
+    let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{} {v}", k.as_str())).collect();
     write!(out, "{}", flows(s.flows))?;
     if !protos.is_empty() {
         write!(out, ": {}", protos.join(", "))?;

@@ -1,0 +1,418 @@
+//! The per-flow record ([`FlowReport`]): what the flow and classify stages found about one TCP
+//! connection, with the client decided ([`FlowReport::build`]), and what the mesh stage adds to
+//! it (`istio`, TLS failure and certificate flags, XFCC confirmation: [`crate::mesh::annotate`]).
+//! Every later stage reads it: the mesh stage counts it, the report renders it. Its own module
+//! so that `mesh` and `report` both depend on it and not on each other; its values are typed
+//! ([`Event`], [`ResetBy`], [`Flags`], and the enums of the stages that decide them), their text
+//! written only by the report.
+
+use crate::classify::http::HttpReport;
+use crate::classify::istio::IstioReport;
+use crate::classify::tls::TlsReport;
+use crate::classify::{Classified, H2cVia, Protocol};
+use crate::flow::client::{decide_client, ClientBy};
+use crate::flow::{EndReason, FlowMeta};
+use crate::sanitize::WireBytes;
+use crate::wire::{Side, Timestamp};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Client/server pair of counters.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PerRole {
+    /// Sent by the client.
+    pub client: u64,
+    /// Sent by the server.
+    pub server: u64,
+}
+
+/// First bytes of each side of an unrecognised flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct Preview {
+    /// Client's first bytes.
+    pub client: WireBytes,
+    /// Server's first bytes.
+    pub server: WireBytes,
+}
+
+/// One TCP flow, as reported (the `flow` object of docs/json.md).
+#[derive(Clone, Debug)]
+pub struct FlowReport {
+    /// `ended` (final facts, one per flow), or `classified` (live capture only: facts known when
+    /// the handshake or first request was seen; an `ended` line with the same id follows).
+    pub event: Event,
+    /// Order of first packet over the whole run, from 1.
+    pub id: u64,
+    /// Capture file the flow was read from (one string shared by all its flows).
+    pub source: Arc<str>,
+    /// Client endpoint, written `ip:port` or `[ipv6]:port` ([`EndpointText`]). Kept as an
+    /// address, and the timestamps as timestamps, until written: as strings, they were four
+    /// allocations and copies per flow.
+    pub client: SocketAddr,
+    /// Server endpoint.
+    pub server: SocketAddr,
+    /// The destination the client dialled, when an iptables REDIRECT (Istio's 15001) sent the
+    /// connection to this loopback server instead.
+    pub original_dst: Option<SocketAddr>,
+    /// How the client was decided.
+    pub client_by: ClientBy,
+    /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// Timestamps are written with nanoseconds (else microseconds).
+    pub nanos: bool,
+    /// Seconds from first to last packet.
+    pub duration: f64,
+    /// Packets per role.
+    pub packets: PerRole,
+    /// TCP payload bytes per role.
+    pub bytes: PerRole,
+    /// What the flow carries.
+    pub protocol: Protocol,
+    /// TLS facts.
+    pub tls: Option<TlsReport>,
+    /// HTTP/1 facts.
+    pub http: Option<HttpReport>,
+    /// Istio's signals: leg, parsed SNI, sidecar ALPN tokens, Istio port role (mesh stage).
+    pub istio: Option<IstioReport>,
+    /// How h2c was recognised, when protocol is h2c.
+    pub h2c: Option<H2cVia>,
+    /// First bytes of each side, for unknown flows.
+    pub preview: Option<Preview>,
+    /// How the flow ended; written `reset` when it closed and a side sent a RST.
+    pub end: EndReason,
+    /// Which side sent a TCP RST; None when none did.
+    pub reset_by: Option<ResetBy>,
+    /// Anomalies (docs/json.md lists them).
+    pub flags: Flags,
+    /// Parser warnings.
+    pub warnings: Vec<String>,
+    /// The requests carried Envoy's `x-envoy-*` headers or peer metadata: a client sidecar sent
+    /// them (mesh stage, [`crate::mesh::from_sidecar`]; not in the JSON).
+    pub from_sidecar: bool,
+}
+
+crate::wire::text_enum! {
+    /// Which line of a flow this is (the JSON `event`).
+    pub enum Event {
+        /// The flow's final facts, one per flow.
+        Ended => "ended",
+        /// Live capture only: facts known when the handshake or first request was seen.
+        Classified => "classified",
+    }
+}
+
+crate::wire::text_enum! {
+    /// Which side sent a TCP RST (the JSON `reset_by`).
+    pub enum ResetBy {
+        /// The client.
+        Client => "client",
+        /// The server.
+        Server => "server",
+        /// Both.
+        Both => "both",
+    }
+}
+
+crate::wire::text_enum! {
+    /// One anomaly of a flow (the JSON `flags`), in the order they are listed; the certificate
+    /// flags last, in the order their certificates were met ([`Flags`]).
+    pub enum Flag {
+        /// Neither SYN nor SYN-ACK seen.
+        Midstream => "midstream",
+        /// A side hit its byte limit.
+        Truncated => "truncated",
+        /// Bytes missing in a stream.
+        Gap => "gap",
+        /// Segments sent again.
+        Retransmission => "retransmission",
+        /// Segments out of order.
+        OutOfOrder => "out_of_order",
+        /// Overlapping segments that disagreed.
+        OverlapConflict => "overlap_conflict",
+        /// A reassembly queue or the memory budget overflowed.
+        MemoryLimited => "memory_limited",
+        /// A side sent a RST.
+        Reset => "reset",
+        /// Evicted from a full flow table.
+        Evicted => "evicted",
+        /// A cleartext fatal TLS alert.
+        HandshakeFailed => "handshake_failed",
+        /// The server refused the TLS handshake.
+        HandshakeRefused => "handshake_refused",
+        /// The SNI is not among the server certificate's names.
+        SniMismatch => "sni_mismatch",
+        /// A certificate had expired at capture time.
+        CertExpired => "cert_expired",
+        /// A certificate was not yet valid.
+        CertNotYetValid => "cert_not_yet_valid",
+        /// A certificate expires within `--cert-warn`.
+        CertExpiring => "cert_expiring",
+    }
+}
+
+/// The first certificate flag: they are listed in the order met, the others in [`Flag`] order.
+const FIRST_CERT_FLAG: Flag = Flag::CertExpired;
+
+/// A set of [`Flag`]s (no allocation): listed in [`Flag`] order, then the certificate flags in
+/// the order they were inserted (a flow's certificates are checked server chain first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    bits: u16,
+    /// Certificate flags in insertion order, two bits each (1 + their offset from
+    /// [`FIRST_CERT_FLAG`]), first in the low bits.
+    certs: u8,
+}
+
+impl Flags {
+    /// Adds `f` (nothing when present).
+    pub fn insert(&mut self, f: Flag) {
+        if self.contains(f) {
+            return;
+        }
+        self.bits |= 1 << f as u16;
+        if f >= FIRST_CERT_FLAG {
+            let n = (self.bits >> FIRST_CERT_FLAG as u16).count_ones() - 1;
+            self.certs |= (1 + f as u8 - FIRST_CERT_FLAG as u8) << (2 * n);
+        }
+    }
+
+    /// Whether `f` is in.
+    pub fn contains(self, f: Flag) -> bool {
+        self.bits & (1 << f as u16) != 0
+    }
+
+    /// No flag.
+    pub fn is_empty(self) -> bool {
+        self.bits == 0
+    }
+
+    /// A certificate flag is in.
+    pub fn any_cert(self) -> bool {
+        self.bits >> FIRST_CERT_FLAG as u16 != 0
+    }
+
+    /// The flags, in the order they are written.
+    pub fn iter(self) -> impl Iterator<Item = Flag> {
+        let first = Flag::ALL.iter().copied().filter(move |&f| f < FIRST_CERT_FLAG && self.contains(f));
+        let certs = (0..3).map_while(move |i| {
+            let c = (self.certs >> (2 * i)) & 3;
+            (c != 0).then(|| Flag::ALL[FIRST_CERT_FLAG as usize + c as usize - 1])
+        });
+        first.chain(certs)
+    }
+}
+
+/// Formats an endpoint as `ip:port` / `[ipv6]:port`.
+pub fn endpoint(a: SocketAddr) -> String {
+    EndpointText::new(a).as_str().to_string()
+}
+
+/// An endpoint as text, `ip:port` / `[ipv6]:port`, on the stack (no allocation).
+pub struct EndpointText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl EndpointText {
+    /// Formats `a`. IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic
+    /// writer), twice per flow. IPv6 keeps std's (it compresses zero runs; rarer, so writing it
+    /// by hand did not pay: bench/RESULTS.md); the longest, with a scope id, is 58 bytes.
+    pub fn new(a: SocketAddr) -> EndpointText {
+        let mut t = EndpointText { buf: [0; 64], len: 0 };
+        match a {
+            SocketAddr::V4(v4) => {
+                for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    t.decimal(o.into());
+                }
+                t.push(b':');
+                t.decimal(v4.port().into());
+            }
+            SocketAddr::V6(_) => {
+                use std::io::Write;
+                let mut w = &mut t.buf[..];
+                let _ = write!(w, "{a}");
+                t.len = 64 - w.len();
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `v` in decimal, no padding.
+    fn decimal(&mut self, mut v: u32) {
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.push(d);
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl FlowReport {
+    /// Builds the record of a flow from its flow and classify facts (the mesh stage adds its own:
+    /// [`crate::mesh::annotate`]).
+    pub fn build(meta: FlowMeta, c: Classified, source: &Arc<str>, nanos: bool) -> FlowReport {
+        let (client, client_by) = decide_client(&meta, c.client_hint);
+        let (ci, si) = (client.idx(), client.other().idx());
+        let mut flags = Flags::default();
+        let st = &meta.stats;
+        let any = |f: &dyn Fn(&crate::flow::reassembly::HalfStats) -> bool| f(&st[0]) || f(&st[1]);
+        let mut flag = |on: bool, f: Flag| {
+            if on {
+                flags.insert(f);
+            }
+        };
+        flag(meta.syn_from.is_none() && meta.synack_from.is_none(), Flag::Midstream);
+        flag(any(&|s| s.truncated), Flag::Truncated);
+        flag(any(&|s| s.gaps > 0), Flag::Gap);
+        flag(any(&|s| s.retransmitted > 0), Flag::Retransmission);
+        flag(any(&|s| s.out_of_order > 0), Flag::OutOfOrder);
+        flag(any(&|s| s.overlap_conflicts > 0), Flag::OverlapConflict);
+        flag(any(&|s| s.queue_overflow) || meta.memory_limited, Flag::MemoryLimited);
+        flag(meta.rst[0] || meta.rst[1], Flag::Reset);
+        flag(meta.end == EndReason::Evicted, Flag::Evicted);
+        let [pa, pb] = c.preview;
+        let preview = (c.protocol == Protocol::Unknown && !(pa.is_empty() && pb.is_empty())).then(|| {
+            let (pc, ps) = if client == Side::A { (pa, pb) } else { (pb, pa) };
+            Preview { client: WireBytes::new(&pc), server: WireBytes::new(&ps) }
+        });
+        let reset_by = match (meta.rst[ci], meta.rst[si]) {
+            (true, true) => Some(ResetBy::Both),
+            (true, false) => Some(ResetBy::Client),
+            (false, true) => Some(ResetBy::Server),
+            (false, false) => None,
+        };
+        FlowReport {
+            istio: None,
+            event: Event::Ended,
+            id: meta.order,
+            source: Arc::clone(source),
+            client: meta.endpoints[ci],
+            server: meta.endpoints[si],
+            original_dst: meta.original_dst,
+            client_by,
+            first_ts: meta.first_ts,
+            last_ts: meta.last_ts,
+            nanos,
+            duration: ((meta.last_ts.as_f64() - meta.first_ts.as_f64()).max(0.0) * 1e6).round() / 1e6,
+            packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
+            bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
+            protocol: c.protocol,
+            tls: c.tls,
+            http: c.http,
+            h2c: c.h2c,
+            preview,
+            end: meta.end,
+            reset_by,
+            flags,
+            warnings: c.warnings,
+            from_sidecar: false,
+        }
+    }
+
+    /// The server sent a RST (alone or with the client).
+    pub fn reset_by_server(&self) -> bool {
+        matches!(self.reset_by, Some(ResetBy::Server | ResetBy::Both))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_text_is_std_display() {
+        let ports = [0u16, 1, 9, 10, 99, 100, 443, 9080, 10000, 65535];
+        let octets = [0u8, 1, 9, 10, 99, 100, 127, 199, 200, 255];
+        for &a in &octets {
+            for &b in &octets {
+                for &p in &ports {
+                    let addr = SocketAddr::from(([a, b, 255 - a, b / 2], p));
+                    assert_eq!(endpoint(addr), addr.to_string());
+                }
+            }
+        }
+        let v6: SocketAddr = "[fd00::1:2]:8443".parse().unwrap();
+        assert_eq!(endpoint(v6), "[fd00::1:2]:8443");
+        // The longest text: a full address with the largest scope id and port.
+        let long = std::net::SocketAddrV6::new(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            65535,
+            0,
+            u32::MAX,
+        );
+        assert_eq!(endpoint(long.into()), long.to_string());
+        assert_eq!(endpoint(long.into()).len(), 58);
+    }
+
+    #[test]
+    fn ipv6_endpoint_text_is_std_display_on_random_addresses() {
+        let mut rng = crate::wire::xorshift(11);
+        for _ in 0..50_000 {
+            // Groups zero half the time (runs of every length and place), small or full
+            // otherwise; some IPv4-mapped and IPv4-compatible addresses; scope ids now and then.
+            let mut g = [0u16; 8];
+            for x in &mut g {
+                *x = match rng() % 4 {
+                    0 | 1 => 0,
+                    2 => (rng() % 16) as u16,
+                    _ => rng() as u16,
+                };
+            }
+            match rng() % 8 {
+                0 => g[..6].copy_from_slice(&[0, 0, 0, 0, 0, 0xffff]),
+                1 => g[..6].copy_from_slice(&[0; 6]),
+                _ => {}
+            }
+            let scope = if rng().is_multiple_of(4) { rng() as u32 } else { 0 };
+            let a = std::net::SocketAddrV6::new(std::net::Ipv6Addr::from(g), rng() as u16, 0, scope);
+            assert_eq!(endpoint(a.into()), a.to_string(), "{g:x?}");
+        }
+    }
+
+    #[test]
+    fn flags_list_in_flag_order_then_certificates_as_met() {
+        let mut f = Flags::default();
+        assert!(f.is_empty() && f.iter().next().is_none());
+        for fl in [Flag::CertExpiring, Flag::Reset, Flag::CertExpired, Flag::Midstream, Flag::CertExpiring] {
+            f.insert(fl);
+        }
+        f.insert(Flag::SniMismatch);
+        let names: Vec<&str> = f.iter().map(Flag::as_str).collect();
+        assert_eq!(names, ["midstream", "reset", "sni_mismatch", "cert_expiring", "cert_expired"]);
+        assert!(f.any_cert() && f.contains(Flag::Reset) && !f.contains(Flag::Gap));
+        let mut all = Flags::default();
+        for &fl in Flag::ALL {
+            all.insert(fl);
+        }
+        assert_eq!(all.iter().collect::<Vec<_>>(), Flag::ALL);
+    }
+}
