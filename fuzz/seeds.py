@@ -213,6 +213,26 @@ def synthetic(corpus):
     n += write_seed(corpus, "http", chunk_seed([(0, b"CONNECT h:443 HTTP/1.1\r\n\r\n"), (1, b"HTTP/1.1 200 OK\r\n\r\n")]))
     n += write_seed(corpus, "http", chunk_seed([(0, b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n"),
                                                 (1, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n")]))
+    # HTTP/2: RFC 7541 C.4 request blocks and C.6 response blocks (Huffman, dynamic table).
+    reqs = [bytes.fromhex(h) for h in ("828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf",
+                                       "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf")]
+    resps = [bytes.fromhex("488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8e9ae82ae43d3"),
+             bytes.fromhex("4883640effc1c0bf")]
+
+    def frame(ty, flags, stream, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([ty, flags]) + struct.pack(">I", stream) + payload
+
+    settings = frame(4, 0, 0, struct.pack(">HI", 1, 256))
+    client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings + b"".join(
+        frame(1, 5, 2 * i + 1, b) + frame(0, 1, 2 * i + 1, b"\0\0\0\0\2hi") for i, b in enumerate(reqs))
+    server = settings + frame(4, 1, 0, b"") + b"".join(
+        frame(1, 4, 2 * i + 1, b) + frame(0, 1, 2 * i + 1, b"ok") for i, b in enumerate(resps))
+    server += frame(3, 0, 5, struct.pack(">I", 8)) + frame(7, 0, 0, struct.pack(">II", 5, 0))
+    n += write_seed(corpus, "h2_frames", chunk_seed([(0, client), (1, server)], cfg=1))
+    n += write_seed(corpus, "h2_frames", chunk_seed([(1, server[7:]), (0, client[40:])], cfg=0))
+    blocks = b"".join(struct.pack("<H", len(b)) + b for b in reqs)
+    n += write_seed(corpus, "h2_hpack", bytes([0x10]) + blocks)
+    n += write_seed(corpus, "h2_hpack", bytes([0x11]) + b"".join(struct.pack("<H", len(b)) + b for b in resps))
     return n
 
 

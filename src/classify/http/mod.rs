@@ -29,6 +29,7 @@
 //! - `headers.rs`: credential headers (redaction) and the Envoy/Istio header marks.
 
 mod chunked;
+pub mod h2;
 mod head;
 mod headers;
 mod probe;

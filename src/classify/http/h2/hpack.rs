@@ -1,0 +1,849 @@
+//! HPACK header block decoding (RFC 7541) for a passive observer.
+//!
+//! Why our own decoder: the maintained crates (`loona-hpack`, `httlib-hpack`; the old `hpack`
+//! crate is unmaintained with a panic advisory, `h2`'s decoder is private) all assume they have
+//! seen the connection from its start. A capture that starts mid-connection has lost the
+//! dynamic table: for those crates an index to an entry added before the capture is a
+//! decoding error that aborts the block, and the table is unusable after it. Here such a field
+//! is *unknown* (counted per block), new entries are still inserted so that later indices stay
+//! aligned, and decoding becomes exact again once every pre-capture entry must have been
+//! evicted. They also allocate per field (`Vec<u8>` names and values), which this decoder does
+//! not: a block decodes into a reusable [`HeaderList`] (one byte buffer, fields as spans), and
+//! the dynamic table lives in one byte arena; after warm-up, decoding allocates nothing (see the
+//! test `steady_state_decoding_allocates_nothing`).
+//!
+//! Invariant: the entries we hold are always the encoder's newest ones, in order, so an index
+//! that reaches one of them is right; an index past them is either a pre-capture entry (the
+//! field is unknown) or, when the whole history is known, a decoding error. Wrong size
+//! accounting (an entry whose name was unknown counts as its value plus 32 bytes, a lower
+//! bound) can only make us keep entries longer than the encoder, which is harmless.
+//!
+//! Limits: the table's capacity follows the encoder's size updates, checked against the limit
+//! that the *receiver* of the blocks announced (its `SETTINGS_HEADER_TABLE_SIZE`, set with
+//! [`HpackDecoder::set_table_limit`]) and capped at [`MAX_TABLE_BYTES`] whatever SETTINGS say.
+//! The decoded list is bounded by `max_list_bytes` (RFC 9113 §6.5.2 size: name + value + 32 per
+//! field); past it fields are only counted, so a small block that expands to a huge list (an
+//! HPACK bomb) costs linear time and bounded memory. Never-indexed fields (§6.2.3: the sender
+//! says the value is sensitive) keep that flag for the caller's redaction.
+
+use super::huffman;
+use std::collections::VecDeque;
+
+/// Largest dynamic table kept per direction, whatever SETTINGS or size updates say (Chrome
+/// announces 64 KiB; the default is 4 KiB). A larger table is kept at this size: references
+/// to entries it had to evict are reported unknown, never wrong.
+pub const MAX_TABLE_BYTES: usize = 64 * 1024;
+/// Initial capacity of the dynamic table and of the limit (RFC 9113 §6.5.2 default of
+/// `SETTINGS_HEADER_TABLE_SIZE`).
+pub const DEFAULT_TABLE_BYTES: usize = 4096;
+/// Per-entry overhead in the table's size accounting (RFC 7541 §4.1).
+const ENTRY_OVERHEAD: usize = 32;
+
+/// The static table (RFC 7541 Appendix A), index 1 first.
+pub const STATIC_TABLE: [(&str, &str); 61] = [
+    (":authority", ""),
+    (":method", "GET"),
+    (":method", "POST"),
+    (":path", "/"),
+    (":path", "/index.html"),
+    (":scheme", "http"),
+    (":scheme", "https"),
+    (":status", "200"),
+    (":status", "204"),
+    (":status", "206"),
+    (":status", "304"),
+    (":status", "400"),
+    (":status", "404"),
+    (":status", "500"),
+    ("accept-charset", ""),
+    ("accept-encoding", "gzip, deflate"),
+    ("accept-language", ""),
+    ("accept-ranges", ""),
+    ("accept", ""),
+    ("access-control-allow-origin", ""),
+    ("age", ""),
+    ("allow", ""),
+    ("authorization", ""),
+    ("cache-control", ""),
+    ("content-disposition", ""),
+    ("content-encoding", ""),
+    ("content-language", ""),
+    ("content-length", ""),
+    ("content-location", ""),
+    ("content-range", ""),
+    ("content-type", ""),
+    ("cookie", ""),
+    ("date", ""),
+    ("etag", ""),
+    ("expect", ""),
+    ("expires", ""),
+    ("from", ""),
+    ("host", ""),
+    ("if-match", ""),
+    ("if-modified-since", ""),
+    ("if-none-match", ""),
+    ("if-range", ""),
+    ("if-unmodified-since", ""),
+    ("last-modified", ""),
+    ("link", ""),
+    ("location", ""),
+    ("max-forwards", ""),
+    ("proxy-authenticate", ""),
+    ("proxy-authorization", ""),
+    ("range", ""),
+    ("referer", ""),
+    ("refresh", ""),
+    ("retry-after", ""),
+    ("server", ""),
+    ("set-cookie", ""),
+    ("strict-transport-security", ""),
+    ("transfer-encoding", ""),
+    ("user-agent", ""),
+    ("vary", ""),
+    ("via", ""),
+    ("www-authenticate", ""),
+];
+
+/// A header block that cannot be decoded: the table may now differ from the encoder's, so the
+/// decoder is reset to an unknown history ([`HpackDecoder::forget`]) before the next block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HpackError {
+    /// The block ends inside a representation.
+    #[error("header block truncated inside a field")]
+    Truncated,
+    /// An integer longer than 32 bits.
+    #[error("HPACK integer overflow")]
+    IntegerOverflow,
+    /// Index 0, or an index past the dynamic table while its whole history is known.
+    #[error("HPACK index {0} out of range")]
+    BadIndex(u32),
+    /// An invalid Huffman string.
+    #[error("invalid HPACK Huffman string")]
+    Huffman,
+}
+
+/// One decoded field, borrowed from a [`HeaderList`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// Name as sent (HTTP/2 names are lowercase; not checked here).
+    pub name: &'a [u8],
+    /// Value as sent.
+    pub value: &'a [u8],
+    /// Sent as "never indexed" (RFC 7541 §6.2.3): the sender marks the value sensitive.
+    pub never_indexed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    /// End of the name, start of the value.
+    mid: u32,
+    end: u32,
+    never_indexed: bool,
+}
+
+/// The fields of one decoded header block, reused from block to block (no allocation per
+/// field once its buffers have grown).
+#[derive(Clone, Debug, Default)]
+pub struct HeaderList {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+    /// Fields that named a dynamic table entry added before the capture started (their name,
+    /// or name and value, are lost).
+    pub unknown: u32,
+    /// Fields not stored because the list had reached `max_list_bytes`.
+    pub dropped: u32,
+    /// Size of the whole list as RFC 9113 §6.5.2 counts it (name + value + 32 per field,
+    /// unknown and dropped fields included, unknown names counted as empty).
+    pub list_bytes: u64,
+    /// The list exceeded `max_list_bytes` (an HPACK bomb or an oversize header list).
+    pub oversize: bool,
+    /// A dynamic table size update above the receiver's announced limit (applied anyway, up
+    /// to [`MAX_TABLE_BYTES`]).
+    pub over_limit: bool,
+}
+
+impl HeaderList {
+    /// An empty list.
+    pub fn new() -> HeaderList {
+        HeaderList::default()
+    }
+
+    /// Empties the list (a cut block reports no fields).
+    pub(crate) fn clear_for_cut(&mut self) {
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.unknown = 0;
+        self.dropped = 0;
+        self.list_bytes = 0;
+        self.oversize = false;
+        self.over_limit = false;
+    }
+
+    /// Fields stored.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// No field stored.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Field `i`, in block order.
+    pub fn get(&self, i: usize) -> Option<Field<'_>> {
+        let s = self.spans.get(i)?;
+        Some(Field {
+            name: &self.bytes[s.start as usize..s.mid as usize],
+            value: &self.bytes[s.mid as usize..s.end as usize],
+            never_indexed: s.never_indexed,
+        })
+    }
+
+    /// The stored fields, in block order.
+    pub fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        (0..self.spans.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Bytes of buffer allocated (for memory accounting).
+    pub fn allocated(&self) -> usize {
+        self.bytes.capacity() + self.spans.capacity() * std::mem::size_of::<Span>()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    off: u32,
+    name_len: u32,
+    value_len: u32,
+    /// Inserted by a literal whose name was an unknown (pre-capture) entry.
+    name_unknown: bool,
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.name_len as usize + self.value_len as usize + ENTRY_OVERHEAD
+    }
+}
+
+/// The dynamic table (RFC 7541 §2.3.2, §4): entries in one byte arena, oldest first.
+#[derive(Clone, Debug, Default)]
+struct DynamicTable {
+    arena: Vec<u8>,
+    entries: VecDeque<Entry>,
+    size: usize,
+    capacity: usize,
+}
+
+impl DynamicTable {
+    /// Entry by dynamic index (0 = newest).
+    fn get(&self, i: usize) -> Option<(Entry, &[u8], &[u8])> {
+        let e = *self.entries.get(self.entries.len().checked_sub(i + 1)?)?;
+        let (o, n, v) = (e.off as usize, e.name_len as usize, e.value_len as usize);
+        Some((e, &self.arena[o..o + n], &self.arena[o + n..o + n + v]))
+    }
+
+    /// Evicts the oldest entries until the size is at most `max`; true if any was evicted.
+    fn evict_to(&mut self, max: usize) -> bool {
+        let before = self.entries.len();
+        while self.size > max {
+            let Some(e) = self.entries.pop_front() else { break };
+            self.size -= e.size();
+        }
+        if self.entries.is_empty() {
+            self.arena.clear();
+            self.size = 0;
+        }
+        self.entries.len() < before
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.arena.clear();
+        self.size = 0;
+    }
+
+    /// Inserts (§4.4): evicts to make room; an entry larger than the capacity empties the
+    /// table and is not added. True if one of our entries was evicted (or the table emptied):
+    /// every older, unknown entry is then gone too.
+    fn insert(&mut self, name: &[u8], value: &[u8], name_unknown: bool) -> bool {
+        let size = name.len() + value.len() + ENTRY_OVERHEAD;
+        if size > self.capacity {
+            self.clear();
+            return true;
+        }
+        let evicted = self.evict_to(self.capacity - size);
+        // Compact when the evicted prefix of the arena is at least as large as what lives:
+        // the arena stays under twice the capacity plus one entry, copies are amortised O(1).
+        let live_start = self.entries.front().map_or(self.arena.len(), |e| e.off as usize);
+        if live_start > 0 && live_start >= self.arena.len() - live_start {
+            self.arena.copy_within(live_start.., 0);
+            self.arena.truncate(self.arena.len() - live_start);
+            for e in &mut self.entries {
+                e.off -= live_start as u32;
+            }
+        }
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(value);
+        self.entries.push_back(Entry {
+            off,
+            name_len: name.len() as u32,
+            value_len: value.len() as u32,
+            name_unknown,
+        });
+        self.size += size;
+        evicted
+    }
+}
+
+/// What an index names.
+enum Named<'a> {
+    Known(&'a [u8], &'a [u8]),
+    /// A pre-capture entry, or one whose name was such an entry.
+    Unknown {
+        value_len: usize,
+    },
+}
+
+/// Decoder of the header blocks one endpoint sends (one per direction of a connection).
+#[derive(Clone, Debug)]
+pub struct HpackDecoder {
+    table: DynamicTable,
+    /// The receiver's `SETTINGS_HEADER_TABLE_SIZE`: size updates above it are flagged.
+    limit: usize,
+    /// No entry from before the capture can remain in the encoder's table.
+    exact: bool,
+    /// The capacity was seen (connection start or a size update), not assumed.
+    capacity_known: bool,
+    max_list_bytes: usize,
+}
+
+impl HpackDecoder {
+    /// A decoder for a direction seen from the connection's start (client preface, or the
+    /// `101` of an h2c upgrade). `max_list_bytes` bounds each decoded list.
+    pub fn new(max_list_bytes: usize) -> HpackDecoder {
+        HpackDecoder {
+            table: DynamicTable { capacity: DEFAULT_TABLE_BYTES, ..DynamicTable::default() },
+            limit: DEFAULT_TABLE_BYTES,
+            exact: true,
+            capacity_known: true,
+            max_list_bytes,
+        }
+    }
+
+    /// A decoder for a direction joined mid-connection: the table's history is unknown and
+    /// its capacity assumed to be the default until a size update says otherwise.
+    pub fn mid_stream(max_list_bytes: usize) -> HpackDecoder {
+        let mut d = HpackDecoder::new(max_list_bytes);
+        d.forget();
+        d
+    }
+
+    /// Header blocks were lost (a cut or undecodable block): from now on the table's history
+    /// is unknown, as for [`HpackDecoder::mid_stream`]. The entries held are dropped: the
+    /// lost ones are newer than them.
+    pub fn forget(&mut self) {
+        self.table.clear();
+        self.exact = false;
+        self.capacity_known = false;
+    }
+
+    /// Sets the limit the receiver announced in its `SETTINGS_HEADER_TABLE_SIZE` (call it
+    /// with the *other* direction's SETTINGS). The capacity itself changes only with the
+    /// encoder's size updates, as the encoder's table does.
+    pub fn set_table_limit(&mut self, bytes: u32) {
+        self.limit = bytes as usize;
+    }
+
+    /// No entry from before the capture (or a lost block) can remain in the table, as far as
+    /// its capacity is known: every dynamic index is decoded exactly. (With an assumed
+    /// capacity, an index past the table is still reported unknown rather than an error.)
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+
+    /// Current capacity of the dynamic table (bytes, RFC 7541 size).
+    pub fn capacity(&self) -> usize {
+        self.table.capacity
+    }
+
+    /// Entries held, and their RFC 7541 size.
+    pub fn table_len(&self) -> (usize, usize) {
+        (self.table.entries.len(), self.table.size)
+    }
+
+    /// Dynamic table entry `i` (0 = newest), `None` if absent or its name is unknown.
+    pub fn table_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        match self.table.get(i)? {
+            (e, _, _) if e.name_unknown => None,
+            (_, n, v) => Some((n, v)),
+        }
+    }
+
+    /// Bytes allocated by the table (for memory accounting).
+    pub fn allocated(&self) -> usize {
+        self.table.arena.capacity() + self.table.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+
+    /// Once the entries we know fill the capacity (or one of them had to be evicted), no
+    /// pre-capture entry can remain: they are all older.
+    fn check_exact(&mut self, evicted_ours: bool) {
+        if evicted_ours || self.table.capacity - self.table.size.min(self.table.capacity) < ENTRY_OVERHEAD {
+            self.exact = true;
+        }
+    }
+
+    fn lookup(&self, index: u32) -> Result<Named<'_>, HpackError> {
+        let i = index as usize;
+        if i == 0 {
+            return Err(HpackError::BadIndex(index));
+        }
+        if i <= STATIC_TABLE.len() {
+            let (n, v) = STATIC_TABLE[i - 1];
+            return Ok(Named::Known(n.as_bytes(), v.as_bytes()));
+        }
+        match self.table.get(i - STATIC_TABLE.len() - 1) {
+            Some((e, _, v)) if e.name_unknown => Ok(Named::Unknown { value_len: v.len() }),
+            Some((_, n, v)) => Ok(Named::Known(n, v)),
+            None if self.exact && self.capacity_known => Err(HpackError::BadIndex(index)),
+            None => Ok(Named::Unknown { value_len: 0 }),
+        }
+    }
+
+    fn size_update(&mut self, size: u32, out: &mut HeaderList) {
+        let mut size = size as usize;
+        if size > self.limit {
+            out.over_limit = true;
+        }
+        self.capacity_known = true;
+        if size > MAX_TABLE_BYTES {
+            // We will evict entries the encoder keeps: references to them become unknown.
+            size = MAX_TABLE_BYTES;
+            self.capacity_known = false;
+        }
+        self.table.capacity = size;
+        let evicted = self.table.evict_to(size);
+        self.check_exact(evicted);
+    }
+
+    /// Decodes one complete header block into `out` (cleared first). On error `out` holds the
+    /// fields before the fault, and the decoder has forgotten its table
+    /// ([`HpackDecoder::forget`]): the encoder's inserts in the rest of the block are lost.
+    pub fn decode(&mut self, block: &[u8], out: &mut HeaderList) -> Result<(), HpackError> {
+        out.clear();
+        let r = self.decode_fields(block, out);
+        if r.is_err() {
+            self.forget();
+        }
+        r
+    }
+
+    fn decode_fields(&mut self, block: &[u8], out: &mut HeaderList) -> Result<(), HpackError> {
+        let mut p = 0;
+        while p < block.len() {
+            let b = block[p];
+            if b & 0x80 != 0 {
+                // Indexed field (§6.1).
+                let index = read_int(block, &mut p, 7)?;
+                match self.lookup(index)? {
+                    Named::Known(n, v) => push_field(out, self.max_list_bytes, n, v, false),
+                    Named::Unknown { value_len } => unknown_field(out, value_len),
+                }
+            } else if b & 0xe0 == 0x20 {
+                // Dynamic table size update (§6.3).
+                let size = read_int(block, &mut p, 5)?;
+                self.size_update(size, out);
+            } else {
+                // Literal (§6.2): with incremental indexing (01), never indexed (0001),
+                // without indexing (0000).
+                let (prefix, indexing, never) = match b {
+                    _ if b & 0xc0 == 0x40 => (6, true, false),
+                    _ if b & 0xf0 == 0x10 => (4, false, true),
+                    _ => (4, false, false),
+                };
+                let index = read_int(block, &mut p, prefix)?;
+                let start = out.bytes.len();
+                let name_known = if index == 0 {
+                    read_string(block, &mut p, &mut out.bytes)?;
+                    true
+                } else {
+                    match self.lookup(index)? {
+                        Named::Known(n, _) => {
+                            out.bytes.extend_from_slice(n);
+                            true
+                        }
+                        Named::Unknown { .. } => false,
+                    }
+                };
+                let mid = out.bytes.len();
+                read_string(block, &mut p, &mut out.bytes)?;
+                let end = out.bytes.len();
+                if indexing {
+                    let (name, value) = out.bytes[start..end].split_at(mid - start);
+                    let evicted = self.table.insert(name, value, !name_known);
+                    self.check_exact(evicted);
+                }
+                if name_known {
+                    out.bytes.truncate(end);
+                    keep_field(out, self.max_list_bytes, start, mid, never);
+                } else {
+                    out.bytes.truncate(start);
+                    unknown_field(out, end - mid);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts a field whose name (or name and value) is unknown.
+fn unknown_field(out: &mut HeaderList, value_len: usize) {
+    out.unknown += 1;
+    out.list_bytes += (value_len + ENTRY_OVERHEAD) as u64;
+}
+
+/// Appends a field whose bytes come from a table.
+fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], never: bool) {
+    let start = out.bytes.len();
+    if !out.oversize && out.list_bytes as usize + name.len() + value.len() + ENTRY_OVERHEAD <= max {
+        out.bytes.extend_from_slice(name);
+        out.bytes.extend_from_slice(value);
+        keep_field(out, max, start, start + name.len(), never);
+    } else {
+        // Counted without copying: a block of one-byte references to a large entry stays
+        // linear in its own length.
+        out.list_bytes += (name.len() + value.len() + ENTRY_OVERHEAD) as u64;
+        out.oversize = true;
+        out.dropped += 1;
+    }
+}
+
+/// Keeps (or drops, past the bound) the field decoded at `out.bytes[start..]`.
+fn keep_field(out: &mut HeaderList, max: usize, start: usize, mid: usize, never_indexed: bool) {
+    let end = out.bytes.len();
+    out.list_bytes += (end - start + ENTRY_OVERHEAD) as u64;
+    if out.oversize || out.list_bytes > max as u64 {
+        out.oversize = true;
+        out.dropped += 1;
+        out.bytes.truncate(start);
+        return;
+    }
+    out.spans.push(Span { start: start as u32, mid: mid as u32, end: end as u32, never_indexed });
+}
+
+/// Reads an integer with an `n`-bit prefix (§5.1), at most 32 bits.
+fn read_int(buf: &[u8], p: &mut usize, n: u8) -> Result<u32, HpackError> {
+    let max = (1u32 << n) - 1;
+    let mut v = (buf[*p] as u32) & max;
+    *p += 1;
+    if v < max {
+        return Ok(v);
+    }
+    let mut shift = 0;
+    loop {
+        let &b = buf.get(*p).ok_or(HpackError::Truncated)?;
+        *p += 1;
+        if shift > 28 {
+            return Err(HpackError::IntegerOverflow);
+        }
+        let add = ((b & 0x7f) as u64) << shift;
+        let sum = v as u64 + add;
+        v = u32::try_from(sum).map_err(|_| HpackError::IntegerOverflow)?;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+        shift += 7;
+    }
+}
+
+/// Reads a string literal (§5.2) and appends its bytes to `dst`.
+fn read_string(buf: &[u8], p: &mut usize, dst: &mut Vec<u8>) -> Result<(), HpackError> {
+    let &first = buf.get(*p).ok_or(HpackError::Truncated)?;
+    let len = read_int(buf, p, 7)? as usize;
+    let s = buf.get(*p..*p + len).ok_or(HpackError::Truncated)?;
+    *p += len;
+    if first & 0x80 != 0 {
+        huffman::decode(s, dst).map_err(|_| HpackError::Huffman)
+    } else {
+        dst.extend_from_slice(s);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn fields(l: &HeaderList) -> Vec<(String, String)> {
+        l.iter()
+            .map(|f| {
+                (String::from_utf8_lossy(f.name).into_owned(), String::from_utf8_lossy(f.value).into_owned())
+            })
+            .collect()
+    }
+
+    fn table(d: &HpackDecoder) -> Vec<(String, String)> {
+        (0..d.table_len().0)
+            .map(|i| {
+                let (n, v) = d.table_entry(i).unwrap();
+                (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned())
+            })
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())).collect()
+    }
+
+    /// Decodes `blocks` in order, checking the fields, the table (newest first) and its size
+    /// after each.
+    type Step<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)], usize);
+
+    fn run(d: &mut HpackDecoder, steps: &[Step<'_>]) {
+        let mut out = HeaderList::new();
+        for (i, (block, want, tbl, size)) in steps.iter().enumerate() {
+            d.decode(&hex(block), &mut out).unwrap_or_else(|e| panic!("block {i}: {e}"));
+            assert_eq!(fields(&out), pairs(want), "block {i}");
+            assert_eq!(table(d), pairs(tbl), "table after block {i}");
+            assert_eq!(d.table_len().1, *size, "size after block {i}");
+            assert_eq!(out.unknown, 0);
+        }
+    }
+
+    #[test]
+    fn rfc7541_c2_field_representations() {
+        let mut d = HpackDecoder::new(1 << 16);
+        let mut out = HeaderList::new();
+        // C.2.1 literal with indexing.
+        d.decode(&hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("custom-key", "custom-header")]));
+        assert_eq!((table(&d), d.table_len().1), (pairs(&[("custom-key", "custom-header")]), 55));
+        // C.2.2 literal without indexing.
+        let mut d = HpackDecoder::new(1 << 16);
+        d.decode(&hex("040c 2f73 616d 706c 652f 7061 7468"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[(":path", "/sample/path")]));
+        assert_eq!(d.table_len(), (0, 0));
+        // C.2.3 never indexed: the flag is kept.
+        d.decode(&hex("1008 7061 7373 776f 7264 0673 6563 7265 74"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("password", "secret")]));
+        assert!(out.get(0).unwrap().never_indexed);
+        assert_eq!(d.table_len(), (0, 0));
+        // C.2.4 indexed.
+        d.decode(&hex("82"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[(":method", "GET")]));
+        assert!(!out.get(0).unwrap().never_indexed);
+    }
+
+    const REQ1: &[(&str, &str)] =
+        &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
+    const REQ2: &[(&str, &str)] = &[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "www.example.com"),
+        ("cache-control", "no-cache"),
+    ];
+    const REQ3: &[(&str, &str)] = &[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", "/index.html"),
+        (":authority", "www.example.com"),
+        ("custom-key", "custom-value"),
+    ];
+    const T1: &[(&str, &str)] = &[(":authority", "www.example.com")];
+    const T2: &[(&str, &str)] = &[("cache-control", "no-cache"), (":authority", "www.example.com")];
+    const T3: &[(&str, &str)] =
+        &[("custom-key", "custom-value"), ("cache-control", "no-cache"), (":authority", "www.example.com")];
+
+    #[test]
+    fn rfc7541_c3_requests_without_huffman() {
+        run(
+            &mut HpackDecoder::new(1 << 16),
+            &[
+                ("8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d", REQ1, T1, 57),
+                ("8286 84be 5808 6e6f 2d63 6163 6865", REQ2, T2, 110),
+                ("8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65", REQ3, T3, 164),
+            ],
+        );
+    }
+
+    #[test]
+    fn rfc7541_c4_requests_with_huffman() {
+        run(
+            &mut HpackDecoder::new(1 << 16),
+            &[
+                ("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff", REQ1, T1, 57),
+                ("8286 84be 5886 a8eb 1064 9cbf", REQ2, T2, 110),
+                ("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf", REQ3, T3, 164),
+            ],
+        );
+    }
+
+    const DATE1: &str = "Mon, 21 Oct 2013 20:13:21 GMT";
+    const DATE2: &str = "Mon, 21 Oct 2013 20:13:22 GMT";
+    const LOC: &str = "https://www.example.com";
+    const COOKIE: &str = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
+
+    /// C.5 and C.6: responses with a 256-byte table, with evictions.
+    fn responses(blocks: [&str; 3]) {
+        let mut d = HpackDecoder::new(1 << 16);
+        d.table.capacity = 256;
+        let r1 = [(":status", "302"), ("cache-control", "private"), ("date", DATE1), ("location", LOC)];
+        let t1 = [("location", LOC), ("date", DATE1), ("cache-control", "private"), (":status", "302")];
+        let r2 = [(":status", "307"), ("cache-control", "private"), ("date", DATE1), ("location", LOC)];
+        let t2 = [(":status", "307"), ("location", LOC), ("date", DATE1), ("cache-control", "private")];
+        let r3 = [
+            (":status", "200"),
+            ("cache-control", "private"),
+            ("date", DATE2),
+            ("location", LOC),
+            ("content-encoding", "gzip"),
+            ("set-cookie", COOKIE),
+        ];
+        let t3 = [("set-cookie", COOKIE), ("content-encoding", "gzip"), ("date", DATE2)];
+        run(&mut d, &[(blocks[0], &r1, &t1, 222), (blocks[1], &r2, &t2, 222), (blocks[2], &r3, &t3, 215)]);
+    }
+
+    #[test]
+    fn rfc7541_c5_responses_without_huffman() {
+        responses([
+            "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133
+             2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70
+             6c65 2e63 6f6d",
+            "4803 3330 37c1 c0bf",
+            "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d
+             54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049
+             5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e
+             3d31",
+        ]);
+    }
+
+    #[test]
+    fn rfc7541_c6_responses_with_huffman() {
+        responses([
+            "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6
+             2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+            "4883 640e ffc1 c0bf",
+            "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab
+             77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f
+             9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+        ]);
+    }
+
+    #[test]
+    fn size_updates_follow_the_encoder_and_flag_the_limit() {
+        let mut d = HpackDecoder::new(1 << 16);
+        let mut out = HeaderList::new();
+        d.decode(&hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"), &mut out).unwrap();
+        // Size update to 0 (0x20) empties the table; then to 100 (0x3f 0x45).
+        d.decode(&hex("20 3f45 82"), &mut out).unwrap();
+        assert_eq!((d.table_len(), d.capacity(), out.over_limit), ((0, 0), 100, false));
+        // Above the receiver's limit: flagged, applied; above the hard cap: capped.
+        d.set_table_limit(50);
+        d.decode(&hex("3f45"), &mut out).unwrap();
+        assert!(out.over_limit);
+        d.decode(&hex("3fe1 ffff 0f"), &mut out).unwrap();
+        assert_eq!(d.capacity(), MAX_TABLE_BYTES);
+    }
+
+    #[test]
+    fn mid_stream_reports_unknown_fields_then_becomes_exact() {
+        // The encoder's table has an entry from before the capture (index 62) when we join.
+        let mut d = HpackDecoder::mid_stream(1 << 16);
+        let mut out = HeaderList::new();
+        // :method GET, index 62 (pre-capture), then a literal with indexing (custom-key).
+        d.decode(&hex("82 be 400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"), &mut out)
+            .unwrap();
+        assert_eq!(fields(&out), pairs(&[(":method", "GET"), ("custom-key", "custom-header")]));
+        assert_eq!(out.unknown, 1);
+        assert!(!d.is_exact());
+        // Now 62 is custom-key (ours), 63 the old unknown entry: alignment kept.
+        d.decode(&hex("be bf"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("custom-key", "custom-header")]));
+        assert_eq!(out.unknown, 1);
+        // A literal that names the unknown entry and is indexed: its value is stored, its name
+        // is unknown; referencing it is unknown too.
+        d.decode(&hex("7f01 0376 616c be"), &mut out).unwrap();
+        assert_eq!((out.len(), out.unknown), (0, 2));
+        // A size update to 0 empties the encoder's table: exact again; an index past the table
+        // is then an error.
+        d.decode(&hex("20 3f e1 1f"), &mut out).unwrap();
+        assert!(d.is_exact());
+        assert_eq!(d.decode(&hex("be"), &mut out), Err(HpackError::BadIndex(62)));
+        assert!(!d.is_exact(), "an error forgets the table");
+    }
+
+    #[test]
+    fn filling_the_table_makes_a_mid_stream_decoder_exact() {
+        let mut d = HpackDecoder::mid_stream(1 << 16);
+        let mut out = HeaderList::new();
+        // Inserts of 32 + 1 + 100 bytes each: 31 of them fill 4096 bytes.
+        let mut block = Vec::new();
+        for _ in 0..31 {
+            block.extend_from_slice(&[0x40, 1, b'x', 100]);
+            block.extend_from_slice(&[b'v'; 100]);
+        }
+        d.decode(&block, &mut out).unwrap();
+        assert_eq!(out.len(), 31);
+        assert!(d.is_exact());
+        assert_eq!(d.table_len(), (30, 30 * 133));
+        // Past the table with an assumed capacity: unknown, not an error.
+        d.decode(&hex("ff 20"), &mut out).unwrap();
+        assert_eq!((out.len(), out.unknown), (0, 1));
+    }
+
+    #[test]
+    fn bombs_are_counted_not_copied() {
+        // One 4000-byte entry referenced 10000 times: 40 MB of headers from 10 KB.
+        let mut d = HpackDecoder::new(64 * 1024);
+        let mut out = HeaderList::new();
+        let mut block = vec![0x40, 1, b'b', 0x7f];
+        let mut len = Vec::new();
+        let mut n = 4000 - 127;
+        while n >= 128 {
+            len.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        len.push(n as u8);
+        block.extend_from_slice(&len);
+        block.extend_from_slice(&[b'z'; 4000]);
+        block.extend(std::iter::repeat_n(0xbe, 10_000));
+        d.decode(&block, &mut out).unwrap();
+        assert!(out.oversize);
+        assert_eq!(out.len(), 16);
+        assert_eq!(out.dropped, 10_001 - 16);
+        assert_eq!(out.list_bytes, 10_001 * (4000 + 1 + 32));
+        assert!(out.allocated() < 100 * 1024, "{}", out.allocated());
+    }
+
+    #[test]
+    fn malformed_blocks_are_errors_not_panics() {
+        let mut d = HpackDecoder::new(1 << 16);
+        let mut out = HeaderList::new();
+        for (b, e) in [
+            ("80", HpackError::BadIndex(0)),
+            ("ff", HpackError::Truncated),
+            ("ff ff ff ff ff ff 01", HpackError::IntegerOverflow),
+            ("40", HpackError::Truncated),
+            ("4005 61", HpackError::Truncated),
+            ("0081 ff", HpackError::Huffman),
+            ("c0", HpackError::BadIndex(64)),
+        ] {
+            let mut d2 = HpackDecoder::new(1 << 16);
+            assert_eq!(d2.decode(&hex(b), &mut out), Err(e), "{b}");
+        }
+        // Fields before the fault are kept.
+        assert_eq!(d.decode(&hex("82 84 ff"), &mut out), Err(HpackError::Truncated));
+        assert_eq!(out.len(), 2);
+    }
+}

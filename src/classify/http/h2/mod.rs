@@ -1,0 +1,146 @@
+//! HTTP/2 (RFC 9113) for a passive observer: the frame layer ([`frame`]), HPACK ([`hpack`],
+//! [`huffman`]) and [`H2Direction`], which joins them for one direction of a connection and
+//! reports [`H2Event`]s. The classifier owns two of them per connection, passes each side's
+//! SETTINGS to the other side's HPACK limit, and keeps the per-stream report.
+//!
+//! Input is any in-order byte stream of one direction: reassembled TCP (h2c) or, later,
+//! decrypted TLS with ALPN `h2`. A gap ends the direction ([`frame::EndReason::Gap`]); a
+//! capture that starts mid-connection is joined with [`frame::find_frame_chain`] and
+//! [`H2Direction::mid_stream`], whose HPACK reports fields it cannot know instead of guessing.
+
+pub mod frame;
+pub mod hpack;
+pub mod huffman;
+#[cfg(test)]
+mod tests;
+
+pub use frame::{
+    find_frame_chain, Block, BlockKind, CutReason, EndReason, ErrorCode, Frame, FrameDecoder, FrameType,
+    Priority, SettingId, Settings, Start, PREFACE,
+};
+pub use hpack::{Field, HeaderList, HpackDecoder, HpackError};
+
+/// Limits of one direction.
+#[derive(Clone, Copy, Debug)]
+pub struct H2Limits {
+    /// Largest header block assembled (HPACK bytes, HEADERS plus CONTINUATIONs); a longer
+    /// one is cut ([`CutReason::TooLarge`]).
+    pub max_block_bytes: usize,
+    /// Largest decoded header list kept (RFC 9113 §6.5.2 size); past it fields are counted
+    /// ([`HeaderList::oversize`]).
+    pub max_list_bytes: usize,
+}
+
+/// A decoded header block.
+#[derive(Clone, Copy, Debug)]
+pub struct Headers<'a> {
+    /// Stream of the HEADERS or PUSH_PROMISE frame.
+    pub stream: u32,
+    /// HEADERS, or PUSH_PROMISE with the promised stream (whose request these fields are).
+    pub kind: BlockKind,
+    /// END_STREAM on the HEADERS frame.
+    pub end_stream: bool,
+    /// Priority fields of the HEADERS frame.
+    pub priority: Option<Priority>,
+    /// The fields decoded (empty if cut), with unknown and dropped counts and flags.
+    pub fields: &'a HeaderList,
+    /// The block was not assembled; its fields are lost and the HPACK table forgotten.
+    pub cut: Option<CutReason>,
+    /// The block could not be decoded (fields before the fault are kept); the HPACK table was
+    /// forgotten.
+    pub error: Option<HpackError>,
+}
+
+/// One event of a direction.
+#[derive(Clone, Copy, Debug)]
+pub enum H2Event<'a> {
+    /// A frame other than a header block (header blocks come as [`H2Event::Headers`]).
+    Frame(Frame<'a>),
+    /// A header block, decoded.
+    Headers(Headers<'a>),
+}
+
+/// Frames and HPACK of the bytes one endpoint sends.
+#[derive(Clone, Debug)]
+pub struct H2Direction {
+    frames: FrameDecoder,
+    hpack: HpackDecoder,
+    list: HeaderList,
+}
+
+impl H2Direction {
+    /// A direction seen from the connection's start: `Start::Preface` for the client,
+    /// `Start::Frame` for the server.
+    pub fn new(start: Start, limits: H2Limits) -> H2Direction {
+        H2Direction {
+            frames: FrameDecoder::new(start, limits.max_block_bytes),
+            hpack: HpackDecoder::new(limits.max_list_bytes),
+            list: HeaderList::new(),
+        }
+    }
+
+    /// A direction joined mid-connection, at a frame header (see [`find_frame_chain`]).
+    pub fn mid_stream(limits: H2Limits) -> H2Direction {
+        H2Direction {
+            frames: FrameDecoder::new(Start::Frame, limits.max_block_bytes),
+            hpack: HpackDecoder::mid_stream(limits.max_list_bytes),
+            list: HeaderList::new(),
+        }
+    }
+
+    /// Feeds the next in-order bytes; events go to `sink` in stream order.
+    pub fn feed<F: FnMut(H2Event<'_>)>(&mut self, data: &[u8], sink: &mut F) {
+        let (hpack, list) = (&mut self.hpack, &mut self.list);
+        self.frames.feed(data, &mut |f| match f {
+            Frame::Block(b) => {
+                let error = if b.cut.is_some() {
+                    hpack.forget();
+                    list.clear_for_cut();
+                    None
+                } else {
+                    hpack.decode(b.fragment, list).err()
+                };
+                sink(H2Event::Headers(Headers {
+                    stream: b.stream,
+                    kind: b.kind,
+                    end_stream: b.end_stream,
+                    priority: b.priority,
+                    fields: list,
+                    cut: b.cut,
+                    error,
+                }))
+            }
+            f => sink(H2Event::Frame(f)),
+        });
+    }
+
+    /// Bytes of this direction were lost: decoding ends.
+    pub fn gap(&mut self) {
+        self.frames.gap();
+    }
+
+    /// Why decoding ended, if it did.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.frames.end_reason()
+    }
+
+    /// The receiver's `SETTINGS_HEADER_TABLE_SIZE` (from the other direction's SETTINGS).
+    pub fn set_table_limit(&mut self, bytes: u32) {
+        self.hpack.set_table_limit(bytes);
+    }
+
+    /// The HPACK decoder (table state, for diagnostics and tests).
+    pub fn hpack(&self) -> &HpackDecoder {
+        &self.hpack
+    }
+
+    /// Frames whose header was read.
+    pub fn frames(&self) -> u64 {
+        self.frames.frames()
+    }
+
+    /// Bytes allocated by buffers and the HPACK table.
+    pub fn allocated(&self) -> usize {
+        self.frames.buffered() + self.hpack.allocated() + self.list.allocated()
+    }
+}
