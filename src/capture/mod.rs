@@ -124,22 +124,17 @@ pub enum CaptureError {
         what: String,
     },
     /// A live capture failed while reading.
-    #[error("{interface}: capture failed: {message}")]
-    Live {
-        /// Interface name.
-        interface: String,
-        /// libpcap's message.
-        message: String,
-    },
+    #[error(transparent)]
+    Live(live::LiveError),
     /// The BPF filter does not compile for a link type met in the file.
-    #[error("{path}: the filter does not apply to {linktype}: {message}")]
+    #[error("{path}: the filter does not apply to {linktype}: {source}")]
     Filter {
         /// File name as given.
         path: String,
         /// Name of the link type.
         linktype: String,
-        /// libpcap's message.
-        message: String,
+        /// libpcap's error.
+        source: pcap::Error,
     },
     /// Writing packets (`-w`) failed.
     #[error(transparent)]

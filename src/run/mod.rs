@@ -201,7 +201,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                     }
                 }
             }
-            Err(msg) => {
+            Err(e) => {
+                let msg = e.to_string();
                 if !cfg.quiet {
                     writeln!(diag, "tlspeek: {msg}")?;
                 }
