@@ -334,7 +334,7 @@ impl FlowClassifier {
                 self.sides[other].mode = Mode::Http;
                 self.feed_mode(side.other(), &pending, ts);
                 if std::mem::take(&mut self.sides[other].gap_after_pending) {
-                    self.gap_mode(side.other(), 0);
+                    self.gap_mode(side.other());
                 }
             } else {
                 self.give_up_tentative(side.other(), ts);
@@ -440,7 +440,7 @@ impl FlowClassifier {
 
     /// What is known so far, without ending the flow (live `classified` events).
     pub fn snapshot(&self, client: Side) -> Classified {
-        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish(client));
+        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish());
         let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         self.classified(http, tls, self.client_hint())
     }
@@ -530,8 +530,8 @@ impl StreamSink for FlowClassifier {
         f
     }
 
-    fn gap(&mut self, side: Side, lost: u32) -> Feed {
-        let f = self.gap_mode(side, lost);
+    fn gap(&mut self, side: Side, _lost: u32) -> Feed {
+        let f = self.gap_mode(side);
         self.recount();
         f
     }
@@ -547,7 +547,7 @@ impl FlowClassifier {
             + self.http.as_ref().map_or(0, |h| h.buffered());
     }
 
-    fn gap_mode(&mut self, side: Side, _lost: u32) -> Feed {
+    fn gap_mode(&mut self, side: Side) -> Feed {
         let s = side.idx();
         match self.sides[s].mode {
             Mode::Tls => {

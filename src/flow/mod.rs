@@ -191,10 +191,6 @@ pub struct Processed {
 pub struct TableStats {
     /// Flows evicted because the table was full.
     pub evicted: u64,
-    /// Directions whose reassembly was stopped by the total queue limit.
-    pub memory_limited: u64,
-    /// Largest number of flows alive at once.
-    pub peak_flows: usize,
     /// Packets that arrived on a closed flow after it was reported (late ACKs, RSTs,
     /// retransmissions), dropped instead of starting a mid-stream flow.
     pub late_packets: u64,
@@ -294,7 +290,7 @@ impl<S: StreamSink> FlowTable<S> {
             Some(e) => e,
             None => {
                 if self.map.len() >= self.limits.max_flows {
-                    self.evict(ts, finished);
+                    self.evict(finished);
                 }
                 (self.insert(key, src_lo, seg, ts, order, new_sink()), src_lo)
             }
@@ -363,7 +359,6 @@ impl<S: StreamSink> FlowTable<S> {
                 after = f.half[s].queued_bytes() + f.sink.buffered();
                 self.total_buffered += after;
                 f.meta.memory_limited = true;
-                self.stats.memory_limited += 1;
             }
             if f.meta.stats[s] != f.half[s].stats {
                 f.meta.stats[s] = f.half[s].stats;
@@ -446,7 +441,6 @@ impl<S: StreamSink> FlowTable<S> {
         };
         self.map.insert(key, (i, src_lo));
         self.live_orders.insert(order);
-        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         i
     }
 
@@ -520,7 +514,7 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Table full: end the least recently active 1/64 of the flows (at least one).
-    fn evict(&mut self, _now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+    fn evict(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
         let mut ages: Vec<(Timestamp, usize)> =
             self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i))).collect();
         let n = (ages.len() / 64).max(1).min(ages.len());

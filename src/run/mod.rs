@@ -29,7 +29,7 @@ use sink::{RenderMode, Sink};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use worker::Worker;
+use worker::{Input, ShardId, Worker};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,7 +294,8 @@ fn analyze(
     // Files release finished flows in batches; a live capture (or -l) releases them at once.
     let batch: u64 = if reader.total_len().is_some() && !cfg.line_buffered { 8192 } else { 1 };
     let live = reader.is_live();
-    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1, RenderMode::None);
+    let input = Input { name: &name, nanos: reader.nanosecond_precision(), live, base };
+    let mut w = Worker::new(cfg, &input, ShardId { index: 0, count: 1 }, RenderMode::None);
     let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;

@@ -6,7 +6,7 @@
 use super::merge::{Merger, Pending, XfccSeen};
 use super::shard::shard_of;
 use super::sink::Sink;
-use super::worker::{Worker, DEFERRED_FLOWS, ENDED_BATCH};
+use super::worker::{Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
 use super::{finish_file, Config};
 use crate::capture::SharedSource;
 use crate::flow::client::is_server_answer;
@@ -20,6 +20,13 @@ pub(super) enum Msg {
     Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
     /// The worker took every batch.
     End { shard: usize, worker: Box<Worker> },
+}
+
+/// A worker thread's channels to the merging thread: its reports go out on `tx`, and the
+/// reports the merger has written come back on `spent`, to be freed where they were allocated.
+pub(super) struct MergerLink {
+    pub(super) tx: std::sync::mpsc::SyncSender<Msg>,
+    pub(super) spent: std::sync::mpsc::Receiver<Vec<Pending>>,
 }
 
 /// Packets between two batches of reports sent by a worker to the merging thread. Each batch
@@ -132,19 +139,14 @@ impl Worker {
     /// [`Self::finished_upto`]; flows ended but not finished stay (see [`DEFERRED_FLOWS`]),
     /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
     /// batch, here where it was allocated. False when the merger is gone (output error).
-    pub(super) fn send_finished(
-        &mut self,
-        tx: &std::sync::mpsc::SyncSender<Msg>,
-        spent: &std::sync::mpsc::Receiver<Vec<Pending>>,
-        last: bool,
-    ) -> bool {
-        spent.try_iter().for_each(drop);
+    pub(super) fn send_finished(&mut self, link: &MergerLink, last: bool) -> bool {
+        link.spent.try_iter().for_each(drop);
         if last {
             self.finish_ended();
         }
         let processed = self.finished_upto();
         let (done, xfcc) = (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc));
-        tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
+        link.tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
     }
 }
 
@@ -202,14 +204,12 @@ impl Worker {
 
 /// The dispatching thread: reads every packet once, follows shard 0, and sends each other
 /// shard worker its batch every [`DISPATCH_BATCH`] packets. Returns the counting worker and the read error, if any.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn dispatch<R: SharedSource>(
     reader: &mut R,
     mut d: Worker,
     to: Vec<std::sync::mpsc::SyncSender<Batch>>,
     free: Vec<std::sync::mpsc::Receiver<Batch>>,
-    tx: std::sync::mpsc::SyncSender<Msg>,
-    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    link: &MergerLink,
     progress: Option<indicatif::ProgressBar>,
 ) -> (Worker, Option<String>) {
     // Batches for shards 1..; shard 0 is followed here.
@@ -240,7 +240,7 @@ pub(super) fn dispatch<R: SharedSource>(
                 }
             }
         }
-        !reports || d.send_finished(&tx, &spent, last)
+        !reports || d.send_finished(link, last)
     };
     let mut error = None;
     loop {
@@ -274,8 +274,7 @@ pub(super) fn shard_main(
     mut w: Worker,
     batches: std::sync::mpsc::Receiver<Batch>,
     free: std::sync::mpsc::Sender<Batch>,
-    tx: std::sync::mpsc::SyncSender<Msg>,
-    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    link: MergerLink,
 ) {
     let shard = w.out.shard;
     loop {
@@ -292,7 +291,7 @@ pub(super) fn shard_main(
             },
         };
         w.dispatched(&b);
-        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_finished(&tx, &spent, false) {
+        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_finished(&link, false) {
             return; // the merger stopped (output error)
         }
         b.data.clear();
@@ -301,8 +300,8 @@ pub(super) fn shard_main(
         b.bytes = 0;
         let _ = free.send(b);
     }
-    if w.send_finished(&tx, &spent, true) {
-        let _ = tx.send(Msg::End { shard, worker: Box::new(w) });
+    if w.send_finished(&link, true) {
+        let _ = link.tx.send(Msg::End { shard, worker: Box::new(w) });
     }
 }
 
@@ -359,7 +358,8 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut back = Vec::new();
     let mut workers: Vec<Option<Box<Worker>>> = (0..shards).map(|_| None).collect();
-    let mut d = Worker::new(cfg, &name, nanos, false, base, 0, shards, render);
+    let input = Input { name: &name, nanos, live: false, base };
+    let mut d = Worker::new(cfg, &input, ShardId { index: 0, count: shards }, render);
     d.counting = true;
     d.defer = DEFERRED_FLOWS;
     let result = std::thread::scope(|scope| -> io::Result<Option<String>> {
@@ -369,7 +369,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
         let (back_tx, back_rx) = std::sync::mpsc::channel();
         back.push(back_tx);
         for i in 1..shards {
-            let mut w = Worker::new(cfg, &name, nanos, false, base, i, shards, render);
+            let mut w = Worker::new(cfg, &input, ShardId { index: i, count: shards }, render);
             w.defer = DEFERRED_FLOWS;
             let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
             let (free_tx, free_rx) = std::sync::mpsc::channel();
@@ -377,14 +377,15 @@ pub(super) fn analyze_parallel<R: SharedSource>(
             to.push(batch_tx);
             free.push(free_rx);
             back.push(back_tx);
-            let tx = tx.clone();
-            scope.spawn(move || shard_main(w, batch_rx, free_tx, tx, back_rx));
+            let link = MergerLink { tx: tx.clone(), spent: back_rx };
+            scope.spawn(move || shard_main(w, batch_rx, free_tx, link));
         }
         let bar = progress.clone();
         let reader = &mut reader;
         let dispatcher = scope.spawn(move || {
-            let (d, error) = dispatch(reader, d, to, free, tx.clone(), back_rx, bar);
-            let _ = tx.send(Msg::End { shard: 0, worker: Box::new(d) });
+            let link = MergerLink { tx, spent: back_rx };
+            let (d, error) = dispatch(reader, d, to, free, &link, bar);
+            let _ = link.tx.send(Msg::End { shard: 0, worker: Box::new(d) });
             error
         });
         let _batch = BatchPolicy::enter();

@@ -90,6 +90,25 @@ pub(super) struct FlowOut {
     pub(super) shard: usize,
 }
 
+/// The input a [`Worker`] follows.
+pub(super) struct Input<'a> {
+    /// File or interface name (the reports' `source`).
+    pub(super) name: &'a str,
+    /// Timestamps carry nanoseconds.
+    pub(super) nanos: bool,
+    /// A live capture: flows are announced as soon as they are classified.
+    pub(super) live: bool,
+    /// Packets of the inputs read before this one.
+    pub(super) base: u64,
+}
+
+/// Which shard of how many a [`Worker`] follows (0 of 1: every flow).
+#[derive(Clone, Copy)]
+pub(super) struct ShardId {
+    pub(super) index: u64,
+    pub(super) count: u64,
+}
+
 /// A flow ending now: how to report it, and the number of the packet at which it ends.
 #[derive(Clone, Copy)]
 pub(super) struct Ending<'a> {
@@ -149,17 +168,9 @@ pub(super) fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: End
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        cfg: &Config,
-        name: &str,
-        nanos: bool,
-        live: bool,
-        base: u64,
-        shard: u64,
-        shards: u64,
-        render: RenderMode,
-    ) -> Worker {
+    pub(super) fn new(cfg: &Config, input: &Input<'_>, shard: ShardId, render: RenderMode) -> Worker {
+        let Input { name, nanos, live, base } = *input;
+        let ShardId { index: shard, count: shards } = shard;
         // The limits are shared out like the flows (see `shard_of`).
         let share = |total: usize| {
             let units = share_units(shards);
