@@ -133,7 +133,7 @@ impl FlowClassifier {
     /// Prefetches one level of what [`FlowClassifier::finish`] and the report read: `stage` 0
     /// the sessions and the previews, then 1 and 2 the sessions' levels of pointers, each
     /// reading only what the stage before fetched. The flows ended in one batch are finished
-    /// in turn while the next ones are fetched stage by stage (`run::worker::Worker::finish_ended`):
+    /// in turn while the next ones are fetched stage by stage (`run::worker::Worker::report_ended`):
     /// their memory is cold, and read one flow at a time, each miss waited for the one before.
     pub fn prefetch(&self, stage: u8) {
         use crate::wire::prefetch;

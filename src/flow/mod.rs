@@ -250,7 +250,7 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
     /// capture) orders flows by first packet. `new_sink` makes the consumer of a new flow;
-    /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
+    /// `ended` receives every flow that ends (here: reused tuples, evictions, timeouts).
     /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]), and whether
     /// the segment was fed to it.
     pub fn process(
@@ -259,9 +259,9 @@ impl<S: StreamSink> FlowTable<S> {
         ts: Timestamp,
         order: u64,
         new_sink: &mut dyn FnMut() -> S,
-        finished: &mut dyn FnMut(FlowMeta, S),
+        ended: &mut dyn FnMut(FlowMeta, S),
     ) -> Option<Processed> {
-        self.maybe_sweep(ts, finished);
+        self.maybe_sweep(ts, ended);
         let (key, src_lo) = key_of(seg);
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         let mut slot = self.map.get(&key).copied();
@@ -271,7 +271,7 @@ impl<S: StreamSink> FlowTable<S> {
                 let reused =
                     f.syn_seq != Some(seg.seq) && (f.meta.closed() || f.meta.bytes[0] + f.meta.bytes[1] > 0);
                 if reused {
-                    self.end_flow(i, EndReason::Reused, finished);
+                    self.end_slot(i, EndReason::Reused, ended);
                     slot = None;
                 }
             }
@@ -290,7 +290,7 @@ impl<S: StreamSink> FlowTable<S> {
             Some(e) => e,
             None => {
                 if self.map.len() >= self.limits.max_flows {
-                    self.evict(finished);
+                    self.evict(ended);
                 }
                 (self.insert(key, src_lo, seg, ts, order, new_sink()), src_lo)
             }
@@ -382,7 +382,7 @@ impl<S: StreamSink> FlowTable<S> {
             && (fin_acked || seg.has(tcp_flags::RST))
             && f.half[0].queued_bytes() + f.half[1].queued_bytes() == 0;
         if final_ack {
-            self.end_flow(i, EndReason::Closed, finished);
+            self.end_slot(i, EndReason::Closed, ended);
             return None;
         }
         Some(Processed { slot: i, fed })
@@ -444,7 +444,7 @@ impl<S: StreamSink> FlowTable<S> {
         i
     }
 
-    fn end_flow(&mut self, i: usize, why: EndReason, finished: &mut dyn FnMut(FlowMeta, S)) {
+    fn end_slot(&mut self, i: usize, why: EndReason, ended: &mut dyn FnMut(FlowMeta, S)) {
         let Some(mut f) = self.slots[i].take() else { return };
         self.free.push(i);
         self.live_orders.remove(&f.meta.order);
@@ -472,11 +472,11 @@ impl<S: StreamSink> FlowTable<S> {
             f.meta.stats[s] = f.half[s].stats;
         }
         f.meta.end = if why == EndReason::CaptureEnd && f.meta.closed() { EndReason::Closed } else { why };
-        finished(f.meta, f.sink);
+        ended(f.meta, f.sink);
     }
 
     /// Ends flows that are idle (or closed and quiet) at `now`; at most once per second.
-    pub fn maybe_sweep(&mut self, now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+    pub fn maybe_sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
         match self.last_sweep {
             Some(t) if now.secs - t < 1 => return,
             None => {
@@ -508,13 +508,13 @@ impl<S: StreamSink> FlowTable<S> {
             })
             .collect();
         for (i, why) in expired {
-            self.end_flow(i, why, finished);
+            self.end_slot(i, why, ended);
         }
         self.tombstones.retain(|_, until| *until >= now.secs);
     }
 
     /// Table full: end the least recently active 1/64 of the flows (at least one).
-    fn evict(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
+    fn evict(&mut self, ended: &mut dyn FnMut(FlowMeta, S)) {
         let mut ages: Vec<(Timestamp, usize)> =
             self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i))).collect();
         let n = (ages.len() / 64).max(1).min(ages.len());
@@ -524,14 +524,14 @@ impl<S: StreamSink> FlowTable<S> {
         ages.select_nth_unstable(n - 1);
         for &(_, i) in &ages[..n] {
             self.stats.evicted += 1;
-            self.end_flow(i, EndReason::Evicted, finished);
+            self.end_slot(i, EndReason::Evicted, ended);
         }
     }
 
     /// Ends every flow (end of capture), in order of first packet.
-    pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
+    pub fn end_all(&mut self, ended: &mut dyn FnMut(FlowMeta, S)) {
         if let Some(&last) = self.live_orders.last() {
-            self.finish_up_to(last, finished);
+            self.end_open_up_to(last, ended);
         }
     }
 
@@ -542,7 +542,7 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Ends (capture end) every live flow whose first packet is number `last` or earlier,
     /// oldest first; returns how many.
-    pub fn finish_up_to(&mut self, last: u64, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
+    pub fn end_open_up_to(&mut self, last: u64, ended: &mut dyn FnMut(FlowMeta, S)) -> usize {
         if self.live_orders.first().is_none_or(|&o| o > last) {
             return 0;
         }
@@ -556,7 +556,7 @@ impl<S: StreamSink> FlowTable<S> {
         live.sort_unstable();
         let count = live.len();
         for (_, i) in live {
-            self.end_flow(i, EndReason::CaptureEnd, finished);
+            self.end_slot(i, EndReason::CaptureEnd, ended);
         }
         count
     }
@@ -596,7 +596,7 @@ mod tests {
                 done.push((m, r))
             });
         }
-        t.finish_all(&mut |m, r| done.push((m, r)));
+        t.end_all(&mut |m, r| done.push((m, r)));
         done
     }
 
@@ -639,7 +639,7 @@ mod tests {
                 done.push((m, r))
             });
         }
-        t.finish_all(&mut |m, r| done.push((m, r)));
+        t.end_all(&mut |m, r| done.push((m, r)));
         assert_eq!(done.len(), 2);
         assert_eq!((done[0].0.packets, done[0].0.end), ([3, 2], EndReason::Closed));
         assert_eq!(done[1].0.syn_from, Some(Side::A));
