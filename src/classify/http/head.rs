@@ -137,6 +137,7 @@ impl HttpSession {
     }
 
     /// What the head says of its body's framing (RFC 9112 §6.1, §6.3).
+    #[inline(always)]
     fn body_headers(&mut self, h: &Head<'_>) -> BodyHeaders {
         // RFC 9112 §6.1: the last transfer coding decides; `identity` is an obsolete no-op.
         let coding = h.tokens(b"transfer-encoding").rfind(|t| !t.eq_ignore_ascii_case(b"identity"));
@@ -149,6 +150,7 @@ impl HttpSession {
     }
 
     /// Records a request head of `side` (the client) and sets up its body.
+    #[inline(always)]
     fn request(
         &mut self,
         side: Side,
@@ -198,6 +200,7 @@ impl HttpSession {
 
     /// Records a response head of `side` (the server), matches it to its request, and sets up
     /// its body, or the switch to another protocol (`101`, a `2xx` to CONNECT).
+    #[inline(always)]
     fn response(
         &mut self,
         side: Side,
@@ -253,6 +256,7 @@ impl HttpSession {
 
     /// A `101 Switching Protocols` from `side` to request `req`: both directions switch to
     /// the new protocol (h2c, websocket, ...).
+    #[inline(always)]
     fn switched(&mut self, side: Side, h: &Head<'_>, req: Pending) -> MsgStep {
         let token = h.fields(b"upgrade").next().map(upgrade_token);
         let to = if req.h2c || token.as_deref() == Some("h2c") { SwitchTo::H2c } else { SwitchTo::Upgraded };
