@@ -247,23 +247,123 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
+/// A value of an option that does not parse (clap prints it after the option's name).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// `--exempt-ports`: an item is not a port number.
+    #[error("'{0}' is not a port number")]
+    NotAPort(String),
+    /// `--cert-warn`: not a duration.
+    #[error("'{0}' is not a duration like 3600, 90s, 30m, 1h or 2d")]
+    NotADuration(String),
+    /// `--cert-warn`: below zero.
+    #[error("'{0}' is negative")]
+    Negative(String),
+    /// A size or duration whose value overflows.
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+    /// `--max-*-bytes`: not a byte size.
+    #[error("'{0}' is not a byte size like 65536, 64K, 256M or 1G")]
+    NotAByteSize(String),
+    /// `-C 0`.
+    #[error("the file size must be at least 1")]
+    ZeroFileSize,
+    /// `-C`: not a file size.
+    #[error("'{0}' is not a file size like 10 (millions of bytes), 512k or 20m")]
+    NotAFileSize(String),
+}
+
+/// A command line whose options parse but do not go together (or that tlspeek refuses).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither `-r` nor `-i`.
+    #[error("nothing to read: give -r FILE (capture file, - for stdin) or -i IFACE (live; -D lists them)")]
+    NothingToRead,
+    /// Both `-r` and `-i`.
+    #[error("give either -r FILE (read a capture) or -i IFACE (capture live), not both")]
+    ReadAndInterface,
+    /// `-f` and a trailing filter.
+    #[error("give the filter either with -f or as trailing arguments, not both")]
+    TwoFilters,
+    /// `-c 0`.
+    #[error("-c must be at least 1")]
+    ZeroCount,
+    /// `-w -`.
+    #[error(
+        "-w - would mix packets with the report on stdout: give a file name (tcpdump -w - | tlspeek -r - reads a pipe)"
+    )]
+    WriteToStdout,
+    /// `-C`, `-W`, `-G` or `-U` without `-w`.
+    #[error("{flag} applies to the files written with -w FILE, and there is no -w")]
+    NoWrite {
+        /// The option given.
+        flag: &'static str,
+    },
+    /// `-W` without `-C` or `-G`.
+    #[error("-W needs -C (a ring of COUNT files of SIZE) or -G (stop after COUNT files)")]
+    CountWithoutRotation,
+    /// The filter of `-r` does not compile.
+    #[error("invalid filter {filter:?}: {source}")]
+    Filter {
+        /// The filter (names resolved).
+        filter: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// `--max-flows 0`.
+    #[error("--max-flows must be at least 1")]
+    ZeroMaxFlows,
+    /// `--max-stream-bytes` below one TLS record.
+    #[error("--max-stream-bytes must be at least 16K (a TLS record is up to 16K)")]
+    SmallStreamBytes,
+    /// `-A`, `-X`, `-x` (any number of times).
+    #[error(
+        "{flag} is not supported by tlspeek: it reports flows, not packets, and prints no packet bytes: -v shows \
+         each request and response with its headers, --json every field (for the bytes themselves: tcpdump)"
+    )]
+    NoPacketBytes {
+        /// The option as given (`-XX`).
+        flag: String,
+    },
+    /// `-tt` and more.
+    #[error(
+        "{flag} is not supported by tlspeek: the table prints no packet times; --json has each flow's first_ts, last_ts and duration"
+    )]
+    NoPacketTimes {
+        /// The option as given (`-ttt`).
+        flag: String,
+    },
+    /// `-z`.
+    #[error(
+        "-z is not supported by tlspeek: it runs no command; bound the files with -C and -W (or -G) and compress \
+         them from outside"
+    )]
+    NoPostrotate,
+    /// An option of live capture with `-r`.
+    #[error("{flag} applies to live capture (-i) only; with -r the packets are read as they were captured")]
+    LiveOnly {
+        /// The option given.
+        flag: &'static str,
+    },
+}
+
 /// A comma-separated port list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortList(pub Vec<u16>);
 
 /// Parses `15020,15021` or `none`.
-pub fn parse_ports(s: &str) -> Result<PortList, String> {
+pub fn parse_ports(s: &str) -> Result<PortList, ValueError> {
     if s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty() {
         return Ok(PortList(Vec::new()));
     }
     s.split(',')
-        .map(|p| p.trim().parse::<u16>().map_err(|_| format!("'{p}' is not a port number")))
+        .map(|p| p.trim().parse::<u16>().map_err(|_| ValueError::NotAPort(p.to_string())))
         .collect::<Result<Vec<_>, _>>()
         .map(PortList)
 }
 
 /// `1h`, `30m`, `90s`, `2d`, or plain seconds → seconds (`--cert-warn`).
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub fn parse_duration(s: &str) -> Result<i64, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 's')) => (&t[..i], 1),
@@ -272,16 +372,15 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         Some((i, 'd')) => (&t[..i], 86_400),
         _ => (t, 1),
     };
-    let n: i64 =
-        num.trim().parse().map_err(|_| format!("'{s}' is not a duration like 3600, 90s, 30m, 1h or 2d"))?;
+    let n: i64 = num.trim().parse().map_err(|_| ValueError::NotADuration(s.to_string()))?;
     if n < 0 {
-        return Err(format!("'{s}' is negative"));
+        return Err(ValueError::Negative(s.to_string()));
     }
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(mult).ok_or_else(|| ValueError::TooLarge(s.to_string()))
 }
 
 /// Parses `123`, `64K`, `256M`, `1G` (binary multiples).
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
+pub fn parse_bytes(s: &str) -> Result<usize, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
@@ -289,24 +388,20 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
         _ => (t, 1),
     };
-    let n: usize =
-        num.trim().parse().map_err(|_| format!("'{s}' is not a byte size like 65536, 64K, 256M or 1G"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+    let n: usize = num.trim().parse().map_err(|_| ValueError::NotAByteSize(s.to_string()))?;
+    n.checked_mul(mult).ok_or_else(|| ValueError::TooLarge(s.to_string()))
 }
 
 impl Args {
     /// Validated configuration. `stderr_is_terminal` decides the progress bar.
-    pub fn into_config(self, stderr_is_terminal: bool) -> Result<Config, String> {
+    pub fn into_config(self, stderr_is_terminal: bool) -> Result<Config, ConfigError> {
         self.refused()?;
         let live_is_none = self.interface.is_none();
         if self.read.is_empty() && self.interface.is_none() {
-            return Err(
-                "nothing to read: give -r FILE (capture file, - for stdin) or -i IFACE (live; -D lists them)"
-                    .into(),
-            );
+            return Err(ConfigError::NothingToRead);
         }
         if !self.read.is_empty() && self.interface.is_some() {
-            return Err("give either -r FILE (read a capture) or -i IFACE (capture live), not both".into());
+            return Err(ConfigError::ReadAndInterface);
         }
         if !self.read.is_empty() {
             self.live_only_with_read()?;
@@ -315,20 +410,13 @@ impl Args {
             (Some(f), true) => Some(f),
             (None, false) => Some(self.expression.join(" ")),
             (None, true) => None,
-            (Some(_), false) => {
-                return Err("give the filter either with -f or as trailing arguments, not both".into())
-            }
+            (Some(_), false) => return Err(ConfigError::TwoFilters),
         };
         if self.count == Some(0) {
-            return Err("-c must be at least 1".into());
+            return Err(ConfigError::ZeroCount);
         }
         let write = match self.write {
-            Some(p) if p.as_os_str() == "-" => {
-                return Err(
-                    "-w - would mix packets with the report on stdout: give a file name (tcpdump -w - | tlspeek -r - reads a pipe)"
-                        .into(),
-                )
-            }
+            Some(p) if p.as_os_str() == "-" => return Err(ConfigError::WriteToStdout),
             Some(path) => Some(WriteOptions {
                 path,
                 file_size: self.file_size,
@@ -343,8 +431,8 @@ impl Args {
                     (self.rotate_seconds.is_some(), "-G"),
                     (self.packet_buffered, "-U"),
                 ];
-                if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
-                    return Err(format!("{flag} applies to the files written with -w FILE, and there is no -w"));
+                if let Some(&(_, flag)) = given.iter().find(|(g, _)| *g) {
+                    return Err(ConfigError::NoWrite { flag });
                 }
                 None
             }
@@ -353,7 +441,7 @@ impl Args {
             .as_ref()
             .is_some_and(|w| w.file_count.is_some() && w.file_size.is_none() && w.rotate_secs.is_none())
         {
-            return Err("-W needs -C (a ring of COUNT files of SIZE) or -G (stop after COUNT files)".into());
+            return Err(ConfigError::CountWithoutRotation);
         }
         let mut offline = OfflineOptions::default();
         let live = match self.interface {
@@ -377,7 +465,7 @@ impl Args {
                             std::path::Path::new("/etc/hosts").exists(),
                         );
                         crate::capture::gate::check_filter(&f)
-                            .map_err(|e| format!("invalid filter {f:?}: {e}"))?;
+                            .map_err(|source| ConfigError::Filter { filter: f.clone(), source })?;
                         Some(f)
                     }
                     None => None,
@@ -387,10 +475,10 @@ impl Args {
             }
         };
         if self.max_flows == 0 {
-            return Err("--max-flows must be at least 1".into());
+            return Err(ConfigError::ZeroMaxFlows);
         }
         if self.max_stream_bytes < 16 * 1024 {
-            return Err("--max-stream-bytes must be at least 16K (a TLS record is up to 16K)".into());
+            return Err(ConfigError::SmallStreamBytes);
         }
         let limits = Limits {
             max_flows: self.max_flows,
@@ -431,35 +519,25 @@ impl Args {
     }
 
     /// tcpdump options tlspeek refuses, each with the reason and what to use instead.
-    fn refused(&self) -> Result<(), String> {
-        let no_bytes =
-            "it reports flows, not packets, and prints no packet bytes: -v shows each request and \
-                        response with its headers, --json every field (for the bytes themselves: tcpdump)";
+    fn refused(&self) -> Result<(), ConfigError> {
         let letters = |c: char, n: u8| format!("-{}", c.to_string().repeat(usize::from(n)));
         for (c, n) in [('A', self.ascii), ('X', self.hex_ascii), ('x', self.hex)] {
             if n > 0 {
-                return Err(format!("{} is not supported by tlspeek: {no_bytes}", letters(c, n)));
+                return Err(ConfigError::NoPacketBytes { flag: letters(c, n) });
             }
         }
         if self.no_times > 1 {
-            return Err(format!(
-                "{} is not supported by tlspeek: the table prints no packet times; --json has each flow's first_ts, last_ts and duration",
-                letters('t', self.no_times)
-            ));
+            return Err(ConfigError::NoPacketTimes { flag: letters('t', self.no_times) });
         }
         if self.postrotate.is_some() {
-            return Err(
-                "-z is not supported by tlspeek: it runs no command; bound the files with -C and -W (or -G) \
-                        and compress them from outside"
-                    .into(),
-            );
+            return Err(ConfigError::NoPostrotate);
         }
         Ok(())
     }
 
     /// With -r: the options that only make sense for a live capture are refused (tcpdump -r
     /// would ignore some of them silently).
-    fn live_only_with_read(&self) -> Result<(), String> {
+    fn live_only_with_read(&self) -> Result<(), ConfigError> {
         let live_only = [
             (self.no_promisc, "-p"),
             (self.buffer_size.is_some(), "-B"),
@@ -468,9 +546,7 @@ impl Args {
             (self.relinquish.is_some(), "-Z"),
         ];
         match live_only.iter().find(|(given, _)| *given) {
-            Some((_, flag)) => Err(format!(
-                "{flag} applies to live capture (-i) only; with -r the packets are read as they were captured"
-            )),
+            Some(&(_, flag)) => Err(ConfigError::LiveOnly { flag }),
             None => Ok(()),
         }
     }
@@ -480,7 +556,7 @@ impl Args {
 const DEFAULT_SNAPLEN: i32 = 262_144;
 
 /// Parses -C: millions of bytes (as tcpdump), or with k, m, g: multiples of 1024.
-pub fn parse_file_size(s: &str) -> Result<u64, String> {
+pub fn parse_file_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
@@ -489,9 +565,9 @@ pub fn parse_file_size(s: &str) -> Result<u64, String> {
         _ => (t, 1_000_000),
     };
     match num.trim().parse::<u64>() {
-        Ok(0) => Err("the file size must be at least 1".into()),
-        Ok(n) => n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large")),
-        Err(_) => Err(format!("'{s}' is not a file size like 10 (millions of bytes), 512k or 20m")),
+        Ok(0) => Err(ValueError::ZeroFileSize),
+        Ok(n) => n.checked_mul(mult).ok_or_else(|| ValueError::TooLarge(s.to_string())),
+        Err(_) => Err(ValueError::NotAFileSize(s.to_string())),
     }
 }
 
@@ -505,8 +581,8 @@ mod tests {
         assert_eq!(parse_duration("30m"), Ok(1800));
         assert_eq!(parse_duration("90"), Ok(90));
         assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-5s").is_err());
+        assert_eq!(parse_duration("soon"), Err(ValueError::NotADuration("soon".into())));
+        assert_eq!(parse_duration("-5s"), Err(ValueError::Negative("-5s".into())));
     }
 
     #[test]
@@ -514,14 +590,15 @@ mod tests {
         assert_eq!(parse_bytes("65536"), Ok(65536));
         assert_eq!(parse_bytes("64K"), Ok(65536));
         assert_eq!(parse_bytes("2m"), Ok(2 << 20));
-        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_bytes("lots"), Err(ValueError::NotAByteSize("lots".into())));
     }
 
     #[test]
     fn port_lists() {
         assert_eq!(parse_ports("15020, 15021"), Ok(PortList(vec![15020, 15021])));
         assert_eq!(parse_ports("none"), Ok(PortList(vec![])));
-        assert!(parse_ports("80,http").is_err());
+        assert_eq!(parse_ports("80,http"), Err(ValueError::NotAPort("http".into())));
+        assert_eq!(parse_ports("80,http").unwrap_err().to_string(), "'http' is not a port number");
     }
 
     #[test]

@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
             check_report(m, c);
         }
     }
-    table.finish_all(&mut |m, c| done.push((m, c)));
+    table.end_all(&mut |m, c| done.push((m, c)));
     assert!(table.is_empty());
     for (m, c) in done.drain(..) {
         check_report(m, c);

@@ -38,9 +38,9 @@ extern "C" {
 struct Program(Vec<BpfInsn>);
 
 impl Program {
-    fn compile(expr: &str, linktype: u32) -> Result<Program, String> {
-        let dead = pcap::Capture::dead(pcap::Linktype(dlt_of(linktype) as i32)).map_err(|e| e.to_string())?;
-        let prog = dead.compile(expr, true).map_err(|e| e.to_string())?;
+    fn compile(expr: &str, linktype: u32) -> Result<Program, pcap::Error> {
+        let dead = pcap::Capture::dead(pcap::Linktype(dlt_of(linktype) as i32))?;
+        let prog = dead.compile(expr, true)?;
         let insns = prog.get_instructions();
         // SAFETY: BpfInstruction is #[repr(transparent)] over libpcap's struct bpf_insn, whose
         // C layout BpfInsn repeats; the slice is valid while `prog` lives.
@@ -74,7 +74,7 @@ fn dlt_of(linktype: u32) -> u32 {
 }
 
 /// Checks that `expr` compiles (for Ethernet), so that a typo stops the run before any output.
-pub fn check_filter(expr: &str) -> Result<(), String> {
+pub fn check_filter(expr: &str) -> Result<(), pcap::Error> {
     Program::compile(expr, 1).map(|_| ())
 }
 
@@ -167,10 +167,10 @@ impl Gate {
                 Ok(p) => {
                     v.insert(p);
                 }
-                Err(message) => {
+                Err(source) => {
                     self.stopped = true;
                     let (path, linktype) = (path.to_string(), crate::decode::linktype_name(linktype));
-                    return Err(CaptureError::Filter { path, linktype, message });
+                    return Err(CaptureError::Filter { path, linktype, source });
                 }
             }
         }
@@ -277,7 +277,7 @@ mod tests {
         assert!(Program::compile("tcp port 80", 101).is_ok());
         assert!(Program::compile("tcp port 80", 276).is_ok());
         let e = Program::compile("port eighty", 1).unwrap_err();
-        assert!(e.contains("eighty"), "{e}");
+        assert_eq!(e.to_string(), "libpcap error: unknown port 'eighty'");
     }
 
     #[test]

@@ -73,30 +73,87 @@ pub struct LiveCapture {
     save: Option<PcapWriter>,
 }
 
-/// Turns libpcap's terse errors into what to do next.
-fn explain(iface: &str, e: &pcap::Error) -> String {
-    let msg = e.to_string();
-    let lower = msg.to_ascii_lowercase();
+/// Why a live capture could not be opened or read, or the interfaces listed. Each message
+/// names the interface (or filter) and says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// Not allowed to capture (no root, no CAP_NET_RAW).
+    #[error(
+        "cannot capture on {interface}: {source}. Capturing needs root or CAP_NET_RAW. In an Istio pod the \
+         istio-proxy container runs as uid 1337 without NET_RAW: use `sudo` in a privileged sidecar \
+         (values.global.proxy.privileged=true), or an ephemeral container: kubectl debug -it POD \
+         --image=IMAGE --target=istio-proxy --profile=netadmin"
+    )]
+    PermissionDenied {
+        /// Interface name.
+        interface: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// The interface does not exist.
+    #[error("cannot capture on {interface}: {source}. `tlspeek -D` lists the interfaces")]
+    NoSuchInterface {
+        /// Interface name.
+        interface: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// Any other failure to open the interface.
+    #[error("cannot capture on {interface}: {source}")]
+    Open {
+        /// Interface name.
+        interface: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// The BPF filter does not compile.
+    #[error(
+        "invalid filter {filter:?}: {source} (a name that is not in /etc/services or /etc/hosts needs a number or address)"
+    )]
+    Filter {
+        /// The filter, after [`resolve_names`].
+        filter: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// The first `-w` file could not be created.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The capture failed while reading.
+    #[error("{interface}: capture failed: {source}")]
+    Read {
+        /// Interface name.
+        interface: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+    /// `-D`: libpcap could not list the interfaces.
+    #[error("cannot list interfaces: {source}")]
+    List {
+        /// libpcap's error.
+        source: pcap::Error,
+    },
+}
+
+/// Turns libpcap's terse error on opening `interface` into a variant that says what to do next.
+fn open_error(interface: &str, source: pcap::Error) -> LiveError {
+    let lower = source.to_string().to_ascii_lowercase();
+    let interface = interface.to_string();
     if lower.contains("operation not permitted") || lower.contains("permission") {
-        format!(
-            "cannot capture on {iface}: {msg}. Capturing needs root or CAP_NET_RAW. In an Istio pod the \
-             istio-proxy container runs as uid 1337 without NET_RAW: use `sudo` in a privileged sidecar \
-             (values.global.proxy.privileged=true), or an ephemeral container: kubectl debug -it POD \
-             --image=IMAGE --target=istio-proxy --profile=netadmin"
-        )
+        LiveError::PermissionDenied { interface, source }
     } else if lower.contains("no such device") || lower.contains("doesn't exist") {
-        format!("cannot capture on {iface}: {msg}. `tlspeek -D` lists the interfaces")
+        LiveError::NoSuchInterface { interface, source }
     } else {
-        format!("cannot capture on {iface}: {msg}")
+        LiveError::Open { interface, source }
     }
 }
 
 impl LiveCapture {
     /// Opens the interface and applies the filter.
-    pub fn open(opts: LiveOptions) -> Result<LiveCapture, String> {
+    pub fn open(opts: LiveOptions) -> Result<LiveCapture, LiveError> {
         let iface = opts.interface.clone();
         let mut inactive = pcap::Capture::from_device(iface.as_str())
-            .map_err(|e| explain(&iface, &e))?
+            .map_err(|e| open_error(&iface, e))?
             // Not immediate mode: libpcap then uses TPACKET_V3 (variable-size frames in blocks,
             // retired by the kernel after the 100 ms timeout even when not full), which holds
             // many more packets than the fixed snaplen-sized slots of immediate mode (TPACKET_V2).
@@ -107,7 +164,7 @@ impl LiveCapture {
         if let Some(kib) = opts.buffer_kib {
             inactive = inactive.buffer_size(kib.saturating_mul(1024));
         }
-        let mut cap = inactive.open().map_err(|e| explain(&iface, &e))?;
+        let mut cap = inactive.open().map_err(|e| open_error(&iface, e))?;
         if iface == "any" {
             // SLL2 carries the interface index (pod interface vs loopback); fall back to SLL.
             let _ = cap.set_datalink(pcap::Linktype(276));
@@ -118,14 +175,10 @@ impl LiveCapture {
                 std::path::Path::new("/etc/services").exists(),
                 std::path::Path::new("/etc/hosts").exists(),
             );
-            let f = &resolved;
-            cap.filter(f, true).map_err(|e| {
-                format!(
-                    "invalid filter {f:?}: {e} (a name that is not in /etc/services or /etc/hosts needs a number or address)"
-                )
-            })?;
+            cap.filter(&resolved, true)
+                .map_err(|source| LiveError::Filter { filter: resolved.clone(), source })?;
         }
-        let cap = cap.setnonblock().map_err(|e| explain(&iface, &e))?;
+        let cap = cap.setnonblock().map_err(|e| open_error(&iface, e))?;
         let linktype = cap.get_datalink().0 as u32;
         let save = match &opts.write {
             Some(w) => {
@@ -137,7 +190,7 @@ impl LiveCapture {
                     Some(_) => save.create_ring_now(wall_clock()),
                     None => save.open_now(wall_clock()),
                 };
-                made.map_err(|e| e.to_string())?;
+                made?;
                 Some(save)
             }
             None => None,
@@ -260,8 +313,8 @@ impl PacketSource for LiveCapture {
                     break;
                 }
                 Err(pcap::Error::TimeoutExpired) => self.wait(200)?,
-                Err(e) => {
-                    return Err(CaptureError::Live { interface: self.name.clone(), message: e.to_string() })
+                Err(source) => {
+                    return Err(CaptureError::Live(LiveError::Read { interface: self.name.clone(), source }))
                 }
             }
         }
@@ -317,8 +370,8 @@ pub fn resolve_names(filter: &str, have_services: bool, have_hosts: bool) -> Str
 }
 
 /// Lists capture interfaces (`-D`), one per line: `N.name (description) [flags]`.
-pub fn list_interfaces() -> Result<Vec<String>, String> {
-    let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
+pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
+    let devs = pcap::Device::list().map_err(|source| LiveError::List { source })?;
     Ok(devs
         .iter()
         .enumerate()

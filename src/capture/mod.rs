@@ -124,22 +124,17 @@ pub enum CaptureError {
         what: String,
     },
     /// A live capture failed while reading.
-    #[error("{interface}: capture failed: {message}")]
-    Live {
-        /// Interface name.
-        interface: String,
-        /// libpcap's message.
-        message: String,
-    },
+    #[error(transparent)]
+    Live(live::LiveError),
     /// The BPF filter does not compile for a link type met in the file.
-    #[error("{path}: the filter does not apply to {linktype}: {message}")]
+    #[error("{path}: the filter does not apply to {linktype}: {source}")]
     Filter {
         /// File name as given.
         path: String,
         /// Name of the link type.
         linktype: String,
-        /// libpcap's message.
-        message: String,
+        /// libpcap's error.
+        source: pcap::Error,
     },
     /// Writing packets (`-w`) failed.
     #[error(transparent)]
@@ -553,9 +548,7 @@ impl CaptureReader {
                     let pkt = self.pcapng_packet(btype, body_start, body_end, le)?;
                     self.consume(blen);
                     match pkt {
-                        Some((ts, linktype, ds, de, orig)) => {
-                            return Ok(Some(RawPacket { ts, linktype, start: ds, end: de, orig_len: orig }))
-                        }
+                        Some(raw) => return Ok(Some(raw)),
                         None => continue,
                     }
                 }
@@ -565,15 +558,15 @@ impl CaptureReader {
     }
 
     /// Decodes an EPB (6), SPB (3) or obsolete Packet Block (2) body; returns the packet as buffer
-    /// offsets, or `None` for a packet on an undeclared interface.
-    #[allow(clippy::type_complexity)]
+    /// offsets (`None` when the file is not pcapng); a packet on an undeclared interface is an
+    /// error.
     fn pcapng_packet(
         &self,
         btype: u32,
         bs: usize,
         be: usize,
         le: bool,
-    ) -> Result<Option<(Timestamp, u32, usize, usize, u32)>, CaptureError> {
+    ) -> Result<Option<RawPacket>, CaptureError> {
         let body = &self.buf[bs..be];
         let ifaces = match &self.format {
             Format::Pcapng { ifaces, .. } => ifaces,
@@ -630,7 +623,13 @@ impl CaptureReader {
             None => Timestamp::default(),
         };
         let ds = bs + data_off;
-        Ok(Some((ts, iface.linktype, ds, ds + caplen, orig.max(caplen as u32))))
+        Ok(Some(RawPacket {
+            ts,
+            linktype: iface.linktype,
+            start: ds,
+            end: ds + caplen,
+            orig_len: orig.max(caplen as u32),
+        }))
     }
 }
 

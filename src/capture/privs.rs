@@ -5,6 +5,25 @@
 //! cannot regain them (a setuid binary run later gains nothing). What remains: the open capture
 //! socket, the `-w` file, stdout/stderr, and read access to what the unprivileged user can read.
 
+/// Why privileges could not be dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivError {
+    /// `-Z` names a user that is neither a number nor in /etc/passwd.
+    #[error("unknown user {user:?} (give a name from /etc/passwd or uid[:gid])")]
+    UnknownUser {
+        /// The user as given.
+        user: String,
+    },
+    /// A system call refused.
+    #[error("{call}: {source}")]
+    Syscall {
+        /// Which call (`setgroups`, `setresgid`, `setresuid`, `capset`, `prctl(...)`).
+        call: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
 /// Where privileges were dropped to, for the message on stderr.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Dropped {
@@ -16,7 +35,7 @@ pub struct Dropped {
 
 /// `uid[:gid]`, or a user name looked up in `passwd` (the text of /etc/passwd, which static
 /// builds read themselves: no NSS); `nobody` is 65534:65534 when the file lacks it.
-pub fn resolve_user(user: &str, passwd: Option<&str>) -> Result<(u32, u32), String> {
+pub fn resolve_user(user: &str, passwd: Option<&str>) -> Result<(u32, u32), PrivError> {
     if let Some((u, g)) = user.split_once(':') {
         if let (Ok(u), Ok(g)) = (u.parse(), g.parse()) {
             return Ok((u, g));
@@ -35,7 +54,7 @@ pub fn resolve_user(user: &str, passwd: Option<&str>) -> Result<(u32, u32), Stri
     if user == "nobody" {
         return Ok((65534, 65534));
     }
-    Err(format!("unknown user {user:?} (give a name from /etc/passwd or uid[:gid])"))
+    Err(PrivError::UnknownUser { user: user.to_string() })
 }
 
 /// Linux capability header/data for capset(2), version 3 (two 32-bit words).
@@ -54,8 +73,8 @@ struct CapData {
 }
 
 /// Drops to `user` when running as root, clears every capability and sets `no_new_privs`.
-pub fn drop_privileges(user: &str) -> Result<Dropped, String> {
-    let err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+pub fn drop_privileges(user: &str) -> Result<Dropped, PrivError> {
+    let err = |call| PrivError::Syscall { call, source: std::io::Error::last_os_error() };
     // SAFETY: plain syscalls on this process with valid arguments.
     unsafe {
         if libc::geteuid() == 0 {
@@ -83,13 +102,6 @@ pub fn drop_privileges(user: &str) -> Result<Dropped, String> {
     }
 }
 
-/// The capabilities in effect (the `CapEff` line of /proc/self/status), for tests.
-pub fn effective_capabilities() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line.split_whitespace().nth(1)?, 16).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,10 +109,12 @@ mod tests {
     #[test]
     fn users_resolve_from_numbers_passwd_or_the_nobody_default() {
         let passwd = "root:x:0:0:root:/root:/bin/bash\nistio-proxy:x:1337:1337::/home:/bin/sh\n";
-        assert_eq!(resolve_user("istio-proxy", Some(passwd)), Ok((1337, 1337)));
-        assert_eq!(resolve_user("1000:1001", None), Ok((1000, 1001)));
-        assert_eq!(resolve_user("4242", None), Ok((4242, 4242)));
-        assert_eq!(resolve_user("nobody", None), Ok((65534, 65534)));
-        assert!(resolve_user("mallory", Some(passwd)).is_err());
+        assert_eq!(resolve_user("istio-proxy", Some(passwd)).ok(), Some((1337, 1337)));
+        assert_eq!(resolve_user("1000:1001", None).ok(), Some((1000, 1001)));
+        assert_eq!(resolve_user("4242", None).ok(), Some((4242, 4242)));
+        assert_eq!(resolve_user("nobody", None).ok(), Some((65534, 65534)));
+        let e = resolve_user("mallory", Some(passwd)).unwrap_err();
+        assert!(matches!(&e, PrivError::UnknownUser { user } if user == "mallory"));
+        assert_eq!(e.to_string(), r#"unknown user "mallory" (give a name from /etc/passwd or uid[:gid])"#);
     }
 }

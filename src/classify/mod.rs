@@ -150,7 +150,7 @@ impl FlowClassifier {
     /// Prefetches one level of what [`FlowClassifier::finish`] and the report read: `stage` 0
     /// the sessions and the previews, then 1 and 2 the sessions' levels of pointers, each
     /// reading only what the stage before fetched. The flows ended in one batch are finished
-    /// in turn while the next ones are fetched stage by stage (`run::worker::Worker::finish_ended`):
+    /// in turn while the next ones are fetched stage by stage (`run::worker::Worker::report_ended`):
     /// their memory is cold, and read one flow at a time, each miss waited for the one before.
     pub fn prefetch(&self, stage: u8) {
         use crate::wire::prefetch;
@@ -351,7 +351,7 @@ impl FlowClassifier {
                 self.sides[other].mode = Mode::Http;
                 self.feed_mode(side.other(), &pending, ts);
                 if std::mem::take(&mut self.sides[other].gap_after_pending) {
-                    self.gap_mode(side.other(), 0);
+                    self.gap_mode(side.other());
                 }
             } else {
                 self.give_up_tentative(side.other(), ts);
@@ -457,7 +457,7 @@ impl FlowClassifier {
 
     /// What is known so far, without ending the flow (live `classified` events).
     pub fn snapshot(&self, client: Side) -> Classified {
-        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish(client));
+        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish());
         let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         self.classified(http, tls, self.client_hint())
     }
@@ -547,8 +547,8 @@ impl StreamSink for FlowClassifier {
         f
     }
 
-    fn gap(&mut self, side: Side, lost: u32) -> Feed {
-        let f = self.gap_mode(side, lost);
+    fn gap(&mut self, side: Side, _lost: u32) -> Feed {
+        let f = self.gap_mode(side);
         self.recount();
         f
     }
@@ -564,7 +564,7 @@ impl FlowClassifier {
             + self.http.as_ref().map_or(0, |h| h.buffered());
     }
 
-    fn gap_mode(&mut self, side: Side, _lost: u32) -> Feed {
+    fn gap_mode(&mut self, side: Side) -> Feed {
         let s = side.idx();
         match self.sides[s].mode {
             Mode::Tls => {

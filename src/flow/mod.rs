@@ -137,6 +137,103 @@ struct Flow<S> {
     sink: S,
 }
 
+impl<S: StreamSink> Flow<S> {
+    /// Counts `seg` (sent by `side`) into the flow's packets, bytes, handshake and close flags.
+    #[inline(always)]
+    fn count(&mut self, seg: &TcpSegment<'_>, side: Side, ts: Timestamp) {
+        let s = side.idx();
+        let m = &mut self.meta;
+        m.last_ts = m.last_ts.max(ts);
+        m.packets[s] += 1;
+        m.bytes[s] += seg.wire_len as u64;
+        if seg.has(tcp_flags::SYN) {
+            if seg.has(tcp_flags::ACK) {
+                m.synack_from.get_or_insert(side);
+            } else {
+                m.syn_from.get_or_insert(side);
+                self.syn_seq.get_or_insert(seg.seq);
+            }
+        }
+        if seg.has(tcp_flags::FIN) {
+            m.fin[s] = true;
+        }
+        if seg.has(tcp_flags::RST) {
+            m.rst[s] = true;
+        }
+    }
+
+    /// Reassembles `seg` and hands what is in order to the consumer; keeps `total_buffered`
+    /// (the table's bytes over all flows) up to date, and sheds this flow's buffers when it is
+    /// over [`Limits::max_total_bytes`].
+    #[inline(always)]
+    fn feed(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        side: Side,
+        ts: Timestamp,
+        limits: &Limits,
+        total_buffered: &mut usize,
+    ) {
+        // (A direction whose consumer is done only moves the counters: nothing is buffered or
+        // delivered, so the memory accounting cannot change. Most packets of a capture are bulk
+        // data of such directions; they are not fed.)
+        let s = side.idx();
+        let before = self.half[s].queued_bytes() + self.sink.buffered();
+        let sink = &mut self.sink;
+        self.half[s].segment(
+            seg.seq,
+            seg.has(tcp_flags::SYN),
+            seg.payload,
+            seg.wire_len,
+            limits.max_queue_bytes,
+            &mut |c| match c {
+                Chunk::Data(d) => sink.data(side, d, ts),
+                Chunk::Gap(n) => sink.gap(side, n),
+            },
+        );
+        let mut after = self.half[s].queued_bytes() + self.sink.buffered();
+        *total_buffered = total_buffered.saturating_sub(before) + after;
+        if *total_buffered > limits.max_total_bytes && after > 0 {
+            // Over the global budget: this flow gives up waiting for its holes and drops its
+            // partial messages (the classifier resynchronises on what comes next).
+            let sink = &mut self.sink;
+            self.half[s].flush(&mut |c| match c {
+                Chunk::Data(d) => sink.data(side, d, ts),
+                Chunk::Gap(n) => sink.gap(side, n),
+            });
+            self.sink.shed();
+            *total_buffered = total_buffered.saturating_sub(after);
+            after = self.half[s].queued_bytes() + self.sink.buffered();
+            *total_buffered += after;
+            self.meta.memory_limited = true;
+        }
+        if self.meta.stats[s] != self.half[s].stats {
+            self.meta.stats[s] = self.half[s].stats;
+        }
+        self.bypassed[s] = self.half[s].is_bypassed();
+    }
+
+    /// True when `seg`, just counted, ends the connection. The ACK of the second FIN ends it
+    /// (RFC 793 §3.5), and so does a RST: reported now rather than after the linger, so closed
+    /// flows do not hold memory; later packets (retransmissions, data in flight) are absorbed
+    /// by the tombstone. A connection that carried no payload (refused: SYN, RST) waits for the
+    /// idle timeout, so that a retransmitted SYN stays in the same flow.
+    #[inline(always)]
+    fn closed_by(&self, seg: &TcpSegment<'_>) -> bool {
+        let m = &self.meta;
+        let carried = m.bytes[0] + m.bytes[1] > 0;
+        let fin_acked = m.fin[0]
+            && m.fin[1]
+            && seg.payload.is_empty()
+            && !seg.has(tcp_flags::FIN)
+            && seg.has(tcp_flags::ACK);
+        // (Last: the reassemblers are on other cache lines, and this is rarely needed.)
+        carried
+            && (fin_acked || seg.has(tcp_flags::RST))
+            && self.half[0].queued_bytes() + self.half[1].queued_bytes() == 0
+    }
+}
+
 /// Seconds (capture time) a closed flow's 4-tuple absorbs late packets (retransmitted FINs,
 /// ACKs, RSTs) instead of opening a mid-stream flow.
 const TOMBSTONE_SECS: i64 = 60;
@@ -191,10 +288,6 @@ pub struct Processed {
 pub struct TableStats {
     /// Flows evicted because the table was full.
     pub evicted: u64,
-    /// Directions whose reassembly was stopped by the total queue limit.
-    pub memory_limited: u64,
-    /// Largest number of flows alive at once.
-    pub peak_flows: usize,
     /// Packets that arrived on a closed flow after it was reported (late ACKs, RSTs,
     /// retransmissions), dropped instead of starting a mid-stream flow.
     pub late_packets: u64,
@@ -254,7 +347,7 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
     /// capture) orders flows by first packet. `new_sink` makes the consumer of a new flow;
-    /// `finished` receives every flow that ends (here: reused tuples, evictions, timeouts).
+    /// `ended` receives every flow that ends (here: reused tuples, evictions, timeouts).
     /// Returns the slot of the flow the segment went to (see [`FlowTable::flow_mut`]), and whether
     /// the segment was fed to it.
     pub fn process(
@@ -263,9 +356,44 @@ impl<S: StreamSink> FlowTable<S> {
         ts: Timestamp,
         order: u64,
         new_sink: &mut dyn FnMut() -> S,
-        finished: &mut dyn FnMut(FlowMeta, S),
+        ended: &mut dyn FnMut(FlowMeta, S),
     ) -> Option<Processed> {
-        self.maybe_sweep(ts, finished);
+        self.maybe_sweep(ts, ended);
+        let (i, side) = self.slot_for(seg, ts, order, new_sink, ended)?;
+        let limits = self.limits;
+        let f = self.slots[i].as_mut()?;
+        f.count(seg, side, ts);
+        // A bare ACK (no payload, no SYN) changes nothing below unless the table is over its
+        // byte budget (then any packet of a buffering flow sheds); skipping it saves reading the
+        // reassembler's and the classifier's state, cold for all but the busiest flows: bare
+        // ACKs are over a third of the packets of a capture.
+        let bare_ack = seg.wire_len == 0
+            && seg.payload.is_empty()
+            && !seg.has(tcp_flags::SYN)
+            && self.total_buffered <= limits.max_total_bytes;
+        let fed = !bare_ack && !f.bypassed[side.idx()];
+        if fed {
+            f.feed(seg, side, ts, &limits, &mut self.total_buffered);
+        }
+        if f.closed_by(seg) {
+            self.end_slot(i, EndReason::Closed, ended);
+            return None;
+        }
+        Some(Processed { slot: i, fed })
+    }
+
+    /// The slot of the flow of `seg` and the segment's side: a new flow when there is none, or
+    /// when a SYN reuses the 4-tuple of one (which ends); `None` for a late packet of a closed
+    /// flow (absorbed by its tombstone). A new flow may first evict others (table full).
+    #[inline(always)]
+    fn slot_for(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        order: u64,
+        new_sink: &mut dyn FnMut() -> S,
+        ended: &mut dyn FnMut(FlowMeta, S),
+    ) -> Option<(usize, Side)> {
         let (key, src_lo) = key_of(seg);
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
         let mut slot = self.map.get(&key).copied();
@@ -275,7 +403,7 @@ impl<S: StreamSink> FlowTable<S> {
                 let reused =
                     f.syn_seq != Some(seg.seq) && (f.meta.closed() || f.meta.bytes[0] + f.meta.bytes[1] > 0);
                 if reused {
-                    self.end_flow(i, EndReason::Reused, finished);
+                    self.end_slot(i, EndReason::Reused, ended);
                     slot = None;
                 }
             }
@@ -294,103 +422,13 @@ impl<S: StreamSink> FlowTable<S> {
             Some(e) => e,
             None => {
                 if self.map.len() >= self.limits.max_flows {
-                    self.evict(ts, finished);
+                    self.evict(ended);
                 }
                 (self.insert(key, src_lo, seg, ts, order, new_sink()), src_lo)
             }
         };
-        let limits = self.limits;
-        let f = self.slots[i].as_mut()?;
         // Side A sent the flow's first packet.
-        let side = if src_lo == a_lo { Side::A } else { Side::B };
-        let s = side.idx();
-        let m = &mut f.meta;
-        m.last_ts = m.last_ts.max(ts);
-        m.packets[s] += 1;
-        m.bytes[s] += seg.wire_len as u64;
-        if seg.has(tcp_flags::SYN) {
-            if seg.has(tcp_flags::ACK) {
-                m.synack_from.get_or_insert(side);
-            } else {
-                m.syn_from.get_or_insert(side);
-                f.syn_seq.get_or_insert(seg.seq);
-            }
-        }
-        if seg.has(tcp_flags::FIN) {
-            m.fin[s] = true;
-        }
-        if seg.has(tcp_flags::RST) {
-            m.rst[s] = true;
-        }
-        // A bare ACK (no payload, no SYN) changes nothing below unless the table is over its
-        // byte budget (then any packet of a buffering flow sheds); skipping it saves reading the
-        // reassembler's and the classifier's state, cold for all but the busiest flows: bare
-        // ACKs are over a third of the packets of a capture.
-        let bare_ack = seg.wire_len == 0
-            && seg.payload.is_empty()
-            && !seg.has(tcp_flags::SYN)
-            && self.total_buffered <= limits.max_total_bytes;
-        let fed = !bare_ack && !f.bypassed[s];
-        if fed {
-            // (A direction whose consumer is done only moves the counters above: nothing is
-            // buffered or delivered, so the memory accounting below cannot change. Most packets
-            // of a capture are bulk data of such directions.)
-            let before = f.half[s].queued_bytes() + f.sink.buffered();
-            let sink = &mut f.sink;
-            f.half[s].segment(
-                seg.seq,
-                seg.has(tcp_flags::SYN),
-                seg.payload,
-                seg.wire_len,
-                limits.max_queue_bytes,
-                &mut |c| match c {
-                    Chunk::Data(d) => sink.data(side, d, ts),
-                    Chunk::Gap(n) => sink.gap(side, n),
-                },
-            );
-            let mut after = f.half[s].queued_bytes() + f.sink.buffered();
-            self.total_buffered = self.total_buffered.saturating_sub(before) + after;
-            if self.total_buffered > limits.max_total_bytes && after > 0 {
-                // Over the global budget: this flow gives up waiting for its holes and drops its
-                // partial messages (the classifier resynchronises on what comes next).
-                let sink = &mut f.sink;
-                f.half[s].flush(&mut |c| match c {
-                    Chunk::Data(d) => sink.data(side, d, ts),
-                    Chunk::Gap(n) => sink.gap(side, n),
-                });
-                f.sink.shed();
-                self.total_buffered = self.total_buffered.saturating_sub(after);
-                after = f.half[s].queued_bytes() + f.sink.buffered();
-                self.total_buffered += after;
-                f.meta.memory_limited = true;
-                self.stats.memory_limited += 1;
-            }
-            if f.meta.stats[s] != f.half[s].stats {
-                f.meta.stats[s] = f.half[s].stats;
-            }
-            f.bypassed[s] = f.half[s].is_bypassed();
-        }
-        // The ACK of the second FIN ends the connection (RFC 793 §3.5), and so does a RST:
-        // report it now rather than after the linger, so closed flows do not hold memory;
-        // later packets (retransmissions, data in flight) are absorbed by the tombstone. A
-        // connection that carried no payload (refused: SYN, RST) waits for the idle timeout, so
-        // that a retransmitted SYN stays in the same flow.
-        let m = &f.meta;
-        let carried = m.bytes[0] + m.bytes[1] > 0;
-        let fin_acked = m.fin[0]
-            && m.fin[1]
-            && seg.payload.is_empty()
-            && !seg.has(tcp_flags::FIN)
-            && seg.has(tcp_flags::ACK);
-        // (Last: the reassemblers are on other cache lines, and this is rarely needed.)
-        let final_ack = carried
-            && (fin_acked || seg.has(tcp_flags::RST))
-            && f.half[0].queued_bytes() + f.half[1].queued_bytes() == 0;
-        if final_ack {
-            self.end_flow(i, EndReason::Closed, finished);
-            return None;
-        }
-        Some(Processed { slot: i, fed })
+        Some((i, if src_lo == a_lo { Side::A } else { Side::B }))
     }
 
     /// Records the original destination of the redirected flow in `slot` (see [`redirect`]).
@@ -446,11 +484,10 @@ impl<S: StreamSink> FlowTable<S> {
         };
         self.map.insert(key, (i, src_lo));
         self.live_orders.insert(order);
-        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len());
         i
     }
 
-    fn end_flow(&mut self, i: usize, why: EndReason, finished: &mut dyn FnMut(FlowMeta, S)) {
+    fn end_slot(&mut self, i: usize, why: EndReason, ended: &mut dyn FnMut(FlowMeta, S)) {
         let Some(mut f) = self.slots[i].take() else { return };
         self.free.push(i);
         self.live_orders.remove(&f.meta.order);
@@ -478,11 +515,11 @@ impl<S: StreamSink> FlowTable<S> {
             f.meta.stats[s] = f.half[s].stats;
         }
         f.meta.end = if why == EndReason::CaptureEnd && f.meta.closed() { EndReason::Closed } else { why };
-        finished(f.meta, f.sink);
+        ended(f.meta, f.sink);
     }
 
     /// Ends flows that are idle (or closed and quiet) at `now`; at most once per second.
-    pub fn maybe_sweep(&mut self, now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+    pub fn maybe_sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
         match self.last_sweep {
             Some(t) if now.secs - t < 1 => return,
             None => {
@@ -514,13 +551,13 @@ impl<S: StreamSink> FlowTable<S> {
             })
             .collect();
         for (i, why) in expired {
-            self.end_flow(i, why, finished);
+            self.end_slot(i, why, ended);
         }
         self.tombstones.retain(|_, until| *until >= now.secs);
     }
 
     /// Table full: end the least recently active 1/64 of the flows (at least one).
-    fn evict(&mut self, _now: Timestamp, finished: &mut dyn FnMut(FlowMeta, S)) {
+    fn evict(&mut self, ended: &mut dyn FnMut(FlowMeta, S)) {
         let mut ages: Vec<(Timestamp, usize)> =
             self.slots.iter().enumerate().filter_map(|(i, f)| Some((f.as_ref()?.meta.last_ts, i))).collect();
         let n = (ages.len() / 64).max(1).min(ages.len());
@@ -530,14 +567,14 @@ impl<S: StreamSink> FlowTable<S> {
         ages.select_nth_unstable(n - 1);
         for &(_, i) in &ages[..n] {
             self.stats.evicted += 1;
-            self.end_flow(i, EndReason::Evicted, finished);
+            self.end_slot(i, EndReason::Evicted, ended);
         }
     }
 
     /// Ends every flow (end of capture), in order of first packet.
-    pub fn finish_all(&mut self, finished: &mut dyn FnMut(FlowMeta, S)) {
+    pub fn end_all(&mut self, ended: &mut dyn FnMut(FlowMeta, S)) {
         if let Some(&last) = self.live_orders.last() {
-            self.finish_up_to(last, finished);
+            self.end_open_up_to(last, ended);
         }
     }
 
@@ -548,7 +585,7 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Ends (capture end) every live flow whose first packet is number `last` or earlier,
     /// oldest first; returns how many.
-    pub fn finish_up_to(&mut self, last: u64, finished: &mut dyn FnMut(FlowMeta, S)) -> usize {
+    pub fn end_open_up_to(&mut self, last: u64, ended: &mut dyn FnMut(FlowMeta, S)) -> usize {
         if self.live_orders.first().is_none_or(|&o| o > last) {
             return 0;
         }
@@ -562,7 +599,7 @@ impl<S: StreamSink> FlowTable<S> {
         live.sort_unstable();
         let count = live.len();
         for (_, i) in live {
-            self.end_flow(i, EndReason::CaptureEnd, finished);
+            self.end_slot(i, EndReason::CaptureEnd, ended);
         }
         count
     }
@@ -602,7 +639,7 @@ mod tests {
                 done.push((m, r))
             });
         }
-        t.finish_all(&mut |m, r| done.push((m, r)));
+        t.end_all(&mut |m, r| done.push((m, r)));
         done
     }
 
@@ -645,7 +682,7 @@ mod tests {
                 done.push((m, r))
             });
         }
-        t.finish_all(&mut |m, r| done.push((m, r)));
+        t.end_all(&mut |m, r| done.push((m, r)));
         assert_eq!(done.len(), 2);
         assert_eq!((done[0].0.packets, done[0].0.end), ([3, 2], EndReason::Closed));
         assert_eq!(done[1].0.syn_from, Some(Side::A));

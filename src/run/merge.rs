@@ -1,4 +1,4 @@
-//! The ordering merger ([`Merger`]): finished flows are written in the order they ended (ties:
+//! The ordering merger ([`Merger`]): reported flows are written in the order they ended (ties:
 //! first packet), the same for any number of shards, once every shard has read past their end;
 //! each flow gets the XFCC confirmation (identities seen on loopback legs) just before it is
 //! written. Also ends the flows still open at the end of the input across all shards.
@@ -11,7 +11,7 @@ use crate::report::Summary;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-/// A finished flow waiting for its turn: reports leave in the order the flows ended.
+/// A reported flow waiting for its turn: reports leave in the order the flows ended.
 pub(super) struct Pending {
     /// Boxed: a report is ~1.5 KB, moved between the worker, the channel and the ordering map.
     pub(super) report: Box<FlowReport>,
@@ -31,7 +31,7 @@ pub(super) struct Pending {
 /// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
 pub(super) type XfccSeen = (u16, f64, String, Option<String>);
 
-/// Writes finished flows in the order they ended (ties: first packet), the same for any number
+/// Writes reported flows in the order they ended (ties: first packet), the same for any number
 /// of shards, after applying the XFCC confirmation.
 pub(super) struct Merger {
     pub(super) waiting: BTreeMap<(u64, u64), Pending>,
@@ -68,9 +68,9 @@ impl Merger {
         }
     }
 
-    /// Takes the finished flows of a worker on this thread.
+    /// Reports the ended flows of a worker on this thread and takes the reports.
     pub(super) fn take_from(&mut self, w: &mut Worker) {
-        w.finish_ended();
+        w.report_ended();
         self.add(&mut w.done, &mut w.xfcc);
     }
 
@@ -157,10 +157,10 @@ pub(super) fn write_all_vectored(out: &mut dyn Write, mut bufs: &mut [io::IoSlic
 }
 
 impl Merger {
-    /// Ends and writes the flows still open when the input ended, over all `workers` (shards),
+    /// At the end of the input: ends, reports and writes the flows still open in all `workers` (shards),
     /// oldest first: each batch ends every flow of any shard up to the [`END_BATCH`]-th oldest
     /// of one shard, so all of them can be written before the next batch is built.
-    pub(super) fn end_open_flows(
+    pub(super) fn end_input(
         &mut self,
         workers: &mut [&mut Worker],
         summary: &mut Summary,
@@ -169,7 +169,7 @@ impl Merger {
     ) -> io::Result<()> {
         while let Some(last) = workers.iter().filter_map(|w| w.table.nth_live_order(END_BATCH)).min() {
             for w in workers.iter_mut() {
-                w.finish_up_to(last);
+                w.end_open_up_to(last);
                 self.take_from(w);
             }
             self.release(u64::MAX, summary, sink, mesh_cfg)?;
@@ -192,9 +192,9 @@ mod tests {
     use crate::wire::{Side, Timestamp};
     use std::net::SocketAddr;
 
-    /// A finished TLS flow from port 4xxxx to `port`, first packet number `order` at second
+    /// A reported TLS flow from port 4xxxx to `port`, first packet number `order` at second
     /// `first`, ended at packet `end_order` and second `last`, with mTLS verdict `mtls`, made by
-    /// `shard`. Rendered by its worker as a JSON line when `rendered` (as `finish_flow` does
+    /// `shard`. Rendered by its worker as a JSON line when `rendered` (as `report_flow` does
     /// unless the XFCC confirmation may change it).
     fn pending(
         order: u64,

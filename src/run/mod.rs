@@ -3,10 +3,14 @@
 //!
 //! This module owns the run's [`Config`], the loop over the inputs (with `-r`'s filter, `-c`
 //! and `-w`), the one-thread analysis of a capture (`analyze`) and the [`Outcome`]. The rest
-//! is in its parts: `sink` (where finished flows go), `worker` (flow tracking over a capture
+//! is in its parts: `sink` (where reports go), `worker` (flow tracking over a capture
 //! or a shard of it, and the making of reports), `merge` (flows released in order, after the
 //! XFCC confirmation), `shard` (which worker follows a flow), `parallel` (`--threads`: the
 //! dispatching thread, the shard workers, the merging thread).
+//!
+//! Words for a flow's last steps, here and in `flow`: the table *ends* a flow (takes it out:
+//! [`crate::flow::EndReason`]); a worker *reports* ended flows later, in batches (builds their
+//! reports); the merger *writes* reports in the order the flows ended.
 
 mod merge;
 mod parallel;
@@ -29,7 +33,7 @@ use sink::{RenderMode, Sink};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use worker::Worker;
+use worker::{Input, ShardId, Worker};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +205,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                     }
                 }
             }
-            Err(msg) => {
+            Err(e) => {
+                let msg = e.to_string();
                 if !cfg.quiet {
                     writeln!(diag, "tlspeek: {msg}")?;
                 }
@@ -290,10 +295,11 @@ fn analyze(
     diag: &mut dyn Write,
 ) -> io::Result<()> {
     let name = reader.name().to_string();
-    // Files release finished flows in batches; a live capture (or -l) releases them at once.
+    // Files release ended flows in batches; a live capture (or -l) releases them at once.
     let batch: u64 = if reader.total_len().is_some() && !cfg.line_buffered { 8192 } else { 1 };
     let live = reader.is_live();
-    let mut w = Worker::new(cfg, &name, reader.nanosecond_precision(), live, base, 0, 1, RenderMode::None);
+    let input = Input { name: &name, nanos: reader.nanosecond_precision(), live, base };
+    let mut w = Worker::new(cfg, &input, ShardId { index: 0, count: 1 }, RenderMode::None);
     let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;
@@ -334,7 +340,7 @@ fn analyze(
     // What ended before the input did, then the flows still open.
     m.take_from(&mut w);
     m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-    m.end_open_flows(&mut [&mut w], summary, sink, &cfg.mesh)?;
+    m.end_input(&mut [&mut w], summary, sink, &cfg.mesh)?;
     w.add_counts(summary);
     finish_file(&name, &w.skipped, error, cfg, summary, diag)
 }

@@ -6,7 +6,7 @@
 use super::merge::{Merger, Pending, XfccSeen};
 use super::shard::shard_of;
 use super::sink::Sink;
-use super::worker::{Worker, DEFERRED_FLOWS, ENDED_BATCH};
+use super::worker::{Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
 use super::{finish_file, Config};
 use crate::capture::SharedSource;
 use crate::flow::client::is_server_answer;
@@ -16,10 +16,17 @@ use std::net::IpAddr;
 
 /// What a shard worker sends to the merging thread.
 pub(super) enum Msg {
-    /// Finished flows and XFCC observations, then how far the worker is.
+    /// Reports of ended flows and XFCC observations, then how far the worker is.
     Batch { shard: usize, done: Vec<Pending>, xfcc: Vec<XfccSeen>, processed: u64 },
     /// The worker took every batch.
     End { shard: usize, worker: Box<Worker> },
+}
+
+/// A worker thread's channels to the merging thread: its reports go out on `tx`, and the
+/// reports the merger has written come back on `spent`, to be freed where they were allocated.
+pub(super) struct MergerLink {
+    pub(super) tx: std::sync::mpsc::SyncSender<Msg>,
+    pub(super) spent: std::sync::mpsc::Receiver<Vec<Pending>>,
 }
 
 /// Packets between two batches of reports sent by a worker to the merging thread. Each batch
@@ -44,7 +51,7 @@ pub(super) const QUEUED_BATCHES: usize = 4;
 pub(super) struct Batch {
     /// Payloads of the segments, back to back.
     pub(super) data: Vec<u8>,
-    /// Read buffers holding payloads of [`What::Shared`] segments (not copied into `data`).
+    /// Read buffers holding payloads of [`EventKind::Shared`] segments (not copied into `data`).
     pub(super) shared: Vec<crate::capture::SharedBuffer>,
     /// Payload bytes of the segments, in `data` or `shared`.
     pub(super) bytes: usize,
@@ -57,7 +64,7 @@ pub(super) struct Batch {
 pub(super) struct Event {
     pub(super) order: u64,
     pub(super) ts: crate::wire::Timestamp,
-    pub(super) what: What,
+    pub(super) kind: EventKind,
 }
 
 /// The part of a packet a shard worker needs. A worker must end idle flows at the same packet
@@ -65,7 +72,7 @@ pub(super) struct Event {
 /// second, whichever flow it belongs to. So besides its own segments it is told of the other
 /// shards' segments whose second differs from the previous one it was told of (a sweep at a
 /// packet of the same second as the one before does nothing), and of every SYN-ACK.
-pub(super) enum What {
+pub(super) enum EventKind {
     /// A segment of one of this worker's flows: its header fields (`head`, with no payload),
     /// its payload at `data[start..start + len]`.
     Segment { head: crate::decode::TcpSegment<'static>, start: u32, len: u32 },
@@ -84,7 +91,7 @@ pub(super) enum What {
 
 impl Worker {
     /// Reads one packet for the shard workers: counts it, decodes it, reassembles IPv4
-    /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`What`]).
+    /// fragments, and adds each TCP segment to the batch of its flow's shard (see [`EventKind`]).
     pub(super) fn route(
         &mut self,
         pkt: &crate::capture::Packet<'_>,
@@ -102,12 +109,12 @@ impl Worker {
     pub(super) fn dispatched(&mut self, b: &Batch) {
         for e in &b.events {
             self.order = e.order;
-            match e.what {
-                What::Segment { head, start, len } => {
+            match e.kind {
+                EventKind::Segment { head, start, len } => {
                     let payload = &b.data[start as usize..start as usize + len as usize];
                     self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts);
                 }
-                What::Shared { head, buffer, start, len } => {
+                EventKind::Shared { head, buffer, start, len } => {
                     let payload = b
                         .shared
                         .get(buffer as usize)
@@ -117,40 +124,35 @@ impl Worker {
                         e.ts,
                     );
                 }
-                What::Server(ip, port) => {
+                EventKind::Server(ip, port) => {
                     self.out.servers.note(ip, port);
                     self.sweep(e.ts);
                 }
-                What::Tick => self.sweep(e.ts),
-                What::Redirect(o) => self.redirect_note = Some(o),
+                EventKind::Tick => self.sweep(e.ts),
+                EventKind::Redirect(o) => self.redirect_note = Some(o),
             }
         }
         self.order = b.upto;
     }
 
-    /// Sends the merger the reports finished so far and the XFCC identities seen, with
-    /// [`Self::finished_upto`]; flows ended but not finished stay (see [`DEFERRED_FLOWS`]),
+    /// Sends the merger the reports built so far and the XFCC identities seen, with
+    /// [`Self::reported_upto`]; flows ended but not reported stay (see [`DEFERRED_FLOWS`]),
     /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
     /// batch, here where it was allocated. False when the merger is gone (output error).
-    pub(super) fn send_finished(
-        &mut self,
-        tx: &std::sync::mpsc::SyncSender<Msg>,
-        spent: &std::sync::mpsc::Receiver<Vec<Pending>>,
-        last: bool,
-    ) -> bool {
-        spent.try_iter().for_each(drop);
+    pub(super) fn send_reports(&mut self, link: &MergerLink, last: bool) -> bool {
+        link.spent.try_iter().for_each(drop);
         if last {
-            self.finish_ended();
+            self.report_ended();
         }
-        let processed = self.finished_upto();
+        let processed = self.reported_upto();
         let (done, xfcc) = (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc));
-        tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
+        link.tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
     }
 }
 
 impl Worker {
     /// Follows segment `seg` here when its flow is of shard 0 (this worker's), else adds it to
-    /// the batch of its shard; tells the other shards what they must know of it (see [`What`]).
+    /// the batch of its shard; tells the other shards what they must know of it (see [`EventKind`]).
     /// `seen`: per shard, the capture second it was last told of.
     pub(super) fn route_segment(
         &mut self,
@@ -162,7 +164,7 @@ impl Worker {
     ) {
         let own = shard_of(seg.src, seg.sport, seg.dst, seg.dport, out.len() as u64) as usize;
         if let Some(o) = self.redirect_note.take_if(|_| own != 0) {
-            out[own].events.push(Event { order: self.order, ts, what: What::Redirect(o) });
+            out[own].events.push(Event { order: self.order, ts, kind: EventKind::Redirect(o) });
         }
         if own == 0 {
             self.segment(seg, ts);
@@ -171,7 +173,7 @@ impl Worker {
             self.sweep(ts);
         }
         for (k, (b, seen)) in out.iter_mut().zip(seen.iter_mut()).enumerate().skip(1) {
-            let what = if k == own {
+            let kind = if k == own {
                 let head = crate::decode::TcpSegment { payload: &[], ..*seg };
                 let len = seg.payload.len() as u32;
                 b.bytes += seg.payload.len();
@@ -181,35 +183,33 @@ impl Worker {
                     if !b.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
                         b.shared.push(buf.clone());
                     }
-                    What::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
+                    EventKind::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
                 } else {
                     let start = b.data.len() as u32;
                     b.data.extend_from_slice(seg.payload);
-                    What::Segment { head, start, len }
+                    EventKind::Segment { head, start, len }
                 }
             } else if is_server_answer(seg) {
-                What::Server(seg.src, seg.sport)
+                EventKind::Server(seg.src, seg.sport)
             } else if *seen != Some(ts.secs) {
-                What::Tick
+                EventKind::Tick
             } else {
                 continue;
             };
             *seen = Some(ts.secs);
-            b.events.push(Event { order: self.order, ts, what });
+            b.events.push(Event { order: self.order, ts, kind });
         }
     }
 }
 
 /// The dispatching thread: reads every packet once, follows shard 0, and sends each other
 /// shard worker its batch every [`DISPATCH_BATCH`] packets. Returns the counting worker and the read error, if any.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn dispatch<R: SharedSource>(
     reader: &mut R,
     mut d: Worker,
     to: Vec<std::sync::mpsc::SyncSender<Batch>>,
     free: Vec<std::sync::mpsc::Receiver<Batch>>,
-    tx: std::sync::mpsc::SyncSender<Msg>,
-    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    link: &MergerLink,
     progress: Option<indicatif::ProgressBar>,
 ) -> (Worker, Option<String>) {
     // Batches for shards 1..; shard 0 is followed here.
@@ -221,13 +221,13 @@ pub(super) fn dispatch<R: SharedSource>(
         for ((b, to), free) in out.iter_mut().skip(1).zip(&to).zip(&free) {
             let mut full = std::mem::replace(b, free.try_recv().unwrap_or_default());
             full.upto = d.order;
-            // A worker behind: finish ended flows meanwhile (see DEFERRED_FLOWS).
+            // A worker behind: report ended flows meanwhile (see DEFERRED_FLOWS).
             loop {
                 match to.try_send(full) {
                     Ok(()) => break,
                     Err(std::sync::mpsc::TrySendError::Full(b)) if !d.ended.is_empty() => {
                         full = b;
-                        d.finish_some(ENDED_BATCH);
+                        d.report_oldest(ENDED_BATCH);
                     }
                     Err(std::sync::mpsc::TrySendError::Full(b)) => {
                         if to.send(b).is_err() {
@@ -240,7 +240,7 @@ pub(super) fn dispatch<R: SharedSource>(
                 }
             }
         }
-        !reports || d.send_finished(&tx, &spent, last)
+        !reports || d.send_reports(link, last)
     };
     let mut error = None;
     loop {
@@ -274,16 +274,15 @@ pub(super) fn shard_main(
     mut w: Worker,
     batches: std::sync::mpsc::Receiver<Batch>,
     free: std::sync::mpsc::Sender<Batch>,
-    tx: std::sync::mpsc::SyncSender<Msg>,
-    spent: std::sync::mpsc::Receiver<Vec<Pending>>,
+    link: MergerLink,
 ) {
     let shard = w.out.shard;
     loop {
         let mut b = match batches.try_recv() {
             Ok(b) => b,
-            // Nothing to read yet: finish ended flows meanwhile (see DEFERRED_FLOWS).
+            // Nothing to read yet: report ended flows meanwhile (see DEFERRED_FLOWS).
             Err(std::sync::mpsc::TryRecvError::Empty) if !w.ended.is_empty() => {
-                w.finish_some(ENDED_BATCH);
+                w.report_oldest(ENDED_BATCH);
                 continue;
             }
             Err(_) => match batches.recv() {
@@ -292,7 +291,7 @@ pub(super) fn shard_main(
             },
         };
         w.dispatched(&b);
-        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_finished(&tx, &spent, false) {
+        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_reports(&link, false) {
             return; // the merger stopped (output error)
         }
         b.data.clear();
@@ -301,8 +300,8 @@ pub(super) fn shard_main(
         b.bytes = 0;
         let _ = free.send(b);
     }
-    if w.send_finished(&tx, &spent, true) {
-        let _ = tx.send(Msg::End { shard, worker: Box::new(w) });
+    if w.send_reports(&link, true) {
+        let _ = link.tx.send(Msg::End { shard, worker: Box::new(w) });
     }
 }
 
@@ -359,7 +358,8 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut back = Vec::new();
     let mut workers: Vec<Option<Box<Worker>>> = (0..shards).map(|_| None).collect();
-    let mut d = Worker::new(cfg, &name, nanos, false, base, 0, shards, render);
+    let input = Input { name: &name, nanos, live: false, base };
+    let mut d = Worker::new(cfg, &input, ShardId { index: 0, count: shards }, render);
     d.counting = true;
     d.defer = DEFERRED_FLOWS;
     let result = std::thread::scope(|scope| -> io::Result<Option<String>> {
@@ -369,7 +369,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
         let (back_tx, back_rx) = std::sync::mpsc::channel();
         back.push(back_tx);
         for i in 1..shards {
-            let mut w = Worker::new(cfg, &name, nanos, false, base, i, shards, render);
+            let mut w = Worker::new(cfg, &input, ShardId { index: i, count: shards }, render);
             w.defer = DEFERRED_FLOWS;
             let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
             let (free_tx, free_rx) = std::sync::mpsc::channel();
@@ -377,14 +377,15 @@ pub(super) fn analyze_parallel<R: SharedSource>(
             to.push(batch_tx);
             free.push(free_rx);
             back.push(back_tx);
-            let tx = tx.clone();
-            scope.spawn(move || shard_main(w, batch_rx, free_tx, tx, back_rx));
+            let link = MergerLink { tx: tx.clone(), spent: back_rx };
+            scope.spawn(move || shard_main(w, batch_rx, free_tx, link));
         }
         let bar = progress.clone();
         let reader = &mut reader;
         let dispatcher = scope.spawn(move || {
-            let (d, error) = dispatch(reader, d, to, free, tx.clone(), back_rx, bar);
-            let _ = tx.send(Msg::End { shard: 0, worker: Box::new(d) });
+            let link = MergerLink { tx, spent: back_rx };
+            let (d, error) = dispatch(reader, d, to, free, &link, bar);
+            let _ = link.tx.send(Msg::End { shard: 0, worker: Box::new(d) });
             error
         });
         let _batch = BatchPolicy::enter();
@@ -423,7 +424,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     m.spent = None; // the workers have ended: nothing to send back
     m.release(u64::MAX, summary, sink, &cfg.mesh)?;
     let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|w| &mut **w).collect();
-    m.end_open_flows(&mut ended, summary, sink, &cfg.mesh)?;
+    m.end_input(&mut ended, summary, sink, &cfg.mesh)?;
     for w in workers.iter().flatten() {
         w.add_counts(summary);
     }

@@ -1,4 +1,4 @@
-//! Where finished flows go ([`Sink`]): JSON lines written at once, table rows kept until the
+//! Where reported flows go ([`Sink`]): JSON lines written at once, table rows kept until the
 //! end, live rows, or only counted; and what the workers render of a flow for it
 //! ([`RenderMode`], [`Rendered`]). The order of the flows is the merger's ([`super::merge`]).
 
@@ -9,7 +9,7 @@ use crate::record::FlowReport;
 use crate::report::{json, table, Summary};
 use std::io::{self, Write};
 
-/// Where finished flows go: JSON lines are written at once, table rows are kept as text until
+/// Where reported flows go: JSON lines are written at once, table rows are kept as text until
 /// the end (column widths need every row).
 pub(super) enum Sink<'a> {
     /// Flows are only counted (`--summary-only`); the summary is written in this format.
@@ -92,7 +92,7 @@ pub(super) enum RenderMode {
     Row(table::TableOptions),
 }
 
-/// A finished flow's output, rendered by its worker, unless the XFCC confirmation may still
+/// A reported flow's output, rendered by its worker, unless the XFCC confirmation may still
 /// change the report when it is released ([`may_confirm`](crate::mesh::may_confirm)).
 pub(super) enum Rendered {
     No,

@@ -1,6 +1,6 @@
 //! Flow tracking over one capture or one shard of it ([`Worker`]): packets are counted and
 //! decoded, IPv4 fragments reassembled, segments given to the flow table; ended flows are kept
-//! ([`Ended`]) and finished in batches into reports ([`Pending`]) for the merger, rendered for
+//! ([`EndedFlow`]) and reported in batches ([`Pending`]) for the merger, rendered for
 //! the sink when the XFCC confirmation cannot change them. What the `--threads` dispatching
 //! adds to a worker is in [`super::parallel`].
 
@@ -41,11 +41,11 @@ pub(super) struct Worker {
     pub(super) base: u64,
     /// Captured bytes seen.
     pub(super) bytes: u64,
-    /// Flows ended but not yet reported, oldest first, finished [`ENDED_BATCH`] at a time (see
-    /// [`Ended`]).
-    pub(super) ended: std::collections::VecDeque<Ended>,
+    /// Flows ended but not yet reported, oldest first, reported [`ENDED_BATCH`] at a time (see
+    /// [`EndedFlow`]).
+    pub(super) ended: std::collections::VecDeque<EndedFlow>,
     /// How many ended flows may wait: [`ENDED_BATCH`], or [`DEFERRED_FLOWS`] for the threads
-    /// of `--threads`, which finish them when they would otherwise wait for each other.
+    /// of `--threads`, which report them when they would otherwise wait for each other.
     pub(super) defer: usize,
     pub(super) done: Vec<Pending>,
     pub(super) xfcc: Vec<XfccSeen>,
@@ -55,12 +55,12 @@ pub(super) struct Worker {
     pub(super) redirect_note: Option<std::net::SocketAddr>,
 }
 
-/// A flow taken out of the table, to be reported with others ([`Worker::finish_ended`]).
+/// A flow taken out of the table, to be reported with others ([`Worker::report_ended`]).
 /// Building and rendering a report runs a lot of code once per flow: batched, it stays in the
 /// instruction cache instead of pushing the packet path out, and the next flows' cold memory is
-/// prefetched while one is finished (see bench/RESULTS.md, "reported 32 at a time"). What
+/// prefetched while one is reported (see bench/RESULTS.md, "reported 32 at a time"). What
 /// depends on later packets (the servers known so far) is decided when the flow ends.
-pub(super) struct Ended {
+pub(super) struct EndedFlow {
     pub(super) end_order: u64,
     pub(super) hint: Option<(crate::wire::Side, crate::flow::client::ClientBy)>,
     pub(super) meta: FlowMeta,
@@ -72,7 +72,7 @@ pub(super) struct Ended {
 /// per worker ([`DEFERRED_FLOWS`] with `--threads`), or all the flows one idle sweep ends.
 pub(super) const ENDED_BATCH: usize = 32;
 
-/// With `--threads`, ended flows a thread may keep before it finishes the oldest: finishing
+/// With `--threads`, ended flows a thread may keep before it reports the oldest: reporting
 /// (building and rendering the reports, a quarter of a worker's time) is the work a thread does
 /// when it would otherwise wait: the reading thread for a full queue, a worker for an empty one,
 /// which absorbs the swings of load between shards (see bench/RESULTS.md, "keeps up to 64 ended
@@ -80,7 +80,7 @@ pub(super) const ENDED_BATCH: usize = 32;
 /// ended before the oldest kept one.
 pub(super) const DEFERRED_FLOWS: usize = 64;
 
-/// What turning a finished flow into a report needs, besides the flow.
+/// What turning an ended flow into a report needs, besides the flow.
 pub(super) struct FlowOut {
     /// Input name (the report's `source`).
     pub(super) name: std::sync::Arc<str>,
@@ -91,9 +91,29 @@ pub(super) struct FlowOut {
     pub(super) shard: usize,
 }
 
-/// A flow ending now: how to report it, and the number of the packet at which it ends.
+/// The input a [`Worker`] follows.
+pub(super) struct Input<'a> {
+    /// File or interface name (the reports' `source`).
+    pub(super) name: &'a str,
+    /// Timestamps carry nanoseconds.
+    pub(super) nanos: bool,
+    /// A live capture: flows are announced as soon as they are classified.
+    pub(super) live: bool,
+    /// Packets of the inputs read before this one.
+    pub(super) base: u64,
+}
+
+/// Which shard of how many a [`Worker`] follows (0 of 1: every flow).
 #[derive(Clone, Copy)]
-pub(super) struct Ending<'a> {
+pub(super) struct ShardId {
+    pub(super) index: u64,
+    pub(super) count: u64,
+}
+
+/// What the flows the table ends now are queued with: how to report them later, and the number
+/// of the packet at which they end (unlike [`EndedFlow`], one flow waiting for its report).
+#[derive(Clone, Copy)]
+pub(super) struct EndContext<'a> {
     pub(super) out: &'a FlowOut,
     pub(super) end_order: u64,
 }
@@ -102,21 +122,25 @@ pub(super) struct Ending<'a> {
 /// recorded requests can make a multi-megabyte line).
 pub(super) const MAX_KEPT_LINE: usize = 1 << 20;
 
-/// Takes one flow out of the table: what it is reported with later is decided now.
-pub(super) fn end_flow(
-    e: Ending<'_>,
+/// Queues a flow the table just ended: what it is reported with later is decided now.
+pub(super) fn queue_ended(
+    e: EndContext<'_>,
     meta: FlowMeta,
     c: FlowClassifier,
-    ended: &mut std::collections::VecDeque<Ended>,
+    ended: &mut std::collections::VecDeque<EndedFlow>,
 ) {
     let hint = c
         .client_hint()
         .or_else(|| e.out.servers.client_of(&meta).map(|s| (s, crate::flow::client::ClientBy::KnownServer)));
-    ended.push_back(Ended { end_order: e.end_order, hint, meta, c });
+    ended.push_back(EndedFlow { end_order: e.end_order, hint, meta, c });
 }
 
-/// Ends one flow: its report, with certificate warnings, goes to `done`.
-pub(super) fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: Ended, done: &mut Vec<Pending>) {
+/// Reports one ended flow: its report, with certificate warnings, goes to `done`.
+pub(super) fn report_flow(
+    out: &FlowOut,
+    EndedFlow { end_order, hint, meta, c }: EndedFlow,
+    done: &mut Vec<Pending>,
+) {
     let (client, _) = decide_client(&meta, hint);
     let port = meta.endpoints[client.other().idx()].port();
     let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
@@ -152,17 +176,9 @@ pub(super) fn finish_flow(out: &FlowOut, Ended { end_order, hint, meta, c }: End
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        cfg: &Config,
-        name: &str,
-        nanos: bool,
-        live: bool,
-        base: u64,
-        shard: u64,
-        shards: u64,
-        render: RenderMode,
-    ) -> Worker {
+    pub(super) fn new(cfg: &Config, input: &Input<'_>, shard: ShardId, render: RenderMode) -> Worker {
+        let Input { name, nanos, live, base } = *input;
+        let ShardId { index: shard, count: shards } = shard;
         // The limits are shared out like the flows (see `shard_of`).
         let share = |total: usize| {
             let units = share_units(shards);
@@ -264,18 +280,18 @@ impl Worker {
         ts: crate::wire::Timestamp,
     ) -> Option<FlowReport> {
         self.out.servers.saw(seg);
-        let w = Ending { out: &self.out, end_order: self.order };
+        let w = EndContext { out: &self.out, end_order: self.order };
         let ccfg = self.classify;
         let ended = &mut self.ended;
         let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
-            end_flow(w, m, c, ended)
+            queue_ended(w, m, c, ended)
         });
         if let (Some(o), Some(p)) = (self.redirect_note.take(), slot) {
             self.table.set_original_dst(p.slot, o);
         }
         if self.ended.len() >= self.defer {
             // Down to the last ENDED_BATCH below the limit (all of them when it is ENDED_BATCH).
-            self.finish_some(self.ended.len() + ENDED_BATCH - self.defer);
+            self.report_oldest(self.ended.len() + ENDED_BATCH - self.defer);
         }
         // A segment that was not fed to the flow (a bare ACK, or a direction whose classifier is
         // done: most packets) cannot have brought a request or a classification: the classifier,
@@ -301,18 +317,18 @@ impl Worker {
     /// Ends the flows idle at `now` (as of packet `self.order`); also for a live capture with
     /// no traffic.
     pub(super) fn sweep(&mut self, now: crate::wire::Timestamp) {
-        let w = Ending { out: &self.out, end_order: self.order };
+        let w = EndContext { out: &self.out, end_order: self.order };
         let ended = &mut self.ended;
-        self.table.maybe_sweep(now, &mut |m, c| end_flow(w, m, c, ended));
+        self.table.maybe_sweep(now, &mut |m, c| queue_ended(w, m, c, ended));
     }
 
-    /// Builds the reports of the flows ended so far (see [`Ended`]).
-    pub(super) fn finish_ended(&mut self) {
-        self.finish_some(usize::MAX);
+    /// Builds the reports of the flows ended so far (see [`EndedFlow`]).
+    pub(super) fn report_ended(&mut self) {
+        self.report_oldest(usize::MAX);
     }
 
-    /// Builds the reports of the `n` oldest flows ended so far (see [`Ended`]).
-    pub(super) fn finish_some(&mut self, n: usize) {
+    /// Builds the reports of the `n` oldest flows ended so far (see [`EndedFlow`]).
+    pub(super) fn report_oldest(&mut self, n: usize) {
         let n = n.min(self.ended.len());
         for (i, e) in self.ended.iter().take(n.min(3)).enumerate() {
             (0..3 - i as u8).for_each(|stage| e.c.prefetch(stage));
@@ -325,21 +341,21 @@ impl Worker {
                     next.c.prefetch(stage);
                 }
             }
-            finish_flow(&self.out, e, &mut self.done);
+            report_flow(&self.out, e, &mut self.done);
         }
     }
 
-    /// The last packet up to which every flow that ended has been finished (the merger can
+    /// The last packet up to which every flow that ended has been reported (the merger can
     /// write the flows of any shard that ended up to there).
-    pub(super) fn finished_upto(&self) -> u64 {
+    pub(super) fn reported_upto(&self) -> u64 {
         self.ended.front().map_or(self.order, |e| e.end_order.saturating_sub(1))
     }
 
     /// Ends the open flows whose first packet is number `last` or earlier (end of input).
-    pub(super) fn finish_up_to(&mut self, last: u64) -> usize {
-        let w = Ending { out: &self.out, end_order: self.order + 1 };
+    pub(super) fn end_open_up_to(&mut self, last: u64) -> usize {
+        let w = EndContext { out: &self.out, end_order: self.order + 1 };
         let ended = &mut self.ended;
-        self.table.finish_up_to(last, &mut |m, c| end_flow(w, m, c, ended))
+        self.table.end_open_up_to(last, &mut |m, c| queue_ended(w, m, c, ended))
     }
 
     /// Adds the counters of this worker to the summary.

@@ -113,7 +113,6 @@ impl HttpSession {
     /// Records one complete head and sets up the body; `block` ends with the blank line (or is
     /// the complete lines of a head cut short).
     fn message(&mut self, side: Side, block: &[u8]) -> MsgStep {
-        let s = side.idx();
         let response = match self.role(side) {
             Some(r) => r == Role::Responses,
             None => probe_response(block) == Probe::Match,
@@ -130,126 +129,148 @@ impl HttpSession {
         if self.report.version.is_none() {
             self.report.version = version;
         }
-        let fields = |name: &'static [u8]| {
-            h.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
-        };
-        let tokens = |name: &'static [u8]| {
-            fields(name).flat_map(|v| v.split(|&b| b == b',')).map(trim).filter(|t| !t.is_empty())
-        };
+        let body = self.body_headers(&h);
+        match h.request {
+            Some((method, target)) => self.request(side, &h, (method, target), version, body),
+            None => self.response(side, &h, version, body),
+        }
+    }
+
+    /// What the head says of its body's framing (RFC 9112 §6.1, §6.3).
+    #[inline(always)]
+    fn body_headers(&mut self, h: &Head<'_>) -> BodyHeaders {
         // RFC 9112 §6.1: the last transfer coding decides; `identity` is an obsolete no-op.
-        let coding = tokens(b"transfer-encoding").rfind(|t| !t.eq_ignore_ascii_case(b"identity"));
+        let coding = h.tokens(b"transfer-encoding").rfind(|t| !t.eq_ignore_ascii_case(b"identity"));
         let chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        let other_coding = coding.is_some() && !chunked;
-        let length = content_length(fields(b"content-length"));
+        let length = content_length(h.fields(b"content-length"));
         if length == Some(None) {
             self.warn("http: invalid or too large Content-Length; framing unknown");
         }
-        match h.request {
-            Some((method, target)) => {
-                self.client.get_or_insert(side);
-                self.report.requests_total = self.report.requests_total.saturating_add(1);
-                let p = Pending {
-                    head: method == b"HEAD",
-                    connect: method == b"CONNECT",
-                    h2c: tokens(b"upgrade").any(|t| t.eq_ignore_ascii_case(b"h2c")),
-                };
-                if self.pending.len() < MAX_PENDING {
-                    self.pending.push_back(p);
-                }
-                if self.report.requests.len() < self.cfg.max_messages {
-                    let host = fields(b"host").next().map(|v| WireBytes::new(trim(v)));
-                    let headers = self.store_headers(&h.headers);
-                    self.report.requests.push(HttpRequest {
-                        method: WireBytes::new(method),
-                        path: WireBytes::new(target),
-                        version,
-                        host,
-                        headers,
-                    });
-                }
-                if p.connect {
-                    self.report.upgrade = Some("tunnel".into());
-                    return MsgStep::Switch(SwitchTo::Tunnel);
-                }
-                // RFC 9112 §6.3: a request with neither framing header has no body.
-                let framing = if chunked {
-                    Framing::Chunked
-                } else if other_coding {
-                    self.warn("http: request with a transfer coding other than chunked");
-                    Framing::UntilClose
-                } else if length == Some(None) {
-                    Framing::UntilClose
-                } else {
-                    Framing::Length(length.flatten().unwrap_or(0))
-                };
-                self.set_framing(s, framing)
+        BodyHeaders { chunked, other_coding: coding.is_some() && !chunked, length }
+    }
+
+    /// Records a request head of `side` (the client) and sets up its body.
+    #[inline(always)]
+    fn request(
+        &mut self,
+        side: Side,
+        h: &Head<'_>,
+        (method, target): (&[u8], &[u8]),
+        version: Option<&'static str>,
+        body: BodyHeaders,
+    ) -> MsgStep {
+        self.client.get_or_insert(side);
+        self.report.requests_total = self.report.requests_total.saturating_add(1);
+        let p = Pending {
+            head: method == b"HEAD",
+            connect: method == b"CONNECT",
+            h2c: h.tokens(b"upgrade").any(|t| t.eq_ignore_ascii_case(b"h2c")),
+        };
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push_back(p);
+        }
+        if self.report.requests.len() < self.cfg.max_messages {
+            let host = h.fields(b"host").next().map(|v| WireBytes::new(trim(v)));
+            let headers = self.store_headers(&h.headers);
+            self.report.requests.push(HttpRequest {
+                method: WireBytes::new(method),
+                path: WireBytes::new(target),
+                version,
+                host,
+                headers,
+            });
+        }
+        if p.connect {
+            self.report.upgrade = Some("tunnel".into());
+            return MsgStep::Switch(SwitchTo::Tunnel);
+        }
+        // RFC 9112 §6.3: a request with neither framing header has no body.
+        let framing = if body.chunked {
+            Framing::Chunked
+        } else if body.other_coding {
+            self.warn("http: request with a transfer coding other than chunked");
+            Framing::UntilClose
+        } else if body.length == Some(None) {
+            Framing::UntilClose
+        } else {
+            Framing::Length(body.length.flatten().unwrap_or(0))
+        };
+        self.set_framing(side.idx(), framing)
+    }
+
+    /// Records a response head of `side` (the server), matches it to its request, and sets up
+    /// its body, or the switch to another protocol (`101`, a `2xx` to CONNECT).
+    #[inline(always)]
+    fn response(
+        &mut self,
+        side: Side,
+        h: &Head<'_>,
+        version: Option<&'static str>,
+        body: BodyHeaders,
+    ) -> MsgStep {
+        self.client.get_or_insert(side.other());
+        self.report.responses_total = self.report.responses_total.saturating_add(1);
+        if self.report.responses.len() < self.cfg.max_messages {
+            let headers = self.store_headers(&h.headers);
+            self.report.responses.push(HttpResponse {
+                version,
+                status: h.status,
+                reason: WireBytes::new(h.reason),
+                headers,
+            });
+        }
+        let st = h.status;
+        // Interim 1xx responses precede the final one to the same request.
+        let req =
+            if st >= 200 || st == 101 { self.pending.pop_front() } else { self.pending.front().copied() };
+        let req = req.unwrap_or_default();
+        if st == 101 {
+            return self.switched(side, h, req);
+        }
+        if req.connect && st >= 200 {
+            if st < 300 {
+                self.report.upgrade = Some("tunnel".into());
+                return MsgStep::Switch(SwitchTo::Tunnel);
             }
-            None => {
-                self.client.get_or_insert(side.other());
-                self.report.responses_total = self.report.responses_total.saturating_add(1);
-                if self.report.responses.len() < self.cfg.max_messages {
-                    let headers = self.store_headers(&h.headers);
-                    self.report.responses.push(HttpResponse {
-                        version,
-                        status: h.status,
-                        reason: WireBytes::new(h.reason),
-                        headers,
-                    });
-                }
-                let st = h.status;
-                // Interim 1xx responses precede the final one to the same request.
-                let req = if st >= 200 || st == 101 {
-                    self.pending.pop_front()
-                } else {
-                    self.pending.front().copied()
-                };
-                let req = req.unwrap_or_default();
-                if st == 101 {
-                    let token = fields(b"upgrade").next().map(upgrade_token);
-                    let to = if req.h2c || token.as_deref() == Some("h2c") {
-                        SwitchTo::H2c
-                    } else {
-                        SwitchTo::Upgraded
-                    };
-                    self.report.upgrade = Some(match to {
-                        SwitchTo::H2c => "h2c".into(),
-                        _ => token.unwrap_or_else(|| "unknown".into()),
-                    });
-                    // The client's next bytes are the new protocol too (websocket frames, the
-                    // HTTP/2 preface), unless it is still sending a body.
-                    let o = &mut self.sides[side.other().idx()];
-                    if o.state == State::Head && o.buf.is_empty() {
-                        o.state = State::Switched(to);
-                    }
-                    return MsgStep::Switch(to);
-                }
-                if req.connect && st >= 200 {
-                    if st < 300 {
-                        self.report.upgrade = Some("tunnel".into());
-                        return MsgStep::Switch(SwitchTo::Tunnel);
-                    }
-                    // Refused (e.g. 407): no tunnel after all; the client may retry.
-                    if self.report.upgrade.as_deref() == Some("tunnel") {
-                        self.report.upgrade = None;
-                    }
-                }
-                // RFC 9112 §6.3: no body for HEAD, 1xx, 204, 304; otherwise chunked, length, or
-                // until the connection closes.
-                let framing = if (100..200).contains(&st) || st == 204 || st == 304 || req.head {
-                    Framing::None
-                } else if chunked {
-                    Framing::Chunked
-                } else if other_coding {
-                    Framing::UntilClose
-                } else {
-                    match length {
-                        Some(Some(n)) => Framing::Length(n),
-                        _ => Framing::UntilClose,
-                    }
-                };
-                self.set_framing(s, framing)
+            // Refused (e.g. 407): no tunnel after all; the client may retry.
+            if self.report.upgrade.as_deref() == Some("tunnel") {
+                self.report.upgrade = None;
             }
         }
+        // RFC 9112 §6.3: no body for HEAD, 1xx, 204, 304; otherwise chunked, length, or
+        // until the connection closes.
+        let framing = if (100..200).contains(&st) || st == 204 || st == 304 || req.head {
+            Framing::None
+        } else if body.chunked {
+            Framing::Chunked
+        } else if body.other_coding {
+            Framing::UntilClose
+        } else {
+            match body.length {
+                Some(Some(n)) => Framing::Length(n),
+                _ => Framing::UntilClose,
+            }
+        };
+        self.set_framing(side.idx(), framing)
+    }
+
+    /// A `101 Switching Protocols` from `side` to request `req`: both directions switch to
+    /// the new protocol (h2c, websocket, ...).
+    #[inline(always)]
+    fn switched(&mut self, side: Side, h: &Head<'_>, req: Pending) -> MsgStep {
+        let token = h.fields(b"upgrade").next().map(upgrade_token);
+        let to = if req.h2c || token.as_deref() == Some("h2c") { SwitchTo::H2c } else { SwitchTo::Upgraded };
+        self.report.upgrade = Some(match to {
+            SwitchTo::H2c => "h2c".into(),
+            _ => token.unwrap_or_else(|| "unknown".into()),
+        });
+        // The client's next bytes are the new protocol too (websocket frames, the
+        // HTTP/2 preface), unless it is still sending a body.
+        let o = &mut self.sides[side.other().idx()];
+        if o.state == State::Head && o.buf.is_empty() {
+            o.state = State::Switched(to);
+        }
+        MsgStep::Switch(to)
     }
 
     fn set_framing(&mut self, s: usize, f: Framing) -> MsgStep {
@@ -298,6 +319,27 @@ impl HttpSession {
         let lines = lines.to_vec();
         let _ = self.message(side, &lines);
         self.warn("http: message head cut short by missing bytes");
+    }
+}
+
+/// What a head says of its body: a chunked or another transfer coding, and the
+/// Content-Length (`Some(None)`: present but invalid or too large).
+#[derive(Clone, Copy)]
+struct BodyHeaders {
+    chunked: bool,
+    other_coding: bool,
+    length: Option<Option<u64>>,
+}
+
+impl<'a> Head<'a> {
+    /// The values of every header `name` (ASCII case-insensitive).
+    fn fields<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+    }
+
+    /// The comma-separated, trimmed, non-empty tokens of every header `name`.
+    fn tokens<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
+        self.fields(name).flat_map(|v| v.split(|&b| b == b',')).map(trim).filter(|t| !t.is_empty())
     }
 }
 

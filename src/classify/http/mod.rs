@@ -432,10 +432,10 @@ impl HttpSession {
         &self.report.requests
     }
 
-    /// Final facts. Requests are attributed to the side that sent them, whatever `client` says.
+    /// Final facts. Requests are attributed to the side that sent them, whichever is the client.
     /// A head still incomplete (capture ended, HTTP/0.9 request without a blank line) is
     /// included from its complete lines.
-    pub fn finish(&self, _client: Side) -> HttpReport {
+    pub fn finish(&self) -> HttpReport {
         if [Side::A, Side::B].iter().all(|&s| self.partial_head(s).is_none()) {
             return self.report.clone();
         }
@@ -634,7 +634,7 @@ mod tests {
         let mut h = HttpSession::new(cfg());
         assert_eq!(h.feed(Side::A, b"GET /old\r\n"), HttpFeed::More);
         assert!(h.saw_http());
-        let report = h.finish(Side::A);
+        let report = h.finish();
         assert_eq!(report.requests.len(), 1);
         assert_eq!(report.requests[0].path.as_bytes(), b"/old");
         assert_eq!(report.requests[0].version, None);
@@ -642,10 +642,10 @@ mod tests {
         let mut h = HttpSession::new(cfg());
         h.feed(Side::A, b"GET ");
         assert!(!h.saw_http());
-        assert_eq!(h.finish(Side::A).requests_total, 0);
+        assert_eq!(h.finish().requests_total, 0);
         h.feed(Side::A, b"/AAAA");
         assert!(h.saw_http());
-        assert_eq!(h.finish(Side::A).requests[0].path.as_bytes(), b"/AAAA");
+        assert_eq!(h.finish().requests[0].path.as_bytes(), b"/AAAA");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(super) fn run(msgs: &[(Side, &[u8])], bytewise: bool) -> (HttpSession, Vec<H
 }
 
 pub(super) fn json(h: &HttpSession) -> String {
-    serde_json::to_string(&h.finish(Side::A)).unwrap()
+    serde_json::to_string(&h.finish()).unwrap()
 }
 
 pub(super) fn paths(h: &HttpSession) -> Vec<String> {

@@ -51,8 +51,6 @@ const MAX_WARNINGS: usize = 16;
 const MAX_CHAIN: usize = 16;
 /// Cleartext alerts kept per flow.
 const MAX_ALERTS: usize = 16;
-/// Default [`TlsLimits::max_buffer`].
-pub const DEFAULT_MAX_BUFFER: usize = 256 * 1024;
 /// Resync window: a candidate header is decided within 5 + MAX_RECORD + 5 bytes.
 const SCAN_WINDOW: usize = 2 * (5 + MAX_RECORD);
 /// Bytes given up while looking for a record boundary before a side is abandoned.
@@ -319,12 +317,6 @@ impl TlsReport {
     /// The first fatal alert.
     pub fn fatal_alert(&self) -> Option<&TlsAlert> {
         self.alerts.iter().find(|a| a.is_fatal())
-    }
-}
-
-impl Default for TlsLimits {
-    fn default() -> TlsLimits {
-        TlsLimits { max_buffer: DEFAULT_MAX_BUFFER }
     }
 }
 
