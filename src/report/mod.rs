@@ -57,9 +57,6 @@ pub struct Summary {
     pub expectations: Option<mesh::Expectations>,
     /// Errors that stopped reading a file (partial results are still reported).
     pub errors: Vec<String>,
-    /// Per-server tallies until [`Summary::close`].
-    #[serde(skip)]
-    pub book: mesh::MeshBook,
 }
 
 /// The `type` of the summary line, written `summary` (a flow line's is written `flow`).
@@ -93,10 +90,10 @@ pub struct FragmentCounts {
 }
 
 impl Summary {
-    /// Counts one reported flow.
-    pub fn count_flow(&mut self, f: &FlowReport, mesh: &mesh::MeshConfig) {
+    /// Counts one reported flow in the totals (the mesh stage counts it per server:
+    /// [`mesh::MeshBook`]).
+    pub fn count_flow(&mut self, f: &FlowReport) {
         self.flows += 1;
-        self.book.count(f, mesh);
         if f.flags.any_cert() {
             self.cert_warnings += 1;
         }
@@ -104,17 +101,6 @@ impl Summary {
         if let Some(t) = &f.tls {
             *self.by_mtls.entry(t.mtls).or_default() += 1;
         }
-    }
-}
-
-impl Summary {
-    /// Fills the per-server verdicts and expectation results once every flow is counted.
-    pub fn close(&mut self, mesh: &mesh::MeshConfig) {
-        let (servers, services, not_listed, expect) = std::mem::take(&mut self.book).finish(mesh);
-        self.servers = servers;
-        self.services = services;
-        self.servers_not_listed = not_listed;
-        self.expectations = expect;
     }
 }
 

@@ -7,7 +7,6 @@ use super::sink::{Rendered, Sink};
 use super::worker::Worker;
 use crate::mesh::{MeshConfig, XfccLegs};
 use crate::record::FlowReport;
-use crate::report::Summary;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -80,7 +79,7 @@ impl Merger {
     pub(super) fn release(
         &mut self,
         processed: u64,
-        summary: &mut Summary,
+        tally: &mut super::Tally,
         sink: &mut Sink<'_>,
         mesh_cfg: &MeshConfig,
     ) -> io::Result<()> {
@@ -92,7 +91,7 @@ impl Merger {
             self.xfcc.confirm(&mut p.report, p.port, p.first, p.last);
             if let (Sink::Json(_), Rendered::Json(line), false) = (&*sink, &p.rendered, self.flush_each) {
                 // Written below with the others, straight from the worker's buffers.
-                summary.count_flow(&p.report, mesh_cfg);
+                tally.count(&p.report, mesh_cfg);
                 self.unwritten_bytes += line.len();
                 self.unwritten.push(p);
                 if self.unwritten_bytes >= UNWRITTEN_BYTES {
@@ -101,7 +100,7 @@ impl Merger {
                 continue;
             }
             self.write_unwritten(sink)?;
-            sink.emit(&mut p, summary, mesh_cfg)?;
+            sink.emit(&mut p, tally, mesh_cfg)?;
             if let Some(spent) = &mut self.spent {
                 spent.push(p);
             }
@@ -163,7 +162,7 @@ impl Merger {
     pub(super) fn end_input(
         &mut self,
         workers: &mut [&mut Worker],
-        summary: &mut Summary,
+        tally: &mut super::Tally,
         sink: &mut Sink<'_>,
         mesh_cfg: &MeshConfig,
     ) -> io::Result<()> {
@@ -172,7 +171,7 @@ impl Merger {
                 w.end_open_up_to(last);
                 self.take_from(w);
             }
-            self.release(u64::MAX, summary, sink, mesh_cfg)?;
+            self.release(u64::MAX, tally, sink, mesh_cfg)?;
         }
         Ok(())
     }
@@ -189,6 +188,7 @@ mod tests {
     use crate::classify::{Classified, Protocol};
     use crate::flow::{EndReason, FlowMeta};
     use crate::report::json;
+    use crate::run::Tally;
     use crate::wire::{Side, Timestamp};
     use std::net::SocketAddr;
 
@@ -256,7 +256,7 @@ mod tests {
     }
 
     /// Releases up to `processed` into a JSON sink writing to `out`.
-    fn release(m: &mut Merger, processed: u64, summary: &mut Summary, out: &mut Vec<u8>) {
+    fn release(m: &mut Merger, processed: u64, summary: &mut Tally, out: &mut Vec<u8>) {
         let mut sink = Sink::Json(out);
         m.release(processed, summary, &mut sink, &MeshConfig::default()).unwrap();
     }
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn flows_leave_in_end_order_then_first_packet_order_across_shards_and_batches() {
         let mut m = Merger::new(false);
-        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        let (mut summary, mut out) = (Tally::default(), Vec::new());
         // Shard 1's first batch: flows ended at packets 40 and 10.
         m.add(
             &mut vec![
@@ -297,14 +297,14 @@ mod tests {
         assert_eq!(ids(&written(&out)), [2, 5, 7, 9]);
         release(&mut m, u64::MAX, &mut summary, &mut out);
         assert_eq!(ids(&written(&out)), [2, 5, 7, 9, 3]);
-        assert_eq!(summary.flows, 5);
+        assert_eq!(summary.summary.flows, 5);
     }
 
     #[test]
     fn lines_rendered_by_the_workers_keep_the_order_and_go_back_to_their_shards() {
         let mut m = Merger::new(false);
         m.spent = Some(Vec::new());
-        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        let (mut summary, mut out) = (Tally::default(), Vec::new());
         m.add(&mut vec![rendered(pending(4, 12, 443, (1, 2), MtlsVerdict::No), 1)], &mut vec![]);
         m.add(&mut vec![rendered(pending(1, 20, 443, (1, 3), MtlsVerdict::No), 0)], &mut vec![]);
         // Not rendered (the XFCC confirmation could have changed it): written by the sink, in
@@ -316,13 +316,13 @@ mod tests {
         let spent = m.spent.take().unwrap();
         let back: Vec<(u64, usize)> = spent.iter().map(|p| (p.order, p.shard)).collect();
         assert_eq!(back, [(2, 0), (4, 1), (6, 0), (1, 0)]);
-        assert_eq!(summary.flows, 4);
+        assert_eq!(summary.summary.flows, 4);
     }
 
     #[test]
     fn xfcc_confirmation_is_applied_before_release() {
         let mut m = Merger::new(false);
-        let (mut summary, mut out) = (Summary::default(), Vec::new());
+        let (mut summary, mut out) = (Tally::default(), Vec::new());
         let uri = "spiffe://cluster.local/ns/default/sa/client".to_string();
         // A pod-network flow to 9080 between seconds 100 and 110, verdict `likely`; another
         // to 9090 that no identity was seen for.

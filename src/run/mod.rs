@@ -25,7 +25,7 @@ use crate::capture::{display_path, CaptureReader, Next, PacketSource};
 use crate::classify::ClassifyConfig;
 use crate::decode::linktype_name;
 use crate::flow::Limits;
-use crate::mesh::MeshConfig;
+use crate::mesh::{MeshBook, MeshConfig};
 use crate::report::{json, table, Summary};
 use merge::Merger;
 use parallel::analyze_parallel;
@@ -87,6 +87,33 @@ pub struct OfflineOptions {
     pub write: Option<WriteOptions>,
 }
 
+/// What the run counts as flows are written: the summary's totals, and the mesh stage's
+/// per-server book, which becomes the summary's readings when the run ends.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) summary: Summary,
+    book: MeshBook,
+}
+
+impl Tally {
+    /// Counts one written flow.
+    pub(crate) fn count(&mut self, f: &crate::record::FlowReport, mesh: &MeshConfig) {
+        self.summary.count_flow(f);
+        self.book.count(f, mesh);
+    }
+
+    /// The summary, with the per-server and per-service readings and the expectations.
+    pub(crate) fn close(self, mesh: &MeshConfig) -> Summary {
+        let Tally { mut summary, book } = self;
+        let (servers, services, not_listed, expect) = book.finish(mesh);
+        summary.servers = servers;
+        summary.services = services;
+        summary.servers_not_listed = not_listed;
+        summary.expectations = expect;
+        summary
+    }
+}
+
 /// What a run found, for the exit code.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
@@ -102,7 +129,7 @@ pub struct Outcome {
 /// Results found before an error are still written. Each flow is written when it ends, so
 /// memory holds open flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
-    let mut summary = Summary::default();
+    let mut tally = Tally::default();
     let mut sink = match cfg.format {
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),
@@ -121,7 +148,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             break; // -c reached (or -w failed): the later files are not read, as with tcpdump
         }
         let name = display_path(path);
-        summary.files.push(name.clone());
+        tally.summary.files.push(name.clone());
         let mut reader = match CaptureReader::open(path) {
             Ok(r) => r,
             Err(e) => {
@@ -129,7 +156,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 if !cfg.quiet {
                     writeln!(diag, "tlspeek: {msg}")?;
                 }
-                summary.errors.push(msg);
+                tally.summary.errors.push(msg);
                 continue;
             }
         };
@@ -139,31 +166,31 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             if !cfg.quiet {
                 writeln!(diag, "tlspeek: {msg}")?;
             }
-            summary.errors.push(msg);
+            tally.summary.errors.push(msg);
             break;
         }
         opened += 1;
         // Flow ids are packet numbers, counted across the inputs.
-        let base = summary.packets;
+        let base = tally.summary.packets;
         // -l on a stream (standard input fed by a live tcpdump): one thread, each flow written
         // as it ends, not in batches.
         let parallel = cfg.threads > 1 && !(cfg.line_buffered && reader.total_len().is_none());
         match gate.as_mut() {
-            None if parallel => analyze_parallel(reader, cfg, base, &mut summary, &mut sink, diag)?,
-            None => analyze(&mut reader, cfg, base, &mut summary, &mut sink, diag)?,
+            None if parallel => analyze_parallel(reader, cfg, base, &mut tally, &mut sink, diag)?,
+            None => analyze(&mut reader, cfg, base, &mut tally, &mut sink, diag)?,
             Some(g) => {
                 let mut gated = Gated::new(reader, g);
                 if parallel {
-                    analyze_parallel(gated, cfg, base, &mut summary, &mut sink, diag)?;
+                    analyze_parallel(gated, cfg, base, &mut tally, &mut sink, diag)?;
                 } else {
-                    analyze(&mut gated, cfg, base, &mut summary, &mut sink, diag)?;
+                    analyze(&mut gated, cfg, base, &mut tally, &mut sink, diag)?;
                 }
             }
         }
     }
     // (No input opened: no -w file either, as tcpdump makes none.)
     if let Some(g) = gate.as_mut().filter(|_| opened > 0) {
-        finish_gate(g, linktype, cfg, &mut summary, diag)?;
+        finish_gate(g, linktype, cfg, &mut tally.summary, diag)?;
     }
     if let Some(opts) = &cfg.live {
         match LiveCapture::open(opts.clone()) {
@@ -189,10 +216,10 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                         opts.interface
                     )?;
                 }
-                let base = summary.packets;
-                analyze(&mut cap, cfg, base, &mut summary, &mut sink, diag)?;
+                let base = tally.summary.packets;
+                analyze(&mut cap, cfg, base, &mut tally, &mut sink, diag)?;
                 if let Some((recv, drop, ifdrop)) = cap.stats() {
-                    summary.capture_stats = Some(crate::report::CaptureStats {
+                    tally.summary.capture_stats = Some(crate::report::CaptureStats {
                         received: recv.into(),
                         dropped: drop.into(),
                         if_dropped: ifdrop.into(),
@@ -210,11 +237,11 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 if !cfg.quiet {
                     writeln!(diag, "tlspeek: {msg}")?;
                 }
-                summary.errors.push(msg);
+                tally.summary.errors.push(msg);
             }
         }
     }
-    summary.close(&cfg.mesh);
+    let summary = tally.close(&cfg.mesh);
     let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
     // Every error was written once, on stderr, as it happened. The JSON summary lists them
     // (`errors`: stdout is complete for a program); the table does not repeat them, and when no
@@ -290,7 +317,7 @@ fn analyze(
     reader: &mut dyn PacketSource,
     cfg: &Config,
     base: u64,
-    summary: &mut Summary,
+    tally: &mut Tally,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
 ) -> io::Result<()> {
@@ -310,7 +337,7 @@ fn analyze(
                 // Live capture with no traffic: idle flows still end and are reported.
                 w.sweep(now);
                 m.take_from(&mut w);
-                m.release(w.order, summary, sink, &cfg.mesh)?;
+                m.release(w.order, tally, sink, &cfg.mesh)?;
                 continue;
             }
             Ok(Next::End) => break,
@@ -326,7 +353,7 @@ fn analyze(
             m.take_from(&mut w);
         }
         if w.order.is_multiple_of(batch) {
-            m.release(w.order, summary, sink, &cfg.mesh)?;
+            m.release(w.order, tally, sink, &cfg.mesh)?;
             if let Some(p) = &progress {
                 if w.order.is_multiple_of(8192) {
                     p.set_position(reader.position());
@@ -339,10 +366,10 @@ fn analyze(
     }
     // What ended before the input did, then the flows still open.
     m.take_from(&mut w);
-    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
-    m.end_input(&mut [&mut w], summary, sink, &cfg.mesh)?;
-    w.add_counts(summary);
-    finish_file(&name, &w.skipped, error, cfg, summary, diag)
+    m.release(u64::MAX, tally, sink, &cfg.mesh)?;
+    m.end_input(&mut [&mut w], tally, sink, &cfg.mesh)?;
+    w.add_counts(&mut tally.summary);
+    finish_file(&name, &w.skipped, error, cfg, &mut tally.summary, diag)
 }
 
 /// Skipped link types and the error of one file, on stderr and in the summary.

@@ -10,7 +10,6 @@ use super::worker::{Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
 use super::{finish_file, Config};
 use crate::capture::SharedSource;
 use crate::flow::client::is_server_answer;
-use crate::report::Summary;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -344,7 +343,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     mut reader: R,
     cfg: &Config,
     base: u64,
-    summary: &mut Summary,
+    tally: &mut super::Tally,
     sink: &mut Sink<'_>,
     diag: &mut dyn Write,
 ) -> io::Result<()> {
@@ -402,7 +401,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
                 }
             }
             let processed = marks.iter().copied().min().unwrap_or(0);
-            m.release(processed, summary, sink, &cfg.mesh)?;
+            m.release(processed, tally, sink, &cfg.mesh)?;
             if let Some(spent) = m.spent.as_mut().filter(|v| !v.is_empty()) {
                 let mut per: Vec<Vec<Pending>> = (0..back.len()).map(|_| Vec::new()).collect();
                 for p in spent.drain(..) {
@@ -422,12 +421,12 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     }
     let error = result?;
     m.spent = None; // the workers have ended: nothing to send back
-    m.release(u64::MAX, summary, sink, &cfg.mesh)?;
+    m.release(u64::MAX, tally, sink, &cfg.mesh)?;
     let mut ended: Vec<&mut Worker> = workers.iter_mut().flatten().map(|w| &mut **w).collect();
-    m.end_input(&mut ended, summary, sink, &cfg.mesh)?;
+    m.end_input(&mut ended, tally, sink, &cfg.mesh)?;
     for w in workers.iter().flatten() {
-        w.add_counts(summary);
+        w.add_counts(&mut tally.summary);
     }
     let skipped = workers[0].as_mut().map(|w| std::mem::take(&mut w.skipped)).unwrap_or_default();
-    finish_file(&name, &skipped, error, cfg, summary, diag)
+    finish_file(&name, &skipped, error, cfg, &mut tally.summary, diag)
 }

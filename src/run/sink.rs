@@ -6,7 +6,7 @@ use super::merge::Pending;
 use super::Format;
 use crate::mesh::MeshConfig;
 use crate::record::FlowReport;
-use crate::report::{json, table, Summary};
+use crate::report::{json, table};
 use std::io::{self, Write};
 
 /// Where reported flows go: JSON lines are written at once, table rows are kept as text until
@@ -50,11 +50,11 @@ impl Sink<'_> {
     pub(super) fn emit(
         &mut self,
         p: &mut Pending,
-        summary: &mut Summary,
+        tally: &mut super::Tally,
         mesh: &MeshConfig,
     ) -> io::Result<()> {
         let f = &p.report;
-        summary.count_flow(f, mesh);
+        tally.count(f, mesh);
         match (self, std::mem::replace(&mut p.rendered, Rendered::No)) {
             (Sink::Count(_), _) => Ok(()),
             (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
