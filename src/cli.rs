@@ -44,7 +44,7 @@ pub struct Args {
 
     /// Capture live on IFACE (`any` for all interfaces; needs root or CAP_NET_RAW).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
 
     /// List the interfaces that can be captured on, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
@@ -53,29 +53,29 @@ pub struct Args {
     /// BPF filter (tcpdump syntax), live or on files (compiled by libpcap for each file's link
     /// type, as tcpdump -r F EXPR); also accepted as trailing arguments.
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
 
     /// Stop after N packets: captured live, or read with -r (those that pass the filter,
     /// counted over all the files in order), as tcpdump -c.
     #[arg(short = 'c', long = "count", value_name = "N")]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
 
     /// Stop a live capture after SECS seconds.
     #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
 
     /// Snapshot length for live capture, bytes [default: 262144].
     #[arg(short = 's', long = "snaplen", value_name = "BYTES")]
-    pub snaplen: Option<i32>,
+    pub(crate) snaplen: Option<i32>,
 
     /// Kernel capture buffer for live capture, KiB (as tcpdump -B).
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
-    pub buffer_size: Option<i32>,
+    pub(crate) buffer_size: Option<i32>,
 
     /// Also write the packets analysed to FILE (pcap): captured live, or read with -r (those
     /// that pass the filter, up to -c), as tcpdump -w. See -C, -W, -G to bound the disk used.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
-    pub write: Option<PathBuf>,
+    pub(crate) write: Option<PathBuf>,
 
     /// With -w: before writing a packet, start a new file when the current one is larger than
     /// SIZE millions of bytes (as tcpdump -C; suffixes k, m, g: multiples of 1024). Files are
@@ -85,159 +85,159 @@ pub struct Args {
     /// dropped (-Z); without -W (or with -G), the files after the first are created as the -Z
     /// user, in a directory it must be able to write to.
     #[arg(short = 'C', value_name = "SIZE", value_parser = parse_file_size)]
-    pub file_size: Option<u64>,
+    pub(crate) file_size: Option<u64>,
 
     /// With -C: keep a ring of at most COUNT files, overwriting the oldest (as tcpdump -W); the
     /// disk used stays under COUNT x SIZE plus one packet per file. With -G alone: stop after
     /// COUNT files.
     #[arg(short = 'W', value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
-    pub file_count: Option<u32>,
+    pub(crate) file_count: Option<u32>,
 
     /// With -w: start a new file when a packet comes SECS seconds or more after the current
     /// file's first (as tcpdump -G, by the packets' capture time); FILE may hold strftime(3)
     /// conversions, e.g. cap-%H%M%S.pcap, expanded in local time.
     #[arg(short = 'G', value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
-    pub rotate_seconds: Option<u32>,
+    pub(crate) rotate_seconds: Option<u32>,
 
     /// With -w: write each packet to the file as soon as it is captured (as tcpdump -U).
     #[arg(short = 'U', long = "packet-buffered")]
-    pub packet_buffered: bool,
+    pub(crate) packet_buffered: bool,
 
     /// After opening the live capture, switch to USER (when run as root; name from /etc/passwd
     /// or uid[:gid]) and drop every capability, as tcpdump -Z; `none` keeps them [default:
     /// nobody].
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
-    pub relinquish: Option<String>,
+    pub(crate) relinquish: Option<String>,
 
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
-    pub no_promisc: bool,
+    pub(crate) no_promisc: bool,
 
     /// BPF filter expression (tcpdump syntax), e.g. `port 9080`.
     #[arg(value_name = "FILTER")]
-    pub expression: Vec<String>,
+    pub(crate) expression: Vec<String>,
 
     /// Line-buffered output (as tcpdump -l): each flow is written and flushed as soon as it
     /// ends (the table row by row, with fixed columns); on standard input, flows are followed
     /// by one thread so that none waits for a batch.
     #[arg(short = 'l')]
-    pub line_buffered: bool,
+    pub(crate) line_buffered: bool,
 
     /// Accepted, as tcpdump -n/-nn: tlspeek never resolves addresses or ports to names.
     #[arg(short = 'n', action = ArgAction::Count)]
-    pub no_names: u8,
+    pub(crate) no_names: u8,
 
     /// Accepted, as tcpdump -e: no effect (tlspeek reports flows, with no link-layer headers).
     #[arg(short = 'e')]
-    pub link_headers: bool,
+    pub(crate) link_headers: bool,
 
     /// Accepted, as tcpdump -t: no effect (the table prints no packet times; --json has each
     /// flow's first_ts, last_ts and duration). -tt and longer are refused.
     #[arg(short = 't', action = ArgAction::Count)]
-    pub no_times: u8,
+    pub(crate) no_times: u8,
 
     // The tcpdump options below make no sense here: they are parsed only to be refused with a
     // reason (see `refused`), instead of clap's "unexpected argument".
     /// tcpdump -A (refused).
     #[arg(short = 'A', action = ArgAction::Count, hide = true)]
-    pub ascii: u8,
+    pub(crate) ascii: u8,
     /// tcpdump -X (refused).
     #[arg(short = 'X', action = ArgAction::Count, hide = true)]
-    pub hex_ascii: u8,
+    pub(crate) hex_ascii: u8,
     /// tcpdump -x (refused).
     #[arg(short = 'x', action = ArgAction::Count, hide = true)]
-    pub hex: u8,
+    pub(crate) hex: u8,
     /// tcpdump -z (refused).
     #[arg(short = 'z', value_name = "COMMAND", hide = true)]
-    pub postrotate: Option<String>,
+    pub(crate) postrotate: Option<String>,
 
     /// Write JSON Lines (one object per flow, then a summary; schema in docs/json.md).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// More detail under each table row: -v every HTTP request and response with its headers
     /// (credential values redacted unless --show-secrets), the TLS parameters, the server
     /// certificate and every flag and warning; -vv also the certificate chains (subject, issuer,
     /// SANs, validity, key) of server and client.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// No warnings or progress on stderr.
     #[arg(short = 'q', long)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     /// Print only the summary (totals, per-server readings, expectations), no line per flow.
     #[arg(long)]
-    pub summary_only: bool,
+    pub(crate) summary_only: bool,
 
     /// Show credential-bearing header values (Authorization, Cookie, *token*, ...) instead of
     /// `<redacted N bytes>`.
     #[arg(long)]
-    pub show_secrets: bool,
+    pub(crate) show_secrets: bool,
 
     /// Never draw a progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
 
     /// Maximum TCP flows tracked at once; the least recently active are evicted (reported with
     /// the flag `evicted`). A flow without payload costs about 1.3 KiB (100,000: ~130 MiB);
     /// payload buffers are bounded by the two limits below.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub max_flows: usize,
+    pub(crate) max_flows: usize,
 
     /// Maximum bytes buffered per flow direction: out-of-order segments, and a TLS handshake
     /// message spanning segments. Suffixes K, M, G.
     #[arg(long, value_name = "BYTES", default_value = "512K", value_parser = parse_bytes)]
-    pub max_stream_bytes: usize,
+    pub(crate) max_stream_bytes: usize,
 
     /// Maximum bytes buffered over all flows (out-of-order segments and partial messages); a
     /// flow over it is flagged `memory_limited` and resynchronises. Suffixes K, M, G.
     #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = parse_bytes)]
-    pub max_total_bytes: usize,
+    pub(crate) max_total_bytes: usize,
 
     /// Maximum bytes of one HTTP header block. Suffixes K, M, G.
     #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
 
     /// HTTP requests (and responses) recorded per flow; later ones are only counted.
     #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub max_requests: usize,
+    pub(crate) max_requests: usize,
 
     /// Seconds of capture time without packets after which a flow is ended.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub idle_timeout: u32,
+    pub(crate) idle_timeout: u32,
 
     /// Warn about certificates expiring within this time of the capture (Istio workload
     /// certificates live 24 h): 90s, 30m, 1h, 2d; 0 warns only about expired ones.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
-    pub cert_warn: i64,
+    pub(crate) cert_warn: i64,
 
     /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
     /// list those flows. Checked: pod-network flows with payload, except --exempt-ports.
     /// TLS flows whose handshake was not seen are reported as unverified, not failed.
     #[arg(long, value_name = "WHAT", value_parser = ["mtls"])]
-    pub expect: Option<String>,
+    pub(crate) expect: Option<String>,
 
     /// Exit 1 when plaintext HTTP (HTTP/1 or h2c) crossed the pod network (same exemptions as
     /// --expect), and list those flows.
     #[arg(long)]
-    pub fail_on_plaintext: bool,
+    pub(crate) fail_on_plaintext: bool,
 
     /// Server ports that --expect and --fail-on-plaintext never check, comma-separated, or
     /// `none` (default: Istio's plaintext health and metrics ports).
     #[arg(long, value_name = "PORTS", default_value = "15020,15021,15090", value_parser = parse_ports)]
-    pub exempt_ports: PortList,
+    pub(crate) exempt_ports: PortList,
 
     /// Check loopback legs (Envoy <-> app inside the pod, plaintext by design) too.
     #[arg(long)]
-    pub check_loopback: bool,
+    pub(crate) check_loopback: bool,
 
     /// Threads for capture files and standard input: one reads and decodes the packets and
     /// hands the others the segments of their share of the flows (same output for any number).
     /// Default: the CPUs this process may use (cgroup quotas count), at most 4. Live capture
     /// uses one.
     #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
 }
 
 /// `--threads` when not given: the CPUs available to this process (affinity and cgroup CPU
@@ -249,7 +249,7 @@ fn default_threads() -> usize {
 
 /// A value of an option that does not parse (clap prints it after the option's name).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ValueError {
+pub(crate) enum ValueError {
     /// `--exempt-ports`: an item is not a port number.
     #[error("'{0}' is not a port number")]
     NotAPort(String),
@@ -349,10 +349,10 @@ pub enum ConfigError {
 
 /// A comma-separated port list.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortList(pub Vec<u16>);
+pub(crate) struct PortList(pub Vec<u16>);
 
 /// Parses `15020,15021` or `none`.
-pub fn parse_ports(s: &str) -> Result<PortList, ValueError> {
+pub(crate) fn parse_ports(s: &str) -> Result<PortList, ValueError> {
     if s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty() {
         return Ok(PortList(Vec::new()));
     }
@@ -363,7 +363,7 @@ pub fn parse_ports(s: &str) -> Result<PortList, ValueError> {
 }
 
 /// `1h`, `30m`, `90s`, `2d`, or plain seconds → seconds (`--cert-warn`).
-pub fn parse_duration(s: &str) -> Result<i64, ValueError> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 's')) => (&t[..i], 1),
@@ -380,7 +380,7 @@ pub fn parse_duration(s: &str) -> Result<i64, ValueError> {
 }
 
 /// Parses `123`, `64K`, `256M`, `1G` (binary multiples).
-pub fn parse_bytes(s: &str) -> Result<usize, ValueError> {
+pub(crate) fn parse_bytes(s: &str) -> Result<usize, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1usize << 10),
@@ -556,7 +556,7 @@ impl Args {
 const DEFAULT_SNAPLEN: i32 = 262_144;
 
 /// Parses -C: millions of bytes (as tcpdump), or with k, m, g: multiples of 1024.
-pub fn parse_file_size(s: &str) -> Result<u64, ValueError> {
+pub(crate) fn parse_file_size(s: &str) -> Result<u64, ValueError> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),

@@ -74,12 +74,12 @@ fn dlt_of(linktype: u32) -> u32 {
 }
 
 /// Checks that `expr` compiles (for Ethernet), so that a typo stops the run before any output.
-pub fn check_filter(expr: &str) -> Result<(), pcap::Error> {
+pub(crate) fn check_filter(expr: &str) -> Result<(), pcap::Error> {
     Program::compile(expr, 1).map(|_| ())
 }
 
 /// Filter, count and writer over every input of a run.
-pub struct Gate {
+pub(crate) struct Gate {
     filter: Option<String>,
     programs: BTreeMap<u32, Program>,
     /// Packets that may still pass (`-c`).
@@ -87,16 +87,20 @@ pub struct Gate {
     write: Option<WriteOptions>,
     writer: Option<PcapWriter>,
     /// Packets read but not written: link type of a packet written → count (see module doc).
-    pub not_written: BTreeMap<u32, u64>,
+    pub(crate) not_written: BTreeMap<u32, u64>,
     /// Packets that passed the filter.
-    pub passed: u64,
+    pub(crate) passed: u64,
     /// Set when writing failed: no further input is read (tcpdump stops too).
-    pub stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 impl Gate {
     /// A gate, or `None` when nothing is asked of it (the reader is then used directly).
-    pub fn new(filter: Option<String>, count: Option<u64>, write: Option<WriteOptions>) -> Option<Gate> {
+    pub(crate) fn new(
+        filter: Option<String>,
+        count: Option<u64>,
+        write: Option<WriteOptions>,
+    ) -> Option<Gate> {
         if filter.is_none() && count.is_none() && write.is_none() {
             return None;
         }
@@ -113,14 +117,14 @@ impl Gate {
     }
 
     /// No packet may pass any more: `-c` reached, or writing failed.
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.stopped || self.left == Some(0)
     }
 
     /// Creates the `-w` file before `reader` is read, when its link type is known from its
     /// header (pcap), so that a path that cannot be written fails before any output, as with
     /// tcpdump. Otherwise (pcapng) the file is created at the first packet.
-    pub fn open_for(&mut self, reader: &CaptureReader) -> Result<(), CaptureError> {
+    pub(crate) fn open_for(&mut self, reader: &CaptureReader) -> Result<(), CaptureError> {
         // Likewise a filter that does not compile for a pcap file's link type.
         if let Some(lt) = reader.first_linktype() {
             self.program(lt, &reader.path)?;
@@ -144,7 +148,7 @@ impl Gate {
 
     /// Writes the last buffered packets; with `-w` and no packet at all, leaves an empty file
     /// (link type `linktype`, when the inputs told one), as tcpdump does.
-    pub fn finish(&mut self, linktype: Option<u32>) -> Result<(), WriteError> {
+    pub(crate) fn finish(&mut self, linktype: Option<u32>) -> Result<(), WriteError> {
         if self.writer.is_none() && !self.stopped {
             if let Some(opts) = self.write.take() {
                 let mut w = PcapWriter::new(opts, linktype.unwrap_or(1), DEFAULT_SNAPLEN, false);
@@ -214,24 +218,19 @@ impl Gate {
 const DEFAULT_SNAPLEN: u32 = 262_144;
 
 /// A capture file read through a [`Gate`].
-pub struct Gated<'g> {
+pub(crate) struct Gated<'g> {
     reader: CaptureReader,
     gate: &'g mut Gate,
 }
 
 impl<'g> Gated<'g> {
     /// Puts `gate` in front of `reader`.
-    pub fn new(reader: CaptureReader, gate: &'g mut Gate) -> Gated<'g> {
+    pub(crate) fn new(reader: CaptureReader, gate: &'g mut Gate) -> Gated<'g> {
         Gated { reader, gate }
     }
 
-    /// The link type of the input, when known so far.
-    pub fn linktype(&self) -> Option<u32> {
-        self.reader.first_linktype()
-    }
-
     /// The next packet that passes, as [`CaptureReader::next_shared`].
-    pub fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
+    pub(crate) fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
         let (snaplen, nanos) =
             (self.reader.snaplen().unwrap_or(DEFAULT_SNAPLEN), self.reader.nanosecond_precision());
         loop {

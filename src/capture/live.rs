@@ -19,7 +19,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Installs the SIGINT/SIGTERM handlers that stop a live capture cleanly.
-pub fn install_stop_handlers() {
+pub(crate) fn install_stop_handlers() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -28,37 +28,37 @@ pub fn install_stop_handlers() {
 }
 
 /// True once a stop signal arrived.
-pub fn stop_requested() -> bool {
+pub(crate) fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
 /// How to open a live capture.
 #[derive(Clone, Debug)]
-pub struct LiveOptions {
+pub(crate) struct LiveOptions {
     /// Interface name (`any` for all).
-    pub interface: String,
+    pub(crate) interface: String,
     /// BPF filter in tcpdump syntax, if any.
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// Stop after this many packets.
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// Stop after this long.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Snapshot length.
-    pub snaplen: i32,
+    pub(crate) snaplen: i32,
     /// Kernel buffer, KiB.
-    pub buffer_kib: Option<i32>,
+    pub(crate) buffer_kib: Option<i32>,
     /// Promiscuous mode.
-    pub promisc: bool,
+    pub(crate) promisc: bool,
     /// Also save every captured packet to pcap files (`-w`, rotated as `-C`/`-W`/`-G` say),
     /// for offline re-analysis.
-    pub write: Option<WriteOptions>,
+    pub(crate) write: Option<WriteOptions>,
     /// Once the capture is open, switch to this user (when root) and drop every capability;
     /// `None` keeps them (`-Z none`).
-    pub drop_to: Option<String>,
+    pub(crate) drop_to: Option<String>,
 }
 
 /// An open live capture.
-pub struct LiveCapture {
+pub(crate) struct LiveCapture {
     name: String,
     cap: pcap::Capture<pcap::Active>,
     linktype: u32,
@@ -150,7 +150,7 @@ fn open_error(interface: &str, source: pcap::Error) -> LiveError {
 
 impl LiveCapture {
     /// Opens the interface and applies the filter.
-    pub fn open(opts: LiveOptions) -> Result<LiveCapture, LiveError> {
+    pub(crate) fn open(opts: LiveOptions) -> Result<LiveCapture, LiveError> {
         let iface = opts.interface.clone();
         let mut inactive = pcap::Capture::from_device(iface.as_str())
             .map_err(|e| open_error(&iface, e))?
@@ -210,7 +210,7 @@ impl LiveCapture {
     }
 
     /// libpcap's counters: (received, dropped by the kernel, dropped by the interface).
-    pub fn stats(&mut self) -> Option<(u32, u32, u32)> {
+    pub(crate) fn stats(&mut self) -> Option<(u32, u32, u32)> {
         self.cap.stats().ok().map(|s| (s.received, s.dropped, s.if_dropped))
     }
 
@@ -353,7 +353,7 @@ const SERVICES: [(&str, u16); 14] = [
 
 /// Rewrites `port NAME` to numbers and `host localhost` to 127.0.0.1 when the files libpcap
 /// would look them up in are missing (a FROM-scratch image, an empty chroot).
-pub fn resolve_names(filter: &str, have_services: bool, have_hosts: bool) -> String {
+pub(crate) fn resolve_names(filter: &str, have_services: bool, have_hosts: bool) -> String {
     let mut out: Vec<String> = Vec::new();
     for tok in filter.split_whitespace() {
         let prev = out.last().map(|s| s.as_str()).unwrap_or("");

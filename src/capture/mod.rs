@@ -14,10 +14,10 @@
 //! any buffer grows; a damaged file ends the iteration with an error that names the byte offset,
 //! and everything read before it has already been yielded.
 
-pub mod gate;
+pub(crate) mod gate;
 pub mod live;
-pub mod privs;
-pub mod write;
+pub(crate) mod privs;
+pub(crate) mod write;
 
 use crate::wire::Timestamp;
 use std::fs::File;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// Largest packet record accepted (libpcap's own limit for any link type is 256 KiB).
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// Largest pcapng block accepted (a packet record plus generous room for options).
-pub const MAX_BLOCK_BYTES: usize = MAX_RECORD_BYTES + 64 * 1024;
+pub(crate) const MAX_BLOCK_BYTES: usize = MAX_RECORD_BYTES + 64 * 1024;
 /// Read buffer size.
 const READ_CHUNK: usize = 1 << 17;
 
@@ -76,7 +76,7 @@ pub trait PacketSource {
 
 /// A capture file source whose packets' read buffers can be handed to other threads
 /// (`--threads`): a [`CaptureReader`], or one behind a [`gate::Gated`] filter.
-pub trait SharedSource: PacketSource + Send {
+pub(crate) trait SharedSource: PacketSource + Send {
     /// The next packet and the buffer its bytes lie in (see [`CaptureReader::next_shared`]).
     fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError>;
 }
@@ -190,7 +190,7 @@ const SPARE_BUFFERS: usize = 64;
 
 /// A read buffer of [`CaptureReader`], as handed out with its packets by
 /// [`CaptureReader::next_shared`].
-pub type SharedBuffer = Arc<Vec<u8>>;
+pub(crate) type SharedBuffer = Arc<Vec<u8>>;
 
 /// Streaming reader over a pcap or pcapng byte source.
 pub struct CaptureReader {
@@ -216,7 +216,7 @@ pub struct CaptureReader {
 
 impl CaptureReader {
     /// Opens `path` (`-` = standard input) and reads its file header.
-    pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
+    pub(crate) fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
         let name = path.display().to_string();
         let io_err = |source| CaptureError::Io { path: name.clone(), source };
         if path == Path::new("-") {
@@ -258,7 +258,7 @@ impl CaptureReader {
     }
 
     /// The link type of a pcap file, or of a pcapng file's first interface read so far.
-    pub fn first_linktype(&self) -> Option<u32> {
+    pub(crate) fn first_linktype(&self) -> Option<u32> {
         match &self.format {
             Format::Pcap(f) => Some(f.linktype),
             Format::Pcapng { ifaces, .. } => ifaces.first().map(|i| i.linktype),
@@ -266,7 +266,7 @@ impl CaptureReader {
     }
 
     /// The snapshot length of a pcap file (pcapng: per interface, not kept).
-    pub fn snaplen(&self) -> Option<u32> {
+    pub(crate) fn snaplen(&self) -> Option<u32> {
         match &self.format {
             Format::Pcap(_) if self.snaplen > 0 => Some(self.snaplen),
             _ => None,
@@ -386,14 +386,14 @@ impl CaptureReader {
     }
 
     /// The next packet, `Ok(None)` at a clean end of file.
-    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+    pub(crate) fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         Ok(self.next_raw()?.map(|r| self.lend(r)))
     }
 
     /// The next packet and the buffer its bytes lie in, which a caller may keep (a cheap clone)
     /// to hand slices of it to another thread instead of copying them; the reader then reads on
     /// into another buffer.
-    pub fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
+    pub(crate) fn next_shared(&mut self) -> Result<Option<(Packet<'_>, &SharedBuffer)>, CaptureError> {
         Ok(self.next_raw()?.map(|r| (self.lend(r), &self.buf)))
     }
 
@@ -743,7 +743,7 @@ fn read_u64(b: &[u8], le: bool) -> u64 {
 
 /// Where a file came from, for messages and the summary's `files`: standard input is `-`, as in
 /// the flows' `source` and the reader's own errors (and as tcpdump is told it).
-pub fn display_path(p: &Path) -> String {
+pub(crate) fn display_path(p: &Path) -> String {
     p.display().to_string()
 }
 

@@ -7,7 +7,7 @@
 
 /// Why privileges could not be dropped.
 #[derive(Debug, thiserror::Error)]
-pub enum PrivError {
+pub(crate) enum PrivError {
     /// `-Z` names a user that is neither a number nor in /etc/passwd.
     #[error("unknown user {user:?} (give a name from /etc/passwd or uid[:gid])")]
     UnknownUser {
@@ -26,16 +26,16 @@ pub enum PrivError {
 
 /// Where privileges were dropped to, for the message on stderr.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     /// User and group now in effect.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// See `uid`.
-    pub gid: u32,
+    pub(crate) gid: u32,
 }
 
 /// `uid[:gid]`, or a user name looked up in `passwd` (the text of /etc/passwd, which static
 /// builds read themselves: no NSS); `nobody` is 65534:65534 when the file lacks it.
-pub fn resolve_user(user: &str, passwd: Option<&str>) -> Result<(u32, u32), PrivError> {
+pub(crate) fn resolve_user(user: &str, passwd: Option<&str>) -> Result<(u32, u32), PrivError> {
     if let Some((u, g)) = user.split_once(':') {
         if let (Ok(u), Ok(g)) = (u.parse(), g.parse()) {
             return Ok((u, g));
@@ -73,7 +73,7 @@ struct CapData {
 }
 
 /// Drops to `user` when running as root, clears every capability and sets `no_new_privs`.
-pub fn drop_privileges(user: &str) -> Result<Dropped, PrivError> {
+pub(crate) fn drop_privileges(user: &str) -> Result<Dropped, PrivError> {
     let err = |call| PrivError::Syscall { call, source: std::io::Error::last_os_error() };
     // SAFETY: plain syscalls on this process with valid arguments.
     unsafe {

@@ -18,24 +18,17 @@ use std::path::{Path, PathBuf};
 
 /// What `-w` and its rotation flags asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// `-w FILE` (a strftime pattern with `-G`).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// `-C`: before writing a packet, rotate when the file is larger than this many bytes.
-    pub file_size: Option<u64>,
+    pub(crate) file_size: Option<u64>,
     /// `-W`: with `-C`, a ring of this many files; with `-G` alone, stop after this many files.
-    pub file_count: Option<u32>,
+    pub(crate) file_count: Option<u32>,
     /// `-G`: rotate when a packet comes this many seconds after the file's first one.
-    pub rotate_secs: Option<u32>,
+    pub(crate) rotate_secs: Option<u32>,
     /// `-U`: flush the file after every packet.
-    pub packet_buffered: bool,
-}
-
-impl WriteOptions {
-    /// Plain `-w FILE`, no rotation.
-    pub fn new(path: PathBuf) -> WriteOptions {
-        WriteOptions { path, file_size: None, file_count: None, rotate_secs: None, packet_buffered: false }
-    }
+    pub(crate) packet_buffered: bool,
 }
 
 /// Why writing stopped.
@@ -55,7 +48,7 @@ pub enum WriteError {
 }
 
 /// Writes pcap files, rotating them as [`WriteOptions`] say.
-pub struct PcapWriter {
+pub(crate) struct PcapWriter {
     opts: WriteOptions,
     linktype: u32,
     snaplen: u32,
@@ -82,7 +75,7 @@ const RECORD_HEADER: u64 = 16;
 impl PcapWriter {
     /// A writer for packets of `linktype` (LINKTYPE_* value, written as is); nothing is created
     /// before [`Self::open_now`] or the first packet.
-    pub fn new(opts: WriteOptions, linktype: u32, snaplen: u32, nanos: bool) -> PcapWriter {
+    pub(crate) fn new(opts: WriteOptions, linktype: u32, snaplen: u32, nanos: bool) -> PcapWriter {
         let base = opts.path.display().to_string();
         PcapWriter {
             opts,
@@ -104,7 +97,7 @@ impl PcapWriter {
     /// empty capture, and keeps them open; rotating then reuses them (truncated) instead of
     /// creating files. A live capture calls this before it drops privileges (`-Z`), so that the
     /// ring works in a directory only root may write to. Then opens the first one.
-    pub fn create_ring_now(&mut self, now: Timestamp) -> Result<(), WriteError> {
+    pub(crate) fn create_ring_now(&mut self, now: Timestamp) -> Result<(), WriteError> {
         if let (Some(_), Some(w), None) = (self.opts.file_size, self.opts.file_count, self.opts.rotate_secs) {
             for n in 0..w {
                 self.c_count = n;
@@ -123,13 +116,13 @@ impl PcapWriter {
     }
 
     /// Link type of the packets this writer takes.
-    pub fn linktype(&self) -> u32 {
+    pub(crate) fn linktype(&self) -> u32 {
         self.linktype
     }
 
     /// Creates the first file now (named for time `now` with `-G`), if none is open: a
     /// capture that sees no packet still leaves a valid, empty file, as tcpdump's does.
-    pub fn open_now(&mut self, now: Timestamp) -> Result<(), WriteError> {
+    pub(crate) fn open_now(&mut self, now: Timestamp) -> Result<(), WriteError> {
         if self.file.is_none() {
             self.start_period(now.secs);
             self.open()?;
@@ -138,7 +131,7 @@ impl PcapWriter {
     }
 
     /// Writes one packet, rotating first when due.
-    pub fn write(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> Result<(), WriteError> {
+    pub(crate) fn write(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> Result<(), WriteError> {
         if self.file.is_none() {
             self.start_period(ts.secs);
             self.open()?;
@@ -184,7 +177,7 @@ impl PcapWriter {
     }
 
     /// Pushes buffered packets to the file (a live capture calls this while it waits).
-    pub fn flush(&mut self) -> Result<(), WriteError> {
+    pub(crate) fn flush(&mut self) -> Result<(), WriteError> {
         let name = &self.name;
         match self.file.as_mut() {
             Some(f) => f.flush().map_err(|source| WriteError::Io { path: name.clone(), source }),
@@ -193,7 +186,7 @@ impl PcapWriter {
     }
 
     /// Flushes and closes the open file.
-    pub fn close(&mut self) -> Result<(), WriteError> {
+    pub(crate) fn close(&mut self) -> Result<(), WriteError> {
         self.flush()?;
         self.file = None;
         Ok(())
@@ -263,7 +256,7 @@ impl Drop for PcapWriter {
 
 /// tcpdump's `MakeFilename`: `base` itself for file 0 without padding, else `base` followed by
 /// the number, zero-padded to `digits`.
-pub fn file_name(base: &str, n: u32, digits: usize) -> String {
+pub(crate) fn file_name(base: &str, n: u32, digits: usize) -> String {
     if n == 0 && digits == 0 {
         base.to_string()
     } else {
@@ -304,7 +297,13 @@ mod tests {
         assert_eq!(file_name("out", 7, 2), "out07");
         let w = |c: Option<u32>| {
             PcapWriter::new(
-                WriteOptions { file_size: Some(1), file_count: c, ..WriteOptions::new("x".into()) },
+                WriteOptions {
+                    path: "x".into(),
+                    file_size: Some(1),
+                    file_count: c,
+                    rotate_secs: None,
+                    packet_buffered: false,
+                },
                 1,
                 65535,
                 false,

@@ -10,9 +10,9 @@ use crate::wire::Timestamp;
 use std::collections::HashMap;
 
 /// Datagrams being reassembled at once.
-pub const MAX_PENDING: usize = 1024;
+pub(crate) const MAX_PENDING: usize = 1024;
 /// Seconds of capture time a datagram may wait for its fragments.
-pub const FRAGMENT_TIMEOUT_SECS: i64 = 30;
+pub(crate) const FRAGMENT_TIMEOUT_SECS: i64 = 30;
 const MAX_DATAGRAM: usize = 65_535;
 
 type Key = ([u8; 4], [u8; 4], u16, u8);
@@ -30,9 +30,9 @@ struct Pending {
 pub struct Defragmenter {
     pending: HashMap<Key, Pending>,
     /// Datagrams dropped (timeout, pool full, too big).
-    pub dropped: u64,
+    pub(crate) dropped: u64,
     /// Datagrams completed.
-    pub completed: u64,
+    pub(crate) completed: u64,
 }
 
 /// A reassembled datagram.
@@ -103,14 +103,14 @@ impl Defragmenter {
     }
 
     /// Drops datagrams older than the timeout at capture time `now`.
-    pub fn expire(&mut self, now: Timestamp) {
+    pub(crate) fn expire(&mut self, now: Timestamp) {
         let before = self.pending.len();
         self.pending.retain(|_, p| now.secs - p.first_ts.secs <= FRAGMENT_TIMEOUT_SECS);
         self.dropped += (before - self.pending.len()) as u64;
     }
 
     /// Datagrams still incomplete (counted as dropped at the end).
-    pub fn incomplete(&self) -> usize {
+    pub(crate) fn incomplete(&self) -> usize {
         self.pending.len()
     }
 }

@@ -14,15 +14,15 @@ use etherparse::{IpNumber, LaxIpSlice, TcpHeaderSlice};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// TCP flag bits as in the header.
-pub mod tcp_flags {
+pub(crate) mod tcp_flags {
     /// FIN.
-    pub const FIN: u8 = 0x01;
+    pub(crate) const FIN: u8 = 0x01;
     /// SYN.
-    pub const SYN: u8 = 0x02;
+    pub(crate) const SYN: u8 = 0x02;
     /// RST.
-    pub const RST: u8 = 0x04;
+    pub(crate) const RST: u8 = 0x04;
     /// ACK.
-    pub const ACK: u8 = 0x10;
+    pub(crate) const ACK: u8 = 0x10;
 }
 
 /// A TCP segment with its IP endpoints.
@@ -51,7 +51,7 @@ pub struct TcpSegment<'a> {
 impl TcpSegment<'_> {
     /// True if the flag bit is set.
     #[inline]
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
 }
@@ -60,19 +60,19 @@ impl TcpSegment<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct Ipv4Fragment<'a> {
     /// Source address.
-    pub src: [u8; 4],
+    pub(crate) src: [u8; 4],
     /// Destination address.
-    pub dst: [u8; 4],
+    pub(crate) dst: [u8; 4],
     /// IP identification.
-    pub id: u16,
+    pub(crate) id: u16,
     /// Transport protocol number.
-    pub proto: u8,
+    pub(crate) proto: u8,
     /// Offset of this fragment's payload in the datagram, bytes.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// More fragments follow.
-    pub more: bool,
+    pub(crate) more: bool,
     /// This fragment's payload.
-    pub payload: &'a [u8],
+    pub(crate) payload: &'a [u8],
 }
 
 /// What is not a TCP segment, for the summary's `non_tcp` counters.
@@ -275,7 +275,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
 
 /// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header. `cut`: the
 /// capture's snapshot length cut the frame.
-pub fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
+pub(crate) fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
     match plain_ipv4_tcp(data, cut) {
         Some(d) => d,
         None => decode_ip_lax(data, cut),

@@ -51,10 +51,10 @@ pub fn decide_client(meta: &FlowMeta, hint: Option<(Side, ClientBy)>) -> (Side, 
 /// flows whose handshake the capture missed. Every shard is told of every SYN-ACK, so the set
 /// is the same whatever `--threads`; bounded (cleared when full).
 #[derive(Default)]
-pub struct KnownServers(HashSet<(IpAddr, u16), KeyedState>);
+pub(crate) struct KnownServers(HashSet<(IpAddr, u16), KeyedState>);
 
 /// A SYN-ACK: its sender is a server.
-pub fn is_server_answer(seg: &TcpSegment<'_>) -> bool {
+pub(crate) fn is_server_answer(seg: &TcpSegment<'_>) -> bool {
     use crate::decode::tcp_flags::{ACK, SYN};
     seg.has(SYN) && seg.has(ACK)
 }
@@ -64,14 +64,14 @@ const MAX_KNOWN_SERVERS: usize = 65_536;
 
 impl KnownServers {
     /// Remembers the sender of `seg` when it is a SYN-ACK.
-    pub fn saw(&mut self, seg: &TcpSegment<'_>) {
+    pub(crate) fn saw(&mut self, seg: &TcpSegment<'_>) {
         if is_server_answer(seg) {
             self.note(seg.src, seg.sport);
         }
     }
 
     /// Remembers `ip:port` as a server.
-    pub fn note(&mut self, ip: IpAddr, port: u16) {
+    pub(crate) fn note(&mut self, ip: IpAddr, port: u16) {
         if !self.0.contains(&(ip, port)) {
             if self.0.len() >= MAX_KNOWN_SERVERS {
                 self.0.clear();
@@ -81,7 +81,7 @@ impl KnownServers {
     }
 
     /// The client side of a flow when exactly one endpoint is a known server.
-    pub fn client_of(&self, meta: &FlowMeta) -> Option<Side> {
+    pub(crate) fn client_of(&self, meta: &FlowMeta) -> Option<Side> {
         let known = |i: usize| self.0.contains(&(meta.endpoints[i].ip(), meta.endpoints[i].port()));
         match (known(0), known(1)) {
             (true, false) => Some(Side::B),

@@ -7,8 +7,8 @@
 //! and when idle or closed flows end. A new SYN after FIN/RST on the same tuple starts a new flow.
 
 pub mod client;
-pub mod reassembly;
-pub mod redirect;
+pub(crate) mod reassembly;
+pub(crate) mod redirect;
 
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
@@ -84,36 +84,36 @@ pub enum EndReason {
 #[repr(C)]
 pub struct FlowMeta {
     /// Last packet.
-    pub last_ts: Timestamp,
+    pub(crate) last_ts: Timestamp,
     /// Packets sent by each side.
-    pub packets: [u64; 2],
+    pub(crate) packets: [u64; 2],
     /// TCP payload bytes (on the wire) sent by each side.
-    pub bytes: [u64; 2],
+    pub(crate) bytes: [u64; 2],
     /// FIN seen from each side.
-    pub fin: [bool; 2],
+    pub(crate) fin: [bool; 2],
     /// RST seen from each side.
-    pub rst: [bool; 2],
+    pub(crate) rst: [bool; 2],
     /// Side that sent a SYN without ACK.
-    pub syn_from: Option<Side>,
+    pub(crate) syn_from: Option<Side>,
     /// Side that sent a SYN+ACK.
-    pub synack_from: Option<Side>,
+    pub(crate) synack_from: Option<Side>,
     /// Order of first packet among this table's flows, from 1.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Endpoints of side A and side B.
-    pub endpoints: [SocketAddr; 2],
+    pub(crate) endpoints: [SocketAddr; 2],
     /// First packet.
-    pub first_ts: Timestamp,
+    pub(crate) first_ts: Timestamp,
     /// Reassembly counters per side.
-    pub stats: [HalfStats; 2],
+    pub(crate) stats: [HalfStats; 2],
     /// How the flow ended.
-    pub end: EndReason,
+    pub(crate) end: EndReason,
     /// Caller's order (packet index) of the first packet.
-    pub order: u64,
+    pub(crate) order: u64,
     /// A side stopped being reassembled because the total queue limit was hit.
-    pub memory_limited: bool,
+    pub(crate) memory_limited: bool,
     /// The destination the client dialled before an iptables REDIRECT sent it to this
     /// loopback server (see [`redirect`]).
-    pub original_dst: Option<SocketAddr>,
+    pub(crate) original_dst: Option<SocketAddr>,
 }
 
 impl FlowMeta {
@@ -280,17 +280,17 @@ pub struct Processed {
     pub slot: usize,
     /// The segment went through the flow's reassembler (and possibly its consumer); false for
     /// bare ACKs and directions whose consumer is done, which change nothing but counters.
-    pub fed: bool,
+    pub(crate) fed: bool,
 }
 
 /// Counters of the table itself.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TableStats {
+pub(crate) struct TableStats {
     /// Flows evicted because the table was full.
-    pub evicted: u64,
+    pub(crate) evicted: u64,
     /// Packets that arrived on a closed flow after it was reported (late ACKs, RSTs,
     /// retransmissions), dropped instead of starting a mid-stream flow.
-    pub late_packets: u64,
+    pub(crate) late_packets: u64,
 }
 
 /// All live flows.
@@ -315,7 +315,7 @@ pub struct FlowTable<S> {
     /// would absorb a non-SYN packet of one other flow: 2^-64 per pair, with a random key.)
     tombstones: crate::wire::KeyedMap<u64, i64>,
     /// Counters.
-    pub stats: TableStats,
+    pub(crate) stats: TableStats,
 }
 
 impl<S: StreamSink> FlowTable<S> {
@@ -333,16 +333,6 @@ impl<S: StreamSink> FlowTable<S> {
             tombstones: crate::wire::KeyedMap::default(),
             stats: TableStats::default(),
         }
-    }
-
-    /// Flows alive now.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when no flow is alive.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 
     /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
@@ -432,7 +422,7 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Records the original destination of the redirected flow in `slot` (see [`redirect`]).
-    pub fn set_original_dst(&mut self, slot: usize, dst: SocketAddr) {
+    pub(crate) fn set_original_dst(&mut self, slot: usize, dst: SocketAddr) {
         if let Some(f) = self.slots.get_mut(slot).and_then(|f| f.as_mut()) {
             f.meta.original_dst = Some(dst);
         }
@@ -519,7 +509,7 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Ends flows that are idle (or closed and quiet) at `now`; at most once per second.
-    pub fn maybe_sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
+    pub(crate) fn maybe_sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
         match self.last_sweep {
             Some(t) if now.secs - t < 1 => return,
             None => {
@@ -571,7 +561,19 @@ impl<S: StreamSink> FlowTable<S> {
         }
     }
 
-    /// Ends every flow (end of capture), in order of first packet.
+    /// Flows alive now (the fuzz target checks the limit).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no flow is alive.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Ends every flow (end of capture), in order of first packet. The runs end open flows a
+    /// batch at a time ([`FlowTable::end_open_up_to`]); the tests and the fuzz target end them
+    /// all at once.
     pub fn end_all(&mut self, ended: &mut dyn FnMut(FlowMeta, S)) {
         if let Some(&last) = self.live_orders.last() {
             self.end_open_up_to(last, ended);
@@ -579,13 +581,13 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// The first-packet number of the `n`-th oldest live flow (of the youngest when fewer).
-    pub fn nth_live_order(&self, n: usize) -> Option<u64> {
+    pub(crate) fn nth_live_order(&self, n: usize) -> Option<u64> {
         self.live_orders.iter().nth(n.saturating_sub(1)).or_else(|| self.live_orders.last()).copied()
     }
 
     /// Ends (capture end) every live flow whose first packet is number `last` or earlier,
     /// oldest first; returns how many.
-    pub fn end_open_up_to(&mut self, last: u64, ended: &mut dyn FnMut(FlowMeta, S)) -> usize {
+    pub(crate) fn end_open_up_to(&mut self, last: u64, ended: &mut dyn FnMut(FlowMeta, S)) -> usize {
         if self.live_orders.first().is_none_or(|&o| o > last) {
             return 0;
         }

@@ -17,19 +17,19 @@
 use crate::wire::Feed;
 
 /// Delivered bytes remembered to detect conflicting retransmissions.
-pub const RECENT_BYTES: usize = 1024;
+pub(crate) const RECENT_BYTES: usize = 1024;
 /// Out-of-order segments held per direction (bounds the queue's linear insert).
-pub const MAX_QUEUED_SEGMENTS: usize = 1024;
+pub(crate) const MAX_QUEUED_SEGMENTS: usize = 1024;
 
 /// Signed distance `a - b` in sequence space (RFC 793 modular arithmetic, RFC 1982 style).
 #[inline]
-pub fn seq_diff(a: u32, b: u32) -> i32 {
+pub(crate) fn seq_diff(a: u32, b: u32) -> i32 {
     a.wrapping_sub(b) as i32
 }
 
 /// What the reassembler hands to its consumer, in stream order.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Chunk<'a> {
+pub(crate) enum Chunk<'a> {
     /// The next in-order bytes.
     Data(&'a [u8]),
     /// This many bytes were never captured.
@@ -38,23 +38,23 @@ pub enum Chunk<'a> {
 
 /// Per-direction anomaly counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HalfStats {
+pub(crate) struct HalfStats {
     /// Segments that carried only bytes already delivered.
-    pub retransmitted: u32,
+    pub(crate) retransmitted: u32,
     /// Segments that arrived ahead of a hole.
-    pub out_of_order: u32,
+    pub(crate) out_of_order: u32,
     /// Holes declared lost.
-    pub gaps: u32,
+    pub(crate) gaps: u32,
     /// Bytes never captured (holes and snaplen cuts).
-    pub lost_bytes: u64,
+    pub(crate) lost_bytes: u64,
     /// Overlapping copies whose bytes differ from the first copy.
-    pub overlap_conflicts: u32,
+    pub(crate) overlap_conflicts: u32,
     /// A segment was cut by the snapshot length.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// The direction started without a SYN.
-    pub midstream: bool,
+    pub(crate) midstream: bool,
     /// The out-of-order queue overflowed its limit.
-    pub queue_overflow: bool,
+    pub(crate) queue_overflow: bool,
 }
 
 struct Queued {
@@ -66,7 +66,7 @@ struct Queued {
 
 /// Reassembly state of one direction.
 #[derive(Default)]
-pub struct Reassembler {
+pub(crate) struct Reassembler {
     started: bool,
     bypass: bool,
     next: u32,
@@ -74,22 +74,22 @@ pub struct Reassembler {
     queued_bytes: usize,
     recent: Recent,
     /// Anomaly counters.
-    pub stats: HalfStats,
+    pub(crate) stats: HalfStats,
 }
 
 impl Reassembler {
     /// Bytes held in the out-of-order queue.
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes
     }
 
     /// True once the consumer no longer wants bytes.
-    pub fn is_bypassed(&self) -> bool {
+    pub(crate) fn is_bypassed(&self) -> bool {
         self.bypass
     }
 
     /// Stops buffering for good (consumer done, or memory pressure).
-    pub fn set_bypass(&mut self) {
+    pub(crate) fn set_bypass(&mut self) {
         self.bypass = true;
         self.queue = Vec::new();
         self.queued_bytes = 0;
@@ -98,7 +98,7 @@ impl Reassembler {
 
     /// Takes one segment. `seq` is the segment's sequence number, `syn` whether it carries SYN,
     /// `payload` the captured bytes and `wire_len` the payload length on the wire.
-    pub fn segment(
+    pub(crate) fn segment(
         &mut self,
         seq: u32,
         syn: bool,
@@ -150,7 +150,7 @@ impl Reassembler {
     }
 
     /// Declares every hole lost and delivers what is queued (end of flow).
-    pub fn flush(&mut self, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+    pub(crate) fn flush(&mut self, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
         while !self.bypass && !self.queue.is_empty() {
             self.skip_to_first_queued(out);
             self.drain(out);

@@ -24,7 +24,7 @@ use crate::wire::KeyedMap;
 use std::net::SocketAddr;
 
 /// Redirected connections remembered at once; past it, those idle longest are forgotten.
-pub const MAX_REDIRECTS: usize = 16_384;
+pub(crate) const MAX_REDIRECTS: usize = 16_384;
 /// Seconds of capture time after which a forward half not seen again is forgotten.
 const IDLE_SECS: i64 = 600;
 /// A mid-connection reply pairs when its acknowledgment is within this many bytes of what
@@ -48,13 +48,13 @@ struct Forward {
 
 /// Redirected connections seen so far (see the module documentation).
 #[derive(Default)]
-pub struct RedirectPairs {
+pub(crate) struct RedirectPairs {
     forward: KeyedMap<SocketAddr, Forward>,
 }
 
 /// What [`RedirectPairs::apply`] did to a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Redirect {
+pub(crate) enum Redirect {
     /// Not a reply half: the segment is unchanged.
     None,
     /// A reply half: its source was rewritten to the proxy's endpoint.
@@ -67,7 +67,7 @@ impl RedirectPairs {
     /// Looks at one segment (capture second `secs`): remembers a forward half, or rewrites a
     /// reply half's source to the proxy's loopback endpoint.
     #[inline]
-    pub fn apply(&mut self, seg: &mut TcpSegment<'_>, secs: i64) -> Redirect {
+    pub(crate) fn apply(&mut self, seg: &mut TcpSegment<'_>, secs: i64) -> Redirect {
         // Most packets: one address test and one length test.
         if seg.dst.is_loopback() {
             if !seg.src.is_loopback() {

@@ -37,7 +37,7 @@ use worker::{Input, ShardId, Worker};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Human table.
     Table,
     /// JSON Lines.
@@ -48,29 +48,29 @@ pub enum Format {
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Capture files, `-` for standard input.
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// Live capture, read after the files.
-    pub live: Option<LiveOptions>,
+    pub(crate) live: Option<LiveOptions>,
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Flow table limits.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Classifier settings.
-    pub classify: ClassifyConfig,
+    pub(crate) classify: ClassifyConfig,
     /// Show a progress bar on stderr.
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// Suppress warnings on stderr.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Certificate warnings, per-server verdicts, expectations.
-    pub mesh: MeshConfig,
+    pub(crate) mesh: MeshConfig,
     /// Worker threads for regular files (1: all in the calling thread).
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Write only the summary.
-    pub summary_only: bool,
+    pub(crate) summary_only: bool,
     /// Verbosity and width of the table.
     pub table: table::TableOptions,
     /// What `-r` does to the packets it reads: filter, `-c`, `-w`.
-    pub offline: OfflineOptions,
+    pub(crate) offline: OfflineOptions,
     /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
     /// by row with fixed columns, as for a live capture.
     pub line_buffered: bool,
@@ -78,13 +78,13 @@ pub struct Config {
 
 /// The BPF filter, `-c` and `-w` of a run on capture files (as `tcpdump -r`).
 #[derive(Clone, Debug, Default)]
-pub struct OfflineOptions {
+pub(crate) struct OfflineOptions {
     /// Only the packets that pass this filter are analysed (and written).
-    pub filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// Stop after this many packets (that passed the filter), over all the files.
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// Write the packets analysed to pcap files.
-    pub write: Option<WriteOptions>,
+    pub(crate) write: Option<WriteOptions>,
 }
 
 /// What the run counts as flows are written: the summary's totals, and the mesh stage's
@@ -119,8 +119,6 @@ impl Tally {
 pub struct Outcome {
     /// Files that could not be read to the end.
     pub errors: Vec<String>,
-    /// Flows reported.
-    pub flows: u64,
     /// Flows that broke `--expect mtls` / `--fail-on-plaintext` (exit code 1).
     pub violations: u64,
 }
@@ -266,7 +264,7 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         }
     };
     out.flush()?;
-    Ok(Outcome { errors: summary.errors.clone(), flows: summary.flows, violations })
+    Ok(Outcome { errors: summary.errors.clone(), violations })
 }
 
 /// Ends `-w` (closes the file; an empty one when no packet passed) and says which packets it
