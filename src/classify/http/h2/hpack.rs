@@ -7,16 +7,33 @@
 //! decoding error that aborts the block, and the table is unusable after it. Here such a field
 //! is *unknown* (counted per block), new entries are still inserted so that later indices stay
 //! aligned, and decoding becomes exact again once every pre-capture entry must have been
-//! evicted. They also allocate per field (`Vec<u8>` names and values), which this decoder does
-//! not: a block decodes into a reusable [`HeaderList`] (one byte buffer, fields as spans), and
-//! the dynamic table lives in one byte arena; after warm-up, decoding allocates nothing (see the
-//! test `steady_state_decoding_allocates_nothing`).
+//! evicted (see "Exactness" below). They also allocate per field (`Vec<u8>` names and values),
+//! which this decoder does not: a block decodes into a reusable [`HeaderList`] (one byte
+//! buffer, fields as spans), and the dynamic table lives in one byte arena; after warm-up,
+//! decoding allocates nothing (see the test `steady_state_decoding_allocates_nothing`).
 //!
 //! Invariant: the entries we hold are always the encoder's newest ones, in order, so an index
 //! that reaches one of them is right; an index past them is either a pre-capture entry (the
 //! field is unknown) or, when the whole history is known, a decoding error. Wrong size
 //! accounting (an entry whose name was unknown counts as its value plus 32 bytes, a lower
 //! bound) can only make us keep entries longer than the encoder, which is harmless.
+//!
+//! Exactness ([`HpackDecoder::is_exact`]) is claimed only with proof, late rather than wrong:
+//! - the capacity must be the encoder's. A mid-stream decoder assumes 4096 bytes, but the
+//!   encoder's capacity is set by its last size update, which may precede the capture, up to
+//!   whatever the receiver's `SETTINGS_HEADER_TABLE_SIZE` allowed (any 32-bit value, also sent
+//!   before the capture). Neither [`super::find_frame_chain`] nor the decoder can see that, and
+//!   [`MAX_TABLE_BYTES`] bounds what we keep, not what an encoder uses: no amount of inserts
+//!   proves that pre-capture entries are gone. So a mid-stream decoder stays inexact until
+//!   the encoder sends a size update (at most [`MAX_TABLE_BYTES`]); until then, indices that
+//!   reach our entries still decode right, the others are unknown (never an error), and an
+//!   encoder with a larger table merely yields more unknown fields;
+//! - under a known capacity, the pre-capture entries (and any we evicted under the assumed
+//!   capacity) are gone once one of our entries is evicted, the table is emptied, or ours fill
+//!   it to less than one entry's overhead: they are all older than ours;
+//! - no entry we hold may have an unknown name (a literal with incremental indexing that named
+//!   a pre-capture entry): the encoder can name it again after every pre-capture entry is
+//!   gone, and since its size is counted low we may hold it longer than the encoder.
 //!
 //! Limits: the table's capacity follows the encoder's size updates, checked against the limit
 //! that the *receiver* of the blocks announced (its `SETTINGS_HEADER_TABLE_SIZE`, set with
@@ -237,6 +254,8 @@ struct DynamicTable {
     entries: VecDeque<Entry>,
     size: usize,
     capacity: usize,
+    /// Entries held whose name is unknown (`Entry::name_unknown`).
+    unknown_names: usize,
 }
 
 impl DynamicTable {
@@ -253,6 +272,7 @@ impl DynamicTable {
         while self.size > max {
             let Some(e) = self.entries.pop_front() else { break };
             self.size -= e.size();
+            self.unknown_names -= usize::from(e.name_unknown);
         }
         if self.entries.is_empty() {
             self.arena.clear();
@@ -265,6 +285,7 @@ impl DynamicTable {
         self.entries.clear();
         self.arena.clear();
         self.size = 0;
+        self.unknown_names = 0;
     }
 
     /// Inserts (§4.4): evicts to make room; an entry larger than the capacity empties the
@@ -297,6 +318,7 @@ impl DynamicTable {
             name_unknown,
         });
         self.size += size;
+        self.unknown_names += usize::from(name_unknown);
         evicted
     }
 }
@@ -316,9 +338,16 @@ pub struct HpackDecoder {
     table: DynamicTable,
     /// The receiver's `SETTINGS_HEADER_TABLE_SIZE`: size updates above it are flagged.
     limit: usize,
-    /// No entry from before the capture can remain in the encoder's table.
-    exact: bool,
-    /// The capacity was seen (connection start or a size update), not assumed.
+    /// The encoder's table holds no entry we lack: none from before the capture (or a lost
+    /// block), none we evicted under an assumed capacity. Only evidence gathered under a known
+    /// capacity sets it ([`HpackDecoder::note_room`]). Under a capped capacity the encoder
+    /// keeps what we evict, but its next size update at most [`MAX_TABLE_BYTES`] shrinks its
+    /// table to entries we hold (our sizes are lower bounds), so the flag is kept meanwhile
+    /// and only read together with `capacity_known`.
+    history_known: bool,
+    /// The capacity is the encoder's: seen at the connection's start or in a size update, and
+    /// not capped at [`MAX_TABLE_BYTES`]. Otherwise it is assumed, and the encoder's may be
+    /// larger (a size update before the capture).
     capacity_known: bool,
     max_list_bytes: usize,
 }
@@ -330,14 +359,15 @@ impl HpackDecoder {
         HpackDecoder {
             table: DynamicTable { capacity: DEFAULT_TABLE_BYTES, ..DynamicTable::default() },
             limit: DEFAULT_TABLE_BYTES,
-            exact: true,
+            history_known: true,
             capacity_known: true,
             max_list_bytes,
         }
     }
 
     /// A decoder for a direction joined mid-connection: the table's history is unknown and
-    /// its capacity assumed to be the default until a size update says otherwise.
+    /// its capacity assumed to be the default until a size update says otherwise. It cannot
+    /// become exact before a size update: see the module doc.
     pub fn mid_stream(max_list_bytes: usize) -> HpackDecoder {
         let mut d = HpackDecoder::new(max_list_bytes);
         d.forget();
@@ -349,7 +379,7 @@ impl HpackDecoder {
     /// lost ones are newer than them.
     pub fn forget(&mut self) {
         self.table.clear();
-        self.exact = false;
+        self.history_known = false;
         self.capacity_known = false;
     }
 
@@ -360,11 +390,13 @@ impl HpackDecoder {
         self.limit = bytes as usize;
     }
 
-    /// No entry from before the capture (or a lost block) can remain in the table, as far as
-    /// its capacity is known: every dynamic index is decoded exactly. (With an assumed
-    /// capacity, an index past the table is still reported unknown rather than an error.)
+    /// Every dynamic index the encoder can send now decodes exactly: the capacity is known,
+    /// the encoder holds no entry we lack (from before the capture, a lost block, or evicted
+    /// by us under an assumed capacity), and no entry we hold has an unknown name. While
+    /// false, fields we cannot know are counted unknown, never guessed; an index past the
+    /// table is an error only once this is true.
     pub fn is_exact(&self) -> bool {
-        self.exact
+        self.history_known && self.capacity_known && self.table.unknown_names == 0
     }
 
     /// Current capacity of the dynamic table (bytes, RFC 7541 size).
@@ -390,11 +422,18 @@ impl HpackDecoder {
         self.table.arena.capacity() + self.table.entries.capacity() * std::mem::size_of::<Entry>()
     }
 
-    /// Once the entries we know fill the capacity (or one of them had to be evicted), no
-    /// pre-capture entry can remain: they are all older.
-    fn check_exact(&mut self, evicted_ours: bool) {
+    /// After an insert or a size update: once one of the entries we hold had to be evicted
+    /// (or the table emptied), or ours fill the capacity, the encoder holds nothing older
+    /// than our entries: the entries we lack are all older. This holds only if our capacity
+    /// is the encoder's: with an assumed (or capped) one, the encoder's may be larger and
+    /// keep what we evict. Our sizes are lower bounds (an unknown name counts as empty), so
+    /// the encoder evicts no later than we do and its table is no emptier than ours.
+    fn note_room(&mut self, evicted_ours: bool) {
+        if !self.capacity_known {
+            return;
+        }
         if evicted_ours || self.table.capacity - self.table.size.min(self.table.capacity) < ENTRY_OVERHEAD {
-            self.exact = true;
+            self.history_known = true;
         }
     }
 
@@ -410,7 +449,7 @@ impl HpackDecoder {
         match self.table.get(i - STATIC_TABLE.len() - 1) {
             Some((e, _, v)) if e.name_unknown => Ok(Named::Unknown { value_len: v.len() }),
             Some((_, n, v)) => Ok(Named::Known(n, v)),
-            None if self.exact && self.capacity_known => Err(HpackError::BadIndex(index)),
+            None if self.history_known && self.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
     }
@@ -428,7 +467,7 @@ impl HpackDecoder {
         }
         self.table.capacity = size;
         let evicted = self.table.evict_to(size);
-        self.check_exact(evicted);
+        self.note_room(evicted);
     }
 
     /// Decodes one complete header block into `out` (cleared first). On error `out` holds the
@@ -486,7 +525,7 @@ impl HpackDecoder {
                 if indexing {
                     let (name, value) = out.bytes[start..end].split_at(mid - start);
                     let evicted = self.table.insert(name, value, !name_known);
-                    self.check_exact(evicted);
+                    self.note_room(evicted);
                 }
                 if name_known {
                     out.bytes.truncate(end);
@@ -783,23 +822,110 @@ mod tests {
         assert!(!d.is_exact(), "an error forgets the table");
     }
 
+    /// A block of `n` literals with incremental indexing, new name `x`, a 100-byte value
+    /// starting with the entry's number from `first` (32 + 1 + 100 = 133 bytes each), and
+    /// the values.
+    fn inserts(first: usize, n: usize) -> (Vec<u8>, Vec<(String, String)>) {
+        let mut block = Vec::new();
+        let mut want = Vec::new();
+        for i in first..first + n {
+            let value = format!("{i:03}{}", "v".repeat(97));
+            block.extend_from_slice(&[0x40, 1, b'x', 100]);
+            block.extend_from_slice(value.as_bytes());
+            want.push(("x".to_owned(), value));
+        }
+        (block, want)
+    }
+
     #[test]
-    fn filling_the_table_makes_a_mid_stream_decoder_exact() {
+    fn filling_the_table_makes_a_mid_stream_decoder_exact_once_its_capacity_is_known() {
         let mut d = HpackDecoder::mid_stream(1 << 16);
         let mut out = HeaderList::new();
-        // Inserts of 32 + 1 + 100 bytes each: 31 of them fill 4096 bytes.
-        let mut block = Vec::new();
-        for _ in 0..31 {
-            block.extend_from_slice(&[0x40, 1, b'x', 100]);
-            block.extend_from_slice(&[b'v'; 100]);
-        }
+        // The encoder re-announces 4096 (0x3f 0xe1 0x1f): the capacity is known, the
+        // pre-capture entries may still fill it.
+        d.decode(&hex("3fe1 1f"), &mut out).unwrap();
+        assert!(!d.is_exact());
+        let (block, want) = inserts(0, 30);
         d.decode(&block, &mut out).unwrap();
-        assert_eq!(out.len(), 31);
+        assert_eq!(fields(&out), want);
+        // 30 * 133 = 3990 bytes: 106 left, room for a pre-capture entry.
+        assert!(!d.is_exact());
+        let (block, want) = inserts(30, 1);
+        d.decode(&block, &mut out).unwrap();
+        assert_eq!(fields(&out), want);
+        // Entry 0 had to go: every older entry went before it.
         assert!(d.is_exact());
         assert_eq!(d.table_len(), (30, 30 * 133));
-        // Past the table with an assumed capacity: unknown, not an error.
-        d.decode(&hex("ff 20"), &mut out).unwrap();
+        d.decode(&hex("be db"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("x", &want[0].1), ("x", &format!("001{}", "v".repeat(97)))]));
+        assert_eq!(d.decode(&hex("dc"), &mut out), Err(HpackError::BadIndex(92)));
+    }
+
+    #[test]
+    fn an_encoder_table_larger_than_assumed_is_not_taken_as_exact() {
+        // The encoder raised its capacity to 8192 before the capture and holds entries from
+        // then: our inserts fill the assumed 4096 bytes without evicting them.
+        let mut d = HpackDecoder::mid_stream(1 << 16);
+        let mut out = HeaderList::new();
+        let (block, want) = inserts(0, 31);
+        d.decode(&block, &mut out).unwrap();
+        assert_eq!(fields(&out), want);
+        assert!(!d.is_exact(), "4096 bytes of inserts prove nothing with an assumed capacity");
+        assert_eq!(d.table_len(), (30, 30 * 133));
+        // Index 92 is entry 0, evicted by us but kept by the encoder; 157 a pre-capture
+        // entry: both unknown, neither an error.
+        d.decode(&hex("dc ff1e be"), &mut out).unwrap();
+        assert_eq!((fields(&out), out.unknown), (pairs(&[("x", &want[30].1)]), 2));
+        // The encoder re-announces 8192 (0x3f 0xe1 0x3f): known now, but our 3990 bytes
+        // leave room for what we lack.
+        d.decode(&hex("3fe1 3f dc"), &mut out).unwrap();
+        assert_eq!((d.capacity(), out.len(), out.unknown), (8192, 0, 1));
+        assert!(!d.is_exact());
+        // 31 more fit in 8192 bytes (61 * 133 = 8113, 79 left); the 32nd evicts one of ours.
+        let (block, _) = inserts(31, 31);
+        d.decode(&block, &mut out).unwrap();
+        assert!(!d.is_exact());
+        let (block, want) = inserts(62, 1);
+        d.decode(&block, &mut out).unwrap();
+        assert!(d.is_exact());
+        assert_eq!(d.table_len(), (61, 61 * 133));
+        d.decode(&hex("be fa"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("x", &want[0].1), ("x", &format!("002{}", "v".repeat(97)))]));
+        assert_eq!(d.decode(&hex("fb"), &mut out), Err(HpackError::BadIndex(123)));
+    }
+
+    #[test]
+    fn an_entry_named_after_a_pre_capture_entry_keeps_the_decoder_inexact() {
+        // The case a random capture start found: the encoder holds ("te", ...) from before
+        // the capture; one of our entries is evicted by a size update, so every pre-capture
+        // entry is gone, but an entry we hold has the pre-capture name and the encoder may
+        // reference it again.
+        let mut d = HpackDecoder::mid_stream(1 << 16);
+        let mut out = HeaderList::new();
+        // ("a", "aaaaa") with incremental indexing: 38 bytes.
+        d.decode(&hex("4001 6105 6161 6161 61"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("a", "aaaaa")]));
+        // Incremental indexing, name index 63 (pre-capture "te"), value "x": the field is
+        // unknown; the entry is inserted with an unknown name (33 bytes for us, 35 for the
+        // encoder).
+        d.decode(&hex("7f00 0178"), &mut out).unwrap();
         assert_eq!((out.len(), out.unknown), (0, 1));
+        assert_eq!(d.table_len(), (2, 71));
+        assert_eq!(d.table_entry(0), None);
+        // Size update to 40 (0x3f 0x09): ("a", "aaaaa") is evicted, so is every pre-capture
+        // entry, but ("te", "x") stays, for the encoder too.
+        d.decode(&hex("3f09"), &mut out).unwrap();
+        assert_eq!((d.capacity(), d.table_len()), (40, (1, 33)));
+        assert!(!d.is_exact(), "an entry with an unknown name is held");
+        d.decode(&hex("be"), &mut out).unwrap();
+        assert_eq!((out.len(), out.unknown), (0, 1));
+        // ("b", "bbbbbbb") is 40 bytes: it evicts ("te", "x"); now every index is known.
+        d.decode(&hex("4001 6207 6262 6262 6262 62"), &mut out).unwrap();
+        assert_eq!(fields(&out), pairs(&[("b", "bbbbbbb")]));
+        assert!(d.is_exact());
+        d.decode(&hex("be"), &mut out).unwrap();
+        assert_eq!((fields(&out), out.unknown), (pairs(&[("b", "bbbbbbb")]), 0));
+        assert_eq!(d.decode(&hex("bf"), &mut out), Err(HpackError::BadIndex(63)));
     }
 
     #[test]
