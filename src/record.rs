@@ -14,12 +14,11 @@ use crate::flow::client::{decide_client, ClientBy};
 use crate::flow::{EndReason, FlowMeta};
 use crate::sanitize::WireBytes;
 use crate::wire::{Side, Timestamp};
-use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Client/server pair of counters.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerRole {
     /// Sent by the client.
     pub client: u64,
@@ -28,7 +27,7 @@ pub struct PerRole {
 }
 
 /// First bytes of each side of an unrecognised flow.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Preview {
     /// Client's first bytes.
     pub client: WireBytes,

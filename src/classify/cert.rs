@@ -4,7 +4,6 @@
 //! the error, never dropped.
 
 use crate::wire::Timestamp;
-use serde::Serialize;
 use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -74,29 +73,6 @@ impl std::ops::Deref for CertInfo {
     type Target = CertFacts;
     fn deref(&self) -> &CertFacts {
         &self.facts
-    }
-}
-
-impl Serialize for CertInfo {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let f = &*self.facts;
-        let mut st = s.serialize_struct("CertInfo", 14)?;
-        st.serialize_field("subject", &f.subject)?;
-        st.serialize_field("issuer", &f.issuer)?;
-        st.serialize_field("serial", &f.serial)?;
-        st.serialize_field("san_dns", &f.san_dns)?;
-        st.serialize_field("san_uris", &f.san_uris)?;
-        st.serialize_field("san_ips", &f.san_ips)?;
-        st.serialize_field("san_emails", &f.san_emails)?;
-        st.serialize_field("not_before", &f.not_before)?;
-        st.serialize_field("not_after", &f.not_after)?;
-        st.serialize_field("expired", &self.expired)?;
-        st.serialize_field("not_yet_valid", &self.not_yet_valid)?;
-        st.serialize_field("expires_in_secs", &self.expires_in_secs)?;
-        st.serialize_field("parse_error", &f.parse_error)?;
-        st.serialize_field("public_key", &f.public_key)?;
-        st.end()
     }
 }
 

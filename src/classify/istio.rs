@@ -3,10 +3,8 @@
 //! (`istio-peer-exchange`, `istio`, `istio-http/1.0`, `istio-http/1.1`, `istio-h2`), and the
 //! well-known Istio ports. Pure functions over strings and numbers; no state.
 
-use serde::Serialize;
-
 /// A parsed Istio SNI.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IstioSni {
     /// `outbound` or `inbound`.
     pub direction: SniDirection,
@@ -149,7 +147,7 @@ pub fn parse_sni(sni: &str) -> Option<IstioSni> {
 }
 
 /// What the client's ALPN offer says about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IstioAlpn {
     /// The Istio tokens offered, in order.
     pub tokens: Vec<String>,
@@ -181,7 +179,7 @@ pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
 }
 
 /// A SPIFFE identity as Istio issues it: `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpiffeId {
     /// The whole URI.
     pub uri: String,
@@ -214,7 +212,7 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
 }
 
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IstioReport {
     /// Leg of the mesh.
     pub leg: Leg,
@@ -472,7 +470,7 @@ pub fn decode_peer_metadata(value: &[u8]) -> Option<serde_json::Value> {
 }
 
 /// One element of an `x-forwarded-client-cert` header (Envoy): who the client was.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Xfcc {
     /// `By=`: the identity of the proxy that terminated mTLS (server side).
     pub by: Option<String>,

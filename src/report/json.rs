@@ -470,6 +470,15 @@ fn end_text(f: &FlowReport) -> &'static str {
     }
 }
 
+/// A TLS report as the `tls` object of a flow line: the classifier's tests read their reports
+/// through the writer the output uses.
+#[cfg(test)]
+pub(crate) fn tls_text(t: &TlsReport) -> String {
+    let mut b = Vec::new();
+    tls(&mut Json { b: &mut b, comma: false }, t);
+    String::from_utf8(b).expect("the writer writes UTF-8")
+}
+
 fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.open(b'{');
     j.key(key!("version")).opt_str(t.version.as_deref());

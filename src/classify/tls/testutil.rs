@@ -127,5 +127,5 @@ pub(super) fn run(f: &[u8]) -> (TlsSession, [bool; 2]) {
 }
 
 pub(super) fn json(r: &TlsReport) -> String {
-    serde_json::to_string(r).unwrap()
+    crate::report::json::tls_text(r)
 }
