@@ -470,10 +470,9 @@ fn end_text(f: &FlowReport) -> &'static str {
     }
 }
 
-/// A TLS report as the `tls` object of a flow line: the classifier's tests read their reports
-/// through the writer the output uses.
-#[cfg(test)]
-pub(crate) fn tls_text(t: &TlsReport) -> String {
+/// A TLS report as the `tls` object of a flow line: the classifier's tests and the TLS fuzz
+/// target read their reports through the writer the output uses.
+pub fn tls_text(t: &TlsReport) -> String {
     let mut b = Vec::new();
     tls(&mut Json { b: &mut b, comma: false }, t);
     String::from_utf8(b).expect("the writer writes UTF-8")
