@@ -178,6 +178,11 @@ impl HttpSession {
                 version,
                 host,
                 headers,
+                stream: None,
+                trailers: Headers::default(),
+                unknown_fields: 0,
+                grpc: None,
+                data: None,
             });
         }
         if p.connect {
@@ -217,6 +222,9 @@ impl HttpSession {
                 status: h.status,
                 reason: WireBytes::new(h.reason),
                 headers,
+                stream: None,
+                trailers: Headers::default(),
+                unknown_fields: 0,
             });
         }
         let st = h.status;

@@ -121,8 +121,20 @@ pub struct HttpRequest {
     pub version: Option<&'static str>,
     /// Value of the first Host header.
     pub host: Option<WireBytes>,
-    /// Every header as `[name, value]`, in order (secrets redacted).
+    /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 the
+    /// pseudo-headers come first, as sent.
     pub headers: Headers,
+    /// HTTP/2 stream id (null for HTTP/1, except the `Upgrade: h2c` request: stream 1).
+    pub stream: Option<u32>,
+    /// HTTP/2 request trailers (empty for HTTP/1).
+    pub trailers: Headers,
+    /// HTTP/2 fields of the request's blocks that named a dynamic table entry added before the
+    /// capture started (0 for HTTP/1).
+    pub unknown_fields: u32,
+    /// gRPC facts, when the request or its response is `application/grpc*`.
+    pub grpc: Option<Box<h2::session::GrpcCall>>,
+    /// HTTP/2 DATA bytes of the stream per role (null for HTTP/1).
+    pub data: Option<h2::session::ByRole>,
 }
 
 /// One response head.
@@ -132,10 +144,18 @@ pub struct HttpResponse {
     pub version: Option<&'static str>,
     /// Status code.
     pub status: u16,
-    /// Reason phrase.
+    /// Reason phrase (empty for HTTP/2, which has none).
     pub reason: WireBytes,
-    /// Every header as `[name, value]`, in order (secrets redacted).
+    /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 `:status`
+    /// first, as sent.
     pub headers: Headers,
+    /// HTTP/2 stream id (null for HTTP/1, except the `101` to `Upgrade: h2c`: stream 1).
+    pub stream: Option<u32>,
+    /// HTTP/2 trailers of a final response (empty for HTTP/1).
+    pub trailers: Headers,
+    /// HTTP/2 fields of the response's blocks (headers and trailers) that named a dynamic
+    /// table entry added before the capture started (0 for HTTP/1).
+    pub unknown_fields: u32,
 }
 
 /// Facts about HTTP/1 in a flow, serialized as the `http` object of docs/json.md.
@@ -154,6 +174,8 @@ pub struct HttpReport {
     /// `tunnel`, `h2c`, `websocket` or another upgrade token (lowercase), when the stream
     /// switched.
     pub upgrade: Option<String>,
+    /// HTTP/2 connection facts (h2c flows only).
+    pub http2: Option<Box<h2::session::Http2Report>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -771,11 +793,13 @@ mod tests {
             v,
             serde_json::json!({
                 "version": null,
-                "requests": [{"method": "GET", "path": "/x", "version": null, "host": null, "headers": []}],
+                "requests": [{"method": "GET", "path": "/x", "version": null, "host": null, "headers": [],
+                    "stream": null, "trailers": [], "unknown_fields": 0, "grpc": null, "data": null}],
                 "responses": [],
                 "requests_total": 1,
                 "responses_total": 0,
-                "upgrade": null
+                "upgrade": null,
+                "http2": null
             })
         );
     }

@@ -11,6 +11,7 @@
 pub mod frame;
 pub mod hpack;
 pub mod huffman;
+pub mod session;
 #[cfg(test)]
 mod tests;
 
