@@ -503,10 +503,18 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 };
                 // Even streams are opened by the server: pushed (RFC 9113 §5.1.1).
                 let pushed = if r.stream.is_some_and(|s| s % 2 == 0) { " (pushed)" } else { "" };
+                // An HTTP/2 pseudo-header lost with the HPACK table reads `?`.
+                let shown = |w: &crate::sanitize::WireBytes| {
+                    if r.stream.is_some() {
+                        or_unknown(w.to_terminal())
+                    } else {
+                        w.to_terminal()
+                    }
+                };
                 v.push(format!(
                     "{} {}{pushed}{} ({} headers{unknown})",
-                    or_unknown(r.method.to_terminal()),
-                    cut(or_unknown(r.path.to_terminal()), 80),
+                    shown(&r.method),
+                    cut(shown(&r.path), 80),
                     status.unwrap_or_default(),
                     r.headers.len()
                 ));
