@@ -306,7 +306,12 @@ impl FlowClassifier {
                             // such a request); a preface opening the stream is found by the probe.
                             self.h2c.get_or_insert(H2cVia::Upgrade);
                             let client = self.http.as_ref().and_then(|h| h.client_side()).unwrap_or(side);
-                            self.h2_session().upgraded(client);
+                            if side == client {
+                                self.h2_session().set_client(client);
+                            } else {
+                                // The server sent `101`: the upgrade request is stream 1.
+                                self.h2_session().upgraded(client);
+                            }
                             self.sides[s].mode = Mode::H2c;
                             if rest.is_empty() {
                                 Feed::More
@@ -815,6 +820,58 @@ mod tests {
             c.data(Side::A, chunk, ts);
         }
         assert_eq!(c.finish(Side::B).protocol, Protocol::Tls);
+    }
+
+    fn h2_frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([ty, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    #[test]
+    fn h2c_server_settings_before_the_client_preface_are_decoded() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        // The server's SETTINGS (MAX_CONCURRENT_STREAMS 100) arrive first.
+        c.data(Side::B, &h2_frame(4, 0, 0, &[0, 3, 0, 0, 0, 100]), ts);
+        let mut client = http::h2::PREFACE.to_vec();
+        client.extend(h2_frame(4, 0, 0, &[]));
+        // :method GET, :scheme http, :path /, :authority (static name) "h"
+        client.extend(h2_frame(1, 0x05, 1, &[0x82, 0x86, 0x84, 0x01, 0x01, b'h']));
+        c.data(Side::A, &client, ts);
+        c.data(Side::B, &h2_frame(1, 0x05, 1, &[0x8d]), ts); // :status 404
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::PriorKnowledge)));
+        let h = r.http.unwrap();
+        assert_eq!(
+            (h.requests[0].stream, h.requests[0].host.as_ref().map(|h| h.as_bytes())),
+            (Some(1), Some(&b"h"[..]))
+        );
+        assert_eq!((h.responses[0].stream, h.responses[0].status), (Some(1), 404));
+        let s = h.http2.unwrap().settings.server.unwrap();
+        assert_eq!(s.0, [(http::h2::SettingId::MAX_CONCURRENT_STREAMS, 100)]);
+    }
+
+    #[test]
+    fn h2c_joined_mid_connection_is_found_from_one_frame_per_segment() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        // A PING alone, then requests alone in their segments; answers as HEADERS + DATA.
+        c.data(Side::A, &h2_frame(6, 0, 0, &[1; 8]), ts);
+        for stream in [7, 9] {
+            c.data(Side::A, &h2_frame(1, 0x05, stream, &[0x82, 0x86, 0x84]), ts);
+            let mut answer = h2_frame(1, 0x04, stream, &[0x88]);
+            answer.extend(h2_frame(0, 0x01, stream, b"ok"));
+            c.data(Side::B, &answer, ts);
+        }
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::MidStream)));
+        let h = r.http.unwrap();
+        let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream).collect();
+        assert_eq!(streams, [Some(7), Some(9)]);
+        assert_eq!(h.requests[1].data, Some(http::h2::session::ByRole { client: 0, server: 2 }));
     }
 
     #[test]

@@ -473,7 +473,9 @@ impl H2Session {
     /// The report so far; `client` (the flow's decided client) maps sides to roles when the
     /// connection did not tell. `http1`: the HTTP/1 messages before an upgrade.
     pub fn report(&self, client: Side, http1: Option<HttpReport>) -> HttpReport {
-        self.clone().into_report(client, http1).0
+        // Only the connection state is copied, not the directions' buffers and HPACK tables.
+        let h = H2Session { dirs: [Dir::Over, Dir::Over], conn: self.conn.clone(), upgraded: self.upgraded };
+        h.into_report(client, http1).0
     }
 
     /// The report, moved out, with the warnings not yet taken.
@@ -508,7 +510,7 @@ impl H2Session {
         let mine = std::mem::take(&mut c.report);
         let mut r = match http1 {
             Some(mut h) => {
-                if self.upgraded {
+                if self.upgraded && h.responses.iter().any(|a| a.status == 101) {
                     // RFC 9113 §3.2: the request that asked for the upgrade is stream 1.
                     if let Some(q) = h.requests.last_mut() {
                         q.stream = Some(1);
