@@ -871,7 +871,7 @@ mod tests {
         let h = r.http.unwrap();
         let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream).collect();
         assert_eq!(streams, [Some(7), Some(9)]);
-        assert_eq!(h.requests[1].data, Some(http::h2::session::ByRole { client: 0, server: 2 }));
+        assert_eq!(h.requests[1].data(), Some(&http::h2::session::ByRole { client: 0, server: 2 }));
     }
 
     #[test]

@@ -568,15 +568,15 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         headers(j, &r.headers);
         j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
         j.key(key!("trailers"));
-        headers(j, &r.trailers);
-        j.key(key!("unknown_fields")).u64(r.unknown_fields.into());
+        opt_headers(j, r.trailers());
+        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
         j.key(key!("grpc"));
-        match &r.grpc {
+        match r.grpc() {
             Some(g) => grpc(j, g),
             None => j.null(),
         }
         j.key(key!("data"));
-        match &r.data {
+        match r.data() {
             Some(d) => by_role(j, d),
             None => j.null(),
         }
@@ -593,8 +593,8 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         headers(j, &r.headers);
         j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
         j.key(key!("trailers"));
-        headers(j, &r.trailers);
-        j.key(key!("unknown_fields")).u64(r.unknown_fields.into());
+        opt_headers(j, r.trailers());
+        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
         j.close(b'}');
     }
     j.close(b']');
@@ -674,6 +674,14 @@ fn http2(j: &mut Json<'_>, h: &Http2Report) {
     j.close(b']');
     j.key(key!("streams_total")).u64(h.streams_total);
     j.close(b'}');
+}
+
+/// `[[name, value], ...]`, `[]` for none.
+fn opt_headers(j: &mut Json<'_>, h: Option<&Headers>) {
+    match h {
+        Some(h) => headers(j, h),
+        None => j.raw(b"[]"),
+    }
 }
 
 /// `[[name, value], ...]`.

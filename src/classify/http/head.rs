@@ -179,10 +179,7 @@ impl HttpSession {
                 host,
                 headers,
                 stream: None,
-                trailers: Headers::default(),
-                unknown_fields: 0,
-                grpc: None,
-                data: None,
+                h2: None,
             });
         }
         if p.connect {
@@ -223,8 +220,7 @@ impl HttpSession {
                 reason: WireBytes::new(h.reason),
                 headers,
                 stream: None,
-                trailers: Headers::default(),
-                unknown_fields: 0,
+                h2: None,
             });
         }
         let st = h.status;

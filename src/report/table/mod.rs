@@ -331,8 +331,8 @@ fn stream_note(stream: Option<u32>, unknown: u32) -> String {
 }
 
 /// Trailers of an HTTP/2 message, after a `trailers` line.
-fn trailer_lines(v: &mut Vec<String>, mark: char, hs: &Headers) {
-    if !hs.is_empty() {
+fn trailer_lines(v: &mut Vec<String>, mark: char, hs: Option<&Headers>) {
+    if let Some(hs) = hs.filter(|h| !h.is_empty()) {
         v.push(format!("{mark} trailers:"));
         header_lines(v, mark, hs);
     }
@@ -342,10 +342,10 @@ fn trailer_lines(v: &mut Vec<String>, mark: char, hs: &Headers) {
 fn response_lines(v: &mut Vec<String>, r: &HttpResponse) {
     let reason = escape_bytes(r.reason.as_bytes());
     let sp = if reason.is_empty() { "" } else { " " };
-    let note = stream_note(r.stream, r.unknown_fields);
+    let note = stream_note(r.stream, r.unknown_fields());
     v.push(format!("< {} {}{sp}{reason}{note}", r.version.unwrap_or("HTTP/1.x"), r.status));
     header_lines(v, '<', &r.headers);
-    trailer_lines(v, '<', &r.trailers);
+    trailer_lines(v, '<', r.trailers());
 }
 
 /// A request line and its headers, `>`-marked.
@@ -355,10 +355,10 @@ fn request_lines(v: &mut Vec<String>, q: &HttpRequest) {
         "> {} {}{version}{}",
         escape_bytes(q.method.as_bytes()),
         escape_bytes(q.path.as_bytes()),
-        stream_note(q.stream, q.unknown_fields)
+        stream_note(q.stream, q.unknown_fields())
     ));
     header_lines(v, '>', &q.headers);
-    trailer_lines(v, '>', &q.trailers);
+    trailer_lines(v, '>', q.trailers());
 }
 
 /// `-v`: every recorded request (`>`) and response (`<`) with its headers, each request
@@ -496,8 +496,8 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                     continue;
                 }
                 let status = answer.map(|r| format!(" → {}", status_text(r.status)));
-                let unknown = if r.unknown_fields > 0 {
-                    format!(", {} unknown", r.unknown_fields)
+                let unknown = if r.unknown_fields() > 0 {
+                    format!(", {} unknown", r.unknown_fields())
                 } else {
                     String::new()
                 };
@@ -949,7 +949,7 @@ const MAX_GRPC_MESSAGE: usize = 100;
 /// `grpc reviews.Reviews/GetReview → OK`, `→ UNAVAILABLE (14): message`, or the HTTP status
 /// while the call has no `grpc-status`.
 fn grpc_summary(q: &HttpRequest, answer: Option<&HttpResponse>) -> Option<String> {
-    let g = q.grpc.as_deref()?;
+    let g = q.grpc()?;
     let part =
         |w: Option<&crate::sanitize::WireBytes>| w.map(|w| w.to_terminal()).unwrap_or_else(|| "?".into());
     let mut line = format!("grpc {}/{}", part(g.service.as_ref()), part(g.method.as_ref()));
@@ -972,7 +972,7 @@ fn grpc_summary(q: &HttpRequest, answer: Option<&HttpResponse>) -> Option<String
 
 /// `-v`: the gRPC facts of a call.
 fn grpc_line(q: &HttpRequest) -> Option<String> {
-    let g = q.grpc.as_deref()?;
+    let g = q.grpc()?;
     let enc = g.encoding.as_ref().map(|e| format!(", encoding {}", e.to_terminal())).unwrap_or_default();
     Some(format!(
         "  {}; messages: {} from the client, {} from the server{enc}",

@@ -23,7 +23,9 @@ use super::{
     find_frame_chain, BlockKind, ErrorCode, Frame, H2Direction, H2Event, H2Limits, HeaderList, SettingId,
     Start,
 };
-use crate::classify::http::{header_marks, is_h2_preface, HttpConfig, HttpReport, HttpRequest, HttpResponse};
+use crate::classify::http::{
+    header_marks, is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
+};
 use crate::sanitize::redact::{is_secret_header, placeholder};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
@@ -562,8 +564,11 @@ impl Conn {
                 let from_client = self.client == Some(side);
                 if let Some(st) = self.streams.get_mut(&stream).filter(|s| s.grpc) {
                     let n = st.walk[usize::from(!from_client)].feed(bytes);
-                    if let Some(g) =
-                        st.req.and_then(|i| self.report.requests.get_mut(i)).and_then(|q| q.grpc.as_mut())
+                    if let Some(g) = st
+                        .req
+                        .and_then(|i| self.report.requests.get_mut(i))
+                        .and_then(|q| q.h2.as_mut())
+                        .and_then(|h| h.grpc.as_mut())
                     {
                         g.messages.add(from_client, n);
                     }
@@ -576,9 +581,9 @@ impl Conn {
                     .get(&stream)
                     .and_then(|st| st.req)
                     .and_then(|i| self.report.requests.get_mut(i))
-                    .and_then(|q| q.data.as_mut())
+                    .and_then(|q| q.h2.as_mut())
                 {
-                    q.add(from_client, len.into());
+                    q.data.add(from_client, len.into());
                 }
             }
             Frame::Settings { ack: false, settings, truncated } => {
@@ -687,8 +692,12 @@ impl Conn {
                 self.max_client_stream = h.stream;
                 self.first_client_stream.get_or_insert(h.stream);
                 self.request(h.stream, l.unknown, headers, &p);
-            } else if let Some(q) =
-                self.streams.get(&h.stream).and_then(|s| s.req).and_then(|i| self.report.requests.get_mut(i))
+            } else if let Some(q) = self
+                .streams
+                .get(&h.stream)
+                .and_then(|s| s.req)
+                .and_then(|i| self.report.requests.get_mut(i))
+                .and_then(|q| q.h2.as_mut())
             {
                 q.trailers = headers;
                 q.unknown_fields = q.unknown_fields.saturating_add(l.unknown);
@@ -712,7 +721,7 @@ impl Conn {
             return;
         }
         let grpc = p.grpc_type.then(|| {
-            let mut g = Box::<GrpcCall>::default();
+            let mut g = GrpcCall::default();
             set_grpc_path(&mut g, p.path);
             g.encoding = p.grpc_encoding.map(WireBytes::new);
             g
@@ -725,10 +734,7 @@ impl Conn {
             host: p.authority.map(WireBytes::new),
             headers,
             stream: Some(stream),
-            trailers: Headers::default(),
-            unknown_fields: unknown,
-            grpc,
-            data: Some(ByRole::default()),
+            h2: Some(Box::new(H2Request { unknown_fields: unknown, grpc, ..H2Request::default() })),
         });
         self.streams.insert(stream, st);
     }
@@ -746,7 +752,7 @@ impl Conn {
         };
         if trailers {
             let Some(Some(i)) = known else { return };
-            if let Some(a) = self.report.responses.get_mut(i) {
+            if let Some(a) = self.report.responses.get_mut(i).and_then(|a| a.h2.as_mut()) {
                 a.trailers = headers;
                 a.unknown_fields = a.unknown_fields.saturating_add(unknown);
             }
@@ -784,8 +790,7 @@ impl Conn {
             reason: WireBytes::default(),
             headers,
             stream: Some(stream),
-            trailers: Headers::default(),
-            unknown_fields: unknown,
+            h2: Some(Box::new(H2Response { trailers: Headers::default(), unknown_fields: unknown })),
         });
         let st = self.streams.entry(stream).or_default();
         if !interim {
@@ -793,11 +798,11 @@ impl Conn {
             if p.grpc_type && !st.grpc {
                 st.grpc = true;
                 if let Some(q) = st.req.and_then(|r| self.report.requests.get_mut(r)) {
-                    if q.grpc.is_none() {
-                        let mut g = Box::<GrpcCall>::default();
-                        let path = q.path.clone();
+                    let path = q.path.clone();
+                    if let Some(h) = q.h2.as_mut().filter(|h| h.grpc.is_none()) {
+                        let mut g = GrpcCall::default();
                         set_grpc_path(&mut g, Some(path.as_bytes()).filter(|p| !p.is_empty()));
-                        q.grpc = Some(g);
+                        h.grpc = Some(g);
                     }
                 }
             }
@@ -815,7 +820,8 @@ impl Conn {
             .get(&stream)
             .and_then(|s| s.req)
             .and_then(|i| self.report.requests.get_mut(i))
-            .and_then(|q| q.grpc.as_mut())
+            .and_then(|q| q.h2.as_mut())
+            .and_then(|h| h.grpc.as_mut())
         else {
             return;
         };
@@ -927,13 +933,16 @@ mod tests {
         h.feed(Side::B, &s);
         let (r, warnings) = h.into_report(Side::A, None);
         assert!(warnings.is_empty(), "{warnings:?}");
-        let g = r.requests[0].grpc.as_deref().unwrap();
+        let g = r.requests[0].grpc().unwrap();
         assert_eq!(
             (g.status, g.status_name, g.messages),
             (Some(7), Some("PERMISSION_DENIED"), ByRole { client: 0, server: 1 })
         );
-        assert_eq!(r.requests[0].data, Some(ByRole { client: 0, server: 7 }));
-        assert_eq!(r.responses[0].trailers.iter().collect::<Vec<_>>(), [(&b"grpc-status"[..], &b"7"[..])]);
+        assert_eq!(r.requests[0].data(), Some(&ByRole { client: 0, server: 7 }));
+        assert_eq!(
+            r.responses[0].trailers().unwrap().iter().collect::<Vec<_>>(),
+            [(&b"grpc-status"[..], &b"7"[..])]
+        );
         let h2 = r.http2.unwrap();
         assert_eq!(
             (h2.rst_streams[0].stream, h2.rst_streams[0].from, h2.rst_streams[0].error.as_str()),
