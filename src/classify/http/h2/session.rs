@@ -952,6 +952,37 @@ mod tests {
     }
 
     #[test]
+    fn continuation_floods_and_hpack_bombs_are_bounded_and_warned() {
+        let mut h = H2Session::new(cfg(false), Some(Side::A));
+        let mut c = super::super::PREFACE.to_vec();
+        c.extend(frame(4, 0, 0, &[]));
+        // HEADERS without END_HEADERS, then endless CONTINUATIONs.
+        c.extend(frame(1, 0x01, 1, &[0x82]));
+        for _ in 0..200 {
+            c.extend(frame(9, 0, 1, &[0x86; 100]));
+        }
+        c.extend(frame(9, 0x04, 1, &[0x84]));
+        // A bomb: one 2,000-byte entry inserted, then referenced 4,000 times (4 KB of block,
+        // 8 MB of list).
+        let mut bomb = vec![0x82, 0x86, 0x84, 0x40, 5];
+        bomb.extend(b"x-big");
+        bomb.extend([0x7f, 0xd1, 0x0e]); // value length 127 + 1873 = 2000
+        bomb.extend([b'b'; 2000]);
+        bomb.extend([0xbe; 4000]); // index 62: the entry
+        c.extend(frame(1, 0x05, 3, &bomb[..]));
+        h.feed(Side::A, &c);
+        assert!(h.buffered() < 256 * 1024, "{}", h.buffered());
+        let q = &h.requests()[0];
+        assert_eq!(q.stream, Some(3));
+        let big = q.headers.iter().filter(|(n, _)| *n == b"x-big").count();
+        // Kept while the list fits --max-header-bytes: 65,536 / (5 + 2,000 + 32) fields.
+        assert_eq!(big, 32);
+        let w = h.take_warnings();
+        assert!(w.iter().any(|w| w.contains("stream 1 not decoded (continuation_flood)")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("header list of stream 3 over 65536 bytes")), "{w:?}");
+    }
+
+    #[test]
     fn a_gap_ends_the_direction_with_a_warning() {
         let mut h = H2Session::new(cfg(false), Some(Side::A));
         h.feed(Side::A, &one_request(&[]));
