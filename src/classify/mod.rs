@@ -3,11 +3,14 @@
 //! captures that start mid-stream, and the per-flow protocol facts.
 //!
 //! Each side of a flow is probed on its own first bytes, in this order: TLS record (or SSLv2
-//! ClientHello), HTTP/2 preface, HTTP/1 request line, HTTP/1 status line. A side that matches
-//! nothing becomes opaque: its first bytes are kept as a short preview, and its first
-//! [`OPAQUE_SCAN_BYTES`] are scanned for a TLS ClientHello/record (STARTTLS, SOCKS, pgsql
-//! SSLRequest...) or an HTTP line (mid-stream). Once a side is done (TLS handshake seen, body
-//! until close...), the flow layer stops buffering it.
+//! ClientHello), HTTP/2 preface, a server's HTTP/2 SETTINGS, HTTP/1 request line, HTTP/1 status
+//! line. A side that matches nothing becomes opaque: its first bytes are kept as a short
+//! preview, and its first [`OPAQUE_SCAN_BYTES`] are scanned for a TLS ClientHello/record
+//! (STARTTLS, SOCKS, pgsql SSLRequest...), an HTTP line or HTTP/2 frames (mid-stream). Once a
+//! side is done (TLS handshake seen, body until close...), the flow layer stops buffering it.
+//!
+//! HTTP/2 cleartext (prior knowledge, `Upgrade: h2c`, or joined mid-connection) feeds both sides
+//! to one [`H2Session`]; once one side showed HTTP/2, the other side's bytes are frames too.
 
 pub mod cert;
 pub mod fingerprint;

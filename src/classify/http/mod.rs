@@ -20,7 +20,8 @@
 //! falls back to a small line parser of our own that keeps every `name: value` line.
 //!
 //! Left to the flow layer: deciding that a stream is HTTP at all (with [`probe_request`],
-//! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames).
+//! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames,
+//! which [`h2::session`] turns into the same request and response records).
 //!
 //! This file owns the session state, the report types and the public API; the work is in:
 //! - `probe.rs`: request/response/preface probes, method tokens, resync after a gap;
