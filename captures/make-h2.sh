@@ -6,7 +6,7 @@
 # (tools/h2peer.py: the mid-connection client and the Istio sidecar stand-ins). Ground truth for
 # every file: captures/h2.md.
 # Run as root on Debian: sudo captures/make-h2.sh [SET...]
-#   SET = nghttp curl grpc midstream mesh (default: all)
+#   SET = nghttp curl grpc midstream mesh deadline (default: all)
 # Needs tcpdump, iproute2, ethtool, iptables, util-linux setpriv, nghttp2-client, nghttp2-server,
 # curl, and Debian's /usr/bin/python3 with python3-grpcio, python3-h2, python3-hpack and
 # python3-cryptography (a pyenv `python3` on PATH has none of them; the mesh proxies also run as
@@ -30,6 +30,7 @@
 #   grpc-unary.pcap               41101 grpcpeer.py client -> grpcpeer.py server :50051
 #   grpc-streaming.pcap           41111 -> :50051
 #   grpc-midstream.pcap           41121 -> :50051 (capture started after the 3rd of 8 calls)
+#   grpc-deadline.pcap            41141 -> :50051 (a call cancelled by its deadline: RST_STREAM)
 #   h2c-midstream.pcap            41131 h2peer.py client -> nghttpd :8080 (after the 3rd of 10)
 #   istio-grpc-{inbound,outbound}-any.pcap  45050 app -> ClusterIP, 52150 sidecar mTLS, 38450 inbound leg
 set -euo pipefail
@@ -42,7 +43,7 @@ PKI=$HERE/pki
 CLI=tsp-h2-c SRV=tsp-h2-s
 S4=10.93.0.1 C4=10.93.0.2
 MCLI=tsp-h2m-c MSRV=tsp-h2m-s
-SETS=${*:-nghttp curl grpc midstream mesh}
+SETS=${*:-nghttp curl grpc midstream mesh deadline}
 WORK=$(mktemp -d /tmp/tsp-h2.XXXXXX)
 chmod 755 "$WORK"
 
@@ -210,6 +211,15 @@ if want grpc; then
   echo "7. grpc-streaming (server streaming gzip OK; streaming RESOURCE_EXHAUSTED after 5 messages)"
   start_capture grpc-streaming.pcap
   with_port 41111 $GRPC client $S4:50051 streaming | show
+  stop_capture
+  finish
+fi
+
+if want deadline; then
+  echo "11. grpc-deadline (a call whose 0.3 s deadline passes: the client resets the stream; then one OK)"
+  serve $SRV 50051 $GRPC server $S4 50051
+  start_capture grpc-deadline.pcap
+  with_port 41141 $GRPC client $S4:50051 deadline | show
   stop_capture
   finish
 fi

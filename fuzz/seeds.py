@@ -230,6 +230,8 @@ def synthetic(corpus):
     server += frame(3, 0, 5, struct.pack(">I", 8)) + frame(7, 0, 0, struct.pack(">II", 5, 0))
     n += write_seed(corpus, "h2_frames", chunk_seed([(0, client), (1, server)], cfg=1))
     n += write_seed(corpus, "h2_frames", chunk_seed([(1, server[7:]), (0, client[40:])], cfg=0))
+    n += write_seed(corpus, "h2_session", chunk_seed([(0, client), (1, server)], cfg=1))
+    n += write_seed(corpus, "h2_session", chunk_seed([(1, server[7:]), (0, client[40:])], cfg=2))
     blocks = b"".join(struct.pack("<H", len(b)) + b for b in reqs)
     n += write_seed(corpus, "h2_hpack", bytes([0x10]) + blocks)
     n += write_seed(corpus, "h2_hpack", bytes([0x11]) + b"".join(struct.pack("<H", len(b)) + b for b in resps))

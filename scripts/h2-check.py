@@ -22,9 +22,9 @@ listed in `python_hpack_blocks`. Header blocks split into
 HEADERS + CONTINUATION frames are joined. `--tshark-only` prints these facts (one JSON line per
 flow) and exits. Otherwise `tlspeek -r PCAP --json -q --show-secrets` is run and each h2c flow's
 `http.requests[]` / `http.responses[]` are compared with them field by field under the schema
-of the HTTP/2 work (requests: stream, method, path, host, headers, trailers, unknown_fields,
-grpc; responses: stream, status, headers, trailers); until tlspeek emits `stream`, every flow is
-reported as "not decoded by tlspeek". Exit status: 0 when everything agrees (or --tshark-only),
+of the HTTP/2 work (requests: stream, method, path, host, headers without the pseudo-headers,
+unknown_fields, data, grpc; final responses: stream, status, headers, trailers, unknown_fields;
+rst_streams); see `compare`. Exit status: 0 when everything agrees (or --tshark-only),
 1 on a difference, 2 when tlspeek crashed.
 
 tshark quirks handled here (TShark 4.0): HTTP/2 found by its heuristic dissector is not
@@ -53,6 +53,9 @@ except ImportError:                     # Debian's python3-hpack, when python3 i
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFACE = "505249202a20485454502f322e300d0a0d0a534d0d0a0d0a"
+ERROR_NAMES = ["NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR", "SETTINGS_TIMEOUT",
+               "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL", "COMPRESSION_ERROR",
+               "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"]
 GRPC_NAMES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
               "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
               "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
@@ -302,42 +305,86 @@ def run_tlspeek(binary, pcap):
     return [f for f in flows if f.get("type") == "flow"], crash
 
 
+def regular(headers):
+    """tlspeek's HTTP/2 `headers` start with the pseudo-headers (as sent); tshark's facts above
+    keep the regular fields only."""
+    return [list(h) for h in headers or [] if not h[0].startswith(":")]
+
+
 def compare(truth, flows):
-    """Differences, as strings, between tshark's facts and tlspeek's flows."""
+    """Differences, as strings, between tshark's facts and tlspeek's flows.
+
+    tlspeek's schema: `http.requests[]` / `http.responses[]` paired by `stream`; `headers` with
+    the pseudo-headers first; a pseudo-header whose table entry was lost leaves `method`/`path`
+    empty (`""`) and `host` null; the HTTP/1.1 `Upgrade: h2c` request is stream 1 with its
+    HTTP/1 headers (tshark has none for it); `data` per stream; `http.http2.rst_streams`.
+    A loopback leg split by a REDIRECT is two tlspeek flows with the same client (one carries
+    the requests, the other the responses): they are compared together."""
     diffs = []
-    by_client = {f["client"]: f for f in flows}
+    by_client = {}
+    for f in flows:
+        by_client.setdefault(f["client"], []).append(f)
     for t in truth:
-        f = by_client.get(t["client"])
-        if f is None:
+        fs = by_client.get(t["client"])
+        if not fs:
             diffs.append(f"{t['client']}: no tlspeek flow with this client")
             continue
-        if f.get("protocol") != "h2c":
-            diffs.append(f"{t['client']}: protocol {f.get('protocol')!r}, tshark saw HTTP/2")
-        http = f.get("http") or {}
-        if http.get("version") != "HTTP/2":
-            diffs.append(f"{t['client']}: http.version {http.get('version')!r}, expected 'HTTP/2'")
-        reqs = http.get("requests") or []
-        if not reqs or "stream" not in reqs[0]:
-            diffs.append(f"{t['client']}: not decoded by tlspeek (no http.requests[].stream)")
-            continue
+        for f in fs:
+            if f.get("protocol") != "h2c":
+                diffs.append(f"{t['client']}: protocol {f.get('protocol')!r}, tshark saw HTTP/2")
+            if (f.get("http") or {}).get("version") != "HTTP/2":
+                diffs.append(f"{t['client']}: http.version {(f.get('http') or {}).get('version')!r}, "
+                             "expected 'HTTP/2'")
+        https = [f.get("http") or {} for f in fs]
+        reqs = [r for h in https for r in h.get("requests") or []]
         got = {r.get("stream"): r for r in reqs}
-        resps = {r.get("stream"): r for r in (http.get("responses") or [])}
+        resps = {}
+        for h in https:
+            for r in h.get("responses") or []:
+                if r.get("status", 0) >= 200 or r.get("status") == 0:
+                    resps[r.get("stream")] = r
+        rsts = sorted((r["stream"], r["from"], r["error"]) for h in https
+                      for r in ((h.get("http2") or {}).get("rst_streams") or []))
+        want_rsts = sorted((r["stream"], r["by"], ERROR_NAMES[r["error"]] if r["error"] < len(ERROR_NAMES)
+                            else hex(r["error"])) for r in t["rst_streams"])
+        if rsts != want_rsts:
+            diffs.append(f"{t['client']}: rst_streams tlspeek={rsts!r} tshark={want_rsts!r}")
         for s in t["streams"]:
             r = got.get(s["stream"])
             where = f"{t['client']} stream {s['stream']}"
             if r is None:
                 diffs.append(f"{where}: missing in tlspeek's requests")
                 continue
+            upgrade = r.get("version") == "HTTP/1.1"
+            mine = {"method": r.get("method") or None, "path": r.get("path") or None, "host": r.get("host"),
+                    "headers": s["headers"] if upgrade else regular(r.get("headers")),
+                    "unknown_fields": r.get("unknown_fields")}
             want = {"method": s["method"], "path": s["path"], "host": s["host"],
                     "headers": s["headers"], "unknown_fields": s["unknown_fields"]}
+            if not upgrade:
+                # gRPC true-binary metadata (`-bin` sent raw after a NUL): tshark shows an empty
+                # value, tlspeek the bytes (invalid UTF-8 as \\xHH). Compared by name only.
+                binary = {n for n, v in want["headers"] if n.endswith("-bin") and v == ""}
+                mine["headers"] = [[n, "" if n in binary else v] for n, v in mine["headers"]]
             for k, v in want.items():
-                if (r.get(k) if k != "headers" else [list(h) for h in r.get(k) or []]) != v:
-                    diffs.append(f"{where}: {k} tlspeek={r.get(k)!r} tshark={v!r}")
+                if mine[k] != v:
+                    diffs.append(f"{where}: {k} tlspeek={mine[k]!r} tshark={v!r}")
+            if not upgrade and (r.get("data") or {}) != s["data"] and got.get(s["stream"]) is r:
+                # A split leg's two halves each see one side's DATA: add them up.
+                d = {"client": 0, "server": 0}
+                for h in https:
+                    for q in h.get("requests") or []:
+                        if q.get("stream") == s["stream"] and q.get("data"):
+                            d = {k: d[k] + q["data"][k] for k in d}
+                if d != s["data"]:
+                    diffs.append(f"{where}: data tlspeek={r.get('data')!r} tshark={s['data']!r}")
             if s["grpc"]:
                 g = r.get("grpc") or {}
-                for k in ("service", "method", "status", "status_name", "message"):
+                for k in ("service", "method", "status", "status_name", "message", "encoding"):
                     if g.get(k) != s["grpc"][k]:
                         diffs.append(f"{where}: grpc.{k} tlspeek={g.get(k)!r} tshark={s['grpc'][k]!r}")
+            elif r.get("grpc") is not None:
+                diffs.append(f"{where}: grpc tlspeek={r.get('grpc')!r}, tshark saw no gRPC")
             resp = resps.get(s["stream"])
             if s["status"] is not None:
                 if resp is None:
@@ -345,11 +392,14 @@ def compare(truth, flows):
                     continue
                 if resp.get("status") != s["status"]:
                     diffs.append(f"{where}: status tlspeek={resp.get('status')!r} tshark={s['status']!r}")
-                if [list(h) for h in resp.get("headers") or []] != s["response_headers"]:
+                if regular(resp.get("headers")) != s["response_headers"]:
                     diffs.append(f"{where}: response headers tlspeek={resp.get('headers')!r} "
                                  f"tshark={s['response_headers']!r}")
                 if [list(h) for h in resp.get("trailers") or []] != s["trailers"]:
                     diffs.append(f"{where}: trailers tlspeek={resp.get('trailers')!r} tshark={s['trailers']!r}")
+                if resp.get("unknown_fields") != s["response_unknown_fields"]:
+                    diffs.append(f"{where}: response unknown_fields tlspeek={resp.get('unknown_fields')!r} "
+                                 f"tshark={s['response_unknown_fields']!r}")
     return diffs
 
 

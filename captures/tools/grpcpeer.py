@@ -102,6 +102,8 @@ def get_review(req, ctx):
           flush=True)
     if pid == 0:
         ctx.abort(grpc.StatusCode.UNAVAILABLE, FAIL_MESSAGE)
+    if pid == 9:
+        time.sleep(1.0)                 # slower than the client's deadline: it cancels the call
     return review(pid)
 
 
@@ -162,6 +164,12 @@ def client(a):
                                                       metadata=(("x-request-id", f"grpc-series-{i}"),),
                                                       timeout=5))
                 time.sleep(a.pause)
+        elif scenario == "deadline":
+            report("GetReview(9) 0.3 s deadline", lambda: get(pb((1, 9)), timeout=0.3,
+                                                              metadata=(("x-request-id", "grpc-deadline-1"),)))
+            report("GetReview(3)", lambda: get(pb((1, 3)), timeout=5,
+                                               metadata=(("x-request-id", "grpc-deadline-2"),)))
+            time.sleep(1.0)             # the server's late answer to the cancelled call
         elif scenario == "mesh":
             report("GetReview(1)", lambda: get(pb((1, 1)), metadata=(("x-request-id", "grpc-mesh-1"),),
                                                timeout=5))

@@ -3,11 +3,14 @@
 //! captures that start mid-stream, and the per-flow protocol facts.
 //!
 //! Each side of a flow is probed on its own first bytes, in this order: TLS record (or SSLv2
-//! ClientHello), HTTP/2 preface, HTTP/1 request line, HTTP/1 status line. A side that matches
-//! nothing becomes opaque: its first bytes are kept as a short preview, and its first
-//! [`OPAQUE_SCAN_BYTES`] are scanned for a TLS ClientHello/record (STARTTLS, SOCKS, pgsql
-//! SSLRequest...) or an HTTP line (mid-stream). Once a side is done (TLS handshake seen, body
-//! until close...), the flow layer stops buffering it.
+//! ClientHello), HTTP/2 preface, a server's HTTP/2 SETTINGS, HTTP/1 request line, HTTP/1 status
+//! line. A side that matches nothing becomes opaque: its first bytes are kept as a short
+//! preview, and its first [`OPAQUE_SCAN_BYTES`] are scanned for a TLS ClientHello/record
+//! (STARTTLS, SOCKS, pgsql SSLRequest...), an HTTP line or HTTP/2 frames (mid-stream). Once a
+//! side is done (TLS handshake seen, body until close...), the flow layer stops buffering it.
+//!
+//! HTTP/2 cleartext (prior knowledge, `Upgrade: h2c`, or joined mid-connection) feeds both sides
+//! to one [`H2Session`]; once one side showed HTTP/2, the other side's bytes are frames too.
 
 pub mod cert;
 pub mod fingerprint;
@@ -19,7 +22,8 @@ pub mod tls;
 use crate::flow::client::ClientBy;
 use crate::flow::StreamSink;
 use crate::wire::{Feed, Probe, Side, Timestamp};
-use http::{HttpConfig, HttpFeed, HttpReport, HttpSession, SwitchTo};
+use http::h2::session::H2Session;
+use http::{HttpConfig, HttpFeed, HttpReport, HttpRequest, HttpSession, SwitchTo};
 use tls::{TlsLimits, TlsReport, TlsSession};
 
 /// Bytes kept while a side's first message is too short to tell its protocol.
@@ -62,6 +66,8 @@ crate::wire::text_enum! {
         PriorKnowledge => "prior_knowledge",
         /// `Upgrade: h2c` answered by `101`.
         Upgrade => "upgrade",
+        /// Frames found in a connection the capture joined after its start.
+        MidStream => "mid_stream",
     }
 }
 
@@ -112,12 +118,12 @@ pub struct FlowClassifier {
     tls: Option<Box<TlsSession>>,
     http: Option<Box<HttpSession>>,
     h2c: Option<H2cVia>,
-    /// Side that sent the HTTP/2 preface.
-    h2c_side: Option<Side>,
+    /// HTTP/2 frames and streams (h2c).
+    h2: Option<Box<H2Session>>,
     /// A `classified` event was already given.
     announced: bool,
-    /// HTTP requests already looked at by [`FlowClassifier::take_xfcc`].
-    xfcc_checked: usize,
+    /// HTTP/1 and HTTP/2 requests already looked at by [`FlowClassifier::take_xfcc`].
+    xfcc_checked: [usize; 2],
     warnings: Vec<String>,
     /// [`StreamSink::buffered`], counted again after each change: the flow table asks before
     /// and after every segment, and reading the sessions' buffers there cost a cache miss per
@@ -185,9 +191,9 @@ impl FlowClassifier {
             tls: None,
             http: None,
             h2c: None,
-            h2c_side: None,
+            h2: None,
             announced: false,
-            xfcc_checked: 0,
+            xfcc_checked: [0, 0],
             warnings: Vec::new(),
             held: 0,
             requests: 0,
@@ -197,18 +203,64 @@ impl FlowClassifier {
     /// The client SPIFFE ID (`URI=`) and server identity (`By=`) of the last element of the
     /// newest `x-forwarded-client-cert` header among the HTTP requests parsed since the last call.
     pub fn take_xfcc(&mut self) -> Option<(String, Option<String>)> {
-        if self.requests == self.xfcc_checked {
+        if self.requests == self.xfcc_checked[0] + self.xfcc_checked[1] {
             return None;
         }
-        let reqs = self.http.as_ref()?.requests();
-        let new = reqs.get(self.xfcc_checked..).filter(|n| !n.is_empty())?;
-        self.xfcc_checked = reqs.len();
-        new.iter().rev().filter(|r| r.headers.marks() & http::MARK_ISTIO != 0).find_map(|r| {
+        let h1 = self.http.as_ref().map_or(&[][..], |h| h.requests());
+        let h2 = self.h2.as_ref().map_or(&[][..], |h| h.requests());
+        let new1 = h1.get(self.xfcc_checked[0]..).unwrap_or_default();
+        let new2 = h2.get(self.xfcc_checked[1]..).unwrap_or_default();
+        self.xfcc_checked = [h1.len(), h2.len()];
+        // Newest first: HTTP/2 requests follow the HTTP/1 ones of an upgraded connection.
+        let xfcc = |r: &HttpRequest| {
             let (_, v) =
                 r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
             let x = istio::parse_xfcc(&String::from_utf8_lossy(v)).pop()?;
             Some((x.uri?, x.by))
-        })
+        };
+        new2.iter()
+            .rev()
+            .chain(new1.iter().rev())
+            .filter(|r| r.headers.marks() & http::MARK_ISTIO != 0)
+            .find_map(xfcc)
+    }
+
+    fn h2_session(&mut self) -> &mut H2Session {
+        let cfg = self.cfg.http;
+        self.h2.get_or_insert_with(|| Box::new(H2Session::new(cfg, None)))
+    }
+
+    /// `side` carries HTTP/2 frames from `data` on: from its start, or (a connection joined
+    /// mid-stream) from where a chain of frames is found.
+    fn h2_side(&mut self, side: Side, data: &[u8]) -> Feed {
+        self.sides[side.idx()].mode = Mode::H2c;
+        let mid = self.h2c == Some(H2cVia::MidStream);
+        let h = self.h2_session();
+        if mid {
+            h.seek(side);
+        }
+        let f = h.feed(side, data);
+        if f == Feed::Done {
+            self.sides[side.idx()].mode = Mode::Done;
+        }
+        f
+    }
+
+    /// The flow turned out to be HTTP/2 on `side`: the other side's bytes are frames too.
+    /// Bytes it already had scanned as unknown are lost: its frames are searched for.
+    fn h2_join_other(&mut self, side: Side) {
+        let o = side.other();
+        match self.sides[o.idx()].mode {
+            Mode::Probe if !self.sides[o.idx()].pending.is_empty() => {
+                let p = std::mem::take(&mut self.sides[o.idx()].pending);
+                self.h2_side(o, &p);
+            }
+            Mode::Opaque => {
+                self.sides[o.idx()].mode = Mode::H2c;
+                self.h2_session().seek(o);
+            }
+            _ => {}
+        }
     }
 
     fn tls(&mut self) -> &mut TlsSession {
@@ -229,7 +281,7 @@ impl FlowClassifier {
         if let Some(s) = self.http.as_ref().and_then(|h| h.client_side()) {
             return Some((s, ClientBy::HttpRequest));
         }
-        self.h2c_side.map(|s| (s, ClientBy::HttpRequest))
+        self.h2.as_ref().and_then(|h| h.client_side()).map(|s| (s, ClientBy::HttpRequest))
     }
 
     /// Feeds bytes in the side's current mode, following protocol switches.
@@ -256,8 +308,19 @@ impl FlowClassifier {
                             // HTTP/1 came first (a `101` to `Upgrade: h2c`, or the preface after
                             // such a request); a preface opening the stream is found by the probe.
                             self.h2c.get_or_insert(H2cVia::Upgrade);
+                            let client = self.http.as_ref().and_then(|h| h.client_side()).unwrap_or(side);
+                            if side == client {
+                                self.h2_session().set_client(client);
+                            } else {
+                                // The server sent `101`: the upgrade request is stream 1.
+                                self.h2_session().upgraded(client);
+                            }
                             self.sides[s].mode = Mode::H2c;
-                            Feed::Done
+                            if rest.is_empty() {
+                                Feed::More
+                            } else {
+                                self.h2_side(side, rest)
+                            }
                         }
                         SwitchTo::Tunnel | SwitchTo::Upgraded => {
                             // The tunnel's first bytes are probed afresh (often a ClientHello).
@@ -272,7 +335,8 @@ impl FlowClassifier {
                     }
                 }
             },
-            Mode::H2c | Mode::Done => Feed::Done,
+            Mode::H2c => self.h2_side(side, data),
+            Mode::Done => Feed::Done,
             Mode::Probe => self.probe_and_feed(side, data, ts),
             Mode::Tentative => {
                 let st = &mut self.sides[s];
@@ -315,6 +379,10 @@ impl FlowClassifier {
     /// Decides the mode of a side from `buf`, the start of its stream.
     fn probe_buf(&mut self, side: Side, buf: &[u8], ts: Timestamp) -> Feed {
         let s = side.idx();
+        if self.h2.is_some() {
+            // The other side already showed HTTP/2.
+            return self.h2_side(side, buf);
+        }
         let tls = tls::probe(buf);
         let preface = http::is_h2_preface(buf);
         let req = http::probe_request(buf);
@@ -324,9 +392,16 @@ impl FlowClassifier {
             Mode::Tls
         } else if preface == Probe::Match {
             self.h2c.get_or_insert(H2cVia::PriorKnowledge);
-            self.h2c_side.get_or_insert(side);
-            self.sides[s].mode = Mode::H2c;
-            return Feed::Done;
+            self.h2_session().set_client(side);
+            let f = self.h2_side(side, buf);
+            self.h2_join_other(side);
+            return f;
+        } else if http::h2::session::is_server_preface(buf) {
+            // RFC 9113 §3.4: a server's connection preface is a SETTINGS frame; it may come
+            // before the client's preface is seen.
+            self.h2c.get_or_insert(H2cVia::PriorKnowledge);
+            self.h2_session().set_client(side.other());
+            return self.h2_side(side, buf);
         } else if req == Probe::Match || resp == Probe::Match {
             Mode::Http
         } else if [tls, preface, req, resp].contains(&Probe::NeedMore) && buf.len() < PROBE_BYTES {
@@ -418,11 +493,25 @@ impl FlowClassifier {
                 http::resync_offset(data)
                     .filter(|_| !self.sides.iter().any(|s| text::known_text_protocol(&s.preview).is_some()))
                     .map(|o| (o, Mode::Http))
+            })
+            .or_else(|| {
+                // HTTP/2 frames chained through the bytes: h2c joined after its preface.
+                let other = self.sides[side.other().idx()].mode;
+                if matches!(other, Mode::Tls | Mode::Http | Mode::Tentative) {
+                    return None;
+                }
+                http::h2::session::find_frames(data).map(|o| (o, Mode::H2c))
             });
         if found.is_none() {
             self.sides[s].tls_expect = expect;
         }
         match found {
+            Some((off, Mode::H2c)) => {
+                self.h2c.get_or_insert(H2cVia::MidStream);
+                let f = self.h2_side(side, &data[off..]);
+                self.h2_join_other(side);
+                f
+            }
             Some((off, mode)) => {
                 self.sides[s].mode = mode;
                 self.feed_mode(side, &data[off..], ts)
@@ -446,18 +535,26 @@ impl FlowClassifier {
         }
         let hint = self.client_hint();
         // The HTTP facts are moved out, not copied: they hold every recorded head.
-        let http = self.http.take().filter(|h| h.saw_http()).map(|h| {
+        let mut http = self.http.take().filter(|h| h.saw_http()).map(|h| {
             let (report, warnings) = h.into_report();
             self.warnings.extend(warnings);
             report
         });
+        if let Some(h2) = self.h2.take() {
+            let (report, warnings) = h2.into_report(client, http);
+            self.warnings.extend(warnings);
+            http = Some(report);
+        }
         let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| t.into_report(client));
         self.classified(http, tls, hint)
     }
 
     /// What is known so far, without ending the flow (live `classified` events).
     pub fn snapshot(&self, client: Side) -> Classified {
-        let http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish());
+        let mut http = self.http.as_ref().filter(|h| h.saw_http()).map(|h| h.finish());
+        if let Some(h2) = &self.h2 {
+            http = Some(h2.report(client, http));
+        }
         let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
         self.classified(http, tls, self.client_hint())
     }
@@ -536,6 +633,9 @@ impl StreamSink for FlowClassifier {
         if let Some(h) = self.http.as_mut() {
             h.shed();
         }
+        if let Some(h) = self.h2.as_mut() {
+            h.shed();
+        }
         self.recount();
     }
 
@@ -562,6 +662,10 @@ impl FlowClassifier {
         self.held = own
             + self.tls.as_ref().map_or(0, |t| t.buffered())
             + self.http.as_ref().map_or(0, |h| h.buffered());
+        if let Some(h) = &self.h2 {
+            self.requests += h.requests().len();
+            self.held += h.buffered();
+        }
     }
 
     fn gap_mode(&mut self, side: Side) -> Feed {
@@ -602,7 +706,14 @@ impl FlowClassifier {
                 self.sides[s].tls_expect = None;
                 Feed::More
             }
-            Mode::H2c | Mode::Done => Feed::Done,
+            Mode::H2c => {
+                let f = self.h2.as_mut().map_or(Feed::Done, |h| h.gap(side));
+                if f == Feed::Done {
+                    self.sides[s].mode = Mode::Done;
+                }
+                f
+            }
+            Mode::Done => Feed::Done,
         }
     }
 }
@@ -712,6 +823,58 @@ mod tests {
             c.data(Side::A, chunk, ts);
         }
         assert_eq!(c.finish(Side::B).protocol, Protocol::Tls);
+    }
+
+    fn h2_frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([ty, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    #[test]
+    fn h2c_server_settings_before_the_client_preface_are_decoded() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        // The server's SETTINGS (MAX_CONCURRENT_STREAMS 100) arrive first.
+        c.data(Side::B, &h2_frame(4, 0, 0, &[0, 3, 0, 0, 0, 100]), ts);
+        let mut client = http::h2::PREFACE.to_vec();
+        client.extend(h2_frame(4, 0, 0, &[]));
+        // :method GET, :scheme http, :path /, :authority (static name) "h"
+        client.extend(h2_frame(1, 0x05, 1, &[0x82, 0x86, 0x84, 0x01, 0x01, b'h']));
+        c.data(Side::A, &client, ts);
+        c.data(Side::B, &h2_frame(1, 0x05, 1, &[0x8d]), ts); // :status 404
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::PriorKnowledge)));
+        let h = r.http.unwrap();
+        assert_eq!(
+            (h.requests[0].stream, h.requests[0].host.as_ref().map(|h| h.as_bytes())),
+            (Some(1), Some(&b"h"[..]))
+        );
+        assert_eq!((h.responses[0].stream, h.responses[0].status), (Some(1), 404));
+        let s = h.http2.unwrap().settings.server.unwrap();
+        assert_eq!(s.0, [(http::h2::SettingId::MAX_CONCURRENT_STREAMS, 100)]);
+    }
+
+    #[test]
+    fn h2c_joined_mid_connection_is_found_from_one_frame_per_segment() {
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        // A PING alone, then requests alone in their segments; answers as HEADERS + DATA.
+        c.data(Side::A, &h2_frame(6, 0, 0, &[1; 8]), ts);
+        for stream in [7, 9] {
+            c.data(Side::A, &h2_frame(1, 0x05, stream, &[0x82, 0x86, 0x84]), ts);
+            let mut answer = h2_frame(1, 0x04, stream, &[0x88]);
+            answer.extend(h2_frame(0, 0x01, stream, b"ok"));
+            c.data(Side::B, &answer, ts);
+        }
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::MidStream)));
+        let h = r.http.unwrap();
+        let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream).collect();
+        assert_eq!(streams, [Some(7), Some(9)]);
+        assert_eq!(h.requests[1].data(), Some(&http::h2::session::ByRole { client: 0, server: 2 }));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::Summary;
 use crate::classify::cert::CertInfo;
+use crate::classify::http::h2::session::{ByRole, GrpcCall, Http2Report, SettingsList};
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
 use crate::classify::tls::TlsReport;
@@ -164,6 +165,13 @@ impl Json<'_> {
     fn opt_str(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            Some(v) => self.u64(v),
             None => self.null(),
         }
     }
@@ -566,6 +574,20 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("host")).opt_wire(r.host.as_ref());
         j.key(key!("headers"));
         headers(j, &r.headers);
+        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.key(key!("trailers"));
+        opt_headers(j, r.trailers());
+        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
+        j.key(key!("grpc"));
+        match r.grpc() {
+            Some(g) => grpc(j, g),
+            None => j.null(),
+        }
+        j.key(key!("data"));
+        match r.data() {
+            Some(d) => by_role(j, d),
+            None => j.null(),
+        }
         j.close(b'}');
     }
     j.close(b']');
@@ -577,13 +599,97 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("reason")).wire(r.reason.as_bytes());
         j.key(key!("headers"));
         headers(j, &r.headers);
+        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.key(key!("trailers"));
+        opt_headers(j, r.trailers());
+        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
         j.close(b'}');
     }
     j.close(b']');
     j.key(key!("requests_total")).u64(h.requests_total);
     j.key(key!("responses_total")).u64(h.responses_total);
     j.key(key!("upgrade")).opt_str(h.upgrade.as_deref());
+    j.key(key!("http2"));
+    match &h.http2 {
+        Some(h2) => http2(j, h2),
+        None => j.null(),
+    }
     j.close(b'}');
+}
+
+fn by_role(j: &mut Json<'_>, r: &ByRole) {
+    j.open(b'{');
+    j.key(key!("client")).u64(r.client);
+    j.key(key!("server")).u64(r.server);
+    j.close(b'}');
+}
+
+fn grpc(j: &mut Json<'_>, g: &GrpcCall) {
+    j.open(b'{');
+    j.key(key!("service")).opt_wire(g.service.as_ref());
+    j.key(key!("method")).opt_wire(g.method.as_ref());
+    j.key(key!("status")).opt_u64(g.status.map(u64::from));
+    j.key(key!("status_name")).opt_str(g.status_name);
+    j.key(key!("message")).opt_wire(g.message.as_ref());
+    j.key(key!("encoding")).opt_wire(g.encoding.as_ref());
+    j.key(key!("messages"));
+    by_role(j, &g.messages);
+    j.close(b'}');
+}
+
+fn settings(j: &mut Json<'_>, s: Option<&SettingsList>) {
+    let Some(s) = s else { return j.null() };
+    j.open(b'{');
+    for &(id, v) in &s.0 {
+        // Setting names are constants of letters and `_`, or `0x` and hex digits.
+        j.sep();
+        j.b.push(b'"');
+        j.b.extend_from_slice(SettingsList::key(id).as_bytes());
+        j.b.extend_from_slice(b"\":");
+        j.comma = false;
+        j.u64(v.into());
+    }
+    j.close(b'}');
+}
+
+fn http2(j: &mut Json<'_>, h: &Http2Report) {
+    j.open(b'{');
+    j.key(key!("settings")).open(b'{');
+    j.key(key!("client"));
+    settings(j, h.settings.client.as_ref());
+    j.key(key!("server"));
+    settings(j, h.settings.server.as_ref());
+    j.close(b'}');
+    j.key(key!("goaway"));
+    match &h.goaway {
+        Some(g) => {
+            j.open(b'{');
+            j.key(key!("from")).str(g.from.as_str());
+            j.key(key!("last_stream")).u64(g.last_stream.into());
+            j.key(key!("error")).str(&g.error);
+            j.close(b'}');
+        }
+        None => j.null(),
+    }
+    j.key(key!("rst_streams")).open(b'[');
+    for r in &h.rst_streams {
+        j.open(b'{');
+        j.key(key!("stream")).u64(r.stream.into());
+        j.key(key!("from")).str(r.from.as_str());
+        j.key(key!("error")).str(&r.error);
+        j.close(b'}');
+    }
+    j.close(b']');
+    j.key(key!("streams_total")).u64(h.streams_total);
+    j.close(b'}');
+}
+
+/// `[[name, value], ...]`, `[]` for none.
+fn opt_headers(j: &mut Json<'_>, h: Option<&Headers>) {
+    match h {
+        Some(h) => headers(j, h),
+        None => j.raw(b"[]"),
+    }
 }
 
 /// `[[name, value], ...]`.

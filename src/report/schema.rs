@@ -99,10 +99,39 @@ pub const OBJECTS: &[Object] = &[
     },
     Object {
         paths: &["flow.http"],
-        keys: &["version", "requests", "responses", "requests_total", "responses_total", "upgrade"],
+        keys: &["version", "requests", "responses", "requests_total", "responses_total", "upgrade", "http2"],
     },
-    Object { paths: &["flow.http.requests[]"], keys: &["method", "path", "version", "host", "headers"] },
-    Object { paths: &["flow.http.responses[]"], keys: &["version", "status", "reason", "headers"] },
+    Object {
+        paths: &["flow.http.requests[]"],
+        keys: &[
+            "method",
+            "path",
+            "version",
+            "host",
+            "headers",
+            "stream",
+            "trailers",
+            "unknown_fields",
+            "grpc",
+            "data",
+        ],
+    },
+    Object {
+        paths: &["flow.http.responses[]"],
+        keys: &["version", "status", "reason", "headers", "stream", "trailers", "unknown_fields"],
+    },
+    Object {
+        paths: &["flow.http.requests[].grpc"],
+        keys: &["service", "method", "status", "status_name", "message", "encoding", "messages"],
+    },
+    Object {
+        paths: &["flow.http.requests[].data", "flow.http.requests[].grpc.messages"],
+        keys: CLIENT_SERVER,
+    },
+    Object { paths: &["flow.http.http2"], keys: &["settings", "goaway", "rst_streams", "streams_total"] },
+    Object { paths: &["flow.http.http2.settings"], keys: CLIENT_SERVER },
+    Object { paths: &["flow.http.http2.goaway"], keys: &["from", "last_stream", "error"] },
+    Object { paths: &["flow.http.http2.rst_streams[]"], keys: &["stream", "from", "error"] },
     Object {
         paths: &["flow.istio"],
         keys: &[
@@ -199,6 +228,8 @@ pub const MAPS: &[&str] = &[
     "summary.non_tcp",
     "summary.skipped_link_types",
     "flow.istio.peer_metadata",
+    "flow.http.http2.settings.client",
+    "flow.http.http2.settings.server",
 ];
 
 /// The keys of the object at `path`, if the schema has it.

@@ -178,6 +178,8 @@ impl HttpSession {
                 version,
                 host,
                 headers,
+                stream: None,
+                h2: None,
             });
         }
         if p.connect {
@@ -217,6 +219,8 @@ impl HttpSession {
                 status: h.status,
                 reason: WireBytes::new(h.reason),
                 headers,
+                stream: None,
+                h2: None,
             });
         }
         let st = h.status;

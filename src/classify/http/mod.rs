@@ -20,7 +20,8 @@
 //! falls back to a small line parser of our own that keeps every `name: value` line.
 //!
 //! Left to the flow layer: deciding that a stream is HTTP at all (with [`probe_request`],
-//! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames).
+//! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames,
+//! which [`h2::session`] turns into the same request and response records).
 //!
 //! This file owns the session state, the report types and the public API; the work is in:
 //! - `probe.rs`: request/response/preface probes, method tokens, resync after a gap;
@@ -111,7 +112,7 @@ pub enum HttpFeed {
 }
 
 /// One request head.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct HttpRequest {
     /// Method token.
     pub method: WireBytes,
@@ -121,21 +122,125 @@ pub struct HttpRequest {
     pub version: Option<&'static str>,
     /// Value of the first Host header.
     pub host: Option<WireBytes>,
-    /// Every header as `[name, value]`, in order (secrets redacted).
+    /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 the
+    /// pseudo-headers come first, as sent.
     pub headers: Headers,
+    /// HTTP/2 stream id (null for HTTP/1, except the `Upgrade: h2c` request: stream 1).
+    pub stream: Option<u32>,
+    /// The HTTP/2 stream's other facts (None for HTTP/1); boxed, so that HTTP/1 messages stay
+    /// as small as they were.
+    pub h2: Option<Box<H2Request>>,
+}
+
+/// HTTP/2 facts of a request's stream.
+#[derive(Clone, Debug, Default)]
+pub struct H2Request {
+    /// Request trailers.
+    pub trailers: Headers,
+    /// Fields of the request's blocks that named a dynamic table entry added before the
+    /// capture started.
+    pub unknown_fields: u32,
+    /// gRPC facts, when the request or its response is `application/grpc*`.
+    pub grpc: Option<h2::session::GrpcCall>,
+    /// DATA bytes of the stream per role.
+    pub data: h2::session::ByRole,
+}
+
+impl HttpRequest {
+    /// HTTP/2 request trailers (None for HTTP/1).
+    pub fn trailers(&self) -> Option<&Headers> {
+        self.h2.as_ref().map(|h| &h.trailers)
+    }
+
+    /// HTTP/2 fields that could not be known (0 for HTTP/1).
+    pub fn unknown_fields(&self) -> u32 {
+        self.h2.as_ref().map_or(0, |h| h.unknown_fields)
+    }
+
+    /// gRPC facts.
+    pub fn grpc(&self) -> Option<&h2::session::GrpcCall> {
+        self.h2.as_ref().and_then(|h| h.grpc.as_ref())
+    }
+
+    /// HTTP/2 DATA bytes per role (None for HTTP/1).
+    pub fn data(&self) -> Option<&h2::session::ByRole> {
+        self.h2.as_ref().map(|h| &h.data)
+    }
+}
+
+/// The JSON keys of docs/json.md (`report::json` writes the same by hand).
+impl Serialize for HttpRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("HttpRequest", 10)?;
+        m.serialize_field("method", &self.method)?;
+        m.serialize_field("path", &self.path)?;
+        m.serialize_field("version", &self.version)?;
+        m.serialize_field("host", &self.host)?;
+        m.serialize_field("headers", &self.headers)?;
+        m.serialize_field("stream", &self.stream)?;
+        m.serialize_field("trailers", &self.trailers().cloned().unwrap_or_default())?;
+        m.serialize_field("unknown_fields", &self.unknown_fields())?;
+        m.serialize_field("grpc", &self.grpc())?;
+        m.serialize_field("data", &self.data())?;
+        m.end()
+    }
 }
 
 /// One response head.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct HttpResponse {
-    /// `HTTP/1.1` or `HTTP/1.0`.
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
     pub version: Option<&'static str>,
-    /// Status code.
+    /// Status code (HTTP/2: 0 when `:status` could not be known).
     pub status: u16,
-    /// Reason phrase.
+    /// Reason phrase (empty for HTTP/2, which has none).
     pub reason: WireBytes,
-    /// Every header as `[name, value]`, in order (secrets redacted).
+    /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 `:status`
+    /// first, as sent.
     pub headers: Headers,
+    /// HTTP/2 stream id (null for HTTP/1, except the `101` to `Upgrade: h2c`: stream 1).
+    pub stream: Option<u32>,
+    /// The HTTP/2 response's other facts (None for HTTP/1), boxed as for requests.
+    pub h2: Option<Box<H2Response>>,
+}
+
+/// HTTP/2 facts of a response.
+#[derive(Clone, Debug, Default)]
+pub struct H2Response {
+    /// Trailers of a final response.
+    pub trailers: Headers,
+    /// Fields of the response's blocks (headers and trailers) that named a dynamic table entry
+    /// added before the capture started.
+    pub unknown_fields: u32,
+}
+
+impl HttpResponse {
+    /// HTTP/2 trailers (None for HTTP/1).
+    pub fn trailers(&self) -> Option<&Headers> {
+        self.h2.as_ref().map(|h| &h.trailers)
+    }
+
+    /// HTTP/2 fields that could not be known (0 for HTTP/1).
+    pub fn unknown_fields(&self) -> u32 {
+        self.h2.as_ref().map_or(0, |h| h.unknown_fields)
+    }
+}
+
+/// The JSON keys of docs/json.md (`report::json` writes the same by hand).
+impl Serialize for HttpResponse {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("HttpResponse", 7)?;
+        m.serialize_field("version", &self.version)?;
+        m.serialize_field("status", &self.status)?;
+        m.serialize_field("reason", &self.reason)?;
+        m.serialize_field("headers", &self.headers)?;
+        m.serialize_field("stream", &self.stream)?;
+        m.serialize_field("trailers", &self.trailers().cloned().unwrap_or_default())?;
+        m.serialize_field("unknown_fields", &self.unknown_fields())?;
+        m.end()
+    }
 }
 
 /// Facts about HTTP/1 in a flow, serialized as the `http` object of docs/json.md.
@@ -154,6 +259,8 @@ pub struct HttpReport {
     /// `tunnel`, `h2c`, `websocket` or another upgrade token (lowercase), when the stream
     /// switched.
     pub upgrade: Option<String>,
+    /// HTTP/2 connection facts (h2c flows only).
+    pub http2: Option<Box<h2::session::Http2Report>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -771,11 +878,13 @@ mod tests {
             v,
             serde_json::json!({
                 "version": null,
-                "requests": [{"method": "GET", "path": "/x", "version": null, "host": null, "headers": []}],
+                "requests": [{"method": "GET", "path": "/x", "version": null, "host": null, "headers": [],
+                    "stream": null, "trailers": [], "unknown_fields": 0, "grpc": null, "data": null}],
                 "responses": [],
                 "requests_total": 1,
                 "responses_total": 0,
-                "upgrade": null
+                "upgrade": null,
+                "http2": null
             })
         );
     }

@@ -1,7 +1,7 @@
 //! HTTP/2 (RFC 9113) for a passive observer: the frame layer ([`frame`]), HPACK ([`hpack`],
 //! [`huffman`]) and [`H2Direction`], which joins them for one direction of a connection and
-//! reports [`H2Event`]s. The classifier owns two of them per connection, passes each side's
-//! SETTINGS to the other side's HPACK limit, and keeps the per-stream report.
+//! reports [`H2Event`]s. [`session::H2Session`] owns two of them per connection, passes each
+//! side's SETTINGS to the other side's HPACK limit, and keeps the per-stream report.
 //!
 //! Input is any in-order byte stream of one direction: reassembled TCP (h2c) or, later,
 //! decrypted TLS with ALPN `h2`. A gap ends the direction ([`frame::EndReason::Gap`]); a
@@ -11,6 +11,7 @@
 pub mod frame;
 pub mod hpack;
 pub mod huffman;
+pub mod session;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,1057 @@
+//! One HTTP/2 connection as an observer reports it: two [`H2Direction`]s (one per side), the
+//! streams they carry turned into the same [`HttpRequest`]/[`HttpResponse`] records as HTTP/1
+//! (with their stream id, trailers, unknown-field count and gRPC facts), and the connection's
+//! SETTINGS, GOAWAY and RST_STREAMs ([`Http2Report`]).
+//!
+//! Where a direction starts: with the client preface (prior knowledge, or after an
+//! `Upgrade: h2c` + `101`), with a frame header (the server), or unknown (the capture began
+//! mid-connection): then [`find_frame_chain`] is asked on each chunk until frames are found, and
+//! the HPACK decoder reports what it cannot know as unknown fields. The side sending requests is
+//! the client: known from the preface or the HTTP/1 upgrade, else from the first header block
+//! with `:method` (or `:status`, or a PUSH_PROMISE, sent by the server).
+//!
+//! Each side's `SETTINGS_HEADER_TABLE_SIZE` is the limit of the *other* side's HPACK decoder
+//! (the table its encoder may use). A gap ends that direction with a warning.
+//!
+//! Bounds: streams recorded (requests, responses, RST_STREAMs) at most `max_messages`, header
+//! blocks and decoded lists at most `max_header_bytes`, [`MAX_SETTINGS`] parameters per side,
+//! [`MAX_SEEK_BYTES`] searched for frames; everything else is counted. Secrets: credential
+//! headers and every field sent *never indexed* are stored as `<redacted N bytes>` unless
+//! `show_secrets`; the decoder's [`HeaderList`] holds their bytes only until the next block.
+
+use super::{
+    find_frame_chain, BlockKind, ErrorCode, Frame, H2Direction, H2Event, H2Limits, HeaderList, SettingId,
+    Start,
+};
+use crate::classify::http::{
+    header_marks, is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
+};
+use crate::sanitize::redact::{is_secret_header, placeholder};
+use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
+use crate::wire::{Feed, Probe, Role, Side};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// Warnings kept per connection.
+const MAX_WARNINGS: usize = 16;
+/// SETTINGS parameters (distinct identifiers) kept per side.
+pub const MAX_SETTINGS: usize = 16;
+/// Bytes of a side joined mid-connection searched for a chain of frames before giving up.
+pub const MAX_SEEK_BYTES: u64 = 64 * 1024;
+/// Length of a gRPC message prefix: compressed flag and 32-bit length (gRPC over HTTP/2,
+/// "Length-Prefixed-Message").
+const GRPC_PREFIX: usize = 5;
+
+/// gRPC status code names, by number (grpc `doc/statuscodes.md`).
+const GRPC_STATUS: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// Do `buf`'s first bytes open a server's connection preface, a SETTINGS frame (RFC 9113 §3.4)?
+pub fn is_server_preface(buf: &[u8]) -> bool {
+    use super::frame::{flags, plausible_header, FrameType, FRAME_HEADER_LEN};
+    let Some(h) = buf.first_chunk::<FRAME_HEADER_LEN>() else { return false };
+    h[3] == FrameType::SETTINGS.0 && h[4] & flags::ACK == 0 && plausible_header(h)
+}
+
+/// Where HTTP/2 frames start in `data`, bytes of one side of a connection joined after its
+/// start: a chain of frames ([`find_frame_chain`]), or one plausible frame that fills `data`
+/// exactly (a request alone in its segment: its 24-bit length must match to the byte).
+pub fn find_frames(data: &[u8]) -> Option<usize> {
+    use super::frame::{plausible_header, FRAME_HEADER_LEN};
+    find_frame_chain(data).or_else(|| {
+        let h = data.first_chunk::<FRAME_HEADER_LEN>()?;
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        (plausible_header(h) && FRAME_HEADER_LEN + len == data.len()).then_some(0)
+    })
+}
+
+/// The name of a gRPC status code, None if it has none.
+pub fn grpc_status_name(code: u32) -> Option<&'static str> {
+    GRPC_STATUS.get(code as usize).copied()
+}
+
+/// A client/server pair of counters.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ByRole {
+    /// Sent by the client.
+    pub client: u64,
+    /// Sent by the server.
+    pub server: u64,
+}
+
+impl ByRole {
+    fn add(&mut self, from_client: bool, n: u64) {
+        let c = if from_client { &mut self.client } else { &mut self.server };
+        *c = c.saturating_add(n);
+    }
+}
+
+/// gRPC facts of one call (a stream whose request or response is `application/grpc*`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GrpcCall {
+    /// `pkg.Service` of `:path` `/pkg.Service/Method`.
+    pub service: Option<WireBytes>,
+    /// `Method` of `:path`.
+    pub method: Option<WireBytes>,
+    /// `grpc-status` of the trailers (or of a trailers-only response).
+    pub status: Option<u32>,
+    /// Name of `status` (`OK`, `UNAVAILABLE`...).
+    pub status_name: Option<&'static str>,
+    /// `grpc-message`, percent-decoded.
+    pub message: Option<WireBytes>,
+    /// `grpc-encoding` of the request (the message compression).
+    pub encoding: Option<WireBytes>,
+    /// Length-prefixed messages whose prefix was seen, per direction.
+    pub messages: ByRole,
+}
+
+/// SETTINGS parameters of one side, in the order first seen, each with its last value.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsList(pub Vec<(SettingId, u32)>);
+
+impl SettingsList {
+    /// The JSON key of a parameter: the RFC name, or `0x` and four hex digits.
+    pub fn key(id: SettingId) -> std::borrow::Cow<'static, str> {
+        match id.name() {
+            Some(n) => n.into(),
+            None => format!("0x{:04x}", id.0).into(),
+        }
+    }
+}
+
+impl Serialize for SettingsList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for &(id, v) in &self.0 {
+            m.serialize_entry(&SettingsList::key(id), &v)?;
+        }
+        m.end()
+    }
+}
+
+/// SETTINGS of each side (null: none seen).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Http2Settings {
+    /// The client's.
+    pub client: Option<SettingsList>,
+    /// The server's.
+    pub server: Option<SettingsList>,
+}
+
+/// The text of an HTTP/2 error code: its RFC name, or `0x` and its hex value.
+pub fn error_text(code: ErrorCode) -> String {
+    match code.name() {
+        Some(n) => n.to_string(),
+        None => format!("0x{:x}", code.0),
+    }
+}
+
+/// A GOAWAY.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoAway {
+    /// Who sent it.
+    pub from: Role,
+    /// Last stream its sender processed.
+    pub last_stream: u32,
+    /// Error code name (`NO_ERROR`...).
+    pub error: String,
+}
+
+/// An RST_STREAM.
+#[derive(Clone, Debug, Serialize)]
+pub struct RstStream {
+    /// Stream reset.
+    pub stream: u32,
+    /// Who reset it.
+    pub from: Role,
+    /// Error code name (`CANCEL`...).
+    pub error: String,
+}
+
+/// HTTP/2 connection facts (the JSON `http.http2`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Http2Report {
+    /// SETTINGS of each side.
+    pub settings: Http2Settings,
+    /// The last GOAWAY seen.
+    pub goaway: Option<GoAway>,
+    /// RST_STREAMs, in order (at most `max_messages`).
+    pub rst_streams: Vec<RstStream>,
+    /// Streams opened by a request or PUSH_PROMISE seen (or answered without one seen).
+    pub streams_total: u64,
+}
+
+/// Walks gRPC's length-prefixed messages through the DATA of one direction of a stream.
+#[derive(Clone, Copy, Debug, Default)]
+struct MsgWalk {
+    /// Payload bytes of the current message still to skip.
+    left: u64,
+    prefix: [u8; GRPC_PREFIX],
+    have: u8,
+}
+
+impl MsgWalk {
+    /// Messages whose prefix completed in `bytes`.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut n = 0;
+        while !bytes.is_empty() {
+            if self.left > 0 {
+                let k = self.left.min(bytes.len() as u64);
+                self.left -= k;
+                bytes = &bytes[k as usize..];
+                continue;
+            }
+            let h = self.have as usize;
+            let k = (GRPC_PREFIX - h).min(bytes.len());
+            self.prefix[h..h + k].copy_from_slice(&bytes[..k]);
+            self.have += k as u8;
+            bytes = &bytes[k..];
+            if self.have as usize == GRPC_PREFIX {
+                let p = self.prefix;
+                self.left = u32::from_be_bytes([p[1], p[2], p[3], p[4]]).into();
+                self.have = 0;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// A recorded stream.
+#[derive(Clone, Debug, Default)]
+struct Stream {
+    /// Index in the report's requests (None: request not seen, or the HTTP/1 upgrade request).
+    req: Option<usize>,
+    /// Index of the final response.
+    resp: Option<usize>,
+    /// gRPC: DATA is walked for message prefixes.
+    grpc: bool,
+    walk: [MsgWalk; 2],
+}
+
+/// What one header block says, borrowed from the decoder's list.
+#[derive(Default)]
+struct Pseudo<'a> {
+    method: Option<&'a [u8]>,
+    path: Option<&'a [u8]>,
+    authority: Option<&'a [u8]>,
+    status: Option<u16>,
+    grpc_type: bool,
+    grpc_status: Option<&'a [u8]>,
+    grpc_message: Option<&'a [u8]>,
+    grpc_encoding: Option<&'a [u8]>,
+}
+
+/// Where one side's bytes are in.
+#[derive(Clone, Debug)]
+enum Dir {
+    /// Nothing fed yet; the start is decided by the first bytes.
+    Fresh,
+    /// Joined mid-connection: looking for frames (bytes searched so far).
+    Seeking(u64),
+    /// Decoding.
+    Frames(Box<H2Direction>),
+    /// Given up (no frames found, or ended after a gap: the decoder's reason was warned).
+    Over,
+}
+
+/// The connection state the frame callbacks update (everything but the two directions).
+#[derive(Clone, Debug)]
+struct Conn {
+    cfg: HttpConfig,
+    client: Option<Side>,
+    report: HttpReport,
+    settings: [Option<SettingsList>; 2],
+    /// `SETTINGS_HEADER_TABLE_SIZE` announced by side i: the limit of the other side's decoder.
+    table_size: [Option<u32>; 2],
+    goaway: Option<(Side, u32, ErrorCode)>,
+    rst: Vec<(u32, Side, ErrorCode)>,
+    streams: BTreeMap<u32, Stream>,
+    streams_total: u64,
+    /// Highest client-initiated stream opened by a request seen, and the first one.
+    max_client_stream: u32,
+    first_client_stream: Option<u32>,
+    /// Highest stream promised by a PUSH_PROMISE.
+    max_pushed: u32,
+    warnings: Vec<String>,
+    warned: usize,
+    /// Header blocks dropped because no side was known to send requests yet.
+    undecided: u32,
+    malformed: u32,
+}
+
+/// HTTP/2 state of one flow (h2c, later decrypted `h2`).
+#[derive(Clone, Debug)]
+pub struct H2Session {
+    dirs: [Dir; 2],
+    conn: Conn,
+    /// The HTTP/1 request that asked `Upgrade: h2c` is stream 1.
+    upgraded: bool,
+}
+
+impl H2Session {
+    /// A connection whose client is `client` when known (prior knowledge, upgrade).
+    pub fn new(cfg: HttpConfig, client: Option<Side>) -> H2Session {
+        H2Session {
+            dirs: [Dir::Fresh, Dir::Fresh],
+            conn: Conn {
+                cfg,
+                client,
+                report: HttpReport::default(),
+                settings: [None, None],
+                table_size: [None, None],
+                goaway: None,
+                rst: Vec::new(),
+                streams: BTreeMap::new(),
+                streams_total: 0,
+                max_client_stream: 0,
+                first_client_stream: None,
+                max_pushed: 0,
+                warnings: Vec::new(),
+                warned: 0,
+                undecided: 0,
+                malformed: 0,
+            },
+            upgraded: false,
+        }
+    }
+
+    /// After `Upgrade: h2c` answered `101`: the upgrade request is stream 1, answered in HTTP/2.
+    pub fn upgraded(&mut self, client: Side) {
+        self.conn.client = Some(client);
+        if !self.upgraded {
+            self.upgraded = true;
+            self.conn.streams.insert(1, Stream::default());
+            self.conn.max_client_stream = 1;
+            self.conn.first_client_stream = Some(1);
+            self.conn.streams_total += 1;
+        }
+    }
+
+    /// `side` sends requests (it sent the client preface).
+    pub fn set_client(&mut self, side: Side) {
+        self.conn.client.get_or_insert(side);
+    }
+
+    /// `side`'s bytes are joined at an unknown point: frames are searched for.
+    pub fn seek(&mut self, side: Side) {
+        if matches!(self.dirs[side.idx()], Dir::Fresh) {
+            self.dirs[side.idx()] = Dir::Seeking(0);
+        }
+    }
+
+    /// The side that sends requests, once known.
+    pub fn client_side(&self) -> Option<Side> {
+        self.conn.client
+    }
+
+    /// Requests recorded so far, in order.
+    pub fn requests(&self) -> &[HttpRequest] {
+        &self.conn.report.requests
+    }
+
+    /// Bytes allocated by the two directions' buffers and HPACK tables.
+    pub fn buffered(&self) -> usize {
+        self.dirs.iter().map(|d| if let Dir::Frames(d) = d { d.allocated() } else { 0 }).sum()
+    }
+
+    /// Drains warnings.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.conn.warnings)
+    }
+
+    fn limits(&self) -> H2Limits {
+        let m = self.conn.cfg.max_header_bytes;
+        H2Limits { max_block_bytes: m, max_list_bytes: m }
+    }
+
+    /// A decoder for `side`, with the other side's announced table size as its limit.
+    fn open(&self, side: Side, mid: bool, start: Start) -> Dir {
+        let mut d =
+            if mid { H2Direction::mid_stream(self.limits()) } else { H2Direction::new(start, self.limits()) };
+        if let Some(v) = self.conn.table_size[side.other().idx()] {
+            d.set_table_limit(v);
+        }
+        Dir::Frames(Box::new(d))
+    }
+
+    /// Feeds in-order bytes of `side`.
+    pub fn feed(&mut self, side: Side, data: &[u8]) -> Feed {
+        let s = side.idx();
+        let mut data = data;
+        match self.dirs[s] {
+            Dir::Over => return Feed::Done,
+            Dir::Fresh => {
+                // The client of a connection seen from its start opens with the preface.
+                let start = if self.conn.client == Some(side) && is_h2_preface(data) != Probe::NoMatch {
+                    Start::Preface
+                } else {
+                    Start::Frame
+                };
+                self.dirs[s] = self.open(side, false, start);
+            }
+            Dir::Seeking(n) => match find_frames(data) {
+                Some(off) => {
+                    self.dirs[s] = self.open(side, true, Start::Frame);
+                    data = &data[off..];
+                }
+                None => {
+                    let n = n.saturating_add(data.len() as u64);
+                    if n > MAX_SEEK_BYTES {
+                        self.dirs[s] = Dir::Over;
+                        return Feed::Done;
+                    }
+                    self.dirs[s] = Dir::Seeking(n);
+                    return Feed::More;
+                }
+            },
+            Dir::Frames(_) => {}
+        }
+        let Dir::Frames(d) = &mut self.dirs[s] else { return Feed::Done };
+        let before = self.conn.table_size[s];
+        let conn = &mut self.conn;
+        d.feed(data, &mut |ev| conn.event(side, ev));
+        let ended = d.end_reason();
+        let announced = self.conn.table_size[s];
+        if announced != before {
+            if let (Some(v), Dir::Frames(o)) = (announced, &mut self.dirs[side.other().idx()]) {
+                o.set_table_limit(v);
+            }
+        }
+        if let Some(r) = ended {
+            let who = self.conn.who(side);
+            self.conn
+                .warn(format!("http2: the {who}'s bytes are not HTTP/2 frames ({r:?}); not decoded further"));
+            self.dirs[s] = Dir::Over;
+            return Feed::Done;
+        }
+        Feed::More
+    }
+
+    /// Bytes of `side` were lost: its frames can no longer be delimited, decoding of that
+    /// direction ends (a side still searching for frames goes on searching).
+    pub fn gap(&mut self, side: Side) -> Feed {
+        let s = side.idx();
+        match self.dirs[s] {
+            Dir::Seeking(_) => Feed::More,
+            Dir::Over => Feed::Done,
+            Dir::Fresh | Dir::Frames(_) => {
+                let who = self.conn.who(side);
+                self.conn
+                    .warn(format!("http2: missing bytes from the {who}; its frames are not decoded further"));
+                self.dirs[s] = Dir::Over;
+                Feed::Done
+            }
+        }
+    }
+
+    /// Memory pressure: both directions stop (their buffers and tables are freed).
+    pub fn shed(&mut self) {
+        for side in [Side::A, Side::B] {
+            if matches!(self.dirs[side.idx()], Dir::Frames(_)) {
+                self.gap(side);
+            }
+        }
+    }
+
+    /// The report so far; `client` (the flow's decided client) maps sides to roles when the
+    /// connection did not tell. `http1`: the HTTP/1 messages before an upgrade.
+    pub fn report(&self, client: Side, http1: Option<HttpReport>) -> HttpReport {
+        // Only the connection state is copied, not the directions' buffers and HPACK tables.
+        let h = H2Session { dirs: [Dir::Over, Dir::Over], conn: self.conn.clone(), upgraded: self.upgraded };
+        h.into_report(client, http1).0
+    }
+
+    /// The report, moved out, with the warnings not yet taken.
+    pub fn into_report(mut self, client: Side, http1: Option<HttpReport>) -> (HttpReport, Vec<String>) {
+        let c = &mut self.conn;
+        if c.undecided > 0 {
+            let n = c.undecided;
+            c.warn(format!("http2: {n} header block(s) before either side was seen sending requests"));
+        }
+        if c.malformed > 0 {
+            let n = c.malformed;
+            c.warn(format!("http2: {n} malformed frame(s) skipped"));
+        }
+        let client = c.client.unwrap_or(client);
+        let role = |s: Side| if s == client { Role::Client } else { Role::Server };
+        let [a, b] = std::mem::take(&mut c.settings);
+        let (cs, ss) = if client == Side::A { (a, b) } else { (b, a) };
+        let h2 = Http2Report {
+            settings: Http2Settings { client: cs, server: ss },
+            goaway: c.goaway.map(|(s, last_stream, e)| GoAway {
+                from: role(s),
+                last_stream,
+                error: error_text(e),
+            }),
+            rst_streams: c
+                .rst
+                .iter()
+                .map(|&(stream, s, e)| RstStream { stream, from: role(s), error: error_text(e) })
+                .collect(),
+            streams_total: c.streams_total,
+        };
+        let mine = std::mem::take(&mut c.report);
+        let mut r = match http1 {
+            Some(mut h) => {
+                if self.upgraded && h.responses.iter().any(|a| a.status == 101) {
+                    // RFC 9113 §3.2: the request that asked for the upgrade is stream 1.
+                    if let Some(q) = h.requests.last_mut() {
+                        q.stream = Some(1);
+                    }
+                    for a in h.responses.iter_mut().filter(|a| a.status == 101) {
+                        a.stream = Some(1);
+                    }
+                }
+                h.requests.extend(mine.requests);
+                h.responses.extend(mine.responses);
+                h.requests_total = h.requests_total.saturating_add(mine.requests_total);
+                h.responses_total = h.responses_total.saturating_add(mine.responses_total);
+                h
+            }
+            None => mine,
+        };
+        r.version = Some("HTTP/2");
+        r.http2 = Some(Box::new(h2));
+        (r, std::mem::take(&mut self.conn.warnings))
+    }
+}
+
+impl Conn {
+    fn warn(&mut self, w: String) {
+        if self.warned < MAX_WARNINGS {
+            self.warnings.push(w);
+        }
+        self.warned = self.warned.saturating_add(1);
+    }
+
+    fn who(&self, side: Side) -> &'static str {
+        match self.client {
+            Some(c) if c == side => "client",
+            Some(_) => "server",
+            None => "one side",
+        }
+    }
+
+    fn event(&mut self, side: Side, ev: H2Event<'_>) {
+        match ev {
+            H2Event::Headers(h) => self.block(side, &h),
+            H2Event::Frame(f) => self.frame(side, f),
+        }
+    }
+
+    fn frame(&mut self, side: Side, f: Frame<'_>) {
+        match f {
+            Frame::DataChunk { stream, bytes } => {
+                let from_client = self.client == Some(side);
+                if let Some(st) = self.streams.get_mut(&stream).filter(|s| s.grpc) {
+                    let n = st.walk[usize::from(!from_client)].feed(bytes);
+                    if let Some(g) = st
+                        .req
+                        .and_then(|i| self.report.requests.get_mut(i))
+                        .and_then(|q| q.h2.as_mut())
+                        .and_then(|h| h.grpc.as_mut())
+                    {
+                        g.messages.add(from_client, n);
+                    }
+                }
+            }
+            Frame::Data { stream, len, .. } => {
+                let from_client = self.client == Some(side);
+                if let Some(q) = self
+                    .streams
+                    .get(&stream)
+                    .and_then(|st| st.req)
+                    .and_then(|i| self.report.requests.get_mut(i))
+                    .and_then(|q| q.h2.as_mut())
+                {
+                    q.data.add(from_client, len.into());
+                }
+            }
+            Frame::Settings { ack: false, settings, truncated } => {
+                let list = self.settings[side.idx()].get_or_insert_with(SettingsList::default);
+                for (id, v) in settings.iter() {
+                    match list.0.iter().position(|(i, _)| *i == id) {
+                        Some(k) => list.0[k].1 = v,
+                        None if list.0.len() < MAX_SETTINGS => list.0.push((id, v)),
+                        None => {}
+                    }
+                    if id == SettingId::HEADER_TABLE_SIZE {
+                        self.table_size[side.idx()] = Some(v);
+                    }
+                }
+                if truncated {
+                    self.malformed = self.malformed.saturating_add(1);
+                }
+            }
+            Frame::RstStream { stream, code } if self.rst.len() < self.cfg.max_messages => {
+                self.rst.push((stream, side, code));
+            }
+            Frame::GoAway { last_stream, code, .. } => self.goaway = Some((side, last_stream, code)),
+            Frame::Malformed { .. } => self.malformed = self.malformed.saturating_add(1),
+            _ => {}
+        }
+    }
+
+    /// Reads the pseudo-headers and gRPC fields of a block and stores its fields (redacted).
+    fn store<'a>(&self, list: &'a HeaderList) -> (Headers, Pseudo<'a>) {
+        let mut p = Pseudo::default();
+        let bytes: usize = list.iter().map(|f| f.name.len() + f.value.len()).sum();
+        let mut b = HeadersBuilder::with_capacity(list.len(), bytes + 32);
+        let show = self.cfg.show_secrets;
+        for f in list.iter() {
+            let secret = !show && (f.never_indexed || is_secret_header(f.name));
+            let hidden;
+            let value = if secret {
+                hidden = placeholder(f.value.len());
+                hidden.as_bytes()
+            } else {
+                f.value
+            };
+            b.mark(header_marks(f.name));
+            b.push(f.name, value);
+            if secret {
+                continue;
+            }
+            match f.name {
+                b":method" => p.method = Some(f.value),
+                b":path" => p.path = Some(f.value),
+                b":authority" => p.authority = Some(f.value),
+                b":status" => {
+                    p.status = std::str::from_utf8(f.value).ok().and_then(|s| s.parse().ok()).or(Some(0))
+                }
+                b"content-type" => p.grpc_type = f.value.starts_with(b"application/grpc"),
+                b"grpc-status" => p.grpc_status = Some(f.value),
+                b"grpc-message" => p.grpc_message = Some(f.value),
+                b"grpc-encoding" => p.grpc_encoding = Some(f.value),
+                _ => {}
+            }
+        }
+        (b.finish(), p)
+    }
+
+    fn block(&mut self, side: Side, h: &super::Headers<'_>) {
+        let l = h.fields;
+        if let Some(c) = h.cut {
+            self.warn(format!("http2: header block of stream {} not decoded ({})", h.stream, c.as_str()));
+        }
+        if let Some(e) = h.error {
+            self.warn(format!("http2: header block of stream {}: {e}", h.stream));
+        }
+        if l.oversize {
+            let n = l.dropped;
+            self.warn(format!(
+                "http2: header list of stream {} over {} bytes; {n} field(s) not kept",
+                h.stream, self.cfg.max_header_bytes
+            ));
+        }
+        if l.over_limit {
+            self.warn(
+                "http2: HPACK table size update above the receiver's SETTINGS_HEADER_TABLE_SIZE".into(),
+            );
+        }
+        if h.cut.is_some() {
+            return;
+        }
+        let (headers, p) = self.store(l);
+        let push = match h.kind {
+            BlockKind::PushPromise { promised } => Some(promised),
+            BlockKind::Headers => None,
+        };
+        let client = match self.client {
+            Some(c) => c,
+            None if push.is_some() || p.status.is_some() => *self.client.insert(side.other()),
+            None if p.method.is_some() => *self.client.insert(side),
+            None => {
+                self.undecided = self.undecided.saturating_add(1);
+                return;
+            }
+        };
+        if side == client {
+            if push.is_some() {
+                self.malformed = self.malformed.saturating_add(1);
+            } else if h.stream > self.max_client_stream && !self.streams.contains_key(&h.stream) {
+                self.max_client_stream = h.stream;
+                self.first_client_stream.get_or_insert(h.stream);
+                self.request(h.stream, l.unknown, headers, &p);
+            } else if let Some(q) = self
+                .streams
+                .get(&h.stream)
+                .and_then(|s| s.req)
+                .and_then(|i| self.report.requests.get_mut(i))
+                .and_then(|q| q.h2.as_mut())
+            {
+                q.trailers = headers;
+                q.unknown_fields = q.unknown_fields.saturating_add(l.unknown);
+            }
+        } else if let Some(promised) = push {
+            if promised > self.max_pushed && !self.streams.contains_key(&promised) {
+                self.max_pushed = promised;
+                self.request(promised, l.unknown, headers, &p);
+            }
+        } else {
+            self.response(h.stream, l.unknown, headers, &p);
+        }
+    }
+
+    /// A request (HEADERS from the client, or a PUSH_PROMISE's block) opens `stream`.
+    fn request(&mut self, stream: u32, unknown: u32, headers: Headers, p: &Pseudo<'_>) {
+        self.streams_total = self.streams_total.saturating_add(1);
+        let r = &mut self.report;
+        r.requests_total = r.requests_total.saturating_add(1);
+        if r.requests.len() >= self.cfg.max_messages || self.streams.len() >= self.cfg.max_messages {
+            return;
+        }
+        let grpc = p.grpc_type.then(|| {
+            let mut g = GrpcCall::default();
+            set_grpc_path(&mut g, p.path);
+            g.encoding = p.grpc_encoding.map(WireBytes::new);
+            g
+        });
+        let st = Stream { req: Some(r.requests.len()), grpc: grpc.is_some(), ..Stream::default() };
+        r.requests.push(HttpRequest {
+            method: WireBytes::new(p.method.unwrap_or_default()),
+            path: WireBytes::new(p.path.unwrap_or_default()),
+            version: Some("HTTP/2"),
+            host: p.authority.map(WireBytes::new),
+            headers,
+            stream: Some(stream),
+            h2: Some(Box::new(H2Request { unknown_fields: unknown, grpc, ..H2Request::default() })),
+        });
+        self.streams.insert(stream, st);
+    }
+
+    /// A server block on `stream`: an interim or final response, or trailers.
+    fn response(&mut self, stream: u32, unknown: u32, headers: Headers, p: &Pseudo<'_>) {
+        let known = self.streams.get(&stream).map(|s| s.resp);
+        let trailers = match (p.status, known) {
+            (Some(s), _) if (100..200).contains(&s) => false,
+            (Some(_), _) | (None, Some(None)) => false,
+            (None, Some(Some(_))) => true,
+            // No `:status` on a stream not recorded: the trailers of an unrecorded stream, or of
+            // one opened before the capture.
+            (None, None) => return,
+        };
+        if trailers {
+            let Some(Some(i)) = known else { return };
+            if let Some(a) = self.report.responses.get_mut(i).and_then(|a| a.h2.as_mut()) {
+                a.trailers = headers;
+                a.unknown_fields = a.unknown_fields.saturating_add(unknown);
+            }
+            self.grpc_status(stream, p);
+            return;
+        }
+        let status = p.status.unwrap_or(0);
+        let interim = (100..200).contains(&status);
+        if known.is_none() {
+            // A response to a request not seen: opened before the capture (or not recorded).
+            let before = if stream % 2 == 1 {
+                self.first_client_stream.is_none_or(|f| stream < f)
+            } else {
+                self.max_pushed == 0
+            };
+            if !before {
+                self.report.responses_total = self.report.responses_total.saturating_add(1);
+                return;
+            }
+            if !interim {
+                self.streams_total = self.streams_total.saturating_add(1);
+            }
+        }
+        self.report.responses_total = self.report.responses_total.saturating_add(1);
+        if self.report.responses.len() >= self.cfg.max_messages {
+            return;
+        }
+        if known.is_none() && self.streams.len() >= self.cfg.max_messages {
+            return;
+        }
+        let i = self.report.responses.len();
+        self.report.responses.push(HttpResponse {
+            version: Some("HTTP/2"),
+            status,
+            reason: WireBytes::default(),
+            headers,
+            stream: Some(stream),
+            h2: Some(Box::new(H2Response { trailers: Headers::default(), unknown_fields: unknown })),
+        });
+        let st = self.streams.entry(stream).or_default();
+        if !interim {
+            st.resp = Some(i);
+            if p.grpc_type && !st.grpc {
+                st.grpc = true;
+                if let Some(q) = st.req.and_then(|r| self.report.requests.get_mut(r)) {
+                    let path = q.path.clone();
+                    if let Some(h) = q.h2.as_mut().filter(|h| h.grpc.is_none()) {
+                        let mut g = GrpcCall::default();
+                        set_grpc_path(&mut g, Some(path.as_bytes()).filter(|p| !p.is_empty()));
+                        h.grpc = Some(g);
+                    }
+                }
+            }
+            // A trailers-only response carries the status in its headers.
+            self.grpc_status(stream, p);
+        }
+    }
+
+    fn grpc_status(&mut self, stream: u32, p: &Pseudo<'_>) {
+        if p.grpc_status.is_none() && p.grpc_message.is_none() {
+            return;
+        }
+        let Some(g) = self
+            .streams
+            .get(&stream)
+            .and_then(|s| s.req)
+            .and_then(|i| self.report.requests.get_mut(i))
+            .and_then(|q| q.h2.as_mut())
+            .and_then(|h| h.grpc.as_mut())
+        else {
+            return;
+        };
+        if let Some(s) = p.grpc_status {
+            g.status = std::str::from_utf8(s).ok().and_then(|s| s.trim().parse().ok());
+            g.status_name = g.status.and_then(grpc_status_name);
+        }
+        if let Some(m) = p.grpc_message {
+            g.message = Some(WireBytes::new(&percent_decode(m)));
+        }
+    }
+}
+
+/// `/pkg.Service/Method` → service and method.
+fn set_grpc_path(g: &mut GrpcCall, path: Option<&[u8]>) {
+    let Some(path) = path else { return };
+    let rest = path.strip_prefix(b"/").unwrap_or(path);
+    let (svc, meth) = match rest.iter().position(|&b| b == b'/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b""[..]),
+    };
+    g.service = (!svc.is_empty()).then(|| WireBytes::new(svc));
+    g.method = (!meth.is_empty()).then(|| WireBytes::new(meth));
+}
+
+/// Percent-decoding of `grpc-message` (gRPC over HTTP/2: "Percent-Encoded"); a `%` not
+/// followed by two hex digits is kept as is.
+pub fn percent_decode(v: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            if let (Some(h), Some(l)) =
+                (v.get(i + 1).and_then(|&b| hex(b)), v.get(i + 2).and_then(|&b| hex(b)))
+            {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(show_secrets: bool) -> HttpConfig {
+        HttpConfig { show_secrets, max_header_bytes: 65536, max_messages: 100 }
+    }
+
+    fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([ty, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+
+    /// A literal field with a literal name: `prefix` 0x00 (without indexing), 0x10 (never
+    /// indexed) or 0x40 (incremental indexing).
+    fn literal(prefix: u8, name: &str, value: &str) -> Vec<u8> {
+        let mut b = vec![prefix, name.len() as u8];
+        b.extend(name.as_bytes());
+        b.push(value.len() as u8);
+        b.extend(value.as_bytes());
+        b
+    }
+
+    /// A client preface and one GET on stream 1 with an extra field.
+    fn one_request(extra: &[u8]) -> Vec<u8> {
+        let mut block = vec![0x82, 0x86, 0x84]; // :method GET, :scheme http, :path /
+        block.extend(literal(0x00, ":authority", "svc:8080"));
+        block.extend(extra);
+        let mut c = super::super::PREFACE.to_vec();
+        c.extend(frame(4, 0, 0, &[]));
+        c.extend(frame(1, 0x05, 1, &block));
+        c
+    }
+
+    #[test]
+    fn never_indexed_fields_are_redacted_whatever_their_name() {
+        for show in [false, true] {
+            let mut h = H2Session::new(cfg(show), Some(Side::A));
+            let extra = [literal(0x10, "x-note", "hello"), literal(0x00, "x-plain", "world")].concat();
+            assert_eq!(h.feed(Side::A, &one_request(&extra)), Feed::More);
+            let q = &h.requests()[0];
+            let got: Vec<(&[u8], &[u8])> = q.headers.iter().skip(4).collect();
+            let note: &[u8] = if show { b"hello" } else { b"<redacted 5 bytes>" };
+            assert_eq!(got, [(&b"x-note"[..], note), (b"x-plain", b"world")]);
+            assert_eq!((q.stream, q.host.as_ref().map(|h| h.as_bytes())), (Some(1), Some(&b"svc:8080"[..])));
+        }
+    }
+
+    #[test]
+    fn response_trailers_and_reset_are_attached_to_their_stream() {
+        let mut h = H2Session::new(cfg(false), Some(Side::A));
+        h.feed(Side::A, &one_request(&literal(0x00, "content-type", "application/grpc")));
+        let mut s = frame(4, 0, 0, &[0, 1, 0, 0, 0, 0]); // HEADER_TABLE_SIZE 0
+        s.extend(frame(1, 0x04, 1, &[0x88])); // :status 200
+        s.extend(frame(0, 0, 1, &[0, 0, 0, 0, 2, 8]));
+        s.extend(frame(0, 0, 1, &[1]));
+        s.extend(frame(1, 0x05, 1, &literal(0x00, "grpc-status", "7")));
+        s.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+        h.feed(Side::B, &s);
+        let (r, warnings) = h.into_report(Side::A, None);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let g = r.requests[0].grpc().unwrap();
+        assert_eq!(
+            (g.status, g.status_name, g.messages),
+            (Some(7), Some("PERMISSION_DENIED"), ByRole { client: 0, server: 1 })
+        );
+        assert_eq!(r.requests[0].data(), Some(&ByRole { client: 0, server: 7 }));
+        assert_eq!(
+            r.responses[0].trailers().unwrap().iter().collect::<Vec<_>>(),
+            [(&b"grpc-status"[..], &b"7"[..])]
+        );
+        let h2 = r.http2.unwrap();
+        assert_eq!(
+            (h2.rst_streams[0].stream, h2.rst_streams[0].from, h2.rst_streams[0].error.as_str()),
+            (1, Role::Server, "CANCEL")
+        );
+        assert_eq!(h2.settings.server.unwrap().0, [(SettingId::HEADER_TABLE_SIZE, 0)]);
+    }
+
+    #[test]
+    fn continuation_floods_and_hpack_bombs_are_bounded_and_warned() {
+        let mut h = H2Session::new(cfg(false), Some(Side::A));
+        let mut c = super::super::PREFACE.to_vec();
+        c.extend(frame(4, 0, 0, &[]));
+        // HEADERS without END_HEADERS, then endless CONTINUATIONs.
+        c.extend(frame(1, 0x01, 1, &[0x82]));
+        for _ in 0..200 {
+            c.extend(frame(9, 0, 1, &[0x86; 100]));
+        }
+        c.extend(frame(9, 0x04, 1, &[0x84]));
+        // A bomb: one 2,000-byte entry inserted, then referenced 4,000 times (4 KB of block,
+        // 8 MB of list).
+        let mut bomb = vec![0x82, 0x86, 0x84, 0x40, 5];
+        bomb.extend(b"x-big");
+        bomb.extend([0x7f, 0xd1, 0x0e]); // value length 127 + 1873 = 2000
+        bomb.extend([b'b'; 2000]);
+        bomb.extend([0xbe; 4000]); // index 62: the entry
+        c.extend(frame(1, 0x05, 3, &bomb[..]));
+        h.feed(Side::A, &c);
+        assert!(h.buffered() < 256 * 1024, "{}", h.buffered());
+        let q = &h.requests()[0];
+        assert_eq!(q.stream, Some(3));
+        let big = q.headers.iter().filter(|(n, _)| *n == b"x-big").count();
+        // Kept while the list fits --max-header-bytes: 65,536 / (5 + 2,000 + 32) fields.
+        assert_eq!(big, 32);
+        let w = h.take_warnings();
+        assert!(w.iter().any(|w| w.contains("stream 1 not decoded (continuation_flood)")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("header list of stream 3 over 65536 bytes")), "{w:?}");
+    }
+
+    #[test]
+    fn a_gap_ends_the_direction_with_a_warning() {
+        let mut h = H2Session::new(cfg(false), Some(Side::A));
+        h.feed(Side::A, &one_request(&[]));
+        assert_eq!(h.gap(Side::A), Feed::Done);
+        assert_eq!(h.feed(Side::A, &one_request(&[])), Feed::Done);
+        assert_eq!(h.requests().len(), 1);
+        assert_eq!(
+            h.take_warnings(),
+            ["http2: missing bytes from the client; its frames are not decoded further"]
+        );
+    }
+
+    #[test]
+    fn hostile_bytes_neither_panic_nor_grow_memory() {
+        let mut next = crate::wire::xorshift(0x9e37_79b9_7f4a_7c15);
+        for round in 0..200 {
+            let mut h = H2Session::new(cfg(false), if round % 2 == 0 { Some(Side::A) } else { None });
+            if round % 3 == 0 {
+                h.seek(Side::A);
+                h.seek(Side::B);
+            }
+            for i in 0..64 {
+                let side = if i % 2 == 0 { Side::A } else { Side::B };
+                let mut chunk: Vec<u8> = (0..(next() % 3000) as usize).map(|_| next() as u8).collect();
+                if i % 5 == 0 {
+                    // Plausible frame headers with random payloads reach deeper.
+                    let mut f = frame(
+                        (next() % 10) as u8,
+                        next() as u8,
+                        (next() % 8) as u32,
+                        &chunk[..chunk.len().min(200)],
+                    );
+                    f.extend(&chunk);
+                    chunk = f;
+                }
+                h.feed(side, &chunk);
+                assert!(h.buffered() < 512 * 1024, "round {round}: {} bytes", h.buffered());
+            }
+            let _ = h.into_report(Side::A, None);
+        }
+    }
+
+    #[test]
+    fn grpc_messages_are_counted_across_data_chunks() {
+        let mut w = MsgWalk::default();
+        // Two messages (7 and 3 bytes of payload) split at every point.
+        let bytes = [0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 1, 0, 0, 0, 3, 9, 9, 9];
+        for cut in 0..=bytes.len() {
+            let mut w2 = MsgWalk::default();
+            assert_eq!(w2.feed(&bytes[..cut]) + w2.feed(&bytes[cut..]), 2, "cut {cut}");
+        }
+        assert_eq!(w.feed(&bytes[..4]), 0);
+        assert_eq!(w.feed(&bytes[4..5]), 1);
+    }
+
+    #[test]
+    fn grpc_message_is_percent_decoded() {
+        assert_eq!(
+            percent_decode(b"upstream connect error: caf%C3%A9 %E2%98%95 100%25 down"),
+            "upstream connect error: café ☕ 100% down".as_bytes()
+        );
+        assert_eq!(percent_decode(b"50% %zz %4"), b"50% %zz %4");
+    }
+
+    #[test]
+    fn grpc_path_gives_service_and_method() {
+        let mut g = GrpcCall::default();
+        set_grpc_path(&mut g, Some(b"/reviews.Reviews/GetReview"));
+        assert_eq!(g.service.unwrap().as_bytes(), b"reviews.Reviews");
+        assert_eq!(g.method.unwrap().as_bytes(), b"GetReview");
+    }
+}
