@@ -13,6 +13,7 @@
 
 pub mod redact;
 
+#[cfg(test)]
 use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 
@@ -93,6 +94,9 @@ impl From<&str> for WireBytes {
     }
 }
 
+/// serde's form of wire bytes (and of [`Headers`] below) is the reference the hand-written JSON
+/// writer is tested against (`report::json`'s tests): the output itself never goes through it.
+#[cfg(test)]
 impl Serialize for WireBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         serialize_wire(self.as_bytes(), s)
@@ -100,6 +104,7 @@ impl Serialize for WireBytes {
 }
 
 /// Serializes wire bytes as a JSON string: unchanged when valid UTF-8, escaped otherwise.
+#[cfg(test)]
 fn serialize_wire<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     match std::str::from_utf8(b) {
         Ok(t) => s.serialize_str(t),
@@ -108,8 +113,10 @@ fn serialize_wire<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Borrowed wire bytes, serialized like [`WireBytes`].
+#[cfg(test)]
 struct WireRef<'a>(&'a [u8]);
 
+#[cfg(test)]
 impl Serialize for WireRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         serialize_wire(self.0, s)
@@ -119,7 +126,7 @@ impl Serialize for WireRef<'_> {
 /// The header fields of one HTTP message, in order: names and values back to back in one
 /// buffer, with their end offsets. Two allocations per message instead of two per field: on the
 /// benchmark, storing headers field by field was a third of the run time and a quarter of the
-/// memory. Serialized as `[[name, value], ...]`, each like a [`WireBytes`].
+/// memory. Written as `[[name, value], ...]`, each like a [`WireBytes`].
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Headers {
     buf: Box<[u8]>,
@@ -209,6 +216,7 @@ impl std::fmt::Debug for Headers {
     }
 }
 
+#[cfg(test)]
 impl Serialize for Headers {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;

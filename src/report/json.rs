@@ -562,6 +562,14 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.close(b'}');
 }
 
+/// An HTTP report as the `http` object of a flow line, for the classifier's tests and the HTTP
+/// fuzz target (as [`tls_text`]).
+pub fn http_text(h: &HttpReport) -> String {
+    let mut b = Vec::new();
+    http(&mut Json { b: &mut b, comma: false }, h);
+    String::from_utf8(b).expect("the writer writes UTF-8")
+}
+
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
     j.key(key!("version")).opt_str(h.version);

@@ -55,7 +55,7 @@ mod tests {
         let mut h = HttpSession::new(HttpConfig { show_secrets: true, ..cfg() });
         h.feed(Side::A, req);
         h.feed(Side::B, resp);
-        let json = serde_json::to_string(&h.finish()).unwrap();
+        let json = crate::report::json::http_text(&h.finish());
         for secret in ["s3cr3t-t0ken", "session=abc123", "tok999", "k3y", "sid=c00kie"] {
             assert!(json.contains(secret), "{secret} missing: {json}");
         }

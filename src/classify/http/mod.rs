@@ -45,7 +45,6 @@ pub use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, re
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::Side;
 use chunked::Chunked;
-use serde::Serialize;
 use std::collections::VecDeque;
 
 /// Headers parsed per message; more are dropped with a warning.
@@ -168,25 +167,6 @@ impl HttpRequest {
     }
 }
 
-/// The JSON keys of docs/json.md (`report::json` writes the same by hand).
-impl Serialize for HttpRequest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut m = s.serialize_struct("HttpRequest", 10)?;
-        m.serialize_field("method", &self.method)?;
-        m.serialize_field("path", &self.path)?;
-        m.serialize_field("version", &self.version)?;
-        m.serialize_field("host", &self.host)?;
-        m.serialize_field("headers", &self.headers)?;
-        m.serialize_field("stream", &self.stream)?;
-        m.serialize_field("trailers", &self.trailers().cloned().unwrap_or_default())?;
-        m.serialize_field("unknown_fields", &self.unknown_fields())?;
-        m.serialize_field("grpc", &self.grpc())?;
-        m.serialize_field("data", &self.data())?;
-        m.end()
-    }
-}
-
 /// One response head.
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
@@ -227,24 +207,8 @@ impl HttpResponse {
     }
 }
 
-/// The JSON keys of docs/json.md (`report::json` writes the same by hand).
-impl Serialize for HttpResponse {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut m = s.serialize_struct("HttpResponse", 7)?;
-        m.serialize_field("version", &self.version)?;
-        m.serialize_field("status", &self.status)?;
-        m.serialize_field("reason", &self.reason)?;
-        m.serialize_field("headers", &self.headers)?;
-        m.serialize_field("stream", &self.stream)?;
-        m.serialize_field("trailers", &self.trailers().cloned().unwrap_or_default())?;
-        m.serialize_field("unknown_fields", &self.unknown_fields())?;
-        m.end()
-    }
-}
-
 /// Facts about HTTP/1 in a flow, serialized as the `http` object of docs/json.md.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct HttpReport {
     /// Version of the first message that had one, e.g. "HTTP/1.1".
     pub version: Option<&'static str>,

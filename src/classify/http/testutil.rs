@@ -24,7 +24,7 @@ pub(super) fn run(msgs: &[(Side, &[u8])], bytewise: bool) -> (HttpSession, Vec<H
 }
 
 pub(super) fn json(h: &HttpSession) -> String {
-    serde_json::to_string(&h.finish()).unwrap()
+    crate::report::json::http_text(&h.finish())
 }
 
 pub(super) fn paths(h: &HttpSession) -> Vec<String> {

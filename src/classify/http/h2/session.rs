@@ -29,7 +29,6 @@ use crate::classify::http::{
 use crate::sanitize::redact::{is_secret_header, placeholder};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
-use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// Warnings kept per connection.
@@ -88,7 +87,7 @@ pub fn grpc_status_name(code: u32) -> Option<&'static str> {
 }
 
 /// A client/server pair of counters.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ByRole {
     /// Sent by the client.
     pub client: u64,
@@ -104,7 +103,7 @@ impl ByRole {
 }
 
 /// gRPC facts of one call (a stream whose request or response is `application/grpc*`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct GrpcCall {
     /// `pkg.Service` of `:path` `/pkg.Service/Method`.
     pub service: Option<WireBytes>,
@@ -136,19 +135,8 @@ impl SettingsList {
     }
 }
 
-impl Serialize for SettingsList {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for &(id, v) in &self.0 {
-            m.serialize_entry(&SettingsList::key(id), &v)?;
-        }
-        m.end()
-    }
-}
-
 /// SETTINGS of each side (null: none seen).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Http2Settings {
     /// The client's.
     pub client: Option<SettingsList>,
@@ -165,7 +153,7 @@ pub fn error_text(code: ErrorCode) -> String {
 }
 
 /// A GOAWAY.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct GoAway {
     /// Who sent it.
     pub from: Role,
@@ -176,7 +164,7 @@ pub struct GoAway {
 }
 
 /// An RST_STREAM.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct RstStream {
     /// Stream reset.
     pub stream: u32,
@@ -187,7 +175,7 @@ pub struct RstStream {
 }
 
 /// HTTP/2 connection facts (the JSON `http.http2`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Http2Report {
     /// SETTINGS of each side.
     pub settings: Http2Settings,
