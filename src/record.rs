@@ -19,20 +19,20 @@ use std::sync::Arc;
 
 /// Client/server pair of counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PerRole {
+pub(crate) struct PerRole {
     /// Sent by the client.
-    pub client: u64,
+    pub(crate) client: u64,
     /// Sent by the server.
-    pub server: u64,
+    pub(crate) server: u64,
 }
 
 /// First bytes of each side of an unrecognised flow.
 #[derive(Clone, Debug)]
-pub struct Preview {
+pub(crate) struct Preview {
     /// Client's first bytes.
-    pub client: WireBytes,
+    pub(crate) client: WireBytes,
     /// Server's first bytes.
-    pub server: WireBytes,
+    pub(crate) server: WireBytes,
 }
 
 /// One TCP flow, as reported (the `flow` object of docs/json.md).
@@ -40,62 +40,62 @@ pub struct Preview {
 pub struct FlowReport {
     /// `ended` (final facts, one per flow), or `classified` (live capture only: facts known when
     /// the handshake or first request was seen; an `ended` line with the same id follows).
-    pub event: Event,
+    pub(crate) event: Event,
     /// Order of first packet over the whole run, from 1.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Capture file the flow was read from (one string shared by all its flows).
-    pub source: Arc<str>,
+    pub(crate) source: Arc<str>,
     /// Client endpoint, written `ip:port` or `[ipv6]:port` ([`EndpointText`]). Kept as an
     /// address, and the timestamps as timestamps, until written: as strings, they were four
     /// allocations and copies per flow.
-    pub client: SocketAddr,
+    pub(crate) client: SocketAddr,
     /// Server endpoint.
-    pub server: SocketAddr,
+    pub(crate) server: SocketAddr,
     /// The destination the client dialled, when an iptables REDIRECT (Istio's 15001) sent the
     /// connection to this loopback server instead.
-    pub original_dst: Option<SocketAddr>,
+    pub(crate) original_dst: Option<SocketAddr>,
     /// How the client was decided.
-    pub client_by: ClientBy,
+    pub(crate) client_by: ClientBy,
     /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
-    pub first_ts: Timestamp,
+    pub(crate) first_ts: Timestamp,
     /// Last packet.
-    pub last_ts: Timestamp,
+    pub(crate) last_ts: Timestamp,
     /// Timestamps are written with nanoseconds (else microseconds).
-    pub nanos: bool,
+    pub(crate) nanos: bool,
     /// Seconds from first to last packet.
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// Packets per role.
-    pub packets: PerRole,
+    pub(crate) packets: PerRole,
     /// TCP payload bytes per role.
-    pub bytes: PerRole,
+    pub(crate) bytes: PerRole,
     /// What the flow carries.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// TLS facts.
-    pub tls: Option<TlsReport>,
+    pub(crate) tls: Option<TlsReport>,
     /// HTTP/1 facts.
-    pub http: Option<HttpReport>,
+    pub(crate) http: Option<HttpReport>,
     /// Istio's signals: leg, parsed SNI, sidecar ALPN tokens, Istio port role (mesh stage).
-    pub istio: Option<IstioReport>,
+    pub(crate) istio: Option<IstioReport>,
     /// How h2c was recognised, when protocol is h2c.
-    pub h2c: Option<H2cVia>,
+    pub(crate) h2c: Option<H2cVia>,
     /// First bytes of each side, for unknown flows.
-    pub preview: Option<Preview>,
+    pub(crate) preview: Option<Preview>,
     /// How the flow ended; written `reset` when it closed and a side sent a RST.
-    pub end: EndReason,
+    pub(crate) end: EndReason,
     /// Which side sent a TCP RST; None when none did.
-    pub reset_by: Option<ResetBy>,
+    pub(crate) reset_by: Option<ResetBy>,
     /// Anomalies (docs/json.md lists them).
-    pub flags: Flags,
+    pub(crate) flags: Flags,
     /// Parser warnings.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// The requests carried Envoy's `x-envoy-*` headers or peer metadata: a client sidecar sent
     /// them (mesh stage, [`crate::mesh::from_sidecar`]; not in the JSON).
-    pub from_sidecar: bool,
+    pub(crate) from_sidecar: bool,
 }
 
 crate::wire::text_enum! {
     /// Which line of a flow this is (the JSON `event`).
-    pub enum Event {
+    pub(crate) enum Event {
         /// The flow's final facts, one per flow.
         Ended => "ended",
         /// Live capture only: facts known when the handshake or first request was seen.
@@ -105,7 +105,7 @@ crate::wire::text_enum! {
 
 crate::wire::text_enum! {
     /// Which side sent a TCP RST (the JSON `reset_by`).
-    pub enum ResetBy {
+    pub(crate) enum ResetBy {
         /// The client.
         Client => "client",
         /// The server.
@@ -118,7 +118,7 @@ crate::wire::text_enum! {
 crate::wire::text_enum! {
     /// One anomaly of a flow (the JSON `flags`), in the order they are listed; the certificate
     /// flags last, in the order their certificates were met ([`Flags`]).
-    pub enum Flag {
+    pub(crate) enum Flag {
         /// Neither SYN nor SYN-ACK seen.
         Midstream => "midstream",
         /// A side hit its byte limit.
@@ -158,7 +158,7 @@ const FIRST_CERT_FLAG: Flag = Flag::CertExpired;
 /// A set of [`Flag`]s (no allocation): listed in [`Flag`] order, then the certificate flags in
 /// the order they were inserted (a flow's certificates are checked server chain first).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Flags {
+pub(crate) struct Flags {
     bits: u16,
     /// Certificate flags in insertion order, two bits each (1 + their offset from
     /// [`FIRST_CERT_FLAG`]), first in the low bits.
@@ -167,7 +167,7 @@ pub struct Flags {
 
 impl Flags {
     /// Adds `f` (nothing when present).
-    pub fn insert(&mut self, f: Flag) {
+    pub(crate) fn insert(&mut self, f: Flag) {
         if self.contains(f) {
             return;
         }
@@ -179,22 +179,22 @@ impl Flags {
     }
 
     /// Whether `f` is in.
-    pub fn contains(self, f: Flag) -> bool {
+    pub(crate) fn contains(self, f: Flag) -> bool {
         self.bits & (1 << f as u16) != 0
     }
 
     /// No flag.
-    pub fn is_empty(self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         self.bits == 0
     }
 
     /// A certificate flag is in.
-    pub fn any_cert(self) -> bool {
+    pub(crate) fn any_cert(self) -> bool {
         self.bits >> FIRST_CERT_FLAG as u16 != 0
     }
 
     /// The flags, in the order they are written.
-    pub fn iter(self) -> impl Iterator<Item = Flag> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = Flag> {
         let first = Flag::ALL.iter().copied().filter(move |&f| f < FIRST_CERT_FLAG && self.contains(f));
         let certs = (0..3).map_while(move |i| {
             let c = (self.certs >> (2 * i)) & 3;
@@ -205,12 +205,12 @@ impl Flags {
 }
 
 /// Formats an endpoint as `ip:port` / `[ipv6]:port`.
-pub fn endpoint(a: SocketAddr) -> String {
+pub(crate) fn endpoint(a: SocketAddr) -> String {
     EndpointText::new(a).as_str().to_string()
 }
 
 /// An endpoint as text, `ip:port` / `[ipv6]:port`, on the stack (no allocation).
-pub struct EndpointText {
+pub(crate) struct EndpointText {
     buf: [u8; 64],
     len: usize,
 }
@@ -219,7 +219,7 @@ impl EndpointText {
     /// Formats `a`. IPv4 by hand: `to_string` goes through `fmt` (padding support, a dynamic
     /// writer), twice per flow. IPv6 keeps std's (it compresses zero runs; rarer, so writing it
     /// by hand did not pay: bench/RESULTS.md); the longest, with a scope id, is 58 bytes.
-    pub fn new(a: SocketAddr) -> EndpointText {
+    pub(crate) fn new(a: SocketAddr) -> EndpointText {
         let mut t = EndpointText { buf: [0; 64], len: 0 };
         match a {
             SocketAddr::V4(v4) => {
@@ -265,12 +265,12 @@ impl EndpointText {
     }
 
     /// The text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 
     /// The text's bytes (ASCII).
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
@@ -338,7 +338,7 @@ impl FlowReport {
     }
 
     /// The server sent a RST (alone or with the client).
-    pub fn reset_by_server(&self) -> bool {
+    pub(crate) fn reset_by_server(&self) -> bool {
         matches!(self.reset_by, Some(ResetBy::Server | ResetBy::Both))
     }
 }

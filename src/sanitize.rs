@@ -11,7 +11,7 @@
 //!
 //! Redaction of credential headers is in [`redact`].
 
-pub mod redact;
+pub(crate) mod redact;
 
 #[cfg(test)]
 use serde::{Serialize, Serializer};
@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 /// tokens, reason phrases), and an allocation each was a tenth of the allocations per HTTP
 /// message. The value is 24 bytes either way.
 #[derive(Clone)]
-pub struct WireBytes(Repr);
+pub(crate) struct WireBytes(Repr);
 
 /// Bytes kept inline by [`WireBytes`].
 const INLINE: usize = 22;
@@ -50,7 +50,7 @@ impl Eq for WireBytes {}
 
 impl WireBytes {
     /// Copies `b` into a new value.
-    pub fn new(b: &[u8]) -> WireBytes {
+    pub(crate) fn new(b: &[u8]) -> WireBytes {
         if b.len() <= INLINE {
             let mut buf = [0; INLINE];
             buf[..b.len()].copy_from_slice(b);
@@ -61,7 +61,7 @@ impl WireBytes {
     }
 
     /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline(n, buf) => &buf[..usize::from(*n)],
             Repr::Heap(b) => b,
@@ -69,7 +69,7 @@ impl WireBytes {
     }
 
     /// The bytes as text for JSON: unchanged when valid UTF-8, escaped otherwise.
-    pub fn to_json_text(&self) -> String {
+    pub(crate) fn to_json_text(&self) -> String {
         match std::str::from_utf8(self.as_bytes()) {
             Ok(s) => s.to_owned(),
             Err(_) => escape_invalid_utf8(self.as_bytes()),
@@ -77,7 +77,7 @@ impl WireBytes {
     }
 
     /// The bytes escaped for a terminal.
-    pub fn to_terminal(&self) -> String {
+    pub(crate) fn to_terminal(&self) -> String {
         escape_bytes(self.as_bytes())
     }
 }
@@ -139,7 +139,7 @@ pub struct Headers {
 
 /// Builds [`Headers`].
 #[derive(Default)]
-pub struct HeadersBuilder {
+pub(crate) struct HeadersBuilder {
     buf: Vec<u8>,
     ends: Vec<u32>,
     marks: u8,
@@ -147,12 +147,12 @@ pub struct HeadersBuilder {
 
 impl HeadersBuilder {
     /// Room for `fields` fields of `bytes` bytes in all.
-    pub fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
+    pub(crate) fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
         HeadersBuilder { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(2 * fields), marks: 0 }
     }
 
     /// Appends one field.
-    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
         self.buf.extend_from_slice(name);
         self.ends.push(self.buf.len() as u32);
         self.buf.extend_from_slice(value);
@@ -160,52 +160,52 @@ impl HeadersBuilder {
     }
 
     /// Sets bits of [`Headers::marks`].
-    pub fn mark(&mut self, bits: u8) {
+    pub(crate) fn mark(&mut self, bits: u8) {
         self.marks |= bits;
     }
 
     /// The fields.
-    pub fn finish(self) -> Headers {
+    pub(crate) fn finish(self) -> Headers {
         Headers { buf: self.buf.into_boxed_slice(), ends: self.ends.into_boxed_slice(), marks: self.marks }
     }
 }
 
 impl Headers {
     /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
-    pub fn prefetch(&self) {
+    pub(crate) fn prefetch(&self) {
         crate::wire::prefetch_bytes(self.buf.as_ptr(), self.buf.len());
         crate::wire::prefetch_bytes(self.ends.as_ptr().cast(), 4 * self.ends.len());
     }
 
     /// The bits set with [`HeadersBuilder::mark`].
-    pub fn marks(&self) -> u8 {
+    pub(crate) fn marks(&self) -> u8 {
         self.marks
     }
 
     /// All names and values, back to back (to check them all in one pass).
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Number of fields.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len() / 2
     }
 
     /// No fields.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
     /// Field `i`: (name, value).
-    pub fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+    pub(crate) fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
         let start = if i == 0 { 0 } else { *self.ends.get(2 * i - 1)? as usize };
         let (n, v) = (*self.ends.get(2 * i)? as usize, *self.ends.get(2 * i + 1)? as usize);
         Some((&self.buf[start..n], &self.buf[n..v]))
     }
 
     /// The fields in order: (name, value).
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         (0..self.len()).filter_map(move |i| self.get(i))
     }
 }
@@ -257,7 +257,7 @@ fn is_terminal_safe(c: char) -> bool {
 }
 
 /// Escapes arbitrary bytes for a terminal (see the module doc).
-pub fn escape_bytes(b: &[u8]) -> String {
+pub(crate) fn escape_bytes(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
         escape_str_into(chunk.valid(), &mut out);
@@ -269,7 +269,7 @@ pub fn escape_bytes(b: &[u8]) -> String {
 }
 
 /// Escapes a string for a terminal (see the module doc).
-pub fn escape_str(s: &str) -> String {
+pub(crate) fn escape_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     escape_str_into(s, &mut out);
     out

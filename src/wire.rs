@@ -23,10 +23,10 @@ macro_rules! text_enum {
         impl $name {
             /// Every value, in declaration order.
             #[allow(dead_code)]
-            pub const ALL: &'static [$name] = &[$($name::$var,)+];
+            pub(crate) const ALL: &'static [$name] = &[$($name::$var,)+];
 
             /// The text written in the JSON and the table.
-            pub const fn as_str(self) -> &'static str {
+            pub(crate) const fn as_str(self) -> &'static str {
                 match self {
                     $( $name::$var => $text, )+
                 }
@@ -44,7 +44,7 @@ pub(crate) use text_enum;
 
 text_enum! {
     /// Client or server: who sent an alert.
-    pub enum Role {
+    pub(crate) enum Role {
         /// The client.
         Client => "client",
         /// The server.
@@ -68,7 +68,7 @@ pub enum Side {
 impl Side {
     /// The opposite side.
     #[inline]
-    pub fn other(self) -> Side {
+    pub(crate) fn other(self) -> Side {
         match self {
             Side::A => Side::B,
             Side::B => Side::A,
@@ -101,7 +101,7 @@ impl Timestamp {
     }
 
     /// Seconds as a float, for durations.
-    pub fn as_f64(self) -> f64 {
+    pub(crate) fn as_f64(self) -> f64 {
         self.secs as f64 + self.nanos as f64 / 1e9
     }
 
@@ -113,7 +113,7 @@ impl Timestamp {
     }
 
     /// Appends [`Timestamp::rfc3339`] to `out` (ASCII).
-    pub fn push_rfc3339(self, nanos_precision: bool, out: &mut Vec<u8>) {
+    pub(crate) fn push_rfc3339(self, nanos_precision: bool, out: &mut Vec<u8>) {
         push_rfc3339_secs(self.secs, out);
         let n = u64::from(self.nanos);
         match (nanos_precision, n < 1_000_000_000) {
@@ -145,7 +145,7 @@ fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
 
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, without `format!` (it runs twice per flow and once
 /// per certificate date: `format!` made it a few thousand instructions each).
-pub fn rfc3339_secs_prefix(secs: i64) -> String {
+pub(crate) fn rfc3339_secs_prefix(secs: i64) -> String {
     let mut out = Vec::with_capacity(32);
     push_rfc3339_secs(secs, &mut out);
     String::from_utf8(out).unwrap_or_default()
@@ -179,7 +179,7 @@ impl fmt::Display for Timestamp {
 
 /// Converts Unix seconds to (year, month, day, hour, minute, second), proleptic Gregorian, UTC.
 /// Howard Hinnant's `civil_from_days` algorithm; total over all i64 inputs we can meet.
-pub fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+pub(crate) fn civil_from_unix(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -227,7 +227,7 @@ mod time_tests {
 
 /// Answer of a protocol probe on the first bytes of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// The bytes start like this protocol.
     Match,
     /// The bytes cannot be this protocol.
@@ -263,7 +263,7 @@ pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
 /// batch of independent pieces of cold memory is about to be read one after another, so that
 /// their misses overlap instead of waiting in turn.
 #[inline]
-pub fn prefetch_bytes(p: *const u8, len: usize) {
+pub(crate) fn prefetch_bytes(p: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -281,7 +281,7 @@ pub fn prefetch_bytes(p: *const u8, len: usize) {
 
 /// [`prefetch_bytes`] of the memory of `v`.
 #[inline]
-pub fn prefetch<T: ?Sized>(v: &T) {
+pub(crate) fn prefetch<T: ?Sized>(v: &T) {
     prefetch_bytes(v as *const T as *const u8, std::mem::size_of_val(v));
 }
 
@@ -292,7 +292,7 @@ pub fn prefetch<T: ?Sized>(v: &T) {
 /// (the getrandom syscall): ahash's own seeding opens /dev/urandom in a static binary and
 /// panics where there is none (an empty container or chroot).
 #[derive(Clone, Debug)]
-pub struct KeyedState(ahash::RandomState);
+pub(crate) struct KeyedState(ahash::RandomState);
 
 impl Default for KeyedState {
     fn default() -> KeyedState {
@@ -311,7 +311,7 @@ impl std::hash::BuildHasher for KeyedState {
 }
 
 /// A map keyed by network data (see [`KeyedState`]).
-pub type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
+pub(crate) type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
 
 #[cfg(test)]
 mod tests {

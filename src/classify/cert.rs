@@ -17,54 +17,49 @@ use x509_parser::x509::X509Name;
 /// copying their nine strings and lists from the cache was a tenth of the allocations of the
 /// benchmark (dhat).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     facts: Arc<CertFacts>,
     /// Past `not_after` when the capture saw it.
-    pub expired: bool,
+    pub(crate) expired: bool,
     /// Before `not_before` when the capture saw it.
-    pub not_yet_valid: bool,
+    pub(crate) not_yet_valid: bool,
     /// Seconds from when the capture saw the certificate to `not_after` (negative: expired).
-    pub expires_in_secs: Option<i64>,
+    pub(crate) expires_in_secs: Option<i64>,
 }
 
 /// What a certificate says, whenever it is seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CertFacts {
+pub(crate) struct CertFacts {
     /// Subject DN, most specific RDN first (`CN=reviews,O=cluster.local`), values unescaped.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Issuer DN, same form.
-    pub issuer: Option<String>,
+    pub(crate) issuer: Option<String>,
     /// Serial number, lowercase hex without leading zero octets.
-    pub serial: Option<String>,
+    pub(crate) serial: Option<String>,
     /// dNSName SANs.
-    pub san_dns: Vec<String>,
+    pub(crate) san_dns: Vec<String>,
     /// uniformResourceIdentifier SANs (SPIFFE IDs).
-    pub san_uris: Vec<String>,
+    pub(crate) san_uris: Vec<String>,
     /// iPAddress SANs, as text.
-    pub san_ips: Vec<String>,
+    pub(crate) san_ips: Vec<String>,
     /// rfc822Name SANs.
-    pub san_emails: Vec<String>,
+    pub(crate) san_emails: Vec<String>,
     /// Start of validity, RFC 3339.
-    pub not_before: Option<String>,
+    pub(crate) not_before: Option<String>,
     /// End of validity, RFC 3339.
-    pub not_after: Option<String>,
+    pub(crate) not_after: Option<String>,
     /// Why the DER could not be parsed (other fields are then empty).
-    pub parse_error: Option<String>,
+    pub(crate) parse_error: Option<String>,
     /// Subject public key: `RSA 2048`, `EC P-256`, `Ed25519`, or the algorithm's OID.
-    pub public_key: Option<String>,
+    pub(crate) public_key: Option<String>,
     /// The subject's most specific commonName (host-name checks read it when there are no DNS
     /// SANs); not written on its own: it is in `subject`.
-    pub common_name: Option<String>,
+    pub(crate) common_name: Option<String>,
 }
 
 impl CertInfo {
-    /// A certificate made of these facts, valid when seen (tests and tools build them by hand).
-    pub fn from_facts(facts: CertFacts) -> CertInfo {
-        CertInfo { facts: Arc::new(facts), expired: false, not_yet_valid: false, expires_in_secs: None }
-    }
-
     /// Prefetches the shared facts (see [`crate::wire::prefetch_bytes`]).
-    pub fn prefetch(&self) {
+    pub(crate) fn prefetch(&self) {
         crate::wire::prefetch(&*self.facts);
     }
 }
@@ -94,7 +89,7 @@ thread_local! {
 
 /// Parses one DER certificate seen at `seen`; a certificate seen before on this thread is taken
 /// from a small cache (most recently used first, compared byte for byte).
-pub fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
+pub(crate) fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
     let hit = CACHE.with_borrow_mut(|c| {
         let i = c.iter().position(|e| *e.der == *der)?;
         let e = c.remove(i);
@@ -202,7 +197,7 @@ fn key_text(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
 
 /// How a certificate's names answer a host name (the SNI a client sent).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostMatch {
+pub(crate) enum HostMatch {
     /// A DNS SAN (or, without DNS SANs, the CN) covers it; or an IP SAN equals an IP literal.
     Covered,
     /// The certificate names hosts, none of which covers it.
@@ -218,7 +213,7 @@ impl CertFacts {
     /// case-insensitive; a wildcard only as the whole left-most label, matching exactly one
     /// non-empty label (`*.example.test` covers `a.example.test`, not `a.b.example.test` nor
     /// `example.test`); an IP-literal `host` only against the IP SANs.
-    pub fn covers_host(&self, host: &[u8]) -> HostMatch {
+    pub(crate) fn covers_host(&self, host: &[u8]) -> HostMatch {
         if self.parse_error.is_some() && self.subject.is_none() {
             return HostMatch::NoHostNames;
         }
@@ -244,7 +239,7 @@ impl CertFacts {
 
     /// The host names this certificate covers, for a message: its DNS SANs, else its CN; and its
     /// IP SANs.
-    pub fn host_names(&self) -> Vec<&str> {
+    pub(crate) fn host_names(&self) -> Vec<&str> {
         let dns = if self.san_dns.is_empty() { self.common_name.as_slice() } else { &self.san_dns };
         dns.iter().chain(&self.san_ips).map(String::as_str).collect()
     }
@@ -325,7 +320,7 @@ fn attr_name(oid: &str) -> Option<&'static str> {
 }
 
 /// DN as text, most specific RDN first, multi-valued RDNs joined with `+`.
-pub fn dn_string(name: &X509Name<'_>) -> String {
+pub(crate) fn dn_string(name: &X509Name<'_>) -> String {
     let mut rdns: Vec<String> = Vec::new();
     for rdn in name.iter() {
         let parts: Vec<String> = rdn

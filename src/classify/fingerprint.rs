@@ -38,18 +38,18 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// RFC 8701 GREASE values (0x?a?a, both bytes equal).
 #[inline]
-pub fn is_grease(v: u16) -> bool {
+pub(crate) fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
 /// A wire list of big-endian 16-bit values (cipher suites, groups, signature schemes, versions):
 /// the vector's body without its length prefix; an odd last byte is ignored.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct U16List<'a>(pub &'a [u8]);
+pub(crate) struct U16List<'a>(pub &'a [u8]);
 
 impl<'a> U16List<'a> {
     /// The values in wire order.
-    pub fn iter(self) -> impl Iterator<Item = u16> + 'a {
+    pub(crate) fn iter(self) -> impl Iterator<Item = u16> + 'a {
         self.0.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
     }
 
@@ -62,11 +62,11 @@ impl<'a> U16List<'a> {
 /// The extension types of a ClientHello's extension block, in wire order. The block must have
 /// been checked to walk to its end (`type`, `length`, `body` each): a malformed tail ends it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ExtTypes<'a>(pub &'a [u8]);
+pub(crate) struct ExtTypes<'a>(pub &'a [u8]);
 
 impl<'a> ExtTypes<'a> {
     /// The types in wire order.
-    pub fn iter(self) -> impl Iterator<Item = u16> + 'a {
+    pub(crate) fn iter(self) -> impl Iterator<Item = u16> + 'a {
         let mut b = self.0;
         std::iter::from_fn(move || {
             let (hdr, rest) = b.split_first_chunk::<4>()?;
@@ -84,47 +84,47 @@ impl<'a> ExtTypes<'a> {
 
 /// What JA3 and JA4 read from one ClientHello; lists are as on the wire, GREASE included.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct HelloFacts<'a> {
+pub(crate) struct HelloFacts<'a> {
     /// ClientHello legacy_version (`client_version`).
-    pub legacy_version: u16,
+    pub(crate) legacy_version: u16,
     /// cipher_suites.
-    pub ciphers: U16List<'a>,
+    pub(crate) ciphers: U16List<'a>,
     /// The extension block (empty when the hello has none).
-    pub extensions: ExtTypes<'a>,
+    pub(crate) extensions: ExtTypes<'a>,
     /// supported_groups (`elliptic_curves`) of the first such extension.
-    pub supported_groups: U16List<'a>,
+    pub(crate) supported_groups: U16List<'a>,
     /// ec_point_formats of the first such extension, one byte each.
-    pub point_formats: &'a [u8],
+    pub(crate) point_formats: &'a [u8],
     /// signature_algorithms of the first such extension.
-    pub signature_algorithms: U16List<'a>,
+    pub(crate) signature_algorithms: U16List<'a>,
     /// The first protocol name of the first ALPN extension; None without ALPN or with an empty
     /// list.
-    pub alpn_first: Option<&'a [u8]>,
+    pub(crate) alpn_first: Option<&'a [u8]>,
     /// supported_versions of the first such extension; None when there is none.
-    pub supported_versions: Option<U16List<'a>>,
+    pub(crate) supported_versions: Option<U16List<'a>>,
     /// A server_name extension is present (whatever it holds).
-    pub sni: bool,
+    pub(crate) sni: bool,
 }
 
 /// The fingerprints of one ClientHello, as written to the JSON `tls` object. Shared: the flows
 /// of one client stack have the same ones, and a remembered answer ([`Recent`]) is handed out
 /// without copying its strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fingerprints {
+pub(crate) struct Fingerprints {
     /// JA4 `a_b_c`, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
-    pub ja4: Arc<str>,
+    pub(crate) ja4: Arc<str>,
     /// JA4 raw: the lists before hashing (sorted ciphers, sorted extensions, signature
     /// algorithms).
-    pub ja4_r: Arc<str>,
+    pub(crate) ja4_r: Arc<str>,
     /// JA3: MD5 of `ja3_full`, lowercase hex.
-    pub ja3: Arc<str>,
+    pub(crate) ja3: Arc<str>,
     /// JA3 string: `SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats`.
-    pub ja3_full: Arc<str>,
+    pub(crate) ja3_full: Arc<str>,
 }
 
 /// Computes JA3 and JA4 of one ClientHello; the last few are remembered per thread (see
 /// [`Recent`]).
-pub fn fingerprints(h: &HelloFacts<'_>) -> Fingerprints {
+pub(crate) fn fingerprints(h: &HelloFacts<'_>) -> Fingerprints {
     let mut key = [0u8; MAX_KEY];
     match h.key(&mut key) {
         Some(n) => RECENT.with_borrow_mut(|r| r.get(&key[..n], || compute(h))),

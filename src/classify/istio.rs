@@ -5,24 +5,24 @@
 
 /// A parsed Istio SNI.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IstioSni {
+pub(crate) struct IstioSni {
     /// `outbound` or `inbound`.
-    pub direction: SniDirection,
+    pub(crate) direction: SniDirection,
     /// Service port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// DestinationRule subset, null for `_`.
-    pub subset: Option<String>,
+    pub(crate) subset: Option<String>,
     /// Full host name, e.g. `reviews.default.svc.cluster.local`.
-    pub fqdn: String,
+    pub(crate) fqdn: String,
     /// First label of the host (`reviews`).
-    pub service: String,
+    pub(crate) service: String,
     /// Second label when the host is a Kubernetes service name (`default`).
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
 }
 
 impl IstioSni {
     /// `reviews.default:9080 (subset v2)`.
-    pub fn readable(&self) -> String {
+    pub(crate) fn readable(&self) -> String {
         use std::fmt::Write;
         // One allocation (this is counted for every Istio TLS flow).
         let mut out = String::with_capacity(self.fqdn.len() + 32);
@@ -44,7 +44,7 @@ impl IstioSni {
 
 crate::wire::text_enum! {
     /// The direction part of an Istio SNI.
-    pub enum SniDirection {
+    pub(crate) enum SniDirection {
         /// `outbound_.…`: a client sidecar's name for the service it dials.
         Outbound => "outbound",
         /// `inbound_.…`.
@@ -54,7 +54,7 @@ crate::wire::text_enum! {
 
 crate::wire::text_enum! {
     /// The application protocol a sidecar's ALPN tokens announce.
-    pub enum AppProtocol {
+    pub(crate) enum AppProtocol {
         /// `istio-http/1.0`.
         Http10 => "http/1.0",
         /// `istio-http/1.1`.
@@ -69,7 +69,7 @@ crate::wire::text_enum! {
 crate::wire::text_enum! {
     /// Which leg of the mesh a flow is ([`crate::mesh::legs::leg`] decides; docs/istio.md).
     #[derive(Default)]
-    pub enum Leg {
+    pub(crate) enum Leg {
         /// Anything not on loopback (sidecar ↔ sidecar, node ↔ pod).
         #[default]
         PodNetwork => "pod_network",
@@ -86,7 +86,7 @@ crate::wire::text_enum! {
 
 crate::wire::text_enum! {
     /// The role of one of Istio's well-known ports.
-    pub enum PortRole {
+    pub(crate) enum PortRole {
         /// 15000.
         EnvoyAdmin => "envoy admin (localhost)",
         /// 15001.
@@ -120,7 +120,7 @@ crate::wire::text_enum! {
 
 /// Parses `outbound_.9080_.v2_.reviews.default.svc.cluster.local` (Envoy's cluster name used as
 /// SNI for Istio mTLS); `None` for any other name.
-pub fn parse_sni(sni: &str) -> Option<IstioSni> {
+pub(crate) fn parse_sni(sni: &str) -> Option<IstioSni> {
     let mut parts = sni.splitn(4, "_.");
     let direction = match parts.next()? {
         "outbound" => SniDirection::Outbound,
@@ -148,15 +148,15 @@ pub fn parse_sni(sni: &str) -> Option<IstioSni> {
 
 /// What the client's ALPN offer says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IstioAlpn {
+pub(crate) struct IstioAlpn {
     /// The Istio tokens offered, in order.
-    pub tokens: Vec<String>,
+    pub(crate) tokens: Vec<String>,
     /// The application protocol the tokens announce: `http/1.0`, `http/1.1`, `h2`, or `tcp`.
-    pub app_protocol: Option<AppProtocol>,
+    pub(crate) app_protocol: Option<AppProtocol>,
 }
 
 /// Reads Istio tokens from an ALPN offer; `None` when there are none (not a sidecar client).
-pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
+pub(crate) fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
     let tokens: Vec<String> = offered
         .iter()
         .filter_map(|a| std::str::from_utf8(a).ok())
@@ -180,19 +180,19 @@ pub fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
 
 /// A SPIFFE identity as Istio issues it: `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpiffeId {
+pub(crate) struct SpiffeId {
     /// The whole URI.
-    pub uri: String,
+    pub(crate) uri: String,
     /// Trust domain, e.g. `cluster.local`.
-    pub trust_domain: String,
+    pub(crate) trust_domain: String,
     /// Kubernetes namespace, when the path has `/ns/<namespace>`.
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Service account, when the path has `/sa/<account>`.
-    pub service_account: Option<String>,
+    pub(crate) service_account: Option<String>,
 }
 
 /// Parses a SPIFFE ID; `None` for other URIs.
-pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
+pub(crate) fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
     let rest = uri.strip_prefix("spiffe://")?;
     let (td, path) = rest.split_once('/').unwrap_or((rest, ""));
     if td.is_empty() {
@@ -213,32 +213,32 @@ pub fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
 
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IstioReport {
+pub(crate) struct IstioReport {
     /// Leg of the mesh.
-    pub leg: Leg,
+    pub(crate) leg: Leg,
     /// The SNI, parsed, when it is an Istio cluster name.
-    pub sni: Option<IstioSni>,
+    pub(crate) sni: Option<IstioSni>,
     /// The client's Istio ALPN tokens: the client is a sidecar (or ztunnel).
-    pub alpn: Option<IstioAlpn>,
+    pub(crate) alpn: Option<IstioAlpn>,
     /// Role of the server port when it is one of Istio's own.
-    pub port_role: Option<PortRole>,
+    pub(crate) port_role: Option<PortRole>,
     /// First decodable `x-envoy-peer-metadata` (plaintext HTTP): the peer workload's identity.
-    pub peer_metadata: Option<serde_json::Value>,
+    pub(crate) peer_metadata: Option<serde_json::Value>,
     /// First `x-envoy-peer-metadata-id`, e.g. `sidecar~10.0.0.2~productpage-v1-abc.default~...`.
-    pub peer_metadata_id: Option<String>,
+    pub(crate) peer_metadata_id: Option<String>,
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
     /// arrived over mTLS and names the client's SPIFFE identity.
-    pub xfcc: Vec<Xfcc>,
+    pub(crate) xfcc: Vec<Xfcc>,
     /// SPIFFE identity of the server: first URI SAN of its leaf certificate (TLS ≤ 1.2), else
     /// the XFCC `By=`.
-    pub server_identity: Option<SpiffeId>,
+    pub(crate) server_identity: Option<SpiffeId>,
     /// SPIFFE identity of the client: its certificate, else the XFCC `URI=`.
-    pub client_identity: Option<SpiffeId>,
+    pub(crate) client_identity: Option<SpiffeId>,
 }
 
 impl IstioReport {
     /// A report with only the leg.
-    pub fn empty(leg: Leg) -> IstioReport {
+    pub(crate) fn empty(leg: Leg) -> IstioReport {
         IstioReport {
             leg,
             sni: None,
@@ -255,7 +255,7 @@ impl IstioReport {
 
 /// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
 /// `None` when there are none.
-pub fn report<'a>(
+pub(crate) fn report<'a>(
     leg: Leg,
     sni: Option<&[u8]>,
     alpn_offered: &[&[u8]],
@@ -302,7 +302,7 @@ pub fn report<'a>(
 }
 
 /// Decodes standard or URL-safe base64 (padding optional); `None` on any other byte.
-pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
@@ -465,28 +465,28 @@ fn pb_value(b: &[u8], depth: usize) -> Option<serde_json::Value> {
 
 /// Decodes an `x-envoy-peer-metadata` value (base64 protobuf Struct) into JSON: NAME,
 /// NAMESPACE, WORKLOAD_NAME, LABELS, CLUSTER_ID, ISTIO_VERSION, ...
-pub fn decode_peer_metadata(value: &[u8]) -> Option<serde_json::Value> {
+pub(crate) fn decode_peer_metadata(value: &[u8]) -> Option<serde_json::Value> {
     pb_struct(&base64_decode(value)?, 0)
 }
 
 /// One element of an `x-forwarded-client-cert` header (Envoy): who the client was.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Xfcc {
+pub(crate) struct Xfcc {
     /// `By=`: the identity of the proxy that terminated mTLS (server side).
-    pub by: Option<String>,
+    pub(crate) by: Option<String>,
     /// `Hash=`: SHA-256 of the client certificate.
-    pub hash: Option<String>,
+    pub(crate) hash: Option<String>,
     /// `Subject=`: client certificate subject.
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// `URI=`: the client's SPIFFE identity.
-    pub uri: Option<String>,
+    pub(crate) uri: Option<String>,
     /// `DNS=` values.
-    pub dns: Vec<String>,
+    pub(crate) dns: Vec<String>,
 }
 
 /// Parses an XFCC header: elements separated by `,`, pairs by `;`, values optionally quoted
 /// (Envoy's format). Returns the elements in order (the last is the nearest client).
-pub fn parse_xfcc(value: &str) -> Vec<Xfcc> {
+pub(crate) fn parse_xfcc(value: &str) -> Vec<Xfcc> {
     let mut out = Vec::new();
     let mut cur = Xfcc::default();
     let mut field = String::new();
@@ -534,7 +534,7 @@ pub fn parse_xfcc(value: &str) -> Vec<Xfcc> {
 }
 
 /// Role of a well-known Istio port.
-pub fn port_role(port: u16) -> Option<PortRole> {
+pub(crate) fn port_role(port: u16) -> Option<PortRole> {
     use PortRole::*;
     Some(match port {
         15000 => EnvoyAdmin,

@@ -12,11 +12,11 @@
 //! HTTP/2 cleartext (prior knowledge, `Upgrade: h2c`, or joined mid-connection) feeds both sides
 //! to one [`H2Session`]; once one side showed HTTP/2, the other side's bytes are frames too.
 
-pub mod cert;
-pub mod fingerprint;
+pub(crate) mod cert;
+pub(crate) mod fingerprint;
 pub mod http;
-pub mod istio;
-pub mod text;
+pub(crate) mod istio;
+pub(crate) mod text;
 pub mod tls;
 
 use crate::flow::client::ClientBy;
@@ -27,11 +27,11 @@ use http::{HttpConfig, HttpFeed, HttpReport, HttpRequest, HttpSession, SwitchTo}
 use tls::{TlsLimits, TlsReport, TlsSession};
 
 /// Bytes kept while a side's first message is too short to tell its protocol.
-pub const PROBE_BYTES: usize = 4096;
+pub(crate) const PROBE_BYTES: usize = 4096;
 /// Bytes of an unrecognised side scanned for TLS or HTTP before giving up.
-pub const OPAQUE_SCAN_BYTES: u64 = 64 * 1024;
+pub(crate) const OPAQUE_SCAN_BYTES: u64 = 64 * 1024;
 /// Bytes of each side kept as a preview for `unknown` flows.
-pub const PREVIEW_BYTES: usize = 48;
+pub(crate) const PREVIEW_BYTES: usize = 48;
 
 /// Classifier settings.
 #[derive(Clone, Copy, Debug)]
@@ -61,7 +61,7 @@ enum Mode {
 
 crate::wire::text_enum! {
     /// How HTTP/2 cleartext was recognised (the JSON `h2c`).
-    pub enum H2cVia {
+    pub(crate) enum H2cVia {
         /// The client sent the HTTP/2 preface first.
         PriorKnowledge => "prior_knowledge",
         /// `Upgrade: h2c` answered by `101`.
@@ -74,7 +74,7 @@ crate::wire::text_enum! {
 crate::wire::text_enum! {
     /// What a flow carries (the JSON `protocol`). In the order of the text: the summary's
     /// `by_protocol` is keyed by it.
-    pub enum Protocol {
+    pub(crate) enum Protocol {
         /// HTTP/2 over cleartext.
         H2c => "h2c",
         /// HTTP/1.
@@ -137,19 +137,19 @@ pub struct FlowClassifier {
 /// What classification found in one flow.
 pub struct Classified {
     /// What the flow carries.
-    pub protocol: Protocol,
+    pub(crate) protocol: Protocol,
     /// TLS facts, when TLS was seen.
-    pub tls: Option<TlsReport>,
+    pub(crate) tls: Option<TlsReport>,
     /// HTTP/1 facts, when HTTP was seen.
-    pub http: Option<HttpReport>,
+    pub(crate) http: Option<HttpReport>,
     /// How h2c was recognised.
-    pub h2c: Option<H2cVia>,
+    pub(crate) h2c: Option<H2cVia>,
     /// First bytes of each side (A, B) when nothing was recognised.
-    pub preview: [Vec<u8>; 2],
+    pub(crate) preview: [Vec<u8>; 2],
     /// Side that behaved as client, and the evidence.
-    pub client_hint: Option<(Side, ClientBy)>,
+    pub(crate) client_hint: Option<(Side, ClientBy)>,
     /// Warnings from the parsers.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl FlowClassifier {
@@ -158,7 +158,7 @@ impl FlowClassifier {
     /// reading only what the stage before fetched. The flows ended in one batch are finished
     /// in turn while the next ones are fetched stage by stage (`run::worker::Worker::report_ended`):
     /// their memory is cold, and read one flow at a time, each miss waited for the one before.
-    pub fn prefetch(&self, stage: u8) {
+    pub(crate) fn prefetch(&self, stage: u8) {
         use crate::wire::prefetch;
         match stage {
             0 => {

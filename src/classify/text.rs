@@ -4,7 +4,7 @@
 //! TLS after STARTTLS is still looked for. Nothing here is reported: the flow stays `unknown`.
 
 /// The protocol whose opening `first` (a side's first bytes) looks like, if any.
-pub fn known_text_protocol(first: &[u8]) -> Option<&'static str> {
+pub(crate) fn known_text_protocol(first: &[u8]) -> Option<&'static str> {
     let starts = |p: &[u8]| first.len() >= p.len() && first[..p.len()].eq_ignore_ascii_case(p);
     let resp_len =
         |c: u8| first.first() == Some(&c) && first.get(1).is_some_and(|d| d.is_ascii_digit() || *d == b'-');

@@ -3,7 +3,7 @@
 use crate::record::{Flag, FlowReport};
 
 /// `2h 5m`, `39m 12s`, `3d 4h`: a duration for people.
-pub fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     let s = secs.unsigned_abs();
     let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (d, h, m) {
@@ -20,7 +20,7 @@ pub fn human_duration(secs: i64) -> String {
 /// Adds warnings and flags for certificates that were expired, not yet valid, or within
 /// `warn_secs` of expiry at capture time (Istio workload certificates live 24 h and are
 /// rotated at about half-life: one close to its end means rotation is failing).
-pub fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
+pub(crate) fn cert_warnings(f: &mut FlowReport, warn_secs: i64) {
     let Some(t) = &f.tls else { return };
     let mut warnings = Vec::new();
     let mut flags = Vec::new();

@@ -11,20 +11,20 @@ const MAX_VIOLATIONS: usize = 1_000;
 
 /// A flow that broke `--expect mtls` or `--fail-on-plaintext`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// Flow id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Client endpoint.
-    pub client: String,
+    pub(crate) client: String,
     /// Server endpoint.
-    pub server: String,
+    pub(crate) server: String,
     /// What was wrong.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 crate::wire::text_enum! {
     /// What `--expect` asks of every checked flow.
-    pub enum Expect {
+    pub(crate) enum Expect {
         /// `--expect mtls`: mutual TLS.
         Mtls => "mtls",
     }
@@ -32,23 +32,23 @@ crate::wire::text_enum! {
 
 /// The outcome of `--expect mtls` / `--fail-on-plaintext` (the summary's `expectations`).
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Expectations {
+pub(crate) struct Expectations {
     /// What `--expect` asked for.
-    pub expect: Option<Expect>,
+    pub(crate) expect: Option<Expect>,
     /// `--fail-on-plaintext` was given.
-    pub fail_on_plaintext: bool,
+    pub(crate) fail_on_plaintext: bool,
     /// Server ports not checked.
-    pub exempt_ports: Vec<u16>,
+    pub(crate) exempt_ports: Vec<u16>,
     /// Loopback legs were checked too.
-    pub check_loopback: bool,
+    pub(crate) check_loopback: bool,
     /// Flows checked.
-    pub checked: u64,
+    pub(crate) checked: u64,
     /// Checked TLS flows whose client authentication was not seen (not counted as failures).
-    pub unverified: u64,
+    pub(crate) unverified: u64,
     /// Flows that broke an expectation.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// The first 1,000 of them.
-    pub violations: Vec<Violation>,
+    pub(crate) violations: Vec<Violation>,
 }
 
 /// First request line of a plaintext flow, for messages.

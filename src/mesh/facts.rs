@@ -8,7 +8,7 @@ use crate::classify::tls::TlsReport;
 use crate::record::{Flag, Flags, FlowReport};
 
 /// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
-pub fn add(f: &mut FlowReport) {
+pub(crate) fn add(f: &mut FlowReport) {
     f.istio = istio(f);
     let server_reset = f.reset_by_server() && f.bytes.server == 0;
     if let Some(t) = &mut f.tls {
@@ -42,7 +42,7 @@ fn istio(f: &FlowReport) -> Option<IstioReport> {
 /// Did a flow's requests come from an Envoy sidecar? Envoy adds `x-envoy-*` headers
 /// (`x-envoy-peer-metadata`, `x-envoy-decorator-operation`, `x-envoy-attempt-count`, ...) to the
 /// requests it sends; a client without a sidecar does not.
-pub fn from_sidecar(f: &FlowReport) -> bool {
+pub(crate) fn from_sidecar(f: &FlowReport) -> bool {
     f.istio.as_ref().is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some())
         || f.http.as_ref().is_some_and(|h| {
             h.requests.iter().take(4).any(|r| r.headers.marks() & crate::classify::http::MARK_ENVOY != 0)

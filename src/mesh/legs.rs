@@ -11,7 +11,7 @@ use crate::classify::istio::Leg;
 /// - `envoy_local`: a loopback connection to Envoy's own ports (admin, metrics, health);
 /// - `loopback`: another loopback connection (Envoy ↔ app);
 /// - `pod_network`: anything else (sidecar ↔ sidecar, node ↔ pod).
-pub fn leg(
+pub(crate) fn leg(
     client_ip: std::net::IpAddr,
     server_ip: std::net::IpAddr,
     server_port: u16,

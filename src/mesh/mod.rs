@@ -7,18 +7,17 @@
 //! `--expect mtls` / `--fail-on-plaintext` checks behind exit code 1 ([`expect`]). Works on
 //! [`FlowReport`]s ([`crate::record`]); docs/istio.md explains every rule.
 
-pub mod certs;
-pub mod expect;
-pub mod facts;
-pub mod legs;
-pub mod readings;
-pub mod xfcc;
+pub(crate) mod certs;
+pub(crate) mod expect;
+pub(crate) mod facts;
+pub(crate) mod legs;
+pub(crate) mod readings;
+pub(crate) mod xfcc;
 
-pub use certs::{cert_warnings, human_duration};
-pub use expect::{Expectations, Violation};
-pub use facts::from_sidecar;
-pub use readings::{classify, FlowClass, MeshBook, ServerVerdict};
-pub use xfcc::{may_confirm, XfccLegs};
+pub(crate) use certs::{cert_warnings, human_duration};
+pub(crate) use expect::Expectations;
+pub(crate) use readings::{MeshBook, ServerVerdict};
+pub(crate) use xfcc::{may_confirm, XfccLegs};
 
 use crate::record::FlowReport;
 
@@ -32,22 +31,22 @@ pub fn annotate(f: &mut FlowReport, cert_warn_secs: i64) {
 /// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
 /// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
 /// the kubelet from the node, and 15090 (Envoy's Prometheus metrics, scraped in plaintext).
-pub const DEFAULT_EXEMPT_PORTS: [u16; 3] = [15020, 15021, 15090];
+pub(crate) const DEFAULT_EXEMPT_PORTS: [u16; 3] = [15020, 15021, 15090];
 
 /// Settings of the mesh checks.
 #[derive(Clone, Debug)]
-pub struct MeshConfig {
+pub(crate) struct MeshConfig {
     /// Warn about certificates that expire within this many seconds of the capture (0: only
     /// expired / not yet valid ones).
-    pub cert_warn_secs: i64,
+    pub(crate) cert_warn_secs: i64,
     /// `--expect mtls`: every checked flow must be mutual TLS.
-    pub expect_mtls: bool,
+    pub(crate) expect_mtls: bool,
     /// `--fail-on-plaintext`: no checked flow may carry plaintext HTTP.
-    pub fail_on_plaintext: bool,
+    pub(crate) fail_on_plaintext: bool,
     /// Server ports never checked.
-    pub exempt_ports: Vec<u16>,
+    pub(crate) exempt_ports: Vec<u16>,
     /// Also check loopback legs (Envoy ↔ app), plaintext by design.
-    pub check_loopback: bool,
+    pub(crate) check_loopback: bool,
 }
 
 impl Default for MeshConfig {

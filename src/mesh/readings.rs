@@ -16,7 +16,7 @@ const MAX_SERVERS: usize = 10_000;
 
 /// What one flow counts as, for the per-server verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowClass {
+pub(crate) enum FlowClass {
     /// TLS with a client certificate (`yes` or `likely`).
     Mtls,
     /// TLS without one (`no` or `unlikely`).
@@ -36,7 +36,7 @@ pub enum FlowClass {
 }
 
 /// Classifies a finished flow.
-pub fn classify(f: &FlowReport) -> FlowClass {
+pub(crate) fn classify(f: &FlowReport) -> FlowClass {
     if f.flags.contains(Flag::HandshakeFailed) || f.flags.contains(Flag::HandshakeRefused) {
         return FlowClass::TlsFailed;
     }
@@ -65,43 +65,43 @@ pub fn classify(f: &FlowReport) -> FlowClass {
 
 /// Counts and reading of one server (ip:port) or one Istio service (from the SNI).
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct ServerVerdict {
+pub(crate) struct ServerVerdict {
     /// `ip:port` (servers) or the Istio service, `reviews.default:9080` (services).
-    pub name: String,
+    pub(crate) name: String,
     /// The Istio service named by the first Istio SNI sent to this server.
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// Leg of the first flow.
-    pub leg: Leg,
+    pub(crate) leg: Leg,
     /// Flows counted (pod-network flows and legs).
-    pub flows: u64,
+    pub(crate) flows: u64,
     /// TLS with a client certificate (yes or likely).
-    pub mtls: u64,
+    pub(crate) mtls: u64,
     /// ... of which inferred from TLS 1.3 record sizes and not confirmed (likely).
-    pub mtls_inferred: u64,
+    pub(crate) mtls_inferred: u64,
     /// TLS without a client certificate (no or unlikely).
-    pub tls_no_client_cert: u64,
+    pub(crate) tls_no_client_cert: u64,
     /// TLS whose client authentication was not seen (unknown).
-    pub tls_unverified: u64,
+    pub(crate) tls_unverified: u64,
     /// TLS handshakes refused by the server or ended by a fatal alert.
-    pub tls_failed: u64,
+    pub(crate) tls_failed: u64,
     /// The first such failure, e.g. `unknown_ca alert from the server`.
-    pub tls_failure: Option<String>,
+    pub(crate) tls_failure: Option<String>,
     /// Plaintext HTTP / h2c.
-    pub plaintext: u64,
+    pub(crate) plaintext: u64,
     /// Plaintext HTTP requests reset by the server without an answer.
-    pub plaintext_refused: u64,
+    pub(crate) plaintext_refused: u64,
     /// Plaintext flows (answered or refused) whose requests carried Envoy's `x-envoy-*` headers:
     /// sent by a client sidecar that does not originate mTLS.
-    pub plaintext_from_sidecar: u64,
+    pub(crate) plaintext_from_sidecar: u64,
     /// Neither TLS nor HTTP.
-    pub other: u64,
+    pub(crate) other: u64,
     /// Connections without payload.
-    pub no_data: u64,
+    pub(crate) no_data: u64,
     /// Loopback legs inside the pod to this address (Envoy -> app from 127.0.0.6, app ->
     /// Envoy...): plaintext by design, never counted in the columns above.
-    pub legs: u64,
+    pub(crate) legs: u64,
     /// One line for a person.
-    pub reading: String,
+    pub(crate) reading: String,
 }
 
 impl ServerVerdict {
@@ -197,7 +197,7 @@ impl ServerVerdict {
 
 /// Per-server and per-service verdicts and expectation results, built flow by flow.
 #[derive(Clone, Debug, Default)]
-pub struct MeshBook {
+pub(crate) struct MeshBook {
     /// Keyed by address: formatting `ip:port` for every flow was most of counting it.
     servers: KeyedMap<std::net::SocketAddr, ServerVerdict>,
     services: KeyedMap<String, ServerVerdict>,
@@ -226,7 +226,7 @@ pub(super) fn failure_text(f: &FlowReport) -> String {
 
 impl MeshBook {
     /// Counts one finished flow.
-    pub fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
+    pub(crate) fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
         let class = classify(f);
         let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && f.from_sidecar;
         let leg = f.istio.as_ref().map_or_else(
@@ -281,7 +281,7 @@ impl MeshBook {
     }
 
     /// The verdict lists (most flows first) and the expectation results.
-    pub fn finish(
+    pub(crate) fn finish(
         self,
         cfg: &MeshConfig,
     ) -> (Vec<ServerVerdict>, Vec<ServerVerdict>, u64, Option<Expectations>) {

@@ -24,13 +24,13 @@ struct XfccSeen {
 /// to the app's port (the port the client dialled), over loopback, with an XFCC header whose
 /// `URI=` is the client certificate's SPIFFE ID: proof the downstream connection was mTLS.
 #[derive(Default)]
-pub struct XfccLegs {
+pub(crate) struct XfccLegs {
     seen: VecDeque<XfccSeen>,
 }
 
 impl XfccLegs {
     /// Records an XFCC client identity seen at `ts` on a loopback leg to `port`.
-    pub fn record(&mut self, port: u16, ts: f64, uri: &str, by: Option<&str>) {
+    pub(crate) fn record(&mut self, port: u16, ts: f64, uri: &str, by: Option<&str>) {
         let same = |e: &&mut XfccSeen| e.port == port && e.uri == uri && e.by.as_deref() == by;
         if let Some(e) = self.seen.iter_mut().rev().take(8).find(same) {
             e.first = e.first.min(ts);
@@ -51,7 +51,7 @@ impl XfccLegs {
 
     /// Upgrades a pod-network TLS flow with verdict `likely` to `yes` when an XFCC identity was
     /// seen on a loopback leg to its server port while it was open (`first`..`last`, seconds).
-    pub fn confirm(&self, f: &mut FlowReport, server_port: u16, first: f64, last: f64) {
+    pub(crate) fn confirm(&self, f: &mut FlowReport, server_port: u16, first: f64, last: f64) {
         if !may_confirm(f) {
             return;
         }
@@ -88,7 +88,7 @@ impl XfccLegs {
 
 /// Whether [`XfccLegs::confirm`] may change this report: a pod-network TLS flow whose verdict
 /// is `likely`.
-pub fn may_confirm(f: &FlowReport) -> bool {
+pub(crate) fn may_confirm(f: &FlowReport) -> bool {
     f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely)
         && f.istio.as_ref().is_none_or(|i| i.leg == Leg::PodNetwork)
 }

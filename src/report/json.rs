@@ -36,14 +36,14 @@ pub fn write_flow(out: &mut dyn Write, f: &FlowReport) -> io::Result<()> {
 }
 
 /// Appends one flow as a JSON line (with its newline) to `line`.
-pub fn render_flow(line: &mut Vec<u8>, f: &FlowReport) {
+pub(crate) fn render_flow(line: &mut Vec<u8>, f: &FlowReport) {
     let mut j = Json { b: line, comma: false };
     flow(&mut j, f);
     j.b.push(b'\n');
 }
 
 /// Writes the summary as the last JSON line.
-pub fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+pub(crate) fn write_summary(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     serde_json::to_writer(&mut *out, s)?;
     out.write_all(b"\n")
 }

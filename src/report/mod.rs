@@ -4,7 +4,7 @@
 //! [`crate::mesh`]). The only stage that writes to stdout; the schema is docs/json.md.
 
 pub mod json;
-pub mod progress;
+pub(crate) mod progress;
 pub mod schema;
 pub mod table;
 
@@ -17,51 +17,51 @@ use std::collections::BTreeMap;
 
 /// Totals over the run (the `summary` object of docs/json.md).
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The JSON `type`: always "summary".
     #[serde(rename = "type")]
-    pub kind: SummaryType,
+    pub(crate) kind: SummaryType,
     /// Capture files read.
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
     /// Packets read.
-    pub packets: u64,
+    pub(crate) packets: u64,
     /// Captured bytes read.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// TCP flows reported.
-    pub flows: u64,
+    pub(crate) flows: u64,
     /// Flows per protocol (in the order of the text: [`Protocol`]'s order).
-    pub by_protocol: BTreeMap<Protocol, u64>,
+    pub(crate) by_protocol: BTreeMap<Protocol, u64>,
     /// TLS flows per mTLS verdict (in the order of the text: [`MtlsVerdict`]'s order).
-    pub by_mtls: BTreeMap<MtlsVerdict, u64>,
+    pub(crate) by_mtls: BTreeMap<MtlsVerdict, u64>,
     /// Packets that were not TCP, by kind.
-    pub non_tcp: BTreeMap<&'static str, u64>,
+    pub(crate) non_tcp: BTreeMap<&'static str, u64>,
     /// Link types skipped, by name.
-    pub skipped_link_types: BTreeMap<String, u64>,
+    pub(crate) skipped_link_types: BTreeMap<String, u64>,
     /// IPv4 datagrams reassembled from fragments / dropped incomplete.
-    pub ip_fragments: FragmentCounts,
+    pub(crate) ip_fragments: FragmentCounts,
     /// Flows evicted because the flow table was full.
-    pub evicted_flows: u64,
+    pub(crate) evicted_flows: u64,
     /// Packets of already reported (closed) flows that arrived late and were dropped.
-    pub late_packets: u64,
+    pub(crate) late_packets: u64,
     /// libpcap's counters of a live capture, null for files.
-    pub capture_stats: Option<CaptureStats>,
+    pub(crate) capture_stats: Option<CaptureStats>,
     /// Flows with a certificate expired, not yet valid, or expiring within `--cert-warn`.
-    pub cert_warnings: u64,
+    pub(crate) cert_warnings: u64,
     /// Per server (`ip:port`): counts per kind of flow and a one-line reading, most flows first.
-    pub servers: Vec<mesh::ServerVerdict>,
+    pub(crate) servers: Vec<mesh::ServerVerdict>,
     /// The same per Istio service named by the SNI (`reviews.default:9080`).
-    pub services: Vec<mesh::ServerVerdict>,
+    pub(crate) services: Vec<mesh::ServerVerdict>,
     /// Servers beyond the first 10,000 (counted in the totals, not listed).
-    pub servers_not_listed: u64,
+    pub(crate) servers_not_listed: u64,
     /// Results of `--expect mtls` / `--fail-on-plaintext`; null when neither was given.
-    pub expectations: Option<mesh::Expectations>,
+    pub(crate) expectations: Option<mesh::Expectations>,
     /// Errors that stopped reading a file (partial results are still reported).
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 /// The `type` of the summary line, written `summary` (a flow line's is written `flow`).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SummaryType;
+pub(crate) struct SummaryType;
 
 impl Serialize for SummaryType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -71,28 +71,28 @@ impl Serialize for SummaryType {
 
 /// libpcap's counters at the end of a live capture.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct CaptureStats {
+pub(crate) struct CaptureStats {
     /// Packets received by the filter.
-    pub received: u64,
+    pub(crate) received: u64,
     /// Packets dropped by the kernel (buffer full: raise `-B`).
-    pub dropped: u64,
+    pub(crate) dropped: u64,
     /// Packets dropped by the interface or driver.
-    pub if_dropped: u64,
+    pub(crate) if_dropped: u64,
 }
 
 /// IPv4 reassembly counters.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct FragmentCounts {
+pub(crate) struct FragmentCounts {
     /// Datagrams completed.
-    pub reassembled: u64,
+    pub(crate) reassembled: u64,
     /// Datagrams dropped (timeout, limits, never completed).
-    pub dropped: u64,
+    pub(crate) dropped: u64,
 }
 
 impl Summary {
     /// Counts one reported flow in the totals (the mesh stage counts it per server:
     /// [`mesh::MeshBook`]).
-    pub fn count_flow(&mut self, f: &FlowReport) {
+    pub(crate) fn count_flow(&mut self, f: &FlowReport) {
         self.flows += 1;
         if f.flags.any_cert() {
             self.cert_warnings += 1;

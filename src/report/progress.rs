@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A bar over `total` bytes, or a spinner when the size is unknown (standard input).
-pub fn bar(total: Option<u64>) -> ProgressBar {
+pub(crate) fn bar(total: Option<u64>) -> ProgressBar {
     let pb = match total {
         Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),

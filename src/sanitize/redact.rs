@@ -6,7 +6,7 @@
 /// Is a header's value a credential (redacted by default)? `Authorization`,
 /// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, and any name containing `token`, `secret`,
 /// `password`, `passwd`, `api-key`, `api_key`, `apikey` or `session` (case-insensitive).
-pub fn is_secret_header(name: &[u8]) -> bool {
+pub(crate) fn is_secret_header(name: &[u8]) -> bool {
     // First, whether the name has all the letters of one of the names or parts: most names
     // (host, content-type, x-request-id, ...) lack one of each and are done after one table
     // lookup per byte.
@@ -79,7 +79,7 @@ static SECRET_LETTERS: [u32; 8] = {
 /// `bytes` with the value of every `Name: value` line whose name is a credential header
 /// replaced by `<redacted>`: for previews of unrecognised streams (a non-HTTP method, a cut
 /// head) that may still carry `Authorization:` or `Cookie:` lines.
-pub fn redact_lines(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn redact_lines(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         let colon = line.iter().position(|&b| b == b':');
@@ -100,7 +100,7 @@ pub fn redact_lines(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// What a credential header's value of `len` bytes is stored as: `<redacted 19 bytes>`.
-pub fn placeholder(len: usize) -> String {
+pub(crate) fn placeholder(len: usize) -> String {
     format!("<redacted {len} bytes>")
 }
 

@@ -7,13 +7,13 @@
 use crate::sanitize::Headers;
 
 /// [`Headers::marks`] bit: the message has an `x-envoy-*` field (Envoy sent it).
-pub const MARK_ENVOY: u8 = 1;
+pub(crate) const MARK_ENVOY: u8 = 1;
 /// [`Headers::marks`] bit: the message has a field Istio's report reads
 /// (`x-envoy-peer-metadata`, `x-envoy-peer-metadata-id`, `x-forwarded-client-cert`).
-pub const MARK_ISTIO: u8 = 2;
+pub(crate) const MARK_ISTIO: u8 = 2;
 
 /// The [`Headers::marks`] bits of a field named `name`.
-pub fn header_marks(name: &[u8]) -> u8 {
+pub(crate) fn header_marks(name: &[u8]) -> u8 {
     if name.len() < 8 || !name[..2].eq_ignore_ascii_case(b"x-") {
         return 0;
     }

@@ -37,10 +37,9 @@ mod probe;
 #[cfg(test)]
 mod testutil;
 
-pub use crate::sanitize::redact::{is_secret_header, redact_lines};
-pub use headers::{header_marks, MARK_ENVOY, MARK_ISTIO};
+pub(crate) use headers::{header_marks, MARK_ENVOY, MARK_ISTIO};
 pub(crate) use probe::probe_loose_request;
-pub use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, resync_offset};
+pub(crate) use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, resync_offset};
 
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::Side;
@@ -48,7 +47,7 @@ use chunked::Chunked;
 use std::collections::VecDeque;
 
 /// Headers parsed per message; more are dropped with a warning.
-pub const MAX_HEADERS: usize = 128;
+pub(crate) const MAX_HEADERS: usize = 128;
 /// Requests remembered while waiting for their responses (for HEAD/CONNECT/upgrade framing).
 const MAX_PENDING: usize = 256;
 /// Warnings kept per session (later ones are dropped, even after [`HttpSession::take_warnings`]).
@@ -65,7 +64,7 @@ const MAX_PROBE_LINE: usize = 8192;
 const LONG_TARGET_LINE: usize = 2048;
 /// Bytes a resynchronising side keeps of a line start cut by the end of a chunk: more than a
 /// known method, a space and a target byte, or `HTTP/1.1 200`, which decide the resync probe.
-pub const RESYNC_CARRY: usize = 16;
+pub(crate) const RESYNC_CARRY: usize = 16;
 /// Longest `Upgrade` token copied into the report.
 const MAX_UPGRADE_TOKEN: usize = 64;
 
@@ -114,55 +113,55 @@ pub enum HttpFeed {
 #[derive(Clone, Debug)]
 pub struct HttpRequest {
     /// Method token.
-    pub method: WireBytes,
+    pub(crate) method: WireBytes,
     /// Request target as sent (origin, absolute, authority or asterisk form).
-    pub path: WireBytes,
+    pub(crate) path: WireBytes,
     /// `HTTP/1.1`, `HTTP/1.0`, or null for an HTTP/0.9-style line (or an unreadable version).
-    pub version: Option<&'static str>,
+    pub(crate) version: Option<&'static str>,
     /// Value of the first Host header.
-    pub host: Option<WireBytes>,
+    pub(crate) host: Option<WireBytes>,
     /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 the
     /// pseudo-headers come first, as sent.
-    pub headers: Headers,
+    pub(crate) headers: Headers,
     /// HTTP/2 stream id (null for HTTP/1, except the `Upgrade: h2c` request: stream 1).
-    pub stream: Option<u32>,
+    pub(crate) stream: Option<u32>,
     /// The HTTP/2 stream's other facts (None for HTTP/1); boxed, so that HTTP/1 messages stay
     /// as small as they were.
-    pub h2: Option<Box<H2Request>>,
+    pub(crate) h2: Option<Box<H2Request>>,
 }
 
 /// HTTP/2 facts of a request's stream.
 #[derive(Clone, Debug, Default)]
-pub struct H2Request {
+pub(crate) struct H2Request {
     /// Request trailers.
-    pub trailers: Headers,
+    pub(crate) trailers: Headers,
     /// Fields of the request's blocks that named a dynamic table entry added before the
     /// capture started.
-    pub unknown_fields: u32,
+    pub(crate) unknown_fields: u32,
     /// gRPC facts, when the request or its response is `application/grpc*`.
-    pub grpc: Option<h2::session::GrpcCall>,
+    pub(crate) grpc: Option<h2::session::GrpcCall>,
     /// DATA bytes of the stream per role.
-    pub data: h2::session::ByRole,
+    pub(crate) data: h2::session::ByRole,
 }
 
 impl HttpRequest {
     /// HTTP/2 request trailers (None for HTTP/1).
-    pub fn trailers(&self) -> Option<&Headers> {
+    pub(crate) fn trailers(&self) -> Option<&Headers> {
         self.h2.as_ref().map(|h| &h.trailers)
     }
 
     /// HTTP/2 fields that could not be known (0 for HTTP/1).
-    pub fn unknown_fields(&self) -> u32 {
+    pub(crate) fn unknown_fields(&self) -> u32 {
         self.h2.as_ref().map_or(0, |h| h.unknown_fields)
     }
 
     /// gRPC facts.
-    pub fn grpc(&self) -> Option<&h2::session::GrpcCall> {
+    pub(crate) fn grpc(&self) -> Option<&h2::session::GrpcCall> {
         self.h2.as_ref().and_then(|h| h.grpc.as_ref())
     }
 
     /// HTTP/2 DATA bytes per role (None for HTTP/1).
-    pub fn data(&self) -> Option<&h2::session::ByRole> {
+    pub(crate) fn data(&self) -> Option<&h2::session::ByRole> {
         self.h2.as_ref().map(|h| &h.data)
     }
 }
@@ -171,38 +170,38 @@ impl HttpRequest {
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
     /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2`.
-    pub version: Option<&'static str>,
+    pub(crate) version: Option<&'static str>,
     /// Status code (HTTP/2: 0 when `:status` could not be known).
-    pub status: u16,
+    pub(crate) status: u16,
     /// Reason phrase (empty for HTTP/2, which has none).
-    pub reason: WireBytes,
+    pub(crate) reason: WireBytes,
     /// Every header as `[name, value]`, in order (secrets redacted); for HTTP/2 `:status`
     /// first, as sent.
-    pub headers: Headers,
+    pub(crate) headers: Headers,
     /// HTTP/2 stream id (null for HTTP/1, except the `101` to `Upgrade: h2c`: stream 1).
-    pub stream: Option<u32>,
+    pub(crate) stream: Option<u32>,
     /// The HTTP/2 response's other facts (None for HTTP/1), boxed as for requests.
-    pub h2: Option<Box<H2Response>>,
+    pub(crate) h2: Option<Box<H2Response>>,
 }
 
 /// HTTP/2 facts of a response.
 #[derive(Clone, Debug, Default)]
-pub struct H2Response {
+pub(crate) struct H2Response {
     /// Trailers of a final response.
-    pub trailers: Headers,
+    pub(crate) trailers: Headers,
     /// Fields of the response's blocks (headers and trailers) that named a dynamic table entry
     /// added before the capture started.
-    pub unknown_fields: u32,
+    pub(crate) unknown_fields: u32,
 }
 
 impl HttpResponse {
     /// HTTP/2 trailers (None for HTTP/1).
-    pub fn trailers(&self) -> Option<&Headers> {
+    pub(crate) fn trailers(&self) -> Option<&Headers> {
         self.h2.as_ref().map(|h| &h.trailers)
     }
 
     /// HTTP/2 fields that could not be known (0 for HTTP/1).
-    pub fn unknown_fields(&self) -> u32 {
+    pub(crate) fn unknown_fields(&self) -> u32 {
         self.h2.as_ref().map_or(0, |h| h.unknown_fields)
     }
 }
@@ -211,18 +210,18 @@ impl HttpResponse {
 #[derive(Clone, Debug, Default)]
 pub struct HttpReport {
     /// Version of the first message that had one, e.g. "HTTP/1.1".
-    pub version: Option<&'static str>,
+    pub(crate) version: Option<&'static str>,
     /// Requests, in order (at most `max_messages`).
     pub requests: Vec<HttpRequest>,
     /// Responses, in order, interim 1xx included (at most `max_messages`).
     pub responses: Vec<HttpResponse>,
     /// All requests seen.
-    pub requests_total: u64,
+    pub(crate) requests_total: u64,
     /// All responses seen.
-    pub responses_total: u64,
+    pub(crate) responses_total: u64,
     /// `tunnel`, `h2c`, `websocket` or another upgrade token (lowercase), when the stream
     /// switched.
-    pub upgrade: Option<String>,
+    pub(crate) upgrade: Option<String>,
     /// HTTP/2 connection facts (h2c flows only).
     pub http2: Option<Box<h2::session::Http2Report>>,
 }
@@ -515,7 +514,7 @@ impl HttpSession {
 
     /// The same facts, moved out of a session that is over (no copy of the recorded heads),
     /// with the warnings not yet taken (a head cut short by the end of the capture adds one).
-    pub fn into_report(mut self) -> (HttpReport, Vec<String>) {
+    pub(crate) fn into_report(mut self) -> (HttpReport, Vec<String>) {
         for s in [Side::A, Side::B] {
             self.record_partial(s);
         }

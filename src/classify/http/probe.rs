@@ -117,7 +117,7 @@ pub(super) fn classify_start(role: Option<Role>, b: &[u8]) -> Start {
 
 /// Offset of the first line start (after `\n`) in `data` that begins a request or status line
 /// (HTTP found in a stream that did not start with it).
-pub fn resync_offset(data: &[u8]) -> Option<usize> {
+pub(crate) fn resync_offset(data: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = memchr::memchr(b'\n', data.get(i..)?) {
         let start = i + p + 1;
@@ -177,7 +177,7 @@ fn is_target_start(t: u8) -> bool {
 /// them with [`probe_loose_request`]. The line is decided once it ends;
 /// a known method with an origin-form or absolute target whose line runs past
 /// [`LONG_TARGET_LINE`] bytes (a long URL) is taken without waiting for the version.
-pub fn probe_request(data: &[u8]) -> Probe {
+pub(crate) fn probe_request(data: &[u8]) -> Probe {
     let n = match method_token(data) {
         Ok(n) => n,
         Err(p) => return p,
@@ -217,7 +217,7 @@ pub fn probe_request(data: &[u8]) -> Probe {
 
 /// Does `data`, a server's first bytes, look like an HTTP/0.9 answer (an HTML document with
 /// no status line)?
-pub fn is_http09_body(data: &[u8]) -> bool {
+pub(crate) fn is_http09_body(data: &[u8]) -> bool {
     let t = data.trim_ascii_start();
     t.len() >= 5 && (t[..5].eq_ignore_ascii_case(b"<!doc") || t[..5].eq_ignore_ascii_case(b"<html"))
 }
@@ -307,7 +307,7 @@ fn probe_resync(data: &[u8]) -> Probe {
 }
 
 /// Does `data` start with an HTTP/1 status line (`HTTP/1.x NNN`)?
-pub fn probe_response(data: &[u8]) -> Probe {
+pub(crate) fn probe_response(data: &[u8]) -> Probe {
     const PREFIX: &[u8] = b"HTTP/1.";
     let n = data.len().min(PREFIX.len());
     if data[..n] != PREFIX[..n] {
@@ -332,7 +332,7 @@ pub fn probe_response(data: &[u8]) -> Probe {
 }
 
 /// Does `data` start with the HTTP/2 connection preface (RFC 9113 §3.4)?
-pub fn is_h2_preface(data: &[u8]) -> Probe {
+pub(crate) fn is_h2_preface(data: &[u8]) -> Probe {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let n = data.len().min(PREFACE.len());
     if data[..n] != PREFACE[..n] {

@@ -39,11 +39,11 @@ mod testutil;
 mod verdict;
 
 use names::{alert_description, is_tls13, ALERT_FATAL, ALERT_WARNING, VERSION_TLS12};
-pub use names::{cipher_name, version_name};
-pub use records::{find_client_hello, is_record_header, probe, resync, Resync};
+pub(crate) use names::{cipher_name, version_name};
+pub(crate) use records::{find_client_hello, is_record_header, probe, resync, Resync};
 
 /// Largest TLS record body accepted (2^14 + 2048, RFC 5246 §6.2.3).
-pub const MAX_RECORD: usize = 16384 + 2048;
+pub(crate) const MAX_RECORD: usize = 16384 + 2048;
 /// Warnings kept per flow.
 const MAX_WARNINGS: usize = 16;
 /// Certificates kept per chain.
@@ -69,13 +69,13 @@ pub struct TlsLimits {
 
 /// A cleartext alert.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsAlert {
+pub(crate) struct TlsAlert {
     /// Who sent it.
-    pub from: Role,
+    pub(crate) from: Role,
     /// Its level.
-    pub level: AlertLevel,
+    pub(crate) level: AlertLevel,
     /// Name (`handshake_failure`) or the number.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 crate::wire::text_enum! {
@@ -83,7 +83,7 @@ crate::wire::text_enum! {
     /// inferred from TLS 1.3 record sizes (`likely`, `unlikely`), or not known. In the order of
     /// the text: the summary's `by_mtls` is keyed by it.
     #[derive(Default)]
-    pub enum MtlsVerdict {
+    pub(crate) enum MtlsVerdict {
         /// TLS 1.3: the client's first flight is large enough to carry a certificate.
         Likely => "likely",
         /// Seen: no certificate (none requested, or an empty Certificate).
@@ -98,16 +98,9 @@ crate::wire::text_enum! {
     }
 }
 
-impl MtlsVerdict {
-    /// A client certificate was sent (`yes` or `likely`).
-    pub fn with_client_cert(self) -> bool {
-        matches!(self, MtlsVerdict::Yes | MtlsVerdict::Likely)
-    }
-}
-
 crate::wire::text_enum! {
     /// How a session was resumed (the JSON `resumption`).
-    pub enum Resumption {
+    pub(crate) enum Resumption {
         /// TLS ≤ 1.2, by the session id echoed.
         SessionId => "session_id",
         /// TLS ≤ 1.2, by a session ticket (RFC 5077).
@@ -119,7 +112,7 @@ crate::wire::text_enum! {
 
 /// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Confirmation {
+pub(crate) enum Confirmation {
     /// `x-forwarded-client-cert` headers on the Envoy → app leg(s) to `port` while the
     /// connection was open, naming these client identities (`URI=`), in order, at least one.
     Xfcc {
@@ -132,7 +125,7 @@ pub enum Confirmation {
 
 impl Confirmation {
     /// The words appended to the verdict's reason: `; confirmed: ...`.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Confirmation::Xfcc { port, clients } => match clients.as_slice() {
                 [uri] => format!(
@@ -149,7 +142,7 @@ impl Confirmation {
 
 /// The level of an alert (the JSON `level`: `warning`, `fatal`, or another number as text).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertLevel {
+pub(crate) enum AlertLevel {
     /// 1.
     Warning,
     /// 2.
@@ -160,7 +153,7 @@ pub enum AlertLevel {
 
 impl AlertLevel {
     /// The text written in the JSON and the table.
-    pub fn as_text(self) -> Cow<'static, str> {
+    pub(crate) fn as_text(self) -> Cow<'static, str> {
         match self {
             AlertLevel::Warning => "warning".into(),
             AlertLevel::Fatal => "fatal".into(),
@@ -171,7 +164,7 @@ impl AlertLevel {
 
 /// How a server refused a handshake: it answered the ClientHello without a ServerHello.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// With a fatal alert (its description, `handshake_failure`).
     Alert(String),
     /// With a TCP reset, before sending any byte.
@@ -180,7 +173,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The mTLS reason: `refused by the server: handshake_failure alert (no ServerHello)`.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Refusal::Alert(d) => format!("refused by the server: {d} alert (no ServerHello)"),
             Refusal::Reset => {
@@ -192,12 +185,12 @@ impl Refusal {
 
 impl TlsAlert {
     /// A fatal alert (the handshake or session failed); warnings and `close_notify` are not.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         self.level == AlertLevel::Fatal
     }
 
     /// What an operator should read into a fatal alert, when it is a common one.
-    pub fn meaning(&self) -> Option<&'static str> {
+    pub(crate) fn meaning(&self) -> Option<&'static str> {
         let client = self.from == Role::Client;
         Some(match self.description.as_str() {
             "certificate_expired"
@@ -234,60 +227,60 @@ impl TlsAlert {
 #[derive(Clone, Debug, Default)]
 pub struct TlsReport {
     /// Negotiated version, e.g. "TLS 1.3".
-    pub version: Option<Cow<'static, str>>,
+    pub(crate) version: Option<Cow<'static, str>>,
     /// legacy_version of the first ClientHello.
-    pub legacy_version: Option<Cow<'static, str>>,
+    pub(crate) legacy_version: Option<Cow<'static, str>>,
     /// supported_versions of the first ClientHello (GREASE skipped), or its legacy_version.
-    pub versions_offered: Vec<Cow<'static, str>>,
+    pub(crate) versions_offered: Vec<Cow<'static, str>>,
     /// SNI host name of the first ClientHello.
-    pub sni: Option<WireBytes>,
+    pub(crate) sni: Option<WireBytes>,
     /// ALPN protocols offered in the first ClientHello, in order.
-    pub alpn_offered: Vec<WireBytes>,
+    pub(crate) alpn_offered: Vec<WireBytes>,
     /// ALPN protocol selected by the ServerHello (TLS ≤ 1.2 only).
-    pub alpn_selected: Option<WireBytes>,
+    pub(crate) alpn_selected: Option<WireBytes>,
     /// Cipher suite name.
-    pub cipher: Option<Cow<'static, str>>,
+    pub(crate) cipher: Option<Cow<'static, str>>,
     /// The server sent a HelloRetryRequest.
-    pub hello_retry_request: bool,
+    pub(crate) hello_retry_request: bool,
     /// How the session was resumed.
-    pub resumption: Option<Resumption>,
+    pub(crate) resumption: Option<Resumption>,
     /// Cleartext alerts.
-    pub alerts: Vec<TlsAlert>,
+    pub(crate) alerts: Vec<TlsAlert>,
     /// Server certificate chain, in the order sent.
-    pub server_certs: Vec<CertInfo>,
+    pub(crate) server_certs: Vec<CertInfo>,
     /// Client certificate chain, in the order sent.
-    pub client_certs: Vec<CertInfo>,
+    pub(crate) client_certs: Vec<CertInfo>,
     /// The server sent a CertificateRequest.
-    pub client_cert_requested: bool,
+    pub(crate) client_cert_requested: bool,
     /// The client answered with an empty Certificate.
-    pub client_cert_empty: bool,
+    pub(crate) client_cert_empty: bool,
     /// mTLS verdict.
-    pub mtls: MtlsVerdict,
+    pub(crate) mtls: MtlsVerdict,
     /// Evidence for the verdict, in words.
-    pub mtls_reason: String,
+    pub(crate) mtls_reason: String,
     /// What upgraded a `likely` verdict to `yes` after the handshake (also said at the end of
     /// `mtls_reason`): set by the mesh stage.
-    pub confirmed_by: Option<Confirmation>,
+    pub(crate) confirmed_by: Option<Confirmation>,
     /// TLS 1.3: lengths of the client's first encrypted (application_data) records after its
     /// ClientHello, at most 4; the first one holds its handshake flight.
-    pub client_encrypted_records: Vec<u16>,
+    pub(crate) client_encrypted_records: Vec<u16>,
     /// The first ClientHello used the SSLv2 record format.
-    pub sslv2_client_hello: bool,
+    pub(crate) sslv2_client_hello: bool,
     /// The server refused the handshake (fatal alert or reset before its ServerHello); also in
     /// `mtls_reason` and the flag `handshake_refused`.
-    pub refused: Option<Refusal>,
+    pub(crate) refused: Option<Refusal>,
     /// A ClientHello was seen and the server answered nothing of the handshake (no hello, no
     /// certificate): a reset then refuses it ([`TlsReport::refuse`]).
-    pub awaiting_server: bool,
+    pub(crate) awaiting_server: bool,
     /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
     /// well-formed TLS ClientHello (SSLv2-format hellos have none).
-    pub ja4: Option<std::sync::Arc<str>>,
+    pub(crate) ja4: Option<std::sync::Arc<str>>,
     /// JA4 raw form (the lists before hashing).
-    pub ja4_r: Option<std::sync::Arc<str>>,
+    pub(crate) ja4_r: Option<std::sync::Arc<str>>,
     /// JA3 (MD5 of `ja3_full`).
-    pub ja3: Option<std::sync::Arc<str>>,
+    pub(crate) ja3: Option<std::sync::Arc<str>>,
     /// JA3 string before hashing.
-    pub ja3_full: Option<std::sync::Arc<str>>,
+    pub(crate) ja3_full: Option<std::sync::Arc<str>>,
 }
 
 impl TlsReport {
@@ -298,14 +291,14 @@ impl TlsReport {
 
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
     /// says why.
-    pub fn refuse(&mut self, r: Refusal) {
+    pub(crate) fn refuse(&mut self, r: Refusal) {
         self.mtls = MtlsVerdict::Unknown;
         self.mtls_reason = r.reason();
         self.refused = Some(r);
     }
 
     /// The first fatal alert.
-    pub fn fatal_alert(&self) -> Option<&TlsAlert> {
+    pub(crate) fn fatal_alert(&self) -> Option<&TlsAlert> {
         self.alerts.iter().find(|a| a.is_fatal())
     }
 }
@@ -612,7 +605,7 @@ impl TlsSession {
     }
 
     /// The same facts, with the certificates and names moved out of a session that is over.
-    pub fn into_report(mut self, client: Side) -> TlsReport {
+    pub(crate) fn into_report(mut self, client: Side) -> TlsReport {
         let (mut r, client) = self.partial_report(client);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);

@@ -84,7 +84,7 @@ pub(super) const TLS_AES_256_GCM_SHA384: u16 = 0x1302;
 pub(super) const TLS_AES_128_CCM_8_SHA256: u16 = 0x1305;
 
 /// Name of a protocol version number.
-pub fn version_name(v: u16) -> Cow<'static, str> {
+pub(crate) fn version_name(v: u16) -> Cow<'static, str> {
     match v {
         0x0002 => "SSL 2.0".into(),
         0x0300 => "SSL 3.0".into(),
@@ -102,7 +102,7 @@ pub(super) fn is_tls13(v: u16) -> bool {
 }
 
 /// IANA name of a cipher suite, or `0xHHHH`.
-pub fn cipher_name(id: u16) -> Cow<'static, str> {
+pub(crate) fn cipher_name(id: u16) -> Cow<'static, str> {
     match tls_parser::TlsCipherSuite::from_id(id) {
         Some(c) => c.name.into(),
         None => format!("0x{id:04x}").into(),

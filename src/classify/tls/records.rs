@@ -69,7 +69,7 @@ fn sslv2_hello(b: &[u8]) -> Probe {
 }
 
 /// Does `data` start like a TLS stream?
-pub fn probe(data: &[u8]) -> Probe {
+pub(crate) fn probe(data: &[u8]) -> Probe {
     let Some(&first) = data.first() else { return Probe::NeedMore };
     if first & 0x80 != 0 {
         return sslv2_hello(data);
@@ -169,7 +169,7 @@ fn scan_at(data: &[u8], i: usize) -> Option<Scan> {
 
 /// TLS found inside bytes of unknown protocol (see [`resync`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resync {
+pub(crate) enum Resync {
     /// Two chained record headers, the first at this offset.
     At(usize),
     /// A plausible header whose successor should start this many bytes after the end of the
@@ -181,7 +181,7 @@ pub enum Resync {
 /// protocol): one valid header followed by another, or one whose successor lies beyond `data`.
 /// One linear pass over `data`. A single header is weak evidence (five bytes of random data
 /// pass one time in a few million), hence [`Resync::Expect`].
-pub fn resync(data: &[u8]) -> Option<Resync> {
+pub(crate) fn resync(data: &[u8]) -> Option<Resync> {
     match scan_records(data) {
         Scan::Found(o) => Some(Resync::At(o)),
         Scan::Wait { need, .. } if need - 5 >= data.len() => Some(Resync::Expect(need - 5 - data.len())),
@@ -190,12 +190,12 @@ pub fn resync(data: &[u8]) -> Option<Resync> {
 }
 
 /// Does `b` start with a plausible record header?
-pub fn is_record_header(b: &[u8]) -> bool {
+pub(crate) fn is_record_header(b: &[u8]) -> bool {
     stream_header(b).is_some()
 }
 
 /// Offset of a TLS ClientHello record header in `data` (STARTTLS and tunnels).
-pub fn find_client_hello(data: &[u8]) -> Option<usize> {
+pub(crate) fn find_client_hello(data: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = memchr::memchr(CONTENT_HANDSHAKE, data.get(i..)?) {
         let at = i + p;

@@ -30,7 +30,7 @@ use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 mod summary;
-pub use summary::{write_expectations, write_summary};
+pub(crate) use summary::{write_expectations, write_summary};
 
 const COLUMNS: [&str; 10] =
     ["ID", "CLIENT", "SERVER", "PROTO", "VERSION", "SNI/HOST", "ALPN", "CERT", "MTLS", "FLAGS"];
@@ -45,14 +45,14 @@ const MAX_DETAIL_REQUESTS: usize = 5;
 /// Warnings listed under a flow row (without `-v`).
 const MAX_DETAIL_WARNINGS: usize = 3;
 /// Narrowest width limit honoured (a smaller `COLUMNS` is raised to it).
-pub const MIN_WIDTH: usize = 20;
+pub(crate) const MIN_WIDTH: usize = 20;
 
 /// How the table is drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TableOptions {
     /// `-v`: every HTTP message with its headers, the TLS parameters and full values; `-vv`:
     /// also the certificate chains.
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Display columns to fit rows in (the terminal's, or `COLUMNS`); `None`: no limit.
     pub width: Option<usize>,
 }
@@ -613,24 +613,24 @@ fn istio_details(
 
 /// One flow rendered for the table: its cells and detail lines (kept instead of the whole
 /// report, so a long run holds only text).
-pub struct Row {
+pub(crate) struct Row {
     id: u64,
     cells: [String; 10],
     details: Vec<String>,
 }
 
 /// Renders one flow.
-pub fn render(f: &FlowReport, opts: TableOptions) -> Row {
+pub(crate) fn render(f: &FlowReport, opts: TableOptions) -> Row {
     Row { id: f.id, cells: row(f), details: details(f, opts) }
 }
 
 /// Rows kept before they are printed: column widths are measured on the first this many rows
 /// (sorted by id); later rows are printed in batches of this size with those widths (longer
 /// cells push their line), so a capture with a million flows does not hold a million rows.
-pub const TABLE_BATCH: usize = 10_000;
+pub(crate) const TABLE_BATCH: usize = 10_000;
 
 /// The rendered rows of the table, printed in batches (see [`TABLE_BATCH`]).
-pub struct Rows {
+pub(crate) struct Rows {
     rows: Vec<Row>,
     /// Widths, fixed once the first batch is printed.
     layout: Option<Layout>,
@@ -723,18 +723,18 @@ fn fit(natural: [usize; 10], total: usize) -> Layout {
 
 impl Rows {
     /// An empty table drawn with `opts`.
-    pub fn new(opts: TableOptions) -> Rows {
+    pub(crate) fn new(opts: TableOptions) -> Rows {
         let width = opts.width.map(|w| w.max(MIN_WIDTH));
         Rows { rows: Vec::new(), layout: None, opts: TableOptions { width, ..opts } }
     }
 
     /// How rows are drawn (workers render with it).
-    pub fn options(&self) -> TableOptions {
+    pub(crate) fn options(&self) -> TableOptions {
         self.opts
     }
 
     /// Adds a row; prints a batch when full.
-    pub fn push(&mut self, out: &mut dyn Write, r: Row) -> io::Result<()> {
+    pub(crate) fn push(&mut self, out: &mut dyn Write, r: Row) -> io::Result<()> {
         self.rows.push(r);
         if self.rows.len() >= TABLE_BATCH {
             self.print(out)?;
@@ -778,7 +778,7 @@ impl Rows {
     }
 
     /// Prints the remaining rows and the summary.
-    pub fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    pub(crate) fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
         self.print(out)?;
         writeln!(out)?;
         write_summary(out, s, self.opts.width)
@@ -893,7 +893,7 @@ fn write_line(
 const LIVE_WIDTH: [usize; 10] = [4, 22, 22, 7, 9, 52, 26, 46, 9, 0];
 
 /// Writes the header of the live table.
-pub fn write_live_header(out: &mut dyn Write, opts: TableOptions) -> io::Result<()> {
+pub(crate) fn write_live_header(out: &mut dyn Write, opts: TableOptions) -> io::Result<()> {
     let cells = COLUMNS.map(String::from);
     write_live_line(out, "EVENT", &cells, opts)
 }
@@ -913,7 +913,7 @@ fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String], opts: Tab
 
 /// Writes one live row (its event, `classified` or `ended`) and, for ended flows, its detail
 /// lines.
-pub fn write_live_row(out: &mut dyn Write, f: &FlowReport, opts: TableOptions) -> io::Result<()> {
+pub(crate) fn write_live_row(out: &mut dyn Write, f: &FlowReport, opts: TableOptions) -> io::Result<()> {
     let r = render(f, opts);
     write_live_line(out, f.event.as_str(), &r.cells, opts)?;
     if f.event == crate::record::Event::Ended {

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 /// Writes the totals, the per-server and per-service readings and the expectations; with a
 /// width `limit`, the readings and the listed violations wrap within it.
-pub fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
+pub(crate) fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
     let limit = limit.map(|w| w.max(MIN_WIDTH));
     let protos: Vec<String> = s.by_protocol.iter().map(|(k, v)| format!("{v} {}", k.as_str())).collect();
     let mtls: Vec<String> = s.by_mtls.iter().map(|(k, v)| format!("{} {v}", k.as_str())).collect();
@@ -167,7 +167,7 @@ pub(super) fn plural(n: u64, noun: &str) -> String {
 }
 
 /// Writes the outcome of `--expect mtls` / `--fail-on-plaintext`, if either was given.
-pub fn write_expectations(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
+pub(crate) fn write_expectations(out: &mut dyn Write, s: &Summary, limit: Option<usize>) -> io::Result<()> {
     let Some(e) = &s.expectations else { return Ok(()) };
     let mut what = Vec::new();
     if e.expect.is_some() {

@@ -23,15 +23,15 @@
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Length of a frame header.
-pub const FRAME_HEADER_LEN: usize = 9;
+pub(crate) const FRAME_HEADER_LEN: usize = 9;
 /// Payload bytes of a control frame (SETTINGS, GOAWAY, ...) kept: 170 settings, or a GOAWAY
 /// with 1012 bytes of debug data; the rest is skipped.
-pub const MAX_CONTROL_BYTES: usize = 1020;
+pub(crate) const MAX_CONTROL_BYTES: usize = 1020;
 /// Frames one header block may span (HEADERS or PUSH_PROMISE and its CONTINUATIONs). A
 /// 64 KiB block in default 16 KiB frames needs five.
-pub const MAX_CONTINUATION_FRAMES: u32 = 64;
+pub(crate) const MAX_CONTINUATION_FRAMES: u32 = 64;
 /// Complete frame headers [`find_frame_chain`] wants chained before it believes in HTTP/2.
-pub const MIN_CHAIN_FRAMES: usize = 3;
+pub(crate) const MIN_CHAIN_FRAMES: usize = 3;
 
 /// A frame type (RFC 9113 §6; unknown values are kept).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -39,28 +39,28 @@ pub struct FrameType(pub u8);
 
 impl FrameType {
     /// DATA (§6.1).
-    pub const DATA: FrameType = FrameType(0);
+    pub(crate) const DATA: FrameType = FrameType(0);
     /// HEADERS (§6.2).
-    pub const HEADERS: FrameType = FrameType(1);
+    pub(crate) const HEADERS: FrameType = FrameType(1);
     /// PRIORITY (§6.3).
-    pub const PRIORITY: FrameType = FrameType(2);
+    pub(crate) const PRIORITY: FrameType = FrameType(2);
     /// RST_STREAM (§6.4).
-    pub const RST_STREAM: FrameType = FrameType(3);
+    pub(crate) const RST_STREAM: FrameType = FrameType(3);
     /// SETTINGS (§6.5).
-    pub const SETTINGS: FrameType = FrameType(4);
+    pub(crate) const SETTINGS: FrameType = FrameType(4);
     /// PUSH_PROMISE (§6.6).
-    pub const PUSH_PROMISE: FrameType = FrameType(5);
+    pub(crate) const PUSH_PROMISE: FrameType = FrameType(5);
     /// PING (§6.7).
-    pub const PING: FrameType = FrameType(6);
+    pub(crate) const PING: FrameType = FrameType(6);
     /// GOAWAY (§6.8).
-    pub const GOAWAY: FrameType = FrameType(7);
+    pub(crate) const GOAWAY: FrameType = FrameType(7);
     /// WINDOW_UPDATE (§6.9).
-    pub const WINDOW_UPDATE: FrameType = FrameType(8);
+    pub(crate) const WINDOW_UPDATE: FrameType = FrameType(8);
     /// CONTINUATION (§6.10).
-    pub const CONTINUATION: FrameType = FrameType(9);
+    pub(crate) const CONTINUATION: FrameType = FrameType(9);
 
     /// The RFC's name, or None for a type this decoder skips.
-    pub fn name(self) -> Option<&'static str> {
+    pub(crate) fn name(self) -> Option<&'static str> {
         const NAMES: [&str; 10] = [
             "DATA",
             "HEADERS",
@@ -90,17 +90,17 @@ impl FrameType {
 }
 
 /// Frame flag bits (RFC 9113 §6).
-pub mod flags {
+pub(crate) mod flags {
     /// DATA, HEADERS: last frame of the stream from this side.
-    pub const END_STREAM: u8 = 0x1;
+    pub(crate) const END_STREAM: u8 = 0x1;
     /// SETTINGS, PING: acknowledgement.
-    pub const ACK: u8 = 0x1;
+    pub(crate) const ACK: u8 = 0x1;
     /// HEADERS, PUSH_PROMISE, CONTINUATION: the header block ends here.
-    pub const END_HEADERS: u8 = 0x4;
+    pub(crate) const END_HEADERS: u8 = 0x4;
     /// DATA, HEADERS, PUSH_PROMISE: a pad length byte and padding.
-    pub const PADDED: u8 = 0x8;
+    pub(crate) const PADDED: u8 = 0x8;
     /// HEADERS: dependency and weight fields.
-    pub const PRIORITY: u8 = 0x20;
+    pub(crate) const PRIORITY: u8 = 0x20;
 }
 
 /// An HTTP/2 error code (RFC 9113 §7; unknown values are kept).
@@ -109,7 +109,7 @@ pub struct ErrorCode(pub u32);
 
 impl ErrorCode {
     /// The RFC's name (`NO_ERROR`, `PROTOCOL_ERROR`, ...), or None for an unknown code.
-    pub fn name(self) -> Option<&'static str> {
+    pub(crate) fn name(self) -> Option<&'static str> {
         const NAMES: [&str; 14] = [
             "NO_ERROR",
             "PROTOCOL_ERROR",
@@ -138,31 +138,31 @@ impl SettingId {
     /// SETTINGS_HEADER_TABLE_SIZE: the sender's HPACK decoder limit.
     pub const HEADER_TABLE_SIZE: SettingId = SettingId(1);
     /// SETTINGS_ENABLE_PUSH.
-    pub const ENABLE_PUSH: SettingId = SettingId(2);
+    pub(crate) const ENABLE_PUSH: SettingId = SettingId(2);
     /// SETTINGS_MAX_CONCURRENT_STREAMS.
-    pub const MAX_CONCURRENT_STREAMS: SettingId = SettingId(3);
+    pub(crate) const MAX_CONCURRENT_STREAMS: SettingId = SettingId(3);
     /// SETTINGS_INITIAL_WINDOW_SIZE.
-    pub const INITIAL_WINDOW_SIZE: SettingId = SettingId(4);
+    pub(crate) const INITIAL_WINDOW_SIZE: SettingId = SettingId(4);
     /// SETTINGS_MAX_FRAME_SIZE.
-    pub const MAX_FRAME_SIZE: SettingId = SettingId(5);
+    pub(crate) const MAX_FRAME_SIZE: SettingId = SettingId(5);
     /// SETTINGS_MAX_HEADER_LIST_SIZE.
-    pub const MAX_HEADER_LIST_SIZE: SettingId = SettingId(6);
+    pub(crate) const MAX_HEADER_LIST_SIZE: SettingId = SettingId(6);
     /// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441).
-    pub const ENABLE_CONNECT_PROTOCOL: SettingId = SettingId(8);
+    pub(crate) const ENABLE_CONNECT_PROTOCOL: SettingId = SettingId(8);
     /// SETTINGS_NO_RFC7540_PRIORITIES (RFC 9218).
-    pub const NO_RFC7540_PRIORITIES: SettingId = SettingId(9);
+    pub(crate) const NO_RFC7540_PRIORITIES: SettingId = SettingId(9);
 
     /// The RFC's name, or None for an unknown identifier.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self.0 {
-            1 => "HEADER_TABLE_SIZE",
-            2 => "ENABLE_PUSH",
-            3 => "MAX_CONCURRENT_STREAMS",
-            4 => "INITIAL_WINDOW_SIZE",
-            5 => "MAX_FRAME_SIZE",
-            6 => "MAX_HEADER_LIST_SIZE",
-            8 => "ENABLE_CONNECT_PROTOCOL",
-            9 => "NO_RFC7540_PRIORITIES",
+    pub(crate) fn name(self) -> Option<&'static str> {
+        Some(match self {
+            SettingId::HEADER_TABLE_SIZE => "HEADER_TABLE_SIZE",
+            SettingId::ENABLE_PUSH => "ENABLE_PUSH",
+            SettingId::MAX_CONCURRENT_STREAMS => "MAX_CONCURRENT_STREAMS",
+            SettingId::INITIAL_WINDOW_SIZE => "INITIAL_WINDOW_SIZE",
+            SettingId::MAX_FRAME_SIZE => "MAX_FRAME_SIZE",
+            SettingId::MAX_HEADER_LIST_SIZE => "MAX_HEADER_LIST_SIZE",
+            SettingId::ENABLE_CONNECT_PROTOCOL => "ENABLE_CONNECT_PROTOCOL",
+            SettingId::NO_RFC7540_PRIORITIES => "NO_RFC7540_PRIORITIES",
             _ => return None,
         })
     }
@@ -174,7 +174,7 @@ pub struct Settings<'a>(&'a [u8]);
 
 impl<'a> Settings<'a> {
     /// Identifier and value of each parameter, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (SettingId, u32)> + 'a {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SettingId, u32)> + 'a {
         self.0.chunks_exact(6).map(|c| (SettingId(u16::from_be_bytes([c[0], c[1]])), be32(&c[2..6])))
     }
 
@@ -188,11 +188,11 @@ impl<'a> Settings<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Priority {
     /// The stream this one depends on.
-    pub depends_on: u32,
+    pub(crate) depends_on: u32,
     /// The exclusive flag.
-    pub exclusive: bool,
+    pub(crate) exclusive: bool,
     /// Weight minus one, as sent.
-    pub weight: u8,
+    pub(crate) weight: u8,
 }
 
 impl Priority {
@@ -233,7 +233,7 @@ pub enum CutReason {
 
 impl CutReason {
     /// A lowercase word for warnings and output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CutReason::TooLarge => "too_large",
             CutReason::ContinuationFlood => "continuation_flood",
@@ -248,28 +248,28 @@ impl CutReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Block<'a> {
     /// Stream of the HEADERS or PUSH_PROMISE frame.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// HEADERS or PUSH_PROMISE.
-    pub kind: BlockKind,
+    pub(crate) kind: BlockKind,
     /// END_STREAM was set on the HEADERS frame.
-    pub end_stream: bool,
+    pub(crate) end_stream: bool,
     /// The HEADERS frame's priority fields (PRIORITY flag).
-    pub priority: Option<Priority>,
+    pub(crate) priority: Option<Priority>,
     /// The HPACK bytes (empty when cut).
-    pub fragment: &'a [u8],
+    pub(crate) fragment: &'a [u8],
     /// Set when the block was not assembled; reported when the cut happens.
-    pub cut: Option<CutReason>,
+    pub(crate) cut: Option<CutReason>,
 }
 
 /// A frame problem that does not lose a header block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A length the type does not allow (PING not 8 bytes, SETTINGS not a multiple of 6...).
-    BadLength,
+    Length,
     /// Padding longer than the payload.
-    BadPadding,
+    Padding,
     /// A stream frame on stream 0, or a connection frame on a stream.
-    BadStream,
+    Stream,
 }
 
 /// One event of the frame layer.
@@ -445,7 +445,7 @@ fn be32(b: &[u8]) -> u32 {
 impl FrameDecoder {
     /// A decoder whose bytes begin as `start` says; header blocks are bounded by
     /// `max_block_bytes`.
-    pub fn new(start: Start, max_block_bytes: usize) -> FrameDecoder {
+    pub(crate) fn new(start: Start, max_block_bytes: usize) -> FrameDecoder {
         FrameDecoder {
             max_block: max_block_bytes,
             state: if start == Start::Preface { State::Preface(0) } else { State::Header },
@@ -461,25 +461,20 @@ impl FrameDecoder {
     }
 
     /// Why decoding stopped, if it did.
-    pub fn end_reason(&self) -> Option<EndReason> {
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
         match self.state {
             State::Done(r) => Some(r),
             _ => None,
         }
     }
 
-    /// Frames whose header was read.
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
     /// Bytes held in buffers (allocated capacity).
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.ctl.capacity() + self.block.capacity()
     }
 
     /// Bytes were lost: decoding of this direction ends.
-    pub fn gap(&mut self) {
+    pub(crate) fn gap(&mut self) {
         self.end(EndReason::Gap);
     }
 
@@ -491,7 +486,7 @@ impl FrameDecoder {
     }
 
     /// Feeds the next bytes of this direction; events go to `sink` in stream order.
-    pub fn feed<F: FnMut(Frame<'_>)>(&mut self, mut data: &[u8], sink: &mut F) {
+    pub(crate) fn feed<F: FnMut(Frame<'_>)>(&mut self, mut data: &[u8], sink: &mut F) {
         while !data.is_empty() {
             match self.state {
                 State::Done(_) => return,
@@ -554,9 +549,9 @@ impl FrameDecoder {
         );
         let conn_frame = matches!(ty, FrameType::SETTINGS | FrameType::PING | FrameType::GOAWAY);
         if (stream_frame && stream == 0) || (conn_frame && stream != 0) {
-            c.bad = Some(Problem::BadStream);
+            c.bad = Some(Problem::Stream);
         } else if c.pre_len > len || !length_ok(ty, c.flags, len) {
-            c.bad = Some(Problem::BadLength);
+            c.bad = Some(Problem::Length);
         }
         // A block waiting for CONTINUATION is lost if anything else comes (RFC 9113 §6.10).
         if let Some(o) = self.open {
@@ -690,7 +685,7 @@ impl FrameDecoder {
         let p = padded as usize;
         if c.pre_len + pad > c.len {
             if c.ty == FrameType::DATA {
-                self.cur.bad = Some(Problem::BadPadding);
+                self.cur.bad = Some(Problem::Padding);
             } else {
                 self.cut_open(CutReason::Malformed, sink);
             }
@@ -753,7 +748,7 @@ impl FrameDecoder {
             return;
         }
         if c.pos < c.pre_len {
-            // Zero-length frame that needed a prefix: caught as BadLength above.
+            // Zero-length frame that needed a prefix: caught as Length above.
             return;
         }
         let ack = c.flags & flags::ACK != 0;
@@ -819,7 +814,7 @@ fn length_ok(ty: FrameType, fl: u8, len: u32) -> bool {
 
 /// Could these 9 bytes be the header of a frame a real stack sends? A known type, only its
 /// defined flags, the reserved bit clear, the stream id and length its type requires.
-pub fn plausible_header(h: &[u8; FRAME_HEADER_LEN]) -> bool {
+pub(crate) fn plausible_header(h: &[u8; FRAME_HEADER_LEN]) -> bool {
     let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
     let ty = FrameType(h[3]);
     let stream = be32(&h[5..9]);

@@ -52,12 +52,12 @@ use std::collections::VecDeque;
 pub const MAX_TABLE_BYTES: usize = 64 * 1024;
 /// Initial capacity of the dynamic table and of the limit (RFC 9113 §6.5.2 default of
 /// `SETTINGS_HEADER_TABLE_SIZE`).
-pub const DEFAULT_TABLE_BYTES: usize = 4096;
+pub(crate) const DEFAULT_TABLE_BYTES: usize = 4096;
 /// Per-entry overhead in the table's size accounting (RFC 7541 §4.1).
 const ENTRY_OVERHEAD: usize = 32;
 
 /// The static table (RFC 7541 Appendix A), index 1 first.
-pub const STATIC_TABLE: [(&str, &str); 61] = [
+pub(crate) const STATIC_TABLE: [(&str, &str); 61] = [
     (":authority", ""),
     (":method", "GET"),
     (":method", "POST"),
@@ -147,7 +147,7 @@ pub struct Field<'a> {
     /// Value as sent.
     pub value: &'a [u8],
     /// Sent as "never indexed" (RFC 7541 §6.2.3): the sender marks the value sensitive.
-    pub never_indexed: bool,
+    pub(crate) never_indexed: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -169,15 +169,15 @@ pub struct HeaderList {
     /// or name and value, are lost).
     pub unknown: u32,
     /// Fields not stored because the list had reached `max_list_bytes`.
-    pub dropped: u32,
+    pub(crate) dropped: u32,
     /// Size of the whole list as RFC 9113 §6.5.2 counts it (name + value + 32 per field,
     /// unknown and dropped fields included, unknown names counted as empty).
-    pub list_bytes: u64,
+    pub(crate) list_bytes: u64,
     /// The list exceeded `max_list_bytes` (an HPACK bomb or an oversize header list).
-    pub oversize: bool,
+    pub(crate) oversize: bool,
     /// A dynamic table size update above the receiver's announced limit (applied anyway, up
     /// to [`MAX_TABLE_BYTES`]).
-    pub over_limit: bool,
+    pub(crate) over_limit: bool,
 }
 
 impl HeaderList {
@@ -212,7 +212,7 @@ impl HeaderList {
     }
 
     /// Field `i`, in block order.
-    pub fn get(&self, i: usize) -> Option<Field<'_>> {
+    pub(crate) fn get(&self, i: usize) -> Option<Field<'_>> {
         let s = self.spans.get(i)?;
         Some(Field {
             name: &self.bytes[s.start as usize..s.mid as usize],
@@ -227,7 +227,7 @@ impl HeaderList {
     }
 
     /// Bytes of buffer allocated (for memory accounting).
-    pub fn allocated(&self) -> usize {
+    pub(crate) fn allocated(&self) -> usize {
         self.bytes.capacity() + self.spans.capacity() * std::mem::size_of::<Span>()
     }
 }
@@ -377,7 +377,7 @@ impl HpackDecoder {
     /// Header blocks were lost (a cut or undecodable block): from now on the table's history
     /// is unknown, as for [`HpackDecoder::mid_stream`]. The entries held are dropped: the
     /// lost ones are newer than them.
-    pub fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.table.clear();
         self.history_known = false;
         self.capacity_known = false;
@@ -395,7 +395,8 @@ impl HpackDecoder {
     /// by us under an assumed capacity), and no entry we hold has an unknown name. While
     /// false, fields we cannot know are counted unknown, never guessed; an index past the
     /// table is an error only once this is true.
-    pub fn is_exact(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_exact(&self) -> bool {
         self.history_known && self.capacity_known && self.table.unknown_names == 0
     }
 
@@ -410,7 +411,8 @@ impl HpackDecoder {
     }
 
     /// Dynamic table entry `i` (0 = newest), `None` if absent or its name is unknown.
-    pub fn table_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
+    #[cfg(test)]
+    pub(crate) fn table_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match self.table.get(i)? {
             (e, _, _) if e.name_unknown => None,
             (_, n, v) => Some((n, v)),

@@ -358,11 +358,11 @@ static TRANSITIONS: [[u32; 16]; 256] = {
 /// A Huffman-coded string that is not valid (RFC 7541 §5.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid Huffman code (EOS inside the string, or bad padding)")]
-pub struct HuffmanError;
+pub(crate) struct HuffmanError;
 
 /// Decodes `src` and appends the bytes to `dst` (on error, `dst` holds what was decoded before
 /// the fault).
-pub fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
+pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
     // A byte needs at least five bits.
     dst.reserve(src.len() * 8 / 5 + 1);
     let mut state = 0usize;
@@ -387,7 +387,7 @@ pub fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
 
 /// Huffman-encodes `src` (tests only: the decoder is what tlspeek needs).
 #[cfg(test)]
-pub fn encode(src: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(src: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u64, 0u32);
     for &b in src {

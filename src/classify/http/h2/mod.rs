@@ -8,7 +8,7 @@
 //! capture that starts mid-connection is joined with [`frame::find_frame_chain`] and
 //! [`H2Direction::mid_stream`], whose HPACK reports fields it cannot know instead of guessing.
 
-pub mod frame;
+pub(crate) mod frame;
 pub mod hpack;
 pub mod huffman;
 pub mod session;
@@ -19,7 +19,7 @@ pub use frame::{
     find_frame_chain, Block, BlockKind, CutReason, EndReason, ErrorCode, Frame, FrameDecoder, FrameType,
     Priority, SettingId, Settings, Start, PREFACE,
 };
-pub use hpack::{Field, HeaderList, HpackDecoder, HpackError};
+pub(crate) use hpack::{HeaderList, HpackDecoder, HpackError};
 
 /// Limits of one direction.
 #[derive(Clone, Copy, Debug)]
@@ -36,20 +36,20 @@ pub struct H2Limits {
 #[derive(Clone, Copy, Debug)]
 pub struct Headers<'a> {
     /// Stream of the HEADERS or PUSH_PROMISE frame.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// HEADERS, or PUSH_PROMISE with the promised stream (whose request these fields are).
-    pub kind: BlockKind,
-    /// END_STREAM on the HEADERS frame.
+    pub(crate) kind: BlockKind,
+    /// END_STREAM on the HEADERS frame (the session tells trailers by their order).
     pub end_stream: bool,
     /// Priority fields of the HEADERS frame.
     pub priority: Option<Priority>,
     /// The fields decoded (empty if cut), with unknown and dropped counts and flags.
     pub fields: &'a HeaderList,
     /// The block was not assembled; its fields are lost and the HPACK table forgotten.
-    pub cut: Option<CutReason>,
+    pub(crate) cut: Option<CutReason>,
     /// The block could not be decoded (fields before the fault are kept); the HPACK table was
     /// forgotten.
-    pub error: Option<HpackError>,
+    pub(crate) error: Option<HpackError>,
 }
 
 /// One event of a direction.
@@ -121,7 +121,7 @@ impl H2Direction {
     }
 
     /// Why decoding ended, if it did.
-    pub fn end_reason(&self) -> Option<EndReason> {
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
         self.frames.end_reason()
     }
 
@@ -130,14 +130,10 @@ impl H2Direction {
         self.hpack.set_table_limit(bytes);
     }
 
-    /// The HPACK decoder (table state, for diagnostics and tests).
-    pub fn hpack(&self) -> &HpackDecoder {
+    /// The HPACK decoder (table state, for the tests).
+    #[cfg(test)]
+    pub(crate) fn hpack(&self) -> &HpackDecoder {
         &self.hpack
-    }
-
-    /// Frames whose header was read.
-    pub fn frames(&self) -> u64 {
-        self.frames.frames()
     }
 
     /// Bytes allocated by buffers and the HPACK table.

@@ -34,9 +34,9 @@ use std::collections::BTreeMap;
 /// Warnings kept per connection.
 const MAX_WARNINGS: usize = 16;
 /// SETTINGS parameters (distinct identifiers) kept per side.
-pub const MAX_SETTINGS: usize = 16;
+pub(crate) const MAX_SETTINGS: usize = 16;
 /// Bytes of a side joined mid-connection searched for a chain of frames before giving up.
-pub const MAX_SEEK_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_SEEK_BYTES: u64 = 64 * 1024;
 /// Length of a gRPC message prefix: compressed flag and 32-bit length (gRPC over HTTP/2,
 /// "Length-Prefixed-Message").
 const GRPC_PREFIX: usize = 5;
@@ -63,7 +63,7 @@ const GRPC_STATUS: [&str; 17] = [
 ];
 
 /// Do `buf`'s first bytes open a server's connection preface, a SETTINGS frame (RFC 9113 §3.4)?
-pub fn is_server_preface(buf: &[u8]) -> bool {
+pub(crate) fn is_server_preface(buf: &[u8]) -> bool {
     use super::frame::{flags, plausible_header, FrameType, FRAME_HEADER_LEN};
     let Some(h) = buf.first_chunk::<FRAME_HEADER_LEN>() else { return false };
     h[3] == FrameType::SETTINGS.0 && h[4] & flags::ACK == 0 && plausible_header(h)
@@ -72,7 +72,7 @@ pub fn is_server_preface(buf: &[u8]) -> bool {
 /// Where HTTP/2 frames start in `data`, bytes of one side of a connection joined after its
 /// start: a chain of frames ([`find_frame_chain`]), or one plausible frame that fills `data`
 /// exactly (a request alone in its segment: its 24-bit length must match to the byte).
-pub fn find_frames(data: &[u8]) -> Option<usize> {
+pub(crate) fn find_frames(data: &[u8]) -> Option<usize> {
     use super::frame::{plausible_header, FRAME_HEADER_LEN};
     find_frame_chain(data).or_else(|| {
         let h = data.first_chunk::<FRAME_HEADER_LEN>()?;
@@ -82,17 +82,17 @@ pub fn find_frames(data: &[u8]) -> Option<usize> {
 }
 
 /// The name of a gRPC status code, None if it has none.
-pub fn grpc_status_name(code: u32) -> Option<&'static str> {
+pub(crate) fn grpc_status_name(code: u32) -> Option<&'static str> {
     GRPC_STATUS.get(code as usize).copied()
 }
 
 /// A client/server pair of counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ByRole {
+pub(crate) struct ByRole {
     /// Sent by the client.
-    pub client: u64,
+    pub(crate) client: u64,
     /// Sent by the server.
-    pub server: u64,
+    pub(crate) server: u64,
 }
 
 impl ByRole {
@@ -104,30 +104,30 @@ impl ByRole {
 
 /// gRPC facts of one call (a stream whose request or response is `application/grpc*`).
 #[derive(Clone, Debug, Default)]
-pub struct GrpcCall {
+pub(crate) struct GrpcCall {
     /// `pkg.Service` of `:path` `/pkg.Service/Method`.
-    pub service: Option<WireBytes>,
+    pub(crate) service: Option<WireBytes>,
     /// `Method` of `:path`.
-    pub method: Option<WireBytes>,
+    pub(crate) method: Option<WireBytes>,
     /// `grpc-status` of the trailers (or of a trailers-only response).
-    pub status: Option<u32>,
+    pub(crate) status: Option<u32>,
     /// Name of `status` (`OK`, `UNAVAILABLE`...).
-    pub status_name: Option<&'static str>,
+    pub(crate) status_name: Option<&'static str>,
     /// `grpc-message`, percent-decoded.
-    pub message: Option<WireBytes>,
+    pub(crate) message: Option<WireBytes>,
     /// `grpc-encoding` of the request (the message compression).
-    pub encoding: Option<WireBytes>,
+    pub(crate) encoding: Option<WireBytes>,
     /// Length-prefixed messages whose prefix was seen, per direction.
-    pub messages: ByRole,
+    pub(crate) messages: ByRole,
 }
 
 /// SETTINGS parameters of one side, in the order first seen, each with its last value.
 #[derive(Clone, Debug, Default)]
-pub struct SettingsList(pub Vec<(SettingId, u32)>);
+pub(crate) struct SettingsList(pub Vec<(SettingId, u32)>);
 
 impl SettingsList {
     /// The JSON key of a parameter: the RFC name, or `0x` and four hex digits.
-    pub fn key(id: SettingId) -> std::borrow::Cow<'static, str> {
+    pub(crate) fn key(id: SettingId) -> std::borrow::Cow<'static, str> {
         match id.name() {
             Some(n) => n.into(),
             None => format!("0x{:04x}", id.0).into(),
@@ -137,15 +137,15 @@ impl SettingsList {
 
 /// SETTINGS of each side (null: none seen).
 #[derive(Clone, Debug, Default)]
-pub struct Http2Settings {
+pub(crate) struct Http2Settings {
     /// The client's.
-    pub client: Option<SettingsList>,
+    pub(crate) client: Option<SettingsList>,
     /// The server's.
-    pub server: Option<SettingsList>,
+    pub(crate) server: Option<SettingsList>,
 }
 
 /// The text of an HTTP/2 error code: its RFC name, or `0x` and its hex value.
-pub fn error_text(code: ErrorCode) -> String {
+pub(crate) fn error_text(code: ErrorCode) -> String {
     match code.name() {
         Some(n) => n.to_string(),
         None => format!("0x{:x}", code.0),
@@ -154,33 +154,33 @@ pub fn error_text(code: ErrorCode) -> String {
 
 /// A GOAWAY.
 #[derive(Clone, Debug)]
-pub struct GoAway {
+pub(crate) struct GoAway {
     /// Who sent it.
-    pub from: Role,
+    pub(crate) from: Role,
     /// Last stream its sender processed.
-    pub last_stream: u32,
+    pub(crate) last_stream: u32,
     /// Error code name (`NO_ERROR`...).
-    pub error: String,
+    pub(crate) error: String,
 }
 
 /// An RST_STREAM.
 #[derive(Clone, Debug)]
 pub struct RstStream {
     /// Stream reset.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// Who reset it.
-    pub from: Role,
+    pub(crate) from: Role,
     /// Error code name (`CANCEL`...).
-    pub error: String,
+    pub(crate) error: String,
 }
 
 /// HTTP/2 connection facts (the JSON `http.http2`).
 #[derive(Clone, Debug, Default)]
 pub struct Http2Report {
     /// SETTINGS of each side.
-    pub settings: Http2Settings,
+    pub(crate) settings: Http2Settings,
     /// The last GOAWAY seen.
-    pub goaway: Option<GoAway>,
+    pub(crate) goaway: Option<GoAway>,
     /// RST_STREAMs, in order (at most `max_messages`).
     pub rst_streams: Vec<RstStream>,
     /// Streams opened by a request or PUSH_PROMISE seen (or answered without one seen).
@@ -323,7 +323,7 @@ impl H2Session {
     }
 
     /// After `Upgrade: h2c` answered `101`: the upgrade request is stream 1, answered in HTTP/2.
-    pub fn upgraded(&mut self, client: Side) {
+    pub(crate) fn upgraded(&mut self, client: Side) {
         self.conn.client = Some(client);
         if !self.upgraded {
             self.upgraded = true;
@@ -335,7 +335,7 @@ impl H2Session {
     }
 
     /// `side` sends requests (it sent the client preface).
-    pub fn set_client(&mut self, side: Side) {
+    pub(crate) fn set_client(&mut self, side: Side) {
         self.conn.client.get_or_insert(side);
     }
 
@@ -347,7 +347,7 @@ impl H2Session {
     }
 
     /// The side that sends requests, once known.
-    pub fn client_side(&self) -> Option<Side> {
+    pub(crate) fn client_side(&self) -> Option<Side> {
         self.conn.client
     }
 
@@ -361,8 +361,9 @@ impl H2Session {
         self.dirs.iter().map(|d| if let Dir::Frames(d) = d { d.allocated() } else { 0 }).sum()
     }
 
-    /// Drains warnings.
-    pub fn take_warnings(&mut self) -> Vec<String> {
+    /// Drains warnings (the classifier takes them with the report: [`H2Session::into_report`]).
+    #[cfg(test)]
+    pub(crate) fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.conn.warnings)
     }
 
@@ -837,7 +838,7 @@ fn set_grpc_path(g: &mut GrpcCall, path: Option<&[u8]>) {
 
 /// Percent-decoding of `grpc-message` (gRPC over HTTP/2: "Percent-Encoded"); a `%` not
 /// followed by two hex digits is kept as is.
-pub fn percent_decode(v: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(v: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;

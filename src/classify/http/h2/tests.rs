@@ -150,7 +150,7 @@ fn padded_data_reports_its_content_only() {
     assert_eq!(
         events(&mut d, &[&s]),
         [
-            "Malformed { ty: FrameType(0), stream: 1, problem: BadPadding }",
+            "Malformed { ty: FrameType(0), stream: 1, problem: Padding }",
             "Ping { ack: true, opaque: [97, 98, 99, 100, 101, 102, 103, 104] }"
         ]
     );
@@ -180,9 +180,9 @@ fn malformed_control_frames_are_skipped_in_step() {
     assert_eq!(
         got,
         [
-            "Malformed { ty: FrameType(6), stream: 1, problem: BadStream }",
-            "Malformed { ty: FrameType(3), stream: 1, problem: BadLength }",
-            "Malformed { ty: FrameType(4), stream: 0, problem: BadLength }",
+            "Malformed { ty: FrameType(6), stream: 1, problem: Stream }",
+            "Malformed { ty: FrameType(3), stream: 1, problem: Length }",
+            "Malformed { ty: FrameType(4), stream: 0, problem: Length }",
             "HEADERS 0 Headers false None [] unknown=0 cut=Some(Malformed) err=None",
             "WindowUpdate { stream: 5, increment: 1 }",
         ]
