@@ -570,6 +570,25 @@ pub fn http_text(h: &HttpReport) -> String {
     String::from_utf8(b).expect("the writer writes UTF-8")
 }
 
+/// The end of an HTTP/1 request object: its HTTP/2 keys, whose values are constants, and `}`.
+const HTTP1_REQUEST_TAIL: &[u8] = concat!(
+    ",",
+    key!("stream"),
+    "null,",
+    key!("trailers"),
+    "[],",
+    key!("unknown_fields"),
+    "0,",
+    key!("grpc"),
+    "null,",
+    key!("data"),
+    "null}"
+)
+.as_bytes();
+/// The same for an HTTP/1 response.
+const HTTP1_RESPONSE_TAIL: &[u8] =
+    concat!(",", key!("stream"), "null,", key!("trailers"), "[],", key!("unknown_fields"), "0}").as_bytes();
+
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
     j.key(key!("version")).opt_str(h.version);
@@ -582,6 +601,12 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("host")).opt_wire(r.host.as_ref());
         j.key(key!("headers"));
         headers(j, &r.headers);
+        if r.h2.is_none() && r.stream.is_none() {
+            // HTTP/1: the HTTP/2 keys' values are constants, written in one piece.
+            j.b.extend_from_slice(HTTP1_REQUEST_TAIL);
+            j.comma = true;
+            continue;
+        }
         j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
         j.key(key!("trailers"));
         opt_headers(j, r.trailers());
@@ -607,6 +632,11 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("reason")).wire(r.reason.as_bytes());
         j.key(key!("headers"));
         headers(j, &r.headers);
+        if r.h2.is_none() && r.stream.is_none() {
+            j.b.extend_from_slice(HTTP1_RESPONSE_TAIL);
+            j.comma = true;
+            continue;
+        }
         j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
         j.key(key!("trailers"));
         opt_headers(j, r.trailers());

@@ -832,7 +832,41 @@ pub(crate) fn plausible_header(h: &[u8; FRAME_HEADER_LEN]) -> bool {
 /// at the end of `data`. None when no offset qualifies yet (more bytes may decide it). At most
 /// `MIN_CHAIN_FRAMES` headers are read per offset: linear time.
 pub fn find_frame_chain(data: &[u8]) -> Option<usize> {
-    (0..data.len().saturating_sub(FRAME_HEADER_LEN - 1)).find(|&off| chain_at(&data[off..]))
+    let end = data.len().saturating_sub(FRAME_HEADER_LEN - 1);
+    let mut off = 0;
+    #[cfg(target_arch = "x86_64")]
+    while off + 21 <= data.len() {
+        // Sixteen offsets at a time, only those whose type byte is a known frame type (at most
+        // 9) and whose stream id has its reserved bit clear: about 2% of random bytes. Unknown
+        // sides are searched for HTTP/2 joined mid-stream (bench/RESULTS.md).
+        let mut m = candidates_sse2(&data[off..off + 21]);
+        while m != 0 {
+            let o = off + m.trailing_zeros() as usize;
+            if chain_at(&data[o..]) {
+                return Some(o);
+            }
+            m &= m - 1;
+        }
+        off += 16;
+    }
+    (off..end).find(|&o| chain_at(&data[o..]))
+}
+
+/// Bit `i` set when offset `i` of `w` (21 bytes) may start a frame header: byte `i + 3` (the
+/// type) is at most 9 and byte `i + 5` (the top of the stream id) is below 0x80.
+#[cfg(target_arch = "x86_64")]
+fn candidates_sse2(w: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    assert!(w.len() >= 21);
+    // SAFETY: SSE2 is part of x86_64; both loads read 16 bytes inside `w` (at 3 and at 5, and
+    // 5 + 16 <= 21 <= w.len()).
+    unsafe {
+        let p = w.as_ptr();
+        let ty = _mm_loadu_si128(p.add(3).cast());
+        let stream = _mm_loadu_si128(p.add(5).cast());
+        let known = _mm_cmpeq_epi8(_mm_min_epu8(ty, _mm_set1_epi8(9)), ty);
+        (_mm_movemask_epi8(known) & !_mm_movemask_epi8(stream) & 0xffff) as u32
+    }
 }
 
 fn chain_at(d: &[u8]) -> bool {
