@@ -268,13 +268,16 @@ fn grpc_unary_ok_trailers_only_failure_and_binary_metadata() {
     assert_eq!(
         *g[0],
         json!({"service": "reviews.Reviews", "method": "GetReview", "status": 0, "status_name": "OK",
-               "message": null, "encoding": null, "messages": {"client": 1, "server": 1}})
+               "message": null, "encoding": null, "messages": {"client": 1, "server": 1},
+               "message_bytes": {"client": 2, "server": 61}})
     );
+    // The second call's request: one message, its 5-byte prefix and the payload it announces.
+    let sent = r[1]["data"]["client"].as_u64().unwrap();
     assert_eq!(
         *g[1],
         json!({"service": "reviews.Reviews", "method": "GetReview", "status": 14, "status_name": "UNAVAILABLE",
                "message": "upstream connect error: café ☕ 100% down", "encoding": null,
-               "messages": {"client": 1, "server": 0}})
+               "messages": {"client": 1, "server": 0}, "message_bytes": {"client": sent - 5, "server": 0}})
     );
     assert_eq!(g[2]["status_name"], "OK");
     assert_eq!(r[0]["data"], json!({"client": 7, "server": 66}));
@@ -304,6 +307,9 @@ fn grpc_streaming_counts_messages_across_data_frames() {
         (Some(8), Some("RESOURCE_EXHAUSTED"), Some("quota exceeded: 5 reviews/call"))
     );
     assert_eq!(g[1]["messages"]["server"], 5);
+    // Five messages whose prefixes announce every DATA byte the server sent but theirs.
+    let data = requests(&f)[1]["data"]["server"].as_u64().unwrap();
+    assert_eq!(g[1]["message_bytes"]["server"].as_u64().unwrap() + 5 * 5, data);
 }
 
 #[test]

@@ -672,6 +672,8 @@ fn grpc(j: &mut Json<'_>, g: &GrpcCall) {
     j.key(key!("encoding")).opt_wire(g.encoding.as_ref());
     j.key(key!("messages"));
     by_role(j, &g.messages);
+    j.key(key!("message_bytes"));
+    by_role(j, &g.message_bytes);
     j.close(b'}');
 }
 

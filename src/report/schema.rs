@@ -122,10 +122,23 @@ pub const OBJECTS: &[Object] = &[
     },
     Object {
         paths: &["flow.http.requests[].grpc"],
-        keys: &["service", "method", "status", "status_name", "message", "encoding", "messages"],
+        keys: &[
+            "service",
+            "method",
+            "status",
+            "status_name",
+            "message",
+            "encoding",
+            "messages",
+            "message_bytes",
+        ],
     },
     Object {
-        paths: &["flow.http.requests[].data", "flow.http.requests[].grpc.messages"],
+        paths: &[
+            "flow.http.requests[].data",
+            "flow.http.requests[].grpc.messages",
+            "flow.http.requests[].grpc.message_bytes",
+        ],
         keys: CLIENT_SERVER,
     },
     Object { paths: &["flow.http.http2"], keys: &["settings", "goaway", "rst_streams", "streams_total"] },

@@ -119,6 +119,8 @@ pub(crate) struct GrpcCall {
     pub(crate) encoding: Option<WireBytes>,
     /// Length-prefixed messages whose prefix was seen, per direction.
     pub(crate) messages: ByRole,
+    /// Their payload bytes, as their prefixes give them (compressed when `encoding` says so).
+    pub(crate) message_bytes: ByRole,
 }
 
 /// SETTINGS parameters of one side, in the order first seen, each with its last value.
@@ -197,9 +199,9 @@ struct MsgWalk {
 }
 
 impl MsgWalk {
-    /// Messages whose prefix completed in `bytes`.
-    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
-        let mut n = 0;
+    /// Messages whose prefix completed in `bytes`, and the payload lengths those prefixes give.
+    fn feed(&mut self, mut bytes: &[u8]) -> (u64, u64) {
+        let (mut n, mut len) = (0, 0u64);
         while !bytes.is_empty() {
             if self.left > 0 {
                 let k = self.left.min(bytes.len() as u64);
@@ -217,9 +219,10 @@ impl MsgWalk {
                 self.left = u32::from_be_bytes([p[1], p[2], p[3], p[4]]).into();
                 self.have = 0;
                 n += 1;
+                len += self.left;
             }
         }
-        n
+        (n, len)
     }
 }
 
@@ -552,7 +555,7 @@ impl Conn {
             Frame::DataChunk { stream, bytes } => {
                 let from_client = self.client == Some(side);
                 if let Some(st) = self.streams.get_mut(&stream).filter(|s| s.grpc) {
-                    let n = st.walk[usize::from(!from_client)].feed(bytes);
+                    let (n, len) = st.walk[usize::from(!from_client)].feed(bytes);
                     if let Some(g) = st
                         .req
                         .and_then(|i| self.report.requests.get_mut(i))
@@ -560,6 +563,7 @@ impl Conn {
                         .and_then(|h| h.grpc.as_mut())
                     {
                         g.messages.add(from_client, n);
+                        g.message_bytes.add(from_client, len);
                     }
                 }
             }
@@ -1021,10 +1025,11 @@ mod tests {
         let bytes = [0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 1, 0, 0, 0, 3, 9, 9, 9];
         for cut in 0..=bytes.len() {
             let mut w2 = MsgWalk::default();
-            assert_eq!(w2.feed(&bytes[..cut]) + w2.feed(&bytes[cut..]), 2, "cut {cut}");
+            let (a, b) = (w2.feed(&bytes[..cut]), w2.feed(&bytes[cut..]));
+            assert_eq!((a.0 + b.0, a.1 + b.1), (2, 10), "cut {cut}");
         }
-        assert_eq!(w.feed(&bytes[..4]), 0);
-        assert_eq!(w.feed(&bytes[4..5]), 1);
+        assert_eq!(w.feed(&bytes[..4]), (0, 0));
+        assert_eq!(w.feed(&bytes[4..5]), (1, 7));
     }
 
     #[test]
