@@ -304,36 +304,6 @@ pub(super) fn shard_main(
     }
 }
 
-/// The merging thread's scheduling policy is `SCHED_BATCH` while it waits for the workers'
-/// reports, then back to what it was. Woken by every batch of reports (a thousand times per GB),
-/// it preempted the reading or the worker thread each time (about 1,000 involuntary context
-/// switches of the reading thread per run); as a batch thread it is not run ahead of a busy one
-/// on wakeup, only when a core is free or at the next regular tick (see bench/RESULTS.md,
-/// "`SCHED_BATCH`"). Not being allowed to change it (a seccomp profile) changes nothing else.
-pub(super) struct BatchPolicy(Option<libc::c_int>);
-
-impl BatchPolicy {
-    pub(super) fn enter() -> BatchPolicy {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: queries and sets this thread's own policy (pid 0) with a valid sched_param.
-        let previous = unsafe { libc::sched_getscheduler(0) };
-        let set = previous == libc::SCHED_OTHER
-            // SAFETY: as above.
-            && unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0;
-        BatchPolicy(set.then_some(previous))
-    }
-}
-
-impl Drop for BatchPolicy {
-    fn drop(&mut self) {
-        if let Some(previous) = self.0 {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: restores this thread's own policy, which it had before.
-            unsafe { libc::sched_setscheduler(0, previous, &param) };
-        }
-    }
-}
-
 /// `--threads N` (N > 1) on a capture file or standard input: one thread reads and decodes the
 /// packets and hands each of N workers the segments of the flows hashed to it; this thread
 /// merges their reports in the order the flows ended (the same order as one thread) and writes
@@ -387,7 +357,6 @@ pub(super) fn analyze_parallel<R: SharedSource>(
             let _ = link.tx.send(Msg::End { shard: 0, worker: Box::new(d) });
             error
         });
-        let _batch = BatchPolicy::enter();
         let mut marks = vec![0u64; shards as usize];
         for msg in rx.iter() {
             match msg {
