@@ -11,6 +11,7 @@
 pub(crate) mod frame;
 pub mod hpack;
 pub mod huffman;
+mod rfc7541;
 pub mod session;
 #[cfg(test)]
 mod tests;
