@@ -282,6 +282,9 @@ pub(crate) fn report<'a>(
         } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
             r.xfcc = parse_xfcc(&String::from_utf8_lossy(value));
         }
+        if r.peer_metadata.is_some() && r.peer_metadata_id.is_some() && !r.xfcc.is_empty() {
+            break; // the first of each is all that is read; a sidecar sends them on every request
+        }
     }
     if r.client_identity.is_none() {
         r.client_identity = r.xfcc.last().and_then(|x| x.uri.as_deref()).and_then(parse_spiffe);

@@ -23,7 +23,7 @@ use crate::flow::client::ClientBy;
 use crate::flow::StreamSink;
 use crate::wire::{Feed, Probe, Side, Timestamp};
 use http::h2::session::H2Session;
-use http::{HttpConfig, HttpFeed, HttpReport, HttpRequest, HttpSession, SwitchTo};
+use http::{HttpConfig, HttpFeed, HttpReport, HttpSession, SwitchTo};
 use tls::{TlsLimits, TlsReport, TlsSession};
 
 /// Bytes kept while a side's first message is too short to tell its protocol.
@@ -124,6 +124,9 @@ pub struct FlowClassifier {
     announced: bool,
     /// HTTP/1 and HTTP/2 requests already looked at by [`FlowClassifier::take_xfcc`].
     xfcc_checked: [usize; 2],
+    /// The last `x-forwarded-client-cert` value parsed, and what it gave: Envoy sends the same
+    /// value on every request of a downstream connection, parsed once.
+    last_xfcc: Option<Box<XfccSeen>>,
     warnings: Vec<String>,
     /// [`StreamSink::buffered`], counted again after each change: the flow table asks before
     /// and after every segment, and reading the sessions' buffers there cost a cache miss per
@@ -132,6 +135,15 @@ pub struct FlowClassifier {
     /// HTTP requests recorded, counted with `held`: [`FlowClassifier::take_xfcc`] runs for
     /// every packet and needs the session only when this moved.
     requests: usize,
+}
+
+/// The client SPIFFE ID (`URI=`) and the server identity (`By=`) of an XFCC element.
+pub type XfccIds = (String, Option<String>);
+
+/// An `x-forwarded-client-cert` value and what it gave.
+struct XfccSeen {
+    raw: Box<[u8]>,
+    ids: Option<XfccIds>,
 }
 
 /// What classification found in one flow.
@@ -194,6 +206,7 @@ impl FlowClassifier {
             h2: None,
             announced: false,
             xfcc_checked: [0, 0],
+            last_xfcc: None,
             warnings: Vec::new(),
             held: 0,
             requests: 0,
@@ -202,7 +215,7 @@ impl FlowClassifier {
 
     /// The client SPIFFE ID (`URI=`) and server identity (`By=`) of the last element of the
     /// newest `x-forwarded-client-cert` header among the HTTP requests parsed since the last call.
-    pub fn take_xfcc(&mut self) -> Option<(String, Option<String>)> {
+    pub fn take_xfcc(&mut self) -> Option<XfccIds> {
         if self.requests == self.xfcc_checked[0] + self.xfcc_checked[1] {
             return None;
         }
@@ -212,17 +225,30 @@ impl FlowClassifier {
         let new2 = h2.get(self.xfcc_checked[1]..).unwrap_or_default();
         self.xfcc_checked = [h1.len(), h2.len()];
         // Newest first: HTTP/2 requests follow the HTTP/1 ones of an upgraded connection.
-        let xfcc = |r: &HttpRequest| {
-            let (_, v) =
-                r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-client-cert"))?;
-            let x = istio::parse_xfcc(&String::from_utf8_lossy(v)).pop()?;
-            Some((x.uri?, x.by))
-        };
-        new2.iter()
+        let values = new2
+            .iter()
             .rev()
             .chain(new1.iter().rev())
             .filter(|r| r.headers.marks() & http::MARK_ISTIO != 0)
-            .find_map(xfcc)
+            .filter_map(|r| {
+                r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-client-cert"))
+            });
+        for (_, v) in values {
+            let found = match self.last_xfcc.as_ref().filter(|c| *c.raw == *v) {
+                Some(c) => c.ids.clone(),
+                None => {
+                    let ids = istio::parse_xfcc(&String::from_utf8_lossy(v))
+                        .pop()
+                        .and_then(|x| Some((x.uri?, x.by)));
+                    self.last_xfcc = Some(Box::new(XfccSeen { raw: v.into(), ids: ids.clone() }));
+                    ids
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     fn h2_session(&mut self) -> &mut H2Session {
