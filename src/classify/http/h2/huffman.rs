@@ -103,25 +103,29 @@ pub(crate) struct HuffmanError;
 /// Decodes `src` and appends the bytes to `dst` (on error, `dst` holds what was decoded before
 /// the fault).
 pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    // A byte needs at least five bits.
-    dst.reserve(src.len() * 8 / 5 + 1);
-    let mut state = 0usize;
-    let mut e = ACCEPT;
+    // No branch per nibble: every step writes its byte into a small buffer and advances only
+    // when it completed one, and a failure is noted and reported at the end (the states after
+    // it are valid indices; what they emit is dropped with the string). A byte of input
+    // completes at most two symbols (none is shorter than five bits), so 48 + 2 fit in 64.
+    let mut buf = [0u8; 64];
+    let (mut k, mut state, mut e, mut failed) = (0usize, 0usize, ACCEPT, 0u32);
     for &b in src {
         for n in [b >> 4, b & 0xf] {
             e = TRANSITIONS[state][n as usize];
-            if e & FAIL != 0 {
-                return Err(HuffmanError);
-            }
-            if e & EMIT != 0 {
-                dst.push((e >> 8) as u8);
-            }
+            failed |= e & FAIL;
+            buf[k & 63] = (e >> 8) as u8;
+            k += usize::from(e & EMIT != 0);
             state = (e & 0xff) as usize;
         }
+        if k >= 48 {
+            dst.extend_from_slice(&buf[..k]);
+            k = 0;
+        }
     }
-    if e & ACCEPT == 0 {
+    if failed != 0 || e & ACCEPT == 0 {
         return Err(HuffmanError);
     }
+    dst.extend_from_slice(&buf[..k]);
     Ok(())
 }
 
