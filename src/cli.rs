@@ -195,7 +195,10 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "512M", value_parser = parse_bytes)]
     pub(crate) max_total_bytes: usize,
 
-    /// Maximum bytes of one HTTP header block. Suffixes K, M, G.
+    /// Maximum bytes of one HTTP header block, and for HTTP/2 of one header block (HEADERS or
+    /// PUSH_PROMISE with its CONTINUATION frames, at most 64 frames) and of its decoded header
+    /// list (more is cut and warned). HTTP/2's HPACK table is held to 64 KiB per direction
+    /// whatever SETTINGS say. Suffixes K, M, G.
     #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
     pub(crate) max_header_bytes: usize,
 
