@@ -63,25 +63,7 @@ done
 $PY -c 'import grpc, h2, hpack, cryptography' || {
   echo "Debian's $PY needs python3-grpcio python3-h2 python3-hpack python3-cryptography" >&2; exit 1; }
 
-ip netns add $CLI
-ip netns add $SRV
-for ns in $CLI $SRV; do
-  ip netns exec $ns sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
-done
-ip link add $CLI netns $CLI type veth peer name $SRV netns $SRV
-for ns in $CLI $SRV; do ip -n $ns link set lo up; done
-ip -n $CLI addr add $C4/24 dev $CLI
-ip -n $SRV addr add $S4/24 dev $SRV
-ip -n $CLI link set $CLI up
-ip -n $SRV link set $SRV up
-# One wire segment per packet, as a NIC would show them (no TSO/GSO super-packets).
-ip netns exec $CLI ethtool -K $CLI tso off gso off gro off >/dev/null
-ip netns exec $SRV ethtool -K $SRV tso off gso off gro off >/dev/null
-# Static neighbours: no ARP, so every capture starts with its first SYN.
-CMAC=$(ip -n $CLI -br link show $CLI | awk '{print $3}')
-SMAC=$(ip -n $SRV -br link show $SRV | awk '{print $3}')
-ip -n $CLI neigh replace $S4 lladdr "$SMAC" dev $CLI nud permanent
-ip -n $SRV neigh replace $C4 lladdr "$CMAC" dev $SRV nud permanent
+veth_pair $CLI $SRV $C4 $S4
 sleep 1
 
 in_cli() { ip netns exec $CLI "$@"; }

@@ -72,3 +72,30 @@ istio_iptables() {
 COMMIT
 EOF
 }
+
+# veth_pair CLI SRV C4 S4: namespaces CLI and SRV joined by a veth pair named after them, with
+# addresses C4/24 and S4/24, IPv6 off, one wire segment per packet (no TSO/GSO/GRO
+# super-packets, as a NIC would show them) and static neighbours (no ARP: every capture starts
+# with its first SYN).
+veth_pair() {
+  ip netns add $1
+  ip netns add $2
+  for ns in $1 $2; do
+    ip netns exec $ns sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
+  done
+  ip link add $1 netns $1 type veth peer name $2 netns $2
+  for ns in $1 $2; do ip -n $ns link set lo up; done
+  ip -n $1 addr add $3/24 dev $1
+  ip -n $2 addr add $4/24 dev $2
+  ip -n $1 link set $1 up
+  ip -n $2 link set $2 up
+  # One wire segment per packet, as a NIC would show them (no TSO/GSO super-packets).
+  ip netns exec $1 ethtool -K $1 tso off gso off gro off >/dev/null
+  ip netns exec $2 ethtool -K $2 tso off gso off gro off >/dev/null
+  # Static neighbours: no ARP, so every capture starts with its first SYN.
+  local cmac smac
+  cmac=$(ip -n $1 -br link show $1 | awk '{print $3}')
+  smac=$(ip -n $2 -br link show $2 | awk '{print $3}')
+  ip -n $1 neigh replace $4 lladdr "$smac" dev $1 nud permanent
+  ip -n $2 neigh replace $3 lladdr "$cmac" dev $2 nud permanent
+}
