@@ -752,8 +752,20 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
         j.comma = true;
         return;
     }
+    // Some field needs care (an XFCC value's quotes, nearly always): the others are still
+    // copied whole, each checked on its own.
     j.open(b'[');
     for (n, v) in h.iter() {
+        if !needs_care(n) && !needs_care(v) {
+            j.sep();
+            j.b.extend_from_slice(b"[\"");
+            j.b.extend_from_slice(n);
+            j.b.extend_from_slice(b"\",\"");
+            j.b.extend_from_slice(v);
+            j.b.extend_from_slice(b"\"]");
+            j.comma = true;
+            continue;
+        }
         j.open(b'[');
         j.wire(n);
         j.wire(v);

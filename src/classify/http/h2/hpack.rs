@@ -57,6 +57,13 @@ pub(crate) const DEFAULT_TABLE_BYTES: usize = 4096;
 const ENTRY_OVERHEAD: usize = 32;
 
 pub(crate) use super::rfc7541::STATIC_TABLE;
+use super::FieldClass;
+
+/// The classes of the static table's names, computed once.
+fn static_classes() -> &'static [FieldClass; 61] {
+    static CLASSES: std::sync::OnceLock<[FieldClass; 61]> = std::sync::OnceLock::new();
+    CLASSES.get_or_init(|| std::array::from_fn(|i| FieldClass::of(STATIC_TABLE[i].0.as_bytes())))
+}
 
 /// A header block that cannot be decoded: the table may now differ from the encoder's, so the
 /// decoder is reset to an unknown history ([`HpackDecoder::forget`]) before the next block.
@@ -85,6 +92,8 @@ pub struct Field<'a> {
     pub value: &'a [u8],
     /// Sent as "never indexed" (RFC 7541 §6.2.3): the sender marks the value sensitive.
     pub(crate) never_indexed: bool,
+    /// What the name is to the session ([`FieldClass`]).
+    pub(crate) class: FieldClass,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -94,6 +103,7 @@ struct Span {
     mid: u32,
     end: u32,
     never_indexed: bool,
+    class: FieldClass,
 }
 
 /// The fields of one decoded header block, reused from block to block (no allocation per
@@ -155,6 +165,7 @@ impl HeaderList {
             name: &self.bytes[s.start as usize..s.mid as usize],
             value: &self.bytes[s.mid as usize..s.end as usize],
             never_indexed: s.never_indexed,
+            class: s.class,
         })
     }
 
@@ -176,6 +187,8 @@ struct Entry {
     value_len: u32,
     /// Inserted by a literal whose name was an unknown (pre-capture) entry.
     name_unknown: bool,
+    /// The name's class, computed once when the entry is inserted (indexed fields repeat).
+    class: FieldClass,
 }
 
 impl Entry {
@@ -228,7 +241,7 @@ impl DynamicTable {
     /// Inserts (§4.4): evicts to make room; an entry larger than the capacity empties the
     /// table and is not added. True if one of our entries was evicted (or the table emptied):
     /// every older, unknown entry is then gone too.
-    fn insert(&mut self, name: &[u8], value: &[u8], name_unknown: bool) -> bool {
+    fn insert(&mut self, name: &[u8], value: &[u8], name_unknown: bool, class: FieldClass) -> bool {
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
         if size > self.capacity {
             self.clear();
@@ -253,6 +266,7 @@ impl DynamicTable {
             name_len: name.len() as u32,
             value_len: value.len() as u32,
             name_unknown,
+            class,
         });
         self.size += size;
         self.unknown_names += usize::from(name_unknown);
@@ -262,7 +276,7 @@ impl DynamicTable {
 
 /// What an index names.
 enum Named<'a> {
-    Known(&'a [u8], &'a [u8]),
+    Known(&'a [u8], &'a [u8], FieldClass),
     /// A pre-capture entry, or one whose name was such an entry.
     Unknown {
         value_len: usize,
@@ -383,11 +397,11 @@ impl HpackDecoder {
         }
         if i <= STATIC_TABLE.len() {
             let (n, v) = STATIC_TABLE[i - 1];
-            return Ok(Named::Known(n.as_bytes(), v.as_bytes()));
+            return Ok(Named::Known(n.as_bytes(), v.as_bytes(), static_classes()[i - 1]));
         }
         match self.table.get(i - STATIC_TABLE.len() - 1) {
             Some((e, _, v)) if e.name_unknown => Ok(Named::Unknown { value_len: v.len() }),
-            Some((_, n, v)) => Ok(Named::Known(n, v)),
+            Some((e, n, v)) => Ok(Named::Known(n, v, e.class)),
             None if self.history_known && self.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
@@ -429,7 +443,7 @@ impl HpackDecoder {
                 // Indexed field (§6.1).
                 let index = read_int(block, &mut p, 7)?;
                 match self.lookup(index)? {
-                    Named::Known(n, v) => push_field(out, self.max_list_bytes, n, v, false),
+                    Named::Known(n, v, c) => push_field(out, self.max_list_bytes, n, v, c),
                     Named::Unknown { value_len } => unknown_field(out, value_len),
                 }
             } else if b & 0xe0 == 0x20 {
@@ -446,16 +460,16 @@ impl HpackDecoder {
                 };
                 let index = read_int(block, &mut p, prefix)?;
                 let start = out.bytes.len();
-                let name_known = if index == 0 {
+                let (name_known, class) = if index == 0 {
                     read_string(block, &mut p, &mut out.bytes)?;
-                    true
+                    (true, FieldClass::of(&out.bytes[start..]))
                 } else {
                     match self.lookup(index)? {
-                        Named::Known(n, _) => {
+                        Named::Known(n, _, c) => {
                             out.bytes.extend_from_slice(n);
-                            true
+                            (true, c)
                         }
-                        Named::Unknown { .. } => false,
+                        Named::Unknown { .. } => (false, FieldClass::default()),
                     }
                 };
                 let mid = out.bytes.len();
@@ -463,12 +477,12 @@ impl HpackDecoder {
                 let end = out.bytes.len();
                 if indexing {
                     let (name, value) = out.bytes[start..end].split_at(mid - start);
-                    let evicted = self.table.insert(name, value, !name_known);
+                    let evicted = self.table.insert(name, value, !name_known, class);
                     self.note_room(evicted);
                 }
                 if name_known {
                     out.bytes.truncate(end);
-                    keep_field(out, self.max_list_bytes, start, mid, never);
+                    keep_field(out, self.max_list_bytes, start, mid, never, class);
                 } else {
                     out.bytes.truncate(start);
                     unknown_field(out, end - mid);
@@ -486,12 +500,12 @@ fn unknown_field(out: &mut HeaderList, value_len: usize) {
 }
 
 /// Appends a field whose bytes come from a table.
-fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], never: bool) {
+fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], class: FieldClass) {
     let start = out.bytes.len();
     if !out.oversize && out.list_bytes as usize + name.len() + value.len() + ENTRY_OVERHEAD <= max {
         out.bytes.extend_from_slice(name);
         out.bytes.extend_from_slice(value);
-        keep_field(out, max, start, start + name.len(), never);
+        keep_field(out, max, start, start + name.len(), false, class);
     } else {
         // Counted without copying: a block of one-byte references to a large entry stays
         // linear in its own length.
@@ -502,7 +516,14 @@ fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], never
 }
 
 /// Keeps (or drops, past the bound) the field decoded at `out.bytes[start..]`.
-fn keep_field(out: &mut HeaderList, max: usize, start: usize, mid: usize, never_indexed: bool) {
+fn keep_field(
+    out: &mut HeaderList,
+    max: usize,
+    start: usize,
+    mid: usize,
+    never_indexed: bool,
+    class: FieldClass,
+) {
     let end = out.bytes.len();
     out.list_bytes += (end - start + ENTRY_OVERHEAD) as u64;
     if out.oversize || out.list_bytes > max as u64 {
@@ -511,7 +532,7 @@ fn keep_field(out: &mut HeaderList, max: usize, start: usize, mid: usize, never_
         out.bytes.truncate(start);
         return;
     }
-    out.spans.push(Span { start: start as u32, mid: mid as u32, end: end as u32, never_indexed });
+    out.spans.push(Span { start: start as u32, mid: mid as u32, end: end as u32, never_indexed, class });
 }
 
 /// Reads an integer with an `n`-bit prefix (§5.1), at most 32 bits.

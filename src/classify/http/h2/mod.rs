@@ -22,6 +22,57 @@ pub use frame::{
 };
 pub(crate) use hpack::{HeaderList, HpackDecoder, HpackError};
 
+/// A field's name seen as the session reads it: credential or not, the [`Headers::marks`]
+/// bits, and which pseudo-header or gRPC field it is. Computed once per name the decoder meets
+/// (a literal name, or a dynamic table entry when inserted; the static table's once per run),
+/// not per field: indexed fields repeat in every request of a connection.
+///
+/// [`Headers::marks`]: crate::sanitize::Headers::marks
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FieldClass {
+    /// [`crate::sanitize::redact::is_secret_header`] of the name.
+    pub(crate) secret: bool,
+    /// [`crate::classify::http::headers::header_marks`] of the name.
+    pub(crate) marks: u8,
+    pub(crate) role: FieldRole,
+}
+
+/// The fields the HTTP/2 session reads besides storing them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FieldRole {
+    #[default]
+    Other,
+    Method,
+    Path,
+    Authority,
+    Status,
+    ContentType,
+    GrpcStatus,
+    GrpcMessage,
+    GrpcEncoding,
+}
+
+impl FieldClass {
+    pub(crate) fn of(name: &[u8]) -> FieldClass {
+        let role = match name {
+            b":method" => FieldRole::Method,
+            b":path" => FieldRole::Path,
+            b":authority" => FieldRole::Authority,
+            b":status" => FieldRole::Status,
+            b"content-type" => FieldRole::ContentType,
+            b"grpc-status" => FieldRole::GrpcStatus,
+            b"grpc-message" => FieldRole::GrpcMessage,
+            b"grpc-encoding" => FieldRole::GrpcEncoding,
+            _ => FieldRole::Other,
+        };
+        FieldClass {
+            secret: crate::sanitize::redact::is_secret_header(name),
+            marks: super::headers::header_marks(name),
+            role,
+        }
+    }
+}
+
 /// Limits of one direction.
 #[derive(Clone, Copy, Debug)]
 pub struct H2Limits {

@@ -20,13 +20,13 @@
 //! `show_secrets`; the decoder's [`HeaderList`] holds their bytes only until the next block.
 
 use super::{
-    find_frame_chain, BlockKind, ErrorCode, Frame, H2Direction, H2Event, H2Limits, HeaderList, SettingId,
-    Start,
+    find_frame_chain, BlockKind, ErrorCode, FieldRole, Frame, H2Direction, H2Event, H2Limits, HeaderList,
+    SettingId, Start,
 };
 use crate::classify::http::{
-    header_marks, is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
+    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
 };
-use crate::sanitize::redact::{is_secret_header, placeholder};
+use crate::sanitize::redact::placeholder;
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
 use std::collections::BTreeMap;
@@ -611,7 +611,7 @@ impl Conn {
         let mut b = HeadersBuilder::with_capacity(list.len(), bytes + 32);
         let show = self.cfg.show_secrets;
         for f in list.iter() {
-            let secret = !show && (f.never_indexed || is_secret_header(f.name));
+            let secret = !show && (f.never_indexed || f.class.secret);
             let hidden;
             let value = if secret {
                 hidden = placeholder(f.value.len());
@@ -619,23 +619,23 @@ impl Conn {
             } else {
                 f.value
             };
-            b.mark(header_marks(f.name));
+            b.mark(f.class.marks);
             b.push(f.name, value);
             if secret {
                 continue;
             }
-            match f.name {
-                b":method" => p.method = Some(f.value),
-                b":path" => p.path = Some(f.value),
-                b":authority" => p.authority = Some(f.value),
-                b":status" => {
+            match f.class.role {
+                FieldRole::Other => {}
+                FieldRole::Method => p.method = Some(f.value),
+                FieldRole::Path => p.path = Some(f.value),
+                FieldRole::Authority => p.authority = Some(f.value),
+                FieldRole::Status => {
                     p.status = std::str::from_utf8(f.value).ok().and_then(|s| s.parse().ok()).or(Some(0))
                 }
-                b"content-type" => p.grpc_type = f.value.starts_with(b"application/grpc"),
-                b"grpc-status" => p.grpc_status = Some(f.value),
-                b"grpc-message" => p.grpc_message = Some(f.value),
-                b"grpc-encoding" => p.grpc_encoding = Some(f.value),
-                _ => {}
+                FieldRole::ContentType => p.grpc_type = f.value.starts_with(b"application/grpc"),
+                FieldRole::GrpcStatus => p.grpc_status = Some(f.value),
+                FieldRole::GrpcMessage => p.grpc_message = Some(f.value),
+                FieldRole::GrpcEncoding => p.grpc_encoding = Some(f.value),
             }
         }
         (b.finish(), p)
