@@ -1,7 +1,8 @@
 //! Istio's own signals on the wire, read from the TLS and HTTP facts: the SNI Envoy sets for
 //! mesh traffic (`outbound_.<port>_.<subset>_.<fqdn>`), the ALPN tokens sidecars offer
 //! (`istio-peer-exchange`, `istio`, `istio-http/1.0`, `istio-http/1.1`, `istio-h2`), and the
-//! well-known Istio ports. Pure functions over strings and numbers; no state.
+//! well-known Istio ports. Pure functions over strings and numbers; the only state is a per-thread
+//! memo of the last peer-metadata and XFCC values decoded (`Memo`).
 
 /// A parsed Istio SNI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,7 +224,7 @@ pub(crate) struct IstioReport {
     /// Role of the server port when it is one of Istio's own.
     pub(crate) port_role: Option<PortRole>,
     /// First decodable `x-envoy-peer-metadata` (plaintext HTTP): the peer workload's identity.
-    pub(crate) peer_metadata: Option<serde_json::Value>,
+    pub(crate) peer_metadata: Option<std::sync::Arc<PeerMetadata>>,
     /// First `x-envoy-peer-metadata-id`, e.g. `sidecar~10.0.0.2~productpage-v1-abc.default~...`.
     pub(crate) peer_metadata_id: Option<String>,
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
@@ -276,11 +277,18 @@ pub(crate) fn report<'a>(
     };
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata") && r.peer_metadata.is_none() {
-            r.peer_metadata = decode_peer_metadata(value);
+            r.peer_metadata = PEER_METADATA.with_borrow_mut(|m| {
+                m.get_or(value, || {
+                    decode_peer_metadata(value).map(|value| {
+                        let json = serde_json::to_vec(&value).unwrap_or_else(|_| b"null".to_vec());
+                        std::sync::Arc::new(PeerMetadata { value, json: json.into() })
+                    })
+                })
+            });
         } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") && r.peer_metadata_id.is_none() {
             r.peer_metadata_id = Some(String::from_utf8_lossy(value).into_owned());
         } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
-            r.xfcc = parse_xfcc(&String::from_utf8_lossy(value));
+            r.xfcc = XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&String::from_utf8_lossy(value))));
         }
         if r.peer_metadata.is_some() && r.peer_metadata_id.is_some() && !r.xfcc.is_empty() {
             break; // the first of each is all that is read; a sidecar sends them on every request
@@ -302,6 +310,56 @@ pub(crate) fn report<'a>(
         || r.server_identity.is_some()
         || r.client_identity.is_some();
     any.then_some(r)
+}
+
+/// A decoded `x-envoy-peer-metadata`, with its JSON text (written as is into every flow that
+/// carries it).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PeerMetadata {
+    pub(crate) value: serde_json::Value,
+    pub(crate) json: Box<[u8]>,
+}
+
+/// Values a memo keeps, per kind and thread.
+const MEMO_SLOTS: usize = 4;
+/// Longest value a memo keeps (longer ones are decoded each time).
+const MEMO_MAX_VALUE: usize = 8 * 1024;
+
+/// The last few distinct header values decoded, with what they decoded to. A sidecar sends the
+/// same peer metadata and the same XFCC on every request of every connection, and decoding one
+/// cost ~5,000 (peer metadata) and ~10,000 (XFCC) instructions per flow (bench/RESULTS.md).
+struct Memo<T> {
+    slots: Vec<(Box<[u8]>, T)>,
+    next: usize,
+}
+
+impl<T: Clone> Memo<T> {
+    const fn new() -> Memo<T> {
+        Memo { slots: Vec::new(), next: 0 }
+    }
+
+    fn get_or(&mut self, value: &[u8], decode: impl FnOnce() -> T) -> T {
+        if let Some((_, t)) = self.slots.iter().find(|(v, _)| **v == *value) {
+            return t.clone();
+        }
+        let t = decode();
+        if value.len() <= MEMO_MAX_VALUE {
+            let slot = (Box::from(value), t.clone());
+            if self.slots.len() < MEMO_SLOTS {
+                self.slots.push(slot);
+            } else {
+                self.slots[self.next] = slot;
+                self.next = (self.next + 1) % MEMO_SLOTS;
+            }
+        }
+        t
+    }
+}
+
+thread_local! {
+    static PEER_METADATA: std::cell::RefCell<Memo<Option<std::sync::Arc<PeerMetadata>>>> =
+        const { std::cell::RefCell::new(Memo::new()) };
+    static XFCC: std::cell::RefCell<Memo<Vec<Xfcc>>> = const { std::cell::RefCell::new(Memo::new()) };
 }
 
 /// Decodes standard or URL-safe base64 (padding optional); `None` on any other byte.

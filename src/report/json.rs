@@ -804,14 +804,8 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.key(key!("port_role")).opt_str(i.port_role.map(|r| r.as_str()));
     j.key(key!("peer_metadata"));
     match &i.peer_metadata {
-        // Rare (plaintext sidecar traffic) and free-form: serde_json writes it.
-        Some(v) => {
-            j.sep();
-            if serde_json::to_writer(&mut *j.b, v).is_err() {
-                j.b.extend_from_slice(b"null");
-            }
-            j.comma = true;
-        }
+        // Free-form: serde_json wrote it once when it was decoded.
+        Some(m) => j.raw(&m.json),
         None => j.null(),
     }
     j.key(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());

@@ -506,7 +506,7 @@ fn istio_details(
         let uri = x.uri.as_deref().map(escape_str).unwrap_or_else(|| "(no client URI)".into());
         v.push(format!("x-forwarded-client-cert: client {uri}{by} (the request arrived over mTLS)"));
     }
-    if let Some(serde_json::Value::Object(m)) = &i.peer_metadata {
+    if let Some(serde_json::Value::Object(m)) = i.peer_metadata.as_deref().map(|m| &m.value) {
         let keys = ["NAME", "NAMESPACE", "WORKLOAD_NAME", "CLUSTER_ID", "ISTIO_VERSION"];
         let parts: Vec<String> = keys
             .iter()
