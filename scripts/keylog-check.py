@@ -303,7 +303,6 @@ def truth_of(c, keys, server_port):
     lines = keys.get(rnd, {})
     app = bool(c.get("app"))
     if tls13:
-        after_sh = False
         enc, dec = 0, 0
         for side, opaque, ctype, has_hs, r in c["recs"]:
             if opaque == 23:
@@ -312,9 +311,8 @@ def truth_of(c, keys, server_port):
         hs_ok = fins == {"c", "s"}
         all_ok = enc == dec
         needed = TLS13_NEEDED | ({"CLIENT_EARLY_TRAFFIC_SECRET"} if early else set())
-        del after_sh
     else:
-        hs_ok = fins == {"c", "s"} and all(any(ty == 20 for s2, ty, h in msgs if s2 == s) for s in "cs")
+        hs_ok = fins == {"c", "s"}      # both encrypted Finished parsed
         all_ok = hs_ok and app
         needed = {"CLIENT_RANDOM"}
     t["handshake"], t["application"] = hs_ok, app
@@ -539,6 +537,8 @@ def main():
                     help="run tlspeek without --keylog: what it sees without the keys (same comparison)")
     ap.add_argument("runs", nargs="*", metavar="PCAP:KEYS")
     a = ap.parse_args()
+    if not a.tshark_only and not os.access(a.bin, os.X_OK):
+        sys.exit(f"no tlspeek binary at {a.bin} (cargo build, or --bin PATH)")
     runs = [tuple(r.rsplit(":", 1)) for r in a.runs] if a.runs else default_runs()
     made_bad, agree, disagree, failed_runs = [], {}, {}, []
     diffs = []
