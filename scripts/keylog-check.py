@@ -5,7 +5,9 @@
                             [--baseline] [PCAP:KEYS ...]
 
 Default runs (captures/): keylog-{tls12,tls13,python,h2}.pcap each with its own .keys file and
-with keylog-crlf.keys, keylog-{tls12,tls13}.pcap with keylog-partial.keys and keylog-wrong.keys.
+with keylog-crlf.keys, keylog-{tls12,tls13}.pcap with keylog-partial.keys and keylog-wrong.keys,
+and the TLS 1.3 calibration captures tls13-calib-{openssl,python,go,rustls}.pcap with their key
+logs (Go crypto/tls and rustls clients; captures/tls13-calib.md).
 
 Truth (tshark -o tls.keylog_file:KEYS -T json, one flow per tcp.stream, keyed by client port):
   version      TLS 1.3 from the ServerHello's supported_versions, else its version
@@ -101,6 +103,8 @@ def default_runs():
         runs.append((f"keylog-{stem}.pcap", "keylog-wrong.keys"))
     for stem in ("tls12", "tls13", "python", "h2"):
         runs.append((f"keylog-{stem}.pcap", "keylog-crlf.keys"))
+    for stem in ("openssl", "python", "go", "rustls"):     # TLS 1.3 from Go and rustls too
+        runs.append((f"tls13-calib-{stem}.pcap", f"tls13-calib-{stem}.keys"))
     return [(os.path.join(CAP, p), os.path.join(CAP, k)) for p, k in runs]
 
 
