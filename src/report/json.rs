@@ -252,11 +252,44 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
     escape_slow(out, s)
 }
 
-/// Whether some byte of `s` needs escaping in a JSON string or is not ASCII (then it may be
-/// invalid UTF-8): the branch-free word scan of [`escape_json`].
-fn needs_care(s: &[u8]) -> bool {
-    let (escape, high) = scan(s);
-    escape || high
+
+/// Offset of the first byte of `s` at or after `from` that needs escaping in a JSON string or
+/// is not ASCII; `s.len()` when there is none.
+fn next_care(s: &[u8], from: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return next_care_sse2(s, from);
+    #[cfg(not(target_arch = "x86_64"))]
+    return next_care_bytes(s, from);
+}
+
+fn next_care_bytes(s: &[u8], from: usize) -> usize {
+    let care = |&b: &u8| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80;
+    s.get(from..).and_then(|t| t.iter().position(care)).map_or(s.len(), |p| from + p)
+}
+
+/// [`next_care`] 16 bytes at a time.
+#[cfg(target_arch = "x86_64")]
+fn next_care_sse2(s: &[u8], from: usize) -> usize {
+    use std::arch::x86_64::*;
+    let n = s.len();
+    let mut i = from;
+    // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside `s` (i + 16 <= n).
+    unsafe {
+        let (quote, backslash, control) =
+            (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(0x1f));
+        while i + 16 <= n {
+            let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
+            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, control), v);
+            let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+            // The top bit of each byte: set for a byte to escape (all ones) or above 0x7f.
+            let m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low, special), v)) as u32;
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    next_care_bytes(s, i)
 }
 
 /// One branch-free pass over `s`: (some byte may need escaping, some byte is above 0x7f).
@@ -735,41 +768,32 @@ fn opt_headers(j: &mut Json<'_>, h: Option<&Headers>) {
 /// `[[name, value], ...]`.
 fn headers(j: &mut Json<'_>, h: &Headers) {
     // Header blocks are most of the output (HTTP flows with sidecar headers). One pass over all
-    // their bytes tells whether any needs escaping or is not ASCII; when none does (nearly
-    // always), each field is copied between its quotes without looking at it again.
-    if !h.is_empty() && !needs_care(h.bytes()) {
-        j.sep();
-        j.b.reserve(h.bytes().len() + 8 * h.len() + 2);
-        j.b.push(b'[');
-        for (i, (n, v)) in h.iter().enumerate() {
-            j.b.extend_from_slice(if i == 0 { b"[\"" } else { b",[\"" });
-            j.b.extend_from_slice(n);
-            j.b.extend_from_slice(b"\",\"");
-            j.b.extend_from_slice(v);
-            j.b.extend_from_slice(b"\"]");
-        }
-        j.b.push(b']');
-        j.comma = true;
-        return;
-    }
-    // Some field needs care (an XFCC value's quotes, nearly always): the others are still
-    // copied whole, each checked on its own.
-    j.open(b'[');
+    // their bytes finds those that need escaping or are not ASCII; a field without one (nearly
+    // all: an XFCC value's quotes are the usual exception) is copied between its quotes
+    // without looking at it again.
+    let bytes = h.bytes();
+    let mut care = next_care(bytes, 0);
+    j.sep();
+    j.b.reserve(bytes.len() + 8 * h.len() + 2);
+    j.b.push(b'[');
+    j.comma = false;
+    let mut end = 0;
     for (n, v) in h.iter() {
-        if !needs_care(n) && !needs_care(v) {
-            j.sep();
-            j.b.extend_from_slice(b"[\"");
+        end += n.len() + v.len();
+        if end <= care {
+            j.b.extend_from_slice(if j.comma { b",[\"" } else { b"[\"" });
             j.b.extend_from_slice(n);
             j.b.extend_from_slice(b"\",\"");
             j.b.extend_from_slice(v);
-            j.b.extend_from_slice(b"\"]");
-            j.comma = true;
+            j.b.push(b'"');
+            j.close(b']');
             continue;
         }
         j.open(b'[');
         j.wire(n);
         j.wire(v);
         j.close(b']');
+        care = next_care(bytes, end);
     }
     j.close(b']');
 }
@@ -932,6 +956,10 @@ mod tests {
             let (we, wh) = scan_words(&s);
             assert_eq!(wh, high, "{s:?}");
             assert!(we || !escape, "{s:?}");
+            for from in [0, n / 3, n] {
+                let want = (from..n).find(|&i| ESCAPE[s[i] as usize] != 0 || s[i] > 0x7f).unwrap_or(n);
+                assert_eq!(next_care(&s, from), want, "{s:?} from {from}");
+            }
         }
     }
 
