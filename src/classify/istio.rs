@@ -288,7 +288,8 @@ pub(crate) fn report<'a>(
         } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") && r.peer_metadata_id.is_none() {
             r.peer_metadata_id = Some(String::from_utf8_lossy(value).into_owned());
         } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
-            r.xfcc = XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&String::from_utf8_lossy(value))));
+            r.xfcc =
+                XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&String::from_utf8_lossy(value))));
         }
         if r.peer_metadata.is_some() && r.peer_metadata_id.is_some() && !r.xfcc.is_empty() {
             break; // the first of each is all that is read; a sidecar sends them on every request

@@ -252,7 +252,6 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
     escape_slow(out, s)
 }
 
-
 /// Offset of the first byte of `s` at or after `from` that needs escaping in a JSON string or
 /// is not ASCII; `s.len()` when there is none.
 fn next_care(s: &[u8], from: usize) -> usize {
