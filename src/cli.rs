@@ -215,6 +215,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub(crate) cert_warn: i64,
 
+    /// Check every certificate chain seen against the CA certificates in FILE (PEM, e.g. the
+    /// mesh root: kubectl get configmap istio-ca-root-cert -o jsonpath='{.data.root-cert\.pem}'):
+    /// signatures, validity at capture time, CA constraints, serverAuth/clientAuth; JSON
+    /// tls.server_chain / tls.client_chain. Repeatable.
+    #[arg(long = "ca", value_name = "FILE")]
+    pub(crate) ca: Vec<PathBuf>,
+
     /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
     /// list those flows. Checked: pod-network flows with payload, except --exempt-ports.
     /// TLS flows whose handshake was not seen are reported as unverified, not failed.
@@ -493,6 +500,7 @@ impl Args {
         Ok(Config {
             live,
             inputs: self.read,
+            ca_files: self.ca,
             format: if self.json { Format::Json } else { Format::Table },
             limits,
             classify: ClassifyConfig {
@@ -502,6 +510,8 @@ impl Args {
                     max_header_bytes: self.max_header_bytes.max(1024),
                     max_messages: self.max_requests,
                 },
+                // Read by `Config::load_ca` (no I/O here).
+                ca: None,
             },
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
