@@ -173,3 +173,41 @@ fn a_bad_ca_file_is_one_error_line_naming_it() {
     assert!(r.stderr.starts_with(&format!("tlspeek: cannot read --ca {missing}: ")), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
 }
+
+#[test]
+fn key_usage_intermediates_and_constraints() {
+    // captures/make-chain.sh: OpenSSL s_server/s_client with the chains of pki.py's chains().
+    let j = json("tls12-chain-checks.pcap", &["--ca", &pki("ca.crt")]);
+    let check = |id: u64| {
+        let t = &flow(&j.flows, id)["tls"];
+        (t["server_chain"].clone(), t["client_chain"].clone())
+    };
+    // The same certificate (extended key usage serverAuth only) verifies as the server's and
+    // not as the client's: each list is checked for the side that sent it.
+    assert_eq!(
+        check(1),
+        (verified(MESH_ROOT), failed("leaf not usable by a client (extended key usage lacks clientAuth)"))
+    );
+    // A mesh intermediate (pathLen 0, as with an Istio plug-in CA) between leaf and root.
+    assert_eq!(check(20), (verified(MESH_ROOT), verified(MESH_ROOT)));
+    assert_eq!(
+        flow(&j.flows, 20)["tls"]["server_certs"][0]["issuer"],
+        "CN=cluster.local intermediate,O=cluster.local"
+    );
+    // A CA under that intermediate breaks its pathLen.
+    assert_eq!(check(39), (failed("path length constraint exceeded"), verified(MESH_ROOT)));
+    // A workload certificate (CA:FALSE) used as an issuer.
+    assert_eq!(
+        check(60),
+        (failed("CA constraint: an issuer is not a CA (basicConstraints)"), verified(MESH_ROOT))
+    );
+    assert_eq!(
+        reading(&j.summary, "10.94.0.1:8443"),
+        "all mutual TLS (as with STRICT); 1 of 2 certificate chains not verified against the mesh root \
+         (first: client chain: leaf not usable by a client (extended key usage lacks clientAuth))"
+    );
+    assert_eq!(
+        reading(&j.summary, "10.94.0.1:8444"),
+        "all mutual TLS (as with STRICT); identities signed by the mesh root (CN=cluster.local root,O=cluster.local)"
+    );
+}
