@@ -434,6 +434,30 @@ mod tests {
     }
 
     #[test]
+    fn mutated_chains_never_panic_nor_verify() {
+        let mesh = TrustStore::load(&[pki("ca.crt")]).unwrap();
+        let (leaf, root) = (der("reviews.crt"), der("ca.crt"));
+        let mut rng = crate::wire::xorshift(19);
+        for _ in 0..2000 {
+            let (mut l, mut r) = (leaf.clone(), root.clone());
+            for _ in 0..1 + rng() % 4 {
+                let v = if rng().is_multiple_of(2) { &mut l } else { &mut r };
+                let i = (rng() as usize) % (v.len() + 1);
+                match rng() % 3 {
+                    0 if i < v.len() => v[i] ^= 1 << (rng() % 8),
+                    1 => v.truncate(i),
+                    _ => v.insert(i, rng() as u8),
+                }
+            }
+            let c = mesh.check(&[&l, &r], Role::Server, at(CAPTURED));
+            // A changed leaf never verifies (a changed copy of the root is only an extra).
+            if l != leaf {
+                assert!(!c.verified && c.error.is_some(), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
     fn cache_is_bounded() {
         let mut c = Cache::default();
         let e =

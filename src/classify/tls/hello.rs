@@ -404,8 +404,9 @@ impl TlsSession {
         let mut lr = Rd { b: list };
         let mut count = 0usize;
         let mut dropped = 0usize;
-        let role = self.cert_sender_role(side);
-        let ca = self.ca.filter(|_| self.sides[s].chain.is_none());
+        // `--ca`: the first list of each side is checked, for the role its sender plays.
+        let ca =
+            self.ca.filter(|_| self.sides[s].chain.is_none()).map(|ca| (ca, self.cert_sender_role(side)));
         let mut ders: Vec<&[u8]> = Vec::new();
         let st = &mut self.sides[s];
         st.cert_msg = true;
@@ -423,7 +424,7 @@ impl TlsSession {
                 dropped += 1;
             }
         }
-        if let (Some(ca), false) = (ca, ders.is_empty()) {
+        if let (Some((ca, role)), false) = (ca, ders.is_empty()) {
             st.chain = Some((role, ca.check(&ders, role, ts)));
         }
         let trailing = !lr.b.is_empty();
