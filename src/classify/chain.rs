@@ -285,13 +285,10 @@ fn describe(e: &WebpkiError, ders: &[&[u8]], role: Role) -> String {
     let at = |u: &UnixTime| rfc3339(u.as_secs() as i64);
     #[allow(deprecated)]
     match e {
-        E::UnknownIssuer => {
-            // The top of the list the peer sent: its issuer is the name that no anchor has.
-            match parsed().next_back().map(|c| dn_string(c.issuer())) {
-                Some(issuer) if !issuer.is_empty() => format!("unknown issuer: {issuer}"),
-                _ => "unknown issuer".into(),
-            }
-        }
+        E::UnknownIssuer => match missing_issuer(&parsed().collect::<Vec<_>>()) {
+            Some(issuer) if !issuer.is_empty() => format!("unknown issuer: {issuer}"),
+            _ => "unknown issuer".into(),
+        },
         E::CertExpired { not_after, .. } => {
             format!(
                 "expired at capture time ({}not after {})",
@@ -326,6 +323,24 @@ fn describe(e: &WebpkiError, ders: &[&[u8]], role: Role) -> String {
         E::InvalidCertValidity => "invalid validity period".into(),
         other => format!("malformed certificate ({other})"),
     }
+}
+
+/// The issuer that ends the list's own chain: from the leaf, each certificate's issuer is looked
+/// up among the others by name, until a self-signed certificate or a name the list lacks (the
+/// one no `--ca` certificate has either).
+fn missing_issuer(certs: &[X509Certificate<'_>]) -> Option<String> {
+    let mut cur = certs.first()?;
+    for _ in 0..certs.len() {
+        let issuer = cur.issuer().as_raw();
+        if issuer == cur.subject().as_raw() {
+            break;
+        }
+        match certs.iter().find(|c| c.subject().as_raw() == issuer) {
+            Some(next) => cur = next,
+            None => break,
+        }
+    }
+    Some(dn_string(cur.issuer()))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
@@ -418,6 +433,47 @@ mod tests {
         // The intermediate as the leaf: a CA certificate.
         let c = store.check(&[&inter, &root], Role::Server, at(CAPTURED));
         assert_eq!(c.error.as_deref(), Some("CA constraint: the leaf is a CA certificate"));
+    }
+
+    #[test]
+    fn unknown_issuer_is_where_the_list_s_own_chain_ends() {
+        let big = TrustStore::load(&[pki("big-root.crt")]).unwrap();
+        // An unrelated certificate after the leaf: the leaf's issuer is still the one named.
+        let (leaf, other) = (der("reviews.crt"), der("intruder.crt"));
+        let c = big.check(&[&leaf, &other], Role::Server, at(CAPTURED));
+        assert_eq!(c.error.as_deref(), Some("unknown issuer: CN=cluster.local root,O=cluster.local"));
+        // Leaf and intermediate sent, root not trusted: the intermediate's issuer.
+        let mesh = TrustStore::load(&[pki("ca.crt")]).unwrap();
+        let c = mesh.check(&[&der("big-leaf.crt"), &der("big-inter.crt")], Role::Server, at(CAPTURED));
+        assert_eq!(c.error.as_deref(), Some("unknown issuer: CN=Big Test Root CA,O=Big Test"));
+    }
+
+    /// A Certificate message seen without either hello (the capture joined mid-handshake).
+    #[test]
+    fn a_list_without_hellos_is_taken_as_the_server_s() {
+        use crate::classify::tls::{TlsLimits, TlsSession};
+        use crate::wire::Side;
+        let store: &'static TrustStore = Box::leak(Box::new(TrustStore::load(&[pki("ca.crt")]).unwrap()));
+        let leaf = der("reviews.crt");
+        let u24 = |n: usize| [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let mut msg = vec![11];
+        msg.extend(u24(leaf.len() + 6));
+        msg.extend(u24(leaf.len() + 3));
+        msg.extend(u24(leaf.len()));
+        msg.extend(&leaf);
+        let mut rec = vec![22, 3, 3];
+        rec.extend((msg.len() as u16).to_be_bytes());
+        rec.extend(&msg);
+        let mut t = TlsSession::new(TlsLimits { max_buffer: 65536 }).checking_chains(Some(store));
+        t.feed(Side::A, &rec, at(CAPTURED));
+        // The flow layer says B is the client: A's list is the server's.
+        let r = t.finish(Side::B);
+        assert_eq!(r.server_chain.as_ref().map(|c| c.verified), Some(true));
+        assert!(r.client_chain.is_none());
+        // It says A is the client: the list was checked for a server, so it is not reported.
+        let r = t.finish(Side::A);
+        assert_eq!(r.client_certs.len(), 1);
+        assert!(r.server_chain.is_none() && r.client_chain.is_none());
     }
 
     #[test]
