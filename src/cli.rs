@@ -29,6 +29,7 @@ use std::path::PathBuf;
 /// Mesh checks (docs/istio.md):
 ///   tlspeek -r cap.pcap --expect mtls          exit 1 if a pod-network flow is not mutual TLS
 ///   tlspeek -r cap.pcap --fail-on-plaintext    exit 1 if plaintext HTTP crossed the pod network
+///   tlspeek -r cap.pcap --ca root-cert.pem     every certificate chain checked against the mesh root
 ///
 /// Exit codes: 0 success (also after Ctrl-C); 1 --expect mtls or --fail-on-plaintext failed
 /// (the flows that broke it are listed); 2 an input could not be read to its end (flows found
@@ -214,6 +215,16 @@ pub struct Args {
     /// certificates live 24 h): 90s, 30m, 1h, 2d; 0 warns only about expired ones.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub(crate) cert_warn: i64,
+
+    /// Check every certificate chain seen against the CA certificates in FILE (PEM; repeatable).
+    ///
+    /// E.g. the mesh root: kubectl get configmap istio-ca-root-cert -o
+    /// jsonpath='{.data.root-cert\.pem}' > root-cert.pem. Checked at the capture time of each
+    /// handshake: signatures, validity, CA and path-length constraints, serverAuth for the
+    /// server's list and clientAuth for the client's (not host names). JSON tls.server_chain /
+    /// tls.client_chain; a `chain ✓`/`chain ✗` mark on the certificate lines.
+    #[arg(long = "ca", value_name = "FILE")]
+    pub(crate) ca: Vec<PathBuf>,
 
     /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
     /// list those flows. Checked: pod-network flows with payload, except --exempt-ports.
@@ -493,6 +504,7 @@ impl Args {
         Ok(Config {
             live,
             inputs: self.read,
+            ca_files: self.ca,
             format: if self.json { Format::Json } else { Format::Table },
             limits,
             classify: ClassifyConfig {
@@ -502,6 +514,8 @@ impl Args {
                     max_header_bytes: self.max_header_bytes.max(1024),
                     max_messages: self.max_requests,
                 },
+                // Read by `Config::load_ca` (no I/O here).
+                ca: None,
             },
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,

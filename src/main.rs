@@ -68,6 +68,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
+    if let Err(e) = cfg.load_ca() {
+        eprintln!("tlspeek: {e}");
+        return ExitCode::from(exit::ERROR);
+    }
     cfg.table.width = tlspeek::report::table::output_width();
     let stdout = io::stdout();
     // Block-buffered (a pipe or a file), or flushed at each line with -l (as tcpdump -l).

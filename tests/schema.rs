@@ -79,7 +79,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every JSON line tlspeek writes for the shipped captures, plain and with the checks on.
+/// Every JSON line tlspeek writes for the shipped captures, plain and with the checks (and
+/// `--ca`) on.
 fn lines() -> Vec<Value> {
     let mut caps: Vec<_> = std::fs::read_dir(root().join("captures"))
         .unwrap()
@@ -94,6 +95,9 @@ fn lines() -> Vec<Value> {
         cmd.arg("-r").arg(cap).arg("--json");
         if i % 2 == 0 {
             cmd.args(["--expect", "mtls", "--fail-on-plaintext"]);
+        }
+        if i % 3 == 0 || cap.file_name().is_some_and(|n| n == "tls12-mtls-istio.pcap") {
+            cmd.arg("--ca").arg(root().join("captures/pki/ca.crt"));
         }
         let o = cmd.output().unwrap();
         for l in String::from_utf8(o.stdout).unwrap().lines() {

@@ -13,7 +13,7 @@ import sys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "pki")
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -35,14 +35,17 @@ def save(stem, key, cert):
         f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make(subject, issuer, issuer_key, key, serial, ca=False, sans=(), start=None, days=3650):
+def make(subject, issuer, issuer_key, key, serial, ca=False, sans=(), start=None, days=3650,
+         path_length=None, eku=None):
     start = start or NOW - dt.timedelta(days=1)
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
          .public_key(key.public_key()).serial_number(serial)
          .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True))
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
 
 
@@ -127,6 +130,43 @@ def extra():
         k = ec.generate_private_key(ec.SECP256R1())
         save("intruder", k, make(name("intruder", "Other Test"), oca.subject, ok, k, 0x4002,
                                  sans=[x509.DNSName("intruder.other.test")]))
+    chains()
+
+
+def chains():
+    """Chains for the --ca checks (make-chain.sh), each made only if its file is missing: a leaf
+    usable by servers only, a mesh intermediate CA (pathLen 0, as an Istio plug-in CA's) with a
+    leaf, a CA under that intermediate (breaks its pathLen) with a leaf, and a leaf signed by a
+    workload certificate (not a CA)."""
+    have = lambda stem: os.path.exists(os.path.join(OUT, stem + ".crt"))
+    ca_key, ca = load("ca")
+    uri = lambda sa: x509.UniformResourceIdentifier(f"spiffe://cluster.local/ns/default/sa/{sa}")
+    if not have("eku-server"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("eku-server", k, make(name("eku-server", "cluster.local"), ca.subject, ca_key, k, 0x5001,
+                                   sans=[uri("eku-server")], eku=[ExtendedKeyUsageOID.SERVER_AUTH]))
+    if not have("mesh-inter"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("mesh-inter", k, make(name("cluster.local intermediate", "cluster.local"), ca.subject, ca_key,
+                                   k, 0x5002, ca=True, path_length=0))
+    ik, inter = load("mesh-inter")
+    if not have("details"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("details", k, make(name("details", "cluster.local"), inter.subject, ik, k, 0x5003,
+                                sans=[uri("details")]))
+    if not have("sub-inter"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("sub-inter", k, make(name("cluster.local sub-intermediate", "cluster.local"), inter.subject,
+                                  ik, k, 0x5004, ca=True))
+    sk, sub = load("sub-inter")
+    if not have("deep"):
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("deep", k, make(name("deep", "cluster.local"), sub.subject, sk, k, 0x5005, sans=[uri("deep")]))
+    if not have("by-workload"):
+        rk, reviews = load("reviews")
+        k = ec.generate_private_key(ec.SECP256R1())
+        save("by-workload", k, make(name("by-workload", "cluster.local"), reviews.subject, rk, k, 0x5006,
+                                    sans=[uri("by-workload")]))
 
 
 if __name__ == "__main__":

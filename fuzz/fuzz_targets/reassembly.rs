@@ -1,7 +1,8 @@
 //! TCP reassembly and classification of a few flows, with small memory limits.
 //!
-//! Input: byte 0 chooses the limits (bit 0: tiny / roomy), then a sequence of segment
-//! descriptors, 8 bytes each followed by the payload:
+//! Input: byte 0 chooses the settings (bit 0: tiny / roomy limits; bit 1: --show-secrets; bit 2:
+//! --ca with the test mesh root), then a sequence of segment descriptors, 8 bytes each followed
+//! by the payload:
 //!   byte 0  bits 0-1 flow (4 fixed 4-tuples; the table holds 2, so flows get evicted),
 //!           bit 2 direction (0: client → server), bit 3 snaplen cut (wire length > payload),
 //!           bits 4-7 seconds of capture time elapsed since the previous segment
@@ -13,6 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
+use tlspeek::classify::chain::TrustStore;
 use tlspeek::classify::http::HttpConfig;
 use tlspeek::classify::tls::TlsLimits;
 use tlspeek::classify::{ClassifyConfig, FlowClassifier};
@@ -37,6 +39,15 @@ const FLOWS: [FlowDef; 4] = [
     // Loopback leg (the XFCC path of the pipeline).
     FlowDef { client: ("127.0.0.1", 40003), server: ("127.0.0.6", 15006), isn: 0 },
 ];
+
+/// captures/pki/ca.crt as `--ca`, loaded once.
+fn mesh_root() -> &'static TrustStore {
+    static ROOT: std::sync::OnceLock<TrustStore> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let pem = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../captures/pki/ca.crt"));
+        TrustStore::load(&[pem]).expect("captures/pki/ca.crt")
+    })
+}
 
 fn check_report(meta: FlowMeta, c: FlowClassifier) {
     let (client, _) = decide_client(&meta, c.client_hint());
@@ -77,6 +88,8 @@ fuzz_target!(|data: &[u8]| {
     let ccfg = ClassifyConfig {
         tls: TlsLimits { max_buffer: tls_buf },
         http: HttpConfig { show_secrets: cfg_byte & 2 != 0, max_header_bytes: 1024, max_messages: 4 },
+        // Bit 2: certificate lists checked against the test mesh root (`--ca`).
+        ca: (cfg_byte & 4 != 0).then(mesh_root),
     };
     let addrs: Vec<(IpAddr, IpAddr)> =
         FLOWS.iter().map(|f| (f.client.0.parse().unwrap(), f.server.0.parse().unwrap())).collect();

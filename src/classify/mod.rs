@@ -13,6 +13,7 @@
 //! to one [`H2Session`]; once one side showed HTTP/2, the other side's bytes are frames too.
 
 pub(crate) mod cert;
+pub mod chain;
 pub(crate) mod fingerprint;
 pub mod http;
 pub(crate) mod istio;
@@ -40,6 +41,9 @@ pub struct ClassifyConfig {
     pub tls: TlsLimits,
     /// HTTP settings (redaction, limits).
     pub http: HttpConfig,
+    /// `--ca`: check every certificate list against these anchors. Loaded once and kept for the
+    /// process (`'static`: the config stays `Copy`, no reference count per flow).
+    pub ca: Option<&'static chain::TrustStore>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,8 +294,8 @@ impl FlowClassifier {
     }
 
     fn tls(&mut self) -> &mut TlsSession {
-        let limits = self.cfg.tls;
-        self.tls.get_or_insert_with(|| Box::new(TlsSession::new(limits)))
+        let (limits, ca) = (self.cfg.tls, self.cfg.ca);
+        self.tls.get_or_insert_with(|| Box::new(TlsSession::new(limits).checking_chains(ca)))
     }
 
     fn http(&mut self) -> &mut HttpSession {
@@ -752,6 +756,7 @@ mod tests {
         ClassifyConfig {
             tls: TlsLimits { max_buffer: 256 * 1024 },
             http: HttpConfig { show_secrets: false, max_header_bytes: 65536, max_messages: 1000 },
+            ca: None,
         }
     }
 

@@ -100,6 +100,19 @@ pub(crate) struct ServerVerdict {
     /// Loopback legs inside the pod to this address (Envoy -> app from 127.0.0.6, app ->
     /// Envoy...): plaintext by design, never counted in the columns above.
     pub(crate) legs: u64,
+    /// `--ca`: certificate lists (server's and client's) checked on pod-network flows; said in
+    /// the reading only.
+    #[serde(skip)]
+    pub(crate) chains: u64,
+    /// ... of which not verified.
+    #[serde(skip)]
+    pub(crate) chains_failed: u64,
+    /// The `--ca` certificate the first verified list led to.
+    #[serde(skip)]
+    pub(crate) chain_by: Option<std::sync::Arc<str>>,
+    /// The first list not verified: `client chain: unknown issuer: CN=...` (escaped).
+    #[serde(skip)]
+    pub(crate) chain_failure: Option<String>,
     /// One line for a person.
     pub(crate) reading: String,
 }
@@ -126,6 +139,26 @@ impl ServerVerdict {
             FlowClass::PlaintextRefused => self.plaintext_refused += 1,
             FlowClass::Other => self.other += 1,
             FlowClass::NoData => self.no_data += 1,
+        }
+    }
+
+    /// Counts the checked certificate lists of a pod-network flow (`--ca`).
+    fn add_chains(&mut self, f: &FlowReport) {
+        let Some(t) = &f.tls else { return };
+        for (side, c) in [("server", &t.server_chain), ("client", &t.client_chain)] {
+            let Some(c) = c else { continue };
+            self.chains += 1;
+            if c.verified {
+                if self.chain_by.is_none() {
+                    self.chain_by.clone_from(&c.by);
+                }
+            } else {
+                self.chains_failed += 1;
+                if self.chain_failure.is_none() {
+                    let why = c.error.as_deref().unwrap_or("not verified");
+                    self.chain_failure = Some(crate::sanitize::escape_str(&format!("{side} chain: {why}")));
+                }
+            }
         }
     }
 
@@ -186,6 +219,17 @@ impl ServerVerdict {
         if self.tls_failed > 0 && (m || n || p || r || unverified > 0) {
             let failure = self.tls_failure.as_deref().unwrap_or("refused");
             out.push_str(&format!("; {} TLS handshakes failed (first: {failure})", self.tls_failed));
+        }
+        if self.chains > 0 && self.chains_failed == 0 {
+            let by = self.chain_by.as_deref().map(crate::sanitize::escape_str).unwrap_or_default();
+            out.push_str(&format!("; identities signed by the mesh root ({by})"));
+        } else if self.chains > 0 {
+            out.push_str(&format!(
+                "; {} of {} certificate chains not verified against the mesh root (first: {})",
+                self.chains_failed,
+                self.chains,
+                self.chain_failure.as_deref().unwrap_or("not verified")
+            ));
         }
         if self.legs > 0 {
             let s = if self.legs == 1 { "" } else { "s" };
@@ -251,6 +295,9 @@ impl MeshBook {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
                 // ip:port as the mTLS listener) is counted apart.
                 v.add(class, is_leg, inferred);
+                if !is_leg {
+                    v.add_chains(f);
+                }
                 if !is_leg && class == FlowClass::TlsFailed && v.tls_failure.is_none() {
                     v.tls_failure = Some(failure_text(f));
                 }
@@ -275,6 +322,9 @@ impl MeshBook {
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
                 v.add(class, is_leg, inferred);
+                if !is_leg {
+                    v.add_chains(f);
+                }
             }
         }
         self.expect.check(f, class, leg, cfg);
@@ -366,6 +416,29 @@ mod tests {
         );
         assert_eq!(verdict([0, 0, 2, 0], 0, 0, 15021), "plaintext health/metrics port (exempt)");
         assert_eq!(verdict([0, 1, 0, 0], 0, 0, 443), "TLS without client certificates (not Istio mTLS)");
+    }
+
+    #[test]
+    fn chain_checks_are_read() {
+        let mut v = ServerVerdict {
+            leg: Leg::PodNetwork,
+            flows: 2,
+            mtls: 2,
+            chains: 4,
+            chain_by: Some("CN=cluster.local root,O=cluster.local".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            v.read(Some(9080), &DEFAULT_EXEMPT_PORTS),
+            "all mutual TLS (as with STRICT); identities signed by the mesh root (CN=cluster.local root,O=cluster.local)"
+        );
+        v.chains_failed = 1;
+        v.chain_failure = Some("client chain: unknown issuer: CN=Other Test Root,O=Other Test".into());
+        assert_eq!(
+            v.read(Some(9080), &DEFAULT_EXEMPT_PORTS),
+            "all mutual TLS (as with STRICT); 1 of 4 certificate chains not verified against the mesh root \
+             (first: client chain: unknown issuer: CN=Other Test Root,O=Other Test)"
+        );
     }
 
     #[test]

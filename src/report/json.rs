@@ -568,6 +568,19 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
             None => j.null(),
         }
     }
+    for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
+        j.key(k);
+        match c {
+            Some(c) => {
+                j.open(b'{');
+                j.key(key!("verified")).bool(c.verified);
+                j.key(key!("by")).opt_str(c.by.as_deref());
+                j.key(key!("error")).opt_str(c.error.as_deref());
+                j.close(b'}');
+            }
+            None => j.null(),
+        }
+    }
     j.close(b'}');
 }
 

@@ -75,9 +75,12 @@ pub const OBJECTS: &[Object] = &[
             "ja4_r",
             "ja3",
             "ja3_full",
+            "server_chain",
+            "client_chain",
         ],
     },
     Object { paths: &["flow.tls.alerts[]"], keys: &["from", "level", "description"] },
+    Object { paths: &["flow.tls.server_chain", "flow.tls.client_chain"], keys: &["verified", "by", "error"] },
     Object {
         paths: &["flow.tls.server_certs[]", "flow.tls.client_certs[]"],
         keys: &[

@@ -49,6 +49,8 @@ pub(crate) enum Format {
 pub struct Config {
     /// Capture files, `-` for standard input.
     pub(crate) inputs: Vec<PathBuf>,
+    /// `--ca` files, read by [`Config::load_ca`].
+    pub(crate) ca_files: Vec<PathBuf>,
     /// Live capture, read after the files.
     pub(crate) live: Option<LiveOptions>,
     /// Output format.
@@ -74,6 +76,18 @@ pub struct Config {
     /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
     /// by row with fixed columns, as for a live capture.
     pub line_buffered: bool,
+}
+
+impl Config {
+    /// Reads the `--ca` files (nothing without them): certificate chains are then checked
+    /// against them. The anchors live as long as the process (see [`ClassifyConfig::ca`]).
+    pub fn load_ca(&mut self) -> Result<(), crate::classify::chain::CaError> {
+        if !self.ca_files.is_empty() {
+            let store = crate::classify::chain::TrustStore::load(&self.ca_files)?;
+            self.classify.ca = Some(Box::leak(Box::new(store)));
+        }
+        Ok(())
+    }
 }
 
 /// The BPF filter, `-c` and `-w` of a run on capture files (as `tcpdump -r`).

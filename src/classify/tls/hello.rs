@@ -20,7 +20,7 @@ use super::{ClientHello, ServerHello, TlsSession, HRR_RANDOM, MAX_CHAIN};
 use crate::classify::cert::parse_cert;
 use crate::classify::fingerprint::{self, is_grease, ExtTypes, HelloFacts, U16List};
 use crate::sanitize::WireBytes;
-use crate::wire::{Side, Timestamp};
+use crate::wire::{Role, Side, Timestamp};
 
 /// Bounds-checked big-endian reader over a byte slice.
 struct Rd<'a> {
@@ -404,6 +404,10 @@ impl TlsSession {
         let mut lr = Rd { b: list };
         let mut count = 0usize;
         let mut dropped = 0usize;
+        // `--ca`: the first list of each side is checked, for the role its sender plays.
+        let ca =
+            self.ca.filter(|_| self.sides[s].chain.is_none()).map(|ca| (ca, self.cert_sender_role(side)));
+        let mut ders: Vec<&[u8]> = Vec::new();
         let st = &mut self.sides[s];
         st.cert_msg = true;
         while let Some(der) = lr.vec24() {
@@ -413,9 +417,15 @@ impl TlsSession {
             count += 1;
             if st.certs.len() < MAX_CHAIN {
                 st.certs.push(parse_cert(der, ts));
+                if ca.is_some() {
+                    ders.push(der);
+                }
             } else {
                 dropped += 1;
             }
+        }
+        if let (Some((ca, role)), false) = (ca, ders.is_empty()) {
+            st.chain = Some((role, ca.check(&ders, role, ts)));
         }
         let trailing = !lr.b.is_empty();
         if count == 0 {
@@ -426,6 +436,18 @@ impl TlsSession {
         }
         if trailing {
             self.warn("tls: malformed Certificate".into());
+        }
+    }
+
+    /// Who sent a Certificate message from `side`: the hellos tell; without them (joined
+    /// mid-handshake), the client if the other side asked for a certificate.
+    fn cert_sender_role(&self, side: Side) -> Role {
+        let server = self.server.map(|s| s == side).or(self.client.map(|c| c != side));
+        match server {
+            Some(true) => Role::Server,
+            Some(false) => Role::Client,
+            None if self.sides[side.other().idx()].cert_request => Role::Client,
+            None => Role::Server,
         }
     }
 

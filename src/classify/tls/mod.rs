@@ -26,6 +26,7 @@
 //! but kept apart: it is a self-contained algorithm with its own tests).
 
 use super::cert::CertInfo;
+use super::chain::{ChainCheck, TrustStore};
 use super::fingerprint::Fingerprints;
 use crate::sanitize::WireBytes;
 use crate::wire::{Feed, Role, Side, Timestamp};
@@ -281,6 +282,11 @@ pub struct TlsReport {
     pub(crate) ja3: Option<std::sync::Arc<str>>,
     /// JA3 string before hashing.
     pub(crate) ja3_full: Option<std::sync::Arc<str>>,
+    /// `--ca`: the server's certificate list checked against the anchors (None without `--ca`
+    /// or without a server certificate).
+    pub(crate) server_chain: Option<std::sync::Arc<ChainCheck>>,
+    /// `--ca`: the client's certificate list, checked for clientAuth.
+    pub(crate) client_chain: Option<std::sync::Arc<ChainCheck>>,
 }
 
 impl TlsReport {
@@ -366,6 +372,8 @@ struct SideTls {
     cert_empty: bool,
     /// This side sent a CertificateRequest.
     cert_request: bool,
+    /// `--ca`: its first certificate list checked, for the role it was sent in.
+    chain: Option<(Role, std::sync::Arc<ChainCheck>)>,
     /// This side sent ServerHelloDone.
     hello_done: bool,
     /// This side sent ChangeCipherSpec.
@@ -454,6 +462,8 @@ pub struct TlsSession {
     /// Warnings produced so far (drained or not), to cap them per session.
     warned: usize,
     saw: bool,
+    /// `--ca`: certificate lists are checked against these anchors as they are parsed.
+    ca: Option<&'static TrustStore>,
 }
 
 impl TlsSession {
@@ -501,7 +511,14 @@ impl TlsSession {
             warnings: Vec::new(),
             warned: 0,
             saw: false,
+            ca: None,
         }
+    }
+
+    /// Checks every certificate list against `ca` (`--ca`) as it is parsed; the DER is not kept.
+    pub(crate) fn checking_chains(mut self, ca: Option<&'static TrustStore>) -> TlsSession {
+        self.ca = ca;
+        self
     }
 
     fn warn(&mut self, w: String) {
@@ -625,10 +642,15 @@ impl TlsSession {
     fn partial_report(&self, client: Side) -> (TlsReport, Side) {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
+        // A list checked for the other role (sent before either hello told the roles) is not
+        // reported: its DER is gone.
+        let chain = |st: &SideTls, role| st.chain.as_ref().filter(|c| c.0 == role).map(|c| c.1.clone());
         let mut r = TlsReport {
             hello_retry_request: self.hrr_side.is_some(),
             client_cert_requested: ss.cert_request,
             client_cert_empty: cs.cert_empty,
+            server_chain: chain(ss, Role::Server),
+            client_chain: chain(cs, Role::Client),
             ..TlsReport::default()
         };
         if let Some(ch) = &self.ch {

@@ -19,6 +19,7 @@
 
 use super::Summary;
 use crate::classify::cert::CertInfo;
+use crate::classify::chain::ChainCheck;
 use crate::classify::istio::Leg;
 use crate::classify::tls::MtlsVerdict;
 use crate::classify::Protocol;
@@ -263,13 +264,31 @@ fn cert_line(c: &CertInfo) -> String {
     }
 }
 
+/// `--ca`: the mark after a certificate list, `chain ✓ CN=…` or `chain ✗ unknown issuer: CN=…`.
+fn chain_mark(c: &ChainCheck) -> String {
+    match (c.verified, c.by.as_deref(), c.error.as_deref()) {
+        (true, Some(by), _) if !by.is_empty() => format!("chain ✓ {}", escape_str(by)),
+        (true, _, _) => "chain ✓".into(),
+        (false, _, e) => format!("chain ✗ {}", escape_str(e.unwrap_or("not verified"))),
+    }
+}
+
+/// A certificate line with its list's `--ca` mark, when checked.
+fn cert_line_checked(c: &CertInfo, chain: Option<&ChainCheck>) -> String {
+    match chain {
+        Some(ch) => format!("{}; {}", cert_line(c), chain_mark(ch)),
+        None => cert_line(c),
+    }
+}
+
 /// `-vv`: every certificate of a chain, a few lines each.
-fn chain_lines(v: &mut Vec<String>, role: &str, certs: &[CertInfo]) {
+fn chain_lines(v: &mut Vec<String>, role: &str, certs: &[CertInfo], chain: Option<&ChainCheck>) {
     if certs.is_empty() {
         return;
     }
     let n = certs.len();
-    v.push(format!("{role} certificate chain ({n} certificate{}):", if n == 1 { "" } else { "s" }));
+    let mark = chain.map(|c| format!(" {}", chain_mark(c))).unwrap_or_default();
+    v.push(format!("{role} certificate chain ({n} certificate{}):{mark}", if n == 1 { "" } else { "s" }));
     for (i, c) in certs.iter().enumerate() {
         let dash = |s: Option<&str>| s.filter(|s| !s.is_empty()).map_or("-".into(), escape_str);
         v.push(format!("  {}. subject {}", i + 1, dash(c.subject.as_deref())));
@@ -346,16 +365,18 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             }
         }
         if verbose >= 2 {
-            chain_lines(&mut v, "server", &t.server_certs);
-            chain_lines(&mut v, "client", &t.client_certs);
+            chain_lines(&mut v, "server", &t.server_certs, t.server_chain.as_deref());
+            chain_lines(&mut v, "client", &t.client_certs, t.client_chain.as_deref());
         } else {
-            if verbose >= 1 {
+            // With --ca, a server chain that did not verify is shown without -v.
+            let failed = t.server_chain.as_ref().is_some_and(|c| !c.verified);
+            if verbose >= 1 || failed {
                 if let Some(c) = t.server_certs.first() {
-                    v.push(format!("server cert: {}", cert_line(c)));
+                    v.push(format!("server cert: {}", cert_line_checked(c, t.server_chain.as_deref())));
                 }
             }
             if let Some(c) = t.client_certs.first() {
-                v.push(format!("client cert: {}", cert_line(c)));
+                v.push(format!("client cert: {}", cert_line_checked(c, t.client_chain.as_deref())));
             }
         }
         for a in t.alerts.iter().filter(|a| a.is_fatal() || a.description != "close_notify") {
