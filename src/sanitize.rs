@@ -11,6 +11,7 @@
 //!
 //! Redaction of credential headers is in [`redact`].
 
+pub(crate) mod json_scan;
 pub(crate) mod redact;
 
 #[cfg(test)]
@@ -123,15 +124,21 @@ impl Serialize for WireRef<'_> {
     }
 }
 
-/// The header fields of one HTTP message, in order: names and values back to back in one
-/// buffer, with their end offsets. Two allocations per message instead of two per field: on the
-/// benchmark, storing headers field by field was a third of the run time and a quarter of the
-/// memory. Written as `[[name, value], ...]`, each like a [`WireBytes`].
+/// The header fields of one HTTP message, in order, stored as the JSON text the report writes
+/// (`["name","value"],["name","value"]`, without the outer brackets), with the offsets of each
+/// name and value in it. Two allocations per message instead of two per field (storing headers
+/// field by field was a third of the run time and a quarter of the memory), and the JSON writer
+/// copies a message's fields at once (writing them field by field was 9% of the instructions
+/// with HTTP/2: bench/RESULTS.md). A field whose name or value needs escaping or is not ASCII
+/// is kept raw between the same punctuation and listed in `dirty`: the writer escapes it, as
+/// it does any [`WireBytes`].
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Headers {
-    buf: Box<[u8]>,
-    /// End of name i at `2i`, end of value i at `2i + 1`.
+    text: Box<[u8]>,
+    /// End of name i at `2i`, end of value i at `2i + 1`, as offsets in `text`.
     ends: Box<[u32]>,
+    /// Fields whose text is raw bytes, not JSON text, in order.
+    dirty: Box<[u32]>,
     /// Bits the builder's caller set ([`HeadersBuilder::mark`]), so that readers looking for
     /// rare fields can skip a message without walking its fields.
     marks: u8,
@@ -140,23 +147,45 @@ pub struct Headers {
 /// Builds [`Headers`].
 #[derive(Default)]
 pub(crate) struct HeadersBuilder {
-    buf: Vec<u8>,
+    text: Vec<u8>,
     ends: Vec<u32>,
+    dirty: Vec<u32>,
     marks: u8,
 }
+
+/// JSON punctuation around a field: `["` before the name (`,["` after the first field),
+/// `","` between name and value, `"]` after the value.
+const FIELD_PUNCTUATION: usize = 7;
 
 impl HeadersBuilder {
     /// Room for `fields` fields of `bytes` bytes in all.
     pub(crate) fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
-        HeadersBuilder { buf: Vec::with_capacity(bytes), ends: Vec::with_capacity(2 * fields), marks: 0 }
+        HeadersBuilder {
+            text: Vec::with_capacity(bytes + FIELD_PUNCTUATION * fields),
+            ends: Vec::with_capacity(2 * fields),
+            dirty: Vec::new(),
+            marks: 0,
+        }
     }
 
     /// Appends one field.
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
-        self.buf.extend_from_slice(name);
-        self.ends.push(self.buf.len() as u32);
-        self.buf.extend_from_slice(value);
-        self.ends.push(self.buf.len() as u32);
+        let field = (self.ends.len() / 2) as u32;
+        let t = &mut self.text;
+        t.reserve(name.len() + value.len() + FIELD_PUNCTUATION);
+        if field > 0 {
+            t.push(b',');
+        }
+        t.extend_from_slice(b"[\"");
+        t.extend_from_slice(name);
+        self.ends.push(t.len() as u32);
+        t.extend_from_slice(b"\",\"");
+        t.extend_from_slice(value);
+        self.ends.push(t.len() as u32);
+        t.extend_from_slice(b"\"]");
+        if json_scan::needs_care(name) || json_scan::needs_care(value) {
+            self.dirty.push(field);
+        }
     }
 
     /// Sets bits of [`Headers::marks`].
@@ -166,14 +195,19 @@ impl HeadersBuilder {
 
     /// The fields.
     pub(crate) fn finish(self) -> Headers {
-        Headers { buf: self.buf.into_boxed_slice(), ends: self.ends.into_boxed_slice(), marks: self.marks }
+        Headers {
+            text: self.text.into_boxed_slice(),
+            ends: self.ends.into_boxed_slice(),
+            dirty: self.dirty.into_boxed_slice(),
+            marks: self.marks,
+        }
     }
 }
 
 impl Headers {
     /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
     pub(crate) fn prefetch(&self) {
-        crate::wire::prefetch_bytes(self.buf.as_ptr(), self.buf.len());
+        crate::wire::prefetch_bytes(self.text.as_ptr(), self.text.len());
         crate::wire::prefetch_bytes(self.ends.as_ptr().cast(), 4 * self.ends.len());
     }
 
@@ -182,9 +216,17 @@ impl Headers {
         self.marks
     }
 
-    /// All names and values, back to back (to check them all in one pass).
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf
+    /// The fields as JSON text (see [`Headers`]), and the fields whose bytes in it are raw.
+    pub(crate) fn json_text(&self) -> (&[u8], &[u32]) {
+        (&self.text, &self.dirty)
+    }
+
+    /// Bytes `start..end` of the JSON text holding fields `first..last` (with the comma before
+    /// `first` unless it is the first field).
+    pub(crate) fn text_of_fields(&self, first: usize, last: usize) -> &[u8] {
+        let start = if first == 0 { 0 } else { self.ends[2 * first - 1] as usize + 2 };
+        let end = self.ends[2 * last - 1] as usize + 2;
+        &self.text[start..end]
     }
 
     /// Number of fields.
@@ -199,9 +241,9 @@ impl Headers {
 
     /// Field `i`: (name, value).
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        let start = if i == 0 { 0 } else { *self.ends.get(2 * i - 1)? as usize };
+        let start = if i == 0 { 2 } else { *self.ends.get(2 * i - 1)? as usize + 5 };
         let (n, v) = (*self.ends.get(2 * i)? as usize, *self.ends.get(2 * i + 1)? as usize);
-        Some((&self.buf[start..n], &self.buf[n..v]))
+        Some((&self.text[start..n], &self.text[n + 3..v]))
     }
 
     /// The fields in order: (name, value).

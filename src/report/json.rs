@@ -13,6 +13,7 @@ use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
 use crate::classify::tls::TlsReport;
 use crate::record::{EndpointText, FlowReport, Preview};
+use crate::sanitize::json_scan::{may_need_escape, scan, word, ESCAPE, HIGH};
 use crate::sanitize::{escape_invalid_utf8, Headers, WireBytes};
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::io::{self, Write};
@@ -200,41 +201,6 @@ impl Json<'_> {
     }
 }
 
-/// Bytes `at..at + 8` as one word (a single load).
-fn word(s: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
-const LOW: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of `w` may need escaping in a JSON string (below 0x20, `"` or `\`); may say
-/// yes for a word that needs none (then the bytes are looked at one by one), never no for one
-/// that does.
-fn may_need_escape(w: u64) -> bool {
-    escape_bits(w) != 0
-}
-
-/// The escape of each byte as serde_json writes it: 0 none, `u` as `\u00XX`, else `\` + it.
-static ESCAPE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = b'u';
-        i += 1;
-    }
-    t[0x08] = b'b';
-    t[0x09] = b't';
-    t[0x0a] = b'n';
-    t[0x0c] = b'f';
-    t[0x0d] = b'r';
-    t[b'"' as usize] = b'"';
-    t[b'\\' as usize] = b'\\';
-    t
-};
-
 /// Appends `s` (valid UTF-8) as a quoted JSON string; returns whether it has a byte above
 /// 0x7f. Words of eight bytes that need no escape are copied at once (the last one padded with
 /// a plain byte); most strings (names, SNI, paths, header values) have no escape at all.
@@ -250,136 +216,6 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) -> bool {
         return high;
     }
     escape_slow(out, s)
-}
-
-/// Offset of the first byte of `s` at or after `from` that needs escaping in a JSON string or
-/// is not ASCII; `s.len()` when there is none.
-fn next_care(s: &[u8], from: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    return next_care_sse2(s, from);
-    #[cfg(not(target_arch = "x86_64"))]
-    return next_care_bytes(s, from);
-}
-
-fn next_care_bytes(s: &[u8], from: usize) -> usize {
-    let care = |&b: &u8| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80;
-    s.get(from..).and_then(|t| t.iter().position(care)).map_or(s.len(), |p| from + p)
-}
-
-/// [`next_care`] 16 bytes at a time.
-#[cfg(target_arch = "x86_64")]
-fn next_care_sse2(s: &[u8], from: usize) -> usize {
-    use std::arch::x86_64::*;
-    let n = s.len();
-    let mut i = from;
-    // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside `s` (i + 16 <= n).
-    unsafe {
-        let (quote, backslash, control) =
-            (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(0x1f));
-        while i + 16 <= n {
-            let v = _mm_loadu_si128(s.as_ptr().add(i).cast());
-            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, control), v);
-            let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-            // The top bit of each byte: set for a byte to escape (all ones) or above 0x7f.
-            let m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low, special), v)) as u32;
-            if m != 0 {
-                return i + m.trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-    }
-    next_care_bytes(s, i)
-}
-
-/// One branch-free pass over `s`: (some byte may need escaping, some byte is above 0x7f).
-/// Strings of 16 bytes or more (header blocks, certificate names, paths: most of the bytes
-/// scanned) are read 16 bytes at a time with SSE2, which every x86_64 has; shorter ones, and
-/// other targets, a word at a time.
-#[inline]
-fn scan(s: &[u8]) -> (bool, bool) {
-    #[cfg(target_arch = "x86_64")]
-    if s.len() >= 16 {
-        return scan_sse2(s);
-    }
-    scan_words(s)
-}
-
-/// [`scan`] 16 bytes at a time (`s` has at least 16); exact: says escape only for a byte
-/// below 0x20, `"` or `\`.
-#[cfg(target_arch = "x86_64")]
-fn scan_sse2(s: &[u8]) -> (bool, bool) {
-    use std::arch::x86_64::*;
-    let n = s.len();
-    // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside `s` (n >= 16: the last
-    // one is the final 16 bytes, overlapping the one before).
-    unsafe {
-        let (quote, backslash, control) =
-            (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(0x1f));
-        let (mut escape, mut high) = (_mm_setzero_si128(), _mm_setzero_si128());
-        let mut take = |v: __m128i| {
-            // v <= 0x1f (unsigned) exactly where min(v, 0x1f) == v.
-            let low = _mm_cmpeq_epi8(_mm_min_epu8(v, control), v);
-            let special = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-            escape = _mm_or_si128(escape, _mm_or_si128(low, special));
-            high = _mm_or_si128(high, v);
-        };
-        let p = s.as_ptr();
-        let mut i = 0;
-        while i + 16 <= n {
-            take(_mm_loadu_si128(p.add(i).cast()));
-            i += 16;
-        }
-        if i < n {
-            take(_mm_loadu_si128(p.add(n - 16).cast()));
-        }
-        (_mm_movemask_epi8(escape) != 0, _mm_movemask_epi8(high) != 0)
-    }
-}
-
-/// [`scan`] by words of eight bytes (may say escape for a word that needs none).
-fn scan_words(s: &[u8]) -> (bool, bool) {
-    let n = s.len();
-    let (mut flag, mut high) = (0u64, 0u64);
-    let mut i = 0;
-    while i + 8 <= n {
-        let w = word(s, i);
-        flag |= escape_bits(w);
-        high |= w;
-        i += 8;
-    }
-    if i < n {
-        let w = last_word(s);
-        flag |= escape_bits(w);
-        high |= w;
-    }
-    (flag != 0, high & HIGH != 0)
-}
-
-/// The bytes of `s` not in a whole word from its start, as one word: the last eight bytes when
-/// there are that many, else all of them padded with a plain byte.
-fn last_word(s: &[u8]) -> u64 {
-    let n = s.len();
-    if n >= 8 {
-        return word(s, n - 8);
-    }
-    let u32_at = |at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]) as u64;
-    if n >= 4 {
-        // Bytes 0..4 and n-4..n cover all of them.
-        return u32_at(0) | (u32_at(n - 4) << 32);
-    }
-    let pad = u64::from_le_bytes([b'a'; 8]) & !0xff_ffff;
-    match n {
-        0 => pad | 0x61_6161,
-        // s[0], s[n / 2] and s[n - 1] cover one to three bytes.
-        _ => pad | s[0] as u64 | (s[n / 2] as u64) << 8 | (s[n - 1] as u64) << 16,
-    }
-}
-
-/// Nonzero when some byte of `w` may need escaping (see [`may_need_escape`]).
-fn escape_bits(w: u64) -> u64 {
-    let zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH;
-    let below_space = w.wrapping_sub(0x20 * LOW) & !w & HIGH;
-    below_space | zero(w ^ (b'"' as u64 * LOW)) | zero(w ^ (b'\\' as u64 * LOW))
 }
 
 /// [`escape_json`] for a string with something to escape.
@@ -779,33 +615,33 @@ fn opt_headers(j: &mut Json<'_>, h: Option<&Headers>) {
 
 /// `[[name, value], ...]`.
 fn headers(j: &mut Json<'_>, h: &Headers) {
-    // Header blocks are most of the output (HTTP flows with sidecar headers). One pass over all
-    // their bytes finds those that need escaping or are not ASCII; a field without one (nearly
-    // all: an XFCC value's quotes are the usual exception) is copied between its quotes
-    // without looking at it again.
-    let bytes = h.bytes();
-    let mut care = next_care(bytes, 0);
+    // Header blocks are most of the output (HTTP flows with sidecar headers): they are stored as
+    // JSON text, copied at once; only the fields listed as raw (an XFCC value's quotes, bytes
+    // above 0x7f) are escaped here.
+    let (text, dirty) = h.json_text();
     j.sep();
-    j.b.reserve(bytes.len() + 8 * h.len() + 2);
     j.b.push(b'[');
-    j.comma = false;
-    let mut end = 0;
-    for (n, v) in h.iter() {
-        end += n.len() + v.len();
-        if end <= care {
-            j.b.extend_from_slice(if j.comma { b",[\"" } else { b"[\"" });
-            j.b.extend_from_slice(n);
-            j.b.extend_from_slice(b"\",\"");
-            j.b.extend_from_slice(v);
-            j.b.push(b'"');
-            j.close(b']');
-            continue;
+    let mut next = 0;
+    for &d in dirty {
+        let d = d as usize;
+        if d > next {
+            j.b.extend_from_slice(h.text_of_fields(next, d));
         }
-        j.open(b'[');
+        if d > 0 {
+            j.b.push(b',');
+        }
+        let (n, v) = h.get(d).unwrap_or_default();
+        j.b.push(b'[');
+        j.comma = false;
         j.wire(n);
         j.wire(v);
-        j.close(b']');
-        care = next_care(bytes, end);
+        j.b.push(b']');
+        next = d + 1;
+    }
+    if next == 0 {
+        j.b.extend_from_slice(text);
+    } else if next < h.len() {
+        j.b.extend_from_slice(h.text_of_fields(next, h.len()));
     }
     j.close(b']');
 }
@@ -895,11 +731,11 @@ mod tests {
             (b"x-ctl", b"a\tb\x01"),
             (b"x-utf8", b"caf\xc3\xa9 \xff"),
         ];
-        // Every subset of the fields in order: clean blocks take the copying path, the others
-        // the per-string one.
-        for mask in 0..(1u32 << fields.len()) {
+        // Every subset of every rotation of the fields: clean fields are copied as stored, the
+        // others escaped one by one, wherever they are.
+        for (mask, rot) in (0..(1u32 << fields.len())).flat_map(|m| (0..fields.len()).map(move |r| (m, r))) {
             let mut b = crate::sanitize::HeadersBuilder::with_capacity(0, 0);
-            for (i, (n, v)) in fields.iter().enumerate() {
+            for (i, (n, v)) in fields.iter().cycle().skip(rot).take(fields.len()).enumerate() {
                 if mask & 1 << i != 0 {
                     b.push(n, v);
                 }
@@ -909,7 +745,7 @@ mod tests {
             let mut j = Json { b: &mut v, comma: true };
             headers(&mut j, &h);
             let want = format!(",{}", serde_json::to_string(&h).unwrap());
-            assert_eq!(String::from_utf8(v).unwrap(), want, "fields {mask:#b}");
+            assert_eq!(String::from_utf8(v).unwrap(), want, "fields {mask:#b} rotated by {rot}");
         }
     }
 
@@ -942,49 +778,6 @@ mod tests {
         }
         for b in [&b"\xff"[..], b"ok\xc3(\\", b"\xe2\x82", b"abcdefgh\x80ijklmnop\\"] {
             assert_eq!(ours(b), serde(b), "{b:?}");
-        }
-    }
-
-    #[test]
-    fn scans_agree_with_looking_at_every_byte() {
-        let mut rng = crate::wire::xorshift(7);
-        for _ in 0..20_000 {
-            let n = (rng() % 70) as usize;
-            // Mostly plain letters, sometimes one of the bytes that matter.
-            let s: Vec<u8> = (0..n)
-                .map(|_| match rng() % 16 {
-                    0 => [b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff][(rng() % 8) as usize],
-                    _ => b'a' + (rng() % 26) as u8,
-                })
-                .collect();
-            let escape = s.iter().any(|&b| ESCAPE[b as usize] != 0);
-            let high = s.iter().any(|&b| b > 0x7f);
-            let (e, h) = scan(&s);
-            assert_eq!(h, high, "{s:?}");
-            assert!(e || !escape, "{s:?}");
-            if s.len() >= 16 {
-                assert_eq!(e, escape, "{s:?}");
-            }
-            let (we, wh) = scan_words(&s);
-            assert_eq!(wh, high, "{s:?}");
-            assert!(we || !escape, "{s:?}");
-            for from in [0, n / 3, n] {
-                let want = (from..n).find(|&i| ESCAPE[s[i] as usize] != 0 || s[i] > 0x7f).unwrap_or(n);
-                assert_eq!(next_care(&s, from), want, "{s:?} from {from}");
-            }
-        }
-    }
-
-    #[test]
-    fn word_check_flags_every_byte_that_needs_escaping() {
-        for x in 0..=255u8 {
-            for pos in 0..8 {
-                let mut w = *b"abcdefgh";
-                w[pos] = x;
-                if ESCAPE[x as usize] != 0 {
-                    assert!(may_need_escape(u64::from_le_bytes(w)), "byte {x:#04x} at {pos}");
-                }
-            }
         }
     }
 
