@@ -34,12 +34,15 @@ pub(crate) const OPAQUE_SCAN_BYTES: u64 = 64 * 1024;
 pub(crate) const PREVIEW_BYTES: usize = 48;
 
 /// Classifier settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ClassifyConfig {
     /// TLS buffer limits.
     pub tls: TlsLimits,
     /// HTTP settings (redaction, limits).
     pub http: HttpConfig,
+    /// Key store for TLS decryption (`--keylog`), shared by every worker; None: no decryption,
+    /// and no work for it.
+    pub keylog: Option<std::sync::Arc<tls::decrypt::KeyLog>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +89,23 @@ crate::wire::text_enum! {
     }
 }
 
+/// What the decrypted application bytes of a TLS side go to (`--keylog`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Tunnel {
+    /// Nothing decrypted yet.
+    #[default]
+    Undecided,
+    /// HTTP/1 (ALPN `http/1.1`, `istio-http/1.1`, or a request/status line).
+    Http,
+    /// HTTP/2 (ALPN `h2`, `istio-h2`).
+    H2,
+    /// Neither, or the classifier is done: no more application bytes wanted.
+    Off,
+}
+
 struct SideState {
+    /// Decrypted application bytes (TLS with a key log): where they go.
+    tunnel: Tunnel,
     mode: Mode,
     pending: Vec<u8>,
     preview: Vec<u8>,
@@ -101,6 +120,7 @@ struct SideState {
 impl SideState {
     fn new() -> SideState {
         SideState {
+            tunnel: Tunnel::Undecided,
             mode: Mode::Probe,
             pending: Vec::new(),
             preview: Vec::new(),
@@ -291,7 +311,14 @@ impl FlowClassifier {
 
     fn tls(&mut self) -> &mut TlsSession {
         let limits = self.cfg.tls;
-        self.tls.get_or_insert_with(|| Box::new(TlsSession::new(limits)))
+        let keylog = &self.cfg.keylog;
+        self.tls.get_or_insert_with(|| {
+            let mut t = Box::new(TlsSession::new(limits));
+            if let Some(k) = keylog {
+                t.set_keylog(k.clone());
+            }
+            t
+        })
     }
 
     fn http(&mut self) -> &mut HttpSession {
@@ -316,6 +343,9 @@ impl FlowClassifier {
         match self.sides[s].mode {
             Mode::Tls => {
                 let f = self.tls().feed(side, data, ts);
+                if self.cfg.keylog.is_some() {
+                    self.feed_tunnel(side);
+                }
                 if f == Feed::Done {
                     self.sides[s].mode = Mode::Done;
                 }
@@ -572,6 +602,9 @@ impl FlowClassifier {
             http = Some(report);
         }
         let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| t.into_report(client));
+        if let Some(w) = tls.as_ref().and_then(|t| t.inference_disagreement()) {
+            self.warnings.push(w);
+        }
         self.classified(http, tls, hint)
     }
 
@@ -681,6 +714,51 @@ impl StreamSink for FlowClassifier {
 }
 
 impl FlowClassifier {
+    /// Feeds the application bytes decrypted from `side` (TLS with `--keylog`) to the HTTP/1
+    /// or HTTP/2 classifier, as plaintext would be: HTTP/2 when the ALPN chosen says so (`h2`,
+    /// Istio's `istio-h2`), HTTP/1 for `http/1.1`, `istio-http/1.1` or bytes that start like
+    /// HTTP/1; anything else is not classified (and no longer decrypted).
+    fn feed_tunnel(&mut self, side: Side) {
+        let Some(t) = self.tls.as_mut() else { return };
+        let data = t.take_app(side);
+        if data.is_empty() {
+            return;
+        }
+        let s = side.idx();
+        if self.sides[s].tunnel == Tunnel::Undecided {
+            let client = t.client_side().unwrap_or(side.other());
+            let alpn = t.alpn_selected();
+            self.sides[s].tunnel = match alpn {
+                Some(b"h2" | b"istio-h2") => {
+                    self.h2_session().set_client(client);
+                    Tunnel::H2
+                }
+                Some(b"http/1.1" | b"istio-http/1.1" | b"http/1.0") => Tunnel::Http,
+                _ if http::probe_request(&data) != Probe::NoMatch
+                    || http::probe_response(&data) != Probe::NoMatch =>
+                {
+                    Tunnel::Http
+                }
+                _ if http::is_h2_preface(&data) != Probe::NoMatch => {
+                    self.h2_session().set_client(client);
+                    Tunnel::H2
+                }
+                _ => Tunnel::Off,
+            };
+        }
+        let done = match self.sides[s].tunnel {
+            Tunnel::Http => !matches!(self.http().feed(side, &data), HttpFeed::More),
+            Tunnel::H2 => self.h2_session().feed(side, &data) == Feed::Done,
+            Tunnel::Undecided | Tunnel::Off => true,
+        };
+        if done {
+            self.sides[s].tunnel = Tunnel::Off;
+            if let Some(t) = self.tls.as_mut() {
+                t.app_done(side);
+            }
+        }
+    }
+
     /// Counts the bytes held in buffers and the requests again (see `held`).
     fn recount(&mut self) {
         self.requests = self.http.as_ref().map_or(0, |h| h.requests().len());
@@ -752,6 +830,7 @@ mod tests {
         ClassifyConfig {
             tls: TlsLimits { max_buffer: 256 * 1024 },
             http: HttpConfig { show_secrets: false, max_header_bytes: 65536, max_messages: 1000 },
+            keylog: None,
         }
     }
 

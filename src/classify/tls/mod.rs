@@ -31,6 +31,7 @@ use crate::sanitize::WireBytes;
 use crate::wire::{Feed, Role, Side, Timestamp};
 use std::borrow::Cow;
 
+pub mod decrypt;
 mod hello;
 mod names;
 mod records;
@@ -110,7 +111,8 @@ crate::wire::text_enum! {
     }
 }
 
-/// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes`.
+/// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes` (XFCC),
+/// or that replaced the inference with a reading (the key log).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Confirmation {
     /// `x-forwarded-client-cert` headers on the Envoy → app leg(s) to `port` while the
@@ -121,12 +123,16 @@ pub(crate) enum Confirmation {
         /// The client SPIFFE IDs named.
         clients: Vec<String>,
     },
+    /// The TLS 1.3 handshake was decrypted with the key log (`--keylog`): the verdict is read,
+    /// not inferred (for `yes`, `no` alike).
+    KeyLog,
 }
 
 impl Confirmation {
     /// The words appended to the verdict's reason: `; confirmed: ...`.
     pub(crate) fn reason(&self) -> String {
         match self {
+            Confirmation::KeyLog => "; proven with the key log".into(),
             Confirmation::Xfcc { port, clients } => match clients.as_slice() {
                 [uri] => format!(
                     "; confirmed: the Envoy -> app leg to port {port} carried x-forwarded-client-cert URI={uri} during this connection"
@@ -272,6 +278,10 @@ pub struct TlsReport {
     /// A ClientHello was seen and the server answered nothing of the handshake (no hello, no
     /// certificate): a reset then refuses it ([`TlsReport::refuse`]).
     pub(crate) awaiting_server: bool,
+    /// Decryption with the key log (`--keylog`): None without one.
+    pub(crate) decryption: Option<decrypt::DecryptionReport>,
+    /// TLS 1.3 with the key log: the record-size inference that the decrypted verdict replaced.
+    pub(crate) mtls_inferred: Option<(MtlsVerdict, String)>,
     /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
     /// well-formed TLS ClientHello (SSLv2-format hellos have none).
     pub(crate) ja4: Option<std::sync::Arc<str>>,
@@ -295,6 +305,23 @@ impl TlsReport {
         self.mtls = MtlsVerdict::Unknown;
         self.mtls_reason = r.reason();
         self.refused = Some(r);
+    }
+
+    /// A warning when the decrypted verdict contradicts the record-size inference (the
+    /// inference rule needs work then).
+    pub(crate) fn inference_disagreement(&self) -> Option<String> {
+        let (inferred, _) = self.mtls_inferred.as_ref()?;
+        let contradicts = matches!(
+            (self.mtls, inferred),
+            (MtlsVerdict::Yes, MtlsVerdict::Unlikely) | (MtlsVerdict::No, MtlsVerdict::Likely)
+        );
+        contradicts.then(|| {
+            format!(
+                "tls: the record-size inference ({}) disagrees with the decrypted handshake ({})",
+                inferred.as_str(),
+                self.mtls.as_str()
+            )
+        })
     }
 
     /// The first fatal alert.
@@ -454,6 +481,8 @@ pub struct TlsSession {
     /// Warnings produced so far (drained or not), to cap them per session.
     warned: usize,
     saw: bool,
+    /// Decryption with a key log (`--keylog`); None without one.
+    dec: Option<Box<decrypt::Decryptor>>,
 }
 
 impl TlsSession {
@@ -501,6 +530,7 @@ impl TlsSession {
             warnings: Vec::new(),
             warned: 0,
             saw: false,
+            dec: None,
         }
     }
 
@@ -529,7 +559,7 @@ impl TlsSession {
         self.feed_bytes(side, data, ts);
         if self.sides[s].done {
             self.sides[s].release();
-            if !self.sides[s].tail.active {
+            if !self.sides[s].tail.active && (self.dec.is_none() || !self.dec_wants(side)) {
                 return Feed::Done;
             }
         }
@@ -547,11 +577,15 @@ impl TlsSession {
             st.tail.active = false;
             st.tail.broken = true;
         }
+        if self.sides[side.idx()].done {
+            self.dec_gap(side);
+        }
     }
 
     /// Bytes held in partial-record, handshake and resync buffers (allocated capacity).
     pub fn buffered(&self) -> usize {
-        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum()
+        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum::<usize>()
+            + self.dec.as_ref().map_or(0, |d| d.buffered())
     }
 
     /// Memory pressure: frees every partial buffer; sides still parsing resynchronise.
@@ -564,6 +598,7 @@ impl TlsSession {
             st.hs = Vec::new();
             st.scan = Vec::new();
         }
+        self.dec_shed();
     }
 
     /// Side that sent the ClientHello (or the opposite of the ServerHello sender).
@@ -676,6 +711,17 @@ impl TlsSession {
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
+        if self.dec.is_some() {
+            r.decryption = self.decryption(client);
+            let proven = negotiated
+                .filter(|&v| is_tls13(v) && !self.cut_hello)
+                .and_then(|_| self.proven_verdict(r.resumption.is_some(), client, cs, ss));
+            if let Some((proven, inferred)) = proven {
+                (r.mtls, r.mtls_reason) = proven;
+                r.mtls_inferred = Some(inferred);
+                r.confirmed_by = Some(Confirmation::KeyLog);
+            }
+        }
         let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
         r.awaiting_server = self.ch.is_some() && !answered;
         let refusal =
