@@ -77,6 +77,8 @@ pub(crate) struct TlsAlert {
     pub(crate) level: AlertLevel,
     /// Name (`handshake_failure`) or the number.
     pub(crate) description: String,
+    /// Decrypted (`--keylog`) after both sides' Finished: it ends a session, not a handshake.
+    pub(crate) after_handshake: bool,
 }
 
 crate::wire::text_enum! {
@@ -326,7 +328,7 @@ impl TlsReport {
 
     /// The first fatal alert.
     pub(crate) fn fatal_alert(&self) -> Option<&TlsAlert> {
-        self.alerts.iter().find(|a| a.is_fatal())
+        self.alerts.iter().find(|a| a.is_fatal() && !a.after_handshake)
     }
 }
 
@@ -474,7 +476,8 @@ pub struct TlsSession {
     hrr_side: Option<Side>,
     /// Version selected by the HelloRetryRequest.
     hrr_version: Option<u16>,
-    alerts: Vec<(Side, u8, u8)>,
+    /// Alerts: sender, level, description, decrypted after both Finished.
+    alerts: Vec<(Side, u8, u8, bool)>,
     /// A hello was cut short by a hole (snaplen): its facts are the part that was captured.
     cut_hello: bool,
     warnings: Vec<String>,
@@ -695,7 +698,7 @@ impl TlsSession {
         r.alerts = self
             .alerts
             .iter()
-            .map(|&(side, level, desc)| TlsAlert {
+            .map(|&(side, level, desc, after_handshake)| TlsAlert {
                 from: if side == client { Role::Client } else { Role::Server },
                 level: match level {
                     ALERT_WARNING => AlertLevel::Warning,
@@ -703,6 +706,7 @@ impl TlsSession {
                     n => AlertLevel::Other(n),
                 },
                 description: alert_description(desc),
+                after_handshake,
             })
             .collect();
         if negotiated.is_some_and(is_tls13) {
@@ -724,8 +728,11 @@ impl TlsSession {
         }
         let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
         r.awaiting_server = self.ch.is_some() && !answered;
-        let refusal =
-            r.alerts.iter().find(|a| a.from == Role::Server && a.is_fatal()).filter(|_| r.awaiting_server);
+        let refusal = r
+            .alerts
+            .iter()
+            .find(|a| a.from == Role::Server && a.is_fatal() && !a.after_handshake)
+            .filter(|_| r.awaiting_server);
         if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
             r.refuse(a);
         } else if let Some(a) = r.fatal_alert() {

@@ -461,7 +461,7 @@ impl TlsSession {
             CONTENT_ALERT
                 if !self.sides[s].encrypted && body.len() == 2 && self.alerts.len() < MAX_ALERTS =>
             {
-                self.alerts.push((side, body[0], body[1]));
+                self.alerts.push((side, body[0], body[1], false));
             }
             CONTENT_HANDSHAKE if !self.sides[s].encrypted => self.handshake_bytes(side, body, ts),
             CONTENT_APPLICATION_DATA if !self.held(side) && !self.sides[s].done => {

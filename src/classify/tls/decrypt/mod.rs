@@ -570,7 +570,7 @@ impl TlsSession {
             // TLS 1.3 alerts are encrypted as application data: one in clear is a cleartext alert.
             CONTENT_ALERT if suite.tls13 => {
                 if body.len() == 2 && self.alerts.len() < MAX_ALERTS {
-                    self.alerts.push((side, body[0], body[1]));
+                    self.alerts.push((side, body[0], body[1], false));
                 }
                 return;
             }
@@ -607,6 +607,12 @@ impl TlsSession {
             let st = d.dirs[s].stage;
             d.enter(s, st);
         }
+        let stage = d.dirs[s].stage;
+        if d.dirs[s].key.is_none() && d.dirs[s].material[stage..].iter().all(Option::is_none) {
+            // No secret in the key log for these records (not a wrong key): said in the report.
+            d.dirs[s].broken = Some("the key log lacks the secrets for the rest of the records");
+            return;
+        }
         let ctype = match d.open(s, header, body) {
             Ok(t) => t,
             Err(e) => {
@@ -633,7 +639,8 @@ impl TlsSession {
             CONTENT_HANDSHAKE => self.dec_handshake(d, side, &plain, ts),
             CONTENT_ALERT if plain.len() == 2 => {
                 if self.alerts.len() < MAX_ALERTS {
-                    self.alerts.push((side, plain[0], plain[1]));
+                    let after = d.dirs.iter().all(|x| x.finished);
+                    self.alerts.push((side, plain[0], plain[1], after));
                 }
                 if plain[0] == ALERT_FATAL {
                     d.dirs[s].app_wanted = false;
