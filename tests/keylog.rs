@@ -111,6 +111,12 @@ fn tls13_calibration_handshakes_are_decrypted_and_proven_on_every_stack() {
             );
             assert_eq!(f["warnings"], serde_json::json!([]), "{at}");
         }
+        // The per-server reading says the verdicts were proven, not inferred.
+        assert_eq!(
+            j.summary["servers"][0]["reading"],
+            "mixed mutual TLS and TLS without client certificates; proven with the key log; 1 TLS flows unverified",
+            "{stack}"
+        );
     }
 }
 

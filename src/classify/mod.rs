@@ -584,6 +584,13 @@ impl FlowClassifier {
             }
         }
         if let Some(t) = self.tls.as_mut() {
+            if self.cfg.keylog.is_some() {
+                t.dec_flush();
+                self.feed_tunnel(Side::A);
+                self.feed_tunnel(Side::B);
+            }
+        }
+        if let Some(t) = self.tls.as_mut() {
             self.warnings.extend(t.take_warnings());
         }
         if let Some(h) = self.http.as_mut() {

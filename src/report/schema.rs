@@ -208,6 +208,7 @@ pub const OBJECTS: &[Object] = &[
             "flows",
             "mtls",
             "mtls_inferred",
+            "tls_proven",
             "tls_no_client_cert",
             "tls_unverified",
             "tls_failed",

@@ -162,6 +162,8 @@ pub(crate) struct Decryptor {
     /// Scratch buffer for plaintext.
     out: Vec<u8>,
     max_buffer: usize,
+    /// Capture time of the last record (for the key log's re-read rate).
+    last_ts: Timestamp,
 }
 
 impl std::fmt::Debug for Decryptor {
@@ -191,6 +193,7 @@ impl Decryptor {
             dirs,
             out: Vec::new(),
             max_buffer,
+            last_ts: Timestamp::default(),
         }
     }
 
@@ -407,6 +410,36 @@ impl Decryptor {
     }
 }
 
+/// Builds encrypted TLS 1.3 records for tests and the fuzz target (not part of the tool).
+#[doc(hidden)]
+pub mod testing {
+    use super::{aead::RecordKey, keylog::Secret, schedule, suite, Framing};
+
+    /// Seals records with the key of one TLS 1.3 traffic secret.
+    pub struct Sealer(RecordKey);
+
+    impl Sealer {
+        /// A sealer for cipher suite `id` (0x1301..=0x1303) and a traffic secret of its hash's
+        /// length.
+        pub fn tls13(id: u16, secret: &[u8]) -> Option<Sealer> {
+            let s = suite(id).filter(|s| s.tls13)?;
+            let (key, iv) = schedule::traffic_key(s.hash, &Secret(secret.into()), s.cipher.key_len())?;
+            RecordKey::new(s.cipher, Framing::Tls13, &key, &iv).map(Sealer)
+        }
+
+        /// One record (header included) carrying `plain` as content type `ctype`.
+        pub fn seal(&mut self, ctype: u8, plain: &[u8]) -> Vec<u8> {
+            self.0.seal13(ctype, plain)
+        }
+    }
+
+    /// The next traffic secret after a KeyUpdate.
+    pub fn next_secret(id: u16, secret: &[u8]) -> Option<Vec<u8>> {
+        let s = suite(id)?;
+        schedule::next_secret(s.hash, &Secret(secret.into())).map(|x| x.0.into_vec())
+    }
+}
+
 /// Keeps a record of direction `s` until it can be decrypted (bounded by the buffer limit).
 fn hold(d: &mut Decryptor, s: usize, header: [u8; 5], body: &[u8]) {
     let dir = &mut d.dirs[s];
@@ -427,7 +460,7 @@ impl TlsSession {
     }
 
     /// Attaches a key log: records after the cleartext handshake are decrypted.
-    pub(crate) fn set_keylog(&mut self, log: Arc<KeyLog>) {
+    pub fn set_keylog(&mut self, log: Arc<KeyLog>) {
         self.dec = Some(Box::new(Decryptor::new(log, self.limits.max_buffer)));
     }
 
@@ -474,7 +507,7 @@ impl TlsSession {
     }
 
     /// Takes the application bytes of `side` decrypted so far.
-    pub(crate) fn take_app(&mut self, side: Side) -> Vec<u8> {
+    pub fn take_app(&mut self, side: Side) -> Vec<u8> {
         self.dec.as_mut().map(|d| std::mem::take(&mut d.dirs[side.idx()].app)).unwrap_or_default()
     }
 
@@ -559,6 +592,7 @@ impl TlsSession {
 
     fn dec_record(&mut self, d: &mut Decryptor, side: Side, header: [u8; 5], body: &[u8], ts: Timestamp) {
         let s = side.idx();
+        d.last_ts = ts;
         if d.cipher.is_none() {
             // 0-RTT data before the ServerHello: kept until the suite is known.
             hold(d, s, header, body);
@@ -584,18 +618,37 @@ impl TlsSession {
             }
             return;
         }
-        if !d.dirs[s].held.is_empty() {
-            let held = std::mem::take(&mut d.dirs[s].held);
-            let mut rest = &held[..];
-            while rest.len() >= 5 {
-                let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
-                let Some(b) = rest.get(5..5 + len) else { break };
-                let h: [u8; 5] = rest[..5].try_into().expect("5 bytes");
-                self.dec_open(d, side, h, b, ts);
-                rest = &rest[5 + len..];
+        self.dec_held(d, side, ts);
+        self.dec_open(d, side, header, body, ts);
+    }
+
+    /// Decrypts the records `side` kept while its keys were not known.
+    fn dec_held(&mut self, d: &mut Decryptor, side: Side, ts: Timestamp) {
+        let held = std::mem::take(&mut d.dirs[side.idx()].held);
+        let mut rest = &held[..];
+        while rest.len() >= 5 {
+            let len = u16::from_be_bytes([rest[3], rest[4]]) as usize;
+            let Some(b) = rest.get(5..5 + len) else { break };
+            let h: [u8; 5] = rest[..5].try_into().expect("5 bytes");
+            self.dec_open(d, side, h, b, ts);
+            rest = &rest[5 + len..];
+        }
+    }
+
+    /// The flow ended: records still waiting for their keys get one more look at the key log
+    /// (live capture: the line may have been written after the last packet).
+    pub(crate) fn dec_flush(&mut self) {
+        let Some(mut d) = self.dec.take() else { return };
+        if d.dirs.iter().any(|x| !x.held.is_empty()) && d.log.follows() && d.cipher.is_some() {
+            let ts = Timestamp::new(d.last_ts.secs, u64::from(d.last_ts.nanos) + 1_000_000_000);
+            let client = self.client_side().unwrap_or(Side::A);
+            if d.find_keys(ts) && d.install(client) {
+                for side in [client, client.other()] {
+                    self.dec_held(&mut d, side, ts);
+                }
             }
         }
-        self.dec_open(d, side, header, body, ts);
+        self.dec = Some(d);
     }
 
     fn dec_open(&mut self, d: &mut Decryptor, side: Side, header: [u8; 5], body: &[u8], ts: Timestamp) {
@@ -726,6 +779,166 @@ impl TlsSession {
             }
             HS_NEW_SESSION_TICKET => {}
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{next_secret, Sealer};
+    use super::*;
+    use crate::classify::tls::testutil::*;
+    use crate::wire::Feed;
+
+    /// A handshake message.
+    fn msg(t: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![t];
+        m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn client_cert_der() -> Vec<u8> {
+        let pem = include_bytes!("../../../../captures/pki/calib/client-ecdsa.crt");
+        x509_parser::pem::parse_x509_pem(pem).unwrap().1.contents
+    }
+
+    const SECRETS: [(&str, u8); 4] = [
+        ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 1),
+        ("SERVER_HANDSHAKE_TRAFFIC_SECRET", 2),
+        ("CLIENT_TRAFFIC_SECRET_0", 3),
+        ("SERVER_TRAFFIC_SECRET_0", 4),
+    ];
+
+    /// A TLS 1.3 flow (client random [7; 32], TLS_AES_128_GCM_SHA256) sealed with the secrets
+    /// [1; 32].. [4; 32]: the client's records and the server's, in order of sending. The server
+    /// asks for a certificate and selects h2; the client sends its SPIFFE certificate, a
+    /// request, a KeyUpdate, and a second request under the updated key.
+    fn flow() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut server = record(&[(2, server_hello([9; 32], 0x1301, &[ext(43, &[3, 4])]))]);
+        let mut shs = Sealer::tls13(0x1301, &[2; 32]).unwrap();
+        let mut flight = msg(8, &[0, 9, 0, 16, 0, 5, 0, 3, 2, b'h', b'2']);
+        flight.extend(msg(13, &[0, 0, 0]));
+        flight.extend(msg(20, &[0xaa; 32]));
+        server.extend(shs.seal(22, &flight));
+        let mut chs = Sealer::tls13(0x1301, &[1; 32]).unwrap();
+        let der = client_cert_der();
+        let mut entry = (der.len() as u32).to_be_bytes()[1..].to_vec();
+        entry.extend(&der);
+        entry.extend([0, 0]);
+        let mut cert = vec![0];
+        cert.extend(&(entry.len() as u32).to_be_bytes()[1..]);
+        cert.extend(entry);
+        let mut client_flight = msg(11, &cert);
+        client_flight.extend(msg(15, &[4, 3, 0, 2, 0, 0]));
+        let mut client = vec![chs.seal(22, &client_flight), chs.seal(22, &msg(20, &[0xbb; 32]))];
+        let mut cts = Sealer::tls13(0x1301, &[3; 32]).unwrap();
+        client.push(cts.seal(23, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+        client.push(cts.seal(22, &msg(24, &[0])));
+        let mut cts1 = Sealer::tls13(0x1301, &next_secret(0x1301, &[3; 32]).unwrap()).unwrap();
+        client.push(cts1.seal(23, b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n"));
+        (server, client)
+    }
+
+    fn key_lines() -> String {
+        let random = "07".repeat(32);
+        SECRETS.iter().map(|(l, b)| format!("{l} {random} {}\n", format!("{b:02x}").repeat(32))).collect()
+    }
+
+    #[test]
+    fn keys_that_arrive_after_the_handshake_still_decrypt_it() {
+        let dir = std::env::temp_dir().join(format!("tlspeek-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "").unwrap();
+        let (log, _) = KeyLog::open(std::slice::from_ref(&path), true).unwrap();
+        let mut t = TlsSession::new(limits());
+        t.set_keylog(Arc::new(log));
+        let (server, client) = flow();
+        let ts = |s: i64| Timestamp::new(1_800_000_000 + s, 0);
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &["h2", "http/1.1"], &[0x0304]))]), ts(0));
+        t.feed(Side::B, &server, ts(0));
+        t.feed(Side::A, &[20, 3, 3, 0, 1, 1], ts(0));
+        for r in &client[..3] {
+            assert_eq!(t.feed(Side::A, r, ts(1)), Feed::More, "records held for their keys");
+        }
+        assert_eq!(t.finish(Side::A).decryption.unwrap().status, DecryptStatus::NoKeys);
+        // Envoy appends the connection's lines; the next record (2 s later) reads them.
+        std::fs::write(&path, key_lines()).unwrap();
+        for r in &client[3..] {
+            t.feed(Side::A, r, ts(2));
+        }
+        t.feed(Side::B, &Sealer::tls13(0x1301, &[4; 32]).unwrap().seal(21, &[1, 0]), ts(2));
+        let r = t.finish(Side::A);
+        let d = r.decryption.clone().unwrap();
+        assert_eq!(
+            (d.status, d.handshake, d.application),
+            (DecryptStatus::Decrypted, true, true),
+            "{}",
+            d.reason
+        );
+        assert_eq!(r.alpn_selected.unwrap().as_bytes(), b"h2");
+        assert!(r.client_cert_requested);
+        assert_eq!(r.mtls_reason, "client sent a certificate (spiffe://cluster.local/ns/default/sa/calib-client); proven with the key log");
+        assert_eq!(r.mtls_inferred.as_ref().unwrap().0, crate::classify::tls::MtlsVerdict::Likely);
+        assert_eq!(r.alerts[0].description, "close_notify");
+        assert!(r.alerts[0].after_handshake);
+        let app = t.take_app(Side::A);
+        assert_eq!(app, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(t.take_warnings().is_empty());
+
+        // The line written after the flow's last packet: read when the flow ends.
+        let late = dir.join("late");
+        std::fs::write(&late, "").unwrap();
+        let (log, _) = KeyLog::open(std::slice::from_ref(&late), true).unwrap();
+        let mut t = TlsSession::new(limits());
+        t.set_keylog(Arc::new(log));
+        t.feed(Side::A, &record(&[(1, client_hello("x.test", &["h2"], &[0x0304]))]), ts(0));
+        t.feed(Side::B, &server, ts(0));
+        t.feed(Side::A, &[20, 3, 3, 0, 1, 1], ts(0));
+        for r in &client {
+            t.feed(Side::A, r, ts(0));
+        }
+        std::fs::write(&late, key_lines()).unwrap();
+        assert_eq!(t.finish(Side::A).decryption.unwrap().status, DecryptStatus::NoKeys);
+        t.dec_flush();
+        assert_eq!(t.finish(Side::A).mtls, crate::classify::tls::MtlsVerdict::Yes);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_result_and_damage_never_panics() {
+        let log = Arc::new(KeyLog::from_text(key_lines().as_bytes()));
+        let (server, client) = flow();
+        let client: Vec<u8> = [vec![20, 3, 3, 0, 1, 1]].into_iter().chain(client).flatten().collect();
+        let hello = record(&[(1, client_hello("x.test", &["h2"], &[0x0304]))]);
+        let run = |chunk: usize, flip: Option<usize>| {
+            let mut t = TlsSession::new(limits());
+            t.set_keylog(log.clone());
+            t.feed(Side::A, &hello, SEEN);
+            for c in server.chunks(chunk) {
+                t.feed(Side::B, c, SEEN);
+            }
+            let mut c = client.clone();
+            if let Some(i) = flip {
+                let n = c.len();
+                c[i % n] ^= 0x40;
+            }
+            for c in c.chunks(chunk) {
+                t.feed(Side::A, c, SEEN);
+            }
+            let _ = t.take_warnings();
+            let app = t.take_app(Side::A);
+            (json(&t.finish(Side::A)), app)
+        };
+        let whole = run(usize::MAX, None);
+        assert!(whole.0.contains("\"status\":\"decrypted\""), "{}", whole.0);
+        for chunk in [1, 7, 100, 1000] {
+            assert_eq!(run(chunk, None), whole, "chunks of {chunk}");
+        }
+        for i in (0..client.len()).step_by(13) {
+            let (j, _) = run(97, Some(i));
+            assert!(j.contains("\"decryption\":{"), "byte {i}");
         }
     }
 }
