@@ -338,3 +338,28 @@ fn key_log_files_are_checked() {
         format!("tlspeek: warning: key log {} is readable by other users (chmod 600 it): it decrypts every connection it lists\n", open.as_str())
     );
 }
+
+#[test]
+fn the_table_says_what_was_proven_and_what_was_not_decrypted() {
+    let cap = capture("decrypt-tls12.pcap");
+    let r = tlspeek(&["-r", cap.to_str().unwrap(), "--keylog", &keys("decrypt-tls12.keys"), "-q"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains(
+            "    decryption unsupported_cipher: cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 is not decrypted by tlspeek (AES-GCM and ChaCha20-Poly1305 only)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("    GET /tls12-chacha → 200"), "{}", r.stdout);
+    let cap = capture("tls13-calib-python.pcap");
+    let r = tlspeek(&["-r", cap.to_str().unwrap(), "--keylog", &keys("tls13-calib-python.keys"), "-q"]);
+    assert!(
+        r.stdout.contains(&format!(
+            "    mtls yes: client sent a certificate ({SPIFFE}); proven with the key log\n"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("decryption "), "every flow decrypted: no line");
+}

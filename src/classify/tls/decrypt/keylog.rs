@@ -287,6 +287,11 @@ impl KeyLog {
         store.map.get(random).cloned()
     }
 
+    /// Whether the store holds `random` now (no file is read).
+    pub(crate) fn contains(&self, random: &[u8; 32]) -> bool {
+        self.store.read().is_ok_and(|s| s.map.contains_key(random))
+    }
+
     /// Whether a miss may still be answered later (a followed file).
     pub(crate) fn follows(&self) -> bool {
         self.follow

@@ -329,6 +329,12 @@ impl Decryptor {
                 ),
             );
         }
+        if self.cipher.is_none() && self.client_random.is_some_and(|cr| self.log.contains(&cr)) {
+            return r(
+                DecryptStatus::Partial,
+                "keys found, but no ServerHello was seen: the cipher suite is not known".into(),
+            );
+        }
         if self.secrets.is_none() {
             return r(
                 DecryptStatus::NoKeys,
@@ -489,7 +495,7 @@ impl TlsSession {
             return false;
         }
         let dir = &d.dirs[side.idx()];
-        dir.broken.is_none() && (!dir.finished || dir.app_wanted || !d.dirs[side.other().idx()].finished)
+        dir.broken.is_none() && (!dir.finished || dir.app_wanted)
     }
 
     /// The ALPN protocol selected (ServerHello, or the decrypted EncryptedExtensions).
@@ -612,9 +618,14 @@ impl TlsSession {
         }
         let client = self.client_side().unwrap_or(side.other());
         if !d.find_keys(ts) || !d.install(client) {
-            // Not (yet) in the key log: a followed file may still get the line.
-            if d.log.follows() && d.client_random.is_some() {
+            // Not (yet) in the key log: a followed file may still get the line; a file read
+            // once will not, and this flow's records are not looked at again.
+            if d.log.follows() && d.client_random.is_some() && d.secrets.is_none() {
                 hold(d, s, header, body);
+            } else {
+                for dir in &mut d.dirs {
+                    dir.broken.get_or_insert("no keys for this connection");
+                }
             }
             return;
         }
