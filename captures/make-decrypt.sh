@@ -19,6 +19,8 @@
 #         TLS_AES_256_GCM_SHA384, GET /tls13-mtls
 #   (any) s_client -> s_server :8447: a request, a KeyUpdate ('K': update_requested), a second
 #         request; TLS_CHACHA20_POLY1305_SHA256
+#   (any) s_client -> s_server -early_data :8448 twice: a full handshake that saves the session,
+#         then its PSK resumption with a request sent as 0-RTT early data
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
@@ -70,7 +72,10 @@ PIDS+=($!)
 sleep 30 | in_srv openssl s_server -quiet -accept 8447 -cert "$PKI/server.crt" -key "$PKI/server.key" -tls1_3 \
   -ciphersuites TLS_CHACHA20_POLY1305_SHA256 >/dev/null 2>&1 &
 PIDS+=($!)
-wait_port 8445; wait_port 8446; wait_port 8447
+sleep 30 | in_srv openssl s_server -quiet -accept 8448 -cert "$PKI/server.crt" -key "$PKI/server.key" -tls1_3 \
+  -early_data >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port 8445; wait_port 8446; wait_port 8447; wait_port 8448
 capture_start $SRV "$HERE/decrypt-tls13.pcap" $SRV
 sleep 1
 export SSLKEYLOGFILE=$WORK/tls13.keys
@@ -80,6 +85,11 @@ in_cli "${CURL[@]}" --local-port 46102 --http1.1 --tlsv1.3 "${CERT[@]}" -o /dev/
   printf 'GET /after-keyupdate HTTP/1.1\r\nHost: calib.test\r\n\r\n'; sleep 0.5; } |
   in_cli openssl s_client -connect $S4:8447 -servername calib.test -CAfile "$PKI/ca.crt" \
     -keylogfile "$WORK/tls13.keys" >/dev/null 2>&1 || true
+printf 'GET /early-data HTTP/1.1\r\nHost: calib.test\r\n\r\n' >"$WORK/early.txt"
+{ sleep 1; } | in_cli openssl s_client -connect $S4:8448 -servername calib.test -CAfile "$PKI/ca.crt" \
+    -sess_out "$WORK/sess.pem" -keylogfile "$WORK/tls13.keys" >/dev/null 2>&1 || true
+{ sleep 1; } | in_cli openssl s_client -connect $S4:8448 -servername calib.test -CAfile "$PKI/ca.crt" \
+    -sess_in "$WORK/sess.pem" -early_data "$WORK/early.txt" -keylogfile "$WORK/tls13.keys" >/dev/null 2>&1 || true
 captures_stop
 cp "$WORK/tls13.keys" "$HERE/decrypt-tls13.keys"
 chmod 600 "$HERE"/decrypt-tls1[23].keys

@@ -170,7 +170,7 @@ fn tls12_aead_suites_are_decrypted_and_cbc_is_named() {
 #[test]
 fn tls13_h2_alpn_client_certificate_and_key_update() {
     let j = json("decrypt-tls13.pcap", &["--keylog", &keys("decrypt-tls13.keys")]);
-    assert_eq!(j.flows.len(), 3);
+    assert_eq!(j.flows.len(), 5);
     // curl --http2 to nghttpd: ALPN h2 from the decrypted EncryptedExtensions, HTTP/2 inside.
     let f = by_port(&j.flows, 46101);
     assert_eq!(f["protocol"], "tls");
@@ -204,6 +204,18 @@ fn tls13_h2_alpn_client_certificate_and_key_update() {
     assert_eq!(paths(f), ["/before-keyupdate", "/after-keyupdate"]);
     let alerts = f["tls"]["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
+    // 0-RTT: the resumed connection's request went as early data (CLIENT_EARLY_TRAFFIC_SECRET),
+    // before the ServerHello; EndOfEarlyData then switched to the handshake key.
+    let to_8448: Vec<&Value> =
+        j.flows.iter().filter(|f| f["server"].as_str().unwrap().ends_with(":8448")).collect();
+    assert_eq!(to_8448.len(), 2);
+    let (full, resumed) = (to_8448[0], to_8448[1]);
+    assert_eq!(full["tls"]["resumption"], Value::Null);
+    assert_eq!(full["tls"]["decryption"]["application"], false);
+    assert_eq!(resumed["tls"]["resumption"], "psk");
+    assert_eq!(resumed["tls"]["decryption"]["status"], "decrypted");
+    assert_eq!(paths(resumed), ["/early-data"]);
+    assert_eq!(resumed["warnings"], serde_json::json!([]));
 }
 
 /// A key log rewritten by `edit` (one line at a time; None drops it), in a temporary file.
