@@ -329,6 +329,8 @@ fn key_log_files_are_checked() {
         format!("tlspeek: warning: key log {}: {lines} line(s) not understood (first at line 2); they are ignored\n", messy.as_str())
     );
     assert!(r.stdout.contains("\"status\":\"decrypted\""));
+    let r = tlspeek(&["-r", cap, "--keylog", messy.as_str(), "-q"]);
+    assert_eq!(r.stderr, "", "-q: lines not understood are not said");
     let secret = std::fs::read_to_string(capture("tls13-calib-go.keys")).unwrap();
     let secret = secret
         .lines()

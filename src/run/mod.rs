@@ -86,8 +86,12 @@ impl Config {
         if self.keylog_files.is_empty() {
             return Ok(Vec::new());
         }
-        let (log, warnings) =
+        let (log, mut warnings) =
             crate::classify::tls::decrypt::KeyLog::open(&self.keylog_files, self.live.is_some())?;
+        // A key log readable by others is said even with -q; lines not understood are not.
+        if !self.quiet {
+            warnings.extend(log.bad_lines());
+        }
         self.classify.keylog = Some(std::sync::Arc::new(log));
         Ok(warnings)
     }

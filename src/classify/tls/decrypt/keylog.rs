@@ -207,7 +207,7 @@ impl Store {
 impl KeyLog {
     /// Opens the key logs (each must be a regular file) and reads them whole; `follow`: read
     /// them again on a miss (live capture). Returns the store and the warnings to print once
-    /// (files readable by others, lines not understood).
+    /// about files readable by others (lines not understood: [`KeyLog::bad_lines`]).
     pub fn open(paths: &[PathBuf], follow: bool) -> Result<(KeyLog, Vec<String>), KeyLogError> {
         let mut warnings = Vec::new();
         let mut store = Store::default();
@@ -237,7 +237,6 @@ impl KeyLog {
             path: paths.first().map(|p| p.display().to_string()).unwrap_or_default(),
             source,
         })?;
-        warnings.extend(store.bad_lines());
         let log = KeyLog { store: RwLock::new(store), follow, last_refresh: AtomicI64::new(i64::MIN) };
         Ok((log, warnings))
     }
@@ -373,8 +372,9 @@ mod tests {
         assert!(log.lookup(&r, 400_000).is_some());
         assert!(log.bad_lines().is_empty());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let (_, warnings) = KeyLog::open(std::slice::from_ref(&path), false).unwrap();
+        let (log, warnings) = KeyLog::open(std::slice::from_ref(&path), false).unwrap();
         assert_eq!(warnings.len(), 1);
+        assert!(log.bad_lines().is_empty());
         assert!(warnings[0].contains("readable by other users"));
         assert!(matches!(
             KeyLog::open(std::slice::from_ref(&dir), false),
