@@ -115,7 +115,7 @@ const HANDSHAKE: usize = 1;
 const APPLICATION: usize = 2;
 
 /// One direction's decryption state.
-#[derive(Default, Debug)]
+#[derive(Default)]
 struct Dir {
     /// Started: the side's cleartext part is over.
     started: bool,
