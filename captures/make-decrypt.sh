@@ -15,7 +15,8 @@
 #   46004 curl ECDHE-ECDSA-AES128-SHA256 (CBC: not decrypted) -> :8443
 # decrypt-tls13.pcap (TLS 1.3):
 #   46101 curl --http2 -> nghttpd :8445 (ALPN h2), GET /h2-inside
-#   46102 curl --http1.1 + client certificate -> s_server -www -alpn http/1.1 -Verify 1 :8446,
+#   46102 curl --http1.1 + client certificate + an Authorization header -> s_server -www
+#         -alpn http/1.1 -Verify 1 :8446,
 #         TLS_AES_256_GCM_SHA384, GET /tls13-mtls
 #   (any) s_client -> s_server :8447: a request, a KeyUpdate ('K': update_requested), a second
 #         request; TLS_CHACHA20_POLY1305_SHA256
@@ -80,7 +81,8 @@ capture_start $SRV "$HERE/decrypt-tls13.pcap" $SRV
 sleep 1
 export SSLKEYLOGFILE=$WORK/tls13.keys
 in_cli "${CURL[@]}" --local-port 46101 --http2 -o /dev/null https://calib.test:8445/h2-inside
-in_cli "${CURL[@]}" --local-port 46102 --http1.1 --tlsv1.3 "${CERT[@]}" -o /dev/null https://calib.test:8446/tls13-mtls
+in_cli "${CURL[@]}" --local-port 46102 --http1.1 --tlsv1.3 "${CERT[@]}" -H "Authorization: Bearer tlspeek-test-token" \
+  -o /dev/null https://calib.test:8446/tls13-mtls
 { printf 'GET /before-keyupdate HTTP/1.1\r\nHost: calib.test\r\n\r\n'; sleep 0.5; printf 'K\n'; sleep 0.5
   printf 'GET /after-keyupdate HTTP/1.1\r\nHost: calib.test\r\n\r\n'; sleep 0.5; } |
   in_cli openssl s_client -connect $S4:8447 -servername calib.test -CAfile "$PKI/ca.crt" \

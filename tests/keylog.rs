@@ -196,6 +196,19 @@ fn tls13_h2_alpn_client_certificate_and_key_update() {
     assert_eq!(t["mtls"], "yes");
     assert_eq!(t["client_certs"][0]["san_uris"], serde_json::json!([SPIFFE]));
     assert_eq!(paths(f), ["/tls13-mtls"]);
+    // Decrypted credentials stay redacted (and appear with --show-secrets only).
+    let auth = |f: &Value| {
+        f["http"]["requests"][0]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == "Authorization")
+            .map(|h| h[1].as_str().unwrap().to_string())
+    };
+    assert_eq!(auth(f).as_deref(), Some("<redacted 25 bytes>"));
+    assert!(!j.run.stdout.contains("tlspeek-test-token"));
+    let shown = json("decrypt-tls13.pcap", &["--keylog", &keys("decrypt-tls13.keys"), "--show-secrets"]);
+    assert_eq!(auth(by_port(&shown.flows, 46102)).as_deref(), Some("Bearer tlspeek-test-token"));
     // s_client 'K': a KeyUpdate between two requests; both decrypted, and the close_notify of
     // each side after it too.
     let f = by_server_port(&j.flows, 8447);
