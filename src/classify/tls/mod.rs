@@ -806,6 +806,27 @@ mod tests {
     }
 
     #[test]
+    fn a_proven_verdict_that_contradicts_the_inference_is_a_warning() {
+        let mut r = TlsReport { mtls: MtlsVerdict::Yes, ..TlsReport::default() };
+        assert_eq!(r.inference_disagreement(), None, "no key log: nothing to compare");
+        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        assert_eq!(r.inference_disagreement(), None);
+        r.mtls_inferred = Some((MtlsVerdict::Unlikely, String::new()));
+        assert_eq!(
+            r.inference_disagreement().as_deref(),
+            Some("tls: the record-size inference (unlikely) disagrees with the decrypted handshake (yes)")
+        );
+        r.mtls = MtlsVerdict::No;
+        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        assert!(r
+            .inference_disagreement()
+            .unwrap()
+            .contains("(likely) disagrees with the decrypted handshake (no)"));
+        r.mtls_inferred = Some((MtlsVerdict::Unknown, String::new()));
+        assert_eq!(r.inference_disagreement(), None, "unknown contradicts nothing");
+    }
+
+    #[test]
     fn json_keys_always_present() {
         use crate::report::schema::keys;
         let v: serde_json::Value =
