@@ -732,21 +732,31 @@ impl FlowClassifier {
             return;
         }
         let s = side.idx();
+        let mut data = &data[..];
         if self.sides[s].tunnel == Tunnel::Undecided {
             let client = t.client_side().unwrap_or(side.other());
             let alpn = t.alpn_selected();
+            if alpn == Some(b"istio-peer-exchange") {
+                // Istio's TCP metadata exchange opens each direction: its header and Struct
+                // come before the application's bytes.
+                match istio::skip_metadata_exchange(data) {
+                    Some(rest) if rest.is_empty() => return,
+                    Some(rest) => data = rest,
+                    None => {}
+                }
+            }
             self.sides[s].tunnel = match alpn {
                 Some(b"h2" | b"istio-h2") => {
                     self.h2_session().set_client(client);
                     Tunnel::H2
                 }
                 Some(b"http/1.1" | b"istio-http/1.1" | b"http/1.0") => Tunnel::Http,
-                _ if http::probe_request(&data) != Probe::NoMatch
-                    || http::probe_response(&data) != Probe::NoMatch =>
+                _ if http::probe_request(data) != Probe::NoMatch
+                    || http::probe_response(data) != Probe::NoMatch =>
                 {
                     Tunnel::Http
                 }
-                _ if http::is_h2_preface(&data) != Probe::NoMatch => {
+                _ if http::is_h2_preface(data) != Probe::NoMatch => {
                     self.h2_session().set_client(client);
                     Tunnel::H2
                 }
@@ -754,8 +764,8 @@ impl FlowClassifier {
             };
         }
         let done = match self.sides[s].tunnel {
-            Tunnel::Http => !matches!(self.http().feed(side, &data), HttpFeed::More),
-            Tunnel::H2 => self.h2_session().feed(side, &data) == Feed::Done,
+            Tunnel::Http => !matches!(self.http().feed(side, data), HttpFeed::More),
+            Tunnel::H2 => self.h2_session().feed(side, data) == Feed::Done,
             Tunnel::Undecided | Tunnel::Off => true,
         };
         if done {
@@ -987,6 +997,38 @@ mod tests {
         let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream).collect();
         assert_eq!(streams, [Some(7), Some(9)]);
         assert_eq!(h.requests[1].data(), Some(&http::h2::session::ByRole { client: 0, server: 2 }));
+    }
+
+    #[test]
+    fn decrypted_istio_peer_exchange_skips_the_metadata_exchange_then_reads_http() {
+        use tls::decrypt::tests::{key_lines, sealed_streams};
+        let mx = |payload: &[u8]| {
+            let mut m = vec![0x3d, 0x23, 0x04, 0x67];
+            m.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            m.extend_from_slice(payload);
+            m
+        };
+        let (client, server) = sealed_streams(
+            b"istio-peer-exchange",
+            &[&mx(b"client-metadata"), b"GET /behind-mx HTTP/1.1\r\nHost: reviews\r\n\r\n"],
+            &[&mx(b"server-metadata"), b"HTTP/1.1 204 No Content\r\n\r\n"],
+        );
+        let mut c = FlowClassifier::new(ClassifyConfig {
+            keylog: Some(std::sync::Arc::new(tls::decrypt::KeyLog::from_text(key_lines().as_bytes()))),
+            ..cfg()
+        });
+        let ts = Timestamp::new(1_800_000_000, 0);
+        c.data(Side::A, &client[..client.len() / 2], ts);
+        c.data(Side::B, &server, ts);
+        c.data(Side::A, &client[client.len() / 2..], ts);
+        let r = c.finish(Side::A);
+        assert_eq!(r.protocol, Protocol::Tls);
+        let t = r.tls.unwrap();
+        assert_eq!(t.alpn_selected.unwrap().as_bytes(), b"istio-peer-exchange");
+        let h = r.http.unwrap();
+        assert_eq!(h.requests[0].path.as_bytes(), b"/behind-mx");
+        assert_eq!(h.responses[0].status, 204);
+        assert_eq!(r.warnings, Vec::<String>::new());
     }
 
     #[test]

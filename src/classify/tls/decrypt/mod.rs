@@ -795,7 +795,7 @@ impl TlsSession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::testing::{next_secret, Sealer};
     use super::*;
     use crate::classify::tls::testutil::*;
@@ -851,7 +851,40 @@ mod tests {
         (server, client)
     }
 
-    fn key_lines() -> String {
+    /// Whole client and server streams of a TLS 1.3 connection with the secrets of
+    /// [`key_lines`]: the server selects `alpn` and asks for no certificate; then each side's
+    /// application data records, client first.
+    pub(crate) fn sealed_streams(
+        alpn: &[u8],
+        client_app: &[&[u8]],
+        server_app: &[&[u8]],
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut server = record(&[(2, server_hello([9; 32], 0x1301, &[ext(43, &[3, 4])]))]);
+        let mut ee = vec![0, 0, 0, 16, 0, 0, 0, 0, alpn.len() as u8];
+        ee.extend_from_slice(alpn);
+        let n = ee.len() as u16;
+        ee[0..2].copy_from_slice(&(n - 2).to_be_bytes());
+        ee[4..6].copy_from_slice(&(n - 6).to_be_bytes());
+        ee[6..8].copy_from_slice(&(n - 8).to_be_bytes());
+        let mut flight = msg(8, &ee);
+        flight.extend(msg(20, &[0xaa; 32]));
+        server.extend(Sealer::tls13(0x1301, &[2; 32]).unwrap().seal(22, &flight));
+        let mut client = record(&[(1, client_hello("x.test", &["istio-peer-exchange", "h2"], &[0x0304]))]);
+        client.extend([20, 3, 3, 0, 1, 1]);
+        client.extend(Sealer::tls13(0x1301, &[1; 32]).unwrap().seal(22, &msg(20, &[0xbb; 32])));
+        let mut cts = Sealer::tls13(0x1301, &[3; 32]).unwrap();
+        for a in client_app {
+            client.extend(cts.seal(23, a));
+        }
+        let mut sts = Sealer::tls13(0x1301, &[4; 32]).unwrap();
+        for a in server_app {
+            server.extend(sts.seal(23, a));
+        }
+        (client, server)
+    }
+
+    /// The key log of [`sealed_streams`] (and of the flow below).
+    pub(crate) fn key_lines() -> String {
         let random = "07".repeat(32);
         SECRETS.iter().map(|(l, b)| format!("{l} {random} {}\n", format!("{b:02x}").repeat(32))).collect()
     }
