@@ -740,7 +740,7 @@ impl FlowClassifier {
                 // Istio's TCP metadata exchange opens each direction: its header and Struct
                 // come before the application's bytes.
                 match istio::skip_metadata_exchange(data) {
-                    Some(rest) if rest.is_empty() => return,
+                    Some([]) => return,
                     Some(rest) => data = rest,
                     None => {}
                 }
