@@ -41,7 +41,8 @@ const MAX_FAILED: u32 = 1;
 crate::wire::text_enum! {
     /// The outcome of decryption for a flow (the JSON `tls.decryption.status`).
     pub(crate) enum DecryptStatus {
-        /// Every record seen was decrypted, the handshake of both sides included.
+        /// Every record read was decrypted, the handshake of both sides included (application
+        /// data is read only while the HTTP classifiers want it).
         Decrypted => "decrypted",
         /// The key log has no line for this connection's client random.
         NoKeys => "no_keys",
