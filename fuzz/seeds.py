@@ -238,6 +238,30 @@ def synthetic(corpus):
     return n
 
 
+def tls_decrypt_seeds(corpus):
+    """tls_decrypt: a TLS 1.3 flow for each suite, sealed by the target (chunk operation 1): the
+    server's EncryptedExtensions (ALPN h2) + CertificateRequest + Finished, the client's empty
+    Certificate + Finished, a request, a KeyUpdate, a response, close_notify."""
+    def msg(t, body):
+        return bytes([t]) + struct.pack(">I", len(body))[1:] + body
+
+    def chunk(side, sel, ctype, plain):
+        data = bytes([sel | (ctype - 20) << 2]) + plain
+        return bytes([side << 7 | 1 << 5 | 31]) + struct.pack("<H", len(data)) + data
+
+    n = 0
+    for cfg, hash_len in ((0, 32), (1, 48), (2, 32), (4, 32)):
+        server = msg(8, bytes.fromhex("000900100005000302683200")[:11]) + msg(13, b"\0\0\0") + msg(20, b"\xaa" * hash_len)
+        flow = chunk(1, 1, 22, server)
+        flow += chunk(0, 0, 22, msg(11, b"\0\0\0\0") + msg(20, b"\xbb" * hash_len))
+        flow += chunk(0, 2, 23, b"GET /seed HTTP/1.1\r\nHost: x\r\n\r\n")
+        flow += chunk(0, 2, 22, msg(24, b"\1"))
+        flow += chunk(1, 3, 23, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        flow += chunk(1, 3, 21, b"\1\0")
+        n += write_seed(corpus, "tls_decrypt", bytes([cfg]) + bytes(range(48)) + flow)
+    return n
+
+
 def main():
     caps, corpus = sys.argv[1], sys.argv[2]
     files = sorted(
@@ -272,7 +296,8 @@ def main():
             if looks_http(have[0]) or looks_http(have[1]) or b"HTTP/" in both:
                 add("http", write_seed(corpus, "http", chunk_seed(chunks)))
     add("http", synthetic(corpus))
-    for t in ("capture_reader", "decode", "reassembly", "tls", "http", "pipeline"):
+    add("tls_decrypt", tls_decrypt_seeds(corpus))
+    for t in ("capture_reader", "decode", "reassembly", "tls", "http", "pipeline", "tls_decrypt"):
         os.makedirs(os.path.join(corpus, t), exist_ok=True)
         total = len(os.listdir(os.path.join(corpus, t)))
         print(f"seeds: {t:15} +{counts.get(t, 0):4} new, {total:6} in corpus/{t}")

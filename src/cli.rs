@@ -176,6 +176,15 @@ pub struct Args {
     #[arg(long)]
     pub(crate) show_secrets: bool,
 
+    /// Decrypt TLS with an NSS key log (SSLKEYLOGFILE format; repeatable): TLS 1.3 certificates,
+    /// ALPN and mTLS proven, HTTP inside the tunnel. In live capture the file is followed as
+    /// it grows. Key logs are secrets: keep them mode 600 and delete them after use.
+    ///
+    /// Recipe: `SSLKEYLOGFILE=/tmp/k curl https://...` while `tlspeek -i lo -w c.pcap`, then
+    /// `tlspeek -r c.pcap --keylog /tmp/k --json`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) keylog: Vec<PathBuf>,
+
     /// Never draw a progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
     pub(crate) no_progress: bool,
@@ -516,7 +525,10 @@ impl Args {
                 },
                 // Read by `Config::load_ca` (no I/O here).
                 ca: None,
+                // Read by `Config::open_keylogs` (no I/O here).
+                keylog: None,
             },
+            keylog_files: self.keylog,
             progress: stderr_is_terminal && !self.quiet && !self.no_progress && live_is_none,
             quiet: self.quiet,
             summary_only: self.summary_only,

@@ -72,6 +72,17 @@ fn main() -> ExitCode {
         eprintln!("tlspeek: {e}");
         return ExitCode::from(exit::ERROR);
     }
+    match cfg.open_keylogs() {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("tlspeek: {w}");
+            }
+        }
+        Err(e) => {
+            eprintln!("tlspeek: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    }
     cfg.table.width = tlspeek::report::table::output_width();
     let stdout = io::stdout();
     // Block-buffered (a pipe or a file), or flushed at each line with -l (as tcpdump -l).

@@ -93,6 +93,10 @@ fn lines() -> Vec<Value> {
     for (i, cap) in caps.iter().enumerate() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlspeek"));
         cmd.arg("-r").arg(cap).arg("--json");
+        let keys = cap.with_extension("keys");
+        if keys.exists() {
+            cmd.arg("--keylog").arg(keys); // decryption objects are written only with a key log
+        }
         if i % 2 == 0 {
             cmd.args(["--expect", "mtls", "--fail-on-plaintext"]);
         }

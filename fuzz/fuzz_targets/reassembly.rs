@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
         http: HttpConfig { show_secrets: cfg_byte & 2 != 0, max_header_bytes: 1024, max_messages: 4 },
         // Bit 2: certificate lists checked against the test mesh root (`--ca`).
         ca: (cfg_byte & 4 != 0).then(mesh_root),
+        keylog: None,
     };
     let addrs: Vec<(IpAddr, IpAddr)> =
         FLOWS.iter().map(|f| (f.client.0.parse().unwrap(), f.server.0.parse().unwrap())).collect();
@@ -127,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
             payload,
             wire_len,
         };
-        let slot = table.process(&seg, ts, order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
+        let slot = table.process(&seg, ts, order, &mut || FlowClassifier::new(ccfg.clone()), &mut |m, c| {
             done.push((m, c))
         });
         if let Some((meta, c)) = slot.and_then(|p| table.flow_mut(p.slot)) {

@@ -617,6 +617,21 @@ pub(crate) fn port_role(port: u16) -> Option<PortRole> {
     })
 }
 
+/// Magic of the header that opens Istio's TCP metadata exchange (ALPN `istio-peer-exchange`):
+/// `magic u32, length u32`, both big-endian, then `length` bytes of a protobuf `Any` (Envoy's
+/// `istio.metadata_exchange` network filter).
+const METADATA_EXCHANGE_MAGIC: [u8; 4] = [0x3d, 0x23, 0x04, 0x67];
+
+/// The bytes after a whole metadata-exchange header and payload at the start of `data`; None
+/// when `data` does not start with one (or holds only part of it).
+pub(crate) fn skip_metadata_exchange(data: &[u8]) -> Option<&[u8]> {
+    if data.get(..4)? != METADATA_EXCHANGE_MAGIC {
+        return None;
+    }
+    let len = u32::from_be_bytes(data.get(4..8)?.try_into().ok()?) as usize;
+    data.get(8usize.checked_add(len)?..)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,5 +703,15 @@ mod tests {
         assert_eq!((a.tokens.len(), a.app_protocol), (2, Some(AppProtocol::Http11)));
         assert_eq!(parse_alpn(&[b"h2", b"http/1.1"]), None);
         assert_eq!(port_role(15006), Some(PortRole::InboundCapture));
+    }
+
+    #[test]
+    fn metadata_exchange_header_is_skipped() {
+        let mut d = vec![0x3d, 0x23, 0x04, 0x67, 0, 0, 0, 3, 1, 2, 3];
+        d.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        assert_eq!(skip_metadata_exchange(&d), Some(&b"GET / HTTP/1.1\r\n"[..]));
+        assert_eq!(skip_metadata_exchange(&d[..10]), None, "cut short");
+        assert_eq!(skip_metadata_exchange(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(skip_metadata_exchange(&[0x3d, 0x23, 0x04, 0x67, 0xff, 0xff, 0xff, 0xff]), None);
     }
 }

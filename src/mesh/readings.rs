@@ -78,6 +78,9 @@ pub(crate) struct ServerVerdict {
     pub(crate) mtls: u64,
     /// ... of which inferred from TLS 1.3 record sizes and not confirmed (likely).
     pub(crate) mtls_inferred: u64,
+    /// TLS 1.3 flows whose verdict (mTLS or not) was read from the handshake decrypted with the
+    /// key log (`--keylog`).
+    pub(crate) tls_proven: u64,
     /// TLS without a client certificate (no or unlikely).
     pub(crate) tls_no_client_cert: u64,
     /// TLS whose client authentication was not seen (unknown).
@@ -121,12 +124,13 @@ impl ServerVerdict {
     /// Counts one flow: a leg inside the pod apart (it says nothing about what the server
     /// accepts), a pod-network flow by its class (`inferred`: an mTLS verdict from TLS 1.3
     /// record sizes alone).
-    fn add(&mut self, class: FlowClass, is_leg: bool, inferred: bool) {
+    fn add(&mut self, class: FlowClass, is_leg: bool, inferred: bool, proven: bool) {
         self.flows += 1;
         if is_leg {
             self.legs += 1;
             return;
         }
+        self.tls_proven += u64::from(proven);
         match class {
             FlowClass::Mtls => {
                 self.mtls += 1;
@@ -213,6 +217,14 @@ impl ServerVerdict {
                 self.mtls_inferred, self.mtls
             ));
         }
+        if self.tls_proven > 0 {
+            let tls = self.mtls + self.tls_no_client_cert + unverified;
+            if self.tls_proven == tls {
+                out.push_str("; proven with the key log");
+            } else {
+                out.push_str(&format!("; {} of {tls} TLS flows proven with the key log", self.tls_proven));
+            }
+        }
         if unverified > 0 && (m || n || p || r) {
             out.push_str(&format!("; {unverified} TLS flows unverified"));
         }
@@ -290,11 +302,15 @@ impl MeshBook {
         };
         let is_leg = leg != Leg::PodNetwork;
         let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely);
+        let proven = f
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.confirmed_by == Some(crate::classify::tls::Confirmation::KeyLog));
         match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
                 // ip:port as the mTLS listener) is counted apart.
-                v.add(class, is_leg, inferred);
+                v.add(class, is_leg, inferred, proven);
                 if !is_leg {
                     v.add_chains(f);
                 }
@@ -321,7 +337,7 @@ impl MeshBook {
                 )
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
-                v.add(class, is_leg, inferred);
+                v.add(class, is_leg, inferred, proven);
                 if !is_leg {
                     v.add_chains(f);
                 }

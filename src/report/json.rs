@@ -385,6 +385,16 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
     j.key(key!("mtls")).str(t.mtls.as_str());
     j.key(key!("mtls_reason")).str(&t.mtls_reason);
+    j.key(key!("mtls_inferred"));
+    match &t.mtls_inferred {
+        Some((v, reason)) => {
+            j.open(b'{');
+            j.key(key!("verdict")).str(v.as_str());
+            j.key(key!("reason")).str(reason);
+            j.close(b'}');
+        }
+        None => j.null(),
+    }
     j.key(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
         j.u64(n.into());
@@ -416,6 +426,18 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
             }
             None => j.null(),
         }
+    }
+    j.key(key!("decryption"));
+    match &t.decryption {
+        Some(d) => {
+            j.open(b'{');
+            j.key(key!("status")).str(d.status.as_str());
+            j.key(key!("reason")).str(&d.reason);
+            j.key(key!("handshake")).bool(d.handshake);
+            j.key(key!("application")).bool(d.application);
+            j.close(b'}');
+        }
+        None => j.null(),
     }
     j.close(b'}');
 }

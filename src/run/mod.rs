@@ -76,6 +76,27 @@ pub struct Config {
     /// `-l`: every flow is written (and flushed) as soon as it ends; the table is printed row
     /// by row with fixed columns, as for a live capture.
     pub line_buffered: bool,
+    /// `--keylog` files, opened by [`Config::open_keylogs`].
+    pub(crate) keylog_files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Opens the `--keylog` files (read whole; followed in a live capture) into the key store
+    /// the classifiers share. Returns the warnings to print once (a file readable by others,
+    /// lines not understood); a file that is missing or not a regular file is an error.
+    pub fn open_keylogs(&mut self) -> Result<Vec<String>, crate::classify::tls::decrypt::KeyLogError> {
+        if self.keylog_files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (log, mut warnings) =
+            crate::classify::tls::decrypt::KeyLog::open(&self.keylog_files, self.live.is_some())?;
+        // A key log readable by others is said even with -q; lines not understood are not.
+        if !self.quiet {
+            warnings.extend(log.bad_lines());
+        }
+        self.classify.keylog = Some(std::sync::Arc::new(log));
+        Ok(warnings)
+    }
 }
 
 impl Config {

@@ -203,7 +203,7 @@ impl Worker {
                 shard: shard as usize,
             },
             live,
-            classify: cfg.classify,
+            classify: cfg.classify.clone(),
             table: FlowTable::new(limits),
             defrag: Defragmenter::default(),
             skipped: BTreeMap::new(),
@@ -281,11 +281,15 @@ impl Worker {
     ) -> Option<FlowReport> {
         self.out.servers.saw(seg);
         let w = EndContext { out: &self.out, end_order: self.order };
-        let ccfg = self.classify;
+        let ccfg = &self.classify;
         let ended = &mut self.ended;
-        let slot = self.table.process(seg, ts, self.order, &mut || FlowClassifier::new(ccfg), &mut |m, c| {
-            queue_ended(w, m, c, ended)
-        });
+        let slot = self.table.process(
+            seg,
+            ts,
+            self.order,
+            &mut || FlowClassifier::new(ccfg.clone()),
+            &mut |m, c| queue_ended(w, m, c, ended),
+        );
         if let (Some(o), Some(p)) = (self.redirect_note.take(), slot) {
             self.table.set_original_dst(p.slot, o);
         }

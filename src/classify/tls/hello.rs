@@ -232,6 +232,12 @@ fn server_hello_extensions(sh: &mut ServerHello, exts: &[u8]) {
     }
 }
 
+/// The ALPN protocol of a TLS 1.3 EncryptedExtensions message (RFC 8446 §4.3.1), decrypted.
+pub(super) fn encrypted_extensions_alpn(body: &[u8]) -> Option<WireBytes> {
+    let exts = (Rd { b: body }).vec16()?;
+    extensions(exts).find(|&(t, _)| t == EXT_ALPN).and_then(|(_, e)| parse_alpn(e).into_iter().next())
+}
+
 /// Returns the ServerHello and whether it is a HelloRetryRequest.
 fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
     let mut r = Rd { b: body };
@@ -357,6 +363,9 @@ impl TlsSession {
             return;
         }
         self.client.get_or_insert(side);
+        if self.dec.is_some() {
+            self.dec_client_random(body.get(2..34).unwrap_or_default());
+        }
         match parse_client_hello(body) {
             Some(ch) => self.ch = Some(ch),
             None => self.warn("tls: malformed ClientHello".into()),
@@ -380,7 +389,11 @@ impl TlsSession {
             self.warn("tls: repeated ServerHello".into());
             return;
         }
+        let cipher = sh.cipher;
         self.sh = Some(sh);
+        if self.dec.is_some() {
+            self.dec_server_hello(body.get(2..34).unwrap_or_default(), cipher, v);
+        }
         if is_tls13(v) {
             // Everything the server sends next is encrypted.
             self.sides[s].done = true;

@@ -32,6 +32,7 @@ use crate::sanitize::WireBytes;
 use crate::wire::{Feed, Role, Side, Timestamp};
 use std::borrow::Cow;
 
+pub mod decrypt;
 mod hello;
 mod names;
 mod records;
@@ -77,6 +78,8 @@ pub(crate) struct TlsAlert {
     pub(crate) level: AlertLevel,
     /// Name (`handshake_failure`) or the number.
     pub(crate) description: String,
+    /// Decrypted (`--keylog`) after both sides' Finished: it ends a session, not a handshake.
+    pub(crate) after_handshake: bool,
 }
 
 crate::wire::text_enum! {
@@ -111,7 +114,8 @@ crate::wire::text_enum! {
     }
 }
 
-/// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes`.
+/// Evidence, found after the handshake, that upgraded a TLS 1.3 `likely` verdict to `yes` (XFCC),
+/// or that replaced the inference with a reading (the key log).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Confirmation {
     /// `x-forwarded-client-cert` headers on the Envoy → app leg(s) to `port` while the
@@ -122,12 +126,16 @@ pub(crate) enum Confirmation {
         /// The client SPIFFE IDs named.
         clients: Vec<String>,
     },
+    /// The TLS 1.3 handshake was decrypted with the key log (`--keylog`): the verdict is read,
+    /// not inferred (for `yes`, `no` alike).
+    KeyLog,
 }
 
 impl Confirmation {
     /// The words appended to the verdict's reason: `; confirmed: ...`.
     pub(crate) fn reason(&self) -> String {
         match self {
+            Confirmation::KeyLog => "; proven with the key log".into(),
             Confirmation::Xfcc { port, clients } => match clients.as_slice() {
                 [uri] => format!(
                     "; confirmed: the Envoy -> app leg to port {port} carried x-forwarded-client-cert URI={uri} during this connection"
@@ -273,6 +281,10 @@ pub struct TlsReport {
     /// A ClientHello was seen and the server answered nothing of the handshake (no hello, no
     /// certificate): a reset then refuses it ([`TlsReport::refuse`]).
     pub(crate) awaiting_server: bool,
+    /// Decryption with the key log (`--keylog`): None without one.
+    pub(crate) decryption: Option<decrypt::DecryptionReport>,
+    /// TLS 1.3 with the key log: the record-size inference that the decrypted verdict replaced.
+    pub(crate) mtls_inferred: Option<(MtlsVerdict, String)>,
     /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
     /// well-formed TLS ClientHello (SSLv2-format hellos have none).
     pub(crate) ja4: Option<std::sync::Arc<str>>,
@@ -303,9 +315,26 @@ impl TlsReport {
         self.refused = Some(r);
     }
 
+    /// A warning when the decrypted verdict contradicts the record-size inference (the
+    /// inference rule needs work then).
+    pub(crate) fn inference_disagreement(&self) -> Option<String> {
+        let (inferred, _) = self.mtls_inferred.as_ref()?;
+        let contradicts = matches!(
+            (self.mtls, inferred),
+            (MtlsVerdict::Yes, MtlsVerdict::Unlikely) | (MtlsVerdict::No, MtlsVerdict::Likely)
+        );
+        contradicts.then(|| {
+            format!(
+                "tls: the record-size inference ({}) disagrees with the decrypted handshake ({})",
+                inferred.as_str(),
+                self.mtls.as_str()
+            )
+        })
+    }
+
     /// The first fatal alert.
     pub(crate) fn fatal_alert(&self) -> Option<&TlsAlert> {
-        self.alerts.iter().find(|a| a.is_fatal())
+        self.alerts.iter().find(|a| a.is_fatal() && !a.after_handshake)
     }
 }
 
@@ -455,7 +484,8 @@ pub struct TlsSession {
     hrr_side: Option<Side>,
     /// Version selected by the HelloRetryRequest.
     hrr_version: Option<u16>,
-    alerts: Vec<(Side, u8, u8)>,
+    /// Alerts: sender, level, description, decrypted after both Finished.
+    alerts: Vec<(Side, u8, u8, bool)>,
     /// A hello was cut short by a hole (snaplen): its facts are the part that was captured.
     cut_hello: bool,
     warnings: Vec<String>,
@@ -464,6 +494,8 @@ pub struct TlsSession {
     saw: bool,
     /// `--ca`: certificate lists are checked against these anchors as they are parsed.
     ca: Option<&'static TrustStore>,
+    /// Decryption with a key log (`--keylog`); None without one.
+    dec: Option<Box<decrypt::Decryptor>>,
 }
 
 impl TlsSession {
@@ -512,6 +544,7 @@ impl TlsSession {
             warned: 0,
             saw: false,
             ca: None,
+            dec: None,
         }
     }
 
@@ -546,7 +579,7 @@ impl TlsSession {
         self.feed_bytes(side, data, ts);
         if self.sides[s].done {
             self.sides[s].release();
-            if !self.sides[s].tail.active {
+            if !self.sides[s].tail.active && (self.dec.is_none() || !self.dec_wants(side)) {
                 return Feed::Done;
             }
         }
@@ -564,11 +597,15 @@ impl TlsSession {
             st.tail.active = false;
             st.tail.broken = true;
         }
+        if self.sides[side.idx()].done {
+            self.dec_gap(side);
+        }
     }
 
     /// Bytes held in partial-record, handshake and resync buffers (allocated capacity).
     pub fn buffered(&self) -> usize {
-        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum()
+        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum::<usize>()
+            + self.dec.as_ref().map_or(0, |d| d.buffered())
     }
 
     /// Memory pressure: frees every partial buffer; sides still parsing resynchronise.
@@ -581,6 +618,7 @@ impl TlsSession {
             st.hs = Vec::new();
             st.scan = Vec::new();
         }
+        self.dec_shed();
     }
 
     /// Side that sent the ClientHello (or the opposite of the ServerHello sender).
@@ -682,7 +720,7 @@ impl TlsSession {
         r.alerts = self
             .alerts
             .iter()
-            .map(|&(side, level, desc)| TlsAlert {
+            .map(|&(side, level, desc, after_handshake)| TlsAlert {
                 from: if side == client { Role::Client } else { Role::Server },
                 level: match level {
                     ALERT_WARNING => AlertLevel::Warning,
@@ -690,6 +728,7 @@ impl TlsSession {
                     n => AlertLevel::Other(n),
                 },
                 description: alert_description(desc),
+                after_handshake,
             })
             .collect();
         if negotiated.is_some_and(is_tls13) {
@@ -698,10 +737,24 @@ impl TlsSession {
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
         r.mtls_reason = reason;
+        if self.dec.is_some() {
+            r.decryption = self.decryption(client);
+            let proven = negotiated
+                .filter(|&v| is_tls13(v) && !self.cut_hello)
+                .and_then(|_| self.proven_verdict(r.resumption.is_some(), client, cs, ss));
+            if let Some((proven, inferred)) = proven {
+                (r.mtls, r.mtls_reason) = proven;
+                r.mtls_inferred = Some(inferred);
+                r.confirmed_by = Some(Confirmation::KeyLog);
+            }
+        }
         let answered = negotiated.is_some() || ss.cert_msg || ss.hello_done || ss.cert_request;
         r.awaiting_server = self.ch.is_some() && !answered;
-        let refusal =
-            r.alerts.iter().find(|a| a.from == Role::Server && a.is_fatal()).filter(|_| r.awaiting_server);
+        let refusal = r
+            .alerts
+            .iter()
+            .find(|a| a.from == Role::Server && a.is_fatal() && !a.after_handshake)
+            .filter(|_| r.awaiting_server);
         if let Some(a) = refusal.map(|a| Refusal::Alert(a.description.clone())) {
             r.refuse(a);
         } else if let Some(a) = r.fatal_alert() {
@@ -772,6 +825,27 @@ mod tests {
                 ("no", "client certificate requested but the client sent none")
             );
         }
+    }
+
+    #[test]
+    fn a_proven_verdict_that_contradicts_the_inference_is_a_warning() {
+        let mut r = TlsReport { mtls: MtlsVerdict::Yes, ..TlsReport::default() };
+        assert_eq!(r.inference_disagreement(), None, "no key log: nothing to compare");
+        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        assert_eq!(r.inference_disagreement(), None);
+        r.mtls_inferred = Some((MtlsVerdict::Unlikely, String::new()));
+        assert_eq!(
+            r.inference_disagreement().as_deref(),
+            Some("tls: the record-size inference (unlikely) disagrees with the decrypted handshake (yes)")
+        );
+        r.mtls = MtlsVerdict::No;
+        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        assert!(r
+            .inference_disagreement()
+            .unwrap()
+            .contains("(likely) disagrees with the decrypted handshake (no)"));
+        r.mtls_inferred = Some((MtlsVerdict::Unknown, String::new()));
+        assert_eq!(r.inference_disagreement(), None, "unknown contradicts nothing");
     }
 
     #[test]

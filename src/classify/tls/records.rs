@@ -261,6 +261,9 @@ impl TlsSession {
         }
         if self.sides[s].done && pos < data.len() {
             self.walk_tail(side, &data[pos..]);
+            if self.dec.is_some() {
+                self.dec_stream(side, &data[pos..], ts);
+            }
         }
     }
 
@@ -458,12 +461,21 @@ impl TlsSession {
             CONTENT_ALERT
                 if !self.sides[s].encrypted && body.len() == 2 && self.alerts.len() < MAX_ALERTS =>
             {
-                self.alerts.push((side, body[0], body[1]));
+                self.alerts.push((side, body[0], body[1], false));
             }
             CONTENT_HANDSHAKE if !self.sides[s].encrypted => self.handshake_bytes(side, body, ts),
             CONTENT_APPLICATION_DATA if !self.held(side) && !self.sides[s].done => {
                 self.sides[s].done = true;
                 self.start_tail(side, Some(body.len()));
+                if self.dec.is_some() {
+                    self.dec_first_record(side, ctype, body, ts);
+                }
+            }
+            // 0-RTT data (decrypted with CLIENT_EARLY_TRAFFIC_SECRET once the suite is known).
+            CONTENT_APPLICATION_DATA
+                if self.dec.is_some() && self.client == Some(side) && !self.sides[s].done =>
+            {
+                self.dec_first_record(side, ctype, body, ts);
             }
             _ => {}
         }

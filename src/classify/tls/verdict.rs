@@ -228,6 +228,45 @@ impl TlsSession {
         (Unknown, "server handshake not seen to its end".into())
     }
 
+    /// TLS 1.3 with the key log: the verdict read from the decrypted handshake, when it shows
+    /// the answer, with the record-size inference it replaces (both `(verdict, reason)`).
+    pub(super) fn proven_verdict(
+        &self,
+        resumed: bool,
+        client_side: crate::wire::Side,
+        client: &SideTls,
+        server: &SideTls,
+    ) -> Option<((MtlsVerdict, String), (MtlsVerdict, String))> {
+        const PROOF: &str = "; proven with the key log";
+        let client_done = self.dec_finished(client_side);
+        let server_done = self.dec_finished(client_side.other());
+        let proven = if let Some(c) = client.certs.first() {
+            let who = c.san_uris.first().or(c.subject.as_ref()).cloned().unwrap_or_else(|| "unparsed".into());
+            (MtlsVerdict::Yes, format!("client sent a certificate ({who}){PROOF}"))
+        } else if server.cert_request && client.cert_empty {
+            (
+                MtlsVerdict::No,
+                format!("client certificate requested but the client sent an empty Certificate{PROOF}"),
+            )
+        } else if server_done && !server.cert_request && resumed {
+            (
+                MtlsVerdict::Unknown,
+                format!("TLS 1.3 session resumption (PSK): no certificates in this handshake (decrypted), the client was authenticated, if at all, in the handshake that made the session{PROOF}"),
+            )
+        } else if server_done && !server.cert_request {
+            (MtlsVerdict::No, format!("server did not request a client certificate{PROOF}"))
+        } else if client_done && server.cert_request && !client.cert_msg {
+            (
+                MtlsVerdict::No,
+                format!("client certificate requested; the client's flight had no Certificate{PROOF}"),
+            )
+        } else {
+            return None;
+        };
+        let e = self.tls13_decision(resumed, client);
+        Some((proven, (e.verdict(), e.reason())))
+    }
+
     /// TLS 1.3 hides certificates, but not the size of the client's first encrypted flight
     /// (RFC 8446 §4.4): Finished alone when no certificate was requested; an empty Certificate
     /// (8 bytes) and Finished when one was requested and the client had none; Certificate,

@@ -21,6 +21,7 @@ use super::Summary;
 use crate::classify::cert::CertInfo;
 use crate::classify::chain::ChainCheck;
 use crate::classify::istio::Leg;
+use crate::classify::tls::decrypt::DecryptStatus;
 use crate::classify::tls::MtlsVerdict;
 use crate::classify::Protocol;
 use crate::record::{Flag, FlowReport};
@@ -398,6 +399,10 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             v.push(format!("handshake {}", escape_str(&t.mtls_reason)));
         } else if shown || verbose >= 1 {
             v.push(format!("mtls {}: {}", t.mtls.as_str(), escape_str(&t.mtls_reason)));
+        }
+        // `--keylog`: said when a flow was not decrypted whole.
+        if let Some(d) = t.decryption.as_ref().filter(|d| d.status != DecryptStatus::Decrypted) {
+            v.push(format!("decryption {}: {}", d.status.as_str(), escape_str(&d.reason)));
         }
     }
     if let Some(i) = &f.istio {
