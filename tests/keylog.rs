@@ -390,3 +390,49 @@ fn the_table_says_what_was_proven_and_what_was_not_decrypted() {
     );
     assert!(!r.stdout.contains("decryption "), "every flow decrypted: no line");
 }
+
+#[test]
+fn one_wrong_or_missing_secret_is_told_apart() {
+    // captures/keylog.md: keylog-wrong.keys changes one secret of a flow, keylog-partial.keys
+    // leaves some lines out (make-keylog.sh; the truth is tshark's, scripts/keylog-check.py).
+    let wrong = json("keylog-tls13.pcap", &["--keylog", &keys("keylog-wrong.keys")]);
+    // SERVER_HANDSHAKE_TRAFFIC_SECRET wrong: the server's certificates stay hidden, the
+    // application data decrypts.
+    let t = &by_port(&wrong.flows, 52001)["tls"];
+    assert_eq!(t["decryption"]["status"], "failed");
+    assert_eq!(t["decryption"]["handshake"], false);
+    assert_eq!(t["decryption"]["application"], true);
+    assert_eq!(t["server_certs"], serde_json::json!([]));
+    // CLIENT_TRAFFIC_SECRET_0 wrong: the handshake (an empty client Certificate) is proven, the
+    // client's request is not read.
+    let f = by_port(&wrong.flows, 52005);
+    assert_eq!(f["tls"]["decryption"]["status"], "failed");
+    assert_eq!(f["tls"]["decryption"]["handshake"], true);
+    assert_eq!(f["tls"]["client_cert_empty"], true);
+    assert_eq!(f["tls"]["mtls"], "no");
+    assert!(f["http"].is_null() || paths(f).is_empty(), "{}", f["http"]);
+
+    let partial = json("keylog-tls13.pcap", &["--keylog", &keys("keylog-partial.keys")]);
+    // CLIENT_HANDSHAKE_TRAFFIC_SECRET missing: not a wrong key; the client's certificate stays
+    // hidden (no proof), its request is read with the application secret.
+    let f = by_port(&partial.flows, 52004);
+    assert_eq!(f["tls"]["decryption"]["status"], "partial");
+    assert_eq!(
+        f["tls"]["decryption"]["reason"],
+        "the key log lacks CLIENT_HANDSHAKE_TRAFFIC_SECRET for this connection"
+    );
+    assert_eq!(f["tls"]["decryption"]["handshake"], false);
+    assert_eq!(f["tls"]["client_certs"], serde_json::json!([]));
+    assert_eq!(f["tls"]["mtls"], "likely", "the inference, not a proof");
+    assert_eq!(paths(f), ["/k13-mtls-spiffe"]);
+    // CLIENT_EARLY_TRAFFIC_SECRET missing: the 0-RTT request is skipped, the rest decrypted.
+    let f = by_port(&partial.flows, 52009);
+    assert_eq!(f["tls"]["decryption"]["status"], "partial");
+    assert_eq!(
+        f["tls"]["decryption"]["reason"],
+        "the key log lacks CLIENT_EARLY_TRAFFIC_SECRET for this connection"
+    );
+    assert_eq!(f["tls"]["decryption"]["handshake"], true);
+    assert_eq!(paths(f), ["/k13-after-early-data"]);
+    assert_eq!(f["warnings"], serde_json::json!([]));
+}

@@ -140,6 +140,7 @@ struct Dir {
     /// Records decrypted, failed, and skipped (no key for them).
     opened: u32,
     failed: u32,
+    skipped: u32,
     /// Stopped: a gap, a failure, a malformed record.
     broken: Option<&'static str>,
     /// Application bytes were dropped (buffer limit).
@@ -370,9 +371,18 @@ impl Decryptor {
             );
         }
         if failed > 0 {
+            // A secret the key log has is wrong for these records: a wrong key, whatever else
+            // decrypted (a missing secret is `partial`).
+            let who = match (c.failed > 0, s.failed > 0) {
+                (true, true) => "both sides'",
+                (true, false) => "the client's",
+                _ => "the server's",
+            };
             return r(
-                DecryptStatus::Partial,
-                "some records did not authenticate with the key log's secrets".into(),
+                DecryptStatus::Failed,
+                format!(
+                    "{who} records did not authenticate with the key log's secrets (a wrong secret for this connection); {opened} other record(s) decrypted"
+                ),
             );
         }
         let missing: Vec<&str> = if tls13 {
@@ -389,6 +399,10 @@ impl Decryptor {
         } else {
             Vec::new()
         };
+        let mut missing = missing;
+        if tls13 && c.skipped + s.skipped > 0 && sec.client_early.is_none() && self.early_offered {
+            missing.push("CLIENT_EARLY_TRAFFIC_SECRET");
+        }
         if !missing.is_empty() {
             return r(
                 DecryptStatus::Partial,
@@ -678,8 +692,24 @@ impl TlsSession {
             d.dirs[s].broken = Some("the key log lacks the secrets for the rest of the records");
             return;
         }
+        // Before `open` moves the side on: the key log lacks the secret of the current stage, or
+        // (the client's first records) of the 0-RTT data the client offered.
+        let tls13 = d.suite.is_some_and(|x| x.tls13);
+        let dir = &d.dirs[s];
+        let first = dir.opened == 0;
+        let no_secret = dir.key.is_none()
+            || (tls13 && first && dir.stage > HANDSHAKE && dir.material[HANDSHAKE].is_none())
+            || (first
+                && Some(side) == self.client_side()
+                && d.early_offered
+                && dir.material[EARLY].is_none());
         let ctype = match d.open(s, header, body) {
             Ok(t) => t,
+            Err(_) if no_secret => {
+                // Not a wrong key: the report names the missing secret (`partial`).
+                d.dirs[s].skipped += 1;
+                return;
+            }
             Err(e) => {
                 let dir = &mut d.dirs[s];
                 dir.failed += 1;
