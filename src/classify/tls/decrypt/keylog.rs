@@ -114,8 +114,19 @@ fn parse_line(map: &mut HashMap<[u8; 32], Secrets>, line: &[u8]) -> bool {
     else {
         return false;
     };
+    if label == b"RSA" {
+        // `RSA <first 8 bytes of the encrypted pre-master secret> <pre-master secret>` (NSS,
+        // written for RSA key exchange beside the CLIENT_RANDOM line): understood, not needed.
+        return unhex(random).is_some_and(|r| r.len() == 8) && unhex(secret).is_some();
+    }
     let Some(random) = unhex(random).and_then(|r| <[u8; 32]>::try_from(r).ok()) else { return false };
     let Some(secret) = unhex(secret) else { return false };
+    if label == b"EARLY_EXPORTER_SECRET" || later_traffic_secret(label) {
+        // Exporter of 0-RTT data, and the traffic secrets after a KeyUpdate (OpenSSL writes
+        // `CLIENT_TRAFFIC_SECRET_1`...): understood; the next secrets are derived from the
+        // first, as the peers do.
+        return matches!(secret.len(), 32 | 48);
+    }
     let ok_len = match label {
         b"CLIENT_RANDOM" => secret.len() == 48,
         _ => matches!(secret.len(), 32 | 48),
@@ -136,6 +147,16 @@ fn parse_line(map: &mut HashMap<[u8; 32], Secrets>, line: &[u8]) -> bool {
     };
     *slot = Some(Secret(secret.into_boxed_slice()));
     true
+}
+
+/// `CLIENT_TRAFFIC_SECRET_N` or `SERVER_TRAFFIC_SECRET_N` with N > 0.
+fn later_traffic_secret(label: &[u8]) -> bool {
+    let n = label
+        .strip_prefix(b"CLIENT_TRAFFIC_SECRET_")
+        .or_else(|| label.strip_prefix(b"SERVER_TRAFFIC_SECRET_"));
+    n.is_some_and(|n| {
+        !n.is_empty() && n.len() <= 10 && n.iter().all(u8::is_ascii_digit) && n != b"0" && n[0] != b'0'
+    })
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
@@ -346,6 +367,22 @@ mod tests {
         );
         assert_eq!(format!("{:?}", Secret(vec![1, 2, 3].into())), "Secret(3 bytes)");
         assert!(!format!("{log:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn lines_real_stacks_write_beside_the_secrets_are_understood() {
+        // OpenSSL after a KeyUpdate and with 0-RTT, NSS for RSA key exchange.
+        let s32 = "aa".repeat(32);
+        let text = format!(
+            "CLIENT_TRAFFIC_SECRET_1 {R1} {s32}\nSERVER_TRAFFIC_SECRET_12 {R1} {s32}\nEARLY_EXPORTER_SECRET {R1} {s32}\nRSA 0102030405060708 {}\nCLIENT_TRAFFIC_SECRET_01 {R1} {s32}\nSERVER_TRAFFIC_SECRET_ {R1} {s32}\nRSA 01 {}\n",
+            "cc".repeat(48),
+            "cc".repeat(48)
+        );
+        let log = KeyLog::from_text(text.as_bytes());
+        assert_eq!(
+            log.bad_lines(),
+            ["warning: key log : 3 line(s) not understood (first at line 5); they are ignored"]
+        );
     }
 
     #[test]
