@@ -67,19 +67,12 @@ impl Peers {
     }
 }
 
-#[test]
-#[ignore = "needs root (network namespaces), iproute2 and python3: scripts/test runs it as root"]
-fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root && sh(&["ip", "-V"]) && sh(&["python3", "-c", "import ssl"]),
-        "needs root (network namespaces), iproute2 and python3: scripts/test runs it as root"
-    );
-    let id = std::process::id() % 10000;
-    let (a, b) = (format!("tlsk-a{id}"), format!("tlsk-b{id}"));
-    let (va, vb) = (format!("tka{id}"), format!("tkb{id}"));
-    let _guard = Netns(vec![a.clone(), b.clone()]);
+/// Two namespaces joined by a veth pair, 10.96.0.2 (client) and 10.96.0.1 (server), removed
+/// when the guard drops: (guard, client namespace, server namespace, server interface).
+fn namespaces(tag: &str) -> (Netns, String, String, String) {
+    let (a, b) = (format!("tlsk-c{tag}"), format!("tlsk-s{tag}"));
+    let (va, vb) = (format!("tkc{tag}"), format!("tks{tag}"));
+    let guard = Netns(vec![a.clone(), b.clone()]);
     for cmd in [
         vec!["ip", "netns", "add", &a],
         vec!["ip", "netns", "add", &b],
@@ -92,6 +85,90 @@ fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
         assert!(sh(&cmd), "{cmd:?} failed");
     }
     sleep(Duration::from_millis(800));
+    (guard, a, b, vb)
+}
+
+fn assert_root() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root && sh(&["ip", "-V"]) && sh(&["python3", "-c", "import ssl"]) && sh(&["openssl", "version"]),
+        "needs root (network namespaces), iproute2, python3 and openssl: scripts/test runs it as root"
+    );
+}
+
+#[test]
+#[ignore = "needs root (network namespaces), iproute2 and openssl: scripts/test runs it as root"]
+fn a_key_log_written_during_the_capture_decrypts_its_connection() {
+    assert_root();
+    let id = std::process::id() % 10000;
+    let (_guard, a, b, vb) = namespaces(&format!("k{id}"));
+    let pki = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures/pki");
+    let pki = |f: &str| pki.join(f).to_string_lossy().into_owned();
+    // Empty and readable by root only when tlspeek opens it: it then runs as nobody (-Z) and
+    // reads what OpenSSL appends during the handshake.
+    let keys = std::env::temp_dir().join(format!("tlspeek-live-{id}.keys"));
+    std::fs::write(&keys, "").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let keys_s = keys.to_string_lossy().into_owned();
+    let cap = Command::new("ip")
+        .args(["netns", "exec", &b, &tlspeek_bin(), "-i", &vb, "--json", "-q", "--keylog", &keys_s])
+        .args(["tcp", "port", "9444"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(800));
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &b, "openssl", "s_server", "-quiet", "-accept", "9444", "-naccept", "1"])
+        .args(["-cert", &pki("api.crt"), "-key", &pki("api.key"), "-tls1_3", "-www"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(600));
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &a, "openssl", "s_client", "-quiet", "-connect", "10.96.0.1:9444"])
+        .args(["-servername", "api.example.test", "-tls1_3", "-keylogfile", &keys_s])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    client.stdin.take().unwrap().write_all(b"GET /live-keylog HTTP/1.0\r\n\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+    }
+    let _ = client.kill();
+    let _ = server.kill();
+    let _ = server.wait();
+    sleep(Duration::from_millis(500));
+    assert!(sh(&["kill", "-INT", &cap.id().to_string()]));
+    let out = cap.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&keys);
+    assert_eq!(out.status.code(), Some(0));
+    let flows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["event"] == "ended")
+        .collect();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let t = &flows[0]["tls"];
+    assert_eq!(t["version"], "TLS 1.3");
+    assert_eq!(t["decryption"]["status"], "decrypted", "{t}");
+    assert_eq!(t["mtls"], "no", "proven: no CertificateRequest");
+    assert_eq!(flows[0]["http"]["requests"][0]["path"], "/live-keylog");
+    assert_eq!(flows[0]["http"]["responses"][0]["status"], 200);
+}
+
+#[test]
+#[ignore = "needs root (network namespaces), iproute2 and python3: scripts/test runs it as root"]
+fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
+    assert_root();
+    let id = std::process::id() % 10000;
+    let (_guard, a, b, vb) = namespaces(&format!("a{id}"));
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
     let p = Peers {
         a: a.clone(),

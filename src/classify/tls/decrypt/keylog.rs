@@ -74,6 +74,11 @@ pub enum KeyLogError {
 #[derive(Debug)]
 struct Source {
     path: PathBuf,
+    /// Opened once, before the live capture drops its privileges (`-Z`): the process may no
+    /// longer be allowed to open a key log readable by root only. A file replaced by another
+    /// (renamed over) is not seen; one truncated and written again is read from its start.
+    /// None: a store made from text.
+    file: Option<File>,
     /// Bytes consumed so far.
     offset: u64,
     /// The start of a line whose end has not been written yet.
@@ -203,15 +208,15 @@ impl Store {
     /// Reads what was appended to every source since the last read.
     fn read_new(&mut self) -> std::io::Result<()> {
         for i in 0..self.sources.len() {
-            let (path, offset) = (&self.sources[i].path, self.sources[i].offset);
-            let mut f = File::open(path)?;
+            let src = &mut self.sources[i];
+            let Some(mut f) = src.file.as_ref() else { continue };
             let len = f.metadata()?.len();
-            if len < offset {
+            if len < src.offset {
                 // Truncated and rewritten: start again.
-                self.sources[i].offset = 0;
-                self.sources[i].partial.clear();
+                src.offset = 0;
+                src.partial.clear();
             }
-            let offset = self.sources[i].offset;
+            let offset = src.offset;
             if len == offset || offset >= MAX_FILE_BYTES {
                 continue;
             }
@@ -245,8 +250,14 @@ impl KeyLog {
                     "warning: key log {name} is readable by other users (chmod 600 it): it decrypts every connection it lists"
                 ));
             }
+            let open_err = |source| KeyLogError::Open { path: name.clone(), source };
+            let file = File::open(p).map_err(open_err)?;
+            if !file.metadata().map_err(open_err)?.file_type().is_file() {
+                return Err(KeyLogError::NotRegular { path: name });
+            }
             store.sources.push(Source {
                 path: p.clone(),
+                file: Some(file),
                 offset: 0,
                 partial: Vec::new(),
                 bad: 0,
@@ -267,6 +278,7 @@ impl KeyLog {
         let mut store = Store::default();
         store.sources.push(Source {
             path: PathBuf::new(),
+            file: None,
             offset: 0,
             partial: Vec::new(),
             bad: 0,
