@@ -28,13 +28,7 @@ WORK=$(mktemp -d /tmp/tsp-ch.XXXXXX)
 
 . tools/lib.sh
 NETNS=($CLI $SRV)
-cleanup() {
-  lib_cleanup
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lib_cleanup
+lib_traps
 
 /usr/bin/python3 tools/pki.py "$PKI"   # adds missing certificates only; never remakes existing ones
 cat "$PKI/mesh-inter.crt" > "$WORK/inter.pem"

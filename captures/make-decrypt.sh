@@ -30,10 +30,7 @@ PKI=$HERE/pki/calib
 CLI=tsp-dec-c SRV=tsp-dec-s C4=10.97.0.2 S4=10.97.0.1
 WORK=$(mktemp -d /tmp/tsp-dec.XXXXXX)
 NETNS=($CLI $SRV)
-cleanup() { lib_cleanup; rm -rf "$WORK"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lib_cleanup
+lib_traps
 veth_pair $CLI $SRV $C4 $S4
 in_cli() { ip netns exec $CLI "$@"; }
 in_srv() { ip netns exec $SRV "$@"; }

@@ -49,13 +49,7 @@ chmod 755 "$WORK"
 
 . tools/lib.sh
 NETNS=($CLI $SRV $MCLI $MSRV)
-cleanup() {
-  lib_cleanup
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lib_cleanup
+lib_traps
 
 for tool in nghttp nghttpd curl tcpdump ethtool iptables-restore setpriv; do
   command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }

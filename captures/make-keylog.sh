@@ -25,13 +25,7 @@ chmod 755 "$WORK"
 
 . tools/lib.sh
 NETNS=($CLI $SRV)
-cleanup() {
-  lib_cleanup
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lib_cleanup
+lib_traps
 
 for tool in openssl curl nghttpd tcpdump ethtool tshark; do
   command -v $tool >/dev/null || { echo "missing: $tool" >&2; exit 1; }

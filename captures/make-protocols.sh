@@ -34,13 +34,7 @@ WORK=$(mktemp -d /tmp/tsp-pr.XXXXXX)
 
 . tools/lib.sh
 NETNS=($CLI $SRV)
-cleanup() {
-  lib_cleanup
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-lib_cleanup
+lib_traps
 
 $PY tools/pki.py "$PKI"       # adds missing certificates only; never remakes existing ones
 

@@ -1,10 +1,11 @@
-# Shared by captures/make-istio.sh, make-istio-iptables.sh and make-protocols.sh (sourced):
+# Shared by the captures/make-*.sh scripts (sourced):
 # background processes stopped by pid, namespaces removed, and tcpdump runs that fail the
 # script when one reports a kernel drop, so a committed file is never silently missing packets.
 #
 #   NETNS=(a b)                 namespaces this script owns (deleted by lib_cleanup)
 #   PIDS+=($!)                  every background process it starts
-#   trap lib_cleanup EXIT; lib_cleanup
+#   lib_traps                   on exit, INT or TERM: lib_cleanup, and $WORK removed (unless
+#                               KEEP_WORK is set); leftovers of an earlier run removed now
 #   capture_start NS FILE IFACE [tcpdump args...]; ...; captures_stop
 
 PIDS=() TCPDUMPS=() TDLOGS=() NETNS=()
@@ -15,6 +16,13 @@ lib_cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -f "${TDLOGS[@]}"
+}
+
+# The exit traps of a capture script (see the header); call after setting NETNS and WORK.
+lib_traps() {
+  trap 'lib_cleanup; [ -n "${KEEP_WORK:-}" ] || rm -rf "${WORK:-}"' EXIT
+  trap 'exit 130' INT TERM
+  lib_cleanup
 }
 
 # capture_start NS FILE IFACE [tcpdump args...]: records TCP on IFACE in namespace NS to FILE.
