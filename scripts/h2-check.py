@@ -369,7 +369,7 @@ def compare(truth, flows):
             for k, v in want.items():
                 if mine[k] != v:
                     diffs.append(f"{where}: {k} tlspeek={mine[k]!r} tshark={v!r}")
-            if not upgrade and (r.get("data") or {}) != s["data"] and got.get(s["stream"]) is r:
+            if (r.get("data") or {}) != s["data"] and got.get(s["stream"]) is r:
                 # A split leg's two halves each see one side's DATA: add them up.
                 d = {"client": 0, "server": 0}
                 for h in https:

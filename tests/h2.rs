@@ -191,6 +191,8 @@ fn upgrade_request_is_stream_1_and_prior_knowledge_post() {
         (Some(1), Some("HTTP/1.1"), Some("/reviews.json"))
     );
     assert_eq!(header(&q["headers"], "x-request-id"), Some("h2c-curl-upgrade"));
+    // Stream 1's DATA (the answer, in HTTP/2) counts for the HTTP/1 request (tshark: 16384 + 7216).
+    assert_eq!(q["data"], json!({"client": 0, "server": 23600}));
     let st: Vec<(Value, u64, Value)> = responses(f)
         .iter()
         .map(|a| (a["stream"].clone(), a["status"].as_u64().unwrap(), a["version"].clone()))
@@ -216,6 +218,7 @@ fn upgrade_request_is_stream_1_and_prior_knowledge_post() {
     let f = &j.flows[2];
     assert_eq!(f["h2c"], "upgrade");
     assert_eq!(requests(f)[0]["path"], "/style.css");
+    assert_eq!(requests(f)[0]["data"], json!({"client": 0, "server": 33}));
     assert_eq!(header(&responses(f)[1]["headers"], "content-type"), Some("text/css"));
 }
 

@@ -282,6 +282,8 @@ struct Conn {
     first_client_stream: Option<u32>,
     /// Highest stream promised by a PUSH_PROMISE.
     max_pushed: u32,
+    /// After an `Upgrade: h2c`: the DATA of stream 1, whose request is the HTTP/1 one.
+    upgrade_data: Option<ByRole>,
     warnings: Vec<String>,
     warned: usize,
     /// Header blocks dropped because no side was known to send requests yet.
@@ -316,6 +318,7 @@ impl H2Session {
                 max_client_stream: 0,
                 first_client_stream: None,
                 max_pushed: 0,
+                upgrade_data: None,
                 warnings: Vec::new(),
                 warned: 0,
                 undecided: 0,
@@ -334,6 +337,7 @@ impl H2Session {
             self.conn.max_client_stream = 1;
             self.conn.first_client_stream = Some(1);
             self.conn.streams_total += 1;
+            self.conn.upgrade_data = Some(ByRole::default());
         }
     }
 
@@ -508,6 +512,9 @@ impl H2Session {
                     // RFC 9113 §3.2: the request that asked for the upgrade is stream 1.
                     if let Some(q) = h.requests.last_mut() {
                         q.stream = Some(1);
+                        if let Some(data) = c.upgrade_data.take() {
+                            q.h2.get_or_insert_with(Default::default).data = data;
+                        }
                     }
                     for a in h.responses.iter_mut().filter(|a| a.status == 101) {
                         a.stream = Some(1);
@@ -569,14 +576,17 @@ impl Conn {
             }
             Frame::Data { stream, len, .. } => {
                 let from_client = self.client == Some(side);
-                if let Some(q) = self
-                    .streams
-                    .get(&stream)
+                let st = self.streams.get(&stream);
+                if let Some(q) = st
                     .and_then(|st| st.req)
                     .and_then(|i| self.report.requests.get_mut(i))
                     .and_then(|q| q.h2.as_mut())
                 {
                     q.data.add(from_client, len.into());
+                } else if let (1, Some(d), Some(None)) =
+                    (stream, self.upgrade_data.as_mut(), st.map(|st| st.req))
+                {
+                    d.add(from_client, len.into());
                 }
             }
             Frame::Settings { ack: false, settings, truncated } => {
