@@ -369,6 +369,8 @@ def compare(truth, flows):
             for k, v in want.items():
                 if mine[k] != v:
                     diffs.append(f"{where}: {k} tlspeek={mine[k]!r} tshark={v!r}")
+            if r.get("pushed_by") != s["promised_by"]:
+                diffs.append(f"{where}: pushed_by tlspeek={r.get('pushed_by')!r} tshark={s['promised_by']!r}")
             if (r.get("data") or {}) != s["data"] and got.get(s["stream"]) is r:
                 # A split leg's two halves each see one side's DATA: add them up.
                 d = {"client": 0, "server": 0}

@@ -144,6 +144,9 @@ fn padded_frames_pushed_streams_trailers_and_never_indexed_authorization() {
     }
     let data: Vec<u64> = requests(&f).iter().map(|r| r["data"]["server"].as_u64().unwrap()).collect();
     assert_eq!(data, [108, 33, 24]);
+    // Both pushes were promised on the stream of /index.html.
+    let by: Vec<&Value> = requests(&f).iter().map(|r| &r["pushed_by"]).collect();
+    assert_eq!(by, [&Value::Null, &json!(13), &json!(13)]);
     assert_eq!(f["http"]["http2"]["streams_total"], 3);
     assert_eq!(f["http"]["http2"]["goaway"]["last_stream"], 4);
 

@@ -485,6 +485,8 @@ const HTTP1_REQUEST_TAIL: &[u8] = concat!(
     key!("grpc"),
     "null,",
     key!("data"),
+    "null,",
+    key!("pushed_by"),
     "null}"
 )
 .as_bytes();
@@ -524,6 +526,7 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
             Some(d) => by_role(j, d),
             None => j.null(),
         }
+        j.key(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
         j.close(b'}');
     }
     j.close(b']');

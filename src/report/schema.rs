@@ -121,6 +121,7 @@ pub const OBJECTS: &[Object] = &[
             "unknown_fields",
             "grpc",
             "data",
+            "pushed_by",
         ],
     },
     Object {

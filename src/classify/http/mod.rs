@@ -142,6 +142,8 @@ pub(crate) struct H2Request {
     pub(crate) grpc: Option<h2::session::GrpcCall>,
     /// DATA bytes of the stream per role.
     pub(crate) data: h2::session::ByRole,
+    /// A pushed stream: the stream whose PUSH_PROMISE promised it.
+    pub(crate) pushed_by: Option<u32>,
 }
 
 impl HttpRequest {
@@ -163,6 +165,11 @@ impl HttpRequest {
     /// HTTP/2 DATA bytes per role (None for HTTP/1).
     pub(crate) fn data(&self) -> Option<&h2::session::ByRole> {
         self.h2.as_ref().map(|h| &h.data)
+    }
+
+    /// The stream whose PUSH_PROMISE opened this one (a pushed request).
+    pub(crate) fn pushed_by(&self) -> Option<u32> {
+        self.h2.as_ref().and_then(|h| h.pushed_by)
     }
 }
 
@@ -842,7 +849,8 @@ mod tests {
             serde_json::json!({
                 "version": null,
                 "requests": [{"method": "GET", "path": "/x", "version": null, "host": null, "headers": [],
-                    "stream": null, "trailers": [], "unknown_fields": 0, "grpc": null, "data": null}],
+                    "stream": null, "trailers": [], "unknown_fields": 0, "grpc": null, "data": null,
+                    "pushed_by": null}],
                 "responses": [],
                 "requests_total": 1,
                 "responses_total": 0,

@@ -694,7 +694,7 @@ impl Conn {
             } else if h.stream > self.max_client_stream && !self.streams.contains_key(&h.stream) {
                 self.max_client_stream = h.stream;
                 self.first_client_stream.get_or_insert(h.stream);
-                self.request(h.stream, l.unknown, headers, &p);
+                self.request(h.stream, None, l.unknown, headers, &p);
             } else if let Some(q) = self
                 .streams
                 .get(&h.stream)
@@ -708,15 +708,23 @@ impl Conn {
         } else if let Some(promised) = push {
             if promised > self.max_pushed && !self.streams.contains_key(&promised) {
                 self.max_pushed = promised;
-                self.request(promised, l.unknown, headers, &p);
+                self.request(promised, Some(h.stream), l.unknown, headers, &p);
             }
         } else {
             self.response(h.stream, l.unknown, headers, &p);
         }
     }
 
-    /// A request (HEADERS from the client, or a PUSH_PROMISE's block) opens `stream`.
-    fn request(&mut self, stream: u32, unknown: u32, headers: Headers, p: &Pseudo<'_>) {
+    /// A request (HEADERS from the client, or the block of a PUSH_PROMISE sent on stream
+    /// `pushed_by`) opens `stream`.
+    fn request(
+        &mut self,
+        stream: u32,
+        pushed_by: Option<u32>,
+        unknown: u32,
+        headers: Headers,
+        p: &Pseudo<'_>,
+    ) {
         self.streams_total = self.streams_total.saturating_add(1);
         let r = &mut self.report;
         r.requests_total = r.requests_total.saturating_add(1);
@@ -737,7 +745,12 @@ impl Conn {
             host: p.authority.map(WireBytes::new),
             headers,
             stream: Some(stream),
-            h2: Some(Box::new(H2Request { unknown_fields: unknown, grpc, ..H2Request::default() })),
+            h2: Some(Box::new(H2Request {
+                unknown_fields: unknown,
+                grpc,
+                pushed_by,
+                ..H2Request::default()
+            })),
         });
         self.streams.insert(stream, st);
     }
