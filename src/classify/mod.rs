@@ -373,7 +373,12 @@ impl FlowClassifier {
                                 self.h2_session().set_client(client);
                             } else {
                                 // The server sent `101`: the upgrade request is stream 1.
-                                self.h2_session().upgraded(client);
+                                let settings = self.http.as_ref().and_then(|h| {
+                                    h.requests().last()?.headers.iter().find_map(|(n, v)| {
+                                        n.eq_ignore_ascii_case(b"http2-settings").then(|| v.to_vec())
+                                    })
+                                });
+                                self.h2_session().upgraded(client, settings.as_deref());
                             }
                             self.sides[s].mode = Mode::H2c;
                             if rest.is_empty() {

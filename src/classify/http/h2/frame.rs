@@ -173,6 +173,11 @@ impl SettingId {
 pub struct Settings<'a>(&'a [u8]);
 
 impl<'a> Settings<'a> {
+    /// The parameters of a SETTINGS payload (six bytes each; a partial last one is ignored).
+    pub(crate) fn from_payload(payload: &'a [u8]) -> Settings<'a> {
+        Settings(payload)
+    }
+
     /// Identifier and value of each parameter, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SettingId, u32)> + 'a {
         self.0.chunks_exact(6).map(|c| (SettingId(u16::from_be_bytes([c[0], c[1]])), be32(&c[2..6])))

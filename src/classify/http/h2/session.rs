@@ -329,7 +329,18 @@ impl H2Session {
     }
 
     /// After `Upgrade: h2c` answered `101`: the upgrade request is stream 1, answered in HTTP/2.
-    pub(crate) fn upgraded(&mut self, client: Side) {
+    /// `http2_settings`: the request's `HTTP2-Settings` value, the client's first SETTINGS
+    /// (RFC 9113 §3.2.1: base64url of a SETTINGS payload; ignored when it does not decode).
+    pub(crate) fn upgraded(&mut self, client: Side, http2_settings: Option<&[u8]>) {
+        let payload = http2_settings
+            .filter(|v| v.len() <= 4 * MAX_SETTINGS * 6)
+            .and_then(crate::classify::istio::base64_decode)
+            .filter(|p| !p.is_empty() && p.len() % 6 == 0);
+        if let Some(p) = payload {
+            if self.conn.settings[client.idx()].is_none() {
+                self.conn.settings(client, super::Settings::from_payload(&p).iter());
+            }
+        }
         self.conn.client = Some(client);
         if !self.upgraded {
             self.upgraded = true;
@@ -590,17 +601,7 @@ impl Conn {
                 }
             }
             Frame::Settings { ack: false, settings, truncated } => {
-                let list = self.settings[side.idx()].get_or_insert_with(SettingsList::default);
-                for (id, v) in settings.iter() {
-                    match list.0.iter().position(|(i, _)| *i == id) {
-                        Some(k) => list.0[k].1 = v,
-                        None if list.0.len() < MAX_SETTINGS => list.0.push((id, v)),
-                        None => {}
-                    }
-                    if id == SettingId::HEADER_TABLE_SIZE {
-                        self.table_size[side.idx()] = Some(v);
-                    }
-                }
+                self.settings(side, settings.iter());
                 if truncated {
                     self.malformed = self.malformed.saturating_add(1);
                 }
@@ -611,6 +612,22 @@ impl Conn {
             Frame::GoAway { last_stream, code, .. } => self.goaway = Some((side, last_stream, code)),
             Frame::Malformed { .. } => self.malformed = self.malformed.saturating_add(1),
             _ => {}
+        }
+    }
+
+    /// SETTINGS parameters sent by `side`, merged into its list (a later value replaces an
+    /// earlier one).
+    fn settings(&mut self, side: Side, params: impl Iterator<Item = (SettingId, u32)>) {
+        let list = self.settings[side.idx()].get_or_insert_with(SettingsList::default);
+        for (id, v) in params {
+            match list.0.iter().position(|(i, _)| *i == id) {
+                Some(k) => list.0[k].1 = v,
+                None if list.0.len() < MAX_SETTINGS => list.0.push((id, v)),
+                None => {}
+            }
+            if id == SettingId::HEADER_TABLE_SIZE {
+                self.table_size[side.idx()] = Some(v);
+            }
         }
     }
 
@@ -933,6 +950,29 @@ mod tests {
             let note: &[u8] = if show { b"hello" } else { b"<redacted 5 bytes>" };
             assert_eq!(got, [(&b"x-note"[..], note), (b"x-plain", b"world")]);
             assert_eq!((q.stream, q.host.as_ref().map(|h| h.as_bytes())), (Some(1), Some(&b"svc:8080"[..])));
+        }
+    }
+
+    #[test]
+    fn an_upgrade_s_http2_settings_are_the_client_s_first_settings() {
+        // curl 7.88's `HTTP2-Settings` (captures/h2c-upgrade.pcap), then no SETTINGS frame seen.
+        let mut h = H2Session::new(cfg(false), None);
+        h.upgraded(Side::A, Some(b"AAMAAABkAAQCAAAAAAIAAAAA"));
+        let client = h.report(Side::A, None).http2.unwrap().settings.client.unwrap().0;
+        assert_eq!(
+            client,
+            [
+                (SettingId::MAX_CONCURRENT_STREAMS, 100),
+                (SettingId::INITIAL_WINDOW_SIZE, 33_554_432),
+                (SettingId::ENABLE_PUSH, 0)
+            ]
+        );
+        // Not base64url of whole parameters: ignored.
+        for bad in [&b"AAMAAABkAAQ"[..], b"not base64!", b""] {
+            let mut h = H2Session::new(cfg(false), None);
+            h.upgraded(Side::A, Some(bad));
+            let s = h.report(Side::A, None).http2.unwrap().settings;
+            assert!(s.client.is_none(), "{bad:?}");
         }
     }
 
