@@ -163,6 +163,14 @@ impl Json<'_> {
         self.comma = true;
     }
 
+    /// `write(self, v)` for `Some(v)`, else `null`.
+    fn opt<T>(&mut self, v: Option<T>, write: impl FnOnce(&mut Self, T)) {
+        match v {
+            Some(v) => write(self, v),
+            None => self.null(),
+        }
+    }
+
     fn opt_str(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.str(s),
@@ -280,11 +288,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("source")).str(&f.source);
     j.key(key!("client")).ascii(EndpointText::new(f.client).as_bytes());
     j.key(key!("server")).ascii(EndpointText::new(f.server).as_bytes());
-    j.key(key!("original_dst"));
-    match f.original_dst {
-        Some(o) => j.ascii(EndpointText::new(o).as_bytes()),
-        None => j.null(),
-    }
+    j.key(key!("original_dst")).opt(f.original_dst, |j, o| j.ascii(EndpointText::new(o).as_bytes()));
     j.key(key!("client_by")).str(f.client_by.as_str());
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
     j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
@@ -296,32 +300,16 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
         j.close(b'}');
     }
     j.key(key!("protocol")).str(f.protocol.as_str());
-    j.key(key!("tls"));
-    match &f.tls {
-        Some(t) => tls(j, t),
-        None => j.null(),
-    }
-    j.key(key!("http"));
-    match &f.http {
-        Some(h) => http(j, h),
-        None => j.null(),
-    }
-    j.key(key!("istio"));
-    match &f.istio {
-        Some(i) => istio(j, i),
-        None => j.null(),
-    }
+    j.key(key!("tls")).opt(f.tls.as_ref(), tls);
+    j.key(key!("http")).opt(f.http.as_ref(), http);
+    j.key(key!("istio")).opt(f.istio.as_ref(), istio);
     j.key(key!("h2c")).opt_str(f.h2c.map(|h| h.as_str()));
-    j.key(key!("preview"));
-    match &f.preview {
-        Some(Preview { client, server }) => {
-            j.open(b'{');
-            j.key(key!("client")).wire(client.as_bytes());
-            j.key(key!("server")).wire(server.as_bytes());
-            j.close(b'}');
-        }
-        None => j.null(),
-    }
+    j.key(key!("preview")).opt(f.preview.as_ref(), |j, Preview { client, server }| {
+        j.open(b'{');
+        j.key(key!("client")).wire(client.as_bytes());
+        j.key(key!("server")).wire(server.as_bytes());
+        j.close(b'}');
+    });
     j.key(key!("end")).str(end_text(f));
     j.key(key!("reset_by")).opt_str(f.reset_by.map(|r| r.as_str()));
     j.key(key!("flags")).open(b'[');
@@ -385,16 +373,12 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
     j.key(key!("mtls")).str(t.mtls.as_str());
     j.key(key!("mtls_reason")).str(&t.mtls_reason);
-    j.key(key!("mtls_inferred"));
-    match &t.mtls_inferred {
-        Some((v, reason)) => {
-            j.open(b'{');
-            j.key(key!("verdict")).str(v.as_str());
-            j.key(key!("reason")).str(reason);
-            j.close(b'}');
-        }
-        None => j.null(),
-    }
+    j.key(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
+        j.open(b'{');
+        j.key(key!("verdict")).str(v.as_str());
+        j.key(key!("reason")).str(reason);
+        j.close(b'}');
+    });
     j.key(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
         j.u64(n.into());
@@ -408,37 +392,25 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         (key!("ja3"), &t.ja3),
         (key!("ja3_full"), &t.ja3_full),
     ] {
-        j.key(k);
-        match v {
-            Some(v) => j.ascii(v.as_bytes()),
-            None => j.null(),
-        }
+        j.key(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
     }
     for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
-        j.key(k);
-        match c {
-            Some(c) => {
-                j.open(b'{');
-                j.key(key!("verified")).bool(c.verified);
-                j.key(key!("by")).opt_str(c.by.as_deref());
-                j.key(key!("error")).opt_str(c.error.as_deref());
-                j.close(b'}');
-            }
-            None => j.null(),
-        }
-    }
-    j.key(key!("decryption"));
-    match &t.decryption {
-        Some(d) => {
+        j.key(k).opt(c.as_ref(), |j, c| {
             j.open(b'{');
-            j.key(key!("status")).str(d.status.as_str());
-            j.key(key!("reason")).str(&d.reason);
-            j.key(key!("handshake")).bool(d.handshake);
-            j.key(key!("application")).bool(d.application);
+            j.key(key!("verified")).bool(c.verified);
+            j.key(key!("by")).opt_str(c.by.as_deref());
+            j.key(key!("error")).opt_str(c.error.as_deref());
             j.close(b'}');
-        }
-        None => j.null(),
+        });
     }
+    j.key(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
+        j.open(b'{');
+        j.key(key!("status")).str(d.status.as_str());
+        j.key(key!("reason")).str(&d.reason);
+        j.key(key!("handshake")).bool(d.handshake);
+        j.key(key!("application")).bool(d.application);
+        j.close(b'}');
+    });
     j.close(b'}');
 }
 
@@ -455,11 +427,7 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.key(key!("not_after")).opt_str(c.not_after.as_deref());
     j.key(key!("expired")).bool(c.expired);
     j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
-    j.key(key!("expires_in_secs"));
-    match c.expires_in_secs {
-        Some(s) => j.i64(s),
-        None => j.null(),
-    }
+    j.key(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
     j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
     j.key(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
@@ -516,16 +484,8 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("trailers"));
         opt_headers(j, r.trailers());
         j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
-        j.key(key!("grpc"));
-        match r.grpc() {
-            Some(g) => grpc(j, g),
-            None => j.null(),
-        }
-        j.key(key!("data"));
-        match r.data() {
-            Some(d) => by_role(j, d),
-            None => j.null(),
-        }
+        j.key(key!("grpc")).opt(r.grpc(), grpc);
+        j.key(key!("data")).opt(r.data(), by_role);
         j.key(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
         j.close(b'}');
     }
@@ -553,11 +513,7 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.key(key!("requests_total")).u64(h.requests_total);
     j.key(key!("responses_total")).u64(h.responses_total);
     j.key(key!("upgrade")).opt_str(h.upgrade.as_deref());
-    j.key(key!("http2"));
-    match &h.http2 {
-        Some(h2) => http2(j, h2),
-        None => j.null(),
-    }
+    j.key(key!("http2")).opt(h.http2.as_deref(), http2);
     j.close(b'}');
 }
 
@@ -606,17 +562,13 @@ fn http2(j: &mut Json<'_>, h: &Http2Report) {
     j.key(key!("server"));
     settings(j, h.settings.server.as_ref());
     j.close(b'}');
-    j.key(key!("goaway"));
-    match &h.goaway {
-        Some(g) => {
-            j.open(b'{');
-            j.key(key!("from")).str(g.from.as_str());
-            j.key(key!("last_stream")).u64(g.last_stream.into());
-            j.key(key!("error")).str(&g.error);
-            j.close(b'}');
-        }
-        None => j.null(),
-    }
+    j.key(key!("goaway")).opt(h.goaway.as_ref(), |j, g| {
+        j.open(b'{');
+        j.key(key!("from")).str(g.from.as_str());
+        j.key(key!("last_stream")).u64(g.last_stream.into());
+        j.key(key!("error")).str(&g.error);
+        j.close(b'}');
+    });
     j.key(key!("rst_streams")).open(b'[');
     for r in &h.rst_streams {
         j.open(b'{');
@@ -674,37 +626,26 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
     j.key(key!("leg")).str(i.leg.as_str());
-    j.key(key!("sni"));
-    match &i.sni {
-        Some(s) => {
-            j.open(b'{');
-            j.key(key!("direction")).str(s.direction.as_str());
-            j.key(key!("port")).u64(s.port.into());
-            j.key(key!("subset")).opt_str(s.subset.as_deref());
-            j.key(key!("fqdn")).str(&s.fqdn);
-            j.key(key!("service")).str(&s.service);
-            j.key(key!("namespace")).opt_str(s.namespace.as_deref());
-            j.close(b'}');
-        }
-        None => j.null(),
-    }
-    j.key(key!("alpn"));
-    match &i.alpn {
-        Some(a) => {
-            j.open(b'{');
-            j.key(key!("tokens")).strs(&a.tokens);
-            j.key(key!("app_protocol")).opt_str(a.app_protocol.map(|p| p.as_str()));
-            j.close(b'}');
-        }
-        None => j.null(),
-    }
+    j.key(key!("sni")).opt(i.sni.as_ref(), |j, s| {
+        j.open(b'{');
+        j.key(key!("direction")).str(s.direction.as_str());
+        j.key(key!("port")).u64(s.port.into());
+        j.key(key!("subset")).opt_str(s.subset.as_deref());
+        j.key(key!("fqdn")).str(&s.fqdn);
+        j.key(key!("service")).str(&s.service);
+        j.key(key!("namespace")).opt_str(s.namespace.as_deref());
+        j.close(b'}');
+    });
+    j.key(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
+        j.open(b'{');
+        j.key(key!("tokens")).strs(&a.tokens);
+        j.key(key!("app_protocol")).opt_str(a.app_protocol.map(|p| p.as_str()));
+        j.close(b'}');
+    });
     j.key(key!("port_role")).opt_str(i.port_role.map(|r| r.as_str()));
     j.key(key!("peer_metadata"));
-    match &i.peer_metadata {
-        // Free-form: serde_json wrote it once when it was decoded.
-        Some(m) => j.raw(&m.json),
-        None => j.null(),
-    }
+    // Free-form: serde_json wrote it once when it was decoded.
+    j.opt(i.peer_metadata.as_ref(), |j, m| j.raw(&m.json));
     j.key(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
     j.key(key!("xfcc")).open(b'[');
     for x in &i.xfcc {
