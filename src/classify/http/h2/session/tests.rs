@@ -1,0 +1,207 @@
+use super::*;
+
+fn cfg(show_secrets: bool) -> HttpConfig {
+    HttpConfig { show_secrets, max_header_bytes: 65536, max_messages: 100 }
+}
+
+fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend([ty, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// A literal field with a literal name: `prefix` 0x00 (without indexing), 0x10 (never
+/// indexed) or 0x40 (incremental indexing).
+fn literal(prefix: u8, name: &str, value: &str) -> Vec<u8> {
+    let mut b = vec![prefix, name.len() as u8];
+    b.extend(name.as_bytes());
+    b.push(value.len() as u8);
+    b.extend(value.as_bytes());
+    b
+}
+
+/// A client preface and one GET on stream 1 with an extra field.
+fn one_request(extra: &[u8]) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x84]; // :method GET, :scheme http, :path /
+    block.extend(literal(0x00, ":authority", "svc:8080"));
+    block.extend(extra);
+    let mut c = super::super::PREFACE.to_vec();
+    c.extend(frame(4, 0, 0, &[]));
+    c.extend(frame(1, 0x05, 1, &block));
+    c
+}
+
+#[test]
+fn never_indexed_fields_are_redacted_whatever_their_name() {
+    for show in [false, true] {
+        let mut h = H2Session::new(cfg(show), Some(Side::A));
+        let extra = [literal(0x10, "x-note", "hello"), literal(0x00, "x-plain", "world")].concat();
+        assert_eq!(h.feed(Side::A, &one_request(&extra)), Feed::More);
+        let q = &h.requests()[0];
+        let got: Vec<(&[u8], &[u8])> = q.headers.iter().skip(4).collect();
+        let note: &[u8] = if show { b"hello" } else { b"<redacted 5 bytes>" };
+        assert_eq!(got, [(&b"x-note"[..], note), (b"x-plain", b"world")]);
+        assert_eq!((q.stream, q.host.as_ref().map(|h| h.as_bytes())), (Some(1), Some(&b"svc:8080"[..])));
+    }
+}
+
+#[test]
+fn an_upgrade_s_http2_settings_are_the_client_s_first_settings() {
+    // curl 7.88's `HTTP2-Settings` (captures/h2c-upgrade.pcap), then no SETTINGS frame seen.
+    let mut h = H2Session::new(cfg(false), None);
+    h.upgraded(Side::A, Some(b"AAMAAABkAAQCAAAAAAIAAAAA"));
+    let client = h.report(Side::A, None).http2.unwrap().settings.client.unwrap().0;
+    assert_eq!(
+        client,
+        [
+            (SettingId::MAX_CONCURRENT_STREAMS, 100),
+            (SettingId::INITIAL_WINDOW_SIZE, 33_554_432),
+            (SettingId::ENABLE_PUSH, 0)
+        ]
+    );
+    // Not base64url of whole parameters: ignored.
+    for bad in [&b"AAMAAABkAAQ"[..], b"not base64!", b""] {
+        let mut h = H2Session::new(cfg(false), None);
+        h.upgraded(Side::A, Some(bad));
+        let s = h.report(Side::A, None).http2.unwrap().settings;
+        assert!(s.client.is_none(), "{bad:?}");
+    }
+}
+
+#[test]
+fn response_trailers_and_reset_are_attached_to_their_stream() {
+    let mut h = H2Session::new(cfg(false), Some(Side::A));
+    h.feed(Side::A, &one_request(&literal(0x00, "content-type", "application/grpc")));
+    let mut s = frame(4, 0, 0, &[0, 1, 0, 0, 0, 0]); // HEADER_TABLE_SIZE 0
+    s.extend(frame(1, 0x04, 1, &[0x88])); // :status 200
+    s.extend(frame(0, 0, 1, &[0, 0, 0, 0, 2, 8]));
+    s.extend(frame(0, 0, 1, &[1]));
+    s.extend(frame(1, 0x05, 1, &literal(0x00, "grpc-status", "7")));
+    s.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+    h.feed(Side::B, &s);
+    let (r, warnings) = h.into_report(Side::A, None);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let g = r.requests[0].grpc().unwrap();
+    assert_eq!(
+        (g.status, g.status_name, g.messages),
+        (Some(7), Some("PERMISSION_DENIED"), ByRole { client: 0, server: 1 })
+    );
+    assert_eq!(r.requests[0].data(), Some(&ByRole { client: 0, server: 7 }));
+    assert_eq!(
+        r.responses[0].trailers().unwrap().iter().collect::<Vec<_>>(),
+        [(&b"grpc-status"[..], &b"7"[..])]
+    );
+    let h2 = r.http2.unwrap();
+    assert_eq!(
+        (h2.rst_streams[0].stream, h2.rst_streams[0].from, h2.rst_streams[0].error.as_str()),
+        (1, Role::Server, "CANCEL")
+    );
+    assert_eq!(h2.settings.server.unwrap().0, [(SettingId::HEADER_TABLE_SIZE, 0)]);
+}
+
+#[test]
+fn continuation_floods_and_hpack_bombs_are_bounded_and_warned() {
+    let mut h = H2Session::new(cfg(false), Some(Side::A));
+    let mut c = super::super::PREFACE.to_vec();
+    c.extend(frame(4, 0, 0, &[]));
+    // HEADERS without END_HEADERS, then endless CONTINUATIONs.
+    c.extend(frame(1, 0x01, 1, &[0x82]));
+    for _ in 0..200 {
+        c.extend(frame(9, 0, 1, &[0x86; 100]));
+    }
+    c.extend(frame(9, 0x04, 1, &[0x84]));
+    // A bomb: one 2,000-byte entry inserted, then referenced 4,000 times (4 KB of block,
+    // 8 MB of list).
+    let mut bomb = vec![0x82, 0x86, 0x84, 0x40, 5];
+    bomb.extend(b"x-big");
+    bomb.extend([0x7f, 0xd1, 0x0e]); // value length 127 + 1873 = 2000
+    bomb.extend([b'b'; 2000]);
+    bomb.extend([0xbe; 4000]); // index 62: the entry
+    c.extend(frame(1, 0x05, 3, &bomb[..]));
+    h.feed(Side::A, &c);
+    assert!(h.buffered() < 256 * 1024, "{}", h.buffered());
+    let q = &h.requests()[0];
+    assert_eq!(q.stream, Some(3));
+    let big = q.headers.iter().filter(|(n, _)| *n == b"x-big").count();
+    // Kept while the list fits --max-header-bytes: 65,536 / (5 + 2,000 + 32) fields.
+    assert_eq!(big, 32);
+    let w = h.take_warnings();
+    assert!(w.iter().any(|w| w.contains("stream 1 not decoded (continuation_flood)")), "{w:?}");
+    assert!(w.iter().any(|w| w.contains("header list of stream 3 over 65536 bytes")), "{w:?}");
+}
+
+#[test]
+fn a_gap_ends_the_direction_with_a_warning() {
+    let mut h = H2Session::new(cfg(false), Some(Side::A));
+    h.feed(Side::A, &one_request(&[]));
+    assert_eq!(h.gap(Side::A), Feed::Done);
+    assert_eq!(h.feed(Side::A, &one_request(&[])), Feed::Done);
+    assert_eq!(h.requests().len(), 1);
+    assert_eq!(
+        h.take_warnings(),
+        ["http2: missing bytes from the client; its frames are not decoded further"]
+    );
+}
+
+#[test]
+fn hostile_bytes_neither_panic_nor_grow_memory() {
+    let mut next = crate::wire::xorshift(0x9e37_79b9_7f4a_7c15);
+    for round in 0..200 {
+        let mut h = H2Session::new(cfg(false), if round % 2 == 0 { Some(Side::A) } else { None });
+        if round % 3 == 0 {
+            h.seek(Side::A);
+            h.seek(Side::B);
+        }
+        for i in 0..64 {
+            let side = if i % 2 == 0 { Side::A } else { Side::B };
+            let mut chunk: Vec<u8> = (0..(next() % 3000) as usize).map(|_| next() as u8).collect();
+            if i % 5 == 0 {
+                // Plausible frame headers with random payloads reach deeper.
+                let mut f = frame(
+                    (next() % 10) as u8,
+                    next() as u8,
+                    (next() % 8) as u32,
+                    &chunk[..chunk.len().min(200)],
+                );
+                f.extend(&chunk);
+                chunk = f;
+            }
+            h.feed(side, &chunk);
+            assert!(h.buffered() < 512 * 1024, "round {round}: {} bytes", h.buffered());
+        }
+        let _ = h.into_report(Side::A, None);
+    }
+}
+
+#[test]
+fn grpc_messages_are_counted_across_data_chunks() {
+    let mut w = MsgWalk::default();
+    // Two messages (7 and 3 bytes of payload) split at every point.
+    let bytes = [0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 1, 0, 0, 0, 3, 9, 9, 9];
+    for cut in 0..=bytes.len() {
+        let mut w2 = MsgWalk::default();
+        let (a, b) = (w2.feed(&bytes[..cut]), w2.feed(&bytes[cut..]));
+        assert_eq!((a.0 + b.0, a.1 + b.1), (2, 10), "cut {cut}");
+    }
+    assert_eq!(w.feed(&bytes[..4]), (0, 0));
+    assert_eq!(w.feed(&bytes[4..5]), (1, 7));
+}
+
+#[test]
+fn grpc_message_is_percent_decoded() {
+    assert_eq!(
+        percent_decode(b"upstream connect error: caf%C3%A9 %E2%98%95 100%25 down"),
+        "upstream connect error: café ☕ 100% down".as_bytes()
+    );
+    assert_eq!(percent_decode(b"50% %zz %4"), b"50% %zz %4");
+}
+
+#[test]
+fn grpc_path_gives_service_and_method() {
+    let mut g = GrpcCall::default();
+    set_grpc_path(&mut g, Some(b"/reviews.Reviews/GetReview"));
+    assert_eq!(g.service.unwrap().as_bytes(), b"reviews.Reviews");
+    assert_eq!(g.method.unwrap().as_bytes(), b"GetReview");
+}
