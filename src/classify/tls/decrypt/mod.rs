@@ -297,6 +297,19 @@ impl Decryptor {
         Err(err)
     }
 
+    /// Whether a record of `side` that did not open (`open` leaves the stage as it was) belongs
+    /// to a stage whose secret the key log lacks, rather than to a wrong key: the current
+    /// stage's, TLS 1.3's handshake stage before any record of the side opened, or, for the
+    /// client's first records, the 0-RTT data it offered.
+    fn lacks_secret(&self, side: usize, client: bool) -> bool {
+        let dir = &self.dirs[side];
+        let first = dir.opened == 0;
+        let tls13 = self.suite.is_some_and(|x| x.tls13);
+        dir.key.is_none()
+            || (tls13 && first && dir.stage > HANDSHAKE && dir.material[HANDSHAKE].is_none())
+            || (client && first && self.early_offered && dir.material[EARLY].is_none())
+    }
+
     /// Memory pressure: buffered records and bytes are dropped; a side that lost some stops.
     fn shed(&mut self) {
         for d in &mut self.dirs {
@@ -692,20 +705,9 @@ impl TlsSession {
             d.dirs[s].broken = Some("the key log lacks the secrets for the rest of the records");
             return;
         }
-        // Before `open` moves the side on: the key log lacks the secret of the current stage, or
-        // (the client's first records) of the 0-RTT data the client offered.
-        let tls13 = d.suite.is_some_and(|x| x.tls13);
-        let dir = &d.dirs[s];
-        let first = dir.opened == 0;
-        let no_secret = dir.key.is_none()
-            || (tls13 && first && dir.stage > HANDSHAKE && dir.material[HANDSHAKE].is_none())
-            || (first
-                && Some(side) == self.client_side()
-                && d.early_offered
-                && dir.material[EARLY].is_none());
         let ctype = match d.open(s, header, body) {
             Ok(t) => t,
-            Err(_) if no_secret => {
+            Err(_) if d.lacks_secret(s, Some(side) == self.client_side()) => {
                 // Not a wrong key: the report names the missing secret (`partial`).
                 d.dirs[s].skipped += 1;
                 return;
