@@ -54,6 +54,18 @@ check "upstream: statuses unreadable without keys (no http2)" 0 \
 check "refused: statuses" "200 401" "$(h2 ambient-refused.pcap ambient-refused.keys :status)"
 check "waypoint: PROXY v2 signature on lo" 1 \
   "$(tshark -r ambient-waypoint-proxy.pcap -Y 'sll.ifindex==1 && tcp.dstport==15088 && tcp.payload[0:12]==0d:0a:0d:0a:00:0d:0a:51:55:49:54:0a' 2>/dev/null | wc -l)"
+check "client: passthrough to 10.99.0.3:8081 leaves eth0 in plaintext" 1 \
+  "$(tshark -r ambient-client-any.pcap -Y 'sll.ifindex!=1 && ip.dst==10.99.0.3 && tcp.dstport==8081 && http.request' 2>/dev/null | wc -l)"
+check "client: UDP 4433 exchange on eth0" 4 \
+  "$(tshark -r ambient-client-any.pcap -Y 'sll.ifindex!=1 && udp.port==4433' 2>/dev/null | wc -l)"
+check "server: probe from 169.254.7.127 reaches the app directly (never on lo)" "1 0" \
+  "$(tshark -r ambient-server-any.pcap -Y 'ip.src==169.254.7.127 && http.request' 2>/dev/null | wc -l) $(tshark -r ambient-server-any.pcap -Y 'sll.ifindex==1 && ip.addr==169.254.7.127' 2>/dev/null | wc -l)"
+check "refused: the app's connection is reset on lo" 1 \
+  "$(tshark -r ambient-refused.pcap -Y 'sll.ifindex==1 && tcp.srcport==9090 && tcp.flags.reset==1' 2>/dev/null | wc -l)"
+check "waypoint: TLV 0xD0 = client SPIFFE id" 1 \
+  "$(tshark -r ambient-waypoint-proxy.pcap -Y 'tcp.dstport==15088 && tcp.payload contains d0:00:2b:73:70:69:66:66:65:3a:2f:2f:63:6c:75:73:74:65:72:2e:6c:6f:63:61:6c:2f:6e:73:2f:64:65:66:61:75:6c:74:2f:73:61:2f:63:6c:69:65:6e:74' 2>/dev/null | wc -l)"
+check "nocert: the client's Certificate is empty" 0 \
+  "$(tshark -r ambient-nocert.pcap -o tls.keylog_file:ambient-nocert.keys -d tcp.port==15008,tls -Y 'tls.handshake.type==11 && ip.src==10.99.0.3' -T fields -e tls.handshake.certificates_length 2>/dev/null)"
 check "nocert: alert certificate_required (116) decrypted" 1 \
   "$(tshark -r ambient-nocert.pcap -o tls.keylog_file:ambient-nocert.keys -d tcp.port==15008,tls -Y 'tls.alert_message.desc==116' 2>/dev/null | wc -l)"
 exit $fail

@@ -58,7 +58,7 @@ for n in "$A" "$B" "$C"; do   # IPv4 only: no IPv6 neighbour discovery noise in 
   ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   ip -n "$n" link set lo up
 done
-ip -n "$C" link add br0 type bridge
+ip -n "$C" link add br0 type bridge mcast_snooping 0   # no IGMP (MRD join) noise
 ip -n "$C" link set br0 up
 ip -n "$C" addr add 10.99.0.3/24 dev br0
 ip -n "$C" addr add 169.254.7.127/32 dev br0     # kubelet probe source (see ambient.md)
