@@ -9,6 +9,7 @@
 #   refused   -> ambient-refused.pcap, ambient-refused.keys
 #   waypoint  -> ambient-waypoint-proxy.pcap, ambient-waypoint-proxy.keys
 #   nocert    -> ambient-nocert.pcap, ambient-nocert.keys
+# KEEP_WORK=1 keeps the work directory (ztunnel logs, both key logs, app logs).
 # Binaries (see build-ztunnel.sh): ZT_KEYLOG_BIN (default /tmp/ztunnel-target/ztunnel-keylog),
 # ZT_UPSTREAM_BIN (default /tmp/ztunnel-target/ztunnel-upstream).
 #
@@ -46,6 +47,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
   for n in "$A" "$B" "$C"; do ip netns del "$n" 2>/dev/null || true; done
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"   # KEEP_WORK=1 keeps the ztunnel logs and key logs
 }
 trap cleanup EXIT
 inA() { ip netns exec "$A" "$@"; }
@@ -229,4 +231,5 @@ fi
 echo "--- ztunnel A access log"; grep -h "access" "$WORK/zt-node-a.log" | sed 's/^/  /' || true
 echo "--- ztunnel B access log"; grep -h "access\|error" "$WORK/zt-node-b.log" | sed 's/^/  /' || true
 [ -f "$WORK/proxy-app.log" ] && { echo "--- proxy-app"; cat "$WORK/proxy-app.log"; }
-echo "work dir: $WORK"
+[ -n "${KEEP_WORK:-}" ] && echo "work dir (kept): $WORK"
+exit 0
