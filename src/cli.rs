@@ -255,6 +255,15 @@ pub struct Args {
     #[arg(long)]
     pub(crate) check_loopback: bool,
 
+    /// The pod's data plane. `ambient` (ztunnel, no sidecar; kubectl-tlspeek passes it for
+    /// ambient pods): 15001 is ztunnel's, connections delivered on `lo` are ztunnel's, and
+    /// plaintext TCP on the pod interface that is not a probe or DNS is flagged flow by flow as
+    /// `bypass`, which --expect and --fail-on-plaintext fail on. `auto`: legs only one data
+    /// plane has are named from each flow's evidence (HBONE on 15008, deliveries on `lo`), and
+    /// the readings call plaintext a bypass when the run shows HBONE.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = crate::mesh::MeshMode::Auto)]
+    pub(crate) mesh_mode: crate::mesh::MeshMode,
+
     /// Threads for capture files and standard input: one reads and decodes the packets and
     /// hands the others the segments of their share of the flows (same output for any number).
     /// Default: the CPUs this process may use (cgroup quotas count), at most 4. Live capture
@@ -541,6 +550,7 @@ impl Args {
                 fail_on_plaintext: self.fail_on_plaintext,
                 exempt_ports: self.exempt_ports.0,
                 check_loopback: self.check_loopback,
+                mode: self.mesh_mode,
             },
             offline,
             line_buffered: self.line_buffered,

@@ -56,6 +56,12 @@ pub struct FlowReport {
     pub(crate) original_dst: Option<SocketAddr>,
     /// How the client was decided.
     pub(crate) client_by: ClientBy,
+    /// Captured on a loopback interface (true), another one (false), or the link layer does
+    /// not say (null): see [`crate::decode::Link`].
+    pub(crate) on_loopback: Option<bool>,
+    /// ... and the link layer said so for certain (a cooked capture's device type, not zero
+    /// Ethernet addresses).
+    pub(crate) loopback_certain: bool,
     /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
     pub(crate) first_ts: Timestamp,
     /// Last packet.
@@ -318,6 +324,11 @@ impl FlowReport {
             server: meta.endpoints[si],
             original_dst: meta.original_dst,
             client_by,
+            on_loopback: match meta.link {
+                crate::decode::Link::Unknown => None,
+                l => Some(l != crate::decode::Link::Device),
+            },
+            loopback_certain: meta.link == crate::decode::Link::Loopback,
             first_ts: meta.first_ts,
             last_ts: meta.last_ts,
             nanos,

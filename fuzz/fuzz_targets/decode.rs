@@ -44,6 +44,10 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        Decoded::Udp(u) => {
+            assert!(is_supported_linktype(linktype));
+            std::hint::black_box(u);
+        }
         Decoded::Other(k) => {
             std::hint::black_box(k.key());
         }

@@ -127,6 +127,7 @@ fuzz_target!(|data: &[u8]| {
             flags: h[1],
             payload,
             wire_len,
+            link: tlspeek::decode::Link::Unknown,
         };
         let slot = table.process(&seg, ts, order, &mut || FlowClassifier::new(ccfg.clone()), &mut |m, c| {
             done.push((m, c))

@@ -82,7 +82,58 @@ crate::wire::text_enum! {
         EnvoyLocal => "envoy_local",
         /// Another loopback connection (Envoy ↔ app).
         Loopback => "loopback",
+        /// Ambient mode: TLS to ztunnel's HBONE port 15008 (mTLS, HTTP/2 CONNECT inside).
+        Hbone => "hbone",
+        /// Ambient mode: the app's connection redirected to ztunnel's outbound port 15001
+        /// (plaintext by design, inside the pod).
+        AppToZtunnel => "app_to_ztunnel",
+        /// Ambient mode: ztunnel's delivery to the app, on the pod's loopback interface from the
+        /// client's (spoofed) address (plaintext by design).
+        ZtunnelToApp => "ztunnel_to_app",
+        /// Ambient mode: plaintext TCP on the pod's interface that is not HBONE, not a kubelet
+        /// probe and not DNS: traffic ztunnel does not protect.
+        Bypass => "bypass",
     }
+}
+
+impl Leg {
+    /// A leg inside the pod, plaintext by design (not what the server accepts from the network).
+    pub(crate) fn in_pod(self) -> bool {
+        !matches!(self, Leg::PodNetwork | Leg::Hbone | Leg::Bypass)
+    }
+
+    /// The data plane a leg belongs to, when the leg alone says.
+    pub(crate) fn mode(self) -> Option<Mode> {
+        match self {
+            Leg::Hbone | Leg::AppToZtunnel | Leg::ZtunnelToApp | Leg::Bypass => Some(Mode::Ambient),
+            Leg::InboundPassthrough | Leg::EnvoyLocal => Some(Mode::Sidecar),
+            // ztunnel's in-pod redirection uses the same port: named Envoy's unless the mode is
+            // ambient (`--mesh-mode`), it shows neither.
+            Leg::AppToEnvoy | Leg::PodNetwork | Leg::Loopback => None,
+        }
+    }
+}
+
+crate::wire::text_enum! {
+    /// Istio's data plane a flow shows (the JSON `istio.mode`).
+    pub(crate) enum Mode {
+        /// Envoy sidecars: Istio SNI/ALPN, 127.0.0.6, Envoy's ports and headers.
+        Sidecar => "sidecar",
+        /// Ambient mode: ztunnel's HBONE and in-pod legs.
+        Ambient => "ambient",
+    }
+}
+
+/// One HTTP/2 CONNECT stream of an HBONE connection, read from the handshake decrypted with a
+/// key log: where ztunnel tunnelled a connection to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HboneTarget {
+    /// The HTTP/2 stream.
+    pub(crate) stream: Option<u32>,
+    /// `:authority`: the destination pod's `ip:port`.
+    pub(crate) authority: crate::sanitize::WireBytes,
+    /// The answer's `:status` (200: tunnel open; 401/403: refused by policy; 503...), when seen.
+    pub(crate) status: Option<u16>,
 }
 
 crate::wire::text_enum! {
@@ -217,6 +268,10 @@ pub(crate) fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
 pub(crate) struct IstioReport {
     /// Leg of the mesh.
     pub(crate) leg: Leg,
+    /// The data plane the flow shows, when it does.
+    pub(crate) mode: Option<Mode>,
+    /// HBONE: the CONNECT streams, when decrypted (`--keylog`); `None` on other legs.
+    pub(crate) hbone: Option<Vec<HboneTarget>>,
     /// The SNI, parsed, when it is an Istio cluster name.
     pub(crate) sni: Option<IstioSni>,
     /// The client's Istio ALPN tokens: the client is a sidecar (or ztunnel).
@@ -242,6 +297,8 @@ impl IstioReport {
     pub(crate) fn empty(leg: Leg) -> IstioReport {
         IstioReport {
             leg,
+            mode: leg.mode(),
+            hbone: None,
             sni: None,
             alpn: None,
             port_role: None,
@@ -266,6 +323,8 @@ pub(crate) fn report<'a>(
 ) -> Option<IstioReport> {
     let mut r = IstioReport {
         leg,
+        mode: leg.mode(),
+        hbone: None,
         sni: sni.and_then(|s| std::str::from_utf8(s).ok()).and_then(parse_sni),
         alpn: parse_alpn(alpn_offered),
         port_role: port_role(server_port),
@@ -301,8 +360,18 @@ pub(crate) fn report<'a>(
     if r.server_identity.is_none() {
         r.server_identity = r.xfcc.last().and_then(|x| x.by.as_deref()).and_then(parse_spiffe);
     }
-    let any = matches!(leg, Leg::InboundPassthrough | Leg::AppToEnvoy)
-        || r.sni.is_some()
+    if r.mode.is_none() && (r.sni.is_some() || r.alpn.is_some() || r.peer_metadata.is_some()) {
+        r.mode = Some(Mode::Sidecar);
+    }
+    let any = matches!(
+        leg,
+        Leg::InboundPassthrough
+            | Leg::AppToEnvoy
+            | Leg::Hbone
+            | Leg::AppToZtunnel
+            | Leg::ZtunnelToApp
+            | Leg::Bypass
+    ) || r.sni.is_some()
         || r.alpn.is_some()
         || r.port_role.is_some()
         || r.peer_metadata.is_some()

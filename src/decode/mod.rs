@@ -46,6 +46,44 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload length on the wire (larger than `payload.len()` when the capture cut it).
     pub wire_len: u32,
+    /// The kind of interface it was captured on, when the link layer says.
+    pub link: Link,
+}
+
+/// The kind of Linux interface a packet was captured on, as far as its link layer tells: Linux
+/// cooked captures (`tcpdump -i any`: SLL, SLL2) carry the device type, and Linux's `lo` gives
+/// Ethernet frames with both addresses zero (BSD NULL/LOOP captures are not from a pod: unknown). Inside an ambient pod this is the
+/// only thing that tells ztunnel's delivery to the app (on `lo`, from the client's spoofed
+/// address) from the same addresses arriving on the pod's interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Link {
+    /// Raw IP, or a link layer without the information.
+    #[default]
+    Unknown,
+    /// A loopback interface (SLL, SLL2: the device type says so).
+    Loopback,
+    /// Ethernet frames with both MAC addresses zero: Linux's `lo`, or a capture written by a
+    /// tool that left them zero (weaker evidence than [`Link::Loopback`]).
+    ZeroMacs,
+    /// Any other interface.
+    Device,
+}
+
+/// A UDP datagram's endpoints (the summary counts UDP flows per server: no mesh proxies UDP).
+#[derive(Clone, Copy, Debug)]
+pub struct UdpDatagram {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Payload bytes captured.
+    pub len: u32,
+    /// The kind of interface it was captured on.
+    pub link: Link,
 }
 
 impl TcpSegment<'_> {
@@ -119,6 +157,8 @@ pub enum Decoded<'a> {
     Tcp(TcpSegment<'a>),
     /// An IPv4 fragment (see [`defrag`]).
     Fragment(Ipv4Fragment<'a>),
+    /// A whole UDP datagram (counted as [`NonTcp::Udp`] too).
+    Udp(UdpDatagram),
     /// Anything else.
     Other(NonTcp),
 }
@@ -175,23 +215,38 @@ fn be16(b: &[u8], o: usize) -> Option<u16> {
 /// Otherwise the captured bytes are all there is (IP lengths can be zero or wrong with
 /// segmentation offload, and link layers such as PPPoE bound the packet themselves).
 pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
+    const ARPHRD_LOOPBACK: u16 = 772;
     let cut = orig_len as usize > data.len();
-    match linktype {
+    let device = |loopback: bool| if loopback { Link::Loopback } else { Link::Device };
+    let (link, d) = match linktype {
         1 => match be16(data, 12) {
-            Some(t) => decode_ethertype(t, &data[14..], cut),
-            None => Decoded::Other(NonTcp::Malformed),
+            Some(t) => {
+                let link = if data[..12] == [0; 12] { Link::ZeroMacs } else { Link::Device };
+                (link, decode_ethertype(t, &data[14..], cut))
+            }
+            None => return Decoded::Other(NonTcp::Malformed),
         },
-        0 | 108 => decode_null(data, cut),
+        // BSD loopback: not a Linux pod, whose interface rules (lo, SLL) `Link` serves.
+        0 | 108 => return decode_null(data, cut),
         113 => match be16(data, 14) {
-            Some(proto) if data.len() >= 16 => decode_ethertype(proto, &data[16..], cut),
-            _ => Decoded::Other(NonTcp::Malformed),
+            Some(proto) if data.len() >= 16 => {
+                (device(be16(data, 2) == Some(ARPHRD_LOOPBACK)), decode_ethertype(proto, &data[16..], cut))
+            }
+            _ => return Decoded::Other(NonTcp::Malformed),
         },
         276 => match be16(data, 0) {
-            Some(proto) if data.len() >= 20 => decode_ethertype(proto, &data[20..], cut),
-            _ => Decoded::Other(NonTcp::Malformed),
+            Some(proto) if data.len() >= 20 => {
+                (device(be16(data, 8) == Some(ARPHRD_LOOPBACK)), decode_ethertype(proto, &data[20..], cut))
+            }
+            _ => return Decoded::Other(NonTcp::Malformed),
         },
-        12 | 14 | 101 | 228 | 229 => decode_ip(data, cut),
-        _ => Decoded::Other(NonTcp::UnsupportedLink),
+        12 | 14 | 101 | 228 | 229 => return decode_ip(data, cut),
+        _ => return Decoded::Other(NonTcp::UnsupportedLink),
+    };
+    match d {
+        Decoded::Tcp(seg) => Decoded::Tcp(TcpSegment { link, ..seg }),
+        Decoded::Udp(u) => Decoded::Udp(UdpDatagram { link, ..u }),
+        d => d,
     }
 }
 
@@ -323,6 +378,18 @@ fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
             LaxIpSlice::Ipv6(_) => Decoded::Other(NonTcp::Ipv6Fragment),
         };
     }
+    if proto == IpNumber::UDP {
+        if let Some(h) = payload.payload.get(..8) {
+            return Decoded::Udp(UdpDatagram {
+                src: ip.source_addr(),
+                dst: ip.destination_addr(),
+                sport: u16::from_be_bytes([h[0], h[1]]),
+                dport: u16::from_be_bytes([h[2], h[3]]),
+                len: (payload.payload.len() - 8).min(u32::MAX as usize) as u32,
+                link: Link::Unknown,
+            });
+        }
+    }
     if proto != IpNumber::TCP {
         return Decoded::Other(match proto {
             IpNumber::UDP => NonTcp::Udp,
@@ -371,6 +438,7 @@ pub fn decode_tcp(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize) -> Deco
         flags: b13,
         payload,
         wire_len: wire_payload.min(u32::MAX as usize) as u32,
+        link: Link::Unknown,
     })
 }
 
@@ -444,6 +512,54 @@ mod tests {
         assert_eq!(expect_tcp(decode(108, &lo, 0)).payload, b"x");
         assert_eq!(expect_tcp(decode(101, &ip, 0)).payload, b"x");
         assert!(matches!(decode(147, &ip, 0), Decoded::Other(NonTcp::UnsupportedLink)));
+    }
+
+    #[test]
+    fn the_interface_kind_comes_from_the_link_layer() {
+        let ip = ipv4_tcp(b"x");
+        // SLL2 (`tcpdump -i any`): ARPHRD type at bytes 8..10; 772 is loopback, 1 Ethernet.
+        let sll2 = |hatype: u16| {
+            let mut f = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1];
+            f.extend_from_slice(&hatype.to_be_bytes());
+            f.extend_from_slice(&[0, 6, 0, 0, 0, 0, 0, 0, 0, 0]);
+            f.extend_from_slice(&ip);
+            f
+        };
+        assert_eq!(expect_tcp(decode(276, &sll2(772), 0)).link, Link::Loopback);
+        assert_eq!(expect_tcp(decode(276, &sll2(1), 0)).link, Link::Device);
+        // SLL: ARPHRD type at bytes 2..4.
+        let mut sll = vec![0, 0, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        assert_eq!(expect_tcp(decode(113, &sll, 0)).link, Link::Loopback);
+        sll[3] = 1;
+        assert_eq!(expect_tcp(decode(113, &sll, 0)).link, Link::Device);
+        // Ethernet: Linux's lo leaves both MAC addresses zero.
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        assert_eq!(expect_tcp(decode(1, &eth, 0)).link, Link::ZeroMacs);
+        eth[5] = 1;
+        assert_eq!(expect_tcp(decode(1, &eth, 0)).link, Link::Device);
+        assert_eq!(expect_tcp(decode(101, &ip, 0)).link, Link::Unknown);
+    }
+
+    #[test]
+    fn udp_datagrams_carry_their_endpoints() {
+        let mut ip = ipv4_tcp(b"");
+        ip.truncate(20);
+        ip[9] = 17;
+        ip[3] = 20 + 8 + 3;
+        ip.extend_from_slice(&[0x9c, 0x40, 0x11, 0x51, 0, 11, 0, 0, b'a', b'b', b'c']);
+        match decode(101, &ip, 0) {
+            Decoded::Udp(u) => {
+                assert_eq!(
+                    (u.src.to_string(), u.sport, u.dst.to_string(), u.dport),
+                    ("10.0.0.1".into(), 40000, "10.0.0.2".into(), 4433)
+                );
+                assert_eq!(u.len, 3);
+            }
+            other => panic!("not udp: {other:?}"),
+        }
     }
 
     #[test]

@@ -115,6 +115,7 @@ mod tests {
             order: 1,
             memory_limited: false,
             original_dst: None,
+            link: Default::default(),
         }
     }
 
@@ -130,6 +131,7 @@ mod tests {
             flags,
             payload: &[],
             wire_len: 0,
+            link: crate::decode::Link::Unknown,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod client;
 pub(crate) mod reassembly;
 pub(crate) mod redirect;
+pub(crate) mod udp;
 
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
@@ -114,6 +115,8 @@ pub struct FlowMeta {
     /// The destination the client dialled before an iptables REDIRECT sent it to this
     /// loopback server (see [`redirect`]).
     pub(crate) original_dst: Option<SocketAddr>,
+    /// The kind of interface its first packet was captured on.
+    pub(crate) link: crate::decode::Link,
 }
 
 impl FlowMeta {
@@ -472,6 +475,7 @@ impl<S: StreamSink> FlowTable<S> {
             order,
             memory_limited: false,
             original_dst: None,
+            link: seg.link,
         };
         self.next_id += 1;
         let flow = Flow {
@@ -650,7 +654,18 @@ mod tests {
     fn seg(from_client: bool, flags: u8, seq: u32, payload: &'static [u8]) -> TcpSegment<'static> {
         let (c, s): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let (src, dst, sport, dport) = if from_client { (c, s, 40000, 443) } else { (s, c, 443, 40000) };
-        TcpSegment { src, dst, sport, dport, seq, ack: 0, flags, payload, wire_len: payload.len() as u32 }
+        TcpSegment {
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack: 0,
+            flags,
+            payload,
+            wire_len: payload.len() as u32,
+            link: crate::decode::Link::Device,
+        }
     }
 
     fn run(segs: &[TcpSegment<'static>], limits: Limits) -> Vec<(FlowMeta, Rec)> {

@@ -147,6 +147,7 @@ mod tests {
             flags,
             payload: &[],
             wire_len: len,
+            link: crate::decode::Link::Loopback,
         }
     }
 

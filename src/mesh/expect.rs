@@ -66,12 +66,16 @@ impl Expectations {
         if !cfg.expect_mtls && !cfg.fail_on_plaintext {
             return;
         }
-        let exempt_port = cfg.exempt_ports.contains(&f.server.port());
-        if exempt_port || (leg != Leg::PodNetwork && !cfg.check_loopback) || class == FlowClass::NoData {
+        // Kubelet probes of an ambient pod (istio-cni SNATs them to 169.254.7.127 so that ztunnel
+        // lets them through in plaintext) are exempt like the sidecar's health ports.
+        let exempt_port =
+            cfg.exempt_ports.contains(&f.server.port()) || f.client.ip() == super::legs::AMBIENT_PROBE_SOURCE;
+        if exempt_port || (leg.in_pod() && !cfg.check_loopback) || class == FlowClass::NoData {
             return;
         }
         self.checked += 1;
-        let plaintext = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused);
+        let bypass = leg == Leg::Bypass;
+        let plaintext = bypass || matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused);
         let reason = if cfg.expect_mtls {
             match class {
                 FlowClass::Mtls | FlowClass::NoData => None,
@@ -107,6 +111,10 @@ impl Expectations {
             (cfg.fail_on_plaintext && plaintext)
                 .then(|| format!("plaintext {}{}", f.protocol.as_str(), first_request(f)))
         });
+        let reason = match reason {
+            Some(r) if bypass => Some(format!("{r}, bypassing ztunnel (not HBONE)")),
+            r => r,
+        };
         if let Some(reason) = reason {
             self.failed += 1;
             if self.violations.len() < MAX_VIOLATIONS {

@@ -3,13 +3,14 @@
 //! failure flags (`handshake_failed`, `handshake_refused`, `sni_mismatch`), which depend on
 //! them, and whether a client sidecar sent its plaintext requests.
 
-use crate::classify::istio::IstioReport;
+use crate::classify::istio::{HboneTarget, IstioReport, Leg, Mode};
 use crate::classify::tls::TlsReport;
+use crate::classify::Protocol;
 use crate::record::{Flag, Flags, FlowReport};
 
 /// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
-pub(crate) fn add(f: &mut FlowReport) {
-    f.istio = istio(f);
+pub(crate) fn add(f: &mut FlowReport, mode: super::MeshMode) {
+    f.istio = istio(f, mode);
     let server_reset = f.reset_by_server() && f.bytes.server == 0;
     if let Some(t) = &mut f.tls {
         tls_flags(t, f.istio.as_ref(), server_reset, &mut f.flags, &mut f.warnings);
@@ -18,7 +19,7 @@ pub(crate) fn add(f: &mut FlowReport) {
 }
 
 /// The Istio facts of a flow, or None when it shows none.
-fn istio(f: &FlowReport) -> Option<IstioReport> {
+fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     let (tls, http) = (f.tls.as_ref(), f.http.as_ref());
     let server_port = f.server.port();
     let headers = http.into_iter().flat_map(|h| {
@@ -35,8 +36,47 @@ fn istio(f: &FlowReport) -> Option<IstioReport> {
         first_uri(tls.map(|t| t.server_certs.as_slice())),
         first_uri(tls.map(|t| t.client_certs.as_slice())),
     );
-    let leg = super::legs::leg(f.client.ip(), f.server.ip(), server_port, f.original_dst.is_some());
-    crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)
+    let plaintext = match f.protocol {
+        Protocol::Http | Protocol::H2c => true,
+        Protocol::Unknown => f.bytes.client + f.bytes.server > 0,
+        Protocol::Tls => false,
+    };
+    let facts = super::legs::LegFacts {
+        client: f.client.ip(),
+        server: f.server.ip(),
+        server_port,
+        redirected: f.original_dst.is_some(),
+        on_loopback: f.on_loopback,
+        loopback_certain: f.loopback_certain,
+        tls: tls.is_some(),
+        plaintext,
+    };
+    let leg = super::legs::leg(&facts, mode);
+    let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)?;
+    if leg == Leg::Hbone {
+        r.hbone = Some(hbone_targets(http));
+    }
+    match mode {
+        super::MeshMode::Ambient => r.mode = Some(Mode::Ambient),
+        super::MeshMode::Sidecar => r.mode = Some(Mode::Sidecar),
+        super::MeshMode::Auto => {}
+    }
+    Some(r)
+}
+
+/// The CONNECT streams of an HBONE connection decrypted with a key log (empty without one):
+/// each stream's `:authority` and the answer's status.
+fn hbone_targets(http: Option<&crate::classify::http::HttpReport>) -> Vec<HboneTarget> {
+    let Some(h) = http else { return Vec::new() };
+    h.requests
+        .iter()
+        .filter(|r| r.method.as_bytes() == b"CONNECT")
+        .map(|r| HboneTarget {
+            stream: r.stream,
+            authority: r.host.clone().unwrap_or_else(|| r.path.clone()),
+            status: h.responses.iter().find(|a| a.stream == r.stream && a.status >= 200).map(|a| a.status),
+        })
+        .collect()
 }
 
 /// Did a flow's requests come from an Envoy sidecar? Envoy adds `x-envoy-*` headers

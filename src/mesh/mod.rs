@@ -16,6 +16,7 @@ pub(crate) mod xfcc;
 
 pub(crate) use certs::{cert_warnings, human_duration};
 pub(crate) use expect::Expectations;
+pub use legs::MeshMode;
 pub(crate) use readings::{MeshBook, ServerVerdict};
 pub(crate) use xfcc::{may_confirm, XfccLegs};
 
@@ -23,8 +24,8 @@ use crate::record::FlowReport;
 
 /// Adds the mesh facts of one flow to its record, just built: Istio facts, TLS failure flags,
 /// sidecar evidence ([`facts`]), and certificate warnings within `cert_warn_secs` ([`certs`]).
-pub fn annotate(f: &mut FlowReport, cert_warn_secs: i64) {
-    facts::add(f);
+pub fn annotate(f: &mut FlowReport, cert_warn_secs: i64, mode: MeshMode) {
+    facts::add(f, mode);
     cert_warnings(f, cert_warn_secs);
 }
 
@@ -47,6 +48,8 @@ pub(crate) struct MeshConfig {
     pub(crate) exempt_ports: Vec<u16>,
     /// Also check loopback legs (Envoy ↔ app), plaintext by design.
     pub(crate) check_loopback: bool,
+    /// The pod's data plane (`--mesh-mode`).
+    pub(crate) mode: MeshMode,
 }
 
 impl Default for MeshConfig {
@@ -57,6 +60,7 @@ impl Default for MeshConfig {
             fail_on_plaintext: false,
             exempt_ports: DEFAULT_EXEMPT_PORTS.to_vec(),
             check_loopback: false,
+            mode: MeshMode::Auto,
         }
     }
 }

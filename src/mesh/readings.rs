@@ -103,6 +103,25 @@ pub(crate) struct ServerVerdict {
     /// Loopback legs inside the pod to this address (Envoy -> app from 127.0.0.6, app ->
     /// Envoy...): plaintext by design, never counted in the columns above.
     pub(crate) legs: u64,
+    /// Ambient mode: HBONE flows (port 15008), also counted by their TLS verdict.
+    pub(crate) hbone: u64,
+    /// Ambient mode: plaintext on the pod interface that did not go through ztunnel (leg
+    /// `bypass`; with `--mesh-mode auto`, plaintext pod-network flows of a run that shows HBONE),
+    /// also counted as plaintext or other.
+    pub(crate) bypass: u64,
+    /// ... of these, the auto mode's (added when the run shows HBONE).
+    #[serde(skip)]
+    pub(crate) bypass_candidates: u64,
+    /// ... of the legs, ztunnel's deliveries to the app on `lo`.
+    #[serde(skip)]
+    pub(crate) ztunnel_legs: u64,
+    /// Plaintext pod-network flows from 169.254.7.127: kubelet probes of an ambient pod.
+    #[serde(skip)]
+    pub(crate) probes: u64,
+    /// The pod's proxy dialled this server for an app (a REDIRECTed connection's original
+    /// destination): plaintext to it was passed through, not bypassed.
+    #[serde(skip)]
+    pub(crate) passed_through: bool,
     /// `--ca`: certificate lists (server's and client's) checked on pod-network flows; said in
     /// the reading only.
     #[serde(skip)]
@@ -172,9 +191,51 @@ impl ServerVerdict {
             (self.mtls > 0, self.tls_no_client_cert > 0, self.plaintext > 0, self.plaintext_refused > 0);
         let unverified = self.tls_unverified;
         let all_inferred = m && self.mtls_inferred == self.mtls;
-        let base = if self.legs == self.flows {
-            let s = if self.legs == 1 { "" } else { "s" };
-            return format!("loopback leg{s} inside the pod (plaintext by design)");
+        let s = |n: u64| if n == 1 { "" } else { "s" };
+        let pod = self.flows - self.legs;
+        let base = if self.legs == self.flows && self.ztunnel_legs == self.legs {
+            return format!(
+                "delivered by ztunnel inside the pod (plaintext by design; {} flow{}, the mTLS leg is HBONE on :15008)",
+                self.legs,
+                s(self.legs)
+            );
+        } else if self.legs == self.flows {
+            return format!("loopback leg{} inside the pod (plaintext by design)", s(self.legs));
+        } else if self.hbone > 0 && self.hbone == pod && self.mtls == self.hbone {
+            if all_inferred {
+                "all HBONE mTLS (ambient; inferred from record sizes)".to_string()
+            } else {
+                "all HBONE mTLS (ambient)".to_string()
+            }
+        } else if self.bypass > 0 && self.hbone == 0 && self.passed_through {
+            format!(
+                "plaintext to a destination outside the mesh: the pod's proxy passed {} connection{} through, not HBONE (ambient)",
+                self.bypass,
+                s(self.bypass)
+            )
+        } else if self.hbone > 0
+            && self.hbone == pod
+            && self.mtls == 0
+            && self.tls_no_client_cert == self.hbone
+        {
+            "HBONE without a client certificate (ztunnel requires one: refused, or the server is not ztunnel)"
+                .to_string()
+        } else if self.probes > 0
+            && self.probes == self.plaintext + self.plaintext_refused
+            && pod == self.probes
+        {
+            format!(
+                "kubelet probe{} only (from 169.254.7.127, plaintext by design in ambient mode)",
+                s(self.probes)
+            )
+        } else if self.bypass > 0 && self.hbone == 0 {
+            format!(
+                "plaintext bypassing ztunnel: {} flow{} on the pod interface, not HBONE (ambient)",
+                self.bypass,
+                s(self.bypass)
+            )
+        } else if self.bypass > 0 {
+            format!("mixed: {} HBONE, {} plaintext bypassing ztunnel (ambient)", self.hbone, self.bypass)
         } else if port.is_some_and(|p| exempt.contains(&p)) && !m && !n && (p || r) {
             "plaintext health/metrics port (exempt)".to_string()
         } else {
@@ -204,6 +265,14 @@ impl ServerVerdict {
             }
         };
         let mut out = base;
+        if self.probes > 0 && !(self.probes == self.plaintext + self.plaintext_refused && pod == self.probes)
+        {
+            out.push_str(&format!(
+                "; +{} kubelet probe{} (from 169.254.7.127, plaintext by design)",
+                self.probes,
+                s(self.probes)
+            ));
+        }
         if self.plaintext_from_sidecar > 0 && self.leg == Leg::PodNetwork {
             let all = self.plaintext + self.plaintext_refused;
             out.push_str(&format!(
@@ -243,9 +312,15 @@ impl ServerVerdict {
                 self.chain_failure.as_deref().unwrap_or("not verified")
             ));
         }
-        if self.legs > 0 {
-            let s = if self.legs == 1 { "" } else { "s" };
-            out.push_str(&format!("; +{} inbound leg{s} (plaintext by design)", self.legs));
+        let envoy_legs = self.legs - self.ztunnel_legs;
+        if envoy_legs > 0 {
+            out.push_str(&format!("; +{envoy_legs} inbound leg{} (plaintext by design)", s(envoy_legs)));
+        }
+        if self.ztunnel_legs > 0 {
+            out.push_str(&format!(
+                "; +{} delivered by ztunnel on lo (plaintext by design)",
+                self.ztunnel_legs
+            ));
         }
         out
     }
@@ -259,6 +334,13 @@ pub(crate) struct MeshBook {
     services: KeyedMap<String, ServerVerdict>,
     not_listed: u64,
     expect: Expectations,
+    /// A flow showed ambient mode (HBONE, ztunnel's legs).
+    ambient_seen: bool,
+    /// A flow showed Envoy sidecars (Istio SNI or ALPN, 127.0.0.6, Envoy's ports).
+    sidecar_seen: bool,
+    /// Original destinations of REDIRECTed connections (what the pod's proxy dialled for the
+    /// app), at most [`MAX_SERVERS`].
+    dialled: std::collections::HashSet<std::net::SocketAddr, crate::wire::KeyedState>,
 }
 
 /// How a TLS handshake failed, for readings: `unknown_ca alert from the server`.
@@ -300,7 +382,23 @@ impl MeshBook {
             let name = crate::record::EndpointText::new(f.server).as_str().to_string();
             (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
-        let is_leg = leg != Leg::PodNetwork;
+        let is_leg = leg.in_pod();
+        self.ambient_seen |= leg.mode() == Some(crate::classify::istio::Mode::Ambient);
+        if let Some(o) = f.original_dst {
+            if self.dialled.len() < MAX_SERVERS {
+                self.dialled.insert(o);
+            }
+        }
+        self.sidecar_seen |=
+            f.istio.as_ref().is_some_and(|i| i.mode == Some(crate::classify::istio::Mode::Sidecar));
+        let plaintext_class =
+            matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused | FlowClass::Other);
+        let bypass = leg == Leg::Bypass;
+        let bypass_candidate = cfg.mode == super::MeshMode::Auto
+            && leg == Leg::PodNetwork
+            && plaintext_class
+            && f.on_loopback != Some(true)
+            && super::legs::is_bypass_candidate(f.client.ip(), f.server.port());
         let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely);
         let proven = f
             .tls
@@ -318,6 +416,13 @@ impl MeshBook {
                     v.tls_failure = Some(failure_text(f));
                 }
                 v.plaintext_from_sidecar += u64::from(sidecar && !is_leg);
+                v.hbone += u64::from(leg == Leg::Hbone);
+                v.bypass += u64::from(bypass);
+                v.bypass_candidates += u64::from(bypass_candidate);
+                v.ztunnel_legs += u64::from(leg == Leg::ZtunnelToApp);
+                v.probes += u64::from(
+                    !is_leg && plaintext_class && f.client.ip() == super::legs::AMBIENT_PROBE_SOURCE,
+                );
                 if v.service.is_none() {
                     v.service.clone_from(&service);
                 }
@@ -346,20 +451,47 @@ impl MeshBook {
         self.expect.check(f, class, leg, cfg);
     }
 
+    /// The data plane of the run (the summary's `mesh_mode`): the one `--mesh-mode` names, else
+    /// the one the flows showed (`both` for a capture that shows both, e.g. on a node).
+    pub(crate) fn data_plane(&self, cfg: &MeshConfig) -> Option<&'static str> {
+        match (cfg.mode, self.ambient_seen, self.sidecar_seen) {
+            (super::MeshMode::Ambient, ..) => Some("ambient"),
+            (super::MeshMode::Sidecar, ..) => Some("sidecar"),
+            (_, true, true) => Some("both"),
+            (_, true, false) => Some("ambient"),
+            (_, false, true) => Some("sidecar"),
+            (_, false, false) => None,
+        }
+    }
+
     /// The verdict lists (most flows first) and the expectation results.
     pub(crate) fn finish(
         self,
         cfg: &MeshConfig,
     ) -> (Vec<ServerVerdict>, Vec<ServerVerdict>, u64, Option<Expectations>) {
+        // --mesh-mode auto: plaintext on the pod network is a bypass when the run shows ambient.
+        let ambient = self.ambient_seen && cfg.mode == super::MeshMode::Auto;
         let order = |mut v: Vec<ServerVerdict>, by_port: bool| {
             for s in &mut v {
+                if ambient {
+                    s.bypass += s.bypass_candidates;
+                }
                 let port = if by_port { server_port_of(&s.name) } else { None };
                 s.reading = s.read(port, &cfg.exempt_ports);
             }
             v.sort_by(|a, b| b.flows.cmp(&a.flows).then_with(|| a.name.cmp(&b.name)));
             v
         };
-        let servers = order(self.servers.into_values().collect(), true);
+        let dialled = &self.dialled;
+        let servers = self
+            .servers
+            .into_iter()
+            .map(|(a, mut v)| {
+                v.passed_through = dialled.contains(&a);
+                v
+            })
+            .collect();
+        let servers = order(servers, true);
         let services = order(self.services.into_values().collect(), false);
         let expect = (cfg.expect_mtls || cfg.fail_on_plaintext).then(|| Expectations {
             expect: cfg.expect_mtls.then_some(super::expect::Expect::Mtls),

@@ -290,6 +290,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("server")).ascii(EndpointText::new(f.server).as_bytes());
     j.key(key!("original_dst")).opt(f.original_dst, |j, o| j.ascii(EndpointText::new(o).as_bytes()));
     j.key(key!("client_by")).str(f.client_by.as_str());
+    j.key(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
     j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
     j.key(key!("duration")).f64(f.duration);
@@ -626,6 +627,20 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
     j.key(key!("leg")).str(i.leg.as_str());
+    j.key(key!("mode")).opt_str(i.mode.map(|m| m.as_str()));
+    j.key(key!("hbone")).opt(i.hbone.as_ref(), |j, targets| {
+        j.open(b'{');
+        j.key(key!("targets")).open(b'[');
+        for t in targets {
+            j.open(b'{');
+            j.key(key!("stream")).opt_u64(t.stream.map(u64::from));
+            j.key(key!("authority")).wire(t.authority.as_bytes());
+            j.key(key!("status")).opt_u64(t.status.map(u64::from));
+            j.close(b'}');
+        }
+        j.close(b']');
+        j.close(b'}');
+    });
     j.key(key!("sni")).opt(i.sni.as_ref(), |j, s| {
         j.open(b'{');
         j.key(key!("direction")).str(s.direction.as_str());

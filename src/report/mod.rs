@@ -35,6 +35,16 @@ pub(crate) struct Summary {
     pub(crate) by_mtls: BTreeMap<MtlsVerdict, u64>,
     /// Packets that were not TCP, by kind.
     pub(crate) non_tcp: BTreeMap<&'static str, u64>,
+    /// UDP flows per server, most flows first (no mesh proxies UDP), at most
+    /// [`MAX_UDP_SERVERS`].
+    pub(crate) udp_servers: Vec<crate::flow::udp::UdpServer>,
+    /// UDP servers beyond those listed.
+    pub(crate) udp_servers_not_listed: u64,
+    /// UDP datagrams of flows not followed (more than `MAX_UDP_FLOWS` endpoint pairs).
+    pub(crate) udp_untracked_packets: u64,
+    /// The UDP flows of every input, listed at the end.
+    #[serde(skip)]
+    pub(crate) udp_book: crate::flow::udp::UdpBook,
     /// Link types skipped, by name.
     pub(crate) skipped_link_types: BTreeMap<String, u64>,
     /// IPv4 datagrams reassembled from fragments / dropped incomplete.
@@ -47,6 +57,9 @@ pub(crate) struct Summary {
     pub(crate) capture_stats: Option<CaptureStats>,
     /// Flows with a certificate expired, not yet valid, or expiring within `--cert-warn`.
     pub(crate) cert_warnings: u64,
+    /// The pod's data plane: `ambient`, `sidecar` (named by `--mesh-mode`, else shown by the
+    /// flows), `both`, or null.
+    pub(crate) mesh_mode: Option<&'static str>,
     /// Per server (`ip:port`): counts per kind of flow and a one-line reading, most flows first.
     pub(crate) servers: Vec<mesh::ServerVerdict>,
     /// The same per Istio service named by the SNI (`reviews.default:9080`).
@@ -89,7 +102,18 @@ pub(crate) struct FragmentCounts {
     pub(crate) dropped: u64,
 }
 
+/// UDP servers listed in the summary.
+pub(crate) const MAX_UDP_SERVERS: usize = 1_000;
+
 impl Summary {
+    /// Lists the UDP servers of every input (at the end of the run).
+    pub(crate) fn close_udp(&mut self) {
+        let (list, left) = self.udp_book.servers(MAX_UDP_SERVERS);
+        self.udp_servers = list;
+        self.udp_servers_not_listed = left;
+        self.udp_untracked_packets = self.udp_book.untracked;
+    }
+
     /// Counts one reported flow in the totals (the mesh stage counts it per server:
     /// [`mesh::MeshBook`]).
     pub(crate) fn count_flow(&mut self, f: &FlowReport) {

@@ -222,6 +222,7 @@ mod tests {
             order,
             memory_limited: false,
             original_dst: None,
+            link: Default::default(),
         };
         let c = Classified {
             protocol: Protocol::Tls,

@@ -140,11 +140,13 @@ impl Tally {
     /// The summary, with the per-server and per-service readings and the expectations.
     pub(crate) fn close(self, mesh: &MeshConfig) -> Summary {
         let Tally { mut summary, book } = self;
+        summary.mesh_mode = book.data_plane(mesh);
         let (servers, services, not_listed, expect) = book.finish(mesh);
         summary.servers = servers;
         summary.services = services;
         summary.servers_not_listed = not_listed;
         summary.expectations = expect;
+        summary.close_udp();
         summary
     }
 }

@@ -34,6 +34,8 @@ pub(super) struct Worker {
     pub(super) defrag: Defragmenter,
     pub(super) skipped: BTreeMap<u32, u64>,
     pub(super) non_tcp: BTreeMap<NonTcp, u64>,
+    /// UDP flows per endpoint pair (reading worker).
+    pub(super) udp: crate::flow::udp::UdpBook,
     /// Number of the current packet (for a shard: the packet of its last segment, then the last
     /// packet dispatched), counting from `base`.
     pub(super) order: u64,
@@ -86,6 +88,7 @@ pub(super) struct FlowOut {
     pub(super) name: std::sync::Arc<str>,
     pub(super) nanos: bool,
     pub(super) cert_warn: i64,
+    pub(super) mesh_mode: mesh::MeshMode,
     pub(super) servers: KnownServers,
     pub(super) render: RenderMode,
     pub(super) shard: usize,
@@ -147,7 +150,7 @@ pub(super) fn report_flow(
     let mut classified = c.finish(client);
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);
-    mesh::annotate(&mut report, out.cert_warn);
+    mesh::annotate(&mut report, out.cert_warn, out.mesh_mode);
     let rendered = match out.render {
         _ if mesh::may_confirm(&report) => Rendered::No,
         RenderMode::None => Rendered::No,
@@ -198,6 +201,7 @@ impl Worker {
                 name: name.into(),
                 nanos,
                 cert_warn: cfg.mesh.cert_warn_secs,
+                mesh_mode: cfg.mesh.mode,
                 servers: KnownServers::default(),
                 render,
                 shard: shard as usize,
@@ -208,6 +212,7 @@ impl Worker {
             defrag: Defragmenter::default(),
             skipped: BTreeMap::new(),
             non_tcp: BTreeMap::new(),
+            udp: Default::default(),
             order: base,
             base,
             bytes: 0,
@@ -267,6 +272,11 @@ impl Worker {
                 }
                 None
             }
+            Decoded::Udp(u) => {
+                *self.non_tcp.entry(NonTcp::Udp).or_default() += 1;
+                self.udp.saw(&u);
+                None
+            }
             Decoded::Other(k) => {
                 *self.non_tcp.entry(k).or_default() += 1;
                 None
@@ -312,7 +322,7 @@ impl Worker {
             let (client, _) = decide_client(meta, c.client_hint());
             let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.out.name, self.out.nanos);
             f.event = crate::record::Event::Classified;
-            mesh::annotate(&mut f, self.out.cert_warn);
+            mesh::annotate(&mut f, self.out.cert_warn, self.out.mesh_mode);
             return Some(f);
         }
         None
@@ -374,6 +384,7 @@ impl Worker {
             for (k, v) in &self.non_tcp {
                 *summary.non_tcp.entry(k.key()).or_default() += v;
             }
+            summary.udp_book.merge(&self.udp);
         }
     }
 }

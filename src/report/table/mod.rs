@@ -445,10 +445,15 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                         w.to_terminal()
                     }
                 };
+                // CONNECT names its target in `:authority` and has no path (RFC 9113 §8.5).
+                let target = match &r.host {
+                    Some(h) if r.method.as_bytes() == b"CONNECT" && r.path.as_bytes().is_empty() => h,
+                    _ => &r.path,
+                };
                 v.push(format!(
                     "{} {}{pushed}{} ({} headers{unknown})",
                     shown(&r.method),
-                    cut(shown(&r.path), 80),
+                    cut(shown(target), 80),
                     status.unwrap_or_default(),
                     r.headers.len()
                 ));
@@ -485,13 +490,20 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
 }
 
 /// A person's words for a leg of the mesh.
-fn leg_text(leg: Leg) -> &'static str {
+fn leg_text(leg: Leg, mode: Option<crate::classify::istio::Mode>) -> &'static str {
     match leg {
+        Leg::AppToEnvoy if mode.is_none() => {
+            "app -> outbound capture of the pod's proxy (loopback, port 15001)"
+        }
         Leg::InboundPassthrough => "Envoy -> app, inbound (loopback, source 127.0.0.6)",
         Leg::AppToEnvoy => "app -> Envoy outbound capture (loopback, port 15001)",
         Leg::EnvoyLocal => "Envoy local port (loopback)",
         Leg::Loopback => "Envoy <-> app (loopback)",
         Leg::PodNetwork => "pod network",
+        Leg::Hbone => "HBONE (ambient mTLS tunnel, port 15008)",
+        Leg::AppToZtunnel => "app -> ztunnel outbound capture (loopback, port 15001)",
+        Leg::ZtunnelToApp => "ztunnel -> app, delivered on lo from the client's address",
+        Leg::Bypass => "BYPASS: plaintext on the pod interface, not HBONE",
     }
 }
 
@@ -504,11 +516,12 @@ fn istio_details(
     match original_dst {
         Some(o) => v.push(format!(
             "leg: {}; dialled {o}, redirected by iptables (both halves on lo paired)",
-            leg_text(i.leg)
+            leg_text(i.leg, i.mode)
         )),
-        None if i.leg != Leg::PodNetwork => v.push(format!("leg: {}", leg_text(i.leg))),
+        None if i.leg != Leg::PodNetwork => v.push(format!("leg: {}", leg_text(i.leg, i.mode))),
         None => {}
     }
+
     if let Some(a) = &i.alpn {
         let app = a.app_protocol.map(|p| format!(", app protocol {}", p.as_str())).unwrap_or_default();
         v.push(format!(

@@ -25,6 +25,21 @@ pub(crate) fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usiz
         let n: Vec<String> = s.non_tcp.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(out, "not TCP: {}", n.join(", "))?;
     }
+    if !s.udp_servers.is_empty() {
+        let n: Vec<String> = s
+            .udp_servers
+            .iter()
+            .take(MAX_TABLE_UDP)
+            .map(|u| format!("{} ({}, {})", u.server, flows(u.flows), plural(u.packets, "datagram")))
+            .collect();
+        let more = s.udp_servers.len().saturating_sub(MAX_TABLE_UDP) as u64 + s.udp_servers_not_listed;
+        let more = if more > 0 { format!(" and {} more", plural(more, "server")) } else { String::new() };
+        writeln!(
+            out,
+            "UDP servers (no mesh proxies UDP: neither sidecars nor ztunnel): {}{more}",
+            n.join(", ")
+        )?;
+    }
     if !s.skipped_link_types.is_empty() {
         let n: Vec<String> =
             s.skipped_link_types.iter().map(|(k, v)| format!("{k}: {}", plural(*v, "packet"))).collect();
@@ -54,6 +69,9 @@ pub(crate) fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usiz
     // Errors are not repeated here: each was written once, on stderr, when it happened.
     write_expectations(out, s, limit)
 }
+
+/// UDP servers named in the table summary; `--json` lists up to 1,000.
+const MAX_TABLE_UDP: usize = 5;
 
 /// Servers listed in the table summary; `--json` lists them all.
 const MAX_TABLE_SERVERS: usize = 50;

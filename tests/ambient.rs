@@ -1,0 +1,213 @@
+//! Istio ambient mode on captures made with the real ztunnel (captures/ambient.md,
+//! captures/make-ambient.sh): HBONE recognised and proven with the key log, the CONNECT targets,
+//! the legs inside a pod from `tcpdump -i any` (SLL2), plaintext that bypassed ztunnel, UDP
+//! that no mesh proxies, and the exit codes of --fail-on-plaintext / --expect mtls.
+
+mod common;
+
+use common::{capture, json, tlspeek};
+use serde_json::{json, Value};
+
+const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
+const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/server";
+
+fn path(name: &str) -> String {
+    capture(name).to_str().unwrap().to_string()
+}
+
+fn server<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no server {name} in {}", summary["servers"]))
+}
+
+fn flow<'a>(flows: &'a [Value], client: &str, server: &str) -> &'a Value {
+    flows
+        .iter()
+        .find(|f| f["client"] == client && f["server"] == server)
+        .unwrap_or_else(|| panic!("no flow {client} -> {server}"))
+}
+
+fn legs(flows: &[Value]) -> Vec<(String, String)> {
+    flows
+        .iter()
+        .map(|f| {
+            (f["server"].as_str().unwrap().to_string(), f["istio"]["leg"].as_str().unwrap_or("-").to_string())
+        })
+        .collect()
+}
+
+fn hbone(flows: &[Value]) -> &Value {
+    let v: Vec<&Value> = flows.iter().filter(|f| f["istio"]["leg"] == "hbone").collect();
+    assert_eq!(v.len(), 1, "one HBONE connection (pooled)");
+    v[0]
+}
+
+#[test]
+fn client_pod_hbone_proven_with_its_connect_streams_and_the_passthrough() {
+    let keys = path("ambient.keys");
+    let j = json("ambient-client-any.pcap", &["--keylog", &keys, "--mesh-mode", "ambient"]);
+    let h = hbone(&j.flows);
+    assert_eq!(h["server"], "10.99.0.2:15008");
+    assert_eq!(h["on_loopback"], false);
+    let t = &h["tls"];
+    assert_eq!(t["version"], "TLS 1.3");
+    assert_eq!(t["sni"], Value::Null);
+    assert_eq!(t["alpn_offered"], json!(["h2"]));
+    assert_eq!(t["mtls"], "yes");
+    assert_eq!(t["decryption"]["status"], "decrypted");
+    let i = &h["istio"];
+    assert_eq!((i["mode"].as_str(), i["port_role"].as_str()), (Some("ambient"), Some("HBONE mTLS tunnel")));
+    assert_eq!(i["client_identity"]["uri"], CLIENT_ID);
+    assert_eq!(i["server_identity"]["uri"], SERVER_ID);
+    // Three app connections, one pooled HBONE connection: one CONNECT stream each, all to the
+    // pod's ip:port (the third was dialled to the Service VIP 10.96.0.10:80).
+    assert_eq!(
+        i["hbone"]["targets"],
+        json!([
+            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200},
+            {"stream": 3, "authority": "10.99.0.2:8080", "status": 200},
+            {"stream": 5, "authority": "10.99.0.2:8080", "status": 200},
+        ])
+    );
+    // The app's side: REDIRECTed to ztunnel's 15001 on lo, paired with the dialled address.
+    let dialled: Vec<(&str, &str)> = j
+        .flows
+        .iter()
+        .filter(|f| f["istio"]["leg"] == "app_to_ztunnel")
+        .map(|f| (f["original_dst"].as_str().unwrap(), f["http"]["requests"][0]["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        dialled,
+        [
+            ("10.99.0.2:8080", "/index.txt"),
+            ("10.99.0.2:8080", "/index.txt"),
+            ("10.96.0.10:80", "/index.txt"),
+            ("10.99.0.3:8081", "/index.txt")
+        ]
+    );
+    assert!(j
+        .flows
+        .iter()
+        .filter(|f| f["istio"]["leg"] == "app_to_ztunnel")
+        .all(|f| f["on_loopback"] == true));
+    // ztunnel passed the request to a destination outside the mesh through in plaintext.
+    let out = flow(&j.flows, "10.99.0.1:41182", "10.99.0.3:8081");
+    assert_eq!((out["istio"]["leg"].as_str(), out["protocol"].as_str()), (Some("bypass"), Some("http")));
+    let s = &j.summary;
+    assert_eq!(s["mesh_mode"], "ambient");
+    assert_eq!(server(s, "10.99.0.2:15008")["reading"], "all HBONE mTLS (ambient); proven with the key log");
+    assert_eq!(
+        server(s, "10.99.0.3:8081")["reading"],
+        "plaintext to a destination outside the mesh: the pod's proxy passed 1 connection through, not HBONE (ambient)"
+    );
+    // UDP leaves the pod as it is.
+    assert_eq!(
+        s["udp_servers"],
+        json!([{"server": "10.99.0.3:4433", "flows": 1, "packets": 4, "bytes": 36}])
+    );
+}
+
+#[test]
+fn server_pod_legs_from_the_interface_and_the_bypass() {
+    // Without --mesh-mode: the deliveries on lo are named from the SLL2 device type, and the
+    // readings call the plaintext on the pod interface a bypass because the run shows HBONE.
+    let j = json("ambient-server-any.pcap", &[]);
+    let mut l = legs(&j.flows);
+    l.sort();
+    assert_eq!(
+        l,
+        [
+            ("10.99.0.2:15008", "hbone"),
+            ("10.99.0.2:8080", "-"),
+            ("10.99.0.2:8080", "-"),
+            ("10.99.0.2:8080", "ztunnel_to_app"),
+            ("10.99.0.2:8080", "ztunnel_to_app"),
+            ("10.99.0.2:8080", "ztunnel_to_app"),
+            ("10.99.0.2:8080", "ztunnel_to_app"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // The bypass (from 10.99.0.3, outside the mesh) arrived on the pod interface; ztunnel's
+    // 15006 took it and delivered it on lo from the same client address.
+    let bypass = flow(&j.flows, "10.99.0.3:41010", "10.99.0.2:8080");
+    assert_eq!(bypass["on_loopback"], false);
+    let delivered = flow(&j.flows, "10.99.0.3:56801", "10.99.0.2:8080");
+    assert_eq!(
+        (delivered["on_loopback"].as_bool(), delivered["istio"]["leg"].as_str()),
+        (Some(true), Some("ztunnel_to_app"))
+    );
+    assert_eq!(hbone(&j.flows)["tls"]["mtls"], "likely");
+    let s = &j.summary;
+    assert_eq!(s["mesh_mode"], "ambient");
+    let app = server(s, "10.99.0.2:8080");
+    assert_eq!(
+        (app["bypass"].as_u64(), app["plaintext"].as_u64(), app["legs"].as_u64()),
+        (Some(1), Some(2), Some(4))
+    );
+    assert_eq!(
+        app["reading"],
+        "plaintext bypassing ztunnel: 1 flow on the pod interface, not HBONE (ambient); +1 kubelet probe (from \
+         169.254.7.127, plaintext by design); +4 delivered by ztunnel on lo (plaintext by design)"
+    );
+    assert_eq!(
+        server(s, "10.99.0.2:15008")["reading"],
+        "all HBONE mTLS (ambient; inferred from record sizes)"
+    );
+
+    // --mesh-mode ambient: the bypass is flagged flow by flow and fails --fail-on-plaintext;
+    // the probe and ztunnel's deliveries do not.
+    let j = json("ambient-server-any.pcap", &["--mesh-mode", "ambient", "--fail-on-plaintext"]);
+    assert_eq!(j.run.code, 1);
+    assert_eq!(flow(&j.flows, "10.99.0.3:41010", "10.99.0.2:8080")["istio"]["leg"], "bypass");
+    assert_eq!(flow(&j.flows, "169.254.7.127:41040", "10.99.0.2:8080")["istio"], Value::Null);
+    let e = &j.summary["expectations"];
+    assert_eq!((e["failed"].as_u64(), e["checked"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        e["violations"][0]["reason"],
+        "plaintext http (GET /index.txt), bypassing ztunnel (not HBONE)"
+    );
+    assert_eq!(e["violations"][0]["client"], "10.99.0.3:41010");
+}
+
+#[test]
+fn refused_connect_and_the_unpatched_ztunnel() {
+    let keys = path("ambient-refused.keys");
+    let j = json("ambient-refused.pcap", &["--keylog", &keys]);
+    // An authorization policy denies port 9090: ztunnel answers the CONNECT with 401.
+    assert_eq!(
+        hbone(&j.flows)["istio"]["hbone"]["targets"],
+        json!([
+            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200},
+            {"stream": 3, "authority": "10.99.0.2:9090", "status": 401},
+        ])
+    );
+    let table = tlspeek(&["-r", &path("ambient-refused.pcap"), "--keylog", &keys]);
+    assert!(table.stdout.contains("    CONNECT 10.99.0.2:9090 → 401 "), "{}", table.stdout);
+
+    // The same exchange from the binary without the key-log patch: the wire is the same, the
+    // verdict is the TLS 1.3 inference, the targets unknown.
+    let j = json("ambient-hbone-upstream.pcap", &[]);
+    let h = hbone(&j.flows);
+    assert_eq!(
+        (h["tls"]["mtls"].as_str(), h["tls"]["alpn_offered"].clone()),
+        (Some("likely"), json!(["h2"]))
+    );
+    assert_eq!(h["istio"]["hbone"], json!({"targets": []}));
+}
+
+#[test]
+fn hbone_without_a_client_certificate_is_not_mtls() {
+    let keys = path("ambient-nocert.keys");
+    let j = json("ambient-nocert.pcap", &["--keylog", &keys, "--expect", "mtls"]);
+    let h = hbone(&j.flows);
+    assert_eq!(h["tls"]["mtls"], "no");
+    assert_eq!(
+        server(&j.summary, "10.99.0.2:15008")["reading"],
+        "HBONE without a client certificate (ztunnel requires one: refused, or the server is not ztunnel); proven with the key log"
+    );
+    assert_eq!(j.run.code, 1);
+}
