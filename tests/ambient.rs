@@ -68,9 +68,10 @@ fn client_pod_hbone_proven_with_its_connect_streams_and_the_passthrough() {
     assert_eq!(
         i["hbone"]["targets"],
         json!([
-            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200},
-            {"stream": 3, "authority": "10.99.0.2:8080", "status": 200},
-            {"stream": 5, "authority": "10.99.0.2:8080", "status": 200},
+            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200, "client": "10.99.0.1:41001", "service": null},
+            {"stream": 3, "authority": "10.99.0.2:8080", "status": 200, "client": "10.99.0.1:41002", "service": null},
+            {"stream": 5, "authority": "10.99.0.2:8080", "status": 200, "client": "10.99.0.1:41003",
+             "service": "server.default.svc.cluster.local"},
         ])
     );
     // The app's side: REDIRECTed to ztunnel's 15001 on lo, paired with the dialled address.
@@ -104,6 +105,13 @@ fn client_pod_hbone_proven_with_its_connect_streams_and_the_passthrough() {
         server(s, "10.99.0.3:8081")["reading"],
         "plaintext to a destination outside the mesh: the pod's proxy passed 1 connection through, not HBONE (ambient)"
     );
+    // HBONE has no SNI: the Service comes from the CONNECT's `forwarded: host=`.
+    let svc = &s["services"][0];
+    assert_eq!(
+        (svc["name"].as_str(), svc["hbone"].as_u64(), svc["mtls"].as_u64()),
+        (Some("server.default"), Some(1), Some(1))
+    );
+    assert_eq!(svc["reading"], "all HBONE mTLS (ambient); proven with the key log");
     // UDP leaves the pod as it is.
     assert_eq!(
         s["udp_servers"],
@@ -181,12 +189,18 @@ fn refused_connect_and_the_unpatched_ztunnel() {
     assert_eq!(
         hbone(&j.flows)["istio"]["hbone"]["targets"],
         json!([
-            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200},
-            {"stream": 3, "authority": "10.99.0.2:9090", "status": 401},
+            {"stream": 1, "authority": "10.99.0.2:8080", "status": 200, "client": "10.99.0.1:41101", "service": null},
+            {"stream": 3, "authority": "10.99.0.2:9090", "status": 401, "client": "10.99.0.1:41102", "service": null},
         ])
     );
     let table = tlspeek(&["-r", &path("ambient-refused.pcap"), "--keylog", &keys]);
-    assert!(table.stdout.contains("    CONNECT 10.99.0.2:9090 → 401 "), "{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .contains("    CONNECT app 10.99.0.1:41102 -> 10.99.0.2:9090 → 401 (refused) (stream 3)\n"),
+        "{}",
+        table.stdout
+    );
 
     // The same exchange from the binary without the key-log patch: the wire is the same, the
     // verdict is the TLS 1.3 inference, the targets unknown.

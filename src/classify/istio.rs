@@ -134,6 +134,29 @@ pub(crate) struct HboneTarget {
     pub(crate) authority: crate::sanitize::WireBytes,
     /// The answer's `:status` (200: tunnel open; 401/403: refused by policy; 503...), when seen.
     pub(crate) status: Option<u16>,
+    /// `forwarded: for=`: the app connection's source `ip:port` the client ztunnel tunnels.
+    pub(crate) client: Option<crate::sanitize::WireBytes>,
+    /// `forwarded: ...;host=`: the Service the app dialled (ztunnel adds it only for Services).
+    pub(crate) service: Option<crate::sanitize::WireBytes>,
+}
+
+/// The `for` and `host` parameters of the first element of a `forwarded` header (RFC 7239), as
+/// ztunnel writes it on HBONE CONNECT requests: `for="10.0.0.1:41001";host=svc.ns.svc.cluster.local`.
+pub(crate) fn parse_forwarded(value: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+    let first = value.split(|&b| b == b',').next().unwrap_or_default();
+    let (mut for_, mut host) = (None, None);
+    for pair in first.split(|&b| b == b';') {
+        let pair = pair.trim_ascii();
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else { continue };
+        let (k, v) = (&pair[..eq], &pair[eq + 1..]);
+        let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+        if k.eq_ignore_ascii_case(b"for") {
+            for_ = Some(v);
+        } else if k.eq_ignore_ascii_case(b"host") {
+            host = Some(v);
+        }
+    }
+    (for_, host)
 }
 
 crate::wire::text_enum! {

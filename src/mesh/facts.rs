@@ -3,14 +3,20 @@
 //! failure flags (`handshake_failed`, `handshake_refused`, `sni_mismatch`), which depend on
 //! them, and whether a client sidecar sent its plaintext requests.
 
-use crate::classify::istio::{HboneTarget, IstioReport, Leg, Mode};
+use crate::classify::istio::{parse_forwarded, HboneTarget, IstioReport, Leg, Mode};
 use crate::classify::tls::TlsReport;
 use crate::classify::Protocol;
 use crate::record::{Flag, Flags, FlowReport};
+use crate::sanitize::WireBytes;
 
 /// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
 pub(crate) fn add(f: &mut FlowReport, mode: super::MeshMode) {
     f.istio = istio(f, mode);
+    if f.istio.as_ref().is_some_and(|i| i.leg == Leg::Hbone) {
+        if let Some(w) = f.tls.as_ref().and_then(hbone_shape) {
+            f.warnings.push(w);
+        }
+    }
     let server_reset = f.reset_by_server() && f.bytes.server == 0;
     if let Some(t) = &mut f.tls {
         tls_flags(t, f.istio.as_ref(), server_reset, &mut f.flags, &mut f.warnings);
@@ -64,6 +70,31 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     Some(r)
 }
 
+/// What differs from ztunnel's HBONE ClientHello (TLS 1.3 only, no SNI, ALPN `h2` alone: its
+/// src/tls/certificate.rs), as a warning; `None` when it matches or the ClientHello was missed.
+fn hbone_shape(t: &crate::classify::tls::TlsReport) -> Option<String> {
+    if t.versions_offered.is_empty() && t.alpn_offered.is_empty() {
+        return None;
+    }
+    let mut odd = Vec::new();
+    if let Some(sni) = &t.sni {
+        odd.push(format!("SNI {}", sni.to_json_text()));
+    }
+    if !(t.alpn_offered.len() == 1 && t.alpn_offered[0].as_bytes() == b"h2") {
+        let a: Vec<String> = t.alpn_offered.iter().map(|a| a.to_json_text()).collect();
+        odd.push(format!("ALPN [{}]", a.join(",")));
+    }
+    if t.versions_offered.iter().any(|v| v != "TLS 1.3") {
+        odd.push(format!("versions {}", t.versions_offered.join(",")));
+    }
+    (!odd.is_empty()).then(|| {
+        format!(
+            "TLS to the HBONE port 15008, but not ztunnel's ClientHello (TLS 1.3 only, no SNI, ALPN h2): {}",
+            odd.join("; ")
+        )
+    })
+}
+
 /// The CONNECT streams of an HBONE connection decrypted with a key log (empty without one):
 /// each stream's `:authority` and the answer's status.
 fn hbone_targets(http: Option<&crate::classify::http::HttpReport>) -> Vec<HboneTarget> {
@@ -71,10 +102,20 @@ fn hbone_targets(http: Option<&crate::classify::http::HttpReport>) -> Vec<HboneT
     h.requests
         .iter()
         .filter(|r| r.method.as_bytes() == b"CONNECT")
-        .map(|r| HboneTarget {
-            stream: r.stream,
-            authority: r.host.clone().unwrap_or_else(|| r.path.clone()),
-            status: h.responses.iter().find(|a| a.stream == r.stream && a.status >= 200).map(|a| a.status),
+        .map(|r| {
+            let forwarded = r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"forwarded"));
+            let (client, service) = forwarded.map_or((None, None), |(_, v)| parse_forwarded(v));
+            HboneTarget {
+                stream: r.stream,
+                authority: r.host.clone().unwrap_or_else(|| r.path.clone()),
+                status: h
+                    .responses
+                    .iter()
+                    .find(|a| a.stream == r.stream && a.status >= 200)
+                    .map(|a| a.status),
+                client: client.map(WireBytes::new),
+                service: service.map(WireBytes::new),
+            }
         })
         .collect()
 }

@@ -429,7 +429,20 @@ impl MeshBook {
             }
             None => self.not_listed += 1,
         }
-        if let Some(svc) = &service {
+        // HBONE carries no SNI: its services are the `forwarded: host=` of its CONNECT streams
+        // (decrypted with a key log), each counted once per connection.
+        let mut hbone_services: Vec<String> = Vec::new();
+        if service.is_none() && leg == Leg::Hbone {
+            for t in f.istio.iter().flat_map(|i| i.hbone.iter().flatten()) {
+                let Some(host) = &t.service else { continue };
+                let host = crate::sanitize::escape_str(&String::from_utf8_lossy(host.as_bytes()));
+                let name = host.strip_suffix(".svc.cluster.local").unwrap_or(&host).to_string();
+                if !hbone_services.contains(&name) && hbone_services.len() < 8 {
+                    hbone_services.push(name);
+                }
+            }
+        }
+        for svc in service.iter().chain(&hbone_services) {
             let new_service = || {
                 (
                     svc.clone(),
@@ -443,6 +456,7 @@ impl MeshBook {
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
                 v.add(class, is_leg, inferred, proven);
+                v.hbone += u64::from(leg == Leg::Hbone);
                 if !is_leg {
                     v.add_chains(f);
                 }

@@ -636,6 +636,8 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
             j.key(key!("stream")).opt_u64(t.stream.map(u64::from));
             j.key(key!("authority")).wire(t.authority.as_bytes());
             j.key(key!("status")).opt_u64(t.status.map(u64::from));
+            j.key(key!("client")).opt_wire(t.client.as_ref());
+            j.key(key!("service")).opt_wire(t.service.as_ref());
             j.close(b'}');
         }
         j.close(b']');

@@ -176,7 +176,10 @@ pub const OBJECTS: &[Object] = &[
     },
     Object { paths: &["flow.istio.alpn"], keys: &["tokens", "app_protocol"] },
     Object { paths: &["flow.istio.hbone"], keys: &["targets"] },
-    Object { paths: &["flow.istio.hbone.targets[]"], keys: &["stream", "authority", "status"] },
+    Object {
+        paths: &["flow.istio.hbone.targets[]"],
+        keys: &["stream", "authority", "status", "client", "service"],
+    },
     Object { paths: &["flow.istio.xfcc[]"], keys: &["by", "hash", "subject", "uri", "dns"] },
     Object {
         paths: &["flow.istio.server_identity", "flow.istio.client_identity"],

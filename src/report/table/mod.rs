@@ -416,7 +416,12 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
         if verbose >= 1 {
             http_verbose(&mut v, h);
         } else {
+            // HBONE's CONNECT streams are listed with the Istio facts.
+            let hbone = f.istio.as_ref().is_some_and(|i| i.leg == Leg::Hbone);
             for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
+                if hbone && r.method.as_bytes() == b"CONNECT" {
+                    continue;
+                }
                 let answer = match r.stream {
                     // HTTP/2: the final response of the same stream (`0`: its `:status` was lost).
                     Some(_) => h
@@ -520,6 +525,26 @@ fn istio_details(
         )),
         None if i.leg != Leg::PodNetwork => v.push(format!("leg: {}", leg_text(i.leg, i.mode))),
         None => {}
+    }
+    if i.hbone.as_ref().is_some_and(|t| t.is_empty()) {
+        v.push(
+            "HBONE: the tunnelled connections (CONNECT targets) are encrypted; a key log shows them".into(),
+        );
+    }
+    let targets = i.hbone.as_deref().unwrap_or_default();
+    for t in targets.iter().take(MAX_DETAIL_REQUESTS) {
+        let app = t.client.as_ref().map(|c| format!("app {} -> ", c.to_terminal())).unwrap_or_default();
+        let via = t.service.as_ref().map(|s| format!(" via Service {}", s.to_terminal())).unwrap_or_default();
+        let status = match t.status {
+            Some(200) => " → 200 (open)".to_string(),
+            Some(s) => format!(" → {} (refused)", status_text(s)),
+            None => String::new(),
+        };
+        let stream = t.stream.map(|s| format!(" (stream {s})")).unwrap_or_default();
+        v.push(format!("CONNECT {app}{}{via}{status}{stream}", t.authority.to_terminal()));
+    }
+    if targets.len() > MAX_DETAIL_REQUESTS {
+        v.push(format!("… {} more CONNECT streams", targets.len() - MAX_DETAIL_REQUESTS));
     }
 
     if let Some(a) = &i.alpn {

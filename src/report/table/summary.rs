@@ -65,7 +65,12 @@ pub(crate) fn write_summary(out: &mut dyn Write, s: &Summary, limit: Option<usiz
         )?;
     }
     write_servers(out, "servers", &s.servers, s.servers_not_listed, false, limit)?;
-    write_servers(out, "Istio services (named by the SNI)", &s.services, 0, true, limit)?;
+    let title = if s.services.iter().any(|v| v.hbone > 0) {
+        "Istio services (named by the SNI, or by the host of HBONE's CONNECT)"
+    } else {
+        "Istio services (named by the SNI)"
+    };
+    write_servers(out, title, &s.services, 0, true, limit)?;
     // Errors are not repeated here: each was written once, on stderr, when it happened.
     write_expectations(out, s, limit)
 }
