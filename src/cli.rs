@@ -236,7 +236,8 @@ pub struct Args {
     pub(crate) ca: Vec<PathBuf>,
 
     /// Exit 1 when a checked flow is not mutual TLS (TLS 1.3: inferred, `likely` counts) and
-    /// list those flows. Checked: pod-network flows with payload, except --exempt-ports.
+    /// list those flows. Checked: pod-network flows with payload, except --exempt-ports and
+    /// ambient kubelet probes (from 169.254.7.127).
     /// TLS flows whose handshake was not seen are reported as unverified, not failed.
     #[arg(long, value_name = "WHAT", value_parser = ["mtls"])]
     pub(crate) expect: Option<String>,
