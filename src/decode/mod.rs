@@ -208,6 +208,14 @@ fn be16(b: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(o)?, *b.get(o + 1)?]))
 }
 
+/// What the IP layer is decoded with: whether the capture cut the frame, and the interface
+/// kind the link layer told (passed down, not set on the result: that copied every segment).
+#[derive(Clone, Copy)]
+pub(crate) struct Cx {
+    pub(crate) cut: bool,
+    pub(crate) link: Link,
+}
+
 /// Decodes one captured frame of link type `linktype`.
 ///
 /// `orig_len` is the frame's length on the wire: only when the capture cut the frame
@@ -217,40 +225,38 @@ fn be16(b: &[u8], o: usize) -> Option<u16> {
 pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
     const ARPHRD_LOOPBACK: u16 = 772;
     let cut = orig_len as usize > data.len();
-    let device = |loopback: bool| if loopback { Link::Loopback } else { Link::Device };
-    let (link, d) = match linktype {
+    let device = |hatype: Option<u16>| Cx {
+        cut,
+        link: if hatype == Some(ARPHRD_LOOPBACK) { Link::Loopback } else { Link::Device },
+    };
+    match linktype {
         1 => match be16(data, 12) {
             Some(t) => {
-                let link = if data[..12] == [0; 12] { Link::ZeroMacs } else { Link::Device };
-                (link, decode_ethertype(t, &data[14..], cut))
+                // Two loads, not a 12-byte comparison: this runs for every Ethernet frame.
+                let a = u64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
+                let b = u32::from_ne_bytes(data[8..12].try_into().unwrap_or_default());
+                let link = if a | u64::from(b) == 0 { Link::ZeroMacs } else { Link::Device };
+                decode_ethertype(t, &data[14..], Cx { cut, link })
             }
-            None => return Decoded::Other(NonTcp::Malformed),
+            None => Decoded::Other(NonTcp::Malformed),
         },
         // BSD loopback: not a Linux pod, whose interface rules (lo, SLL) `Link` serves.
-        0 | 108 => return decode_null(data, cut),
+        0 | 108 => decode_null(data, Cx { cut, link: Link::Unknown }),
+        // Linux cooked captures carry the device's ARPHRD type (bytes 2..4 in SLL, 8..10 in SLL2).
         113 => match be16(data, 14) {
-            Some(proto) if data.len() >= 16 => {
-                (device(be16(data, 2) == Some(ARPHRD_LOOPBACK)), decode_ethertype(proto, &data[16..], cut))
-            }
-            _ => return Decoded::Other(NonTcp::Malformed),
+            Some(proto) if data.len() >= 16 => decode_ethertype(proto, &data[16..], device(be16(data, 2))),
+            _ => Decoded::Other(NonTcp::Malformed),
         },
         276 => match be16(data, 0) {
-            Some(proto) if data.len() >= 20 => {
-                (device(be16(data, 8) == Some(ARPHRD_LOOPBACK)), decode_ethertype(proto, &data[20..], cut))
-            }
-            _ => return Decoded::Other(NonTcp::Malformed),
+            Some(proto) if data.len() >= 20 => decode_ethertype(proto, &data[20..], device(be16(data, 8))),
+            _ => Decoded::Other(NonTcp::Malformed),
         },
-        12 | 14 | 101 | 228 | 229 => return decode_ip(data, cut),
-        _ => return Decoded::Other(NonTcp::UnsupportedLink),
-    };
-    match d {
-        Decoded::Tcp(seg) => Decoded::Tcp(TcpSegment { link, ..seg }),
-        Decoded::Udp(u) => Decoded::Udp(UdpDatagram { link, ..u }),
-        d => d,
+        12 | 14 | 101 | 228 | 229 => decode_ip(data, Cx { cut, link: Link::Unknown }),
+        _ => Decoded::Other(NonTcp::UnsupportedLink),
     }
 }
 
-fn decode_null(data: &[u8], cut: bool) -> Decoded<'_> {
+fn decode_null(data: &[u8], cx: Cx) -> Decoded<'_> {
     if data.len() < 4 {
         return Decoded::Other(NonTcp::Malformed);
     }
@@ -260,16 +266,16 @@ fn decode_null(data: &[u8], cut: bool) -> Decoded<'_> {
     let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
     let fam = if le < 256 { le } else { be };
     match fam {
-        2 | 24 | 28 | 30 => decode_ip(&data[4..], cut),
+        2 | 24 | 28 | 30 => decode_ip(&data[4..], cx),
         _ => Decoded::Other(NonTcp::OtherEthertype),
     }
 }
 
 /// Follows VLAN tags, MPLS labels, PPPoE and LLC/SNAP to an IP header.
-fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'_> {
+fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cx: Cx) -> Decoded<'_> {
     for _ in 0..MAX_LINK_NESTING {
         match ethertype {
-            ETH_IPV4 | ETH_IPV6 => return decode_ip(rest, cut),
+            ETH_IPV4 | ETH_IPV6 => return decode_ip(rest, cx),
             ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => match be16(rest, 2) {
                 Some(t) => {
                     ethertype = t;
@@ -293,7 +299,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
                     }
                 }
                 return match rest.get(i).map(|b| b >> 4) {
-                    Some(4) | Some(6) => decode_ip(&rest[i..], cut),
+                    Some(4) | Some(6) => decode_ip(&rest[i..], cx),
                     _ => Decoded::Other(NonTcp::OtherEthertype),
                 };
             }
@@ -302,7 +308,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
                 // matters when the IP length is zero (segmentation offload) and padding follows.
                 let end = be16(rest, 4).map_or(rest.len(), |l| (6 + l as usize).min(rest.len()));
                 return match be16(rest, 6) {
-                    Some(0x0021) | Some(0x0057) if end >= 8 => decode_ip(&rest[8..end], cut),
+                    Some(0x0021) | Some(0x0057) if end >= 8 => decode_ip(&rest[8..end], cx),
                     Some(_) => Decoded::Other(NonTcp::OtherEthertype),
                     None => Decoded::Other(NonTcp::Malformed),
                 };
@@ -314,7 +320,7 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
                     Some([0xaa, 0xaa, 0x03, _, _, _, hi, lo]) => {
                         let t = u16::from_be_bytes([*hi, *lo]);
                         if t == ETH_IPV4 || t == ETH_IPV6 {
-                            decode_ip(&rest[8..], cut)
+                            decode_ip(&rest[8..], cx)
                         } else {
                             Decoded::Other(NonTcp::OtherEthertype)
                         }
@@ -330,10 +336,10 @@ fn decode_ethertype(mut ethertype: u16, mut rest: &[u8], cut: bool) -> Decoded<'
 
 /// Decodes an IPv4 or IPv6 packet (with extension headers) and its TCP header. `cut`: the
 /// capture's snapshot length cut the frame.
-pub(crate) fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
-    match plain_ipv4_tcp(data, cut) {
+pub(crate) fn decode_ip(data: &[u8], cx: Cx) -> Decoded<'_> {
+    match plain_ipv4_tcp(data, cx) {
         Some(d) => d,
-        None => decode_ip_lax(data, cut),
+        None => decode_ip_lax(data, cx),
     }
 }
 
@@ -341,21 +347,21 @@ pub(crate) fn decode_ip(data: &[u8], cut: bool) -> Decoded<'_> {
 /// agree with each other and with the capture. Anything else is left to etherparse's lax
 /// slicing, which gives the same answer here (a test compares them on mutated packets) at a
 /// higher cost per packet (bench/RESULTS.md).
-fn plain_ipv4_tcp(data: &[u8], cut: bool) -> Option<Decoded<'_>> {
+fn plain_ipv4_tcp(data: &[u8], cx: Cx) -> Option<Decoded<'_>> {
     let h = data.get(..20)?;
     let ihl = usize::from(h[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
     let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0; // more fragments, or an offset
-    if cut || h[0] >> 4 != 4 || ihl < 20 || total < ihl || total > data.len() || h[9] != 6 || fragment {
+    if cx.cut || h[0] >> 4 != 4 || ihl < 20 || total < ihl || total > data.len() || h[9] != 6 || fragment {
         return None;
     }
     let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-    Some(decode_tcp(src, dst, &data[ihl..total], 0))
+    Some(tcp_segment(src, dst, &data[ihl..total], 0, cx.link))
 }
 
 /// [`decode_ip`] by etherparse's lax slicing (any IP packet, also cut or damaged).
-fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
+fn decode_ip_lax(data: &[u8], cx: Cx) -> Decoded<'_> {
     let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(data) else {
         return Decoded::Other(NonTcp::Malformed);
     };
@@ -386,7 +392,7 @@ fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
                 sport: u16::from_be_bytes([h[0], h[1]]),
                 dport: u16::from_be_bytes([h[2], h[3]]),
                 len: (payload.payload.len() - 8).min(u32::MAX as usize) as u32,
-                link: Link::Unknown,
+                link: cx.link,
             });
         }
     }
@@ -399,7 +405,7 @@ fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
     }
     // Length on the wire of the TCP segment: from the IP header when the capture was cut.
     let wire_len = match &ip {
-        _ if !cut => 0,
+        _ if !cx.cut => 0,
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             usize::from(h.total_len()).saturating_sub(usize::from(h.ihl()) * 4)
@@ -410,7 +416,7 @@ fn decode_ip_lax(data: &[u8], cut: bool) -> Decoded<'_> {
             usize::from(h.payload_length()).saturating_sub(ext)
         }
     };
-    decode_tcp(ip.source_addr(), ip.destination_addr(), payload.payload, wire_len)
+    tcp_segment(ip.source_addr(), ip.destination_addr(), payload.payload, wire_len, cx.link)
 }
 
 /// Byte offset of `inner` inside `outer` (both slices of one buffer).
@@ -421,6 +427,11 @@ fn payload_offset_in(outer: &[u8], inner: &[u8]) -> usize {
 /// Decodes a TCP header and payload. `wire_len` is the segment length the IP header declares
 /// (0 if unknown).
 pub fn decode_tcp(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize) -> Decoded<'_> {
+    tcp_segment(src, dst, seg, wire_len, Link::Unknown)
+}
+
+/// [`decode_tcp`] of a segment captured on a `link`.
+fn tcp_segment(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize, link: Link) -> Decoded<'_> {
     let Ok(h) = TcpHeaderSlice::from_slice(seg) else {
         return Decoded::Other(NonTcp::Malformed);
     };
@@ -438,7 +449,7 @@ pub fn decode_tcp(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize) -> Deco
         flags: b13,
         payload,
         wire_len: wire_payload.min(u32::MAX as usize) as u32,
-        link: Link::Unknown,
+        link,
     })
 }
 
@@ -590,12 +601,12 @@ mod tests {
                 }
                 let len = m.len() - (next() % 3) as usize;
                 for cut in [false, true] {
-                    let fast = plain_ipv4_tcp(&m[..len], cut);
+                    let fast = plain_ipv4_tcp(&m[..len], Cx { cut, link: Link::Unknown });
                     if let Some(f) = fast {
                         taken += 1;
                         assert_eq!(
                             format!("{f:?}"),
-                            format!("{:?}", decode_ip_lax(&m[..len], cut)),
+                            format!("{:?}", decode_ip_lax(&m[..len], Cx { cut, link: Link::Unknown })),
                             "{m:02x?}"
                         );
                     }
@@ -603,7 +614,7 @@ mod tests {
             }
         }
         assert!(taken > 1000, "{taken}");
-        assert!(plain_ipv4_tcp(&base, false).is_some());
+        assert!(plain_ipv4_tcp(&base, Cx { cut: false, link: Link::Unknown }).is_some());
     }
 
     #[test]
