@@ -8,6 +8,7 @@
 
 use crate::classify::http::HttpReport;
 use crate::classify::istio::IstioReport;
+use crate::classify::proxy::ProxyHeader;
 use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia, Protocol};
 use crate::flow::client::{decide_client, ClientBy};
@@ -54,6 +55,8 @@ pub struct FlowReport {
     /// The destination the client dialled, when an iptables REDIRECT (Istio's 15001) sent the
     /// connection to this loopback server instead.
     pub(crate) original_dst: Option<SocketAddr>,
+    /// The PROXY protocol header the stream opened with (a load balancer's or ztunnel's).
+    pub(crate) proxy_protocol: Option<Box<ProxyHeader>>,
     /// How the client was decided.
     pub(crate) client_by: ClientBy,
     /// First packet, written RFC 3339 UTC ([`Timestamp::push_rfc3339`]).
@@ -317,6 +320,7 @@ impl FlowReport {
             client: meta.endpoints[ci],
             server: meta.endpoints[si],
             original_dst: meta.original_dst,
+            proxy_protocol: c.proxy,
             client_by,
             first_ts: meta.first_ts,
             last_ts: meta.last_ts,

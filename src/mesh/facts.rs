@@ -31,9 +31,11 @@ fn istio(f: &FlowReport) -> Option<IstioReport> {
     let sni = tls.and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
     let alpn: Vec<&[u8]> =
         tls.into_iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
+    // The client's certificate, else the identity ztunnel put in a PROXY header (TLV 0xD0).
     let ids = (
         first_uri(tls.map(|t| t.server_certs.as_slice())),
-        first_uri(tls.map(|t| t.client_certs.as_slice())),
+        first_uri(tls.map(|t| t.client_certs.as_slice()))
+            .or_else(|| f.proxy_protocol.as_ref().and_then(|p| p.identity())),
     );
     let leg = super::legs::leg(f.client.ip(), f.server.ip(), server_port, f.original_dst.is_some());
     crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)

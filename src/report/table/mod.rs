@@ -405,6 +405,12 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             v.push(format!("decryption {}: {}", d.status.as_str(), escape_str(&d.reason)));
         }
     }
+    if let Some(p) = &f.proxy_protocol {
+        v.push(proxy_line(p));
+        if verbose >= 1 {
+            proxy_tlv_lines(&mut v, p);
+        }
+    }
     if let Some(i) = &f.istio {
         v.extend(istio_details(i, f.original_dst));
     }
@@ -482,6 +488,43 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
         v.push(format!("… {} more warnings (-v or --json lists them)", f.warnings.len() - shown));
     }
     v
+}
+
+/// `PROXY v2 10.0.0.1:5555 -> 10.0.0.2:8080 id spiffe://…`: the PROXY protocol header the
+/// stream opened with.
+fn proxy_line(p: &crate::classify::proxy::ProxyHeader) -> String {
+    use crate::classify::proxy::{Command, Family};
+    let mut s = format!("PROXY v{}", p.version);
+    match (p.command, p.source, p.destination) {
+        (Command::Local, ..) => s.push_str(" LOCAL (the proxy's own connection)"),
+        (Command::Proxy, Some(src), Some(dst)) => s.push_str(&format!(" {src} -> {dst}")),
+        (Command::Proxy, ..) if p.family == Family::Unspec => s.push_str(" UNKNOWN (no addresses)"),
+        (Command::Proxy, ..) => s.push_str(&format!(" {} (addresses not shown)", p.family.as_str())),
+    }
+    if let Some(id) = p.identity() {
+        s.push_str(&format!(" id {}", escape_str(id)));
+    }
+    let others = p.tlvs.iter().filter(|t| t.kind != crate::classify::proxy::TLV_AUTHORITY).count();
+    if others > 0 {
+        s.push_str(&format!(" (+{}; -v lists them)", summary::plural(others as u64, "TLV")));
+    }
+    s
+}
+
+/// `-v`: each TLV of a PROXY header, its value as text or hex.
+fn proxy_tlv_lines(v: &mut Vec<String>, p: &crate::classify::proxy::ProxyHeader) {
+    for t in &p.tlvs {
+        let value = match t.text() {
+            Some(s) => format!("\"{}\"", escape_str(s)),
+            None => t.value.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let cut =
+            if usize::from(t.len) > t.value.len() { format!(" (of {} bytes)", t.len) } else { String::new() };
+        v.push(format!("  PROXY TLV 0x{:02x}: {value}{cut}", t.kind));
+    }
+    if p.tlvs_omitted > 0 {
+        v.push(format!("  … {} more PROXY TLVs", p.tlvs_omitted));
+    }
 }
 
 /// A person's words for a leg of the mesh.
