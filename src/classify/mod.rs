@@ -812,6 +812,14 @@ impl FlowClassifier {
                 self.sides[s].gap_after_pending = true;
                 Feed::More
             }
+            Mode::Probe if self.sides[s].at_start && !self.sides[s].pending.is_empty() => {
+                // Only the start of a PROXY header is held: it can never be read whole.
+                self.warnings.push("proxy: a PROXY header cut by missing bytes".into());
+                let st = &mut self.sides[s];
+                (st.at_start, st.mode) = (false, Mode::Opaque);
+                st.pending.clear();
+                Feed::More
+            }
             Mode::Probe if http::probe_loose_request(&self.sides[s].pending) == Probe::Match => {
                 // A request line cut by the hole: HTTP if the other side answers as HTTP does.
                 let st = &mut self.sides[s];

@@ -553,6 +553,22 @@ mod tests {
     }
 
     #[test]
+    fn a_header_cut_by_a_hole_is_dropped_and_what_follows_found() {
+        use crate::classify::{tests::cfg, FlowClassifier, Protocol};
+        use crate::flow::StreamSink;
+        use crate::wire::{Side, Timestamp};
+        let ts = Timestamp::default();
+        let mut c = FlowClassifier::new(cfg());
+        c.data(Side::A, b"PROXY TCP4 192.0.2.1 198.51", ts);
+        c.gap(Side::A, 20);
+        c.data(Side::A, &client_hello(b"after.gap.test"), ts);
+        let r = c.finish(Side::A);
+        assert_eq!((r.protocol, r.proxy), (Protocol::Tls, None));
+        assert_eq!(r.tls.unwrap().sni.unwrap().as_bytes(), b"after.gap.test");
+        assert_eq!(r.warnings, ["proxy: a PROXY header cut by missing bytes"]);
+    }
+
+    #[test]
     fn v2_tlvs_are_capped_in_number_and_size() {
         let long = vec![b'a'; 300];
         let mut tlvs: Vec<(u8, &[u8])> = vec![(0x05, &long[..]), (0x05, b"again")];

@@ -499,7 +499,10 @@ fn proxy_line(p: &crate::classify::proxy::ProxyHeader, verbose: u8) -> String {
     match (p.command, p.source, p.destination) {
         (Command::Local, ..) => s.push_str(" LOCAL (the proxy's own connection)"),
         (Command::Proxy, Some(src), Some(dst)) => s.push_str(&format!(" {src} -> {dst}")),
-        (Command::Proxy, ..) if p.family == Family::Unspec => s.push_str(" UNKNOWN (no addresses)"),
+        (Command::Proxy, ..) if p.family == Family::Unspec && p.version == 1 => {
+            s.push_str(" UNKNOWN (no addresses)")
+        }
+        (Command::Proxy, ..) if p.family == Family::Unspec => s.push_str(" AF_UNSPEC (no addresses)"),
         (Command::Proxy, ..) => s.push_str(&format!(" {} (addresses not shown)", p.family.as_str())),
     }
     if let Some(id) = p.identity() {
