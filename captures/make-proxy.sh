@@ -37,6 +37,9 @@ veth_pair $CLI $SRV $C4 $S4
 sleep 1
 in_cli() { ip netns exec $CLI "$@"; }
 in_srv() { ip netns exec $SRV "$@"; }
+# bg NS CMD...: starts CMD in namespace NS in the background (BG = its pid: `ip netns exec`
+# execs CMD, so it is CMD's own pid, stopped by lib_cleanup).
+bg() { ip netns exec "$1" "${@:2}" & BG=$!; PIDS+=($BG); }
 # listening NS PORT: waits until something listens on PORT in namespace NS.
 listening() {
   for _ in $(seq 100); do
@@ -49,11 +52,9 @@ listening() {
 # Backends in the server namespace: files named after the paths asked for.
 mkdir -p "$WORK/www"
 for p in behind-proxy-v1 behind-proxy-v2 behind-ztunnel-emulator health; do echo "$p" > "$WORK/www/$p"; done
-in_srv $PY -m http.server --bind 127.0.0.1 --directory "$WORK/www" 8000 >"$WORK/http.log" 2>&1 &
-PIDS+=($!)
-in_srv openssl s_server -quiet -www -accept 127.0.0.1:8443 -cert pki/api.crt -key pki/api.key \
-  >"$WORK/s_server.log" 2>&1 &
-PIDS+=($!)
+bg $SRV $PY -m http.server --bind 127.0.0.1 --directory "$WORK/www" 8000 >"$WORK/http.log" 2>&1
+bg $SRV openssl s_server -quiet -www -accept 127.0.0.1:8443 -cert pki/api.crt -key pki/api.key \
+  >"$WORK/s_server.log" 2>&1
 
 cat > "$WORK/receiver.cfg" <<EOF
 global
@@ -74,8 +75,7 @@ frontend tls_in
 backend tls_out
   server ossl 127.0.0.1:8443
 EOF
-in_srv haproxy -db -f "$WORK/receiver.cfg" >"$WORK/receiver.log" 2>&1 &
-PIDS+=($!)
+bg $SRV haproxy -db -f "$WORK/receiver.cfg" >"$WORK/receiver.log" 2>&1
 
 # The sending HAProxy: one frontend per connection, each backend with its own source port.
 cat > "$WORK/sender.cfg" <<EOF
@@ -109,8 +109,7 @@ backend v2_tls
   server s $S4:9443 send-proxy-v2 source $C4:40712
 EOF
 in_cli ip link set lo up
-in_cli haproxy -db -f "$WORK/sender.cfg" >"$WORK/sender.log" 2>&1 &
-PIDS+=($!)
+bg $CLI haproxy -db -f "$WORK/sender.cfg" >"$WORK/sender.log" 2>&1
 listening $SRV 8000; listening $SRV 8443; listening $SRV 9080; listening $SRV 9443
 listening $CLI 8001; listening $CLI 8012
 
@@ -148,14 +147,14 @@ backend checked
   option httpchk GET /health
   server s $S4:9080 check check-send-proxy send-proxy-v2 inter 30s source $C4:40713
 EOF
-in_cli haproxy -db -f "$WORK/checker.cfg" >"$WORK/checker.log" 2>&1 &
-CHECKER=$!; PIDS+=($CHECKER)
+bg $CLI haproxy -db -f "$WORK/checker.cfg" >"$WORK/checker.log" 2>&1
+CHECKER=$BG
 for _ in $(seq 100); do grep -q 'GET /health' "$WORK/http.log" && break; sleep 0.05; done
 sleep 0.5
-kill "$CHECKER" 2>/dev/null || true; wait "$CHECKER" 2>/dev/null || true
+kill "$CHECKER"; wait "$CHECKER" 2>/dev/null || true
 # The ztunnel-like sender, its header split over two segments, to a receiver that reassembles it.
-in_srv $PY "$HERE/tools/proxypeer.py" serve $S4 9081 "$WORK/www" 2>"$WORK/proxypeer.log" &
-PEER=$!; PIDS+=($PEER)
+bg $SRV $PY "$HERE/tools/proxypeer.py" serve $S4 9081 "$WORK/www" 2>"$WORK/proxypeer.log"
+PEER=$BG
 listening $SRV 9081
 in_cli $PY "$HERE/tools/proxypeer.py" send $S4 9081 --sport 40714
 wait "$PEER"
