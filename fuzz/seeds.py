@@ -9,7 +9,8 @@ Writes CORPUS_DIR/<target>/<sha1 prefix> files (idempotent; existing files are k
 - reassembly: the TCP segments of each flow (and of the first four flows of each capture
   together) in the reassembly target's descriptor format;
 - tls, http: the reassembled TCP payload of each flow, one chunk per segment in capture order,
-  in the chunk format of those targets (TLS-looking flows go to tls, HTTP-looking ones to http).
+  in the chunk format of those targets (TLS-looking flows go to tls, HTTP-looking ones to http);
+- proxy: synthetic PROXY v1/v2 headers before HTTP and a TLS record.
 
 Frames are read by a small pcap/pcapng reader below; TCP fields come from tshark (needed for the
 reassembly/tls/http seeds only; without tshark those corpora start from a few synthetic seeds).
@@ -235,6 +236,15 @@ def synthetic(corpus):
     blocks = b"".join(struct.pack("<H", len(b)) + b for b in reqs)
     n += write_seed(corpus, "h2_hpack", bytes([0x10]) + blocks)
     n += write_seed(corpus, "h2_hpack", bytes([0x11]) + b"".join(struct.pack("<H", len(b)) + b for b in resps))
+    # proxy: v1 and v2 headers (as in captures/proxy-*.pcap) before HTTP and a TLS record.
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack(">H", 12 + 45 + 36)
+          + bytes([10, 244, 1, 5, 10, 244, 2, 7]) + struct.pack(">HH", 43210, 9080)
+          + b"\xd0" + struct.pack(">H", 42) + b"spiffe://cluster.local/ns/default/sa/sleep"
+          + b"\xd1" + struct.pack(">H", 33) + b"reviews.default.svc.cluster.local")
+    for head in (b"PROXY TCP4 127.0.0.1 127.0.0.1 40601 8001\r\n", b"PROXY TCP6 fd00::1 fd00::2 1 2\r\n",
+                 b"PROXY UNKNOWN\r\n", v2, b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"):
+        for step, rest in ((255, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), (6, b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")):
+            n += write_seed(corpus, "proxy", bytes([step]) + head + rest)
     return n
 
 

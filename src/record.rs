@@ -8,6 +8,7 @@
 
 use crate::classify::http::HttpReport;
 use crate::classify::istio::IstioReport;
+use crate::classify::proxy::ProxyHeader;
 use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia, Protocol};
 use crate::flow::client::{decide_client, ClientBy};
@@ -54,6 +55,8 @@ pub struct FlowReport {
     /// The destination the client dialled, when an iptables REDIRECT (Istio's 15001) sent the
     /// connection to this loopback server instead.
     pub(crate) original_dst: Option<SocketAddr>,
+    /// The PROXY protocol header the stream opened with (a load balancer's or ztunnel's).
+    pub(crate) proxy_protocol: Option<Box<ProxyHeader>>,
     /// How the client was decided.
     pub(crate) client_by: ClientBy,
     /// Captured on a loopback interface (true), another one (false), or the link layer does
@@ -323,6 +326,7 @@ impl FlowReport {
             client: meta.endpoints[ci],
             server: meta.endpoints[si],
             original_dst: meta.original_dst,
+            proxy_protocol: c.proxy,
             client_by,
             on_loopback: match meta.link {
                 crate::decode::Link::Unknown => None,

@@ -225,3 +225,23 @@ fn hbone_without_a_client_certificate_is_not_mtls() {
     );
     assert_eq!(j.run.code, 1);
 }
+
+#[test]
+fn ztunnel_proxy_v2_header_names_the_client_identity() {
+    // The server workload has an application tunnel (PROXY on 15088): ztunnel prepends PROXY v2
+    // with TLV 0xD0 = the source SPIFFE identity, then the app's bytes.
+    let j = json("ambient-waypoint-proxy.pcap", &[]);
+    let f = flow(&j.flows, "127.0.0.1:40356", "127.0.0.1:15088");
+    assert_eq!(
+        f["proxy_protocol"],
+        json!({"version": 2, "command": "proxy", "family": "inet", "source": "10.99.0.1:54290",
+               "destination": "10.99.0.2:8080", "tlvs": {"0xd0": CLIENT_ID}, "tlvs_omitted": 0, "tlv_bytes_omitted": 0})
+    );
+    assert_eq!(
+        (f["protocol"].as_str(), f["http"]["requests"][0]["path"].as_str()),
+        (Some("http"), Some("/index.txt"))
+    );
+    let i = &f["istio"];
+    assert_eq!((i["leg"].as_str(), i["mode"].as_str()), (Some("ztunnel_to_app"), Some("ambient")));
+    assert_eq!(i["client_identity"]["uri"], CLIENT_ID);
+}

@@ -9,6 +9,9 @@
 //! (STARTTLS, SOCKS, pgsql SSLRequest...), an HTTP line or HTTP/2 frames (mid-stream). Once a
 //! side is done (TLS handshake seen, body until close...), the flow layer stops buffering it.
 //!
+//! A side may open with a PROXY protocol header (v1 or v2, [`proxy`]): it is read and set aside,
+//! and the bytes after it are probed as the stream's start. Only a first byte `P` or `\r` asks.
+//!
 //! HTTP/2 cleartext (prior knowledge, `Upgrade: h2c`, or joined mid-connection) feeds both sides
 //! to one [`H2Session`]; once one side showed HTTP/2, the other side's bytes are frames too.
 
@@ -17,6 +20,7 @@ pub mod chain;
 pub(crate) mod fingerprint;
 pub mod http;
 pub(crate) mod istio;
+pub mod proxy;
 pub(crate) mod text;
 pub mod tls;
 mod tunnel;
@@ -35,6 +39,9 @@ pub(crate) const PROBE_BYTES: usize = 4096;
 pub(crate) const OPAQUE_SCAN_BYTES: u64 = 64 * 1024;
 /// Bytes of each side kept as a preview for `unknown` flows.
 pub(crate) const PREVIEW_BYTES: usize = 48;
+
+// A PROXY header is read whole from the probe buffer.
+const _: () = assert!(proxy::MAX_HEADER_BYTES <= PROBE_BYTES);
 
 /// Classifier settings.
 #[derive(Clone, Debug)]
@@ -107,6 +114,8 @@ struct SideState {
     tls_expect: Option<usize>,
     /// A tentative side's held bytes were followed by a hole (fed to HTTP if it is confirmed).
     gap_after_pending: bool,
+    /// The stream's first bytes are yet to be probed for a PROXY protocol header.
+    at_start: bool,
 }
 
 impl SideState {
@@ -119,6 +128,7 @@ impl SideState {
             fed: 0,
             tls_expect: None,
             gap_after_pending: false,
+            at_start: true,
         }
     }
 }
@@ -132,6 +142,8 @@ pub struct FlowClassifier {
     h2c: Option<H2cVia>,
     /// HTTP/2 frames and streams (h2c).
     h2: Option<Box<H2Session>>,
+    /// The PROXY protocol header a side opened with.
+    proxy: Option<Box<proxy::ProxyHeader>>,
     /// A `classified` event was already given.
     announced: bool,
     /// HTTP/1 and HTTP/2 requests already looked at by [`FlowClassifier::take_xfcc`].
@@ -168,6 +180,8 @@ pub struct Classified {
     pub(crate) http: Option<HttpReport>,
     /// How h2c was recognised.
     pub(crate) h2c: Option<H2cVia>,
+    /// The PROXY protocol header the stream opened with.
+    pub(crate) proxy: Option<Box<proxy::ProxyHeader>>,
     /// First bytes of each side (A, B) when nothing was recognised.
     pub(crate) preview: [Vec<u8>; 2],
     /// Side that behaved as client, and the evidence.
@@ -216,6 +230,7 @@ impl FlowClassifier {
             http: None,
             h2c: None,
             h2: None,
+            proxy: None,
             announced: false,
             xfcc_checked: [0, 0],
             last_xfcc: None,
@@ -423,6 +438,11 @@ impl FlowClassifier {
             return f;
         }
         if self.sides[s].mode == Mode::Probe {
+            if !self.sides[s].pending.is_empty() {
+                // A PROXY header was read off the buffer and what followed it is still too
+                // short to tell: the probe buffer fills up again.
+                return self.probe_and_feed(side, rest, ts);
+            }
             // Still undecided with a full probe buffer cannot happen (it turns opaque); be safe.
             self.sides[s].mode = Mode::Opaque;
         }
@@ -432,6 +452,14 @@ impl FlowClassifier {
     /// Decides the mode of a side from `buf`, the start of its stream.
     fn probe_buf(&mut self, side: Side, buf: &[u8], ts: Timestamp) -> Feed {
         let s = side.idx();
+        if self.sides[s].at_start && !buf.is_empty() {
+            self.sides[s].at_start = false;
+            if matches!(buf[0], b'P' | b'\r') {
+                if let Some(f) = self.proxy_header(side, buf, ts) {
+                    return f;
+                }
+            }
+        }
         if self.h2.is_some() {
             // The other side already showed HTTP/2.
             return self.h2_side(side, buf);
@@ -487,6 +515,39 @@ impl FlowClassifier {
         }
         self.sides[s].mode = mode;
         self.feed_mode(side, buf, ts)
+    }
+
+    /// A PROXY protocol header at the start of `side`'s stream: read, and the bytes after it
+    /// probed as the stream's start. None when `buf` does not hold one.
+    #[cold]
+    fn proxy_header(&mut self, side: Side, buf: &[u8], ts: Timestamp) -> Option<Feed> {
+        match proxy::parse(buf) {
+            proxy::Parsed::No => None,
+            proxy::Parsed::NeedMore => {
+                // Bounded: a header longer than the probe buffer is refused from its first bytes.
+                let st = &mut self.sides[side.idx()];
+                st.at_start = true;
+                st.pending.extend_from_slice(buf);
+                Some(Feed::More)
+            }
+            proxy::Parsed::Malformed(e) => {
+                self.warnings.push(format!("proxy: {e}; read as the stream's own bytes"));
+                None
+            }
+            proxy::Parsed::Header(h, len) => {
+                if h.tlvs_cut_short {
+                    self.warnings.push("proxy: a PROXY v2 TLV runs past the header's length".into());
+                }
+                if self.proxy.is_none() {
+                    self.proxy = Some(h);
+                } else {
+                    self.warnings
+                        .push("proxy: both sides opened with a PROXY header; the second is not kept".into());
+                }
+                let rest = &buf[len..];
+                Some(if rest.is_empty() { Feed::More } else { self.probe_buf(side, rest, ts) })
+            }
+        }
     }
 
     /// A tentative side turns out not to be HTTP: its held bytes are scanned as opaque ones.
@@ -654,6 +715,7 @@ impl FlowClassifier {
             tls,
             http,
             h2c: self.h2c,
+            proxy: self.proxy.clone(),
             preview,
             client_hint,
             warnings: self.warnings.clone(),
@@ -748,6 +810,14 @@ impl FlowClassifier {
             }
             Mode::Tentative => {
                 self.sides[s].gap_after_pending = true;
+                Feed::More
+            }
+            Mode::Probe if self.sides[s].at_start && !self.sides[s].pending.is_empty() => {
+                // Only the start of a PROXY header is held: it can never be read whole.
+                self.warnings.push("proxy: a PROXY header cut by missing bytes".into());
+                let st = &mut self.sides[s];
+                (st.at_start, st.mode) = (false, Mode::Opaque);
+                st.pending.clear();
                 Feed::More
             }
             Mode::Probe if http::probe_loose_request(&self.sides[s].pending) == Probe::Match => {

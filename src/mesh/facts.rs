@@ -38,9 +38,11 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     let sni = tls.and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
     let alpn: Vec<&[u8]> =
         tls.into_iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
+    // The client's certificate, else the identity ztunnel put in a PROXY header (TLV 0xD0).
     let ids = (
         first_uri(tls.map(|t| t.server_certs.as_slice())),
-        first_uri(tls.map(|t| t.client_certs.as_slice())),
+        first_uri(tls.map(|t| t.client_certs.as_slice()))
+            .or_else(|| f.proxy_protocol.as_ref().and_then(|p| p.identity())),
     );
     let plaintext = match f.protocol {
         Protocol::Http | Protocol::H2c => true,
@@ -57,7 +59,16 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
         tls: tls.is_some(),
         plaintext,
     };
-    let leg = super::legs::leg(&facts, mode);
+    let mut leg = super::legs::leg(&facts, mode);
+    // A PROXY header with Istio's identity TLV (0xD0) on loopback is ztunnel's delivery to an
+    // application tunnel (a waypoint's, or an app's PROXY port).
+    let ztunnel_proxy = f.proxy_protocol.as_ref().is_some_and(|p| p.identity().is_some());
+    if ztunnel_proxy
+        && matches!(leg, Leg::Loopback | Leg::PodNetwork)
+        && (facts.on_loopback == Some(true) || f.server.ip().is_loopback())
+    {
+        leg = Leg::ZtunnelToApp;
+    }
     let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)?;
     if leg == Leg::Hbone {
         r.hbone = Some(hbone_targets(http));

@@ -11,6 +11,7 @@ use crate::classify::cert::CertInfo;
 use crate::classify::http::h2::session::{ByRole, GrpcCall, Http2Report, SettingsList};
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
+use crate::classify::proxy::ProxyHeader;
 use crate::classify::tls::TlsReport;
 use crate::record::{EndpointText, FlowReport, Preview};
 use crate::sanitize::json_scan::{may_need_escape, scan, word, ESCAPE, HIGH};
@@ -289,6 +290,7 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     j.key(key!("client")).ascii(EndpointText::new(f.client).as_bytes());
     j.key(key!("server")).ascii(EndpointText::new(f.server).as_bytes());
     j.key(key!("original_dst")).opt(f.original_dst, |j, o| j.ascii(EndpointText::new(o).as_bytes()));
+    j.key(key!("proxy_protocol")).opt(f.proxy_protocol.as_deref(), proxy_protocol);
     j.key(key!("client_by")).str(f.client_by.as_str());
     j.key(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
     j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
@@ -319,6 +321,38 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
     }
     j.close(b']');
     j.key(key!("warnings")).strs(&f.warnings);
+    j.close(b'}');
+}
+
+/// The `flow.proxy_protocol` object. A TLV value is its text when printable UTF-8 that does not
+/// begin with `hex:`, else `hex:` and its bytes in hex (docs/json.md).
+fn proxy_protocol(j: &mut Json<'_>, p: &ProxyHeader) {
+    j.open(b'{');
+    j.key(key!("version")).u64(p.version.into());
+    j.key(key!("command")).str(p.command.as_str());
+    j.key(key!("family")).str(p.family.as_str());
+    j.key(key!("source")).opt(p.source, |j, a| j.ascii(EndpointText::new(a).as_bytes()));
+    j.key(key!("destination")).opt(p.destination, |j, a| j.ascii(EndpointText::new(a).as_bytes()));
+    j.key(key!("tlvs")).open(b'{');
+    for t in &p.tlvs {
+        j.sep();
+        j.b.extend_from_slice(format!("\"0x{:02x}\":", t.kind).as_bytes());
+        j.comma = false;
+        match t.text().filter(|s| !s.starts_with("hex:")) {
+            Some(s) => j.wire(s.as_bytes()),
+            None => {
+                let mut hex = String::with_capacity(4 + 2 * t.value.len());
+                hex.push_str("hex:");
+                for b in t.value.iter() {
+                    hex.push_str(&format!("{b:02x}"));
+                }
+                j.ascii(hex.as_bytes());
+            }
+        }
+    }
+    j.close(b'}');
+    j.key(key!("tlvs_omitted")).u64(p.tlvs_omitted.into());
+    j.key(key!("tlv_bytes_omitted")).u64(p.tlv_bytes_omitted());
     j.close(b'}');
 }
 

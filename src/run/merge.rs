@@ -229,6 +229,7 @@ mod tests {
             tls: Some(TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() }),
             http: None,
             h2c: None,
+            proxy: None,
             preview: Default::default(),
             client_hint: None,
             warnings: Vec::new(),

@@ -338,6 +338,13 @@ fn chain_lines(v: &mut Vec<String>, role: &str, certs: &[CertInfo], chain: Optio
 fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
     let mut v = Vec::new();
     let verbose = opts.verbose;
+    // First, as on the wire.
+    if let Some(p) = &f.proxy_protocol {
+        v.push(proxy_line(p, verbose));
+        if verbose >= 1 {
+            proxy_tlv_lines(&mut v, p);
+        }
+    }
     if let Some(t) = &f.tls {
         if verbose >= 1 {
             let mut p = vec![format!("tls: {}", t.version.as_deref().unwrap_or("version not negotiated"))];
@@ -494,6 +501,46 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
     v
 }
 
+/// `PROXY v2 10.0.0.1:5555 -> 10.0.0.2:8080 id spiffe://…`: the PROXY protocol header the
+/// stream opened with.
+fn proxy_line(p: &crate::classify::proxy::ProxyHeader, verbose: u8) -> String {
+    use crate::classify::proxy::{Command, Family};
+    let mut s = format!("PROXY v{}", p.version);
+    match (p.command, p.source, p.destination) {
+        (Command::Local, ..) => s.push_str(" LOCAL (the proxy's own connection)"),
+        (Command::Proxy, Some(src), Some(dst)) => s.push_str(&format!(" {src} -> {dst}")),
+        (Command::Proxy, ..) if p.family == Family::Unspec && p.version == 1 => {
+            s.push_str(" UNKNOWN (no addresses)")
+        }
+        (Command::Proxy, ..) if p.family == Family::Unspec => s.push_str(" AF_UNSPEC (no addresses)"),
+        (Command::Proxy, ..) => s.push_str(&format!(" {} (addresses not shown)", p.family.as_str())),
+    }
+    if let Some(id) = p.identity() {
+        s.push_str(&format!(" id {}", escape_str(id)));
+    }
+    let others = p.tlvs.iter().filter(|t| t.kind != crate::classify::proxy::TLV_AUTHORITY).count();
+    if others > 0 && verbose == 0 {
+        s.push_str(&format!(" (+{}; -v lists them)", summary::plural(others as u64, "TLV")));
+    }
+    s
+}
+
+/// `-v`: each TLV of a PROXY header, its value as text or hex.
+fn proxy_tlv_lines(v: &mut Vec<String>, p: &crate::classify::proxy::ProxyHeader) {
+    for t in &p.tlvs {
+        let value = match t.text() {
+            Some(s) => format!("\"{}\"", escape_str(s)),
+            None => t.value.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let cut =
+            if usize::from(t.len) > t.value.len() { format!(" (of {} bytes)", t.len) } else { String::new() };
+        v.push(format!("  PROXY TLV 0x{:02x}: {value}{cut}", t.kind));
+    }
+    if p.tlvs_omitted > 0 {
+        v.push(format!("  … {} more PROXY TLVs", p.tlvs_omitted));
+    }
+}
+
 /// A person's words for a leg of the mesh.
 fn leg_text(leg: Leg, mode: Option<crate::classify::istio::Mode>) -> &'static str {
     match leg {
@@ -507,7 +554,7 @@ fn leg_text(leg: Leg, mode: Option<crate::classify::istio::Mode>) -> &'static st
         Leg::PodNetwork => "pod network",
         Leg::Hbone => "HBONE (ambient mTLS tunnel, port 15008)",
         Leg::AppToZtunnel => "app -> ztunnel outbound capture (loopback, port 15001)",
-        Leg::ZtunnelToApp => "ztunnel -> app, delivered on lo from the client's address",
+        Leg::ZtunnelToApp => "ztunnel -> app, delivered on lo (plaintext by design)",
         Leg::Bypass => "BYPASS: plaintext on the pod interface, not HBONE",
     }
 }
@@ -915,6 +962,39 @@ mod tests {
         // No room for the body beside the mark: a plain cut.
         assert_eq!(cut_cert("CN=a.test NOT-YET-VALID".into(), 16), "CN=a.test NOT-Y…");
         assert_eq!(cut_cert("CN=a.test".into(), 20), "CN=a.test");
+    }
+
+    #[test]
+    fn proxy_header_text_from_the_wire_is_escaped() {
+        use crate::classify::proxy::{Command, Family, ProxyHeader, Tlv};
+        let tlv = |kind: u8, v: &[u8]| Tlv { kind, value: v.into(), len: v.len() as u16 };
+        let p = ProxyHeader {
+            version: 2,
+            command: Command::Proxy,
+            family: Family::Inet6,
+            source: Some("[fd00::1]:5555".parse().unwrap()),
+            destination: Some("[fd00::2]:8080".parse().unwrap()),
+            tlvs: vec![
+                tlv(0xd0, "spiffe://td/ns/a/sa/\x1b[31mred\u{202e}".as_bytes()),
+                tlv(0x01, b"h2\xff\x00"),
+            ],
+            tlvs_omitted: 3,
+            tlvs_cut_short: false,
+        };
+        assert_eq!(
+            proxy_line(&p, 0),
+            "PROXY v2 [fd00::1]:5555 -> [fd00::2]:8080 id spiffe://td/ns/a/sa/\\x1b[31mred\\u{202e} (+1 TLV; -v lists them)"
+        );
+        let mut v = Vec::new();
+        proxy_tlv_lines(&mut v, &p);
+        assert_eq!(
+            v,
+            [
+                "  PROXY TLV 0xd0: 7370696666653a2f2f74642f6e732f612f73612f1b5b33316d726564e280ae",
+                "  PROXY TLV 0x01: 6832ff00",
+                "  … 3 more PROXY TLVs",
+            ]
+        );
     }
 
     #[test]
