@@ -14,7 +14,7 @@ fn kubectl_plugin_copies_without_tar_and_runs_with_sudo_or_as_ephemeral_containe
     fs::write(
         &fake,
         format!(
-            "#!/bin/sh\necho \"kubectl $*\" >> {}\ncase \"$*\" in *'cat >'*) wc -c >> {};; esac\n",
+            "#!/bin/sh\nprintf '%s\\n' \"kubectl $*\" >> {}\ncase \"$*\" in get*) printf '%s' '{SIDECAR_POD}';; *'cat >'*) wc -c >> {};; esac\n",
             log.display(),
             log.display()
         ),
@@ -36,7 +36,8 @@ fn kubectl_plugin_copies_without_tar_and_runs_with_sudo_or_as_ephemeral_containe
     run(&["productpage-v1", "--image", "reg/tlspeek:1"]);
     let got = fs::read_to_string(&log).unwrap();
     let _ = fs::remove_dir_all(&dir);
-    let lines: Vec<&str> = got.lines().collect();
+    let lines: Vec<&str> = got.lines().filter(|l| !l.starts_with("kubectl get ")).collect();
+    assert!(got.starts_with("kubectl get -n bookinfo pod reviews-v1 -o jsonpath="), "{got}");
     assert!(lines[0].starts_with("kubectl exec -n bookinfo -i reviews-v1 -c istio-proxy -- sh -c cat > /var/lib/istio/data/tlspeek.tmp"), "{got}");
     let size = fs::metadata(env!("CARGO_BIN_EXE_tlspeek")).unwrap().len();
     assert_eq!(lines[1].trim(), size.to_string(), "the whole binary went through stdin");
@@ -44,7 +45,30 @@ fn kubectl_plugin_copies_without_tar_and_runs_with_sudo_or_as_ephemeral_containe
     assert_eq!(lines[3], "kubectl debug -it productpage-v1 --image=reg/tlspeek:1 --target=istio-proxy --profile=netadmin -- /tlspeek -i eth0");
 }
 
-/// A fake kubectl that runs `exec ... -- sh -c CMD` locally (copy into a temp dir) and records
+/// What the plugin's `kubectl get pod -o jsonpath=…` prints for each pod below, one line each:
+/// the `ambient.istio.io/redirection` annotation, the `istio.io/dataplane-mode` label, the
+/// containers, the init containers as `name=restartPolicy`. Each beside the pod it comes from;
+/// `kubectl_plugin_pod_query_reads_these_pods_as_real_kubectl_does` holds them to real kubectl.
+const SIDECAR_POD: &str = "\n\nreviews istio-proxy\nistio-init= \n";
+const SIDECAR_POD_YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: reviews-v1\n  labels: {app: reviews}\n  annotations: {sidecar.istio.io/status: '{}'}\nspec:\n  initContainers:\n  - {name: istio-init, image: proxyv2}\n  containers:\n  - {name: reviews, image: reviews}\n  - {name: istio-proxy, image: proxyv2}\n";
+/// Istio ≥ 1.19 on Kubernetes ≥ 1.29 injects istio-proxy as a native sidecar: an init container
+/// that keeps running (restartPolicy Always).
+const NATIVE_SIDECAR_POD: &str = "\n\nreviews\nistio-validation= istio-proxy=Always \n";
+const NATIVE_SIDECAR_POD_YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: reviews-v1\nspec:\n  initContainers:\n  - {name: istio-validation, image: proxyv2}\n  - {name: istio-proxy, image: proxyv2, restartPolicy: Always}\n  containers:\n  - {name: reviews, image: reviews}\n";
+/// An ambient pod as istio-cni leaves it: no sidecar, the redirection annotation (the namespace
+/// carries the `istio.io/dataplane-mode=ambient` label, the pod need not).
+const AMBIENT_POD: &str = "enabled\n\nratings reloader\n\n";
+const AMBIENT_POD_YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ratings-v1\n  annotations: {ambient.istio.io/redirection: enabled}\nspec:\n  containers:\n  - {name: ratings, image: ratings}\n  - {name: reloader, image: reloader}\n";
+/// A pod labelled for ambient that istio-cni has not (yet) redirected.
+const AMBIENT_LABEL_ONLY_POD: &str = "\nambient\nratings\n\n";
+const AMBIENT_LABEL_ONLY_POD_YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ratings-v1\n  labels: {istio.io/dataplane-mode: ambient}\nspec:\n  containers:\n  - {name: ratings, image: ratings}\n";
+/// A pod outside the mesh.
+const PLAIN_POD: &str = "\n\nweb\n\n";
+const PLAIN_POD_YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - {name: web, image: nginx}\n";
+
+/// A fake kubectl that answers `get` with the pod in `dir/pod` (else [`SIDECAR_POD`]), keeping the
+/// jsonpath query in `dir/query`, or fails it as `dir/get-stderr` says; runs
+/// `exec ... -- sh -c CMD` locally (copy into a temp dir) and records
 /// `debug`; with `copy_fails`, the `exec ... sh` call prints that stderr and exits with that code
 /// instead, as kubectl does when the cluster, the pod or the container's shell is missing.
 fn fake_kubectl(dir: &std::path::Path, copy_fails: Option<(&str, i32)>) {
@@ -59,6 +83,12 @@ fn fake_kubectl(dir: &std::path::Path, copy_fails: Option<(&str, i32)>) {
     let script = format!(
         r#"#!/bin/bash
 echo "kubectl $*" >> {log}
+if [ "$1" = get ]; then
+  for a; do case "$a" in jsonpath=*) printf '%s' "${{a#jsonpath=}}" > {dir}/query;; esac; done
+  if [ -f {dir}/get-stderr ]; then cat {dir}/get-stderr >&2; exit 1; fi
+  if [ -f {dir}/pod ]; then cat {dir}/pod; else printf '%s' '{SIDECAR_POD}'; fi
+  exit 0
+fi
 if [ "$1" = exec ]; then
   while [ "$1" != -- ]; do shift; done; shift
   if [ "$1" = sh ]; then {fail} exec sh -c "$3"; fi
@@ -67,6 +97,7 @@ fi
 exit 0
 "#,
         log = dir.join("log").display(),
+        dir = dir.display(),
     );
     let fake = dir.join("kubectl");
     fs::write(&fake, script).unwrap();
@@ -234,4 +265,228 @@ fn kubectl_plugin_reports_kubectl_failures_with_kubectls_message_not_as_distrole
     let _ = fs::remove_dir_all(&dir);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "kubectl-tlspeek: kubectl not found on PATH\n");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs the plugin against [`fake_kubectl`] in `dir` answering `get` with `pod`; returns its exit
+/// code, its stderr and every kubectl command line it ran.
+fn run_with_pod(
+    dir: &std::path::Path,
+    pod: &str,
+    args: &[&str],
+    image: Option<&str>,
+) -> (Option<i32>, String, Vec<String>) {
+    fs::create_dir_all(dir).unwrap();
+    let _ = fs::remove_file(dir.join("log"));
+    fake_kubectl(dir, None);
+    fs::write(dir.join("pod"), pod).unwrap();
+    // What the fake runs in place of `sudo tlspeek -i eth0` (a live capture would never end).
+    let bin = dir.join("stand-in-tlspeek");
+    fs::write(&bin, "#!/bin/sh\nexit 0\n").unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let plugin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kubectl-tlspeek");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new(&plugin);
+    cmd.args(args)
+        .env("PATH", &path)
+        .env("TLSPEEK_BIN", &bin)
+        .env("TLSPEEK_DEST", dir.join("tlspeek-in-pod"))
+        .env_remove("TLSPEEK_IMAGE");
+    if let Some(image) = image {
+        cmd.env("TLSPEEK_IMAGE", image);
+    }
+    let out = cmd.output().unwrap();
+    let log = fs::read_to_string(dir.join("log")).unwrap_or_default();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        log.lines().map(String::from).collect(),
+    )
+}
+
+/// The `kubectl get` line the plugin starts with (its jsonpath query is checked against real
+/// kubectl in `kubectl_plugin_pod_query_reads_these_pods_as_real_kubectl_does`).
+fn get_line(ns: &str, pod: &str) -> String {
+    let query = r#"{.metadata.annotations.ambient\.istio\.io/redirection}{"\n"}{.metadata.labels.istio\.io/dataplane-mode}{"\n"}{.spec.containers[*].name}{"\n"}{range .spec.initContainers[*]}{.name}{"="}{.restartPolicy}{" "}{end}{"\n"}"#;
+    format!("kubectl get {ns}pod {pod} -o jsonpath={query}")
+}
+
+/// Ambient pods have no istio-proxy: tlspeek runs in an ephemeral container that targets the
+/// app (the first container, or -c), with `--mesh-mode ambient` before the user's arguments
+/// (default `-i any`: HBONE on eth0 and the plaintext to and from ztunnel on lo).
+#[test]
+fn kubectl_plugin_ambient_pod_runs_an_ephemeral_container_on_the_app_with_mesh_mode_ambient() {
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl4-{}", std::process::id()));
+    let (code, err, log) = run_with_pod(
+        &dir,
+        AMBIENT_POD,
+        &["ratings-v1", "-n", "bookinfo", "--image", "reg/tlspeek:1", "--", "-i", "any", "port", "9080"],
+        None,
+    );
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(
+        log,
+        [
+            get_line("-n bookinfo ", "ratings-v1"),
+            "kubectl debug -n bookinfo -it ratings-v1 --image=reg/tlspeek:1 --target=ratings --profile=netadmin -- /tlspeek --mesh-mode ambient -i any port 9080".into()
+        ]
+    );
+    // The image from TLSPEEK_IMAGE; no tlspeek arguments: -i any.
+    let (code, err, log) = run_with_pod(&dir, AMBIENT_POD, &["ratings-v1"], Some("reg/tlspeek:2"));
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(
+        log[1..],
+        ["kubectl debug -it ratings-v1 --image=reg/tlspeek:2 --target=ratings --profile=netadmin -- /tlspeek --mesh-mode ambient -i any"]
+    );
+    // -c picks the target container.
+    let (code, _, log) =
+        run_with_pod(&dir, AMBIENT_POD, &["ratings-v1", "-c", "reloader", "--image", "reg/tlspeek:1"], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        log[1..],
+        ["kubectl debug -it ratings-v1 --image=reg/tlspeek:1 --target=reloader --profile=netadmin -- /tlspeek --mesh-mode ambient -i any"]
+    );
+    // Labelled for ambient but not redirected by istio-cni: still ambient, with a note.
+    let (code, err, log) =
+        run_with_pod(&dir, AMBIENT_LABEL_ONLY_POD, &["ratings-v1", "--image", "reg/tlspeek:1"], None);
+    assert_eq!(code, Some(0));
+    assert_eq!(err, "kubectl-tlspeek: note: ratings-v1 is labelled istio.io/dataplane-mode=ambient but istio-cni has not set ambient.istio.io/redirection=enabled: its traffic may not reach ztunnel\n");
+    assert_eq!(
+        log[1..],
+        ["kubectl debug -it ratings-v1 --image=reg/tlspeek:1 --target=ratings --profile=netadmin -- /tlspeek --mesh-mode ambient -i any"]
+    );
+    // Outside the mesh: the ephemeral container too, tlspeek left to its own mesh detection.
+    let (code, err, log) = run_with_pod(&dir, PLAIN_POD, &["web", "--image", "reg/tlspeek:1"], None);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(
+        log[1..],
+        ["kubectl debug -it web --image=reg/tlspeek:1 --target=web --profile=netadmin -- /tlspeek -i eth0"]
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A pod with istio-proxy, as a container or as a native sidecar (an init container with
+/// restartPolicy Always), takes the sidecar path as before: nothing new passed to tlspeek.
+#[test]
+fn kubectl_plugin_sidecar_and_native_sidecar_pods_keep_the_sidecar_path() {
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl5-{}", std::process::id()));
+    let dest = dir.join("tlspeek-in-pod");
+    for pod in [SIDECAR_POD, NATIVE_SIDECAR_POD] {
+        let (code, err, log) = run_with_pod(
+            &dir,
+            pod,
+            &["reviews-v1", "-n", "bookinfo", "--", "-i", "eth0", "port", "9080"],
+            None,
+        );
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{pod:?}");
+        assert_eq!(log.len(), 3, "{log:?}");
+        assert_eq!(log[0], get_line("-n bookinfo ", "reviews-v1"));
+        assert_eq!(
+            log[1],
+            format!("kubectl exec -n bookinfo -i reviews-v1 -c istio-proxy -- sh -c cat > {0}.tmp && chmod 755 {0}.tmp && mv {0}.tmp {0}", dest.display())
+        );
+        assert_eq!(
+            log[2],
+            format!(
+                "kubectl exec -n bookinfo -it reviews-v1 -c istio-proxy -- sudo {} -i eth0 port 9080",
+                dest.display()
+            )
+        );
+        let (code, _, log) = run_with_pod(&dir, pod, &["reviews-v1", "--image", "reg/tlspeek:1"], None);
+        assert_eq!(code, Some(0));
+        assert_eq!(
+            log[1..],
+            ["kubectl debug -it reviews-v1 --image=reg/tlspeek:1 --target=istio-proxy --profile=netadmin -- /tlspeek -i eth0"]
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Without an image the ephemeral container cannot start: the plugin says what to pass (for an
+/// ambient pod with the whole command line to type) and runs nothing after `kubectl get`.
+#[test]
+fn kubectl_plugin_ambient_pod_without_image_says_to_pass_one() {
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl6-{}", std::process::id()));
+    let (code, err, log) = run_with_pod(&dir, AMBIENT_POD, &["ratings-v1", "-n", "bookinfo"], None);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "kubectl-tlspeek: ratings-v1 is an ambient pod (no istio-proxy: ztunnel carries its traffic): tlspeek reaches it from an ephemeral container; pass --image IMAGE (built from Dockerfile) or set TLSPEEK_IMAGE\n  e.g. kubectl tlspeek ratings-v1 -n bookinfo --image REGISTRY/tlspeek\n"
+    );
+    assert_eq!(log, [get_line("-n bookinfo ", "ratings-v1")]);
+    // The user's tlspeek arguments come back in the example, quoted for the shell.
+    let (code, err, _) = run_with_pod(
+        &dir,
+        AMBIENT_POD,
+        &["ratings-v1", "--", "-i", "any", "tcp port 9080", "--expect", "mtls"],
+        None,
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err.lines().nth(1),
+        Some(
+            r"  e.g. kubectl tlspeek ratings-v1 --image REGISTRY/tlspeek -- -i any tcp\ port\ 9080 --expect mtls"
+        )
+    );
+    let (code, err, log) = run_with_pod(&dir, PLAIN_POD, &["web"], None);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "kubectl-tlspeek: web has no istio-proxy container and is not ambient: tlspeek reaches it from an ephemeral container; pass --image IMAGE (built from Dockerfile) or set TLSPEEK_IMAGE\n"
+    );
+    assert_eq!(log.len(), 1, "{log:?}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `kubectl get pod` failing (no such pod, no cluster) stops the plugin with kubectl's last line.
+#[test]
+fn kubectl_plugin_reports_a_failed_pod_lookup_with_kubectls_message() {
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl7-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("get-stderr"), "W1206 noise\nError from server (NotFound): pods \"x\" not found\n")
+        .unwrap();
+    let (code, err, log) = run_with_pod(&dir, AMBIENT_POD, &["x", "--image", "reg/tlspeek:1"], None);
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "kubectl-tlspeek: kubectl get pod failed: Error from server (NotFound): pods \"x\" not found\n"
+    );
+    assert_eq!(log, [get_line("", "x")]);
+}
+
+/// The canned answers above are what real kubectl prints for those pods with the plugin's own
+/// query (`kubectl label --local` evaluates it offline). Needs a kubectl on PATH; without one
+/// the test says so and passes.
+#[test]
+fn kubectl_plugin_pod_query_reads_these_pods_as_real_kubectl_does() {
+    if Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("no kubectl on PATH: the pod query is not checked against it");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl8-{}", std::process::id()));
+    let _ = run_with_pod(&dir, SIDECAR_POD, &["reviews-v1"], None);
+    let query = fs::read_to_string(dir.join("query")).unwrap();
+    for (yaml, want) in [
+        (SIDECAR_POD_YAML, SIDECAR_POD),
+        (NATIVE_SIDECAR_POD_YAML, NATIVE_SIDECAR_POD),
+        (AMBIENT_POD_YAML, AMBIENT_POD),
+        (AMBIENT_LABEL_ONLY_POD_YAML, AMBIENT_LABEL_ONLY_POD),
+        (PLAIN_POD_YAML, PLAIN_POD),
+    ] {
+        let file = dir.join("pod.yaml");
+        fs::write(&file, yaml).unwrap();
+        let out = Command::new("kubectl")
+            .args(["label", "--local", "-f", file.to_str().unwrap(), "tlspeek-test=1", "-o"])
+            .arg(format!("jsonpath={query}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{yaml}");
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
