@@ -84,6 +84,11 @@ crate::wire::text_enum! {
         Loopback => "loopback",
         /// Ambient mode: TLS to ztunnel's HBONE port 15008 (mTLS, HTTP/2 CONNECT inside).
         Hbone => "hbone",
+        /// Ambient mode: HBONE to an east-west gateway, towards a workload on another network:
+        /// the CONNECT names a Service host (`svc.ns.svc.cluster.local:port`), not an
+        /// `ip:port`, and carries a second HBONE connection to the destination (seen with a key
+        /// log).
+        DoubleHbone => "double_hbone",
         /// Ambient mode: the app's connection redirected to ztunnel's outbound port 15001
         /// (plaintext by design, inside the pod).
         AppToZtunnel => "app_to_ztunnel",
@@ -99,13 +104,20 @@ crate::wire::text_enum! {
 impl Leg {
     /// A leg inside the pod, plaintext by design (not what the server accepts from the network).
     pub(crate) fn in_pod(self) -> bool {
-        !matches!(self, Leg::PodNetwork | Leg::Hbone | Leg::Bypass)
+        !matches!(self, Leg::PodNetwork | Leg::Hbone | Leg::DoubleHbone | Leg::Bypass)
+    }
+
+    /// HBONE, single or double.
+    pub(crate) fn is_hbone(self) -> bool {
+        matches!(self, Leg::Hbone | Leg::DoubleHbone)
     }
 
     /// The data plane a leg belongs to, when the leg alone says.
     pub(crate) fn mode(self) -> Option<Mode> {
         match self {
-            Leg::Hbone | Leg::AppToZtunnel | Leg::ZtunnelToApp | Leg::Bypass => Some(Mode::Ambient),
+            Leg::Hbone | Leg::DoubleHbone | Leg::AppToZtunnel | Leg::ZtunnelToApp | Leg::Bypass => {
+                Some(Mode::Ambient)
+            }
             Leg::InboundPassthrough | Leg::EnvoyLocal => Some(Mode::Sidecar),
             // ztunnel's in-pod redirection uses the same port: named Envoy's unless the mode is
             // ambient (`--mesh-mode`), it shows neither.
@@ -391,6 +403,7 @@ pub(crate) fn report<'a>(
         Leg::InboundPassthrough
             | Leg::AppToEnvoy
             | Leg::Hbone
+            | Leg::DoubleHbone
             | Leg::AppToZtunnel
             | Leg::ZtunnelToApp
             | Leg::Bypass

@@ -12,7 +12,7 @@ use crate::sanitize::WireBytes;
 /// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
 pub(crate) fn add(f: &mut FlowReport, mode: super::MeshMode) {
     f.istio = istio(f, mode);
-    if f.istio.as_ref().is_some_and(|i| i.leg == Leg::Hbone) {
+    if f.istio.as_ref().is_some_and(|i| i.leg.is_hbone()) {
         if let Some(w) = f.tls.as_ref().and_then(hbone_shape) {
             f.warnings.push(w);
         }
@@ -71,7 +71,14 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     }
     let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)?;
     if leg == Leg::Hbone {
-        r.hbone = Some(hbone_targets(http));
+        let targets = hbone_targets(http);
+        // ztunnel names a Service host (not an ip:port) only towards an east-west gateway,
+        // whose tunnel carries a second HBONE (its src/proxy/outbound.rs,
+        // build_request_through_gateway); a waypoint gets the Service's ip:port.
+        if targets.iter().any(|t| !is_socket_addr(t.authority.as_bytes())) {
+            r.leg = Leg::DoubleHbone;
+        }
+        r.hbone = Some(targets);
     }
     match mode {
         super::MeshMode::Ambient => r.mode = Some(Mode::Ambient),
@@ -104,6 +111,11 @@ fn hbone_shape(t: &crate::classify::tls::TlsReport) -> Option<String> {
             odd.join("; ")
         )
     })
+}
+
+/// `ip:port` or `[ipv6]:port`.
+fn is_socket_addr(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| s.parse::<std::net::SocketAddr>().is_ok())
 }
 
 /// The CONNECT streams of an HBONE connection decrypted with a key log (empty without one):

@@ -416,7 +416,7 @@ impl MeshBook {
                     v.tls_failure = Some(failure_text(f));
                 }
                 v.plaintext_from_sidecar += u64::from(sidecar && !is_leg);
-                v.hbone += u64::from(leg == Leg::Hbone);
+                v.hbone += u64::from(leg.is_hbone());
                 v.bypass += u64::from(bypass);
                 v.bypass_candidates += u64::from(bypass_candidate);
                 v.ztunnel_legs += u64::from(leg == Leg::ZtunnelToApp);
@@ -432,7 +432,7 @@ impl MeshBook {
         // HBONE carries no SNI: its services are the `forwarded: host=` of its CONNECT streams
         // (decrypted with a key log), each counted once per connection.
         let mut hbone_services: Vec<String> = Vec::new();
-        if service.is_none() && leg == Leg::Hbone {
+        if service.is_none() && leg.is_hbone() {
             for t in f.istio.iter().flat_map(|i| i.hbone.iter().flatten()) {
                 let Some(host) = &t.service else { continue };
                 let host = crate::sanitize::escape_str(&String::from_utf8_lossy(host.as_bytes()));
@@ -456,7 +456,7 @@ impl MeshBook {
             };
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
                 v.add(class, is_leg, inferred, proven);
-                v.hbone += u64::from(leg == Leg::Hbone);
+                v.hbone += u64::from(leg.is_hbone());
                 if !is_leg {
                     v.add_chains(f);
                 }

@@ -424,7 +424,7 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
             http_verbose(&mut v, h);
         } else {
             // HBONE's CONNECT streams are listed with the Istio facts.
-            let hbone = f.istio.as_ref().is_some_and(|i| i.leg == Leg::Hbone);
+            let hbone = f.istio.as_ref().is_some_and(|i| i.leg.is_hbone());
             for (i, r) in h.requests.iter().enumerate().take(MAX_DETAIL_REQUESTS) {
                 if hbone && r.method.as_bytes() == b"CONNECT" {
                     continue;
@@ -553,6 +553,9 @@ fn leg_text(leg: Leg, mode: Option<crate::classify::istio::Mode>) -> &'static st
         Leg::Loopback => "Envoy <-> app (loopback)",
         Leg::PodNetwork => "pod network",
         Leg::Hbone => "HBONE (ambient mTLS tunnel, port 15008)",
+        Leg::DoubleHbone => {
+            "double HBONE: to an east-west gateway, a second HBONE inside (CONNECT names a Service host)"
+        }
         Leg::AppToZtunnel => "app -> ztunnel outbound capture (loopback, port 15001)",
         Leg::ZtunnelToApp => "ztunnel -> app, delivered on lo (plaintext by design)",
         Leg::Bypass => "BYPASS: plaintext on the pod interface, not HBONE",
