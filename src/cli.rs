@@ -191,7 +191,9 @@ pub struct Args {
 
     /// Maximum TCP flows tracked at once; the least recently active are evicted (reported with
     /// the flag `evicted`). A flow without payload costs about 1.3 KiB (100,000: ~130 MiB);
-    /// payload buffers are bounded by the two limits below.
+    /// payload buffers are bounded by the two limits below. UDP is counted per server for the
+    /// summary (no mesh proxies it): at most 16,384 endpoint pairs (~1.3 MiB), datagrams of
+    /// more are counted as untracked.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub(crate) max_flows: usize,
 
