@@ -354,8 +354,9 @@ pub(crate) fn report<'a>(
     alpn_offered: &[&[u8]],
     server_port: u16,
     identities: (Option<&str>, Option<&str>),
-    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    (present, headers): (u8, impl Iterator<Item = (&'a [u8], &'a [u8])>),
 ) -> Option<IstioReport> {
+    use crate::classify::http::{MARK_PEER_METADATA, MARK_PEER_METADATA_ID, MARK_XFCC};
     let mut r = IstioReport {
         leg,
         mode: leg.mode(),
@@ -385,8 +386,13 @@ pub(crate) fn report<'a>(
             r.xfcc =
                 XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&String::from_utf8_lossy(value))));
         }
-        if r.peer_metadata.is_some() && r.peer_metadata_id.is_some() && !r.xfcc.is_empty() {
-            break; // the first of each is all that is read; a sidecar sends them on every request
+        // The first of each is all that is read (a sidecar sends them on every request): done
+        // once every field the flow's messages have (`present`) was found.
+        let found = if r.peer_metadata.is_some() { MARK_PEER_METADATA } else { 0 }
+            | if r.peer_metadata_id.is_some() { MARK_PEER_METADATA_ID } else { 0 }
+            | if r.xfcc.is_empty() { 0 } else { MARK_XFCC };
+        if present & !found == 0 {
+            break;
         }
     }
     if r.client_identity.is_none() {

@@ -28,6 +28,15 @@ pub(crate) fn add(f: &mut FlowReport, mode: super::MeshMode) {
 fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     let (tls, http) = (f.tls.as_ref(), f.http.as_ref());
     let server_port = f.server.port();
+    // Which of the fields istio::report reads the flow has at all: it stops once it found them.
+    let present = http.map_or(0, |h| {
+        let m = |hs: &crate::sanitize::Headers| hs.marks();
+        h.requests
+            .iter()
+            .map(|r| m(&r.headers))
+            .chain(h.responses.iter().map(|r| m(&r.headers)))
+            .fold(0, |a, b| a | b)
+    }) & crate::classify::http::MARK_ISTIO;
     let headers = http.into_iter().flat_map(|h| {
         // Only messages marked as carrying one of the fields istio::report reads.
         let marked = |hs: &'_ crate::sanitize::Headers| hs.marks() & crate::classify::http::MARK_ISTIO != 0;
@@ -69,7 +78,7 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     {
         leg = Leg::ZtunnelToApp;
     }
-    let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, headers)?;
+    let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, (present, headers))?;
     if leg == Leg::Hbone {
         let targets = hbone_targets(http);
         // ztunnel names a Service host (not an ip:port) only towards an east-west gateway,

@@ -8,9 +8,16 @@ use crate::sanitize::Headers;
 
 /// [`Headers::marks`] bit: the message has an `x-envoy-*` field (Envoy sent it).
 pub(crate) const MARK_ENVOY: u8 = 1;
-/// [`Headers::marks`] bit: the message has a field Istio's report reads
-/// (`x-envoy-peer-metadata`, `x-envoy-peer-metadata-id`, `x-forwarded-client-cert`).
-pub(crate) const MARK_ISTIO: u8 = 2;
+/// [`Headers::marks`] bits: the message has `x-envoy-peer-metadata`, `x-envoy-peer-metadata-id`,
+/// `x-forwarded-client-cert` (each a bit: Istio's report reads the first of each and stops
+/// looking once the fields a flow has are found).
+pub(crate) const MARK_PEER_METADATA: u8 = 2;
+/// See [`MARK_PEER_METADATA`].
+pub(crate) const MARK_PEER_METADATA_ID: u8 = 4;
+/// See [`MARK_PEER_METADATA`].
+pub(crate) const MARK_XFCC: u8 = 8;
+/// [`Headers::marks`] bits: the message has a field Istio's report reads.
+pub(crate) const MARK_ISTIO: u8 = MARK_PEER_METADATA | MARK_PEER_METADATA_ID | MARK_XFCC;
 
 /// The [`Headers::marks`] bits of a field named `name`.
 pub(crate) fn header_marks(name: &[u8]) -> u8 {
@@ -21,11 +28,12 @@ pub(crate) fn header_marks(name: &[u8]) -> u8 {
     if name[..8].eq_ignore_ascii_case(b"x-envoy-") && name.len() > 8 {
         m |= MARK_ENVOY;
     }
-    if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata")
-        || name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id")
-        || name.eq_ignore_ascii_case(b"x-forwarded-client-cert")
-    {
-        m |= MARK_ISTIO;
+    if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata") {
+        m |= MARK_PEER_METADATA;
+    } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") {
+        m |= MARK_PEER_METADATA_ID;
+    } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") {
+        m |= MARK_XFCC;
     }
     m
 }
@@ -83,9 +91,13 @@ mod tests {
         for n in names {
             let l = n.to_ascii_lowercase();
             let envoy = l.len() > 8 && l.starts_with("x-envoy-");
-            let istio = ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id", "x-forwarded-client-cert"]
-                .contains(&l.as_str());
-            let want = if envoy { MARK_ENVOY } else { 0 } | if istio { MARK_ISTIO } else { 0 };
+            let istio = match l.as_str() {
+                "x-envoy-peer-metadata" => MARK_PEER_METADATA,
+                "x-envoy-peer-metadata-id" => MARK_PEER_METADATA_ID,
+                "x-forwarded-client-cert" => MARK_XFCC,
+                _ => 0,
+            };
+            let want = if envoy { MARK_ENVOY } else { 0 } | istio;
             assert_eq!(header_marks(n.as_bytes()), want, "{n}");
         }
     }

@@ -37,7 +37,7 @@ mod probe;
 #[cfg(test)]
 mod testutil;
 
-pub(crate) use headers::{MARK_ENVOY, MARK_ISTIO};
+pub(crate) use headers::{MARK_ENVOY, MARK_ISTIO, MARK_PEER_METADATA, MARK_PEER_METADATA_ID, MARK_XFCC};
 pub(crate) use probe::probe_loose_request;
 pub(crate) use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, resync_offset};
 
