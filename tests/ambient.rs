@@ -221,7 +221,7 @@ fn hbone_without_a_client_certificate_is_not_mtls() {
     assert_eq!(h["tls"]["mtls"], "no");
     assert_eq!(
         server(&j.summary, "10.99.0.2:15008")["reading"],
-        "HBONE without a client certificate (ztunnel requires one: refused, or the server is not ztunnel); proven with the key log"
+        "HBONE without a client certificate, refused by the server (as ztunnel does); proven with the key log"
     );
     assert_eq!(j.run.code, 1);
 }
@@ -244,4 +244,39 @@ fn ztunnel_proxy_v2_header_names_the_client_identity() {
     let i = &f["istio"];
     assert_eq!((i["leg"].as_str(), i["mode"].as_str()), (Some("ztunnel_to_app"), Some("ambient")));
     assert_eq!(i["client_identity"]["uri"], CLIENT_ID);
+}
+
+#[test]
+fn emulated_double_hbone_and_hbone_without_a_client_certificate_accepted() {
+    // Emulator (captures/ambient.md, "Emulated"): towards a workload on another network ztunnel
+    // names the Service host in CONNECT, and a second HBONE runs inside, relayed by the gateway.
+    let keys = path("ambient-emu-double-hbone.keys");
+    let j = json("ambient-emu-double-hbone.pcap", &["--keylog", &keys]);
+    let outer: Vec<&Value> = j.flows.iter().filter(|f| f["istio"]["leg"] == "double_hbone").collect();
+    assert_eq!(outer.len(), 1);
+    assert_eq!(outer[0]["server"], "10.99.1.2:15008");
+    assert_eq!(outer[0]["tls"]["mtls"], "yes");
+    assert_eq!(
+        outer[0]["istio"]["hbone"]["targets"],
+        json!([{"stream": 1, "authority": "server.default.svc.cluster.local:80", "status": 200,
+                "client": "10.99.1.1:41601", "service": "server.default.svc.cluster.local"}])
+    );
+    assert_eq!(
+        server(&j.summary, "10.99.1.2:15008")["reading"],
+        "all HBONE mTLS (ambient); proven with the key log"
+    );
+    // Without the key log the tunnel's target is hidden: plain HBONE.
+    let j = json("ambient-emu-double-hbone.pcap", &[]);
+    assert_eq!(j.flows.iter().filter(|f| f["istio"]["leg"] == "hbone").count(), 1);
+
+    let keys = path("ambient-emu-nocert-accepted.keys");
+    let j = json("ambient-emu-nocert-accepted.pcap", &["--keylog", &keys]);
+    let h = hbone(&j.flows);
+    assert_eq!(h["tls"]["mtls"], "no");
+    assert_eq!(h["istio"]["hbone"]["targets"][0]["status"], 200);
+    assert_eq!(
+        server(&j.summary, "10.99.0.2:15008")["reading"],
+        "HBONE without a client certificate, accepted: the server does not require one (not ztunnel's mTLS); \
+         proven with the key log"
+    );
 }

@@ -53,7 +53,7 @@ fn check_report(meta: FlowMeta, c: FlowClassifier) {
     let (client, _) = decide_client(&meta, c.client_hint());
     let classified = c.finish(client);
     let mut report = FlowReport::build(meta, classified, &"fuzz".into(), true);
-    tlspeek::mesh::annotate(&mut report, 3600);
+    tlspeek::mesh::annotate(&mut report, 3600, tlspeek::mesh::MeshMode::Auto);
     let mut out = Vec::new();
     json::write_flow(&mut out, &report).expect("write to a Vec");
     assert_eq!(out.last(), Some(&b'\n'));
@@ -139,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
                 let (client, _) = decide_client(meta, c.client_hint());
                 let snap = c.snapshot(client);
                 let mut report = FlowReport::build(meta.clone(), snap, &"fuzz".into(), true);
-                tlspeek::mesh::annotate(&mut report, 3600);
+                tlspeek::mesh::annotate(&mut report, 3600, tlspeek::mesh::MeshMode::Auto);
                 let mut out = Vec::new();
                 json::write_flow(&mut out, &report).expect("write to a Vec");
                 serde_json::from_slice::<serde_json::Value>(&out).expect("valid JSON");

@@ -109,6 +109,10 @@ pub(crate) struct ServerVerdict {
     /// `bypass`; with `--mesh-mode auto`, plaintext pod-network flows of a run that shows HBONE),
     /// also counted as plaintext or other.
     pub(crate) bypass: u64,
+    /// ... of the HBONE flows, those whose handshake ended in a fatal alert (decrypted with a key
+    /// log: ztunnel's `certificate_required` to a client without a certificate).
+    #[serde(skip)]
+    pub(crate) hbone_refused: u64,
     /// ... of these, the auto mode's (added when the run shows HBONE).
     #[serde(skip)]
     pub(crate) bypass_candidates: u64,
@@ -218,8 +222,12 @@ impl ServerVerdict {
             && self.mtls == 0
             && self.tls_no_client_cert == self.hbone
         {
-            "HBONE without a client certificate (ztunnel requires one: refused, or the server is not ztunnel)"
-                .to_string()
+            if self.hbone_refused == self.hbone {
+                "HBONE without a client certificate, refused by the server (as ztunnel does)".to_string()
+            } else {
+                "HBONE without a client certificate, accepted: the server does not require one (not ztunnel's mTLS)"
+                    .to_string()
+            }
         } else if self.probes > 0
             && self.probes == self.plaintext + self.plaintext_refused
             && pod == self.probes
@@ -417,6 +425,9 @@ impl MeshBook {
                 }
                 v.plaintext_from_sidecar += u64::from(sidecar && !is_leg);
                 v.hbone += u64::from(leg.is_hbone());
+                v.hbone_refused += u64::from(
+                    leg.is_hbone() && f.tls.as_ref().is_some_and(|t| t.alerts.iter().any(|a| a.is_fatal())),
+                );
                 v.bypass += u64::from(bypass);
                 v.bypass_candidates += u64::from(bypass_candidate);
                 v.ztunnel_legs += u64::from(leg == Leg::ZtunnelToApp);
