@@ -71,8 +71,9 @@ pub struct Args {
     /// bytes, kernel drops, flows open. At most 2,000 label sets; the connections beyond are
     /// counted in one series labelled `overflow`. Bound before privileges are dropped (-Z).
     ///
-    /// Recipe: `tlspeek -i any --metrics :9464 -q --summary-only` in a pod annotated
-    /// prometheus.io/scrape=true, prometheus.io/port=9464 (docs/kubernetes.md, "Metrics").
+    /// Recipe: `tlspeek -i any --metrics :9464 -q --summary-only` in the pod, then
+    /// `kubectl annotate pod POD tlspeek/metrics-port=9464` for the scrape job in
+    /// docs/kubernetes.md, "Metrics".
     #[arg(long, value_name = "ADDR", value_parser = crate::report::metrics::parse_listen_addr)]
     pub(crate) metrics: Option<std::net::SocketAddr>,
 
