@@ -5,8 +5,9 @@
 //! summary counts it, so both agree), and the capture's counters, sampled about once a second
 //! by the analysing loop. Nothing is done per packet here.
 //!
-//! Label values come from packets (SNI, certificate URIs): each is cut to [`MAX_LABEL_BYTES`]
-//! and escaped as the format says (backslash, double quote, newline), and at most
+//! Label values come from packets (SNI, certificate URIs): each is cut to [`MAX_LABEL_BYTES`],
+//! escaped for terminals as the table is ([`crate::sanitize`]), then as the format says
+//! (backslash, double quote, newline), and at most
 //! [`MAX_SERIES`] label sets get a series of their own; the flows beyond are counted in one
 //! series whose labels all read `overflow`, and in `tlspeek_metrics_series_dropped_total`.
 //!
@@ -37,7 +38,8 @@ pub const MAX_LABEL_BYTES: usize = 256;
 /// Bytes read of a request's head; a longer one is answered 431 and closed.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
-/// Read and write timeout of a scrape's connection: one slow client cannot hold the server.
+/// Time a client has to send its request, and the write timeout of the answer: one slow client
+/// cannot hold the server longer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the accepting thread looks whether the run has ended.
@@ -185,13 +187,15 @@ fn push_escaped(out: &mut String, v: &str) {
     }
 }
 
-/// At most [`MAX_LABEL_BYTES`] of `s`, cut at a character boundary.
+/// At most [`MAX_LABEL_BYTES`] of `s`, cut at a character boundary, then escaped as the table
+/// escapes wire text (control and invisible characters as `\x1b`, `\u{202e}`; a backslash
+/// doubled): `curl .../metrics` on a terminal prints no bytes from packets raw.
 fn bounded(s: &str) -> String {
     let mut end = s.len().min(MAX_LABEL_BYTES);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    crate::sanitize::escape_str(&s[..end])
 }
 
 /// The label set of a flow.
@@ -273,6 +277,9 @@ impl MetricsServer {
         let err = |source| MetricsError { addr, source };
         let listener = TcpListener::bind(addr).map_err(err)?;
         let local = listener.local_addr().map_err(err)?;
+        // Non-blocking: a connection gone between poll and accept must not block the thread
+        // past the end of the run.
+        listener.set_nonblocking(true).map_err(err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -311,14 +318,21 @@ fn serve(listener: &TcpListener, metrics: &Metrics, stop: &AtomicBool) {
 
 /// Reads one request head and answers it; the connection is then closed.
 fn answer(mut conn: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_nonblocking(false)?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         if head.len() >= MAX_REQUEST_BYTES {
             return conn.write_all(&response(Status::TooLarge, "", false));
         }
+        // The whole request within IO_TIMEOUT, however it is cut.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        conn.set_read_timeout(Some(left))?;
         let n = conn.read(&mut buf)?;
         if n == 0 {
             return Ok(());
@@ -455,6 +469,8 @@ mod tests {
         let cut = bounded(&long);
         assert_eq!((cut.len(), cut.chars().count()), (256, 128));
         assert_eq!(bounded("short"), "short");
+        // What a terminal would act on is written as text, as in the table.
+        assert_eq!(bounded("a\x1b[2Jb\u{202e}c\\"), "a\\x1b[2Jb\\u{202e}c\\\\");
     }
 
     #[test]
