@@ -242,15 +242,20 @@ fn labels_of(f: &FlowReport) -> Labels {
     ]
 }
 
-/// `--metrics` value: `IP:PORT`, `[IPv6]:PORT`, or `:PORT` (every IPv4 address).
-pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+/// A `--metrics` value that is not an address to listen on (clap prints it after the option).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an address to listen on like 127.0.0.1:9464, :9464 or [::]:9464")]
+pub struct NotAListenAddress(pub String);
+
+/// `--metrics` value: `IP:PORT`, `[IPv6]:PORT`, or `:PORT` (every IPv4 address). Addresses
+/// only: a host name would need a lookup, and the command line does no I/O.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, NotAListenAddress> {
     let t = s.trim();
     let full = match t.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
         None => t.to_string(),
     };
-    full.parse()
-        .map_err(|_| format!("'{s}' is not an address to listen on like 127.0.0.1:9464, :9464 or [::]:9464"))
+    full.parse().map_err(|_| NotAListenAddress(s.to_string()))
 }
 
 /// Why the metrics port could not be opened.
@@ -590,6 +595,6 @@ mod tests {
         drop(server);
         assert_eq!(parse_listen_addr(":9464").unwrap(), "0.0.0.0:9464".parse().unwrap());
         assert_eq!(parse_listen_addr("[::]:9464").unwrap(), "[::]:9464".parse().unwrap());
-        assert!(parse_listen_addr("localhost:9464").is_err());
+        assert_eq!(parse_listen_addr("localhost:9464"), Err(NotAListenAddress("localhost:9464".into())));
     }
 }
