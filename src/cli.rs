@@ -65,6 +65,18 @@ pub struct Args {
     #[arg(long, value_name = "SECS")]
     pub(crate) duration: Option<f64>,
 
+    /// Serve Prometheus metrics of the live capture at http://ADDR/metrics (ADDR: 127.0.0.1:9464,
+    /// :9464 for every IPv4 address, [::]:9464): connections per server, Istio service,
+    /// protocol, mTLS verdict and leg, with Istio's label names where they mean the same; packets,
+    /// bytes, kernel drops, flows open. At most 2,000 label sets; the connections beyond are
+    /// counted in one series labelled `overflow`. Bound before privileges are dropped (-Z).
+    ///
+    /// Recipe: `tlspeek -i any --metrics :9464 -q --summary-only` in the pod, then
+    /// `kubectl annotate pod POD tlspeek/metrics-port=9464` for the scrape job in
+    /// docs/kubernetes.md, "Metrics".
+    #[arg(long, value_name = "ADDR", value_parser = crate::report::metrics::parse_listen_addr)]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+
     /// Snapshot length for live capture, bytes [default: 262144].
     #[arg(short = 's', long = "snaplen", value_name = "BYTES")]
     pub(crate) snaplen: Option<i32>,
@@ -557,6 +569,7 @@ impl Args {
             },
             offline,
             line_buffered: self.line_buffered,
+            metrics: self.metrics,
         })
     }
 
@@ -585,6 +598,7 @@ impl Args {
             (self.buffer_size.is_some(), "-B"),
             (self.snaplen.is_some(), "-s"),
             (self.duration.is_some(), "--duration"),
+            (self.metrics.is_some(), "--metrics"),
             (self.relinquish.is_some(), "-Z"),
         ];
         match live_only.iter().find(|(given, _)| *given) {

@@ -255,6 +255,10 @@ impl PacketSource for LiveCapture {
         true
     }
 
+    fn kernel_drops(&mut self) -> Option<u64> {
+        self.stats().map(|(_, dropped, _)| dropped.into())
+    }
+
     fn total_len(&self) -> Option<u64> {
         None
     }

@@ -72,6 +72,10 @@ pub trait PacketSource {
     fn is_live(&self) -> bool {
         false
     }
+    /// Packets the kernel dropped so far (libpcap's `ps_drop`), for a live capture.
+    fn kernel_drops(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// A capture file source whose packets' read buffers can be handed to other threads

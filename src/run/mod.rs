@@ -26,6 +26,7 @@ use crate::classify::ClassifyConfig;
 use crate::decode::linktype_name;
 use crate::flow::Limits;
 use crate::mesh::{MeshBook, MeshConfig};
+use crate::report::metrics::{Metrics, MetricsServer, Sample};
 use crate::report::{json, table, Summary};
 use merge::Merger;
 use parallel::analyze_parallel;
@@ -78,6 +79,8 @@ pub struct Config {
     pub line_buffered: bool,
     /// `--keylog` files, opened by [`Config::open_keylogs`].
     pub(crate) keylog_files: Vec<PathBuf>,
+    /// `--metrics`: serve Prometheus metrics of the live capture on this address.
+    pub(crate) metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -128,6 +131,8 @@ pub(crate) struct OfflineOptions {
 pub(crate) struct Tally {
     pub(crate) summary: Summary,
     book: MeshBook,
+    /// `--metrics`: counted with the summary, so both agree.
+    metrics: Option<std::sync::Arc<Metrics>>,
 }
 
 impl Tally {
@@ -135,11 +140,14 @@ impl Tally {
     pub(crate) fn count(&mut self, f: &crate::record::FlowReport, mesh: &MeshConfig) {
         self.summary.count_flow(f);
         self.book.count(f, mesh);
+        if let Some(m) = &self.metrics {
+            m.count_flow(f);
+        }
     }
 
     /// The summary, with the per-server and per-service readings and the expectations.
     pub(crate) fn close(self, mesh: &MeshConfig) -> Summary {
-        let Tally { mut summary, book } = self;
+        let Tally { mut summary, book, .. } = self;
         summary.mesh_mode = book.data_plane(mesh);
         let (servers, services, not_listed, expect) = book.finish(mesh);
         summary.servers = servers;
@@ -228,8 +236,13 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
         finish_gate(g, linktype, cfg, &mut tally.summary, diag)?;
     }
     if let Some(opts) = &cfg.live {
-        match LiveCapture::open(opts.clone()) {
-            Ok(mut cap) => {
+        // The metrics port is bound first, before privileges are dropped (below 1024 needs
+        // root); the socket stays open after, and the server stops when the capture ends.
+        let live = serve_metrics(cfg, &mut tally).and_then(|served| {
+            LiveCapture::open(opts.clone()).map(|c| (c, served)).map_err(|e| e.to_string())
+        });
+        match live {
+            Ok((mut cap, _served)) => {
                 opened += 1;
                 install_stop_handlers();
                 // Nothing after this point needs root or CAP_NET_RAW (the socket and the -w file
@@ -304,6 +317,28 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     Ok(Outcome { errors: summary.errors.clone(), violations })
 }
 
+/// Starts the `--metrics` server, whose state the tally then updates; `None` without it.
+fn serve_metrics(cfg: &Config, tally: &mut Tally) -> Result<Option<MetricsServer>, String> {
+    let Some(addr) = cfg.metrics else { return Ok(None) };
+    let m = std::sync::Arc::new(Metrics::default());
+    let server = MetricsServer::start(addr, std::sync::Arc::clone(&m)).map_err(|e| e.to_string())?;
+    tally.metrics = Some(m);
+    Ok(Some(server))
+}
+
+/// Gives `--metrics` the capture's counters (about once a second: see `analyze`).
+fn sample_metrics(m: &Metrics, w: &Worker, reader: &mut dyn PacketSource) {
+    m.sample(Sample {
+        packets: w.order - w.base,
+        bytes: w.bytes,
+        flows_open: w.table.len() as u64,
+        kernel_drops: reader.kernel_drops(),
+    });
+}
+
+/// How often `--metrics` is given the capture's counters.
+const METRICS_SAMPLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Ends `-w` (closes the file; an empty one when no packet passed) and says which packets it
 /// could not write (other link types than the first: a pcap file holds one).
 fn finish_gate(
@@ -365,10 +400,23 @@ fn analyze(
     let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;
+    let metrics = tally.metrics.clone();
+    let mut sampled = std::time::Instant::now();
     loop {
+        if let Some(mx) = &metrics {
+            // The clock is read every 256 packets, and when idle (at least once a second).
+            if w.order.is_multiple_of(256) && sampled.elapsed() >= METRICS_SAMPLE {
+                sample_metrics(mx, &w, reader);
+                sampled = std::time::Instant::now();
+            }
+        }
         let pkt = match reader.next() {
             Ok(Next::Packet(p)) => p,
             Ok(Next::Idle(now)) => {
+                if let Some(mx) = &metrics {
+                    sample_metrics(mx, &w, reader);
+                    sampled = std::time::Instant::now();
+                }
                 // Live capture with no traffic: idle flows still end and are reported.
                 w.sweep(now);
                 m.take_from(&mut w);
@@ -403,6 +451,9 @@ fn analyze(
     m.take_from(&mut w);
     m.release(u64::MAX, tally, sink, &cfg.mesh)?;
     m.end_input(&mut [&mut w], tally, sink, &cfg.mesh)?;
+    if let Some(mx) = &metrics {
+        sample_metrics(mx, &w, reader);
+    }
     w.add_counts(&mut tally.summary);
     finish_file(&name, &w.skipped, error, cfg, &mut tally.summary, diag)
 }
