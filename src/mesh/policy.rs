@@ -1032,6 +1032,19 @@ items:
     }
 
     #[test]
+    fn alias_bombs_and_deep_nesting_are_refused() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        assert_eq!(MeshPolicy::default().add_text(&bomb).unwrap_err(), "repetition limit exceeded");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let e = MeshPolicy::default().add_text(&deep).unwrap_err();
+        assert!(e.starts_with("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
     fn hosts_name_services() {
         assert_eq!(parse_host("reviews:9080"), Some(("reviews", None, Some(9080))));
         assert_eq!(parse_host("reviews.shop"), Some(("reviews", Some("shop"), None)));
