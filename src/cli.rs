@@ -272,9 +272,8 @@ pub struct Args {
     /// and where the traffic contradicts it (plaintext accepted under STRICT, a DISABLE client
     /// towards a STRICT server, PERMISSIVE servers ready for STRICT). The mesh-wide policy is read
     /// from the root namespace istio-system. A file that cannot be used is an error (exit 2);
-    /// the analysis goes on with the others. Recipe:
-    ///   kubectl get peerauthentication,destinationrule -A -o json > mesh.json
-    ///   tlspeek -r cap.pcap --mesh-config mesh.json
+    /// the analysis goes on with the others. E.g. kubectl get peerauthentication,destinationrule
+    /// -A -o json > mesh.json, then tlspeek -r cap.pcap --mesh-config mesh.json.
     #[arg(long, value_name = "FILE")]
     pub(crate) mesh_config: Vec<PathBuf>,
 

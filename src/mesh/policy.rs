@@ -513,20 +513,58 @@ pub(crate) struct PolicyEvidence {
     port: Option<u16>,
 }
 
-/// The peer metadata's `NAMESPACE` when a request carried it (the client's own metadata).
-fn client_namespace_of(f: &FlowReport) -> Option<String> {
-    let i = f.istio.as_ref()?;
-    if let Some(ns) = i.client_identity.as_ref().and_then(|c| c.namespace.clone()) {
-        return Some(ns);
+/// The facts of one flow that tell where its server sits: read from a [`FlowReport`] by
+/// [`FlowFacts::of`], or from a flow line of tlspeek's JSON (the keys named on each field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FlowFacts<'a> {
+    /// The server's port (`server`).
+    pub(crate) server_port: u16,
+    /// The Istio SNI of a Kubernetes service: FQDN, service, namespace, service port
+    /// (`istio.sni.fqdn`, `.service`, `.namespace`, `.port`).
+    pub(crate) sni: Option<(&'a str, &'a str, &'a str, u16)>,
+    /// The namespace of the server's SPIFFE identity (`istio.server_identity.namespace`).
+    pub(crate) server_namespace: Option<&'a str>,
+    /// The client's namespace: its SPIFFE identity (`istio.client_identity.namespace`), else
+    /// the `NAMESPACE` of the peer metadata its requests carried (`istio.peer_metadata`).
+    pub(crate) client_namespace: Option<&'a str>,
+    /// The first request's Host (`http.requests[0].host`).
+    pub(crate) host: Option<&'a str>,
+}
+
+impl<'a> FlowFacts<'a> {
+    /// The facts of a flow report.
+    pub(crate) fn of(f: &'a FlowReport) -> FlowFacts<'a> {
+        let i = f.istio.as_ref();
+        let sni = i
+            .and_then(|i| i.sni.as_ref())
+            .and_then(|s| Some((s.fqdn.as_str(), s.service.as_str(), s.namespace.as_deref()?, s.port)));
+        // The first decodable peer metadata is the client's when a request carried one (the
+        // response's would be the server's).
+        let from_request = || {
+            f.http.as_ref().is_some_and(|h| {
+                h.requests
+                    .iter()
+                    .take(4)
+                    .any(|r| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-envoy-peer-metadata")))
+            })
+        };
+        let client_namespace =
+            i.and_then(|i| i.client_identity.as_ref()).and_then(|c| c.namespace.as_deref()).or_else(|| {
+                let pm = i.and_then(|i| i.peer_metadata.as_ref()).filter(|_| from_request())?;
+                pm.value.get("NAMESPACE").and_then(serde_json::Value::as_str)
+            });
+        FlowFacts {
+            server_port: f.server.port(),
+            sni,
+            server_namespace: i.and_then(|i| i.server_identity.as_ref()).and_then(|s| s.namespace.as_deref()),
+            client_namespace,
+            host: f
+                .http
+                .as_ref()
+                .and_then(|h| h.requests.iter().find_map(|r| r.host.as_ref()))
+                .and_then(|h| std::str::from_utf8(h.as_bytes()).ok()),
+        }
     }
-    let from_request = f.http.as_ref().is_some_and(|h| {
-        h.requests
-            .iter()
-            .take(4)
-            .any(|r| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-envoy-peer-metadata")))
-    });
-    let pm = i.peer_metadata.as_ref().filter(|_| from_request)?;
-    pm.value.get("NAMESPACE").and_then(serde_json::Value::as_str).map(str::to_string)
 }
 
 /// `reviews:9080`, `reviews.default`, `reviews.default.svc.cluster.local:9080` → (service,
@@ -551,42 +589,37 @@ fn parse_host(host: &str) -> Option<(&str, Option<&str>, Option<u16>)> {
 
 impl PolicyEvidence {
     /// Reads one pod-network flow to this server (or service).
-    pub(crate) fn add(&mut self, f: &FlowReport) {
-        self.port.get_or_insert(f.server.port());
+    pub(crate) fn add(&mut self, f: &FlowFacts) {
+        self.port.get_or_insert(f.server_port);
         if self.client_namespace.is_none() {
-            self.client_namespace = client_namespace_of(f);
+            self.client_namespace = f.client_namespace.map(str::to_string);
         }
-        let rank = |n: &Option<(String, NamespaceFrom)>| n.as_ref().map(|(_, from)| *from);
-        let i = f.istio.as_ref();
-        if let Some((sni, ns)) = i.and_then(|i| i.sni.as_ref()).and_then(|s| Some((s, s.namespace.clone()?)))
-        {
-            if rank(&self.namespace) != Some(NamespaceFrom::Sni) {
-                self.namespace = Some((ns, NamespaceFrom::Sni));
-                self.app = Some(sni.service.clone());
-                self.host = Some((sni.fqdn.clone(), Some(sni.port)));
+        if let Some((fqdn, service, ns, port)) = f.sni {
+            if self.namespace.as_ref().map(|(_, from)| *from) != Some(NamespaceFrom::Sni) {
+                self.namespace = Some((ns.to_string(), NamespaceFrom::Sni));
+                self.app = Some(service.to_string());
+                self.host = Some((fqdn.to_string(), Some(port)));
             }
             return;
         }
-        if self.namespace.is_none() {
-            let ns = i.and_then(|i| i.server_identity.as_ref()).and_then(|s| s.namespace.clone());
-            if let Some(ns) = ns {
-                self.namespace = Some((ns, NamespaceFrom::ServerIdentity));
-            }
+        if let (None, Some(ns)) = (&self.namespace, f.server_namespace) {
+            self.namespace = Some((ns.to_string(), NamespaceFrom::ServerIdentity));
         }
         if self.app.is_some() {
             return;
         }
-        let host = f.http.as_ref().and_then(|h| h.requests.iter().find_map(|r| r.host.as_ref()));
-        let Some(host) = host.and_then(|h| std::str::from_utf8(h.as_bytes()).ok()) else { return };
-        let Some((app, ns, port)) = parse_host(host) else { return };
-        let Some(ns) = ns.map(str::to_string).or_else(|| self.client_namespace.clone()) else { return };
-        if self.namespace.as_ref().is_some_and(|(known, _)| *known != ns) {
+        let Some((app, ns, port)) = f.host.and_then(parse_host) else { return };
+        // Only a mesh client's Host (its namespace known) is taken for a service name:
+        // `name.ns` is how a pod names a service, and also an outside domain (`example.com`).
+        let Some(client_ns) = f.client_namespace else { return };
+        let ns = ns.unwrap_or(client_ns);
+        if self.namespace.as_ref().is_some_and(|(known, _)| known != ns) {
             return; // the Host names another namespace than the server's identity
         }
         self.app = Some(app.to_string());
-        self.host = Some((format!("{app}.{ns}.{SERVICE_SUFFIX}"), port.or(Some(f.server.port()))));
+        self.host = Some((format!("{app}.{ns}.{SERVICE_SUFFIX}"), port.or(Some(f.server_port))));
         if self.namespace.is_none() {
-            self.namespace = Some((ns, NamespaceFrom::Host));
+            self.namespace = Some((ns.to_string(), NamespaceFrom::Host));
         }
     }
 }
@@ -1042,6 +1075,32 @@ items:
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let e = MeshPolicy::default().add_text(&deep).unwrap_err();
         assert!(e.starts_with("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
+    fn evidence_from_sni_identity_and_host() {
+        let facts = FlowFacts { server_port: 9080, ..Default::default() };
+        // A plaintext request from a sidecar in `default` to `reviews:9080`.
+        let mut e = PolicyEvidence::default();
+        e.add(&FlowFacts { client_namespace: Some("default"), host: Some("reviews:9080"), ..facts });
+        assert_eq!(e.namespace, Some(("default".into(), NamespaceFrom::Host)));
+        assert_eq!(e.host, Some(("reviews.default.svc.cluster.local".into(), Some(9080))));
+        // The SNI wins over the Host.
+        e.add(&FlowFacts { sni: Some(("reviews.shop.svc.cluster.local", "reviews", "shop", 80)), ..facts });
+        assert_eq!(e.namespace, Some(("shop".into(), NamespaceFrom::Sni)));
+        assert_eq!((e.app.as_deref(), e.client_namespace.as_deref()), (Some("reviews"), Some("default")));
+        // No client namespace: `example.com` is not taken for service `example` of `com`.
+        let mut e = PolicyEvidence::default();
+        e.add(&FlowFacts { host: Some("example.com"), ..facts });
+        assert_eq!(e, PolicyEvidence { port: Some(9080), ..Default::default() });
+        // The identity's namespace; a Host naming another namespace is not this server's.
+        e.add(&FlowFacts {
+            server_namespace: Some("shop"),
+            client_namespace: Some("web"),
+            host: Some("cart.other"),
+            ..facts
+        });
+        assert_eq!((e.namespace, e.app), (Some(("shop".into(), NamespaceFrom::ServerIdentity)), None));
     }
 
     #[test]

@@ -426,6 +426,8 @@ impl MeshBook {
             .tls
             .as_ref()
             .is_some_and(|t| t.confirmed_by == Some(crate::classify::tls::Confirmation::KeyLog));
+        // --mesh-config: where the server sits, read once for the server and its service.
+        let facts = (!is_leg && !cfg.policy_files.is_empty()).then(|| super::policy::FlowFacts::of(f));
         match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
@@ -434,8 +436,8 @@ impl MeshBook {
                 if !is_leg {
                     v.add_chains(f);
                 }
-                if !is_leg && !cfg.policy_files.is_empty() {
-                    v.evidence.add(f);
+                if let Some(facts) = &facts {
+                    v.evidence.add(facts);
                 }
                 if !is_leg && class == FlowClass::TlsFailed && v.tls_failure.is_none() {
                     v.tls_failure = Some(failure_text(f));
@@ -485,8 +487,8 @@ impl MeshBook {
                 if !is_leg {
                     v.add_chains(f);
                 }
-                if !is_leg && !cfg.policy_files.is_empty() {
-                    v.evidence.add(f);
+                if let Some(facts) = &facts {
+                    v.evidence.add(facts);
                 }
             }
         }
