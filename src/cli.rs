@@ -279,6 +279,18 @@ pub struct Args {
     #[arg(long, value_name = "MODE", value_enum, default_value_t = crate::mesh::MeshMode::Auto)]
     pub(crate) mesh_mode: crate::mesh::MeshMode,
 
+    /// Istio's configured mTLS policy (PeerAuthentication, DestinationRule), shown beside the readings.
+    ///
+    /// YAML manifests or `kubectl get peerauthentication,destinationrule -A -o json` output
+    /// (repeatable). Each server and service of the readings then shows the policy that applies
+    /// and where the traffic contradicts it (plaintext accepted under STRICT, a DISABLE client
+    /// towards a STRICT server, PERMISSIVE servers ready for STRICT). The mesh-wide policy is read
+    /// from the root namespace istio-system. A file that cannot be used is an error (exit 2);
+    /// the analysis goes on with the others. E.g. kubectl get peerauthentication,destinationrule
+    /// -A -o json > mesh.json, then tlspeek -r cap.pcap --mesh-config mesh.json.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mesh_config: Vec<PathBuf>,
+
     /// Threads for capture files and standard input: one reads and decodes the packets and
     /// hands the others the segments of their share of the flows (same output for any number).
     /// Default: the CPUs this process may use (cgroup quotas count), at most 4. Live capture
@@ -566,6 +578,7 @@ impl Args {
                 exempt_ports: self.exempt_ports.0,
                 check_loopback: self.check_loopback,
                 mode: self.mesh_mode,
+                policy_files: self.mesh_config,
             },
             offline,
             line_buffered: self.line_buffered,

@@ -100,6 +100,10 @@ fn lines() -> Vec<Value> {
         if i % 2 == 0 {
             cmd.args(["--expect", "mtls", "--fail-on-plaintext"]);
         }
+        if cap.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("istio-")) {
+            // The `policy` objects are written only with --mesh-config.
+            cmd.arg("--mesh-config").arg(root().join("tests/fixtures/mesh-config/permissive-namespace.yaml"));
+        }
         if i % 3 == 0 || cap.file_name().is_some_and(|n| n == "tls12-mtls-istio.pcap") {
             cmd.arg("--ca").arg(root().join("captures/pki/ca.crt"));
         }

@@ -11,6 +11,7 @@ pub(crate) mod certs;
 pub(crate) mod expect;
 pub(crate) mod facts;
 pub(crate) mod legs;
+pub(crate) mod policy;
 pub(crate) mod readings;
 pub(crate) mod xfcc;
 
@@ -50,6 +51,9 @@ pub(crate) struct MeshConfig {
     pub(crate) check_loopback: bool,
     /// The pod's data plane (`--mesh-mode`).
     pub(crate) mode: MeshMode,
+    /// `--mesh-config` files (read by the run, [`policy::load`]); the readings then gather
+    /// each server's policy evidence.
+    pub(crate) policy_files: Vec<std::path::PathBuf>,
 }
 
 impl Default for MeshConfig {
@@ -61,6 +65,7 @@ impl Default for MeshConfig {
             exempt_ports: DEFAULT_EXEMPT_PORTS.to_vec(),
             check_loopback: false,
             mode: MeshMode::Auto,
+            policy_files: Vec::new(),
         }
     }
 }

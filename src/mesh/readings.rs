@@ -141,6 +141,13 @@ pub(crate) struct ServerVerdict {
     pub(crate) chain_failure: Option<String>,
     /// One line for a person.
     pub(crate) reading: String,
+    /// `--mesh-config`: the configured policy that applies and its contradictions with the
+    /// counts above (null without --mesh-config, and for servers seen only through legs
+    /// inside the pod).
+    pub(crate) policy: Option<super::policy::PolicyReading>,
+    /// `--mesh-config`: what the flows showed of the server's namespace and service.
+    #[serde(skip)]
+    pub(crate) evidence: super::policy::PolicyEvidence,
 }
 
 impl ServerVerdict {
@@ -167,6 +174,21 @@ impl ServerVerdict {
             FlowClass::Other => self.other += 1,
             FlowClass::NoData => self.no_data += 1,
         }
+    }
+
+    /// The `policy` object of this server (or service), once its counts are complete; `None`
+    /// when only legs inside the pod were seen (plaintext by design, no policy to compare).
+    pub(crate) fn apply_policy(&mut self, policy: &super::policy::MeshPolicy) {
+        if self.flows == self.legs {
+            return;
+        }
+        let seen = super::policy::Observed {
+            mtls: self.mtls,
+            plaintext: self.plaintext,
+            plaintext_refused: self.plaintext_refused,
+            other: self.tls_no_client_cert + self.other,
+        };
+        self.policy = Some(policy.reading(&self.evidence, seen));
     }
 
     /// Counts the checked certificate lists of a pod-network flow (`--ca`).
@@ -412,6 +434,8 @@ impl MeshBook {
             .tls
             .as_ref()
             .is_some_and(|t| t.confirmed_by == Some(crate::classify::tls::Confirmation::KeyLog));
+        // --mesh-config: where the server sits, read once for the server and its service.
+        let facts = (!is_leg && !cfg.policy_files.is_empty()).then(|| super::policy::FlowFacts::of(f));
         match tally(&mut self.servers, &f.server, new_server) {
             Some(v) => {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
@@ -419,6 +443,9 @@ impl MeshBook {
                 v.add(class, is_leg, inferred, proven);
                 if !is_leg {
                     v.add_chains(f);
+                }
+                if let Some(facts) = &facts {
+                    v.evidence.add(facts);
                 }
                 if !is_leg && class == FlowClass::TlsFailed && v.tls_failure.is_none() {
                     v.tls_failure = Some(failure_text(f));
@@ -470,6 +497,9 @@ impl MeshBook {
                 v.hbone += u64::from(leg.is_hbone());
                 if !is_leg {
                     v.add_chains(f);
+                }
+                if let Some(facts) = &facts {
+                    v.evidence.add(facts);
                 }
             }
         }

@@ -133,6 +133,8 @@ pub(crate) struct Tally {
     book: MeshBook,
     /// `--metrics`: counted with the summary, so both agree.
     metrics: Option<std::sync::Arc<Metrics>>,
+    /// `--mesh-config`: the configured policy, put beside each reading at the end.
+    policy: Option<crate::mesh::policy::MeshPolicy>,
 }
 
 impl Tally {
@@ -147,9 +149,14 @@ impl Tally {
 
     /// The summary, with the per-server and per-service readings and the expectations.
     pub(crate) fn close(self, mesh: &MeshConfig) -> Summary {
-        let Tally { mut summary, book, .. } = self;
+        let Tally { mut summary, book, policy, .. } = self;
         summary.mesh_mode = book.data_plane(mesh);
-        let (servers, services, not_listed, expect) = book.finish(mesh);
+        let (mut servers, mut services, not_listed, expect) = book.finish(mesh);
+        if let Some(p) = &policy {
+            for v in servers.iter_mut().chain(services.iter_mut()) {
+                v.apply_policy(p);
+            }
+        }
         summary.servers = servers;
         summary.services = services;
         summary.servers_not_listed = not_listed;
@@ -173,6 +180,18 @@ pub struct Outcome {
 /// memory holds open flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
     let mut tally = Tally::default();
+    if !cfg.mesh.policy_files.is_empty() {
+        // A file that cannot be used is an error (exit 2); the others are still applied.
+        let (policy, errors) = crate::mesh::policy::load(&cfg.mesh.policy_files);
+        for e in errors {
+            let msg = e.to_string();
+            if !cfg.quiet {
+                writeln!(diag, "tlspeek: {msg}")?;
+            }
+            tally.summary.errors.push(msg);
+        }
+        tally.policy = Some(policy);
+    }
     let mut sink = match cfg.format {
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),

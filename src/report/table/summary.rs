@@ -162,8 +162,12 @@ fn write_servers(
         }
     };
     line(out, &head.map(String::from))?;
-    for r in &rows {
+    for (r, v) in rows.iter().zip(list) {
         line(out, r)?;
+        // --mesh-config: the configured policy under the reading (escaped when made).
+        if let Some(p) = &v.policy {
+            write_detail(out, &mut String::new(), 4, &format!("policy: {}", p.text), limit)?;
+        }
     }
     let more = (list.len().saturating_sub(MAX_TABLE_SERVERS)) as u64 + not_listed;
     if more > 0 {
