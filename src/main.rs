@@ -118,7 +118,7 @@ fn main() -> ExitCode {
 fn report(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
     let args = match tlspeek::report_cli::ReportArgs::try_parse_from(args) {
         Ok(a) => a,
-        Err(e) => return usage_error(e),
+        Err(e) => return report_usage_error(e),
     };
     let cfg = args.into_config(tlspeek::report::table::output_width());
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -133,6 +133,24 @@ fn report(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// `tlspeek report`'s command line could not be parsed: one line, exit 2 (help and version as
+/// clap prints them). clap's text puts what is missing on the line after a colon.
+fn report_usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or("invalid command line").trim_start_matches("error: ").to_string();
+    if first.ends_with(':') {
+        first.push(' ');
+        first.push_str(lines.next().unwrap_or(""));
+    }
+    eprintln!("tlspeek report: {first} (`tlspeek report --help` lists the options)");
+    ExitCode::from(exit::ERROR)
 }
 
 /// A command line clap cannot parse: one line on stderr (`tlspeek: ...`), exit 2; help and

@@ -29,7 +29,14 @@ use std::path::PathBuf;
 /// file could not be read (the merge of the rest is still printed). docs/json.md ("report")
 /// documents --json.
 #[derive(Debug, Parser)]
-#[command(name = "tlspeek report", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "tlspeek report",
+    bin_name = "tlspeek report",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 pub struct ReportArgs {
     /// JSON Lines files written by `tlspeek --json` (`-` = standard input).
     #[arg(value_name = "FILE.jsonl", required = true)]

@@ -484,6 +484,7 @@ fn reason_of(f: &Flow, class: EdgeClass) -> Option<String> {
     let r = match (class, &f.fatal_alert, &f.mtls_reason) {
         (EdgeClass::Refused, Some((from, alert)), _) => format!("{alert} alert from the {from}"),
         (_, _, Some(r)) => r.clone(),
+        (_, _, None) if f.mtls.is_some() => format!("TLS, mtls {}", f.mtls?.as_str()),
         (EdgeClass::Refused, None, None) => "plaintext request reset by the server without an answer".into(),
         (_, _, None) => match (f.protocol, f.leg().in_pod()) {
             (Some(p), true) => format!("{} leg inside the pod (plaintext by design)", p.as_str()),
@@ -530,7 +531,7 @@ mod tests {
             Verdicts { proven_mtls: 1, inferred_mtls: 1, plaintext: 1, ..Default::default() }
         );
         assert_eq!(e.dominant, EdgeClass::Plaintext);
-        assert_eq!(e.reasons, ["plaintext http"]);
+        assert_eq!(e.reasons, ["TLS, mtls yes", "TLS, mtls likely", "plaintext http"]);
         assert_eq!(l.nodes[2].kind, NodeKind::Identity);
         assert_eq!(l.nodes[2].namespace.as_deref(), Some("default"));
     }
