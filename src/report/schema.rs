@@ -318,7 +318,10 @@ pub const OBJECTS: &[Object] = &[
             "reading",
         ],
     },
-    Object { paths: &["report.nodes[]"], keys: &["id", "name", "kind", "namespace", "flows_out", "flows_in"] },
+    Object {
+        paths: &["report.nodes[]"],
+        keys: &["id", "name", "kind", "namespace", "flows_out", "flows_in"],
+    },
     Object {
         paths: &["report.edges[]"],
         keys: &[
