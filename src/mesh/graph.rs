@@ -27,6 +27,8 @@ pub const MAX_NODES: usize = 10_000;
 pub const MAX_EDGES: usize = 50_000;
 /// Example flows kept per edge (the first ones met).
 pub const MAX_EXAMPLES: usize = 20;
+/// Example flows kept over all edges (each costs about 100 bytes until written).
+pub const MAX_TOTAL_EXAMPLES: usize = 200_000;
 /// Distinct verdict reasons kept per edge.
 pub const MAX_REASONS: usize = 8;
 /// Characters of a reason kept.
@@ -293,6 +295,22 @@ pub struct Example {
     pub reason: Option<String>,
 }
 
+/// An example as kept: addresses and times as values, the reason as an index into the
+/// edge's `reasons`.
+#[derive(Clone, Debug)]
+struct HeldExample {
+    id: u64,
+    source: Arc<str>,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    verdict: EdgeClass,
+    mtls: Option<MtlsVerdict>,
+    /// Index in `reasons`; `None` when the reason was not kept ([`MAX_REASONS`]).
+    reason: Option<u8>,
+}
+
 /// One edge: the flows from a client node to a server node.
 #[derive(Clone, Debug, Serialize)]
 pub struct Edge {
@@ -318,8 +336,11 @@ pub struct Edge {
     pub last_ts: Option<String>,
     /// Distinct reasons of its verdicts, first met first, at most [`MAX_REASONS`].
     pub reasons: Vec<String>,
-    /// The first [`MAX_EXAMPLES`] flows.
+    /// The first [`MAX_EXAMPLES`] flows (while fewer than [`MAX_TOTAL_EXAMPLES`] are kept).
     pub examples: Vec<Example>,
+    /// The examples until written, compact.
+    #[serde(skip)]
+    held: Vec<HeldExample>,
     #[serde(skip)]
     first: Option<Timestamp>,
     #[serde(skip)]
@@ -335,6 +356,8 @@ pub struct Graph {
     edges: Vec<Edge>,
     /// Flows whose nodes or edge were beyond the caps.
     flows_not_listed: u64,
+    /// Examples kept over all edges.
+    examples: usize,
 }
 
 /// The finished graph: nodes and edges, edges with the most flows first.
@@ -419,6 +442,7 @@ impl Graph {
                     last_ts: None,
                     reasons: Vec::new(),
                     examples: Vec::new(),
+                    held: Vec::new(),
                     first: None,
                     last: None,
                 });
@@ -443,22 +467,23 @@ impl Graph {
             edge.last = Some(edge.last.map_or(t, |x| x.max(t)));
         }
         let reason = reason_of(f, class);
-        if let Some(r) = &reason {
-            if edge.reasons.len() < MAX_REASONS && !edge.reasons.contains(r) {
-                edge.reasons.push(r.clone());
-            }
+        let mut index = edge.reasons.iter().position(|r| *r == reason);
+        if index.is_none() && edge.reasons.len() < MAX_REASONS {
+            index = Some(edge.reasons.len());
+            edge.reasons.push(reason);
         }
-        if edge.examples.len() < MAX_EXAMPLES {
-            edge.examples.push(Example {
+        if edge.held.len() < MAX_EXAMPLES && self.examples < MAX_TOTAL_EXAMPLES {
+            self.examples += 1;
+            edge.held.push(HeldExample {
                 id: f.id,
                 source: Arc::clone(&f.source),
-                client: f.client.map(crate::record::endpoint),
-                server: f.server.map(crate::record::endpoint),
-                first_ts: f.first_ts.map(|t| t.rfc3339(false)),
-                last_ts: f.last_ts.map(|t| t.rfc3339(false)),
+                client: f.client,
+                server: f.server,
+                first_ts: f.first_ts,
+                last_ts: f.last_ts,
                 verdict: class,
-                mtls: f.mtls.map(MtlsVerdict::as_str),
-                reason,
+                mtls: f.mtls,
+                reason: index.map(|i| i as u8),
             });
         }
     }
@@ -470,6 +495,21 @@ impl Graph {
             e.first_ts = e.first.map(|t| t.rfc3339(false));
             e.last_ts = e.last.map(|t| t.rfc3339(false));
             e.dominant = e.verdicts.dominant();
+            let reasons = &e.reasons;
+            e.examples = std::mem::take(&mut e.held)
+                .into_iter()
+                .map(|h| Example {
+                    id: h.id,
+                    source: h.source,
+                    client: h.client.map(crate::record::endpoint),
+                    server: h.server.map(crate::record::endpoint),
+                    first_ts: h.first_ts.map(|t| t.rfc3339(false)),
+                    last_ts: h.last_ts.map(|t| t.rfc3339(false)),
+                    verdict: h.verdict,
+                    mtls: h.mtls.map(MtlsVerdict::as_str),
+                    reason: h.reason.and_then(|i| reasons.get(usize::from(i)).cloned()),
+                })
+                .collect();
         }
         edges.sort_by(|a, b| {
             b.flows.cmp(&a.flows).then_with(|| a.client.cmp(&b.client)).then_with(|| a.server.cmp(&b.server))
@@ -480,20 +520,24 @@ impl Graph {
 
 /// The reason of a flow's verdict, in words: its `mtls_reason`, how the handshake failed, or
 /// what the flow carried.
-fn reason_of(f: &Flow, class: EdgeClass) -> Option<String> {
+fn reason_of(f: &Flow, class: EdgeClass) -> String {
     let r = match (class, &f.fatal_alert, &f.mtls_reason) {
         (EdgeClass::Refused, Some((from, alert)), _) => format!("{alert} alert from the {from}"),
         (_, _, Some(r)) => r.clone(),
-        (_, _, None) if f.mtls.is_some() => format!("TLS, mtls {}", f.mtls?.as_str()),
+        (_, _, None) if f.mtls.is_some() => format!("TLS, mtls {}", f.mtls.unwrap_or_default().as_str()),
         (EdgeClass::Refused, None, None) => "plaintext request reset by the server without an answer".into(),
         (_, _, None) => match (f.protocol, f.leg().in_pod()) {
             (Some(p), true) => format!("{} leg inside the pod (plaintext by design)", p.as_str()),
-            (Some(Protocol::Http | Protocol::H2c), false) => format!("plaintext {}", f.protocol?.as_str()),
+            (Some(p @ (Protocol::Http | Protocol::H2c)), false) => format!("plaintext {}", p.as_str()),
             (_, _) if f.bytes.0 + f.bytes.1 == 0 => "no payload".into(),
             _ => "payload neither TLS nor HTTP".into(),
         },
     };
-    Some(r.chars().take(MAX_REASON_CHARS).collect())
+    if r.len() > MAX_REASON_CHARS {
+        r.chars().take(MAX_REASON_CHARS).collect()
+    } else {
+        r
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 /// Connections held per generation of the dedup window: the two records of one connection are
 /// recognised when at most this many other connections come between them in the input order.
-pub(crate) const MAX_WINDOW_KEYS: usize = 1 << 17;
+/// A held flow costs about 1 KB.
+pub(crate) const MAX_WINDOW_KEYS: usize = 1 << 16;
 /// Records of one 4-tuple held (a reused client port).
 const MAX_PER_KEY: usize = 8;
 /// Clock skew allowed between two captures of one connection.
@@ -460,7 +461,7 @@ impl Window {
             }
         }
         self.seq += 1;
-        let held = self.young.entry(key).or_default();
+        let held = self.young.entry(key).or_insert_with(|| Vec::with_capacity(1));
         if held.len() >= MAX_PER_KEY {
             if let Some(x) = held.remove(0).flow {
                 commit(*x);
