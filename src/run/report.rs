@@ -409,6 +409,8 @@ struct Held {
     seq: u64,
     /// Input file index.
     input: u32,
+    /// The flow's capture.
+    source: Arc<str>,
     /// Overlap test.
     first: Timestamp,
     last: Timestamp,
@@ -448,7 +450,7 @@ impl Window {
         for generation in [&mut self.young, &mut self.old] {
             let Some(held) = generation.get_mut(&key) else { continue };
             for h in held.iter_mut() {
-                let other_capture = h.input != input || h.flow.as_ref().is_some_and(|x| x.source != f.source);
+                let other_capture = h.input != input || h.source != f.source;
                 if !(other_capture && overlaps(h, first, last)) {
                     continue;
                 }
@@ -467,7 +469,14 @@ impl Window {
                 commit(*x);
             }
         }
-        held.push(Held { seq: self.seq, input, first, last, flow: Some(Box::new(f)) });
+        held.push(Held {
+            seq: self.seq,
+            input,
+            source: Arc::clone(&f.source),
+            first,
+            last,
+            flow: Some(Box::new(f)),
+        });
         if self.young.len() >= MAX_WINDOW_KEYS {
             let old = std::mem::replace(&mut self.old, std::mem::take(&mut self.young));
             drain(old, commit);
@@ -689,10 +698,68 @@ mod tests {
         Held {
             seq: 0,
             input: 0,
+            source: "a".into(),
             first: Timestamp { secs: first, nanos: 0 },
             last: Timestamp { secs: last, nanos: 0 },
             flow: None,
         }
+    }
+
+    fn flow(source: &str, client_port: u16, secs: i64, mtls: MtlsVerdict) -> Flow {
+        Flow {
+            source: source.into(),
+            client: Some(SocketAddr::from(([10, 0, 0, 1], client_port))),
+            server: Some(SocketAddr::from(([10, 0, 0, 2], 15008))),
+            first_ts: Some(Timestamp { secs, nanos: 0 }),
+            last_ts: Some(Timestamp { secs: secs + 5, nanos: 0 }),
+            protocol: Some(Protocol::Tls),
+            mtls: Some(mtls),
+            ..Default::default()
+        }
+    }
+
+    /// Offers (input, flow) pairs; the flows counted, in order, and the duplicates.
+    fn run(flows: Vec<(u32, Flow)>) -> (Vec<(String, Option<MtlsVerdict>)>, u64) {
+        let mut w = Window::default();
+        let mut out = Vec::new();
+        let mut dups = 0;
+        let mut commit = |f: Flow| out.push((f.source.to_string(), f.mtls));
+        for (input, f) in flows {
+            dups += u64::from(w.offer(f, input, &mut commit));
+        }
+        w.finish(&mut commit);
+        (out, dups)
+    }
+
+    #[test]
+    fn the_two_ends_of_a_connection_count_once_the_richer_kept() {
+        let (out, dups) = run(vec![
+            (0, flow("client.pcap", 40000, 100, MtlsVerdict::Likely)),
+            (0, flow("client.pcap", 40001, 100, MtlsVerdict::Likely)),
+            (1, flow("server.pcap", 40000, 101, MtlsVerdict::Yes)),
+            // A third capture of it (a node's): a duplicate too, poorer, dropped.
+            (2, flow("node.pcap", 40000, 100, MtlsVerdict::Unknown)),
+        ]);
+        assert_eq!(dups, 2);
+        assert_eq!(
+            out,
+            [
+                ("server.pcap".to_string(), Some(MtlsVerdict::Yes)),
+                ("client.pcap".to_string(), Some(MtlsVerdict::Likely))
+            ]
+        );
+    }
+
+    #[test]
+    fn one_capture_or_other_times_are_other_connections() {
+        let (out, dups) = run(vec![
+            // The same capture twice in one file (a reused port pair): two connections.
+            (0, flow("a.pcap", 40000, 100, MtlsVerdict::Yes)),
+            (0, flow("a.pcap", 40000, 102, MtlsVerdict::Yes)),
+            // Another capture, times 10 s apart: another connection.
+            (1, flow("b.pcap", 40000, 120, MtlsVerdict::Yes)),
+        ]);
+        assert_eq!((out.len(), dups), (3, 0));
     }
 
     #[test]
