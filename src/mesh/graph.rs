@@ -99,6 +99,61 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The facts of a record built by a capture run (for a graph of an `-r`/`-i` run; `tlspeek
+    /// report` builds its flows from JSON lines instead, with the same values).
+    pub fn from_report(f: &crate::record::FlowReport) -> Flow {
+        use crate::classify::tls::Confirmation;
+        use crate::record::Flag;
+        let tls = f.tls.as_ref();
+        let istio = f.istio.as_ref();
+        let text = |b: &crate::sanitize::WireBytes| String::from_utf8_lossy(b.as_bytes()).into_owned();
+        let mut hbone_services: Vec<String> = Vec::new();
+        for t in istio.iter().flat_map(|i| i.hbone.iter().flatten()) {
+            let Some(host) = &t.service else { continue };
+            let host = text(host);
+            let name = host.strip_suffix(".svc.cluster.local").unwrap_or(&host).to_string();
+            if !hbone_services.contains(&name) && hbone_services.len() < 8 {
+                hbone_services.push(name);
+            }
+        }
+        Flow {
+            id: f.id,
+            source: Arc::clone(&f.source),
+            client: Some(f.client),
+            server: Some(f.server),
+            original_dst: f.original_dst,
+            on_loopback: f.on_loopback,
+            first_ts: Some(f.first_ts),
+            last_ts: Some(f.last_ts),
+            protocol: Some(f.protocol),
+            mtls: tls.map(|t| t.mtls),
+            mtls_reason: tls.map(|t| t.mtls_reason.clone()),
+            proven_by_keylog: tls.is_some_and(|t| t.confirmed_by == Some(Confirmation::KeyLog)),
+            tls_version: tls.and_then(|t| t.version.as_deref().map(str::to_string)),
+            handshake_failed: f.flags.contains(Flag::HandshakeFailed),
+            handshake_refused: f.flags.contains(Flag::HandshakeRefused),
+            fatal_alert: tls
+                .and_then(|t| t.fatal_alert())
+                .map(|a| (a.from.as_str().to_string(), a.description.clone())),
+            cert_warning: f.flags.any_cert(),
+            http_requests: f.http.as_ref().map_or(0, |h| h.requests_total),
+            http_responses: f.http.as_ref().map_or(0, |h| h.responses_total),
+            reset_by_server: f.reset_by_server(),
+            reset_by_client: matches!(
+                f.reset_by,
+                Some(crate::record::ResetBy::Client | crate::record::ResetBy::Both)
+            ),
+            bytes: (f.bytes.client, f.bytes.server),
+            leg: istio.map(|i| i.leg),
+            mode: istio.and_then(|i| i.mode),
+            sni: istio.and_then(|i| i.sni.clone()),
+            hbone_services,
+            client_identity: istio.and_then(|i| i.client_identity.as_ref()).map(|i| i.uri.clone()),
+            server_identity: istio.and_then(|i| i.server_identity.as_ref()).map(|i| i.uri.clone()),
+            from_sidecar: f.from_sidecar,
+        }
+    }
+
     /// The leg, as the readings decide it when the record has no `istio` object.
     pub(crate) fn leg(&self) -> Leg {
         self.leg.unwrap_or_else(|| {
