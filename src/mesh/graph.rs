@@ -36,7 +36,7 @@ const MAX_REASON_CHARS: usize = 300;
 
 /// One flow as the report merges it: the facts of a `flow` line of tlspeek's JSON Lines that
 /// the per-server readings and the graph need (docs/json.md, "report").
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Flow {
     /// The flow's `id` in its capture.
     pub id: u64,

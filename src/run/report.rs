@@ -325,6 +325,7 @@ fn to_report(f: &Flow) -> FlowReport {
         flags.insert(Flag::CertExpiring);
     }
     let tls = f.mtls.map(|mtls| TlsReport {
+        version: f.tls_version.clone().map(std::borrow::Cow::Owned),
         mtls,
         mtls_reason: f.mtls_reason.clone().unwrap_or_default(),
         confirmed_by: f.proven_by_keylog.then_some(Confirmation::KeyLog),
@@ -351,6 +352,8 @@ fn to_report(f: &Flow) -> FlowReport {
         let mut i = IstioReport::empty(leg);
         i.mode = f.mode;
         i.sni.clone_from(&f.sni);
+        i.client_identity = f.client_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
+        i.server_identity = f.server_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
         if leg == Leg::Hbone {
             i.hbone = Some(
                 f.hbone_services
@@ -760,6 +763,51 @@ mod tests {
             (1, flow("b.pcap", 40000, 120, MtlsVerdict::Yes)),
         ]);
         assert_eq!((out.len(), dups), (3, 0));
+    }
+
+    /// Lines of shipped captures (keys the merge does not read left out): HBONE decrypted,
+    /// sidecar mTLS with an Istio SNI, a TLS handshake failed by an alert, plaintext reset.
+    const LINES: [&str; 4] = [
+        r#"{"type":"flow","event":"ended","id":3,"source":"ambient-server-any.pcap","client":"10.99.0.1:42058","server":"10.99.0.2:15008","first_ts":"2026-12-06T06:06:52.651396Z","last_ts":"2026-12-06T06:06:52.852866Z","bytes":{"client":1948,"server":2259},"protocol":"tls","tls":{"version":"TLS 1.3","sni":null,"mtls":"yes","mtls_reason":"client sent a certificate (spiffe://cluster.local/ns/default/sa/client); proven with the key log","alerts":[]},"istio":{"leg":"hbone","mode":"ambient","sni":null,"hbone":{"targets":[{"stream":1,"authority":"10.99.0.2:8080","status":200,"client":"10.99.0.1:41001","service":null},{"stream":5,"authority":"10.99.0.2:8080","status":200,"client":"10.99.0.1:41003","service":"server.default.svc.cluster.local"}]},"client_identity":{"uri":"spiffe://cluster.local/ns/default/sa/client"},"server_identity":{"uri":"spiffe://cluster.local/ns/default/sa/server"}},"reset_by":null,"flags":[]}"#,
+        r#"{"type":"flow","event":"ended","id":1,"source":"istio-mtls-tls12.pcap","client":"10.97.0.2:51910","server":"10.97.0.1:9080","original_dst":null,"on_loopback":false,"first_ts":"2026-11-23T07:16:39.234187Z","last_ts":"2026-11-23T07:16:39.243322Z","bytes":{"client":2407,"server":2605},"protocol":"tls","tls":{"version":"TLS 1.2","sni":"outbound_.9080_._.ratings.default.svc.cluster.local","mtls":"yes","mtls_reason":"client sent a certificate (spiffe://cluster.local/ns/default/sa/reviews)","alerts":[]},"http":null,"istio":{"leg":"pod_network","mode":"sidecar","sni":{"direction":"outbound","port":9080,"subset":null,"fqdn":"ratings.default.svc.cluster.local","service":"ratings","namespace":"default"},"client_identity":{"uri":"spiffe://cluster.local/ns/default/sa/reviews"}},"reset_by":null,"flags":["cert_expiring"]}"#,
+        r#"{"type":"flow","event":"ended","id":1,"source":"tls-alerts.pcap","client":"10.96.0.2:40501","server":"10.96.0.1:8443","original_dst":null,"on_loopback":false,"first_ts":"2026-12-05T22:12:24.549239Z","last_ts":"2026-12-05T22:12:24.551074Z","bytes":{"client":224,"server":1002},"protocol":"tls","tls":{"version":"TLS 1.2","sni":"expired.example.test","mtls":"no","mtls_reason":"server did not request a client certificate; the handshake failed (certificate_expired alert from the client)","alerts":[{"from":"client","level":"fatal","description":"certificate_expired"}]},"http":null,"istio":null,"reset_by":null,"flags":["handshake_failed","cert_expired"]}"#,
+        r#"{"type":"flow","event":"ended","id":1,"source":"istio-strict-reset.pcap","client":"10.97.0.2:51930","server":"10.97.0.1:9080","original_dst":null,"on_loopback":false,"first_ts":"2026-11-23T07:16:45.718749Z","last_ts":"2026-11-23T07:16:45.719224Z","bytes":{"client":811,"server":0},"protocol":"http","tls":null,"http":{"requests_total":1,"responses_total":0},"istio":{"leg":"pod_network","mode":"sidecar","sni":null,"client_identity":null},"reset_by":"server","flags":["reset"]}"#,
+    ];
+
+    fn parse(l: &str) -> Flow {
+        let line: Line = serde_json::from_str(l).unwrap();
+        parse_flow(&line, &Arc::from("file.jsonl"), &mut KeyedMap::default()).unwrap()
+    }
+
+    #[test]
+    fn lines_read_as_their_run_wrote_them() {
+        use crate::mesh::graph::EdgeClass;
+        let f: Vec<Flow> = LINES.iter().map(|l| parse(l)).collect();
+        let classes: Vec<EdgeClass> = f.iter().map(Flow::class).collect();
+        assert_eq!(
+            classes,
+            [EdgeClass::ProvenMtls, EdgeClass::ProvenMtls, EdgeClass::Refused, EdgeClass::Refused]
+        );
+        assert!(f[0].proven_by_keylog && !f[1].proven_by_keylog);
+        assert_eq!(f[0].hbone_services, ["server.default"]);
+        assert_eq!(f[0].service().as_deref(), Some("server.default"));
+        assert_eq!(f[1].service().as_deref(), Some("ratings.default:9080"));
+        assert_eq!(f[1].client_identity.as_deref(), Some("spiffe://cluster.local/ns/default/sa/reviews"));
+        assert!(f[1].cert_warning && !f[1].handshake_failed);
+        assert_eq!(f[2].fatal_alert, Some(("client".to_string(), "certificate_expired".to_string())));
+        assert!(f[3].reset_by_server && f[3].http_requests == 1 && f[3].http_responses == 0);
+        assert_eq!(f[3].first_ts, Some(Timestamp { secs: 1_795_418_205, nanos: 718_749_000 }));
+        assert_eq!(&*f[3].source, "istio-strict-reset.pcap");
+    }
+
+    /// The record rebuilt for the mesh stage gives back the same facts ([`Flow::from_report`]
+    /// is what a capture run would feed the graph).
+    #[test]
+    fn rebuilt_records_give_the_same_flow() {
+        for l in LINES {
+            let f = parse(l);
+            assert_eq!(Flow::from_report(&to_report(&f)), f, "{l}");
+        }
     }
 
     #[test]
