@@ -30,6 +30,7 @@ use std::path::PathBuf;
 ///   tlspeek -r cap.pcap --expect mtls          exit 1 if a pod-network flow is not mutual TLS
 ///   tlspeek -r cap.pcap --fail-on-plaintext    exit 1 if plaintext HTTP crossed the pod network
 ///   tlspeek -r cap.pcap --ca root-cert.pem     every certificate chain checked against the mesh root
+///   tlspeek report a.jsonl b.jsonl             merge --json outputs of many pods (tlspeek report --help)
 ///
 /// Exit codes: 0 success (also after Ctrl-C); 1 --expect mtls or --fail-on-plaintext failed
 /// (the flows that broke it are listed); 2 an input could not be read to its end (flows found

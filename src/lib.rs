@@ -13,6 +13,7 @@ pub mod flow;
 pub mod mesh;
 pub mod record;
 pub mod report;
+pub mod report_cli;
 pub mod run;
 pub mod sanitize;
 pub mod wire;

@@ -34,6 +34,9 @@ fn main() -> ExitCode {
     // kernel) changes nothing else.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if std::env::args_os().nth(1).is_some_and(|a| a == "report") {
+        return report(std::env::args_os().skip(1));
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => return usage_error(e),
@@ -109,6 +112,45 @@ fn main() -> ExitCode {
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// `tlspeek report FILE.jsonl...`: merges tlspeek's JSON Lines (src/run/report.rs).
+fn report(args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let args = match tlspeek::report_cli::ReportArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => return report_usage_error(e),
+    };
+    let cfg = args.into_config(tlspeek::report::table::output_width());
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut diag = io::stderr();
+    match tlspeek::run::report::report_with_writer(&cfg, &mut out, &mut diag) {
+        Ok(outcome) if outcome.errors.is_empty() => ExitCode::from(exit::OK),
+        Ok(_) => ExitCode::from(exit::ERROR),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::OK),
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("tlspeek: writing output: {e}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// `tlspeek report`'s command line could not be parsed: one line, exit 2 (help and version as
+/// clap prints them). clap's text puts what is missing on the line after a colon.
+fn report_usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or("invalid command line").trim_start_matches("error: ").to_string();
+    if first.ends_with(':') {
+        first.push(' ');
+        first.push_str(lines.next().unwrap_or(""));
+    }
+    eprintln!("tlspeek report: {first} (`tlspeek report --help` lists the options)");
+    ExitCode::from(exit::ERROR)
 }
 
 /// A command line clap cannot parse: one line on stderr (`tlspeek: ...`), exit 2; help and

@@ -90,6 +90,7 @@ fn lines() -> Vec<Value> {
     caps.sort();
     assert!(caps.len() > 40);
     let mut out = Vec::new();
+    let mut all = Vec::new();
     for (i, cap) in caps.iter().enumerate() {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlspeek"));
         cmd.arg("-r").arg(cap).arg("--json");
@@ -108,10 +109,24 @@ fn lines() -> Vec<Value> {
             cmd.arg("--ca").arg(root().join("captures/pki/ca.crt"));
         }
         let o = cmd.output().unwrap();
+        all.extend_from_slice(&o.stdout);
         for l in String::from_utf8(o.stdout).unwrap().lines() {
             out.push(serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", cap.display())));
         }
     }
+    // `tlspeek report --json` over all of them (one object).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(["report", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &all).unwrap());
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let report = String::from_utf8(o.stdout).unwrap();
+    out.push(serde_json::from_str(report.trim_end()).unwrap_or_else(|e| panic!("report: {e}: {report}")));
     out
 }
 

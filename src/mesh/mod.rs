@@ -10,6 +10,7 @@
 pub(crate) mod certs;
 pub(crate) mod expect;
 pub(crate) mod facts;
+pub mod graph;
 pub(crate) mod legs;
 pub(crate) mod policy;
 pub(crate) mod readings;

@@ -4,6 +4,7 @@
 //! [`crate::mesh`]). The only stage that writes to stdout; the schema is docs/json.md.
 
 pub mod json;
+pub(crate) mod merged;
 pub mod metrics;
 pub(crate) mod progress;
 pub mod schema;

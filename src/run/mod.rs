@@ -14,6 +14,7 @@
 
 mod merge;
 mod parallel;
+pub mod report;
 mod shard;
 mod sink;
 mod worker;
