@@ -332,6 +332,7 @@ pub const OBJECTS: &[Object] = &[
             "hbone",
             "bypass",
             "reading",
+            "policy",
         ],
     },
     Object {
