@@ -280,3 +280,42 @@ fn emulated_double_hbone_and_hbone_without_a_client_certificate_accepted() {
          proven with the key log"
     );
 }
+
+#[test]
+fn merged_pods_tell_a_bypass_from_a_passthrough() {
+    // The client pod's app dialled 10.99.0.2:8080 (through HBONE); in the server pod's capture
+    // 10.99.0.3 reached that address in plaintext: still a bypass once both are merged. The
+    // passthrough to 10.99.0.3:8081 left from the app's own address.
+    let dir = std::env::temp_dir().join(format!("tlspeek-ambient-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for (name, extra) in
+        [("ambient-client-any.pcap", vec![]), ("ambient-server-any.pcap", vec!["--keylog", "ambient.keys"])]
+    {
+        let p = path(name);
+        let keys = path("ambient.keys");
+        let mut args = vec!["-q", "-r", p.as_str(), "--json"];
+        if !extra.is_empty() {
+            args.extend(["--keylog", keys.as_str()]);
+        }
+        let run = tlspeek(&args);
+        let out = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&out, run.stdout).unwrap();
+        files.push(out.to_str().unwrap().to_string());
+    }
+    let run = tlspeek(&["report", "--json", &files[0], &files[1]]);
+    std::fs::remove_dir_all(&dir).ok();
+    let r: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let reading = |name: &str| {
+        r["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["reading"].clone()
+    };
+    assert!(
+        reading("10.99.0.2:8080").as_str().unwrap().starts_with("plaintext bypassing ztunnel: 1 flow"),
+        "{}",
+        reading("10.99.0.2:8080")
+    );
+    assert_eq!(
+        reading("10.99.0.3:8081"),
+        "plaintext to a destination outside the mesh: the pod's proxy passed 1 connection through, not HBONE (ambient)"
+    );
+}

@@ -14,6 +14,9 @@ use serde::Serialize;
 /// Servers (and services) listed in the summary; later ones are counted in `servers_not_listed`.
 const MAX_SERVERS: usize = 10_000;
 
+/// Client addresses of a server's plaintext flows kept to tell a passthrough from a bypass.
+const MAX_BYPASS_CLIENTS: usize = 8;
+
 /// What one flow counts as, for the per-server verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FlowClass {
@@ -122,6 +125,10 @@ pub(crate) struct ServerVerdict {
     /// Plaintext pod-network flows from 169.254.7.127: kubelet probes of an ambient pod.
     #[serde(skip)]
     pub(crate) probes: u64,
+    /// Client addresses of its bypass flows (and candidates), at most [`MAX_BYPASS_CLIENTS`];
+    /// `None` once there were more.
+    #[serde(skip)]
+    pub(crate) bypass_clients: Option<Vec<std::net::IpAddr>>,
     /// The pod's proxy dialled this server for an app (a REDIRECTed connection's original
     /// destination): plaintext to it was passed through, not bypassed.
     #[serde(skip)]
@@ -370,7 +377,7 @@ pub(crate) struct MeshBook {
     sidecar_seen: bool,
     /// Original destinations of REDIRECTed connections (what the pod's proxy dialled for the
     /// app), at most [`MAX_SERVERS`].
-    dialled: std::collections::HashSet<std::net::SocketAddr, crate::wire::KeyedState>,
+    dialled: std::collections::HashSet<(std::net::IpAddr, std::net::SocketAddr), crate::wire::KeyedState>,
 }
 
 /// How a TLS handshake failed, for readings: `unknown_ca alert from the server`.
@@ -416,7 +423,8 @@ impl MeshBook {
         self.ambient_seen |= leg.mode() == Some(crate::classify::istio::Mode::Ambient);
         if let Some(o) = f.original_dst {
             if self.dialled.len() < MAX_SERVERS {
-                self.dialled.insert(o);
+                // The app's address: in the pod, the proxy's own connection leaves from it too.
+                self.dialled.insert((f.client.ip(), o));
             }
         }
         self.sidecar_seen |=
@@ -457,6 +465,20 @@ impl MeshBook {
                 );
                 v.bypass += u64::from(bypass);
                 v.bypass_candidates += u64::from(bypass_candidate);
+                if bypass || bypass_candidate {
+                    let c = f.client.ip();
+                    v.bypass_clients = match v.bypass_clients.take() {
+                        Some(mut l) if l.len() < MAX_BYPASS_CLIENTS || l.contains(&c) => {
+                            if !l.contains(&c) {
+                                l.push(c);
+                            }
+                            Some(l)
+                        }
+                        Some(_) => None,
+                        None if v.bypass + v.bypass_candidates == 1 => Some(vec![c]),
+                        None => None,
+                    };
+                }
                 v.ztunnel_legs += u64::from(leg == Leg::ZtunnelToApp);
                 v.probes += u64::from(
                     !is_leg && plaintext_class && f.client.ip() == super::legs::AMBIENT_PROBE_SOURCE,
@@ -542,7 +564,12 @@ impl MeshBook {
             .servers
             .into_iter()
             .map(|(a, mut v)| {
-                v.passed_through = dialled.contains(&a);
+                // Passed through (not bypassed): every plaintext client of it is an app whose
+                // REDIRECTed connection dialled it (the same pod's capture).
+                v.passed_through = v
+                    .bypass_clients
+                    .as_ref()
+                    .is_some_and(|l| !l.is_empty() && l.iter().all(|c| dialled.contains(&(*c, a))));
                 v
             })
             .collect();
