@@ -169,6 +169,15 @@ pub struct Args {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// Also write the mesh graph to FILE: one self-contained HTML page (no network fetch) with
+    /// the clients and servers seen, edges coloured by verdict (proven mTLS, inferred mTLS, TLS
+    /// without client certificate, plaintext, refused), each edge's flows on click, and the
+    /// per-server readings. Written when the run ends (Ctrl-C included). docs/html.md.
+    ///
+    /// Recipe: `tlspeek -r pod-a.pcap pod-b.pcap --html mesh.html`, then open mesh.html.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+
     /// More detail under each table row: -v every HTTP request and response with its headers
     /// (credential values redacted unless --show-secrets), the TLS parameters, the server
     /// certificate and every flag and warning; -vv also the certificate chains (subject, issuer,
@@ -584,6 +593,7 @@ impl Args {
             offline,
             line_buffered: self.line_buffered,
             metrics: self.metrics,
+            html: self.html,
         })
     }
 

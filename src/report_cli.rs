@@ -23,6 +23,7 @@ use std::path::PathBuf;
 ///   tlspeek report client.jsonl server.jsonl
 ///   tlspeek report --json *.jsonl | jq '.edges[] | select(.verdicts.plaintext > 0)'
 ///   cat *.jsonl | tlspeek report -
+///   tlspeek report *.jsonl --html mesh.html     (the graph as one HTML page; docs/html.md)
 ///
 /// A line that is not a tlspeek JSON line (or lacks a required key) is reported on stderr as
 /// FILE:LINE: PROBLEM; the other lines are still merged. Exit codes: 0 success; 2 a line or
@@ -45,12 +46,16 @@ pub struct ReportArgs {
     /// Write the merge as one JSON object (docs/json.md, "report") instead of the table.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the merged graph to FILE: one self-contained HTML page (docs/html.md).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 impl ReportArgs {
     /// The report's settings; `width` is the terminal's (the readings wrap within it).
     pub fn into_config(self, width: Option<usize>) -> ReportConfig {
-        ReportConfig { inputs: self.inputs, json: self.json, width }
+        ReportConfig { inputs: self.inputs, json: self.json, width, html: self.html }
     }
 }
 

@@ -3,6 +3,7 @@
 //! ([`json`]). Renders only: the facts, mesh readings included, are worked out before (by
 //! [`crate::mesh`]). The only stage that writes to stdout; the schema is docs/json.md.
 
+pub(crate) mod html;
 pub mod json;
 pub(crate) mod merged;
 pub mod metrics;

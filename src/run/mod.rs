@@ -82,6 +82,8 @@ pub struct Config {
     pub(crate) keylog_files: Vec<PathBuf>,
     /// `--metrics`: serve Prometheus metrics of the live capture on this address.
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// `--html`: write the mesh graph to this file when the run ends.
+    pub(crate) html: Option<PathBuf>,
 }
 
 impl Config {
@@ -136,6 +138,8 @@ pub(crate) struct Tally {
     metrics: Option<std::sync::Arc<Metrics>>,
     /// `--mesh-config`: the configured policy, put beside each reading at the end.
     policy: Option<crate::mesh::policy::MeshPolicy>,
+    /// `--html`: the graph of the flows written.
+    graph: Option<crate::mesh::graph::Graph>,
 }
 
 impl Tally {
@@ -145,6 +149,9 @@ impl Tally {
         self.book.count(f, mesh);
         if let Some(m) = &self.metrics {
             m.count_flow(f);
+        }
+        if let Some(g) = &mut self.graph {
+            g.add(&crate::mesh::graph::Flow::from_report(f));
         }
     }
 
@@ -181,6 +188,9 @@ pub struct Outcome {
 /// memory holds open flows, not the run.
 pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) -> io::Result<Outcome> {
     let mut tally = Tally::default();
+    if cfg.html.is_some() {
+        tally.graph = Some(crate::mesh::graph::Graph::default());
+    }
     if !cfg.mesh.policy_files.is_empty() {
         // A file that cannot be used is an error (exit 2); the others are still applied.
         let (policy, errors) = crate::mesh::policy::load(&cfg.mesh.policy_files);
@@ -309,7 +319,11 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
             }
         }
     }
-    let summary = tally.close(&cfg.mesh);
+    let graph = tally.graph.take();
+    let mut summary = tally.close(&cfg.mesh);
+    if let (Some(path), Some(graph)) = (&cfg.html, graph) {
+        write_html(path, graph.finish(), &mut summary, cfg.quiet, diag)?;
+    }
     let violations = summary.expectations.as_ref().map_or(0, |e| e.failed);
     // Every error was written once, on stderr, as it happened. The JSON summary lists them
     // (`errors`: stdout is complete for a program); the table does not repeat them, and when no
@@ -335,6 +349,26 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     };
     out.flush()?;
     Ok(Outcome { errors: summary.errors.clone(), violations })
+}
+
+/// Writes `--html` (an error is said on stderr and listed in the summary's `errors`).
+fn write_html(
+    path: &std::path::Path,
+    graph: crate::mesh::graph::GraphLists,
+    summary: &mut Summary,
+    quiet: bool,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    let title = crate::report::html::title_of(&summary.files);
+    if let Err(e) = crate::report::html::write_html(path, &graph, &summary.servers, &summary.services, &title)
+    {
+        let msg = format!("cannot write {}: {e}", path.display());
+        if !quiet {
+            writeln!(diag, "tlspeek: {msg}")?;
+        }
+        summary.errors.push(msg);
+    }
+    Ok(())
 }
 
 /// Starts the `--metrics` server, whose state the tally then updates; `None` without it.

@@ -47,6 +47,8 @@ pub struct ReportConfig {
     pub json: bool,
     /// Terminal width for the readings (table only).
     pub width: Option<usize>,
+    /// `--html`: also write the merged graph to this file.
+    pub html: Option<PathBuf>,
 }
 
 /// The counts of a merge, beside the readings and the graph.
@@ -669,7 +671,16 @@ pub fn report_with_writer(
     out: &mut dyn Write,
     diag: &mut dyn Write,
 ) -> io::Result<super::Outcome> {
-    let m = merge(cfg, diag)?;
+    let mut m = merge(cfg, diag)?;
+    if let Some(path) = &cfg.html {
+        let title = crate::report::html::title_of(&m.counts.files);
+        let (g, s) = (&m.graph, &m.summary);
+        if let Err(e) = crate::report::html::write_html(path, g, &s.servers, &s.services, &title) {
+            let text = format!("cannot write {}: {e}", path.display());
+            writeln!(diag, "tlspeek: {text}")?;
+            m.counts.errors.push(text);
+        }
+    }
     if cfg.json {
         crate::report::merged::write_json(out, &m)?;
     } else {
