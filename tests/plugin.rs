@@ -490,3 +490,220 @@ fn kubectl_plugin_pod_query_reads_these_pods_as_real_kubectl_does() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// What `kubectl get pods -l … -o jsonpath=…` prints for the pods of
+/// `kubectl_plugin_many_pods_merges_the_good_ones_and_names_each_failure`, one block each: name,
+/// phase, then the one-pod lines (as [`SIDECAR_POD`] …). `MANY_PODS_YAML` holds them to real kubectl.
+const MANY_PODS: &str = "sleep-7d9c\nRunning\n\n\nsleep istio-proxy\nistio-init= \n\
+    httpbin-5f6\nRunning\nenabled\n\nhttpbin\n\n\
+    ratings-gone\nRunning\n\n\nratings istio-proxy\nistio-init= \n\
+    reviews-nopriv\nRunning\n\n\nreviews\nistio-proxy=Always \n\
+    web-pending\nPending\n\n\nweb\n\n\
+    details-psa\nRunning\nenabled\n\ndetails\n\n";
+const MANY_PODS_YAML: &str = "apiVersion: v1\nkind: List\nitems:\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: sleep-7d9c, labels: {tier: web}}, spec: {initContainers: [{name: istio-init, image: proxyv2}], containers: [{name: sleep, image: curl}, {name: istio-proxy, image: proxyv2}]}, status: {phase: Running}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: httpbin-5f6, annotations: {ambient.istio.io/redirection: enabled}}, spec: {containers: [{name: httpbin, image: httpbin}]}, status: {phase: Running}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: ratings-gone}, spec: {initContainers: [{name: istio-init, image: proxyv2}], containers: [{name: ratings, image: ratings}, {name: istio-proxy, image: proxyv2}]}, status: {phase: Running}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: reviews-nopriv}, spec: {initContainers: [{name: istio-proxy, image: proxyv2, restartPolicy: Always}], containers: [{name: reviews, image: reviews}]}, status: {phase: Running}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: web-pending}, spec: {containers: [{name: web, image: nginx}]}, status: {phase: Pending}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: details-psa, annotations: {ambient.istio.io/redirection: enabled}}, spec: {containers: [{name: details, image: details}]}, status: {phase: Running}}\n";
+
+/// A fake kubectl for `-l`: `get` answers [`MANY_PODS`]; `exec` copies (for real) into and runs
+/// the binary in `sleep-7d9c` on `dir/sleep-7d9c.pcap`, fails `ratings-gone` as a pod gone away,
+/// and answers `reviews-nopriv`'s `sudo` as sudo does in an unprivileged sidecar; `debug` prints
+/// `dir/POD.logs` but its first line (kubectl attaches late), or fails `details-psa` as
+/// PodSecurity does; `logs` prints `dir/POD.logs` whole. Every call is appended to `dir/log`.
+fn fake_kubectl_many(dir: &std::path::Path) {
+    let script = format!(
+        r#"#!/bin/bash
+echo "kubectl $*" >> {dir}/log
+pod="" name=""
+for a; do
+  case "$a" in sleep-7d9c|httpbin-5f6|ratings-gone|reviews-nopriv|web-pending|details-psa) pod=$a;; --container=*) name=${{a#--container=}};; esac
+done
+case "$1" in
+get) printf '%s' '{MANY_PODS}'; exit 0 ;;
+exec)
+  if [ "$pod" = ratings-gone ]; then echo 'Error from server (NotFound): pods "ratings-gone" not found' >&2; exit 1; fi
+  while [ "$1" != -- ]; do shift; done; shift
+  if [ "$1" = sh ]; then
+    if [ -f {dir}/$pod.pcap ]; then exec sh -c "$3"; fi
+    cat > /dev/null; exit 0
+  fi
+  if [ -f {dir}/$pod.pcap ]; then exec "$2" --json -r {dir}/$pod.pcap; fi
+  echo 'sudo: The "no new privileges" flag is set, which prevents sudo from running as root.' >&2
+  echo 'sudo: If sudo is running in a container, you may need to adjust the container configuration to disable the flag.' >&2
+  echo 'command terminated with exit code 1' >&2
+  exit 1 ;;
+debug)
+  if [ -f {dir}/$pod.logs ]; then tail -n +2 {dir}/$pod.logs; exit 0; fi
+  echo "Error from server (Forbidden): pods \"$pod\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"$name\" must not include \"NET_ADMIN\", \"NET_RAW\" in securityContext.capabilities.add)" >&2
+  exit 1 ;;
+logs) exec cat {dir}/$pod.logs ;;
+esac
+exit 0
+"#,
+        dir = dir.display(),
+    );
+    let fake = dir.join("kubectl");
+    fs::write(&fake, script).unwrap();
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `tlspeek-20261206072500` (the ephemeral container's name: a time stamp) as `tlspeek-STAMP`.
+fn unstamp(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("tlspeek-") {
+        let tail = &rest[i + 8..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..i + 8]);
+        if digits == 14 {
+            out.push_str("STAMP");
+            rest = &tail[14..];
+        } else {
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `kubectl tlspeek -l`: one capture per pod, the sidecar way or the ephemeral way as each pod
+/// needs; the two that work (a client pod and a server pod of the ambient captures, so one HBONE
+/// connection is seen from both ends) are merged by `tlspeek report`, each failure is one
+/// `pod NAME:` line on stderr, and the exit code is 2.
+#[test]
+fn kubectl_plugin_many_pods_merges_the_good_ones_and_names_each_failure() {
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl9-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = env!("CARGO_BIN_EXE_tlspeek");
+    fs::copy(root.join("captures/ambient-client-any.pcap"), dir.join("sleep-7d9c.pcap")).unwrap();
+    // What the ephemeral container in the server pod wrote: real tlspeek on the server's capture.
+    let server = Command::new(bin)
+        .args(["--mesh-mode", "ambient", "--json", "-r"])
+        .arg(root.join("captures/ambient-server-any.pcap"))
+        .output()
+        .unwrap();
+    assert!(server.status.success());
+    fs::write(dir.join("httpbin-5f6.logs"), &server.stdout).unwrap();
+    fake_kubectl_many(&dir);
+    // The local tlspeek that merges, behind a wrapper that records its arguments.
+    let wrapper = dir.join("local-tlspeek");
+    fs::write(&wrapper, format!("#!/bin/sh\necho \"tlspeek $*\" >> {}\nexec {bin} \"$@\"\n", dir.join("log").display()))
+        .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let dest = dir.join("tlspeek-in-pod");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |extra: &[&str]| {
+        let _ = fs::remove_file(dir.join("log"));
+        let out = Command::new(root.join("scripts/kubectl-tlspeek"))
+            .args(["-n", "shop", "-l", "tier=web", "--duration", "5"])
+            .args(extra)
+            .args(["--", "-i", "any"])
+            .env("PATH", &path)
+            .env("TLSPEEK_BIN", bin)
+            .env("TLSPEEK", &wrapper)
+            .env("TLSPEEK_IMAGE", "reg/tlspeek:1")
+            .env("TLSPEEK_DEST", &dest)
+            .output()
+            .unwrap();
+        let log = unstamp(&fs::read_to_string(dir.join("log")).unwrap());
+        (out, log)
+    };
+    let (out, log) = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = unstamp(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "pod ratings-gone: kubectl exec failed: Error from server (NotFound): pods \"ratings-gone\" not found\n\
+         pod reviews-nopriv: sudo: The \"no new privileges\" flag is set, which prevents sudo from running as root. (sudo needs a privileged sidecar, values.global.proxy.privileged=true; or pass --image IMAGE for an ephemeral container)\n\
+         pod web-pending: not running (phase Pending): not captured\n\
+         pod details-psa: kubectl debug failed: Error from server (Forbidden): pods \"details-psa\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"tlspeek-STAMP\" must not include \"NET_ADMIN\", \"NET_RAW\" in securityContext.capabilities.add)\n\
+         kubectl-tlspeek: 4 of 6 pods failed (above): merged the other 2\n"
+    );
+    // Both pods' flows, the HBONE connection both captured counted once.
+    assert!(
+        stdout.starts_with("merged 13 flow records from 2 files: 12 flows (each connection seen from both ends counted once: 1 duplicate)\n"),
+        "{stdout}"
+    );
+    for row in [
+        "  10.99.0.2:15008  -        1      1     0            0          0        0     all HBONE mTLS (ambient; inferred from record sizes)",
+        "  10.99.0.3:8081   -        1      0     0            1          0        0     plaintext to a destination outside the mesh",
+        "  169.254.7.127  10.99.0.2:8080   1      0     0         0            1          0        0        0     ",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with(row)), "{row}\n{stdout}");
+    }
+    // The exact calls, sorted (the pods run in parallel).
+    let d = dest.display();
+    let list_query = r#"{range .items[*]}{.metadata.name}{"\n"}{.status.phase}{"\n"}{.metadata.annotations.ambient\.istio\.io/redirection}{"\n"}{.metadata.labels.istio\.io/dataplane-mode}{"\n"}{.spec.containers[*].name}{"\n"}{range .spec.initContainers[*]}{.name}{"="}{.restartPolicy}{" "}{end}{"\n"}{end}"#;
+    let mut want = vec![
+        format!("kubectl get -n shop pods -l tier=web -o jsonpath={list_query}"),
+        format!("kubectl exec -n shop -i sleep-7d9c -c istio-proxy -- sh -c cat > {d}.tmp && chmod 755 {d}.tmp && mv {d}.tmp {d}"),
+        format!("kubectl exec -n shop sleep-7d9c -c istio-proxy -- sudo {d} --json --duration 5 -i any"),
+        "kubectl debug -n shop -i --quiet httpbin-5f6 --image=reg/tlspeek:1 --target=httpbin --profile=netadmin --container=tlspeek-STAMP -- /tlspeek --json --duration 5 --mesh-mode ambient -i any".into(),
+        "kubectl logs -n shop httpbin-5f6 -c tlspeek-STAMP".into(),
+        format!("kubectl exec -n shop -i ratings-gone -c istio-proxy -- sh -c cat > {d}.tmp && chmod 755 {d}.tmp && mv {d}.tmp {d}"),
+        format!("kubectl exec -n shop -i reviews-nopriv -c istio-proxy -- sh -c cat > {d}.tmp && chmod 755 {d}.tmp && mv {d}.tmp {d}"),
+        format!("kubectl exec -n shop reviews-nopriv -c istio-proxy -- sudo {d} --json --duration 5 -i any"),
+        "kubectl debug -n shop -i --quiet details-psa --image=reg/tlspeek:1 --target=details --profile=netadmin --container=tlspeek-STAMP -- /tlspeek --json --duration 5 --mesh-mode ambient -i any".into(),
+    ];
+    let mut got: Vec<String> = log.lines().map(String::from).collect();
+    let report = got.pop().unwrap();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // The merge reads the two good pods' files, in the order kubectl listed the pods.
+    let files: Vec<&str> = report.strip_prefix("tlspeek report ").unwrap().split(' ').collect();
+    assert_eq!(files.len(), 2, "{report}");
+    assert!(files[0].ends_with("/sleep-7d9c.jsonl") && files[1].ends_with("/httpbin-5f6.jsonl"), "{report}");
+    // --html FILE goes to tlspeek report as it is.
+    let (_, log) = run(&["--html", "mesh.html"]);
+    let report = log.lines().last().unwrap();
+    assert!(report.starts_with("tlspeek report --html mesh.html /"), "{report}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The `-l` list query is the one-pod query per item of `.items` (the `{range .items[*]}` form
+/// of kubectl's documentation): real kubectl, run on each pod of [`MANY_PODS_YAML`] with the
+/// part inside the range, prints [`MANY_PODS`]. Needs a kubectl on PATH, else says so and passes.
+#[test]
+fn kubectl_plugin_many_pods_query_reads_these_pods_as_real_kubectl_does() {
+    if Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("no kubectl on PATH: the pod list query is not checked against it");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tlspeek-fake-kubectl10-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fake_kubectl_many(&dir);
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    // --image: every pod the ephemeral way, which the fake refuses; the query is in the log.
+    let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/kubectl-tlspeek"))
+        .args(["-l", "tier=web", "--image", "reg/tlspeek:1"])
+        .env("PATH", &path)
+        .env("TLSPEEK", env!("CARGO_BIN_EXE_tlspeek"))
+        .output()
+        .unwrap();
+    let log = fs::read_to_string(dir.join("log")).unwrap();
+    let query = log.lines().next().unwrap().strip_prefix("kubectl get pods -l tier=web -o jsonpath=").unwrap();
+    let inner = query.strip_prefix("{range .items[*]}").unwrap().strip_suffix("{end}").unwrap();
+    let file = dir.join("pods.yaml");
+    fs::write(&file, MANY_PODS_YAML).unwrap();
+    let out = Command::new("kubectl")
+        .args(["label", "--local", "-f", file.to_str().unwrap(), "tlspeek-test=1", "-o"])
+        .arg(format!("jsonpath={inner}"))
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), MANY_PODS);
+}
