@@ -236,17 +236,19 @@ fn html_page_in_chromium() {
     let mtls = tags(&dom, "<g class=\"edge proven_mtls")[0].clone();
     assert_eq!(mtls["data-verdicts"], "proven_mtls:1");
 
-    // Its details (what a click shows; `#edge-N` opens them on load): the flow, its times and
+    // Its details (what a click shows; `#edge=N` opens them on load, `#edge-N` too but scrolled to it): the flow, its times and
     // the reason of its verdict, written by the script.
-    let dom = chromium(&["--dump-dom"], &format!("{url}#{}", mtls["id"]), &dir.join("profile"));
+    let dom =
+        chromium(&["--dump-dom"], &format!("{url}#{}", mtls["id"].replace('-', "=")), &dir.join("profile"));
     let details = &dom[dom.find("<div id=\"details\">").unwrap()..];
-    let details = &details[..details.find("</div>").unwrap()];
+    let details = &details[..details.find("</ol>").unwrap()];
     assert!(
         details.contains("<h2>spiffe://cluster.local/ns/default/sa/reviews → ratings.default:9080</h2>"),
         "{details}"
     );
     assert!(details.contains("<th>proven_mtls</th><td>1</td>"), "{details}");
-    assert!(details.contains("<td>proven_mtls (yes)</td>"), "{details}");
+    assert!(details.contains("<li><b>proven_mtls (yes): "), "{details}");
+    assert!(details.contains("flow 1 of "), "{details}");
 
     let shot = dir.join("mesh.png");
     chromium(

@@ -592,8 +592,11 @@ fn kubectl_plugin_many_pods_merges_the_good_ones_and_names_each_failure() {
     fake_kubectl_many(&dir);
     // The local tlspeek that merges, behind a wrapper that records its arguments.
     let wrapper = dir.join("local-tlspeek");
-    fs::write(&wrapper, format!("#!/bin/sh\necho \"tlspeek $*\" >> {}\nexec {bin} \"$@\"\n", dir.join("log").display()))
-        .unwrap();
+    fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"tlspeek $*\" >> {}\nexec {bin} \"$@\"\n", dir.join("log").display()),
+    )
+    .unwrap();
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     let dest = dir.join("tlspeek-in-pod");
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
@@ -694,7 +697,8 @@ fn kubectl_plugin_many_pods_query_reads_these_pods_as_real_kubectl_does() {
         .output()
         .unwrap();
     let log = fs::read_to_string(dir.join("log")).unwrap();
-    let query = log.lines().next().unwrap().strip_prefix("kubectl get pods -l tier=web -o jsonpath=").unwrap();
+    let query =
+        log.lines().next().unwrap().strip_prefix("kubectl get pods -l tier=web -o jsonpath=").unwrap();
     let inner = query.strip_prefix("{range .items[*]}").unwrap().strip_suffix("{end}").unwrap();
     let file = dir.join("pods.yaml");
     fs::write(&file, MANY_PODS_YAML).unwrap();

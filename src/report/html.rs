@@ -33,8 +33,9 @@ pub const MAX_EXAMPLES_PER_EDGE: usize = 10;
 pub const MAX_EXAMPLES_TOTAL: usize = 5_000;
 /// Rows of each readings table.
 pub const MAX_READING_ROWS: usize = 1_000;
-/// Characters of a node label; the full name is in its tooltip and details.
-const MAX_LABEL_CHARS: usize = 38;
+/// Characters of a node label (12 px monospace in a 270 px box); the full name is in its
+/// tooltip and details.
+const MAX_LABEL_CHARS: usize = 35;
 
 const NODE_W: f64 = 270.0;
 const NODE_H: f64 = 24.0;
@@ -108,7 +109,11 @@ fn script_json<T: Serialize>(v: &T) -> String {
 }
 
 /// A label of at most [`MAX_LABEL_CHARS`] characters: the start and the end of the name.
+/// A SPIFFE identity loses its `spiffe://TRUST-DOMAIN/` head: the namespace box around the node
+/// already says where it is, and `ns/NS/sa/SA` is what tells workloads apart.
 fn label(name: &str) -> String {
+    let name =
+        name.strip_prefix("spiffe://").and_then(|rest| rest.split_once('/')).map_or(name, |(_, path)| path);
     let n = name.chars().count();
     if n <= MAX_LABEL_CHARS {
         return name.to_string();
@@ -240,7 +245,8 @@ h1{font-size:18px;margin:0 0 6px} h2{font-size:15px;margin:18px 0 6px}
 .legend i{display:inline-block;width:22px;height:4px;margin-right:5px;vertical-align:middle}
 .wrap{display:flex;gap:12px;align-items:flex-start}
 .graph{overflow:auto;border:1px solid #ddd;max-height:80vh;flex:1 1 auto}
-#details{flex:0 0 380px;font-size:12px;border:1px solid #ddd;padding:8px;max-height:80vh;overflow:auto;word-break:break-all}
+#details{flex:0 0 420px;font-size:12px;border:1px solid #ddd;padding:8px;max-height:80vh;overflow:auto;overflow-wrap:anywhere}
+.flows{padding-left:22px} .flows li{margin-bottom:6px} .flows div{color:#444}
 svg text{font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace}
 .node rect{fill:#f7f7f7;stroke:#555;stroke-width:1}
 .node.identity rect{fill:#e8f0fe} .node.service rect{fill:#fef6e4} .node.pod rect{fill:#eee;stroke-dasharray:3 2}
@@ -272,8 +278,10 @@ function showEdge(i,g){var e=data.edges[i];clear();g.classList.add('sel');
  row(t,'first',e.first_ts||'-');row(t,'last',e.last_ts||'-');det.appendChild(t);
  if(e.reasons.length){det.appendChild(el('h2','reasons'));var u=el('ul');e.reasons.forEach(function(r){u.appendChild(el('li',r));});det.appendChild(u);}
  det.appendChild(el('h2','flows ('+e.examples.length+(e.examples_not_embedded?' shown, '+e.examples_not_embedded+' more':'')+')'));
- var x=el('table');var h=el('tr');['id','source','client','server','first','last','verdict','reason'].forEach(function(k){h.appendChild(el('th',k));});x.appendChild(h);
- e.examples.forEach(function(f){var r=el('tr');[f.id,f.source,f.client,f.server,f.first_ts,f.last_ts,f.verdict+(f.mtls?' ('+f.mtls+')':''),f.reason].forEach(function(v){r.appendChild(el('td',v===null||v===undefined?'-':v));});x.appendChild(r);});
+ var x=el('ol');x.className='flows';var d=function(v){return v===null||v===undefined?'-':v;};
+ e.examples.forEach(function(f){var li=el('li');li.appendChild(el('b',d(f.verdict)+(f.mtls?' ('+f.mtls+')':'')+': '+d(f.reason)));
+  li.appendChild(el('div',d(f.client)+' \u2192 '+d(f.server)));li.appendChild(el('div',d(f.first_ts)+' \u2013 '+d(f.last_ts)));
+  li.appendChild(el('div','flow '+d(f.id)+' of '+d(f.source)));x.appendChild(li);});
  det.appendChild(x);}
 function showNode(i,g){var n=data.nodes[i];clear();g.classList.add('sel');
  det.appendChild(el('h2',n.name));var t=el('table');row(t,'kind',n.kind);row(t,'namespace',n.namespace||'-');
@@ -282,7 +290,7 @@ function showNode(i,g){var n=data.nodes[i];clear();g.classList.add('sel');
 var edges=document.querySelectorAll('g.edge');
 edges.forEach(function(g){var i=+g.dataset.index;g.addEventListener('click',function(){showEdge(i,g);});});
 document.querySelectorAll('g.node').forEach(function(g){var i=+g.dataset.index;g.addEventListener('click',function(){showNode(i,g);});});
-var m=/^#(edge|node)-(\d+)$/.exec(location.hash);
+var m=/^#(edge|node)[-=](\d+)$/.exec(location.hash);
 if(m){var g=document.getElementById(m[1]+'-'+m[2]);if(g)(m[1]==='edge'?showEdge:showNode)(+m[2],g);}
 if(edges.length!==data.edges.length)throw new Error('edges drawn '+edges.length+' but data has '+data.edges.length);
 document.body.dataset.edges=String(edges.length);
@@ -357,9 +365,9 @@ pub(crate) fn render(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n"
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"note\">{} nodes, {} edges, {} flows (legs inside a pod included). Click an edge for its flows, a node for its edges.</p>\n",
+        "<p class=\"note\">{} nodes, {} edges, {} flows (legs inside a pod included). Click an edge for its flows, a node for its edges.</p>",
         g.nodes.len(),
         g.edges.len(),
         all_flows
@@ -391,9 +399,9 @@ pub(crate) fn render(
     }
 
     // The graph.
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<div class=\"wrap\"><div class=\"graph\"><svg id=\"graph\" width=\"{:.0}\" height=\"{:.0}\" viewBox=\"0 0 {:.0} {:.0}\">\n",
+        "<div class=\"wrap\"><div class=\"graph\"><svg id=\"graph\" width=\"{:.0}\" height=\"{:.0}\" viewBox=\"0 0 {:.0} {:.0}\">",
         lay.width, lay.height, lay.width, lay.height
     );
     for b in &lay.boxes {
@@ -606,11 +614,66 @@ mod tests {
         assert_eq!(a.matches("<g class=\"node ").count(), 3);
     }
 
+    /// 200 workloads in 10 namespaces calling 40 services: every node and edge drawn, grouped
+    /// by namespace (one box per namespace and column), no two nodes overlapping.
+    #[test]
+    fn two_hundred_nodes_are_all_drawn_in_namespace_boxes() {
+        let mut g = Graph::default();
+        for k in 0..200u32 {
+            let ns = format!("team{}", k % 10);
+            let svc = k % 40;
+            let f = Flow {
+                id: u64::from(k),
+                source: "big.pcap".into(),
+                client: Some(format!("10.1.{}.{}:40000", k / 250, k % 250).parse().unwrap()),
+                server: Some(format!("10.2.0.{svc}:9080").parse().unwrap()),
+                client_identity: Some(format!("spiffe://cluster.local/ns/{ns}/sa/client-{k}")),
+                sni: crate::classify::istio::parse_sni(&format!(
+                    "outbound_.9080_._.svc{svc}.team{}.svc.cluster.local",
+                    svc % 10
+                )),
+                mtls: Some(if k % 7 == 0 { MtlsVerdict::No } else { MtlsVerdict::Yes }),
+                bytes: (100, 100),
+                ..Default::default()
+            };
+            g.add(&f);
+        }
+        let g = g.finish();
+        assert_eq!(g.nodes.len(), 240);
+        let page = render(&g, &[], &[], "big");
+        if let Ok(dir) = std::env::var("TLSPEEK_HTML_OUT") {
+            std::fs::write(std::path::Path::new(&dir).join("big.html"), &page).unwrap();
+        }
+        assert_eq!(page.matches("<g class=\"node ").count(), 240);
+        assert_eq!(page.matches("<g class=\"edge ").count(), 200);
+        assert!(!page.contains("id=\"not-drawn\""));
+        // Namespace boxes: 10 of clients, 10 of services.
+        assert_eq!(page.matches("<g class=\"ns\">").count(), 20);
+        // Node rectangles: (x, y) of each, none closer than a row in the same column.
+        let mut spots: Vec<(i64, i64)> = page
+            .match_indices("<rect x=\"")
+            .filter(|(i, _)| page[..*i].ends_with("</title>"))
+            .map(|(i, m)| {
+                let rest = &page[i + m.len()..];
+                let x: f64 = rest[..rest.find('"').unwrap()].parse().unwrap();
+                let rest = &rest[rest.find("y=\"").unwrap() + 3..];
+                let y: f64 = rest[..rest.find('"').unwrap()].parse().unwrap();
+                (x as i64, y as i64)
+            })
+            .collect();
+        assert_eq!(spots.len(), 240);
+        spots.sort_unstable();
+        for w in spots.windows(2) {
+            assert!(w[0].0 != w[1].0 || w[1].1 - w[0].1 >= NODE_H as i64, "overlap {w:?}");
+        }
+    }
+
     #[test]
     fn labels_keep_both_ends() {
         let l = label("spiffe://cluster.local/ns/default/sa/a-very-long-service-account-name-here");
         assert_eq!(l.chars().count(), MAX_LABEL_CHARS);
-        assert!(l.starts_with("spiffe://clust") && l.ends_with("account-name-here"));
+        assert_eq!(l, "ns/default/sa/…ce-account-name-here");
+        assert_eq!(label("spiffe://cluster.local/ns/default/sa/reviews"), "ns/default/sa/reviews");
         assert_eq!(label("short"), "short");
     }
 }
