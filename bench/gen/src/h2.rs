@@ -3,7 +3,6 @@
 //! new fields (so later requests on the connection are mostly one-byte references), Huffman
 //! strings when shorter, eviction at the 4,096-byte default table size.
 
-
 #[path = "../../../src/classify/http/h2/rfc7541.rs"]
 mod rfc7541;
 use rfc7541::{HUFFMAN_CODES as HUFFMAN, STATIC_TABLE as STATIC};

@@ -1,12 +1,15 @@
 //! Deterministic synthetic capture generator for the tlspeek benchmark.
 //!
-//!     gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N]
+//!     gen OUT.pcap SIZE_MB [--profile default|mesh] [--seed N] [--pki DIR] [--concurrency N]
+//!         [--h2 SHARE] [--alpha A]
 //!
 //! Writes a classic pcap (microseconds, LINKTYPE_ETHERNET) of about SIZE_MB (10^6 bytes) of mixed
 //! traffic — TLS 1.3, TLS 1.2 (real certificate chains read from PEM files), plaintext HTTP/1.1
 //! keep-alive, other TCP, some DNS over UDP and ARP — with thousands of interleaved flows, and
 //! `OUT.pcap.truth.jsonl`: one JSON line per TCP flow with what a correct reader must report.
-//! Same seed and size give byte-identical output. No dependencies: the pcap writer, the RNG
+//! Same seed, size and profile give byte-identical output. The profile (`Profile`) sets the
+//! traffic mix and flow shape; `default` is the original benchmark's and must stay byte-for-byte
+//! what it was (its RNG draws are untouched), `mesh` is the shape of issue 22. No dependencies: the pcap writer, the RNG
 //! (splitmix64) and the PEM decoder are here.
 
 mod h2;
@@ -397,11 +400,94 @@ struct Truth {
 }
 
 struct Pki {
-    istio_server: Vec<Vec<u8>>,
-    istio_client: Vec<Vec<u8>>,
+    /// Istio workload chains servers and clients present; one each in the default profile, so
+    /// picking one draws nothing from the RNG there.
+    istio_server: Vec<Vec<Vec<u8>>>,
+    istio_client: Vec<Vec<Vec<u8>>>,
     api: Vec<Vec<u8>>,
     big: Vec<Vec<u8>>,
 }
+
+/// One of `chains`: the only one without an RNG draw (keeps the default profile's stream).
+fn pick_chain<'a>(r: &mut Rng, chains: &'a [Vec<Vec<u8>>]) -> &'a [Vec<u8>] {
+    if chains.len() == 1 {
+        &chains[0]
+    } else {
+        r.pick(chains).as_slice()
+    }
+}
+
+/// The traffic mix and flow shape. Every field of `DEFAULT` is the literal the generator used
+/// before profiles existed, drawn the same way, so the default file is unchanged byte for byte.
+struct Profile {
+    name: &'static str,
+    /// Flows open at once (after the ramp-up).
+    concurrency: usize,
+    /// Application bytes per flow: Pareto with this shape, from `min_bytes` to `max_bytes`.
+    alpha: f64,
+    min_bytes: f64,
+    max_bytes: f64,
+    /// Kinds by one roll: below `tls13` TLS 1.3, below `tls12` TLS 1.2, the next `h2` h2c,
+    /// below `http` HTTP/1.1, the rest other TCP.
+    tls13: f64,
+    tls12: f64,
+    h2: f64,
+    http: f64,
+    /// Share of TLS flows that are Istio's (SNI, ALPN, client certificate).
+    istio: f64,
+    /// Requests per HTTP/1.1 or h2c connection: 1 + u² × this, capped at it.
+    max_requests: usize,
+    /// TLS request/response exchanges per flow: at most 1 + bytes / 3000, capped at this.
+    max_exchanges: usize,
+    /// Share of h2c connections that carry gRPC, and of HTTP connections that are Envoy's.
+    grpc: f64,
+    envoy: f64,
+    /// Pause before a client's next request on a connection: exponential, mean and cap in ns.
+    think: (f64, f64),
+    /// Load the extra Istio workload chains (several server and client identities).
+    many_identities: bool,
+}
+
+const DEFAULT: Profile = Profile {
+    name: "default",
+    concurrency: 3500,
+    alpha: 0.98,
+    min_bytes: 1000.0,
+    max_bytes: 5_000_000.0,
+    tls13: 0.40,
+    tls12: 0.61,
+    h2: 0.0,
+    http: 0.88,
+    istio: 0.5,
+    max_requests: 20,
+    max_exchanges: 20,
+    grpc: 0.5,
+    envoy: 0.6,
+    think: (25e6, 400e6),
+    many_identities: false,
+};
+
+/// Issue 22's capture: about 38k flows per GB, 2,000 open at once, as a sidecar sees a mesh:
+/// mostly Istio mTLS between several workload identities, connection pools carrying more
+/// requests and larger bodies, gRPC over h2c on the Envoy -> app legs.
+const MESH: Profile = Profile {
+    name: "mesh",
+    concurrency: 2000,
+    alpha: 0.98,
+    min_bytes: 1420.0,
+    max_bytes: 5_000_000.0,
+    tls13: 0.36,
+    tls12: 0.56,
+    h2: 0.20,
+    http: 0.95,
+    istio: 0.8,
+    max_requests: 40,
+    max_exchanges: 40,
+    grpc: 0.7,
+    envoy: 0.8,
+    think: (60e6, 1e9),
+    many_identities: true,
+};
 
 const ISTIO_SVCS: &[(&str, &str, u16)] = &[
     ("reviews", "default", 9080),
@@ -548,10 +634,10 @@ fn http_response(r: &mut Rng, m: &mut Msg, body: usize, envoy: bool) {
     }
 }
 
-/// Heavy-tailed application bytes: truncated Pareto, 1 KB to 5 MB.
-fn pareto(r: &mut Rng, alpha: f64) -> usize {
+/// Heavy-tailed application bytes: truncated Pareto (default profile: 1 KB to 5 MB).
+fn pareto(r: &mut Rng, p: &Profile) -> usize {
     let u = 1.0 - r.f64();
-    ((1000.0 / u.powf(1.0 / alpha)).min(5_000_000.0)) as usize
+    ((p.min_bytes / u.powf(1.0 / p.alpha)).min(p.max_bytes)) as usize
 }
 
 /// Splits `total` into `k` random positive parts.
@@ -562,8 +648,8 @@ fn split(r: &mut Rng, total: usize, k: usize) -> Vec<usize> {
 }
 
 /// TLS application data exchanges (client request records, server response records).
-fn tls_exchanges(r: &mut Rng, msgs: &mut Vec<Msg>, app: usize, first_gap: Gap) {
-    let k = r.urange(1, (1 + app / 3000).min(20));
+fn tls_exchanges(r: &mut Rng, msgs: &mut Vec<Msg>, app: usize, first_gap: Gap, max: usize) {
+    let k = r.urange(1, (1 + app / 3000).min(max));
     let resp = split(r, app, k);
     for (i, sz) in resp.into_iter().enumerate() {
         let mut c = Msg::new(0, if i == 0 { first_gap } else { Gap::Think });
@@ -590,20 +676,20 @@ enum Server {
     Db(u16),
 }
 
-fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64) -> Plan {
+fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, p: &Profile) -> Plan {
     let roll = r.f64();
-    let kind = if roll < 0.40 {
+    let kind = if roll < p.tls13 {
         Kind::Tls13
-    } else if roll < 0.61 {
+    } else if roll < p.tls12 {
         Kind::Tls12
-    } else if roll < 0.61 + h2_share {
+    } else if roll < p.tls12 + p.h2 {
         Kind::H2c
-    } else if roll < 0.88 {
+    } else if roll < p.http {
         Kind::Http
     } else {
         Kind::Other
     };
-    let app = pareto(r, alpha);
+    let app = pareto(r, p);
     let mut msgs = Vec::new();
     let mut truth =
         Truth { protocol: "unknown", version: None, sni: None, alpn: None, mtls: None, requests: None };
@@ -611,7 +697,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
     match kind {
         Kind::Tls13 | Kind::Tls12 => {
             let tls13 = kind == Kind::Tls13;
-            let istio = r.chance(0.5);
+            let istio = r.chance(p.istio);
             let (sni, alpn): (String, Vec<&str>);
             let server_chain: &[Vec<u8>];
             let client_chain: Option<&[Vec<u8>]>; // Some(empty) = empty Certificate
@@ -624,8 +710,8 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
                     1 => vec!["istio-peer-exchange", "istio"],
                     _ => vec!["istio-peer-exchange", "istio-http/1.1", "istio"],
                 };
-                server_chain = &pki.istio_server;
-                client_chain = Some(&pki.istio_client);
+                server_chain = pick_chain(r, &pki.istio_server);
+                client_chain = Some(pick_chain(r, &pki.istio_client));
                 server_ep = Server::Istio(si);
             } else {
                 let n = r.below(60) as usize;
@@ -641,7 +727,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
             }
             truth.protocol = "tls";
             if midstream {
-                tls_exchanges(r, &mut msgs, app, Gap::Now);
+                tls_exchanges(r, &mut msgs, app, Gap::Now, p.max_exchanges);
             } else {
                 truth.version = Some(if tls13 { "TLS 1.3" } else { "TLS 1.2" });
                 truth.sni = Some(sni.clone());
@@ -696,7 +782,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
                     if nst.len() > 0 {
                         msgs.push(nst);
                     }
-                    tls_exchanges(r, &mut msgs, app, Gap::Now);
+                    tls_exchanges(r, &mut msgs, app, Gap::Now, p.max_exchanges);
                 } else {
                     let cipher = *r.pick(&[0xc02fu16, 0xc02b, 0xc030]);
                     let sel = alpn.first().copied();
@@ -740,7 +826,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
                     let mut s = Msg::new(1, Gap::Reply).lit(CCS.to_vec());
                     s.push_lit(record(22, 0x0303, &r.bytes(40)));
                     msgs.push(s);
-                    tls_exchanges(r, &mut msgs, app, Gap::Now);
+                    tls_exchanges(r, &mut msgs, app, Gap::Now, p.max_exchanges);
                 }
             }
         }
@@ -748,11 +834,11 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
             let si = r.below(ISTIO_SVCS.len() as u64) as usize;
             let (svc, ns, port) = ISTIO_SVCS[si];
             server_ep = Server::Istio(si);
-            let envoy = r.chance(0.6);
+            let envoy = r.chance(p.envoy);
             let (psvc, pns, _) = *r.pick(ISTIO_SVCS);
             let u = r.f64();
-            let n = 1 + (u * u * 20.0) as usize;
-            let n = n.min(20);
+            let n = 1 + (u * u * p.max_requests as f64) as usize;
+            let n = n.min(p.max_requests);
             let host = if r.chance(0.5) {
                 format!("{svc}:{port}")
             } else {
@@ -775,7 +861,7 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
         Kind::H2c => {
             let si = r.below(ISTIO_SVCS.len() as u64) as usize;
             server_ep = Server::Istio(si);
-            let n = h2c_flow(r, ISTIO_SVCS[si], app, midstream, &mut msgs);
+            let n = h2c_flow(r, p, ISTIO_SVCS[si], app, midstream, &mut msgs);
             truth.protocol = "h2c";
             truth.requests = Some(n);
         }
@@ -816,21 +902,22 @@ fn plan_flow(r: &mut Rng, pki: &Pki, midstream: bool, alpha: f64, h2_share: f64)
 }
 
 /// An h2c connection as an Envoy inbound leg or a gRPC/REST client without a sidecar sends it:
-/// preface and SETTINGS (unless the capture starts mid-connection), then 1 to 20 streams one
+/// preface and SETTINGS (unless the capture starts mid-connection), then 1 to 20 (mesh: 40) streams one
 /// after the other, gRPC (length-prefixed messages, trailers) or plain requests. Returns the
 /// number of requests.
 fn h2c_flow(
     r: &mut Rng,
+    p: &Profile,
     (svc, ns, port): (&str, &str, u16),
     app: usize,
     midstream: bool,
     msgs: &mut Vec<Msg>,
 ) -> usize {
-    let grpc = r.chance(0.5);
-    let envoy = r.chance(0.6);
+    let grpc = r.chance(p.grpc);
+    let envoy = r.chance(p.envoy);
     let (psvc, pns, _) = *r.pick(ISTIO_SVCS);
     let u = r.f64();
-    let n = (1 + (u * u * 20.0) as usize).min(20);
+    let n = (1 + (u * u * p.max_requests as f64) as usize).min(p.max_requests);
     let authority =
         if r.chance(0.5) { format!("{svc}:{port}") } else { format!("{svc}.{ns}.svc.cluster.local:{port}") };
     let (mut ce, mut se) = (h2::Encoder::new(), h2::Encoder::new());
@@ -1111,6 +1198,8 @@ struct Flow {
     midstream: bool,
     queue: VecDeque<Pkt>,
     est: u64,
+    /// The profile's pause between exchanges: mean and cap, ns.
+    think: (f64, f64),
 }
 
 impl Flow {
@@ -1156,7 +1245,7 @@ impl Flow {
         match g {
             Gap::Now => self.r.range(15_000, 150_000),
             Gap::Reply => self.rtt + self.r.range(50_000, 2_000_000),
-            Gap::Think => (self.r.exp(25e6, 400e6)) as u64 + 100_000,
+            Gap::Think => (self.r.exp(self.think.0, self.think.1)) as u64 + 100_000,
         }
     }
 
@@ -1257,7 +1346,7 @@ impl Flow {
             } else {
                 let a = if x < 75 { 0 } else { 1 };
                 self.push(g, a, F_FIN | F_ACK, &[], &mut p);
-                if x % 5 == 0 {
+                if x.is_multiple_of(5) {
                     self.push(rtt / 2, 1 - a, F_ACK, &[], &mut p);
                     let g2 = self.r.range(100_000, 3_000_000);
                     self.push(g2, 1 - a, F_FIN | F_ACK, &[], &mut p);
@@ -1294,14 +1383,13 @@ impl Flow {
         let mut i = 0;
         while i + 1 < p.len() {
             if let Some(d) = p[i].data_dir {
-                if self.r.chance(0.01) {
-                    if p[i + 1].data_dir == Some(d) {
-                        let j = i + 1;
-                        let (a, b) = p.split_at_mut(j);
-                        std::mem::swap(&mut a[i].frame, &mut b[0].frame);
-                        i = j + 1;
-                        continue;
-                    }
+                // The draw comes first, whatever the next packet: the stream of draws is the file.
+                if self.r.chance(0.01) && p[i + 1].data_dir == Some(d) {
+                    let j = i + 1;
+                    let (a, b) = p.split_at_mut(j);
+                    std::mem::swap(&mut a[i].frame, &mut b[0].frame);
+                    i = j + 1;
+                    continue;
                 }
             }
             i += 1;
@@ -1432,10 +1520,10 @@ fn main() {
     let mut pos = Vec::new();
     let mut seed = 1u64;
     let mut pki_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../captures/pki").to_string();
-    let mut target = 3500usize;
-    let mut alpha = 0.98f64;
-    // Share of all flows that are h2c (gRPC and REST), taken from the HTTP/1 share.
-    let mut h2_share = 0.0f64;
+    let mut prof = DEFAULT;
+    // Overrides of the profile's values, applied once all flags are read (any order).
+    let (mut target, mut alpha, mut h2_share) = (None, None, None);
+    let usage = "usage: gen OUT.pcap SIZE_MB [--profile default|mesh] [--seed N] [--pki DIR] [--concurrency N] [--h2 SHARE] [--alpha A]";
     let mut i = 1;
     while i < args.len() {
         let a = &args[i];
@@ -1450,19 +1538,27 @@ fn main() {
                 i += 1;
             }
             "--concurrency" => {
-                target = val(i).parse().unwrap_or_else(|_| die("bad --concurrency"));
+                target = Some(val(i).parse().unwrap_or_else(|_| die("bad --concurrency")));
                 i += 1;
             }
             "--h2" => {
-                h2_share = val(i).parse().unwrap_or_else(|_| die("bad --h2"));
+                h2_share = Some(val(i).parse().unwrap_or_else(|_| die("bad --h2")));
                 i += 1;
             }
             "--alpha" => {
-                alpha = val(i).parse().unwrap_or_else(|_| die("bad --alpha"));
+                alpha = Some(val(i).parse().unwrap_or_else(|_| die("bad --alpha")));
+                i += 1;
+            }
+            "--profile" => {
+                prof = match val(i).as_str() {
+                    "default" => DEFAULT,
+                    "mesh" => MESH,
+                    other => die(&format!("unknown --profile {other} (default, mesh)")),
+                };
                 i += 1;
             }
             "-h" | "--help" => {
-                println!("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N] [--h2 SHARE]");
+                println!("{usage}");
                 return;
             }
             _ => pos.push(a.clone()),
@@ -1470,8 +1566,13 @@ fn main() {
         i += 1;
     }
     if pos.len() != 2 {
-        die("usage: gen OUT.pcap SIZE_MB [--seed N] [--pki DIR] [--concurrency N] [--h2 SHARE]");
+        die(usage);
     }
+    prof.concurrency = target.unwrap_or(prof.concurrency);
+    prof.alpha = alpha.unwrap_or(prof.alpha);
+    // Share of all flows that are h2c (gRPC and REST), taken from the HTTP/1 share.
+    prof.h2 = h2_share.unwrap_or(prof.h2);
+    let target = prof.concurrency;
     let out_path = &pos[0];
     let size_mb: f64 = pos[1].parse().unwrap_or_else(|_| die("bad SIZE_MB"));
     let budget = (size_mb * 1e6) as u64;
@@ -1483,12 +1584,22 @@ fn main() {
         }
         c
     };
-    let pki = Pki {
-        istio_server: cat("reviews.crt", "ca.crt"),
-        istio_client: cat("productpage.crt", "ca.crt"),
-        api: cat("api.crt", "ca.crt"),
-        big: cat("big-chain.crt", ""),
-    };
+    let mut istio_server = vec![cat("reviews.crt", "ca.crt")];
+    let mut istio_client = vec![cat("productpage.crt", "ca.crt")];
+    if prof.many_identities {
+        // Istio-issued (empty subject, critical SAN) and other workload leaves, under the root
+        // directly or one or two intermediates: several distinct chains, as a sidecar's peers.
+        istio_server.push(cat("istio/ratings.crt", "ca.crt"));
+        istio_server.push(cat("details.crt", "mesh-inter.crt"));
+        istio_server.last_mut().unwrap().extend(read_pem_chain(&format!("{pki_dir}/ca.crt")));
+        istio_server.push(cat("deep.crt", "sub-inter.crt"));
+        istio_server.last_mut().unwrap().extend(cat("mesh-inter.crt", "ca.crt"));
+        istio_client.push(cat("istio/reviews-short.crt", "ca.crt"));
+        istio_client.push(cat("details.crt", "mesh-inter.crt"));
+        istio_client.last_mut().unwrap().extend(read_pem_chain(&format!("{pki_dir}/ca.crt")));
+    }
+    let pki =
+        Pki { istio_server, istio_client, api: cat("api.crt", "ca.crt"), big: cat("big-chain.crt", "") };
 
     let mut out = Out {
         w: BufWriter::with_capacity(
@@ -1530,7 +1641,7 @@ fn main() {
         while active < target && out.bytes + remaining < budget {
             let mut fr = Rng::new(r.next());
             let midstream = fr.chance(0.01);
-            let plan = plan_flow(&mut fr, &pki, midstream, alpha, h2_share);
+            let plan = plan_flow(&mut fr, &pki, midstream, &prof);
             let v6 = fr.chance(0.05);
             let vlan = if fr.chance(0.02) { Some(if fr.chance(0.5) { 100 } else { 200 }) } else { None };
             let ci = fr.below(600) as u16;
@@ -1633,6 +1744,7 @@ fn main() {
                 midstream,
                 queue: VecDeque::new(),
                 est,
+                think: prof.think,
                 r: fr,
             };
             remaining += est;
@@ -1695,7 +1807,8 @@ fn main() {
     out.w.flush().unwrap();
     truth.flush().unwrap();
     eprintln!(
-        "gen: {out_path}: {:.1} MB, {} packets, {} TCP flows (tls1.3 {}, tls1.2 {}, http {}, other {}, h2c {}, midstream {}), max {} open, {:.1} s capture, generated in {:.2} s",
+        "gen: {out_path} ({} profile): {:.1} MB, {} packets, {} TCP flows (tls1.3 {}, tls1.2 {}, http {}, other {}, h2c {}, midstream {}), max {} open, {:.1} s capture, generated in {:.2} s",
+        prof.name,
         out.bytes as f64 / 1e6,
         out.packets,
         flows,
