@@ -305,3 +305,27 @@ fn live_capture_streams_each_flow_within_a_second_and_stops_cleanly() {
     }
     assert_eq!(back.len(), 4);
 }
+
+/// Root without CAP_SETGID (a container whose securityContext forgot it): the capture opens,
+/// the switch to `nobody` fails, and tlspeek stops there, as `tcpdump -Z` does — exit 2, the
+/// reason in the summary's `errors`, even under -q — instead of capturing on as root.
+#[test]
+#[ignore = "needs root and util-linux's setpriv: scripts/test runs it as root"]
+fn a_failed_privilege_drop_stops_the_capture() {
+    assert_root();
+    let out = Command::new("setpriv")
+        .args(["--inh-caps", "-all", "--bounding-set", "-all,+net_raw,+setuid"])
+        .arg(tlspeek_bin())
+        .args(["-i", "lo", "--duration", "5", "--json", "-q"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "-q: nothing on stderr");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["packets"], 0);
+    let err = summary["errors"][0].as_str().unwrap();
+    assert!(err.starts_with("could not drop privileges: "), "{err}");
+    assert!(err.ends_with("; nothing captured (-Z none keeps them, at your risk)"), "{err}");
+}

@@ -277,37 +277,23 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
                 install_stop_handlers();
                 // Nothing after this point needs root or CAP_NET_RAW (the socket and the -w file
                 // are open): give them up, as tcpdump -Z does.
+                // A failed drop stops the run, as tcpdump -Z does: capturing on as root with
+                // CAP_NET_RAW, unsaid under -q (a DaemonSet's arguments), would be worse.
                 let who = match opts.drop_to.as_deref().map(crate::capture::privs::drop_privileges) {
-                    Some(Ok(d)) => format!(" as uid {} (capabilities dropped)", d.uid),
-                    Some(Err(e)) => {
-                        if !cfg.quiet {
-                            writeln!(diag, "tlspeek: could not drop privileges: {e}")?;
-                        }
-                        String::new()
-                    }
-                    None => String::new(),
+                    Some(Ok(d)) => Ok(format!(" as uid {} (capabilities dropped)", d.uid)),
+                    Some(Err(e)) => Err(format!(
+                        "could not drop privileges: {e}; nothing captured (-Z none keeps them, at your risk)"
+                    )),
+                    None => Ok(String::new()),
                 };
-                if !cfg.quiet {
-                    writeln!(
-                        diag,
-                        "tlspeek: capturing on {}{who}; Ctrl-C stops and reports",
-                        opts.interface
-                    )?;
-                }
-                let base = tally.summary.packets;
-                analyze(&mut cap, cfg, base, &mut tally, &mut sink, diag)?;
-                if let Some((recv, drop, ifdrop)) = cap.stats() {
-                    tally.summary.capture_stats = Some(crate::report::CaptureStats {
-                        received: recv.into(),
-                        dropped: drop.into(),
-                        if_dropped: ifdrop.into(),
-                    });
-                    if !cfg.quiet {
-                        writeln!(
-                            diag,
-                            "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
-                        )?;
+                match who {
+                    Err(msg) => {
+                        if !cfg.quiet {
+                            writeln!(diag, "tlspeek: {msg}")?;
+                        }
+                        tally.summary.errors.push(msg);
                     }
+                    Ok(who) => capture_live(&mut cap, opts, &who, cfg, &mut tally, &mut sink, diag)?,
                 }
             }
             Err(e) => {
@@ -349,6 +335,38 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     };
     out.flush()?;
     Ok(Outcome { errors: summary.errors.clone(), violations })
+}
+
+/// Reads a live capture once it is open (and privileges are dropped): the flows, then libpcap's
+/// counters in the summary.
+fn capture_live(
+    cap: &mut LiveCapture,
+    opts: &crate::capture::live::LiveOptions,
+    who: &str,
+    cfg: &Config,
+    tally: &mut Tally,
+    sink: &mut Sink<'_>,
+    diag: &mut dyn Write,
+) -> io::Result<()> {
+    if !cfg.quiet {
+        writeln!(diag, "tlspeek: capturing on {}{who}; Ctrl-C stops and reports", opts.interface)?;
+    }
+    let base = tally.summary.packets;
+    analyze(cap, cfg, base, tally, sink, diag)?;
+    if let Some((recv, drop, ifdrop)) = cap.stats() {
+        tally.summary.capture_stats = Some(crate::report::CaptureStats {
+            received: recv.into(),
+            dropped: drop.into(),
+            if_dropped: ifdrop.into(),
+        });
+        if !cfg.quiet {
+            writeln!(
+                diag,
+                "tlspeek: {recv} packets received by filter, {drop} dropped by kernel, {ifdrop} dropped by interface"
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `--html` (an error is said on stderr and listed in the summary's `errors`).
