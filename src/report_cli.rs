@@ -24,10 +24,11 @@ use std::path::PathBuf;
 ///   tlspeek report --json *.jsonl | jq '.edges[] | select(.verdicts.plaintext > 0)'
 ///   cat *.jsonl | tlspeek report -
 ///   tlspeek report *.jsonl --html mesh.html     (the graph as one HTML page; docs/html.md)
+///   tlspeek report *.jsonl --mesh-config mesh.json   (Istio's policy beside each server)
 ///
 /// A line that is not a tlspeek JSON line (or lacks a required key) is reported on stderr as
 /// FILE:LINE: PROBLEM; the other lines are still merged. Exit codes: 0 success; 2 a line or
-/// file could not be read (the merge of the rest is still printed). docs/json.md ("report")
+/// file (or a --mesh-config file) could not be read (the merge of the rest is still printed). docs/json.md ("report")
 /// documents --json.
 #[derive(Debug, Parser)]
 #[command(
@@ -50,12 +51,28 @@ pub struct ReportArgs {
     /// Also write the merged graph to FILE: one self-contained HTML page (docs/html.md).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Istio's configured mTLS policy (PeerAuthentication, DestinationRule), shown beside the readings.
+    ///
+    /// As `tlspeek --mesh-config`: YAML manifests or `kubectl get
+    /// peerauthentication,destinationrule -A -o json` output (repeatable). Each merged server
+    /// and service then shows the policy that applies and where the traffic contradicts it
+    /// (docs/istio.md, "Observed vs configured"). A file that cannot be used is an error (exit
+    /// 2); the merge goes on with the others.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Vec<PathBuf>,
 }
 
 impl ReportArgs {
     /// The report's settings; `width` is the terminal's (the readings wrap within it).
     pub fn into_config(self, width: Option<usize>) -> ReportConfig {
-        ReportConfig { inputs: self.inputs, json: self.json, width, html: self.html }
+        ReportConfig {
+            inputs: self.inputs,
+            json: self.json,
+            width,
+            html: self.html,
+            mesh_config: self.mesh_config,
+        }
     }
 }
 
@@ -70,5 +87,15 @@ mod tests {
         assert!(c.json);
         assert_eq!(c.inputs, [PathBuf::from("a.jsonl"), PathBuf::from("-")]);
         assert!(ReportArgs::try_parse_from(["tlspeek report"]).is_err());
+        let a = ReportArgs::try_parse_from([
+            "tlspeek report",
+            "a.jsonl",
+            "--mesh-config",
+            "m.yaml",
+            "--mesh-config",
+            "n.json",
+        ])
+        .unwrap();
+        assert_eq!(a.into_config(None).mesh_config, [PathBuf::from("m.yaml"), PathBuf::from("n.json")]);
     }
 }

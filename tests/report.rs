@@ -333,3 +333,127 @@ fn help_names_the_subcommand() {
          (`tlspeek report --help` lists the options)\n"
     );
 }
+
+fn mesh_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/mesh-config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Each server's and service's (name, policy), in order.
+fn policies(summary: &Value) -> Vec<(Value, Value)> {
+    let mut v = Vec::new();
+    for list in ["servers", "services"] {
+        for s in summary[list].as_array().unwrap() {
+            v.push((s["name"].clone(), s["policy"].clone()));
+        }
+    }
+    v
+}
+
+/// Issue 21: `--mesh-config` on the merge gives the policy objects (and table lines) of a
+/// capture run on the same captures. Two pods' plaintext to reviews, named by its Host and
+/// the client's peer metadata (both carried through the JSON): STRICT with a DISABLE client;
+/// then SNI-named mTLS with a workload port override.
+#[test]
+fn mesh_config_gives_the_policy_of_the_capture_run() {
+    let d = scratch("mesh_config");
+    let cases: [(&[&str], &[&str]); 2] = [
+        (
+            &["istio-strict-reset.pcap", "istio-disable-plaintext.pcap"],
+            &["strict-mesh.yaml", "disable-client.yaml"],
+        ),
+        (&["istio-mtls-tls13-any.pcap", "istio-permissive.pcap"], &["cluster.json"]),
+    ];
+    let mut got = Vec::new();
+    for (i, (caps, configs)) in cases.iter().enumerate() {
+        let paths: Vec<String> = configs.iter().map(|c| mesh_fixture(c)).collect();
+        let mut config_args = Vec::new();
+        for p in &paths {
+            config_args.extend(["--mesh-config", p.as_str()]);
+        }
+        let mut run_args = Vec::new();
+        let mut files = Vec::new();
+        let caps_paths: Vec<PathBuf> = caps.iter().map(|c| capture(c)).collect();
+        for (j, c) in caps.iter().enumerate() {
+            run_args.extend(["-r", caps_paths[j].to_str().unwrap()]);
+            files.push(jsonl(&d, c, &[], &format!("{i}-{j}.jsonl")));
+        }
+        let mut a = run_args.clone();
+        a.push("--json");
+        a.extend_from_slice(&config_args);
+        let run = tlspeek(&a);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+        let mut a: Vec<&str> = files.iter().map(String::as_str).collect();
+        a.extend_from_slice(&config_args);
+        let r = merged(&a);
+        assert_eq!(policies(&r), policies(&summary), "{caps:?}");
+        // The table's policy lines too.
+        let policy_lines = |t: &str| -> Vec<String> {
+            t.lines().filter(|l| l.starts_with("    policy: ")).map(str::to_string).collect()
+        };
+        let mut a = run_args.clone();
+        a.extend_from_slice(&config_args);
+        let table = tlspeek(&a).stdout;
+        let mut a: Vec<&str> = files.iter().map(String::as_str).collect();
+        a.extend_from_slice(&config_args);
+        let (code, merged_table, err) = report(&a, b"");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(policy_lines(&merged_table), policy_lines(&table), "{merged_table}");
+        assert!(!policy_lines(&table).is_empty(), "{table}");
+        got.push(r);
+    }
+    assert_eq!(
+        got[0]["servers"][0]["policy"],
+        json!({
+            "namespace": "default", "namespace_from": "host",
+            "peer_authentication": "istio-system/default", "mode": "STRICT", "scope": "mesh",
+            "may_apply": [], "destination_rule": "default/reviews-plaintext", "tls_mode": "DISABLE",
+            "findings": ["plaintext_accepted_under_strict", "disable_client_to_strict_server"],
+            "text": "STRICT (mesh policy istio-system/default); clients: DestinationRule default/reviews-plaintext \
+                     tls DISABLE; ! plaintext accepted where STRICT applies; ! a DISABLE client towards a STRICT \
+                     server (its plaintext is reset)",
+        })
+    );
+    assert_eq!(
+        policies(&got[1])
+            .iter()
+            .map(|(n, p)| (n.clone(), p["mode"].clone(), p["scope"].clone(), p["findings"].clone()))
+            .collect::<Vec<_>>(),
+        [
+            (json!("10.97.0.1:9080"), json!("PERMISSIVE"), json!("port"), json!([])),
+            (json!("127.0.0.1:9080"), Value::Null, Value::Null, Value::Null),
+            (json!("reviews.default:9080"), json!("PERMISSIVE"), json!("port"), json!(["ready_for_strict"])),
+        ]
+    );
+}
+
+/// A --mesh-config file that cannot be used is named on stderr and in `errors`, exit 2; the
+/// merge is printed with the other files' policy.
+#[test]
+fn bad_mesh_config_is_named_and_the_merge_still_printed() {
+    let d = scratch("mesh_config_bad");
+    let f = jsonl(&d, "istio-strict-reset.pcap", &[], "f.jsonl");
+    let (good, bad, missing) =
+        (mesh_fixture("strict-mesh.yaml"), mesh_fixture("bad-mode.yaml"), mesh_fixture("missing.yaml"));
+    let args = ["--json", &f, "--mesh-config", &good, "--mesh-config", &bad, "--mesh-config", &missing];
+    let (code, out, err) = report(&args, b"");
+    assert_eq!(code, 2, "{err}");
+    let want = [
+        format!("--mesh-config {bad}: PeerAuthentication default/default: unknown mTLS mode 'STRIKT'"),
+        format!("--mesh-config {missing}: cannot read: No such file or directory (os error 2)"),
+    ];
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        want.iter().map(|w| format!("tlspeek: {w}")).collect::<Vec<_>>()
+    );
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["errors"], json!(want));
+    assert_eq!(r["bad_lines"], 0);
+    assert_eq!(r["flows"], 2);
+    let p = &r["servers"][0]["policy"];
+    assert_eq!((&p["mode"], &p["scope"], &p["findings"]), (&json!("STRICT"), &json!("mesh"), &json!([])));
+    // The table is printed too, with its policy line.
+    let (code, table, _) = report(&args[1..], b"");
+    assert_eq!(code, 2);
+    assert!(table.contains("\n    policy: STRICT (mesh policy istio-system/default)\n"), "{table}");
+}

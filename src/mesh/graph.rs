@@ -96,6 +96,12 @@ pub struct Flow {
     pub server_identity: Option<String>,
     /// The requests carried Envoy's headers or peer metadata (a client sidecar sent them).
     pub from_sidecar: bool,
+    /// The first request's Host (`http.requests[].host`), for `--mesh-config`: a mesh client's
+    /// Host names the server's service (as `policy::first_host` reads it).
+    pub host: Option<String>,
+    /// `istio.peer_metadata.NAMESPACE` when a request carried `x-envoy-peer-metadata`: the
+    /// client's namespace, for `--mesh-config` (as `policy::peer_namespace` reads it).
+    pub peer_namespace: Option<String>,
 }
 
 impl Flow {
@@ -151,6 +157,8 @@ impl Flow {
             client_identity: istio.and_then(|i| i.client_identity.as_ref()).map(|i| i.uri.clone()),
             server_identity: istio.and_then(|i| i.server_identity.as_ref()).map(|i| i.uri.clone()),
             from_sidecar: f.from_sidecar,
+            host: crate::mesh::policy::first_host(f).map(str::to_string),
+            peer_namespace: crate::mesh::policy::peer_namespace(f).map(str::to_string),
         }
     }
 

@@ -538,33 +538,40 @@ impl<'a> FlowFacts<'a> {
         let sni = i
             .and_then(|i| i.sni.as_ref())
             .and_then(|s| Some((s.fqdn.as_str(), s.service.as_str(), s.namespace.as_deref()?, s.port)));
-        // The first decodable peer metadata is the client's when a request carried one (the
-        // response's would be the server's).
-        let from_request = || {
-            f.http.as_ref().is_some_and(|h| {
-                h.requests
-                    .iter()
-                    .take(4)
-                    .any(|r| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-envoy-peer-metadata")))
-            })
-        };
-        let client_namespace =
-            i.and_then(|i| i.client_identity.as_ref()).and_then(|c| c.namespace.as_deref()).or_else(|| {
-                let pm = i.and_then(|i| i.peer_metadata.as_ref()).filter(|_| from_request())?;
-                pm.value.get("NAMESPACE").and_then(serde_json::Value::as_str)
-            });
+        let client_namespace = i
+            .and_then(|i| i.client_identity.as_ref())
+            .and_then(|c| c.namespace.as_deref())
+            .or_else(|| peer_namespace(f));
         FlowFacts {
             server_port: f.server.port(),
             sni,
             server_namespace: i.and_then(|i| i.server_identity.as_ref()).and_then(|s| s.namespace.as_deref()),
             client_namespace,
-            host: f
-                .http
-                .as_ref()
-                .and_then(|h| h.requests.iter().find_map(|r| r.host.as_ref()))
-                .and_then(|h| std::str::from_utf8(h.as_bytes()).ok()),
+            host: first_host(f),
         }
     }
+}
+
+/// The `NAMESPACE` of the flow's peer metadata when a request carried it (the first decodable
+/// one is then the client's; a response's would be the server's). `tlspeek report` carries it
+/// through the JSON round trip (`graph::Flow::peer_namespace`).
+pub(crate) fn peer_namespace(f: &FlowReport) -> Option<&str> {
+    let from_request = f.http.as_ref().is_some_and(|h| {
+        h.requests
+            .iter()
+            .take(4)
+            .any(|r| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-envoy-peer-metadata")))
+    });
+    let pm = f.istio.as_ref()?.peer_metadata.as_ref().filter(|_| from_request)?;
+    pm.value.get("NAMESPACE").and_then(serde_json::Value::as_str)
+}
+
+/// The first request's Host, when it is UTF-8 text without a backslash: the JSON writes other
+/// bytes escaped with backslashes, so `tlspeek report` could not tell them from the text, and
+/// neither names a Kubernetes service.
+pub(crate) fn first_host(f: &FlowReport) -> Option<&str> {
+    let h = f.http.as_ref()?.requests.iter().find_map(|r| r.host.as_ref())?;
+    std::str::from_utf8(h.as_bytes()).ok().filter(|h| !h.contains('\\'))
 }
 
 /// `reviews:9080`, `reviews.default`, `reviews.default.svc.cluster.local:9080` → (service,

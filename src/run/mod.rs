@@ -155,6 +155,30 @@ impl Tally {
         }
     }
 
+    /// `--mesh-config`: reads the files (none: no policy). A file that cannot be used is an
+    /// error (exit 2), returned and written on `diag` unless `quiet`; the others still apply.
+    pub(crate) fn load_policy(
+        &mut self,
+        files: &[std::path::PathBuf],
+        quiet: bool,
+        diag: &mut dyn Write,
+    ) -> io::Result<Vec<String>> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (policy, errors) = crate::mesh::policy::load(files);
+        let mut msgs = Vec::with_capacity(errors.len());
+        for e in errors {
+            let msg = e.to_string();
+            if !quiet {
+                writeln!(diag, "tlspeek: {msg}")?;
+            }
+            msgs.push(msg);
+        }
+        self.policy = Some(policy);
+        Ok(msgs)
+    }
+
     /// The summary, with the per-server and per-service readings and the expectations.
     pub(crate) fn close(self, mesh: &MeshConfig) -> Summary {
         let Tally { mut summary, book, policy, .. } = self;
@@ -191,18 +215,8 @@ pub fn run_with_writer(cfg: &Config, out: &mut dyn Write, diag: &mut dyn Write) 
     if cfg.html.is_some() {
         tally.graph = Some(crate::mesh::graph::Graph::default());
     }
-    if !cfg.mesh.policy_files.is_empty() {
-        // A file that cannot be used is an error (exit 2); the others are still applied.
-        let (policy, errors) = crate::mesh::policy::load(&cfg.mesh.policy_files);
-        for e in errors {
-            let msg = e.to_string();
-            if !cfg.quiet {
-                writeln!(diag, "tlspeek: {msg}")?;
-            }
-            tally.summary.errors.push(msg);
-        }
-        tally.policy = Some(policy);
-    }
+    let errors = tally.load_policy(&cfg.mesh.policy_files, cfg.quiet, diag)?;
+    tally.summary.errors.extend(errors);
     let mut sink = match cfg.format {
         f if cfg.summary_only => Sink::Count(f),
         Format::Json => Sink::Json(out),

@@ -49,6 +49,8 @@ pub struct ReportConfig {
     pub width: Option<usize>,
     /// `--html`: also write the merged graph to this file.
     pub html: Option<PathBuf>,
+    /// `--mesh-config`: Istio's configured policy, put beside each server and service.
+    pub mesh_config: Vec<PathBuf>,
 }
 
 /// The counts of a merge, beside the readings and the graph.
@@ -129,6 +131,7 @@ struct HttpLine {
 
 #[derive(Deserialize)]
 struct RequestLine {
+    host: Option<String>,
     headers: Option<Vec<(String, String)>>,
 }
 
@@ -138,10 +141,17 @@ struct IstioLine {
     mode: Option<String>,
     sni: Option<serde::de::IgnoredAny>,
     hbone: Option<HboneLine>,
-    peer_metadata: Option<serde::de::IgnoredAny>,
+    peer_metadata: Option<PeerMetadataLine>,
     peer_metadata_id: Option<String>,
     client_identity: Option<IdentityLine>,
     server_identity: Option<IdentityLine>,
+}
+
+/// `istio.peer_metadata`: only its `NAMESPACE` is read (the other keys are skipped unread).
+#[derive(Deserialize)]
+struct PeerMetadataLine {
+    #[serde(rename = "NAMESPACE")]
+    namespace: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -268,11 +278,19 @@ fn parse_flow(
             hbone_services.push(name);
         }
     }
-    let envoy_headers = http.and_then(|h| h.requests.as_ref()).is_some_and(|r| {
-        r.iter().take(4).any(|r| {
-            r.headers.iter().flatten().any(|(n, _)| n.len() >= 8 && n[..8].eq_ignore_ascii_case("x-envoy-"))
-        })
-    });
+    let requests = http.and_then(|h| h.requests.as_deref()).unwrap_or_default();
+    let any_header = |p: &dyn Fn(&str) -> bool| {
+        requests.iter().take(4).any(|r| r.headers.iter().flatten().any(|(n, _)| p(n)))
+    };
+    let envoy_headers = any_header(&|n| n.len() >= 8 && n[..8].eq_ignore_ascii_case("x-envoy-"));
+    // As policy::peer_namespace reads the record: the metadata is the client's when a request
+    // carried it.
+    let peer_namespace = istio
+        .and_then(|i| i.peer_metadata.as_ref())
+        .filter(|_| any_header(&|n| n.eq_ignore_ascii_case("x-envoy-peer-metadata")))
+        .and_then(|m| m.namespace.as_ref()?.as_str().map(str::to_string));
+    // As policy::first_host: a backslash is how the JSON escapes bytes that are not UTF-8.
+    let host = requests.iter().find_map(|r| r.host.clone()).filter(|h| !h.contains('\\'));
     let from_sidecar =
         envoy_headers || istio.is_some_and(|i| i.peer_metadata.is_some() || i.peer_metadata_id.is_some());
     let reset = line.reset_by.as_deref();
@@ -309,6 +327,8 @@ fn parse_flow(
         client_identity: istio.and_then(|i| i.client_identity.as_ref()).and_then(|i| i.uri.clone()),
         server_identity: istio.and_then(|i| i.server_identity.as_ref()).and_then(|i| i.uri.clone()),
         from_sidecar,
+        host,
+        peer_namespace,
     })
 }
 
@@ -344,18 +364,42 @@ fn to_report(f: &Flow) -> FlowReport {
         ..Default::default()
     });
     let protocol = f.protocol.unwrap_or(Protocol::Unknown);
-    let http =
-        matches!(protocol, Protocol::Http | Protocol::H2c).then(|| crate::classify::http::HttpReport {
+    // One request holds what --mesh-config reads of the requests (policy::FlowFacts): the
+    // Host, and the header that makes the peer metadata the client's.
+    let request = (f.host.is_some() || f.peer_namespace.is_some()).then(|| {
+        let mut headers = crate::sanitize::HeadersBuilder::default();
+        if f.peer_namespace.is_some() {
+            headers.push(b"x-envoy-peer-metadata", b"");
+        }
+        crate::classify::http::HttpRequest {
+            method: crate::sanitize::WireBytes::new(b""),
+            path: crate::sanitize::WireBytes::new(b""),
+            version: None,
+            host: f.host.as_deref().map(crate::sanitize::WireBytes::from),
+            headers: headers.finish(),
+            stream: None,
+            h2: None,
+        }
+    });
+    let http = (matches!(protocol, Protocol::Http | Protocol::H2c) || request.is_some()).then(|| {
+        crate::classify::http::HttpReport {
+            requests: request.into_iter().collect(),
             requests_total: f.http_requests,
             responses_total: f.http_responses,
             ..Default::default()
-        });
+        }
+    });
     let istio = f.leg.map(|leg| {
         let mut i = IstioReport::empty(leg);
         i.mode = f.mode;
         i.sni.clone_from(&f.sni);
         i.client_identity = f.client_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
         i.server_identity = f.server_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
+        i.peer_metadata = f.peer_namespace.as_ref().map(|ns| {
+            let value = serde_json::json!({ "NAMESPACE": ns });
+            let json = value.to_string().into_bytes().into_boxed_slice();
+            Arc::new(crate::classify::istio::PeerMetadata { value, json })
+        });
         if leg.is_hbone() {
             i.hbone = Some(
                 f.hbone_services
@@ -620,10 +664,12 @@ fn read_input(
 
 /// Merges the inputs: the counts, the summary with its readings, the graph.
 pub(crate) fn merge(cfg: &ReportConfig, diag: &mut dyn Write) -> io::Result<Merged> {
-    let mesh = MeshConfig::default();
+    let mesh = MeshConfig { policy_files: cfg.mesh_config.clone(), ..MeshConfig::default() };
     let mut tally = Tally::default();
     let mut graph = Graph::default();
-    let mut counts = MergeCounts::default();
+    // As a capture run: the files that cannot be used are errors, the others apply.
+    let errors = tally.load_policy(&mesh.policy_files, false, diag)?;
+    let mut counts = MergeCounts { errors, ..MergeCounts::default() };
     let mut window = Window::default();
     {
         let mut commit = |f: Flow| {
@@ -819,6 +865,36 @@ mod tests {
             let f = parse(l);
             assert_eq!(Flow::from_report(&to_report(&f)), f, "{l}");
         }
+    }
+
+    /// What `--mesh-config` reads of a record survives the JSON: the Host, and the peer
+    /// metadata's namespace when a request carried it (istio-strict-reset.pcap, keys cut).
+    #[test]
+    fn policy_facts_survive_the_json() {
+        use crate::mesh::policy::FlowFacts;
+        let line = |headers: &str, host: &str| {
+            format!(
+                r#"{{"type":"flow","event":"ended","id":1,"client":"10.97.0.2:51930","server":"10.97.0.1:9080","first_ts":"2026-11-23T07:16:45.718749Z","last_ts":"2026-11-23T07:16:45.719224Z","protocol":"http","http":{{"requests":[{{"host":{host},"headers":{headers}}}],"requests_total":1,"responses_total":0}},"istio":{{"leg":"pod_network","mode":"sidecar","sni":null,"peer_metadata":{{"LABELS":{{"app":"productpage"}},"NAMESPACE":"default","WORKLOAD_NAME":"productpage-v1"}},"client_identity":null}},"reset_by":"server","flags":["reset"]}}"#
+            )
+        };
+        let carried = r#"[["host","reviews:9080"],["X-Envoy-Peer-Metadata","Ch..."]]"#;
+        let f = parse(&line(carried, r#""reviews:9080""#));
+        assert_eq!((f.host.as_deref(), f.peer_namespace.as_deref()), (Some("reviews:9080"), Some("default")));
+        let r = to_report(&f);
+        assert_eq!(
+            FlowFacts::of(&r),
+            FlowFacts {
+                server_port: 9080,
+                client_namespace: Some("default"),
+                host: Some("reviews:9080"),
+                ..Default::default()
+            }
+        );
+        assert_eq!(Flow::from_report(&r), f);
+        // Metadata no request carried (a response's: the server's) names no client; a Host the
+        // JSON escaped (not UTF-8 on the wire) is none, as in the capture run.
+        let f = parse(&line(r#"[["host","x"]]"#, r#""rev\\xffiews""#));
+        assert_eq!((f.host, f.peer_namespace), (None, None));
     }
 
     #[test]
