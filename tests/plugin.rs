@@ -667,6 +667,39 @@ fn kubectl_plugin_many_pods_merges_the_good_ones_and_names_each_failure() {
     let (_, log) = run(&["--html", "mesh.html"]);
     let report = log.lines().last().unwrap();
     assert!(report.starts_with("tlspeek report --html mesh.html /"), "{report}");
+    // Each --mesh-config FILE too, in order; the merge applies them (a file that cannot be
+    // used: tlspeek report's exit 2 and its message).
+    let policy = dir.join("strict.yaml");
+    fs::write(&policy, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n").unwrap();
+    let (p, missing) = (policy.to_str().unwrap(), dir.join("missing.yaml"));
+    let missing = missing.to_str().unwrap();
+    let (out, log) = run(&["--mesh-config", p, "--html", "mesh.html", "--mesh-config", missing]);
+    let report = log.lines().last().unwrap();
+    let want = format!("tlspeek report --html mesh.html --mesh-config {p} --mesh-config {missing} /");
+    assert!(report.starts_with(&want), "{report}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "tlspeek: --mesh-config {missing}: cannot read: No such file or directory (os error 2)\n"
+        )),
+        "{stderr}"
+    );
+    // The ambient pods' flows (the server's not decrypted) show no namespace: no policy applies.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("  10.99.0.2:15008 ")).unwrap();
+    assert_eq!(lines[at + 1], "    policy: policy unknown (namespace not seen)", "{stdout}");
+    // Only with -l: for one pod it is tlspeek's own option, after --.
+    let one = Command::new(root.join("scripts/kubectl-tlspeek"))
+        .args(["web-1", "--mesh-config", p])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(one.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&one.stderr),
+        "kubectl-tlspeek: --duration, --html and --mesh-config go with -l SELECTOR; for one pod give tlspeek's own after --\n"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
