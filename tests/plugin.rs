@@ -602,7 +602,9 @@ fn kubectl_plugin_many_pods_merges_the_good_ones_and_names_each_failure() {
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let run = |extra: &[&str]| {
         let _ = fs::remove_file(dir.join("log"));
+        // In the scratch directory: `--html mesh.html` is written where the plugin runs.
         let out = Command::new(root.join("scripts/kubectl-tlspeek"))
+            .current_dir(&dir)
             .args(["-n", "shop", "-l", "tier=web", "--duration", "5"])
             .args(extra)
             .args(["--", "-i", "any"])
