@@ -641,3 +641,38 @@ fn standard_input_is_named_dash_everywhere() {
         "tlspeek: -: not a pcap or pcapng file (starts with 54 68 69 73)"
     );
 }
+
+/// `--summary-only` writes the summary a full run writes, byte for byte, on every shipped
+/// capture (with its key log when it has one, and a mesh config so that the policy evidence is
+/// read): it may record less of each flow (only what the summary reads), never say otherwise.
+#[test]
+fn summary_only_writes_the_same_summary_as_a_full_run() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mesh-config/cluster.json");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    names.sort();
+    assert!(names.len() > 60, "{} captures", names.len());
+    for p in names {
+        let path = p.to_str().unwrap().to_string();
+        let keys = p.with_extension("keys");
+        let mut args = vec!["-r".to_string(), path.clone(), "--json".into(), "-q".into()];
+        args.extend(["--mesh-config".into(), config.to_str().unwrap().into()]);
+        if keys.exists() {
+            args.extend(["--keylog".into(), keys.to_str().unwrap().into()]);
+        }
+        let full_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let full = tlspeek(&full_args);
+        let mut short_args = full_args.clone();
+        short_args.push("--summary-only");
+        let short = tlspeek(&short_args);
+        assert_eq!(full.code, short.code, "{path}");
+        let last = |s: &str| s.lines().last().unwrap_or_default().to_string();
+        assert_eq!(last(&full.stdout), last(&short.stdout), "{path}");
+        assert_eq!(short.stdout.lines().count(), 1, "{path}");
+    }
+}
