@@ -141,22 +141,25 @@ fn window(src: &[u8], pos: usize) -> u64 {
 pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
     // Bytes gather in a small buffer (each step writes two and keeps what it decoded), flushed
     // when half full: at most 8 bytes per window (four steps of two).
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; 130];
     let mut k = 0usize;
     let total = src.len() * 8;
     let mut pos = 0usize;
     loop {
         'windows: while pos < total {
-            // A window holds at least 57 bits: four steps of at most twelve.
+            // A window holds at least 57 bits: four steps of at most twelve. Away from the end
+            // (48 bits or more left) a step checks only for a long code.
             let mut w = window(src, pos);
+            let near_end = total - pos < 48;
             for _ in 0..4 {
                 let e = FAST[(w >> (64 - PEEK)) as usize];
                 let (n, bits) = ((e >> 24) as usize, (e >> 16) & 0xf);
-                if n == 0 || pos + bits as usize > total {
+                if n == 0 || (near_end && pos + bits as usize > total) {
                     break 'windows;
                 }
-                buf[k & 127] = e as u8;
-                buf[(k + 1) & 127] = (e >> 8) as u8;
+                // Both bytes in one store; `k` advances by those decoded.
+                let j = k & 127;
+                buf[j..j + 2].copy_from_slice(&(e as u16).to_le_bytes());
                 k += n;
                 w <<= bits;
                 pos += bits as usize;
