@@ -174,6 +174,11 @@ impl HeaderList {
         (0..self.spans.len()).filter_map(|i| self.get(i))
     }
 
+    /// Bytes of the stored fields' names and values.
+    pub(crate) fn field_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Bytes of buffer allocated (for memory accounting).
     pub(crate) fn allocated(&self) -> usize {
         self.bytes.capacity() + self.spans.capacity() * std::mem::size_of::<Span>()

@@ -634,9 +634,17 @@ impl Conn {
     /// Reads the pseudo-headers and gRPC fields of a block and stores its fields (redacted).
     fn store<'a>(&self, list: &'a HeaderList) -> (Headers, Pseudo<'a>) {
         let mut p = Pseudo::default();
-        let bytes: usize = list.iter().map(|f| f.name.len() + f.value.len()).sum();
-        let mut b = HeadersBuilder::with_capacity(list.len(), bytes + 32);
         let show = self.cfg.show_secrets;
+        // The exact size of the JSON text, so that `finish` need not shrink it (a realloc per
+        // block: bench/RESULTS.md). `with_capacity` adds 7 bytes of punctuation per field; each
+        // field after the first has a comma more.
+        let mut bytes = list.field_bytes() + list.len().saturating_sub(1);
+        if !show {
+            for f in list.iter().filter(|f| f.never_indexed || f.class.secret) {
+                bytes = bytes - f.value.len() + placeholder_len(f.value.len());
+            }
+        }
+        let mut b = HeadersBuilder::with_capacity(list.len(), bytes);
         for f in list.iter() {
             let secret = !show && (f.never_indexed || f.class.secret);
             let hidden;
@@ -866,6 +874,11 @@ impl Conn {
             g.message = Some(WireBytes::new(&percent_decode(m)));
         }
     }
+}
+
+/// Length of [`placeholder`]`(len)`: `<redacted N bytes>`.
+fn placeholder_len(len: usize) -> usize {
+    "<redacted  bytes>".len() + len.checked_ilog10().unwrap_or(0) as usize + 1
 }
 
 /// `/pkg.Service/Method` → service and method.

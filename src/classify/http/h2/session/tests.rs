@@ -205,3 +205,10 @@ fn grpc_path_gives_service_and_method() {
     assert_eq!(g.service.unwrap().as_bytes(), b"reviews.Reviews");
     assert_eq!(g.method.unwrap().as_bytes(), b"GetReview");
 }
+
+#[test]
+fn placeholder_len_is_the_placeholder_s_length() {
+    for n in [0, 1, 9, 10, 99, 100, 65_535, usize::MAX] {
+        assert_eq!(placeholder_len(n), placeholder(n).len(), "{n}");
+    }
+}
