@@ -568,6 +568,7 @@ impl Args {
                     show_secrets: self.show_secrets,
                     max_header_bytes: self.max_header_bytes.max(1024),
                     max_messages: self.max_requests,
+                    lean_headers: self.summary_only,
                 },
                 // Read by `Config::load_ca` (no I/O here).
                 ca: None,

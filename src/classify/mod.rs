@@ -858,7 +858,12 @@ mod tests {
     pub(super) fn cfg() -> ClassifyConfig {
         ClassifyConfig {
             tls: TlsLimits { max_buffer: 256 * 1024 },
-            http: HttpConfig { show_secrets: false, max_header_bytes: 65536, max_messages: 1000 },
+            http: HttpConfig {
+                show_secrets: false,
+                max_header_bytes: 65536,
+                max_messages: 1000,
+                lean_headers: false,
+            },
             ca: None,
             keylog: None,
         }

@@ -288,10 +288,16 @@ impl HttpSession {
     }
 
     fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Headers {
-        let bytes = hs.iter().map(|(n, v)| n.len() + v.len()).sum();
-        let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
+        let lean = self.cfg.lean_headers;
+        let bytes = if lean { 0 } else { hs.iter().map(|(n, v)| n.len() + v.len()).sum() };
+        let mut b = HeadersBuilder::with_capacity(if lean { 0 } else { hs.len() }, bytes);
         for (n, v) in hs {
-            b.mark(header_marks(n));
+            let marks = header_marks(n);
+            b.mark(marks);
+            // --summary-only: only the fields the summary reads are stored (HttpConfig).
+            if lean && !super::lean_keeps(marks, n) {
+                continue;
+            }
             if !self.cfg.show_secrets && is_secret_header(n) {
                 b.push(n, placeholder(v.len()).as_bytes());
             } else {

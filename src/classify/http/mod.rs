@@ -77,6 +77,21 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Maximum requests (and responses) recorded per flow; later ones are only counted.
     pub max_messages: usize,
+    /// Keep in each message's headers only the fields the summary reads (`--summary-only`: no
+    /// flow is written): Istio's peer metadata, its id and `x-forwarded-client-cert`
+    /// ([`MARK_ISTIO`]), `forwarded` (HBONE CONNECT targets) and `HTTP2-Settings` (read when
+    /// the connection upgrades to h2c). Every mark bit is still set,
+    /// and everything else of a message (method, path, host, status, counts) is kept. Storing
+    /// every field of every message was half the CPU of a `--summary-only` run on the mesh
+    /// benchmark (issue 22); tests/cli.rs checks the summary is the same byte for byte.
+    pub lean_headers: bool,
+}
+
+/// Whether a field is kept under [`HttpConfig::lean_headers`]: its marks, and its name.
+pub(crate) fn lean_keeps(marks: u8, name: &[u8]) -> bool {
+    marks & MARK_ISTIO != 0
+        || (name.len() == 9 && name.eq_ignore_ascii_case(b"forwarded"))
+        || (name.len() == 14 && name.eq_ignore_ascii_case(b"http2-settings"))
 }
 
 /// Where a stream goes after HTTP.

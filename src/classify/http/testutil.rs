@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) fn cfg() -> HttpConfig {
-    HttpConfig { show_secrets: false, max_header_bytes: 64 * 1024, max_messages: 100 }
+    HttpConfig { show_secrets: false, max_header_bytes: 64 * 1024, max_messages: 100, lean_headers: false }
 }
 
 /// Feeds the messages in order, each whole or one byte per call.

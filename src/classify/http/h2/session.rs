@@ -251,6 +251,25 @@ struct Pseudo<'a> {
     grpc_encoding: Option<&'a [u8]>,
 }
 
+impl<'a> Pseudo<'a> {
+    /// Takes what field `f` says (a field that is not a secret, or secrets shown).
+    fn read(&mut self, f: &super::hpack::Field<'a>) {
+        match f.class.role {
+            FieldRole::Other => {}
+            FieldRole::Method => self.method = Some(f.value),
+            FieldRole::Path => self.path = Some(f.value),
+            FieldRole::Authority => self.authority = Some(f.value),
+            FieldRole::Status => {
+                self.status = std::str::from_utf8(f.value).ok().and_then(|s| s.parse().ok()).or(Some(0))
+            }
+            FieldRole::ContentType => self.grpc_type = f.value.starts_with(b"application/grpc"),
+            FieldRole::GrpcStatus => self.grpc_status = Some(f.value),
+            FieldRole::GrpcMessage => self.grpc_message = Some(f.value),
+            FieldRole::GrpcEncoding => self.grpc_encoding = Some(f.value),
+        }
+    }
+}
+
 /// Where one side's bytes are in.
 #[derive(Clone, Debug)]
 enum Dir {
@@ -638,14 +657,29 @@ impl Conn {
         // The exact size of the JSON text, so that `finish` need not shrink it (a realloc per
         // block: bench/RESULTS.md). `with_capacity` adds 7 bytes of punctuation per field; each
         // field after the first has a comma more.
-        let mut bytes = list.field_bytes() + list.len().saturating_sub(1);
+        let lean = self.cfg.lean_headers;
+        let kept = |f: &super::hpack::Field<'_>| !lean || super::super::lean_keeps(f.class.marks, f.name);
+        let (mut fields, mut bytes) = (list.len(), list.field_bytes());
+        if lean {
+            (fields, bytes) =
+                list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
+        }
+        bytes += fields.saturating_sub(1);
         if !show {
-            for f in list.iter().filter(|f| f.never_indexed || f.class.secret) {
+            for f in list.iter().filter(kept).filter(|f| f.never_indexed || f.class.secret) {
                 bytes = bytes - f.value.len() + placeholder_len(f.value.len());
             }
         }
-        let mut b = HeadersBuilder::with_capacity(list.len(), bytes);
+        let mut b = HeadersBuilder::with_capacity(fields, bytes);
         for f in list.iter() {
+            if lean && !kept(&f) {
+                // Not stored (--summary-only), but its marks and its role are read as usual.
+                b.mark(f.class.marks);
+                if show || !(f.never_indexed || f.class.secret) {
+                    p.read(&f);
+                }
+                continue;
+            }
             let secret = !show && (f.never_indexed || f.class.secret);
             let hidden;
             let value = if secret {
@@ -659,19 +693,7 @@ impl Conn {
             if secret {
                 continue;
             }
-            match f.class.role {
-                FieldRole::Other => {}
-                FieldRole::Method => p.method = Some(f.value),
-                FieldRole::Path => p.path = Some(f.value),
-                FieldRole::Authority => p.authority = Some(f.value),
-                FieldRole::Status => {
-                    p.status = std::str::from_utf8(f.value).ok().and_then(|s| s.parse().ok()).or(Some(0))
-                }
-                FieldRole::ContentType => p.grpc_type = f.value.starts_with(b"application/grpc"),
-                FieldRole::GrpcStatus => p.grpc_status = Some(f.value),
-                FieldRole::GrpcMessage => p.grpc_message = Some(f.value),
-                FieldRole::GrpcEncoding => p.grpc_encoding = Some(f.value),
-            }
+            p.read(&f);
         }
         (b.finish(), p)
     }

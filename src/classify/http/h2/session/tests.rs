@@ -1,7 +1,7 @@
 use super::*;
 
 fn cfg(show_secrets: bool) -> HttpConfig {
-    HttpConfig { show_secrets, max_header_bytes: 65536, max_messages: 100 }
+    HttpConfig { show_secrets, max_header_bytes: 65536, max_messages: 100, lean_headers: false }
 }
 
 fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
