@@ -474,33 +474,60 @@ thread_local! {
     static XFCC: std::cell::RefCell<Memo<Vec<Xfcc>>> = const { std::cell::RefCell::new(Memo::new()) };
 }
 
+/// Value of each base64 character, standard and URL-safe alphabets; 0xff for any other byte.
+static BASE64: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
 /// Decodes standard or URL-safe base64 (padding optional); `None` on any other byte.
+///
+/// Four characters at a time through [`BASE64`]: a `match` per character cost ~4,800
+/// instructions per `x-envoy-peer-metadata` header (5M of 650M on the default bench file).
 pub(crate) fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
     let t: &[u8] = text.trim_ascii();
     let t = t.strip_suffix(b"==").or_else(|| t.strip_suffix(b"=")).unwrap_or(t);
-    let mut out = Vec::with_capacity(t.len() * 3 / 4);
-    for chunk in t.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
+    let mut out = Vec::with_capacity(t.len() / 4 * 3 + 2);
+    let mut quads = t.chunks_exact(4);
+    for q in &mut quads {
+        let v = [BASE64[q[0] as usize], BASE64[q[1] as usize], BASE64[q[2] as usize], BASE64[q[3] as usize]];
+        if (v[0] | v[1] | v[2] | v[3]) & 0x80 != 0 {
+            return None;
         }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes),
-            3 => out.extend_from_slice(&bytes[..2]),
-            2 => out.push(bytes[0]),
-            _ => return None,
+        let n = u32::from(v[0]) << 18 | u32::from(v[1]) << 12 | u32::from(v[2]) << 6 | u32::from(v[3]);
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    let rest = quads.remainder();
+    if rest.is_empty() {
+        return Some(out);
+    }
+    let mut n = 0u32;
+    for (i, &c) in rest.iter().enumerate() {
+        let v = BASE64[c as usize];
+        if v & 0x80 != 0 {
+            return None;
         }
+        n |= u32::from(v) << (18 - 6 * i);
+    }
+    match rest.len() {
+        3 => out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8]),
+        2 => out.push((n >> 16) as u8),
+        _ => return None,
     }
     Some(out)
 }
@@ -799,6 +826,59 @@ mod tests {
         let two = parse_xfcc("By=a;URI=b,By=c;Subject=\"CN=x,O=y\";URI=d");
         assert_eq!(two.len(), 2);
         assert_eq!((two[1].subject.as_deref(), two[1].uri.as_deref()), (Some("CN=x,O=y"), Some("d")));
+    }
+
+    /// The decoder [`base64_decode`] replaced (a `match` per character).
+    fn base64_decode_before(text: &[u8]) -> Option<Vec<u8>> {
+        let val = |c: u8| -> Option<u32> {
+            Some(match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' | b'-' => 62,
+                b'/' | b'_' => 63,
+                _ => return None,
+            } as u32)
+        };
+        let t: &[u8] = text.trim_ascii();
+        let t = t.strip_suffix(b"==").or_else(|| t.strip_suffix(b"=")).unwrap_or(t);
+        let mut out = Vec::with_capacity(t.len() * 3 / 4);
+        for chunk in t.chunks(4) {
+            let mut n = 0u32;
+            for (i, &c) in chunk.iter().enumerate() {
+                n |= val(c)? << (18 - 6 * i);
+            }
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            match chunk.len() {
+                4 => out.extend_from_slice(&bytes),
+                3 => out.extend_from_slice(&bytes[..2]),
+                2 => out.push(bytes[0]),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn base64_decodes_as_the_match_per_character_decoder_did() {
+        // Every byte value at each position of strings of 1 to 9 characters, around valid text
+        // of each length (padding, URL-safe characters, spaces included).
+        let valid = b"Zm9v-_+/YmFy";
+        for len in 0..=9 {
+            for pos in 0..=len {
+                for x in 0..=255u8 {
+                    let mut t = valid[..len].to_vec();
+                    t.insert(pos, x);
+                    assert_eq!(base64_decode(&t), base64_decode_before(&t), "{t:?}");
+                    t.extend_from_slice(b"=");
+                    assert_eq!(base64_decode(&t), base64_decode_before(&t), "{t:?}");
+                }
+            }
+        }
+        for t in [&b""[..], b" ", b"==", b"Zg==", b"Zm8=", b"Zm9v", b" Zm9v\t", b"Zm9v===", b"TWFu"] {
+            assert_eq!(base64_decode(t), base64_decode_before(t), "{t:?}");
+        }
+        assert_eq!(base64_decode(b"TWFuIGlz").as_deref(), Some(&b"Man is"[..]));
     }
 
     /// The char-by-char parser [`parse_xfcc`] replaced.
