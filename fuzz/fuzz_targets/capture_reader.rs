@@ -8,7 +8,8 @@ use tlspeek::capture::{CaptureReader, Next, PacketSource, MAX_RECORD_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let len = data.len() as u64;
-    let Ok(mut r) = CaptureReader::from_reader("fuzz.pcap".into(), Box::new(Cursor::new(data.to_vec())), Some(len))
+    let Ok(mut r) =
+        CaptureReader::from_reader("fuzz.pcap".into(), Box::new(Cursor::new(data.to_vec())), Some(len))
     else {
         return;
     };
@@ -20,7 +21,12 @@ fuzz_target!(|data: &[u8]| {
         match r.next() {
             Ok(Next::Packet(p)) => {
                 assert!(p.data.len() <= MAX_RECORD_BYTES, "packet of {} bytes", p.data.len());
-                assert!(p.orig_len as usize >= p.data.len(), "orig_len {} < caplen {}", p.orig_len, p.data.len());
+                assert!(
+                    p.orig_len as usize >= p.data.len(),
+                    "orig_len {} < caplen {}",
+                    p.orig_len,
+                    p.data.len()
+                );
                 assert!(p.ts.nanos < 1_000_000_000);
                 std::hint::black_box((p.linktype, p.data.first(), p.ts.rfc3339(true)));
                 packets += 1;

@@ -13,7 +13,9 @@ use libfuzzer_sys::fuzz_target;
 #[path = "chunks.rs"]
 mod chunks;
 use chunks::chunks;
-use tlspeek::classify::http::h2::{find_frame_chain, Frame, H2Direction, H2Event, H2Limits, SettingId, Start};
+use tlspeek::classify::http::h2::{
+    find_frame_chain, Frame, H2Direction, H2Event, H2Limits, SettingId, Start,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };

@@ -20,7 +20,12 @@ use tlspeek::wire::Side;
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };
     let (n, msgs) = if cfg & 4 != 0 { (1024, 4) } else { (64 * 1024, 100) };
-    let http = HttpConfig { show_secrets: cfg & 8 != 0, max_header_bytes: n, max_messages: msgs };
+    let http = HttpConfig {
+        show_secrets: cfg & 8 != 0,
+        max_header_bytes: n,
+        max_messages: msgs,
+        lean_headers: cfg & 16 != 0,
+    };
     let mut h = H2Session::new(http, (cfg & 1 != 0).then_some(Side::A));
     if cfg & 2 != 0 {
         h.seek(Side::A);

@@ -18,13 +18,13 @@ mod chunks;
 use chunks::chunks;
 use tlspeek::classify::http::{HttpConfig, HttpFeed, HttpSession};
 
-
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };
     let hc = HttpConfig {
         show_secrets: cfg & 1 != 0,
         max_header_bytes: if cfg & 2 == 0 { 1024 } else { 64 * 1024 },
         max_messages: if cfg & 4 == 0 { 2 } else { 1000 },
+        lean_headers: cfg & 8 != 0,
     };
     let mut h = HttpSession::new(hc);
     let mut done = [false; 2];

@@ -10,8 +10,8 @@
 //!   bit 3 smallest buffers          bit 7 `--idle-timeout 1 --max-requests 1 --cert-warn 0`
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use clap::Parser;
+use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use tlspeek::cli::Args;
@@ -20,7 +20,8 @@ use tlspeek::run::run_with_writer;
 fn path() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let dir =
+            if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
         dir.join(format!("tlspeek-fuzz-{}.pcap", std::process::id()))
     })
 }

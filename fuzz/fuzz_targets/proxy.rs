@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         Parsed::Header(h, n) => {
             assert!(n <= stream.len() && n <= MAX_HEADER_BYTES, "{n}");
             assert!(h.tlvs.len() <= MAX_TLVS);
-            assert!(h.tlvs.iter().all(|t| t.value.len() <= MAX_TLV_VALUE_BYTES && t.value.len() <= t.len as usize));
+            assert!(h
+                .tlvs
+                .iter()
+                .all(|t| t.value.len() <= MAX_TLV_VALUE_BYTES && t.value.len() <= t.len as usize));
             assert_eq!(parse(&stream[..n]), Parsed::Header(h.clone(), n));
             for cut in [0, n / 2, n - 1] {
                 assert_eq!(parse(&stream[..cut]), Parsed::NeedMore, "prefix of {cut} bytes");
@@ -32,7 +35,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let cfg = ClassifyConfig {
         tls: TlsLimits { max_buffer: 64 * 1024 },
-        http: HttpConfig { show_secrets: false, max_header_bytes: 64 * 1024, max_messages: 100 },
+        http: HttpConfig {
+            show_secrets: false,
+            max_header_bytes: 64 * 1024,
+            max_messages: 100,
+            lean_headers: false,
+        },
         ca: None,
         keylog: None,
     };

@@ -19,8 +19,8 @@ use tlspeek::classify::http::HttpConfig;
 use tlspeek::classify::tls::TlsLimits;
 use tlspeek::classify::{ClassifyConfig, FlowClassifier};
 use tlspeek::decode::TcpSegment;
-use tlspeek::flow::{FlowMeta, FlowTable, Limits};
 use tlspeek::flow::client::decide_client;
+use tlspeek::flow::{FlowMeta, FlowTable, Limits};
 use tlspeek::record::FlowReport;
 use tlspeek::report::json;
 use tlspeek::wire::Timestamp;
@@ -87,7 +87,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let ccfg = ClassifyConfig {
         tls: TlsLimits { max_buffer: tls_buf },
-        http: HttpConfig { show_secrets: cfg_byte & 2 != 0, max_header_bytes: 1024, max_messages: 4 },
+        http: HttpConfig {
+            show_secrets: cfg_byte & 2 != 0,
+            max_header_bytes: 1024,
+            max_messages: 4,
+            lean_headers: cfg_byte & 8 != 0,
+        },
         // Bit 2: certificate lists checked against the test mesh root (`--ca`).
         ca: (cfg_byte & 4 != 0).then(mesh_root),
         keylog: None,

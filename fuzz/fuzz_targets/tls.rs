@@ -17,7 +17,6 @@ use chunks::chunks;
 use tlspeek::classify::tls::{TlsLimits, TlsSession};
 use tlspeek::wire::{Feed, Side, Timestamp};
 
-
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };
     let limits = TlsLimits { max_buffer: if cfg & 1 == 0 { 16 * 1024 } else { 512 * 1024 } };
