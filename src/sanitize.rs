@@ -158,10 +158,12 @@ pub(crate) struct HeadersBuilder {
 const FIELD_PUNCTUATION: usize = 7;
 
 impl HeadersBuilder {
-    /// Room for `fields` fields of `bytes` bytes in all.
+    /// Room for `fields` fields of `bytes` bytes in all (names and values as pushed), exactly:
+    /// then no push grows the text and [`HeadersBuilder::finish`] keeps its allocation (a
+    /// capacity one comma short per field cost a grow and a shrink per HTTP/1 message).
     pub(crate) fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
         HeadersBuilder {
-            text: Vec::with_capacity(bytes + FIELD_PUNCTUATION * fields),
+            text: Vec::with_capacity(bytes + FIELD_PUNCTUATION * fields + fields.saturating_sub(1)),
             ends: Vec::with_capacity(2 * fields),
             dirty: Vec::new(),
             marks: 0,
@@ -172,7 +174,7 @@ impl HeadersBuilder {
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
         let field = (self.ends.len() / 2) as u32;
         let t = &mut self.text;
-        t.reserve(name.len() + value.len() + FIELD_PUNCTUATION);
+        t.reserve(name.len() + value.len() + FIELD_PUNCTUATION + usize::from(field > 0));
         if field > 0 {
             t.push(b',');
         }

@@ -14,7 +14,7 @@ use super::{
     Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State, Step,
     SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
-use crate::sanitize::redact::{is_secret_header, placeholder};
+use crate::sanitize::redact::{is_secret_header, placeholder, placeholder_len};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Probe, Side};
 
@@ -288,11 +288,23 @@ impl HttpSession {
     }
 
     fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Headers {
-        let bytes = hs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        // One look at each name; bit i: field i is redacted (a head has at most MAX_HEADERS).
+        let hide = !self.cfg.show_secrets;
+        let (mut secret, mut bytes, mut marks) = (0u128, 0, 0);
+        for (i, (n, v)) in hs.iter().enumerate() {
+            marks |= header_marks(n);
+            bytes += n.len();
+            if hide && is_secret_header(n) {
+                secret |= 1 << (i % 128);
+                bytes += placeholder_len(v.len());
+            } else {
+                bytes += v.len();
+            }
+        }
         let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
-        for (n, v) in hs {
-            b.mark(header_marks(n));
-            if !self.cfg.show_secrets && is_secret_header(n) {
+        b.mark(marks);
+        for (i, (n, v)) in hs.iter().enumerate() {
+            if secret & (1 << (i % 128)) != 0 {
                 b.push(n, placeholder(v.len()).as_bytes());
             } else {
                 b.push(n, v);

@@ -48,6 +48,8 @@ use std::collections::VecDeque;
 
 /// Headers parsed per message; more are dropped with a warning.
 pub(crate) const MAX_HEADERS: usize = 128;
+// `store_headers` keeps one bit per field in a u128.
+const _: () = assert!(MAX_HEADERS <= 128);
 /// Requests remembered while waiting for their responses (for HEAD/CONNECT/upgrade framing).
 const MAX_PENDING: usize = 256;
 /// Warnings kept per session (later ones are dropped, even after [`HttpSession::take_warnings`]).
