@@ -172,6 +172,18 @@ impl HeadersBuilder {
 
     /// Appends one field.
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.push_field(name, value, true);
+    }
+
+    /// Appends one field whose name is an RFC 9110 token (httparse checked it): only the value
+    /// is scanned for bytes to escape.
+    pub(crate) fn push_token(&mut self, name: &[u8], value: &[u8]) {
+        debug_assert!(!json_scan::needs_care(name), "{name:?}");
+        self.push_field(name, value, false);
+    }
+
+    #[inline(always)]
+    fn push_field(&mut self, name: &[u8], value: &[u8], scan_name: bool) {
         let field = (self.ends.len() / 2) as u32;
         let t = &mut self.text;
         t.reserve(name.len() + value.len() + FIELD_PUNCTUATION + usize::from(field > 0));
@@ -185,7 +197,7 @@ impl HeadersBuilder {
         t.extend_from_slice(value);
         self.ends.push(t.len() as u32);
         t.extend_from_slice(b"\"]");
-        if json_scan::needs_care(name) || json_scan::needs_care(value) {
+        if (scan_name && json_scan::needs_care(name)) || json_scan::needs_care(value) {
             self.dirty.push(field);
         }
     }

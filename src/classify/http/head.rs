@@ -11,12 +11,13 @@ use super::chunked::CHUNK_START;
 use super::headers::header_marks;
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
-    Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State, Step,
-    SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
+    Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
+    Step, SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
 use crate::sanitize::redact::{is_secret_header, placeholder, placeholder_len};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Probe, Side};
+use std::borrow::Cow;
 
 impl HttpSession {
     /// Tries to parse one head starting at `data[pos..]` (plus buffered bytes).
@@ -117,7 +118,10 @@ impl HttpSession {
             Some(r) => r == Role::Responses,
             None => probe_response(block) == Probe::Match,
         };
-        let Some(h) = parse_head(block, response) else {
+        // Left uninitialised: httparse initialises what it fills (zeroing 128 slots, 4 KiB, for
+        // every message was a seventh of this function's time).
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let Some(h) = parse_head(block, response, &mut slots) else {
             self.warn("http: malformed message head");
             return MsgStep::Stop;
         };
@@ -129,24 +133,17 @@ impl HttpSession {
         if self.report.version.is_none() {
             self.report.version = version;
         }
-        let body = self.body_headers(&h);
-        match h.request {
-            Some((method, target)) => self.request(side, &h, (method, target), version, body),
-            None => self.response(side, &h, version, body),
-        }
-    }
-
-    /// What the head says of its body's framing (RFC 9112 §6.1, §6.3).
-    #[inline(always)]
-    fn body_headers(&mut self, h: &Head<'_>) -> BodyHeaders {
-        // RFC 9112 §6.1: the last transfer coding decides; `identity` is an obsolete no-op.
-        let coding = h.tokens(b"transfer-encoding").rfind(|t| !t.eq_ignore_ascii_case(b"identity"));
-        let chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        let length = content_length(h.fields(b"content-length"));
-        if length == Some(None) {
+        let known = match &h.headers {
+            Fields::Parsed(hs) => Known::of(hs.iter().map(|f| (f.name.as_bytes(), f.value))),
+            Fields::Lines(hs) => Known::of(hs.iter().copied()),
+        };
+        if known.length == Some(None) {
             self.warn("http: invalid or too large Content-Length; framing unknown");
         }
-        BodyHeaders { chunked, other_coding: coding.is_some() && !chunked, length }
+        match h.request {
+            Some((method, target)) => self.request(side, &h, (method, target), version, &known),
+            None => self.response(side, &h, version, &known),
+        }
     }
 
     /// Records a request head of `side` (the client) and sets up its body.
@@ -154,23 +151,19 @@ impl HttpSession {
     fn request(
         &mut self,
         side: Side,
-        h: &Head<'_>,
+        h: &Head<'_, '_>,
         (method, target): (&[u8], &[u8]),
         version: Option<&'static str>,
-        body: BodyHeaders,
+        body: &Known<'_>,
     ) -> MsgStep {
         self.client.get_or_insert(side);
         self.report.requests_total = self.report.requests_total.saturating_add(1);
-        let p = Pending {
-            head: method == b"HEAD",
-            connect: method == b"CONNECT",
-            h2c: h.tokens(b"upgrade").any(|t| t.eq_ignore_ascii_case(b"h2c")),
-        };
+        let p = Pending { head: method == b"HEAD", connect: method == b"CONNECT", h2c: body.h2c };
         if self.pending.len() < MAX_PENDING {
             self.pending.push_back(p);
         }
         if self.report.requests.len() < self.cfg.max_messages {
-            let host = h.fields(b"host").next().map(|v| WireBytes::new(trim(v)));
+            let host = body.host.map(|v| WireBytes::new(trim(v)));
             let headers = self.store_headers(&h.headers);
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
@@ -206,9 +199,9 @@ impl HttpSession {
     fn response(
         &mut self,
         side: Side,
-        h: &Head<'_>,
+        h: &Head<'_, '_>,
         version: Option<&'static str>,
-        body: BodyHeaders,
+        body: &Known<'_>,
     ) -> MsgStep {
         self.client.get_or_insert(side.other());
         self.report.responses_total = self.report.responses_total.saturating_add(1);
@@ -229,7 +222,7 @@ impl HttpSession {
             if st >= 200 || st == 101 { self.pending.pop_front() } else { self.pending.front().copied() };
         let req = req.unwrap_or_default();
         if st == 101 {
-            return self.switched(side, h, req);
+            return self.switched(side, body, req);
         }
         if req.connect && st >= 200 {
             if st < 300 {
@@ -261,8 +254,8 @@ impl HttpSession {
     /// A `101 Switching Protocols` from `side` to request `req`: both directions switch to
     /// the new protocol (h2c, websocket, ...).
     #[inline(always)]
-    fn switched(&mut self, side: Side, h: &Head<'_>, req: Pending) -> MsgStep {
-        let token = h.fields(b"upgrade").next().map(upgrade_token);
+    fn switched(&mut self, side: Side, body: &Known<'_>, req: Pending) -> MsgStep {
+        let token = body.upgrade.map(upgrade_token);
         let to = if req.h2c || token.as_deref() == Some("h2c") { SwitchTo::H2c } else { SwitchTo::Upgraded };
         self.report.upgrade = Some(match to {
             SwitchTo::H2c => "h2c".into(),
@@ -287,11 +280,25 @@ impl HttpSession {
         MsgStep::Continue
     }
 
-    fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Headers {
+    fn store_headers(&self, fields: &Fields<'_, '_>) -> Headers {
+        match fields {
+            // httparse checked that names are tokens: nothing in them to escape.
+            Fields::Parsed(hs) => self.store(hs.iter().map(|f| (f.name.as_bytes(), f.value)), true),
+            Fields::Lines(hs) => self.store(hs.iter().copied(), false),
+        }
+    }
+
+    /// Stores fields (`tokens`: every name is an RFC 9110 token) with secrets redacted.
+    #[inline(always)]
+    fn store<'a>(
+        &self,
+        hs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        tokens: bool,
+    ) -> Headers {
         // One look at each name; bit i: field i is redacted (a head has at most MAX_HEADERS).
         let hide = !self.cfg.show_secrets;
         let (mut secret, mut bytes, mut marks) = (0u128, 0, 0);
-        for (i, (n, v)) in hs.iter().enumerate() {
+        for (i, (n, v)) in hs.clone().enumerate() {
             marks |= header_marks(n);
             bytes += n.len();
             if hide && is_secret_header(n) {
@@ -303,11 +310,16 @@ impl HttpSession {
         }
         let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
         b.mark(marks);
-        for (i, (n, v)) in hs.iter().enumerate() {
-            if secret & (1 << (i % 128)) != 0 {
-                b.push(n, placeholder(v.len()).as_bytes());
+        for (i, (n, v)) in hs.enumerate() {
+            let v = if secret & (1 << (i % 128)) != 0 {
+                placeholder(v.len()).into_bytes().into()
             } else {
-                b.push(n, v);
+                Cow::Borrowed(v)
+            };
+            if tokens {
+                b.push_token(n, &v);
+            } else {
+                b.push(n, &v);
             }
         }
         b.finish()
@@ -338,25 +350,64 @@ impl HttpSession {
     }
 }
 
-/// What a head says of its body: a chunked or another transfer coding, and the
-/// Content-Length (`Some(None)`: present but invalid or too large).
-#[derive(Clone, Copy)]
-struct BodyHeaders {
+/// The fields that decide the body's framing and a switch, and the Host, found in one pass
+/// over the names (a pass per name was a tenth of the time spent on a head).
+struct Known<'a> {
+    /// The body is chunked (RFC 9112 §6.1: the last transfer coding decides).
     chunked: bool,
+    /// Another transfer coding is last.
     other_coding: bool,
+    /// Content-Length: None when absent, `Some(None)` when invalid, too large or inconsistent.
     length: Option<Option<u64>>,
+    /// Value of the first Host field.
+    host: Option<&'a [u8]>,
+    /// Value of the first Upgrade field.
+    upgrade: Option<&'a [u8]>,
+    /// Some Upgrade token is `h2c`.
+    h2c: bool,
 }
 
-impl<'a> Head<'a> {
-    /// The values of every header `name` (ASCII case-insensitive).
-    fn fields<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+impl<'a> Known<'a> {
+    #[inline(always)]
+    fn of(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Known<'a> {
+        let mut k = Known {
+            chunked: false,
+            other_coding: false,
+            length: None,
+            host: None,
+            upgrade: None,
+            h2c: false,
+        };
+        let mut coding: Option<&[u8]> = None;
+        for (n, v) in fields {
+            // The length first: most names have none of these lengths.
+            match n.len() {
+                4 if n.eq_ignore_ascii_case(b"host") => {
+                    k.host.get_or_insert(v);
+                }
+                7 if n.eq_ignore_ascii_case(b"upgrade") => {
+                    k.upgrade.get_or_insert(v);
+                    k.h2c |= tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+                }
+                14 if n.eq_ignore_ascii_case(b"content-length") => k.length = content_length(k.length, v),
+                17 if n.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    // `identity` is an obsolete no-op.
+                    if let Some(t) = tokens(v).rfind(|t| !t.eq_ignore_ascii_case(b"identity")) {
+                        coding = Some(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        k.chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        k.other_coding = coding.is_some() && !k.chunked;
+        k
     }
+}
 
-    /// The comma-separated, trimmed, non-empty tokens of every header `name`.
-    fn tokens<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
-        self.fields(name).flat_map(|v| v.split(|&b| b == b',')).map(trim).filter(|t| !t.is_empty())
-    }
+/// The comma-separated, trimmed, non-empty tokens of a field value.
+fn tokens(v: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
 
 pub(super) fn trim(b: &[u8]) -> &[u8] {
@@ -368,20 +419,18 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-/// Content-Length from all its fields: None when absent, Some(None) when invalid, too large or
-/// inconsistent (RFC 9110 §8.6 allows a list of identical values).
-fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Option<u64>> {
-    let mut found: Option<Option<u64>> = None;
-    for v in values {
-        for t in v.split(|&b| b == b',') {
-            let n = std::str::from_utf8(trim(t)).ok().filter(|t| t.bytes().all(|c| c.is_ascii_digit()));
-            let n = n.and_then(|t| t.parse::<u64>().ok());
-            found = match (found, n) {
-                (None, n) => Some(n),
-                (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
-                _ => Some(None),
-            };
-        }
+/// Content-Length after one more of its fields, `value`, given what the ones before said
+/// (`found`): None when absent, Some(None) when invalid, too large or inconsistent (RFC 9110
+/// §8.6 allows a list of identical values).
+fn content_length(mut found: Option<Option<u64>>, value: &[u8]) -> Option<Option<u64>> {
+    for t in value.split(|&b| b == b',') {
+        let n = std::str::from_utf8(trim(t)).ok().filter(|t| t.bytes().all(|c| c.is_ascii_digit()));
+        let n = n.and_then(|t| t.parse::<u64>().ok());
+        found = match (found, n) {
+            (None, n) => Some(n),
+            (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
+            _ => Some(None),
+        };
     }
     found
 }
@@ -410,42 +459,43 @@ fn head_end(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// Parses a complete head with httparse, falling back to our own line parser.
-fn parse_head(block: &[u8], response: bool) -> Option<Head<'_>> {
+/// Parses a complete head with httparse (into `slots`), falling back to our own line parser.
+fn parse_head<'h, 'a>(
+    block: &'a [u8],
+    response: bool,
+    slots: &'h mut [std::mem::MaybeUninit<httparse::Header<'a>>],
+) -> Option<Head<'h, 'a>> {
     let mut cfg = httparse::ParserConfig::default();
     cfg.allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_request_line_delimiters(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_space_before_first_header_name(true);
-    // Left uninitialised: httparse initialises what it fills (zeroing 128 slots, 4 KiB, for
-    // every message was a seventh of this function's time).
-    let mut hdrs = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     if response {
         let mut r = httparse::Response::new(&mut []);
         if let (Ok(httparse::Status::Complete(_)), Some(status)) =
-            (cfg.parse_response_with_uninit_headers(&mut r, block, &mut hdrs), r.code)
+            (cfg.parse_response_with_uninit_headers(&mut r, block, slots), r.code)
         {
             return Some(Head {
                 request: None,
                 status,
                 reason: r.reason.map(str::as_bytes).unwrap_or_default(),
                 version: r.version,
-                headers: r.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect(),
+                headers: Fields::Parsed(r.headers),
                 truncated_headers: false,
             });
         }
     } else {
         let mut r = httparse::Request::new(&mut []);
         if let (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) =
-            (cfg.parse_request_with_uninit_headers(&mut r, block, &mut hdrs), r.method, r.path)
+            (cfg.parse_request_with_uninit_headers(&mut r, block, slots), r.method, r.path)
         {
             return Some(Head {
                 request: Some((method.as_bytes(), path.as_bytes())),
                 status: 0,
                 reason: b"",
                 version: r.version,
-                headers: r.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect(),
+                headers: Fields::Parsed(r.headers),
                 truncated_headers: false,
             });
         }
@@ -456,7 +506,7 @@ fn parse_head(block: &[u8], response: bool) -> Option<Head<'_>> {
 /// Our own parser for what httparse rejects: HTTP/0.9 lines, too many headers, spaces before a
 /// colon, folded lines, odd bytes. Keeps every line with a colon; a line starting with a space
 /// or tab continues the previous value (obs-fold, RFC 9112 §5.2), kept raw.
-fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
+fn parse_head_lenient<'h>(block: &[u8], response: bool) -> Option<Head<'h, '_>> {
     let mut at = 0;
     // Next line as (start, end) without its line ending.
     let mut next_line = || {
@@ -522,7 +572,14 @@ fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
         fields.push((trim(&line[..colon]), vstart, vstart + value.len()));
     }
     let headers = fields.into_iter().map(|(n, s, e)| (n, &block[s..e])).collect();
-    Some(Head { request, status, reason, version, headers, truncated_headers: truncated })
+    Some(Head {
+        request,
+        status,
+        reason,
+        version,
+        headers: Fields::Lines(headers),
+        truncated_headers: truncated,
+    })
 }
 
 #[cfg(test)]
