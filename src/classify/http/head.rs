@@ -8,13 +8,13 @@
 //! from its complete lines.
 
 use super::chunked::CHUNK_START;
-use super::headers::header_marks;
+use super::headers::with_name_cache;
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
     Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
     Step, SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
-use crate::sanitize::redact::{is_secret_header, placeholder, placeholder_len};
+use crate::sanitize::redact::{placeholder, placeholder_len};
 use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
 use crate::wire::{Probe, Side};
 use std::borrow::Cow;
@@ -298,16 +298,19 @@ impl HttpSession {
         // One look at each name; bit i: field i is redacted (a head has at most MAX_HEADERS).
         let hide = !self.cfg.show_secrets;
         let (mut secret, mut bytes, mut marks) = (0u128, 0, 0);
-        for (i, (n, v)) in hs.clone().enumerate() {
-            marks |= header_marks(n);
-            bytes += n.len();
-            if hide && is_secret_header(n) {
-                secret |= 1 << (i % 128);
-                bytes += placeholder_len(v.len());
-            } else {
-                bytes += v.len();
+        with_name_cache(|names| {
+            for (i, (n, v)) in hs.clone().enumerate() {
+                let class = names.class(n);
+                marks |= class.marks;
+                bytes += n.len();
+                if hide && class.secret {
+                    secret |= 1 << (i % 128);
+                    bytes += placeholder_len(v.len());
+                } else {
+                    bytes += v.len();
+                }
             }
-        }
+        });
         let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
         b.mark(marks);
         for (i, (n, v)) in hs.enumerate() {
