@@ -15,7 +15,7 @@ use super::{
     Step, SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
 use crate::sanitize::redact::{placeholder, placeholder_len};
-use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
+use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
 use crate::wire::{Probe, Side};
 use std::borrow::Cow;
 
@@ -311,7 +311,7 @@ impl HttpSession {
                 }
             }
         });
-        let mut b = HeadersBuilder::with_capacity(hs.len(), bytes);
+        let mut b = ExactHeadersBuilder::new(hs.len(), bytes);
         b.mark(marks);
         for (i, (n, v)) in hs.enumerate() {
             let v = if secret & (1 << (i % 128)) != 0 {
