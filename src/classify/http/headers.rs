@@ -78,6 +78,7 @@ struct NameSlot {
 /// The name's length and bytes as words that together tell any two names of up to
 /// [`MAX_CACHED_NAME`] bytes apart: for a given length, the (possibly overlapping) windows
 /// cover every byte.
+#[inline(always)]
 fn name_key(n: &[u8]) -> ([u64; 4], u8) {
     let len = n.len();
     let w8 = |at: usize| u64::from_le_bytes(n[at..at + 8].try_into().unwrap_or_default());
@@ -97,7 +98,7 @@ impl NameCache {
     };
 
     /// The class of `name`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn class(&mut self, name: &[u8]) -> NameClass {
         if name.is_empty() || name.len() > MAX_CACHED_NAME {
             return NameClass::of(name);
