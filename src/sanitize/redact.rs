@@ -104,9 +104,22 @@ pub(crate) fn placeholder(len: usize) -> String {
     format!("<redacted {len} bytes>")
 }
 
+/// Length of [`placeholder`]`(len)`.
+pub(crate) fn placeholder_len(len: usize) -> usize {
+    let digits = len.checked_ilog10().map_or(1, |d| d as usize + 1);
+    "<redacted  bytes>".len() + digits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_len_is_its_length() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, usize::MAX] {
+            assert_eq!(placeholder_len(n), placeholder(n).len(), "{n}");
+        }
+    }
 
     #[test]
     fn secret_header_names() {

@@ -8,15 +8,16 @@
 //! from its complete lines.
 
 use super::chunked::CHUNK_START;
-use super::headers::header_marks;
+use super::headers::with_name_cache;
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
-    Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State, Step,
-    SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
+    Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
+    Step, SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
 };
-use crate::sanitize::redact::{is_secret_header, placeholder};
-use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
+use crate::sanitize::redact::{placeholder, placeholder_len};
+use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
 use crate::wire::{Probe, Side};
+use std::borrow::Cow;
 
 impl HttpSession {
     /// Tries to parse one head starting at `data[pos..]` (plus buffered bytes).
@@ -117,7 +118,10 @@ impl HttpSession {
             Some(r) => r == Role::Responses,
             None => probe_response(block) == Probe::Match,
         };
-        let Some(h) = parse_head(block, response) else {
+        // Left uninitialised: httparse initialises what it fills (zeroing 128 slots, 4 KiB, for
+        // every message was a seventh of this function's time).
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let Some(h) = parse_head(block, response, &mut slots) else {
             self.warn("http: malformed message head");
             return MsgStep::Stop;
         };
@@ -129,24 +133,17 @@ impl HttpSession {
         if self.report.version.is_none() {
             self.report.version = version;
         }
-        let body = self.body_headers(&h);
-        match h.request {
-            Some((method, target)) => self.request(side, &h, (method, target), version, body),
-            None => self.response(side, &h, version, body),
-        }
-    }
-
-    /// What the head says of its body's framing (RFC 9112 §6.1, §6.3).
-    #[inline(always)]
-    fn body_headers(&mut self, h: &Head<'_>) -> BodyHeaders {
-        // RFC 9112 §6.1: the last transfer coding decides; `identity` is an obsolete no-op.
-        let coding = h.tokens(b"transfer-encoding").rfind(|t| !t.eq_ignore_ascii_case(b"identity"));
-        let chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        let length = content_length(h.fields(b"content-length"));
-        if length == Some(None) {
+        let known = match &h.headers {
+            Fields::Parsed(hs) => Known::of(hs.iter().map(|f| (f.name.as_bytes(), f.value))),
+            Fields::Lines(hs) => Known::of(hs.iter().copied()),
+        };
+        if known.length == Some(None) {
             self.warn("http: invalid or too large Content-Length; framing unknown");
         }
-        BodyHeaders { chunked, other_coding: coding.is_some() && !chunked, length }
+        match h.request {
+            Some((method, target)) => self.request(side, &h, (method, target), version, &known),
+            None => self.response(side, &h, version, &known),
+        }
     }
 
     /// Records a request head of `side` (the client) and sets up its body.
@@ -154,23 +151,19 @@ impl HttpSession {
     fn request(
         &mut self,
         side: Side,
-        h: &Head<'_>,
+        h: &Head<'_, '_>,
         (method, target): (&[u8], &[u8]),
         version: Option<&'static str>,
-        body: BodyHeaders,
+        body: &Known<'_>,
     ) -> MsgStep {
         self.client.get_or_insert(side);
         self.report.requests_total = self.report.requests_total.saturating_add(1);
-        let p = Pending {
-            head: method == b"HEAD",
-            connect: method == b"CONNECT",
-            h2c: h.tokens(b"upgrade").any(|t| t.eq_ignore_ascii_case(b"h2c")),
-        };
+        let p = Pending { head: method == b"HEAD", connect: method == b"CONNECT", h2c: body.h2c };
         if self.pending.len() < MAX_PENDING {
             self.pending.push_back(p);
         }
         if self.report.requests.len() < self.cfg.max_messages {
-            let host = h.fields(b"host").next().map(|v| WireBytes::new(trim(v)));
+            let host = body.host.map(|v| WireBytes::new(trim(v)));
             let headers = self.store_headers(&h.headers);
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
@@ -206,9 +199,9 @@ impl HttpSession {
     fn response(
         &mut self,
         side: Side,
-        h: &Head<'_>,
+        h: &Head<'_, '_>,
         version: Option<&'static str>,
-        body: BodyHeaders,
+        body: &Known<'_>,
     ) -> MsgStep {
         self.client.get_or_insert(side.other());
         self.report.responses_total = self.report.responses_total.saturating_add(1);
@@ -229,7 +222,7 @@ impl HttpSession {
             if st >= 200 || st == 101 { self.pending.pop_front() } else { self.pending.front().copied() };
         let req = req.unwrap_or_default();
         if st == 101 {
-            return self.switched(side, h, req);
+            return self.switched(side, body, req);
         }
         if req.connect && st >= 200 {
             if st < 300 {
@@ -261,8 +254,8 @@ impl HttpSession {
     /// A `101 Switching Protocols` from `side` to request `req`: both directions switch to
     /// the new protocol (h2c, websocket, ...).
     #[inline(always)]
-    fn switched(&mut self, side: Side, h: &Head<'_>, req: Pending) -> MsgStep {
-        let token = h.fields(b"upgrade").next().map(upgrade_token);
+    fn switched(&mut self, side: Side, body: &Known<'_>, req: Pending) -> MsgStep {
+        let token = body.upgrade.map(upgrade_token);
         let to = if req.h2c || token.as_deref() == Some("h2c") { SwitchTo::H2c } else { SwitchTo::Upgraded };
         self.report.upgrade = Some(match to {
             SwitchTo::H2c => "h2c".into(),
@@ -287,21 +280,60 @@ impl HttpSession {
         MsgStep::Continue
     }
 
-    fn store_headers(&self, hs: &[(&[u8], &[u8])]) -> Headers {
+    fn store_headers(&self, fields: &Fields<'_, '_>) -> Headers {
+        match fields {
+            // httparse checked that names are tokens: nothing in them to escape.
+            Fields::Parsed(hs) => self.store(hs.iter().map(|f| (f.name.as_bytes(), f.value)), true),
+            Fields::Lines(hs) => self.store(hs.iter().copied(), false),
+        }
+    }
+
+    /// Stores fields (`tokens`: every name is an RFC 9110 token) with secrets redacted.
+    #[inline(always)]
+    fn store<'a>(
+        &self,
+        hs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        tokens: bool,
+    ) -> Headers {
+        // One look at each name; bit i: field i is redacted (a head has at most MAX_HEADERS).
+        let hide = !self.cfg.show_secrets;
+        // --summary-only: only the fields the summary reads are stored (HttpConfig), every
+        // mark still set. Bit i of `dropped`: field i is not stored.
         let lean = self.cfg.lean_headers;
-        let bytes = if lean { 0 } else { hs.iter().map(|(n, v)| n.len() + v.len()).sum() };
-        let mut b = HeadersBuilder::with_capacity(if lean { 0 } else { hs.len() }, bytes);
-        for (n, v) in hs {
-            let marks = header_marks(n);
-            b.mark(marks);
-            // --summary-only: only the fields the summary reads are stored (HttpConfig).
-            if lean && !super::lean_keeps(marks, n) {
+        let (mut secret, mut dropped, mut kept, mut bytes, mut marks) = (0u128, 0u128, 0, 0, 0);
+        with_name_cache(|names| {
+            for (i, (n, v)) in hs.clone().enumerate() {
+                let class = names.class(n);
+                marks |= class.marks;
+                if lean && !super::lean_keeps(class.marks, n) {
+                    dropped |= 1 << (i % 128);
+                    continue;
+                }
+                kept += 1;
+                bytes += n.len();
+                if hide && class.secret {
+                    secret |= 1 << (i % 128);
+                    bytes += placeholder_len(v.len());
+                } else {
+                    bytes += v.len();
+                }
+            }
+        });
+        let mut b = ExactHeadersBuilder::new(kept, bytes);
+        b.mark(marks);
+        for (i, (n, v)) in hs.enumerate() {
+            if dropped & (1 << (i % 128)) != 0 {
                 continue;
             }
-            if !self.cfg.show_secrets && is_secret_header(n) {
-                b.push(n, placeholder(v.len()).as_bytes());
+            let v = if secret & (1 << (i % 128)) != 0 {
+                placeholder(v.len()).into_bytes().into()
             } else {
-                b.push(n, v);
+                Cow::Borrowed(v)
+            };
+            if tokens {
+                b.push_token(n, &v);
+            } else {
+                b.push(n, &v);
             }
         }
         b.finish()
@@ -332,25 +364,64 @@ impl HttpSession {
     }
 }
 
-/// What a head says of its body: a chunked or another transfer coding, and the
-/// Content-Length (`Some(None)`: present but invalid or too large).
-#[derive(Clone, Copy)]
-struct BodyHeaders {
+/// The fields that decide the body's framing and a switch, and the Host, found in one pass
+/// over the names (a pass per name was a tenth of the time spent on a head).
+struct Known<'a> {
+    /// The body is chunked (RFC 9112 §6.1: the last transfer coding decides).
     chunked: bool,
+    /// Another transfer coding is last.
     other_coding: bool,
+    /// Content-Length: None when absent, `Some(None)` when invalid, too large or inconsistent.
     length: Option<Option<u64>>,
+    /// Value of the first Host field.
+    host: Option<&'a [u8]>,
+    /// Value of the first Upgrade field.
+    upgrade: Option<&'a [u8]>,
+    /// Some Upgrade token is `h2c`.
+    h2c: bool,
 }
 
-impl<'a> Head<'a> {
-    /// The values of every header `name` (ASCII case-insensitive).
-    fn fields<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+impl<'a> Known<'a> {
+    #[inline(always)]
+    fn of(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Known<'a> {
+        let mut k = Known {
+            chunked: false,
+            other_coding: false,
+            length: None,
+            host: None,
+            upgrade: None,
+            h2c: false,
+        };
+        let mut coding: Option<&[u8]> = None;
+        for (n, v) in fields {
+            // The length first: most names have none of these lengths.
+            match n.len() {
+                4 if n.eq_ignore_ascii_case(b"host") => {
+                    k.host.get_or_insert(v);
+                }
+                7 if n.eq_ignore_ascii_case(b"upgrade") => {
+                    k.upgrade.get_or_insert(v);
+                    k.h2c |= tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+                }
+                14 if n.eq_ignore_ascii_case(b"content-length") => k.length = content_length(k.length, v),
+                17 if n.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    // `identity` is an obsolete no-op.
+                    if let Some(t) = tokens(v).rfind(|t| !t.eq_ignore_ascii_case(b"identity")) {
+                        coding = Some(t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        k.chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        k.other_coding = coding.is_some() && !k.chunked;
+        k
     }
+}
 
-    /// The comma-separated, trimmed, non-empty tokens of every header `name`.
-    fn tokens<'h>(&'h self, name: &'static [u8]) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'h {
-        self.fields(name).flat_map(|v| v.split(|&b| b == b',')).map(trim).filter(|t| !t.is_empty())
-    }
+/// The comma-separated, trimmed, non-empty tokens of a field value.
+fn tokens(v: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
 
 pub(super) fn trim(b: &[u8]) -> &[u8] {
@@ -362,20 +433,28 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-/// Content-Length from all its fields: None when absent, Some(None) when invalid, too large or
-/// inconsistent (RFC 9110 §8.6 allows a list of identical values).
-fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Option<u64>> {
-    let mut found: Option<Option<u64>> = None;
-    for v in values {
-        for t in v.split(|&b| b == b',') {
-            let n = std::str::from_utf8(trim(t)).ok().filter(|t| t.bytes().all(|c| c.is_ascii_digit()));
-            let n = n.and_then(|t| t.parse::<u64>().ok());
-            found = match (found, n) {
-                (None, n) => Some(n),
-                (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
-                _ => Some(None),
-            };
-        }
+/// Content-Length after one more of its fields, `value`, given what the ones before said
+/// (`found`): None when absent, Some(None) when invalid, too large or inconsistent (RFC 9110
+/// §8.6 allows a list of identical values).
+fn content_length(mut found: Option<Option<u64>>, value: &[u8]) -> Option<Option<u64>> {
+    for t in value.split(|&b| b == b',') {
+        // Digits by hand: `str::parse` after a UTF-8 check cost ~200 instructions per field.
+        let t = trim(t);
+        let n = if t.is_empty() {
+            None
+        } else {
+            t.iter().try_fold(0u64, |n, &c| {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })
+        };
+        found = match (found, n) {
+            (None, n) => Some(n),
+            (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
+            _ => Some(None),
+        };
     }
     found
 }
@@ -390,7 +469,44 @@ fn upgrade_token(v: &[u8]) -> String {
 }
 
 /// End (exclusive) of a header block: after `\r\n\r\n` or `\n\n`, searching from `from`.
+#[cfg(not(target_arch = "x86_64"))]
 fn head_end(b: &[u8], from: usize) -> Option<usize> {
+    head_end_lines(b, from)
+}
+
+/// End (exclusive) of a header block: after `\r\n\r\n` or `\n\n`, searching from `from`; 16
+/// line-end candidates at a time (a call to memchr per line was most of the cost of finding a
+/// head's end: `bench/instructions`).
+#[cfg(target_arch = "x86_64")]
+fn head_end(b: &[u8], from: usize) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let mut i = from;
+    // Each LF at i..i + 16 is checked with the two bytes after it: all inside `b`.
+    while i + 18 <= b.len() {
+        // SAFETY: SSE2 is part of x86_64; the loads read b[i..i + 18], inside `b`.
+        let ends = unsafe {
+            let p = b.as_ptr().add(i);
+            let (lf, cr) = (_mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(b'\r' as i8));
+            let (v0, v1, v2) = (
+                _mm_loadu_si128(p.cast()),
+                _mm_loadu_si128(p.add(1).cast()),
+                _mm_loadu_si128(p.add(2).cast()),
+            );
+            let crlf = _mm_and_si128(_mm_cmpeq_epi8(v1, cr), _mm_cmpeq_epi8(v2, lf));
+            let blank = _mm_or_si128(_mm_cmpeq_epi8(v1, lf), crlf);
+            _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(v0, lf), blank)) as u32
+        };
+        if ends != 0 {
+            let nl = i + ends.trailing_zeros() as usize;
+            return Some(if b[nl + 1] == b'\n' { nl + 2 } else { nl + 3 });
+        }
+        i += 16;
+    }
+    head_end_lines(b, i)
+}
+
+/// [`head_end`] line by line.
+fn head_end_lines(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     // memchr: the byte-at-a-time search was a third of the classifier's own time (`perf`).
     while let Some(p) = memchr::memchr(b'\n', b.get(i..)?) {
@@ -404,42 +520,43 @@ fn head_end(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// Parses a complete head with httparse, falling back to our own line parser.
-fn parse_head(block: &[u8], response: bool) -> Option<Head<'_>> {
+/// Parses a complete head with httparse (into `slots`), falling back to our own line parser.
+fn parse_head<'h, 'a>(
+    block: &'a [u8],
+    response: bool,
+    slots: &'h mut [std::mem::MaybeUninit<httparse::Header<'a>>],
+) -> Option<Head<'h, 'a>> {
     let mut cfg = httparse::ParserConfig::default();
     cfg.allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_request_line_delimiters(true)
         .allow_multiple_spaces_in_response_status_delimiters(true)
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_space_before_first_header_name(true);
-    // Left uninitialised: httparse initialises what it fills (zeroing 128 slots, 4 KiB, for
-    // every message was a seventh of this function's time).
-    let mut hdrs = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     if response {
         let mut r = httparse::Response::new(&mut []);
         if let (Ok(httparse::Status::Complete(_)), Some(status)) =
-            (cfg.parse_response_with_uninit_headers(&mut r, block, &mut hdrs), r.code)
+            (cfg.parse_response_with_uninit_headers(&mut r, block, slots), r.code)
         {
             return Some(Head {
                 request: None,
                 status,
                 reason: r.reason.map(str::as_bytes).unwrap_or_default(),
                 version: r.version,
-                headers: r.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect(),
+                headers: Fields::Parsed(r.headers),
                 truncated_headers: false,
             });
         }
     } else {
         let mut r = httparse::Request::new(&mut []);
         if let (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) =
-            (cfg.parse_request_with_uninit_headers(&mut r, block, &mut hdrs), r.method, r.path)
+            (cfg.parse_request_with_uninit_headers(&mut r, block, slots), r.method, r.path)
         {
             return Some(Head {
                 request: Some((method.as_bytes(), path.as_bytes())),
                 status: 0,
                 reason: b"",
                 version: r.version,
-                headers: r.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect(),
+                headers: Fields::Parsed(r.headers),
                 truncated_headers: false,
             });
         }
@@ -450,7 +567,7 @@ fn parse_head(block: &[u8], response: bool) -> Option<Head<'_>> {
 /// Our own parser for what httparse rejects: HTTP/0.9 lines, too many headers, spaces before a
 /// colon, folded lines, odd bytes. Keeps every line with a colon; a line starting with a space
 /// or tab continues the previous value (obs-fold, RFC 9112 §5.2), kept raw.
-fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
+fn parse_head_lenient<'h>(block: &[u8], response: bool) -> Option<Head<'h, '_>> {
     let mut at = 0;
     // Next line as (start, end) without its line ending.
     let mut next_line = || {
@@ -516,7 +633,14 @@ fn parse_head_lenient(block: &[u8], response: bool) -> Option<Head<'_>> {
         fields.push((trim(&line[..colon]), vstart, vstart + value.len()));
     }
     let headers = fields.into_iter().map(|(n, s, e)| (n, &block[s..e])).collect();
-    Some(Head { request, status, reason, version, headers, truncated_headers: truncated })
+    Some(Head {
+        request,
+        status,
+        reason,
+        version,
+        headers: Fields::Lines(headers),
+        truncated_headers: truncated,
+    })
 }
 
 #[cfg(test)]
@@ -603,6 +727,34 @@ mod tests {
             assert!(h.warnings[0].contains("longer than 64"));
             assert!(h.buffered() == 0);
         }
+    }
+
+    #[test]
+    fn head_end_finds_the_first_blank_line_at_any_offset() {
+        let mut rng = crate::wire::xorshift(3);
+        for _ in 0..20_000 {
+            let n = (rng() % 80) as usize;
+            let b: Vec<u8> = (0..n).map(|_| [b'\r', b'\n', b'a', b' '][(rng() % 4) as usize]).collect();
+            let from = (rng() as usize) % (n + 2);
+            assert_eq!(head_end(&b, from), head_end_lines(&b, from), "{b:?} from {from}");
+        }
+    }
+
+    #[test]
+    fn content_length_values() {
+        let one = |v: &[u8]| content_length(None, v);
+        assert_eq!(one(b" 7 "), Some(Some(7)));
+        assert_eq!(one(b"18446744073709551615"), Some(Some(u64::MAX)));
+        assert_eq!(one(b"18446744073709551616"), Some(None));
+        assert_eq!(one(b"0004"), Some(Some(4)));
+        for bad in [&b""[..], b" ", b"+5", b"-1", b"5a", b"1 2", b"\xd9\xa3"] {
+            assert_eq!(one(bad), Some(None), "{bad:?}");
+        }
+        assert_eq!(one(b"3, 3"), Some(Some(3)));
+        assert_eq!(one(b"3,4"), Some(None));
+        assert_eq!(content_length(Some(Some(3)), b"3"), Some(Some(3)));
+        assert_eq!(content_length(Some(Some(3)), b"4"), Some(None));
+        assert_eq!(content_length(Some(None), b"4"), Some(None));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The [`Headers::marks`] bits that tell a message passed through Envoy or carries Istio's
 //! fields. Runs for every header of every message: one pass over the name, no allocation.
 //! Credential headers, whose values are redacted by default, are named by
-//! [`crate::sanitize::redact`].
+//! [`crate::sanitize::redact`]. [`NameCache`] remembers both answers for the names a thread
+//! sees again and again.
 
 #[cfg(doc)]
 use crate::sanitize::Headers;
@@ -38,6 +39,91 @@ pub(crate) fn header_marks(name: &[u8]) -> u8 {
     m
 }
 
+/// What storing a field needs to know of its name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct NameClass {
+    /// A credential header ([`crate::sanitize::redact::is_secret_header`]).
+    pub(super) secret: bool,
+    /// Its [`header_marks`].
+    pub(super) marks: u8,
+}
+
+impl NameClass {
+    fn of(name: &[u8]) -> NameClass {
+        NameClass { secret: crate::sanitize::redact::is_secret_header(name), marks: header_marks(name) }
+    }
+}
+
+/// Slots of [`NameCache`] (a power of two).
+const NAME_SLOTS: usize = 256;
+/// Longest name [`NameCache`] keeps (longer ones are classed every time).
+const MAX_CACHED_NAME: usize = 32;
+
+/// Names classed before on this thread, exactly as sent (a direct-mapped cache of
+/// [`NAME_SLOTS`]): a field name is nearly always one of a few dozen, and checking the name
+/// whole each time was two thirds of the cost of storing a field (`bench/instructions`, mesh).
+/// A name that misses is classed and replaces its slot's, so any traffic costs at most one
+/// look-up more per name.
+pub(super) struct NameCache {
+    slots: [NameSlot; NAME_SLOTS],
+}
+
+#[derive(Clone, Copy)]
+struct NameSlot {
+    /// [`name_key`] of the name; length 0 marks an empty slot (an empty name is never cached).
+    key: ([u64; 4], u8),
+    class: NameClass,
+}
+
+/// The name's length and bytes as words that together tell any two names of up to
+/// [`MAX_CACHED_NAME`] bytes apart: for a given length, the (possibly overlapping) windows
+/// cover every byte.
+#[inline(always)]
+fn name_key(n: &[u8]) -> ([u64; 4], u8) {
+    let len = n.len();
+    let w8 = |at: usize| u64::from_le_bytes(n[at..at + 8].try_into().unwrap_or_default());
+    let w4 = |at: usize| u64::from(u32::from_le_bytes(n[at..at + 4].try_into().unwrap_or_default()));
+    let words = match len {
+        0..=3 => [n.iter().fold(0, |k, &b| k << 8 | u64::from(b)), 0, 0, 0],
+        4..=7 => [w4(0) | w4(len - 4) << 32, 0, 0, 0],
+        8..=16 => [w8(0), w8(len - 8), 0, 0],
+        _ => [w8(0), w8(8), w8(len - 16), w8(len - 8)],
+    };
+    (words, len as u8)
+}
+
+impl NameCache {
+    const EMPTY: NameCache = NameCache {
+        slots: [NameSlot { key: ([0; 4], 0), class: NameClass { secret: false, marks: 0 } }; NAME_SLOTS],
+    };
+
+    /// The class of `name`.
+    #[inline(always)]
+    pub(super) fn class(&mut self, name: &[u8]) -> NameClass {
+        if name.is_empty() || name.len() > MAX_CACHED_NAME {
+            return NameClass::of(name);
+        }
+        let key = name_key(name);
+        let [a, b, c, d] = key.0;
+        let h = (a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(47) ^ u64::from(key.1))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.slots[(h >> 56) as usize % NAME_SLOTS];
+        if slot.key != key {
+            *slot = NameSlot { key, class: NameClass::of(name) };
+        }
+        slot.class
+    }
+}
+
+thread_local! {
+    static NAMES: std::cell::RefCell<NameCache> = const { std::cell::RefCell::new(NameCache::EMPTY) };
+}
+
+/// Runs `f` with this thread's [`NameCache`].
+pub(super) fn with_name_cache<R>(f: impl FnOnce(&mut NameCache) -> R) -> R {
+    NAMES.with_borrow_mut(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +154,45 @@ mod tests {
             assert!(json.contains(secret), "{secret} missing: {json}");
         }
         assert!(!json.contains("redacted"));
+    }
+
+    #[test]
+    fn cached_name_classes_match_the_uncached_ones() {
+        // Every length up to past the cache's limit, names differing in one byte or in case,
+        // twice each (miss, then hit), and a tiny cache where names evict each other.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for len in 0..=40 {
+            let base: Vec<u8> =
+                b"x-envoy-peer-metadata-id-and-session-tokens".iter().copied().cycle().take(len).collect();
+            for i in 0..len {
+                for b in [b'A', b'-', b's', 0xe9] {
+                    let mut n = base.clone();
+                    n[i] = b;
+                    names.push(n);
+                }
+            }
+            names.push(base);
+        }
+        names.extend(
+            ["Cookie", "cookie", "COOKIE", "x-api-key", "x-forwarded-client-cert", "host"]
+                .map(|n| n.as_bytes().to_vec()),
+        );
+        let mut cache = NameCache::EMPTY;
+        for round in 0..2 {
+            for n in &names {
+                assert_eq!(
+                    cache.class(n),
+                    NameClass::of(n),
+                    "{:?} round {round}",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
+        let keys: std::collections::HashSet<_> =
+            names.iter().filter(|n| n.len() <= MAX_CACHED_NAME).map(|n| name_key(n)).collect();
+        let distinct: std::collections::HashSet<_> =
+            names.iter().filter(|n| n.len() <= MAX_CACHED_NAME).collect();
+        assert_eq!(keys.len(), distinct.len(), "a key for every distinct name");
     }
 
     #[test]

@@ -48,6 +48,8 @@ use std::collections::VecDeque;
 
 /// Headers parsed per message; more are dropped with a warning.
 pub(crate) const MAX_HEADERS: usize = 128;
+// `store_headers` keeps one bit per field in a u128.
+const _: () = assert!(MAX_HEADERS <= 128);
 /// Requests remembered while waiting for their responses (for HEAD/CONNECT/upgrade framing).
 const MAX_PENDING: usize = 256;
 /// Warnings kept per session (later ones are dropped, even after [`HttpSession::take_warnings`]).
@@ -311,15 +313,23 @@ enum Framing {
 }
 
 /// A head parsed from bytes, before it is stored.
-struct Head<'a> {
+struct Head<'h, 'a> {
     /// Request: method, target; None for a response.
     request: Option<(&'a [u8], &'a [u8])>,
     status: u16,
     reason: &'a [u8],
     /// Minor version of `HTTP/1.x`.
     version: Option<u8>,
-    headers: Vec<(&'a [u8], &'a [u8])>,
+    headers: Fields<'h, 'a>,
     truncated_headers: bool,
+}
+
+/// The header fields of a [`Head`], where its parser left them (no copy for httparse's).
+enum Fields<'h, 'a> {
+    /// httparse's slots: every name is an RFC 9110 token.
+    Parsed(&'h [httparse::Header<'a>]),
+    /// Our line parser's `(name, value)` pairs: any bytes.
+    Lines(Vec<(&'a [u8], &'a [u8])>),
 }
 
 /// What the first bytes of a head say, before its end is found.
