@@ -457,3 +457,33 @@ fn bad_mesh_config_is_named_and_the_merge_still_printed() {
     assert_eq!(code, 2);
     assert!(table.contains("\n    policy: STRICT (mesh policy istio-system/default)\n"), "{table}");
 }
+
+/// In a terminal narrower than the edge columns (COLUMNS=100), each edge takes two lines: the
+/// pair, then its nonzero counts and last time; wide enough, one row of columns.
+#[test]
+fn edges_fit_a_narrow_terminal_on_two_lines() {
+    let dir = scratch("narrow");
+    let a = jsonl(&dir, "istio-strict-reset.pcap", &[], "a.jsonl");
+    let b = jsonl(&dir, "istio-mtls-tls12.pcap", &[], "b.jsonl");
+    let run = |cols: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+            .args(["report", &a, &b])
+            .env("COLUMNS", cols)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let s = String::from_utf8(o.stdout).unwrap();
+        s[s.find("Edges").unwrap()..].to_string()
+    };
+    assert_eq!(
+        run("100"),
+        "Edges (client identity or address → Istio service or server):\n\
+         \x20 10.97.0.2 → 10.97.0.1:9080\n\
+         \x20     2 flows: refused 2; last 2026-11-23T07:16:45.859041Z\n\
+         \x20 spiffe://cluster.local/ns/default/sa/reviews → ratings.default:9080\n\
+         \x20     1 flow: proven mTLS 1; last 2026-11-23T07:16:39.243322Z\n"
+    );
+    let wide = run("200");
+    assert!(wide.lines().nth(1).unwrap().starts_with("  CLIENT "), "{wide}");
+    assert_eq!(wide.lines().count(), 4, "{wide}");
+}

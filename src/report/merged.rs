@@ -83,11 +83,13 @@ pub(crate) fn write_table(out: &mut dyn Write, m: &Merged, width: Option<usize>)
     }
     writeln!(out)?;
     super::table::write_summary(out, &m.summary, width)?;
-    write_edges(out, &m.graph.edges, m.graph.flows_not_listed)
+    write_edges(out, &m.graph.edges, m.graph.flows_not_listed, width)
 }
 
-/// The edges: client → server, counts per verdict class, first and last time.
-fn write_edges(out: &mut dyn Write, edges: &[Edge], not_listed: u64) -> io::Result<()> {
+/// The edges: client → server, counts per verdict class, first and last time. In a terminal too
+/// narrow for the columns, each edge takes two lines: `client → server`, then its nonzero counts
+/// and its last time.
+fn write_edges(out: &mut dyn Write, edges: &[Edge], not_listed: u64, width: Option<usize>) -> io::Result<()> {
     if edges.is_empty() {
         return Ok(());
     }
@@ -131,6 +133,46 @@ fn write_edges(out: &mut dyn Write, edges: &[Edge], not_listed: u64) -> io::Resu
             widths[i] = widths[i].max(c.chars().count());
         }
     }
+    let total: usize = 2 + widths.iter().map(|w| w + 2).sum::<usize>();
+    if width.is_some_and(|w| total > w) {
+        for (e, r) in edges.iter().zip(&rows) {
+            writeln!(out, "  {} → {}", r[0], r[1])?;
+            let v = &e.verdicts;
+            let counts: Vec<String> = [
+                ("proven mTLS", v.proven_mtls),
+                ("inferred mTLS", v.inferred_mtls),
+                ("TLS without client cert", v.tls_no_client_cert),
+                ("plaintext", v.plaintext),
+                ("refused", v.refused),
+                ("unknown", v.unknown),
+                ("legs inside a pod", e.legs),
+            ]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+            writeln!(out, "      {}: {}; last {}", plural(e.flows, "flow"), counts.join(", "), r[10])?;
+        }
+    } else {
+        line_table(out, &head, &rows, &widths)?;
+    }
+    let more = edges.len().saturating_sub(MAX_TABLE_EDGES) as u64;
+    if more > 0 {
+        writeln!(out, "  … {more} more edges (--json lists them all)")?;
+    }
+    if not_listed > 0 {
+        writeln!(out, "  {not_listed} flows between nodes beyond the graph's limits (not on an edge)")?;
+    }
+    Ok(())
+}
+
+/// The edges as columns.
+fn line_table(
+    out: &mut dyn Write,
+    head: &[&str; 11],
+    rows: &[[String; 11]],
+    widths: &[usize; 11],
+) -> io::Result<()> {
     let line = |out: &mut dyn Write, cells: &[String]| -> io::Result<()> {
         let mut l = String::from("  ");
         for (i, c) in cells.iter().enumerate() {
@@ -140,15 +182,8 @@ fn write_edges(out: &mut dyn Write, edges: &[Edge], not_listed: u64) -> io::Resu
         writeln!(out, "{}", l.trim_end())
     };
     line(out, &head.map(String::from))?;
-    for r in &rows {
+    for r in rows {
         line(out, r)?;
-    }
-    let more = edges.len().saturating_sub(MAX_TABLE_EDGES) as u64;
-    if more > 0 {
-        writeln!(out, "  … {more} more edges (--json lists them all)")?;
-    }
-    if not_listed > 0 {
-        writeln!(out, "  {not_listed} flows between nodes beyond the graph's limits (not on an edge)")?;
     }
     Ok(())
 }
