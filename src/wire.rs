@@ -143,6 +143,24 @@ fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
     out.extend_from_slice(&buf[..width.min(20)]);
 }
 
+/// Writes `v` in decimal at the start of `out`; the number of digits (1 to 5).
+#[inline]
+pub(crate) fn u16_decimal(v: u16, out: &mut [u8; 5]) -> usize {
+    let len = match v {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let mut v = v;
+    for d in out[..len].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    len
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, without `format!` (it runs twice per flow and once
 /// per certificate date: `format!` made it a few thousand instructions each).
 pub(crate) fn rfc3339_secs_prefix(secs: i64) -> String {
@@ -316,6 +334,15 @@ pub(crate) type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn u16_decimal_writes_every_value_as_format_does() {
+        for v in 0..=u16::MAX {
+            let mut d = [0u8; 5];
+            let n = u16_decimal(v, &mut d);
+            assert_eq!(&d[..n], v.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn rfc3339_formats_epoch_and_leap_day() {

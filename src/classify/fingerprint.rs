@@ -414,19 +414,10 @@ impl Text {
     /// `v` in decimal.
     #[inline]
     fn dec(&mut self, v: u16) {
-        let len = match v {
-            0..=9 => 1,
-            10..=99 => 2,
-            100..=999 => 3,
-            1000..=9999 => 4,
-            _ => 5,
-        };
+        let mut digits = [0u8; 5];
+        let len = crate::wire::u16_decimal(v, &mut digits);
         let Some(out) = self.b.get_mut(self.n..self.n + len) else { return };
-        let mut v = v;
-        for d in out.iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+        out.copy_from_slice(&digits[..len]);
         self.n += len;
     }
 

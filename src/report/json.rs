@@ -169,19 +169,9 @@ impl Json<'_> {
             t[n] = if i < 3 { b'.' } else { b':' };
             n += 1;
         }
-        let port = v4.port();
-        let digits = match port {
-            0..=9 => 1,
-            10..=99 => 2,
-            100..=999 => 3,
-            1000..=9999 => 4,
-            _ => 5,
-        };
-        let mut p = port;
-        for k in (0..digits).rev() {
-            t[n + k] = b'0' + (p % 10) as u8;
-            p /= 10;
-        }
+        let mut port = [0u8; 5];
+        let digits = crate::wire::u16_decimal(v4.port(), &mut port);
+        t[n..n + digits].copy_from_slice(&port[..digits]);
         n += digits;
         t[n] = b'"';
         self.sep();
