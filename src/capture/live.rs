@@ -69,7 +69,8 @@ pub(crate) struct LiveCapture {
     seen: u64,
     /// The current packet, copied out of libpcap's ring (one reused buffer: a borrow of the
     /// handle cannot be returned from the polling loop).
-    buf: Vec<u8>,
+    /// The packet last read, in libpcap's buffer (see `next`).
+    data: *const [u8],
     ts: Timestamp,
     orig_len: u32,
     save: Option<PcapWriter>,
@@ -205,7 +206,7 @@ impl LiveCapture {
             started: Instant::now(),
             until_clock: 1,
             seen: 0,
-            buf: Vec::with_capacity(65536),
+            data: std::ptr::slice_from_raw_parts(std::ptr::null(), 0),
             ts: Timestamp::default(),
             orig_len: 0,
             save,
@@ -293,12 +294,14 @@ impl PacketSource for LiveCapture {
             }
             match self.cap.next_packet() {
                 Ok(p) => {
-                    self.buf.clear();
-                    self.buf.extend_from_slice(p.data);
+                    // The packet stays in libpcap's ring (no copy: 1 GB of stores per GB
+                    // captured): libpcap keeps it valid until the next read on the handle, and
+                    // the `Packet` returned below borrows `self` until the caller is done with it.
+                    self.data = std::ptr::slice_from_raw_parts(p.data.as_ptr(), p.data.len());
                     self.ts = ts_of(&p.header.ts);
                     self.orig_len = p.header.len;
                     if let Some(save) = self.save.as_mut() {
-                        match save.write(self.ts, &self.buf, self.orig_len) {
+                        match save.write(self.ts, p.data, self.orig_len) {
                             Ok(()) => {}
                             // -G with -W N: N files written; tcpdump ends the capture there.
                             Err(WriteError::FileLimit(_)) => {
@@ -338,12 +341,11 @@ impl PacketSource for LiveCapture {
             }
         }
         self.seen += 1;
-        Ok(Next::Packet(Packet {
-            ts: self.ts,
-            linktype: self.linktype,
-            data: &self.buf,
-            orig_len: self.orig_len,
-        }))
+        // SAFETY: `data` points into libpcap's buffer for the packet just read (set above, in
+        // the iteration that broke out of the loop); nothing reads the handle again before the
+        // returned packet, which borrows `self` mutably, is dropped.
+        let data = unsafe { &*self.data };
+        Ok(Next::Packet(Packet { ts: self.ts, linktype: self.linktype, data, orig_len: self.orig_len }))
     }
 }
 
