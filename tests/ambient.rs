@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{capture, json, tlspeek};
+use common::{capture, json, server, tlspeek};
 use serde_json::{json, Value};
 
 const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
@@ -13,15 +13,6 @@ const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/server";
 
 fn path(name: &str) -> String {
     capture(name).to_str().unwrap().to_string()
-}
-
-fn server<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no server {name} in {}", summary["servers"]))
 }
 
 fn flow<'a>(flows: &'a [Value], client: &str, server: &str) -> &'a Value {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{capture, json, one, strings, tlspeek};
+use common::{capture, json, one, strings, tlspeek, tlspeek_stdin};
 use serde_json::Value;
 
 const ISTIO_SNI: &str = "outbound_.9080_._.reviews.default.svc.cluster.local";
@@ -375,19 +375,9 @@ fn several_inputs_number_flows_across_files() {
 
 #[test]
 fn standard_input() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let bytes = std::fs::read(capture("tls12-server-only.pcap")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
-        .args(["-r", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let first: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let out = tlspeek_stdin(&["-r", "-", "--json"], &bytes);
+    let first: Value = serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(
         (first["source"].as_str(), first["tls"]["sni"].as_str()),
         (Some("-"), Some("api.example.test"))

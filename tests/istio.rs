@@ -4,21 +4,12 @@
 
 mod common;
 
-use common::{capture, json, one, strings, tlspeek};
+use common::{capture, json, one, server, strings, tlspeek};
 use serde_json::{json, Value};
 
 const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/productpage";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
 const ISTIO_ALPN: [&str; 3] = ["istio-peer-exchange", "istio-http/1.1", "istio"];
-
-fn server<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no server {name} in {}", summary["servers"]))
-}
 
 fn path(name: &str) -> String {
     capture(name).to_str().unwrap().to_string()

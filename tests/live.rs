@@ -4,6 +4,9 @@
 //! it fails when asked for without them. Runs `$TLSPEEK_LIVE_BIN` when set (CI: the static
 //! binary), else the test build.
 
+mod common;
+
+use common::{sh, tlspeek_bin};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -20,21 +23,6 @@ impl Drop for Netns {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
         }
     }
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `$TLSPEEK_LIVE_BIN` (CI sets it to the static binary it just built and checked), else the
-/// test build.
-fn tlspeek_bin() -> String {
-    std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string())
 }
 
 struct Peers {

@@ -7,6 +7,8 @@
 //! Outside CI (`CI` unset) the schema tests are skipped with a message when the checker cannot be
 //! installed (no registry reachable); in CI (.ci/run installs it) they fail instead.
 
+mod common;
+
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -242,8 +244,7 @@ fn the_daemonsets_arguments_capture_with_its_capabilities_and_drop_them() {
     ip(&["-n", &node, "link", "set", "lo", "up"]);
     ip(&["-n", &pod, "link", "set", "lo", "up"]);
 
-    let tlspeek =
-        std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string());
+    let tlspeek = common::tlspeek_bin();
     let bounding = format!("-all,{}", caps.join(","));
     let started = Instant::now();
     let mut child = Command::new("ip")

@@ -6,6 +6,9 @@
 //! (`/usr/bin/prometheus`, Debian's `prometheus`; .ci/run installs it): without them it says so
 //! and passes. Runs `$TLSPEEK_LIVE_BIN` when set (CI: the static binary), else the test build.
 
+mod common;
+
+use common::{sh, tlspeek_bin};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,19 +33,6 @@ impl Drop for Cleanup {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn tlspeek_bin() -> String {
-    std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string())
 }
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";

@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{capture, tlspeek};
+use common::{capture, tlspeek, tlspeek_stdin};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
 
@@ -34,27 +33,10 @@ fn jsonl(dir: &Path, name: &str, args: &[&str], out: &str) -> String {
 
 /// Runs `tlspeek report ARGS` with `stdin`; (exit code, stdout, stderr).
 fn report(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
-        .arg("report")
-        .args(args)
-        .env_remove("COLUMNS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut w = child.stdin.take().unwrap();
-    let input = stdin.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = w.write_all(&input);
-    });
-    let o = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8(o.stdout).unwrap(),
-        String::from_utf8(o.stderr).unwrap(),
-    )
+    let mut a = vec!["report"];
+    a.extend_from_slice(args);
+    let r = tlspeek_stdin(&a, stdin);
+    (r.code, r.stdout, r.stderr)
 }
 
 /// `tlspeek report --json FILES...`, parsed.
@@ -170,14 +152,7 @@ fn sidecar_connections_in_two_captures_are_counted_once() {
     let d = scratch("sidecar");
     let a = jsonl(&d, "istio-mtls-tls13-any.pcap", &[], "a.jsonl");
     let pcap = std::fs::read(capture("istio-mtls-tls13-any.pcap")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
-        .args(["-r", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&pcap).unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = tlspeek_stdin(&["-r", "-", "--json"], &pcap);
     let b = d.join("b.jsonl");
     std::fs::write(&b, &o.stdout).unwrap();
     let one = merged(&[&a]);

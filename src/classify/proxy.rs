@@ -94,6 +94,26 @@ pub struct ProxyHeader {
 }
 
 impl ProxyHeader {
+    /// A header with these addresses and no TLV yet.
+    fn new(
+        version: u8,
+        command: Command,
+        family: Family,
+        source: Option<SocketAddr>,
+        destination: Option<SocketAddr>,
+    ) -> ProxyHeader {
+        ProxyHeader {
+            version,
+            command,
+            family,
+            source,
+            destination,
+            tlvs: Vec::new(),
+            tlvs_omitted: 0,
+            tlvs_cut_short: false,
+        }
+    }
+
     /// Istio's source identity (TLV `0xD0`), when present, whole and UTF-8, e.g.
     /// `spiffe://cluster.local/ns/default/sa/client`.
     pub(crate) fn identity(&self) -> Option<&str> {
@@ -185,16 +205,8 @@ fn parse_v1_line(line: &[u8]) -> Option<ProxyHeader> {
     let line = std::str::from_utf8(line).ok()?;
     let mut f = line.split(' ');
     f.next().filter(|&p| p == "PROXY")?;
-    let header = |family, source, destination| ProxyHeader {
-        version: 1,
-        command: Command::Proxy,
-        family,
-        source,
-        destination,
-        tlvs: Vec::new(),
-        tlvs_omitted: 0,
-        tlvs_cut_short: false,
-    };
+    let header =
+        |family, source, destination| ProxyHeader::new(1, Command::Proxy, family, source, destination);
     let family = match f.next()? {
         // "the receiver must ignore anything presented before the CRLF is found" (§2.1).
         "UNKNOWN" => return Some(header(Family::Unspec, None, None)),
@@ -268,16 +280,7 @@ fn parse_v2(buf: &[u8]) -> Parsed {
         }
         _ => (None, None),
     };
-    let mut h = ProxyHeader {
-        version: 2,
-        command,
-        family,
-        source,
-        destination,
-        tlvs: Vec::new(),
-        tlvs_omitted: 0,
-        tlvs_cut_short: false,
-    };
+    let mut h = ProxyHeader::new(2, command, family, source, destination);
     read_tlvs(tlv_bytes, &mut h);
     Parsed::Header(Box::new(h), total)
 }

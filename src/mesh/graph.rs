@@ -165,12 +165,9 @@ impl Flow {
     /// The leg, as the readings decide it when the record has no `istio` object.
     pub(crate) fn leg(&self) -> Leg {
         self.leg.unwrap_or_else(|| {
-            let lo = |a: Option<SocketAddr>| a.is_some_and(|a| a.ip().is_loopback());
-            if lo(self.client) || lo(self.server) {
-                Leg::Loopback
-            } else {
-                Leg::PodNetwork
-            }
+            // An unknown end counts as not loopback.
+            let ip = |a: Option<SocketAddr>| a.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+            super::legs::leg_without_istio(ip(self.client), ip(self.server))
         })
     }
 

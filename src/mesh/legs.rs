@@ -91,6 +91,21 @@ pub(crate) fn leg(x: &LegFacts, mode: MeshMode) -> Leg {
     }
 }
 
+/// The leg of a flow without Istio facts, as the readings, the graph and the metrics name it:
+/// loopback when an end is, else the pod network.
+pub(crate) fn leg_without_istio(client: IpAddr, server: IpAddr) -> Leg {
+    if client.is_loopback() || server.is_loopback() {
+        Leg::Loopback
+    } else {
+        Leg::PodNetwork
+    }
+}
+
+/// The leg of a flow record: its `istio.leg`, else [`leg_without_istio`].
+pub(crate) fn leg_of(f: &crate::record::FlowReport) -> Leg {
+    f.istio.as_ref().map_or_else(|| leg_without_istio(f.client.ip(), f.server.ip()), |i| i.leg)
+}
+
 /// Plaintext on the pod interface of an ambient pod is a bypass unless it is a kubelet probe or
 /// DNS.
 pub(crate) fn is_bypass_candidate(client: IpAddr, server_port: u16) -> bool {

@@ -404,16 +404,7 @@ impl MeshBook {
     pub(crate) fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
         let class = classify(f);
         let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && f.from_sidecar;
-        let leg = f.istio.as_ref().map_or_else(
-            || {
-                if f.client.ip().is_loopback() || f.server.ip().is_loopback() {
-                    Leg::Loopback
-                } else {
-                    Leg::PodNetwork
-                }
-            },
-            |i| i.leg,
-        );
+        let leg = super::legs::leg_of(f);
         let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
         let new_server = || {
             let name = crate::record::EndpointText::new(f.server).as_str().to_string();

@@ -16,7 +16,6 @@
 //! is bound before the capture drops its privileges (a port below 1024 needs root) and keeps its
 //! socket afterwards.
 
-use crate::classify::istio::Leg;
 use crate::classify::tls::MtlsVerdict;
 use crate::record::{EndpointText, FlowReport};
 use std::collections::BTreeMap;
@@ -203,16 +202,7 @@ fn labels_of(f: &FlowReport) -> Labels {
     let istio = f.istio.as_ref();
     // The leg as the readings name it (docs/istio.md): a flow without Istio facts is on the pod
     // network unless an end is loopback.
-    let leg = istio.map_or_else(
-        || {
-            if f.client.ip().is_loopback() || f.server.ip().is_loopback() {
-                Leg::Loopback
-            } else {
-                Leg::PodNetwork
-            }
-        },
-        |i| i.leg,
-    );
+    let leg = crate::mesh::legs::leg_of(f);
     // Istio's destination_service is the host name (`reviews.default.svc.cluster.local`): the
     // SNI's, or for HBONE the Service its first CONNECT stream names.
     let service = istio
@@ -405,7 +395,7 @@ fn response(status: Status, body: &str, head_only: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::istio::{parse_sni, parse_spiffe, IstioReport};
+    use crate::classify::istio::{parse_sni, parse_spiffe, IstioReport, Leg};
     use crate::classify::tls::TlsReport;
     use crate::classify::{Classified, Protocol};
     use crate::flow::{EndReason, FlowMeta};

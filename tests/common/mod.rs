@@ -34,6 +34,43 @@ pub fn tlspeek_env(args: &[&str], vars: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs tlspeek with `args`, writing `stdin` to its standard input (from a thread: the output
+/// may be larger than the pipe).
+pub fn tlspeek_stdin(args: &[&str], stdin: &[u8]) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlspeek"))
+        .args(args)
+        .env_remove("COLUMNS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tlspeek");
+    let mut w = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let t = std::thread::spawn(move || {
+        let _ = w.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("run tlspeek");
+    t.join().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The object of `summary.servers` named `name`.
+pub fn server<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no server {name} in {}", summary["servers"]))
+}
+
 /// JSON flows and summary of a capture in captures/, with extra args.
 pub struct Json {
     pub run: Run,
@@ -76,4 +113,20 @@ pub fn strings(v: &Value) -> Vec<String> {
         .iter()
         .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")).to_string())
         .collect()
+}
+
+/// Runs a command quietly; true when it ran and succeeded.
+pub fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `$TLSPEEK_LIVE_BIN` (CI sets it to the static binary it just built and checked), else the
+/// test build: the binary the live-capture tests run.
+pub fn tlspeek_bin() -> String {
+    std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string())
 }
