@@ -158,18 +158,6 @@ pub(crate) struct HeadersBuilder {
 const FIELD_PUNCTUATION: usize = 7;
 
 impl HeadersBuilder {
-    /// Room for `fields` fields of `bytes` bytes in all (names and values as pushed), exactly:
-    /// then no push grows the text and [`HeadersBuilder::finish`] keeps its allocation (a
-    /// capacity one comma short per field cost a grow and a shrink per message).
-    pub(crate) fn with_capacity(fields: usize, bytes: usize) -> HeadersBuilder {
-        HeadersBuilder {
-            text: Vec::with_capacity(bytes + FIELD_PUNCTUATION * fields + fields.saturating_sub(1)),
-            ends: Vec::with_capacity(2 * fields),
-            dirty: Vec::new(),
-            marks: 0,
-        }
-    }
-
     /// Appends one field.
     pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
         let field = (self.ends.len() / 2) as u32;
@@ -188,11 +176,6 @@ impl HeadersBuilder {
         if json_scan::needs_care(name) || json_scan::needs_care(value) {
             self.dirty.push(field);
         }
-    }
-
-    /// Sets bits of [`Headers::marks`].
-    pub(crate) fn mark(&mut self, bits: u8) {
-        self.marks |= bits;
     }
 
     /// The fields.

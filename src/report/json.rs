@@ -884,7 +884,7 @@ mod tests {
         // Every subset of every rotation of the fields: clean fields are copied as stored, the
         // others escaped one by one, wherever they are.
         for (mask, rot) in (0..(1u32 << fields.len())).flat_map(|m| (0..fields.len()).map(move |r| (m, r))) {
-            let mut b = crate::sanitize::HeadersBuilder::with_capacity(0, 0);
+            let mut b = crate::sanitize::HeadersBuilder::default();
             for (i, (n, v)) in fields.iter().cycle().skip(rot).take(fields.len()).enumerate() {
                 if mask & 1 << i != 0 {
                     b.push(n, v);

@@ -27,7 +27,7 @@ use crate::classify::http::{
     is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
 };
 use crate::sanitize::redact::placeholder;
-use crate::sanitize::{Headers, HeadersBuilder, WireBytes};
+use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
 use std::collections::BTreeMap;
 
@@ -654,9 +654,9 @@ impl Conn {
     fn store<'a>(&self, list: &'a HeaderList) -> (Headers, Pseudo<'a>) {
         let mut p = Pseudo::default();
         let show = self.cfg.show_secrets;
-        // The exact size of the JSON text, so that `finish` need not shrink it (a realloc per
-        // block: bench/RESULTS.md). `with_capacity` adds 7 bytes of punctuation per field; each
-        // field after the first has a comma more.
+        // The exact size of the JSON text, written in place (through `HeadersBuilder` a field
+        // cost ~250 instructions, most of it capacity bookkeeping: bench/RESULTS.md).
+        // `ExactHeadersBuilder::new` adds the punctuation and commas.
         let lean = self.cfg.lean_headers;
         let kept = |f: &super::hpack::Field<'_>| !lean || super::super::lean_keeps(f.class.marks, f.name);
         let (mut fields, mut bytes) = (list.len(), list.field_bytes());
@@ -664,13 +664,12 @@ impl Conn {
             (fields, bytes) =
                 list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
         }
-        bytes += fields.saturating_sub(1);
         if !show {
             for f in list.iter().filter(kept).filter(|f| f.never_indexed || f.class.secret) {
                 bytes = bytes - f.value.len() + placeholder_len(f.value.len());
             }
         }
-        let mut b = HeadersBuilder::with_capacity(fields, bytes);
+        let mut b = ExactHeadersBuilder::new(fields, bytes);
         for f in list.iter() {
             if lean && !kept(&f) {
                 // Not stored (--summary-only), but its marks and its role are read as usual.
