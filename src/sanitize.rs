@@ -178,6 +178,12 @@ impl HeadersBuilder {
         }
     }
 
+    /// Sets bits of [`Headers::marks`].
+    #[cfg(test)]
+    pub(crate) fn mark(&mut self, bits: u8) {
+        self.marks |= bits;
+    }
+
     /// The fields.
     pub(crate) fn finish(self) -> Headers {
         Headers {
@@ -467,7 +473,7 @@ mod tests {
             .collect();
         for n in [0, 1, 2, 3, 17, 40] {
             let fs = &fields[..n];
-            let mut b = HeadersBuilder::with_capacity(0, 0);
+            let mut b = HeadersBuilder::default();
             fs.iter().for_each(|(k, v)| b.push(k, v));
             b.mark(3);
             let want = b.finish();
