@@ -44,6 +44,7 @@
 //! says the value is sensitive) keep that flag for the caller's redaction.
 
 use super::huffman;
+use crate::sanitize::json_scan;
 use std::collections::VecDeque;
 
 /// Largest dynamic table kept per direction, whatever SETTINGS or size updates say (Chrome
@@ -99,19 +100,35 @@ pub struct Field<'a> {
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
-    /// End of the name, start of the value.
+    /// End of the name; the value starts [`NAME_VALUE`] bytes later.
     mid: u32,
     end: u32,
     never_indexed: bool,
+    /// The name or value needs escaping in JSON: kept raw between the punctuation, as
+    /// [`crate::sanitize::Headers`] keeps such a field.
+    dirty: bool,
     class: FieldClass,
 }
 
+/// JSON punctuation in [`HeaderList`]'s text: before a name (`,["` after the first field), between
+/// name and value, after a value.
+const FIRST_NAME: &[u8] = b"[\"";
+const NEXT_NAME: &[u8] = b",[\"";
+const NAME_VALUE: &[u8] = b"\",\"";
+const AFTER_VALUE: &[u8] = b"\"]";
+
 /// The fields of one decoded header block, reused from block to block (no allocation per
-/// field once its buffers have grown).
+/// field once its buffers have grown). The fields are written as the JSON text the report
+/// writes (`["name","value"],["name","value"]`, as [`crate::sanitize::Headers`] stores it), so
+/// that a block whose fields need no escaping nor redaction is stored with one copy
+/// ([`HeaderList::json_text`]) rather than field by field (~200 instructions a field:
+/// bench/RESULTS.md).
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
     bytes: Vec<u8>,
     spans: Vec<Span>,
+    /// Bytes of the stored fields' names and values.
+    field_bytes: usize,
     /// Fields that named a dynamic table entry added before the capture started (their name,
     /// or name and value, are lost).
     pub unknown: u32,
@@ -141,6 +158,7 @@ impl HeaderList {
     fn clear(&mut self) {
         self.bytes.clear();
         self.spans.clear();
+        self.field_bytes = 0;
         self.unknown = 0;
         self.dropped = 0;
         self.list_bytes = 0;
@@ -163,7 +181,7 @@ impl HeaderList {
         let s = self.spans.get(i)?;
         Some(Field {
             name: &self.bytes[s.start as usize..s.mid as usize],
-            value: &self.bytes[s.mid as usize..s.end as usize],
+            value: &self.bytes[s.mid as usize + NAME_VALUE.len()..s.end as usize],
             never_indexed: s.never_indexed,
             class: s.class,
         })
@@ -176,7 +194,30 @@ impl HeaderList {
 
     /// Bytes of the stored fields' names and values.
     pub(crate) fn field_bytes(&self) -> usize {
-        self.bytes.len()
+        self.field_bytes
+    }
+
+    /// The stored fields as JSON text: with [`Self::json_ends`] and [`Self::dirty_fields`],
+    /// what [`crate::sanitize::Headers`] holds for them.
+    pub(crate) fn json_text(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// End of each stored field's name and value in [`Self::json_text`].
+    pub(crate) fn json_ends(&self) -> impl ExactSizeIterator<Item = [u32; 2]> + '_ {
+        self.spans.iter().map(|s| [s.mid, s.end])
+    }
+
+    /// The fields kept raw in [`Self::json_text`] (their name or value needs escaping).
+    pub(crate) fn dirty_fields(&self) -> impl Iterator<Item = u32> + '_ {
+        self.spans.iter().enumerate().filter(|(_, s)| s.dirty).map(|(i, _)| i as u32)
+    }
+
+    /// Starts a field: its punctuation, returning where the field starts (to drop it).
+    fn open_field(&mut self) -> usize {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(if self.spans.is_empty() { FIRST_NAME } else { NEXT_NAME });
+        start
     }
 
     /// Bytes of buffer allocated (for memory accounting).
@@ -194,6 +235,8 @@ struct Entry {
     name_unknown: bool,
     /// The name's class, computed once when the entry is inserted (indexed fields repeat).
     class: FieldClass,
+    /// The name or value needs escaping in JSON (scanned once, at the insert).
+    dirty: bool,
 }
 
 impl Entry {
@@ -246,7 +289,14 @@ impl DynamicTable {
     /// Inserts (§4.4): evicts to make room; an entry larger than the capacity empties the
     /// table and is not added. True if one of our entries was evicted (or the table emptied):
     /// every older, unknown entry is then gone too.
-    fn insert(&mut self, name: &[u8], value: &[u8], name_unknown: bool, class: FieldClass) -> bool {
+    fn insert(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        name_unknown: bool,
+        class: FieldClass,
+        dirty: bool,
+    ) -> bool {
         let size = name.len() + value.len() + ENTRY_OVERHEAD;
         if size > self.capacity {
             self.clear();
@@ -272,6 +322,7 @@ impl DynamicTable {
             value_len: value.len() as u32,
             name_unknown,
             class,
+            dirty,
         });
         self.size += size;
         self.unknown_names += usize::from(name_unknown);
@@ -281,11 +332,10 @@ impl DynamicTable {
 
 /// What an index names.
 enum Named<'a> {
-    Known(&'a [u8], &'a [u8], FieldClass),
+    /// Name, value, the name's class, whether the name or value needs escaping in JSON.
+    Known(&'a [u8], &'a [u8], FieldClass, bool),
     /// A pre-capture entry, or one whose name was such an entry.
-    Unknown {
-        value_len: usize,
-    },
+    Unknown { value_len: usize },
 }
 
 /// Decoder of the header blocks one endpoint sends (one per direction of a connection).
@@ -402,11 +452,12 @@ impl HpackDecoder {
         }
         if i <= STATIC_TABLE.len() {
             let (n, v) = STATIC_TABLE[i - 1];
-            return Ok(Named::Known(n.as_bytes(), v.as_bytes(), static_classes()[i - 1]));
+            // The static table's names and values need no escaping.
+            return Ok(Named::Known(n.as_bytes(), v.as_bytes(), static_classes()[i - 1], false));
         }
         match self.table.get(i - STATIC_TABLE.len() - 1) {
             Some((e, _, v)) if e.name_unknown => Ok(Named::Unknown { value_len: v.len() }),
-            Some((e, n, v)) => Ok(Named::Known(n, v, e.class)),
+            Some((e, n, v)) => Ok(Named::Known(n, v, e.class, e.dirty)),
             None if self.history_known && self.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
@@ -436,6 +487,10 @@ impl HpackDecoder {
         let r = self.decode_fields(block, out);
         if r.is_err() {
             self.forget();
+            // Drop the part of the faulty field already written: the text ends with the last
+            // whole field.
+            let whole = out.spans.last().map_or(0, |s| s.end as usize + AFTER_VALUE.len());
+            out.bytes.truncate(whole);
         }
         r
     }
@@ -448,7 +503,7 @@ impl HpackDecoder {
                 // Indexed field (§6.1).
                 let index = read_int(block, &mut p, 7)?;
                 match self.lookup(index)? {
-                    Named::Known(n, v, c) => push_field(out, self.max_list_bytes, n, v, c),
+                    Named::Known(n, v, c, dirty) => push_field(out, self.max_list_bytes, n, v, c, dirty),
                     Named::Unknown { value_len } => unknown_field(out, value_len),
                 }
             } else if b & 0xe0 == 0x20 {
@@ -464,13 +519,14 @@ impl HpackDecoder {
                     _ => (4, false, false),
                 };
                 let index = read_int(block, &mut p, prefix)?;
-                let start = out.bytes.len();
+                let start = out.open_field();
+                let name_start = out.bytes.len();
                 let (name_known, class) = if index == 0 {
                     read_string(block, &mut p, &mut out.bytes)?;
-                    (true, FieldClass::of(&out.bytes[start..]))
+                    (true, FieldClass::of(&out.bytes[name_start..]))
                 } else {
                     match self.lookup(index)? {
-                        Named::Known(n, _, c) => {
+                        Named::Known(n, _, c, _) => {
                             out.bytes.extend_from_slice(n);
                             (true, c)
                         }
@@ -478,19 +534,21 @@ impl HpackDecoder {
                     }
                 };
                 let mid = out.bytes.len();
+                out.bytes.extend_from_slice(NAME_VALUE);
+                let value_start = out.bytes.len();
                 read_string(block, &mut p, &mut out.bytes)?;
                 let end = out.bytes.len();
+                let (name, value) = (&out.bytes[name_start..mid], &out.bytes[value_start..end]);
+                let dirty = json_scan::needs_care(name) || json_scan::needs_care(value);
                 if indexing {
-                    let (name, value) = out.bytes[start..end].split_at(mid - start);
-                    let evicted = self.table.insert(name, value, !name_known, class);
+                    let evicted = self.table.insert(name, value, !name_known, class, dirty);
                     self.note_room(evicted);
                 }
                 if name_known {
-                    out.bytes.truncate(end);
-                    keep_field(out, self.max_list_bytes, start, mid, never, class);
+                    keep_field(out, self.max_list_bytes, start, mid, never, class, dirty);
                 } else {
                     out.bytes.truncate(start);
-                    unknown_field(out, end - mid);
+                    unknown_field(out, end - value_start);
                 }
             }
         }
@@ -505,12 +563,14 @@ fn unknown_field(out: &mut HeaderList, value_len: usize) {
 }
 
 /// Appends a field whose bytes come from a table.
-fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], class: FieldClass) {
-    let start = out.bytes.len();
+fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], class: FieldClass, dirty: bool) {
     if !out.oversize && out.list_bytes as usize + name.len() + value.len() + ENTRY_OVERHEAD <= max {
+        let start = out.open_field();
         out.bytes.extend_from_slice(name);
+        let mid = out.bytes.len();
+        out.bytes.extend_from_slice(NAME_VALUE);
         out.bytes.extend_from_slice(value);
-        keep_field(out, max, start, start + name.len(), false, class);
+        keep_field(out, max, start, mid, false, class, dirty);
     } else {
         // Counted without copying: a block of one-byte references to a large entry stays
         // linear in its own length.
@@ -520,7 +580,8 @@ fn push_field(out: &mut HeaderList, max: usize, name: &[u8], value: &[u8], class
     }
 }
 
-/// Keeps (or drops, past the bound) the field decoded at `out.bytes[start..]`.
+/// Keeps (or drops, past the bound) the field decoded at `out.bytes[start..]`: its opening
+/// punctuation, the name up to `mid`, [`NAME_VALUE`], the value up to the end.
 fn keep_field(
     out: &mut HeaderList,
     max: usize,
@@ -528,16 +589,28 @@ fn keep_field(
     mid: usize,
     never_indexed: bool,
     class: FieldClass,
+    dirty: bool,
 ) {
     let end = out.bytes.len();
-    out.list_bytes += (end - start + ENTRY_OVERHEAD) as u64;
+    let name_start = start + if out.spans.is_empty() { FIRST_NAME.len() } else { NEXT_NAME.len() };
+    let bytes = (mid - name_start) + (end - mid - NAME_VALUE.len());
+    out.list_bytes += (bytes + ENTRY_OVERHEAD) as u64;
     if out.oversize || out.list_bytes > max as u64 {
         out.oversize = true;
         out.dropped += 1;
         out.bytes.truncate(start);
         return;
     }
-    out.spans.push(Span { start: start as u32, mid: mid as u32, end: end as u32, never_indexed, class });
+    out.field_bytes += bytes;
+    out.bytes.extend_from_slice(AFTER_VALUE);
+    out.spans.push(Span {
+        start: name_start as u32,
+        mid: mid as u32,
+        end: end as u32,
+        never_indexed,
+        dirty,
+        class,
+    });
 }
 
 /// Reads an integer with an `n`-bit prefix (§5.1), at most 32 bits.
@@ -914,7 +987,9 @@ mod tests {
         assert_eq!(out.len(), 16);
         assert_eq!(out.dropped, 10_001 - 16);
         assert_eq!(out.list_bytes, 10_001 * (4000 + 1 + 32));
-        assert!(out.allocated() < 100 * 1024, "{}", out.allocated());
+        // The text is bounded by the list bound plus its JSON punctuation (at most 8 bytes a
+        // field, each counted at least 32), then a vector's doubling.
+        assert!(out.allocated() < 5 * 64 * 1024 / 2, "{}", out.allocated());
     }
 
     #[test]

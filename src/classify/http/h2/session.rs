@@ -659,6 +659,19 @@ impl Conn {
         // `ExactHeadersBuilder::new` adds the punctuation and commas.
         let lean = self.cfg.lean_headers;
         let kept = |f: &super::hpack::Field<'_>| !lean || super::super::lean_keeps(f.class.marks, f.name);
+        // The block's text as decoded (fields to escape kept raw, as `Headers` keeps them),
+        // copied at once, when nothing in it is to redact or leave out.
+        if !lean && (show || list.iter().all(|f| !(f.never_indexed || f.class.secret))) {
+            let mut marks = 0;
+            for f in list.iter() {
+                marks |= f.class.marks;
+                p.read(&f);
+            }
+            return (
+                Headers::from_json_text(list.json_text(), list.json_ends(), list.dirty_fields(), marks),
+                p,
+            );
+        }
         let (mut fields, mut bytes) = (list.len(), list.field_bytes());
         if lean {
             (fields, bytes) =
