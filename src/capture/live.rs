@@ -271,6 +271,74 @@ impl PacketSource for LiveCapture {
         self.seen
     }
 
+    /// The packets of one block of libpcap's ring, each handed to `f` where it lies
+    /// (`pcap_dispatch`): `pcap_next_ex` costs a call and, on Linux, a copy of each packet
+    /// into a buffer of its own (libpcap's `oneshot` callback) (bench/RESULTS.md, issue 22).
+    /// The stop, `-c` and `--duration` checks are made once per block: a block is retired by
+    /// the kernel when full or after 100 ms.
+    fn next_batch(
+        &mut self,
+        f: &mut dyn FnMut(Packet<'_>) -> bool,
+    ) -> Result<Option<Next<'static>>, CaptureError> {
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
+                self.flush_save()?;
+                return Ok(Some(Next::End));
+            }
+            if self.opts.duration.is_some_and(|d| self.started.elapsed() >= d) {
+                self.flush_save()?;
+                return Ok(Some(Next::End));
+            }
+            let left = self.opts.count.map(|c| usize::try_from(c - self.seen).unwrap_or(usize::MAX));
+            let (linktype, opts, save, seen) = (self.linktype, &self.opts, &mut self.save, &mut self.seen);
+            // What stopped the block's packets early: the end of the -w files, an error, `f`.
+            let mut stop: Option<Result<Option<Next<'static>>, CaptureError>> = None;
+            let got = self.cap.dispatch(left.map(|n| n.min(i32::MAX as usize)), |p| {
+                if stop.is_some() {
+                    return;
+                }
+                let (ts, orig_len) = (ts_of(&p.header.ts), p.header.len);
+                match save_packet(save, opts, ts, p.data, orig_len) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stop = Some(Ok(Some(Next::End)));
+                        return;
+                    }
+                    Err(e) => {
+                        stop = Some(Err(e));
+                        return;
+                    }
+                }
+                *seen += 1;
+                if !f(Packet { ts, linktype, data: p.data, orig_len }) {
+                    stop = Some(Ok(None));
+                }
+            });
+            if let Some(r) = stop {
+                return r;
+            }
+            match got {
+                Ok(0) => {
+                    if waiting_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
+                        return Ok(Some(Next::Idle(wall_clock())));
+                    }
+                    self.wait(200)?;
+                }
+                Ok(_) => return Ok(None),
+                Err(pcap::Error::TimeoutExpired) => {
+                    if waiting_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
+                        return Ok(Some(Next::Idle(wall_clock())));
+                    }
+                    self.wait(200)?;
+                }
+                Err(source) => {
+                    return Err(CaptureError::Live(LiveError::Read { interface: self.name.clone(), source }))
+                }
+            }
+        }
+    }
+
     fn next(&mut self) -> Result<Next<'_>, CaptureError> {
         // The clock is read once per CLOCK_EVERY packets, and on every wait: three reads per
         // packet (22 ns each here) were 0.13 CPU s per GB at 1 Gbit/s (issue 22). --duration is
@@ -300,30 +368,8 @@ impl PacketSource for LiveCapture {
                     self.data = std::ptr::slice_from_raw_parts(p.data.as_ptr(), p.data.len());
                     self.ts = ts_of(&p.header.ts);
                     self.orig_len = p.header.len;
-                    if let Some(save) = self.save.as_mut() {
-                        match save.write(self.ts, p.data, self.orig_len) {
-                            Ok(()) => {}
-                            // -G with -W N: N files written; tcpdump ends the capture there.
-                            Err(WriteError::FileLimit(_)) => {
-                                self.save = None;
-                                return Ok(Next::End);
-                            }
-                            Err(WriteError::Io { path, source })
-                                if source.kind() == std::io::ErrorKind::PermissionDenied
-                                    && self.opts.drop_to.is_some() =>
-                            {
-                                let user = self.opts.drop_to.clone().unwrap_or_default();
-                                let source = std::io::Error::new(
-                                    source.kind(),
-                                    format!(
-                                        "{source}; files after the first are created as the -Z user ({user}): \
-                                         add -W COUNT (a ring's files are all made at the start), or give -Z none"
-                                    ),
-                                );
-                                return Err(CaptureError::Write(WriteError::Io { path, source }));
-                            }
-                            Err(e) => return Err(CaptureError::Write(e)),
-                        }
+                    if !save_packet(&mut self.save, &self.opts, self.ts, p.data, self.orig_len)? {
+                        return Ok(Next::End);
                     }
                     break;
                 }
@@ -346,6 +392,39 @@ impl PacketSource for LiveCapture {
         // returned packet, which borrows `self` mutably, is dropped.
         let data = unsafe { &*self.data };
         Ok(Next::Packet(Packet { ts: self.ts, linktype: self.linktype, data, orig_len: self.orig_len }))
+    }
+}
+
+/// Writes a packet to the `-w` files, if any. False when the capture is to end there (`-G` with
+/// `-W N`: N files written, where tcpdump ends the capture).
+fn save_packet(
+    save: &mut Option<PcapWriter>,
+    opts: &LiveOptions,
+    ts: Timestamp,
+    data: &[u8],
+    orig_len: u32,
+) -> Result<bool, CaptureError> {
+    let Some(w) = save.as_mut() else { return Ok(true) };
+    match w.write(ts, data, orig_len) {
+        Ok(()) => Ok(true),
+        Err(WriteError::FileLimit(_)) => {
+            *save = None;
+            Ok(false)
+        }
+        Err(WriteError::Io { path, source })
+            if source.kind() == std::io::ErrorKind::PermissionDenied && opts.drop_to.is_some() =>
+        {
+            let user = opts.drop_to.clone().unwrap_or_default();
+            let source = std::io::Error::new(
+                source.kind(),
+                format!(
+                    "{source}; files after the first are created as the -Z user ({user}): \
+                     add -W COUNT (a ring's files are all made at the start), or give -Z none"
+                ),
+            );
+            Err(CaptureError::Write(WriteError::Io { path, source }))
+        }
+        Err(e) => Err(CaptureError::Write(e)),
     }
 }
 

@@ -76,6 +76,24 @@ pub trait PacketSource {
     fn kernel_drops(&mut self) -> Option<u64> {
         None
     }
+
+    /// Gives `f` the packets that can be read now, in place, until it returns false: one here;
+    /// a live capture gives those of one block of libpcap's ring (see
+    /// [`live::LiveCapture::next_batch`]). Returns `Idle` or `End` when that came instead of
+    /// packets, None after packets.
+    fn next_batch(
+        &mut self,
+        f: &mut dyn FnMut(Packet<'_>) -> bool,
+    ) -> Result<Option<Next<'static>>, CaptureError> {
+        Ok(match self.next()? {
+            Next::Packet(p) => {
+                f(p);
+                None
+            }
+            Next::Idle(now) => Some(Next::Idle(now)),
+            Next::End => Some(Next::End),
+        })
+    }
 }
 
 /// A capture file source whose packets' read buffers can be handed to other threads

@@ -226,12 +226,14 @@ impl Worker {
     }
 
     /// Takes one packet; returns a live `classified` report when a flow just told what it is.
+    #[inline(always)]
     pub(super) fn packet(&mut self, pkt: &crate::capture::Packet<'_>) -> Option<FlowReport> {
         self.take(pkt, |w, seg, ts| w.segment(seg, ts))
     }
 
     /// Counts and decodes one packet, reassembles IPv4 fragments, and gives each TCP segment to
     /// `tcp` (its report is returned when the packet itself was the segment).
+    #[inline(always)]
     pub(super) fn take(
         &mut self,
         pkt: &crate::capture::Packet<'_>,
