@@ -491,7 +491,10 @@ fn analyze(
     if live {
         error = live_loop(reader, &mut w, &mut m, batch, tally, sink, cfg)?;
     }
-    while !live {
+    loop {
+        if live {
+            break;
+        }
         if let Some(mx) = &metrics {
             // The clock is read every 256 packets, and when idle (at least once a second).
             if w.order.is_multiple_of(256) && sampled.elapsed() >= METRICS_SAMPLE {
