@@ -533,14 +533,23 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Ends flows that are idle (or closed and quiet) at `now`; at most once per second.
+    ///
+    /// The test of the second runs for every packet: inlined, apart from the sweep (as a call it
+    /// cost ~40 instructions a packet with the closure's setup, 8M of 597M on the 100 MB bench).
+    #[inline(always)]
     pub(crate) fn maybe_sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
-        match self.last_sweep {
-            Some(t) if now.secs - t < 1 => return,
-            None => {
-                self.last_sweep = Some(now.secs);
-                return;
-            }
-            _ => {}
+        if self.last_sweep.is_some_and(|t| now.secs - t < 1) {
+            return;
+        }
+        self.sweep(now, ended);
+    }
+
+    /// [`FlowTable::maybe_sweep`] once its second has passed (or at the first packet).
+    #[inline(never)]
+    fn sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
+        if self.last_sweep.is_none() {
+            self.last_sweep = Some(now.secs);
+            return;
         }
         self.last_sweep = Some(now.secs);
         let idle = self.limits.idle_timeout_secs;
