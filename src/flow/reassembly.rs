@@ -230,11 +230,13 @@ impl Reassembler {
     fn deliver(&mut self, data: &[u8], cut: u32, out: &mut dyn FnMut(Chunk<'_>) -> Feed) -> bool {
         if !data.is_empty() {
             self.next = self.next.wrapping_add(data.len() as u32);
-            self.recent.remember(data);
             if out(Chunk::Data(data)) == Feed::Done {
                 self.set_bypass();
                 return false;
             }
+            // Remembered once the consumer wants more: the bytes that complete a direction (a
+            // TLS handshake's last segment, each side of most flows) are not copied for nothing.
+            self.recent.remember(data);
         }
         if cut > 0 {
             self.stats.truncated = true;
