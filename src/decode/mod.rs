@@ -222,7 +222,37 @@ pub(crate) struct Cx {
 /// (`orig_len > data.len()`) are the IP length fields trusted to say how much is missing.
 /// Otherwise the captured bytes are all there is (IP lengths can be zero or wrong with
 /// segmentation offload, and link layers such as PPPoE bound the packet themselves).
+#[inline(always)]
 pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
+    // Nearly every packet: a whole IPv4 TCP segment in an untagged Ethernet frame, decoded here,
+    // in the caller, by the same code as in `decode_any` (three calls fewer a packet: -15
+    // instructions a packet, -3.2M on the 100 MB bench file).
+    if let (1, Some(&[.., 0x08, 0x00])) = (linktype, data.get(..14)) {
+        let cut = orig_len as usize > data.len();
+        if let Some(d) = plain_ipv4_tcp(&data[14..], Cx { cut, link: ether_link(data) }) {
+            return d;
+        }
+    }
+    decode_any(linktype, data, orig_len)
+}
+
+/// The interface kind of an Ethernet frame (at least 12 bytes): both MAC addresses zero is Linux's
+/// `lo`.
+#[inline(always)]
+fn ether_link(data: &[u8]) -> Link {
+    // Two loads, not a 12-byte comparison: this runs for every Ethernet frame.
+    let a = u64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
+    let b = u32::from_ne_bytes(data[8..12].try_into().unwrap_or_default());
+    if a | u64::from(b) == 0 {
+        Link::ZeroMacs
+    } else {
+        Link::Device
+    }
+}
+
+/// [`decode`] of any frame.
+#[inline(never)]
+fn decode_any(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
     const ARPHRD_LOOPBACK: u16 = 772;
     let cut = orig_len as usize > data.len();
     let device = |hatype: Option<u16>| Cx {
@@ -231,13 +261,7 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
     };
     match linktype {
         1 => match be16(data, 12) {
-            Some(t) => {
-                // Two loads, not a 12-byte comparison: this runs for every Ethernet frame.
-                let a = u64::from_ne_bytes(data[..8].try_into().unwrap_or_default());
-                let b = u32::from_ne_bytes(data[8..12].try_into().unwrap_or_default());
-                let link = if a | u64::from(b) == 0 { Link::ZeroMacs } else { Link::Device };
-                decode_ethertype(t, &data[14..], Cx { cut, link })
-            }
+            Some(t) => decode_ethertype(t, &data[14..], Cx { cut, link: ether_link(data) }),
             None => Decoded::Other(NonTcp::Malformed),
         },
         // BSD loopback: not a Linux pod, whose interface rules (lo, SLL) `Link` serves.
@@ -347,6 +371,7 @@ pub(crate) fn decode_ip(data: &[u8], cx: Cx) -> Decoded<'_> {
 /// agree with each other and with the capture. Anything else is left to etherparse's lax
 /// slicing, which gives the same answer here (a test compares them on mutated packets) at a
 /// higher cost per packet (bench/RESULTS.md).
+#[inline(always)]
 fn plain_ipv4_tcp(data: &[u8], cx: Cx) -> Option<Decoded<'_>> {
     let h = data.get(..20)?;
     let ihl = usize::from(h[0] & 0x0f) * 4;
@@ -431,6 +456,7 @@ pub fn decode_tcp(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize) -> Deco
 }
 
 /// [`decode_tcp`] of a segment captured on a `link`.
+#[inline(always)]
 fn tcp_segment(src: IpAddr, dst: IpAddr, seg: &[u8], wire_len: usize, link: Link) -> Decoded<'_> {
     let Ok(h) = TcpHeaderSlice::from_slice(seg) else {
         return Decoded::Other(NonTcp::Malformed);
