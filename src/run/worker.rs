@@ -10,7 +10,7 @@ use super::sink::{RenderMode, Rendered};
 use super::Config;
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
-use crate::decode::{decode, decode_tcp, is_supported_linktype, Decoded, NonTcp};
+use crate::decode::{decode, decode_tcp, is_supported_linktype, plain_ethernet_tcp, Decoded, NonTcp};
 use crate::flow::client::{decide_client, KnownServers};
 use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable};
@@ -245,6 +245,13 @@ impl Worker {
     ) -> Option<FlowReport> {
         self.order += 1;
         self.bytes += pkt.data.len() as u64;
+        if let Some(mut seg) = plain_ethernet_tcp(pkt.linktype, pkt.data, pkt.orig_len) {
+            // Nearly every packet (what `decode` would give, without the enum between).
+            if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
+                self.redirect_note = Some(o);
+            }
+            return tcp(self, &seg, pkt.ts);
+        }
         if !is_supported_linktype(pkt.linktype) {
             *self.skipped.entry(pkt.linktype).or_default() += 1;
             return None;
