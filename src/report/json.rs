@@ -7,7 +7,7 @@
 //! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
 use super::Summary;
-use crate::classify::cert::CertInfo;
+use crate::classify::cert::{CertFacts, CertInfo};
 use crate::classify::http::h2::session::{ByRole, GrpcCall, Http2Report, SettingsList};
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
@@ -583,7 +583,27 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.close(b'}');
 }
 
+/// A certificate object: the facts' text is made once per distinct certificate (see
+/// [`crate::classify::cert::RenderedJson`]), only the fields that depend on when it was seen
+/// are written each time.
 fn cert(j: &mut Json<'_>, c: &CertInfo) {
+    let (head, tail) = c.json.get(|| cert_facts(c));
+    j.sep();
+    j.b.extend_from_slice(head);
+    j.comma = true;
+    j.key(key!("expired")).bool(c.expired);
+    j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
+    j.key(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
+    j.b.extend_from_slice(tail);
+    j.comma = true;
+}
+
+/// The text of a certificate object without `expired`, `not_yet_valid` and `expires_in_secs`:
+/// the part before them (from the `{`), then where the part after them starts (through the
+/// `}`).
+fn cert_facts(c: &CertFacts) -> (Box<[u8]>, usize) {
+    let mut b = Vec::with_capacity(512);
+    let j = &mut Json { b: &mut b, comma: false };
     j.open(b'{');
     j.key(key!("subject")).opt_str(c.subject.as_deref());
     j.key(key!("issuer")).opt_str(c.issuer.as_deref());
@@ -594,12 +614,12 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.key(key!("san_emails")).strs(&c.san_emails);
     j.key(key!("not_before")).opt_str(c.not_before.as_deref());
     j.key(key!("not_after")).opt_str(c.not_after.as_deref());
-    j.key(key!("expired")).bool(c.expired);
-    j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
-    j.key(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
+    let split = j.b.len();
+    j.comma = true; // `expires_in_secs` is written before
     j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
     j.key(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
+    (b.into_boxed_slice(), split)
 }
 
 /// An HTTP report as the `http` object of a flow line, for the classifier's tests and the HTTP
