@@ -511,18 +511,52 @@ pub fn tls_text(t: &TlsReport) -> String {
     String::from_utf8(b).expect("the writer writes UTF-8")
 }
 
+/// `,"name":true` or `,"name":false`: a key and a flag of the `tls` object in one copy of a
+/// constant.
+macro_rules! key_bool {
+    ($j:expr, $k:literal, $v:expr) => {
+        $j.lit(if $v { concat!(",\"", $k, "\":true") } else { concat!(",\"", $k, "\":false") }).comma = true
+    };
+}
+
+impl Json<'_> {
+    /// Constant text after a value of the same object (a [`key!`], or a key and its value),
+    /// inlined so that the copy has a known length: the `tls` object has thirty keys, and an
+    /// out-of-line [`Json::key`] costs ~40 instructions each.
+    #[inline(always)]
+    fn lit(&mut self, s: &'static str) -> &mut Self {
+        self.b.extend_from_slice(s.as_bytes());
+        self.comma = false;
+        self
+    }
+
+    /// A version or cipher-suite name ([`crate::classify::tls::version_name`],
+    /// [`crate::classify::tls::cipher_name`]): a name from a table or a number as text, nothing
+    /// to escape (the tests check every value), so copied without the scan of [`Json::str`].
+    fn tls_name(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.ascii(s.as_bytes()),
+            None => self.null(),
+        }
+    }
+}
+
 fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.open(b'{');
-    j.key(key!("version")).opt_str(t.version.as_deref());
-    j.key(key!("legacy_version")).opt_str(t.legacy_version.as_deref());
-    j.key(key!("versions_offered")).strs(&t.versions_offered);
-    j.key(key!("sni")).opt_wire(t.sni.as_ref());
-    j.key(key!("alpn_offered")).wires(&t.alpn_offered);
-    j.key(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
-    j.key(key!("cipher")).opt_str(t.cipher.as_deref());
-    j.key(key!("hello_retry_request")).bool(t.hello_retry_request);
-    j.key(key!("resumption")).opt_name(t.resumption.map(|r| r.as_str()));
-    j.key(key!("alerts")).open(b'[');
+    j.key(key!("version")).tls_name(t.version.as_deref());
+    j.lit(key!("legacy_version")).tls_name(t.legacy_version.as_deref());
+    j.lit(key!("versions_offered")).open(b'[');
+    for v in &t.versions_offered {
+        j.tls_name(Some(v));
+    }
+    j.close(b']');
+    j.lit(key!("sni")).opt_wire(t.sni.as_ref());
+    j.lit(key!("alpn_offered")).wires(&t.alpn_offered);
+    j.lit(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
+    j.lit(key!("cipher")).tls_name(t.cipher.as_deref());
+    key_bool!(j, "hello_retry_request", t.hello_retry_request);
+    j.lit(key!("resumption")).opt_name(t.resumption.map(|r| r.as_str()));
+    j.lit(key!("alerts")).open(b'[');
     for a in &t.alerts {
         j.open(b'{');
         j.key(key!("from")).name(a.from.as_str());
@@ -531,29 +565,32 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.close(b'}');
     }
     j.close(b']');
-    for (k, certs) in [(key!("server_certs"), &t.server_certs), (key!("client_certs"), &t.client_certs)] {
-        j.key(k).open(b'[');
-        for c in certs {
-            cert(j, c);
-        }
-        j.close(b']');
+    j.lit(key!("server_certs")).open(b'[');
+    for c in &t.server_certs {
+        cert(j, c);
     }
-    j.key(key!("client_cert_requested")).bool(t.client_cert_requested);
-    j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
-    j.key(key!("mtls")).name(t.mtls.as_str());
-    j.key(key!("mtls_reason")).str(&t.mtls_reason);
-    j.key(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
+    j.close(b']');
+    j.lit(key!("client_certs")).open(b'[');
+    for c in &t.client_certs {
+        cert(j, c);
+    }
+    j.close(b']');
+    key_bool!(j, "client_cert_requested", t.client_cert_requested);
+    key_bool!(j, "client_cert_empty", t.client_cert_empty);
+    j.lit(key!("mtls")).name(t.mtls.as_str());
+    j.lit(key!("mtls_reason")).str(&t.mtls_reason);
+    j.lit(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
         j.open(b'{');
         j.key(key!("verdict")).name(v.as_str());
         j.key(key!("reason")).str(reason);
         j.close(b'}');
     });
-    j.key(key!("client_encrypted_records")).open(b'[');
+    j.lit(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
         j.u64(n.into());
     }
     j.close(b']');
-    j.key(key!("sslv2_client_hello")).bool(t.sslv2_client_hello);
+    key_bool!(j, "sslv2_client_hello", t.sslv2_client_hello);
     // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
     for (k, v) in [
         (key!("ja4"), &t.ja4),
@@ -561,10 +598,10 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         (key!("ja3"), &t.ja3),
         (key!("ja3_full"), &t.ja3_full),
     ] {
-        j.key(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+        j.lit(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
     }
     for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
-        j.key(k).opt(c.as_ref(), |j, c| {
+        j.lit(k).opt(c.as_ref(), |j, c| {
             j.open(b'{');
             j.key(key!("verified")).bool(c.verified);
             j.key(key!("by")).opt_str(c.by.as_deref());
@@ -572,7 +609,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
             j.close(b'}');
         });
     }
-    j.key(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
+    j.lit(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
         j.open(b'{');
         j.key(key!("status")).name(d.status.as_str());
         j.key(key!("reason")).str(&d.reason);
@@ -591,9 +628,9 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.sep();
     j.b.extend_from_slice(head);
     j.comma = true;
-    j.key(key!("expired")).bool(c.expired);
-    j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
-    j.key(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
+    key_bool!(j, "expired", c.expired);
+    key_bool!(j, "not_yet_valid", c.not_yet_valid);
+    j.lit(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
     j.b.extend_from_slice(tail);
     j.comma = true;
 }
@@ -921,6 +958,17 @@ mod tests {
 
     fn serde(b: &[u8]) -> String {
         serde_json::to_string(&WireBytes::new(b)).expect("serializes")
+    }
+
+    /// [`Json::tls_name`] copies version and cipher names without escaping them: none needs it.
+    #[test]
+    fn tls_names_need_no_escape() {
+        use crate::classify::tls::{cipher_name, version_name};
+        for v in 0..=u16::MAX {
+            for name in [version_name(v), cipher_name(v)] {
+                assert_eq!(scan(name.as_bytes()), (false, false), "{name:?}");
+            }
+        }
     }
 
     #[test]
