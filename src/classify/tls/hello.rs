@@ -16,7 +16,7 @@ use super::names::{
     HS_SERVER_HELLO_DONE, SNI_HOST_NAME, SSL2_CLIENT_HELLO, SSL2_SERVER_HELLO,
 };
 use super::records::stream_header;
-use super::{ClientHello, ServerHello, TlsSession, HRR_RANDOM, MAX_CHAIN};
+use super::{ClientHello, ServerHello, SessionId, TlsSession, HRR_RANDOM, MAX_CHAIN};
 use crate::classify::cert::parse_cert;
 use crate::classify::fingerprint::{self, is_grease, ExtTypes, HelloFacts, U16List};
 use crate::sanitize::WireBytes;
@@ -83,11 +83,17 @@ fn parse_alpn(body: &[u8]) -> Vec<WireBytes> {
     out
 }
 
+/// The first protocol of an ALPN extension (a server's choice), without a list for it.
+fn first_alpn(body: &[u8]) -> Option<WireBytes> {
+    let list = (Rd { b: body }).vec16()?;
+    (Rd { b: list }).vec8().map(WireBytes::new)
+}
+
 fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut r = Rd { b: body };
     let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
     r.bytes(32)?;
-    ch.session_id = r.vec8()?.to_vec();
+    ch.session_id = SessionId::new(r.vec8()?);
     let ciphers = r.vec16()?;
     r.vec8()?; // compression methods
                // Fingerprints only of a hello whose lists are whole: one of part of a hello would match no
@@ -173,7 +179,7 @@ fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
     let rest = (|| {
         r.bytes(32)?;
-        ch.session_id = r.vec8()?.to_vec();
+        ch.session_id = SessionId::new(r.vec8()?);
         r.vec16()?;
         r.vec8()?;
         let ext_len = r.u16()? as usize;
@@ -209,7 +215,7 @@ fn parse_cut_server_hello(body: &[u8]) -> Option<ServerHello> {
             sh.legacy = 0;
             return None;
         }
-        sh.session_id = r.vec8()?.to_vec();
+        sh.session_id = SessionId::new(r.vec8()?);
         sh.cipher = r.u16()?;
         r.u8()?;
         let ext_len = r.u16()? as usize;
@@ -225,7 +231,7 @@ fn server_hello_extensions(sh: &mut ServerHello, exts: &[u8]) {
     for (t, e) in extensions(exts) {
         match t {
             EXT_SUPPORTED_VERSIONS if e.len() == 2 => sh.selected = Some(u16::from_be_bytes([e[0], e[1]])),
-            EXT_ALPN => sh.alpn = parse_alpn(e).into_iter().next(),
+            EXT_ALPN => sh.alpn = first_alpn(e),
             EXT_PRE_SHARED_KEY => sh.psk = true,
             _ => {}
         }
@@ -235,7 +241,7 @@ fn server_hello_extensions(sh: &mut ServerHello, exts: &[u8]) {
 /// The ALPN protocol of a TLS 1.3 EncryptedExtensions message (RFC 8446 §4.3.1), decrypted.
 pub(super) fn encrypted_extensions_alpn(body: &[u8]) -> Option<WireBytes> {
     let exts = (Rd { b: body }).vec16()?;
-    extensions(exts).find(|&(t, _)| t == EXT_ALPN).and_then(|(_, e)| parse_alpn(e).into_iter().next())
+    extensions(exts).find(|&(t, _)| t == EXT_ALPN).and_then(|(_, e)| first_alpn(e))
 }
 
 /// Returns the ServerHello and whether it is a HelloRetryRequest.
@@ -247,7 +253,7 @@ fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
     // TLS 1.3 drafts before 22 had no legacy session id / compression (draft-ietf-tls-tls13-21).
     let early_draft = sh.legacy >> 8 == 0x7f && (sh.legacy & 0xff) < 22;
     if !early_draft {
-        sh.session_id = r.vec8()?.to_vec();
+        sh.session_id = SessionId::new(r.vec8()?);
     }
     sh.cipher = r.u16()?;
     if !early_draft {
@@ -296,7 +302,7 @@ impl TlsSession {
                     self.ch = Some(ClientHello {
                         legacy,
                         sslv2: true,
-                        session_id: sid.to_vec(),
+                        session_id: SessionId::new(sid),
                         ..ClientHello::default()
                     });
                 }

@@ -431,13 +431,54 @@ impl SideTls {
     }
 }
 
+/// A hello's legacy session id, only ever compared (resumption by session id): kept in the hello
+/// itself up to the 32 bytes TLS allows (an allocation per hello less, two per flow; RFC 5246
+/// §7.4.1.2), on the heap beyond (SSLv2 ids, malformed hellos).
+#[derive(Clone, Debug)]
+enum SessionId {
+    Short(u8, [u8; 32]),
+    Long(Box<[u8]>),
+}
+
+impl Default for SessionId {
+    fn default() -> SessionId {
+        SessionId::Short(0, [0; 32])
+    }
+}
+
+impl SessionId {
+    fn new(b: &[u8]) -> SessionId {
+        match u8::try_from(b.len()) {
+            Ok(n) if b.len() <= 32 => {
+                let mut id = [0; 32];
+                id[..b.len()].copy_from_slice(b);
+                SessionId::Short(n, id)
+            }
+            _ => SessionId::Long(b.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            SessionId::Short(n, id) => &id[..usize::from(*n)],
+            SessionId::Long(id) => id,
+        }
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &SessionId) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
 #[derive(Default)]
 struct ClientHello {
     legacy: u16,
     versions: Vec<u16>,
     sni: Option<WireBytes>,
     alpn: Vec<WireBytes>,
-    session_id: Vec<u8>,
+    session_id: SessionId,
     /// session_ticket extension present (RFC 5077).
     ticket_ext: bool,
     /// ... and carrying a ticket (the client tries to resume with it).
@@ -455,7 +496,7 @@ struct ServerHello {
     selected: Option<u16>,
     cipher: u16,
     alpn: Option<WireBytes>,
-    session_id: Vec<u8>,
+    session_id: SessionId,
     psk: bool,
     /// An SSLv2 SERVER-HELLO (no cipher suite in the TLS sense).
     sslv2: bool,

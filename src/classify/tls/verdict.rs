@@ -190,7 +190,7 @@ impl TlsSession {
         // Certificate or ServerHelloDone in between.
         let abbreviated = server.ccs && !server.cert_msg && !server.hello_done;
         let ticket = ch.is_some_and(|c| c.ticket);
-        let echoed = ch.is_some_and(|c| !c.session_id.is_empty() && c.session_id == sh.session_id);
+        let echoed = ch.is_some_and(|c| !c.session_id.as_bytes().is_empty() && c.session_id == sh.session_id);
         if abbreviated && ticket {
             // RFC 5077 §3.4: the server echoes the client's session id when it accepts a ticket.
             Some(Resumption::SessionTicket)
