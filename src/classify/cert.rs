@@ -121,13 +121,16 @@ thread_local! {
 }
 
 /// Parses one DER certificate seen at `seen`; a certificate seen before on this thread is taken
-/// from a small cache (most recently used first, compared byte for byte).
+/// from a small cache (compared byte for byte). A hit moves its entry halfway to the front, a
+/// new certificate takes the place of the last one: the certificates a capture sends most stay
+/// near the front. (Moving each hit to the front shifted up to 255 entries twice a certificate:
+/// ~300 instructions of a hit's ~480 on the mesh bench file.)
 pub(crate) fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
     let hit = CACHE.with_borrow_mut(|c| {
         let i = c.iter().position(|e| *e.der == *der)?;
-        let e = c.remove(i);
-        c.insert(0, e);
-        Some((Arc::clone(&c[0].facts), c[0].validity))
+        c.swap(i, i / 2);
+        let e = &c[i / 2];
+        Some((Arc::clone(&e.facts), e.validity))
     });
     let (facts, validity) = match hit {
         Some(h) => h,
@@ -135,8 +138,12 @@ pub(crate) fn parse_cert(der: &[u8], seen: Timestamp) -> CertInfo {
             let (facts, validity) = parse_uncached(der);
             let facts = Arc::new(facts);
             CACHE.with_borrow_mut(|c| {
-                c.truncate(CERT_CACHE - 1);
-                c.insert(0, Cached { der: der.into(), facts: Arc::clone(&facts), validity });
+                let e = Cached { der: der.into(), facts: Arc::clone(&facts), validity };
+                if c.len() < CERT_CACHE {
+                    c.push(e);
+                } else if let Some(last) = c.last_mut() {
+                    *last = e;
+                }
             });
             (facts, validity)
         }
