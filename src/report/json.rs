@@ -8,6 +8,7 @@
 
 use super::Summary;
 use crate::classify::cert::{CertFacts, CertInfo};
+use crate::classify::fingerprint::FingerprintTexts;
 use crate::classify::http::h2::session::{ByRole, GrpcCall, Http2Report, SettingsList};
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
@@ -591,14 +592,13 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     }
     j.close(b']');
     key_bool!(j, "sslv2_client_hello", t.sslv2_client_hello);
-    // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
-    for (k, v) in [
-        (key!("ja4"), &t.ja4),
-        (key!("ja4_r"), &t.ja4_r),
-        (key!("ja3"), &t.ja3),
-        (key!("ja3_full"), &t.ja3_full),
-    ] {
-        j.lit(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+    match &t.fingerprints {
+        // The same text as the fields one by one, made once per distinct ClientHello.
+        Some(fp) => {
+            let (text, _) = fp.json.get(|| fingerprint_members(fp));
+            j.b.extend_from_slice(text);
+        }
+        None => fingerprint_fields(j, t),
     }
     for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
         j.lit(k).opt(c.as_ref(), |j, c| {
@@ -618,6 +618,34 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.close(b'}');
     });
     j.close(b'}');
+}
+
+/// The `ja4`, `ja4_r`, `ja3` and `ja3_full` members, each with its leading comma.
+fn fingerprint_fields(j: &mut Json<'_>, t: &TlsReport) {
+    // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
+    for (k, v) in [
+        (key!("ja4"), &t.ja4),
+        (key!("ja4_r"), &t.ja4_r),
+        (key!("ja3"), &t.ja3),
+        (key!("ja3_full"), &t.ja3_full),
+    ] {
+        j.lit(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+    }
+}
+
+/// The text [`fingerprint_fields`] writes for a report with these fingerprints.
+fn fingerprint_members(fp: &FingerprintTexts) -> (Box<[u8]>, usize) {
+    let mut b = Vec::with_capacity(64 + fp.ja4.len() + fp.ja4_r.len() + fp.ja3.len() + fp.ja3_full.len());
+    let t = TlsReport {
+        ja4: Some(fp.ja4.clone()),
+        ja4_r: Some(fp.ja4_r.clone()),
+        ja3: Some(fp.ja3.clone()),
+        ja3_full: Some(fp.ja3_full.clone()),
+        ..TlsReport::default()
+    };
+    fingerprint_fields(&mut Json { b: &mut b, comma: true }, &t);
+    let n = b.len();
+    (b.into_boxed_slice(), n)
 }
 
 /// A certificate object: the facts' text is made once per distinct certificate (see

@@ -294,6 +294,8 @@ pub struct TlsReport {
     pub(crate) ja3: Option<std::sync::Arc<str>>,
     /// JA3 string before hashing.
     pub(crate) ja3_full: Option<std::sync::Arc<str>>,
+    /// The four above together, with their JSON text (set with them).
+    pub(crate) fingerprints: Option<Fingerprints>,
     /// `--ca`: the server's certificate list checked against the anchors (None without `--ca`
     /// or without a server certificate).
     pub(crate) server_chain: Option<std::sync::Arc<ChainCheck>>,
@@ -303,8 +305,11 @@ pub struct TlsReport {
 
 impl TlsReport {
     fn set_fingerprints(&mut self, fp: Fingerprints) {
-        let Fingerprints { ja4, ja4_r, ja3, ja3_full } = fp;
-        (self.ja4, self.ja4_r, self.ja3, self.ja3_full) = (Some(ja4), Some(ja4_r), Some(ja3), Some(ja3_full));
+        self.ja4 = Some(fp.ja4.clone());
+        self.ja4_r = Some(fp.ja4_r.clone());
+        self.ja3 = Some(fp.ja3.clone());
+        self.ja3_full = Some(fp.ja3_full.clone());
+        self.fingerprints = Some(fp);
     }
 
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
