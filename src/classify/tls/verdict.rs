@@ -161,7 +161,8 @@ fn push_decimal(out: &mut String, v: usize) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    // Digits as chars: `str::from_utf8` on them cost more than writing them (~50 of ~140).
+    digits[i..].iter().for_each(|&d| out.push(char::from(d)));
 }
 
 /// `client sent a certificate (WHO)` and the rest, WHO the certificate's first URI SAN, else its
