@@ -691,7 +691,8 @@ impl TlsSession {
     /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
     /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
-        let (mut r, client) = self.partial_report(client);
+        let mut r = TlsReport::default();
+        let client = self.partial_report(client, &mut r);
         r.server_certs = self.sides[client.other().idx()].certs.clone();
         r.client_certs = self.sides[client.idx()].certs.clone();
         if let Some(ch) = &self.ch {
@@ -707,7 +708,8 @@ impl TlsSession {
 
     /// The same facts, with the certificates and names moved out of a session that is over.
     pub(crate) fn into_report(mut self, client: Side) -> TlsReport {
-        let (mut r, client) = self.partial_report(client);
+        let mut r = TlsReport::default();
+        let client = self.partial_report(client, &mut r);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
         if let Some(ch) = &mut self.ch {
@@ -722,21 +724,20 @@ impl TlsSession {
     }
 
     /// Every fact but the certificate chains, the SNI, the ALPN values and the fingerprints
-    /// (which the callers copy or move); with the side found to be the client.
-    fn partial_report(&self, client: Side) -> (TlsReport, Side) {
+    /// (which the callers copy or move), written into `r` (a default report); returns the side
+    /// found to be the client. (Filled in place: returning the 500-byte report by value copied
+    /// it once more per flow.)
+    fn partial_report(&self, client: Side, r: &mut TlsReport) -> Side {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         // A list checked for the other role (sent before either hello told the roles) is not
         // reported: its DER is gone.
         let chain = |st: &SideTls, role| st.chain.as_ref().filter(|c| c.0 == role).map(|c| c.1.clone());
-        let mut r = TlsReport {
-            hello_retry_request: self.hrr_side.is_some(),
-            client_cert_requested: ss.cert_request,
-            client_cert_empty: cs.cert_empty,
-            server_chain: chain(ss, Role::Server),
-            client_chain: chain(cs, Role::Client),
-            ..TlsReport::default()
-        };
+        r.hello_retry_request = self.hrr_side.is_some();
+        r.client_cert_requested = ss.cert_request;
+        r.client_cert_empty = cs.cert_empty;
+        r.server_chain = chain(ss, Role::Server);
+        r.client_chain = chain(cs, Role::Client);
         if let Some(ch) = &self.ch {
             r.legacy_version = Some(version_name(ch.legacy));
             r.versions_offered = if ch.versions.is_empty() && self.cut_hello {
@@ -809,7 +810,7 @@ impl TlsSession {
                 format!("; the handshake failed ({} alert from the {})", a.description, a.from.as_str());
             r.mtls_reason.push_str(&text);
         }
-        (r, client)
+        client
     }
 }
 
