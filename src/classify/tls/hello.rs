@@ -16,7 +16,7 @@ use super::names::{
     HS_SERVER_HELLO_DONE, SNI_HOST_NAME, SSL2_CLIENT_HELLO, SSL2_SERVER_HELLO,
 };
 use super::records::stream_header;
-use super::{ClientHello, ServerHello, SessionId, TlsSession, HRR_RANDOM, MAX_CHAIN};
+use super::{ClientHello, ServerHello, SessionId, TlsSession, Versions, HRR_RANDOM, MAX_CHAIN};
 use crate::classify::cert::parse_cert;
 use crate::classify::fingerprint::{self, is_grease, ExtTypes, HelloFacts, U16List};
 use crate::sanitize::WireBytes;
@@ -171,8 +171,8 @@ fn host_name(ext: &[u8]) -> Option<WireBytes> {
 }
 
 /// The versions of a supported_versions list, GREASE left out.
-fn versions(list: &[u8]) -> Vec<u16> {
-    list.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).filter(|&v| !is_grease(v)).collect()
+fn versions(list: &[u8]) -> Versions {
+    Versions::new(list.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).filter(|&v| !is_grease(v)))
 }
 
 /// The captured start of a ClientHello (see `TlsSession::cut_hello`): every field that is

@@ -477,10 +477,42 @@ impl PartialEq for SessionId {
     }
 }
 
+/// The versions of a ClientHello's supported_versions, GREASE left out: in the hello itself up
+/// to eight (a client offers two to four), on the heap beyond; an allocation per flow less.
+enum Versions {
+    Short(u8, [u16; 8]),
+    Long(Box<[u16]>),
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions::Short(0, [0; 8])
+    }
+}
+
+impl Versions {
+    fn new(list: impl Iterator<Item = u16> + Clone) -> Versions {
+        let n = list.clone().count();
+        if n > 8 {
+            return Versions::Long(list.collect());
+        }
+        let mut v = [0; 8];
+        v.iter_mut().zip(list).for_each(|(slot, x)| *slot = x);
+        Versions::Short(n as u8, v)
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        match self {
+            Versions::Short(n, v) => &v[..usize::from(*n)],
+            Versions::Long(v) => v,
+        }
+    }
+}
+
 #[derive(Default)]
 struct ClientHello {
     legacy: u16,
-    versions: Vec<u16>,
+    versions: Versions,
     sni: Option<WireBytes>,
     alpn: Vec<WireBytes>,
     session_id: SessionId,
@@ -555,7 +587,7 @@ impl TlsSession {
             0 => {
                 if let Some(ch) = ch {
                     prefetch(&ch.alpn[..]);
-                    prefetch(&ch.versions[..]);
+                    prefetch(ch.versions.as_slice());
                 }
                 for s in &self.sides {
                     prefetch(&s.certs[..]);
@@ -740,12 +772,12 @@ impl TlsSession {
         r.client_chain = chain(cs, Role::Client);
         if let Some(ch) = &self.ch {
             r.legacy_version = Some(version_name(ch.legacy));
-            r.versions_offered = if ch.versions.is_empty() && self.cut_hello {
+            r.versions_offered = if ch.versions.as_slice().is_empty() && self.cut_hello {
                 Vec::new() // supported_versions may be in the part that was not captured
-            } else if ch.versions.is_empty() {
+            } else if ch.versions.as_slice().is_empty() {
                 vec![version_name(ch.legacy)]
             } else {
-                ch.versions.iter().map(|&v| version_name(v)).collect()
+                ch.versions.as_slice().iter().map(|&v| version_name(v)).collect()
             };
             r.sslv2_client_hello = ch.sslv2;
         }
