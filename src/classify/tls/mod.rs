@@ -949,6 +949,23 @@ mod tests {
     }
 
     #[test]
+    fn versions_and_session_ids_inline_or_not_keep_every_value() {
+        for n in [0usize, 1, 8, 9, 127] {
+            let list: Vec<u16> = (0..n as u16).map(|i| 0x0300 + i).collect();
+            let v = Versions::new(list.iter().copied());
+            assert_eq!(v.as_slice(), list, "{n}");
+            assert_eq!(matches!(v, Versions::Long(_)), n > 8, "{n}");
+        }
+        for n in [0usize, 1, 32, 33, 300] {
+            let id: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let s = SessionId::new(&id);
+            assert_eq!(s.as_bytes(), id, "{n}");
+            assert_eq!(matches!(s, SessionId::Long(_)), n > 32, "{n}");
+            assert!(s == SessionId::new(&id) && (n == 0 || s != SessionId::new(&id[1..])), "{n}");
+        }
+    }
+
+    #[test]
     fn chunk_sizes_do_not_change_the_report() {
         for f in [TLS12_MTLS, TLS13, TLS13_HRR, TLS12_RESUME] {
             let (whole, done) = run(f);
