@@ -92,9 +92,11 @@ fn first_alpn(body: &[u8]) -> Option<WireBytes> {
     (Rd { b: list }).vec8().map(WireBytes::new)
 }
 
-fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
+/// Reads a ClientHello into `ch` (a default one, in place: returning the 128-byte hello moved
+/// it twice); None when malformed (`ch` then holds part of it).
+fn parse_client_hello(body: &[u8], ch: &mut ClientHello) -> Option<()> {
     let mut r = Rd { b: body };
-    let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
+    ch.legacy = r.u16()?;
     r.bytes(32)?;
     ch.session_id = SessionId::new(r.vec8()?);
     let ciphers = r.vec16()?;
@@ -156,7 +158,7 @@ fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
         facts.alpn_first = alpn.flatten();
         ch.fp = Some(fingerprint::fingerprints(&facts));
     }
-    Some(ch)
+    Some(())
 }
 
 /// The first host name of a server_name extension's list (RFC 6066 §3).
@@ -375,9 +377,9 @@ impl TlsSession {
         if self.dec.is_some() {
             self.dec_client_random(body.get(2..34).unwrap_or_default());
         }
-        match parse_client_hello(body) {
-            Some(ch) => self.ch = Some(ch),
-            None => self.warn("tls: malformed ClientHello".into()),
+        if parse_client_hello(body, self.ch.insert(ClientHello::default())).is_none() {
+            self.ch = None;
+            self.warn("tls: malformed ClientHello".into());
         }
     }
 
