@@ -20,6 +20,7 @@
 //! hostile hello lists more than [`SORT_STACK`] values; the answers for the last hellos seen are
 //! remembered per thread ([`Recent`]).
 
+use crate::classify::cert::RenderedJson;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -108,9 +109,20 @@ pub(crate) struct HelloFacts<'a> {
 
 /// The fingerprints of one ClientHello, as written to the JSON `tls` object. Shared: the flows
 /// of one client stack have the same ones, and a remembered answer ([`Recent`]) is handed out
-/// without copying its strings.
+/// as one pointer, its strings and their JSON text made once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Fingerprints {
+pub(crate) struct Fingerprints(Arc<FingerprintTexts>);
+
+impl std::ops::Deref for Fingerprints {
+    type Target = FingerprintTexts;
+    fn deref(&self) -> &FingerprintTexts {
+        &self.0
+    }
+}
+
+/// What [`Fingerprints`] hold.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct FingerprintTexts {
     /// JA4 `a_b_c`, e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
     pub(crate) ja4: Arc<str>,
     /// JA4 raw: the lists before hashing (sorted ciphers, sorted extensions, signature
@@ -120,6 +132,10 @@ pub(crate) struct Fingerprints {
     pub(crate) ja3: Arc<str>,
     /// JA3 string: `SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats`.
     pub(crate) ja3_full: Arc<str>,
+    /// The four as JSON members, made the first time they are written (report/json.rs): a
+    /// client stack sends the same hello flow after flow, and writing them one by one was
+    /// ~300 instructions a flow.
+    pub(crate) json: RenderedJson,
 }
 
 /// Computes JA3 and JA4 of one ClientHello; the last few are remembered per thread (see
@@ -222,7 +238,13 @@ fn compute(h: &HelloFacts<'_>) -> Fingerprints {
     let mut ja3 = Text::with_bound(32);
     ja3.hex(&Md5::digest(ja3_full.as_bytes()));
     let ja3 = ja3.into_string();
-    Fingerprints { ja4: ja4.into(), ja4_r: ja4_r.into(), ja3: ja3.into(), ja3_full: ja3_full.into() }
+    Fingerprints(Arc::new(FingerprintTexts {
+        ja4: ja4.into(),
+        ja4_r: ja4_r.into(),
+        ja3: ja3.into(),
+        ja3_full: ja3_full.into(),
+        json: RenderedJson::default(),
+    }))
 }
 
 /// JA4 `a` part: version per the spec's table ("00" when unknown).

@@ -7,7 +7,8 @@
 //! once, still goes through serde. `tests` below and tests/captures.rs hold the two together.
 
 use super::Summary;
-use crate::classify::cert::CertInfo;
+use crate::classify::cert::{CertFacts, CertInfo};
+use crate::classify::fingerprint::FingerprintTexts;
 use crate::classify::http::h2::session::{ByRole, GrpcCall, Http2Report, SettingsList};
 use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
@@ -511,18 +512,52 @@ pub fn tls_text(t: &TlsReport) -> String {
     String::from_utf8(b).expect("the writer writes UTF-8")
 }
 
+/// `,"name":true` or `,"name":false`: a key and a flag of the `tls` object in one copy of a
+/// constant.
+macro_rules! key_bool {
+    ($j:expr, $k:literal, $v:expr) => {
+        $j.lit(if $v { concat!(",\"", $k, "\":true") } else { concat!(",\"", $k, "\":false") }).comma = true
+    };
+}
+
+impl Json<'_> {
+    /// Constant text after a value of the same object (a [`key!`], or a key and its value),
+    /// inlined so that the copy has a known length: the `tls` object has thirty keys, and an
+    /// out-of-line [`Json::key`] costs ~40 instructions each.
+    #[inline(always)]
+    fn lit(&mut self, s: &'static str) -> &mut Self {
+        self.b.extend_from_slice(s.as_bytes());
+        self.comma = false;
+        self
+    }
+
+    /// A version or cipher-suite name ([`crate::classify::tls::version_name`],
+    /// [`crate::classify::tls::cipher_name`]): a name from a table or a number as text, nothing
+    /// to escape (the tests check every value), so copied without the scan of [`Json::str`].
+    fn tls_name(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.ascii(s.as_bytes()),
+            None => self.null(),
+        }
+    }
+}
+
 fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.open(b'{');
-    j.key(key!("version")).opt_str(t.version.as_deref());
-    j.key(key!("legacy_version")).opt_str(t.legacy_version.as_deref());
-    j.key(key!("versions_offered")).strs(&t.versions_offered);
-    j.key(key!("sni")).opt_wire(t.sni.as_ref());
-    j.key(key!("alpn_offered")).wires(&t.alpn_offered);
-    j.key(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
-    j.key(key!("cipher")).opt_str(t.cipher.as_deref());
-    j.key(key!("hello_retry_request")).bool(t.hello_retry_request);
-    j.key(key!("resumption")).opt_name(t.resumption.map(|r| r.as_str()));
-    j.key(key!("alerts")).open(b'[');
+    j.key(key!("version")).tls_name(t.version.as_deref());
+    j.lit(key!("legacy_version")).tls_name(t.legacy_version.as_deref());
+    j.lit(key!("versions_offered")).open(b'[');
+    for v in &t.versions_offered {
+        j.tls_name(Some(v));
+    }
+    j.close(b']');
+    j.lit(key!("sni")).opt_wire(t.sni.as_ref());
+    j.lit(key!("alpn_offered")).wires(&t.alpn_offered);
+    j.lit(key!("alpn_selected")).opt_wire(t.alpn_selected.as_ref());
+    j.lit(key!("cipher")).tls_name(t.cipher.as_deref());
+    key_bool!(j, "hello_retry_request", t.hello_retry_request);
+    j.lit(key!("resumption")).opt_name(t.resumption.map(|r| r.as_str()));
+    j.lit(key!("alerts")).open(b'[');
     for a in &t.alerts {
         j.open(b'{');
         j.key(key!("from")).name(a.from.as_str());
@@ -531,40 +566,42 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.close(b'}');
     }
     j.close(b']');
-    for (k, certs) in [(key!("server_certs"), &t.server_certs), (key!("client_certs"), &t.client_certs)] {
-        j.key(k).open(b'[');
-        for c in certs {
-            cert(j, c);
-        }
-        j.close(b']');
+    j.lit(key!("server_certs")).open(b'[');
+    for c in &t.server_certs {
+        cert(j, c);
     }
-    j.key(key!("client_cert_requested")).bool(t.client_cert_requested);
-    j.key(key!("client_cert_empty")).bool(t.client_cert_empty);
-    j.key(key!("mtls")).name(t.mtls.as_str());
-    j.key(key!("mtls_reason")).str(&t.mtls_reason);
-    j.key(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
+    j.close(b']');
+    j.lit(key!("client_certs")).open(b'[');
+    for c in &t.client_certs {
+        cert(j, c);
+    }
+    j.close(b']');
+    key_bool!(j, "client_cert_requested", t.client_cert_requested);
+    key_bool!(j, "client_cert_empty", t.client_cert_empty);
+    j.lit(key!("mtls")).name(t.mtls.as_str());
+    j.lit(key!("mtls_reason")).str(&t.mtls_reason);
+    j.lit(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
         j.open(b'{');
         j.key(key!("verdict")).name(v.as_str());
         j.key(key!("reason")).str(reason);
         j.close(b'}');
     });
-    j.key(key!("client_encrypted_records")).open(b'[');
+    j.lit(key!("client_encrypted_records")).open(b'[');
     for &n in &t.client_encrypted_records {
         j.u64(n.into());
     }
     j.close(b']');
-    j.key(key!("sslv2_client_hello")).bool(t.sslv2_client_hello);
-    // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
-    for (k, v) in [
-        (key!("ja4"), &t.ja4),
-        (key!("ja4_r"), &t.ja4_r),
-        (key!("ja3"), &t.ja3),
-        (key!("ja3_full"), &t.ja3_full),
-    ] {
-        j.key(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+    key_bool!(j, "sslv2_client_hello", t.sslv2_client_hello);
+    match &t.fingerprints {
+        // The same text as the fields one by one, made once per distinct ClientHello.
+        Some(fp) => {
+            let (text, _) = fp.json.get(|| fingerprint_members(fp));
+            j.b.extend_from_slice(text);
+        }
+        None => fingerprint_fields(j, t),
     }
     for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
-        j.key(k).opt(c.as_ref(), |j, c| {
+        j.lit(k).opt(c.as_ref(), |j, c| {
             j.open(b'{');
             j.key(key!("verified")).bool(c.verified);
             j.key(key!("by")).opt_str(c.by.as_deref());
@@ -572,7 +609,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
             j.close(b'}');
         });
     }
-    j.key(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
+    j.lit(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
         j.open(b'{');
         j.key(key!("status")).name(d.status.as_str());
         j.key(key!("reason")).str(&d.reason);
@@ -583,7 +620,55 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.close(b'}');
 }
 
+/// The `ja4`, `ja4_r`, `ja3` and `ja3_full` members, each with its leading comma.
+fn fingerprint_fields(j: &mut Json<'_>, t: &TlsReport) {
+    // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
+    for (k, v) in [
+        (key!("ja4"), &t.ja4),
+        (key!("ja4_r"), &t.ja4_r),
+        (key!("ja3"), &t.ja3),
+        (key!("ja3_full"), &t.ja3_full),
+    ] {
+        j.lit(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+    }
+}
+
+/// The text [`fingerprint_fields`] writes for a report with these fingerprints.
+fn fingerprint_members(fp: &FingerprintTexts) -> (Box<[u8]>, usize) {
+    let mut b = Vec::with_capacity(64 + fp.ja4.len() + fp.ja4_r.len() + fp.ja3.len() + fp.ja3_full.len());
+    let t = TlsReport {
+        ja4: Some(fp.ja4.clone()),
+        ja4_r: Some(fp.ja4_r.clone()),
+        ja3: Some(fp.ja3.clone()),
+        ja3_full: Some(fp.ja3_full.clone()),
+        ..TlsReport::default()
+    };
+    fingerprint_fields(&mut Json { b: &mut b, comma: true }, &t);
+    let n = b.len();
+    (b.into_boxed_slice(), n)
+}
+
+/// A certificate object: the facts' text is made once per distinct certificate (see
+/// [`crate::classify::cert::RenderedJson`]), only the fields that depend on when it was seen
+/// are written each time.
 fn cert(j: &mut Json<'_>, c: &CertInfo) {
+    let (head, tail) = c.json.get(|| cert_facts(c));
+    j.sep();
+    j.b.extend_from_slice(head);
+    j.comma = true;
+    key_bool!(j, "expired", c.expired);
+    key_bool!(j, "not_yet_valid", c.not_yet_valid);
+    j.lit(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
+    j.b.extend_from_slice(tail);
+    j.comma = true;
+}
+
+/// The text of a certificate object without `expired`, `not_yet_valid` and `expires_in_secs`:
+/// the part before them (from the `{`), then where the part after them starts (through the
+/// `}`).
+fn cert_facts(c: &CertFacts) -> (Box<[u8]>, usize) {
+    let mut b = Vec::with_capacity(512);
+    let j = &mut Json { b: &mut b, comma: false };
     j.open(b'{');
     j.key(key!("subject")).opt_str(c.subject.as_deref());
     j.key(key!("issuer")).opt_str(c.issuer.as_deref());
@@ -594,12 +679,12 @@ fn cert(j: &mut Json<'_>, c: &CertInfo) {
     j.key(key!("san_emails")).strs(&c.san_emails);
     j.key(key!("not_before")).opt_str(c.not_before.as_deref());
     j.key(key!("not_after")).opt_str(c.not_after.as_deref());
-    j.key(key!("expired")).bool(c.expired);
-    j.key(key!("not_yet_valid")).bool(c.not_yet_valid);
-    j.key(key!("expires_in_secs")).opt(c.expires_in_secs, |j, s| j.i64(s));
+    let split = j.b.len();
+    j.comma = true; // `expires_in_secs` is written before
     j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
     j.key(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
+    (b.into_boxed_slice(), split)
 }
 
 /// An HTTP report as the `http` object of a flow line, for the classifier's tests and the HTTP
@@ -901,6 +986,17 @@ mod tests {
 
     fn serde(b: &[u8]) -> String {
         serde_json::to_string(&WireBytes::new(b)).expect("serializes")
+    }
+
+    /// [`Json::tls_name`] copies version and cipher names without escaping them: none needs it.
+    #[test]
+    fn tls_names_need_no_escape() {
+        use crate::classify::tls::{cipher_name, version_name};
+        for v in 0..=u16::MAX {
+            for name in [version_name(v), cipher_name(v)] {
+                assert_eq!(scan(name.as_bytes()), (false, false), "{name:?}");
+            }
+        }
     }
 
     #[test]

@@ -294,6 +294,8 @@ pub struct TlsReport {
     pub(crate) ja3: Option<std::sync::Arc<str>>,
     /// JA3 string before hashing.
     pub(crate) ja3_full: Option<std::sync::Arc<str>>,
+    /// The four above together, with their JSON text (set with them).
+    pub(crate) fingerprints: Option<Fingerprints>,
     /// `--ca`: the server's certificate list checked against the anchors (None without `--ca`
     /// or without a server certificate).
     pub(crate) server_chain: Option<std::sync::Arc<ChainCheck>>,
@@ -303,8 +305,11 @@ pub struct TlsReport {
 
 impl TlsReport {
     fn set_fingerprints(&mut self, fp: Fingerprints) {
-        let Fingerprints { ja4, ja4_r, ja3, ja3_full } = fp;
-        (self.ja4, self.ja4_r, self.ja3, self.ja3_full) = (Some(ja4), Some(ja4_r), Some(ja3), Some(ja3_full));
+        self.ja4 = Some(fp.ja4.clone());
+        self.ja4_r = Some(fp.ja4_r.clone());
+        self.ja3 = Some(fp.ja3.clone());
+        self.ja3_full = Some(fp.ja3_full.clone());
+        self.fingerprints = Some(fp);
     }
 
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
@@ -431,13 +436,86 @@ impl SideTls {
     }
 }
 
+/// A hello's legacy session id, only ever compared (resumption by session id): kept in the hello
+/// itself up to the 32 bytes TLS allows (an allocation per hello less, two per flow; RFC 5246
+/// §7.4.1.2), on the heap beyond (SSLv2 ids, malformed hellos).
+#[derive(Clone, Debug)]
+enum SessionId {
+    Short(u8, [u8; 32]),
+    Long(Box<[u8]>),
+}
+
+impl Default for SessionId {
+    fn default() -> SessionId {
+        SessionId::Short(0, [0; 32])
+    }
+}
+
+impl SessionId {
+    fn new(b: &[u8]) -> SessionId {
+        match u8::try_from(b.len()) {
+            Ok(n) if b.len() <= 32 => {
+                let mut id = [0; 32];
+                id[..b.len()].copy_from_slice(b);
+                SessionId::Short(n, id)
+            }
+            _ => SessionId::Long(b.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            SessionId::Short(n, id) => &id[..usize::from(*n)],
+            SessionId::Long(id) => id,
+        }
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &SessionId) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+/// The versions of a ClientHello's supported_versions, GREASE left out: in the hello itself up
+/// to eight (a client offers two to four), on the heap beyond; an allocation per flow less.
+enum Versions {
+    Short(u8, [u16; 8]),
+    Long(Box<[u16]>),
+}
+
+impl Default for Versions {
+    fn default() -> Versions {
+        Versions::Short(0, [0; 8])
+    }
+}
+
+impl Versions {
+    fn new(list: impl Iterator<Item = u16> + Clone) -> Versions {
+        let n = list.clone().count();
+        if n > 8 {
+            return Versions::Long(list.collect());
+        }
+        let mut v = [0; 8];
+        v.iter_mut().zip(list).for_each(|(slot, x)| *slot = x);
+        Versions::Short(n as u8, v)
+    }
+
+    fn as_slice(&self) -> &[u16] {
+        match self {
+            Versions::Short(n, v) => &v[..usize::from(*n)],
+            Versions::Long(v) => v,
+        }
+    }
+}
+
 #[derive(Default)]
 struct ClientHello {
     legacy: u16,
-    versions: Vec<u16>,
+    versions: Versions,
     sni: Option<WireBytes>,
     alpn: Vec<WireBytes>,
-    session_id: Vec<u8>,
+    session_id: SessionId,
     /// session_ticket extension present (RFC 5077).
     ticket_ext: bool,
     /// ... and carrying a ticket (the client tries to resume with it).
@@ -455,7 +533,7 @@ struct ServerHello {
     selected: Option<u16>,
     cipher: u16,
     alpn: Option<WireBytes>,
-    session_id: Vec<u8>,
+    session_id: SessionId,
     psk: bool,
     /// An SSLv2 SERVER-HELLO (no cipher suite in the TLS sense).
     sslv2: bool,
@@ -509,7 +587,7 @@ impl TlsSession {
             0 => {
                 if let Some(ch) = ch {
                     prefetch(&ch.alpn[..]);
-                    prefetch(&ch.versions[..]);
+                    prefetch(ch.versions.as_slice());
                 }
                 for s in &self.sides {
                     prefetch(&s.certs[..]);
@@ -645,7 +723,8 @@ impl TlsSession {
     /// Final facts. Messages are attributed to the side that sent them: the ClientHello sender
     /// is the client; `client` decides only when no hello was seen.
     pub fn finish(&self, client: Side) -> TlsReport {
-        let (mut r, client) = self.partial_report(client);
+        let mut r = TlsReport::default();
+        let client = self.partial_report(client, &mut r);
         r.server_certs = self.sides[client.other().idx()].certs.clone();
         r.client_certs = self.sides[client.idx()].certs.clone();
         if let Some(ch) = &self.ch {
@@ -661,7 +740,8 @@ impl TlsSession {
 
     /// The same facts, with the certificates and names moved out of a session that is over.
     pub(crate) fn into_report(mut self, client: Side) -> TlsReport {
-        let (mut r, client) = self.partial_report(client);
+        let mut r = TlsReport::default();
+        let client = self.partial_report(client, &mut r);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
         if let Some(ch) = &mut self.ch {
@@ -676,29 +756,28 @@ impl TlsSession {
     }
 
     /// Every fact but the certificate chains, the SNI, the ALPN values and the fingerprints
-    /// (which the callers copy or move); with the side found to be the client.
-    fn partial_report(&self, client: Side) -> (TlsReport, Side) {
+    /// (which the callers copy or move), written into `r` (a default report); returns the side
+    /// found to be the client. (Filled in place: returning the 500-byte report by value copied
+    /// it once more per flow.)
+    fn partial_report(&self, client: Side, r: &mut TlsReport) -> Side {
         let client = self.client_side().unwrap_or(client);
         let (cs, ss) = (&self.sides[client.idx()], &self.sides[client.other().idx()]);
         // A list checked for the other role (sent before either hello told the roles) is not
         // reported: its DER is gone.
         let chain = |st: &SideTls, role| st.chain.as_ref().filter(|c| c.0 == role).map(|c| c.1.clone());
-        let mut r = TlsReport {
-            hello_retry_request: self.hrr_side.is_some(),
-            client_cert_requested: ss.cert_request,
-            client_cert_empty: cs.cert_empty,
-            server_chain: chain(ss, Role::Server),
-            client_chain: chain(cs, Role::Client),
-            ..TlsReport::default()
-        };
+        r.hello_retry_request = self.hrr_side.is_some();
+        r.client_cert_requested = ss.cert_request;
+        r.client_cert_empty = cs.cert_empty;
+        r.server_chain = chain(ss, Role::Server);
+        r.client_chain = chain(cs, Role::Client);
         if let Some(ch) = &self.ch {
             r.legacy_version = Some(version_name(ch.legacy));
-            r.versions_offered = if ch.versions.is_empty() && self.cut_hello {
+            r.versions_offered = if ch.versions.as_slice().is_empty() && self.cut_hello {
                 Vec::new() // supported_versions may be in the part that was not captured
-            } else if ch.versions.is_empty() {
+            } else if ch.versions.as_slice().is_empty() {
                 vec![version_name(ch.legacy)]
             } else {
-                ch.versions.iter().map(|&v| version_name(v)).collect()
+                ch.versions.as_slice().iter().map(|&v| version_name(v)).collect()
             };
             r.sslv2_client_hello = ch.sslv2;
         }
@@ -763,7 +842,7 @@ impl TlsSession {
                 format!("; the handshake failed ({} alert from the {})", a.description, a.from.as_str());
             r.mtls_reason.push_str(&text);
         }
-        (r, client)
+        client
     }
 }
 
@@ -867,6 +946,23 @@ mod tests {
         got.sort();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn versions_and_session_ids_inline_or_not_keep_every_value() {
+        for n in [0usize, 1, 8, 9, 127] {
+            let list: Vec<u16> = (0..n as u16).map(|i| 0x0300 + i).collect();
+            let v = Versions::new(list.iter().copied());
+            assert_eq!(v.as_slice(), list, "{n}");
+            assert_eq!(matches!(v, Versions::Long(_)), n > 8, "{n}");
+        }
+        for n in [0usize, 1, 32, 33, 300] {
+            let id: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let s = SessionId::new(&id);
+            assert_eq!(s.as_bytes(), id, "{n}");
+            assert_eq!(matches!(s, SessionId::Long(_)), n > 32, "{n}");
+            assert!(s == SessionId::new(&id) && (n == 0 || s != SessionId::new(&id[1..])), "{n}");
+        }
     }
 
     #[test]

@@ -101,8 +101,33 @@ pub(super) fn is_tls13(v: u16) -> bool {
     v == VERSION_TLS13 || v >> 8 == 0x7f
 }
 
+/// Names of the suites nearly every session picks, as tls-parser spells them (a test checks):
+/// its lookup hashes the id with SipHash, ~135 instructions a flow.
+const COMMON_CIPHERS: [(u16, &str); 17] = [
+    (0x1301, "TLS_AES_128_GCM_SHA256"),
+    (0x1302, "TLS_AES_256_GCM_SHA384"),
+    (0x1303, "TLS_CHACHA20_POLY1305_SHA256"),
+    (0x1304, "TLS_AES_128_CCM_SHA256"),
+    (0x1305, "TLS_AES_128_CCM_8_SHA256"),
+    (0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    (0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+    (0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+    (0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+    (0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"),
+    (0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
+    (0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256"),
+    (0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384"),
+    (0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA"),
+    (0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA"),
+];
+
 /// IANA name of a cipher suite, or `0xHHHH`.
 pub(crate) fn cipher_name(id: u16) -> Cow<'static, str> {
+    if let Some(&(_, name)) = COMMON_CIPHERS.iter().find(|&&(c, _)| c == id) {
+        return name.into();
+    }
     match tls_parser::TlsCipherSuite::from_id(id) {
         Some(c) => c.name.into(),
         None => format!("0x{id:04x}").into(),
@@ -146,4 +171,19 @@ pub(super) fn alert_description(d: u8) -> String {
         _ => return d.to_string(),
     };
     s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_cipher_names_are_tls_parsers() {
+        for (id, name) in COMMON_CIPHERS {
+            assert_eq!(tls_parser::TlsCipherSuite::from_id(id).map(|c| c.name), Some(name), "{id:#06x}");
+        }
+        assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
+        assert_eq!(cipher_name(0xc009), "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA");
+        assert_eq!(cipher_name(0xfefe), "0xfefe");
+    }
 }
