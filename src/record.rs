@@ -257,18 +257,8 @@ impl EndpointText {
     }
 
     /// `v` in decimal, no padding.
-    fn decimal(&mut self, mut v: u32) {
-        let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
+    fn decimal(&mut self, v: u32) {
+        for &d in crate::wire::decimal(v.into(), &mut [0; 20]) {
             self.push(d);
         }
     }

@@ -145,6 +145,20 @@ fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
 
 /// Writes `v` in decimal at the start of `out`; the number of digits (1 to 5).
 #[inline]
+/// `v` in decimal (what `{v}` formats), written at the end of `buf`: the digits returned.
+pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let (mut i, mut v) = (buf.len(), v);
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 pub(crate) fn u16_decimal(v: u16, out: &mut [u8; 5]) -> usize {
     let len = match v {
         0..=9 => 1,
@@ -334,6 +348,13 @@ pub(crate) type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_as_format_does() {
+        for v in (0..=100_000).chain([u64::from(u32::MAX), u64::MAX - 1, u64::MAX]) {
+            assert_eq!(decimal(v, &mut [0; 20]), v.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn u16_decimal_writes_every_value_as_format_does() {

@@ -98,7 +98,7 @@ fn parse_client_hello(body: &[u8], ch: &mut ClientHello) -> Option<()> {
     let mut r = Rd { b: body };
     ch.legacy = r.u16()?;
     r.bytes(32)?;
-    ch.session_id = SessionId::new(r.vec8()?);
+    ch.session_id = SessionId::new(r.vec8()?.iter().copied());
     let ciphers = r.vec16()?;
     r.vec8()?; // compression methods
                // Fingerprints only of a hello whose lists are whole: one of part of a hello would match no
@@ -184,7 +184,7 @@ fn parse_cut_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut ch = ClientHello { legacy: r.u16()?, ..ClientHello::default() };
     let rest = (|| {
         r.bytes(32)?;
-        ch.session_id = SessionId::new(r.vec8()?);
+        ch.session_id = SessionId::new(r.vec8()?.iter().copied());
         r.vec16()?;
         r.vec8()?;
         let ext_len = r.u16()? as usize;
@@ -220,7 +220,7 @@ fn parse_cut_server_hello(body: &[u8]) -> Option<ServerHello> {
             sh.legacy = 0;
             return None;
         }
-        sh.session_id = SessionId::new(r.vec8()?);
+        sh.session_id = SessionId::new(r.vec8()?.iter().copied());
         sh.cipher = r.u16()?;
         r.u8()?;
         let ext_len = r.u16()? as usize;
@@ -258,7 +258,7 @@ fn parse_server_hello(body: &[u8]) -> Option<(ServerHello, bool)> {
     // TLS 1.3 drafts before 22 had no legacy session id / compression (draft-ietf-tls-tls13-21).
     let early_draft = sh.legacy >> 8 == 0x7f && (sh.legacy & 0xff) < 22;
     if !early_draft {
-        sh.session_id = SessionId::new(r.vec8()?);
+        sh.session_id = SessionId::new(r.vec8()?.iter().copied());
     }
     sh.cipher = r.u16()?;
     if !early_draft {
@@ -307,7 +307,7 @@ impl TlsSession {
                     self.ch = Some(ClientHello {
                         legacy,
                         sslv2: true,
-                        session_id: SessionId::new(sid),
+                        session_id: SessionId::new(sid.iter().copied()),
                         ..ClientHello::default()
                     });
                 }

@@ -436,78 +436,52 @@ impl SideTls {
     }
 }
 
-/// A hello's legacy session id, only ever compared (resumption by session id): kept in the hello
-/// itself up to the 32 bytes TLS allows (an allocation per hello less, two per flow; RFC 5246
-/// §7.4.1.2), on the heap beyond (SSLv2 ids, malformed hellos).
+/// Up to `N` values kept in place, more on the heap: a hello's legacy session id (up to the
+/// 32 bytes TLS allows, RFC 5246 §7.4.1.2; longer in SSLv2 ids and malformed hellos) and its
+/// supported_versions (a client offers two to four) without an allocation each per flow.
 #[derive(Clone, Debug)]
-enum SessionId {
-    Short(u8, [u8; 32]),
-    Long(Box<[u8]>),
+enum Inline<T: Copy + Default, const N: usize> {
+    Short(u8, [T; N]),
+    Long(Box<[T]>),
 }
 
-impl Default for SessionId {
-    fn default() -> SessionId {
-        SessionId::Short(0, [0; 32])
+impl<T: Copy + Default, const N: usize> Default for Inline<T, N> {
+    fn default() -> Self {
+        Inline::Short(0, [T::default(); N])
     }
 }
 
-impl SessionId {
-    fn new(b: &[u8]) -> SessionId {
-        match u8::try_from(b.len()) {
-            Ok(n) if b.len() <= 32 => {
-                let mut id = [0; 32];
-                id[..b.len()].copy_from_slice(b);
-                SessionId::Short(n, id)
-            }
-            _ => SessionId::Long(b.into()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            SessionId::Short(n, id) => &id[..usize::from(*n)],
-            SessionId::Long(id) => id,
-        }
-    }
-}
-
-impl PartialEq for SessionId {
-    fn eq(&self, other: &SessionId) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-/// The versions of a ClientHello's supported_versions, GREASE left out: in the hello itself up
-/// to eight (a client offers two to four), on the heap beyond; an allocation per flow less.
-enum Versions {
-    Short(u8, [u16; 8]),
-    Long(Box<[u16]>),
-}
-
-impl Default for Versions {
-    fn default() -> Versions {
-        Versions::Short(0, [0; 8])
-    }
-}
-
-impl Versions {
-    fn new(list: impl Iterator<Item = u16> + Clone) -> Versions {
+impl<T: Copy + Default, const N: usize> Inline<T, N> {
+    fn new(list: impl Iterator<Item = T> + Clone) -> Self {
         let n = list.clone().count();
-        if n > 8 {
-            return Versions::Long(list.collect());
+        match u8::try_from(n) {
+            Ok(len) if n <= N => {
+                let mut v = [T::default(); N];
+                v.iter_mut().zip(list).for_each(|(slot, x)| *slot = x);
+                Inline::Short(len, v)
+            }
+            _ => Inline::Long(list.collect()),
         }
-        let mut v = [0; 8];
-        v.iter_mut().zip(list).for_each(|(slot, x)| *slot = x);
-        Versions::Short(n as u8, v)
     }
 
-    fn as_slice(&self) -> &[u16] {
+    fn as_slice(&self) -> &[T] {
         match self {
-            Versions::Short(n, v) => &v[..usize::from(*n)],
-            Versions::Long(v) => v,
+            Inline::Short(n, v) => &v[..usize::from(*n)],
+            Inline::Long(v) => v,
         }
     }
 }
+
+impl<T: Copy + Default + PartialEq, const N: usize> PartialEq for Inline<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// A hello's legacy session id, only ever compared (resumption by session id).
+type SessionId = Inline<u8, 32>;
+/// The versions of a ClientHello's supported_versions, GREASE left out.
+type Versions = Inline<u16, 8>;
 
 #[derive(Default)]
 struct ClientHello {
@@ -958,10 +932,14 @@ mod tests {
         }
         for n in [0usize, 1, 32, 33, 300] {
             let id: Vec<u8> = (0..n).map(|i| i as u8).collect();
-            let s = SessionId::new(&id);
-            assert_eq!(s.as_bytes(), id, "{n}");
+            let s = SessionId::new(id.iter().copied());
+            assert_eq!(s.as_slice(), id, "{n}");
             assert_eq!(matches!(s, SessionId::Long(_)), n > 32, "{n}");
-            assert!(s == SessionId::new(&id) && (n == 0 || s != SessionId::new(&id[1..])), "{n}");
+            assert!(
+                s == SessionId::new(id.iter().copied())
+                    && (n == 0 || s != SessionId::new(id[1..].iter().copied())),
+                "{n}"
+            );
         }
     }
 

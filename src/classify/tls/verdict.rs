@@ -150,19 +150,8 @@ impl Tls13Evidence {
 
 /// Appends `v` in decimal (what `write!(out, "{v}")` writes, without the formatting machinery).
 fn push_decimal(out: &mut String, v: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
     // Digits as chars: `str::from_utf8` on them cost more than writing them (~50 of ~140).
-    digits[i..].iter().for_each(|&d| out.push(char::from(d)));
+    crate::wire::decimal(v as u64, &mut [0; 20]).iter().for_each(|&d| out.push(char::from(d)));
 }
 
 /// `client sent a certificate (WHO)` and the rest, WHO the certificate's first URI SAN, else its
@@ -191,7 +180,7 @@ impl TlsSession {
         // Certificate or ServerHelloDone in between.
         let abbreviated = server.ccs && !server.cert_msg && !server.hello_done;
         let ticket = ch.is_some_and(|c| c.ticket);
-        let echoed = ch.is_some_and(|c| !c.session_id.as_bytes().is_empty() && c.session_id == sh.session_id);
+        let echoed = ch.is_some_and(|c| !c.session_id.as_slice().is_empty() && c.session_id == sh.session_id);
         if abbreviated && ticket {
             // RFC 5077 §3.4: the server echoes the client's session id when it accepts a ticket.
             Some(Resumption::SessionTicket)
