@@ -155,7 +155,15 @@ pub(crate) struct HeadersBuilder {
 
 /// JSON punctuation around a field: `["` before the name (`,["` after the first field),
 /// `","` between name and value, `"]` after the value.
-const FIELD_PUNCTUATION: usize = 7;
+const FIELD_PUNCTUATION: usize = FIRST_NAME.len() + NAME_VALUE.len() + AFTER_VALUE.len();
+
+/// The punctuation of [`Headers`]' JSON text (also written by the HTTP/2 decoder, which decodes
+/// a block straight into this layout): before the first name, before every other name, between
+/// a name and its value, after a value.
+pub(crate) const FIRST_NAME: &[u8] = b"[\"";
+pub(crate) const NEXT_NAME: &[u8] = b",[\"";
+pub(crate) const NAME_VALUE: &[u8] = b"\",\"";
+pub(crate) const AFTER_VALUE: &[u8] = b"\"]";
 
 impl HeadersBuilder {
     /// Appends one field.
@@ -166,13 +174,13 @@ impl HeadersBuilder {
         if field > 0 {
             t.push(b',');
         }
-        t.extend_from_slice(b"[\"");
+        t.extend_from_slice(FIRST_NAME);
         t.extend_from_slice(name);
         self.ends.push(t.len() as u32);
-        t.extend_from_slice(b"\",\"");
+        t.extend_from_slice(NAME_VALUE);
         t.extend_from_slice(value);
         self.ends.push(t.len() as u32);
-        t.extend_from_slice(b"\"]");
+        t.extend_from_slice(AFTER_VALUE);
         if json_scan::needs_care(name) || json_scan::needs_care(value) {
             self.dirty.push(field);
         }
@@ -243,13 +251,13 @@ impl ExactHeadersBuilder {
         if field > 0 {
             self.put(b",");
         }
-        self.put(b"[\"");
+        self.put(FIRST_NAME);
         self.put(name);
         let name_end = self.at as u32;
-        self.put(b"\",\"");
+        self.put(NAME_VALUE);
         self.put(value);
         let value_end = self.at as u32;
-        self.put(b"\"]");
+        self.put(AFTER_VALUE);
         match self.ends.get_mut(2 * field..2 * field + 2) {
             Some(e) => e.copy_from_slice(&[name_end, value_end]),
             None => {
@@ -338,8 +346,8 @@ impl Headers {
     /// Bytes `start..end` of the JSON text holding fields `first..last` (with the comma before
     /// `first` unless it is the first field).
     pub(crate) fn text_of_fields(&self, first: usize, last: usize) -> &[u8] {
-        let start = if first == 0 { 0 } else { self.ends[2 * first - 1] as usize + 2 };
-        let end = self.ends[2 * last - 1] as usize + 2;
+        let start = if first == 0 { 0 } else { self.ends[2 * first - 1] as usize + AFTER_VALUE.len() };
+        let end = self.ends[2 * last - 1] as usize + AFTER_VALUE.len();
         &self.text[start..end]
     }
 
@@ -355,9 +363,13 @@ impl Headers {
 
     /// Field `i`: (name, value).
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        let start = if i == 0 { 2 } else { *self.ends.get(2 * i - 1)? as usize + 5 };
+        let start = if i == 0 {
+            FIRST_NAME.len()
+        } else {
+            *self.ends.get(2 * i - 1)? as usize + AFTER_VALUE.len() + NEXT_NAME.len()
+        };
         let (n, v) = (*self.ends.get(2 * i)? as usize, *self.ends.get(2 * i + 1)? as usize);
-        Some((&self.text[start..n], &self.text[n + 3..v]))
+        Some((&self.text[start..n], &self.text[n + NAME_VALUE.len()..v]))
     }
 
     /// The fields in order: (name, value).

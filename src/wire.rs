@@ -143,9 +143,8 @@ fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
     out.extend_from_slice(&buf[..width.min(20)]);
 }
 
-/// Writes `v` in decimal at the start of `out`; the number of digits (1 to 5).
-#[inline]
 /// `v` in decimal (what `{v}` formats), written at the end of `buf`: the digits returned.
+#[inline]
 pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let (mut i, mut v) = (buf.len(), v);
     loop {
@@ -157,22 +156,6 @@ pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
     &buf[i..]
-}
-
-pub(crate) fn u16_decimal(v: u16, out: &mut [u8; 5]) -> usize {
-    let len = match v {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1000..=9999 => 4,
-        _ => 5,
-    };
-    let mut v = v;
-    for d in out[..len].iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    len
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds, without `format!` (it runs twice per flow and once
@@ -353,15 +336,6 @@ mod tests {
     fn decimal_writes_as_format_does() {
         for v in (0..=100_000).chain([u64::from(u32::MAX), u64::MAX - 1, u64::MAX]) {
             assert_eq!(decimal(v, &mut [0; 20]), v.to_string().as_bytes());
-        }
-    }
-
-    #[test]
-    fn u16_decimal_writes_every_value_as_format_does() {
-        for v in 0..=u16::MAX {
-            let mut d = [0u8; 5];
-            let n = u16_decimal(v, &mut d);
-            assert_eq!(&d[..n], v.to_string().as_bytes());
         }
     }
 

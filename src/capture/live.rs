@@ -282,11 +282,10 @@ impl PacketSource for LiveCapture {
     ) -> Result<Option<Next<'static>>, CaptureError> {
         let mut waiting_since: Option<Instant> = None;
         loop {
-            if stop_requested() || self.opts.count.is_some_and(|c| self.seen >= c) {
-                self.flush_save()?;
-                return Ok(Some(Next::End));
-            }
-            if self.opts.duration.is_some_and(|d| self.started.elapsed() >= d) {
+            if stop_requested()
+                || self.opts.count.is_some_and(|c| self.seen >= c)
+                || self.opts.duration.is_some_and(|d| self.started.elapsed() >= d)
+            {
                 self.flush_save()?;
                 return Ok(Some(Next::End));
             }
@@ -319,19 +318,13 @@ impl PacketSource for LiveCapture {
                 return r;
             }
             match got {
-                Ok(0) => {
+                Ok(0) | Err(pcap::Error::TimeoutExpired) => {
                     if waiting_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
                         return Ok(Some(Next::Idle(wall_clock())));
                     }
                     self.wait(200)?;
                 }
                 Ok(_) => return Ok(None),
-                Err(pcap::Error::TimeoutExpired) => {
-                    if waiting_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(1) {
-                        return Ok(Some(Next::Idle(wall_clock())));
-                    }
-                    self.wait(200)?;
-                }
                 Err(source) => {
                     return Err(CaptureError::Live(LiveError::Read { interface: self.name.clone(), source }))
                 }

@@ -689,8 +689,7 @@ impl PacketSource for CaptureReader {
         // A pcap record whole in the buffer (nearly every packet) is read here, in the call the
         // run makes for every packet, not two calls further down (-35 instructions a packet).
         if let Format::Pcap(f) = self.format {
-            let r = if f.swap { self.buffered_pcap_as::<true>(f) } else { self.buffered_pcap_as::<false>(f) };
-            if let Some(r) = r {
+            if let Some(r) = self.buffered_pcap(f) {
                 return Ok(Next::Packet(self.lend(r)));
             }
         }

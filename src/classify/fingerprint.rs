@@ -436,11 +436,11 @@ impl Text {
     /// `v` in decimal.
     #[inline]
     fn dec(&mut self, v: u16) {
-        let mut digits = [0u8; 5];
-        let len = crate::wire::u16_decimal(v, &mut digits);
-        let Some(out) = self.b.get_mut(self.n..self.n + len) else { return };
-        out.copy_from_slice(&digits[..len]);
-        self.n += len;
+        let mut buf = [0; 20];
+        let digits = crate::wire::decimal(v.into(), &mut buf);
+        let Some(out) = self.b.get_mut(self.n..self.n + digits.len()) else { return };
+        out.copy_from_slice(digits);
+        self.n += digits.len();
     }
 
     fn dec_list(&mut self, vals: impl Iterator<Item = u16>) {

@@ -256,9 +256,10 @@ fn ether_link(data: &[u8]) -> Link {
     }
 }
 
-/// [`decode`] of any frame.
+/// [`decode`] of any frame (the packet loop calls it for the frames
+/// [`plain_ethernet_tcp`] left).
 #[inline(never)]
-fn decode_any(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
+pub(crate) fn decode_any(linktype: u32, data: &[u8], orig_len: u32) -> Decoded<'_> {
     const ARPHRD_LOOPBACK: u16 = 772;
     let cut = orig_len as usize > data.len();
     let device = |hatype: Option<u16>| Cx {

@@ -580,11 +580,9 @@ impl<S: StreamSink> FlowTable<S> {
     /// [`FlowTable::maybe_sweep`] once its second has passed (or at the first packet).
     #[inline(never)]
     fn sweep(&mut self, now: Timestamp, ended: &mut dyn FnMut(FlowMeta, S)) {
-        if self.last_sweep.is_none() {
-            self.last_sweep = Some(now.secs);
+        if self.last_sweep.replace(now.secs).is_none() {
             return;
         }
-        self.last_sweep = Some(now.secs);
         let idle = self.limits.idle_timeout_secs;
         let linger = self.limits.close_linger_secs;
         let expired: Vec<(usize, EndReason)> = self

@@ -170,10 +170,10 @@ impl Json<'_> {
             t[n] = if i < 3 { b'.' } else { b':' };
             n += 1;
         }
-        let mut port = [0u8; 5];
-        let digits = crate::wire::u16_decimal(v4.port(), &mut port);
-        t[n..n + digits].copy_from_slice(&port[..digits]);
-        n += digits;
+        let mut buf = [0; 20];
+        let digits = crate::wire::decimal(v4.port().into(), &mut buf);
+        t[n..n + digits.len()].copy_from_slice(digits);
+        n += digits.len();
         t[n] = b'"';
         self.sep();
         self.b.extend_from_slice(&t[..=n]);
@@ -598,7 +598,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
             let (text, _) = fp.json.get(|| fingerprint_members(fp));
             j.b.extend_from_slice(text);
         }
-        None => fingerprint_fields(j, t),
+        None => fingerprint_fields(j, [None; 4]),
     }
     for (k, c) in [(key!("server_chain"), &t.server_chain), (key!("client_chain"), &t.client_chain)] {
         j.lit(k).opt(c.as_ref(), |j, c| {
@@ -621,29 +621,20 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
 }
 
 /// The `ja4`, `ja4_r`, `ja3` and `ja3_full` members, each with its leading comma.
-fn fingerprint_fields(j: &mut Json<'_>, t: &TlsReport) {
+fn fingerprint_fields(j: &mut Json<'_>, values: [Option<&str>; 4]) {
     // Fingerprints are made of hex digits, letters, `_`, `,` and `-`: nothing to escape.
-    for (k, v) in [
-        (key!("ja4"), &t.ja4),
-        (key!("ja4_r"), &t.ja4_r),
-        (key!("ja3"), &t.ja3),
-        (key!("ja3_full"), &t.ja3_full),
-    ] {
-        j.lit(k).opt(v.as_ref(), |j, v| j.ascii(v.as_bytes()));
+    for (k, v) in [key!("ja4"), key!("ja4_r"), key!("ja3"), key!("ja3_full")].into_iter().zip(values) {
+        j.lit(k).opt(v, |j, v| j.ascii(v.as_bytes()));
     }
 }
 
-/// The text [`fingerprint_fields`] writes for a report with these fingerprints.
+/// The text [`fingerprint_fields`] writes for these fingerprints.
 fn fingerprint_members(fp: &FingerprintTexts) -> (Box<[u8]>, usize) {
     let mut b = Vec::with_capacity(64 + fp.ja4.len() + fp.ja4_r.len() + fp.ja3.len() + fp.ja3_full.len());
-    let t = TlsReport {
-        ja4: Some(fp.ja4.clone()),
-        ja4_r: Some(fp.ja4_r.clone()),
-        ja3: Some(fp.ja3.clone()),
-        ja3_full: Some(fp.ja3_full.clone()),
-        ..TlsReport::default()
-    };
-    fingerprint_fields(&mut Json { b: &mut b, comma: true }, &t);
+    fingerprint_fields(
+        &mut Json { b: &mut b, comma: true },
+        [Some(&fp.ja4), Some(&fp.ja4_r), Some(&fp.ja3), Some(&fp.ja3_full)],
+    );
     let n = b.len();
     (b.into_boxed_slice(), n)
 }

@@ -489,52 +489,29 @@ fn analyze<R: PacketSource>(
     let mut m = Merger::new(batch == 1);
     let progress = cfg.progress.then(|| crate::report::progress::bar(reader.total_len()));
     let mut error = None;
-    let metrics = tally.metrics.clone();
-    let mut sampled = std::time::Instant::now();
     if live {
         error = live_loop(reader, &mut w, &mut m, batch, tally, sink, cfg)?;
-    }
-    loop {
-        if live {
-            break;
-        }
-        if let Some(mx) = &metrics {
-            // The clock is read every 256 packets, and when idle (at least once a second).
-            if w.order.is_multiple_of(256) && sampled.elapsed() >= METRICS_SAMPLE {
-                sample_metrics(mx, &w, reader);
-                sampled = std::time::Instant::now();
-            }
-        }
-        let pkt = match reader.next() {
-            Ok(Next::Packet(p)) => p,
-            Ok(Next::Idle(now)) => {
-                if let Some(mx) = &metrics {
-                    sample_metrics(mx, &w, reader);
-                    sampled = std::time::Instant::now();
+    } else {
+        // A file: one packet at a time (`--metrics` is for live captures only).
+        loop {
+            let pkt = match reader.next() {
+                Ok(Next::Packet(p)) => p,
+                Ok(Next::Idle(now)) => {
+                    idle(&mut w, &mut m, now, tally, sink, cfg)?;
+                    continue;
                 }
-                // Live capture with no traffic: idle flows still end and are reported.
-                w.sweep(now);
-                m.take_from(&mut w);
-                m.release(w.order, tally, sink, &cfg.mesh)?;
-                continue;
-            }
-            Ok(Next::End) => break,
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        };
-        if let Some(f) = w.packet(&pkt) {
-            sink.announce(&f)?;
-        }
-        if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
-            m.take_from(&mut w);
-        }
-        if w.order.is_multiple_of(batch) {
-            m.release(w.order, tally, sink, &cfg.mesh)?;
-            if let Some(p) = &progress {
-                if w.order.is_multiple_of(8192) {
-                    p.set_position(reader.position());
+                Ok(Next::End) => break,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            };
+            let classified = w.packet(&pkt);
+            if after_packet(&mut w, &mut m, classified, batch, tally, sink, cfg)? {
+                if let Some(p) = &progress {
+                    if w.order.is_multiple_of(8192) {
+                        p.set_position(reader.position());
+                    }
                 }
             }
         }
@@ -546,7 +523,7 @@ fn analyze<R: PacketSource>(
     m.take_from(&mut w);
     m.release(u64::MAX, tally, sink, &cfg.mesh)?;
     m.end_input(&mut [&mut w], tally, sink, &cfg.mesh)?;
-    if let Some(mx) = &metrics {
+    if let Some(mx) = &tally.metrics {
         sample_metrics(mx, &w, reader);
     }
     w.add_counts(&mut tally.summary);
@@ -579,19 +556,8 @@ fn live_loop(
         }
         let mut failed = None;
         let got = reader.next_batch(&mut |pkt| {
-            let r = (|| {
-                if let Some(f) = w.packet(&pkt) {
-                    sink.announce(&f)?;
-                }
-                if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
-                    m.take_from(w);
-                }
-                if w.order.is_multiple_of(batch) {
-                    m.release(w.order, tally, sink, &cfg.mesh)?;
-                }
-                Ok(())
-            })();
-            r.map_err(|e| failed = Some(e)).is_ok()
+            let classified = w.packet(&pkt);
+            after_packet(w, m, classified, batch, tally, sink, cfg).map_err(|e| failed = Some(e)).is_ok()
         });
         if let Some(e) = failed {
             return Err(e);
@@ -603,15 +569,51 @@ fn live_loop(
                     sample_metrics(mx, w, reader);
                     sampled = std::time::Instant::now();
                 }
-                // No traffic: idle flows still end and are reported.
-                w.sweep(now);
-                m.take_from(w);
-                m.release(w.order, tally, sink, &cfg.mesh)?;
+                idle(w, m, now, tally, sink, cfg)?;
             }
             Ok(Some(Next::End)) => return Ok(None),
             Err(e) => return Ok(Some(e.to_string())),
         }
     }
+}
+
+/// After a packet: the flow it classified announced, ended flows handed to the merger and
+/// written every `batch` packets (true then).
+#[inline(always)]
+fn after_packet(
+    w: &mut Worker,
+    m: &mut Merger,
+    classified: Option<crate::record::FlowReport>,
+    batch: u64,
+    tally: &mut Tally,
+    sink: &mut Sink<'_>,
+    cfg: &Config,
+) -> io::Result<bool> {
+    if let Some(f) = classified {
+        sink.announce(&f)?;
+    }
+    if !w.xfcc.is_empty() || w.order.is_multiple_of(batch) {
+        m.take_from(w);
+    }
+    if !w.order.is_multiple_of(batch) {
+        return Ok(false);
+    }
+    m.release(w.order, tally, sink, &cfg.mesh)?;
+    Ok(true)
+}
+
+/// No packet for a while (a live capture): idle flows still end and are reported.
+fn idle(
+    w: &mut Worker,
+    m: &mut Merger,
+    now: crate::wire::Timestamp,
+    tally: &mut Tally,
+    sink: &mut Sink<'_>,
+    cfg: &Config,
+) -> io::Result<()> {
+    w.sweep(now);
+    m.take_from(w);
+    m.release(w.order, tally, sink, &cfg.mesh)
 }
 
 /// Skipped link types and the error of one file, on stderr and in the summary.

@@ -10,7 +10,7 @@ use super::sink::{RenderMode, Rendered};
 use super::Config;
 use crate::classify::{ClassifyConfig, FlowClassifier};
 use crate::decode::defrag::Defragmenter;
-use crate::decode::{decode, decode_tcp, is_supported_linktype, plain_ethernet_tcp, Decoded, NonTcp};
+use crate::decode::{decode_any, decode_tcp, is_supported_linktype, plain_ethernet_tcp, Decoded, NonTcp};
 use crate::flow::client::{decide_client, KnownServers};
 use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable};
@@ -231,6 +231,15 @@ impl Worker {
         self.take(pkt, |w, seg, ts| w.segment(seg, ts))
     }
 
+    /// Applies the REDIRECT pairing to a segment (see [`RedirectPairs::apply`]), noting a pair
+    /// just made.
+    #[inline(always)]
+    fn redirect(&mut self, seg: &mut crate::decode::TcpSegment<'_>, ts: crate::wire::Timestamp) {
+        if let Redirect::Paired(o) = self.redirects.apply(seg, ts.secs) {
+            self.redirect_note = Some(o);
+        }
+    }
+
     /// Counts and decodes one packet, reassembles IPv4 fragments, and gives each TCP segment to
     /// `tcp` (its report is returned when the packet itself was the segment).
     #[inline(always)]
@@ -247,20 +256,17 @@ impl Worker {
         self.bytes += pkt.data.len() as u64;
         if let Some(mut seg) = plain_ethernet_tcp(pkt.linktype, pkt.data, pkt.orig_len) {
             // Nearly every packet (what `decode` would give, without the enum between).
-            if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
-                self.redirect_note = Some(o);
-            }
+            self.redirect(&mut seg, pkt.ts);
             return tcp(self, &seg, pkt.ts);
         }
         if !is_supported_linktype(pkt.linktype) {
             *self.skipped.entry(pkt.linktype).or_default() += 1;
             return None;
         }
-        match decode(pkt.linktype, pkt.data, pkt.orig_len) {
+        // The other frames (`decode` without its first look, already taken above).
+        match decode_any(pkt.linktype, pkt.data, pkt.orig_len) {
             Decoded::Tcp(mut seg) => {
-                if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
-                    self.redirect_note = Some(o);
-                }
+                self.redirect(&mut seg, pkt.ts);
                 tcp(self, &seg, pkt.ts)
             }
             Decoded::Fragment(frag) => {
@@ -268,9 +274,7 @@ impl Worker {
                 if d.proto == 6 {
                     let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
                     if let Decoded::Tcp(mut seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
-                        if let Redirect::Paired(o) = self.redirects.apply(&mut seg, pkt.ts.secs) {
-                            self.redirect_note = Some(o);
-                        }
+                        self.redirect(&mut seg, pkt.ts);
                         tcp(self, &seg, pkt.ts);
                     }
                 } else {

@@ -682,14 +682,14 @@ mod tests {
         // Ciphers 1301, c02f; extensions GREASE, server_name, ALPN h2, supported_versions.
         let ch = client_hello("x.test", &["h2"], &[0x0304, 0x0303]);
         let r = report(ch.clone());
-        assert_eq!(r.ja4.as_deref(), Some("t13d0203h2_c1929292aa6b_b9a491fefe05"));
-        assert_eq!(r.ja4_r.as_deref(), Some("t13d0203h2_1301,c02f_002b"));
-        assert_eq!(r.ja3_full.as_deref(), Some("771,4865-49199,0-16-43,,"));
-        assert_eq!(r.ja3.as_deref(), Some("336f5f33f4497e06a9cd5231997c3982"));
+        assert_eq!(r.ja4(), Some("t13d0203h2_c1929292aa6b_b9a491fefe05"));
+        assert_eq!(r.ja4_r(), Some("t13d0203h2_1301,c02f_002b"));
+        assert_eq!(r.ja3_full(), Some("771,4865-49199,0-16-43,,"));
+        assert_eq!(r.ja3(), Some("336f5f33f4497e06a9cd5231997c3982"));
         // The same hello as an SSL 3.0-style one without an extension block.
         let r = report(ch[..43].to_vec());
-        assert_eq!(r.ja3_full.as_deref(), Some("771,4865-49199,,,"));
-        assert_eq!(r.ja4.as_deref(), Some("t12i020000_c1929292aa6b_000000000000"));
+        assert_eq!(r.ja3_full(), Some("771,4865-49199,,,"));
+        assert_eq!(r.ja4(), Some("t12i020000_c1929292aa6b_000000000000"));
         // The last extension claims more bytes than the block holds: the facts before it are
         // still reported, the fingerprints are not (they would be of part of the hello).
         let mut cut = ch.clone();
@@ -697,15 +697,15 @@ mod tests {
         cut[n - 6] = 0x7f;
         let r = report(cut);
         assert_eq!(r.sni.as_ref().map(|s| s.as_bytes()), Some(&b"x.test"[..]));
-        assert_eq!((r.ja4, r.ja4_r, r.ja3, r.ja3_full), (None, None, None, None));
+        assert_eq!((r.ja4(), r.ja4_r(), r.ja3(), r.ja3_full()), (None, None, None, None));
         // An extension block longer than the message, an odd cipher list.
         let mut long = ch.clone();
         long[43] = 0xff;
-        assert_eq!(report(long).ja4, None);
+        assert_eq!(report(long).ja4(), None);
         let odd = [&ch[..35], &[0, 5], &ch[37..41], &[0x13], &ch[41..]].concat();
         let r = report(odd);
         assert_eq!(r.sni.as_ref().map(|s| s.as_bytes()), Some(&b"x.test"[..]));
-        assert_eq!(r.ja3, None);
+        assert_eq!(r.ja3(), None);
         // Every cut of the message and every byte flipped: no panic, fingerprints or none.
         for cut in 0..ch.len() {
             let _ = report(ch[..cut].to_vec());

@@ -285,16 +285,9 @@ pub struct TlsReport {
     pub(crate) decryption: Option<decrypt::DecryptionReport>,
     /// TLS 1.3 with the key log: the record-size inference that the decrypted verdict replaced.
     pub(crate) mtls_inferred: Option<(MtlsVerdict, String)>,
-    /// JA4 of the first ClientHello (src/classify/fingerprint.rs); None without a whole,
-    /// well-formed TLS ClientHello (SSLv2-format hellos have none).
-    pub(crate) ja4: Option<std::sync::Arc<str>>,
-    /// JA4 raw form (the lists before hashing).
-    pub(crate) ja4_r: Option<std::sync::Arc<str>>,
-    /// JA3 (MD5 of `ja3_full`).
-    pub(crate) ja3: Option<std::sync::Arc<str>>,
-    /// JA3 string before hashing.
-    pub(crate) ja3_full: Option<std::sync::Arc<str>>,
-    /// The four above together, with their JSON text (set with them).
+    /// JA4, JA4 raw, JA3 and the JA3 string of the first ClientHello
+    /// (src/classify/fingerprint.rs), with their JSON text; None without a whole, well-formed
+    /// TLS ClientHello (SSLv2-format hellos have none).
     pub(crate) fingerprints: Option<Fingerprints>,
     /// `--ca`: the server's certificate list checked against the anchors (None without `--ca`
     /// or without a server certificate).
@@ -304,12 +297,26 @@ pub struct TlsReport {
 }
 
 impl TlsReport {
-    fn set_fingerprints(&mut self, fp: Fingerprints) {
-        self.ja4 = Some(fp.ja4.clone());
-        self.ja4_r = Some(fp.ja4_r.clone());
-        self.ja3 = Some(fp.ja3.clone());
-        self.ja3_full = Some(fp.ja3_full.clone());
-        self.fingerprints = Some(fp);
+    /// JA4 of the first ClientHello.
+    pub(crate) fn ja4(&self) -> Option<&str> {
+        self.fingerprints.as_ref().map(|f| &*f.ja4)
+    }
+
+    /// JA4 raw form (the lists before hashing).
+    #[cfg(test)]
+    pub(crate) fn ja4_r(&self) -> Option<&str> {
+        self.fingerprints.as_ref().map(|f| &*f.ja4_r)
+    }
+
+    /// JA3 (MD5 of [`Self::ja3_full`]).
+    pub(crate) fn ja3(&self) -> Option<&str> {
+        self.fingerprints.as_ref().map(|f| &*f.ja3)
+    }
+
+    /// JA3 string before hashing.
+    #[cfg(test)]
+    pub(crate) fn ja3_full(&self) -> Option<&str> {
+        self.fingerprints.as_ref().map(|f| &*f.ja3_full)
     }
 
     /// Records that the server refused the handshake: the verdict stays `unknown`, its reason
@@ -705,7 +712,7 @@ impl TlsSession {
             r.sni = ch.sni.clone();
             r.alpn_offered = ch.alpn.clone();
             if let Some(fp) = &ch.fp {
-                r.set_fingerprints(fp.clone());
+                r.fingerprints = Some(fp.clone());
             }
         }
         r.alpn_selected = self.sh.as_ref().and_then(|sh| sh.alpn.clone());
@@ -722,7 +729,7 @@ impl TlsSession {
             r.sni = ch.sni.take();
             r.alpn_offered = std::mem::take(&mut ch.alpn);
             if let Some(fp) = ch.fp.take() {
-                r.set_fingerprints(fp);
+                r.fingerprints = Some(fp);
             }
         }
         r.alpn_selected = self.sh.as_mut().and_then(|sh| sh.alpn.take());

@@ -368,7 +368,7 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 p.push(format!("resumed ({})", r.as_str()));
             }
             v.push(p.join("; "));
-            if let (Some(ja4), Some(ja3)) = (&t.ja4, &t.ja3) {
+            if let (Some(ja4), Some(ja3)) = (t.ja4(), t.ja3()) {
                 v.push(format!("fingerprints: ja4 {ja4}; ja3 {ja3}"));
             }
         }

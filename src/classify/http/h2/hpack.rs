@@ -44,7 +44,7 @@
 //! says the value is sensitive) keep that flag for the caller's redaction.
 
 use super::huffman;
-use crate::sanitize::json_scan;
+use crate::sanitize::{json_scan, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
 use std::collections::VecDeque;
 
 /// Largest dynamic table kept per direction, whatever SETTINGS or size updates say (Chrome
@@ -109,13 +109,6 @@ struct Span {
     dirty: bool,
     class: FieldClass,
 }
-
-/// JSON punctuation in [`HeaderList`]'s text: before a name (`,["` after the first field), between
-/// name and value, after a value.
-const FIRST_NAME: &[u8] = b"[\"";
-const NEXT_NAME: &[u8] = b",[\"";
-const NAME_VALUE: &[u8] = b"\",\"";
-const AFTER_VALUE: &[u8] = b"\"]";
 
 /// The fields of one decoded header block, reused from block to block (no allocation per
 /// field once its buffers have grown). The fields are written as the JSON text the report
