@@ -31,6 +31,29 @@ pub fn annotate(f: &mut FlowReport, cert_warn_secs: i64, mode: MeshMode) {
     cert_warnings(f, cert_warn_secs);
 }
 
+/// Requests a thinned report keeps ([`thin_for_count`]): [`policy::peer_namespace`] reads the
+/// headers of the first four.
+pub(crate) const COUNTED_REQUESTS: usize = 4;
+
+/// Drops what counting a flow (`Tally::count`: the summary, the per-server readings, the
+/// expectations, `--metrics`, the graph) does not read, once its output line or row is
+/// rendered: the responses, and the requests after the first [`COUNTED_REQUESTS`] and the
+/// first with a Host ([`policy::first_host`]; [`expect`] reads the first request line). The
+/// totals stay. A rendered report waits for its turn to be written (with `--threads`, for
+/// every shard to pass its end); its messages, about half of its memory, were held that long
+/// twice, once as its line.
+pub(crate) fn thin_for_count(f: &mut FlowReport) {
+    let Some(h) = f.http.as_mut() else { return };
+    let host = h.requests.iter().position(|r| r.host.is_some()).map_or(0, |i| i + 1);
+    h.requests.truncate(host.max(COUNTED_REQUESTS));
+    for r in h.requests.iter_mut().skip(COUNTED_REQUESTS) {
+        r.headers = crate::sanitize::Headers::default();
+        r.h2 = None;
+    }
+    h.requests.shrink_to_fit();
+    h.responses = Vec::new();
+}
+
 /// Server ports exempt from `--expect mtls` and `--fail-on-plaintext` by default: Istio's
 /// health-probe ports (15020 merged app probes, 15021 sidecar health), probed in plaintext by
 /// the kubelet from the node, and 15090 (Envoy's Prometheus metrics, scraped in plaintext).
@@ -68,5 +91,98 @@ impl Default for MeshConfig {
             mode: MeshMode::Auto,
             policy_files: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::http::{HttpConfig, HttpSession};
+    use crate::classify::{Classified, Protocol};
+    use crate::flow::{EndReason, FlowMeta};
+    use crate::wire::{Side, Timestamp};
+    use std::net::SocketAddr;
+
+    /// A plaintext HTTP flow carrying `msgs` (client side A), annotated as `report_flow` does.
+    fn http_flow(msgs: &[(Side, &[u8])]) -> FlowReport {
+        let cfg = HttpConfig {
+            show_secrets: false,
+            max_header_bytes: 64 * 1024,
+            max_messages: 100,
+            lean_headers: false,
+        };
+        let mut h = HttpSession::new(cfg);
+        for &(side, m) in msgs {
+            h.feed(side, m);
+        }
+        let meta = FlowMeta {
+            last_ts: Timestamp { secs: 2, nanos: 0 },
+            packets: [3, 3],
+            bytes: [100, 100],
+            fin: [true, true],
+            rst: [false, false],
+            syn_from: Some(Side::A),
+            synack_from: Some(Side::B),
+            id: 1,
+            endpoints: [SocketAddr::from(([10, 0, 0, 9], 40_000)), SocketAddr::from(([10, 0, 0, 2], 9080))],
+            first_ts: Timestamp { secs: 1, nanos: 0 },
+            stats: Default::default(),
+            end: EndReason::Closed,
+            order: 1,
+            memory_limited: false,
+            original_dst: None,
+            link: Default::default(),
+        };
+        let c = Classified {
+            protocol: Protocol::Http,
+            tls: None,
+            http: Some(h.finish()),
+            h2c: None,
+            proxy: None,
+            preview: Default::default(),
+            client_hint: None,
+            warnings: Vec::new(),
+        };
+        let mut f = FlowReport::build(meta, c, &"test".into(), false);
+        annotate(&mut f, 0, MeshMode::Auto);
+        f
+    }
+
+    #[test]
+    fn a_thinned_report_counts_as_the_whole_one() {
+        // Peer metadata (namespace "default") on the second request, a Host only on the sixth.
+        let pm = "GET /b HTTP/1.1\r\nx-envoy-peer-metadata: ChwKBE5BTUUSFBoScHJvZHVjdHBhZ2UtdjEtYWJjChYKCU5BTUVTUEFDRRIJGgdkZWZhdWx0\r\n\r\n";
+        let plain = |p: &str| format!("GET /{p} HTTP/1.1\r\nx-request-id: {p}\r\n\r\n");
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".as_slice();
+        let (a, c, d, e) = (plain("a"), plain("c"), plain("d"), plain("e"));
+        let hosted = "GET /f HTTP/1.1\r\nhost: reviews.default:9080\r\n\r\n";
+        let reqs = [a.as_str(), pm, c.as_str(), d.as_str(), e.as_str(), hosted, "GET /g HTTP/1.1\r\n\r\n"];
+        let mut msgs = Vec::new();
+        for r in &reqs {
+            msgs.push((Side::A, r.as_bytes()));
+            msgs.push((Side::B, ok));
+        }
+        let whole = http_flow(&msgs);
+        let mut thin = whole.clone();
+        thin_for_count(&mut thin);
+        let (w, t) = (whole.http.as_ref().unwrap(), thin.http.as_ref().unwrap());
+        assert_eq!((w.requests.len(), w.responses.len()), (7, 7));
+        assert_eq!((t.requests.len(), t.responses.len()), (6, 0));
+        assert_eq!((t.requests_total, t.responses_total), (7, 7));
+        assert_eq!(policy::peer_namespace(&whole), Some("default"));
+        assert_eq!(policy::peer_namespace(&thin), Some("default"));
+        assert_eq!(policy::first_host(&whole), Some("reviews.default:9080"));
+        assert_eq!(policy::first_host(&thin), Some("reviews.default:9080"));
+        assert_eq!(thin.http.as_ref().unwrap().requests[0].path.as_bytes(), b"/a");
+        // Everything the counting reads, through the summary and the readings.
+        let counted = |f: &FlowReport| {
+            let cfg = MeshConfig { expect_mtls: true, ..MeshConfig::default() };
+            let mut book = MeshBook::default();
+            book.count(f, &cfg);
+            let mut s = crate::report::Summary::default();
+            s.count_flow(f);
+            format!("{:?} {:?}", book.finish(&cfg), s.by_protocol)
+        };
+        assert_eq!(counted(&thin), counted(&whole));
     }
 }

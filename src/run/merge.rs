@@ -221,7 +221,7 @@ impl Merger {
 
 /// Flows still open at the end of the input are ended (oldest first) and written this many at
 /// a time, so that their reports are never all held at once.
-pub(super) const END_BATCH: usize = 1024;
+pub(super) const END_BATCH: usize = 128;
 
 #[cfg(test)]
 mod tests {

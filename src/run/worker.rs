@@ -173,6 +173,9 @@ pub(super) fn report_flow(
         }
         RenderMode::Row(opts) => Rendered::Row(Box::new(table::render(&report, opts))),
     };
+    if !matches!(rendered, Rendered::No) {
+        mesh::thin_for_count(&mut report);
+    }
     let report = Box::new(report);
     let shard = out.shard;
     done.push(Pending { report, order, end_order, port, first, last, rendered, shard });
