@@ -123,6 +123,37 @@ impl FlowMeta {
     fn closed(&self) -> bool {
         self.rst[0] || self.rst[1] || (self.fin[0] && self.fin[1])
     }
+
+    /// For tests of the later stages: a flow from `client` to `server` (its SYN from the
+    /// client), three packets and 100 bytes each way, closed by both FINs, from second `first`
+    /// to second `last`, numbered `order`.
+    #[cfg(test)]
+    pub(crate) fn closed_for_test(
+        client: SocketAddr,
+        server: SocketAddr,
+        (first, last): (i64, i64),
+        order: u64,
+    ) -> FlowMeta {
+        let ts = |secs| Timestamp { secs, nanos: 0 };
+        FlowMeta {
+            last_ts: ts(last),
+            packets: [3, 3],
+            bytes: [100, 100],
+            fin: [true, true],
+            rst: [false, false],
+            syn_from: Some(Side::A),
+            synack_from: Some(Side::B),
+            id: order,
+            endpoints: [client, server],
+            first_ts: ts(first),
+            stats: Default::default(),
+            end: EndReason::Closed,
+            order,
+            memory_limited: false,
+            original_dst: None,
+            link: Default::default(),
+        }
+    }
 }
 
 /// One flow's slot. Most packets (bare ACKs, bulk data of a direction whose classifier is done)

@@ -99,8 +99,8 @@ mod tests {
     use super::*;
     use crate::classify::http::{HttpConfig, HttpSession};
     use crate::classify::{Classified, Protocol};
-    use crate::flow::{EndReason, FlowMeta};
-    use crate::wire::{Side, Timestamp};
+    use crate::flow::FlowMeta;
+    use crate::wire::Side;
     use std::net::SocketAddr;
 
     /// A plaintext HTTP flow carrying `msgs` (client side A), annotated as `report_flow` does.
@@ -115,24 +115,9 @@ mod tests {
         for &(side, m) in msgs {
             h.feed(side, m);
         }
-        let meta = FlowMeta {
-            last_ts: Timestamp { secs: 2, nanos: 0 },
-            packets: [3, 3],
-            bytes: [100, 100],
-            fin: [true, true],
-            rst: [false, false],
-            syn_from: Some(Side::A),
-            synack_from: Some(Side::B),
-            id: 1,
-            endpoints: [SocketAddr::from(([10, 0, 0, 9], 40_000)), SocketAddr::from(([10, 0, 0, 2], 9080))],
-            first_ts: Timestamp { secs: 1, nanos: 0 },
-            stats: Default::default(),
-            end: EndReason::Closed,
-            order: 1,
-            memory_limited: false,
-            original_dst: None,
-            link: Default::default(),
-        };
+        let (client, server) =
+            (SocketAddr::from(([10, 0, 0, 9], 40_000)), SocketAddr::from(([10, 0, 0, 2], 9080)));
+        let meta = FlowMeta::closed_for_test(client, server, (1, 2), 1);
         let c = Classified {
             protocol: Protocol::Http,
             tls: None,

@@ -398,8 +398,7 @@ mod tests {
     use crate::classify::istio::{parse_sni, parse_spiffe, IstioReport, Leg};
     use crate::classify::tls::TlsReport;
     use crate::classify::{Classified, Protocol};
-    use crate::flow::{EndReason, FlowMeta};
-    use crate::wire::{Side, Timestamp};
+    use crate::flow::FlowMeta;
 
     fn labels(server: &str, service: &str) -> Labels {
         [server, service, "tls", "yes", "pod_network", "mutual_tls", "unknown", "unknown"].map(String::from)
@@ -409,24 +408,7 @@ mod tests {
     fn flow(server: &str, protocol: Protocol, tls: Option<TlsReport>) -> FlowReport {
         let server: SocketAddr = server.parse().unwrap();
         let client = SocketAddr::from(([10, 0, 0, 9], 40_000));
-        let meta = FlowMeta {
-            last_ts: Timestamp { secs: 2, nanos: 0 },
-            packets: [3, 3],
-            bytes: [100, 100],
-            fin: [true, true],
-            rst: [false, false],
-            syn_from: Some(Side::A),
-            synack_from: Some(Side::B),
-            id: 1,
-            endpoints: [client, server],
-            first_ts: Timestamp { secs: 1, nanos: 0 },
-            stats: Default::default(),
-            end: EndReason::Closed,
-            order: 1,
-            memory_limited: false,
-            original_dst: None,
-            link: Default::default(),
-        };
+        let meta = FlowMeta::closed_for_test(client, server, (1, 2), 1);
         let c = Classified {
             protocol,
             tls,

@@ -228,10 +228,9 @@ mod tests {
     use super::*;
     use crate::classify::tls::{MtlsVerdict, TlsReport};
     use crate::classify::{Classified, Protocol};
-    use crate::flow::{EndReason, FlowMeta};
+    use crate::flow::FlowMeta;
     use crate::report::json;
     use crate::run::Tally;
-    use crate::wire::{Side, Timestamp};
     use std::net::SocketAddr;
 
     /// A reported TLS flow from port 4xxxx to `port`, first packet number `order` at second
@@ -245,27 +244,9 @@ mod tests {
         (first, last): (i64, i64),
         mtls: MtlsVerdict,
     ) -> Pending {
-        let ts = |secs| Timestamp { secs, nanos: 0 };
         let client = SocketAddr::from(([10, 0, 0, 1], 40_000 + order as u16));
         let server = SocketAddr::from(([10, 0, 0, 2], port));
-        let meta = FlowMeta {
-            last_ts: ts(last),
-            packets: [3, 3],
-            bytes: [100, 100],
-            fin: [true, true],
-            rst: [false, false],
-            syn_from: Some(Side::A),
-            synack_from: Some(Side::B),
-            id: order,
-            endpoints: [client, server],
-            first_ts: ts(first),
-            stats: Default::default(),
-            end: EndReason::Closed,
-            order,
-            memory_limited: false,
-            original_dst: None,
-            link: Default::default(),
-        };
+        let meta = FlowMeta::closed_for_test(client, server, (first, last), order);
         let c = Classified {
             protocol: Protocol::Tls,
             tls: Some(TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() }),
