@@ -327,6 +327,13 @@ impl Headers {
         Headers { text: text.into(), ends: e.into_boxed_slice(), dirty: dirty.collect(), marks }
     }
 
+    /// Fields already written as the JSON text [`Headers`] holds, with the ends of each name
+    /// and value in it (`2i`, `2i + 1`) and the fields kept raw (an HTTP/1 head written by its
+    /// parser as it scans: one copy of each piece instead of one per field and pass).
+    pub(crate) fn from_parts(text: &[u8], ends: &[u32], dirty: &[u32], marks: u8) -> Headers {
+        Headers { text: text.into(), ends: ends.into(), dirty: dirty.into(), marks }
+    }
+
     /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
     pub(crate) fn prefetch(&self) {
         crate::wire::prefetch_bytes(self.text.as_ptr(), self.text.len());

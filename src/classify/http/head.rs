@@ -1,6 +1,7 @@
 //! Message heads: finding the end of a header block across chunks (at most `max_header_bytes`
-//! buffered per side), parsing it (httparse with lenient settings, else our own line parser
-//! that keeps every `name: value` line), recording the request or response, and deciding the
+//! buffered per side), parsing it (a plain head in one pass that also writes its stored fields,
+//! `fused`; else httparse with lenient settings, else our own line parser that keeps every
+//! `name: value` line), recording the request or response, and deciding the
 //! body's framing (RFC 9112 §6.3), CONNECT tunnels and `101` upgrades.
 //!
 //! Header values are redacted before they are stored (see `headers.rs`), so credentials never
@@ -8,7 +9,7 @@
 //! from its complete lines.
 
 use super::chunked::CHUNK_START;
-use super::headers::with_name_cache;
+use super::headers::{with_name_cache, KnownName};
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
     Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
@@ -17,7 +18,10 @@ use super::{
 use crate::sanitize::redact::{placeholder, placeholder_len};
 use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
 use crate::wire::{Probe, Side};
+use fused::StoreRules;
 use std::borrow::Cow;
+
+mod fused;
 
 impl HttpSession {
     /// Tries to parse one head starting at `data[pos..]` (plus buffered bytes).
@@ -118,6 +122,24 @@ impl HttpSession {
             Some(r) => r == Role::Responses,
             None => probe_response(block) == Probe::Match,
         };
+        let stored = if response { self.report.responses.len() } else { self.report.requests.len() };
+        let rules = (stored < self.cfg.max_messages)
+            .then_some(StoreRules { hide: !self.cfg.show_secrets, lean: self.cfg.lean_headers });
+        if let Some(f) = fused::parse(block, response, rules) {
+            self.saw = true;
+            let version = Some(if f.version == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
+            if self.report.version.is_none() {
+                self.report.version = version;
+            }
+            if f.known.length == Some(None) {
+                self.warn("http: invalid or too large Content-Length; framing unknown");
+            }
+            let headers = |_: &Self| f.headers.unwrap_or_default();
+            return match f.request {
+                Some(line) => self.request(side, line, version, &f.known, headers),
+                None => self.response(side, (f.status, f.reason), version, &f.known, headers),
+            };
+        }
         // Left uninitialised: httparse initialises what it fills (zeroing 128 slots, 4 KiB, for
         // every message was a seventh of this function's time).
         let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -140,9 +162,10 @@ impl HttpSession {
         if known.length == Some(None) {
             self.warn("http: invalid or too large Content-Length; framing unknown");
         }
+        let headers = |s: &Self| s.store_headers(&h.headers);
         match h.request {
-            Some((method, target)) => self.request(side, &h, (method, target), version, &known),
-            None => self.response(side, &h, version, &known),
+            Some(line) => self.request(side, line, version, &known, headers),
+            None => self.response(side, (h.status, h.reason), version, &known, headers),
         }
     }
 
@@ -151,10 +174,10 @@ impl HttpSession {
     fn request(
         &mut self,
         side: Side,
-        h: &Head<'_, '_>,
         (method, target): (&[u8], &[u8]),
         version: Option<&'static str>,
         body: &Known<'_>,
+        headers: impl FnOnce(&Self) -> Headers,
     ) -> MsgStep {
         self.client.get_or_insert(side);
         self.report.requests_total = self.report.requests_total.saturating_add(1);
@@ -164,7 +187,7 @@ impl HttpSession {
         }
         if self.report.requests.len() < self.cfg.max_messages {
             let host = body.host.map(|v| WireBytes::new(trim(v)));
-            let headers = self.store_headers(&h.headers);
+            let headers = headers(self);
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
                 path: WireBytes::new(target),
@@ -199,24 +222,25 @@ impl HttpSession {
     fn response(
         &mut self,
         side: Side,
-        h: &Head<'_, '_>,
+        (status, reason): (u16, &[u8]),
         version: Option<&'static str>,
         body: &Known<'_>,
+        headers: impl FnOnce(&Self) -> Headers,
     ) -> MsgStep {
         self.client.get_or_insert(side.other());
         self.report.responses_total = self.report.responses_total.saturating_add(1);
         if self.report.responses.len() < self.cfg.max_messages {
-            let headers = self.store_headers(&h.headers);
+            let headers = headers(self);
             self.report.responses.push(HttpResponse {
                 version,
-                status: h.status,
-                reason: WireBytes::new(h.reason),
+                status,
+                reason: WireBytes::new(reason),
                 headers,
                 stream: None,
                 h2: None,
             });
         }
-        let st = h.status;
+        let st = status;
         // Interim 1xx responses precede the final one to the same request.
         let req =
             if st >= 200 || st == 101 { self.pending.pop_front() } else { self.pending.front().copied() };
@@ -366,7 +390,8 @@ impl HttpSession {
 
 /// The fields that decide the body's framing and a switch, and the Host, found in one pass
 /// over the names (a pass per name was a tenth of the time spent on a head).
-struct Known<'a> {
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Known<'a> {
     /// The body is chunked (RFC 9112 §6.1: the last transfer coding decides).
     chunked: bool,
     /// Another transfer coding is last.
@@ -379,43 +404,57 @@ struct Known<'a> {
     upgrade: Option<&'a [u8]>,
     /// Some Upgrade token is `h2c`.
     h2c: bool,
+    /// The last transfer coding other than `identity` so far.
+    coding: Option<&'a [u8]>,
 }
 
 impl<'a> Known<'a> {
+    pub(super) const NONE: Known<'static> = Known {
+        chunked: false,
+        other_coding: false,
+        length: None,
+        host: None,
+        upgrade: None,
+        h2c: false,
+        coding: None,
+    };
+
     #[inline(always)]
     fn of(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Known<'a> {
-        let mut k = Known {
-            chunked: false,
-            other_coding: false,
-            length: None,
-            host: None,
-            upgrade: None,
-            h2c: false,
-        };
-        let mut coding: Option<&[u8]> = None;
+        let mut k = Known::NONE;
         for (n, v) in fields {
-            // The length first: most names have none of these lengths.
-            match n.len() {
-                4 if n.eq_ignore_ascii_case(b"host") => {
-                    k.host.get_or_insert(v);
+            k.add(KnownName::of(n), v);
+        }
+        k.finish()
+    }
+
+    /// Takes one more field, of kind `kind`, in order.
+    #[inline(always)]
+    pub(super) fn add(&mut self, kind: KnownName, v: &'a [u8]) {
+        match kind {
+            KnownName::Other => {}
+            KnownName::Host => {
+                self.host.get_or_insert(v);
+            }
+            KnownName::Upgrade => {
+                self.upgrade.get_or_insert(v);
+                self.h2c |= tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c"));
+            }
+            KnownName::ContentLength => self.length = content_length(self.length, v),
+            KnownName::TransferEncoding => {
+                // `identity` is an obsolete no-op.
+                if let Some(t) = tokens(v).rfind(|t| !t.eq_ignore_ascii_case(b"identity")) {
+                    self.coding = Some(t);
                 }
-                7 if n.eq_ignore_ascii_case(b"upgrade") => {
-                    k.upgrade.get_or_insert(v);
-                    k.h2c |= tokens(v).any(|t| t.eq_ignore_ascii_case(b"h2c"));
-                }
-                14 if n.eq_ignore_ascii_case(b"content-length") => k.length = content_length(k.length, v),
-                17 if n.eq_ignore_ascii_case(b"transfer-encoding") => {
-                    // `identity` is an obsolete no-op.
-                    if let Some(t) = tokens(v).rfind(|t| !t.eq_ignore_ascii_case(b"identity")) {
-                        coding = Some(t);
-                    }
-                }
-                _ => {}
             }
         }
-        k.chunked = coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        k.other_coding = coding.is_some() && !k.chunked;
-        k
+    }
+
+    /// After the last field.
+    pub(super) fn finish(mut self) -> Known<'a> {
+        self.chunked = self.coding.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        self.other_coding = self.coding.is_some() && !self.chunked;
+        self
     }
 }
 
@@ -429,7 +468,7 @@ pub(super) fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 `tchar`.
-fn is_tchar(c: u8) -> bool {
+pub(super) fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 

@@ -46,11 +46,50 @@ pub(super) struct NameClass {
     pub(super) secret: bool,
     /// Its [`header_marks`].
     pub(super) marks: u8,
+    /// Kept under `--summary-only` ([`super::lean_keeps`]).
+    pub(super) lean: bool,
+    /// One of the fields a head's framing reads ([`KnownName`]).
+    pub(super) known: KnownName,
+    /// Non-empty and every byte an RFC 9110 `tchar` (what httparse accepts as a name).
+    pub(super) token: bool,
 }
 
 impl NameClass {
-    fn of(name: &[u8]) -> NameClass {
-        NameClass { secret: crate::sanitize::redact::is_secret_header(name), marks: header_marks(name) }
+    pub(super) fn of(name: &[u8]) -> NameClass {
+        let marks = header_marks(name);
+        NameClass {
+            secret: crate::sanitize::redact::is_secret_header(name),
+            marks,
+            lean: super::lean_keeps(marks, name),
+            known: KnownName::of(name),
+            token: !name.is_empty() && name.iter().all(|&c| super::head::is_tchar(c)),
+        }
+    }
+}
+
+/// The fields that decide a head's body framing or switch, and the Host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum KnownName {
+    #[default]
+    Other,
+    Host,
+    Upgrade,
+    ContentLength,
+    TransferEncoding,
+}
+
+impl KnownName {
+    /// The kind of a field named `n`.
+    #[inline(always)]
+    pub(super) fn of(n: &[u8]) -> KnownName {
+        // The length first: most names have none of these lengths.
+        match n.len() {
+            4 if n.eq_ignore_ascii_case(b"host") => KnownName::Host,
+            7 if n.eq_ignore_ascii_case(b"upgrade") => KnownName::Upgrade,
+            14 if n.eq_ignore_ascii_case(b"content-length") => KnownName::ContentLength,
+            17 if n.eq_ignore_ascii_case(b"transfer-encoding") => KnownName::TransferEncoding,
+            _ => KnownName::Other,
+        }
     }
 }
 
@@ -94,7 +133,10 @@ fn name_key(n: &[u8]) -> ([u64; 4], u8) {
 
 impl NameCache {
     const EMPTY: NameCache = NameCache {
-        slots: [NameSlot { key: ([0; 4], 0), class: NameClass { secret: false, marks: 0 } }; NAME_SLOTS],
+        slots: [NameSlot {
+            key: ([0; 4], 0),
+            class: NameClass { secret: false, marks: 0, lean: false, known: KnownName::Other, token: false },
+        }; NAME_SLOTS],
     };
 
     /// The class of `name`.
