@@ -15,9 +15,11 @@
 //! are replaced by `<redacted N bytes>` before they are stored (unless `show_secrets`), so
 //! secrets never outlive the packet buffer.
 //!
-//! Heads are parsed by httparse (lenient settings); what it rejects (HTTP/0.9 request lines, more
-//! than [`MAX_HEADERS`] headers, spaces before a colon or folded lines in requests, control bytes)
-//! falls back to a small line parser of our own that keeps every `name: value` line.
+//! A plain head is parsed in one pass that also writes its stored fields (`head::fused`, which
+//! validates as httparse does); any other goes to httparse (lenient settings), and what that
+//! rejects (HTTP/0.9 request lines, more than [`MAX_HEADERS`] headers, spaces before a colon or
+//! folded lines in requests, control bytes) to a small line parser of our own that keeps every
+//! `name: value` line.
 //!
 //! Left to the flow layer: deciding that a stream is HTTP at all (with [`probe_request`],
 //! [`probe_response`], [`is_h2_preface`]) and what follows a switch (TLS in a tunnel, h2c frames,
