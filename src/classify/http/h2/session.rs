@@ -17,7 +17,8 @@
 //! blocks and decoded lists at most `max_header_bytes`, [`MAX_SETTINGS`] parameters per side,
 //! [`MAX_SEEK_BYTES`] searched for frames; everything else is counted. Secrets: credential
 //! headers and every field sent *never indexed* are stored as `<redacted N bytes>` unless
-//! `show_secrets`; the decoder's [`HeaderList`] holds their bytes only until the next block.
+//! `show_secrets`; the thread's [`HeaderList`] holds their bytes only until the next block it
+//! decodes.
 
 use super::{
     find_frame_chain, BlockKind, ErrorCode, FieldRole, Frame, H2Direction, H2Event, H2Limits, HeaderList,
