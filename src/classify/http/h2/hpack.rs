@@ -117,6 +117,8 @@ pub struct Field<'a> {
     pub(crate) never_indexed: bool,
     /// What the name is to the session ([`FieldClass`]).
     pub(crate) class: FieldClass,
+    /// The name or value needs escaping in JSON.
+    pub(crate) dirty: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +210,7 @@ impl HeaderList {
             value: &self.bytes[s.mid as usize + NAME_VALUE.len()..s.end as usize],
             never_indexed: s.never_indexed,
             class: s.class,
+            dirty: s.dirty,
         })
     }
 

@@ -249,3 +249,38 @@ fn per_stream_records_stay_small() {
     assert_eq!(std::mem::size_of::<Stream>(), 44);
     assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 96);
 }
+
+#[test]
+fn redacted_blocks_equal_the_field_by_field_build() {
+    use crate::classify::http::h2::hpack::HpackDecoder;
+    use crate::sanitize::ExactHeadersBuilder;
+    let fields: &[(u8, &str, &str)] = &[
+        (0x00, "x-plain", "v"),
+        (0x00, "authorization", "Bearer a-token-longer-than-its-placeholder-0123456789"),
+        (0x10, "x-note", "q\"uote"),
+        (0x00, "x-d\u{1}irty", "caf\u{e9}"),
+        (0x10, "x\"secret", ""),
+        (0x00, "cookie", "a=1"),
+        (0x00, "x-last", "tail\\"),
+    ];
+    // Every subset of the fields, in order: secrets first, last, adjacent, alone.
+    for mask in 1u32..1 << fields.len() {
+        let chosen: Vec<_> = (0..fields.len()).filter(|i| mask & 1 << i != 0).map(|i| fields[i]).collect();
+        let block: Vec<u8> = chosen.iter().flat_map(|&(pre, n, v)| literal(pre, n, v)).collect();
+        let mut list = HeaderList::new();
+        HpackDecoder::new(65536).decode(&block, &mut list).unwrap();
+        let mut want = ExactHeadersBuilder::new(0, 0);
+        for f in list.iter() {
+            let hidden = placeholder(f.value.len());
+            let secret = f.never_indexed || f.class.secret;
+            want.mark(f.class.marks);
+            want.push(f.name, if secret { hidden.as_bytes() } else { f.value });
+        }
+        let mut p = Pseudo::default();
+        let got = redacted(&list, &mut p);
+        // Credential headers (`authorization`, `cookie`) and never-indexed fields are redacted.
+        let hidden = got.json_text().0.windows(9).any(|w| w == b"<redacted");
+        assert_eq!(hidden, mask & 0b110110 != 0, "{chosen:?}");
+        assert!(got == want.finish(), "{chosen:?}");
+    }
+}
