@@ -56,6 +56,9 @@ pub const MAX_TABLE_BYTES: usize = 64 * 1024;
 pub(crate) const DEFAULT_TABLE_BYTES: usize = 4096;
 /// Per-entry overhead in the table's size accounting (RFC 7541 §4.1).
 const ENTRY_OVERHEAD: usize = 32;
+/// Room a dynamic table takes at its first insert: bytes of its arena, entries.
+const FIRST_ARENA_BYTES: usize = 512;
+const FIRST_ENTRIES: usize = 16;
 
 pub(crate) use super::rfc7541::STATIC_TABLE;
 use super::FieldClass;
@@ -356,6 +359,12 @@ impl DynamicTable {
                 e.off -= live_start as u32;
             }
         }
+        if self.entries.capacity() == 0 {
+            // A table's first insert: room for a few entries at once (grown from nothing, a
+            // table reallocated ~10 times: ~6M instructions on the 100 MB mesh bench file).
+            self.arena.reserve(FIRST_ARENA_BYTES.max(body.len()));
+            self.entries.reserve(FIRST_ENTRIES);
+        }
         let off = self.arena.len() as u32;
         self.arena.extend_from_slice(body);
         self.entries.push_back(Entry {
@@ -488,7 +497,7 @@ impl HpackDecoder {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn lookup(&self, index: u32) -> Result<Named<'_>, HpackError> {
         let i = index as usize;
         if i == 0 {
