@@ -212,3 +212,75 @@ fn placeholder_len_is_the_placeholder_s_length() {
         assert_eq!(placeholder_len(n), placeholder(n).len(), "{n}");
     }
 }
+
+#[test]
+fn streams_are_found_whatever_the_order_of_their_ids() {
+    // Increasing ids (new client or pushed streams) go to the sorted vector; lower ones
+    // (responses on streams opened before the capture, here in decreasing order) to the map.
+    let mut s = Streams::default();
+    for id in [5, 7, 9, 3, 1, 8, 11] {
+        s.insert_new(id, Stream { req: Some(id), ..Stream::default() });
+    }
+    assert_eq!(s.sorted.iter().map(|&(k, _)| k).collect::<Vec<_>>(), [5, 7, 9, 11]);
+    assert_eq!(s.other.keys().copied().collect::<Vec<_>>(), [1, 3, 8]);
+    assert_eq!(s.len(), 7);
+    for id in [1, 3, 5, 7, 8, 9, 11] {
+        assert_eq!(s.get(id).and_then(|st| st.req), Some(id), "{id}");
+    }
+    for id in [0, 2, 4, 6, 10, 12, u32::MAX] {
+        assert!(!s.contains_key(id), "{id}");
+    }
+    // Found where it is, or added where a new id goes.
+    s.get_or_default(8).resp = Some(80);
+    s.get_or_default(9).resp = Some(90);
+    s.get_or_default(13).resp = Some(130);
+    s.get_or_default(2).resp = Some(20);
+    assert_eq!(s.get_mut(8).map(|st| (st.req, st.resp)), Some((Some(8), Some(80))));
+    assert_eq!(s.get(9).map(|st| (st.req, st.resp)), Some((Some(9), Some(90))));
+    assert_eq!(s.sorted.last().map(|&(k, ref st)| (k, st.resp)), Some((13, Some(130))));
+    assert_eq!(s.other.get(&2).map(|st| (st.req, st.resp)), Some((None, Some(20))));
+    assert_eq!(s.len(), 9);
+}
+
+#[test]
+fn per_stream_records_stay_small() {
+    // Memory per recorded stream (the mesh 1 GB bench file's RSS limit): a stream's map entry,
+    // and the HTTP/2 facts of a request, whose gRPC facts are boxed (they were inline: 240).
+    assert_eq!(std::mem::size_of::<Stream>(), 44);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 96);
+}
+
+#[test]
+fn redacted_blocks_equal_the_field_by_field_build() {
+    use crate::classify::http::h2::hpack::HpackDecoder;
+    use crate::sanitize::ExactHeadersBuilder;
+    let fields: &[(u8, &str, &str)] = &[
+        (0x00, "x-plain", "v"),
+        (0x00, "authorization", "Bearer a-token-longer-than-its-placeholder-0123456789"),
+        (0x10, "x-note", "q\"uote"),
+        (0x00, "x-d\u{1}irty", "caf\u{e9}"),
+        (0x10, "x\"secret", ""),
+        (0x00, "cookie", "a=1"),
+        (0x00, "x-last", "tail\\"),
+    ];
+    // Every subset of the fields, in order: secrets first, last, adjacent, alone.
+    for mask in 1u32..1 << fields.len() {
+        let chosen: Vec<_> = (0..fields.len()).filter(|i| mask & 1 << i != 0).map(|i| fields[i]).collect();
+        let block: Vec<u8> = chosen.iter().flat_map(|&(pre, n, v)| literal(pre, n, v)).collect();
+        let mut list = HeaderList::new();
+        HpackDecoder::new(65536).decode(&block, &mut list).unwrap();
+        let mut want = ExactHeadersBuilder::new(0, 0);
+        for f in list.iter() {
+            let hidden = placeholder(f.value.len());
+            let secret = f.never_indexed || f.class.secret;
+            want.mark(f.class.marks);
+            want.push(f.name, if secret { hidden.as_bytes() } else { f.value });
+        }
+        let mut p = Pseudo::default();
+        let got = redacted(&list, &mut p);
+        // Credential headers (`authorization`, `cookie`) and never-indexed fields are redacted.
+        let hidden = got.json_text().0.windows(9).any(|w| w == b"<redacted");
+        assert_eq!(hidden, mask & 0b110110 != 0, "{chosen:?}");
+        assert!(got == want.finish(), "{chosen:?}");
+    }
+}
