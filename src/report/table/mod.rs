@@ -766,7 +766,10 @@ impl Rows {
 
     /// Prints the rows held, sorted by id (first packet), with the header before the first.
     fn print(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        self.rows.sort_unstable_by_key(|r| r.id);
+        // Sorted by moving (id, index) pairs, not the 272-byte rows (13M instructions of 536M
+        // for the default 100 MB bench file's table).
+        let mut order: Vec<(u64, usize)> = self.rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        order.sort_unstable();
         let limit = self.opts.width;
         let layout = match self.layout {
             Some(l) => l,
@@ -790,12 +793,14 @@ impl Rows {
         };
         let mut l = String::new();
         let indent = layout.widths[0] + layout.gap;
-        for r in self.rows.drain(..) {
+        for &(_, i) in &order {
+            let r = &self.rows[i];
             write_line(out, &mut l, &r.cells, layout, limit)?;
             for d in &r.details {
                 write_detail(out, &mut l, indent, d, limit)?;
             }
         }
+        self.rows.clear();
         Ok(())
     }
 
