@@ -13,7 +13,7 @@
 //! fields, bytes after the blank line. So the output never depends on which path ran; the
 //! property test below holds the two to that on real heads and their mutations.
 
-use super::super::headers::with_name_cache;
+use super::super::headers::{with_name_cache, NameCache, NameClass};
 use super::super::MAX_HEADERS;
 use super::Known;
 use crate::sanitize::{Headers, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
@@ -219,6 +219,30 @@ fn colon(b: &[u8], mut at: usize) -> Option<usize> {
     b.get(at..)?.iter().position(|&c| c == b':').map(|p| at + p)
 }
 
+/// The colon ending the name that starts at `b[at..]`, and the name's class.
+#[inline(always)]
+fn name_class(b: &[u8], at: usize, names: &mut NameCache) -> Option<(usize, NameClass)> {
+    let mut from = at;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(w) = b.get(at..at + 16) {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86_64; the load reads `w`, 16 bytes of `b`.
+        let hits = unsafe {
+            let v = _mm_loadu_si128(w.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b':' as i8))) as u32
+        };
+        if hits != 0 {
+            // Most names: shorter than 16 bytes, looked up by the word already loaded.
+            let c = at + hits.trailing_zeros() as usize;
+            let word = u128::from_le_bytes(w.try_into().unwrap_or_default());
+            return Some((c, names.class_short(word, &b[at..c])));
+        }
+        from = at + 16;
+    }
+    let c = colon(b, from)?;
+    Some((c, names.class(&b[at..c])))
+}
+
 /// What a byte means inside a field value (httparse: `\t`, `0x20..=0x7e` and obs-text are
 /// value bytes; a line ends with CRLF or LF; anything else is an error).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -347,11 +371,10 @@ fn fields<'a>(
                 return None;
             }
             count += 1;
-            let c = colon(b, at)?;
+            let (c, class) = name_class(b, at, names)?;
             let name = &b[at..c];
             // A name that is not a token (white space before the colon, a line without one,
             // a folded line) is declined here.
-            let class = names.class(name);
             if !class.token {
                 return None;
             }
