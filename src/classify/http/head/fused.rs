@@ -324,20 +324,26 @@ fn value_end(b: &[u8], mut at: usize) -> Option<(usize, bool, bool)> {
     None
 }
 
-/// Writes `s` at `text[at..]` (room checked by the caller).
+/// Writes `s` at `dst + at`, without a bounds check per piece (they were ~60 instructions per
+/// stored field: `bench/instructions`, mesh).
+///
+/// # Safety
+/// `dst + at .. dst + at + s.len()` is inside one writable buffer that `s` does not overlap.
 #[inline(always)]
-fn put(text: &mut [u8], at: usize, s: &[u8]) -> usize {
-    let n = s.len();
-    if let Some(d) = text.get_mut(at..at + n) {
+unsafe fn put_raw(dst: *mut u8, at: usize, s: &[u8]) -> usize {
+    let (n, src) = (s.len(), s.as_ptr());
+    // SAFETY: the caller's; every read is inside `s`, every write inside `dst[at..at + n]`.
+    unsafe {
+        let d = dst.add(at);
         // Two overlapping word copies cover 8 to 16 bytes, two half-words 4 to 8.
         if (8..=16).contains(&n) {
-            d[..8].copy_from_slice(&s[..8]);
-            d[n - 8..].copy_from_slice(&s[n - 8..]);
+            d.cast::<u64>().write_unaligned(src.cast::<u64>().read_unaligned());
+            d.add(n - 8).cast::<u64>().write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned());
         } else if (4..8).contains(&n) {
-            d[..4].copy_from_slice(&s[..4]);
-            d[n - 4..].copy_from_slice(&s[n - 4..]);
+            d.cast::<u32>().write_unaligned(src.cast::<u32>().read_unaligned());
+            d.add(n - 4).cast::<u32>().write_unaligned(src.add(n - 4).cast::<u32>().read_unaligned());
         } else {
-            d.copy_from_slice(s);
+            std::ptr::copy_nonoverlapping(src, d, n);
         }
     }
     at + n
@@ -402,24 +408,30 @@ fn fields<'a>(
             if room > text.len() {
                 text.resize(room + 1024, 0);
             }
-            w = if kept == 0 { put(text, w, FIRST_NAME) } else { put(text, w, NEXT_NAME) };
-            w = put(text, w, name);
-            ends[2 * kept] = w as u32;
-            w = put(text, w, NAME_VALUE);
-            if rules.hide && class.secret {
-                let mut digits = [0; 20];
-                w = put(text, w, b"<redacted ");
-                w = put(text, w, crate::wire::decimal(value.len() as u64, &mut digits));
-                w = put(text, w, b" bytes>");
-            } else {
-                w = put(text, w, value);
-                if care {
-                    dirty_fields[dirty] = kept as u32;
-                    dirty += 1;
+            let dst = text.as_mut_ptr();
+            // SAFETY (every `put_raw` below): the field's pieces take at most `room - w`
+            // bytes (FIELD_SLACK covers the punctuation and a placeholder), and
+            // `room <= text.len()`.
+            unsafe {
+                w = if kept == 0 { put_raw(dst, w, FIRST_NAME) } else { put_raw(dst, w, NEXT_NAME) };
+                w = put_raw(dst, w, name);
+                ends[2 * kept] = w as u32;
+                w = put_raw(dst, w, NAME_VALUE);
+                if rules.hide && class.secret {
+                    let mut digits = [0; 20];
+                    w = put_raw(dst, w, b"<redacted ");
+                    w = put_raw(dst, w, crate::wire::decimal(value.len() as u64, &mut digits));
+                    w = put_raw(dst, w, b" bytes>");
+                } else {
+                    w = put_raw(dst, w, value);
+                    if care {
+                        dirty_fields[dirty] = kept as u32;
+                        dirty += 1;
+                    }
                 }
+                ends[2 * kept + 1] = w as u32;
+                w = put_raw(dst, w, AFTER_VALUE);
             }
-            ends[2 * kept + 1] = w as u32;
-            w = put(text, w, AFTER_VALUE);
             kept += 1;
         }
         Some(())
