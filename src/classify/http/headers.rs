@@ -105,6 +105,8 @@ const MAX_CACHED_NAME: usize = 32;
 /// look-up more per name.
 pub(super) struct NameCache {
     slots: [NameSlot; NAME_SLOTS],
+    /// Names shorter than 16 bytes, looked up by [`NameCache::class_short`].
+    short: [ShortSlot; NAME_SLOTS],
 }
 
 #[derive(Clone, Copy)]
@@ -131,13 +133,48 @@ fn name_key(n: &[u8]) -> ([u64; 4], u8) {
     (words, len as u8)
 }
 
+/// A slot of [`NameCache`]'s table of names shorter than 16 bytes.
+#[derive(Clone, Copy)]
+struct ShortSlot {
+    /// [`short_key`] of the name; [`NO_SHORT_KEY`] when empty.
+    key: u128,
+    class: NameClass,
+}
+
+/// Never a [`short_key`]: its top byte, the length there, is above 15.
+const NO_SHORT_KEY: u128 = u128::MAX;
+
+/// A name of `len` (< 16) bytes as one word: `word` (its bytes and whatever follows them, as
+/// loaded little-endian) with the bytes past the name cleared and the length in the top byte,
+/// so that two names share a key only when they are equal.
+#[inline(always)]
+fn short_key(word: u128, len: usize) -> u128 {
+    debug_assert!(len < 16);
+    (word & ((1u128 << (8 * len)) - 1)) | (len as u128) << 120
+}
+
 impl NameCache {
+    const NO_CLASS: NameClass =
+        NameClass { secret: false, marks: 0, lean: false, known: KnownName::Other, token: false };
     const EMPTY: NameCache = NameCache {
-        slots: [NameSlot {
-            key: ([0; 4], 0),
-            class: NameClass { secret: false, marks: 0, lean: false, known: KnownName::Other, token: false },
-        }; NAME_SLOTS],
+        slots: [NameSlot { key: ([0; 4], 0), class: NameCache::NO_CLASS }; NAME_SLOTS],
+        short: [ShortSlot { key: NO_SHORT_KEY, class: NameCache::NO_CLASS }; NAME_SLOTS],
     };
+
+    /// The class of `name`, shorter than 16 bytes, given as `word`: the 16 bytes from its
+    /// start, little-endian (the HTTP/1 parser has them loaded already, to find the colon).
+    /// One load, mask and compare of a word: a name's class through [`NameCache::class`] cost
+    /// ~55 instructions (`bench/instructions`, mesh), most of it building the key by length.
+    #[inline(always)]
+    pub(super) fn class_short(&mut self, word: u128, name: &[u8]) -> NameClass {
+        let key = short_key(word, name.len());
+        let h = ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.short[(h >> 56) as usize % NAME_SLOTS];
+        if slot.key != key {
+            *slot = ShortSlot { key, class: NameClass::of(name) };
+        }
+        slot.class
+    }
 
     /// The class of `name`.
     #[inline(always)]
@@ -230,11 +267,37 @@ mod tests {
                 );
             }
         }
+        // Short names by their loaded word, whatever bytes follow the name in it.
+        let mut cache = NameCache::EMPTY;
+        for round in 0..2 {
+            for (i, n) in names.iter().filter(|n| n.len() < 16).enumerate() {
+                let mut w = [if round == 0 { b':' } else { (i % 251) as u8 }; 16];
+                w[..n.len()].copy_from_slice(n);
+                assert_eq!(
+                    cache.class_short(u128::from_le_bytes(w), n),
+                    NameClass::of(n),
+                    "{:?} round {round}",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
         let keys: std::collections::HashSet<_> =
             names.iter().filter(|n| n.len() <= MAX_CACHED_NAME).map(|n| name_key(n)).collect();
         let distinct: std::collections::HashSet<_> =
             names.iter().filter(|n| n.len() <= MAX_CACHED_NAME).collect();
         assert_eq!(keys.len(), distinct.len(), "a key for every distinct name");
+        let short: std::collections::HashSet<_> = names
+            .iter()
+            .filter(|n| n.len() < 16)
+            .map(|n| {
+                let mut w = [0xff; 16];
+                w[..n.len()].copy_from_slice(n);
+                short_key(u128::from_le_bytes(w), n.len())
+            })
+            .collect();
+        let distinct: std::collections::HashSet<_> = names.iter().filter(|n| n.len() < 16).collect();
+        assert_eq!(short.len(), distinct.len(), "a short key for every distinct short name");
+        assert!(!short.contains(&NO_SHORT_KEY));
     }
 
     #[test]
