@@ -246,8 +246,20 @@ impl HeaderList {
     /// Starts a field: its punctuation, returning where the field starts (to drop it).
     fn open_field(&mut self) -> usize {
         let start = self.bytes.len();
-        self.bytes.extend_from_slice(if self.spans.is_empty() { FIRST_NAME } else { NEXT_NAME });
+        self.put_open();
         start
+    }
+
+    /// The punctuation that opens a field. Each branch copies a constant length, inlined: a
+    /// copy of the slice either branch chose went through `memcpy` (~250,000 calls on the 100 MB
+    /// mesh bench file).
+    #[inline(always)]
+    fn put_open(&mut self) {
+        if self.spans.is_empty() {
+            self.bytes.extend_from_slice(FIRST_NAME)
+        } else {
+            self.bytes.extend_from_slice(NEXT_NAME)
+        }
     }
 
     /// Bytes of buffer allocated.
@@ -642,9 +654,8 @@ fn push_field(
         return;
     }
     out.field_bytes += bytes;
-    let open = if out.spans.is_empty() { FIRST_NAME } else { NEXT_NAME };
-    out.bytes.reserve(open.len() + body.len() + AFTER_VALUE.len());
-    out.bytes.extend_from_slice(open);
+    out.bytes.reserve(NEXT_NAME.len() + body.len() + AFTER_VALUE.len());
+    out.put_open();
     let start = out.bytes.len();
     out.bytes.extend_from_slice(body);
     let end = out.bytes.len();
