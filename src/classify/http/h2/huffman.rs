@@ -7,7 +7,12 @@
 //! ids and tokens, so most windows yield two bytes. A code longer than twelve bits (rare bytes,
 //! EOS) is read bit by bit from the tree. This replaced a four-bit state machine (two table
 //! reads per input byte, kept in the tests as the reference): 28M instead of 42.6M
-//! instructions of Huffman decoding on the 100 MB mesh bench file.
+//! instructions of Huffman decoding on the 100 MB mesh bench file. Each entry also says whether
+//! its bytes need care in JSON text, so that a decoded literal is not scanned again.
+//!
+//! Why twelve bits: a 16-bit table with up to three bytes per entry (256 KiB) saved another 2.8M
+//! instructions on that file, but cost 450,000 more L1 data misses (cachegrind), each on the
+//! chain of dependent table reads; the 12-bit table (16 KiB) stays in L1.
 //!
 //! Invalid input is an error, never a panic: the EOS symbol inside a string, or padding longer
 //! than seven bits or not made of the most significant bits of EOS (all ones) (§5.2).
@@ -22,7 +27,14 @@ const LEAF: u16 = 0x8000;
 const NONE: u16 = 0xffff;
 /// Bits of input one [`FAST`] entry covers.
 const PEEK: u32 = 12;
-
+/// Most bytes one [`FAST`] entry decodes (three fit only in 15 bits or more).
+const MAX_SYMBOLS: u32 = 2;
+/// [`FAST`] steps per 64-bit window (which holds at least 57 bits of input).
+const STEPS: usize = 57 / PEEK as usize;
+// [`decode`]'s buffer is flushed once 64 bytes are in; a window adds at most `STEPS *
+// MAX_SYMBOLS`: its index stays below 128 (masked with 127, no bounds check), plus the 4 bytes a
+// step stores.
+const _: () = assert!(64 + STEPS * MAX_SYMBOLS as usize <= 128 && MAX_SYMBOLS <= 3 && PEEK < 24);
 /// The decoding tree: `[node][bit]` is an inner node index or `LEAF | symbol`.
 static TREE: [[u16; 2]; 256] = tree();
 
@@ -49,43 +61,86 @@ const fn tree() -> [[u16; 2]; 256] {
     t
 }
 
-/// The first symbol whose code starts `bits` (MSB first, `n` of them): (symbol, code length),
-/// or None when its code is longer than `n` bits.
-const fn first_symbol(t: &[[u16; 2]; 256], bits: u32, n: u32) -> Option<(u16, u32)> {
-    let mut node = 0usize;
-    let mut i = 0;
-    while i < n {
-        let child = t[node][((bits >> (n - 1 - i)) & 1) as usize];
-        if child & LEAF != 0 {
-            return Some((child & !LEAF, i + 1));
-        }
-        node = child as usize;
-        i += 1;
-    }
-    None
+/// [`FAST`] entry fields: bytes decoded (0: the first code is longer than the window), bits
+/// of their codes, and whether one of them needs care in JSON text (see [`needs_care`]).
+const COUNT_SHIFT: u32 = 29;
+const BITS_SHIFT: u32 = 24;
+const CARE: u32 = 1 << 31;
+
+/// The byte needs escaping in JSON text or is not ASCII: what
+/// [`crate::sanitize::json_scan::needs_care`] looks for.
+const fn needs_care(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80
 }
 
-/// `[window]` for a [`PEEK`]-bit window: first byte (bits 0-7), second byte (8-15), bits of
-/// both codes (16-19), bits of the first (20-23), bytes decoded (24-25: 0 when the first code
-/// is longer than the window, or is EOS).
-static FAST: [u32; 1 << PEEK] = {
-    let t = tree();
-    let mut out = [0u32; 1 << PEEK];
-    let mut w = 0;
-    while w < 1 << PEEK {
-        if let Some((s1, l1)) = first_symbol(&t, w, PEEK) {
-            if s1 != EOS {
-                let rest = w & ((1 << (PEEK - l1)) - 1);
-                let mut e = s1 as u32 | l1 << 16 | l1 << 20 | 1 << 24;
-                if let Some((s2, l2)) = first_symbol(&t, rest, PEEK - l1) {
-                    if s2 != EOS {
-                        e = s1 as u32 | (s2 as u32) << 8 | (l1 + l2) << 16 | l1 << 20 | 2 << 24;
-                    }
-                }
-                out[w as usize] = e;
+/// Symbols by code length, shortest first, and where each length starts in that list.
+const BY_LENGTH: ([u8; 256], [usize; 18]) = {
+    let mut order = [0u8; 256];
+    let mut starts = [0usize; 18];
+    let mut n = 0;
+    let mut len = 0;
+    while len <= 16 {
+        starts[len] = n;
+        let mut sym = 0;
+        while sym < 256 {
+            if CODES[sym].1 as usize == len {
+                order[n] = sym as u8;
+                n += 1;
             }
+            sym += 1;
         }
-        w += 1;
+        len += 1;
+    }
+    starts[17] = n;
+    (order, starts)
+};
+
+/// `[window]` for a [`PEEK`]-bit window (MSB first): up to three bytes whose codes fill its
+/// start (bits 0-23, first byte lowest), the bits of those codes (24-28), how many bytes
+/// (29-30: 0 when the first code is longer than the window; EOS is too), [`CARE`] if one of
+/// them needs care in JSON. Built by symbols rather than by windows: each code of at most 16
+/// bits fills the windows it starts, then each pair and triple that fits.
+static FAST: [u32; 1 << PEEK] = {
+    let (order, starts) = BY_LENGTH;
+    let mut out = [0u32; 1 << PEEK];
+    // Fills the windows that start with `prefix` (`used` bits) with `entry`.
+    const fn fill(out: &mut [u32; 1 << PEEK], prefix: u32, used: u32, entry: u32) {
+        let span = 1u32 << (PEEK - used);
+        let base = prefix << (PEEK - used);
+        let mut i = 0;
+        while i < span {
+            out[(base + i) as usize] = entry;
+            i += 1;
+        }
+    }
+    const fn entry(syms: u32, bits: u32, n: u32, care: bool) -> u32 {
+        syms | bits << BITS_SHIFT | n << COUNT_SHIFT | if care { CARE } else { 0 }
+    }
+    let mut i1 = 0;
+    while i1 < starts[PEEK as usize + 1] {
+        let s1 = order[i1] as usize;
+        let (c1, l1) = (CODES[s1].0, CODES[s1].1 as u32);
+        let care1 = needs_care(s1 as u8);
+        fill(&mut out, c1, l1, entry(s1 as u32, l1, 1, care1));
+        let mut i2 = 0;
+        while i2 < starts[(PEEK - l1) as usize + 1] {
+            let s2 = order[i2] as usize;
+            let (c2, l2) = (CODES[s2].0, CODES[s2].1 as u32);
+            let (p2, u2) = (c1 << l2 | c2, l1 + l2);
+            let care2 = care1 || needs_care(s2 as u8);
+            fill(&mut out, p2, u2, entry(s1 as u32 | (s2 as u32) << 8, u2, 2, care2));
+            let mut i3 = 0;
+            while MAX_SYMBOLS >= 3 && i3 < starts[(PEEK - u2) as usize + 1] {
+                let s3 = order[i3] as usize;
+                let (c3, l3) = (CODES[s3].0, CODES[s3].1 as u32);
+                let care3 = care2 || needs_care(s3 as u8);
+                let syms = s1 as u32 | (s2 as u32) << 8 | (s3 as u32) << 16;
+                fill(&mut out, p2 << l3 | c3, u2 + l3, entry(syms, u2 + l3, 3, care3));
+                i3 += 1;
+            }
+            i2 += 1;
+        }
+        i1 += 1;
     }
     out
 };
@@ -136,30 +191,33 @@ fn window(src: &[u8], pos: usize) -> u64 {
     w << (pos & 7)
 }
 
-/// Decodes `src` and appends the bytes to `dst` (on error, `dst` holds what was decoded before
-/// the fault).
-pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> {
-    // Bytes gather in a small buffer (each step writes two and keeps what it decoded), flushed
-    // when half full: at most 8 bytes per window (four steps of two).
-    let mut buf = [0u8; 130];
+/// Decodes `src` and appends the bytes to `dst`; true if one of them needs care in JSON text
+/// (as [`crate::sanitize::json_scan::needs_care`] of them says, without a second pass). On
+/// error, `dst` holds what was decoded before the fault.
+pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError> {
+    // Bytes gather in a small buffer (each step writes four bytes and keeps those it decoded),
+    // flushed once 64 are in.
+    let mut buf = [0u8; 128 + 4];
     let mut k = 0usize;
+    let mut care = 0u32;
     let total = src.len() * 8;
     let mut pos = 0usize;
     loop {
         'windows: while pos < total {
-            // A window holds at least 57 bits: four steps of at most twelve. Away from the end
-            // (48 bits or more left) a step checks only for a long code.
+            // A window holds at least 57 bits: `STEPS` steps of at most `PEEK`. Away from the end
+            // a step checks only for a long code.
             let mut w = window(src, pos);
-            let near_end = total - pos < 48;
-            for _ in 0..4 {
+            let near_end = total - pos < STEPS * PEEK as usize;
+            for _ in 0..STEPS {
                 let e = FAST[(w >> (64 - PEEK)) as usize];
-                let (n, bits) = ((e >> 24) as usize, (e >> 16) & 0xf);
+                let (n, bits) = ((e >> COUNT_SHIFT) as usize & 3, (e >> BITS_SHIFT) & 0x1f);
                 if n == 0 || (near_end && pos + bits as usize > total) {
                     break 'windows;
                 }
-                // Both bytes in one store; `k` advances by those decoded.
+                // The bytes in one store; `k` advances by those decoded.
                 let j = k & 127;
-                buf[j..j + 2].copy_from_slice(&(e as u16).to_le_bytes());
+                buf[j..j + 4].copy_from_slice(&e.to_le_bytes());
+                care |= e;
                 k += n;
                 w <<= bits;
                 pos += bits as usize;
@@ -176,22 +234,26 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> 
         let left = total - pos;
         let w = window(src, pos);
         let e = FAST[(w >> (64 - PEEK)) as usize];
-        let first = ((e >> 20) & 0xf) as usize;
-        if e >> 24 != 0 {
+        let b = if e >> COUNT_SHIFT & 3 != 0 {
+            let first = CODES[(e & 0xff) as usize].1 as usize;
             if first > left {
                 break;
             }
-            buf[k & 127] = e as u8;
             pos += first;
+            e as u8
         } else {
             match slow(w, left) {
                 Slow::Byte(b, len) => {
-                    buf[k & 127] = b;
                     pos += len as usize;
+                    b
                 }
                 Slow::Eos => return fail(dst, &buf[..k]),
                 Slow::End => break,
             }
+        };
+        buf[k & 127] = b;
+        if needs_care(b) {
+            care |= CARE;
         }
         k += 1;
         if k >= 64 {
@@ -206,11 +268,11 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), HuffmanError> 
         return fail(dst, &buf[..k]);
     }
     dst.extend_from_slice(&buf[..k]);
-    Ok(())
+    Ok(care & CARE != 0)
 }
 
 /// Keeps what was decoded before a fault and reports it.
-fn fail(dst: &mut Vec<u8>, decoded: &[u8]) -> Result<(), HuffmanError> {
+fn fail(dst: &mut Vec<u8>, decoded: &[u8]) -> Result<bool, HuffmanError> {
     dst.extend_from_slice(decoded);
     Err(HuffmanError)
 }
@@ -321,7 +383,7 @@ mod tests {
 
     fn dec(src: &[u8]) -> Result<Vec<u8>, HuffmanError> {
         let mut v = Vec::new();
-        decode(src, &mut v).map(|()| v)
+        decode(src, &mut v).map(|_| v)
     }
 
     #[test]
@@ -371,8 +433,9 @@ mod tests {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let (ra, rb) = (decode(src, &mut a), by_nibbles(src, &mut b));
         assert_eq!(ra.is_ok(), rb.is_ok(), "{src:02x?}");
-        ra.ok().map(|()| {
+        ra.ok().map(|care| {
             assert_eq!(a, b, "{src:02x?}");
+            assert_eq!(care, crate::sanitize::json_scan::needs_care(&a), "{src:02x?}");
             a
         })
     }

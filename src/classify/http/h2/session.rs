@@ -328,14 +328,24 @@ impl<'a> Pseudo<'a> {
             FieldRole::Method => self.method = Some(f.value),
             FieldRole::Path => self.path = Some(f.value),
             FieldRole::Authority => self.authority = Some(f.value),
-            FieldRole::Status => {
-                self.status = std::str::from_utf8(f.value).ok().and_then(|s| s.parse().ok()).or(Some(0))
-            }
+            FieldRole::Status => self.status = Some(status_code(f.value)),
             FieldRole::ContentType => self.grpc_type = f.value.starts_with(b"application/grpc"),
             FieldRole::GrpcStatus => self.grpc_status = Some(f.value),
             FieldRole::GrpcMessage => self.grpc_message = Some(f.value),
             FieldRole::GrpcEncoding => self.grpc_encoding = Some(f.value),
         }
+    }
+}
+
+/// The number a `:status` value holds, 0 if it holds none (no `u16` in it, as `str::parse`
+/// reads one). Three digits, as every real status is, are read directly: through `from_utf8` and
+/// `parse` a status cost ~60 instructions (12,000 responses on the 100 MB mesh bench file).
+fn status_code(v: &[u8]) -> u16 {
+    match *v {
+        [a, b, c] if v.iter().all(u8::is_ascii_digit) => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).unwrap_or(0),
     }
 }
 

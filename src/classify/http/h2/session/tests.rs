@@ -284,3 +284,26 @@ fn redacted_blocks_equal_the_field_by_field_build() {
         assert!(got == want.finish(), "{chosen:?}");
     }
 }
+
+#[test]
+fn status_codes_read_as_str_parse_reads_them() {
+    use super::status_code;
+    for (v, want) in [
+        (&b"200"[..], 200),
+        (b"101", 101),
+        (b"099", 99),
+        (b"999", 999),
+        (b"20x", 0),
+        (b"", 0),
+        (b"+200", 200),
+        (b"0200", 200),
+        (b"65535", 65535),
+        (b"65536", 0),
+        (b" 200", 0),
+        (b"\xff00", 0),
+    ] {
+        assert_eq!(status_code(v), want, "{v:?}");
+        let parsed = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        assert_eq!(status_code(v), parsed, "{v:?}");
+    }
+}
