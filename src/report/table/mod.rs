@@ -831,6 +831,17 @@ impl Rows {
     }
 }
 
+/// Appends `n` spaces, a slice at a time (one `char` pushed at a time, the padding of a row's
+/// ten cells cost more than the rest of writing it).
+pub(super) fn push_spaces(l: &mut String, mut n: usize) {
+    const SPACES: &str = "                                                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        l.push_str(&SPACES[..k]);
+        n -= k;
+    }
+}
+
 /// One detail line indented by `indent`; with a width `limit`, wrapped, continuations indented
 /// two more columns.
 fn write_detail(
@@ -845,7 +856,7 @@ fn write_detail(
     l.clear();
     match limit {
         None => {
-            l.extend(std::iter::repeat_n(' ', indent));
+            push_spaces(l, indent);
             l.push_str(d);
             l.push('\n');
         }
@@ -855,7 +866,7 @@ fn write_detail(
             let (mut rest, mut ind) = (d, indent);
             loop {
                 let (head, tail) = split_line(rest, total.saturating_sub(ind).max(1));
-                l.extend(std::iter::repeat_n(' ', ind));
+                push_spaces(l, ind);
                 l.push_str(head);
                 l.push('\n');
                 if tail.is_empty() {
@@ -923,7 +934,7 @@ fn write_line(
         };
         l.push_str(&c);
         if i < last {
-            l.extend(std::iter::repeat_n(' ', w.saturating_sub(width(&c)) + layout.gap));
+            push_spaces(l, w.saturating_sub(width(&c)) + layout.gap);
         }
     }
     l.truncate(l.trim_end().len());
@@ -950,7 +961,7 @@ fn write_live_line(out: &mut dyn Write, event: &str, cells: &[String], opts: Tab
         let c = cut(c.clone(), LIVE_WIDTH[i]);
         l.push_str(&c);
         if LIVE_WIDTH[i] > 0 {
-            l.extend(std::iter::repeat_n(' ', LIVE_WIDTH[i].saturating_sub(width(&c)) + 1));
+            push_spaces(&mut l, LIVE_WIDTH[i].saturating_sub(width(&c)) + 1);
         }
     }
     let l = cut(l.trim_end().to_string(), opts.width.unwrap_or(0));

@@ -131,7 +131,7 @@ fn write_servers(
                 continue;
             }
             l.push_str(c);
-            l.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            super::push_spaces(&mut l, widths[i] - c.chars().count() + 2);
         }
         // The reading wraps under itself when a width limit would cut it (or, with too little
         // room beside the counts, on lines of its own).
