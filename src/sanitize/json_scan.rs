@@ -38,6 +38,12 @@ pub(crate) static ESCAPE: [u8; 256] = {
     t
 };
 
+/// Whether byte `b` needs escaping in a JSON string or is not ASCII (what [`needs_care`] looks
+/// for; a `const fn` for tables built at compile time).
+pub(crate) const fn byte_needs_care(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80
+}
+
 /// Whether some byte of `s` needs escaping or is not ASCII (may say yes for a short string
 /// that needs neither, never no for one that does).
 #[inline]

@@ -101,7 +101,24 @@ pub(crate) fn redact_lines(bytes: &[u8]) -> Vec<u8> {
 
 /// What a credential header's value of `len` bytes is stored as: `<redacted 19 bytes>`.
 pub(crate) fn placeholder(len: usize) -> String {
-    format!("<redacted {len} bytes>")
+    String::from_utf8_lossy(placeholder_bytes(len, &mut [0; MAX_PLACEHOLDER])).into_owned()
+}
+
+/// Longest [`placeholder`]: `<redacted 18446744073709551615 bytes>`.
+pub(crate) const MAX_PLACEHOLDER: usize = 37;
+
+/// [`placeholder`]`(len)` written into `buf` (no allocation, for the parsers that store
+/// fields as they decode them): its bytes.
+pub(crate) fn placeholder_bytes(len: usize, buf: &mut [u8; MAX_PLACEHOLDER]) -> &[u8] {
+    const OPEN: &[u8] = b"<redacted ";
+    const CLOSE: &[u8] = b" bytes>";
+    let mut digits = [0; 20];
+    let digits = crate::wire::decimal(len as u64, &mut digits);
+    let n = OPEN.len() + digits.len() + CLOSE.len();
+    buf[..OPEN.len()].copy_from_slice(OPEN);
+    buf[OPEN.len()..OPEN.len() + digits.len()].copy_from_slice(digits);
+    buf[n - CLOSE.len()..n].copy_from_slice(CLOSE);
+    &buf[..n]
 }
 
 /// Length of [`placeholder`]`(len)`.
@@ -118,6 +135,7 @@ mod tests {
     fn placeholder_len_is_its_length() {
         for n in [0, 1, 9, 10, 99, 100, 12345, usize::MAX] {
             assert_eq!(placeholder_len(n), placeholder(n).len(), "{n}");
+            assert_eq!(placeholder(n), format!("<redacted {n} bytes>"));
         }
     }
 

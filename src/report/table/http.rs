@@ -110,10 +110,16 @@ pub(super) fn or_unknown(s: String) -> String {
 
 /// A status code; 0 (an HTTP/2 `:status` that could not be known) reads `?`.
 pub(super) fn status_text(s: u16) -> String {
-    if s == 0 {
-        "?".into()
-    } else {
-        s.to_string()
+    let mut t = String::new();
+    push_status(&mut t, s);
+    t
+}
+
+/// Appends [`status_text`]`(s)`.
+pub(super) fn push_status(out: &mut String, s: u16) {
+    match s {
+        0 => out.push('?'),
+        s => super::push_decimal(out, s.into()),
     }
 }
 

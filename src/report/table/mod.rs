@@ -26,7 +26,7 @@ use crate::classify::tls::MtlsVerdict;
 use crate::classify::Protocol;
 use crate::record::{Flag, FlowReport};
 use crate::sanitize::{escape_bytes, escape_str};
-use http::{grpc_summary, http2_lines, http_verbose, or_unknown, status_text};
+use http::{grpc_summary, http2_lines, http_verbose, or_unknown, push_status, status_text};
 use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -463,20 +463,16 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 line.push(' ');
                 line.push_str(&cut(shown(target), 80));
                 line.push_str(pushed);
-                let mut digits = [0; 20];
                 if let Some(a) = answer {
                     line.push_str(" → ");
-                    match a.status {
-                        0 => line.push('?'),
-                        s => push_decimal(&mut line, s.into(), &mut digits),
-                    }
+                    push_status(&mut line, a.status);
                 }
                 line.push_str(" (");
-                push_decimal(&mut line, r.headers.len() as u64, &mut digits);
+                push_decimal(&mut line, r.headers.len() as u64);
                 line.push_str(" headers");
                 if r.unknown_fields() > 0 {
                     line.push_str(", ");
-                    push_decimal(&mut line, r.unknown_fields().into(), &mut digits);
+                    push_decimal(&mut line, r.unknown_fields().into());
                     line.push_str(" unknown");
                 }
                 line.push(')');
@@ -514,8 +510,9 @@ fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
 }
 
 /// Appends `v` in decimal.
-fn push_decimal(out: &mut String, v: u64, digits: &mut [u8; 20]) {
-    for &d in crate::wire::decimal(v, digits) {
+pub(super) fn push_decimal(out: &mut String, v: u64) {
+    let mut digits = [0; 20];
+    for &d in crate::wire::decimal(v, &mut digits) {
         out.push(char::from(d));
     }
 }

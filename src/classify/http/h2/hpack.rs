@@ -147,8 +147,6 @@ struct Span {
 pub struct HeaderList {
     bytes: Vec<u8>,
     spans: Vec<Span>,
-    /// Bytes of the stored fields' names and values.
-    field_bytes: usize,
     /// Fields that named a dynamic table entry added before the capture started (their name,
     /// or name and value, are lost).
     pub unknown: u32,
@@ -170,7 +168,6 @@ impl HeaderList {
         HeaderList {
             bytes: Vec::new(),
             spans: Vec::new(),
-            field_bytes: 0,
             unknown: 0,
             dropped: 0,
             list_bytes: 0,
@@ -187,7 +184,6 @@ impl HeaderList {
     fn clear(&mut self) {
         self.bytes.clear();
         self.spans.clear();
-        self.field_bytes = 0;
         self.unknown = 0;
         self.dropped = 0;
         self.list_bytes = 0;
@@ -220,11 +216,6 @@ impl HeaderList {
     /// The stored fields, in block order.
     pub fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
         (0..self.spans.len()).filter_map(|i| self.get(i))
-    }
-
-    /// Bytes of the stored fields' names and values.
-    pub(crate) fn field_bytes(&self) -> usize {
-        self.field_bytes
     }
 
     /// The stored fields as JSON text: with [`Self::json_ends`] and [`Self::dirty_fields`],
@@ -260,6 +251,19 @@ impl HeaderList {
         } else {
             self.bytes.extend_from_slice(NEXT_NAME)
         }
+    }
+
+    /// Counts a field of `bytes` (name and value) in the list's size (RFC 9113 §6.5.2: plus
+    /// 32); false, and counted as dropped, once the list is over `max`.
+    #[inline(always)]
+    fn admit(&mut self, max: usize, bytes: usize) -> bool {
+        self.list_bytes += (bytes + ENTRY_OVERHEAD) as u64;
+        if self.oversize || self.list_bytes > max as u64 {
+            self.oversize = true;
+            self.dropped += 1;
+            return false;
+        }
+        true
     }
 
     /// Bytes of buffer allocated.
@@ -645,16 +649,11 @@ fn push_field(
     class: FieldClass,
     dirty: bool,
 ) {
-    let bytes = body.len() - NAME_VALUE.len();
-    out.list_bytes += (bytes + ENTRY_OVERHEAD) as u64;
-    if out.oversize || out.list_bytes > max as u64 {
+    if !out.admit(max, body.len() - NAME_VALUE.len()) {
         // Counted without copying: a block of one-byte references to a large entry stays
         // linear in its own length.
-        out.oversize = true;
-        out.dropped += 1;
         return;
     }
-    out.field_bytes += bytes;
     out.bytes.reserve(NEXT_NAME.len() + body.len() + AFTER_VALUE.len());
     out.put_open();
     let start = out.bytes.len();
@@ -684,15 +683,10 @@ fn keep_field(
 ) {
     let end = out.bytes.len();
     let name_start = start + if out.spans.is_empty() { FIRST_NAME.len() } else { NEXT_NAME.len() };
-    let bytes = (mid - name_start) + (end - mid - NAME_VALUE.len());
-    out.list_bytes += (bytes + ENTRY_OVERHEAD) as u64;
-    if out.oversize || out.list_bytes > max as u64 {
-        out.oversize = true;
-        out.dropped += 1;
+    if !out.admit(max, (mid - name_start) + (end - mid - NAME_VALUE.len())) {
         out.bytes.truncate(start);
         return;
     }
-    out.field_bytes += bytes;
     out.bytes.extend_from_slice(AFTER_VALUE);
     out.spans.push(Span {
         start: name_start as u32,

@@ -18,6 +18,7 @@
 //! than seven bits or not made of the most significant bits of EOS (all ones) (§5.2).
 
 use super::rfc7541::HUFFMAN_CODES as CODES;
+use crate::sanitize::json_scan::byte_needs_care;
 
 /// The end-of-string symbol; never valid inside a string.
 const EOS: u16 = 256;
@@ -62,16 +63,10 @@ const fn tree() -> [[u16; 2]; 256] {
 }
 
 /// [`FAST`] entry fields: bytes decoded (0: the first code is longer than the window), bits
-/// of their codes, and whether one of them needs care in JSON text (see [`needs_care`]).
+/// of their codes, and whether one of them needs care in JSON text ([`byte_needs_care`]).
 const COUNT_SHIFT: u32 = 29;
 const BITS_SHIFT: u32 = 24;
 const CARE: u32 = 1 << 31;
-
-/// The byte needs escaping in JSON text or is not ASCII: what
-/// [`crate::sanitize::json_scan::needs_care`] looks for.
-const fn needs_care(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80
-}
 
 /// Symbols by code length, shortest first, and where each length starts in that list.
 const BY_LENGTH: ([u8; 256], [usize; 18]) = {
@@ -120,20 +115,20 @@ static FAST: [u32; 1 << PEEK] = {
     while i1 < starts[PEEK as usize + 1] {
         let s1 = order[i1] as usize;
         let (c1, l1) = (CODES[s1].0, CODES[s1].1 as u32);
-        let care1 = needs_care(s1 as u8);
+        let care1 = byte_needs_care(s1 as u8);
         fill(&mut out, c1, l1, entry(s1 as u32, l1, 1, care1));
         let mut i2 = 0;
         while i2 < starts[(PEEK - l1) as usize + 1] {
             let s2 = order[i2] as usize;
             let (c2, l2) = (CODES[s2].0, CODES[s2].1 as u32);
             let (p2, u2) = (c1 << l2 | c2, l1 + l2);
-            let care2 = care1 || needs_care(s2 as u8);
+            let care2 = care1 || byte_needs_care(s2 as u8);
             fill(&mut out, p2, u2, entry(s1 as u32 | (s2 as u32) << 8, u2, 2, care2));
             let mut i3 = 0;
             while MAX_SYMBOLS >= 3 && i3 < starts[(PEEK - u2) as usize + 1] {
                 let s3 = order[i3] as usize;
                 let (c3, l3) = (CODES[s3].0, CODES[s3].1 as u32);
-                let care3 = care2 || needs_care(s3 as u8);
+                let care3 = care2 || byte_needs_care(s3 as u8);
                 let syms = s1 as u32 | (s2 as u32) << 8 | (s3 as u32) << 16;
                 fill(&mut out, p2 << l3 | c3, u2 + l3, entry(syms, u2 + l3, 3, care3));
                 i3 += 1;
@@ -252,7 +247,7 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
             }
         };
         buf[k & 127] = b;
-        if needs_care(b) {
+        if byte_needs_care(b) {
             care |= CARE;
         }
         k += 1;

@@ -27,10 +27,9 @@ use super::{
 use crate::classify::http::{
     is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
 };
-use crate::sanitize::redact::placeholder;
-use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
+use crate::sanitize::{Headers, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
-use std::collections::BTreeMap;
+use streams::Streams;
 
 /// Warnings kept per connection.
 const MAX_WARNINGS: usize = 16;
@@ -237,74 +236,6 @@ struct Stream {
     /// gRPC: DATA is walked for message prefixes.
     grpc: bool,
     walk: [MsgWalk; 2],
-}
-
-/// The recorded streams, by id. New streams of the client and pushed ones must have
-/// increasing ids (RFC 9113 §5.1.1): those go to a vector sorted by id (a binary search, the
-/// newest first); the others (responses on streams opened before the capture, in any order) to
-/// a map, so that no order of ids makes inserts quadratic. A BTreeMap for all of them cost
-/// ~8M instructions on the 100 MB mesh bench file (a lookup per DATA frame and header block).
-#[derive(Clone, Debug, Default)]
-struct Streams {
-    sorted: Vec<(u32, Stream)>,
-    other: BTreeMap<u32, Stream>,
-}
-
-impl Streams {
-    fn len(&self) -> usize {
-        self.sorted.len() + self.other.len()
-    }
-
-    /// Where `id` is (or would go) in `sorted`.
-    #[inline]
-    fn find(&self, id: u32) -> Result<usize, usize> {
-        match self.sorted.last() {
-            Some(&(last, _)) if last == id => Ok(self.sorted.len() - 1),
-            Some(&(last, _)) if last < id => Err(self.sorted.len()),
-            None => Err(0),
-            Some(_) => self.sorted.binary_search_by_key(&id, |&(k, _)| k),
-        }
-    }
-
-    fn get(&self, id: u32) -> Option<&Stream> {
-        match self.find(id) {
-            Ok(i) => Some(&self.sorted[i].1),
-            Err(_) if self.other.is_empty() => None,
-            Err(_) => self.other.get(&id),
-        }
-    }
-
-    fn get_mut(&mut self, id: u32) -> Option<&mut Stream> {
-        match self.find(id) {
-            Ok(i) => Some(&mut self.sorted[i].1),
-            Err(_) => self.other.get_mut(&id),
-        }
-    }
-
-    fn contains_key(&self, id: u32) -> bool {
-        self.get(id).is_some()
-    }
-
-    /// Records stream `id`, not recorded yet.
-    fn insert_new(&mut self, id: u32, st: Stream) {
-        if self.find(id) == Err(self.sorted.len()) {
-            self.sorted.push((id, st));
-        } else {
-            self.other.insert(id, st);
-        }
-    }
-
-    /// Stream `id`, recorded empty if it was not.
-    fn get_or_default(&mut self, id: u32) -> &mut Stream {
-        match self.find(id) {
-            Ok(i) => &mut self.sorted[i].1,
-            Err(i) if i == self.sorted.len() && !self.other.contains_key(&id) => {
-                self.sorted.push((id, Stream::default()));
-                &mut self.sorted[i].1
-            }
-            Err(_) => self.other.entry(id).or_default(),
-        }
-    }
 }
 
 /// What one header block says, borrowed from the decoder's list.
@@ -729,69 +660,6 @@ impl Conn {
         }
     }
 
-    /// Reads the pseudo-headers and gRPC fields of a block and stores its fields (redacted).
-    fn store<'a>(&self, list: &'a HeaderList) -> (Headers, Pseudo<'a>) {
-        let mut p = Pseudo::default();
-        let show = self.cfg.show_secrets;
-        // The exact size of the JSON text, written in place (through `HeadersBuilder` a field
-        // cost ~250 instructions, most of it capacity bookkeeping: bench/RESULTS.md).
-        // `ExactHeadersBuilder::new` adds the punctuation and commas.
-        let lean = self.cfg.lean_headers;
-        let kept = |f: &super::hpack::Field<'_>| !lean || super::super::lean_keeps(f.class.marks, f.name);
-        // The block's text as decoded (fields to escape kept raw, as `Headers` keeps them),
-        // copied at once, when nothing in it is to redact or leave out.
-        if !lean && (show || list.iter().all(|f| !(f.never_indexed || f.class.secret))) {
-            let mut marks = 0;
-            for f in list.iter() {
-                marks |= f.class.marks;
-                p.read(&f);
-            }
-            return (
-                Headers::from_json_text(list.json_text(), list.json_ends(), list.dirty_fields(), marks),
-                p,
-            );
-        }
-        if !lean {
-            return (redacted(list, &mut p), p);
-        }
-        let (mut fields, mut bytes) = (list.len(), list.field_bytes());
-        if lean {
-            (fields, bytes) =
-                list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
-        }
-        if !show {
-            for f in list.iter().filter(kept).filter(|f| f.never_indexed || f.class.secret) {
-                bytes = bytes - f.value.len() + placeholder_len(f.value.len());
-            }
-        }
-        let mut b = ExactHeadersBuilder::new(fields, bytes);
-        for f in list.iter() {
-            if lean && !kept(&f) {
-                // Not stored (--summary-only), but its marks and its role are read as usual.
-                b.mark(f.class.marks);
-                if show || !(f.never_indexed || f.class.secret) {
-                    p.read(&f);
-                }
-                continue;
-            }
-            let secret = !show && (f.never_indexed || f.class.secret);
-            let hidden;
-            let value = if secret {
-                hidden = placeholder(f.value.len());
-                hidden.as_bytes()
-            } else {
-                f.value
-            };
-            b.mark(f.class.marks);
-            b.push(f.name, value);
-            if secret {
-                continue;
-            }
-            p.read(&f);
-        }
-        (b.finish(), p)
-    }
-
     fn block(&mut self, side: Side, h: &super::Headers<'_>) {
         let l = h.fields;
         if let Some(c) = h.cut {
@@ -996,57 +864,6 @@ impl Conn {
     }
 }
 
-/// The block's text as decoded with every secret value (credential header or never-indexed
-/// field) replaced by its placeholder, the text between secrets copied at once; `p` reads the
-/// other fields. Field by field through `ExactHeadersBuilder`, which scans each field for
-/// escapes again, a field cost ~245 instructions (9M on the 100 MB mesh bench file, where
-/// one block in ten has an `authorization`).
-fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers {
-    use crate::sanitize::{json_scan, NAME_VALUE};
-    let text = list.json_text();
-    let secret = |f: &super::hpack::Field<'_>| f.never_indexed || f.class.secret;
-    let len = list
-        .iter()
-        .filter(secret)
-        .fold(text.len(), |n, f| n - f.value.len() + placeholder_len(f.value.len()));
-    let mut out = Vec::with_capacity(len);
-    let mut ends = Vec::with_capacity(list.len());
-    let mut dirty = Vec::new();
-    let mut marks = 0;
-    // `text[..copied]` is in `out`; the text after it moves by `out.len() - copied`.
-    let mut copied = 0usize;
-    for (i, (f, [mid, end])) in list.iter().zip(list.json_ends()).enumerate() {
-        marks |= f.class.marks;
-        if secret(&f) {
-            out.extend_from_slice(&text[copied..mid as usize + NAME_VALUE.len()]);
-            let name_end = out.len() - NAME_VALUE.len();
-            let mut digits = [0; 20];
-            out.extend_from_slice(b"<redacted ");
-            out.extend_from_slice(crate::wire::decimal(f.value.len() as u64, &mut digits));
-            out.extend_from_slice(b" bytes>");
-            copied = end as usize;
-            ends.push([name_end as u32, out.len() as u32]);
-            if json_scan::needs_care(f.name) {
-                dirty.push(i as u32);
-            }
-            continue;
-        }
-        let moved = |at: u32| (at as usize + out.len() - copied) as u32;
-        ends.push([moved(mid), moved(end)]);
-        if f.dirty {
-            dirty.push(i as u32);
-        }
-        p.read(&f);
-    }
-    out.extend_from_slice(&text[copied..]);
-    Headers::from_json_text(&out, ends.into_iter(), dirty.into_iter(), marks)
-}
-
-/// Length of [`placeholder`]`(len)`: `<redacted N bytes>`.
-fn placeholder_len(len: usize) -> usize {
-    "<redacted  bytes>".len() + len.checked_ilog10().unwrap_or(0) as usize + 1
-}
-
 /// `/pkg.Service/Method` → service and method.
 fn set_grpc_path(g: &mut GrpcCall, path: Option<&[u8]>) {
     let Some(path) = path else { return };
@@ -1080,6 +897,9 @@ pub(crate) fn percent_decode(v: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+mod store;
+mod streams;
 
 #[cfg(test)]
 mod tests;

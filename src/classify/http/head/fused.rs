@@ -16,6 +16,7 @@
 use super::super::headers::{with_name_cache, NameCache, NameClass};
 use super::super::MAX_HEADERS;
 use super::Known;
+use crate::sanitize::redact::{placeholder_bytes, MAX_PLACEHOLDER};
 use crate::sanitize::{Headers, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
 use std::cell::RefCell;
 
@@ -56,22 +57,9 @@ thread_local! {
 }
 
 /// Room kept past a field's name and value in the scratch text: punctuation and the longest
-/// redaction placeholder (`<redacted 18446744073709551615 bytes>`).
+/// redaction placeholder.
 const FIELD_SLACK: usize = 64;
-
-/// RFC 9110 `tchar` (httparse's `TOKEN_MAP`).
-static TCHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        t[i] = c.is_ascii_alphanumeric()
-            || matches!(c, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^')
-            || matches!(c, b'_' | b'`' | b'|' | b'~');
-        i += 1;
-    }
-    t
-};
+const _: () = assert!(MAX_PLACEHOLDER + 8 <= FIELD_SLACK);
 
 /// Parses `block` (a complete head, ending with its blank line) as a request or a response;
 /// with `store`, also writes its fields as [`Headers`]. None: not a plain head (see the module
@@ -126,7 +114,7 @@ fn spaces(b: &[u8], mut at: usize) -> usize {
 /// obs-text is declined).
 fn request_line(b: &[u8]) -> Option<StartLine<'_>> {
     let mut i = 0;
-    while i < b.len() && TCHAR[usize::from(b[i])] {
+    while i < b.len() && super::is_tchar(b[i]) {
         i += 1;
     }
     if i == 0 || b.get(i) != Some(&b' ') {
@@ -418,10 +406,8 @@ fn fields<'a>(
                 ends[2 * kept] = w as u32;
                 w = put_raw(dst, w, NAME_VALUE);
                 if rules.hide && class.secret {
-                    let mut digits = [0; 20];
-                    w = put_raw(dst, w, b"<redacted ");
-                    w = put_raw(dst, w, crate::wire::decimal(value.len() as u64, &mut digits));
-                    w = put_raw(dst, w, b" bytes>");
+                    let mut hidden = [0; MAX_PLACEHOLDER];
+                    w = put_raw(dst, w, placeholder_bytes(value.len(), &mut hidden));
                 } else {
                     w = put_raw(dst, w, value);
                     if care {

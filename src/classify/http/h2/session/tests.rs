@@ -1,4 +1,6 @@
+use super::store::redacted;
 use super::*;
+use crate::sanitize::redact::{placeholder, placeholder_len};
 
 fn cfg(show_secrets: bool) -> HttpConfig {
     HttpConfig { show_secrets, max_header_bytes: 65536, max_messages: 100, lean_headers: false }
@@ -211,35 +213,6 @@ fn placeholder_len_is_the_placeholder_s_length() {
     for n in [0, 1, 9, 10, 99, 100, 65_535, usize::MAX] {
         assert_eq!(placeholder_len(n), placeholder(n).len(), "{n}");
     }
-}
-
-#[test]
-fn streams_are_found_whatever_the_order_of_their_ids() {
-    // Increasing ids (new client or pushed streams) go to the sorted vector; lower ones
-    // (responses on streams opened before the capture, here in decreasing order) to the map.
-    let mut s = Streams::default();
-    for id in [5, 7, 9, 3, 1, 8, 11] {
-        s.insert_new(id, Stream { req: Some(id), ..Stream::default() });
-    }
-    assert_eq!(s.sorted.iter().map(|&(k, _)| k).collect::<Vec<_>>(), [5, 7, 9, 11]);
-    assert_eq!(s.other.keys().copied().collect::<Vec<_>>(), [1, 3, 8]);
-    assert_eq!(s.len(), 7);
-    for id in [1, 3, 5, 7, 8, 9, 11] {
-        assert_eq!(s.get(id).and_then(|st| st.req), Some(id), "{id}");
-    }
-    for id in [0, 2, 4, 6, 10, 12, u32::MAX] {
-        assert!(!s.contains_key(id), "{id}");
-    }
-    // Found where it is, or added where a new id goes.
-    s.get_or_default(8).resp = Some(80);
-    s.get_or_default(9).resp = Some(90);
-    s.get_or_default(13).resp = Some(130);
-    s.get_or_default(2).resp = Some(20);
-    assert_eq!(s.get_mut(8).map(|st| (st.req, st.resp)), Some((Some(8), Some(80))));
-    assert_eq!(s.get(9).map(|st| (st.req, st.resp)), Some((Some(9), Some(90))));
-    assert_eq!(s.sorted.last().map(|&(k, ref st)| (k, st.resp)), Some((13, Some(130))));
-    assert_eq!(s.other.get(&2).map(|st| (st.req, st.resp)), Some((None, Some(20))));
-    assert_eq!(s.len(), 9);
 }
 
 #[test]

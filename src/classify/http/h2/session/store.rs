@@ -1,0 +1,107 @@
+//! How a decoded header block is stored: copied as the decoder wrote its JSON text, with
+//! secret values (credential headers, fields sent never indexed) replaced by their
+//! placeholders, or under `--summary-only` only the fields the summary reads.
+
+use super::{Conn, HeaderList, Pseudo};
+use crate::classify::http::h2::hpack::Field;
+use crate::classify::http::lean_keeps;
+use crate::sanitize::redact::{placeholder_bytes, placeholder_len, MAX_PLACEHOLDER};
+use crate::sanitize::{ExactHeadersBuilder, Headers};
+
+impl Conn {
+    /// Reads the pseudo-headers and gRPC fields of a block and stores its fields (redacted).
+    pub(super) fn store<'a>(&self, list: &'a HeaderList) -> (Headers, Pseudo<'a>) {
+        let mut p = Pseudo::default();
+        let show = self.cfg.show_secrets;
+        if !self.cfg.lean_headers {
+            // The block's text as decoded (fields to escape kept raw, as `Headers` keeps them),
+            // copied at once, when nothing in it is to redact; else copied with placeholders.
+            if show || list.iter().all(|f| !(f.never_indexed || f.class.secret)) {
+                let mut marks = 0;
+                for f in list.iter() {
+                    marks |= f.class.marks;
+                    p.read(&f);
+                }
+                let text = list.json_text();
+                return (Headers::from_json_text(text, list.json_ends(), list.dirty_fields(), marks), p);
+            }
+            return (redacted(list, &mut p), p);
+        }
+        // --summary-only: only the fields the summary reads are stored.
+        // The exact size of the JSON text, written in place (through `HeadersBuilder` a field
+        // cost ~250 instructions, most of it capacity bookkeeping: bench/RESULTS.md).
+        // `ExactHeadersBuilder::new` adds the punctuation and commas.
+        let kept = |f: &Field<'_>| lean_keeps(f.class.marks, f.name);
+        let (fields, mut bytes) =
+            list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
+        if !show {
+            for f in list.iter().filter(kept).filter(|f| f.never_indexed || f.class.secret) {
+                bytes = bytes - f.value.len() + placeholder_len(f.value.len());
+            }
+        }
+        let mut b = ExactHeadersBuilder::new(fields, bytes);
+        for f in list.iter() {
+            if !kept(&f) {
+                // Not stored (--summary-only), but its marks and its role are read as usual.
+                b.mark(f.class.marks);
+                if show || !(f.never_indexed || f.class.secret) {
+                    p.read(&f);
+                }
+                continue;
+            }
+            let secret = !show && (f.never_indexed || f.class.secret);
+            let mut hidden = [0; MAX_PLACEHOLDER];
+            let value = if secret { placeholder_bytes(f.value.len(), &mut hidden) } else { f.value };
+            b.mark(f.class.marks);
+            b.push(f.name, value);
+            if secret {
+                continue;
+            }
+            p.read(&f);
+        }
+        (b.finish(), p)
+    }
+}
+
+/// The block's text as decoded with every secret value (credential header or never-indexed
+/// field) replaced by its placeholder, the text between secrets copied at once; `p` reads the
+/// other fields. Field by field through `ExactHeadersBuilder`, which scans each field for
+/// escapes again, a field cost ~245 instructions (9M on the 100 MB mesh bench file, where
+/// one block in ten has an `authorization`).
+pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers {
+    use crate::sanitize::{json_scan, NAME_VALUE};
+    let text = list.json_text();
+    let secret = |f: &Field<'_>| f.never_indexed || f.class.secret;
+    let len = list
+        .iter()
+        .filter(secret)
+        .fold(text.len(), |n, f| n - f.value.len() + placeholder_len(f.value.len()));
+    let mut out = Vec::with_capacity(len);
+    let mut ends = Vec::with_capacity(list.len());
+    let mut dirty = Vec::new();
+    let mut marks = 0;
+    // `text[..copied]` is in `out`; the text after it moves by `out.len() - copied`.
+    let mut copied = 0usize;
+    for (i, (f, [mid, end])) in list.iter().zip(list.json_ends()).enumerate() {
+        marks |= f.class.marks;
+        if secret(&f) {
+            out.extend_from_slice(&text[copied..mid as usize + NAME_VALUE.len()]);
+            let name_end = out.len() - NAME_VALUE.len();
+            out.extend_from_slice(placeholder_bytes(f.value.len(), &mut [0; MAX_PLACEHOLDER]));
+            copied = end as usize;
+            ends.push([name_end as u32, out.len() as u32]);
+            if json_scan::needs_care(f.name) {
+                dirty.push(i as u32);
+            }
+            continue;
+        }
+        let moved = |at: u32| (at as usize + out.len() - copied) as u32;
+        ends.push([moved(mid), moved(end)]);
+        if f.dirty {
+            dirty.push(i as u32);
+        }
+        p.read(&f);
+    }
+    out.extend_from_slice(&text[copied..]);
+    Headers::from_json_text(&out, ends.into_iter(), dirty.into_iter(), marks)
+}
