@@ -341,94 +341,125 @@ unsafe fn put_raw(dst: *mut u8, at: usize, s: &[u8]) -> usize {
 /// and, with `store`, the stored [`Headers`].
 fn fields<'a>(
     b: &'a [u8],
-    mut at: usize,
+    at: usize,
     store: Option<StoreRules>,
     s: &mut Scratch,
 ) -> Option<(Known<'a>, Option<Headers>)> {
     let mut known = Known::NONE;
-    let (mut count, mut kept, mut dirty, mut marks, mut w) = (0, 0, 0, 0u8, 0);
-    let Scratch { text, ends, dirty: dirty_fields } = s;
-    with_name_cache(|names| {
-        loop {
-            match *b.get(at)? {
-                b'\n' => {
-                    at += 1;
-                    break;
-                }
-                b'\r' => {
-                    at = newline(b, at)?;
-                    break;
-                }
-                _ => {}
-            }
-            if count == MAX_HEADERS {
-                return None;
-            }
-            count += 1;
-            let (c, class) = name_class(b, at, names)?;
-            let name = &b[at..c];
-            // A name that is not a token (white space before the colon, a line without one,
-            // a folded line) is declined here.
-            if !class.token {
-                return None;
-            }
-            let mut v = c + 1;
-            while matches!(b.get(v), Some(b' ' | b'\t')) {
-                v += 1;
-            }
-            let (end, mut care, tab) = value_end(b, v)?;
-            at = newline(b, end)?;
-            let mut e = end;
-            while e > v && matches!(b[e - 1], b' ' | b'\t') {
-                e -= 1;
-            }
-            let value = &b[v..e];
-            if tab && !care {
-                care = value.contains(&b'\t');
-            }
-            known.add(class.known, value);
-            marks |= class.marks;
-            let Some(rules) = store else { continue };
-            if rules.lean && !class.lean {
-                continue;
-            }
-            let room = w + name.len() + value.len() + FIELD_SLACK;
-            if room > text.len() {
-                text.resize(room + 1024, 0);
-            }
-            let dst = text.as_mut_ptr();
-            // SAFETY (every `put_raw` below): the field's pieces take at most `room - w`
-            // bytes (FIELD_SLACK covers the punctuation and a placeholder), and
-            // `room <= text.len()`.
-            unsafe {
-                w = if kept == 0 { put_raw(dst, w, FIRST_NAME) } else { put_raw(dst, w, NEXT_NAME) };
-                w = put_raw(dst, w, name);
-                ends[2 * kept] = w as u32;
-                w = put_raw(dst, w, NAME_VALUE);
-                if rules.hide && class.secret {
-                    let mut hidden = [0; MAX_PLACEHOLDER];
-                    w = put_raw(dst, w, placeholder_bytes(value.len(), &mut hidden));
-                } else {
-                    w = put_raw(dst, w, value);
-                    if care {
-                        dirty_fields[dirty] = kept as u32;
-                        dirty += 1;
-                    }
-                }
-                ends[2 * kept + 1] = w as u32;
-                w = put_raw(dst, w, AFTER_VALUE);
-            }
-            kept += 1;
-        }
-        Some(())
+    let t = with_name_cache(|names| match store {
+        None => field_loop::<false>(b, at, StoreRules { hide: false, lean: false }, names, &mut known, s),
+        Some(rules) => field_loop::<true>(b, at, rules, names, &mut known, s),
     })?;
+    let headers = store.map(|_| {
+        Headers::from_parts(&s.text[..t.w], &s.ends[..2 * t.kept], &s.dirty[..t.dirty], t.marks)
+    });
+    Some((known.finish(), headers))
+}
+
+/// What [`field_loop`] wrote into the [`Scratch`]: text bytes, fields kept, dirty fields, and
+/// the fields' marks.
+struct Written {
+    w: usize,
+    kept: usize,
+    dirty: usize,
+    marks: u8,
+}
+
+/// The loop of [`fields`], in a function of its own with few live values: inlined into
+/// `message` it kept ~15 values across each field and spilled them (~368 instructions a field
+/// on the :443 slice). Storing or not is a constant (two copies), and the text buffer is sized
+/// once for the whole head, not checked per field.
+#[inline(never)]
+fn field_loop<'a, const STORE: bool>(
+    b: &'a [u8],
+    mut at: usize,
+    rules: StoreRules,
+    names: &mut NameCache,
+    known: &mut Known<'a>,
+    s: &mut Scratch,
+) -> Option<Written> {
+    let (mut count, mut kept, mut dirty, mut marks, mut w) = (0, 0, 0, 0u8, 0);
+    if STORE {
+        // Each field's text is at most its line (name, colon, value) plus punctuation and a
+        // placeholder (FIELD_SLACK), and a head has at most MAX_HEADERS fields.
+        let need = b.len() + MAX_HEADERS * FIELD_SLACK;
+        if s.text.len() < need {
+            s.text.resize(need, 0);
+        }
+    }
+    let Scratch { text, ends, dirty: dirty_fields } = s;
+    let dst = text.as_mut_ptr();
+    loop {
+        match *b.get(at)? {
+            b'\n' => {
+                at += 1;
+                break;
+            }
+            b'\r' => {
+                at = newline(b, at)?;
+                break;
+            }
+            _ => {}
+        }
+        if count == MAX_HEADERS {
+            return None;
+        }
+        count += 1;
+        let (c, class) = name_class(b, at, names)?;
+        let name = &b[at..c];
+        // A name that is not a token (white space before the colon, a line without one,
+        // a folded line) is declined here.
+        if !class.token {
+            return None;
+        }
+        let mut v = c + 1;
+        while matches!(b.get(v), Some(b' ' | b'\t')) {
+            v += 1;
+        }
+        let (end, mut care, tab) = value_end(b, v)?;
+        at = newline(b, end)?;
+        let mut e = end;
+        while e > v && matches!(b[e - 1], b' ' | b'\t') {
+            e -= 1;
+        }
+        let value = &b[v..e];
+        if tab && !care {
+            care = value.contains(&b'\t');
+        }
+        known.add(class.known, value);
+        marks |= class.marks;
+        if !STORE || (rules.lean && !class.lean) {
+            continue;
+        }
+        debug_assert!(w + name.len() + value.len() + FIELD_SLACK <= text.len());
+        // SAFETY (every `put_raw` below): each field, this one included, takes at most the
+        // bytes of its line plus FIELD_SLACK, at most MAX_HEADERS fields are written, and
+        // `text` has `b.len() + MAX_HEADERS * FIELD_SLACK` bytes (sized above).
+        unsafe {
+            w = if kept == 0 { put_raw(dst, w, FIRST_NAME) } else { put_raw(dst, w, NEXT_NAME) };
+            w = put_raw(dst, w, name);
+            ends[2 * kept] = w as u32;
+            w = put_raw(dst, w, NAME_VALUE);
+            if rules.hide && class.secret {
+                let mut hidden = [0; MAX_PLACEHOLDER];
+                w = put_raw(dst, w, placeholder_bytes(value.len(), &mut hidden));
+            } else {
+                w = put_raw(dst, w, value);
+                if care {
+                    dirty_fields[dirty] = kept as u32;
+                    dirty += 1;
+                }
+            }
+            ends[2 * kept + 1] = w as u32;
+            w = put_raw(dst, w, AFTER_VALUE);
+        }
+        kept += 1;
+    }
     // Bytes after the blank line: not a head this parser is sure of.
     if at != b.len() {
         return None;
     }
-    let headers =
-        store.map(|_| Headers::from_parts(&text[..w], &ends[..2 * kept], &dirty_fields[..dirty], marks));
-    Some((known.finish(), headers))
+    Some(Written { w, kept, dirty, marks })
 }
 
 #[cfg(test)]
