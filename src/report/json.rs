@@ -99,9 +99,7 @@ impl Json<'_> {
     }
 
     fn raw(&mut self, s: &[u8]) {
-        self.sep();
-        self.b.extend_from_slice(s);
-        self.comma = true;
+        self.bare(s);
     }
 
     fn null(&mut self) {
@@ -146,6 +144,25 @@ impl Json<'_> {
     /// A string of characters that never need escaping (digits, letters, `.:[]%-_,`).
     fn ascii(&mut self, s: &[u8]) {
         self.quoted(s);
+    }
+
+    /// `s` as it is (a number, a constant), after a comma when one is due, as [`Json::quoted`]
+    /// writes it.
+    #[inline(always)]
+    fn bare(&mut self, s: &[u8]) {
+        let n = s.len();
+        self.b.reserve(n + 1);
+        let len = self.b.len();
+        let c = usize::from(self.comma);
+        // SAFETY: `reserve` made room for `n + 1` bytes past `len`; the writes below are at
+        // `len .. len + c + n`, and `s` is not inside `self.b` (a `&mut` is held to it).
+        unsafe {
+            let p = self.b.as_mut_ptr().add(len);
+            p.write(b',');
+            copy_short(p.add(c), s);
+            self.b.set_len(len + c + n);
+        }
+        self.comma = true;
     }
 
     /// `s` quoted, after a comma when one is due: one capacity check, the comma written always
@@ -194,9 +211,7 @@ impl Json<'_> {
         t[n..n + digits.len()].copy_from_slice(digits);
         n += digits.len();
         t[n] = b'"';
-        self.sep();
-        self.b.extend_from_slice(&t[..=n]);
-        self.comma = true;
+        self.bare(&t[..=n]);
     }
 
     /// A name of our own (enum texts, HTTP versions): `&'static`, made of characters that need
@@ -290,8 +305,9 @@ impl Json<'_> {
     }
 }
 
-/// Copies `s` to `dst`: up to 16 bytes by two overlapping loads and stores, longer ones with
-/// `memcpy`.
+/// Copies `s` to `dst`: up to 32 bytes by two overlapping loads and stores (or one to three
+/// bytes), longer ones with `memcpy`, whose call cost more than the copy for the short strings
+/// that are most of the output (methods, reasons, numbers, endpoints).
 ///
 /// # Safety
 /// `dst .. dst + s.len()` is writable and does not overlap `s`.
@@ -300,14 +316,22 @@ unsafe fn copy_short(dst: *mut u8, s: &[u8]) {
     let (n, src) = (s.len(), s.as_ptr());
     // SAFETY: the caller's; every read is inside `s`, every write inside `dst[..n]`.
     unsafe {
-        if (8..=16).contains(&n) {
+        if n > 32 {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 16 {
+            dst.cast::<u128>().write_unaligned(src.cast::<u128>().read_unaligned());
+            dst.add(n - 16).cast::<u128>().write_unaligned(src.add(n - 16).cast::<u128>().read_unaligned());
+        } else if n >= 8 {
             dst.cast::<u64>().write_unaligned(src.cast::<u64>().read_unaligned());
             dst.add(n - 8).cast::<u64>().write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned());
-        } else if (4..8).contains(&n) {
+        } else if n >= 4 {
             dst.cast::<u32>().write_unaligned(src.cast::<u32>().read_unaligned());
             dst.add(n - 4).cast::<u32>().write_unaligned(src.add(n - 4).cast::<u32>().read_unaligned());
-        } else {
-            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n > 0 {
+            // Bytes 0, n / 2 and n - 1 cover one to three bytes.
+            dst.write(*src);
+            dst.add(n / 2).write(*src.add(n / 2));
+            dst.add(n - 1).write(*src.add(n - 1));
         }
     }
 }
