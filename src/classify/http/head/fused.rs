@@ -347,8 +347,9 @@ fn fields<'a>(
 ) -> Option<(Known<'a>, Option<Headers>)> {
     let mut known = Known::NONE;
     let t = with_name_cache(|names| match store {
-        None => field_loop::<false>(b, at, StoreRules { hide: false, lean: false }, names, &mut known, s),
-        Some(rules) => field_loop::<true>(b, at, rules, names, &mut known, s),
+        None => field_loop::<false, false>(b, at, false, names, &mut known, s),
+        Some(StoreRules { hide, lean: true }) => field_loop::<true, true>(b, at, hide, names, &mut known, s),
+        Some(StoreRules { hide, lean: false }) => field_loop::<true, false>(b, at, hide, names, &mut known, s),
     })?;
     let headers = store.map(|_| {
         Headers::from_parts(&s.text[..t.w], &s.ends[..2 * t.kept], &s.dirty[..t.dirty], t.marks)
@@ -367,13 +368,14 @@ struct Written {
 
 /// The loop of [`fields`], in a function of its own with few live values: inlined into
 /// `message` it kept ~15 values across each field and spilled them (~368 instructions a field
-/// on the :443 slice). Storing or not is a constant (two copies), and the text buffer is sized
-/// once for the whole head, not checked per field.
+/// on the :443 slice). Storing or not and `--summary-only` are constants (three copies; when
+/// every field is kept, the count of fields kept is the count of fields), and the text buffer
+/// is sized once for the whole head, not checked per field.
 #[inline(never)]
-fn field_loop<'a, const STORE: bool>(
+fn field_loop<'a, const STORE: bool, const LEAN: bool>(
     b: &'a [u8],
     mut at: usize,
-    rules: StoreRules,
+    hide: bool,
     names: &mut NameCache,
     known: &mut Known<'a>,
     s: &mut Scratch,
@@ -401,10 +403,16 @@ fn field_loop<'a, const STORE: bool>(
             }
             _ => {}
         }
-        if count == MAX_HEADERS {
-            return None;
+        if STORE && !LEAN {
+            if kept == MAX_HEADERS {
+                return None;
+            }
+        } else {
+            if count == MAX_HEADERS {
+                return None;
+            }
+            count += 1;
         }
-        count += 1;
         let (c, class) = name_class(b, at, names)?;
         let name = &b[at..c];
         // A name that is not a token (white space before the colon, a line without one,
@@ -428,7 +436,7 @@ fn field_loop<'a, const STORE: bool>(
         }
         known.add(class.known, value);
         marks |= class.marks;
-        if !STORE || (rules.lean && !class.lean) {
+        if !STORE || (LEAN && !class.lean) {
             continue;
         }
         debug_assert!(w + name.len() + value.len() + FIELD_SLACK <= text.len());
@@ -440,7 +448,7 @@ fn field_loop<'a, const STORE: bool>(
             w = put_raw(dst, w, name);
             ends[2 * kept] = w as u32;
             w = put_raw(dst, w, NAME_VALUE);
-            if rules.hide && class.secret {
+            if class.secret && hide {
                 let mut hidden = [0; MAX_PLACEHOLDER];
                 w = put_raw(dst, w, placeholder_bytes(value.len(), &mut hidden));
             } else {
