@@ -134,6 +134,9 @@ impl Json<'_> {
 
     /// A timestamp, RFC 3339.
     fn ts(&mut self, ts: crate::wire::Timestamp, nanos: bool) {
+        if let Some((text, n)) = ts.rfc3339_text(nanos) {
+            return self.quoted(&text[..n]);
+        }
         self.sep();
         self.b.push(b'"');
         ts.push_rfc3339(nanos, self.b);
