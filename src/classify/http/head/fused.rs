@@ -349,11 +349,12 @@ fn fields<'a>(
     let t = with_name_cache(|names| match store {
         None => field_loop::<false, false>(b, at, false, names, &mut known, s),
         Some(StoreRules { hide, lean: true }) => field_loop::<true, true>(b, at, hide, names, &mut known, s),
-        Some(StoreRules { hide, lean: false }) => field_loop::<true, false>(b, at, hide, names, &mut known, s),
+        Some(StoreRules { hide, lean: false }) => {
+            field_loop::<true, false>(b, at, hide, names, &mut known, s)
+        }
     })?;
-    let headers = store.map(|_| {
-        Headers::from_parts(&s.text[..t.w], &s.ends[..2 * t.kept], &s.dirty[..t.dirty], t.marks)
-    });
+    let headers = store
+        .map(|_| Headers::from_parts(&s.text[..t.w], &s.ends[..2 * t.kept], &s.dirty[..t.dirty], t.marks));
     Some((known.finish(), headers))
 }
 
