@@ -171,7 +171,9 @@ impl Worker {
             self.out.servers.saw(seg);
             self.sweep(ts);
         }
-        for (k, (b, seen)) in out.iter_mut().zip(seen.iter_mut()).enumerate().skip(1) {
+        // Shards 1.. by index (`enumerate().skip(1)` called `nth` for every packet).
+        for k in 1..out.len().min(seen.len()) {
+            let (b, seen) = (&mut out[k], &mut seen[k]);
             let kind = if k == own {
                 let head = crate::decode::TcpSegment { payload: &[], ..*seg };
                 let len = seg.payload.len() as u32;
