@@ -382,7 +382,7 @@ impl DynamicTable {
             self.entries.reserve(FIRST_ENTRIES);
         }
         let off = self.arena.len() as u32;
-        self.arena.extend_from_slice(body);
+        extend_short(&mut self.arena, body);
         self.entries.push_back(Entry {
             off,
             name_len: name_len as u32,
@@ -601,7 +601,7 @@ impl HpackDecoder {
                     match self.lookup(index)? {
                         Named::Known(body, name_len, c, _) => {
                             let name = &body[..name_len];
-                            out.bytes.extend_from_slice(name);
+                            extend_short(&mut out.bytes, name);
                             // Names are short, and a table's rarely need care: scanned here.
                             (true, c, json_scan::needs_care(name))
                         }
@@ -657,7 +657,7 @@ fn push_field(
     out.bytes.reserve(NEXT_NAME.len() + body.len() + AFTER_VALUE.len());
     out.put_open();
     let start = out.bytes.len();
-    out.bytes.extend_from_slice(body);
+    extend_short(&mut out.bytes, body);
     let end = out.bytes.len();
     out.bytes.extend_from_slice(AFTER_VALUE);
     out.spans.push(Span {
@@ -724,6 +724,39 @@ fn read_int(buf: &[u8], p: &mut usize, n: u8) -> Result<u32, HpackError> {
     }
 }
 
+/// Appends `s` to `v` as `extend_from_slice` does, without a `memcpy` call for 4 to 32 bytes
+/// (two overlapping fixed-size copies): field bodies out of the table, names and literals
+/// are mostly that short, and the call cost ~13 instructions each (317k calls on the 100 MB
+/// mesh bench file).
+#[inline(always)]
+pub(super) fn extend_short(v: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if !(4..=32).contains(&n) {
+        v.extend_from_slice(s);
+        return;
+    }
+    v.reserve(n);
+    let len = v.len();
+    // SAFETY: `reserve` made room for `n` bytes after `len`. Each pair of copies reads `2 * W`
+    // bytes inside `s` (at 0 and at `n - W`, with `W <= n`) and writes them to the same
+    // offsets after `len`, inside that room; together they cover all `n` bytes (`n <= 2 * W`),
+    // so every byte below `len + n` is written before `set_len`.
+    unsafe {
+        let (src, dst) = (s.as_ptr(), v.as_mut_ptr().add(len));
+        if n >= 16 {
+            std::ptr::copy_nonoverlapping(src, dst, 16);
+            std::ptr::copy_nonoverlapping(src.add(n - 16), dst.add(n - 16), 16);
+        } else if n >= 8 {
+            std::ptr::copy_nonoverlapping(src, dst, 8);
+            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, 4);
+            std::ptr::copy_nonoverlapping(src.add(n - 4), dst.add(n - 4), 4);
+        }
+        v.set_len(len + n);
+    }
+}
+
 /// Reads a string literal (§5.2) and appends its bytes to `dst`; true if they need care in
 /// JSON text ([`json_scan::needs_care`]: the Huffman decoder says it as it decodes, a second
 /// scan of every literal cost ~7M instructions on the 100 MB mesh bench file).
@@ -735,7 +768,7 @@ fn read_string(buf: &[u8], p: &mut usize, dst: &mut Vec<u8>) -> Result<bool, Hpa
     if first & 0x80 != 0 {
         huffman::decode(s, dst).map_err(|_| HpackError::Huffman)
     } else {
-        dst.extend_from_slice(s);
+        extend_short(dst, s);
         Ok(json_scan::needs_care(s))
     }
 }

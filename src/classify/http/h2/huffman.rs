@@ -268,7 +268,7 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
     if pad > 7 || src.last().is_some_and(|&b| b & ones != ones) {
         return Err(HuffmanError);
     }
-    dst.extend_from_slice(&buf[..k]);
+    super::hpack::extend_short(dst, &buf[..k]);
     Ok(care & CARE != 0)
 }
 
