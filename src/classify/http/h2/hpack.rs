@@ -213,6 +213,12 @@ impl HeaderList {
         })
     }
 
+    /// Each stored field's class and never-indexed flag, in block order, without slicing its
+    /// text (what a reader looks at first).
+    pub(crate) fn classes(&self) -> impl Iterator<Item = (FieldClass, bool)> + '_ {
+        self.spans.iter().map(|s| (s.class, s.never_indexed))
+    }
+
     /// The stored fields, in block order.
     pub fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
         (0..self.spans.len()).filter_map(|i| self.get(i))
