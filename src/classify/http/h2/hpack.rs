@@ -787,8 +787,8 @@ unsafe fn copy_short(s: &[u8], dst: *mut u8) {
                 copy(src.add(n - 4), dst.add(n - 4), 4);
             }
             0..=3 => {
-                for i in 0..n {
-                    *dst.add(i) = s[i];
+                for (i, &b) in s.iter().enumerate() {
+                    *dst.add(i) = b;
                 }
             }
             _ => copy(src, dst, n),
