@@ -852,7 +852,7 @@ impl Conn {
             return;
         };
         if let Some(s) = p.grpc_status {
-            g.status = std::str::from_utf8(s).ok().and_then(|s| s.trim().parse().ok());
+            g.status = grpc_status_code(s);
             g.status_name = g.status.and_then(grpc_status_name);
         }
         if let Some(m) = p.grpc_message {
@@ -861,6 +861,20 @@ impl Conn {
             g.message =
                 Some(if m.contains(&b'%') { WireBytes::new(&percent_decode(m)) } else { WireBytes::new(m) });
         }
+    }
+}
+
+/// The number a `grpc-status` value holds (surrounding whitespace allowed, as `str::trim` and
+/// `parse` read it). One or two digits, as every real status is, are read directly: through
+/// `from_utf8`, `trim` and `parse` a status cost ~60 instructions more (21k on the 100 MB mesh
+/// bench file).
+fn grpc_status_code(v: &[u8]) -> Option<u32> {
+    match *v {
+        [a] if a.is_ascii_digit() => Some(u32::from(a - b'0')),
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            Some(u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+        }
+        _ => std::str::from_utf8(v).ok().and_then(|s| s.trim().parse().ok()),
     }
 }
 

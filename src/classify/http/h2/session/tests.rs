@@ -280,3 +280,27 @@ fn status_codes_read_as_str_parse_reads_them() {
         assert_eq!(status_code(v), parsed, "{v:?}");
     }
 }
+
+#[test]
+fn grpc_status_codes_read_as_trim_and_parse_read_them() {
+    use super::grpc_status_code;
+    for (v, want) in [
+        (&b"0"[..], Some(0)),
+        (b"14", Some(14)),
+        (b"09", Some(9)),
+        (b"99", Some(99)),
+        (b"1x", None),
+        (b"x", None),
+        (b"", None),
+        (b"+3", Some(3)),
+        (b" 2 ", Some(2)),
+        (b"\t16\n", Some(16)),
+        (b"100", Some(100)),
+        (b"4294967296", None),
+        (b"\xff", None),
+    ] {
+        assert_eq!(grpc_status_code(v), want, "{v:?}");
+        let parsed = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        assert_eq!(grpc_status_code(v), parsed, "{v:?}");
+    }
+}
