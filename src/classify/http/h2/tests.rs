@@ -156,6 +156,51 @@ fn padded_data_reports_its_content_only() {
     );
 }
 
+/// Frames at the edges of the whole-frame path (`FrameDecoder::whole_frame`): each decodes
+/// as when fed a byte at a time, through the state machine.
+#[test]
+fn whole_frames_decode_as_the_state_machine_does() {
+    let limits = H2Limits { max_block_bytes: 4, max_list_bytes: 4096 };
+    let mut s = frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 1, b"\0\0\0\x03\x07\x82");
+    s.extend(frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 3, b"\0\0\0\x01\x07"));
+    // Priority fields, then a fragment within the bound although the payload is not.
+    s.extend(frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 5, b"\0\0\0\x01\x07\x82\x84"));
+    s.extend(frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 7, b"\0\0"));
+    s.extend(frame(FrameType::HEADERS, flags::END_HEADERS | flags::END_STREAM, 9, b""));
+    s.extend(frame(FrameType::HEADERS, flags::END_HEADERS, 11, b"\x82\x84\x86\x87\x82"));
+    s.extend(frame(FrameType::DATA, 0, 0, b"ab"));
+    s.extend(frame(FrameType::SETTINGS, flags::ACK, 0, b""));
+    s.extend(frame(FrameType::SETTINGS, 0, 0, &[0x55; 1026]));
+    s.extend(frame(FrameType::SETTINGS, 0, 1, b""));
+    s.extend(frame(FrameType::PING, flags::ACK, 0, b"1234567"));
+    s.extend(frame(FrameType::WINDOW_UPDATE, 0, 3, b"\x80\0\0\x05"));
+    s.extend(frame(FrameType::DATA, flags::END_STREAM, 1, b"xyz"));
+    let whole = events(&mut H2Direction::new(Start::Frame, limits), &[&s]);
+    assert_eq!(
+        whole,
+        [
+            "HEADERS 1 Headers false Some(Priority { depends_on: 3, exclusive: false, weight: 7 }) \
+             [\":method=GET\"] unknown=0 cut=None err=None",
+            "HEADERS 3 Headers false Some(Priority { depends_on: 1, exclusive: false, weight: 7 }) [] \
+             unknown=0 cut=None err=None",
+            "HEADERS 5 Headers false Some(Priority { depends_on: 1, exclusive: false, weight: 7 }) \
+             [\":method=GET\", \":path=/\"] unknown=0 cut=None err=None",
+            "HEADERS 7 Headers false None [] unknown=0 cut=Some(Malformed) err=None",
+            "HEADERS 9 Headers true None [] unknown=0 cut=None err=None",
+            "HEADERS 11 Headers false None [] unknown=0 cut=Some(TooLarge) err=None",
+            "Malformed { ty: FrameType(0), stream: 0, problem: Stream }",
+            "SETTINGS true [] false",
+            format!("SETTINGS false {:?} true", vec![(SettingId(0x5555), 0x5555_5555); 170]).as_str(),
+            "Malformed { ty: FrameType(4), stream: 1, problem: Stream }",
+            "Malformed { ty: FrameType(6), stream: 0, problem: Length }",
+            "WindowUpdate { stream: 3, increment: 5 }",
+            "DATA 1 3 true \"xyz\"",
+        ]
+    );
+    let bytes: Vec<&[u8]> = s.chunks(1).collect();
+    assert_eq!(events(&mut H2Direction::new(Start::Frame, limits), &bytes), whole);
+}
+
 #[test]
 fn bad_preface_and_gaps_end_the_direction() {
     let mut d = H2Direction::new(Start::Preface, LIMITS);
