@@ -786,7 +786,7 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.key(key!("trailers"));
         opt_headers(j, r.trailers());
         j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
-        j.key(key!("grpc")).opt(r.grpc(), grpc);
+        j.key(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path.as_bytes()));
         j.key(key!("data")).opt(r.data(), by_role);
         j.key(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
         j.close(b'}');
@@ -826,10 +826,11 @@ fn by_role(j: &mut Json<'_>, r: &ByRole) {
     j.close(b'}');
 }
 
-fn grpc(j: &mut Json<'_>, g: &GrpcCall) {
+/// `path`: the request's, which holds the service and method.
+fn grpc(j: &mut Json<'_>, g: &GrpcCall, path: &[u8]) {
     j.open(b'{');
-    j.key(key!("service")).opt_wire(g.service.as_ref());
-    j.key(key!("method")).opt_wire(g.method.as_ref());
+    j.key(key!("service")).opt(g.service(path), Json::wire);
+    j.key(key!("method")).opt(g.method(path), Json::wire);
     j.key(key!("status")).opt_u64(g.status.map(u64::from));
     j.key(key!("status_name")).opt_name(g.status_name);
     j.key(key!("message")).opt_wire(g.message.as_ref());

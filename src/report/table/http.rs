@@ -130,9 +130,9 @@ const MAX_GRPC_MESSAGE: usize = 100;
 /// while the call has no `grpc-status`.
 pub(super) fn grpc_summary(q: &HttpRequest, answer: Option<&HttpResponse>) -> Option<String> {
     let g = q.grpc()?;
-    let part =
-        |w: Option<&crate::sanitize::WireBytes>| w.map(|w| w.to_terminal()).unwrap_or_else(|| "?".into());
-    let mut line = format!("grpc {}/{}", part(g.service.as_ref()), part(g.method.as_ref()));
+    let part = |w: Option<&[u8]>| w.map(crate::sanitize::escape_bytes).unwrap_or_else(|| "?".into());
+    let path = q.path.as_bytes();
+    let mut line = format!("grpc {}/{}", part(g.service(path)), part(g.method(path)));
     match (g.status, g.status_name) {
         (Some(0), _) => line.push_str(" → OK"),
         (Some(n), name) => {

@@ -105,10 +105,12 @@ impl ByRole {
 /// gRPC facts of one call (a stream whose request or response is `application/grpc*`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GrpcCall {
-    /// `pkg.Service` of `:path` `/pkg.Service/Method`.
-    pub(crate) service: Option<WireBytes>,
-    /// `Method` of `:path`.
-    pub(crate) method: Option<WireBytes>,
+    /// `pkg.Service` of `:path` `/pkg.Service/Method`, as a range of the request's `path`
+    /// (empty: none), and `Method`. Copies of both cost ~220 instructions a call and 48 bytes
+    /// (ranges: -1.2 M instructions on the 100 MB mesh bench file, 8.7k calls; -0.5 M on the
+    /// default one); read with [`GrpcCall::service`] and [`GrpcCall::method`].
+    service: (u32, u32),
+    method: (u32, u32),
     /// `grpc-status` of the trailers (or of a trailers-only response).
     pub(crate) status: Option<u32>,
     /// Name of `status` (`OK`, `UNAVAILABLE`...).
@@ -121,6 +123,22 @@ pub(crate) struct GrpcCall {
     pub(crate) messages: ByRole,
     /// Their payload bytes, as their prefixes give them (compressed when `encoding` says so).
     pub(crate) message_bytes: ByRole,
+}
+
+impl GrpcCall {
+    /// `pkg.Service` of `path`, the path of the request this call belongs to; None if empty.
+    pub(crate) fn service<'a>(&self, path: &'a [u8]) -> Option<&'a [u8]> {
+        range(path, self.service)
+    }
+
+    /// `Method` of `path`, the path of the request this call belongs to; None if empty.
+    pub(crate) fn method<'a>(&self, path: &'a [u8]) -> Option<&'a [u8]> {
+        range(path, self.method)
+    }
+}
+
+fn range(path: &[u8], (a, b): (u32, u32)) -> Option<&[u8]> {
+    path.get(a as usize..b as usize).filter(|s| !s.is_empty())
 }
 
 /// SETTINGS parameters of one side, in the order first seen, each with its last value.
@@ -742,7 +760,7 @@ impl Conn {
         }
         let grpc = p.grpc_type.then(|| {
             let mut g = GrpcCall::default();
-            set_grpc_path(&mut g, p.path);
+            set_grpc_path(&mut g, p.path.unwrap_or_default());
             g.encoding = p.grpc_encoding.map(WireBytes::new);
             Box::new(g)
         });
@@ -824,10 +842,9 @@ impl Conn {
             if p.grpc_type && !st.grpc {
                 st.grpc = true;
                 if let Some(q) = st.req.and_then(|r| self.report.requests.get_mut(r as usize)) {
-                    let path = q.path.clone();
                     if let Some(h) = q.h2.as_mut().filter(|h| h.grpc.is_none()) {
                         let mut g = GrpcCall::default();
-                        set_grpc_path(&mut g, Some(path.as_bytes()).filter(|p| !p.is_empty()));
+                        set_grpc_path(&mut g, q.path.as_bytes());
                         h.grpc = Some(Box::new(g));
                     }
                 }
@@ -878,16 +895,17 @@ fn grpc_status_code(v: &[u8]) -> Option<u32> {
     }
 }
 
-/// `/pkg.Service/Method` → service and method.
-fn set_grpc_path(g: &mut GrpcCall, path: Option<&[u8]>) {
-    let Some(path) = path else { return };
-    let rest = path.strip_prefix(b"/").unwrap_or(path);
-    let (svc, meth) = match rest.iter().position(|&b| b == b'/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, &b""[..]),
+/// `/pkg.Service/Method` → the ranges of service and method in `path` (the request's path).
+fn set_grpc_path(g: &mut GrpcCall, path: &[u8]) {
+    // Header lists are bounded far below this; a longer path gives neither.
+    let Ok(end) = u32::try_from(path.len()) else { return };
+    let start = u32::from(path.first() == Some(&b'/'));
+    let (svc, meth) = match path[start as usize..].iter().position(|&b| b == b'/') {
+        Some(i) => ((start, start + i as u32), (start + i as u32 + 1, end)),
+        None => ((start, end), (end, end)),
     };
-    g.service = (!svc.is_empty()).then(|| WireBytes::new(svc));
-    g.method = (!meth.is_empty()).then(|| WireBytes::new(meth));
+    g.service = svc;
+    g.method = meth;
 }
 
 /// Percent-decoding of `grpc-message` (gRPC over HTTP/2: "Percent-Encoded"); a `%` not

@@ -202,10 +202,20 @@ fn grpc_message_is_percent_decoded() {
 
 #[test]
 fn grpc_path_gives_service_and_method() {
-    let mut g = GrpcCall::default();
-    set_grpc_path(&mut g, Some(b"/reviews.Reviews/GetReview"));
-    assert_eq!(g.service.unwrap().as_bytes(), b"reviews.Reviews");
-    assert_eq!(g.method.unwrap().as_bytes(), b"GetReview");
+    let cases: [(&[u8], Option<&[u8]>, Option<&[u8]>); 7] = [
+        (b"/reviews.Reviews/GetReview", Some(b"reviews.Reviews"), Some(b"GetReview")),
+        (b"reviews.Reviews/GetReview", Some(b"reviews.Reviews"), Some(b"GetReview")),
+        (b"/reviews.Reviews", Some(b"reviews.Reviews"), None),
+        (b"/reviews.Reviews/", Some(b"reviews.Reviews"), None),
+        (b"//GetReview/x", None, Some(b"GetReview/x")),
+        (b"/", None, None),
+        (b"", None, None),
+    ];
+    for (path, service, method) in cases {
+        let mut g = GrpcCall::default();
+        set_grpc_path(&mut g, path);
+        assert_eq!((g.service(path), g.method(path)), (service, method), "{path:?}");
+    }
 }
 
 #[test]
