@@ -202,7 +202,8 @@ fn grpc_message_is_percent_decoded() {
 
 #[test]
 fn grpc_path_gives_service_and_method() {
-    let cases: [(&[u8], Option<&[u8]>, Option<&[u8]>); 7] = [
+    type Case = (&'static [u8], Option<&'static [u8]>, Option<&'static [u8]>);
+    let cases: [Case; 7] = [
         (b"/reviews.Reviews/GetReview", Some(b"reviews.Reviews"), Some(b"GetReview")),
         (b"reviews.Reviews/GetReview", Some(b"reviews.Reviews"), Some(b"GetReview")),
         (b"/reviews.Reviews", Some(b"reviews.Reviews"), None),
