@@ -202,6 +202,8 @@ fn window(src: &[u8], pos: usize) -> u64 {
 /// Decodes `src` and appends the bytes to `dst`; true if one of them needs care in JSON text
 /// (as [`crate::sanitize::json_scan::needs_care`] of them says, without a second pass). On
 /// error, what `dst` holds past its former length is unspecified (the caller drops it).
+/// Out of line: see `hpack::read_string`.
+#[inline(never)]
 pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError> {
     // Bytes gather in a small buffer (each step writes four bytes and keeps those it decoded),
     // flushed once 48 are in: 68 bytes to zero per string, not 132 (-0.3M instructions on the
