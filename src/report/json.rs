@@ -615,12 +615,12 @@ impl Json<'_> {
         self
     }
 
-    /// A key after a value of the same object and the quoted `s` (nothing in it to escape), in
-    /// one capacity check: a message's keys and their short values (method, path, version,
-    /// reason) one by one cost ~40 instructions a key through the out-of-line [`Json::key`].
+    /// Constant text (a key after a value of the same object) and the quoted `s` (nothing in it
+    /// to escape), in one capacity check: a message's keys and their short values (method,
+    /// path, version, reason) one by one cost ~40 instructions a key through the out-of-line
+    /// [`Json::key`].
     #[inline(always)]
     fn lit_quoted(&mut self, key: &'static str, s: &[u8]) {
-        debug_assert!(self.comma, "{key} after no value");
         let (q, n) = (key.as_bytes(), s.len());
         let k = q.len();
         self.b.reserve(k + n + 2);
@@ -846,8 +846,8 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
             Some(host) => j.lit_wire(key!("host"), host.as_bytes()),
             None => j.lit(key!("host")).null(),
         }
-        j.lit(key!("headers"));
-        headers(j, &r.headers);
+        j.lit(concat!(key!("headers"), "["));
+        header_fields(j, &r.headers);
         if r.h2.is_none() && r.stream.is_none() {
             // HTTP/1: the HTTP/2 keys' values are constants, written in one piece.
             j.b.extend_from_slice(HTTP1_REQUEST_TAIL);
@@ -867,11 +867,11 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.key(key!("responses")).open(b'[');
     for r in &h.responses {
         j.sep();
-        j.lit("{\"version\":").opt_name(r.version);
+        j.lit_name("{\"version\":", r.version);
         j.lit(key!("status")).u64(r.status.into());
         j.lit_wire(key!("reason"), r.reason.as_bytes());
-        j.lit(key!("headers"));
-        headers(j, &r.headers);
+        j.lit(concat!(key!("headers"), "["));
+        header_fields(j, &r.headers);
         if r.h2.is_none() && r.stream.is_none() {
             j.b.extend_from_slice(HTTP1_RESPONSE_TAIL);
             j.comma = true;
@@ -969,9 +969,14 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
     // Header blocks are most of the output (HTTP flows with sidecar headers): they are stored as
     // JSON text, copied at once; only the fields listed as raw (an XFCC value's quotes, bytes
     // above 0x7f) are escaped here.
-    let (text, dirty) = h.json_text();
     j.sep();
     j.b.push(b'[');
+    header_fields(j, h);
+}
+
+/// The fields of [`headers`] after its `[`, and the `]`.
+fn header_fields(j: &mut Json<'_>, h: &Headers) {
+    let (text, dirty) = h.json_text();
     let mut next = 0;
     for &d in dirty {
         let d = d as usize;
