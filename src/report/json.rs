@@ -1087,13 +1087,17 @@ mod tests {
 
     #[test]
     fn header_blocks_render_as_serde_json_does() {
-        let fields: [(&[u8], &[u8]); 6] = [
+        // Raw values (`wire_raw`): to escape, valid UTF-8 with nothing to escape, invalid UTF-8
+        // with and without a byte to escape.
+        let fields: [(&[u8], &[u8]); 8] = [
             (b"host", b"reviews:9080"),
             (b"x-request-id", b"fdaa5495-1e90"),
             (b"accept", b""),
             (b"x-quote", b"say \"hi\"\\"),
             (b"x-ctl", b"a\tb\x01"),
             (b"x-utf8", b"caf\xc3\xa9 \xff"),
+            (b"x-naive", "na\u{ef}ve, \u{2603} and a longer tail".as_bytes()),
+            (b"x-bad", b"\"q\xfe\" and then sixteen bytes more\\"),
         ];
         // Every subset of every rotation of the fields: clean fields are copied as stored, the
         // others escaped one by one, wherever they are.
