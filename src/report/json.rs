@@ -504,45 +504,47 @@ fn escape_invalid(out: &mut Vec<u8>, b: &[u8]) {
 
 /// The `flow` object, fields in the order of [`FlowReport`].
 fn flow(j: &mut Json<'_>, f: &FlowReport) {
-    j.open(b'{');
-    j.key(key!("type")).name("flow");
-    j.key(key!("event")).name(f.event.as_str());
-    j.key(key!("id")).u64(f.id);
-    j.key(key!("source")).str(&f.source);
-    j.key(key!("client")).endpoint(f.client);
-    j.key(key!("server")).endpoint(f.server);
-    j.key(key!("original_dst")).opt(f.original_dst, |j, o| j.endpoint(o));
-    j.key(key!("proxy_protocol")).opt(f.proxy_protocol.as_deref(), proxy_protocol);
-    j.key(key!("client_by")).name(f.client_by.as_str());
-    j.key(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
-    j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
-    j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
-    j.key(key!("duration")).f64(f.duration);
+    // Every key but the first of an object follows a value: written with `lit` (inlined, the
+    // comma in the constant), not the out-of-line `key` (~40 instructions a key).
+    j.sep();
+    j.lit_name("{\"type\":", Some("flow"));
+    j.lit_name(key!("event"), Some(f.event.as_str()));
+    j.lit(key!("id")).u64(f.id);
+    j.lit(key!("source")).str(&f.source);
+    j.lit(key!("client")).endpoint(f.client);
+    j.lit(key!("server")).endpoint(f.server);
+    j.lit(key!("original_dst")).opt(f.original_dst, |j, o| j.endpoint(o));
+    j.lit(key!("proxy_protocol")).opt(f.proxy_protocol.as_deref(), proxy_protocol);
+    j.lit_name(key!("client_by"), Some(f.client_by.as_str()));
+    j.lit(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
+    j.lit(key!("first_ts")).ts(f.first_ts, f.nanos);
+    j.lit(key!("last_ts")).ts(f.last_ts, f.nanos);
+    j.lit(key!("duration")).f64(f.duration);
     for (k, v) in [(key!("packets"), f.packets), (key!("bytes"), f.bytes)] {
-        j.key(k).open(b'{');
-        j.key(key!("client")).u64(v.client);
-        j.key(key!("server")).u64(v.server);
+        j.lit(k).open(b'{');
+        j.lit("\"client\":").u64(v.client);
+        j.lit(key!("server")).u64(v.server);
         j.close(b'}');
     }
-    j.key(key!("protocol")).name(f.protocol.as_str());
-    j.key(key!("tls")).opt(f.tls.as_ref(), tls);
-    j.key(key!("http")).opt(f.http.as_ref(), http);
-    j.key(key!("istio")).opt(f.istio.as_ref(), istio);
-    j.key(key!("h2c")).opt_name(f.h2c.map(|h| h.as_str()));
-    j.key(key!("preview")).opt(f.preview.as_ref(), |j, Preview { client, server }| {
+    j.lit_name(key!("protocol"), Some(f.protocol.as_str()));
+    j.lit(key!("tls")).opt(f.tls.as_ref(), tls);
+    j.lit(key!("http")).opt(f.http.as_ref(), http);
+    j.lit(key!("istio")).opt(f.istio.as_ref(), istio);
+    j.lit_name(key!("h2c"), f.h2c.map(|h| h.as_str()));
+    j.lit(key!("preview")).opt(f.preview.as_ref(), |j, Preview { client, server }| {
         j.open(b'{');
-        j.key(key!("client")).wire(client.as_bytes());
-        j.key(key!("server")).wire(server.as_bytes());
+        j.lit("\"client\":").wire(client.as_bytes());
+        j.lit(key!("server")).wire(server.as_bytes());
         j.close(b'}');
     });
-    j.key(key!("end")).name(end_text(f));
-    j.key(key!("reset_by")).opt_name(f.reset_by.map(|r| r.as_str()));
-    j.key(key!("flags")).open(b'[');
+    j.lit_name(key!("end"), Some(end_text(f)));
+    j.lit_name(key!("reset_by"), f.reset_by.map(|r| r.as_str()));
+    j.lit(key!("flags")).open(b'[');
     for fl in f.flags.iter() {
         j.name(fl.as_str());
     }
     j.close(b']');
-    j.key(key!("warnings")).strs(&f.warnings);
+    j.lit(key!("warnings")).strs(&f.warnings);
     j.close(b'}');
 }
 
