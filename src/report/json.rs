@@ -553,11 +553,11 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
 fn proxy_protocol(j: &mut Json<'_>, p: &ProxyHeader) {
     j.open(b'{');
     j.key(key!("version")).u64(p.version.into());
-    j.key(key!("command")).name(p.command.as_str());
-    j.key(key!("family")).name(p.family.as_str());
-    j.key(key!("source")).opt(p.source, |j, a| j.endpoint(a));
-    j.key(key!("destination")).opt(p.destination, |j, a| j.endpoint(a));
-    j.key(key!("tlvs")).open(b'{');
+    j.lit(key!("command")).name(p.command.as_str());
+    j.lit(key!("family")).name(p.family.as_str());
+    j.lit(key!("source")).opt(p.source, |j, a| j.endpoint(a));
+    j.lit(key!("destination")).opt(p.destination, |j, a| j.endpoint(a));
+    j.lit(key!("tlvs")).open(b'{');
     for t in &p.tlvs {
         j.sep();
         j.b.extend_from_slice(format!("\"0x{:02x}\":", t.kind).as_bytes());
@@ -575,8 +575,8 @@ fn proxy_protocol(j: &mut Json<'_>, p: &ProxyHeader) {
         }
     }
     j.close(b'}');
-    j.key(key!("tlvs_omitted")).u64(p.tlvs_omitted.into());
-    j.key(key!("tlv_bytes_omitted")).u64(p.tlv_bytes_omitted());
+    j.lit(key!("tlvs_omitted")).u64(p.tlvs_omitted.into());
+    j.lit(key!("tlv_bytes_omitted")).u64(p.tlv_bytes_omitted());
     j.close(b'}');
 }
 
@@ -693,8 +693,8 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     for a in &t.alerts {
         j.open(b'{');
         j.key(key!("from")).name(a.from.as_str());
-        j.key(key!("level")).str(&a.level.as_text());
-        j.key(key!("description")).str(&a.description);
+        j.lit(key!("level")).str(&a.level.as_text());
+        j.lit(key!("description")).str(&a.description);
         j.close(b'}');
     }
     j.close(b']');
@@ -715,7 +715,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.lit(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
         j.open(b'{');
         j.key(key!("verdict")).name(v.as_str());
-        j.key(key!("reason")).str(reason);
+        j.lit(key!("reason")).str(reason);
         j.close(b'}');
     });
     j.lit(key!("client_encrypted_records")).open(b'[');
@@ -736,17 +736,17 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.lit(k).opt(c.as_ref(), |j, c| {
             j.open(b'{');
             j.key(key!("verified")).bool(c.verified);
-            j.key(key!("by")).opt_str(c.by.as_deref());
-            j.key(key!("error")).opt_str(c.error.as_deref());
+            j.lit(key!("by")).opt_str(c.by.as_deref());
+            j.lit(key!("error")).opt_str(c.error.as_deref());
             j.close(b'}');
         });
     }
     j.lit(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
         j.open(b'{');
         j.key(key!("status")).name(d.status.as_str());
-        j.key(key!("reason")).str(&d.reason);
-        j.key(key!("handshake")).bool(d.handshake);
-        j.key(key!("application")).bool(d.application);
+        j.lit(key!("reason")).str(&d.reason);
+        j.lit(key!("handshake")).bool(d.handshake);
+        j.lit(key!("application")).bool(d.application);
         j.close(b'}');
     });
     j.close(b'}');
@@ -794,18 +794,18 @@ fn cert_facts(c: &CertFacts) -> (Box<[u8]>, usize) {
     let j = &mut Json { b: &mut b, comma: false };
     j.open(b'{');
     j.key(key!("subject")).opt_str(c.subject.as_deref());
-    j.key(key!("issuer")).opt_str(c.issuer.as_deref());
-    j.key(key!("serial")).opt_str(c.serial.as_deref());
-    j.key(key!("san_dns")).strs(&c.san_dns);
-    j.key(key!("san_uris")).strs(&c.san_uris);
-    j.key(key!("san_ips")).strs(&c.san_ips);
-    j.key(key!("san_emails")).strs(&c.san_emails);
-    j.key(key!("not_before")).opt_str(c.not_before.as_deref());
-    j.key(key!("not_after")).opt_str(c.not_after.as_deref());
+    j.lit(key!("issuer")).opt_str(c.issuer.as_deref());
+    j.lit(key!("serial")).opt_str(c.serial.as_deref());
+    j.lit(key!("san_dns")).strs(&c.san_dns);
+    j.lit(key!("san_uris")).strs(&c.san_uris);
+    j.lit(key!("san_ips")).strs(&c.san_ips);
+    j.lit(key!("san_emails")).strs(&c.san_emails);
+    j.lit(key!("not_before")).opt_str(c.not_before.as_deref());
+    j.lit(key!("not_after")).opt_str(c.not_after.as_deref());
     let split = j.b.len();
     j.comma = true; // `expires_in_secs` is written before
-    j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
-    j.key(key!("public_key")).opt_str(c.public_key.as_deref());
+    j.lit(key!("parse_error")).opt_str(c.parse_error.as_deref());
+    j.lit(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
     (b.into_boxed_slice(), split)
 }
@@ -841,7 +841,7 @@ const HTTP1_RESPONSE_TAIL: &[u8] =
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
     j.key(key!("version")).opt_name(h.version);
-    j.key(key!("requests")).open(b'[');
+    j.lit(key!("requests")).open(b'[');
     for r in &h.requests {
         j.sep();
         j.lit("{\"method\":").wire(r.method.as_bytes());
@@ -859,17 +859,17 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
             j.comma = true;
             continue;
         }
-        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
-        j.key(key!("trailers"));
+        j.lit(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.lit(key!("trailers"));
         opt_headers(j, r.trailers());
-        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
-        j.key(key!("grpc")).opt(r.grpc(), grpc);
-        j.key(key!("data")).opt(r.data(), by_role);
-        j.key(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
+        j.lit(key!("unknown_fields")).u64(r.unknown_fields().into());
+        j.lit(key!("grpc")).opt(r.grpc(), grpc);
+        j.lit(key!("data")).opt(r.data(), by_role);
+        j.lit(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("responses")).open(b'[');
+    j.lit(key!("responses")).open(b'[');
     for r in &h.responses {
         j.sep();
         j.lit_name("{\"version\":", r.version);
@@ -882,24 +882,24 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
             j.comma = true;
             continue;
         }
-        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
-        j.key(key!("trailers"));
+        j.lit(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.lit(key!("trailers"));
         opt_headers(j, r.trailers());
-        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
+        j.lit(key!("unknown_fields")).u64(r.unknown_fields().into());
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("requests_total")).u64(h.requests_total);
-    j.key(key!("responses_total")).u64(h.responses_total);
-    j.key(key!("upgrade")).opt_str(h.upgrade.as_deref());
-    j.key(key!("http2")).opt(h.http2.as_deref(), http2);
+    j.lit(key!("requests_total")).u64(h.requests_total);
+    j.lit(key!("responses_total")).u64(h.responses_total);
+    j.lit(key!("upgrade")).opt_str(h.upgrade.as_deref());
+    j.lit(key!("http2")).opt(h.http2.as_deref(), http2);
     j.close(b'}');
 }
 
 fn by_role(j: &mut Json<'_>, r: &ByRole) {
     j.open(b'{');
     j.key(key!("client")).u64(r.client);
-    j.key(key!("server")).u64(r.server);
+    j.lit(key!("server")).u64(r.server);
     j.close(b'}');
 }
 
@@ -907,13 +907,13 @@ fn grpc(j: &mut Json<'_>, g: &GrpcCall) {
     j.open(b'{');
     j.key(key!("service")).opt_wire(g.service.as_ref());
     j.key(key!("method")).opt_wire(g.method.as_ref());
-    j.key(key!("status")).opt_u64(g.status.map(u64::from));
-    j.key(key!("status_name")).opt_name(g.status_name);
-    j.key(key!("message")).opt_wire(g.message.as_ref());
-    j.key(key!("encoding")).opt_wire(g.encoding.as_ref());
-    j.key(key!("messages"));
+    j.lit(key!("status")).opt_u64(g.status.map(u64::from));
+    j.lit(key!("status_name")).opt_name(g.status_name);
+    j.lit(key!("message")).opt_wire(g.message.as_ref());
+    j.lit(key!("encoding")).opt_wire(g.encoding.as_ref());
+    j.lit(key!("messages"));
     by_role(j, &g.messages);
-    j.key(key!("message_bytes"));
+    j.lit(key!("message_bytes"));
     by_role(j, &g.message_bytes);
     j.close(b'}');
 }
@@ -938,26 +938,26 @@ fn http2(j: &mut Json<'_>, h: &Http2Report) {
     j.key(key!("settings")).open(b'{');
     j.key(key!("client"));
     settings(j, h.settings.client.as_ref());
-    j.key(key!("server"));
+    j.lit(key!("server"));
     settings(j, h.settings.server.as_ref());
     j.close(b'}');
-    j.key(key!("goaway")).opt(h.goaway.as_ref(), |j, g| {
+    j.lit(key!("goaway")).opt(h.goaway.as_ref(), |j, g| {
         j.open(b'{');
         j.key(key!("from")).name(g.from.as_str());
-        j.key(key!("last_stream")).u64(g.last_stream.into());
-        j.key(key!("error")).str(&g.error);
+        j.lit(key!("last_stream")).u64(g.last_stream.into());
+        j.lit(key!("error")).str(&g.error);
         j.close(b'}');
     });
-    j.key(key!("rst_streams")).open(b'[');
+    j.lit(key!("rst_streams")).open(b'[');
     for r in &h.rst_streams {
         j.open(b'{');
         j.key(key!("stream")).u64(r.stream.into());
-        j.key(key!("from")).name(r.from.as_str());
-        j.key(key!("error")).str(&r.error);
+        j.lit(key!("from")).name(r.from.as_str());
+        j.lit(key!("error")).str(&r.error);
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("streams_total")).u64(h.streams_total);
+    j.lit(key!("streams_total")).u64(h.streams_total);
     j.close(b'}');
 }
 
@@ -1010,51 +1010,51 @@ fn header_fields(j: &mut Json<'_>, h: &Headers) {
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
     j.key(key!("leg")).name(i.leg.as_str());
-    j.key(key!("mode")).opt_name(i.mode.map(|m| m.as_str()));
-    j.key(key!("hbone")).opt(i.hbone.as_ref(), |j, targets| {
+    j.lit(key!("mode")).opt_name(i.mode.map(|m| m.as_str()));
+    j.lit(key!("hbone")).opt(i.hbone.as_ref(), |j, targets| {
         j.open(b'{');
         j.key(key!("targets")).open(b'[');
         for t in targets {
             j.open(b'{');
             j.key(key!("stream")).opt_u64(t.stream.map(u64::from));
-            j.key(key!("authority")).wire(t.authority.as_bytes());
-            j.key(key!("status")).opt_u64(t.status.map(u64::from));
-            j.key(key!("client")).opt_wire(t.client.as_ref());
+            j.lit(key!("authority")).wire(t.authority.as_bytes());
+            j.lit(key!("status")).opt_u64(t.status.map(u64::from));
+            j.lit(key!("client")).opt_wire(t.client.as_ref());
             j.key(key!("service")).opt_wire(t.service.as_ref());
             j.close(b'}');
         }
         j.close(b']');
         j.close(b'}');
     });
-    j.key(key!("sni")).opt(i.sni.as_ref(), |j, s| {
+    j.lit(key!("sni")).opt(i.sni.as_ref(), |j, s| {
         j.open(b'{');
         j.key(key!("direction")).name(s.direction.as_str());
-        j.key(key!("port")).u64(s.port.into());
-        j.key(key!("subset")).opt_str(s.subset.as_deref());
-        j.key(key!("fqdn")).str(&s.fqdn);
+        j.lit(key!("port")).u64(s.port.into());
+        j.lit(key!("subset")).opt_str(s.subset.as_deref());
+        j.lit(key!("fqdn")).str(&s.fqdn);
         j.key(key!("service")).str(&s.service);
-        j.key(key!("namespace")).opt_str(s.namespace.as_deref());
+        j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
         j.close(b'}');
     });
-    j.key(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
+    j.lit(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
         j.open(b'{');
         j.key(key!("tokens")).strs(&a.tokens);
-        j.key(key!("app_protocol")).opt_name(a.app_protocol.map(|p| p.as_str()));
+        j.lit(key!("app_protocol")).opt_name(a.app_protocol.map(|p| p.as_str()));
         j.close(b'}');
     });
-    j.key(key!("port_role")).opt_name(i.port_role.map(|r| r.as_str()));
-    j.key(key!("peer_metadata"));
+    j.lit(key!("port_role")).opt_name(i.port_role.map(|r| r.as_str()));
+    j.lit(key!("peer_metadata"));
     // Free-form: serde_json wrote it once when it was decoded.
     j.opt(i.peer_metadata.as_ref(), |j, m| j.raw(&m.json));
-    j.key(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
-    j.key(key!("xfcc")).open(b'[');
+    j.lit(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
+    j.lit(key!("xfcc")).open(b'[');
     for x in &i.xfcc {
         j.open(b'{');
         j.key(key!("by")).opt_str(x.by.as_deref());
-        j.key(key!("hash")).opt_str(x.hash.as_deref());
-        j.key(key!("subject")).opt_str(x.subject.as_deref());
-        j.key(key!("uri")).opt_str(x.uri.as_deref());
-        j.key(key!("dns")).strs(&x.dns);
+        j.lit(key!("hash")).opt_str(x.hash.as_deref());
+        j.lit(key!("subject")).opt_str(x.subject.as_deref());
+        j.lit(key!("uri")).opt_str(x.uri.as_deref());
+        j.lit(key!("dns")).strs(&x.dns);
         j.close(b'}');
     }
     j.close(b']');
@@ -1071,9 +1071,9 @@ fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
     let Some(s) = id else { return j.null() };
     j.open(b'{');
     j.key(key!("uri")).str(&s.uri);
-    j.key(key!("trust_domain")).str(&s.trust_domain);
-    j.key(key!("namespace")).opt_str(s.namespace.as_deref());
-    j.key(key!("service_account")).opt_str(s.service_account.as_deref());
+    j.lit(key!("trust_domain")).str(&s.trust_domain);
+    j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
+    j.lit(key!("service_account")).opt_str(s.service_account.as_deref());
     j.close(b'}');
 }
 
