@@ -238,11 +238,19 @@ impl Json<'_> {
     /// Valid UTF-8: a branch-free pass over whole words or 16-byte blocks first; nearly every
     /// string (names, SNI, paths, header values) needs no escape and is then copied at once
     /// (testing and copying word by word cost more per short string).
+    /// The clean case is inlined, as in [`Json::wire`] (a flow's source, certificate names).
+    #[inline(always)]
     fn str(&mut self, s: &str) {
         let s = s.as_bytes();
         if !scan(s).0 {
             return self.quoted(s);
         }
+        self.str_slow(s);
+    }
+
+    /// [`Json::str`] of a string with a byte to escape.
+    #[inline(never)]
+    fn str_slow(&mut self, s: &[u8]) {
         self.sep();
         escape_slow(self.b, s);
         self.comma = true;
