@@ -14,7 +14,7 @@ use crate::classify::http::HttpReport;
 use crate::classify::istio::{IstioReport, SpiffeId};
 use crate::classify::proxy::ProxyHeader;
 use crate::classify::tls::TlsReport;
-use crate::record::{EndpointText, FlowReport, Preview};
+use crate::record::{FlowReport, Preview};
 use crate::sanitize::json_scan::{may_need_escape, scan, word, ESCAPE, HIGH};
 use crate::sanitize::{Headers, WireBytes};
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -144,7 +144,9 @@ impl Json<'_> {
         self.comma = true;
     }
 
-    /// A string of characters that never need escaping (digits, letters, `.:[]%-_,`).
+    /// A string of characters that never need escaping (digits, letters, `.:[]%-_,`); inlined:
+    /// out of line, ~50 instructions a name for ~60 k names per 100 MB.
+    #[inline(always)]
     fn ascii(&mut self, s: &[u8]) {
         self.quoted(s);
     }
@@ -191,12 +193,18 @@ impl Json<'_> {
         self.comma = true;
     }
 
-    /// An endpoint, `ip:port` / `[ipv6]:port` as [`EndpointText`] writes it. IPv4 (nearly
-    /// every flow) is made here in a small array, each octet's digits from [`OCTETS`]:
-    /// [`EndpointText`] took ~430 instructions an address, two or three a flow.
+    /// An endpoint, `ip:port` / `[ipv6]:port` as [`crate::record::EndpointText`] writes it,
+    /// made here in a small array: IPv4 (nearly every flow) each octet's digits from
+    /// [`OCTETS`] (`EndpointText` took ~430 instructions an address, two or three a flow),
+    /// IPv6 by [`v6_text`].
     fn endpoint(&mut self, a: std::net::SocketAddr) {
-        let std::net::SocketAddr::V4(v4) = a else {
-            return self.ascii(EndpointText::new(a).as_bytes());
+        let v4 = match a {
+            std::net::SocketAddr::V4(v4) => v4,
+            std::net::SocketAddr::V6(v6) => {
+                let mut t = [0u8; 64];
+                let n = v6_text(&v6, &mut t);
+                return self.bare(&t[..n]);
+            }
         };
         // `"255.255.255.255:65535"`: 23 bytes; each octet writes three then keeps its own.
         let mut t = [0u8; 24];
@@ -220,6 +228,7 @@ impl Json<'_> {
     /// A name of our own (enum texts, HTTP versions): `&'static`, made of characters that need
     /// no escape, so copied without the scan of [`Json::str`] (~110 instructions a string, 7 to
     /// 20 names a flow; see the commit adding it).
+    #[inline(always)]
     fn name(&mut self, s: &'static str) {
         debug_assert!(!scan(s.as_bytes()).0, "{s:?} needs escaping");
         self.ascii(s.as_bytes());
@@ -235,20 +244,40 @@ impl Json<'_> {
     /// Valid UTF-8: a branch-free pass over whole words or 16-byte blocks first; nearly every
     /// string (names, SNI, paths, header values) needs no escape and is then copied at once
     /// (testing and copying word by word cost more per short string).
+    /// The clean case is inlined, as in [`Json::wire`] (a flow's source, certificate names).
+    #[inline(always)]
     fn str(&mut self, s: &str) {
         let s = s.as_bytes();
         if !scan(s).0 {
             return self.quoted(s);
         }
+        self.str_slow(s);
+    }
+
+    /// [`Json::str`] of a string with a byte to escape.
+    #[inline(never)]
+    fn str_slow(&mut self, s: &[u8]) {
         self.sep();
         escape_slow(self.b, s);
         self.comma = true;
     }
 
     /// Bytes from the wire: as text when valid UTF-8, else with invalid bytes as `\xHH` and
-    /// backslashes doubled (crate::sanitize).
+    /// backslashes doubled (crate::sanitize). The common case (nothing to escape) is inlined,
+    /// the rest is [`Json::wire_slow`]: a call per string cost ~20 instructions of register
+    /// saves (~120 k strings per 100 MB on the mesh bench file).
+    #[inline(always)]
     fn wire(&mut self, b: &[u8]) {
         let (escape, high) = scan(b);
+        if !escape && !high {
+            return self.quoted(b);
+        }
+        self.wire_slow(b, escape, high);
+    }
+
+    /// [`Json::wire`] of a string with a byte to escape or above 0x7f.
+    #[inline(never)]
+    fn wire_slow(&mut self, b: &[u8], escape: bool, high: bool) {
         let invalid = high && std::str::from_utf8(b).is_err();
         if !escape && !invalid {
             return self.quoted(b);
@@ -258,6 +287,20 @@ impl Json<'_> {
             escape_invalid(self.b, b);
         } else {
             escape_slow(self.b, b);
+        }
+        self.comma = true;
+    }
+
+    /// [`Json::wire`] of bytes known to need care (a header field listed as raw: an XFCC
+    /// value's quotes, bytes above 0x7f): escaped in one pass, without the scan first (~200
+    /// instructions an XFCC value); redone as invalid UTF-8 in the rare case it is.
+    #[inline(never)]
+    fn wire_raw(&mut self, b: &[u8]) {
+        self.sep();
+        let at = self.b.len();
+        if escape_slow(self.b, b) && std::str::from_utf8(b).is_err() {
+            self.b.truncate(at);
+            escape_invalid(self.b, b);
         }
         self.comma = true;
     }
@@ -337,6 +380,86 @@ unsafe fn copy_short(dst: *mut u8, s: &[u8]) {
             dst.add(n - 1).write(*src.add(n - 1));
         }
     }
+}
+
+/// `"[ipv6]:port"` (`"[ipv6%scope]:port"`), quotes included, as std's `Display` of a
+/// `SocketAddrV6` writes it (RFC 5952: the first longest run of two or more zero groups as
+/// `::`, IPv4-mapped as `::ffff:a.b.c.d`), into `t`; returns its length (at most 60).
+/// Through `write!` it was ~2,000 instructions an address (1.4 M per 100 MB on the default
+/// bench file).
+fn v6_text(a: &std::net::SocketAddrV6, t: &mut [u8; 64]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let ip = a.ip();
+    let g = ip.segments();
+    t[..2].copy_from_slice(b"\"[");
+    let mut n = 2;
+    let push_group = |t: &mut [u8; 64], n: &mut usize, v: u16| {
+        let digits = (16 - v.leading_zeros() as usize).div_ceil(4).max(1);
+        for k in (0..digits).rev() {
+            t[*n] = HEX[usize::from(v >> (4 * k) & 15)];
+            *n += 1;
+        }
+    };
+    let push_decimal = |t: &mut [u8; 64], n: &mut usize, v: u64| {
+        let mut buf = [0; 20];
+        let d = crate::wire::decimal(v, &mut buf);
+        t[*n..*n + d.len()].copy_from_slice(d);
+        *n += d.len();
+    };
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        t[n..n + 7].copy_from_slice(b"::ffff:");
+        n += 7;
+        for (i, o) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                t[n] = b'.';
+                n += 1;
+            }
+            push_decimal(t, &mut n, o.into());
+        }
+    } else {
+        // The first longest run of zero groups, compressed when two or more.
+        let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+        for (i, &v) in g.iter().enumerate() {
+            if v == 0 {
+                if run_len == 0 {
+                    run = i;
+                }
+                run_len += 1;
+                if run_len > best_len {
+                    (best, best_len) = (run, run_len);
+                }
+            } else {
+                run_len = 0;
+            }
+        }
+        let groups = |t: &mut [u8; 64], n: &mut usize, gs: &[u16]| {
+            for (i, &v) in gs.iter().enumerate() {
+                if i > 0 {
+                    t[*n] = b':';
+                    *n += 1;
+                }
+                push_group(t, n, v);
+            }
+        };
+        if best_len > 1 {
+            groups(t, &mut n, &g[..best]);
+            t[n..n + 2].copy_from_slice(b"::");
+            n += 2;
+            groups(t, &mut n, &g[best + best_len..]);
+        } else {
+            groups(t, &mut n, &g);
+        }
+    }
+    if a.scope_id() != 0 {
+        t[n] = b'%';
+        n += 1;
+        push_decimal(t, &mut n, a.scope_id().into());
+    }
+    t[n..n + 2].copy_from_slice(b"]:");
+    n += 2;
+    push_decimal(t, &mut n, a.port().into());
+    t[n] = b'"';
+    n + 1
 }
 
 /// The decimal digits of each byte value, left-aligned, then how many there are.
@@ -475,45 +598,47 @@ fn escape_invalid(out: &mut Vec<u8>, b: &[u8]) {
 
 /// The `flow` object, fields in the order of [`FlowReport`].
 fn flow(j: &mut Json<'_>, f: &FlowReport) {
-    j.open(b'{');
-    j.key(key!("type")).name("flow");
-    j.key(key!("event")).name(f.event.as_str());
-    j.key(key!("id")).u64(f.id);
-    j.key(key!("source")).str(&f.source);
-    j.key(key!("client")).endpoint(f.client);
-    j.key(key!("server")).endpoint(f.server);
-    j.key(key!("original_dst")).opt(f.original_dst, |j, o| j.endpoint(o));
-    j.key(key!("proxy_protocol")).opt(f.proxy_protocol.as_deref(), proxy_protocol);
-    j.key(key!("client_by")).name(f.client_by.as_str());
-    j.key(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
-    j.key(key!("first_ts")).ts(f.first_ts, f.nanos);
-    j.key(key!("last_ts")).ts(f.last_ts, f.nanos);
-    j.key(key!("duration")).f64(f.duration);
+    // Every key but the first of an object follows a value: written with `lit` (inlined, the
+    // comma in the constant), not the out-of-line `key` (~40 instructions a key).
+    j.sep();
+    j.lit_name("{\"type\":", Some("flow"));
+    j.lit_name(key!("event"), Some(f.event.as_str()));
+    j.lit(key!("id")).u64(f.id);
+    j.lit(key!("source")).str(&f.source);
+    j.lit(key!("client")).endpoint(f.client);
+    j.lit(key!("server")).endpoint(f.server);
+    j.lit(key!("original_dst")).opt(f.original_dst, |j, o| j.endpoint(o));
+    j.lit(key!("proxy_protocol")).opt(f.proxy_protocol.as_deref(), proxy_protocol);
+    j.lit_name(key!("client_by"), Some(f.client_by.as_str()));
+    j.lit(key!("on_loopback")).opt(f.on_loopback, |j, b| j.bool(b));
+    j.lit(key!("first_ts")).ts(f.first_ts, f.nanos);
+    j.lit(key!("last_ts")).ts(f.last_ts, f.nanos);
+    j.lit(key!("duration")).f64(f.duration);
     for (k, v) in [(key!("packets"), f.packets), (key!("bytes"), f.bytes)] {
-        j.key(k).open(b'{');
-        j.key(key!("client")).u64(v.client);
-        j.key(key!("server")).u64(v.server);
+        j.lit(k).open(b'{');
+        j.lit("\"client\":").u64(v.client);
+        j.lit(key!("server")).u64(v.server);
         j.close(b'}');
     }
-    j.key(key!("protocol")).name(f.protocol.as_str());
-    j.key(key!("tls")).opt(f.tls.as_ref(), tls);
-    j.key(key!("http")).opt(f.http.as_ref(), http);
-    j.key(key!("istio")).opt(f.istio.as_ref(), istio);
-    j.key(key!("h2c")).opt_name(f.h2c.map(|h| h.as_str()));
-    j.key(key!("preview")).opt(f.preview.as_ref(), |j, Preview { client, server }| {
+    j.lit_name(key!("protocol"), Some(f.protocol.as_str()));
+    j.lit(key!("tls")).opt(f.tls.as_ref(), tls);
+    j.lit(key!("http")).opt(f.http.as_ref(), http);
+    j.lit(key!("istio")).opt(f.istio.as_ref(), istio);
+    j.lit_name(key!("h2c"), f.h2c.map(|h| h.as_str()));
+    j.lit(key!("preview")).opt(f.preview.as_ref(), |j, Preview { client, server }| {
         j.open(b'{');
-        j.key(key!("client")).wire(client.as_bytes());
-        j.key(key!("server")).wire(server.as_bytes());
+        j.lit("\"client\":").wire(client.as_bytes());
+        j.lit(key!("server")).wire(server.as_bytes());
         j.close(b'}');
     });
-    j.key(key!("end")).name(end_text(f));
-    j.key(key!("reset_by")).opt_name(f.reset_by.map(|r| r.as_str()));
-    j.key(key!("flags")).open(b'[');
+    j.lit_name(key!("end"), Some(end_text(f)));
+    j.lit_name(key!("reset_by"), f.reset_by.map(|r| r.as_str()));
+    j.lit(key!("flags")).open(b'[');
     for fl in f.flags.iter() {
         j.name(fl.as_str());
     }
     j.close(b']');
-    j.key(key!("warnings")).strs(&f.warnings);
+    j.lit(key!("warnings")).strs(&f.warnings);
     j.close(b'}');
 }
 
@@ -522,11 +647,11 @@ fn flow(j: &mut Json<'_>, f: &FlowReport) {
 fn proxy_protocol(j: &mut Json<'_>, p: &ProxyHeader) {
     j.open(b'{');
     j.key(key!("version")).u64(p.version.into());
-    j.key(key!("command")).name(p.command.as_str());
-    j.key(key!("family")).name(p.family.as_str());
-    j.key(key!("source")).opt(p.source, |j, a| j.endpoint(a));
-    j.key(key!("destination")).opt(p.destination, |j, a| j.endpoint(a));
-    j.key(key!("tlvs")).open(b'{');
+    j.lit(key!("command")).name(p.command.as_str());
+    j.lit(key!("family")).name(p.family.as_str());
+    j.lit(key!("source")).opt(p.source, |j, a| j.endpoint(a));
+    j.lit(key!("destination")).opt(p.destination, |j, a| j.endpoint(a));
+    j.lit(key!("tlvs")).open(b'{');
     for t in &p.tlvs {
         j.sep();
         j.b.extend_from_slice(format!("\"0x{:02x}\":", t.kind).as_bytes());
@@ -544,8 +669,8 @@ fn proxy_protocol(j: &mut Json<'_>, p: &ProxyHeader) {
         }
     }
     j.close(b'}');
-    j.key(key!("tlvs_omitted")).u64(p.tlvs_omitted.into());
-    j.key(key!("tlv_bytes_omitted")).u64(p.tlv_bytes_omitted());
+    j.lit(key!("tlvs_omitted")).u64(p.tlvs_omitted.into());
+    j.lit(key!("tlv_bytes_omitted")).u64(p.tlv_bytes_omitted());
     j.close(b'}');
 }
 
@@ -589,6 +714,49 @@ impl Json<'_> {
         self
     }
 
+    /// Constant text (a key after a value of the same object) and the quoted `s` (nothing in it
+    /// to escape), in one capacity check: a message's keys and their short values (method,
+    /// path, version, reason) one by one cost ~40 instructions a key through the out-of-line
+    /// [`Json::key`].
+    #[inline(always)]
+    fn lit_quoted(&mut self, key: &'static str, s: &[u8]) {
+        let (q, n) = (key.as_bytes(), s.len());
+        let k = q.len();
+        self.b.reserve(k + n + 2);
+        let len = self.b.len();
+        // SAFETY: `reserve` made room for `k + n + 2` bytes past `len`, the writes below are at
+        // `len .. len + k + n + 2`; `q` is a constant and `s` is not inside `self.b` (a `&mut`
+        // is held to it).
+        unsafe {
+            let p = self.b.as_mut_ptr().add(len);
+            copy_short(p, q);
+            p.add(k).write(b'"');
+            copy_short(p.add(k + 1), s);
+            p.add(k + 1 + n).write(b'"');
+            self.b.set_len(len + k + n + 2);
+        }
+        self.comma = true;
+    }
+
+    /// A key after a value of the same object and wire bytes, as [`Json::wire`] writes them.
+    #[inline(always)]
+    fn lit_wire(&mut self, key: &'static str, b: &[u8]) {
+        let (escape, high) = scan(b);
+        if !escape && !high {
+            return self.lit_quoted(key, b);
+        }
+        self.lit(key).wire_slow(b, escape, high);
+    }
+
+    /// A key after a value of the same object and an optional name of ours ([`Json::name`]).
+    #[inline(always)]
+    fn lit_name(&mut self, key: &'static str, s: Option<&'static str>) {
+        match s {
+            Some(s) => self.lit_quoted(key, s.as_bytes()),
+            None => self.lit(key).null(),
+        }
+    }
+
     /// A version or cipher-suite name ([`crate::classify::tls::version_name`],
     /// [`crate::classify::tls::cipher_name`]): a name from a table or a number as text, nothing
     /// to escape (the tests check every value), so copied without the scan of [`Json::str`].
@@ -619,8 +787,8 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     for a in &t.alerts {
         j.open(b'{');
         j.key(key!("from")).name(a.from.as_str());
-        j.key(key!("level")).str(&a.level.as_text());
-        j.key(key!("description")).str(&a.description);
+        j.lit(key!("level")).str(&a.level.as_text());
+        j.lit(key!("description")).str(&a.description);
         j.close(b'}');
     }
     j.close(b']');
@@ -641,7 +809,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.lit(key!("mtls_inferred")).opt(t.mtls_inferred.as_ref(), |j, (v, reason)| {
         j.open(b'{');
         j.key(key!("verdict")).name(v.as_str());
-        j.key(key!("reason")).str(reason);
+        j.lit(key!("reason")).str(reason);
         j.close(b'}');
     });
     j.lit(key!("client_encrypted_records")).open(b'[');
@@ -662,17 +830,17 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.lit(k).opt(c.as_ref(), |j, c| {
             j.open(b'{');
             j.key(key!("verified")).bool(c.verified);
-            j.key(key!("by")).opt_str(c.by.as_deref());
-            j.key(key!("error")).opt_str(c.error.as_deref());
+            j.lit(key!("by")).opt_str(c.by.as_deref());
+            j.lit(key!("error")).opt_str(c.error.as_deref());
             j.close(b'}');
         });
     }
     j.lit(key!("decryption")).opt(t.decryption.as_ref(), |j, d| {
         j.open(b'{');
         j.key(key!("status")).name(d.status.as_str());
-        j.key(key!("reason")).str(&d.reason);
-        j.key(key!("handshake")).bool(d.handshake);
-        j.key(key!("application")).bool(d.application);
+        j.lit(key!("reason")).str(&d.reason);
+        j.lit(key!("handshake")).bool(d.handshake);
+        j.lit(key!("application")).bool(d.application);
         j.close(b'}');
     });
     j.close(b'}');
@@ -720,18 +888,18 @@ fn cert_facts(c: &CertFacts) -> (Box<[u8]>, usize) {
     let j = &mut Json { b: &mut b, comma: false };
     j.open(b'{');
     j.key(key!("subject")).opt_str(c.subject.as_deref());
-    j.key(key!("issuer")).opt_str(c.issuer.as_deref());
-    j.key(key!("serial")).opt_str(c.serial.as_deref());
-    j.key(key!("san_dns")).strs(&c.san_dns);
-    j.key(key!("san_uris")).strs(&c.san_uris);
-    j.key(key!("san_ips")).strs(&c.san_ips);
-    j.key(key!("san_emails")).strs(&c.san_emails);
-    j.key(key!("not_before")).opt_str(c.not_before.as_deref());
-    j.key(key!("not_after")).opt_str(c.not_after.as_deref());
+    j.lit(key!("issuer")).opt_str(c.issuer.as_deref());
+    j.lit(key!("serial")).opt_str(c.serial.as_deref());
+    j.lit(key!("san_dns")).strs(&c.san_dns);
+    j.lit(key!("san_uris")).strs(&c.san_uris);
+    j.lit(key!("san_ips")).strs(&c.san_ips);
+    j.lit(key!("san_emails")).strs(&c.san_emails);
+    j.lit(key!("not_before")).opt_str(c.not_before.as_deref());
+    j.lit(key!("not_after")).opt_str(c.not_after.as_deref());
     let split = j.b.len();
     j.comma = true; // `expires_in_secs` is written before
-    j.key(key!("parse_error")).opt_str(c.parse_error.as_deref());
-    j.key(key!("public_key")).opt_str(c.public_key.as_deref());
+    j.lit(key!("parse_error")).opt_str(c.parse_error.as_deref());
+    j.lit(key!("public_key")).opt_str(c.public_key.as_deref());
     j.close(b'}');
     (b.into_boxed_slice(), split)
 }
@@ -767,62 +935,65 @@ const HTTP1_RESPONSE_TAIL: &[u8] =
 fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.open(b'{');
     j.key(key!("version")).opt_name(h.version);
-    j.key(key!("requests")).open(b'[');
+    j.lit(key!("requests")).open(b'[');
     for r in &h.requests {
-        j.open(b'{');
-        j.key(key!("method")).wire(r.method.as_bytes());
-        j.key(key!("path")).wire(r.path.as_bytes());
-        j.key(key!("version")).opt_name(r.version);
-        j.key(key!("host")).opt_wire(r.host.as_ref());
-        j.key(key!("headers"));
-        headers(j, &r.headers);
+        j.sep();
+        j.lit("{\"method\":").wire(r.method.as_bytes());
+        j.lit_wire(key!("path"), r.path.as_bytes());
+        j.lit_name(key!("version"), r.version);
+        match &r.host {
+            Some(host) => j.lit_wire(key!("host"), host.as_bytes()),
+            None => j.lit(key!("host")).null(),
+        }
+        j.lit(concat!(key!("headers"), "["));
+        header_fields(j, &r.headers);
         if r.h2.is_none() && r.stream.is_none() {
             // HTTP/1: the HTTP/2 keys' values are constants, written in one piece.
             j.b.extend_from_slice(HTTP1_REQUEST_TAIL);
             j.comma = true;
             continue;
         }
-        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
-        j.key(key!("trailers"));
+        j.lit(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.lit(key!("trailers"));
         opt_headers(j, r.trailers());
-        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
-        j.key(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path.as_bytes()));
-        j.key(key!("data")).opt(r.data(), by_role);
-        j.key(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
+        j.lit(key!("unknown_fields")).u64(r.unknown_fields().into());
+        j.lit(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path.as_bytes()));
+        j.lit(key!("data")).opt(r.data(), by_role);
+        j.lit(key!("pushed_by")).opt_u64(r.pushed_by().map(u64::from));
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("responses")).open(b'[');
+    j.lit(key!("responses")).open(b'[');
     for r in &h.responses {
-        j.open(b'{');
-        j.key(key!("version")).opt_name(r.version);
-        j.key(key!("status")).u64(r.status.into());
-        j.key(key!("reason")).wire(r.reason.as_bytes());
-        j.key(key!("headers"));
-        headers(j, &r.headers);
+        j.sep();
+        j.lit_name("{\"version\":", r.version);
+        j.lit(key!("status")).u64(r.status.into());
+        j.lit_wire(key!("reason"), r.reason.as_bytes());
+        j.lit(concat!(key!("headers"), "["));
+        header_fields(j, &r.headers);
         if r.h2.is_none() && r.stream.is_none() {
             j.b.extend_from_slice(HTTP1_RESPONSE_TAIL);
             j.comma = true;
             continue;
         }
-        j.key(key!("stream")).opt_u64(r.stream.map(u64::from));
-        j.key(key!("trailers"));
+        j.lit(key!("stream")).opt_u64(r.stream.map(u64::from));
+        j.lit(key!("trailers"));
         opt_headers(j, r.trailers());
-        j.key(key!("unknown_fields")).u64(r.unknown_fields().into());
+        j.lit(key!("unknown_fields")).u64(r.unknown_fields().into());
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("requests_total")).u64(h.requests_total);
-    j.key(key!("responses_total")).u64(h.responses_total);
-    j.key(key!("upgrade")).opt_str(h.upgrade.as_deref());
-    j.key(key!("http2")).opt(h.http2.as_deref(), http2);
+    j.lit(key!("requests_total")).u64(h.requests_total);
+    j.lit(key!("responses_total")).u64(h.responses_total);
+    j.lit(key!("upgrade")).opt_str(h.upgrade.as_deref());
+    j.lit(key!("http2")).opt(h.http2.as_deref(), http2);
     j.close(b'}');
 }
 
 fn by_role(j: &mut Json<'_>, r: &ByRole) {
     j.open(b'{');
     j.key(key!("client")).u64(r.client);
-    j.key(key!("server")).u64(r.server);
+    j.lit(key!("server")).u64(r.server);
     j.close(b'}');
 }
 
@@ -831,13 +1002,13 @@ fn grpc(j: &mut Json<'_>, g: &GrpcCall, path: &[u8]) {
     j.open(b'{');
     j.key(key!("service")).opt(g.service(path), Json::wire);
     j.key(key!("method")).opt(g.method(path), Json::wire);
-    j.key(key!("status")).opt_u64(g.status.map(u64::from));
-    j.key(key!("status_name")).opt_name(g.status_name);
-    j.key(key!("message")).opt_wire(g.message.as_ref());
-    j.key(key!("encoding")).opt_wire(g.encoding.as_ref());
-    j.key(key!("messages"));
+    j.lit(key!("status")).opt_u64(g.status.map(u64::from));
+    j.lit(key!("status_name")).opt_name(g.status_name);
+    j.lit(key!("message")).opt_wire(g.message.as_ref());
+    j.lit(key!("encoding")).opt_wire(g.encoding.as_ref());
+    j.lit(key!("messages"));
     by_role(j, &g.messages);
-    j.key(key!("message_bytes"));
+    j.lit(key!("message_bytes"));
     by_role(j, &g.message_bytes);
     j.close(b'}');
 }
@@ -862,26 +1033,26 @@ fn http2(j: &mut Json<'_>, h: &Http2Report) {
     j.key(key!("settings")).open(b'{');
     j.key(key!("client"));
     settings(j, h.settings.client.as_ref());
-    j.key(key!("server"));
+    j.lit(key!("server"));
     settings(j, h.settings.server.as_ref());
     j.close(b'}');
-    j.key(key!("goaway")).opt(h.goaway.as_ref(), |j, g| {
+    j.lit(key!("goaway")).opt(h.goaway.as_ref(), |j, g| {
         j.open(b'{');
         j.key(key!("from")).name(g.from.as_str());
-        j.key(key!("last_stream")).u64(g.last_stream.into());
-        j.key(key!("error")).str(&g.error);
+        j.lit(key!("last_stream")).u64(g.last_stream.into());
+        j.lit(key!("error")).str(&g.error);
         j.close(b'}');
     });
-    j.key(key!("rst_streams")).open(b'[');
+    j.lit(key!("rst_streams")).open(b'[');
     for r in &h.rst_streams {
         j.open(b'{');
         j.key(key!("stream")).u64(r.stream.into());
-        j.key(key!("from")).name(r.from.as_str());
-        j.key(key!("error")).str(&r.error);
+        j.lit(key!("from")).name(r.from.as_str());
+        j.lit(key!("error")).str(&r.error);
         j.close(b'}');
     }
     j.close(b']');
-    j.key(key!("streams_total")).u64(h.streams_total);
+    j.lit(key!("streams_total")).u64(h.streams_total);
     j.close(b'}');
 }
 
@@ -898,9 +1069,14 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
     // Header blocks are most of the output (HTTP flows with sidecar headers): they are stored as
     // JSON text, copied at once; only the fields listed as raw (an XFCC value's quotes, bytes
     // above 0x7f) are escaped here.
-    let (text, dirty) = h.json_text();
     j.sep();
     j.b.push(b'[');
+    header_fields(j, h);
+}
+
+/// The fields of [`headers`] after its `[`, and the `]`.
+fn header_fields(j: &mut Json<'_>, h: &Headers) {
+    let (text, dirty) = h.json_text();
     let mut next = 0;
     for &d in dirty {
         let d = d as usize;
@@ -914,7 +1090,7 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
         j.b.push(b'[');
         j.comma = false;
         j.wire(n);
-        j.wire(v);
+        j.wire_raw(v);
         j.b.push(b']');
         next = d + 1;
     }
@@ -929,51 +1105,51 @@ fn headers(j: &mut Json<'_>, h: &Headers) {
 fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.open(b'{');
     j.key(key!("leg")).name(i.leg.as_str());
-    j.key(key!("mode")).opt_name(i.mode.map(|m| m.as_str()));
-    j.key(key!("hbone")).opt(i.hbone.as_ref(), |j, targets| {
+    j.lit(key!("mode")).opt_name(i.mode.map(|m| m.as_str()));
+    j.lit(key!("hbone")).opt(i.hbone.as_ref(), |j, targets| {
         j.open(b'{');
         j.key(key!("targets")).open(b'[');
         for t in targets {
             j.open(b'{');
             j.key(key!("stream")).opt_u64(t.stream.map(u64::from));
-            j.key(key!("authority")).wire(t.authority.as_bytes());
-            j.key(key!("status")).opt_u64(t.status.map(u64::from));
-            j.key(key!("client")).opt_wire(t.client.as_ref());
+            j.lit(key!("authority")).wire(t.authority.as_bytes());
+            j.lit(key!("status")).opt_u64(t.status.map(u64::from));
+            j.lit(key!("client")).opt_wire(t.client.as_ref());
             j.key(key!("service")).opt_wire(t.service.as_ref());
             j.close(b'}');
         }
         j.close(b']');
         j.close(b'}');
     });
-    j.key(key!("sni")).opt(i.sni.as_ref(), |j, s| {
+    j.lit(key!("sni")).opt(i.sni.as_ref(), |j, s| {
         j.open(b'{');
         j.key(key!("direction")).name(s.direction.as_str());
-        j.key(key!("port")).u64(s.port.into());
-        j.key(key!("subset")).opt_str(s.subset.as_deref());
-        j.key(key!("fqdn")).str(&s.fqdn);
+        j.lit(key!("port")).u64(s.port.into());
+        j.lit(key!("subset")).opt_str(s.subset.as_deref());
+        j.lit(key!("fqdn")).str(&s.fqdn);
         j.key(key!("service")).str(&s.service);
-        j.key(key!("namespace")).opt_str(s.namespace.as_deref());
+        j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
         j.close(b'}');
     });
-    j.key(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
+    j.lit(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
         j.open(b'{');
         j.key(key!("tokens")).strs(&a.tokens);
-        j.key(key!("app_protocol")).opt_name(a.app_protocol.map(|p| p.as_str()));
+        j.lit(key!("app_protocol")).opt_name(a.app_protocol.map(|p| p.as_str()));
         j.close(b'}');
     });
-    j.key(key!("port_role")).opt_name(i.port_role.map(|r| r.as_str()));
-    j.key(key!("peer_metadata"));
+    j.lit(key!("port_role")).opt_name(i.port_role.map(|r| r.as_str()));
+    j.lit(key!("peer_metadata"));
     // Free-form: serde_json wrote it once when it was decoded.
     j.opt(i.peer_metadata.as_ref(), |j, m| j.raw(&m.json));
-    j.key(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
-    j.key(key!("xfcc")).open(b'[');
+    j.lit(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
+    j.lit(key!("xfcc")).open(b'[');
     for x in &i.xfcc {
         j.open(b'{');
         j.key(key!("by")).opt_str(x.by.as_deref());
-        j.key(key!("hash")).opt_str(x.hash.as_deref());
-        j.key(key!("subject")).opt_str(x.subject.as_deref());
-        j.key(key!("uri")).opt_str(x.uri.as_deref());
-        j.key(key!("dns")).strs(&x.dns);
+        j.lit(key!("hash")).opt_str(x.hash.as_deref());
+        j.lit(key!("subject")).opt_str(x.subject.as_deref());
+        j.lit(key!("uri")).opt_str(x.uri.as_deref());
+        j.lit(key!("dns")).strs(&x.dns);
         j.close(b'}');
     }
     j.close(b']');
@@ -990,9 +1166,9 @@ fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
     let Some(s) = id else { return j.null() };
     j.open(b'{');
     j.key(key!("uri")).str(&s.uri);
-    j.key(key!("trust_domain")).str(&s.trust_domain);
-    j.key(key!("namespace")).opt_str(s.namespace.as_deref());
-    j.key(key!("service_account")).opt_str(s.service_account.as_deref());
+    j.lit(key!("trust_domain")).str(&s.trust_domain);
+    j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
+    j.lit(key!("service_account")).opt_str(s.service_account.as_deref());
     j.close(b'}');
 }
 
@@ -1008,13 +1184,17 @@ mod tests {
 
     #[test]
     fn header_blocks_render_as_serde_json_does() {
-        let fields: [(&[u8], &[u8]); 6] = [
+        // Raw values (`wire_raw`): to escape, valid UTF-8 with nothing to escape, invalid UTF-8
+        // with and without a byte to escape.
+        let fields: [(&[u8], &[u8]); 8] = [
             (b"host", b"reviews:9080"),
             (b"x-request-id", b"fdaa5495-1e90"),
             (b"accept", b""),
             (b"x-quote", b"say \"hi\"\\"),
             (b"x-ctl", b"a\tb\x01"),
             (b"x-utf8", b"caf\xc3\xa9 \xff"),
+            (b"x-naive", "na\u{ef}ve, \u{2603} and a longer tail".as_bytes()),
+            (b"x-bad", b"\"q\xfe\" and then sixteen bytes more\\"),
         ];
         // Every subset of every rotation of the fields: clean fields are copied as stored, the
         // others escaped one by one, wherever they are.
@@ -1031,6 +1211,43 @@ mod tests {
             headers(&mut j, &h);
             let want = format!(",{}", serde_json::to_string(&h).unwrap());
             assert_eq!(String::from_utf8(v).unwrap(), want, "fields {mask:#b} rotated by {rot}");
+        }
+    }
+
+    #[test]
+    fn ipv6_endpoints_as_std_writes_them() {
+        use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+        let mut addrs: Vec<[u16; 8]> = vec![
+            [0; 8],
+            [0, 0, 0, 0, 0, 0, 0, 1],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0xffff, 0x0a00, 0x0001],
+            [0, 0, 0, 0, 0, 0, 0x0a00, 0x0001],
+            [0, 0, 0, 0, 0, 0xfffe, 0x0a00, 0x0001],
+            [0x2001, 0xdb8, 0, 0, 1, 0, 0, 1],
+            [0x2001, 0xdb8, 0, 1, 0, 0, 0, 1],
+            [0x2001, 0, 1, 0, 1, 0, 1, 0],
+            [0xffff; 8],
+            [0xfe80, 0, 0, 0, 0x1ff, 0xfe23, 0x4567, 0x890a],
+        ];
+        // Groups of 0, 1, 0x10, 0xabc or 0xffff in every mix (a bit pattern per group).
+        let mut x = 0x9e37_79b9_u64;
+        for _ in 0..5000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let g = std::array::from_fn(|i| {
+                [0, 0, 0, 1, 0x10, 0xabc, 0xffff, 0][(x >> (3 * i + 20)) as usize & 7]
+            });
+            addrs.push(g);
+        }
+        for (k, g) in addrs.into_iter().enumerate() {
+            let ip = Ipv6Addr::from(g);
+            for (port, scope) in [(0, 0), (443, 0), (65535, 3), (8080, u32::MAX)] {
+                let a = SocketAddr::V6(SocketAddrV6::new(ip, port, 7, scope));
+                let mut v = Vec::new();
+                Json { b: &mut v, comma: k % 2 == 1 }.endpoint(a);
+                let want = format!("{}\"{a}\"", if k % 2 == 1 { "," } else { "" });
+                assert_eq!(String::from_utf8(v).unwrap(), want);
+            }
         }
     }
 
@@ -1103,7 +1320,7 @@ mod tests {
                         Json { b: &mut v, comma: false }.endpoint(addr);
                         assert_eq!(
                             v,
-                            format!("\"{}\"", EndpointText::new(addr).as_str()).into_bytes(),
+                            format!("\"{}\"", crate::record::EndpointText::new(addr).as_str()).into_bytes(),
                             "{addr}"
                         );
                     }
