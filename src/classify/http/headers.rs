@@ -150,8 +150,22 @@ const NO_SHORT_KEY: u128 = u128::MAX;
 #[inline(always)]
 fn short_key(word: u128, len: usize) -> u128 {
     debug_assert!(len < 16);
-    (word & ((1u128 << (8 * len)) - 1)) | (len as u128) << 120
+    // A table of masks, not `(1 << 8 * len) - 1`: a shift of a u128 by a variable amount took
+    // ~15 instructions a field (`bench/instructions` default 438.30 M -> 437.94 M, mesh
+    // 563.78 M -> 562.97 M).
+    (word & SHORT_MASK[len & 15]) | (len as u128) << 120
 }
+
+/// `SHORT_MASK[n]`: the low `n` bytes of a word set.
+static SHORT_MASK: [u128; 16] = {
+    let mut m = [0; 16];
+    let mut n = 1;
+    while n < 16 {
+        m[n] = (1u128 << (8 * n)) - 1;
+        n += 1;
+    }
+    m
+};
 
 impl NameCache {
     const NO_CLASS: NameClass =
