@@ -142,7 +142,7 @@ impl Serialize for WireRef<'_> {
 
 /// The header fields of one HTTP message, in order, stored as the JSON text the report writes
 /// (`["name","value"],["name","value"]`, without the outer brackets), with the offsets of each
-/// name and value in it. One allocation per message (two with raw fields) instead of two per
+/// name and value in it. One allocation per message instead of two per
 /// field (storing headers field by field was a third of the run time and a quarter of the
 /// memory), and the JSON writer copies a message's fields at once (writing them field by field
 /// was 9% of the instructions with HTTP/2: bench/RESULTS.md). A field whose name or value needs
@@ -151,16 +151,19 @@ impl Serialize for WireRef<'_> {
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Headers {
     /// The ends (end of name i at `2i`, end of value i at `2i + 1`, as offsets in the text),
-    /// then the text's bytes packed into words, the last one zero-padded: one allocation per
-    /// message instead of two (one malloc and free fewer a message: `bench/instructions` default
-    /// 100 MB 440.0 M -> 438.3 M, mesh 567.3 M -> 563.8 M).
+    /// then the fields whose text is raw bytes, not JSON text, in order, then the text's bytes
+    /// packed into words, the last one zero-padded. One allocation per message instead of two
+    /// or three (one malloc and free fewer a message: `bench/instructions` default 100 MB
+    /// 440.0 M -> 438.3 M, mesh 567.3 M -> 563.8 M), and counts as u32, as the ends themselves
+    /// (a message is 24 bytes smaller: with the text, ends and raw fields apart, max RSS on the
+    /// mesh 1000 MB file had grown by 1.5 MB, mimalloc rounding up each of them).
     packed: Box<[u32]>,
     /// Number of ends (twice the number of fields) at the start of `packed`.
-    n_ends: usize,
-    /// Bytes of text after them.
-    text_len: usize,
-    /// Fields whose text is raw bytes, not JSON text, in order.
-    dirty: Box<[u32]>,
+    n_ends: u32,
+    /// Number of raw fields after them.
+    n_dirty: u32,
+    /// Bytes of text after those.
+    text_len: u32,
     /// Bits the builder's caller set ([`HeadersBuilder::mark`]), so that readers looking for
     /// rare fields can skip a message without walking its fields.
     marks: u8,
@@ -216,7 +219,7 @@ impl HeadersBuilder {
 
     /// The fields.
     pub(crate) fn finish(self) -> Headers {
-        Headers::pack(&self.text, self.ends.iter().copied(), self.dirty.into_boxed_slice(), self.marks)
+        Headers::pack(&self.text, self.ends.iter().copied(), &self.dirty, self.marks)
     }
 }
 
@@ -320,7 +323,7 @@ impl ExactHeadersBuilder {
     pub(crate) fn finish(mut self) -> Headers {
         self.text.truncate(self.at);
         self.ends.truncate(2 * self.field);
-        Headers::pack(&self.text, self.ends.iter().copied(), self.dirty.into_boxed_slice(), self.marks)
+        Headers::pack(&self.text, self.ends.iter().copied(), &self.dirty, self.marks)
     }
 }
 
@@ -335,63 +338,67 @@ impl Headers {
         marks: u8,
     ) -> Headers {
         let n = 2 * ends.len();
-        Headers::pack_n(text, n, ends.flatten(), dirty.collect(), marks)
+        Headers::pack_n(text, n, ends.flatten(), dirty, marks)
     }
 
     /// Fields already written as the JSON text [`Headers`] holds, with the ends of each name
     /// and value in it (`2i`, `2i + 1`) and the fields kept raw (an HTTP/1 head written by its
     /// parser as it scans: one copy of each piece instead of one per field and pass).
     pub(crate) fn from_parts(text: &[u8], ends: &[u32], dirty: &[u32], marks: u8) -> Headers {
-        // Most heads have no raw field: no call to copy nothing.
-        let dirty = if dirty.is_empty() { Box::default() } else { dirty.into() };
         Headers::pack(text, ends.iter().copied(), dirty, marks)
     }
 
     #[inline(always)]
-    fn pack(text: &[u8], ends: impl ExactSizeIterator<Item = u32>, dirty: Box<[u32]>, marks: u8) -> Headers {
-        Headers::pack_n(text, ends.len(), ends, dirty, marks)
+    fn pack(text: &[u8], ends: impl ExactSizeIterator<Item = u32>, dirty: &[u32], marks: u8) -> Headers {
+        Headers::pack_n(text, ends.len() + dirty.len(), ends, dirty.iter().copied(), marks)
     }
 
-    /// `ends` (about `n` of them) and `text` in one allocation (see `packed`).
+    /// `ends`, `dirty` (about `n` of them together) and `text` in one allocation (see `packed`).
     #[inline(always)]
     fn pack_n(
         text: &[u8],
         n: usize,
         ends: impl Iterator<Item = u32>,
-        dirty: Box<[u32]>,
+        dirty: impl Iterator<Item = u32>,
         marks: u8,
     ) -> Headers {
         let words = text.len().div_ceil(4);
         let mut packed = Vec::with_capacity(n + words);
         packed.extend(ends);
         let n_ends = packed.len();
+        packed.extend(dirty);
+        let at = packed.len();
         packed.reserve_exact(words);
-        // SAFETY: `words` words are reserved past `n_ends`; the last is zeroed first, then the
+        // SAFETY: `words` words are reserved past `at`; the last is zeroed first, then the
         // text's bytes (at most `4 * words`) written over them, so all are initialised.
         unsafe {
-            let p = packed.as_mut_ptr().add(n_ends);
+            let p = packed.as_mut_ptr().add(at);
             if words > 0 {
                 p.add(words - 1).write(0);
             }
             std::ptr::copy_nonoverlapping(text.as_ptr(), p.cast::<u8>(), text.len());
-            packed.set_len(n_ends + words);
+            packed.set_len(at + words);
         }
-        Headers { packed: packed.into_boxed_slice(), n_ends, text_len: text.len(), dirty, marks }
+        // Counts fit: the ends are u32 offsets in the text, a field has two, a raw field one.
+        let (n_ends, n_dirty, text_len) = (n_ends as u32, (at - n_ends) as u32, text.len() as u32);
+        Headers { packed: packed.into_boxed_slice(), n_ends, n_dirty, text_len, marks }
     }
 
     /// The JSON text.
     #[inline(always)]
     fn text(&self) -> &[u8] {
-        // SAFETY: `packed` holds `n_ends` words then at least `text_len` initialised bytes.
+        let at = self.n_ends as usize + self.n_dirty as usize;
+        // SAFETY: `packed` holds `n_ends + n_dirty` words then at least `text_len` initialised
+        // bytes.
         unsafe {
-            std::slice::from_raw_parts(self.packed.as_ptr().add(self.n_ends).cast::<u8>(), self.text_len)
+            std::slice::from_raw_parts(self.packed.as_ptr().add(at).cast::<u8>(), self.text_len as usize)
         }
     }
 
     /// The ends of the names and values.
     #[inline(always)]
     fn ends(&self) -> &[u32] {
-        &self.packed[..self.n_ends]
+        &self.packed[..self.n_ends as usize]
     }
 
     /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
@@ -406,7 +413,8 @@ impl Headers {
 
     /// The fields as JSON text (see [`Headers`]), and the fields whose bytes in it are raw.
     pub(crate) fn json_text(&self) -> (&[u8], &[u32]) {
-        (self.text(), &self.dirty)
+        let n = self.n_ends as usize;
+        (self.text(), &self.packed[n..n + self.n_dirty as usize])
     }
 
     /// Bytes `start..end` of the JSON text holding fields `first..last` (with the comma before
@@ -419,7 +427,7 @@ impl Headers {
 
     /// Number of fields.
     pub(crate) fn len(&self) -> usize {
-        self.n_ends / 2
+        self.n_ends as usize / 2
     }
 
     /// No fields.
