@@ -231,7 +231,7 @@ fn per_stream_records_stay_small() {
     // Memory per recorded stream (the mesh 1 GB bench file's RSS limit): a stream's map entry,
     // and the HTTP/2 facts of a request, whose gRPC facts are boxed (they were inline: 240).
     assert_eq!(std::mem::size_of::<Stream>(), 44);
-    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 96);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 72);
 }
 
 #[test]
