@@ -21,7 +21,10 @@ impl Conn {
             if show || !list.has_secret() {
                 list.each_with_role(|f| p.read(&f));
                 let text = list.json_text();
-                return (Headers::from_json_text(text, list.json_ends(), list.dirty_fields(), list.marks()), p);
+                return (
+                    Headers::from_json_text(text, list.json_ends(), list.dirty_fields(), list.marks()),
+                    p,
+                );
             }
             let mut p = Pseudo::default();
             return (redacted(list, &mut p), p);
