@@ -155,40 +155,39 @@ impl Json<'_> {
     /// writes it.
     #[inline(always)]
     fn bare(&mut self, s: &[u8]) {
-        let n = s.len();
-        self.b.reserve(n + 1);
-        let len = self.b.len();
-        let c = usize::from(self.comma);
-        // SAFETY: `reserve` made room for `n + 1` bytes past `len`; the writes below are at
-        // `len .. len + c + n`, and `s` is not inside `self.b` (a `&mut` is held to it).
-        unsafe {
-            let p = self.b.as_mut_ptr().add(len);
-            p.write(b',');
-            copy_short(p.add(c), s);
-            self.b.set_len(len + c + n);
-        }
-        self.comma = true;
+        self.put::<false>(s);
     }
 
-    /// `s` quoted, after a comma when one is due: one capacity check, the comma written always
-    /// and kept or overwritten (no branch), and a short `s` copied by two overlapping loads
-    /// instead of a call to `memcpy`. The comma, the quotes and the copy one by one were ~50
-    /// of the ~135 instructions of a wire string (150 k per 100 MB on the mesh bench file).
+    /// `s` quoted, after a comma when one is due.
     #[inline(always)]
     fn quoted(&mut self, s: &[u8]) {
-        let n = s.len();
-        self.b.reserve(n + 3);
+        self.put::<true>(s);
+    }
+
+    /// `s`, quoted if `QUOTE`, after a comma when one is due: one capacity check, the comma
+    /// written always and kept or overwritten (no branch), and a short `s` copied by two
+    /// overlapping loads instead of a call to `memcpy`. The comma, the quotes and the copy one
+    /// by one were ~50 of the ~135 instructions of a wire string (150 k per 100 MB on the mesh
+    /// bench file).
+    #[inline(always)]
+    fn put<const QUOTE: bool>(&mut self, s: &[u8]) {
+        let (n, q) = (s.len(), usize::from(QUOTE));
+        self.b.reserve(n + 1 + 2 * q);
         let len = self.b.len();
         let c = usize::from(self.comma);
-        // SAFETY: `reserve` made room for `n + 3` bytes past `len`; the writes below are at
-        // `len .. len + c + n + 2`, and `s` is not inside `self.b` (a `&mut` is held to it).
+        // SAFETY: `reserve` made room for `n + 1 + 2q` bytes past `len`; the writes below are
+        // at `len .. len + c + n + 2q`, and `s` is not inside `self.b` (a `&mut` is held to it).
         unsafe {
             let p = self.b.as_mut_ptr().add(len);
             p.write(b',');
-            p.add(c).write(b'"');
-            copy_short(p.add(c + 1), s);
-            p.add(c + 1 + n).write(b'"');
-            self.b.set_len(len + c + n + 2);
+            if QUOTE {
+                p.add(c).write(b'"');
+            }
+            copy_short(p.add(c + q), s);
+            if QUOTE {
+                p.add(c + q + n).write(b'"');
+            }
+            self.b.set_len(len + c + n + 2 * q);
         }
         self.comma = true;
     }
