@@ -404,6 +404,38 @@ impl std::hash::BuildHasher for KeyedState {
 /// A map keyed by network data (see [`KeyedState`]).
 pub(crate) type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
 
+/// Copies `s` to `dst`: up to 32 bytes by two overlapping loads and stores (or one to three
+/// bytes), longer ones with `memcpy`, whose call cost more than the copy for the short strings
+/// that are most of the output (methods, reasons, numbers, endpoints) and most HPACK table
+/// bodies, names and literals.
+///
+/// # Safety
+/// `dst .. dst + s.len()` is writable and does not overlap `s`.
+#[inline(always)]
+pub(crate) unsafe fn copy_short(dst: *mut u8, s: &[u8]) {
+    let (n, src) = (s.len(), s.as_ptr());
+    // SAFETY: the caller's; every read is inside `s`, every write inside `dst[..n]`.
+    unsafe {
+        if n > 32 {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 16 {
+            dst.cast::<u128>().write_unaligned(src.cast::<u128>().read_unaligned());
+            dst.add(n - 16).cast::<u128>().write_unaligned(src.add(n - 16).cast::<u128>().read_unaligned());
+        } else if n >= 8 {
+            dst.cast::<u64>().write_unaligned(src.cast::<u64>().read_unaligned());
+            dst.add(n - 8).cast::<u64>().write_unaligned(src.add(n - 8).cast::<u64>().read_unaligned());
+        } else if n >= 4 {
+            dst.cast::<u32>().write_unaligned(src.cast::<u32>().read_unaligned());
+            dst.add(n - 4).cast::<u32>().write_unaligned(src.add(n - 4).cast::<u32>().read_unaligned());
+        } else if n > 0 {
+            // Bytes 0, n / 2 and n - 1 cover one to three bytes.
+            dst.write(*src);
+            dst.add(n / 2).write(*src.add(n / 2));
+            dst.add(n - 1).write(*src.add(n - 1));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

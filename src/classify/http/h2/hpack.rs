@@ -45,6 +45,7 @@
 
 use super::huffman;
 use crate::sanitize::{json_scan, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
+use crate::wire::copy_short;
 use std::collections::VecDeque;
 
 /// Largest dynamic table kept per direction, whatever SETTINGS or size updates say (Chrome
@@ -741,7 +742,7 @@ fn push_field(
         } else {
             copy(NEXT_NAME.as_ptr(), base.add(at), NEXT_NAME.len());
         }
-        copy_short(body, base.add(start));
+        copy_short(base.add(start), body);
         copy(AFTER_VALUE.as_ptr(), base.add(end), AFTER_VALUE.len());
         out.bytes.set_len(end + AFTER_VALUE.len());
     }
@@ -821,7 +822,7 @@ pub(super) fn extend_short(v: &mut Vec<u8>, s: &[u8]) {
     // SAFETY: `reserve` made room for `s.len()` bytes after `len`, which `copy_short` writes
     // (all of them) before `set_len`.
     unsafe {
-        copy_short(s, v.as_mut_ptr().add(len));
+        copy_short(v.as_mut_ptr().add(len), s);
         v.set_len(len + s.len());
     }
 }
@@ -847,44 +848,9 @@ fn put_name(v: &mut Vec<u8>, first: bool, name: &[u8]) {
         } else {
             copy(NEXT_NAME.as_ptr(), d, NEXT_NAME.len());
         }
-        copy_short(name, d.add(open));
+        copy_short(d.add(open), name);
         copy(NAME_VALUE.as_ptr(), d.add(open + name.len()), NAME_VALUE.len());
         v.set_len(len + n);
-    }
-}
-
-/// Copies `s` to `dst`, up to 32 bytes by two overlapping fixed-size copies (no call).
-///
-/// # Safety
-/// `dst` is valid for writes of `s.len()` bytes, not overlapping `s`.
-#[inline(always)]
-unsafe fn copy_short(s: &[u8], dst: *mut u8) {
-    let (n, src) = (s.len(), s.as_ptr());
-    // SAFETY: each pair of copies reads `W <= n` bytes at 0 and at `n - W` inside `s` and
-    // writes them at the same offsets from `dst`, inside the `n` bytes the caller vouches for;
-    // together they cover all `n` bytes (`n <= 2 * W`).
-    unsafe {
-        use std::ptr::copy_nonoverlapping as copy;
-        match n {
-            16..=32 => {
-                copy(src, dst, 16);
-                copy(src.add(n - 16), dst.add(n - 16), 16);
-            }
-            8..=15 => {
-                copy(src, dst, 8);
-                copy(src.add(n - 8), dst.add(n - 8), 8);
-            }
-            4..=7 => {
-                copy(src, dst, 4);
-                copy(src.add(n - 4), dst.add(n - 4), 4);
-            }
-            0..=3 => {
-                for (i, &b) in s.iter().enumerate() {
-                    *dst.add(i) = b;
-                }
-            }
-            _ => copy(src, dst, n),
-        }
     }
 }
 
