@@ -252,7 +252,8 @@ fn rfc3339_secs(secs: i64) -> Option<[u8; 19]> {
 
 /// `v` (below 100) as two decimal digits.
 fn two_digits(v: u32) -> [u8; 2] {
-    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
+    let i = 2 * (v % 100) as usize;
+    [PAIRS[i], PAIRS[i + 1]]
 }
 
 impl fmt::Display for Timestamp {

@@ -15,7 +15,6 @@ use crate::classify::istio::{IstioReport, SpiffeId};
 use crate::classify::proxy::ProxyHeader;
 use crate::classify::tls::TlsReport;
 use crate::record::{FlowReport, Preview};
-use crate::sanitize::json_scan::scan;
 use crate::sanitize::Headers;
 use std::io::{self, Write};
 
@@ -59,7 +58,6 @@ macro_rules! key {
 }
 
 mod writer;
-use crate::wire::copy_short;
 use writer::Json;
 
 /// The `flow` object, fields in the order of [`FlowReport`].
@@ -170,90 +168,6 @@ macro_rules! key_bool {
 }
 
 impl Json<'_> {
-    /// Constant text after a value of the same object (a [`key!`], or a key and its value),
-    /// inlined so that the copy has a known length: the `tls` object has thirty keys, and an
-    /// out-of-line [`Json::key`] costs ~40 instructions each.
-    #[inline(always)]
-    fn lit(&mut self, s: &'static str) -> &mut Self {
-        self.b.extend_from_slice(s.as_bytes());
-        self.comma = false;
-        self
-    }
-
-    /// Constant text (a key after a value of the same object) and the quoted `s` (nothing in it
-    /// to escape), in one capacity check: a message's keys and their short values (method,
-    /// path, version, reason) one by one cost ~40 instructions a key through the out-of-line
-    /// [`Json::key`].
-    #[inline(always)]
-    fn lit_quoted(&mut self, key: &'static str, s: &[u8]) {
-        let (q, n) = (key.as_bytes(), s.len());
-        let k = q.len();
-        self.b.reserve(k + n + 2);
-        let len = self.b.len();
-        // SAFETY: `reserve` made room for `k + n + 2` bytes past `len`, the writes below are at
-        // `len .. len + k + n + 2`; `q` is a constant and `s` is not inside `self.b` (a `&mut`
-        // is held to it).
-        unsafe {
-            let p = self.b.as_mut_ptr().add(len);
-            copy_short(p, q);
-            p.add(k).write(b'"');
-            copy_short(p.add(k + 1), s);
-            p.add(k + 1 + n).write(b'"');
-            self.b.set_len(len + k + n + 2);
-        }
-        self.comma = true;
-    }
-
-    /// A key after a value of the same object and wire bytes, as [`Json::wire`] writes them.
-    #[inline(always)]
-    fn lit_wire(&mut self, key: &'static str, b: &[u8]) {
-        let (escape, high) = scan(b);
-        if !escape && !high {
-            return self.lit_quoted(key, b);
-        }
-        self.lit(key).wire_slow(b, escape, high);
-    }
-
-    /// Constant text (a key after a value of the same object) and the decimal `v`, in one
-    /// capacity check, the digits from a stack buffer: with the HTTP/2 message keys merged
-    /// with their constant values ([`h2_tail`]) ~0.6M instructions fewer on the default 100 MB
-    /// bench file, ~1.0M on the mesh one, than key, then value through serde_json's formatter.
-    #[inline(always)]
-    fn lit_u64(&mut self, key: &'static str, mut v: u64) {
-        let mut t = [0u8; 20];
-        let mut i = t.len();
-        loop {
-            i -= 1;
-            t[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let (q, d) = (key.as_bytes(), &t[i..]);
-        let (k, n) = (q.len(), d.len());
-        self.b.reserve(k + n);
-        let len = self.b.len();
-        // SAFETY: `reserve` made room for `k + n` bytes past `len`, the writes below are at
-        // `len .. len + k + n`; `q` is a constant and `d` on the stack.
-        unsafe {
-            let p = self.b.as_mut_ptr().add(len);
-            copy_short(p, q);
-            copy_short(p.add(k), d);
-            self.b.set_len(len + k + n);
-        }
-        self.comma = true;
-    }
-
-    /// A key after a value of the same object and an optional name of ours ([`Json::name`]).
-    #[inline(always)]
-    fn lit_name(&mut self, key: &'static str, s: Option<&'static str>) {
-        match s {
-            Some(s) => self.lit_quoted(key, s.as_bytes()),
-            None => self.lit(key).null(),
-        }
-    }
-
     /// A version or cipher-suite name ([`crate::classify::tls::version_name`],
     /// [`crate::classify::tls::cipher_name`]): a name from a table or a number as text, nothing
     /// to escape (the tests check every value), so copied without the scan of [`Json::str`].
@@ -694,6 +608,7 @@ fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
 mod tests {
     use super::writer::*;
     use super::*;
+    use crate::sanitize::json_scan::scan;
     use crate::sanitize::WireBytes;
 
     fn ours(b: &[u8]) -> String {

@@ -112,32 +112,88 @@ impl Json<'_> {
         self.put::<true>(s);
     }
 
-    /// `s`, quoted if `QUOTE`, after a comma when one is due: one capacity check, the comma
-    /// written always and kept or overwritten (no branch), and a short `s` copied by two
-    /// overlapping loads instead of a call to `memcpy`. The comma, the quotes and the copy one
-    /// by one were ~50 of the ~135 instructions of a wire string (150 k per 100 MB on the mesh
-    /// bench file).
+    /// `s`, quoted if `QUOTE`, after a comma when one is due: the comma written always and
+    /// kept or overwritten (no branch), see [`Json::put_after`].
     #[inline(always)]
     pub(super) fn put<const QUOTE: bool>(&mut self, s: &[u8]) {
+        let keep = usize::from(self.comma);
+        self.put_after::<QUOTE>(b",", keep, s);
+    }
+
+    /// `head`, of which the first `keep` bytes stay, then `s`, quoted if `QUOTE`: one
+    /// capacity check, and short pieces copied by overlapping loads ([`copy_short`]) instead
+    /// of calls to `memcpy`. The comma, the quotes and the copy one by one were ~50 of the
+    /// ~135 instructions of a wire string (150 k per 100 MB on the mesh bench file); a key and
+    /// its short value (method, path, version, reason) one by one ~40 more a key through the
+    /// out-of-line [`Json::key`].
+    #[inline(always)]
+    fn put_after<const QUOTE: bool>(&mut self, head: &[u8], keep: usize, s: &[u8]) {
         let (n, q) = (s.len(), usize::from(QUOTE));
-        self.b.reserve(n + 1 + 2 * q);
+        self.b.reserve(head.len() + n + 2 * q);
         let len = self.b.len();
-        let c = usize::from(self.comma);
-        // SAFETY: `reserve` made room for `n + 1 + 2q` bytes past `len`; the writes below are
-        // at `len .. len + c + n + 2q`, and `s` is not inside `self.b` (a `&mut` is held to it).
+        // SAFETY: `reserve` made room for `head.len() + n + 2q` bytes past `len` (`keep <=
+        // head.len()`); the writes below are inside it, and neither `head` (a constant) nor
+        // `s` is inside `self.b` (a `&mut` is held to it).
         unsafe {
             let p = self.b.as_mut_ptr().add(len);
-            p.write(b',');
+            copy_short(p, head);
+            let p = p.add(keep);
             if QUOTE {
-                p.add(c).write(b'"');
+                p.write(b'"');
             }
-            copy_short(p.add(c + q), s);
+            copy_short(p.add(q), s);
             if QUOTE {
-                p.add(c + q + n).write(b'"');
+                p.add(q + n).write(b'"');
             }
-            self.b.set_len(len + c + n + 2 * q);
+            self.b.set_len(len + keep + n + 2 * q);
         }
         self.comma = true;
+    }
+
+    /// Constant text after a value of the same object (a `key!`, or a key and its value),
+    /// inlined so that the copy has a known length: the `tls` object has thirty keys, and an
+    /// out-of-line [`Json::key`] costs ~40 instructions each.
+    #[inline(always)]
+    pub(super) fn lit(&mut self, s: &'static str) -> &mut Self {
+        self.b.extend_from_slice(s.as_bytes());
+        self.comma = false;
+        self
+    }
+
+    /// Constant text (a key after a value of the same object) and the quoted `s` (nothing in it
+    /// to escape), in one capacity check ([`Json::put_after`]).
+    #[inline(always)]
+    pub(super) fn lit_quoted(&mut self, key: &'static str, s: &[u8]) {
+        self.put_after::<true>(key.as_bytes(), key.len(), s);
+    }
+
+    /// A key after a value of the same object and wire bytes, as [`Json::wire`] writes them.
+    #[inline(always)]
+    pub(super) fn lit_wire(&mut self, key: &'static str, b: &[u8]) {
+        let (escape, high) = scan(b);
+        if !escape && !high {
+            return self.lit_quoted(key, b);
+        }
+        self.lit(key).wire_slow(b, escape, high);
+    }
+
+    /// Constant text (a key after a value of the same object) and the decimal `v`, in one
+    /// capacity check: with the HTTP/2 message keys merged with their constant values
+    /// (`h2_tail`) ~0.6M instructions fewer on the default 100 MB bench file, ~1.0M on the mesh
+    /// one, than key, then value through serde_json's formatter.
+    #[inline(always)]
+    pub(super) fn lit_u64(&mut self, key: &'static str, v: u64) {
+        let mut t = [0u8; 20];
+        self.put_after::<false>(key.as_bytes(), key.len(), crate::wire::decimal(v, &mut t));
+    }
+
+    /// A key after a value of the same object and an optional name of ours ([`Json::name`]).
+    #[inline(always)]
+    pub(super) fn lit_name(&mut self, key: &'static str, s: Option<&'static str>) {
+        match s {
+            Some(s) => self.lit_quoted(key, s.as_bytes()),
+            None => self.lit(key).null(),
+        }
     }
 
     /// An endpoint, `ip:port` / `[ipv6]:port` as [`crate::record::EndpointText`] writes it,

@@ -737,11 +737,7 @@ fn push_field(
     unsafe {
         use std::ptr::copy_nonoverlapping as copy;
         let base = out.bytes.as_mut_ptr();
-        if first {
-            copy(FIRST_NAME.as_ptr(), base.add(at), FIRST_NAME.len());
-        } else {
-            copy(NEXT_NAME.as_ptr(), base.add(at), NEXT_NAME.len());
-        }
+        put_opening(base.add(at), first);
         copy_short(base.add(start), body);
         copy(AFTER_VALUE.as_ptr(), base.add(end), AFTER_VALUE.len());
         out.bytes.set_len(end + AFTER_VALUE.len());
@@ -843,14 +839,29 @@ fn put_name(v: &mut Vec<u8>, first: bool, name: &[u8]) {
     // (all of them, none overlapping: the constants and `name` are not in `v`) before `set_len`.
     unsafe {
         let d = v.as_mut_ptr().add(len);
+        put_opening(d, first);
+        copy_short(d.add(open), name);
+        copy(NAME_VALUE.as_ptr(), d.add(open + name.len()), NAME_VALUE.len());
+        v.set_len(len + n);
+    }
+}
+
+/// Writes a field's opening at `d`: [`FIRST_NAME`] if `first`, else [`NEXT_NAME`], each
+/// copied at its constant length (a slice either branch chose went through a byte loop or
+/// `memcpy`).
+///
+/// # Safety
+/// `d` is valid for writes of `NEXT_NAME.len()` bytes.
+#[inline(always)]
+unsafe fn put_opening(d: *mut u8, first: bool) {
+    use std::ptr::copy_nonoverlapping as copy;
+    // SAFETY: the caller's; both constants are at most `NEXT_NAME.len()` bytes.
+    unsafe {
         if first {
             copy(FIRST_NAME.as_ptr(), d, FIRST_NAME.len());
         } else {
             copy(NEXT_NAME.as_ptr(), d, NEXT_NAME.len());
         }
-        copy_short(d.add(open), name);
-        copy(NAME_VALUE.as_ptr(), d.add(open + name.len()), NAME_VALUE.len());
-        v.set_len(len + n);
     }
 }
 

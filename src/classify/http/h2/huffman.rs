@@ -32,10 +32,9 @@ const PEEK: u32 = 12;
 const MAX_SYMBOLS: u32 = 2;
 /// [`FAST`] steps per 64-bit window (which holds at least 57 bits of input).
 const STEPS: usize = 57 / PEEK as usize;
-// [`decode`]'s buffer is flushed once 48 bytes are in; a window adds at most `STEPS *
-// MAX_SYMBOLS` and a long code one: its index stays below 64 (masked with 63, no bounds check),
-// plus the 4 bytes a step stores.
-const _: () = assert!(48 + STEPS * (MAX_SYMBOLS as usize) < 64 && MAX_SYMBOLS <= 3 && PEEK < 24);
+// A step's entry holds its bytes in one 4-byte store, and its window index in fewer bits than
+// the entry's byte fields leave ([`decode`] bounds the room the stores need).
+const _: () = assert!(MAX_SYMBOLS <= 3 && PEEK < 24);
 /// The decoding tree: `[node][bit]` is an inner node index or `LEAF | symbol`.
 static TREE: [[u16; 2]; 256] = tree();
 
@@ -96,8 +95,9 @@ const BY_LENGTH: ([u8; 256], [usize; 18]) = {
 /// `[window]` for a [`PEEK`]-bit window (MSB first): up to [`MAX_SYMBOLS`] bytes whose codes
 /// fill its start (bits 0-15, first byte lowest), [`CARE`] if one of them needs care in JSON,
 /// the bits of those codes (24-29), how many bytes (30-31: 0 when the first code is longer
-/// than the window; EOS is too; such an entry is all zeros, so it consumes nothing). Built by symbols rather than by windows: each code of at most 16
-/// bits fills the windows it starts, then each pair and triple that fits.
+/// than the window; EOS is too; such an entry is all zeros, so it consumes nothing). Built by
+/// symbols rather than by windows: each code of at most 16 bits fills the windows it starts,
+/// then each pair and triple that fits.
 static FAST: [u32; 1 << PEEK] = {
     let (order, starts) = BY_LENGTH;
     let mut out = [0u32; 1 << PEEK];

@@ -26,7 +26,6 @@ impl Conn {
                     p,
                 );
             }
-            let mut p = Pseudo::default();
             return (redacted(list, &mut p), p);
         }
         // --summary-only: only the fields the summary reads are stored.
