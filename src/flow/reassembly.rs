@@ -16,13 +16,8 @@
 
 use crate::wire::Feed;
 
-/// Delivered bytes remembered to detect conflicting retransmissions: the tail of the last
-/// segment (a retransmitted segment is compared on its last 256 bytes), and whole small ones.
-/// Every data segment is copied here, into a ring that is cold by the next segment of its flow
-/// (4,000 directions open in the mesh bench): with 1 KiB, the copy cost 6% of the time of a
-/// `--threads 1` run on the mesh 1 GB bench file (without it: 0.789 -> 0.741 s, 15 rounds), 256
-/// bytes cost 1.9% (0.757 s); cachegrind with a 1 MiB last level: 0.5 M of 3.9 M misses.
-pub(crate) const RECENT_BYTES: usize = 256;
+/// Delivered bytes remembered to detect conflicting retransmissions.
+pub(crate) const RECENT_BYTES: usize = 1024;
 /// Out-of-order segments held per direction (bounds the queue's linear insert).
 pub(crate) const MAX_QUEUED_SEGMENTS: usize = 1024;
 
