@@ -175,12 +175,18 @@ struct ListSummary {
     secret: bool,
     /// Bit `i`: stored field `i` has a role; bit 63: some field from the 63rd on may have one.
     roles: u64,
+    /// Stored fields kept raw (their name or value needs escaping): the stored [`Headers`]
+    /// are allocated for them at once.
+    ///
+    /// [`Headers`]: crate::sanitize::Headers
+    dirty: u32,
 }
 
 impl ListSummary {
     #[inline]
-    fn add(&mut self, i: usize, class: FieldClass, never_indexed: bool) {
+    fn add(&mut self, i: usize, class: FieldClass, never_indexed: bool, dirty: bool) {
         self.marks |= class.marks;
+        self.dirty += u32::from(dirty);
         self.secret |= class.secret | never_indexed;
         if class.role != FieldRole::Other {
             self.roles |= 1 << i.min(63);
@@ -199,7 +205,7 @@ impl HeaderList {
             list_bytes: 0,
             oversize: false,
             over_limit: false,
-            summary: ListSummary { marks: 0, secret: false, roles: 0 },
+            summary: ListSummary { marks: 0, secret: false, roles: 0, dirty: 0 },
         }
     }
 
@@ -289,9 +295,11 @@ impl HeaderList {
         self.spans.iter().map(|s| [s.mid, s.end])
     }
 
-    /// The fields kept raw in [`Self::json_text`] (their name or value needs escaping).
-    pub(crate) fn dirty_fields(&self) -> impl Iterator<Item = u32> + '_ {
-        self.spans.iter().enumerate().filter(|(_, s)| s.dirty).map(|(i, _)| i as u32)
+    /// The fields kept raw in [`Self::json_text`] (their name or value needs escaping), and
+    /// how many they are.
+    pub(crate) fn dirty_fields(&self) -> (impl Iterator<Item = u32> + '_, usize) {
+        let fields = self.spans.iter().enumerate().filter(|(_, s)| s.dirty).map(|(i, _)| i as u32);
+        (fields, self.summary.dirty as usize)
     }
 
     /// The punctuation that opens a field. Each branch copies a constant length, inlined: a
@@ -742,7 +750,7 @@ fn push_field(
         copy(AFTER_VALUE.as_ptr(), base.add(end), AFTER_VALUE.len());
         out.bytes.set_len(end + AFTER_VALUE.len());
     }
-    out.summary.add(out.spans.len(), class, false);
+    out.summary.add(out.spans.len(), class, false, dirty);
     out.spans.push(Span {
         start: start as u32,
         mid: (start + name_len) as u32,
@@ -771,7 +779,7 @@ fn keep_field(
         return;
     }
     out.bytes.extend_from_slice(AFTER_VALUE);
-    out.summary.add(out.spans.len(), class, never_indexed);
+    out.summary.add(out.spans.len(), class, never_indexed, dirty);
     out.spans.push(Span {
         start: name_start as u32,
         mid: mid as u32,

@@ -104,5 +104,6 @@ pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers 
         p.read(&f);
     }
     out.extend_from_slice(&text[copied..]);
-    Headers::from_json_text(&out, ends.into_iter(), dirty.into_iter(), marks)
+    let n_dirty = dirty.len();
+    Headers::from_json_text(&out, ends.into_iter(), (dirty.into_iter(), n_dirty), marks)
 }
