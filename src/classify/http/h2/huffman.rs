@@ -1,18 +1,22 @@
 //! The HPACK Huffman code (RFC 7541 §5.2, Appendix B): a table-driven decoder that reads
-//! twelve bits at a time.
+//! eleven bits at a time.
 //!
 //! The code's 257 symbols (256 bytes and EOS) form a binary tree ([`TREE`]). [`FAST`], built at
-//! compile time from [`CODES`], gives for every 12-bit window the one or two symbols whose codes
+//! compile time from [`CODES`], gives for every 11-bit window the one or two symbols whose codes
 //! fill its start: codes of 5 to 8 bits carry the letters, digits and punctuation of paths,
-//! ids and tokens, so most windows yield two bytes. A code longer than twelve bits (rare bytes,
+//! ids and tokens, so most windows yield two bytes. A code longer than eleven bits (rare bytes,
 //! EOS) is read bit by bit from the tree. This replaced a four-bit state machine (two table
 //! reads per input byte, kept in the tests as the reference): 28M instead of 42.6M
 //! instructions of Huffman decoding on the 100 MB mesh bench file. Each entry also says whether
 //! its bytes need care in JSON text, so that a decoded literal is not scanned again.
 //!
-//! Why twelve bits: a 16-bit table with up to three bytes per entry (256 KiB) saved another 2.8M
+//! Why eleven bits: a 16-bit table with up to three bytes per entry (256 KiB) saved another 2.8M
 //! instructions on that file, but cost 450,000 more L1 data misses (cachegrind), each on the
-//! chain of dependent table reads; the 12-bit table (16 KiB) stays in L1.
+//! chain of dependent table reads. Between two header blocks the rest of the run evicts the
+//! table from L1: the 12-bit one (16 KiB, four steps a window) cost ~50,000 more L1 misses
+//! and ~5,600 more L2 misses than this 8 KiB one (five steps) on the 30 MB mesh slice
+//! (`bench/misses`: +0.8M instructions, cycles~ 94.99M -> 94.82M, the default slice 88.80M ->
+//! 88.70M with the step before); a 10-bit one (4 KiB) read 95.11M (+2.7M instructions).
 //!
 //! Invalid input is an error, never a panic: the EOS symbol inside a string, or padding longer
 //! than seven bits or not made of the most significant bits of EOS (all ones) (§5.2).
@@ -27,7 +31,7 @@ const LEAF: u16 = 0x8000;
 /// A child not yet set while [`TREE`] is built.
 const NONE: u16 = 0xffff;
 /// Bits of input one [`FAST`] entry covers.
-const PEEK: u32 = 12;
+const PEEK: u32 = 11;
 /// Most bytes one [`FAST`] entry decodes (three fit only in 15 bits or more).
 const MAX_SYMBOLS: u32 = 2;
 /// [`FAST`] steps per 64-bit window (which holds at least 57 bits of input).
@@ -211,10 +215,11 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
     // the mesh one (a room check per window instead of the bound below cost more than it saved).
     // The bound: every code has at least five bits, so after `c` bits consumed at most `c / 5`
     // bytes were decoded; a window starts below `total` and its steps before the last consume
-    // at most `3 * PEEK` bits, so a store is at `k <= (total + 36) / 5 <= len * 8 / 5 + 7`
+    // at most `(STEPS - 1) * PEEK = 44` bits, so a store is at
+    // `k <= (total + 44) / 5 <= len * 8 / 5 + 9`
     // and writes four bytes: `len * 8 / 5 + WINDOW_BYTES` covers every store, for any input.
     const WINDOW_BYTES: usize = 4 * STEPS + 4;
-    const _: () = assert!(STEPS == 4 && PEEK == 12 && WINDOW_BYTES >= 7 + 4);
+    const _: () = assert!(STEPS == 5 && PEEK == 11 && WINDOW_BYTES >= 9 + 4);
     let at = dst.len();
     dst.reserve(src.len() * 8 / 5 + WINDOW_BYTES);
     let base = dst.as_mut_ptr();
@@ -232,7 +237,7 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
         // bench file: -6.4M instructions against per-step checks for both.
         let mut w = window(src, pos);
         let mut e = 0;
-        // The steps' `e >> BITS_SHIFT` summed: bits consumed below bit 6 (at most 48), counts
+        // The steps' `e >> BITS_SHIFT` summed: bits consumed below bit 6 (at most 55), counts
         // above.
         let mut used = 0u32;
         for _ in 0..STEPS {
