@@ -339,11 +339,16 @@ impl HeaderList {
 /// punctuation and [`AFTER_VALUE`]. An indexed field is then one copy of the body (it was a
 /// copy of the name, of the value and of the punctuation between them, ~3 `memcpy` calls a
 /// field), and the literal that inserts it is one copy of what it decoded into the list.
+///
+/// 16 bytes, four to a cache line (the lengths fit in u16: an entry's size is at most the
+/// capacity, at most [`MAX_TABLE_BYTES`]): a connection's table is cold by its next block, and
+/// at 20 bytes an indexed field's entry read missed more often (`bench/misses`, 30 MB mesh
+/// slice: L2 misses 0.8776 -> 0.8736 M, cycles~ 94.81 -> 94.66 M).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     off: u32,
-    name_len: u32,
-    value_len: u32,
+    name_len: u16,
+    value_len: u16,
     /// Inserted by a literal whose name was an unknown (pre-capture) entry (its name is
     /// empty in the arena).
     name_unknown: bool,
@@ -352,6 +357,10 @@ struct Entry {
     /// The name or value needs escaping in JSON (scanned once, at the insert).
     dirty: bool,
 }
+
+// An inserted entry's name and value together are at most the capacity less the overhead.
+const _: () = assert!(MAX_TABLE_BYTES - ENTRY_OVERHEAD <= u16::MAX as usize);
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
 
 impl Entry {
     /// RFC 7541 §4.1 size.
@@ -425,6 +434,7 @@ impl DynamicTable {
             self.clear();
             return true;
         }
+        debug_assert!(self.capacity <= MAX_TABLE_BYTES);
         let evicted = self.evict_to(self.capacity - size);
         // Compact when the evicted prefix of the arena is at least as large as what lives, or
         // instead of growing the arena when what lives and the new body fit in 3/4 of it:
@@ -455,8 +465,8 @@ impl DynamicTable {
         extend_short(&mut self.arena, body);
         self.entries.push_back(Entry {
             off,
-            name_len: name_len as u32,
-            value_len: value_len as u32,
+            name_len: name_len as u16,
+            value_len: value_len as u16,
             name_unknown,
             class,
             dirty,
