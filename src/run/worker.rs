@@ -326,15 +326,23 @@ impl Worker {
         // A segment that was not fed to the flow (a bare ACK, or a direction whose classifier is
         // done: most packets) cannot have brought a request or a classification: the classifier,
         // in cache lines of its own, is not read.
-        let (meta, c) = slot.filter(|p| p.fed).and_then(|p| self.table.flow_mut(p.slot))?;
-        if let Some((uri, by)) = c.take_xfcc() {
+        let p = slot.filter(|p| p.fed)?;
+        let c = self.table.sink_mut(p.slot)?;
+        let xfcc = c.take_xfcc();
+        let newly = self.live && c.take_newly_classified();
+        if xfcc.is_none() && !newly {
+            // (Most fed segments: the flow's metadata, on other cache lines, is not read.)
+            return None;
+        }
+        let (meta, c) = self.table.flow_mut(p.slot)?;
+        if let Some((uri, by)) = xfcc {
             let (client, _) = decide_client(meta, c.client_hint());
             let (ce, se) = (meta.endpoints[client.idx()], meta.endpoints[client.other().idx()]);
             if ce.ip().is_loopback() || se.ip().is_loopback() {
                 self.xfcc.push((se.port(), ts.as_f64(), uri, by));
             }
         }
-        if self.live && c.take_newly_classified() {
+        if newly {
             let (client, _) = decide_client(meta, c.client_hint());
             let mut f = FlowReport::build(meta.clone(), c.snapshot(client), &self.out.name, self.out.nanos);
             f.event = crate::record::Event::Classified;
