@@ -344,6 +344,16 @@ const HTTP1_RESPONSE_TAIL: &[u8] =
     concat!(key!("stream"), "null", key!("trailers"), "[]", key!("unknown_fields"), "0}").as_bytes();
 
 fn http(j: &mut Json<'_>, h: &HttpReport) {
+    // The second level of pointers of [`crate::mesh::annotate`]'s prefetch (the HTTP/2 facts it
+    // fetched are in cache by now): each call's gRPC facts and the trailers' text.
+    for r in h.requests.iter().take(crate::mesh::PREFETCH_MESSAGES) {
+        if let Some(h2) = &r.h2 {
+            if let Some(g) = &h2.grpc {
+                crate::wire::prefetch(&**g);
+            }
+            h2.trailers.prefetch();
+        }
+    }
     j.open(b'{');
     j.key(key!("version")).opt_name(h.version);
     j.lit(key!("requests")).open(b'[');
