@@ -549,7 +549,8 @@ fn plain_text(b: &[u8]) -> Option<&str> {
     std::str::from_utf8(b).ok()
 }
 
-fn escape_str_into(s: &str, out: &mut String) {
+/// Appends [`escape_str`]`(s)` to `out` (the table builds its lines in place with it).
+pub(crate) fn escape_str_into(s: &str, out: &mut String) {
     if let Some(s) = plain_text(s.as_bytes()) {
         out.push_str(s);
         return;
