@@ -504,13 +504,22 @@ pub(crate) fn escape_bytes(b: &[u8]) -> String {
         return s.to_owned();
     }
     let mut out = String::with_capacity(b.len());
+    escape_bytes_into(b, &mut out);
+    out
+}
+
+/// Appends [`escape_bytes`]`(b)` to `out`.
+pub(crate) fn escape_bytes_into(b: &[u8], out: &mut String) {
+    if let Some(s) = plain_text(b) {
+        out.push_str(s);
+        return;
+    }
     for chunk in b.utf8_chunks() {
-        escape_str_into(chunk.valid(), &mut out);
+        escape_str_into(chunk.valid(), out);
         for byte in chunk.invalid() {
-            push_hex_escape(&mut out, *byte);
+            push_hex_escape(out, *byte);
         }
     }
-    out
 }
 
 /// Escapes a string for a terminal (see the module doc).

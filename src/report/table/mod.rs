@@ -127,14 +127,6 @@ fn split_line(text: &str, max: usize) -> (&str, &str) {
     (text[..brk].trim_end(), text[brk..].trim_start())
 }
 
-fn or_dash(s: String) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s
-    }
-}
-
 /// Short name of a certificate: its first URI SAN (SPIFFE identity), else its subject.
 fn cert_cell(f: &FlowReport) -> String {
     let Some(t) = &f.tls else { return String::new() };
@@ -266,12 +258,24 @@ fn row(f: &FlowReport) -> Cells {
         widths: [0; 10],
     };
     for (i, c) in cells.into_iter().enumerate() {
-        let c = or_dash(cut(c, MAX_WIDTH[i]));
+        // Measured once: cut only when too wide (then measured again; a cut cell is never
+        // empty), an empty cell reads `-`.
+        let mut w = width(&c);
+        let c = if MAX_WIDTH[i] > 0 && w > MAX_WIDTH[i] {
+            let c = cut(c, MAX_WIDTH[i]);
+            w = width(&c);
+            c
+        } else if c.is_empty() {
+            w = 1;
+            "-".into()
+        } else {
+            c
+        };
         out.text.push_str(&c);
         // Cells are cut at MAX_WIDTH or are short (addresses, flag names): u32 is ample, and
         // saturating keeps a wrong width, never a panic.
         out.ends[i] = u32::try_from(out.text.len()).unwrap_or(u32::MAX);
-        out.widths[i] = u32::try_from(width(&c)).unwrap_or(u32::MAX);
+        out.widths[i] = u32::try_from(w).unwrap_or(u32::MAX);
     }
     out
 }
