@@ -500,9 +500,6 @@ fn is_terminal_safe(c: char) -> bool {
 
 /// Escapes arbitrary bytes for a terminal (see the module doc).
 pub(crate) fn escape_bytes(b: &[u8]) -> String {
-    if let Some(s) = plain_text(b) {
-        return s.to_owned();
-    }
     let mut out = String::with_capacity(b.len());
     escape_bytes_into(b, &mut out);
     out
@@ -532,6 +529,7 @@ pub(crate) fn escape_str(s: &str) -> String {
 /// `b` as text when it is printable ASCII without a backslash: shown as it is. Most text the
 /// table shows (paths, names, SNIs) is; escaped char by char it was ~10 instructions a byte, a
 /// tenth of the table's cost on the bench file.
+///
 /// Eight bytes at a time: the table's rows and detail lines pass most of their text through
 /// here (issue 22: checked a byte at a time, then again by `from_utf8`, ~3% of a table run).
 fn plain_text(b: &[u8]) -> Option<&str> {
@@ -540,8 +538,9 @@ fn plain_text(b: &[u8]) -> Option<&str> {
     let mut words = b.chunks_exact(8);
     for w in &mut words {
         let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        // A byte below 0x20, above 0x7e, or a backslash sets its high bit in `bad` (the classic
-        // zero-byte tests; a borrow only ever comes from a byte already flagged).
+        // A byte below 0x20, above 0x7e, or a backslash sets its high bit in `low`, `high` or
+        // `slash` (the classic zero-byte tests; a borrow or carry only ever comes from a byte
+        // already flagged).
         let low = w.wrapping_sub(0x20 * ONES) & !w;
         let high = w.wrapping_add(ONES) | w;
         let x = w ^ (u64::from(b'\\') * ONES);

@@ -560,13 +560,8 @@ fn write_line(
         // Copied only when a width limit may cut it; measured again only then.
         let (c, cw): (std::borrow::Cow<'_, str>, usize) = match limit {
             Some(_) if widths[i] <= w => (c.into(), widths[i]),
-            Some(_) if i == 7 => {
-                let c = cut_cert(c.to_string(), w);
-                let cw = width(&c);
-                (c.into(), cw)
-            }
             Some(_) if SHRINKABLE.contains(&i) => {
-                let c = cut(c.to_string(), w);
+                let c = if i == 7 { cut_cert(c.to_string(), w) } else { cut(c.to_string(), w) };
                 let cw = width(&c);
                 (c.into(), cw)
             }
