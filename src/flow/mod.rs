@@ -98,25 +98,28 @@ pub struct FlowMeta {
     pub(crate) syn_from: Option<Side>,
     /// Side that sent a SYN+ACK.
     pub(crate) synack_from: Option<Side>,
+    // (The byte-sized fields together, in what was padding: 256 bytes, not 264; see
+    // [`Reassembler`] for the slot this completes.)
+    /// How the flow ended.
+    pub(crate) end: EndReason,
+    /// The kind of interface its first packet was captured on.
+    pub(crate) link: crate::decode::Link,
     /// Order of first packet among this table's flows, from 1.
     pub(crate) id: u64,
     /// Endpoints of side A and side B.
     pub(crate) endpoints: [SocketAddr; 2],
     /// First packet.
     pub(crate) first_ts: Timestamp,
-    /// Reassembly counters per side.
+    /// Reassembly counters per side: the reassemblers count here, the only copy (they are
+    /// touched only by anomalies, a midstream start and the report).
     pub(crate) stats: [HalfStats; 2],
-    /// How the flow ended.
-    pub(crate) end: EndReason,
     /// Caller's order (packet index) of the first packet.
     pub(crate) order: u64,
-    /// A side stopped being reassembled because the total queue limit was hit.
-    pub(crate) memory_limited: bool,
     /// The destination the client dialled before an iptables REDIRECT sent it to this
     /// loopback server (see [`redirect`]).
     pub(crate) original_dst: Option<SocketAddr>,
-    /// The kind of interface its first packet was captured on.
-    pub(crate) link: crate::decode::Link,
+    /// A side stopped being reassembled because the total queue limit was hit.
+    pub(crate) memory_limited: bool,
 }
 
 impl FlowMeta {
@@ -241,6 +244,7 @@ impl<S: StreamSink> Flow<S> {
         let before = self.half[s].queued_bytes() + self.sink.buffered();
         let sink = &mut self.sink;
         self.half[s].segment(
+            &mut self.meta.stats[s],
             seg.seq,
             seg.has(tcp_flags::SYN),
             seg.payload,
@@ -257,7 +261,7 @@ impl<S: StreamSink> Flow<S> {
             // Over the global budget: this flow gives up waiting for its holes and drops its
             // partial messages (the classifier resynchronises on what comes next).
             let sink = &mut self.sink;
-            self.half[s].flush(&mut |c| match c {
+            self.half[s].flush(&mut self.meta.stats[s], &mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
                 Chunk::Gap(n) => sink.gap(side, n),
             });
@@ -470,7 +474,7 @@ impl<S: StreamSink> FlowTable<S> {
         FlowTable {
             map: FlowIndex::default(),
             // Room for the flows of a busy capture from the start: grown by doubling, the slots
-            // (~830 bytes each) were copied whole at each step, a one-time 1.8M instructions
+            // (~700 bytes each) were copied whole at each step, a one-time 1.8M instructions
             // (b443) to 3.6M (100 MB bench file), and each step touched new pages. Only
             // reserved: pages no flow used are never touched.
             slots: Vec::with_capacity(limits.max_flows.min(INITIAL_SLOTS)),
@@ -580,19 +584,14 @@ impl<S: StreamSink> FlowTable<S> {
         }
     }
 
-    /// The live flow in `slot`, if any: its metadata (reassembly counters brought up to date)
-    /// and its consumer.
+    /// The live flow in `slot`, if any: its metadata and its consumer.
     pub fn flow_mut(&mut self, slot: usize) -> Option<(&FlowMeta, &mut S)> {
         let f = self.slots.get_mut(slot)?.as_mut()?;
-        f.meta.stats = [f.half[0].stats, f.half[1].stats];
         Some((&f.meta, &mut f.sink))
     }
 
-    /// The consumer of the live flow in `slot`, if any. Unlike [`FlowTable::flow_mut`] it leaves
-    /// the metadata's copy of the reassembly counters alone: kept up to date for every fed
-    /// segment, that copy (a cache line of its own, cold) was 46 k of the L2 misses of the
-    /// mesh 100 MB bench (cachegrind, 1 MiB LL); it is now copied when the flow ends or its
-    /// metadata is asked for.
+    /// The consumer of the live flow in `slot`, if any, without reading the metadata (cache
+    /// lines of their own: most fed segments need only the consumer).
     pub fn sink_mut(&mut self, slot: usize) -> Option<&mut S> {
         Some(&mut self.slots.get_mut(slot)?.as_mut()?.sink)
     }
@@ -674,11 +673,10 @@ impl<S: StreamSink> FlowTable<S> {
         for side in [Side::A, Side::B] {
             let s = side.idx();
             let sink = &mut f.sink;
-            f.half[s].flush(&mut |c| match c {
+            f.half[s].flush(&mut f.meta.stats[s], &mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
                 Chunk::Gap(n) => sink.gap(side, n),
             });
-            f.meta.stats[s] = f.half[s].stats;
         }
         f.meta.end = if why == EndReason::CaptureEnd && f.meta.closed() { EndReason::Closed } else { why };
         ended(f.meta, f.sink);
@@ -829,13 +827,13 @@ mod tests {
         assert_eq!((ix.get(&k4), ix.get(&k6), ix.len()), (None, Some(u32::MAX as usize), 1));
     }
 
-    /// A flow slot with its classifier is 13 cache lines (832 bytes: the memory per open
+    /// A flow slot with its classifier is 11 cache lines (704 bytes: the memory per open
     /// flow); the first holds what every packet updates (see [`Flow`], [`SlotMark`]).
     #[test]
     fn slot_size_and_first_line() {
         use std::mem::{offset_of, size_of};
         type F = Flow<crate::classify::FlowClassifier>;
-        assert_eq!(size_of::<Option<F>>(), 832);
+        assert_eq!(size_of::<Option<F>>(), 704);
         assert!(offset_of!(F, meta) + offset_of!(FlowMeta, bytes) + 16 <= 64);
         assert!(offset_of!(F, a_lo) < 64 && offset_of!(F, fin) < 64 && offset_of!(F, mark) < 64);
     }
