@@ -836,6 +836,10 @@ mod tests {
         assert_eq!(size_of::<Option<F>>(), 704);
         assert!(offset_of!(F, meta) + offset_of!(FlowMeta, bytes) + 16 <= 64);
         assert!(offset_of!(F, a_lo) < 64 && offset_of!(F, fin) < 64 && offset_of!(F, mark) < 64);
+        // Each direction's reassembler within one cache line (a fed segment reads one line).
+        let (h, n) = (offset_of!(F, half), size_of::<Reassembler>());
+        assert_eq!(n, 48);
+        assert!(h / 64 == (h + n - 1) / 64 && (h + n) / 64 == (h + 2 * n - 1) / 64);
     }
 
     fn seg(from_client: bool, flags: u8, seq: u32, payload: &'static [u8]) -> TcpSegment<'static> {
