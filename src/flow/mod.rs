@@ -180,8 +180,10 @@ struct Flow<S> {
     mark: SlotMark,
     meta: FlowMeta,
     half: [Reassembler; 2],
-    syn_seq: Option<u32>,
+    /// (Right after `half[1]`: the consumer's first fields, read for every fed segment, share
+    /// its cache line; see [`crate::classify::FlowClassifier`].)
     sink: S,
+    syn_seq: Option<u32>,
 }
 
 /// The largest niche of [`Flow`] (every value but one of a `u64`), so that the discriminant of
@@ -840,6 +842,10 @@ mod tests {
         let (h, n) = (offset_of!(F, half), size_of::<Reassembler>());
         assert_eq!(n, 48);
         assert!(h / 64 == (h + n - 1) / 64 && (h + n) / 64 == (h + 2 * n - 1) / 64);
+        // The classifier's `held` and `requests` in the second reassembler's line, its sides
+        // each in a line of their own.
+        let c = offset_of!(F, sink);
+        assert_eq!((c, (c + crate::classify::SIDES_OFFSET) % 64), (h + 2 * n, 0));
     }
 
     fn seg(from_client: bool, flags: u8, seq: u32, payload: &'static [u8]) -> TcpSegment<'static> {
