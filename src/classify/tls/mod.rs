@@ -436,6 +436,11 @@ impl SideTls {
     }
 
     /// Releases buffers once the side is done.
+    /// Capacity of its partial-record, handshake and resync buffers.
+    fn held(&self) -> usize {
+        self.rec.capacity() + self.hs.capacity() + self.scan.capacity()
+    }
+
     fn release(&mut self) {
         self.rec = Vec::new();
         self.hs = Vec::new();
@@ -555,6 +560,11 @@ pub struct TlsSession {
     ca: Option<&'static TrustStore>,
     /// Decryption with a key log (`--keylog`); None without one.
     dec: Option<Box<decrypt::Decryptor>>,
+    /// Each side's buffer capacities ([`SideTls::held`]), counted again when that side is fed,
+    /// cut by a gap or shed: feeding one side never changes the other's buffers, and adding
+    /// them up for [`TlsSession::buffered`] after every segment read the other side's, cold
+    /// (bench/misses: default 30 MB cycles~ 84.9 -> 84.7 M, mesh 30 MB 92.1 -> 92.0 M).
+    held: [usize; 2],
 }
 
 impl TlsSession {
@@ -604,6 +614,7 @@ impl TlsSession {
             saw: false,
             ca: None,
             dec: None,
+            held: [0; 2],
         }
     }
 
@@ -638,9 +649,10 @@ impl TlsSession {
         self.feed_bytes(side, data, ts);
         if self.sides[s].done {
             self.sides[s].release();
-            if !self.sides[s].tail.active && (self.dec.is_none() || !self.dec_wants(side)) {
-                return Feed::Done;
-            }
+        }
+        self.held[s] = self.sides[s].held();
+        if self.sides[s].done && !self.sides[s].tail.active && (self.dec.is_none() || !self.dec_wants(side)) {
+            return Feed::Done;
         }
         Feed::More
     }
@@ -659,12 +671,12 @@ impl TlsSession {
         if self.sides[side.idx()].done {
             self.dec_gap(side);
         }
+        self.held[side.idx()] = self.sides[side.idx()].held();
     }
 
     /// Bytes held in partial-record, handshake and resync buffers (allocated capacity).
     pub fn buffered(&self) -> usize {
-        self.sides.iter().map(|s| s.rec.capacity() + s.hs.capacity() + s.scan.capacity()).sum::<usize>()
-            + self.dec.as_ref().map_or(0, |d| d.buffered())
+        self.held[0] + self.held[1] + self.dec.as_ref().map_or(0, |d| d.buffered())
     }
 
     /// Memory pressure: frees every partial buffer; sides still parsing resynchronise.
@@ -677,6 +689,7 @@ impl TlsSession {
             st.hs = Vec::new();
             st.scan = Vec::new();
         }
+        self.held = [0; 2];
         self.dec_shed();
     }
 
@@ -831,6 +844,39 @@ impl TlsSession {
 mod tests {
     use super::*;
     use crate::classify::tls::testutil::*;
+
+    /// `buffered` (kept per side as each side changes) is what the buffers hold, whatever the
+    /// order of partial records, gaps and shedding on the two sides.
+    #[test]
+    fn buffered_is_the_sum_of_both_sides_buffers() {
+        let ch = record(&[(1, client_hello("a.example", &["h2"], &[]))]);
+        let sh = record(&[(2, server_hello([1; 32], 0xc02f, &[])), (11, vec![0, 0, 3, 0, 0, 0])]);
+        let held = |t: &TlsSession| t.sides.iter().map(SideTls::held).sum::<usize>();
+        let mut t = TlsSession::new(limits());
+        let ts = Timestamp::default();
+        let steps: [(Side, Option<&[u8]>); 8] = [
+            (Side::A, Some(&ch[..7])),
+            (Side::B, Some(&sh[..3])),
+            (Side::A, Some(&ch[7..20])),
+            (Side::B, None),
+            (Side::B, Some(&sh[3..])),
+            (Side::A, Some(&ch[20..])),
+            (Side::A, None),
+            (Side::B, Some(&[22, 3, 3, 0, 40, 11])),
+        ];
+        for (i, (side, data)) in steps.into_iter().enumerate() {
+            match data {
+                Some(d) => {
+                    t.feed(side, d, ts);
+                }
+                None => t.gap(side),
+            }
+            assert_eq!(t.buffered(), held(&t), "step {i}");
+            assert!(i != 0 || t.buffered() > 0, "a partial record is held");
+        }
+        t.shed();
+        assert_eq!((t.buffered(), held(&t)), (0, 0));
+    }
 
     #[test]
     fn tls12_flight_whole_and_byte_by_byte_agree() {
