@@ -395,11 +395,10 @@ fn to_report(f: &Flow) -> FlowReport {
         i.sni.clone_from(&f.sni);
         i.client_identity = f.client_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
         i.server_identity = f.server_identity.as_deref().and_then(crate::classify::istio::parse_spiffe);
-        i.peer_metadata = f.peer_namespace.as_ref().map(|ns| {
-            let value = serde_json::json!({ "NAMESPACE": ns });
-            let json = value.to_string().into_bytes().into_boxed_slice();
-            Arc::new(crate::classify::istio::PeerMetadata { value, json })
-        });
+        i.peer_metadata = f
+            .peer_namespace
+            .as_ref()
+            .map(|ns| Arc::new(crate::classify::istio::PeerMetadata::with_namespace(ns)));
         if leg.is_hbone() {
             i.hbone = Some(
                 f.hbone_services

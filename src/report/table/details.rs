@@ -455,7 +455,7 @@ fn istio_details(
         l.push_str(" (the request arrived over mTLS)");
         v.push(l);
     }
-    if let Some(serde_json::Value::Object(m)) = i.peer_metadata.as_deref().map(|m| &m.value) {
+    if let Some(serde_json::Value::Object(m)) = i.peer_metadata.as_deref().map(|m| m.value()) {
         let keys = ["NAME", "NAMESPACE", "WORKLOAD_NAME", "CLUSTER_ID", "ISTIO_VERSION"];
         let mut l = line(&["x-envoy-peer-metadata:"], 160);
         for k in keys {
