@@ -207,7 +207,8 @@ pub struct HttpResponse {
     pub(crate) headers: Headers,
     /// HTTP/2 stream id (null for HTTP/1, except the `101` to `Upgrade: h2c`: stream 1).
     pub(crate) stream: Option<u32>,
-    /// The HTTP/2 response's other facts (None for HTTP/1), boxed as for requests.
+    /// The HTTP/2 response's other facts, boxed as for requests; None for HTTP/1, and for an
+    /// HTTP/2 response without trailers or unknown fields (which reads as empty ones).
     pub(crate) h2: Option<Box<H2Response>>,
 }
 
@@ -222,7 +223,8 @@ pub(crate) struct H2Response {
 }
 
 impl HttpResponse {
-    /// HTTP/2 trailers (None for HTTP/1).
+    /// HTTP/2 trailers (None for HTTP/1, and for an HTTP/2 response that had none: both are
+    /// written as none).
     pub(crate) fn trailers(&self) -> Option<&Headers> {
         self.h2.as_ref().map(|h| &h.trailers)
     }
