@@ -25,7 +25,7 @@ use super::{
     SettingId, Start,
 };
 use crate::classify::http::{
-    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse,
+    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse, NOT_PUSHED,
 };
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
@@ -785,7 +785,7 @@ impl Conn {
             h2: Some(Box::new(H2Request {
                 unknown_fields: unknown,
                 grpc,
-                pushed_by,
+                pushed_by: pushed_by.unwrap_or(NOT_PUSHED),
                 ..H2Request::default()
             })),
         });

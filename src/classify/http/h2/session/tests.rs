@@ -244,7 +244,7 @@ fn per_stream_records_stay_small() {
     // with its id two to a cache line, and the HTTP/2 facts of a request, whose gRPC facts
     // are boxed (they were inline: 240).
     assert_eq!(std::mem::size_of::<Stream>(), 28);
-    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 72);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 64);
 }
 
 #[test]
