@@ -138,13 +138,19 @@ impl Serialize for WireRef<'_> {
 /// writer escapes it, as it does any [`WireBytes`].
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Headers {
-    /// The ends (end of name i at `2i`, end of value i at `2i + 1`, as offsets in the text),
-    /// then the fields whose text is raw bytes, not JSON text, in order, then the text's bytes
-    /// packed into words, the last one zero-padded. One allocation per message instead of two
+    /// The ends (end of name i, end of value i, as offsets in the text: one word per field,
+    /// two u16 halves, when the text is at most `u16::MAX` bytes, else two words), then the
+    /// fields whose text is raw bytes, not JSON text, in order, then the text's bytes packed
+    /// into words, the last one zero-padded. One allocation per message instead of two
     /// or three (one malloc and free fewer a message: `bench/instructions` default 100 MB
     /// 440.0 M -> 438.3 M, mesh 567.3 M -> 563.8 M), and counts as u32, as the ends themselves
     /// (a message is 24 bytes smaller: with the text, ends and raw fields apart, max RSS on the
-    /// mesh 1000 MB file had grown by 1.5 MB, mimalloc rounding up each of them).
+    /// mesh 1000 MB file had grown by 1.5 MB, mimalloc rounding up each of them). Ends as u16
+    /// (a message has ~8 fields and ~400 bytes of text on the mesh bench files): 4 bytes a
+    /// field fewer to write when the message is stored and to read when it is written.
+    /// `bench/misses` 30 MB slices: default cycles~ 86.40 -> 86.20 M (L2 misses 0.8341 ->
+    /// 0.8233 M), mesh 93.24 -> 93.24 M (L2 -5.9k, Ir +0.7 M: pairing the ends as they are
+    /// packed, and reading them back).
     packed: Box<[u32]>,
     /// Number of ends (twice the number of fields) at the start of `packed`.
     n_ends: u32,
@@ -155,6 +161,8 @@ pub struct Headers {
     /// Bits the builder's caller set ([`HeadersBuilder::mark`]), so that readers looking for
     /// rare fields can skip a message without walking its fields.
     marks: u8,
+    /// The ends are u32 words, one each (a text longer than `u16::MAX` bytes).
+    wide: bool,
 }
 
 /// Builds [`Headers`].
@@ -207,7 +215,7 @@ impl HeadersBuilder {
 
     /// The fields.
     pub(crate) fn finish(self) -> Headers {
-        Headers::pack(&self.text, self.ends.iter().copied(), &self.dirty, self.marks)
+        Headers::pack(&self.text, &self.ends, &self.dirty, self.marks)
     }
 }
 
@@ -311,7 +319,7 @@ impl ExactHeadersBuilder {
     pub(crate) fn finish(mut self) -> Headers {
         self.text.truncate(self.at);
         self.ends.truncate(2 * self.field);
-        Headers::pack(&self.text, self.ends.iter().copied(), &self.dirty, self.marks)
+        Headers::pack(&self.text, &self.ends, &self.dirty, self.marks)
     }
 }
 
@@ -328,35 +336,44 @@ impl Headers {
         (dirty, n_dirty): (impl Iterator<Item = u32>, usize),
         marks: u8,
     ) -> Headers {
-        let n = 2 * ends.len() + n_dirty;
-        Headers::pack_n(text, n, ends.flatten(), dirty, marks)
+        Headers::pack_n(text, ends, n_dirty, dirty, marks)
     }
 
     /// Fields already written as the JSON text [`Headers`] holds, with the ends of each name
     /// and value in it (`2i`, `2i + 1`) and the fields kept raw (an HTTP/1 head written by its
     /// parser as it scans: one copy of each piece instead of one per field and pass).
     pub(crate) fn from_parts(text: &[u8], ends: &[u32], dirty: &[u32], marks: u8) -> Headers {
-        Headers::pack(text, ends.iter().copied(), dirty, marks)
+        Headers::pack(text, ends, dirty, marks)
     }
 
+    /// `ends`: name and value ends, two a field.
     #[inline(always)]
-    fn pack(text: &[u8], ends: impl ExactSizeIterator<Item = u32>, dirty: &[u32], marks: u8) -> Headers {
-        Headers::pack_n(text, ends.len() + dirty.len(), ends, dirty.iter().copied(), marks)
+    fn pack(text: &[u8], ends: &[u32], dirty: &[u32], marks: u8) -> Headers {
+        let pairs = ends.chunks_exact(2).map(|e| [e[0], e[1]]);
+        Headers::pack_n(text, pairs, dirty.len(), dirty.iter().copied(), marks)
     }
 
-    /// `ends`, `dirty` (about `n` of them together) and `text` in one allocation (see `packed`).
+    /// `ends` (a pair a field), `dirty` (about `n_dirty` of them) and `text` in one allocation
+    /// (see `packed`).
     #[inline(always)]
     fn pack_n(
         text: &[u8],
-        n: usize,
-        ends: impl Iterator<Item = u32>,
+        ends: impl ExactSizeIterator<Item = [u32; 2]>,
+        n_dirty: usize,
         dirty: impl Iterator<Item = u32>,
         marks: u8,
     ) -> Headers {
+        let wide = text.len() > usize::from(u16::MAX);
+        let fields = ends.len();
         let words = text.len().div_ceil(4);
-        let mut packed = Vec::with_capacity(n + words);
-        packed.extend(ends);
-        let n_ends = packed.len();
+        let mut packed = Vec::with_capacity(if wide { 2 * fields } else { fields } + n_dirty + words);
+        if wide {
+            packed.extend(ends.flatten());
+        } else {
+            // Each end is at most the text's length: it fits its half.
+            packed.extend(ends.map(|[n, v]| n | v << 16));
+        }
+        let end_words = packed.len();
         packed.extend(dirty);
         let at = packed.len();
         packed.reserve_exact(words);
@@ -371,25 +388,51 @@ impl Headers {
             packed.set_len(at + words);
         }
         // Counts fit: the ends are u32 offsets in the text, a field has two, a raw field one.
-        let (n_ends, n_dirty, text_len) = (n_ends as u32, (at - n_ends) as u32, text.len() as u32);
-        Headers { packed: packed.into_boxed_slice(), n_ends, n_dirty, text_len, marks }
+        let n_ends = if wide { end_words } else { 2 * end_words } as u32;
+        let (n_dirty, text_len) = ((at - end_words) as u32, text.len() as u32);
+        Headers { packed: packed.into_boxed_slice(), n_ends, n_dirty, text_len, marks, wide }
+    }
+
+    /// Words the ends take at the start of `packed`.
+    #[inline(always)]
+    fn end_words(&self) -> usize {
+        if self.wide {
+            self.n_ends as usize
+        } else {
+            self.n_ends as usize / 2
+        }
     }
 
     /// The JSON text.
     #[inline(always)]
     fn text(&self) -> &[u8] {
-        let at = self.n_ends as usize + self.n_dirty as usize;
-        // SAFETY: `packed` holds `n_ends + n_dirty` words then at least `text_len` initialised
-        // bytes.
+        let at = self.end_words() + self.n_dirty as usize;
+        // SAFETY: `packed` holds `end_words() + n_dirty` words then at least `text_len`
+        // initialised bytes.
         unsafe {
             std::slice::from_raw_parts(self.packed.as_ptr().add(at).cast::<u8>(), self.text_len as usize)
         }
     }
 
-    /// The ends of the names and values.
+    /// The ends of field `i`'s name and value.
     #[inline(always)]
-    fn ends(&self) -> &[u32] {
-        &self.packed[..self.n_ends as usize]
+    fn field_ends(&self, i: usize) -> Option<(usize, usize)> {
+        if self.wide {
+            let e = self.packed[..self.n_ends as usize].get(2 * i..2 * i + 2)?;
+            return Some((e[0] as usize, e[1] as usize));
+        }
+        let w = *self.packed[..self.n_ends as usize / 2].get(i)?;
+        Some(((w & 0xffff) as usize, (w >> 16) as usize))
+    }
+
+    /// Where field `i`'s name starts, after the value `prev_end` of the field before.
+    #[inline(always)]
+    fn name_start(i: usize, prev_end: usize) -> usize {
+        if i == 0 {
+            FIRST_NAME.len()
+        } else {
+            prev_end + AFTER_VALUE.len() + NEXT_NAME.len()
+        }
     }
 
     /// Prefetches the fields' bytes (see [`crate::wire::prefetch_bytes`]).
@@ -404,16 +447,16 @@ impl Headers {
 
     /// The fields as JSON text (see [`Headers`]), and the fields whose bytes in it are raw.
     pub(crate) fn json_text(&self) -> (&[u8], &[u32]) {
-        let n = self.n_ends as usize;
+        let n = self.end_words();
         (self.text(), &self.packed[n..n + self.n_dirty as usize])
     }
 
     /// Bytes `start..end` of the JSON text holding fields `first..last` (with the comma before
     /// `first` unless it is the first field).
     pub(crate) fn text_of_fields(&self, first: usize, last: usize) -> &[u8] {
-        let start = if first == 0 { 0 } else { self.ends()[2 * first - 1] as usize + AFTER_VALUE.len() };
-        let end = self.ends()[2 * last - 1] as usize + AFTER_VALUE.len();
-        &self.text()[start..end]
+        let value_end = |i: usize| self.field_ends(i).map_or(0, |e| e.1) + AFTER_VALUE.len();
+        let start = if first == 0 { 0 } else { value_end(first - 1) };
+        &self.text()[start..value_end(last - 1)]
     }
 
     /// Number of fields.
@@ -428,18 +471,23 @@ impl Headers {
 
     /// Field `i`: (name, value).
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        let start = if i == 0 {
-            FIRST_NAME.len()
-        } else {
-            *self.ends().get(2 * i - 1)? as usize + AFTER_VALUE.len() + NEXT_NAME.len()
-        };
-        let (n, v) = (*self.ends().get(2 * i)? as usize, *self.ends().get(2 * i + 1)? as usize);
-        Some((&self.text()[start..n], &self.text()[n + NAME_VALUE.len()..v]))
+        let (n, v) = self.field_ends(i)?;
+        let prev = if i == 0 { 0 } else { self.field_ends(i - 1)?.1 };
+        let t = self.text();
+        Some((&t[Headers::name_start(i, prev)..n], &t[n + NAME_VALUE.len()..v]))
     }
 
-    /// The fields in order: (name, value).
+    /// The fields in order: (name, value). Each field's ends read once, in order (through
+    /// [`Headers::get`], twice each).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        (0..self.len()).filter_map(move |i| self.get(i))
+        let t = self.text();
+        let mut prev = 0;
+        (0..self.len()).map_while(move |i| {
+            let (n, v) = self.field_ends(i)?;
+            let start = Headers::name_start(i, prev);
+            prev = v;
+            Some((&t[start..n], &t[n + NAME_VALUE.len()..v]))
+        })
     }
 }
 
@@ -644,6 +692,45 @@ mod tests {
                 assert_eq!(e.finish(), want, "{n} fields announced as {announced}, {size} bytes");
             }
         }
+    }
+
+    #[test]
+    fn headers_read_back_their_fields_with_narrow_and_wide_ends() {
+        // Texts on either side of the u16 ends' limit (65,535 bytes), with raw fields among
+        // them: every field, every run of fields and the raw list as pushed.
+        // The text is the long value and 53 bytes: 65,535 bytes with 65,482.
+        for (big, wide) in [(65_000, false), (65_482, false), (65_483, true), (70_000, true)] {
+            let long = vec![b'v'; big];
+            let fields: [(&[u8], &[u8]); 5] =
+                [(b"a", b"1"), (b"b\x01", b"2"), (b"long", &long), (b"c", b"caf\xe9"), (b"", b"")];
+            let mut b = HeadersBuilder::default();
+            fields.iter().for_each(|(k, v)| b.push(k, v));
+            let h = b.finish();
+            let (text, dirty) = h.json_text();
+            assert_eq!((h.wide, text.len() > 65_535), (wide, wide), "{big}: {} bytes", text.len());
+            assert_eq!(dirty, [1, 3], "{big}");
+            assert_eq!(h.len(), 5);
+            assert_eq!(h.iter().collect::<Vec<_>>(), fields, "{big}");
+            assert_eq!(h.get(5), None);
+            let mut want = Vec::new();
+            for (i, (k, v)) in fields.iter().enumerate() {
+                want.extend_from_slice(if i == 0 { FIRST_NAME } else { NEXT_NAME });
+                want.extend_from_slice(k);
+                want.extend_from_slice(NAME_VALUE);
+                want.extend_from_slice(v);
+                want.extend_from_slice(AFTER_VALUE);
+            }
+            assert!(text == want, "{big}");
+            for first in 0..5 {
+                for last in first + 1..=5 {
+                    let start = if first == 0 { 0 } else { h.text_of_fields(0, first).len() };
+                    assert!(h.text_of_fields(first, last) == &want[start..h.text_of_fields(0, last).len()]);
+                }
+            }
+            assert!(h.text_of_fields(0, 5) == want);
+        }
+        assert_eq!(Headers::default().iter().count(), 0);
+        assert_eq!(Headers::default().json_text(), (&[][..], &[][..]));
     }
 
     #[test]

@@ -149,8 +149,10 @@ pub struct HttpRequest {
     pub(crate) h2: Option<Box<H2Request>>,
 }
 
-/// HTTP/2 facts of a request's stream.
-#[derive(Clone, Debug, Default)]
+/// HTTP/2 facts of a request's stream: 64 bytes, one cache line in mimalloc's 64-byte size
+/// class (at 72 it took an 80-byte block across two lines; with `pushed_by` as a bare u32:
+/// `bench/misses` cycles~ 30 MB slices, default 86.20 -> 86.10 M, mesh 93.24 -> 93.12 M).
+#[derive(Clone, Debug)]
 pub(crate) struct H2Request {
     /// Request trailers.
     pub(crate) trailers: Headers,
@@ -162,8 +164,24 @@ pub(crate) struct H2Request {
     pub(crate) grpc: Option<Box<h2::session::GrpcCall>>,
     /// DATA bytes of the stream per role.
     pub(crate) data: h2::session::ByRole,
-    /// A pushed stream: the stream whose PUSH_PROMISE promised it.
-    pub(crate) pushed_by: Option<u32>,
+    /// A pushed stream: the stream whose PUSH_PROMISE promised it, else [`NOT_PUSHED`]
+    /// (read with [`HttpRequest::pushed_by`]).
+    pub(crate) pushed_by: u32,
+}
+
+/// [`H2Request::pushed_by`] of a stream no PUSH_PROMISE opened: never a stream id (31 bits).
+pub(crate) const NOT_PUSHED: u32 = u32::MAX;
+
+impl Default for H2Request {
+    fn default() -> H2Request {
+        H2Request {
+            trailers: Headers::default(),
+            unknown_fields: 0,
+            grpc: None,
+            data: h2::session::ByRole::default(),
+            pushed_by: NOT_PUSHED,
+        }
+    }
 }
 
 impl HttpRequest {
@@ -189,7 +207,7 @@ impl HttpRequest {
 
     /// The stream whose PUSH_PROMISE opened this one (a pushed request).
     pub(crate) fn pushed_by(&self) -> Option<u32> {
-        self.h2.as_ref().and_then(|h| h.pushed_by)
+        self.h2.as_ref().map(|h| h.pushed_by).filter(|&s| s != NOT_PUSHED)
     }
 }
 
@@ -207,7 +225,8 @@ pub struct HttpResponse {
     pub(crate) headers: Headers,
     /// HTTP/2 stream id (null for HTTP/1, except the `101` to `Upgrade: h2c`: stream 1).
     pub(crate) stream: Option<u32>,
-    /// The HTTP/2 response's other facts (None for HTTP/1), boxed as for requests.
+    /// The HTTP/2 response's other facts, boxed as for requests; None for HTTP/1, and for an
+    /// HTTP/2 response without trailers or unknown fields (which reads as empty ones).
     pub(crate) h2: Option<Box<H2Response>>,
 }
 
@@ -222,7 +241,8 @@ pub(crate) struct H2Response {
 }
 
 impl HttpResponse {
-    /// HTTP/2 trailers (None for HTTP/1).
+    /// HTTP/2 trailers (None for HTTP/1, and for an HTTP/2 response that had none: both are
+    /// written as none).
     pub(crate) fn trailers(&self) -> Option<&Headers> {
         self.h2.as_ref().map(|h| &h.trailers)
     }

@@ -179,16 +179,28 @@ fn hostile_bytes_neither_panic_nor_grow_memory() {
 
 #[test]
 fn grpc_messages_are_counted_across_data_chunks() {
-    let mut w = MsgWalk::default();
-    // Two messages (7 and 3 bytes of payload) split at every point.
+    let mut w = Stream::default();
+    // Two messages (7 and 3 bytes of payload) split at every point, in either direction.
     let bytes = [0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 1, 0, 0, 0, 3, 9, 9, 9];
     for cut in 0..=bytes.len() {
-        let mut w2 = MsgWalk::default();
-        let (a, b) = (w2.feed(&bytes[..cut]), w2.feed(&bytes[cut..]));
-        assert_eq!((a.0 + b.0, a.1 + b.1), (2, 10), "cut {cut}");
+        for dir in [0, 1] {
+            let mut w2 = Stream::default();
+            let (a, b) = (w2.walk(dir, &bytes[..cut]), w2.walk(dir, &bytes[cut..]));
+            assert_eq!((a.0 + b.0, a.1 + b.1), (2, 10), "cut {cut} dir {dir}");
+            assert_eq!((w2.left, w2.have), ([0; 2], [0; 2]), "cut {cut} dir {dir}");
+        }
     }
-    assert_eq!(w.feed(&bytes[..4]), (0, 0));
-    assert_eq!(w.feed(&bytes[4..5]), (1, 7));
+    assert_eq!(w.walk(0, &bytes[..4]), (0, 0));
+    assert_eq!(w.walk(1, &bytes[..3]), (0, 0));
+    assert_eq!(w.walk(0, &bytes[4..5]), (1, 7));
+    // The other direction's prefix goes on where it was left.
+    assert_eq!(w.walk(1, &[0, 5, 1, 2]), (1, 5));
+    assert_eq!((w.left, w.have), ([7, 3], [0, 0]));
+    // Every bit of the length counts; no such direction, nothing walked.
+    let mut w = Stream::default();
+    assert_eq!(w.walk(0, &[1, 0xff, 0xff, 0xff, 0xff, 7]), (1, 0xff_ff_ff_ff));
+    assert_eq!(w.left[0], 0xff_ff_ff_fe);
+    assert_eq!(w.walk(2, &bytes), (0, 0));
 }
 
 #[test]
@@ -229,9 +241,10 @@ fn placeholder_len_is_the_placeholder_s_length() {
 #[test]
 fn per_stream_records_stay_small() {
     // Memory per recorded stream (the mesh 1 GB bench file's RSS limit): a stream's map entry,
-    // and the HTTP/2 facts of a request, whose gRPC facts are boxed (they were inline: 240).
-    assert_eq!(std::mem::size_of::<Stream>(), 44);
-    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 72);
+    // with its id two to a cache line, and the HTTP/2 facts of a request, whose gRPC facts
+    // are boxed (they were inline: 240).
+    assert_eq!(std::mem::size_of::<Stream>(), 28);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 64);
 }
 
 #[test]
