@@ -46,8 +46,18 @@ pub(super) struct Merger {
     pub(super) unwritten: Vec<Pending>,
     pub(super) unwritten_bytes: usize,
     /// JSON lines rendered here (flows the workers did not render), written [`TEXT_BYTES`] at
-    /// a time ([`Merger::write_text`]). Never holds lines while `unwritten` does: the order.
+    /// a time or with the others ([`Merger::write_unwritten`]).
     text: Vec<u8>,
+    /// The lines waiting to be written, in order: those of `unwritten` and of `text`.
+    pieces: Vec<Piece>,
+}
+
+/// A line waiting to be written ([`Merger::pieces`]).
+enum Piece {
+    /// The line of `unwritten[i]`, rendered by its worker.
+    Flow(usize),
+    /// Lines rendered here, at these bytes of `text`.
+    Text(std::ops::Range<usize>),
 }
 
 impl Merger {
@@ -60,6 +70,7 @@ impl Merger {
             unwritten: Vec::new(),
             unwritten_bytes: 0,
             text: Vec::new(),
+            pieces: Vec::new(),
         }
     }
 
@@ -80,7 +91,8 @@ impl Merger {
 
     /// Writes every waiting flow that ended at or before packet `processed`: every shard has
     /// read that far, so no flow can still end earlier, and every XFCC header sent before the
-    /// flow's last packet is known.
+    /// flow's last packet is known. JSON lines may wait in buffers for the next release, until
+    /// one with `processed` `u64::MAX` (end of input) or [`Merger::write_unwritten`].
     pub(super) fn release(
         &mut self,
         processed: u64,
@@ -97,12 +109,20 @@ impl Merger {
             if let (Sink::Json(_), Rendered::No, false) = (&*sink, &p.rendered, self.flush_each) {
                 // Rendered into `text`, which goes to the sink in large writes: rendered line by
                 // line and copied into the output's buffer, every byte was copied once more
-                // (29M of 931M instructions on the mesh bench file, --threads 1).
-                self.write_unwritten(sink)?;
+                // (29M of 931M instructions on the mesh bench file, --threads 1). Written in
+                // one vectored write with the workers' lines around it: each such flow among
+                // theirs made a write of its own, most under 64 KB, which stdout's `BufWriter`
+                // then copied (see the end of this function).
                 tally.count(&p.report, mesh_cfg);
+                let start = self.text.len();
                 json::render_flow(&mut self.text, &p.report);
-                if self.text.len() >= TEXT_BYTES {
-                    self.write_text(sink)?;
+                self.unwritten_bytes += self.text.len() - start;
+                match self.pieces.last_mut() {
+                    Some(Piece::Text(at)) if at.end == start => at.end = self.text.len(),
+                    _ => self.pieces.push(Piece::Text(start..self.text.len())),
+                }
+                if self.text.len() >= TEXT_BYTES || self.unwritten_bytes >= UNWRITTEN_BYTES {
+                    self.write_unwritten(sink)?;
                 }
                 if let Some(spent) = &mut self.spent {
                     spent.push(p);
@@ -111,9 +131,9 @@ impl Merger {
             }
             if let (Sink::Json(_), Rendered::Json(line), false) = (&*sink, &p.rendered, self.flush_each) {
                 // Written below with the others, straight from the worker's buffers.
-                self.write_text(sink)?;
                 tally.count(&p.report, mesh_cfg);
                 self.unwritten_bytes += line.len();
+                self.pieces.push(Piece::Flow(self.unwritten.len()));
                 self.unwritten.push(p);
                 if self.unwritten_bytes >= UNWRITTEN_BYTES {
                     self.write_unwritten(sink)?;
@@ -121,7 +141,6 @@ impl Merger {
                 continue;
             }
             self.write_unwritten(sink)?;
-            self.write_text(sink)?;
             sink.emit(&mut p, tally, mesh_cfg)?;
             if let Some(spent) = &mut self.spent {
                 spent.push(p);
@@ -130,44 +149,49 @@ impl Merger {
                 sink.flush()?;
             }
         }
-        self.write_unwritten(sink)?;
-        self.write_text(sink)
-    }
-
-    /// Writes the lines rendered into `text`.
-    fn write_text(&mut self, sink: &mut Sink<'_>) -> io::Result<()> {
-        if self.text.is_empty() {
-            return Ok(());
-        }
-        if let Sink::Json(out) = sink {
-            out.write_all(&self.text)?;
-        }
-        self.text.clear();
-        if self.text.capacity() > 4 * TEXT_BYTES {
-            self.text = Vec::new(); // one huge flow does not keep its buffer
+        // Lines waiting ([`Merger::pieces`]) short of stdout's buffer wait for the next release:
+        // written at the end of every release (every message of a worker with `--threads`, every
+        // 8,192 packets with one thread), and before each flow rendered here, most writes were
+        // under the 64 KB of that `BufWriter` (main.rs), which then copied them, lines read
+        // cold from the workers' buffers. bench/misses --json --threads 2 (two runs of the old
+        // build): default 30 MB cycles~ 116.8-117.3 -> 114.8 M, D1 misses 2.57 -> 2.39 M; mesh
+        // 30 MB 127.4 -> 123.7 M, D1 2.82 -> 2.60 M; --threads 1 unchanged. They are written
+        // before any other output (`emit`), and at the end of the input.
+        if processed == u64::MAX || self.unwritten_bytes >= DIRECT_BYTES {
+            self.write_unwritten(sink)?;
         }
         Ok(())
     }
 
-    /// Writes the lines rendered by the workers of the flows in `unwritten`, in one vectored
-    /// write, instead of copying each into the output buffer (150 MB per GB of capture, read
-    /// across cores). The lines are freed here; the flows go back to their workers.
+    /// Writes the lines waiting ([`Merger::pieces`]): those rendered by the workers of the flows
+    /// in `unwritten` and those in `text`, in one vectored write, instead of copying each into
+    /// the output buffer (150 MB per GB of capture, read across cores). The lines are freed
+    /// here; the flows go back to their workers.
     pub(super) fn write_unwritten(&mut self, sink: &mut Sink<'_>) -> io::Result<()> {
-        if self.unwritten.is_empty() {
+        if self.pieces.is_empty() {
             return Ok(());
         }
         if let Sink::Json(out) = sink {
+            let (unwritten, text) = (&self.unwritten, &self.text);
             let mut slices: Vec<io::IoSlice<'_>> = self
-                .unwritten
+                .pieces
                 .iter()
-                .filter_map(|p| match &p.rendered {
-                    Rendered::Json(line) => Some(io::IoSlice::new(line)),
-                    _ => None,
+                .filter_map(|piece| match piece {
+                    Piece::Flow(i) => match &unwritten.get(*i)?.rendered {
+                        Rendered::Json(line) => Some(io::IoSlice::new(line)),
+                        _ => None,
+                    },
+                    Piece::Text(at) => text.get(at.clone()).map(io::IoSlice::new),
                 })
                 .collect();
             write_all_vectored(&mut **out, &mut slices)?;
         }
+        self.pieces.clear();
         self.unwritten_bytes = 0;
+        self.text.clear();
+        if self.text.capacity() > 4 * TEXT_BYTES {
+            self.text = Vec::new(); // one huge flow does not keep its buffer
+        }
         // The lines are freed here, as soon as written, not sent back with their reports: the
         // worker frees what comes back only at its next batch of reports (4,096 packets on), and
         // the lines are most of a report's bytes (8 KB on average on the mesh bench file). With
@@ -188,6 +212,10 @@ impl Merger {
 /// Flows whose lines the merging thread collects before writing them ([`Merger::write_unwritten`]).
 /// 256 KiB instead: RSS within noise (-0.3 MB, mesh 1 GB, two threads).
 pub(super) const UNWRITTEN_BYTES: usize = 1 << 20;
+
+/// The capacity of stdout's `BufWriter` (main.rs): a write at least this large goes straight
+/// through, uncopied.
+const DIRECT_BYTES: usize = 64 << 10;
 
 /// Bytes of JSON lines the merging thread renders before writing them: more than the capacity
 /// of stdout's `BufWriter` (64 KB, main.rs), which then passes them on without a copy.
@@ -290,10 +318,11 @@ mod tests {
             .collect()
     }
 
-    /// Releases up to `processed` into a JSON sink writing to `out`.
+    /// Releases up to `processed` into a JSON sink writing to `out`, and writes the lines.
     fn release(m: &mut Merger, processed: u64, summary: &mut Tally, out: &mut Vec<u8>) {
         let mut sink = Sink::Json(out);
         m.release(processed, summary, &mut sink, &MeshConfig::default()).unwrap();
+        m.write_unwritten(&mut sink).unwrap();
     }
 
     fn ids(v: &[(u64, String)]) -> Vec<u64> {
@@ -336,6 +365,33 @@ mod tests {
     }
 
     #[test]
+    fn lines_wait_for_a_full_buffer_or_the_end_of_the_input_and_keep_their_order() {
+        let mut m = Merger::new(false);
+        m.spent = Some(Vec::new());
+        let (mut summary, mut out) = (Tally::default(), Vec::new());
+        let cfg = MeshConfig::default();
+        // Flow 1 rendered by shard 1's worker; flow 2 rendered here (into `text`).
+        m.add(&mut vec![rendered(pending(1, 10, 443, (1, 2), MtlsVerdict::No), 1)], &mut vec![]);
+        m.add(&mut vec![pending(2, 20, 8080, (1, 2), MtlsVerdict::No)], &mut vec![]);
+        m.release(15, &mut summary, &mut Sink::Json(&mut out), &cfg).unwrap();
+        // Counted, its line waiting for more (far below UNWRITTEN_BYTES).
+        assert!(out.is_empty());
+        assert_eq!((summary.summary.flows, m.unwritten.len()), (1, 1));
+        // Flow 2 goes into `text`, after flow 1's line; both wait.
+        m.release(25, &mut summary, &mut Sink::Json(&mut out), &cfg).unwrap();
+        assert!(out.is_empty());
+        assert_eq!((summary.summary.flows, m.unwritten.len(), m.pieces.len()), (2, 1, 2));
+        m.add(&mut vec![rendered(pending(3, 30, 443, (1, 3), MtlsVerdict::No), 0)], &mut vec![]);
+        // The end of the input writes everything, in order.
+        m.release(u64::MAX, &mut summary, &mut Sink::Json(&mut out), &cfg).unwrap();
+        assert_eq!(ids(&written(&out)), [1, 2, 3]);
+        assert_eq!(summary.summary.flows, 3);
+        // Flow 2, rendered here, went back as soon as rendered; the others once written.
+        let back: Vec<u64> = m.spent.take().unwrap().iter().map(|p| p.order).collect();
+        assert_eq!(back, [2, 1, 3]);
+    }
+
+    #[test]
     fn lines_rendered_by_the_workers_keep_the_order_and_go_back_to_their_shards() {
         let mut m = Merger::new(false);
         m.spent = Some(Vec::new());
@@ -349,8 +405,9 @@ mod tests {
         release(&mut m, u64::MAX, &mut summary, &mut out);
         assert_eq!(ids(&written(&out)), [2, 4, 6, 1]);
         let spent = m.spent.take().unwrap();
+        // Flow 6, rendered here, goes back as soon as rendered; the others once written.
         let back: Vec<(u64, usize)> = spent.iter().map(|p| (p.order, p.shard)).collect();
-        assert_eq!(back, [(2, 0), (4, 1), (6, 0), (1, 0)]);
+        assert_eq!(back, [(6, 0), (2, 0), (4, 1), (1, 0)]);
         // Their lines were freed once written: only the reports go back.
         assert!(spent.iter().all(|p| matches!(p.rendered, Rendered::No)));
         assert_eq!(summary.summary.flows, 4);
