@@ -141,12 +141,13 @@ pub(super) fn queue_ended(
 /// Reports one ended flow: its report, with certificate warnings, goes to `done`.
 pub(super) fn report_flow(
     out: &FlowOut,
-    EndedFlow { end_order, hint, meta, c }: EndedFlow,
+    EndedFlow { end_order, hint, meta, mut c }: EndedFlow,
     done: &mut Vec<Pending>,
 ) {
     let (client, _) = decide_client(&meta, hint);
     let port = meta.endpoints[client.other().idx()].port();
     let (first, last, order) = (meta.first_ts.as_f64(), meta.last_ts.as_f64(), meta.order);
+    c.share_xfcc();
     let mut classified = c.finish(client);
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);

@@ -506,15 +506,21 @@ impl<T: Clone> Memo<T> {
         }
         let t = decode();
         if value.len() <= MEMO_MAX_VALUE {
-            let slot = (Box::from(value), t.clone());
-            if self.slots.len() < MEMO_SLOTS {
-                self.slots.push(slot);
-            } else {
-                self.slots[self.next] = slot;
-                self.next = (self.next + 1) % MEMO_SLOTS;
-            }
+            self.put(Box::from(value), t.clone());
         }
         t
+    }
+
+    /// Keeps `value`'s decoding, replacing the oldest slot when all are used.
+    fn put(&mut self, value: Box<[u8]>, t: T) {
+        if let Some(slot) = self.slots.iter_mut().find(|(v, _)| *v == value) {
+            slot.1 = t;
+        } else if self.slots.len() < MEMO_SLOTS {
+            self.slots.push((value, t));
+        } else {
+            self.slots[self.next] = (value, t);
+            self.next = (self.next + 1) % MEMO_SLOTS;
+        }
     }
 }
 
@@ -531,6 +537,15 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(b) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
+/// Keeps an `x-forwarded-client-cert` value and its parse (`parse_xfcc` of its text) for this
+/// thread's next flow-end facts: the classifier parsed the flow's XFCC while the flow was open,
+/// and its facts, built right after, read the same header again.
+pub(crate) fn remember_xfcc(raw: Box<[u8]>, parsed: Vec<Xfcc>) {
+    if raw.len() <= MEMO_MAX_VALUE {
+        XFCC.with_borrow_mut(|m| m.put(raw, parsed));
     }
 }
 
@@ -729,6 +744,26 @@ mod tests {
             }
         }
         assert_eq!(n, 10_000);
+    }
+
+    #[test]
+    fn a_remembered_xfcc_is_not_parsed_again() {
+        let raw = b"By=spiffe://cluster.local/ns/default/sa/reviews;URI=spiffe://cluster.local/ns/x/sa/y";
+        let parsed = parse_xfcc(std::str::from_utf8(raw).unwrap());
+        remember_xfcc(Box::from(&raw[..]), parsed.clone());
+        let again = XFCC.with_borrow_mut(|m| m.get_or(raw, || panic!("parsed again")));
+        assert_eq!(again, parsed);
+        assert_eq!(again[0].uri.as_deref(), Some("spiffe://cluster.local/ns/x/sa/y"));
+        // The facts read it through the memo: the same identities as a parse.
+        let r = report(
+            Leg::AppToEnvoy,
+            None,
+            &[],
+            9080,
+            (None, None),
+            (crate::classify::http::MARK_XFCC, [(&b"x-forwarded-client-cert"[..], &raw[..])].into_iter()),
+        );
+        assert_eq!(r.map(|r| r.xfcc), Some(parsed));
     }
 
     #[test]
