@@ -780,6 +780,24 @@ mod tests {
         assert_eq!((two[1].subject.as_deref(), two[1].uri.as_deref()), (Some("CN=x,O=y"), Some("d")));
     }
 
+    /// Counts `digits` up in base `base`, one digit longer (all zeros) after the last number of
+    /// a length; false after the last number of `max_len` digits. The exhaustive tests below
+    /// walk every string of up to `max_len` pieces with it.
+    fn next_digits(digits: &mut Vec<usize>, base: usize, max_len: usize) -> bool {
+        match digits.iter().rposition(|&i| i + 1 < base) {
+            Some(p) => {
+                digits[p] += 1;
+                digits[p + 1..].iter_mut().for_each(|i| *i = 0);
+                true
+            }
+            None if digits.len() < max_len => {
+                *digits = vec![0; digits.len() + 1];
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The char-by-char parser [`parse_xfcc`] replaced.
     fn parse_xfcc_before(value: &str) -> Vec<Xfcc> {
         let mut out = Vec::new();
@@ -841,13 +859,8 @@ mod tests {
                 s.extend(idx.iter().map(|&i| alphabet[i]));
                 assert_eq!(parse_xfcc(&s), parse_xfcc_before(&s), "{s:?}");
                 // Next string: count in base 9, one digit longer after the last of a length.
-                match idx.iter().rposition(|&i| i + 1 < alphabet.len()) {
-                    Some(p) => {
-                        idx[p] += 1;
-                        idx[p + 1..].iter_mut().for_each(|i| *i = 0);
-                    }
-                    None if idx.len() < 5 => idx = vec![0; idx.len() + 1],
-                    None => break,
+                if !next_digits(&mut idx, alphabet.len(), 5) {
+                    break;
                 }
             }
         }
@@ -884,13 +897,8 @@ mod tests {
                 let uri: String =
                     idx.iter().map(|&i| format!("/{}", segs[i])).fold(prefix.to_string(), |a, b| a + &b);
                 assert_eq!(parse_spiffe(&uri), parse_spiffe_before(&uri), "{uri}");
-                match idx.iter().rposition(|&i| i + 1 < segs.len()) {
-                    Some(p) => {
-                        idx[p] += 1;
-                        idx[p + 1..].iter_mut().for_each(|i| *i = 0);
-                    }
-                    None if idx.len() < 5 => idx = vec![0; idx.len() + 1],
-                    None => break,
+                if !next_digits(&mut idx, segs.len(), 5) {
+                    break;
                 }
             }
         }
