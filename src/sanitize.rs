@@ -161,8 +161,6 @@ pub struct Headers {
     /// Bits the builder's caller set ([`HeadersBuilder::mark`]), so that readers looking for
     /// rare fields can skip a message without walking its fields.
     marks: u8,
-    /// The ends are u32 words, one each (a text longer than `u16::MAX` bytes).
-    wide: bool,
 }
 
 /// Builds [`Headers`].
@@ -363,7 +361,7 @@ impl Headers {
         dirty: impl Iterator<Item = u32>,
         marks: u8,
     ) -> Headers {
-        let wide = text.len() > usize::from(u16::MAX);
+        let wide = Headers::is_wide(text.len());
         let fields = ends.len();
         let words = text.len().div_ceil(4);
         let mut packed = Vec::with_capacity(if wide { 2 * fields } else { fields } + n_dirty + words);
@@ -390,13 +388,20 @@ impl Headers {
         // Counts fit: the ends are u32 offsets in the text, a field has two, a raw field one.
         let n_ends = if wide { end_words } else { 2 * end_words } as u32;
         let (n_dirty, text_len) = ((at - end_words) as u32, text.len() as u32);
-        Headers { packed: packed.into_boxed_slice(), n_ends, n_dirty, text_len, marks, wide }
+        Headers { packed: packed.into_boxed_slice(), n_ends, n_dirty, text_len, marks }
+    }
+
+    /// Whether a text of `len` bytes has its ends as u32 words, one each (longer than
+    /// `u16::MAX` bytes: an end would not fit its u16 half).
+    #[inline(always)]
+    fn is_wide(len: usize) -> bool {
+        len > usize::from(u16::MAX)
     }
 
     /// Words the ends take at the start of `packed`.
     #[inline(always)]
     fn end_words(&self) -> usize {
-        if self.wide {
+        if Headers::is_wide(self.text_len as usize) {
             self.n_ends as usize
         } else {
             self.n_ends as usize / 2
@@ -417,7 +422,7 @@ impl Headers {
     /// The ends of field `i`'s name and value.
     #[inline(always)]
     fn field_ends(&self, i: usize) -> Option<(usize, usize)> {
-        if self.wide {
+        if Headers::is_wide(self.text_len as usize) {
             let e = self.packed[..self.n_ends as usize].get(2 * i..2 * i + 2)?;
             return Some((e[0] as usize, e[1] as usize));
         }
@@ -707,7 +712,12 @@ mod tests {
             fields.iter().for_each(|(k, v)| b.push(k, v));
             let h = b.finish();
             let (text, dirty) = h.json_text();
-            assert_eq!((h.wide, text.len() > 65_535), (wide, wide), "{big}: {} bytes", text.len());
+            assert_eq!(
+                (Headers::is_wide(h.text_len as usize), text.len() > 65_535),
+                (wide, wide),
+                "{big}: {} bytes",
+                text.len()
+            );
             assert_eq!(dirty, [1, 3], "{big}");
             assert_eq!(h.len(), 5);
             assert_eq!(h.iter().collect::<Vec<_>>(), fields, "{big}");

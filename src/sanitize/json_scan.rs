@@ -38,6 +38,39 @@ pub(crate) static ESCAPE: [u8; 256] = {
     t
 };
 
+/// The escape of byte `c` (one [`ESCAPE`] lists), as serde_json writes it.
+pub(crate) fn push_escape(out: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPE[c as usize] {
+        b'u' => {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]])
+        }
+        e => out.extend_from_slice(&[b'\\', e]),
+    }
+}
+
+/// Appends `s` (UTF-8 text) as a quoted JSON string, escaped as serde_json writes it (text
+/// built outside the report writer, such as decoded peer metadata). Most text has nothing to
+/// escape: one [`scan`], then one copy.
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    if !scan(s).0 {
+        out.extend_from_slice(s);
+    } else {
+        let mut run = 0;
+        for (i, &c) in s.iter().enumerate() {
+            if ESCAPE[c as usize] != 0 {
+                out.extend_from_slice(&s[run..i]);
+                push_escape(out, c);
+                run = i + 1;
+            }
+        }
+        out.extend_from_slice(&s[run..]);
+    }
+    out.push(b'"');
+}
+
 /// Whether byte `b` needs escaping in a JSON string or is not ASCII (what [`needs_care`] looks
 /// for; a `const fn` for tables built at compile time).
 pub(crate) const fn byte_needs_care(b: u8) -> bool {

@@ -3,6 +3,7 @@
 //! Untrusted bytes: depth, lengths and UTF-8 are checked; a malformed value is refused whole.
 
 use super::lossy;
+use crate::sanitize::json_scan::push_json_str;
 
 /// A decoded `x-envoy-peer-metadata`: its JSON text (written as is into every flow that
 /// carries it) and its `NAMESPACE` (the mesh policy's evidence).
@@ -24,7 +25,7 @@ impl PeerMetadata {
     /// Metadata of which only the namespace is known (`tlspeek report` reads flows back).
     pub(crate) fn with_namespace(ns: &str) -> PeerMetadata {
         let mut json = b"{\"NAMESPACE\":".to_vec();
-        json_str(ns.as_bytes(), &mut json);
+        push_json_str(&mut json, ns.as_bytes());
         json.push(b'}');
         PeerMetadata { json: json.into_boxed_slice(), namespace: Some(ns.into()) }
     }
@@ -229,7 +230,7 @@ fn pb_struct_json<'a>(
             out.push(b',');
         }
         first = false;
-        json_str(key, out);
+        push_json_str(out, key);
         out.push(b':');
         out.extend_from_within(*start..*end);
         if let (PbKind::Str(s), b"NAMESPACE") = (kind, &**key) {
@@ -269,7 +270,7 @@ fn pb_value_json<'a>(b: &'a [u8], depth: usize, out: &mut Vec<u8>) -> Option<PbK
                 }
             }
             (3, 2) => {
-                json_str(&text_bytes(p), out);
+                push_json_str(out, &text_bytes(p));
                 kind = Some(PbKind::Str(p));
             }
             (4, 0) => out.extend_from_slice(if n != 0 { b"true" } else { b"false" }),
@@ -298,58 +299,12 @@ fn pb_value_json<'a>(b: &'a [u8], depth: usize, out: &mut Vec<u8>) -> Option<PbK
     Some(kind.unwrap_or(PbKind::Other))
 }
 
-/// Bytes as UTF-8 text, invalid sequences replaced (as `String::from_utf8_lossy` does);
-/// borrowed when valid, ASCII checked first (`is_ascii` a word at a time).
+/// [`lossy`] as bytes: borrowed when valid UTF-8, invalid sequences replaced.
 fn text_bytes(b: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if b.is_ascii() || std::str::from_utf8(b).is_ok() {
-        return std::borrow::Cow::Borrowed(b);
+    match lossy(b) {
+        std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
+        std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.into_bytes()),
     }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(b).into_owned().into_bytes())
-}
-
-/// A JSON string as serde_json writes it, from UTF-8 text: `"` and `\` escaped, control
-/// characters as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00xx`, everything else as it is.
-fn json_str(b: &[u8], out: &mut Vec<u8>) {
-    // Most text has nothing to escape: found with one test a byte, then copied at once.
-    let plain = |c: &u8| *c >= 0x20 && *c != b'"' && *c != b'\\';
-    if b.iter().all(plain) {
-        out.reserve(b.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(b);
-        out.push(b'"');
-        return;
-    }
-    out.push(b'"');
-    let mut run = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if plain(&c) {
-            continue;
-        }
-        out.extend_from_slice(&b[run..i]);
-        run = i + 1;
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(c >> 4)],
-                    HEX[usize::from(c & 15)],
-                ]);
-            }
-        }
-    }
-    out.extend_from_slice(&b[run..]);
-    out.push(b'"');
 }
 
 /// Decodes an `x-envoy-peer-metadata` value (base64 protobuf Struct): its JSON text (NAME,
@@ -599,11 +554,11 @@ mod tests {
     }
 
     #[test]
-    fn json_str_escapes_as_serde_json() {
+    fn strings_are_escaped_as_serde_json_escapes_them() {
         for c in (0..=0x7f).map(char::from).chain(['\u{e9}', '\u{2028}', '\u{fffd}']) {
             let s = format!("a{c}b{c}");
             let mut out = Vec::new();
-            json_str(s.as_bytes(), &mut out);
+            push_json_str(&mut out, s.as_bytes());
             assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap(), "{c:?}");
         }
     }

@@ -435,12 +435,12 @@ impl SideTls {
         self.resync = true;
     }
 
-    /// Releases buffers once the side is done.
     /// Capacity of its partial-record, handshake and resync buffers.
     fn held(&self) -> usize {
         self.rec.capacity() + self.hs.capacity() + self.scan.capacity()
     }
 
+    /// Releases buffers once the side is done.
     fn release(&mut self) {
         self.rec = Vec::new();
         self.hs = Vec::new();

@@ -2,7 +2,7 @@
 //! separating commas to a buffer; the escapes of wire bytes; endpoints' text. What each record
 //! writes is in the parent module.
 
-use crate::sanitize::json_scan::{may_need_escape, scan, word, ESCAPE, HIGH};
+use crate::sanitize::json_scan::{may_need_escape, push_escape, scan, word, ESCAPE, HIGH};
 use crate::sanitize::WireBytes;
 use crate::wire::copy_short;
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -490,17 +490,6 @@ fn escape_slow(out: &mut Vec<u8>, s: &[u8]) -> bool {
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
     high & HIGH != 0
-}
-
-/// The escape of byte `c` (one [`ESCAPE`] lists), as serde_json writes it.
-fn push_escape(out: &mut Vec<u8>, c: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    match ESCAPE[c as usize] {
-        b'u' => {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]])
-        }
-        e => out.extend_from_slice(&[b'\\', e]),
-    }
 }
 
 /// [`escape_slow`] over the whole 16-byte blocks of `s`, with the positions of the bytes to
