@@ -154,8 +154,8 @@ impl Flow {
             mode: istio.and_then(|i| i.mode),
             sni: istio.and_then(|i| i.sni.clone()),
             hbone_services,
-            client_identity: istio.and_then(|i| i.client_identity.as_ref()).map(|i| i.uri.clone()),
-            server_identity: istio.and_then(|i| i.server_identity.as_ref()).map(|i| i.uri.clone()),
+            client_identity: istio.and_then(|i| i.client_identity.as_ref()).map(|i| i.uri().to_string()),
+            server_identity: istio.and_then(|i| i.server_identity.as_ref()).map(|i| i.uri().to_string()),
             from_sidecar: f.from_sidecar,
             host: crate::mesh::policy::first_host(f).map(str::to_string),
             peer_namespace: crate::mesh::policy::peer_namespace(f).map(str::to_string),
@@ -432,7 +432,7 @@ pub struct GraphLists {
 }
 
 fn namespace_of_identity(uri: &str) -> Option<String> {
-    crate::classify::istio::parse_spiffe(uri).and_then(|s| s.namespace)
+    crate::classify::istio::parse_spiffe(uri).and_then(|s| s.namespace().map(str::to_string))
 }
 
 impl Graph {
@@ -465,7 +465,7 @@ impl Graph {
     /// The server node of a flow.
     fn server_node(&mut self, f: &Flow) -> Option<usize> {
         if let Some(s) = &f.sni {
-            return self.node(s.readable(), NodeKind::Service, s.namespace.clone());
+            return self.node(s.readable(), NodeKind::Service, s.namespace().map(str::to_string));
         }
         if let Some(s) = f.hbone_services.first() {
             let ns = s.split('.').nth(1).map(str::to_string);

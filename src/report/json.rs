@@ -567,10 +567,10 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
         j.open(b'{');
         j.key(key!("direction")).name(s.direction.as_str());
         j.lit(key!("port")).u64(s.port.into());
-        j.lit(key!("subset")).opt_str(s.subset.as_deref());
-        j.lit(key!("fqdn")).str(&s.fqdn);
-        j.key(key!("service")).str(&s.service);
-        j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
+        j.lit(key!("subset")).opt_str(s.subset());
+        j.lit(key!("fqdn")).str(s.fqdn());
+        j.key(key!("service")).str(s.service());
+        j.lit(key!("namespace")).opt_str(s.namespace());
         j.close(b'}');
     });
     j.lit(key!("alpn")).opt(i.alpn.as_ref(), |j, a| {
@@ -607,10 +607,10 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
 fn spiffe(j: &mut Json<'_>, id: Option<&SpiffeId>) {
     let Some(s) = id else { return j.null() };
     j.open(b'{');
-    j.key(key!("uri")).str(&s.uri);
-    j.lit(key!("trust_domain")).str(&s.trust_domain);
-    j.lit(key!("namespace")).opt_str(s.namespace.as_deref());
-    j.lit(key!("service_account")).opt_str(s.service_account.as_deref());
+    j.key(key!("uri")).str(s.uri());
+    j.lit(key!("trust_domain")).str(s.trust_domain());
+    j.lit(key!("namespace")).opt_str(s.namespace());
+    j.lit(key!("service_account")).opt_str(s.service_account());
     j.close(b'}');
 }
 

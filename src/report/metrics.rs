@@ -206,7 +206,7 @@ fn labels_of(f: &FlowReport) -> Labels {
     // Istio's destination_service is the host name (`reviews.default.svc.cluster.local`): the
     // SNI's, or for HBONE the Service its first CONNECT stream names.
     let service = istio
-        .and_then(|i| i.sni.as_ref().map(|s| bounded(&s.fqdn)))
+        .and_then(|i| i.sni.as_ref().map(|s| bounded(s.fqdn())))
         .or_else(|| {
             let t = istio?.hbone.as_ref()?.iter().find_map(|t| t.service.as_ref())?;
             Some(bounded(&t.to_json_text()))
@@ -218,7 +218,7 @@ fn labels_of(f: &FlowReport) -> Labels {
         _ => "none",
     };
     let principal = |id: Option<&crate::classify::istio::SpiffeId>| {
-        id.map_or_else(|| UNKNOWN.to_string(), |id| bounded(&id.uri))
+        id.map_or_else(|| UNKNOWN.to_string(), |id| bounded(id.uri()))
     };
     [
         EndpointText::new(f.server).as_str().to_string(),

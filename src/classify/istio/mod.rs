@@ -4,47 +4,10 @@
 //! well-known Istio ports. Pure functions over strings and numbers; the only state is a per-thread
 //! memo of the last peer-metadata and XFCC values decoded (`Memo`).
 
+mod names;
 mod peer_metadata;
+pub(crate) use names::{parse_sni, parse_spiffe, IstioSni, SpiffeId};
 pub(crate) use peer_metadata::{base64_decode, decode_peer_metadata, PeerMetadata};
-
-/// A parsed Istio SNI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct IstioSni {
-    /// `outbound` or `inbound`.
-    pub(crate) direction: SniDirection,
-    /// Service port.
-    pub(crate) port: u16,
-    /// DestinationRule subset, null for `_`.
-    pub(crate) subset: Option<String>,
-    /// Full host name, e.g. `reviews.default.svc.cluster.local`.
-    pub(crate) fqdn: String,
-    /// First label of the host (`reviews`).
-    pub(crate) service: String,
-    /// Second label when the host is a Kubernetes service name (`default`).
-    pub(crate) namespace: Option<String>,
-}
-
-impl IstioSni {
-    /// `reviews.default:9080 (subset v2)`.
-    pub(crate) fn readable(&self) -> String {
-        use std::fmt::Write;
-        // One allocation (this is counted for every Istio TLS flow).
-        let mut out = String::with_capacity(self.fqdn.len() + 32);
-        match &self.namespace {
-            Some(ns) => {
-                out.push_str(&self.service);
-                out.push('.');
-                out.push_str(ns);
-            }
-            None => out.push_str(&self.fqdn),
-        }
-        let _ = write!(out, ":{}", self.port);
-        if let Some(s) = &self.subset {
-            let _ = write!(out, " (subset {s})");
-        }
-        out
-    }
-}
 
 crate::wire::text_enum! {
     /// The direction part of an Istio SNI.
@@ -208,77 +171,6 @@ crate::wire::text_enum! {
     }
 }
 
-/// Parses `outbound_.9080_.v2_.reviews.default.svc.cluster.local` (Envoy's cluster name used as
-/// SNI for Istio mTLS); `None` for any other name.
-pub(crate) fn parse_sni(sni: &str) -> Option<IstioSni> {
-    let mut parts = sni_parts(sni);
-    let direction = match parts.next()? {
-        "outbound" => SniDirection::Outbound,
-        "inbound" => SniDirection::Inbound,
-        _ => return None,
-    };
-    let port: u16 = parts.next()?.parse().ok()?;
-    let subset = parts.next()?;
-    let fqdn = parts.next()?;
-    if fqdn.is_empty() {
-        return None;
-    }
-    // The first two labels and `.svc` with memchr: `str::split` and `str::contains` with a
-    // string (a searcher built per call) were ~400 instructions a TLS flow.
-    let fq = fqdn.as_bytes();
-    let (service, second) = match memchr::memchr(b'.', fq) {
-        Some(i) => {
-            let after = &fqdn[i + 1..];
-            (&fqdn[..i], Some(memchr::memchr(b'.', after.as_bytes()).map_or(after, |j| &after[..j])))
-        }
-        None => (fqdn, None),
-    };
-    let service = service.to_string();
-    let svc = memchr::memchr_iter(b'.', fq).any(|i| fq[i + 1..].starts_with(b"svc"));
-    let namespace = second.filter(|_| svc).map(str::to_string);
-    Some(IstioSni {
-        direction,
-        port,
-        subset: (!subset.is_empty() && subset != "_").then(|| subset.to_string()),
-        fqdn: fqdn.to_string(),
-        service,
-        namespace,
-    })
-}
-
-/// `sni.splitn(4, "_.")`: `str::splitn` with a two-byte pattern builds a string searcher per
-/// call (~390 instructions a TLS flow); the separator is found byte by byte instead.
-fn sni_parts(sni: &str) -> impl Iterator<Item = &str> {
-    let (mut rest, mut left) = (Some(sni), 4);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        left -= 1;
-        match (left > 0).then(|| sni_separator(r.as_bytes())).flatten() {
-            Some(i) => {
-                rest = Some(&r[i + 2..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
-}
-
-/// The first `_.` in `b`: each `_` found with memchr (`windows(2)` compared every pair).
-fn sni_separator(b: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(p) = memchr::memchr(b'_', &b[from..]) {
-        let i = from + p;
-        if b.get(i + 1) == Some(&b'.') {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
-}
-
 /// What the client's ALPN offer says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IstioAlpn {
@@ -311,55 +203,6 @@ pub(crate) fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
         tokens.iter().any(|t| t == "istio" || t == "istio-peer-exchange").then_some(AppProtocol::Tcp)
     });
     Some(IstioAlpn { tokens, app_protocol: app })
-}
-
-/// A SPIFFE identity as Istio issues it: `spiffe://<trust domain>/ns/<namespace>/sa/<account>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SpiffeId {
-    /// The whole URI.
-    pub(crate) uri: String,
-    /// Trust domain, e.g. `cluster.local`.
-    pub(crate) trust_domain: String,
-    /// Kubernetes namespace, when the path has `/ns/<namespace>`.
-    pub(crate) namespace: Option<String>,
-    /// Service account, when the path has `/sa/<account>`.
-    pub(crate) service_account: Option<String>,
-}
-
-/// Parses a SPIFFE ID; `None` for other URIs.
-///
-/// One pass over the path's segments, split at `/` byte by byte: a `str::split` per key
-/// (`/ns/`, `/sa/`) cost ~1,400 instructions an identity, 2,056 identities a mesh 30 MB slice.
-pub(crate) fn parse_spiffe(uri: &str) -> Option<SpiffeId> {
-    let rest = uri.strip_prefix("spiffe://")?;
-    let (td, path) = match rest.bytes().position(|b| b == b'/') {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    if td.is_empty() {
-        return None;
-    }
-    // The segment after the first `ns` and after the first `sa` (`Some(None)`: the key came,
-    // its value not yet).
-    let (mut ns, mut sa): (Option<Option<&str>>, Option<Option<&str>>) = (None, None);
-    let mut start = 0;
-    for end in path.bytes().enumerate().filter(|&(_, b)| b == b'/').map(|(i, _)| i).chain([path.len()]) {
-        let seg = &path[start..end];
-        start = end + 1;
-        for (slot, key) in [(&mut ns, "ns"), (&mut sa, "sa")] {
-            match slot {
-                Some(None) => *slot = Some(Some(seg)),
-                None if seg == key => *slot = Some(None),
-                _ => {}
-            }
-        }
-    }
-    Some(SpiffeId {
-        uri: uri.to_string(),
-        trust_domain: td.to_string(),
-        namespace: ns.flatten().map(str::to_string),
-        service_account: sa.flatten().map(str::to_string),
-    })
 }
 
 /// The Istio facts of one flow (the `istio` object of docs/json.md).
@@ -682,71 +525,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn istio_sni_with_and_without_subset() {
-        let s = parse_sni("outbound_.9080_.v2_.reviews.default.svc.cluster.local").unwrap();
-        assert_eq!((s.direction, s.port, s.subset.as_deref()), (SniDirection::Outbound, 9080, Some("v2")));
-        assert_eq!((s.service.as_str(), s.namespace.as_deref()), ("reviews", Some("default")));
-        assert_eq!(s.readable(), "reviews.default:9080 (subset v2)");
-        let s = parse_sni("outbound_.9080_._.reviews.default.svc.cluster.local").unwrap();
-        assert_eq!((s.subset.clone(), s.readable()), (None, "reviews.default:9080".to_string()));
-        let s = parse_sni("outbound_.443_._.api.example.com").unwrap();
-        assert_eq!(s.readable(), "api.example.com:443");
-        for not in ["api.example.test", "outbound_.x_._.a", "outbound_.80_._.", "outbound"] {
-            assert_eq!(parse_sni(not), None, "{not}");
-        }
-    }
-
-    #[test]
-    fn sni_labels_read_as_split_and_contains_did() {
-        // Service, namespace (`.svc` anywhere), against `str::split` and `str::contains`.
-        let parts = ["reviews", "default", "svc", "cluster", "local", "", "svcx", "a.svc"];
-        for a in parts {
-            for b in parts {
-                for c in parts {
-                    for fqdn in
-                        [format!("{a}.{b}.{c}"), format!("{a}.{b}"), format!("{a}{b}.{c}"), a.to_string()]
-                    {
-                        let Some(s) = parse_sni(&format!("outbound_.80_._.{fqdn}")) else {
-                            assert!(fqdn.is_empty());
-                            continue;
-                        };
-                        let mut labels = fqdn.split('.');
-                        let service = labels.next().unwrap();
-                        let namespace = labels.next().filter(|_| fqdn.contains(".svc"));
-                        assert_eq!(
-                            (s.service.as_str(), s.namespace.as_deref()),
-                            (service, namespace),
-                            "{fqdn}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn sni_parts_split_as_splitn_would() {
-        // The byte-by-byte split against `str::splitn(4, "_.")` on strings of the pieces that
-        // matter (separators, a lone `_` or `.`, ports, subsets), every combination of four.
-        let pieces = ["outbound", "inbound", "_.", "_", ".", "9080", "v2", "a_.b", "x.svc", ""];
-        let mut n = 0;
-        for a in pieces {
-            for b in pieces {
-                for c in pieces {
-                    for d in pieces {
-                        let sni = format!("{a}{b}{c}{d}_.{a}_.{d}");
-                        let want: Vec<&str> = sni.splitn(4, "_.").collect();
-                        let got: Vec<&str> = sni_parts(&sni).collect();
-                        assert_eq!(got, want, "{sni}");
-                        n += 1;
-                    }
-                }
-            }
-        }
-        assert_eq!(n, 10_000);
-    }
-
-    #[test]
     fn a_remembered_xfcc_is_not_parsed_again() {
         let raw = b"By=spiffe://cluster.local/ns/default/sa/reviews;URI=spiffe://cluster.local/ns/x/sa/y";
         let parsed = parse_xfcc(std::str::from_utf8(raw).unwrap());
@@ -783,7 +561,7 @@ mod tests {
     /// Counts `digits` up in base `base`, one digit longer (all zeros) after the last number of
     /// a length; false after the last number of `max_len` digits. The exhaustive tests below
     /// walk every string of up to `max_len` pieces with it.
-    fn next_digits(digits: &mut Vec<usize>, base: usize, max_len: usize) -> bool {
+    pub(super) fn next_digits(digits: &mut Vec<usize>, base: usize, max_len: usize) -> bool {
         match digits.iter().rposition(|&i| i + 1 < base) {
             Some(p) => {
                 digits[p] += 1;
@@ -864,54 +642,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// The parser [`parse_spiffe`] replaced (a `str::split` per key).
-    fn parse_spiffe_before(uri: &str) -> Option<SpiffeId> {
-        let rest = uri.strip_prefix("spiffe://")?;
-        let (td, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if td.is_empty() {
-            return None;
-        }
-        let after = |key: &str| {
-            let mut parts = path.split('/');
-            parts.by_ref().find(|p| *p == key)?;
-            parts.next().map(str::to_string)
-        };
-        Some(SpiffeId {
-            uri: uri.to_string(),
-            trust_domain: td.to_string(),
-            namespace: after("ns"),
-            service_account: after("sa"),
-        })
-    }
-
-    #[test]
-    fn spiffe_parses_as_the_split_per_key_parser_did() {
-        // Every path of up to five of these segments, after each prefix.
-        let segs = ["ns", "sa", "default", "", "n\u{e9}", "nss"];
-        for prefix in ["spiffe://cluster.local", "spiffe://", "spiffe://td/", "spiffe:/x", "spiffe://a/ns"] {
-            assert_eq!(parse_spiffe(prefix), parse_spiffe_before(prefix), "{prefix}");
-            let mut idx: Vec<usize> = vec![0];
-            loop {
-                let uri: String =
-                    idx.iter().map(|&i| format!("/{}", segs[i])).fold(prefix.to_string(), |a, b| a + &b);
-                assert_eq!(parse_spiffe(&uri), parse_spiffe_before(&uri), "{uri}");
-                if !next_digits(&mut idx, segs.len(), 5) {
-                    break;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn spiffe_ids() {
-        let id = parse_spiffe("spiffe://cluster.local/ns/default/sa/reviews").unwrap();
-        assert_eq!(
-            (id.trust_domain.as_str(), id.namespace.as_deref(), id.service_account.as_deref()),
-            ("cluster.local", Some("default"), Some("reviews"))
-        );
-        assert_eq!(parse_spiffe("https://example.com/x"), None);
     }
 
     #[test]

@@ -336,15 +336,15 @@ impl<'a> FlowFacts<'a> {
         let i = f.istio.as_ref();
         let sni = i
             .and_then(|i| i.sni.as_ref())
-            .and_then(|s| Some((s.fqdn.as_str(), s.service.as_str(), s.namespace.as_deref()?, s.port)));
+            .and_then(|s| Some((s.fqdn(), s.service(), s.namespace()?, s.port)));
         let client_namespace = i
             .and_then(|i| i.client_identity.as_ref())
-            .and_then(|c| c.namespace.as_deref())
+            .and_then(|c| c.namespace())
             .or_else(|| peer_namespace(f));
         FlowFacts {
             server_port: f.server.port(),
             sni,
-            server_namespace: i.and_then(|i| i.server_identity.as_ref()).and_then(|s| s.namespace.as_deref()),
+            server_namespace: i.and_then(|i| i.server_identity.as_ref()).and_then(|s| s.namespace()),
             client_namespace,
             host: first_host(f),
         }

@@ -424,20 +424,20 @@ fn istio_details(
         v.push(l);
     }
     if i.client_identity.is_some() || i.server_identity.is_some() {
-        let uri = |u: Option<&String>| u.map_or(0, |u| u.len() + 9);
-        let more =
-            uri(i.client_identity.as_ref().map(|c| &c.uri)) + uri(i.server_identity.as_ref().map(|s| &s.uri));
+        let uri = |u: Option<&str>| u.map_or(0, |u| u.len() + 9);
+        let more = uri(i.client_identity.as_ref().map(|c| c.uri()))
+            + uri(i.server_identity.as_ref().map(|s| s.uri()));
         let mut l = line(&["identity: "], more);
         if let Some(c) = &i.client_identity {
             l.push_str("client ");
-            escape_str_into(&c.uri, &mut l);
+            escape_str_into(c.uri(), &mut l);
         }
         if let Some(s) = &i.server_identity {
             if i.client_identity.is_some() {
                 l.push_str(", ");
             }
             l.push_str("server ");
-            escape_str_into(&s.uri, &mut l);
+            escape_str_into(s.uri(), &mut l);
         }
         v.push(l);
     }

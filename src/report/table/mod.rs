@@ -217,7 +217,11 @@ fn row(f: &FlowReport) -> Cells {
                 t.version.as_deref().unwrap_or_default().to_string(),
                 // Istio cluster names read better parsed: `reviews.default:9080 (subset v2)`.
                 match f.istio.as_ref().and_then(|i| i.sni.as_ref()) {
-                    Some(sni) => escape_str(&sni.readable()),
+                    Some(sni) => {
+                        let mut cell = String::with_capacity(sni.fqdn().len() + 24);
+                        sni.push_readable(&mut cell, escape_str_into);
+                        cell
+                    }
                     None => t.sni.as_ref().map(|s| s.to_terminal()).unwrap_or_default(),
                 },
                 alpn,
