@@ -585,7 +585,7 @@ fn istio(j: &mut Json<'_>, i: &IstioReport) {
     j.opt(i.peer_metadata.as_ref(), |j, m| j.raw(&m.json));
     j.lit(key!("peer_metadata_id")).opt_str(i.peer_metadata_id.as_deref());
     j.lit(key!("xfcc")).open(b'[');
-    for x in &i.xfcc {
+    for x in i.xfcc.iter() {
         j.open(b'{');
         j.key(key!("by")).opt_str(x.by.as_deref());
         j.lit(key!("hash")).opt_str(x.hash.as_deref());

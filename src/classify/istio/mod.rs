@@ -226,7 +226,7 @@ pub(crate) struct IstioReport {
     pub(crate) peer_metadata_id: Option<String>,
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
     /// arrived over mTLS and names the client's SPIFFE identity.
-    pub(crate) xfcc: Vec<Xfcc>,
+    pub(crate) xfcc: XfccList,
     /// SPIFFE identity of the server: first URI SAN of its leaf certificate (TLS ≤ 1.2), else
     /// the XFCC `By=`.
     pub(crate) server_identity: Option<SpiffeId>,
@@ -246,7 +246,7 @@ impl IstioReport {
             port_role: None,
             peer_metadata: None,
             peer_metadata_id: None,
-            xfcc: Vec::new(),
+            xfcc: XfccList::default(),
             server_identity: None,
             client_identity: None,
         }
@@ -273,7 +273,7 @@ pub(crate) fn report<'a>(
         port_role: port_role(server_port),
         peer_metadata: None,
         peer_metadata_id: None,
-        xfcc: Vec::new(),
+        xfcc: XfccList::default(),
         server_identity: identities.0.and_then(parse_spiffe),
         client_identity: identities.1.and_then(parse_spiffe),
     };
@@ -285,7 +285,7 @@ pub(crate) fn report<'a>(
         } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") && r.peer_metadata_id.is_none() {
             r.peer_metadata_id = Some(lossy(value).into_owned());
         } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
-            r.xfcc = XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&lossy(value))));
+            r.xfcc = XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&lossy(value)).into()));
         }
         // The first of each is all that is read (a sidecar sends them on every request): done
         // once every field the flow's messages have (`present`) was found.
@@ -370,7 +370,7 @@ impl<T: Clone> Memo<T> {
 thread_local! {
     static PEER_METADATA: std::cell::RefCell<Memo<Option<std::sync::Arc<PeerMetadata>>>> =
         const { std::cell::RefCell::new(Memo::new()) };
-    static XFCC: std::cell::RefCell<Memo<Vec<Xfcc>>> = const { std::cell::RefCell::new(Memo::new()) };
+    static XFCC: std::cell::RefCell<Memo<XfccList>> = const { std::cell::RefCell::new(Memo::new()) };
 }
 
 /// Bytes as text, invalid UTF-8 replaced; borrowed when valid. `String::from_utf8_lossy` checks
@@ -388,7 +388,30 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 /// and its facts, built right after, read the same header again.
 pub(crate) fn remember_xfcc(raw: Box<[u8]>, parsed: Vec<Xfcc>) {
     if raw.len() <= MEMO_MAX_VALUE {
-        XFCC.with_borrow_mut(|m| m.put(raw, parsed));
+        XFCC.with_borrow_mut(|m| m.put(raw, parsed.into()));
+    }
+}
+
+/// The elements of a flow's first `x-forwarded-client-cert`, shared with this thread's memo
+/// (read as a slice): a sidecar sends the same header on every connection, and each flow's
+/// copy of the parse was a `Vec` and up to four `String`s per element, allocated at the flow's
+/// end, read cold when rendered, freed after. bench/misses mesh 30 MB: Ir 160.6 -> 160.4 M,
+/// cycles~ 87.6 -> 87.5 M.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct XfccList(Option<std::sync::Arc<[Xfcc]>>);
+
+impl std::ops::Deref for XfccList {
+    type Target = [Xfcc];
+
+    fn deref(&self) -> &[Xfcc] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl From<Vec<Xfcc>> for XfccList {
+    /// No allocation for none (most flows).
+    fn from(v: Vec<Xfcc>) -> XfccList {
+        XfccList((!v.is_empty()).then(|| v.into()))
     }
 }
 
@@ -530,7 +553,7 @@ mod tests {
         let parsed = parse_xfcc(std::str::from_utf8(raw).unwrap());
         remember_xfcc(Box::from(&raw[..]), parsed.clone());
         let again = XFCC.with_borrow_mut(|m| m.get_or(raw, || panic!("parsed again")));
-        assert_eq!(again, parsed);
+        assert_eq!(*again, *parsed);
         assert_eq!(again[0].uri.as_deref(), Some("spiffe://cluster.local/ns/x/sa/y"));
         // The facts read it through the memo: the same identities as a parse.
         let r = report(
@@ -541,7 +564,7 @@ mod tests {
             (None, None),
             (crate::classify::http::MARK_XFCC, [(&b"x-forwarded-client-cert"[..], &raw[..])].into_iter()),
         );
-        assert_eq!(r.map(|r| r.xfcc), Some(parsed));
+        assert_eq!(r.map(|r| r.xfcc.to_vec()), Some(parsed));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Each keeps its text once, in one allocation, with its parts as ranges into it (read through
 //! accessors): four `String`s each were four allocations written when a flow ended and read
 //! cold when it was rendered (~3,800 parses on the mesh 30 MB slice), and 104 + 2 x 96 bytes of
-//! every flow's Istio facts (now 56 + 2 x 48). bench/misses cycles~, mesh 30 MB: 88.6 -> 87.6 M
+//! every flow's Istio facts (now 56 + 2 x 48). bench/misses cycles~, mesh 30 MB: 88.6 -> 87.5 M
 //! (`--json`), 94.9 -> 93.5 M (the table, with [`IstioSni::push_readable`]); default 30 MB:
 //! 82.7 -> 81.9 M.
 
