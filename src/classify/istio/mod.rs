@@ -7,7 +7,7 @@
 mod names;
 mod peer_metadata;
 pub(crate) use names::{parse_sni, parse_spiffe, IstioSni, SpiffeId};
-pub(crate) use peer_metadata::{base64_decode, decode_peer_metadata, PeerMetadata};
+pub(crate) use peer_metadata::{base64_decode, decode_peer_metadata, PeerMetadata, SHOWN_KEYS};
 
 crate::wire::text_enum! {
     /// The direction part of an Istio SNI.

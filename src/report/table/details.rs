@@ -455,11 +455,10 @@ fn istio_details(
         l.push_str(" (the request arrived over mTLS)");
         v.push(l);
     }
-    if let Some(serde_json::Value::Object(m)) = i.peer_metadata.as_deref().map(|m| m.value()) {
-        let keys = ["NAME", "NAMESPACE", "WORKLOAD_NAME", "CLUSTER_ID", "ISTIO_VERSION"];
+    if let Some(values) = i.peer_metadata.as_deref().and_then(|m| m.shown()) {
         let mut l = line(&["x-envoy-peer-metadata:"], 160);
-        for k in keys {
-            if let Some(x) = m.get(k).and_then(|x| x.as_str()) {
+        for (k, x) in crate::classify::istio::SHOWN_KEYS.into_iter().zip(&values) {
+            if let Some(x) = x {
                 l.push(' ');
                 l.push_str(k);
                 l.push('=');
