@@ -174,26 +174,37 @@ crate::wire::text_enum! {
 /// What the client's ALPN offer says about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IstioAlpn {
-    /// The Istio tokens offered, in order.
-    pub(crate) tokens: Vec<String>,
+    /// The Istio tokens offered, in order: Istio's own names borrowed (no allocation), any
+    /// other `istio-…` copied.
+    pub(crate) tokens: Vec<std::borrow::Cow<'static, str>>,
     /// The application protocol the tokens announce: `http/1.0`, `http/1.1`, `h2`, or `tcp`.
     pub(crate) app_protocol: Option<AppProtocol>,
 }
+
+/// The ALPN tokens Istio's sidecars and ztunnel offer.
+const ISTIO_ALPN: [&str; 5] =
+    ["istio-peer-exchange", "istio", "istio-http/1.1", "istio-h2", "istio-http/1.0"];
 
 /// Reads Istio tokens from an ALPN offer; `None` when there are none (not a sidecar client).
 pub(crate) fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
     // The prefix on the bytes first: a UTF-8 check of every token offered was ~120
     // instructions each (4,602 tokens on the mesh 30 MB slice).
-    let tokens: Vec<String> = offered
+    //
+    // The tokens sidecars send are Istio's own names, borrowed: a `String` each was three
+    // allocations per sidecar TLS flow, written at its end and freed after it was rendered
+    // (bench/misses cycles~: mesh 30 MB 87.4 -> 87.2 M, default 30 MB 81.9 -> 81.7 M).
+    let tokens: Vec<std::borrow::Cow<'static, str>> = offered
         .iter()
         .filter(|a| **a == b"istio" || a.starts_with(b"istio-"))
-        .filter_map(|a| std::str::from_utf8(a).ok())
-        .map(str::to_string)
+        .filter_map(|a| match ISTIO_ALPN.iter().find(|t| t.as_bytes() == *a) {
+            Some(t) => Some(std::borrow::Cow::Borrowed(*t)),
+            None => std::str::from_utf8(a).ok().map(|t| std::borrow::Cow::Owned(t.to_string())),
+        })
         .collect();
     if tokens.is_empty() {
         return None;
     }
-    let app = tokens.iter().find_map(|t| match t.as_str() {
+    let app = tokens.iter().find_map(|t| match &**t {
         "istio-http/1.0" => Some(AppProtocol::Http10),
         "istio-http/1.1" => Some(AppProtocol::Http11),
         "istio-h2" => Some(AppProtocol::H2),
@@ -673,6 +684,13 @@ mod tests {
         assert_eq!(a.app_protocol, Some(AppProtocol::Tcp));
         let a = parse_alpn(&[b"istio-http/1.1", b"istio", b"h2"]).unwrap();
         assert_eq!((a.tokens.len(), a.app_protocol), (2, Some(AppProtocol::Http11)));
+        // Istio's names borrowed, any other `istio-…` (or a near miss) copied, in order.
+        let a =
+            parse_alpn(&[b"istio-h2", b"istio-x", b"istio-h2 ", b"istio-http/1.0", b"istio-\xff"]).unwrap();
+        assert_eq!(a.tokens, ["istio-h2", "istio-x", "istio-h2 ", "istio-http/1.0"]);
+        let borrowed: Vec<bool> =
+            a.tokens.iter().map(|t| matches!(t, std::borrow::Cow::Borrowed(_))).collect();
+        assert_eq!((borrowed, a.app_protocol), (vec![true, false, false, true], Some(AppProtocol::H2)));
         assert_eq!(parse_alpn(&[b"h2", b"http/1.1"]), None);
         assert_eq!(port_role(15006), Some(PortRole::InboundCapture));
     }
