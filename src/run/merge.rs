@@ -9,7 +9,6 @@ use crate::mesh::readings::CountRecord;
 use crate::mesh::{MeshConfig, XfccLegs};
 use crate::record::FlowReport;
 use crate::report::json;
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 /// A reported flow waiting for its turn: reports leave in the order the flows ended.
@@ -66,13 +65,27 @@ impl super::Tally {
     }
 }
 
+impl Pending {
+    /// Flows leave in the order they ended, then of their first packets.
+    fn key(&self) -> (u64, u64) {
+        (self.end_order, self.order)
+    }
+}
+
 /// An XFCC identity seen on a loopback leg: server port, time, `URI=`, `By=`.
 pub(super) type XfccSeen = (u16, f64, String, Option<String>);
 
 /// Writes reported flows in the order they ended (ties: first packet), the same for any number
 /// of shards, after applying the XFCC confirmation.
 pub(super) struct Merger {
-    pub(super) waiting: BTreeMap<(u64, u64), Pending>,
+    /// In the order they leave ([`Pending::key`]) once sorted (`sorted`): flows come nearly
+    /// in that order (with one thread, all but the flows that end together), and a sort that
+    /// finds the runs, at each release, cost fewer instructions than a `BTreeMap` insert and
+    /// remove per flow (bench/misses --json --threads 1, cycles~ default 30 MB 82.9 -> 82.0 M,
+    /// Ir 148.7 -> 146.9 M; mesh 30 MB 88.8 -> 87.8 M; --threads 2 108.2 -> 107.8 M).
+    pub(super) waiting: std::collections::VecDeque<Pending>,
+    /// `waiting` is sorted.
+    sorted: bool,
     pub(super) xfcc: XfccLegs,
     /// Flush after every flow (live capture).
     pub(super) flush_each: bool,
@@ -101,7 +114,8 @@ enum Piece {
 impl Merger {
     pub(super) fn new(flush_each: bool) -> Merger {
         Merger {
-            waiting: BTreeMap::new(),
+            waiting: std::collections::VecDeque::new(),
+            sorted: true,
             xfcc: XfccLegs::default(),
             flush_each,
             spent: None,
@@ -117,7 +131,10 @@ impl Merger {
             self.xfcc.record(port, ts, &uri, by.as_deref());
         }
         for p in done.drain(..) {
-            self.waiting.insert((p.end_order, p.order), p);
+            if self.waiting.back().is_some_and(|last| last.key() > p.key()) {
+                self.sorted = false;
+            }
+            self.waiting.push_back(p);
         }
     }
 
@@ -138,11 +155,15 @@ impl Merger {
         sink: &mut Sink<'_>,
         mesh_cfg: &MeshConfig,
     ) -> io::Result<()> {
-        while let Some(entry) = self.waiting.first_entry() {
-            if entry.key().0 > processed {
+        if !std::mem::replace(&mut self.sorted, true) {
+            // Stable, as the map's order (the keys are unique: a flow's first packet).
+            self.waiting.make_contiguous().sort_by_key(Pending::key);
+        }
+        while let Some(mut p) = self.waiting.pop_front() {
+            if p.end_order > processed {
+                self.waiting.push_front(p);
                 break;
             }
-            let mut p = entry.remove();
             if let Counted::Report(f) = &mut p.flow {
                 self.xfcc.confirm(f, p.port, p.first, p.last);
             }
@@ -202,6 +223,9 @@ impl Merger {
         if processed == u64::MAX || self.unwritten_bytes >= DIRECT_BYTES {
             self.write_unwritten(sink)?;
         }
+        if self.waiting.is_empty() && self.waiting.capacity() > KEPT_WAITING {
+            self.waiting = std::collections::VecDeque::new(); // not kept after a burst of flows
+        }
         Ok(())
     }
 
@@ -250,6 +274,9 @@ impl Merger {
         Ok(())
     }
 }
+
+/// Room for this many waiting flows is kept between releases (~350 KB).
+const KEPT_WAITING: usize = 4096;
 
 /// Flows whose lines the merging thread collects before writing them ([`Merger::write_unwritten`]).
 /// 256 KiB instead: RSS within noise (-0.3 MB, mesh 1 GB, two threads).
