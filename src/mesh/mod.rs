@@ -201,7 +201,7 @@ mod tests {
             let mut book = MeshBook::default();
             book.count(f, &cfg);
             let mut s = crate::report::Summary::default();
-            s.count_flow(f);
+            s.count_flow(&readings::CountRecord::of(f));
             format!("{:?} {:?}", book.finish(&cfg), s.by_protocol)
         };
         assert_eq!(counted(&thin), counted(&whole));

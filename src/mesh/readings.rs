@@ -10,6 +10,7 @@ use crate::record::{Flag, FlowReport};
 use crate::wire::KeyedMap;
 use crate::wire::Role;
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 
 /// Servers (and services) listed in the summary; later ones are counted in `servers_not_listed`.
 const MAX_SERVERS: usize = 10_000;
@@ -399,65 +400,141 @@ pub(super) fn failure_text(f: &FlowReport) -> String {
     }
 }
 
-impl MeshBook {
-    /// Counts one finished flow.
-    pub(crate) fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
+/// What counting a flow reads of its report (the summary's totals, [`MeshBook::count_record`]),
+/// taken by its worker while the report is in cache: a flow whose line is rendered there goes to
+/// the merger as this (~130 bytes), not as its report (~1,250 bytes, boxed, written to memory
+/// not in cache, then read cold again by the merger), unless [`CountRecord::needs_report`].
+#[derive(Clone, Debug)]
+pub(crate) struct CountRecord {
+    pub(crate) server: SocketAddr,
+    /// The destination the client dialled (REDIRECT).
+    pub(crate) original_dst: Option<SocketAddr>,
+    pub(crate) client: IpAddr,
+    /// The Istio service named by the SNI.
+    pub(crate) service: Option<String>,
+    pub(crate) class: FlowClass,
+    pub(crate) leg: Leg,
+    pub(crate) protocol: Protocol,
+    /// The TLS facts' verdict (no TLS: None).
+    pub(crate) mtls: Option<MtlsVerdict>,
+    pub(crate) on_loopback: Option<bool>,
+    /// A certificate flag is set.
+    pub(crate) any_cert: bool,
+    /// Plaintext a client sidecar sent ([`FlowReport::from_sidecar`]).
+    pub(crate) from_sidecar: bool,
+    /// Istio's signals say sidecar mode.
+    pub(crate) sidecar_mode: bool,
+    /// TLS decrypted with a key log.
+    pub(crate) proven: bool,
+    /// An HBONE leg with a fatal TLS alert.
+    pub(crate) hbone_refused: bool,
+}
+
+impl CountRecord {
+    /// What counting `f` reads of it, but for what [`CountRecord::needs_report`] names.
+    pub(crate) fn of(f: &FlowReport) -> CountRecord {
         let class = classify(f);
-        let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && f.from_sidecar;
         let leg = super::legs::leg_of(f);
-        let service = f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable());
+        let tls = f.tls.as_ref();
+        CountRecord {
+            server: f.server,
+            original_dst: f.original_dst,
+            client: f.client.ip(),
+            service: f.istio.as_ref().and_then(|i| i.sni.as_ref()).map(|s| s.readable()),
+            class,
+            leg,
+            protocol: f.protocol,
+            mtls: tls.map(|t| t.mtls),
+            on_loopback: f.on_loopback,
+            any_cert: f.flags.any_cert(),
+            from_sidecar: f.from_sidecar,
+            sidecar_mode: f
+                .istio
+                .as_ref()
+                .is_some_and(|i| i.mode == Some(crate::classify::istio::Mode::Sidecar)),
+            proven: tls.is_some_and(|t| t.confirmed_by == Some(crate::classify::tls::Confirmation::KeyLog)),
+            hbone_refused: leg.is_hbone() && tls.is_some_and(|t| t.alerts.iter().any(|a| a.is_fatal())),
+        }
+    }
+
+    /// Counting with `cfg` reads more of every flow than its record: what `--mesh-config` and
+    /// the expectations read. [`MeshBook::count_record`] then needs the report.
+    pub(crate) fn reads_reports(cfg: &MeshConfig) -> bool {
+        cfg.expect_mtls || cfg.fail_on_plaintext || !cfg.policy_files.is_empty()
+    }
+
+    /// Counting `f` reads more of it than this record: its certificate chains (`--ca`), a
+    /// failed handshake's alert, the services of an HBONE connection.
+    /// [`MeshBook::count_record`] then needs `f`.
+    pub(crate) fn needs_report(&self, f: &FlowReport) -> bool {
+        self.class == FlowClass::TlsFailed
+            || f.tls.as_ref().is_some_and(|t| t.server_chain.is_some() || t.client_chain.is_some())
+            || (self.service.is_none()
+                && self.leg.is_hbone()
+                && f.istio.as_ref().is_some_and(|i| i.hbone.is_some()))
+    }
+}
+
+impl MeshBook {
+    /// Counts one finished flow (the run counts through [`crate::run::Tally`]).
+    #[cfg(test)]
+    pub(crate) fn count(&mut self, f: &FlowReport, cfg: &MeshConfig) {
+        self.count_record(&CountRecord::of(f), Some(f), cfg);
+    }
+
+    /// Counts one finished flow from its [`CountRecord`] `r`, and its report `f` unless `r`
+    /// says it does not need it ([`CountRecord::needs_report`]).
+    pub(crate) fn count_record(&mut self, r: &CountRecord, f: Option<&FlowReport>, cfg: &MeshConfig) {
+        let class = r.class;
+        let sidecar = matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused) && r.from_sidecar;
+        let leg = r.leg;
+        let service = &r.service;
         let new_server = || {
-            let name = crate::record::EndpointText::new(f.server).as_str().to_string();
-            (f.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
+            let name = crate::record::EndpointText::new(r.server).as_str().to_string();
+            (r.server, ServerVerdict { name, service: service.clone(), leg, ..Default::default() })
         };
         let is_leg = leg.in_pod();
         self.ambient_seen |= leg.mode() == Some(crate::classify::istio::Mode::Ambient);
-        if let Some(o) = f.original_dst {
+        if let Some(o) = r.original_dst {
             if self.dialled.len() < MAX_SERVERS {
                 // The app's address: in the pod, the proxy's own connection leaves from it too.
-                self.dialled.insert((f.client.ip(), o));
+                self.dialled.insert((r.client, o));
             }
         }
-        self.sidecar_seen |=
-            f.istio.as_ref().is_some_and(|i| i.mode == Some(crate::classify::istio::Mode::Sidecar));
+        self.sidecar_seen |= r.sidecar_mode;
         let plaintext_class =
             matches!(class, FlowClass::Plaintext | FlowClass::PlaintextRefused | FlowClass::Other);
         let bypass = leg == Leg::Bypass;
         let bypass_candidate = cfg.mode == super::MeshMode::Auto
             && leg == Leg::PodNetwork
             && plaintext_class
-            && f.on_loopback != Some(true)
-            && super::legs::is_bypass_candidate(f.client.ip(), f.server.port());
-        let inferred = f.tls.as_ref().is_some_and(|t| t.mtls == MtlsVerdict::Likely);
-        let proven = f
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.confirmed_by == Some(crate::classify::tls::Confirmation::KeyLog));
+            && r.on_loopback != Some(true)
+            && super::legs::is_bypass_candidate(r.client, r.server.port());
+        let inferred = r.mtls == Some(MtlsVerdict::Likely);
+        let proven = r.proven;
         // --mesh-config: where the server sits, read once for the server and its service.
-        let facts = (!is_leg && !cfg.policy_files.is_empty()).then(|| super::policy::FlowFacts::of(f));
-        match tally(&mut self.servers, &f.server, new_server) {
+        let facts = f.filter(|_| !is_leg && !cfg.policy_files.is_empty()).map(super::policy::FlowFacts::of);
+        match tally(&mut self.servers, &r.server, new_server) {
             Some(v) => {
                 // A leg inside the pod (Envoy -> app to the pod IP, since Istio 1.10 the same
                 // ip:port as the mTLS listener) is counted apart.
                 v.add(class, is_leg, inferred, proven);
-                if !is_leg {
+                if let Some(f) = f.filter(|_| !is_leg) {
                     v.add_chains(f);
                 }
                 if let Some(facts) = &facts {
                     v.evidence.add(facts);
                 }
                 if !is_leg && class == FlowClass::TlsFailed && v.tls_failure.is_none() {
-                    v.tls_failure = Some(failure_text(f));
+                    v.tls_failure = f.map(failure_text);
                 }
                 v.plaintext_from_sidecar += u64::from(sidecar && !is_leg);
                 v.hbone += u64::from(leg.is_hbone());
-                v.hbone_refused += u64::from(
-                    leg.is_hbone() && f.tls.as_ref().is_some_and(|t| t.alerts.iter().any(|a| a.is_fatal())),
-                );
+                v.hbone_refused += u64::from(r.hbone_refused);
                 v.bypass += u64::from(bypass);
                 v.bypass_candidates += u64::from(bypass_candidate);
                 if bypass || bypass_candidate {
-                    let c = f.client.ip();
+                    let c = r.client;
                     v.bypass_clients = match v.bypass_clients.take() {
                         Some(mut l) if l.len() < MAX_BYPASS_CLIENTS || l.contains(&c) => {
                             if !l.contains(&c) {
@@ -471,11 +548,10 @@ impl MeshBook {
                     };
                 }
                 v.ztunnel_legs += u64::from(leg == Leg::ZtunnelToApp);
-                v.probes += u64::from(
-                    !is_leg && plaintext_class && f.client.ip() == super::legs::AMBIENT_PROBE_SOURCE,
-                );
+                v.probes +=
+                    u64::from(!is_leg && plaintext_class && r.client == super::legs::AMBIENT_PROBE_SOURCE);
                 if v.service.is_none() {
-                    v.service.clone_from(&service);
+                    v.service.clone_from(service);
                 }
             }
             None => self.not_listed += 1,
@@ -484,7 +560,7 @@ impl MeshBook {
         // (decrypted with a key log), each counted once per connection.
         let mut hbone_services: Vec<String> = Vec::new();
         if service.is_none() && leg.is_hbone() {
-            for t in f.istio.iter().flat_map(|i| i.hbone.iter().flatten()) {
+            for t in f.iter().flat_map(|f| f.istio.iter()).flat_map(|i| i.hbone.iter().flatten()) {
                 let Some(host) = &t.service else { continue };
                 let host = crate::sanitize::escape_str(&String::from_utf8_lossy(host.as_bytes()));
                 let name = host.strip_suffix(".svc.cluster.local").unwrap_or(&host).to_string();
@@ -508,7 +584,7 @@ impl MeshBook {
             if let Some(v) = tally(&mut self.services, svc.as_str(), new_service) {
                 v.add(class, is_leg, inferred, proven);
                 v.hbone += u64::from(leg.is_hbone());
-                if !is_leg {
+                if let Some(f) = f.filter(|_| !is_leg) {
                     v.add_chains(f);
                 }
                 if let Some(facts) = &facts {
@@ -516,7 +592,9 @@ impl MeshBook {
                 }
             }
         }
-        self.expect.check(f, class, leg, cfg);
+        if let Some(f) = f {
+            self.expect.check(f, class, leg, cfg);
+        }
     }
 
     /// The data plane of the run (the summary's `mesh_mode`): the one `--mesh-mode` names, else
@@ -637,6 +715,84 @@ mod tests {
         );
         assert_eq!(verdict([0, 0, 2, 0], 0, 0, 15021), "plaintext health/metrics port (exempt)");
         assert_eq!(verdict([0, 1, 0, 0], 0, 0, 443), "TLS without client certificates (not Istio mTLS)");
+    }
+
+    /// A TLS flow from 10.0.0.1 to `server` with mTLS verdict `mtls`.
+    fn tls_flow(server: &str, mtls: MtlsVerdict) -> FlowReport {
+        let meta = crate::flow::FlowMeta::closed_for_test(
+            "10.0.0.1:40000".parse().unwrap(),
+            server.parse().unwrap(),
+            (1, 2),
+            7,
+        );
+        let c = crate::classify::Classified {
+            protocol: Protocol::Tls,
+            tls: Some(crate::classify::tls::TlsReport {
+                mtls,
+                mtls_reason: "test".into(),
+                ..Default::default()
+            }),
+            http: None,
+            h2c: None,
+            proxy: None,
+            preview: Default::default(),
+            client_hint: None,
+            warnings: Vec::new(),
+        };
+        FlowReport::build(meta, c, &"test".into(), false)
+    }
+
+    #[test]
+    fn a_record_counts_as_its_report_unless_it_needs_the_report() {
+        let likely = tls_flow("10.0.0.2:443", MtlsVerdict::Likely);
+        let r = CountRecord::of(&likely);
+        assert_eq!(
+            (r.class, r.leg, r.mtls, r.protocol),
+            (FlowClass::Mtls, Leg::PodNetwork, Some(MtlsVerdict::Likely), Protocol::Tls)
+        );
+        assert_eq!((r.server, r.client, r.original_dst), (likely.server, likely.client.ip(), None));
+        assert_eq!(
+            (r.service.as_deref(), r.any_cert, r.proven, r.hbone_refused),
+            (None, false, false, false)
+        );
+        assert!(!r.needs_report(&likely));
+        let plain = CountRecord::of(&tls_flow("10.0.0.3:9080", MtlsVerdict::No));
+        assert_eq!((plain.class, plain.mtls), (FlowClass::TlsNoClientCert, Some(MtlsVerdict::No)));
+        // The same readings from the records alone as from the reports.
+        let cfg = MeshConfig::default();
+        assert!(!CountRecord::reads_reports(&cfg));
+        let flows = [likely.clone(), tls_flow("10.0.0.3:9080", MtlsVerdict::No), likely.clone()];
+        let (mut whole, mut records) = (MeshBook::default(), MeshBook::default());
+        for f in &flows {
+            whole.count(f, &cfg);
+            records.count_record(&CountRecord::of(f), None, &cfg);
+        }
+        let (w, r) = (whole.finish(&cfg), records.finish(&cfg));
+        assert_eq!(format!("{w:?}"), format!("{r:?}"));
+        assert_eq!(
+            r.0.iter().map(|v| (v.name.as_str(), v.flows, v.mtls)).collect::<Vec<_>>(),
+            [("10.0.0.2:443", 2, 2), ("10.0.0.3:9080", 1, 0)]
+        );
+        // What the record does not hold: a failed handshake's alert, the chains of `--ca`;
+        // and what the expectations and `--mesh-config` read.
+        let mut failed = tls_flow("10.0.0.2:443", MtlsVerdict::Unknown);
+        failed.flags.insert(Flag::HandshakeFailed);
+        assert!(CountRecord::of(&failed).needs_report(&failed));
+        let mut chained = tls_flow("10.0.0.2:443", MtlsVerdict::Yes);
+        if let Some(t) = chained.tls.as_mut() {
+            t.server_chain = Some(std::sync::Arc::new(crate::classify::chain::ChainCheck {
+                verified: true,
+                by: None,
+                error: None,
+            }));
+        }
+        assert!(CountRecord::of(&chained).needs_report(&chained));
+        assert!(CountRecord::reads_reports(&MeshConfig { expect_mtls: true, ..MeshConfig::default() }));
+        assert!(CountRecord::reads_reports(&MeshConfig { fail_on_plaintext: true, ..MeshConfig::default() }));
+        assert!(CountRecord::reads_reports(&MeshConfig {
+            policy_files: vec!["p.yaml".into()],
+            ..MeshConfig::default()
+        }));
     }
 
     #[test]

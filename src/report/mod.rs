@@ -14,7 +14,6 @@ pub mod table;
 use crate::classify::tls::MtlsVerdict;
 use crate::classify::Protocol;
 use crate::mesh;
-use crate::record::FlowReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -119,14 +118,14 @@ impl Summary {
 
     /// Counts one reported flow in the totals (the mesh stage counts it per server:
     /// [`mesh::MeshBook`]).
-    pub(crate) fn count_flow(&mut self, f: &FlowReport) {
+    pub(crate) fn count_flow(&mut self, f: &mesh::readings::CountRecord) {
         self.flows += 1;
-        if f.flags.any_cert() {
+        if f.any_cert {
             self.cert_warnings += 1;
         }
         *self.by_protocol.entry(f.protocol).or_default() += 1;
-        if let Some(t) = &f.tls {
-            *self.by_mtls.entry(t.mtls).or_default() += 1;
+        if let Some(m) = f.mtls {
+            *self.by_mtls.entry(m).or_default() += 1;
         }
     }
 }

@@ -53,18 +53,20 @@ impl Sink<'_> {
         tally: &mut super::Tally,
         mesh: &MeshConfig,
     ) -> io::Result<()> {
-        let f = &p.report;
-        tally.count(f, mesh);
-        match (self, std::mem::replace(&mut p.rendered, Rendered::No)) {
-            (Sink::Count(_), _) => Ok(()),
-            (Sink::Json(out), Rendered::Json(line)) => out.write_all(&line),
-            (Sink::Json(out), _) => json::write_flow(*out, f),
-            (Sink::Table(out, rows), Rendered::Row(r)) => rows.push(*out, *r),
-            (Sink::Table(out, rows), _) => {
+        tally.count_flow(&p.flow, mesh);
+        // A flow without its report had its output rendered by its worker (`report_flow`).
+        let f = p.flow.report();
+        match (self, std::mem::replace(&mut p.rendered, Rendered::No), f) {
+            (Sink::Count(_), ..) => Ok(()),
+            (Sink::Json(out), Rendered::Json(line), _) => out.write_all(&line),
+            (Sink::Json(out), _, Some(f)) => json::write_flow(*out, f),
+            (Sink::Table(out, rows), Rendered::Row(r), _) => rows.push(*out, *r),
+            (Sink::Table(out, rows), _, Some(f)) => {
                 let r = table::render(f, rows.options());
                 rows.push(*out, r)
             }
-            (Sink::LiveTable(out, header, opts), _) => {
+            (_, _, None) => Ok(()),
+            (Sink::LiveTable(out, header, opts), _, Some(f)) => {
                 if !std::mem::replace(header, true) {
                     table::write_live_header(*out, *opts)?;
                 }
@@ -78,7 +80,8 @@ impl Sink<'_> {
         match self {
             Sink::Json(_) => RenderMode::Json,
             Sink::Table(_, rows) => RenderMode::Row(rows.options()),
-            Sink::Count(_) | Sink::LiveTable(..) => RenderMode::None,
+            Sink::Count(_) => RenderMode::Count,
+            Sink::LiveTable(..) => RenderMode::None,
         }
     }
 }
@@ -88,6 +91,8 @@ impl Sink<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RenderMode {
     None,
+    /// Nothing to render: flows are only counted (`--summary-only`).
+    Count,
     Json,
     Row(table::TableOptions),
 }

@@ -4,7 +4,7 @@
 //! the sink when the XFCC confirmation cannot change them. What the `--threads` dispatching
 //! adds to a worker is in [`super::parallel`].
 
-use super::merge::{Pending, XfccSeen};
+use super::merge::{Counted, Pending, XfccSeen};
 use super::shard::{share_units, READER_UNITS, SHARE_UNITS};
 use super::sink::{RenderMode, Rendered};
 use super::Config;
@@ -15,6 +15,7 @@ use crate::flow::client::{decide_client, KnownServers};
 use crate::flow::redirect::{Redirect, RedirectPairs};
 use crate::flow::{FlowMeta, FlowTable};
 use crate::mesh;
+use crate::mesh::readings::CountRecord;
 use crate::record::FlowReport;
 use crate::report::{json, table, Summary};
 use std::collections::BTreeMap;
@@ -92,6 +93,10 @@ pub(super) struct FlowOut {
     pub(super) servers: KnownServers,
     pub(super) render: RenderMode,
     pub(super) shard: usize,
+    /// Counting a flow whose output is rendered here reads its [`CountRecord`] only, unless
+    /// the record says otherwise: no `--metrics`, `--html`, or what
+    /// [`CountRecord::reads_reports`] names.
+    pub(super) count_records: bool,
 }
 
 /// The input a [`Worker`] follows.
@@ -152,9 +157,10 @@ pub(super) fn report_flow(
     classified.client_hint = classified.client_hint.or(hint);
     let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);
     mesh::annotate(&mut report, out.cert_warn, out.mesh_mode);
+    let confirm = mesh::may_confirm(&report);
     let rendered = match out.render {
-        _ if mesh::may_confirm(&report) => Rendered::No,
-        RenderMode::None => Rendered::No,
+        _ if confirm => Rendered::No,
+        RenderMode::None | RenderMode::Count => Rendered::No,
         RenderMode::Json => {
             thread_local! {
                 // Rendered here, then copied at its size: a line grown in its own buffer was
@@ -174,12 +180,20 @@ pub(super) fn report_flow(
         }
         RenderMode::Row(opts) => Rendered::Row(Box::new(table::render(&report, opts))),
     };
-    if !matches!(rendered, Rendered::No) {
-        mesh::thin_for_count(&mut report);
-    }
-    let report = Box::new(report);
+    // The merger needs no more of a flow whose output is rendered (or not written at all) than
+    // what counting reads of it, taken here while the report is in cache.
+    let counted = !confirm && (out.render == RenderMode::Count || !matches!(rendered, Rendered::No));
+    let flow = match counted.then(|| CountRecord::of(&report)) {
+        Some(r) if out.count_records && !r.needs_report(&report) => Counted::Record(Box::new(r)),
+        _ => {
+            if counted {
+                mesh::thin_for_count(&mut report);
+            }
+            Counted::Report(Box::new(report))
+        }
+    };
     let shard = out.shard;
-    done.push(Pending { report, order, end_order, port, first, last, rendered, shard });
+    done.push(Pending { flow, order, end_order, port, first, last, rendered, shard });
 }
 
 impl Worker {
@@ -209,6 +223,9 @@ impl Worker {
                 servers: KnownServers::default(),
                 render,
                 shard: shard as usize,
+                count_records: cfg.metrics.is_none()
+                    && cfg.html.is_none()
+                    && !CountRecord::reads_reports(&cfg.mesh),
             },
             live,
             classify: cfg.classify.clone(),
