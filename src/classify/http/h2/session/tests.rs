@@ -242,9 +242,11 @@ fn placeholder_len_is_the_placeholder_s_length() {
 fn per_stream_records_stay_small() {
     // Memory per recorded stream (the mesh 1 GB bench file's RSS limit): a stream's map entry,
     // with its id two to a cache line, and the HTTP/2 facts of a request, whose gRPC facts
-    // are boxed (they were inline: 240).
+    // are boxed (they were inline: 240), and whose trailers are 24 bytes (`Headers::packed`).
     assert_eq!(std::mem::size_of::<Stream>(), 28);
-    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 64);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 56);
+    assert_eq!(std::mem::size_of::<crate::classify::http::HttpRequest>(), 128);
+    assert_eq!(std::mem::size_of::<crate::classify::http::HttpResponse>(), 88);
 }
 
 #[test]
