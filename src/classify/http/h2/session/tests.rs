@@ -253,6 +253,28 @@ fn per_stream_records_stay_small() {
 }
 
 #[test]
+fn a_frame_touches_the_first_240_bytes_of_the_session() {
+    // The `repr(C)` orders of `H2Session`, `Conn` and `HttpReport`: what frames and header
+    // blocks read and write lies in the first four of the seven cache lines of the session's
+    // 448-byte block, SETTINGS, GOAWAY, RST_STREAMs and warnings after.
+    use crate::classify::http::{HttpConfig, HttpReport};
+    use std::mem::{offset_of, size_of};
+    let conn = offset_of!(H2Session, conn);
+    let report = conn + offset_of!(Conn, report);
+    let hot_end = [
+        offset_of!(H2Session, dirs) + size_of::<[Dir; 2]>(),
+        conn + offset_of!(Conn, table_size) + 8,
+        conn + offset_of!(Conn, streams_total) + 8,
+        conn + offset_of!(Conn, streams) + size_of::<Streams>(),
+        conn + offset_of!(Conn, cfg) + size_of::<HttpConfig>(),
+        report + offset_of!(HttpReport, version) + size_of::<Option<&str>>(),
+    ];
+    assert!(hot_end.iter().all(|&e| e <= 240), "{hot_end:?}");
+    assert!(conn + offset_of!(Conn, settings) >= 240);
+    assert_eq!(size_of::<H2Session>(), 424);
+}
+
+#[test]
 fn redacted_blocks_equal_the_field_by_field_build() {
     use crate::classify::http::h2::hpack::HpackDecoder;
     use crate::sanitize::ExactHeadersBuilder;
