@@ -254,10 +254,12 @@ impl HttpResponse {
 }
 
 /// Facts about HTTP/1 in a flow, serialized as the `http` object of docs/json.md.
+///
+/// In declaration order (`repr(C)`): what each stored message reads and writes first, the rare
+/// fields last (see [`HttpSession`]).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct HttpReport {
-    /// Version of the first message that had one, e.g. "HTTP/1.1".
-    pub(crate) version: Option<&'static str>,
     /// Requests, in order (at most `max_messages`).
     pub requests: Vec<HttpRequest>,
     /// Responses, in order, interim 1xx included (at most `max_messages`).
@@ -266,6 +268,8 @@ pub struct HttpReport {
     pub(crate) requests_total: u64,
     /// All responses seen.
     pub(crate) responses_total: u64,
+    /// Version of the first message that had one, e.g. "HTTP/1.1".
+    pub(crate) version: Option<&'static str>,
     /// `tunnel`, `h2c`, `websocket` or another upgrade token (lowercase), when the stream
     /// switched.
     pub(crate) upgrade: Option<String>,
@@ -314,17 +318,25 @@ struct Pending {
 }
 
 /// HTTP/1 state of one flow.
+///
+/// In declaration order (`repr(C)`): what a message head reads and writes (its side, the
+/// config, the pending requests, the report's lists and counts) in the first four of the five
+/// cache lines, the warnings and the report's rare fields last. In the order Rust chose, a head
+/// touched all five (the config alone in the last one). With [`h2::session::H2Session`]'s and
+/// `Conn`'s orders, `bench/misses` 30 MB slices: default cycles~ 82.54 -> 82.30 M (L2 misses
+/// -5.3k, D1 -11k), mesh 88.30 -> 88.02 M (L2 -5.4k, D1 -17k).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct HttpSession {
-    cfg: HttpConfig,
     sides: [SideState; 2],
+    cfg: HttpConfig,
+    client: Option<Side>,
+    saw: bool,
     pending: VecDeque<Pending>,
     report: HttpReport,
-    client: Option<Side>,
     warnings: Vec<String>,
     /// Warnings raised so far (kept or not).
     warned: usize,
-    saw: bool,
 }
 
 /// Body framing of a head.
@@ -906,5 +918,24 @@ mod tests {
                 "http2": null
             })
         );
+    }
+
+    #[test]
+    fn a_head_touches_the_first_240_bytes_of_the_session() {
+        // The `repr(C)` orders of `HttpSession` and `HttpReport`: what a head reads and writes
+        // lies before the warnings and the report's rare fields (the last of five cache lines).
+        use std::mem::{offset_of, size_of};
+        let report = offset_of!(HttpSession, report);
+        let hot_end = [
+            offset_of!(HttpSession, sides) + size_of::<[SideState; 2]>(),
+            offset_of!(HttpSession, cfg) + size_of::<HttpConfig>(),
+            offset_of!(HttpSession, client) + 1,
+            offset_of!(HttpSession, saw) + 1,
+            offset_of!(HttpSession, pending) + size_of::<VecDeque<Pending>>(),
+            report + offset_of!(HttpReport, version) + size_of::<Option<&str>>(),
+            report + offset_of!(HttpReport, responses_total) + 8,
+        ];
+        assert!(hot_end.iter().all(|&e| e <= 240), "{hot_end:?}");
+        assert_eq!((size_of::<HttpSession>(), offset_of!(HttpSession, warnings)), (304, 272));
     }
 }

@@ -321,34 +321,46 @@ enum Dir {
 }
 
 /// The connection state the frame callbacks update (everything but the two directions).
+///
+/// In declaration order (`repr(C)`), after the directions in [`H2Session`]: what a frame or a
+/// header block reads and writes first (the table sizes, the streams, the counts, the config,
+/// the report's lists), SETTINGS, GOAWAY, RST_STREAM and the warnings last (see
+/// [`H2Session`]).
 #[derive(Clone, Debug)]
+#[repr(C)]
 struct Conn {
-    cfg: HttpConfig,
     client: Option<Side>,
-    report: HttpReport,
-    settings: [Option<SettingsList>; 2],
     /// `SETTINGS_HEADER_TABLE_SIZE` announced by side i: the limit of the other side's decoder.
     table_size: [Option<u32>; 2],
-    goaway: Option<(Side, u32, ErrorCode)>,
-    rst: Vec<(u32, Side, ErrorCode)>,
-    streams: Streams,
-    streams_total: u64,
     /// Highest client-initiated stream opened by a request seen, and the first one.
     max_client_stream: u32,
     first_client_stream: Option<u32>,
     /// Highest stream promised by a PUSH_PROMISE.
     max_pushed: u32,
+    /// Header blocks dropped because no side was known to send requests yet.
+    undecided: u32,
+    malformed: u32,
+    streams_total: u64,
+    streams: Streams,
+    cfg: HttpConfig,
+    report: HttpReport,
+    settings: [Option<SettingsList>; 2],
+    goaway: Option<(Side, u32, ErrorCode)>,
+    rst: Vec<(u32, Side, ErrorCode)>,
     /// After an `Upgrade: h2c`: the DATA of stream 1, whose request is the HTTP/1 one.
     upgrade_data: Option<ByRole>,
     warnings: Vec<String>,
     warned: usize,
-    /// Header blocks dropped because no side was known to send requests yet.
-    undecided: u32,
-    malformed: u32,
 }
 
 /// HTTP/2 state of one flow (h2c, later decrypted `h2`).
+///
+/// In declaration order (`repr(C)`, and [`Conn`]'s): what each frame and header block reads
+/// and writes in the first four of the seven cache lines of its 448-byte block. In the order
+/// Rust chose, the directions sat at the end, their table sizes, streams and config spread
+/// over four other lines (figures: [`crate::classify::http::HttpSession`]).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct H2Session {
     dirs: [Dir; 2],
     conn: Conn,

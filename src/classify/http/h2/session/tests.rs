@@ -242,9 +242,36 @@ fn placeholder_len_is_the_placeholder_s_length() {
 fn per_stream_records_stay_small() {
     // Memory per recorded stream (the mesh 1 GB bench file's RSS limit): a stream's map entry,
     // with its id two to a cache line, and the HTTP/2 facts of a request, whose gRPC facts
-    // are boxed (they were inline: 240).
+    // are boxed (they were inline: 240), and whose trailers are 24 bytes (`Headers::packed`).
     assert_eq!(std::mem::size_of::<Stream>(), 28);
-    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 64);
+    assert_eq!(std::mem::size_of::<crate::classify::http::H2Request>(), 56);
+    assert_eq!(std::mem::size_of::<crate::classify::http::HttpRequest>(), 128);
+    assert_eq!(std::mem::size_of::<crate::classify::http::HttpResponse>(), 88);
+    // A direction's frame and HPACK state: four cache lines, mimalloc's 256-byte class (at 264
+    // bytes, its HPACK flags were alone in a fifth line: `HpackDecoder`'s `limit`).
+    assert_eq!(std::mem::size_of::<crate::classify::http::h2::H2Direction>(), 256);
+}
+
+#[test]
+fn a_frame_touches_the_first_240_bytes_of_the_session() {
+    // The `repr(C)` orders of `H2Session`, `Conn` and `HttpReport`: what frames and header
+    // blocks read and write lies in the first four of the seven cache lines of the session's
+    // 448-byte block, SETTINGS, GOAWAY, RST_STREAMs and warnings after.
+    use crate::classify::http::{HttpConfig, HttpReport};
+    use std::mem::{offset_of, size_of};
+    let conn = offset_of!(H2Session, conn);
+    let report = conn + offset_of!(Conn, report);
+    let hot_end = [
+        offset_of!(H2Session, dirs) + size_of::<[Dir; 2]>(),
+        conn + offset_of!(Conn, table_size) + 8,
+        conn + offset_of!(Conn, streams_total) + 8,
+        conn + offset_of!(Conn, streams) + size_of::<Streams>(),
+        conn + offset_of!(Conn, cfg) + size_of::<HttpConfig>(),
+        report + offset_of!(HttpReport, version) + size_of::<Option<&str>>(),
+    ];
+    assert!(hot_end.iter().all(|&e| e <= 240), "{hot_end:?}");
+    assert!(conn + offset_of!(Conn, settings) >= 240);
+    assert_eq!(size_of::<H2Session>(), 424);
 }
 
 #[test]
