@@ -275,6 +275,29 @@ impl EndpointText {
 }
 
 impl FlowReport {
+    /// For tests of the later stages: the report of flow `meta` (e.g.
+    /// [`FlowMeta::closed_for_test`]) carrying `protocol`, with `tls` and `http` facts and
+    /// nothing else classified.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        meta: FlowMeta,
+        protocol: Protocol,
+        tls: Option<TlsReport>,
+        http: Option<HttpReport>,
+    ) -> FlowReport {
+        let c = Classified {
+            protocol,
+            tls,
+            http,
+            h2c: None,
+            proxy: None,
+            preview: Default::default(),
+            client_hint: None,
+            warnings: Vec::new(),
+        };
+        FlowReport::build(meta, c, &"test".into(), false)
+    }
+
     /// Builds the record of a flow from its flow and classify facts (the mesh stage adds its own:
     /// [`crate::mesh::annotate`]).
     pub fn build(meta: FlowMeta, c: Classified, source: &Arc<str>, nanos: bool) -> FlowReport {

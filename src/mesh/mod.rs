@@ -134,7 +134,7 @@ impl Default for MeshConfig {
 mod tests {
     use super::*;
     use crate::classify::http::{HttpConfig, HttpSession};
-    use crate::classify::{Classified, Protocol};
+    use crate::classify::Protocol;
     use crate::flow::FlowMeta;
     use crate::wire::Side;
     use std::net::SocketAddr;
@@ -154,17 +154,7 @@ mod tests {
         let (client, server) =
             (SocketAddr::from(([10, 0, 0, 9], 40_000)), SocketAddr::from(([10, 0, 0, 2], 9080)));
         let meta = FlowMeta::closed_for_test(client, server, (1, 2), 1);
-        let c = Classified {
-            protocol: Protocol::Http,
-            tls: None,
-            http: Some(h.finish()),
-            h2c: None,
-            proxy: None,
-            preview: Default::default(),
-            client_hint: None,
-            warnings: Vec::new(),
-        };
-        let mut f = FlowReport::build(meta, c, &"test".into(), false);
+        let mut f = FlowReport::for_test(meta, Protocol::Http, None, Some(h.finish()));
         annotate(&mut f, 0, MeshMode::Auto);
         f
     }

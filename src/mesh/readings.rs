@@ -725,21 +725,8 @@ mod tests {
             (1, 2),
             7,
         );
-        let c = crate::classify::Classified {
-            protocol: Protocol::Tls,
-            tls: Some(crate::classify::tls::TlsReport {
-                mtls,
-                mtls_reason: "test".into(),
-                ..Default::default()
-            }),
-            http: None,
-            h2c: None,
-            proxy: None,
-            preview: Default::default(),
-            client_hint: None,
-            warnings: Vec::new(),
-        };
-        FlowReport::build(meta, c, &"test".into(), false)
+        let tls = crate::classify::tls::TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() };
+        FlowReport::for_test(meta, Protocol::Tls, Some(tls), None)
     }
 
     #[test]

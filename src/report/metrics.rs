@@ -397,7 +397,7 @@ mod tests {
     use super::*;
     use crate::classify::istio::{parse_sni, parse_spiffe, IstioReport, Leg};
     use crate::classify::tls::TlsReport;
-    use crate::classify::{Classified, Protocol};
+    use crate::classify::Protocol;
     use crate::flow::FlowMeta;
 
     fn labels(server: &str, service: &str) -> Labels {
@@ -409,17 +409,7 @@ mod tests {
         let server: SocketAddr = server.parse().unwrap();
         let client = SocketAddr::from(([10, 0, 0, 9], 40_000));
         let meta = FlowMeta::closed_for_test(client, server, (1, 2), 1);
-        let c = Classified {
-            protocol,
-            tls,
-            http: None,
-            h2c: None,
-            proxy: None,
-            preview: Default::default(),
-            client_hint: None,
-            warnings: Vec::new(),
-        };
-        FlowReport::build(meta, c, &"test".into(), false)
+        FlowReport::for_test(meta, protocol, tls, None)
     }
 
     fn with(m: &Metrics, l: Labels, n: u64) {

@@ -334,7 +334,7 @@ pub(super) const END_BATCH: usize = 128;
 mod tests {
     use super::*;
     use crate::classify::tls::{MtlsVerdict, TlsReport};
-    use crate::classify::{Classified, Protocol};
+    use crate::classify::Protocol;
     use crate::flow::FlowMeta;
     use crate::report::json;
     use crate::run::Tally;
@@ -354,17 +354,8 @@ mod tests {
         let client = SocketAddr::from(([10, 0, 0, 1], 40_000 + order as u16));
         let server = SocketAddr::from(([10, 0, 0, 2], port));
         let meta = FlowMeta::closed_for_test(client, server, (first, last), order);
-        let c = Classified {
-            protocol: Protocol::Tls,
-            tls: Some(TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() }),
-            http: None,
-            h2c: None,
-            proxy: None,
-            preview: Default::default(),
-            client_hint: None,
-            warnings: Vec::new(),
-        };
-        let flow = Counted::Report(Box::new(FlowReport::build(meta, c, &"test".into(), false)));
+        let tls = TlsReport { mtls, mtls_reason: "test".into(), ..Default::default() };
+        let flow = Counted::Report(Box::new(FlowReport::for_test(meta, Protocol::Tls, Some(tls), None)));
         let (first, last) = (first as f64, last as f64);
         Pending { flow, order, end_order, port, first, last, rendered: Rendered::No, shard: 0 }
     }
