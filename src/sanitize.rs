@@ -408,8 +408,13 @@ impl Headers {
         let packed = unsafe { NonNull::new_unchecked(Box::into_raw(packed).cast::<u32>()) };
         let h = Headers { packed, n_ends, n_dirty, text_len, marks };
         // The invariant the readers and `drop` rely on, which `pack_n` and `clone` keep (the
-        // test `headers_own_exactly_the_words_their_counts_give`).
-        debug_assert_eq!(h.words(), len, "Headers: counts and words disagree");
+        // test `headers_own_exactly_the_words_their_counts_give`). Checked in release builds
+        // too (one comparison per stored header list): on a mismatch the words are leaked, not
+        // freed with a wrong size, before the panic.
+        if h.words() != len {
+            std::mem::forget(h);
+            panic!("Headers: counts and words disagree");
+        }
         h
     }
 
