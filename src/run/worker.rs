@@ -183,9 +183,10 @@ pub(super) fn report_flow(
     // The merger needs no more of a flow whose output is rendered (or not written at all) than
     // what counting reads of it, taken here while the report is in cache.
     let counted = !confirm && (out.render == RenderMode::Count || !matches!(rendered, Rendered::No));
-    let flow = match counted.then(|| CountRecord::of(&report)) {
-        Some(r) if out.count_records && !r.needs_report(&report) => Counted::Record(Box::new(r)),
-        _ => {
+    let record = (counted && out.count_records).then(|| CountRecord::of(&report));
+    let flow = match record.filter(|r| !r.needs_report(&report)) {
+        Some(r) => Counted::Record(Box::new(r)),
+        None => {
             if counted {
                 mesh::thin_for_count(&mut report);
             }

@@ -189,18 +189,20 @@ impl Cells {
     }
 }
 
-/// Each cell is written straight into the row's one string (ten `String`s, the ALPN names'
-/// and `format!`s were ~15 allocations a row): bench/misses, table (`--threads 1`), cycles~
-/// mesh 30 MB 93.4 -> 92.2 M, default 30 MB 87.3 -> 86.2 M.
-fn row(f: &FlowReport) -> Cells {
-    let mut out = Cells { text: String::with_capacity(160), ends: [0; 10], widths: [0; 10] };
-    let mut digits = [0; 20];
-    let id = crate::wire::decimal(f.id, &mut digits);
-    let text = &mut out.text;
-    let mut i = 0;
-    // Ends cell `i` (written from `start`): measured once, cut only when too wide (then
-    // measured again; a cut cell is never empty), an empty cell reads `-`.
-    let mut end = |text: &mut String, start: usize, ends: &mut [u32; 10], widths: &mut [u32; 10]| {
+/// Writes a row's cells one after another into its [`Cells`].
+struct RowWriter {
+    cells: Cells,
+    /// The next cell's index.
+    next: usize,
+}
+
+impl RowWriter {
+    /// Writes the next cell with `write`, then ends it: measured once, cut only when too wide
+    /// (then measured again; a cut cell is never empty), an empty cell reads `-`.
+    fn cell(&mut self, write: impl FnOnce(&mut String)) {
+        let (text, i) = (&mut self.cells.text, self.next);
+        let start = text.len();
+        write(text);
         let mut w = width(&text[start..]);
         if MAX_WIDTH[i] > 0 && w > MAX_WIDTH[i] {
             let c = cut(text[start..].to_string(), MAX_WIDTH[i]);
@@ -213,25 +215,30 @@ fn row(f: &FlowReport) -> Cells {
         }
         // Cells are cut at MAX_WIDTH or are short (addresses, flag names): u32 is ample, and
         // saturating keeps a wrong width, never a panic.
-        ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        widths[i] = u32::try_from(w).unwrap_or(u32::MAX);
-        i += 1;
-    };
-    let (ends, widths) = (&mut out.ends, &mut out.widths);
-    let mut cell = |text: &mut String, write: &mut dyn FnMut(&mut String)| {
-        let start = text.len();
-        write(text);
-        end(text, start, ends, widths);
-    };
-    cell(text, &mut |o| id.iter().for_each(|&d| o.push(char::from(d))));
-    cell(text, &mut |t| t.push_str(crate::record::EndpointText::new(f.client).as_str()));
-    cell(text, &mut |t| t.push_str(crate::record::EndpointText::new(f.server).as_str()));
-    match (&f.tls, &f.http) {
+        self.cells.ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        self.cells.widths[i] = u32::try_from(w).unwrap_or(u32::MAX);
+        self.next += 1;
+    }
+}
+
+/// Each cell is written straight into the row's one string (ten `String`s, the ALPN names'
+/// and `format!`s were ~15 allocations a row): bench/misses, table (`--threads 1`), cycles~
+/// mesh 30 MB 93.4 -> 92.2 M, default 30 MB 87.3 -> 86.2 M.
+fn row(f: &FlowReport) -> Cells {
+    let cells = Cells { text: String::with_capacity(160), ends: [0; 10], widths: [0; 10] };
+    let mut r = RowWriter { cells, next: 0 };
+    let mut digits = [0; 20];
+    let id = crate::wire::decimal(f.id, &mut digits);
+    r.cell(|o| id.iter().for_each(|&d| o.push(char::from(d))));
+    r.cell(|o| o.push_str(crate::record::EndpointText::new(f.client).as_str()));
+    r.cell(|o| o.push_str(crate::record::EndpointText::new(f.server).as_str()));
+    r.cell(|o| o.push_str(if f.tls.is_some() { "tls" } else { f.protocol.as_str() }));
+    // Version, name and ALPN; then what the MTLS cell says.
+    let mtls = match (&f.tls, &f.http) {
         (Some(t), _) => {
-            cell(text, &mut |o| o.push_str("tls"));
-            cell(text, &mut |o| o.push_str(t.version.as_deref().unwrap_or_default()));
+            r.cell(|o| o.push_str(t.version.as_deref().unwrap_or_default()));
             // Istio cluster names read better parsed: `reviews.default:9080 (subset v2)`.
-            cell(text, &mut |o| match f.istio.as_ref().and_then(|i| i.sni.as_ref()) {
+            r.cell(|o| match f.istio.as_ref().and_then(|i| i.sni.as_ref()) {
                 Some(sni) => sni.push_readable(o, escape_str_into),
                 None => {
                     if let Some(s) = &t.sni {
@@ -241,7 +248,7 @@ fn row(f: &FlowReport) -> Cells {
             });
             // Offered protocols in order; the selected one (TLS <= 1.2) marked with `*`, added
             // at the end when no name ends with one.
-            cell(text, &mut |o| {
+            r.cell(|o| {
                 let sel = t.alpn_selected.as_ref().map(|a| a.as_bytes());
                 let mut starred = false;
                 for (k, a) in t.alpn_offered.iter().enumerate() {
@@ -264,41 +271,40 @@ fn row(f: &FlowReport) -> Cells {
                     o.push('*');
                 }
             });
-            cell(text, &mut |o| cert_cell(f, o));
-            cell(text, &mut |o| {
-                o.push_str(if t.refused.is_some() {
-                    "refused"
-                } else if t.fatal_alert().is_some() {
-                    "failed"
-                } else {
-                    t.mtls.as_str()
-                })
-            });
+            if t.refused.is_some() {
+                "refused"
+            } else if t.fatal_alert().is_some() {
+                "failed"
+            } else {
+                t.mtls.as_str()
+            }
         }
         (None, Some(h)) => {
-            cell(text, &mut |o| o.push_str(f.protocol.as_str()));
-            cell(text, &mut |o| o.push_str(h.version.unwrap_or_default()));
-            cell(text, &mut |o| {
+            r.cell(|o| o.push_str(h.version.unwrap_or_default()));
+            r.cell(|o| {
                 if let Some(host) = h.requests.iter().find_map(|r| r.host.as_ref()) {
                     escape_bytes_into(host.as_bytes(), o);
                 }
             });
-            cell(text, &mut |_| {});
-            cell(text, &mut |o| cert_cell(f, o));
-            cell(text, &mut |o| o.push_str("plaintext"));
+            r.cell(|_| {});
+            "plaintext"
         }
         (None, None) => {
             // The first bytes go on a detail line (`bytes:`): in the cell they made rows wide.
-            cell(text, &mut |o| o.push_str(f.protocol.as_str()));
-            cell(text, &mut |_| {});
-            cell(text, &mut |_| {});
-            cell(text, &mut |_| {});
-            cell(text, &mut |o| cert_cell(f, o));
-            cell(text, &mut |o| o.push_str(if f.protocol == Protocol::H2c { "plaintext" } else { "" }));
+            r.cell(|_| {});
+            r.cell(|_| {});
+            r.cell(|_| {});
+            if f.protocol == Protocol::H2c {
+                "plaintext"
+            } else {
+                ""
+            }
         }
-    }
-    cell(text, &mut |o| flags_cell(f, o));
-    out
+    };
+    r.cell(|o| cert_cell(f, o));
+    r.cell(|o| o.push_str(mtls));
+    r.cell(|o| flags_cell(f, o));
+    r.cells
 }
 
 /// One flow rendered for the table: its cells and detail lines (kept instead of the whole
