@@ -310,7 +310,7 @@ impl PacketSource for LiveCapture {
                     }
                 }
                 *seen += 1;
-                if !f(Packet { ts, linktype, data: p.data, orig_len }) {
+                if !f(Packet { ts, linktype, data: p.data, orig_len, at: None }) {
                     stop = Some(Ok(None));
                 }
             });
@@ -384,7 +384,13 @@ impl PacketSource for LiveCapture {
         // the iteration that broke out of the loop); nothing reads the handle again before the
         // returned packet, which borrows `self` mutably, is dropped.
         let data = unsafe { &*self.data };
-        Ok(Next::Packet(Packet { ts: self.ts, linktype: self.linktype, data, orig_len: self.orig_len }))
+        Ok(Next::Packet(Packet {
+            ts: self.ts,
+            linktype: self.linktype,
+            data,
+            orig_len: self.orig_len,
+            at: None,
+        }))
     }
 }
 

@@ -43,6 +43,19 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// Length of the packet on the wire.
     pub orig_len: u32,
+    /// Where `data` lies in a capture file that can be read again (None for live captures,
+    /// standard input, pipes): the reassembler reads delivered bytes back from there instead of
+    /// keeping a copy (see `flow::reassembly::window`).
+    pub at: Option<FileAt<'a>>,
+}
+
+/// A packet's place in its capture file (see [`Packet::at`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FileAt<'a> {
+    /// The file, opened again for reading at offsets.
+    pub file: &'a Arc<File>,
+    /// File offset of the packet's first byte.
+    pub offset: u64,
 }
 
 /// What a packet source yields.
@@ -234,6 +247,8 @@ pub struct CaptureReader {
     total_len: Option<u64>,
     /// A pcap file's snapshot length (for `-w`); 0 when unknown.
     snaplen: u32,
+    /// The source again, when it is a regular file (see [`Packet::at`]).
+    file: Option<Arc<File>>,
 }
 
 impl CaptureReader {
@@ -245,8 +260,14 @@ impl CaptureReader {
             return CaptureReader::from_reader("-".to_string(), Box::new(io::stdin()), None);
         }
         let f = File::open(path).map_err(io_err)?;
-        let len = f.metadata().ok().map(|m| m.len());
-        CaptureReader::from_reader(name, Box::new(f), len)
+        let meta = f.metadata().ok();
+        let len = meta.as_ref().map(|m| m.len());
+        // Only a regular file can be read again at an offset (not a pipe, `-r /dev/stdin`, or a
+        // character device).
+        let again = meta.filter(|m| m.is_file()).and_then(|_| f.try_clone().ok()).map(Arc::new);
+        let mut r = CaptureReader::from_reader(name, Box::new(f), len)?;
+        r.file = again;
+        Ok(r)
     }
 
     /// Reads the file header from an arbitrary byte source named `name` in messages.
@@ -274,6 +295,7 @@ impl CaptureReader {
             nanos: false,
             total_len,
             snaplen: 0,
+            file: None,
         };
         r.read_file_header()?;
         Ok(r)
@@ -420,7 +442,12 @@ impl CaptureReader {
     }
 
     fn lend(&self, r: RawPacket) -> Packet<'_> {
-        Packet { ts: r.ts, linktype: r.linktype, data: &self.buf[r.start..r.end], orig_len: r.orig_len }
+        // `offset` is the file offset of `buf[start]`: `offset - start`, that of `buf[0]`.
+        let at = self
+            .file
+            .as_ref()
+            .map(|file| FileAt { file, offset: self.offset - self.start as u64 + r.start as u64 });
+        Packet { ts: r.ts, linktype: r.linktype, data: &self.buf[r.start..r.end], orig_len: r.orig_len, at }
     }
 
     #[inline]

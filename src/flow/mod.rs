@@ -13,7 +13,7 @@ pub(crate) mod udp;
 
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
-use reassembly::{Chunk, HalfStats, Reassembler};
+use reassembly::{Chunk, HalfStats, NoSource, ReadBack, Reassembler};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -231,9 +231,11 @@ impl<S: StreamSink> Flow<S> {
     /// packet path's frame and register spills larger for all (-1.6M instructions of 558M on
     /// the 100 MB bench file, -0.9M on the mesh one).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn feed(
         &mut self,
         seg: &TcpSegment<'_>,
+        (at, src): (Option<u64>, &dyn ReadBack),
         side: Side,
         ts: Timestamp,
         limits: &Limits,
@@ -245,11 +247,13 @@ impl<S: StreamSink> Flow<S> {
         let s = side.idx();
         let before = self.half[s].queued_bytes() + self.sink.buffered();
         let sink = &mut self.sink;
-        self.half[s].segment(
+        self.half[s].segment_at(
             &mut self.meta.stats[s],
             seg.seq,
             seg.has(tcp_flags::SYN),
             seg.payload,
+            at,
+            src,
             seg.wire_len,
             limits.max_queue_bytes,
             &mut |c| match c {
@@ -263,7 +267,7 @@ impl<S: StreamSink> Flow<S> {
             // Over the global budget: this flow gives up waiting for its holes and drops its
             // partial messages (the classifier resynchronises on what comes next).
             let sink = &mut self.sink;
-            self.half[s].flush(&mut self.meta.stats[s], &mut |c| match c {
+            self.half[s].flush_from(&mut self.meta.stats[s], src, &mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
                 Chunk::Gap(n) => sink.gap(side, n),
             });
@@ -466,6 +470,10 @@ pub struct FlowTable<S> {
     /// instead of 56, and a capture can hold a minute of closed connections. (A collision
     /// would absorb a non-SYN packet of one other flow: 2^-64 per pair, with a random key.)
     tombstones: crate::wire::KeyedMap<u64, i64>,
+    /// The capture file the segments given with a file offset ([`FlowTable::process_at`]) lie
+    /// in, read again to compare a retransmission with what was delivered (see
+    /// `reassembly::window`).
+    source: Option<std::sync::Arc<std::fs::File>>,
     /// Counters.
     pub(crate) stats: TableStats,
 }
@@ -487,7 +495,27 @@ impl<S: StreamSink> FlowTable<S> {
             last_sweep: None,
             live_orders: BTreeSet::new(),
             tombstones: crate::wire::KeyedMap::default(),
+            source: None,
             stats: TableStats::default(),
+        }
+    }
+
+    /// Whether [`FlowTable::set_source`] was called.
+    #[inline(always)]
+    pub(crate) fn has_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// The capture file that the offsets given to [`FlowTable::process_at`] point into.
+    pub(crate) fn set_source(&mut self, file: std::sync::Arc<std::fs::File>) {
+        self.source = Some(file);
+    }
+
+    /// The source of read-backs (see [`FlowTable::source`]).
+    fn read_back(source: &Option<std::sync::Arc<std::fs::File>>) -> &dyn ReadBack {
+        match source {
+            Some(f) => &**f,
+            None => &NoSource,
         }
     }
 
@@ -499,6 +527,21 @@ impl<S: StreamSink> FlowTable<S> {
     pub fn process(
         &mut self,
         seg: &TcpSegment<'_>,
+        ts: Timestamp,
+        order: u64,
+        new_sink: &mut dyn FnMut() -> S,
+        ended: &mut dyn FnMut(FlowMeta, S),
+    ) -> Option<Processed> {
+        self.process_at(seg, None, ts, order, new_sink, ended)
+    }
+
+    /// [`FlowTable::process`] of a segment whose payload lies at offset `at` of the capture file
+    /// given to [`FlowTable::set_source`] (ignored without one).
+    #[inline(always)]
+    pub(crate) fn process_at(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        at: Option<u64>,
         ts: Timestamp,
         order: u64,
         new_sink: &mut dyn FnMut() -> S,
@@ -519,7 +562,9 @@ impl<S: StreamSink> FlowTable<S> {
             && self.total_buffered <= limits.max_total_bytes;
         let fed = !bare_ack && !f.bypassed[side.idx()];
         if fed {
-            f.feed(seg, side, ts, &limits, &mut self.total_buffered);
+            let src = Self::read_back(&self.source);
+            let at = at.filter(|_| self.source.is_some());
+            f.feed(seg, (at, src), side, ts, &limits, &mut self.total_buffered);
         }
         if f.closed_by(seg) {
             self.end_slot(i, EndReason::Closed, ended);
@@ -672,10 +717,11 @@ impl<S: StreamSink> FlowTable<S> {
         let ts = f.meta.last_ts;
         let held = f.half[0].queued_bytes() + f.half[1].queued_bytes() + f.sink.buffered();
         self.total_buffered = self.total_buffered.saturating_sub(held);
+        let src = Self::read_back(&self.source);
         for side in [Side::A, Side::B] {
             let s = side.idx();
             let sink = &mut f.sink;
-            f.half[s].flush(&mut f.meta.stats[s], &mut |c| match c {
+            f.half[s].flush_from(&mut f.meta.stats[s], src, &mut |c| match c {
                 Chunk::Data(d) => sink.data(side, d, ts),
                 Chunk::Gap(n) => sink.gap(side, n),
             });

@@ -16,6 +16,9 @@
 
 use crate::wire::Feed;
 
+mod window;
+pub(crate) use window::{NoSource, ReadBack};
+
 /// Delivered bytes remembered to detect conflicting retransmissions.
 pub(crate) const RECENT_BYTES: usize = 1024;
 /// Out-of-order segments held per direction (bounds the queue's linear insert).
@@ -59,16 +62,23 @@ pub(crate) struct HalfStats {
 
 struct Queued {
     seq: u32,
+    /// File offset of `data` in the capture (see [`Reassembler::segment_at`]).
+    at: Option<u64>,
     data: Vec<u8>,
     /// Bytes on the wire after `data` that the capture cut off.
     cut: u32,
 }
 
-/// Out-of-order segments in sequence order: boxed, and only while some wait (rare), so that an
-/// idle queue is one word of the flow slot, not three (see [`Reassembler`]).
+/// Out-of-order segments in sequence order, and their bytes: boxed, and only while some wait
+/// (rare), so that an idle queue is one word of the flow slot (see [`Reassembler`]).
 #[derive(Default)]
-#[allow(clippy::box_collection)] // (The point: one word where the `Vec` is three.)
-struct Queue(Option<Box<Vec<Queued>>>);
+struct Queue(Option<Box<Waiting>>);
+
+struct Waiting {
+    segs: Vec<Queued>,
+    /// Bytes in `segs`: at most `max_queue_bytes` clamped to `u32::MAX` (see `enqueue`).
+    bytes: u32,
+}
 
 impl Queue {
     fn is_empty(&self) -> bool {
@@ -76,24 +86,31 @@ impl Queue {
     }
 
     fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |q| q.len())
+        self.0.as_ref().map_or(0, |q| q.segs.len())
+    }
+
+    fn bytes(&self) -> u32 {
+        self.0.as_ref().map_or(0, |q| q.bytes)
     }
 
     fn first(&self) -> Option<&Queued> {
-        self.0.as_ref()?.first()
+        self.0.as_ref()?.segs.first()
     }
 
     /// Inserts `q` after the queued segments that do not start after it.
     fn insert(&mut self, q: Queued) {
-        let v = self.0.get_or_insert_with(Default::default);
-        let pos = v.iter().position(|x| seq_diff(x.seq, q.seq) > 0).unwrap_or(v.len());
-        v.insert(pos, q);
+        let w = self.0.get_or_insert_with(|| Box::new(Waiting { segs: Vec::new(), bytes: 0 }));
+        let pos = w.segs.iter().position(|x| seq_diff(x.seq, q.seq) > 0).unwrap_or(w.segs.len());
+        // (At most `max_queue_bytes`, clamped to `u32::MAX` in `enqueue`.)
+        w.bytes += q.data.len() as u32;
+        w.segs.insert(pos, q);
     }
 
     fn pop_first(&mut self) -> Option<Queued> {
-        let v = self.0.as_mut()?;
-        let q = v.remove(0);
-        if v.is_empty() {
+        let w = self.0.as_mut()?;
+        let q = w.segs.remove(0);
+        w.bytes -= q.data.len() as u32;
+        if w.segs.is_empty() {
             self.0 = None;
         }
         Some(q)
@@ -107,25 +124,30 @@ impl Queue {
 /// lines instead of 13: a new flow writes, and an ended one reads, two lines fewer
 /// (bench/misses, 1 MiB L2: default 30 MB L2 misses 0.84 -> 0.81 M, cycles~ 86.5 -> 85.5 M;
 /// mesh 30 MB 0.85 -> 0.83 M, 93.3 -> 92.5 M). At 48 bytes each sits in one cache line of the
-/// slot (at 56, side A's spanned two: a fed segment of a cold flow read both).
-#[derive(Default)]
+/// slot (at 56, side A's spanned two: a fed segment of a cold flow read both). Still 48 with
+/// `file_end` (see the `window` module): the queue's byte count moved into the boxed queue.
 pub(crate) struct Reassembler {
     started: bool,
     bypass: bool,
     next: u32,
-    /// Bytes in `queue`: at most `max_queue_bytes` clamped to `u32::MAX` (see `enqueue`).
-    queued_bytes: u32,
-    /// Index in `recent` of the oldest byte (0 until it is full); below [`RECENT_BYTES`].
+    /// Index in `ring` of its oldest byte (0 until it is full); below [`RECENT_BYTES`].
     oldest: u16,
     queue: Queue,
-    /// The last delivered bytes, see [`Reassembler::remember`].
-    recent: Vec<u8>,
+    /// The delivered bytes of the window that are not at `file_end` (see the `window` module).
+    /// At most [`RECENT_BYTES`], allocated whole at its first byte (a `Vec`: a `Box<[u8; N]>`
+    /// was zeroed, 16 cache lines written where a short stream writes few: default 30 MB L2
+    /// misses +52 k in memset).
+    ring: Vec<u8>,
+    /// File offset just past the last delivered segment of at least [`RECENT_BYTES`] bytes
+    /// read from the capture file, while part of the window lies there ([`window::NO_FILE`]
+    /// otherwise).
+    file_end: u64,
 }
 
 impl Reassembler {
     /// Bytes held in the out-of-order queue.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.queued_bytes as usize
+        self.queue.bytes() as usize
     }
 
     /// True once the consumer no longer wants bytes.
@@ -137,15 +159,15 @@ impl Reassembler {
     pub(crate) fn set_bypass(&mut self) {
         self.bypass = true;
         self.queue = Queue::default();
-        self.queued_bytes = 0;
-        self.recent = Vec::new();
-        self.oldest = 0;
+        self.ring = Vec::new();
+        self.clear_recent();
     }
 
     /// Takes one segment. `seq` is the segment's sequence number, `syn` whether it carries SYN,
     /// `payload` the captured bytes and `wire_len` the payload length on the wire; counts into
     /// `st`.
     #[allow(clippy::too_many_arguments)]
+    #[cfg(test)]
     pub(crate) fn segment(
         &mut self,
         st: &mut HalfStats,
@@ -156,10 +178,30 @@ impl Reassembler {
         max_queue_bytes: usize,
         out: &mut dyn FnMut(Chunk<'_>) -> Feed,
     ) {
+        self.segment_at(st, seq, syn, payload, None, &NoSource, wire_len, max_queue_bytes, out);
+    }
+
+    /// [`Self::segment`] of a payload that lies in the capture file at offset `at` (None when
+    /// it does not, or the source cannot be read again), which `src` reads back: the window of
+    /// recent bytes then remembers where they are instead of copying them (see the `window`
+    /// module).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn segment_at(
+        &mut self,
+        st: &mut HalfStats,
+        seq: u32,
+        syn: bool,
+        payload: &[u8],
+        at: Option<u64>,
+        src: &dyn ReadBack,
+        wire_len: u32,
+        max_queue_bytes: usize,
+        out: &mut dyn FnMut(Chunk<'_>) -> Feed,
+    ) {
         let mut seq = seq;
         if syn {
             seq = seq.wrapping_add(1);
-            if !self.started || (self.recent.is_empty() && st.midstream && self.queue.is_empty()) {
+            if !self.started || (self.window_len() == 0 && st.midstream && self.queue.is_empty()) {
                 self.started = true;
                 st.midstream = false;
                 self.next = seq;
@@ -176,47 +218,60 @@ impl Reassembler {
         }
         let off = seq_diff(seq, self.next);
         if off > 0 {
-            self.enqueue(st, seq, payload, wire_len, max_queue_bytes, out);
+            self.enqueue(st, seq, (payload, at), src, wire_len, max_queue_bytes, out);
             return;
         }
         // off <= 0: starts at or before the next expected byte.
         let skip = off.unsigned_abs();
         if skip >= wire_len {
             st.retransmitted += 1;
-            self.check_overlap(st, seq, payload);
+            self.check_overlap(st, seq, payload, src);
             return;
         }
         if skip > 0 {
             st.retransmitted += 1;
-            self.check_overlap(st, seq, payload);
+            self.check_overlap(st, seq, payload, src);
         }
         let skip = skip as usize;
         let data = payload.get(skip..).unwrap_or(&[]);
         let cut = wire_len - skip as u32 - data.len() as u32;
         // (Asked here: nearly always nothing waits, and the call cost 22 instructions a segment.)
-        if self.deliver(st, data, cut, out) && !self.queue.is_empty() {
-            self.drain(st, out);
+        if self.deliver(st, data, at.map(|a| a + skip as u64), cut, out) && !self.queue.is_empty() {
+            self.drain(st, src, out);
         }
     }
 
     /// Declares every hole lost and delivers what is queued (end of flow).
+    #[cfg(test)]
     pub(crate) fn flush(&mut self, st: &mut HalfStats, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+        self.flush_from(st, &NoSource, out);
+    }
+
+    /// [`Self::flush`] of a direction fed by [`Self::segment_at`] from `src`.
+    pub(crate) fn flush_from(
+        &mut self,
+        st: &mut HalfStats,
+        src: &dyn ReadBack,
+        out: &mut dyn FnMut(Chunk<'_>) -> Feed,
+    ) {
         while !self.bypass && !self.queue.is_empty() {
             self.skip_to_first_queued(st, out);
-            self.drain(st, out);
+            self.drain(st, src, out);
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
         st: &mut HalfStats,
         seq: u32,
-        payload: &[u8],
+        (payload, at): (&[u8], Option<u64>),
+        src: &dyn ReadBack,
         wire_len: u32,
         max_queue_bytes: usize,
         out: &mut dyn FnMut(Chunk<'_>) -> Feed,
     ) {
-        // (Clamped: `queued_bytes` stays within a `u32`. The segment count and the record size
+        // (Clamped: the queue's byte count stays within a `u32`. The segment count and the record size
         // bound the queue far below that anyway: 1,024 x 320 KiB.)
         let max_queue_bytes = max_queue_bytes.min(u32::MAX as usize);
         st.out_of_order += 1;
@@ -226,7 +281,7 @@ impl Reassembler {
         {
             st.queue_overflow = true;
             self.skip_to_first_queued(st, out);
-            self.drain(st, out);
+            self.drain(st, src, out);
             if self.bypass {
                 return;
             }
@@ -240,8 +295,8 @@ impl Reassembler {
             if skip < wire_len {
                 let data = payload.get(skip as usize..).unwrap_or(&[]);
                 let cut = wire_len - skip - data.len() as u32;
-                if self.deliver(st, data, cut, out) {
-                    self.drain(st, out);
+                if self.deliver(st, data, at.map(|a| a + skip as u64), cut, out) {
+                    self.drain(st, src, out);
                 }
             }
             return;
@@ -251,14 +306,12 @@ impl Reassembler {
             st.queue_overflow = true;
             let hole = seq_diff(seq, self.next) as u32;
             self.gap(st, hole, out);
-            if self.deliver(st, payload, wire_len - payload.len() as u32, out) {
-                self.drain(st, out);
+            if self.deliver(st, payload, at, wire_len - payload.len() as u32, out) {
+                self.drain(st, src, out);
             }
             return;
         }
-        self.queue.insert(Queued { seq, data: payload.to_vec(), cut: wire_len - payload.len() as u32 });
-        // (At most `max_queue_bytes`, clamped to `u32::MAX` above.)
-        self.queued_bytes += payload.len() as u32;
+        self.queue.insert(Queued { seq, at, data: payload.to_vec(), cut: wire_len - payload.len() as u32 });
     }
 
     /// Declares the hole before the first queued segment lost.
@@ -281,11 +334,13 @@ impl Reassembler {
         }
     }
 
-    /// Delivers in-order bytes plus a snaplen cut; returns false once bypassed.
+    /// Delivers in-order bytes (at file offset `at`, if known) plus a snaplen cut; returns false
+    /// once bypassed.
     fn deliver(
         &mut self,
         st: &mut HalfStats,
         data: &[u8],
+        at: Option<u64>,
         cut: u32,
         out: &mut dyn FnMut(Chunk<'_>) -> Feed,
     ) -> bool {
@@ -297,7 +352,7 @@ impl Reassembler {
             }
             // Remembered once the consumer wants more: the bytes that complete a direction (a
             // TLS handshake's last segment, each side of most flows) are not copied for nothing.
-            self.remember(data);
+            self.remember(data, at);
         }
         if cut > 0 {
             st.truncated = true;
@@ -307,7 +362,7 @@ impl Reassembler {
     }
 
     /// Delivers queued segments that have become in order.
-    fn drain(&mut self, st: &mut HalfStats, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
+    fn drain(&mut self, st: &mut HalfStats, src: &dyn ReadBack, out: &mut dyn FnMut(Chunk<'_>) -> Feed) {
         while !self.bypass {
             let Some(first) = self.queue.first() else { return };
             let off = seq_diff(first.seq, self.next);
@@ -315,89 +370,22 @@ impl Reassembler {
                 return;
             }
             let Some(q) = self.queue.pop_first() else { return };
-            self.queued_bytes -= q.data.len() as u32;
             let skip = off.unsigned_abs() as usize;
             let wire = q.data.len() + q.cut as usize;
             if skip >= wire {
                 st.retransmitted += 1;
-                self.check_overlap(st, q.seq, &q.data);
+                self.check_overlap(st, q.seq, &q.data, src);
                 continue;
             }
             if skip > 0 {
-                self.check_overlap(st, q.seq, &q.data);
+                self.check_overlap(st, q.seq, &q.data, src);
             }
             let data = q.data.get(skip..).unwrap_or(&[]);
             let cut = (wire - skip - data.len()) as u32;
-            if !self.deliver(st, data, cut, out) {
+            if !self.deliver(st, data, q.at.map(|a| a + skip as u64), cut, out) {
                 return;
             }
         }
-    }
-
-    /// Compares the part of a segment that overlaps recently delivered bytes.
-    fn check_overlap(&self, st: &mut HalfStats, seq: u32, payload: &[u8]) {
-        let recent_start = self.next.wrapping_sub(self.recent.len() as u32);
-        // Overlap of [seq, seq+len) with [recent_start, next).
-        let a = seq_diff(seq, recent_start).max(0) as usize; // offset in recent
-        let b = (seq_diff(recent_start, seq).max(0)) as usize; // offset in payload
-        if a >= self.recent.len() || b >= payload.len() {
-            return;
-        }
-        let n = (self.recent.len() - a).min(payload.len() - b);
-        if !self.recent_matches(a, &payload[b..b + n]) {
-            st.overlap_conflicts += 1;
-        }
-    }
-}
-
-const _: () = assert!(RECENT_BYTES <= u16::MAX as usize);
-
-/// The last [`RECENT_BYTES`] delivered bytes (`recent`, oldest at `oldest`), in a ring once full:
-/// a small segment costs its own copy (shifting the whole window out for each one was most of
-/// the reassembler's copying). Grows like a `Vec` up to the window, so a short stream holds only
-/// what it delivered.
-impl Reassembler {
-    fn clear_recent(&mut self) {
-        self.recent.clear();
-        self.oldest = 0;
-    }
-
-    fn remember(&mut self, data: &[u8]) {
-        if data.len() >= RECENT_BYTES {
-            self.recent.clear();
-            self.recent.extend_from_slice(&data[data.len() - RECENT_BYTES..]);
-            self.oldest = 0;
-            return;
-        }
-        if self.recent.capacity() == 0 {
-            // The whole window at once: growing by doubling was eight allocations and copies
-            // per direction, and nearly every stream delivers more than a window.
-            self.recent.reserve_exact(RECENT_BYTES);
-        }
-        let room = RECENT_BYTES - self.recent.len();
-        let (fill, mut rest) = data.split_at(room.min(data.len()));
-        self.recent.extend_from_slice(fill);
-        // Full: the rest overwrites the oldest bytes, wrapping at the end.
-        let mut oldest = self.oldest as usize;
-        while !rest.is_empty() {
-            let k = rest.len().min(RECENT_BYTES - oldest);
-            self.recent[oldest..oldest + k].copy_from_slice(&rest[..k]);
-            oldest = (oldest + k) % RECENT_BYTES;
-            rest = &rest[k..];
-        }
-        self.oldest = oldest as u16;
-    }
-
-    /// Whether bytes `at..at + with.len()` of the window (oldest first) equal `with`.
-    fn recent_matches(&self, at: usize, with: &[u8]) -> bool {
-        // Oldest first: recent[oldest..], then recent[..oldest].
-        let (second, first) = self.recent.split_at(self.oldest as usize);
-        if at >= first.len() {
-            let at = at - first.len();
-            return second.get(at..at + with.len()) == Some(with);
-        }
-        let k = (first.len() - at).min(with.len());
-        first[at..at + k] == with[..k] && second.get(..with.len() - k) == Some(&with[k..])
     }
 }
 
@@ -547,10 +535,10 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             let len = [0, 1, 5, 100, 700, 1023, 1024, 1025, 1448][(x >> 16) as usize % 9];
             let data: Vec<u8> = (0..len).map(|i| (step * 31 + i) as u8).collect();
-            r.remember(&data);
+            r.remember(&data, None);
             all.extend_from_slice(&data);
             let want = &all[all.len().saturating_sub(RECENT_BYTES)..];
-            assert_eq!(r.recent.len(), want.len());
+            assert_eq!(r.window_len(), want.len());
             for at in [0, 1, want.len() / 3, want.len() / 2, want.len().saturating_sub(5)] {
                 for n in [0, 1, 4, 300, 1024] {
                     let Some(part) = want.get(at..at + n) else { continue };

@@ -55,12 +55,20 @@ pub(super) struct Batch {
     pub(super) data: Vec<u8>,
     /// Read buffers holding payloads of [`EventKind::Shared`] segments (not copied into `data`).
     pub(super) shared: Vec<crate::capture::SharedBuffer>,
+    /// The capture file offset of each of `shared`'s buffers ([`NO_OFFSET`] when not known),
+    /// for the reassembler's read-backs (see `flow::reassembly::window`).
+    pub(super) bases: Vec<u64>,
+    /// The capture file those offsets are in.
+    pub(super) file: Option<std::sync::Arc<std::fs::File>>,
     /// Payload bytes of the segments, in `data` or `shared`.
     pub(super) bytes: usize,
     pub(super) events: Vec<Event>,
     /// Every packet up to this number has been dispatched.
     pub(super) upto: u64,
 }
+
+/// A [`Batch::bases`] entry of a buffer not known to lie in a capture file.
+const NO_OFFSET: u64 = u64::MAX;
 
 /// One event of a [`Batch`]: what the worker does at packet `order`.
 pub(super) struct Event {
@@ -101,8 +109,8 @@ impl Worker {
         out: &mut [Batch],
         seen: &mut [Option<i64>],
     ) {
-        self.take(pkt, |w, seg, ts| {
-            w.route_segment(seg, ts, buf, out, seen);
+        self.take(pkt, |w, seg, ts, at| {
+            w.route_segment(seg, ts, (buf, at.zip(pkt.at.map(|a| a.file))), out, seen);
             None
         });
     }
@@ -114,16 +122,22 @@ impl Worker {
             match e.kind {
                 EventKind::Segment { head, start, len } => {
                     let payload = &b.data[start as usize..start as usize + len as usize];
-                    self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts);
+                    self.segment(&crate::decode::TcpSegment { payload, ..head }, e.ts, None);
                 }
                 EventKind::Shared { head, buffer, start, len } => {
                     let payload = b
                         .shared
                         .get(buffer as usize)
                         .and_then(|s| s.get(start as usize..(start + len) as usize));
+                    let base = b.bases.get(buffer as usize).copied().unwrap_or(NO_OFFSET);
+                    let at = (base != NO_OFFSET && payload.is_some()).then(|| base + start as u64);
+                    if let Some(f) = b.file.as_ref().filter(|_| at.is_some() && !self.table.has_source()) {
+                        self.table.set_source(f.clone());
+                    }
                     self.segment(
                         &crate::decode::TcpSegment { payload: payload.unwrap_or_default(), ..head },
                         e.ts,
+                        at,
                     );
                 }
                 EventKind::Server(ip, port) => {
@@ -155,12 +169,13 @@ impl Worker {
 impl Worker {
     /// Follows segment `seg` here when its flow is of shard 0 (this worker's), else adds it to
     /// the batch of its shard; tells the other shards what they must know of it (see [`EventKind`]).
-    /// `seen`: per shard, the capture second it was last told of.
+    /// `seen`: per shard, the capture second it was last told of. `buf`: the read buffer the
+    /// packet lies in, with the payload's file offset and file when known.
     pub(super) fn route_segment(
         &mut self,
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
-        buf: &crate::capture::SharedBuffer,
+        (buf, file_at): (&crate::capture::SharedBuffer, Option<(u64, &std::sync::Arc<std::fs::File>)>),
         out: &mut [Batch],
         seen: &mut [Option<i64>],
     ) {
@@ -169,7 +184,7 @@ impl Worker {
             out[own].events.push(Event { order: self.order, ts, kind: EventKind::Redirect(o) });
         }
         if own == 0 {
-            self.segment(seg, ts);
+            self.segment(seg, ts, file_at.map(|(a, _)| a));
         } else {
             self.out.servers.saw(seg);
             self.sweep(ts);
@@ -186,6 +201,12 @@ impl Worker {
                 if at <= buf.len() && seg.payload.len() <= buf.len() - at {
                     if !b.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
                         b.shared.push(buf.clone());
+                        // (The buffer's offset is the same for all its packets: another thread
+                        // holds it, so the reader does not move or reuse it.)
+                        b.bases.push(file_at.map_or(NO_OFFSET, |(a, _)| a - at as u64));
+                        if let Some((_, f)) = file_at.filter(|_| b.file.is_none()) {
+                            b.file = Some(f.clone());
+                        }
                     }
                     EventKind::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
                 } else {
@@ -301,6 +322,7 @@ pub(super) fn shard_main(
         b.data.clear();
         b.events.clear();
         b.shared.clear(); // the reading thread may reuse these buffers
+        b.bases.clear();
         b.bytes = 0;
         let _ = free.send(b);
     }

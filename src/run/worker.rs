@@ -250,7 +250,7 @@ impl Worker {
     /// Takes one packet; returns a live `classified` report when a flow just told what it is.
     #[inline(always)]
     pub(super) fn packet(&mut self, pkt: &crate::capture::Packet<'_>) -> Option<FlowReport> {
-        self.take(pkt, |w, seg, ts| w.segment(seg, ts))
+        self.take(pkt, |w, seg, ts, at| w.segment(seg, ts, at))
     }
 
     /// Applies the REDIRECT pairing to a segment (see [`RedirectPairs::apply`]), noting a pair
@@ -272,6 +272,7 @@ impl Worker {
             &mut Worker,
             &crate::decode::TcpSegment<'_>,
             crate::wire::Timestamp,
+            Option<u64>,
         ) -> Option<FlowReport>,
     ) -> Option<FlowReport> {
         self.order += 1;
@@ -279,7 +280,8 @@ impl Worker {
         if let Some(mut seg) = plain_ethernet_tcp(pkt.linktype, pkt.data, pkt.orig_len) {
             // Nearly every packet (what `decode` would give, without the enum between).
             self.redirect(&mut seg, pkt.ts);
-            return tcp(self, &seg, pkt.ts);
+            let at = self.payload_at(pkt, seg.payload);
+            return tcp(self, &seg, pkt.ts, at);
         }
         if !is_supported_linktype(pkt.linktype) {
             *self.skipped.entry(pkt.linktype).or_default() += 1;
@@ -289,7 +291,8 @@ impl Worker {
         match decode_any(pkt.linktype, pkt.data, pkt.orig_len) {
             Decoded::Tcp(mut seg) => {
                 self.redirect(&mut seg, pkt.ts);
-                tcp(self, &seg, pkt.ts)
+                let at = self.payload_at(pkt, seg.payload);
+                tcp(self, &seg, pkt.ts, at)
             }
             Decoded::Fragment(frag) => {
                 let d = self.defrag.push(&frag, pkt.ts)?;
@@ -297,7 +300,8 @@ impl Worker {
                     let (src, dst) = (IpAddr::V4(Ipv4Addr::from(d.src)), IpAddr::V4(Ipv4Addr::from(d.dst)));
                     if let Decoded::Tcp(mut seg) = decode_tcp(src, dst, &d.payload, d.payload.len()) {
                         self.redirect(&mut seg, pkt.ts);
-                        tcp(self, &seg, pkt.ts);
+                        // (Built in the defragmenter's buffer: not at a place in the file.)
+                        tcp(self, &seg, pkt.ts, None);
                     }
                 } else {
                     *self
@@ -319,17 +323,37 @@ impl Worker {
         }
     }
 
+    /// The file offset of `payload`, a slice of `pkt`'s data, when `pkt` lies in a capture file
+    /// (see [`crate::capture::Packet::at`]); makes that file the flow table's source of
+    /// read-backs.
+    #[inline(always)]
+    pub(super) fn payload_at(&mut self, pkt: &crate::capture::Packet<'_>, payload: &[u8]) -> Option<u64> {
+        let a = pkt.at?;
+        let off = (payload.as_ptr() as usize).wrapping_sub(pkt.data.as_ptr() as usize);
+        if off > pkt.data.len() || payload.len() > pkt.data.len() - off {
+            return None;
+        }
+        if !self.table.has_source() {
+            self.table.set_source(a.file.clone());
+        }
+        Some(a.offset + off as u64)
+    }
+
+    /// Follows segment `seg`, whose payload lies at offset `at` of the capture file if known
+    /// (see [`Self::payload_at`]).
     pub(super) fn segment(
         &mut self,
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
+        at: Option<u64>,
     ) -> Option<FlowReport> {
         self.out.servers.saw(seg);
         let w = EndContext { out: &self.out, end_order: self.order };
         let ccfg = &self.classify;
         let ended = &mut self.ended;
-        let slot = self.table.process(
+        let slot = self.table.process_at(
             seg,
+            at,
             ts,
             self.order,
             &mut || FlowClassifier::new(ccfg.clone()),
