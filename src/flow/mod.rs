@@ -13,7 +13,7 @@ pub(crate) mod udp;
 
 use crate::decode::{tcp_flags, TcpSegment};
 use crate::wire::{Feed, Side, Timestamp};
-use reassembly::{Chunk, HalfStats, NoSource, ReadBack, Reassembler};
+use reassembly::{Chunk, HalfStats, ReadBack, Reassembler};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -511,14 +511,6 @@ impl<S: StreamSink> FlowTable<S> {
         self.source = Some(file);
     }
 
-    /// The source of read-backs (see [`FlowTable::source`]).
-    fn read_back(source: &Option<std::sync::Arc<std::fs::File>>) -> &dyn ReadBack {
-        match source {
-            Some(f) => &**f,
-            None => &NoSource,
-        }
-    }
-
     /// Takes one TCP segment seen at `ts`; `order` (increasing: the packet's index in the
     /// capture) orders flows by first packet. `new_sink` makes the consumer of a new flow;
     /// `ended` receives every flow that ends (here: reused tuples, evictions, timeouts).
@@ -562,9 +554,9 @@ impl<S: StreamSink> FlowTable<S> {
             && self.total_buffered <= limits.max_total_bytes;
         let fed = !bare_ack && !f.bypassed[side.idx()];
         if fed {
-            let src = Self::read_back(&self.source);
-            let at = at.filter(|_| self.source.is_some());
-            f.feed(seg, (at, src), side, ts, &limits, &mut self.total_buffered);
+            // (An offset comes with a source, see `set_source`: none reads nothing, proves no
+            // conflict. Not tested here: -0.3 M instructions, default 30 MB.)
+            f.feed(seg, (at, &self.source), side, ts, &limits, &mut self.total_buffered);
         }
         if f.closed_by(seg) {
             self.end_slot(i, EndReason::Closed, ended);
@@ -717,7 +709,7 @@ impl<S: StreamSink> FlowTable<S> {
         let ts = f.meta.last_ts;
         let held = f.half[0].queued_bytes() + f.half[1].queued_bytes() + f.sink.buffered();
         self.total_buffered = self.total_buffered.saturating_sub(held);
-        let src = Self::read_back(&self.source);
+        let src: &dyn ReadBack = &self.source;
         for side in [Side::A, Side::B] {
             let s = side.idx();
             let sink = &mut f.sink;

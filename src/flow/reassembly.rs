@@ -17,7 +17,9 @@
 use crate::wire::Feed;
 
 mod window;
-pub(crate) use window::{NoSource, ReadBack};
+#[cfg(test)]
+use window::NoSource;
+pub(crate) use window::ReadBack;
 
 /// Delivered bytes remembered to detect conflicting retransmissions.
 pub(crate) const RECENT_BYTES: usize = 1024;

@@ -280,7 +280,8 @@ impl Worker {
         if let Some(mut seg) = plain_ethernet_tcp(pkt.linktype, pkt.data, pkt.orig_len) {
             // Nearly every packet (what `decode` would give, without the enum between).
             self.redirect(&mut seg, pkt.ts);
-            let at = self.payload_at(pkt, seg.payload);
+            // (The payload is a slice of the packet's data: no test of that.)
+            let at = pkt.at.map(|a| self.file_offset(a, pkt.data, seg.payload));
             return tcp(self, &seg, pkt.ts, at);
         }
         if !is_supported_linktype(pkt.linktype) {
@@ -333,10 +334,16 @@ impl Worker {
         if off > pkt.data.len() || payload.len() > pkt.data.len() - off {
             return None;
         }
+        Some(self.file_offset(a, pkt.data, payload))
+    }
+
+    /// The file offset of `payload`, a slice of `data`, which lies at `a`.
+    #[inline(always)]
+    fn file_offset(&mut self, a: crate::capture::FileAt<'_>, data: &[u8], payload: &[u8]) -> u64 {
         if !self.table.has_source() {
             self.table.set_source(a.file.clone());
         }
-        Some(a.offset + off as u64)
+        a.offset + (payload.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize) as u64
     }
 
     /// Follows segment `seg`, whose payload lies at offset `at` of the capture file if known

@@ -25,22 +25,25 @@ pub(super) const NO_FILE: u64 = u64::MAX;
 
 /// Reads delivered bytes back from where they were captured (see the module doc).
 pub(crate) trait ReadBack {
-    /// Fills `buf` with the bytes at offset `at`; false when it cannot (whole) .
+    /// Fills `buf` with the bytes at offset `at`; false when it cannot (whole).
     fn read_back(&self, at: u64, buf: &mut [u8]) -> bool;
 }
 
 /// A source of no bytes, for reassemblers given no file offsets.
+#[cfg(test)]
 pub(crate) struct NoSource;
 
+#[cfg(test)]
 impl ReadBack for NoSource {
     fn read_back(&self, _at: u64, _buf: &mut [u8]) -> bool {
         false
     }
 }
 
-impl ReadBack for std::fs::File {
+/// The capture file of a flow table, if it has one.
+impl ReadBack for Option<std::sync::Arc<std::fs::File>> {
     fn read_back(&self, at: u64, buf: &mut [u8]) -> bool {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, at).is_ok()
+        self.as_ref().is_some_and(|f| std::os::unix::fs::FileExt::read_exact_at(&**f, buf, at).is_ok())
     }
 }
 
