@@ -14,6 +14,8 @@
 //! any buffer grows; a damaged file ends the iteration with an error that names the byte offset,
 //! and everything read before it has already been yielded.
 
+#[cfg(test)]
+mod file_at_tests;
 pub(crate) mod gate;
 pub mod live;
 pub(crate) mod privs;
