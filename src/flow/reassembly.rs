@@ -127,23 +127,26 @@ impl Queue {
 /// (bench/misses, 1 MiB L2: default 30 MB L2 misses 0.84 -> 0.81 M, cycles~ 86.5 -> 85.5 M;
 /// mesh 30 MB 0.85 -> 0.83 M, 93.3 -> 92.5 M). At 48 bytes each sits in one cache line of the
 /// slot (at 56, side A's spanned two: a fed segment of a cold flow read both). Still 48 with
-/// `file_end` (see the `window` module): the queue's byte count moved into the boxed queue.
+/// the window's file offsets (see the `window` module): the byte ring is boxed, and the queue's
+/// byte count moved into the boxed queue.
 pub(crate) struct Reassembler {
     started: bool,
     bypass: bool,
     next: u32,
-    /// Index in `ring` of its oldest byte (0 until it is full); below [`RECENT_BYTES`].
-    oldest: u16,
+    /// Bytes of the window at the end of `ring` (see the `window` module); at most
+    /// [`RECENT_BYTES`].
+    blen: u16,
     queue: Queue,
-    /// The delivered bytes of the window that are not at `file_end` (see the `window` module).
-    /// At most [`RECENT_BYTES`], allocated whole at its first byte (a `Vec`: a `Box<[u8; N]>`
-    /// was zeroed, 16 cache lines written where a short stream writes few: default 30 MB L2
-    /// misses +52 k in memset).
-    ring: Vec<u8>,
+    /// The last delivered bytes not remembered by their place in the file (see the `window`
+    /// module): boxed, only once some are.
+    ring: Option<Box<window::Ring>>,
     /// File offset just past the last delivered segment of at least [`RECENT_BYTES`] bytes
     /// read from the capture file, while part of the window lies there ([`window::NO_FILE`]
     /// otherwise).
     file_end: u64,
+    /// Smaller delivered segments read from the file, after `file_end`'s and before `ring`'s
+    /// bytes (see the `window` module).
+    pieces: [u64; 2],
 }
 
 impl Reassembler {
@@ -161,7 +164,7 @@ impl Reassembler {
     pub(crate) fn set_bypass(&mut self) {
         self.bypass = true;
         self.queue = Queue::default();
-        self.ring = Vec::new();
+        self.ring = None;
         self.clear_recent();
     }
 
