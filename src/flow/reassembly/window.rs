@@ -14,8 +14,18 @@
 //! fragments), are copied into the byte ring as before.
 //!
 //! bench/misses --json --threads 1 (main -> file_end alone -> with the two pieces): default
-//! 30 MB cycles~ 80.4 -> 79.2 -> 76.7 M (L2 misses 0.73 -> 0.70 -> 0.65 M); mesh 30 MB 85.9 ->
-//! 84.6 -> 82.0 M. Read-backs: 45 on the default 30 MB slice, 125 on the 100 MB file.
+//! 30 MB cycles~ 80.4 -> 79.2 -> 76.8 M (L2 misses 0.73 -> 0.70 -> 0.65 M); mesh 30 MB 85.9 ->
+//! 84.6 -> 82.0 M; default 100 MB 245.9 -> 237.1 M, mesh 100 MB 323.1 -> 312.9 M. Two threads:
+//! default 30 MB 105.7 -> 98.8 M, 100 MB 332.2 -> 317.0 M. Max RSS, mesh 1 GB, one thread:
+//! 60.8 -> 60.3 MB. Read-backs (`pread`s), one thread: 108 on the default 30 MB slice, 316 on
+//! the default 100 MB file, 395 on the mesh one.
+//!
+//! Hostile input: a capture where every data segment is followed by a copy with other bytes
+//! (the default 30 MB slice so doubled, 51 MB) makes 13,125 read-backs (one to three per
+//! copy: the window's parts in the file are read separately): 0.034-0.040 -> 0.043-0.046 s a
+//! run, one thread (+16-26%); two threads +20%. Linear in the segments; not capped (a cap would
+//! leave conflicts uncounted). Looking in the read buffer still in memory first would avoid
+//! most of them (not done).
 //!
 //! A read-back that fails or comes short (the file was truncated since it was read) proves
 //! nothing: no conflict is counted for the bytes it should have given. A file rewritten in
