@@ -344,8 +344,12 @@ const MEMO_MAX_VALUE: usize = 8 * 1024;
 /// The last few distinct header values decoded, with what they decoded to. A sidecar sends the
 /// same peer metadata and the same XFCC on every request of every connection, and decoding one
 /// cost ~5,000 (peer metadata) and ~10,000 (XFCC) instructions per flow (bench/RESULTS.md).
+///
+/// A slot's value is copied into the buffer of the one it replaces: a `Box` per value decoded
+/// was an allocation, and a free of the value replaced, for every miss (every header of the
+/// bench, whose flows each carry their own).
 struct Memo<T> {
-    slots: Vec<(Box<[u8]>, T)>,
+    slots: Vec<(Vec<u8>, T)>,
     next: usize,
 }
 
@@ -360,19 +364,34 @@ impl<T: Clone> Memo<T> {
         }
         let t = decode();
         if value.len() <= MEMO_MAX_VALUE {
-            self.put(Box::from(value), t.clone());
+            self.insert(|v| v.extend_from_slice(value), t.clone());
         }
         t
     }
 
     /// Keeps `value`'s decoding, replacing the oldest slot when all are used.
     fn put(&mut self, value: Box<[u8]>, t: T) {
-        if let Some(slot) = self.slots.iter_mut().find(|(v, _)| *v == value) {
+        if let Some(slot) = self.slots.iter_mut().find(|(v, _)| **v == *value) {
             slot.1 = t;
         } else if self.slots.len() < MEMO_SLOTS {
-            self.slots.push((value, t));
+            self.slots.push((value.into_vec(), t));
         } else {
-            self.slots[self.next] = (value, t);
+            self.slots[self.next] = (value.into_vec(), t);
+            self.next = (self.next + 1) % MEMO_SLOTS;
+        }
+    }
+
+    /// Keeps a value not in the memo (`fill` writes it into an empty buffer) and its decoding.
+    fn insert(&mut self, fill: impl FnOnce(&mut Vec<u8>), t: T) {
+        if self.slots.len() < MEMO_SLOTS {
+            let mut v = Vec::new();
+            fill(&mut v);
+            self.slots.push((v, t));
+        } else {
+            let slot = &mut self.slots[self.next];
+            slot.0.clear();
+            fill(&mut slot.0);
+            slot.1 = t;
             self.next = (self.next + 1) % MEMO_SLOTS;
         }
     }
