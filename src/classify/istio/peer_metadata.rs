@@ -273,7 +273,7 @@ impl<'a> PbFields<'a> {
         PbFields { b, pos: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn field(&mut self) -> Option<PbField<'a>> {
         let (b, pos) = (self.b, &mut self.pos);
         let key = pb_varint(b, pos)?;
@@ -304,29 +304,46 @@ enum PbKind<'a> {
     Other,
 }
 
-/// One entry of a `Struct` being written: its key (lossy text), the entry's bytes, and its
-/// last value field.
-#[derive(Clone)]
+/// One entry of a `Struct` being written: its key, the entry's bytes, and its last value
+/// field. `Copy`: entries are moved by the sort and read while their level's scratch grows.
+#[derive(Clone, Copy)]
 struct Entry<'a> {
-    /// The key's first eight bytes, big-endian, zero-padded: ordered as the keys are whenever
-    /// they differ, so most comparisons end on it.
+    /// The key text's first eight bytes, big-endian, zero-padded: ordered as the keys are
+    /// whenever they differ, so most comparisons end on it.
     prefix: u64,
-    key: Cow<'a, [u8]>,
+    key: &'a [u8],
+    /// The key is not UTF-8: its lossy text ([`text_bytes`]) is compared and written.
+    key_lossy: bool,
+    /// More than one value field: the earlier ones are still checked.
+    multi: bool,
     /// The entry's fields, walked again when it has several values ([`Entry::multi`]).
     entry: &'a [u8],
     /// The payload of its last value field (the one kept), if any.
     value: Option<&'a [u8]>,
-    /// More than one value field: the earlier ones are still checked.
-    multi: bool,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// The key as JSON text reads it.
+    fn key_text(&self) -> Cow<'a, [u8]> {
+        if self.key_lossy {
+            text_bytes(self.key)
+        } else {
+            Cow::Borrowed(self.key)
+        }
+    }
+
     fn cmp_key(&self, other: &Entry<'_>) -> std::cmp::Ordering {
-        self.prefix.cmp(&other.prefix).then_with(|| self.key.cmp(&other.key))
+        self.prefix.cmp(&other.prefix).then_with(|| {
+            if self.key_lossy || other.key_lossy {
+                self.key_text().cmp(&other.key_text())
+            } else {
+                self.key.cmp(other.key)
+            }
+        })
     }
 }
 
-/// [`Entry::prefix`] of a key.
+/// [`Entry::prefix`] of a key's text.
 fn key_prefix(k: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     let n = k.len().min(8);
@@ -345,11 +362,13 @@ fn sort_entries(e: &mut [Entry<'_>]) {
         return;
     }
     for i in 1..e.len() {
+        let x = e[i];
         let mut j = i;
-        while j > 0 && e[j - 1].cmp_key(&e[j]).is_gt() {
-            e.swap(j - 1, j);
+        while j > 0 && e[j - 1].cmp_key(&x).is_gt() {
+            e[j] = e[j - 1];
             j -= 1;
         }
+        e[j] = x;
     }
 }
 
@@ -396,8 +415,9 @@ fn pb_struct_json<'a>(
         }
         // ASCII (Envoy's keys) is valid UTF-8: `from_utf8` was ~100 instructions a key.
         let key = key?;
-        let key = if key.is_ascii() { Cow::Borrowed(key) } else { text_bytes(key) };
-        entries.push(Entry { prefix: key_prefix(&key), key, entry, value, multi });
+        let key_lossy = !key.is_ascii() && std::str::from_utf8(key).is_err();
+        let prefix = if key_lossy { key_prefix(&text_bytes(key)) } else { key_prefix(key) };
+        entries.push(Entry { prefix, key, key_lossy, multi, entry, value });
     }
     // Valid UTF-8 sorts as its bytes do. Stable: of equal keys, the last is the one a map
     // insert kept.
@@ -405,7 +425,7 @@ fn pb_struct_json<'a>(
     out.push(b'{');
     let (mut first, mut found) = (true, None);
     for i in base..entries.len() {
-        let e = entries[i].clone();
+        let e = entries[i];
         let kept = entries.get(i + 1).is_none_or(|next| next.cmp_key(&e).is_ne());
         if !kept {
             // Replaced by a later duplicate: checked all the same.
@@ -418,10 +438,10 @@ fn pb_struct_json<'a>(
             out.push(b',');
         }
         first = false;
-        push_text(out, &e.key);
+        push_text(out, &e.key_text());
         out.push(b':');
         if let PbKind::Str(s) = entry_value_json(&e, depth, out, entries)? {
-            if *e.key == *b"NAMESPACE" {
+            if e.key == b"NAMESPACE" {
                 found = Some(s);
             }
         }
