@@ -45,8 +45,20 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
         req.chain(resp)
     });
     let sni = tls.and_then(|t| t.sni.as_ref()).map(|s| s.as_bytes());
-    let alpn: Vec<&[u8]> =
-        tls.into_iter().flat_map(|t| t.alpn_offered.iter().map(|a| a.as_bytes())).collect();
+    // The ALPN offer on the stack (clients offer two or three): a `Vec` was an allocation and
+    // a free per TLS flow that offered any.
+    let offered = tls.map_or(&[][..], |t| t.alpn_offered.as_slice());
+    let mut alpn_buf: [&[u8]; 8] = [&[]; 8];
+    let alpn_vec: Vec<&[u8]>;
+    let alpn: &[&[u8]] = if offered.len() <= alpn_buf.len() {
+        for (d, a) in alpn_buf.iter_mut().zip(offered) {
+            *d = a.as_bytes();
+        }
+        &alpn_buf[..offered.len()]
+    } else {
+        alpn_vec = offered.iter().map(|a| a.as_bytes()).collect();
+        &alpn_vec
+    };
     // The client's certificate, else the identity ztunnel put in a PROXY header (TLV 0xD0).
     let ids = (
         first_uri(tls.map(|t| t.server_certs.as_slice())),
@@ -78,7 +90,7 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
     {
         leg = Leg::ZtunnelToApp;
     }
-    let mut r = crate::classify::istio::report(leg, sni, &alpn, server_port, ids, (present, headers))?;
+    let mut r = crate::classify::istio::report(leg, sni, alpn, server_port, ids, (present, headers))?;
     if leg == Leg::Hbone {
         let targets = hbone_targets(http);
         // ztunnel names a Service host (not an ip:port) only towards an east-west gateway,

@@ -36,8 +36,9 @@ impl Span {
 /// A parsed Istio SNI: the name once, its parts as ranges into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct IstioSni {
-    /// The whole SNI, e.g. `outbound_.9080_.v2_.reviews.default.svc.cluster.local`.
-    text: Box<str>,
+    /// The whole SNI, e.g. `outbound_.9080_.v2_.reviews.default.svc.cluster.local`; shared by
+    /// the flows whose SNI [`super::parsed_sni`] found parsed.
+    text: std::sync::Arc<str>,
     /// `outbound` or `inbound`.
     pub(crate) direction: SniDirection,
     /// Service port.
@@ -184,8 +185,8 @@ const SPIFFE_PREFIX: &str = "spiffe://";
 /// the URI once, its parts as ranges into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SpiffeId {
-    /// The whole URI.
-    uri: Box<str>,
+    /// The whole URI; shared by the flows whose identity [`super::parsed_spiffe`] found parsed.
+    uri: std::sync::Arc<str>,
     /// Where the trust domain ends (it starts after `spiffe://`).
     trust_domain_end: u32,
     /// The segment after the path's first `ns`.
