@@ -386,8 +386,8 @@ pub enum Start {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// `usize` bytes of the preface matched.
-    Preface(usize),
+    /// Bytes of the preface matched (at most 24).
+    Preface(u8),
     /// Collecting a frame header.
     Header,
     /// Inside a payload.
@@ -429,19 +429,35 @@ struct Open {
 }
 
 /// The frame layer of one direction.
+///
+/// In declaration order (`repr(C)`): what every frame reads (the state, a partial header's
+/// length, the bound and the open block) in its first 36 bytes, which [`super::H2Direction`]
+/// puts right after the HPACK decoder; a partial frame's state and the buffers after them.
+/// The frame count it kept was never read (a store a frame).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct FrameDecoder {
-    max_block: usize,
     state: State,
+    /// Bytes of `hdr` read (at most [`FRAME_HEADER_LEN`]).
+    hdr_len: u8,
+    /// `max_block_bytes`, at most `u32::MAX` (a block spans at most
+    /// [`MAX_CONTINUATION_FRAMES`] frames of at most 16 MiB).
+    max_block: u32,
+    open: Option<Open>,
     hdr: [u8; FRAME_HEADER_LEN],
-    hdr_len: usize,
-    cur: Cur,
     pre: [u8; 6],
+    cur: Cur,
     ctl: Vec<u8>,
     block: Vec<u8>,
-    open: Option<Open>,
-    frames: u64,
 }
+
+// What every frame reads is in the first 36 bytes (see `super::H2Direction`).
+const _: () = assert!(
+    std::mem::offset_of!(FrameDecoder, open) + std::mem::size_of::<Option<Open>>() <= 36
+        && std::mem::offset_of!(FrameDecoder, max_block) < 36
+        && std::mem::offset_of!(FrameDecoder, hdr_len) < 36
+        && std::mem::offset_of!(FrameDecoder, state) < 36
+);
 
 fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
@@ -452,16 +468,15 @@ impl FrameDecoder {
     /// `max_block_bytes`.
     pub(crate) fn new(start: Start, max_block_bytes: usize) -> FrameDecoder {
         FrameDecoder {
-            max_block: max_block_bytes,
             state: if start == Start::Preface { State::Preface(0) } else { State::Header },
-            hdr: [0; FRAME_HEADER_LEN],
             hdr_len: 0,
-            cur: Cur::default(),
+            max_block: u32::try_from(max_block_bytes).unwrap_or(u32::MAX),
+            open: None,
+            hdr: [0; FRAME_HEADER_LEN],
             pre: [0; 6],
+            cur: Cur::default(),
             ctl: Vec::new(),
             block: Vec::new(),
-            open: None,
-            frames: 0,
         }
     }
 
@@ -496,13 +511,15 @@ impl FrameDecoder {
             match self.state {
                 State::Done(_) => return,
                 State::Preface(n) => {
+                    let n = usize::from(n);
                     let k = (PREFACE.len() - n).min(data.len());
                     if data[..k] != PREFACE[n..n + k] {
                         self.end(EndReason::BadPreface);
                         return;
                     }
                     data = &data[k..];
-                    self.state = if n + k == PREFACE.len() { State::Header } else { State::Preface(n + k) };
+                    self.state =
+                        if n + k == PREFACE.len() { State::Header } else { State::Preface((n + k) as u8) };
                 }
                 State::Header => {
                     if self.hdr_len == 0 {
@@ -511,17 +528,18 @@ impl FrameDecoder {
                             continue;
                         }
                     }
-                    let k = (FRAME_HEADER_LEN - self.hdr_len).min(data.len());
+                    let at = usize::from(self.hdr_len);
+                    let k = (FRAME_HEADER_LEN - at).min(data.len());
                     if k == FRAME_HEADER_LEN {
                         // A whole header in `data` (nearly always): a fixed-size copy, not a
                         // `memcpy` call (62k on the 100 MB mesh bench file).
                         self.hdr = data[..FRAME_HEADER_LEN].try_into().expect("nine bytes");
                     } else {
-                        self.hdr[self.hdr_len..self.hdr_len + k].copy_from_slice(&data[..k]);
+                        self.hdr[at..at + k].copy_from_slice(&data[..k]);
                     }
-                    self.hdr_len += k;
+                    self.hdr_len += k as u8;
                     data = &data[k..];
-                    if self.hdr_len == FRAME_HEADER_LEN {
+                    if usize::from(self.hdr_len) == FRAME_HEADER_LEN {
                         self.hdr_len = 0;
                         self.begin(sink);
                     }
@@ -564,7 +582,7 @@ impl FrameDecoder {
             FrameType::HEADERS
                 if fl & (flags::PADDED | flags::END_HEADERS) == flags::END_HEADERS
                     && stream != 0
-                    && payload.len() <= self.max_block =>
+                    && payload.len() <= self.max_block as usize =>
             {
                 let (priority, fragment) = if fl & flags::PRIORITY != 0 {
                     let (pre, fragment) = payload.split_at_checked(5)?;
@@ -599,14 +617,12 @@ impl FrameDecoder {
             }),
             _ => return None,
         }
-        self.frames += 1;
         Some(FRAME_HEADER_LEN + payload.len())
     }
 
     /// A frame header was read.
     fn begin<F: FnMut(Frame<'_>)>(&mut self, sink: &mut F) {
         let h = self.hdr;
-        self.frames += 1;
         let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
         let ty = FrameType(h[3]);
         let stream = be32(&h[5..9]) & 0x7fff_ffff;
@@ -800,7 +816,7 @@ impl FrameDecoder {
             && c.flags & flags::END_HEADERS != 0
             && c.pos == c.pre_len
             && bytes.len() == rest_of_content
-            && bytes.len() <= self.max_block
+            && bytes.len() <= self.max_block as usize
         {
             // The whole block is in this slice: report it in place.
             o.reported = true;
@@ -814,7 +830,7 @@ impl FrameDecoder {
             }));
             return;
         }
-        if self.block.len() + bytes.len() > self.max_block {
+        if self.block.len() + bytes.len() > self.max_block as usize {
             self.cut_open(CutReason::TooLarge, sink);
             return;
         }

@@ -379,16 +379,34 @@ impl Entry {
     }
 }
 
-/// The dynamic table (RFC 7541 §2.3.2, §4): entries in one byte arena, oldest first.
+/// The dynamic table (RFC 7541 §2.3.2, §4): entries in one byte arena, oldest first; with
+/// the decoder's two flags, which fit in its padding (see [`HpackDecoder`]).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 struct DynamicTable {
     arena: Vec<u8>,
     entries: VecDeque<Entry>,
-    size: usize,
-    capacity: usize,
-    /// Entries held whose name is unknown (`Entry::name_unknown`).
-    unknown_names: usize,
+    /// RFC 7541 size of the entries, at most `capacity`.
+    size: u32,
+    /// At most [`MAX_TABLE_BYTES`].
+    capacity: u32,
+    /// Entries held whose name is unknown (`Entry::name_unknown`); entries are at least
+    /// [`ENTRY_OVERHEAD`] bytes, so at most 2,048.
+    unknown_names: u16,
+    /// [`HpackDecoder`]'s: the encoder's table holds no entry we lack: none from before the
+    /// capture (or a lost block), none we evicted under an assumed capacity. Only evidence
+    /// gathered under a known capacity sets it ([`HpackDecoder::note_room`]). Under a capped
+    /// capacity the encoder keeps what we evict, but its next size update at most
+    /// [`MAX_TABLE_BYTES`] shrinks its table to entries we hold (our sizes are lower bounds),
+    /// so the flag is kept meanwhile and only read together with `capacity_known`.
+    history_known: bool,
+    /// [`HpackDecoder`]'s: the capacity is the encoder's: seen at the connection's start or in
+    /// a size update, and not capped at [`MAX_TABLE_BYTES`]. Otherwise it is assumed, and the
+    /// encoder's may be larger (a size update before the capture).
+    capacity_known: bool,
 }
+
+const _: () = assert!(MAX_TABLE_BYTES / ENTRY_OVERHEAD <= u16::MAX as usize);
 
 impl DynamicTable {
     /// Entry by dynamic index (0 = newest), and its body (`name","value`).
@@ -402,10 +420,10 @@ impl DynamicTable {
     /// Evicts the oldest entries until the size is at most `max`; true if any was evicted.
     fn evict_to(&mut self, max: usize) -> bool {
         let before = self.entries.len();
-        while self.size > max {
+        while self.size as usize > max {
             let Some(e) = self.entries.pop_front() else { break };
-            self.size -= e.size();
-            self.unknown_names -= usize::from(e.name_unknown);
+            self.size -= e.size() as u32;
+            self.unknown_names -= u16::from(e.name_unknown);
         }
         if self.entries.is_empty() {
             self.arena.clear();
@@ -435,12 +453,12 @@ impl DynamicTable {
     ) -> bool {
         let value_len = body.len() - name_len - NAME_VALUE.len();
         let size = name_len + value_len + ENTRY_OVERHEAD;
-        if size > self.capacity {
+        if size > self.capacity as usize {
             self.clear();
             return true;
         }
-        debug_assert!(self.capacity <= MAX_TABLE_BYTES);
-        let evicted = self.evict_to(self.capacity - size);
+        debug_assert!(self.capacity as usize <= MAX_TABLE_BYTES);
+        let evicted = self.evict_to(self.capacity as usize - size);
         // Compact when the evicted prefix of the arena is at least as large as what lives, or
         // instead of growing the arena when what lives and the new body fit in 3/4 of it:
         // each copy (at most 3/4 of the arena) then follows at least 1/4 of it inserted since
@@ -476,8 +494,8 @@ impl DynamicTable {
             class,
             dirty,
         });
-        self.size += size;
-        self.unknown_names += usize::from(name_unknown);
+        self.size += size as u32;
+        self.unknown_names += u16::from(name_unknown);
         evicted
     }
 }
@@ -492,40 +510,40 @@ enum Named<'a> {
 }
 
 /// Decoder of the header blocks one endpoint sends (one per direction of a connection).
+///
+/// 80 bytes (`repr(C)`; its table's sizes as u32 and its flags in the table's padding, it was
+/// 96): with the first 36 bytes of [`super::frame::FrameDecoder`] after it, what a header
+/// block reads of its [`super::H2Direction`] spans about two cache lines, not three.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct HpackDecoder {
     table: DynamicTable,
     /// The receiver's `SETTINGS_HEADER_TABLE_SIZE`: size updates above it are flagged. A u32,
     /// as SETTINGS carry it: as a usize it made a direction ([`super::H2Direction`]) 264
     /// bytes, and the two flags below sat alone in its fifth cache line, a miss of their own
     /// at most header blocks (~10k on the 100 MB default bench file) in a block of mimalloc's
-    /// 320-byte class; 256 bytes now, four lines. `bench/misses` 30 MB slices: default cycles~
+    /// 320-byte class; 256 bytes then, four lines. `bench/misses` 30 MB slices: default cycles~
     /// 82.64 -> 82.54 M (L2 misses -2.7k, D1 -3.2k), mesh 88.40 -> 88.30 M (L2 -2.5k, D1 -7k).
     limit: u32,
-    /// The encoder's table holds no entry we lack: none from before the capture (or a lost
-    /// block), none we evicted under an assumed capacity. Only evidence gathered under a known
-    /// capacity sets it ([`HpackDecoder::note_room`]). Under a capped capacity the encoder
-    /// keeps what we evict, but its next size update at most [`MAX_TABLE_BYTES`] shrinks its
-    /// table to entries we hold (our sizes are lower bounds), so the flag is kept meanwhile
-    /// and only read together with `capacity_known`.
-    history_known: bool,
-    /// The capacity is the encoder's: seen at the connection's start or in a size update, and
-    /// not capped at [`MAX_TABLE_BYTES`]. Otherwise it is assumed, and the encoder's may be
-    /// larger (a size update before the capture).
-    capacity_known: bool,
-    max_list_bytes: usize,
+    /// Bound of each decoded list, at most `u32::MAX`.
+    max_list_bytes: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<HpackDecoder>() == 80);
 
 impl HpackDecoder {
     /// A decoder for a direction seen from the connection's start (client preface, or the
     /// `101` of an h2c upgrade). `max_list_bytes` bounds each decoded list.
     pub fn new(max_list_bytes: usize) -> HpackDecoder {
         HpackDecoder {
-            table: DynamicTable { capacity: DEFAULT_TABLE_BYTES, ..DynamicTable::default() },
+            table: DynamicTable {
+                capacity: DEFAULT_TABLE_BYTES as u32,
+                history_known: true,
+                capacity_known: true,
+                ..DynamicTable::default()
+            },
             limit: DEFAULT_TABLE_BYTES as u32,
-            history_known: true,
-            capacity_known: true,
-            max_list_bytes,
+            max_list_bytes: u32::try_from(max_list_bytes).unwrap_or(u32::MAX),
         }
     }
 
@@ -543,8 +561,8 @@ impl HpackDecoder {
     /// lost ones are newer than them.
     pub(crate) fn forget(&mut self) {
         self.table.clear();
-        self.history_known = false;
-        self.capacity_known = false;
+        self.table.history_known = false;
+        self.table.capacity_known = false;
     }
 
     /// Sets the limit the receiver announced in its `SETTINGS_HEADER_TABLE_SIZE` (call it
@@ -561,17 +579,17 @@ impl HpackDecoder {
     /// table is an error only once this is true.
     #[cfg(test)]
     pub(crate) fn is_exact(&self) -> bool {
-        self.history_known && self.capacity_known && self.table.unknown_names == 0
+        self.table.history_known && self.table.capacity_known && self.table.unknown_names == 0
     }
 
     /// Current capacity of the dynamic table (bytes, RFC 7541 size).
     pub fn capacity(&self) -> usize {
-        self.table.capacity
+        self.table.capacity as usize
     }
 
     /// Entries held, and their RFC 7541 size.
     pub fn table_len(&self) -> (usize, usize) {
-        (self.table.entries.len(), self.table.size)
+        (self.table.entries.len(), self.table.size as usize)
     }
 
     /// Dynamic table entry `i` (0 = newest), `None` if absent or its name is unknown.
@@ -595,11 +613,12 @@ impl HpackDecoder {
     /// keep what we evict. Our sizes are lower bounds (an unknown name counts as empty), so
     /// the encoder evicts no later than we do and its table is no emptier than ours.
     fn note_room(&mut self, evicted_ours: bool) {
-        if !self.capacity_known {
+        let t = &mut self.table;
+        if !t.capacity_known {
             return;
         }
-        if evicted_ours || self.table.capacity - self.table.size.min(self.table.capacity) < ENTRY_OVERHEAD {
-            self.history_known = true;
+        if evicted_ours || ((t.capacity - t.size.min(t.capacity)) as usize) < ENTRY_OVERHEAD {
+            t.history_known = true;
         }
     }
 
@@ -619,7 +638,7 @@ impl HpackDecoder {
         match self.table.get(i - STATIC_TABLE.len() - 1) {
             Some((e, _)) if e.name_unknown => Ok(Named::Unknown { value_len: e.value_len as usize }),
             Some((e, body)) => Ok(Named::Known(body, e.name_len as usize, e.class, e.dirty)),
-            None if self.history_known && self.capacity_known => Err(HpackError::BadIndex(index)),
+            None if self.table.history_known && self.table.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
     }
@@ -629,13 +648,13 @@ impl HpackDecoder {
             out.over_limit = true;
         }
         let mut size = size as usize;
-        self.capacity_known = true;
+        self.table.capacity_known = true;
         if size > MAX_TABLE_BYTES {
             // We will evict entries the encoder keeps: references to them become unknown.
             size = MAX_TABLE_BYTES;
-            self.capacity_known = false;
+            self.table.capacity_known = false;
         }
-        self.table.capacity = size;
+        self.table.capacity = size as u32;
         let evicted = self.table.evict_to(size);
         self.note_room(evicted);
     }
@@ -665,7 +684,7 @@ impl HpackDecoder {
                 let index = read_int(block, &mut p, 7)?;
                 match self.lookup(index)? {
                     Named::Known(body, name_len, c, dirty) => {
-                        push_field(out, self.max_list_bytes, body, name_len, c, dirty)
+                        push_field(out, self.max_list_bytes as usize, body, name_len, c, dirty)
                     }
                     Named::Unknown { value_len } => unknown_field(out, value_len),
                 }
@@ -719,7 +738,7 @@ impl HpackDecoder {
                     self.note_room(evicted);
                 }
                 if name_known {
-                    keep_field(out, self.max_list_bytes, start, mid, never, class, dirty);
+                    keep_field(out, self.max_list_bytes as usize, start, mid, never, class, dirty);
                 } else {
                     out.bytes.truncate(start);
                     unknown_field(out, end - value_start);

@@ -122,11 +122,24 @@ thread_local! {
 }
 
 /// Frames and HPACK of the bytes one endpoint sends.
+///
+/// 208 bytes, `repr(C)`: the HPACK decoder (80 bytes) first, then the frame decoder, whose
+/// first 36 bytes are what every frame reads: a header block reads the first 116 bytes, about
+/// two cache lines (at 256 bytes it read three: the frame state in the second line, the HPACK
+/// decoder over the third and fourth), a DATA frame one. `bench/misses` 30 MB slices, one
+/// thread: default cycles~ 80.23 -> 80.16 M (L2 misses 0.7299 -> 0.7269 M), mesh 85.77 ->
+/// 85.60 M (L2 0.7483 -> 0.7431 M). Aligned to 64 bytes (256 with the padding) it read fewer
+/// lines still but ran more instructions (mimalloc's aligned path among them): 80.22 M and
+/// 85.72 M.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct H2Direction {
-    frames: FrameDecoder,
     hpack: HpackDecoder,
+    frames: FrameDecoder,
 }
+
+const _: () =
+    assert!(std::mem::size_of::<H2Direction>() == 208 && std::mem::offset_of!(H2Direction, frames) == 80);
 
 impl H2Direction {
     /// A direction seen from the connection's start: `Start::Preface` for the client,
