@@ -33,8 +33,20 @@ pub(super) struct MergerLink {
 
 /// Packets between two batches of reports sent by a worker to the merging thread. Each batch
 /// wakes that thread, which then takes a core from a worker (see bench/RESULTS.md, "every 4,096
-/// packets").
-pub(super) const SHARD_BATCH: u64 = 4096;
+/// packets"). 2,048 rather than 4,096: the reports a shard has sent wait in the merging thread
+/// until the other shard is as far, and fewer of them wait at a time. Max RSS, mesh 1 GB bench
+/// file, two threads, both with [`PURGE_DELAY_MS`] 0 (medians of 6 interleaved runs, noisy):
+/// 65.0 -> 64.1 MB; context switches 8.4 K -> 10.9 K. 1,024: -0.5 MB more but 14.5-16 K
+/// switches, each a wake-up of the merging thread (issue 22, session 8).
+pub(super) const SHARD_BATCH: u64 = 2048;
+
+/// mimalloc's purge delay with two threads or more (option 15, `mi_option_purge_delay`; one
+/// thread keeps main.rs's 10 ms): a page emptied is returned to the system at once. Each thread
+/// has its own pages of every size class, emptied and refilled at different times, so pages
+/// kept 10 ms add up over the threads. Max RSS, mesh 1 GB bench file, two threads (medians of
+/// 5-6 interleaved runs, bimodal with the machine's load): 69.5-70.1 -> 65.0-67.3 MB; page
+/// faults 18.6 K -> 22.2 K (+3.6 K of 4 KiB, ~1 us each); task-clock within noise.
+const PURGE_DELAY_MS: std::ffi::c_long = 0;
 
 /// Packets between two batches sent by the reading thread to each shard worker: small, so that
 /// the batches in flight stay in the L2 cache.
@@ -356,6 +368,8 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     // exists (the threads of a previous input were joined with their scope, and tlspeek starts
     // none elsewhere); without mimalloc as the global allocator (unit tests) it changes nothing.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PAGE_RECLAIM_ON_FREE, -1) };
+    // SAFETY: as above (see PURGE_DELAY_MS).
+    unsafe { libmimalloc_sys::mi_option_set(15, PURGE_DELAY_MS) };
     let name = reader.name().to_string();
     let nanos = reader.nanosecond_precision();
     let render = sink.render_mode();
