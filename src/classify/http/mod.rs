@@ -887,6 +887,17 @@ mod tests {
     }
 
     #[test]
+    fn http1_lists_start_with_room_for_eight_messages_or_the_limit() {
+        let mut h = HttpSession::new(cfg());
+        assert_eq!(h.feed(Side::A, b"GET / HTTP/1.1\r\n\r\n"), HttpFeed::More);
+        assert_eq!(h.feed(Side::B, b"HTTP/1.1 204 No Content\r\n\r\n"), HttpFeed::More);
+        assert_eq!((h.report.requests.capacity(), h.report.responses.capacity()), (8, 8));
+        let mut h = HttpSession::new(HttpConfig { max_messages: 2, ..cfg() });
+        assert_eq!(h.feed(Side::A, b"GET / HTTP/1.1\r\n\r\n"), HttpFeed::More);
+        assert_eq!((h.report.requests.capacity(), h.report.responses.capacity()), (2, 0));
+    }
+
+    #[test]
     fn warnings_are_bounded_per_session() {
         let mut h = HttpSession::new(cfg());
         let mut total = 0;
