@@ -408,17 +408,19 @@ const NAME_MEMO_MAX_LEN: usize = 512;
 /// (the mesh 30 MB slice: 1,396 Istio SNIs, 80 distinct; 2,056 identities, 21 distinct), and a
 /// parse was ~600 instructions and an allocation each. A map, not [`Memo`]'s four slots: the
 /// bench's SNIs come round too far apart for them (77 of the 1,396 hit). Keyed with a random
-/// seed (the names come from the network); bounded by count and length. bench/misses one
+/// seed (the names come from the network) drawn as [`crate::wire::KeyedState`] draws it:
+/// `ahash::RandomState::new()` reads /dev/urandom in the static binary, and panicked in an empty
+/// root (scripts/check-static); bounded by count and length. bench/misses one
 /// thread (with the prefix checks before it, [`parsed_sni`]): mesh 30 MB cycles~ 84.89 -> 84.43 M
 /// (Ir 156.42 -> 154.70 M), default 30 MB 79.69 -> 79.49 M. Without those checks the default
 /// file's other SNIs, each its own, churned the map: 79.69 -> 79.96 M.
 struct NameMemo<T> {
-    map: std::collections::HashMap<Box<[u8]>, T, ahash::RandomState>,
+    map: crate::wire::KeyedMap<Box<[u8]>, T>,
 }
 
 impl<T: Clone> NameMemo<T> {
     fn new() -> NameMemo<T> {
-        NameMemo { map: std::collections::HashMap::with_hasher(ahash::RandomState::new()) }
+        NameMemo { map: crate::wire::KeyedMap::default() }
     }
 
     fn get_or(&mut self, name: &[u8], parse: impl FnOnce() -> T) -> T {
