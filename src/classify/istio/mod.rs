@@ -371,14 +371,10 @@ impl<T: Clone> Memo<T> {
     }
 
     /// Keeps `value`'s decoding, replacing the oldest slot when all are used.
-    fn put(&mut self, value: Box<[u8]>, t: T) {
-        if let Some(slot) = self.slots.iter_mut().find(|(v, _)| **v == *value) {
-            slot.1 = t;
-        } else if self.slots.len() < MEMO_SLOTS {
-            self.slots.push((value.into_vec(), t));
-        } else {
-            self.slots[self.next] = (value.into_vec(), t);
-            self.next = (self.next + 1) % MEMO_SLOTS;
+    fn put(&mut self, value: &[u8], t: T) {
+        match self.slots.iter_mut().find(|(v, _)| **v == *value) {
+            Some(slot) => slot.1 = t,
+            None => self.insert(|v| v.extend_from_slice(value), t),
         }
     }
 
@@ -482,7 +478,7 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
 /// and its facts, built right after, read the same header again.
 pub(crate) fn remember_xfcc(raw: Box<[u8]>, parsed: Vec<Xfcc>) {
     if raw.len() <= MEMO_MAX_VALUE {
-        XFCC.with_borrow_mut(|m| m.put(raw, parsed.into()));
+        XFCC.with_borrow_mut(|m| m.put(&raw, parsed.into()));
     }
 }
 
