@@ -611,7 +611,11 @@ fn a_live_ring_stays_within_its_files_after_privileges_are_dropped() {
     let (flows, summary) = parse_json(&String::from_utf8_lossy(&out.stdout));
     let ended: Vec<&Value> = flows.iter().filter(|f| f["event"] == "ended").collect();
     assert_eq!(ended.len(), 2);
-    assert_eq!(ended[1]["bytes"]["server"], 300000);
+    // `bytes` counts payload as on the wire, retransmissions included: a busy loopback
+    // sometimes retransmits a segment (one CI run saw 300,384), and then the flow says so.
+    let server = ended[1]["bytes"]["server"].as_u64().unwrap();
+    let retransmitted = ended[1]["flags"].as_array().unwrap().iter().any(|f| f == "retransmission");
+    assert!(server == 300000 || (retransmitted && server > 300000), "{}", ended[1]);
     assert!(summary["packets"].as_u64().unwrap() > 3 * 20 * 1024 / 1500);
 }
 
