@@ -14,6 +14,7 @@
 
 mod merge;
 mod parallel;
+mod queue;
 pub mod report;
 mod shard;
 mod sink;

@@ -4,6 +4,7 @@
 //! in the same order as one thread would write them.
 
 use super::merge::{Merger, Pending, XfccSeen};
+use super::queue::{lazy_queue, LazyReceiver, LazySender, TrySendError};
 use super::shard::shard_of;
 use super::sink::Sink;
 use super::worker::{Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
@@ -59,6 +60,11 @@ pub(super) const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Batches queued for a shard worker before the dispatching thread waits for it: this bounds
 /// the memory in flight, and how far the fastest worker runs ahead of the slowest.
 pub(super) const QUEUED_BATCHES: usize = 4;
+
+/// A shard worker asleep for want of batches is woken once this many are queued, and the
+/// dispatching thread asleep for want of room once this many places are free (see
+/// [`lazy_queue`]).
+pub(super) const WAKE_AT_BATCHES: usize = 2;
 
 /// What the dispatching thread hands one shard worker for a run of packets.
 #[derive(Default)]
@@ -244,7 +250,7 @@ impl Worker {
 pub(super) fn dispatch<R: SharedSource>(
     reader: &mut R,
     mut d: Worker,
-    to: Vec<std::sync::mpsc::SyncSender<Batch>>,
+    to: Vec<LazySender<Batch>>,
     free: Vec<std::sync::mpsc::Receiver<Batch>>,
     link: &MergerLink,
     progress: Option<indicatif::ProgressBar>,
@@ -262,18 +268,18 @@ pub(super) fn dispatch<R: SharedSource>(
             loop {
                 match to.try_send(full) {
                     Ok(()) => break,
-                    Err(std::sync::mpsc::TrySendError::Full(b)) if !d.ended.is_empty() => {
+                    Err(TrySendError::Full(b)) if !d.ended.is_empty() => {
                         full = b;
                         d.report_oldest(ENDED_BATCH);
                     }
-                    Err(std::sync::mpsc::TrySendError::Full(b)) => {
+                    Err(TrySendError::Full(b)) => {
                         if to.send(b).is_err() {
                             return false;
                         }
                         break;
                     }
                     // A worker stopped: the merger is gone (output error).
-                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return false,
+                    Err(TrySendError::Disconnected(_)) => return false,
                 }
             }
         }
@@ -309,22 +315,22 @@ pub(super) fn dispatch<R: SharedSource>(
 /// time.
 pub(super) fn shard_main(
     mut w: Worker,
-    batches: std::sync::mpsc::Receiver<Batch>,
+    batches: LazyReceiver<Batch>,
     free: std::sync::mpsc::Sender<Batch>,
     link: MergerLink,
 ) {
     let shard = w.out.shard;
     loop {
         let mut b = match batches.try_recv() {
-            Ok(b) => b,
+            Some(b) => b,
             // Nothing to read yet: report ended flows meanwhile (see DEFERRED_FLOWS).
-            Err(std::sync::mpsc::TryRecvError::Empty) if !w.ended.is_empty() => {
+            None if !w.ended.is_empty() => {
                 w.report_oldest(ENDED_BATCH);
                 continue;
             }
-            Err(_) => match batches.recv() {
-                Ok(b) => b,
-                Err(_) => break,
+            None => match batches.recv() {
+                Some(b) => b,
+                None => break,
             },
         };
         w.dispatched(&b);
@@ -392,7 +398,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
         for i in 1..shards {
             let mut w = Worker::new(cfg, &input, ShardId { index: i, count: shards }, render);
             w.defer = DEFERRED_FLOWS;
-            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
+            let (batch_tx, batch_rx) = lazy_queue(QUEUED_BATCHES, WAKE_AT_BATCHES);
             let (free_tx, free_rx) = std::sync::mpsc::channel();
             let (back_tx, back_rx) = std::sync::mpsc::channel();
             to.push(batch_tx);
