@@ -7,12 +7,14 @@ use super::merge::{Merger, Pending, XfccSeen};
 use super::queue::{lazy_queue, LazyReceiver, LazySender, TrySendError};
 use super::shard::shard_of;
 use super::sink::Sink;
-use super::worker::{Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
+use super::worker::{EndedFlow, Input, ShardId, Worker, DEFERRED_FLOWS, ENDED_BATCH};
 use super::{finish_file, Config};
 use crate::capture::SharedSource;
 use crate::flow::client::is_server_answer;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// mimalloc 3's `mi_option_page_reclaim_on_free` (not among libmimalloc-sys's named options).
 const MI_OPTION_PAGE_RECLAIM_ON_FREE: libmimalloc_sys::mi_option_t = 35;
@@ -83,6 +85,10 @@ pub(super) struct Batch {
     pub(super) events: Vec<Event>,
     /// Every packet up to this number has been dispatched.
     pub(super) upto: u64,
+    /// Ended flows of the reading thread's shard, for this worker to report: handed over when
+    /// the worker has nothing queued (it waits for the reading thread, which has more work than
+    /// it; see [`donate`]).
+    pub(super) donated: Vec<EndedFlow>,
 }
 
 /// A [`Batch::bases`] entry of a buffer not known to lie in a capture file.
@@ -173,14 +179,15 @@ impl Worker {
     /// [`Self::reported_upto`]; flows ended but not reported stay (see [`DEFERRED_FLOWS`]),
     /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
     /// batch, here where it was allocated. False when the merger is gone (output error).
-    pub(super) fn send_reports(&mut self, link: &MergerLink, last: bool) -> bool {
+    /// `cap`: the mark sent is at most this (see [`Donations`]). Returns the mark sent.
+    pub(super) fn send_reports(&mut self, link: &MergerLink, last: bool, cap: u64) -> Option<u64> {
         link.spent.try_iter().for_each(drop);
         if last {
             self.report_ended();
         }
-        let processed = self.reported_upto();
+        let processed = self.reported_upto().min(cap);
         let (done, xfcc) = (std::mem::take(&mut self.done), std::mem::take(&mut self.xfcc));
-        link.tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).is_ok()
+        link.tx.send(Msg::Batch { shard: self.out.shard, done, xfcc, processed }).ok().map(|()| processed)
     }
 }
 
@@ -253,6 +260,7 @@ pub(super) fn dispatch<R: SharedSource>(
     to: Vec<LazySender<Batch>>,
     free: Vec<std::sync::mpsc::Receiver<Batch>>,
     link: &MergerLink,
+    mut donations: Donations,
     progress: Option<indicatif::ProgressBar>,
 ) -> (Worker, Option<String>) {
     // Batches for shards 1..; shard 0 is followed here.
@@ -260,31 +268,45 @@ pub(super) fn dispatch<R: SharedSource>(
     let mut seen = vec![None; to.len() + 1];
     // Used batches come back to be refilled: freeing and allocating them would fault their
     // pages in again every time.
-    let send = |out: &mut Vec<Batch>, d: &mut Worker, reports: bool, last: bool| -> bool {
-        for ((b, to), free) in out.iter_mut().skip(1).zip(&to).zip(&free) {
-            let mut full = std::mem::replace(b, free.try_recv().unwrap_or_default());
-            full.upto = d.order;
-            // A worker behind: report ended flows meanwhile (see DEFERRED_FLOWS).
-            loop {
-                match to.try_send(full) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(b)) if !d.ended.is_empty() => {
-                        full = b;
-                        d.report_oldest(ENDED_BATCH);
-                    }
-                    Err(TrySendError::Full(b)) => {
-                        if to.send(b).is_err() {
-                            return false;
+    let send =
+        |out: &mut Vec<Batch>, d: &mut Worker, don: &mut Donations, reports: bool, last: bool| -> bool {
+            for (k, ((b, to), free)) in out.iter_mut().skip(1).zip(&to).zip(&free).enumerate() {
+                let mut full = std::mem::replace(b, free.try_recv().unwrap_or_default());
+                full.upto = d.order;
+                if reports && !last && !d.ended.is_empty() && to.is_empty() {
+                    don.give(k, d, &mut full);
+                }
+                // A worker behind: report ended flows meanwhile (see DEFERRED_FLOWS).
+                loop {
+                    match to.try_send(full) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(b)) if !d.ended.is_empty() => {
+                            full = b;
+                            d.report_oldest(ENDED_BATCH);
                         }
-                        break;
+                        Err(TrySendError::Full(b)) => {
+                            if to.send(b).is_err() {
+                                return false;
+                            }
+                            break;
+                        }
+                        // A worker stopped: the merger is gone (output error).
+                        Err(TrySendError::Disconnected(_)) => return false,
                     }
-                    // A worker stopped: the merger is gone (output error).
-                    Err(TrySendError::Disconnected(_)) => return false,
                 }
             }
-        }
-        !reports || d.send_reports(link, last)
-    };
+            if !reports {
+                return true;
+            }
+            if last {
+                // Every flow handed over must count in its worker's mark before this thread's
+                // last one (no cap) goes to the merger.
+                while don.pending() && !to.iter().any(LazySender::receiver_gone) {
+                    std::thread::yield_now();
+                }
+            }
+            d.send_reports(link, last, don.cap()).is_some()
+        };
     let mut error = None;
     loop {
         match reader.next_shared() {
@@ -297,7 +319,7 @@ pub(super) fn dispatch<R: SharedSource>(
         }
         if d.order.is_multiple_of(DISPATCH_BATCH) || out.iter().any(|b| b.bytes >= MAX_BATCH_BYTES) {
             let reports = d.order.is_multiple_of(SHARD_BATCH);
-            if !send(&mut out, &mut d, reports, false) {
+            if !send(&mut out, &mut d, &mut donations, reports, false) {
                 return (d, error);
             }
             if let Some(p) = progress.as_ref().filter(|_| reports) {
@@ -305,8 +327,64 @@ pub(super) fn dispatch<R: SharedSource>(
             }
         }
     }
-    send(&mut out, &mut d, true, true);
+    send(&mut out, &mut d, &mut donations, true, true);
     (d, error)
+}
+
+/// Ended flows of the reading thread handed over to the shard workers to report, when a worker
+/// has nothing queued at a [`SHARD_BATCH`] boundary: the reading thread, which also reads and
+/// decodes every packet, is then the slower one, and building reports is work any thread can
+/// do (a report depends only on the ended flow: see [`EndedFlow`]). The flows' shares stay
+/// fixed by the hash (see [`shard_of`]); this moves flow-end work the way the load leans, by
+/// the file (see bench/RESULTS.md, "Issue 22, ninth session").
+///
+/// The merger writes a flow only once every shard's mark has passed its end, so a flow in
+/// transit must hold a mark back: this thread caps its own at the oldest flow handed over until
+/// the worker says (`taken`) that the flows of that batch count in a mark it has sent.
+pub(super) struct Donations {
+    /// Per worker (shard k + 1): the `upto` of the last batch whose handed-over flows count in
+    /// a mark it has sent.
+    taken: Vec<Arc<AtomicU64>>,
+    /// Per worker: (end order of the oldest flow, the batch's `upto`) of batches not yet taken.
+    inflight: Vec<std::collections::VecDeque<(u64, u64)>>,
+}
+
+impl Donations {
+    pub(super) fn new(workers: usize) -> (Donations, Vec<Arc<AtomicU64>>) {
+        let taken: Vec<_> = (0..workers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let inflight = (0..workers).map(|_| std::collections::VecDeque::new()).collect();
+        (Donations { taken: taken.clone(), inflight }, taken)
+    }
+
+    /// Moves up to [`ENDED_BATCH`] of `d`'s oldest ended flows into `batch`, for worker `k`.
+    fn give(&mut self, k: usize, d: &mut Worker, batch: &mut Batch) {
+        let n = d.ended.len().min(ENDED_BATCH);
+        batch.donated.extend(d.ended.drain(..n));
+        if let Some(oldest) = batch.donated.first() {
+            self.inflight[k].push_back((oldest.end_order, batch.upto));
+        }
+    }
+
+    /// The highest mark this thread may send: below every flow still in transit.
+    fn cap(&mut self) -> u64 {
+        for (q, taken) in self.inflight.iter_mut().zip(&self.taken) {
+            let taken = taken.load(Ordering::Acquire);
+            while q.front().is_some_and(|&(_, upto)| upto <= taken) {
+                q.pop_front();
+            }
+        }
+        // Flows are handed over oldest first: each queue's front is its oldest.
+        self.inflight
+            .iter()
+            .filter_map(|q| q.front())
+            .map(|&(oldest, _)| oldest - 1)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn pending(&mut self) -> bool {
+        self.cap() != u64::MAX
+    }
 }
 
 /// One shard worker: follows the flows of its shard from the batches it is sent, and sends
@@ -318,8 +396,11 @@ pub(super) fn shard_main(
     batches: LazyReceiver<Batch>,
     free: std::sync::mpsc::Sender<Batch>,
     link: MergerLink,
+    taken: Arc<AtomicU64>,
 ) {
     let shard = w.out.shard;
+    // The mark last sent to the merger.
+    let mut mark = 0;
     loop {
         let mut b = match batches.try_recv() {
             Some(b) => b,
@@ -333,9 +414,24 @@ pub(super) fn shard_main(
                 None => break,
             },
         };
+        if let Some(oldest) = b.donated.first().map(|e| e.end_order) {
+            b.donated.drain(..).for_each(|e| w.adopt(e));
+            // The mark the merger has from here may be past the oldest flow adopted (the
+            // reading thread held its own back until now): send a lower one first.
+            if mark >= oldest {
+                match w.send_reports(&link, false, u64::MAX) {
+                    Some(m) => mark = m,
+                    None => return, // the merger stopped (output error)
+                }
+            }
+            taken.store(b.upto, Ordering::Release);
+        }
         w.dispatched(&b);
-        if w.order.is_multiple_of(SHARD_BATCH) && !w.send_reports(&link, false) {
-            return; // the merger stopped (output error)
+        if w.order.is_multiple_of(SHARD_BATCH) {
+            match w.send_reports(&link, false, u64::MAX) {
+                Some(m) => mark = m,
+                None => return, // the merger stopped (output error)
+            }
         }
         b.data.clear();
         b.events.clear();
@@ -344,7 +440,7 @@ pub(super) fn shard_main(
         b.bytes = 0;
         let _ = free.send(b);
     }
-    if w.send_reports(&link, true) {
+    if w.send_reports(&link, true, u64::MAX).is_some() {
         let _ = link.tx.send(Msg::End { shard, worker: Box::new(w) });
     }
 }
@@ -393,6 +489,7 @@ pub(super) fn analyze_parallel<R: SharedSource>(
         // Dropped on an output error, which stops the workers and then the dispatcher.
         let rx = rx;
         let (mut to, mut free) = (Vec::new(), Vec::new());
+        let (donations, mut taken) = Donations::new(shards as usize - 1);
         let (back_tx, back_rx) = std::sync::mpsc::channel();
         back.push(back_tx);
         for i in 1..shards {
@@ -405,13 +502,14 @@ pub(super) fn analyze_parallel<R: SharedSource>(
             free.push(free_rx);
             back.push(back_tx);
             let link = MergerLink { tx: tx.clone(), spent: back_rx };
-            scope.spawn(move || shard_main(w, batch_rx, free_tx, link));
+            let taken = taken.remove(0);
+            scope.spawn(move || shard_main(w, batch_rx, free_tx, link, taken));
         }
         let bar = progress.clone();
         let reader = &mut reader;
         let dispatcher = scope.spawn(move || {
             let link = MergerLink { tx, spent: back_rx };
-            let (d, error) = dispatch(reader, d, to, free, &link, bar);
+            let (d, error) = dispatch(reader, d, to, free, &link, donations, bar);
             let _ = link.tx.send(Msg::End { shard: 0, worker: Box::new(d) });
             error
         });

@@ -75,6 +75,16 @@ pub(super) fn lazy_queue<T>(capacity: usize, wake_at: usize) -> (LazySender<T>, 
 }
 
 impl<T> LazySender<T> {
+    /// Whether the receiver has nothing queued: it is waiting, or will be soon.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.lock().items.is_empty()
+    }
+
+    /// Whether the receiver was dropped (its thread stopped).
+    pub(super) fn receiver_gone(&self) -> bool {
+        self.0.lock().receiver_gone
+    }
+
     /// Queues `item` unless the queue is full or the receiver is gone.
     pub(super) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         let q = &*self.0;

@@ -140,7 +140,15 @@ pub(super) fn queue_ended(
     let hint = c
         .client_hint()
         .or_else(|| e.out.servers.client_of(&meta).map(|s| (s, crate::flow::client::ClientBy::KnownServer)));
-    ended.push_back(EndedFlow { end_order: e.end_order, hint, meta, c });
+    let e = EndedFlow { end_order: e.end_order, hint, meta, c };
+    // In end order (`reported_upto` reads the front): a flow adopted from the reading thread
+    // may have ended after this worker's own next ones (see `Worker::adopt`).
+    if ended.back().is_some_and(|b| b.end_order > e.end_order) {
+        let at = ended.partition_point(|x| x.end_order <= e.end_order);
+        ended.insert(at, e);
+    } else {
+        ended.push_back(e);
+    }
 }
 
 /// Reports one ended flow: its report, with certificate warnings, goes to `done`.
@@ -436,7 +444,16 @@ impl Worker {
     /// The last packet up to which every flow that ended has been reported (the merger can
     /// write the flows of any shard that ended up to there).
     pub(super) fn reported_upto(&self) -> u64 {
-        self.ended.front().map_or(self.order, |e| e.end_order.saturating_sub(1))
+        // (A flow handed over by the reading thread may have ended after this worker's
+        // `order`: never more than `order`.)
+        self.ended.front().map_or(self.order, |e| e.end_order.saturating_sub(1).min(self.order))
+    }
+
+    /// Takes an ended flow of another shard to report (see [`super::parallel::Batch::donated`]):
+    /// kept in end order with this worker's own.
+    pub(super) fn adopt(&mut self, e: EndedFlow) {
+        let at = self.ended.partition_point(|x| x.end_order <= e.end_order);
+        self.ended.insert(at, e);
     }
 
     /// Ends the open flows whose first packet is number `last` or earlier (end of input).
