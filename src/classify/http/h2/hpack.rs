@@ -62,9 +62,13 @@ const ENTRY_OVERHEAD: usize = 32;
 /// mesh slice); `bench/misses` 100 MB mesh cycles~ 344.59 -> 344.15 M (L2 misses -9,400),
 /// default 268.75 -> 268.42 M; max RSS on the 1 GB mesh file ~0.1 MiB higher (63.1 -> 63.2 MiB,
 /// within run-to-run noise). 2 KiB and 32 entries: a further -0.2 M on the 30 MB slice but
-/// +1.3 MiB of RSS.
+/// +1.3 MiB of RSS. 32 entries since they are 8 bytes ([`Entry`]): the 256 bytes that 16 took
+/// at 16 bytes, one growth fewer for tables of 17 to 32 entries (`bench/misses` 30 MB slices:
+/// default cycles~ 75.576 -> 75.532 M, mesh 80.256 -> 80.219 M; 100 MB default 233.30 ->
+/// 233.12 M); max RSS on the 1 GB mesh file, one thread, 60.3-60.4 -> 59.9-60.1 MiB with the
+/// smaller entries.
 const FIRST_ARENA_BYTES: usize = 1024;
-const FIRST_ENTRIES: usize = 16;
+const FIRST_ENTRIES: usize = 32;
 
 pub(crate) use super::rfc7541::STATIC_TABLE;
 use super::{FieldClass, FieldRole};
