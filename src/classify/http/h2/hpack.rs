@@ -62,9 +62,13 @@ const ENTRY_OVERHEAD: usize = 32;
 /// mesh slice); `bench/misses` 100 MB mesh cycles~ 344.59 -> 344.15 M (L2 misses -9,400),
 /// default 268.75 -> 268.42 M; max RSS on the 1 GB mesh file ~0.1 MiB higher (63.1 -> 63.2 MiB,
 /// within run-to-run noise). 2 KiB and 32 entries: a further -0.2 M on the 30 MB slice but
-/// +1.3 MiB of RSS.
+/// +1.3 MiB of RSS. 32 entries since they are 8 bytes ([`Entry`]): the 256 bytes that 16 took
+/// at 16 bytes, one growth fewer for tables of 17 to 32 entries (`bench/misses` 30 MB slices:
+/// default cycles~ 75.576 -> 75.532 M, mesh 80.256 -> 80.219 M; 100 MB default 233.30 ->
+/// 233.12 M); max RSS on the 1 GB mesh file, one thread, 60.3-60.4 -> 59.9-60.1 MiB with the
+/// smaller entries.
 const FIRST_ARENA_BYTES: usize = 1024;
-const FIRST_ENTRIES: usize = 16;
+const FIRST_ENTRIES: usize = 32;
 
 pub(crate) use super::rfc7541::STATIC_TABLE;
 use super::{FieldClass, FieldRole};
@@ -345,29 +349,90 @@ impl HeaderList {
 /// copy of the name, of the value and of the punctuation between them, ~3 `memcpy` calls a
 /// field), and the literal that inserts it is one copy of what it decoded into the list.
 ///
-/// 16 bytes, four to a cache line (the lengths fit in u16: an entry's size is at most the
-/// capacity, at most [`MAX_TABLE_BYTES`]): a connection's table is cold by its next block, and
-/// at 20 bytes an indexed field's entry read missed more often (`bench/misses`, 30 MB mesh
-/// slice: L2 misses 0.8776 -> 0.8736 M, cycles~ 94.81 -> 94.66 M).
+/// 8 bytes, eight to a cache line: the offset, the flags and the name's class packed in one
+/// u32 ([`Entry::pack`]), the lengths in u16 (an entry's size is at most the capacity, at most
+/// [`MAX_TABLE_BYTES`]). A connection's table is cold by its next block, so each line of
+/// entries an indexed field reads is mostly a miss: at 20 bytes (`bench/misses`, 30 MB mesh
+/// slice: L2 misses 0.8776 -> 0.8736 M, cycles~ 94.81 -> 94.66 M) and at 16 bytes (the flags
+/// and class as fields: ~21k L2 misses on entry reads per 100 MB default bench file) more
+/// often than at 8 (`bench/misses` 30 MB slices, one thread: default cycles~ 75.680 ->
+/// 75.576 M, L2 misses 0.6435 -> 0.6402 M; mesh 80.425 -> 80.256 M, L2 0.6537 -> 0.6515 M,
+/// D1 1.8354 -> 1.8275 M).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    off: u32,
+    /// Bits 0-19: offset of the body in the arena; then [`UNKNOWN_BIT`], [`DIRTY_BIT`],
+    /// [`SECRET_BIT`], the name's marks ([`MARKS_SHIFT`]) and role ([`ROLE_SHIFT`]).
+    packed: u32,
     name_len: u16,
     value_len: u16,
-    /// Inserted by a literal whose name was an unknown (pre-capture) entry (its name is
-    /// empty in the arena).
-    name_unknown: bool,
-    /// The name's class, computed once when the entry is inserted (indexed fields repeat).
-    class: FieldClass,
-    /// The name or value needs escaping in JSON (scanned once, at the insert).
-    dirty: bool,
 }
+
+/// Bits of [`Entry::packed`] that hold the body's offset. Offsets stay under twice
+/// [`MAX_TABLE_BYTES`]: the arena is compacted before the evicted prefix outgrows what lives
+/// (see [`DynamicTable::insert`]), and what lives plus the new body is at most the capacity.
+const OFF_BITS: u32 = 20;
+const OFF_MASK: u32 = (1 << OFF_BITS) - 1;
+/// Inserted by a literal whose name was an unknown (pre-capture) entry (its name is empty in
+/// the arena).
+const UNKNOWN_BIT: u32 = 1 << 20;
+/// The name or value needs escaping in JSON (scanned once, at the insert).
+const DIRTY_BIT: u32 = 1 << 21;
+/// The name's [`FieldClass::secret`] (the class is computed once, at the insert: indexed
+/// fields repeat).
+const SECRET_BIT: u32 = 1 << 22;
+/// The name's [`FieldClass::marks`] (four bits) and [`FieldClass::role`] (four bits).
+const MARKS_SHIFT: u32 = 24;
+const ROLE_SHIFT: u32 = 28;
 
 // An inserted entry's name and value together are at most the capacity less the overhead.
 const _: () = assert!(MAX_TABLE_BYTES - ENTRY_OVERHEAD <= u16::MAX as usize);
-const _: () = assert!(std::mem::size_of::<Entry>() == 16);
+const _: () = assert!(std::mem::size_of::<Entry>() == 8);
+const _: () = assert!(2 * MAX_TABLE_BYTES <= OFF_MASK as usize);
+const _: () = {
+    use crate::classify::http::headers::{MARK_ENVOY, MARK_ISTIO};
+    let marks = MARK_ENVOY | MARK_ISTIO;
+    assert!(marks.leading_zeros() >= 4 && (FieldRole::LAST as u32) < 16);
+};
 
 impl Entry {
+    fn new(
+        off: usize,
+        name_len: usize,
+        value_len: usize,
+        name_unknown: bool,
+        class: FieldClass,
+        dirty: bool,
+    ) -> Entry {
+        debug_assert!(off <= OFF_MASK as usize && class.marks < 16);
+        let packed = off as u32 & OFF_MASK
+            | if name_unknown { UNKNOWN_BIT } else { 0 }
+            | if dirty { DIRTY_BIT } else { 0 }
+            | if class.secret { SECRET_BIT } else { 0 }
+            | u32::from(class.marks & 15) << MARKS_SHIFT
+            | (class.role as u32) << ROLE_SHIFT;
+        Entry { packed, name_len: name_len as u16, value_len: value_len as u16 }
+    }
+
+    fn off(&self) -> usize {
+        (self.packed & OFF_MASK) as usize
+    }
+
+    fn name_unknown(&self) -> bool {
+        self.packed & UNKNOWN_BIT != 0
+    }
+
+    fn dirty(&self) -> bool {
+        self.packed & DIRTY_BIT != 0
+    }
+
+    fn class(&self) -> FieldClass {
+        FieldClass {
+            secret: self.packed & SECRET_BIT != 0,
+            marks: (self.packed >> MARKS_SHIFT) as u8 & 15,
+            role: FieldRole::from_bits((self.packed >> ROLE_SHIFT) as u8),
+        }
+    }
+
     /// RFC 7541 §4.1 size.
     fn size(&self) -> usize {
         self.name_len as usize + self.value_len as usize + ENTRY_OVERHEAD
@@ -413,7 +478,7 @@ impl DynamicTable {
     #[inline]
     fn get(&self, i: usize) -> Option<(Entry, &[u8])> {
         let e = *self.entries.get(self.entries.len().checked_sub(i + 1)?)?;
-        let o = e.off as usize;
+        let o = e.off();
         Some((e, &self.arena[o..o + e.body_len()]))
     }
 
@@ -423,7 +488,7 @@ impl DynamicTable {
         while self.size as usize > max {
             let Some(e) = self.entries.pop_front() else { break };
             self.size -= e.size() as u32;
-            self.unknown_names -= u16::from(e.name_unknown);
+            self.unknown_names -= u16::from(e.name_unknown());
         }
         if self.entries.is_empty() {
             self.arena.clear();
@@ -466,7 +531,7 @@ impl DynamicTable {
         // Growing only past 3/4 keeps the arena under ~8/3 of what lives: doubling alone let
         // it reach 4x (max RSS on the 1 GB mesh bench file, --threads 1: 66.9 -> 66.0 MB;
         // instructions within 0.3 M on both 100 MB files).
-        let live_start = self.entries.front().map_or(self.arena.len(), |e| e.off as usize);
+        let live_start = self.entries.front().map_or(self.arena.len(), |e| e.off());
         let live = self.arena.len() - live_start;
         let grows = self.arena.len() + body.len() > self.arena.capacity();
         if live_start > 0
@@ -475,7 +540,8 @@ impl DynamicTable {
             self.arena.copy_within(live_start.., 0);
             self.arena.truncate(self.arena.len() - live_start);
             for e in &mut self.entries {
-                e.off -= live_start as u32;
+                // The offset is the low bits and at least `live_start`: no borrow from the flags.
+                e.packed -= live_start as u32;
             }
         }
         if self.entries.capacity() == 0 {
@@ -484,16 +550,9 @@ impl DynamicTable {
             self.arena.reserve(FIRST_ARENA_BYTES.max(body.len()));
             self.entries.reserve(FIRST_ENTRIES);
         }
-        let off = self.arena.len() as u32;
+        let off = self.arena.len();
         extend_short(&mut self.arena, body);
-        self.entries.push_back(Entry {
-            off,
-            name_len: name_len as u16,
-            value_len: value_len as u16,
-            name_unknown,
-            class,
-            dirty,
-        });
+        self.entries.push_back(Entry::new(off, name_len, value_len, name_unknown, class, dirty));
         self.size += size as u32;
         self.unknown_names += u16::from(name_unknown);
         evicted
@@ -596,7 +655,7 @@ impl HpackDecoder {
     #[cfg(test)]
     pub(crate) fn table_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match self.table.get(i)? {
-            (e, _) if e.name_unknown => None,
+            (e, _) if e.name_unknown() => None,
             (e, b) => Some((&b[..e.name_len as usize], &b[e.name_len as usize + NAME_VALUE.len()..])),
         }
     }
@@ -636,8 +695,8 @@ impl HpackDecoder {
             return Ok(Named::Known(body, name_len as usize, class, false));
         }
         match self.table.get(i - STATIC_TABLE.len() - 1) {
-            Some((e, _)) if e.name_unknown => Ok(Named::Unknown { value_len: e.value_len as usize }),
-            Some((e, body)) => Ok(Named::Known(body, e.name_len as usize, e.class, e.dirty)),
+            Some((e, _)) if e.name_unknown() => Ok(Named::Unknown { value_len: e.value_len as usize }),
+            Some((e, body)) => Ok(Named::Known(body, e.name_len as usize, e.class(), e.dirty())),
             None if self.table.history_known && self.table.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
@@ -955,6 +1014,43 @@ mod tests {
                 (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned())
             })
             .collect()
+    }
+
+    #[test]
+    fn packed_entries_keep_offset_flags_and_class() {
+        // Every role and mark combination, each flag, at the largest offset an arena reaches.
+        for role in 0..=FieldRole::LAST as u8 {
+            for marks in 0..16u8 {
+                for (secret, unknown, dirty) in
+                    [(false, false, false), (true, true, true), (true, false, true)]
+                {
+                    let class = FieldClass { secret, marks, role: FieldRole::from_bits(role) };
+                    let off = 2 * MAX_TABLE_BYTES - 1;
+                    let e = Entry::new(off, 65_000, 471, unknown, class, dirty);
+                    let got = (e.off(), e.name_len, e.value_len, e.name_unknown(), e.class(), e.dirty());
+                    assert_eq!(got, (off, 65_000, 471, unknown, class, dirty));
+                    assert_eq!(e.class().role as u8, role);
+                }
+            }
+        }
+        assert_eq!(FieldRole::from_bits(FieldRole::LAST as u8 + 1), FieldRole::Other);
+    }
+
+    #[test]
+    fn arena_offsets_stay_under_twice_the_largest_table() {
+        // Entries of changing sizes through a 64 KiB table: evictions, compactions, growths.
+        let mut t = DynamicTable { capacity: MAX_TABLE_BYTES as u32, ..DynamicTable::default() };
+        let mut body = b"n\",\"".to_vec();
+        for i in 0..5_000usize {
+            body.truncate(4);
+            body.resize(4 + (i * 7919) % 20_000, b'v');
+            t.insert(&body, 1, false, FieldClass::default(), false);
+            for (k, e) in t.entries.iter().enumerate() {
+                assert!(e.off() + e.body_len() <= t.arena.len() && t.arena.len() < 2 * MAX_TABLE_BYTES);
+                let (_, b) = t.get(t.entries.len() - 1 - k).unwrap();
+                assert_eq!(&b[..4], b"n\",\"");
+            }
+        }
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -37,8 +37,10 @@ pub(crate) struct FieldClass {
     pub(crate) role: FieldRole,
 }
 
-/// The fields the HTTP/2 session reads besides storing them.
+/// The fields the HTTP/2 session reads besides storing them. `repr(u8)`, numbered from 0 in
+/// this order: an HPACK table entry keeps it in four bits ([`FieldRole::from_bits`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum FieldRole {
     #[default]
     Other,
@@ -50,6 +52,28 @@ pub(crate) enum FieldRole {
     GrpcStatus,
     GrpcMessage,
     GrpcEncoding,
+}
+
+impl FieldRole {
+    /// The last role: roles are `0..=LAST as u8`.
+    pub(crate) const LAST: FieldRole = FieldRole::GrpcEncoding;
+
+    /// The role numbered `b` (`role as u8`); [`FieldRole::Other`] past [`FieldRole::LAST`].
+    #[inline]
+    pub(crate) fn from_bits(b: u8) -> FieldRole {
+        const ROLES: [FieldRole; FieldRole::LAST as usize + 1] = [
+            FieldRole::Other,
+            FieldRole::Method,
+            FieldRole::Path,
+            FieldRole::Authority,
+            FieldRole::Status,
+            FieldRole::ContentType,
+            FieldRole::GrpcStatus,
+            FieldRole::GrpcMessage,
+            FieldRole::GrpcEncoding,
+        ];
+        ROLES.get(usize::from(b)).copied().unwrap_or_default()
+    }
 }
 
 impl FieldClass {
