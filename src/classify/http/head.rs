@@ -22,6 +22,7 @@ use fused::StoreRules;
 use std::borrow::Cow;
 
 mod fused;
+pub(super) mod pending;
 
 impl HttpSession {
     /// Tries to parse one head starting at `data[pos..]` (plus buffered bytes).

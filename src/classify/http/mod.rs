@@ -46,7 +46,6 @@ pub(crate) use probe::{is_h2_preface, is_http09_body, probe_request, probe_respo
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::Side;
 use chunked::Chunked;
-use std::collections::VecDeque;
 
 /// Headers parsed per message; more are dropped with a warning.
 pub(crate) const MAX_HEADERS: usize = 128;
@@ -332,7 +331,7 @@ pub struct HttpSession {
     cfg: HttpConfig,
     client: Option<Side>,
     saw: bool,
-    pending: VecDeque<Pending>,
+    pending: head::pending::PendingQueue,
     report: HttpReport,
     warnings: Vec<String>,
     /// Warnings raised so far (kept or not).
@@ -439,7 +438,7 @@ impl HttpSession {
         HttpSession {
             cfg,
             sides: [side(), side()],
-            pending: VecDeque::new(),
+            pending: head::pending::PendingQueue::default(),
             report: HttpReport::default(),
             client: None,
             warnings: Vec::new(),
@@ -942,11 +941,11 @@ mod tests {
             offset_of!(HttpSession, cfg) + size_of::<HttpConfig>(),
             offset_of!(HttpSession, client) + 1,
             offset_of!(HttpSession, saw) + 1,
-            offset_of!(HttpSession, pending) + size_of::<VecDeque<Pending>>(),
+            offset_of!(HttpSession, pending) + size_of::<head::pending::PendingQueue>(),
             report + offset_of!(HttpReport, version) + size_of::<Option<&str>>(),
             report + offset_of!(HttpReport, responses_total) + 8,
         ];
         assert!(hot_end.iter().all(|&e| e <= 240), "{hot_end:?}");
-        assert_eq!((size_of::<HttpSession>(), offset_of!(HttpSession, warnings)), (304, 272));
+        assert_eq!((size_of::<HttpSession>(), offset_of!(HttpSession, warnings)), (288, 256));
     }
 }
