@@ -381,6 +381,7 @@ impl<'a> Entry<'a> {
         }
     }
 
+    #[inline]
     fn cmp_key(&self, other: &Entry<'_>) -> std::cmp::Ordering {
         self.prefix.cmp(&other.prefix).then_with(|| {
             if self.key_lossy || other.key_lossy {
@@ -389,6 +390,21 @@ impl<'a> Entry<'a> {
                 self.key.cmp(other.key)
             }
         })
+    }
+}
+
+/// An entry made of a key then one value, both shorter than 128 bytes (one-byte lengths): how
+/// Envoy writes every entry. What the loop over its fields finds for it (key, value, not
+/// multi), read at fixed places: the loop was ~100 instructions an entry more. bench/misses one
+/// thread cycles~ (with [`Entry::cmp_key`] inlined): mesh 30 MB 80.37 -> 80.16 M (Ir 154.65 ->
+/// 154.19 M), default 30 MB 75.70 -> 75.57 M.
+#[inline]
+fn key_value(entry: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [0x0a, kn @ 0..=0x7f, rest @ ..] = entry else { return None };
+    let (key, rest) = rest.split_at_checked(usize::from(*kn))?;
+    match rest {
+        [0x12, vn @ 0..=0x7f, value @ ..] if usize::from(*vn) == value.len() => Some((key, value)),
+        _ => None,
     }
 }
 
@@ -450,18 +466,24 @@ fn pb_struct_json<'a>(
         if field != 1 || wt != 2 {
             continue;
         }
-        let (mut key, mut value, mut multi) = (None, None, false);
-        for f in PbFields::new(entry) {
-            let (f, wt, p, _) = f?;
-            match (f, wt) {
-                (1, 2) => key = Some(p),
-                (2, 2) => {
-                    multi |= value.is_some();
-                    value = Some(p);
+        let (key, value, multi) = match key_value(entry) {
+            Some((k, v)) => (Some(k), Some(v), false),
+            None => {
+                let (mut key, mut value, mut multi) = (None, None, false);
+                for f in PbFields::new(entry) {
+                    let (f, wt, p, _) = f?;
+                    match (f, wt) {
+                        (1, 2) => key = Some(p),
+                        (2, 2) => {
+                            multi |= value.is_some();
+                            value = Some(p);
+                        }
+                        _ => {}
+                    }
                 }
-                _ => {}
+                (key, value, multi)
             }
-        }
+        };
         // ASCII (Envoy's keys) is valid UTF-8: `from_utf8` was ~100 instructions a key.
         let key = key?;
         let key_lossy = !key.is_ascii() && std::str::from_utf8(key).is_err();
