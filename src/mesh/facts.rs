@@ -37,7 +37,10 @@ fn istio(f: &FlowReport, mode: super::MeshMode) -> Option<IstioReport> {
             .chain(h.responses.iter().map(|r| m(&r.headers)))
             .fold(0, |a, b| a | b)
     }) & crate::classify::http::MARK_ISTIO;
-    let headers = http.into_iter().flat_map(|h| {
+    // A flow without any (most) hands it no headers: the filter below walked every message's
+    // marks a second time, finding none. bench/misses one thread, 100 MB files: Ir mesh
+    // 547.24 -> 547.17 M, default 420.50 -> 420.40 M (cycles~ -0.06 / -0.02 M: misses flat).
+    let headers = http.filter(|_| present != 0).into_iter().flat_map(|h| {
         // Only messages marked as carrying one of the fields istio::report reads.
         let marked = |hs: &'_ crate::sanitize::Headers| hs.marks() & crate::classify::http::MARK_ISTIO != 0;
         let req = h.requests.iter().filter(move |r| marked(&r.headers)).flat_map(|r| r.headers.iter());

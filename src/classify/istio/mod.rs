@@ -234,7 +234,7 @@ pub(crate) struct IstioReport {
     /// First decodable `x-envoy-peer-metadata` (plaintext HTTP): the peer workload's identity.
     pub(crate) peer_metadata: Option<std::sync::Arc<PeerMetadata>>,
     /// First `x-envoy-peer-metadata-id`, e.g. `sidecar~10.0.0.2~productpage-v1-abc.default~...`.
-    pub(crate) peer_metadata_id: Option<String>,
+    pub(crate) peer_metadata_id: Option<Box<str>>,
     /// First `x-forwarded-client-cert`, parsed: on the Envoy → app leg it proves the request
     /// arrived over mTLS and names the client's SPIFFE identity.
     pub(crate) xfcc: XfccList,
@@ -294,7 +294,7 @@ pub(crate) fn report<'a>(
                 m.get_or(value, || decode_peer_metadata(value).map(std::sync::Arc::new))
             });
         } else if name.eq_ignore_ascii_case(b"x-envoy-peer-metadata-id") && r.peer_metadata_id.is_none() {
-            r.peer_metadata_id = Some(lossy(value).into_owned());
+            r.peer_metadata_id = Some(lossy(value).into());
         } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") && r.xfcc.is_empty() {
             r.xfcc = XFCC.with_borrow_mut(|m| m.get_or(value, || parse_xfcc(&lossy(value)).into()));
         }

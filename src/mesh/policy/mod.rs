@@ -362,7 +362,7 @@ pub(crate) fn peer_namespace(f: &FlowReport) -> Option<&str> {
             .any(|r| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-envoy-peer-metadata")))
     });
     let pm = f.istio.as_ref()?.peer_metadata.as_ref().filter(|_| from_request)?;
-    pm.namespace.as_deref()
+    pm.namespace()
 }
 
 /// The first request's Host, when it is UTF-8 text without a backslash: the JSON writes other
