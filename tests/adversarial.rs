@@ -71,18 +71,9 @@ impl Pcap {
         } else {
             ([10, 1, 0, 1], [10, 1, 0, 2], ports.1, ports.0)
         };
-        let mut p = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
-        let total = (40 + payload.len()) as u16;
-        p.extend_from_slice(&[0x45, 0]);
-        p.extend_from_slice(&total.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-        p.extend_from_slice(&src);
-        p.extend_from_slice(&dst);
-        p.extend_from_slice(&sp.to_be_bytes());
-        p.extend_from_slice(&dp.to_be_bytes());
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        p.extend_from_slice(payload);
+        let p =
+            common::Segment { src: (src, sp), dst: (dst, dp), seq, ack: 0, flags, window: 0xffff, payload }
+                .frame();
         self.1 += 1;
         let (secs, usecs) = (1_800_000_000 + self.1 / 1000, (self.1 % 1000) * 1000);
         for v in [secs, usecs, p.len() as u32, p.len() as u32] {

@@ -159,13 +159,8 @@ fn idle_flows_end_at_the_same_packet_with_any_number_of_threads() {
     syn_flood(&path, 60_000);
     let one = same_with_threads(&path, &["--idle-timeout", "1"], &["2", "3"]);
     let _ = std::fs::remove_file(&path);
-    let ends: Vec<String> = one
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-        .filter(|v| v["type"] == "flow")
-        .map(|v| v["end"].as_str().unwrap().to_string())
-        .collect();
+    let ends: Vec<String> =
+        common::flow_lines(&one).map(|v| v["end"].as_str().unwrap().to_string()).collect();
     assert_eq!(ends.len(), 60_000);
     // The first two seconds' flows end idle, the last second's at the end of the capture.
     assert_eq!(ends.iter().filter(|e| *e == "idle").count(), 40_000);
@@ -251,19 +246,16 @@ fn short_http_flows(path: &std::path::Path, n: u32, wave: u32) {
         let cport = 20_000 + (i % 40_000) as u16;
         let (src, dst, sport, dport) =
             if to_server { (client, server, cport, 80u16) } else { (server, client, 80, cport) };
-        let mut p = Vec::with_capacity(54 + data.len());
-        p.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0]);
-        p.extend_from_slice(&[0x45, 0]);
-        p.extend_from_slice(&(40 + data.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-        p.extend_from_slice(&src);
-        p.extend_from_slice(&dst);
-        p.extend_from_slice(&sport.to_be_bytes());
-        p.extend_from_slice(&dport.to_be_bytes());
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ack.to_be_bytes());
-        p.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
-        p.extend_from_slice(data);
+        let p = common::Segment {
+            src: (src, sport),
+            dst: (dst, dport),
+            seq,
+            ack,
+            flags,
+            window: 0xfaf0,
+            payload: data,
+        }
+        .frame();
         let (secs, usecs) = (1_700_000_000 + k / 100_000, (k % 100_000) * 10);
         k += 1;
         for v in [secs, usecs, p.len() as u32, p.len() as u32] {
@@ -307,14 +299,12 @@ fn flows_reported_by_another_thread_come_out_in_the_same_order() {
         one = same_with_threads(&path, &[], &["2", "3", "4"]);
     }
     let _ = std::fs::remove_file(&path);
-    let flows: Vec<Value> = one
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-        .filter(|v| v["type"] == "flow")
-        .collect();
-    assert_eq!(flows.len(), 40_000);
-    assert_eq!(flows[0]["http"]["requests"][0]["path"], "/item/0");
-    assert_eq!(flows[39_999]["http"]["requests"][0]["path"], "/item/39999");
-    assert!(flows.iter().all(|v| v["end"] == "closed" && v["http"]["responses"][0]["status"] == 200));
+    let mut n = 0;
+    for v in common::flow_lines(&one) {
+        // In end order, which is the order they were opened in here.
+        assert_eq!(v["http"]["requests"][0]["path"], format!("/item/{n}"));
+        assert_eq!((&v["end"], &v["http"]["responses"][0]["status"]), (&"closed".into(), &200.into()));
+        n += 1;
+    }
+    assert_eq!(n, 40_000);
 }

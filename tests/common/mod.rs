@@ -130,3 +130,47 @@ pub fn sh(args: &[&str]) -> bool {
 pub fn tlspeek_bin() -> String {
     std::env::var("TLSPEEK_LIVE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tlspeek").to_string())
 }
+
+/// A TCP segment as an Ethernet frame (IPv4, no options, checksums zero: tlspeek does not
+/// check them), for captures made by tests.
+pub struct Segment<'a> {
+    pub src: ([u8; 4], u16),
+    pub dst: ([u8; 4], u16),
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    pub fn frame(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(54 + self.payload.len());
+        p.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0]);
+        p.extend_from_slice(&[0x45, 0]);
+        p.extend_from_slice(&(40 + self.payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+        p.extend_from_slice(&self.src.0);
+        p.extend_from_slice(&self.dst.0);
+        p.extend_from_slice(&self.src.1.to_be_bytes());
+        p.extend_from_slice(&self.dst.1.to_be_bytes());
+        p.extend_from_slice(&self.seq.to_be_bytes());
+        p.extend_from_slice(&self.ack.to_be_bytes());
+        p.extend_from_slice(&[0x50, self.flags]);
+        p.extend_from_slice(&self.window.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0]);
+        p.extend_from_slice(self.payload);
+        p
+    }
+}
+
+/// The `"type": "flow"` lines of JSON Lines output, parsed one at a time (a test that keeps
+/// tens of thousands of parsed lines grows its own process, and a child it starts afterwards
+/// reports that size as its max RSS: the kernel carries the parent's high-water mark over
+/// `exec` of a `vfork`ed child).
+pub fn flow_lines(out: &[u8]) -> impl Iterator<Item = Value> + '_ {
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "flow")
+}
