@@ -87,7 +87,7 @@ pub(super) struct Batch {
     pub(super) upto: u64,
     /// Ended flows of the reading thread's shard, for this worker to report: handed over when
     /// the worker has nothing queued (it waits for the reading thread, which has more work than
-    /// it; see [`donate`]).
+    /// it; see [`Donations`]).
     pub(super) donated: Vec<EndedFlow>,
 }
 
@@ -178,8 +178,8 @@ impl Worker {
     /// Sends the merger the reports built so far and the XFCC identities seen, with
     /// [`Self::reported_upto`]; flows ended but not reported stay (see [`DEFERRED_FLOWS`]),
     /// unless this is the `last` batch. First frees what the merger wrote of ours since the last
-    /// batch, here where it was allocated. False when the merger is gone (output error).
-    /// `cap`: the mark sent is at most this (see [`Donations`]). Returns the mark sent.
+    /// batch, here where it was allocated. `cap`: the mark sent is at most this (see
+    /// [`Donations`]). Returns the mark sent, `None` when the merger is gone (output error).
     pub(super) fn send_reports(&mut self, link: &MergerLink, last: bool, cap: u64) -> Option<u64> {
         link.spent.try_iter().for_each(drop);
         if last {
@@ -377,7 +377,7 @@ impl Donations {
         self.inflight
             .iter()
             .filter_map(|q| q.front())
-            .map(|&(oldest, _)| oldest - 1)
+            .map(|&(oldest, _)| oldest.saturating_sub(1))
             .min()
             .unwrap_or(u64::MAX)
     }

@@ -5,9 +5,10 @@
 //! are free. A wake-up is a `futex` system call on the waker's side and a context switch on the
 //! woken one's (~4-5 us each on this VM, two threads: ~7,000 a run on the default 1 GB bench
 //! file). The thread that would wake the other is the busier one: a worker sleeps because the
-//! dispatcher is behind, and the dispatcher because the worker is. Letting the sleeper wait for
-//! two batches instead of one halves those calls on the critical path; the sleeper had time to
-//! spare (see bench/RESULTS.md, "Issue 22, ninth session").
+//! dispatcher is behind, and the dispatcher because the worker is; the sleeper has time to spare
+//! and can wait for two batches. Default 1 GB bench file, two threads: voluntary context
+//! switches 4.1-4.5 K -> 3.3-3.4 K a run, wall time within noise (see bench/RESULTS.md, "Issue
+//! 22, ninth session").
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
