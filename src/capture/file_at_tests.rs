@@ -1,6 +1,6 @@
 //! [`Packet::at`] is where the packet's bytes are in the file: the reassembler reads them back
 //! from there (see `flow::reassembly::window`).
-use super::{CaptureReader, Packet};
+use super::{CaptureReader, Packet, PacketSource};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -8,12 +8,13 @@ use std::path::Path;
 /// how many packets.
 fn check(path: &Path) -> usize {
     let mut r = CaptureReader::open(path).expect("open");
+    let file = r.file().expect("a regular file can be read again");
     let mut n = 0;
     while let Some(Packet { data, at, .. }) = r.next_packet().expect("read") {
         let at = at.expect("a regular file has offsets");
         let mut back = vec![0; data.len()];
-        at.file.read_exact_at(&mut back, at.offset).expect("read back");
-        assert_eq!(back, data, "packet {n} at {}", at.offset);
+        file.read_exact_at(&mut back, at).expect("read back");
+        assert_eq!(back, data, "packet {n} at {at}");
         n += 1;
     }
     n
@@ -52,4 +53,5 @@ fn standard_input_and_pipes_have_no_offsets() {
     let mut r = CaptureReader::from_reader("-".into(), Box::new(f.expect("open")), None).expect("header");
     let p = r.next_packet().expect("read").expect("a packet");
     assert!(p.at.is_none());
+    assert!(r.file().is_none());
 }

@@ -259,6 +259,9 @@ impl PacketSource for Gated<'_> {
     fn position(&self) -> u64 {
         self.reader.position()
     }
+    fn file(&self) -> Option<std::sync::Arc<std::fs::File>> {
+        self.reader.file()
+    }
     fn next(&mut self) -> Result<Next<'_>, CaptureError> {
         Ok(match self.next_shared()? {
             Some((p, _)) => Next::Packet(p),

@@ -45,19 +45,10 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// Length of the packet on the wire.
     pub orig_len: u32,
-    /// Where `data` lies in a capture file that can be read again (None for live captures,
-    /// standard input, pipes): the reassembler reads delivered bytes back from there instead of
-    /// keeping a copy (see `flow::reassembly::window`).
-    pub at: Option<FileAt<'a>>,
-}
-
-/// A packet's place in its capture file (see [`Packet::at`]).
-#[derive(Clone, Copy, Debug)]
-pub struct FileAt<'a> {
-    /// The file, opened again for reading at offsets.
-    pub file: &'a Arc<File>,
-    /// File offset of the packet's first byte.
-    pub offset: u64,
+    /// File offset of `data` in its source's [`PacketSource::file`], when there is one (None
+    /// for live captures, standard input, pipes): the reassembler reads delivered bytes back
+    /// from there instead of keeping a copy (see `flow::reassembly::window`).
+    pub at: Option<u64>,
 }
 
 /// What a packet source yields.
@@ -89,6 +80,11 @@ pub trait PacketSource {
     }
     /// Packets the kernel dropped so far (libpcap's `ps_drop`), for a live capture.
     fn kernel_drops(&mut self) -> Option<u64> {
+        None
+    }
+    /// The capture file opened again for reading at offsets ([`Packet::at`]), when the source
+    /// is a regular file.
+    fn file(&self) -> Option<Arc<File>> {
         None
     }
 
@@ -445,10 +441,7 @@ impl CaptureReader {
 
     fn lend(&self, r: RawPacket) -> Packet<'_> {
         // `offset` is the file offset of `buf[start]`: `offset - start`, that of `buf[0]`.
-        let at = self
-            .file
-            .as_ref()
-            .map(|file| FileAt { file, offset: self.offset - self.start as u64 + r.start as u64 });
+        let at = self.file.as_ref().map(|_| self.offset - self.start as u64 + r.start as u64);
         Packet { ts: r.ts, linktype: r.linktype, data: &self.buf[r.start..r.end], orig_len: r.orig_len, at }
     }
 
@@ -713,6 +706,9 @@ impl PacketSource for CaptureReader {
     }
     fn position(&self) -> u64 {
         self.offset
+    }
+    fn file(&self) -> Option<Arc<File>> {
+        self.file.clone()
     }
     fn next(&mut self) -> Result<Next<'_>, CaptureError> {
         // A pcap record whole in the buffer (nearly every packet) is read here, in the call the

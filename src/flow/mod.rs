@@ -431,12 +431,6 @@ impl<S: StreamSink> FlowTable<S> {
         }
     }
 
-    /// Whether [`FlowTable::set_source`] was called.
-    #[inline(always)]
-    pub(crate) fn has_source(&self) -> bool {
-        self.source.is_some()
-    }
-
     /// The capture file that the offsets given to [`FlowTable::process_at`] point into.
     pub(crate) fn set_source(&mut self, file: std::sync::Arc<std::fs::File>) {
         self.source = Some(file);

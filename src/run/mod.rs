@@ -497,7 +497,8 @@ fn analyze<R: PacketSource>(
     // Files release ended flows in batches; a live capture (or -l) releases them at once.
     let batch: u64 = if reader.total_len().is_some() && !cfg.line_buffered { 8192 } else { 1 };
     let live = reader.is_live();
-    let input = Input { name: &name, nanos: reader.nanosecond_precision(), live, base };
+    let file = reader.file();
+    let input = Input { name: &name, nanos: reader.nanosecond_precision(), live, base, file: file.as_ref() };
     // JSON lines are rendered by the merger, into a buffer written (and so kept in cache) 128 KB
     // at a time: rendered by the worker, each into a block of its own until the batch is
     // released (8,192 packets), they went cold (bench/misses --json --threads 1, default 30 MB

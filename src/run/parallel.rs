@@ -76,10 +76,9 @@ pub(super) struct Batch {
     /// Read buffers holding payloads of [`EventKind::Shared`] segments (not copied into `data`).
     pub(super) shared: Vec<crate::capture::SharedBuffer>,
     /// The capture file offset of each of `shared`'s buffers ([`NO_OFFSET`] when not known),
-    /// for the reassembler's read-backs (see `flow::reassembly::window`).
+    /// for the reassembler's read-backs (see `flow::reassembly::window`; every worker's flow
+    /// table has the file, [`super::worker::Input::file`]).
     pub(super) bases: Vec<u64>,
-    /// The capture file those offsets are in.
-    pub(super) file: Option<std::sync::Arc<std::fs::File>>,
     /// Payload bytes of the segments, in `data` or `shared`.
     pub(super) bytes: usize,
     pub(super) events: Vec<Event>,
@@ -134,7 +133,7 @@ impl Worker {
         seen: &mut [Option<i64>],
     ) {
         self.take(pkt, |w, seg, ts, at| {
-            w.route_segment(seg, ts, (buf, at.zip(pkt.at.map(|a| a.file))), out, seen);
+            w.route_segment(seg, ts, (buf, at), out, seen);
             None
         });
     }
@@ -155,9 +154,6 @@ impl Worker {
                         .and_then(|s| s.get(start as usize..(start + len) as usize));
                     let base = b.bases.get(buffer as usize).copied().unwrap_or(NO_OFFSET);
                     let at = (base != NO_OFFSET && payload.is_some()).then(|| base + start as u64);
-                    if let Some(f) = b.file.as_ref().filter(|_| at.is_some() && !self.table.has_source()) {
-                        self.table.set_source(f.clone());
-                    }
                     self.segment(
                         &crate::decode::TcpSegment { payload: payload.unwrap_or_default(), ..head },
                         e.ts,
@@ -195,12 +191,12 @@ impl Worker {
     /// Follows segment `seg` here when its flow is of shard 0 (this worker's), else adds it to
     /// the batch of its shard; tells the other shards what they must know of it (see [`EventKind`]).
     /// `seen`: per shard, the capture second it was last told of. `buf`: the read buffer the
-    /// packet lies in, with the payload's file offset and file when known.
+    /// packet lies in, with the payload's file offset when known.
     pub(super) fn route_segment(
         &mut self,
         seg: &crate::decode::TcpSegment<'_>,
         ts: crate::wire::Timestamp,
-        (buf, file_at): (&crate::capture::SharedBuffer, Option<(u64, &std::sync::Arc<std::fs::File>)>),
+        (buf, file_at): (&crate::capture::SharedBuffer, Option<u64>),
         out: &mut [Batch],
         seen: &mut [Option<i64>],
     ) {
@@ -209,7 +205,7 @@ impl Worker {
             out[own].events.push(Event { order: self.order, ts, kind: EventKind::Redirect(o) });
         }
         if own == 0 {
-            self.segment(seg, ts, file_at.map(|(a, _)| a));
+            self.segment(seg, ts, file_at);
         } else {
             self.out.servers.saw(seg);
             self.sweep(ts);
@@ -228,10 +224,7 @@ impl Worker {
                         b.shared.push(buf.clone());
                         // (The buffer's offset is the same for all its packets: another thread
                         // holds it, so the reader does not move or reuse it.)
-                        b.bases.push(file_at.map_or(NO_OFFSET, |(a, _)| a - at as u64));
-                        if let Some((_, f)) = file_at.filter(|_| b.file.is_none()) {
-                            b.file = Some(f.clone());
-                        }
+                        b.bases.push(file_at.map_or(NO_OFFSET, |a| a - at as u64));
                     }
                     EventKind::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
                 } else {
@@ -481,7 +474,8 @@ pub(super) fn analyze_parallel<R: SharedSource>(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2 * shards as usize);
     let mut back = Vec::new();
     let mut workers: Vec<Option<Box<Worker>>> = (0..shards).map(|_| None).collect();
-    let input = Input { name: &name, nanos, live: false, base };
+    let file = reader.file();
+    let input = Input { name: &name, nanos, live: false, base, file: file.as_ref() };
     let mut d = Worker::new(cfg, &input, ShardId { index: 0, count: shards }, render);
     d.counting = true;
     d.defer = DEFERRED_FLOWS;

@@ -109,6 +109,9 @@ pub(super) struct Input<'a> {
     pub(super) live: bool,
     /// Packets of the inputs read before this one.
     pub(super) base: u64,
+    /// The capture file that packets' offsets point into ([`crate::capture::Packet::at`]):
+    /// the flow table reads delivered bytes back from it.
+    pub(super) file: Option<&'a std::sync::Arc<std::fs::File>>,
 }
 
 /// Which shard of how many a [`Worker`] follows (0 of 1: every flow).
@@ -149,6 +152,12 @@ pub(super) fn queue_ended(
     } else {
         ended.push_back(e);
     }
+}
+
+/// The file offset of `payload`, a slice of `data`, which lies at offset `at`.
+#[inline(always)]
+fn file_offset(at: u64, data: &[u8], payload: &[u8]) -> u64 {
+    at + (payload.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize) as u64
 }
 
 /// Reports one ended flow: its report, with certificate warnings, goes to `done`.
@@ -207,7 +216,7 @@ pub(super) fn report_flow(
 
 impl Worker {
     pub(super) fn new(cfg: &Config, input: &Input<'_>, shard: ShardId, render: RenderMode) -> Worker {
-        let Input { name, nanos, live, base } = *input;
+        let Input { name, nanos, live, base, file } = *input;
         let ShardId { index: shard, count: shards } = shard;
         // The limits are shared out like the flows (see `shard_of`).
         let share = |total: usize| {
@@ -222,6 +231,10 @@ impl Worker {
         let mut limits = cfg.limits;
         limits.max_flows = share(limits.max_flows).max(1);
         limits.max_total_bytes = share(limits.max_total_bytes).max(limits.max_queue_bytes);
+        let mut table = FlowTable::new(limits);
+        if let Some(f) = file {
+            table.set_source(f.clone());
+        }
         Worker {
             counting: shards == 1,
             out: FlowOut {
@@ -238,7 +251,7 @@ impl Worker {
             },
             live,
             classify: cfg.classify.clone(),
-            table: FlowTable::new(limits),
+            table,
             defrag: Defragmenter::default(),
             skipped: BTreeMap::new(),
             non_tcp: BTreeMap::new(),
@@ -289,7 +302,7 @@ impl Worker {
             // Nearly every packet (what `decode` would give, without the enum between).
             self.redirect(&mut seg, pkt.ts);
             // (The payload is a slice of the packet's data: no test of that.)
-            let at = pkt.at.map(|a| self.file_offset(a, pkt.data, seg.payload));
+            let at = pkt.at.map(|a| file_offset(a, pkt.data, seg.payload));
             return tcp(self, &seg, pkt.ts, at);
         }
         if !is_supported_linktype(pkt.linktype) {
@@ -300,7 +313,7 @@ impl Worker {
         match decode_any(pkt.linktype, pkt.data, pkt.orig_len) {
             Decoded::Tcp(mut seg) => {
                 self.redirect(&mut seg, pkt.ts);
-                let at = self.payload_at(pkt, seg.payload);
+                let at = Self::payload_at(pkt, seg.payload);
                 tcp(self, &seg, pkt.ts, at)
             }
             Decoded::Fragment(frag) => {
@@ -333,25 +346,15 @@ impl Worker {
     }
 
     /// The file offset of `payload`, a slice of `pkt`'s data, when `pkt` lies in a capture file
-    /// (see [`crate::capture::Packet::at`]); makes that file the flow table's source of
-    /// read-backs.
+    /// (see [`crate::capture::Packet::at`]).
     #[inline(always)]
-    pub(super) fn payload_at(&mut self, pkt: &crate::capture::Packet<'_>, payload: &[u8]) -> Option<u64> {
+    pub(super) fn payload_at(pkt: &crate::capture::Packet<'_>, payload: &[u8]) -> Option<u64> {
         let a = pkt.at?;
         let off = (payload.as_ptr() as usize).wrapping_sub(pkt.data.as_ptr() as usize);
         if off > pkt.data.len() || payload.len() > pkt.data.len() - off {
             return None;
         }
-        Some(self.file_offset(a, pkt.data, payload))
-    }
-
-    /// The file offset of `payload`, a slice of `data`, which lies at `a`.
-    #[inline(always)]
-    fn file_offset(&mut self, a: crate::capture::FileAt<'_>, data: &[u8], payload: &[u8]) -> u64 {
-        if !self.table.has_source() {
-            self.table.set_source(a.file.clone());
-        }
-        a.offset + (payload.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize) as u64
+        Some(file_offset(a, pkt.data, payload))
     }
 
     /// Follows segment `seg`, whose payload lies at offset `at` of the capture file if known

@@ -307,6 +307,14 @@ mod tests {
         Gap(u32),
     }
 
+    /// What the consumer was given, kept.
+    fn kept(c: Chunk<'_>) -> Got {
+        match c {
+            Chunk::Data(d) => Got::Data(d.to_vec()),
+            Chunk::Gap(n) => Got::Gap(n),
+        }
+    }
+
     /// A segment: where it starts in the stream, its captured bytes, bytes cut after them.
     type Seg = (usize, Vec<u8>, u32);
 
@@ -323,10 +331,7 @@ mod tests {
         let (mut r, mut st) = (Reassembler::default(), HalfStats::default());
         let mut got = Vec::new();
         let mut out = |c: Chunk<'_>| {
-            got.push(match c {
-                Chunk::Data(d) => Got::Data(d.to_vec()),
-                Chunk::Gap(n) => Got::Gap(n),
-            });
+            got.push(kept(c));
             if got.len() >= done_after {
                 Feed::Done
             } else {
@@ -437,10 +442,7 @@ mod tests {
         let (mut r, mut st) = (Reassembler::default(), HalfStats::default());
         let mut got = Vec::new();
         let mut out = |c: Chunk<'_>| {
-            got.push(match c {
-                Chunk::Data(d) => Got::Data(d.to_vec()),
-                Chunk::Gap(n) => Got::Gap(n),
-            });
+            got.push(kept(c));
             Feed::More
         };
         r.segment_at(&mut st, 100, false, &stream, Some(40), src, 2000, 1 << 16, &mut out);
