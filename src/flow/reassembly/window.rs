@@ -9,20 +9,25 @@
 //! where they are there, and a retransmission reads them back (`pread`, [`ReadBack`]) to
 //! compare them. A segment of at least [`RECENT_BYTES`] bytes (most bulk data) is the whole
 //! window: where it ends in the file (`file_end`, one word of the reassembler's own cache line).
-//! Up to two smaller segments after it are kept as (offset, length) pieces, also in that line;
-//! further ones, and data not read from a file (live captures, standard input, reassembled IPv4
-//! fragments), are copied into the byte ring as before.
+//! Up to six smaller segments after it are kept as (offset, length) pieces: two also in that
+//! line, four in the boxed ring's first line ([`MORE_PIECES`]); further ones, and data not read
+//! from a file (live captures, standard input, reassembled IPv4 fragments), are copied into the
+//! byte ring as before.
 //!
 //! bench/misses --json --threads 1 (main -> file_end alone -> with the two pieces): default
 //! 30 MB cycles~ 80.4 -> 79.2 -> 76.8 M (L2 misses 0.73 -> 0.70 -> 0.65 M); mesh 30 MB 85.9 ->
 //! 84.6 -> 82.0 M; default 100 MB 245.9 -> 237.1 M, mesh 100 MB 323.1 -> 312.9 M. Two threads:
 //! default 30 MB 105.7 -> 98.8 M, 100 MB 332.2 -> 317.0 M. Max RSS, mesh 1 GB, one thread:
 //! 60.8 -> 60.3 MB. Read-backs (`pread`s), one thread: 108 on the default 30 MB slice, 316 on
-//! the default 100 MB file, 395 on the mesh one.
+//! the default 100 MB file, 395 on the mesh one. Four more pieces in the ring's box (issue 22,
+//! tenth session): default 30 MB cycles~ 75.1 -> 74.0 M, mesh 30 MB 79.6 -> 78.6 M, default
+//! 100 MB 230.9 -> 225.3 M; max RSS, mesh 1 GB, one thread 59.4 -> 57.4 MB; read-backs on the
+//! default 100 MB file 318 -> 481.
 //!
 //! Hostile input: a capture where every data segment is followed by a copy with other bytes
 //! (the default 30 MB slice so doubled, 51 MB) makes 13,125 read-backs (one to three per
-//! copy: the window's parts in the file are read separately): 0.034-0.040 -> 0.043-0.046 s a
+//! copy: the window's parts in the file are read separately; 15,524 with six pieces, time
+//! within noise): 0.034-0.040 -> 0.043-0.046 s a
 //! run, one thread (+16-26%); two threads +20%. Linear in the segments; not capped (a cap would
 //! leave conflicts uncounted). Looking in the read buffer still in memory first would avoid
 //! most of them (not done).
@@ -93,17 +98,31 @@ fn piece_len(p: u64) -> usize {
 /// File offsets from here on are not packed in a piece (the bytes are copied instead).
 const PIECE_AT_LIMIT: u64 = 1 << 48;
 
-/// The last delivered bytes (at most [`RECENT_BYTES`]) that are not remembered by their place
+/// Pieces of the window kept in the boxed [`Ring`] after the reassembler's two: a stream of
+/// small segments (HTTP/1 keep-alive requests, HTTP/2 frames) filled the two and then copied
+/// each segment into the byte ring, 5-16 cache lines of cold memory a segment (`ring_push`:
+/// 127 k L2 misses on the default 100 MB bench file, 2.6% of cycles~). A piece is one word.
+/// With 4 more, the ring fits one cache line.
+const MORE_PIECES: usize = 4;
+
+/// What the window keeps outside the reassembler's cache line, boxed once needed: pieces after
+/// the reassembler's two (`more`, packed the same way, oldest first, 0 after the last), then
+/// the last delivered bytes (at most [`RECENT_BYTES`]) that are not remembered by their place
 /// in the file, in a ring once full (oldest at `oldest`): a small segment costs its own copy
 /// (shifting the whole window out for each one was most of the reassembler's copying). A `Vec`
 /// reserved whole at its first byte (a `Box<[u8; N]>` was zeroed, 16 cache lines written where
 /// a short stream writes few: default 30 MB L2 misses +52 k in memset).
 pub(super) struct Ring {
+    more: [u64; MORE_PIECES],
     bytes: Vec<u8>,
     oldest: u16,
 }
 
 impl Ring {
+    fn new() -> Box<Ring> {
+        Box::new(Ring { more: [0; MORE_PIECES], bytes: Vec::new(), oldest: 0 })
+    }
+
     fn push(&mut self, data: &[u8]) {
         if data.len() >= RECENT_BYTES {
             self.bytes.clear();
@@ -159,14 +178,64 @@ impl Reassembler {
         }
     }
 
-    /// Bytes in `pieces` and the ring.
+    /// Bytes in the pieces and the ring.
     fn tail(&self) -> usize {
-        piece_len(self.pieces[0]) + piece_len(self.pieces[1]) + self.blen as usize
+        self.all_pieces().map(piece_len).sum::<usize>() + self.blen as usize
+    }
+
+    /// The pieces, oldest first: the reassembler's, then the ring's (read only when the first
+    /// two are taken).
+    fn all_pieces(&self) -> impl Iterator<Item = u64> + '_ {
+        let more = match &self.ring {
+            Some(r) if self.pieces[1] != 0 => &r.more[..],
+            _ => &[],
+        };
+        self.pieces.iter().chain(more).copied().take_while(|&p| p != 0)
+    }
+
+    /// Adds piece `p` after the others; false when there is no room left.
+    fn push_piece(&mut self, p: u64) -> bool {
+        if let Some(k) = self.pieces.iter().position(|&q| q == 0) {
+            self.pieces[k] = p;
+            return true;
+        }
+        let r = self.ring.get_or_insert_with(Ring::new);
+        match r.more.iter().position(|&q| q == 0) {
+            Some(k) => {
+                r.more[k] = p;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the oldest piece.
+    fn pop_piece(&mut self) {
+        let next = match &mut self.ring {
+            Some(r) if self.pieces[1] != 0 => {
+                let first = r.more[0];
+                r.more.copy_within(1.., 0);
+                r.more[MORE_PIECES - 1] = 0;
+                first
+            }
+            _ => 0,
+        };
+        self.pieces = [self.pieces[1], next];
+    }
+
+    /// No pieces.
+    fn clear_pieces(&mut self) {
+        if self.pieces[1] != 0 {
+            if let Some(r) = &mut self.ring {
+                r.more = [0; MORE_PIECES];
+            }
+        }
+        self.pieces = [0; 2];
     }
 
     pub(super) fn clear_recent(&mut self) {
         self.blen = 0;
-        self.pieces = [0; 2];
+        self.clear_pieces();
         self.file_end = NO_FILE;
     }
 
@@ -174,7 +243,7 @@ impl Reassembler {
     pub(super) fn remember(&mut self, data: &[u8], at: Option<u64>) {
         let at = at.filter(|a| a.saturating_add(data.len() as u64) < PIECE_AT_LIMIT);
         if data.len() >= RECENT_BYTES {
-            self.pieces = [0; 2];
+            self.clear_pieces();
             self.blen = 0;
             if let Some(at) = at {
                 // The common case: one word written, in the reassembler's own cache line.
@@ -189,19 +258,10 @@ impl Reassembler {
         if data.is_empty() {
             return;
         }
-        match at {
-            Some(at) if self.blen == 0 && self.pieces[1] == 0 => {
-                let k = usize::from(self.pieces[0] != 0);
-                self.pieces[k] = piece(at, data.len());
-            }
-            _ => {
-                self.ring_push(data);
-                self.blen += data.len() as u16;
-            }
-        }
-        // Keep the last RECENT_BYTES: the segment at `file_end` first drops out, then the oldest
-        // pieces' first bytes, then the ring's.
-        let tail = self.tail();
+        // Keep the last RECENT_BYTES: what the new bytes push out leaves the window's front
+        // first (the segment at `file_end`, then the oldest pieces' first bytes, then the
+        // ring's), so that a piece it frees can take them.
+        let tail = self.tail() + data.len();
         if tail >= RECENT_BYTES {
             self.file_end = NO_FILE;
         }
@@ -210,17 +270,24 @@ impl Reassembler {
             let (p, len) = (self.pieces[0], piece_len(self.pieces[0]));
             if len <= excess {
                 excess -= len;
-                self.pieces = [self.pieces[1], 0];
+                self.pop_piece();
             } else {
                 self.pieces[0] = piece(piece_at(p) + excess as u64, len - excess);
                 excess = 0;
             }
         }
-        self.blen -= excess as u16;
+        // (At most `blen`: the new bytes are fewer than RECENT_BYTES.)
+        self.blen -= (excess as u16).min(self.blen);
+        // A piece while there is one free and no byte in the ring after them (the window's
+        // parts stay in delivery order), else a copy.
+        if !at.is_some_and(|at| self.blen == 0 && self.push_piece(piece(at, data.len()))) {
+            self.ring_push(data);
+            self.blen += data.len() as u16;
+        }
     }
 
     fn ring_push(&mut self, data: &[u8]) {
-        self.ring.get_or_insert_with(|| Box::new(Ring { bytes: Vec::new(), oldest: 0 })).push(data);
+        self.ring.get_or_insert_with(Ring::new).push(data);
     }
 
     /// Whether bytes `at..at + with.len()` of a window held in the ring alone equal `with`.
@@ -257,20 +324,22 @@ impl Reassembler {
                 return;
             }
         }
-        let (l0, l1) = (piece_len(self.pieces[0]), piece_len(self.pieces[1]));
-        let in_file = in_ring - l0 - l1;
+        let in_file = in_ring - self.all_pieces().map(piece_len).sum::<usize>();
         let mut buf = [0u8; RECENT_BYTES];
-        for (from, to, at) in [
-            (0, in_file, self.file_end.wrapping_sub(in_file as u64)),
-            (in_file, in_file + l0, piece_at(self.pieces[0])),
-            (in_file + l0, in_ring, piece_at(self.pieces[1])),
-        ] {
-            let Some((lo, with)) = part(from, to) else { continue };
-            let buf = &mut buf[..with.len()];
-            if src.read_back(at + (lo - from) as u64, buf) && buf != with {
-                st.overlap_conflicts += 1;
-                return;
+        // The part of the window in `file_end`'s segment, then each piece's.
+        let first = (in_file, self.file_end.wrapping_sub(in_file as u64));
+        let pieces = self.all_pieces().map(|p| (piece_len(p), piece_at(p)));
+        let mut from = 0;
+        for (len, at) in std::iter::once(first).chain(pieces) {
+            let to = from + len;
+            if let Some((lo, with)) = part(from, to) {
+                let buf = &mut buf[..with.len()];
+                if src.read_back(at + (lo - from) as u64, buf) && buf != with {
+                    st.overlap_conflicts += 1;
+                    return;
+                }
             }
+            from = to;
         }
     }
 }
@@ -499,32 +568,78 @@ mod tests {
     }
 
     #[test]
-    fn two_small_segments_from_the_file_take_pieces_the_third_is_copied() {
-        // 1,200 bytes at file offset 0, then 300, 200 and 100 bytes at 2,000, 3,000, 4,000: the
-        // window is the first's last 424 bytes, the two pieces, then 100 bytes in the ring.
-        let stream: Vec<u8> = (0..1800u32).map(|i| (i * 11 + 3) as u8).collect();
-        let mut file = vec![0u8; 4100];
-        for (at, from, to) in [(0, 0, 1200), (2000, 1200, 1500), (3000, 1500, 1700), (4000, 1700, 1800)] {
+    fn six_small_segments_from_the_file_take_pieces_the_seventh_is_copied() {
+        // 1,200 bytes at file offset 0, then six segments of 100 bytes at 2,000, 3,000, ...
+        // 7,000 and one of 50 at 8,000: the window is the first's last 374 bytes, the six pieces
+        // (two in the reassembler, four in the ring's box), then 50 bytes in the ring.
+        let stream: Vec<u8> = (0..1850u32).map(|i| (i * 11 + 3) as u8).collect();
+        let mut parts = vec![(0, 0, 1200)];
+        parts.extend((0..6).map(|k| (2000 + 1000 * k, 1200 + 100 * k, 1300 + 100 * k)));
+        parts.push((8000, 1800, 1850));
+        let mut file = vec![0u8; 8100];
+        for &(at, from, to) in &parts {
             file[at..at + to - from].copy_from_slice(&stream[from..to]);
         }
-        for (flip, conflicts) in [(None, 0), (Some(0), 1), (Some(200), 1), (Some(450), 1), (Some(750), 1)] {
+        let flips = [(None, 0), (Some(0), 1), (Some(200), 1), (Some(450), 1), (Some(640), 1), (Some(820), 1)];
+        for (flip, conflicts) in flips {
             let (mut r, mut st) = (Reassembler::default(), HalfStats::default());
             let mut out = |_: Chunk<'_>| Feed::More;
             let src = &Mem(&file);
-            for (at, from, to) in [(0, 0, 1200), (2000, 1200, 1500), (3000, 1500, 1700), (4000, 1700, 1800)] {
+            for &(at, from, to) in &parts {
                 let (seq, len) = (from as u32, (to - from) as u32);
-                r.segment_at(&mut st, seq, false, &stream[from..to], Some(at), src, len, 1 << 16, &mut out);
+                r.segment_at(
+                    &mut st,
+                    seq,
+                    false,
+                    &stream[from..to],
+                    Some(at as u64),
+                    src,
+                    len,
+                    1 << 16,
+                    &mut out,
+                );
             }
-            let pieces =
-                [(r.pieces[0] >> 16, r.pieces[0] & 0xffff), (r.pieces[1] >> 16, r.pieces[1] & 0xffff)];
-            assert_eq!((r.file_end, pieces, r.blen), (1200, [(2000, 300), (3000, 200)], 100));
-            // Across all four parts of the window: [776, 1800).
-            let mut again = stream[1000..1800].to_vec();
+            let pieces: Vec<_> = r.all_pieces().map(|p| (p >> 16, p & 0xffff)).collect();
+            let want: Vec<_> = (0..6).map(|k| (2000 + 1000 * k, 100)).collect();
+            assert_eq!((r.file_end, pieces, r.blen), (1200, want, 50));
+            // Across all parts of the window: [826, 1850).
+            let mut again = stream[1000..1850].to_vec();
             if let Some(k) = flip {
                 again[k] ^= 1;
             }
-            r.segment_at(&mut st, 1000, false, &again, None, src, 800, 1 << 16, &mut out);
+            r.segment_at(&mut st, 1000, false, &again, None, src, 850, 1 << 16, &mut out);
             assert_eq!(st.overlap_conflicts, conflicts, "flip {flip:?}");
         }
+    }
+
+    #[test]
+    fn pieces_leave_the_window_oldest_first() {
+        // Twelve segments of 200 bytes from the file: the window keeps the last 1,024 bytes,
+        // the last five pieces and 24 bytes of the one before; a gap empties it.
+        let stream: Vec<u8> = (0..2400u32).map(|i| (i * 5 + 9) as u8).collect();
+        let file: Vec<u8> = stream.clone();
+        let (mut r, mut st) = (Reassembler::default(), HalfStats::default());
+        let mut out = |_: Chunk<'_>| Feed::More;
+        let src = &Mem(&file);
+        for k in 0..12u32 {
+            let (from, to) = (200 * k as usize, 200 * (k as usize + 1));
+            r.segment_at(
+                &mut st,
+                200 * k,
+                false,
+                &stream[from..to],
+                Some(from as u64),
+                src,
+                200,
+                1 << 16,
+                &mut out,
+            );
+        }
+        let pieces: Vec<_> = r.all_pieces().map(|p| (p >> 16, p & 0xffff)).collect();
+        assert_eq!(pieces, [(1376, 24), (1400, 200), (1600, 200), (1800, 200), (2000, 200), (2200, 200)]);
+        assert_eq!((r.window_len(), r.blen), (RECENT_BYTES, 0));
+        r.clear_recent();
+        assert_eq!((r.all_pieces().count(), r.window_len()), (0, 0));
+        assert!(r.ring.as_ref().is_some_and(|g| g.more == [0; super::MORE_PIECES]));
     }
 }
