@@ -435,6 +435,16 @@ impl SideTls {
         self.resync = true;
     }
 
+    /// Starts buffering a record of `whole` bytes (header included, at most 5 + MAX_RECORD)
+    /// with its first bytes `part`: room for all of it at once. A record growing by
+    /// `extend_from_slice` as its segments came was reallocated and copied once or twice (a
+    /// handshake record of certificates spans two or three segments): the largest caller of
+    /// `realloc` on the mesh bench file (bench/misses one thread, tenth session of issue 22).
+    pub(super) fn buffer_partial(&mut self, part: &[u8], whole: usize) {
+        self.rec.reserve_exact(whole);
+        self.rec.extend_from_slice(part);
+    }
+
     /// Capacity of its partial-record, handshake and resync buffers.
     fn held(&self) -> usize {
         self.rec.capacity() + self.hs.capacity() + self.scan.capacity()

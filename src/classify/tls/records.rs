@@ -235,7 +235,7 @@ impl TlsSession {
                 }
                 let len = (((rest[0] & 0x7f) as usize) << 8) | rest[1] as usize;
                 if rest.len() < 2 + len {
-                    self.sides[s].rec.extend_from_slice(rest);
+                    self.sides[s].buffer_partial(rest, 2 + len);
                     return;
                 }
                 self.sslv2_record(side, &rest[2..2 + len], ts);
@@ -253,7 +253,7 @@ impl TlsSession {
                 continue;
             };
             if rest.len() < 5 + len {
-                self.sides[s].rec.extend_from_slice(rest);
+                self.sides[s].buffer_partial(rest, 5 + len);
                 return;
             }
             self.record(side, rest[0], &rest[5..5 + len], ts);
@@ -425,6 +425,8 @@ impl TlsSession {
         };
         let need = hdr + len - buf.len();
         let k = need.min(data.len() - pos);
+        // The whole record at once (its header is known now, and bounds it): see `buffer_partial`.
+        buf.reserve_exact(need);
         buf.extend_from_slice(&data[pos..pos + k]);
         if buf.len() == hdr + len {
             let rec = std::mem::take(&mut self.sides[s].rec);
