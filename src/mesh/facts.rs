@@ -11,7 +11,12 @@ use crate::sanitize::WireBytes;
 
 /// Adds the Istio facts, TLS failure flags and sidecar evidence to a record just built.
 pub(crate) fn add(f: &mut FlowReport, mode: super::MeshMode) {
-    f.istio = istio(f, mode);
+    // By variant: assigned whole, an absent part's ~420 bytes were copied into the report too
+    // (see `FlowReport::build_boxed`).
+    match istio(f, mode) {
+        Some(i) => f.istio = Some(i),
+        None => f.istio = None,
+    }
     if f.istio.as_ref().is_some_and(|i| i.leg.is_hbone()) {
         if let Some(w) = f.tls.as_ref().and_then(hbone_shape) {
             f.warnings.push(w);

@@ -315,7 +315,7 @@ impl Merger {
         sink: &mut Sink<'_>,
         mesh_cfg: &MeshConfig,
     ) -> io::Result<()> {
-        while let Some(last) = workers.iter().filter_map(|w| w.table.nth_live_order(END_BATCH)).min() {
+        while let Some(last) = workers.iter_mut().filter_map(|w| w.table.nth_live_order(END_BATCH)).min() {
             for w in workers.iter_mut() {
                 w.end_open_up_to(last);
                 self.take_from(w);

@@ -172,7 +172,7 @@ pub(super) fn report_flow(
     c.share_xfcc();
     let mut classified = c.finish(client);
     classified.client_hint = classified.client_hint.or(hint);
-    let mut report = FlowReport::build(meta, classified, &out.name, out.nanos);
+    let mut report = FlowReport::build_boxed(meta, classified, &out.name, out.nanos);
     mesh::annotate(&mut report, out.cert_warn, out.mesh_mode);
     let confirm = mesh::may_confirm(&report);
     let rendered = match out.render {
@@ -202,12 +202,15 @@ pub(super) fn report_flow(
     let counted = !confirm && (out.render == RenderMode::Count || !matches!(rendered, Rendered::No));
     let record = (counted && out.count_records).then(|| CountRecord::of(&report));
     let flow = match record.filter(|r| !r.needs_report(&report)) {
-        Some(r) => Counted::Record(Box::new(r)),
+        Some(r) => {
+            FlowReport::recycle(report);
+            Counted::Record(Box::new(r))
+        }
         None => {
             if counted {
                 mesh::thin_for_count(&mut report);
             }
-            Counted::Report(Box::new(report))
+            Counted::Report(report)
         }
     };
     let shard = out.shard;
