@@ -165,7 +165,8 @@ pub(crate) const NO_STREAM: u32 = u32::MAX;
 /// ([`Version`]) share one word; as an `Option<u32>` and an `Option<&'static str>` they took 24
 /// bytes (128 in all). Messages are written once, read once by the report, and copied each
 /// time a flow's list of messages grows (HTTP/1 lists ~33 k L2 misses, HTTP/2 requests 18 k,
-/// responses 13 k per 100 MB default bench file).
+/// responses 13 k per 100 MB default bench file). `bench/misses` one thread, cycles~ 30 MB
+/// slices: default 75.19 -> 74.82 M, mesh 79.60 -> 79.21 M.
 #[derive(Clone, Debug)]
 pub struct HttpRequest {
     /// Method token.

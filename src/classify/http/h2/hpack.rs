@@ -542,7 +542,8 @@ impl DynamicTable {
             self.rebase(live_start);
         } else if live_start > 0 && grows {
             // Grown into a fresh block holding only what lives: `reserve` (a `realloc`) copied
-            // the evicted prefix too, a table gone cold read and written again.
+            // the evicted prefix too, a table gone cold read and written again (`bench/misses`
+            // cycles~ 30 MB slices: default 74.82 -> 74.75 M, mesh 79.21 -> 79.09 M).
             let mut arena = Vec::with_capacity((2 * self.arena.capacity()).max(live + body.len()));
             arena.extend_from_slice(&self.arena[live_start..]);
             self.arena = arena;

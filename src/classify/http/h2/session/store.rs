@@ -66,7 +66,8 @@ impl Conn {
 
 /// Buffers [`redacted`] writes a block into before it is stored, reused from block to block:
 /// fresh ones each time were fresh lines of the allocator's page each time (one L2 write miss
-/// per line written, ~1.8 k per 30 MB default slice, before the stored copy's own).
+/// per line written, before the stored copy's own). `bench/misses` cycles~ 30 MB slices:
+/// default 74.75 -> 74.69 M (L2 misses -1.7 k), mesh 79.09 -> 78.92 M (L2 -3.4 k).
 #[derive(Default)]
 struct Scratch {
     text: Vec<u8>,
