@@ -1037,10 +1037,10 @@ mod tests {
         assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::PriorKnowledge)));
         let h = r.http.unwrap();
         assert_eq!(
-            (h.requests[0].stream, h.requests[0].host.as_ref().map(|h| h.as_bytes())),
+            (h.requests[0].stream(), h.requests[0].host.as_ref().map(|h| h.as_bytes())),
             (Some(1), Some(&b"h"[..]))
         );
-        assert_eq!((h.responses[0].stream, h.responses[0].status), (Some(1), 404));
+        assert_eq!((h.responses[0].stream(), h.responses[0].status), (Some(1), 404));
         let s = h.http2.unwrap().settings.server.unwrap();
         assert_eq!(s.0, [(http::h2::SettingId::MAX_CONCURRENT_STREAMS, 100)]);
     }
@@ -1060,7 +1060,7 @@ mod tests {
         let r = c.finish(Side::A);
         assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::MidStream)));
         let h = r.http.unwrap();
-        let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream).collect();
+        let streams: Vec<Option<u32>> = h.requests.iter().map(|q| q.stream()).collect();
         assert_eq!(streams, [Some(7), Some(9)]);
         assert_eq!(h.requests[1].data(), Some(&http::h2::session::ByRole { client: 0, server: 2 }));
     }

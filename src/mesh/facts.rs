@@ -158,12 +158,12 @@ fn hbone_targets(http: Option<&crate::classify::http::HttpReport>) -> Vec<HboneT
             let forwarded = r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"forwarded"));
             let (client, service) = forwarded.map_or((None, None), |(_, v)| parse_forwarded(v));
             HboneTarget {
-                stream: r.stream,
+                stream: r.stream(),
                 authority: r.host.clone().unwrap_or_else(|| r.path.clone()),
                 status: h
                     .responses
                     .iter()
-                    .find(|a| a.stream == r.stream && a.status >= 200)
+                    .find(|a| a.stream() == r.stream() && a.status >= 200)
                     .map(|a| a.status),
                 client: client.map(WireBytes::new),
                 service: service.map(WireBytes::new),

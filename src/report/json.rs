@@ -361,20 +361,20 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
         j.sep();
         j.lit("{\"method\":").wire(r.method.as_bytes());
         j.lit_wire(key!("path"), r.path.as_bytes());
-        j.lit_name(key!("version"), r.version);
+        j.lit_name(key!("version"), r.version());
         match &r.host {
             Some(host) => j.lit_wire(key!("host"), host.as_bytes()),
             None => j.lit(key!("host")).null(),
         }
         j.lit(concat!(key!("headers"), "["));
         header_fields(j, &r.headers);
-        if r.h2.is_none() && r.stream.is_none() {
+        if r.h2.is_none() && r.stream().is_none() {
             // HTTP/1: the HTTP/2 keys' values are constants, written in one piece.
             j.b.extend_from_slice(HTTP1_REQUEST_TAIL);
             j.comma = true;
             continue;
         }
-        h2_tail(j, r.stream, r.trailers(), r.unknown_fields());
+        h2_tail(j, r.stream(), r.trailers(), r.unknown_fields());
         j.lit(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path.as_bytes()));
         match r.data() {
             Some(d) => {
@@ -394,17 +394,17 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
     j.lit(key!("responses")).open(b'[');
     for r in &h.responses {
         j.sep();
-        j.lit_name("{\"version\":", r.version);
+        j.lit_name("{\"version\":", r.version());
         j.lit_u64(key!("status"), r.status.into());
         j.lit_wire(key!("reason"), r.reason.as_bytes());
         j.lit(concat!(key!("headers"), "["));
         header_fields(j, &r.headers);
-        if r.h2.is_none() && r.stream.is_none() {
+        if r.h2.is_none() && r.stream().is_none() {
             j.b.extend_from_slice(HTTP1_RESPONSE_TAIL);
             j.comma = true;
             continue;
         }
-        h2_tail(j, r.stream, r.trailers(), r.unknown_fields());
+        h2_tail(j, r.stream(), r.trailers(), r.unknown_fields());
         j.close(b'}');
     }
     j.close(b']');

@@ -374,10 +374,10 @@ fn to_report(f: &Flow) -> FlowReport {
         crate::classify::http::HttpRequest {
             method: crate::sanitize::WireBytes::new(b""),
             path: crate::sanitize::WireBytes::new(b""),
-            version: None,
+            ver: None,
             host: f.host.as_deref().map(crate::sanitize::WireBytes::from),
             headers: headers.finish(),
-            stream: None,
+            stream_id: crate::classify::http::NO_STREAM,
             h2: None,
         }
     });

@@ -106,7 +106,7 @@ mod tests {
             let r = &h.report.requests[0];
             assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"reviews:9080");
             assert_eq!(r.headers.get(1).unwrap().0, b"x-request-id");
-            assert_eq!(r.version, Some("HTTP/1.1"));
+            assert_eq!(r.version(), Some("HTTP/1.1"));
             assert_eq!(h.client_side(), Some(Side::A));
             // The body "{\"a\"" was skipped; the trailing "GET" waits as a partial head.
             assert_eq!(h.report.requests_total, 2);

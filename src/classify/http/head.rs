@@ -13,7 +13,7 @@ use super::headers::{with_name_cache, KnownName};
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
     Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
-    Step, SwitchTo, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN,
+    Step, SwitchTo, Version, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN, NO_STREAM,
 };
 use crate::sanitize::redact::{placeholder, placeholder_len};
 use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
@@ -128,9 +128,9 @@ impl HttpSession {
             .then_some(StoreRules { hide: !self.cfg.show_secrets, lean: self.cfg.lean_headers });
         if let Some(f) = fused::parse(block, response, rules) {
             self.saw = true;
-            let version = Some(if f.version == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
+            let version = Some(Version::http1(f.version));
             if self.report.version.is_none() {
-                self.report.version = version;
+                self.report.version = version.map(Version::as_str);
             }
             if f.known.length == Some(None) {
                 self.warn("http: invalid or too large Content-Length; framing unknown");
@@ -152,9 +152,9 @@ impl HttpSession {
             self.warn(format!("http: more than {MAX_HEADERS} headers; the rest are not shown"));
         }
         self.saw = true;
-        let version = h.version.map(|v| if v == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
+        let version = h.version.map(Version::http1);
         if self.report.version.is_none() {
-            self.report.version = version;
+            self.report.version = version.map(Version::as_str);
         }
         let known = match &h.headers {
             Fields::Parsed(hs) => Known::of(hs.iter().map(|f| (f.name.as_bytes(), f.value))),
@@ -176,7 +176,7 @@ impl HttpSession {
         &mut self,
         side: Side,
         (method, target): (&[u8], &[u8]),
-        version: Option<&'static str>,
+        version: Option<Version>,
         body: &Known<'_>,
         headers: impl FnOnce(&Self) -> Headers,
     ) -> MsgStep {
@@ -193,10 +193,10 @@ impl HttpSession {
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
                 path: WireBytes::new(target),
-                version,
+                ver: version,
                 host,
                 headers,
-                stream: None,
+                stream_id: NO_STREAM,
                 h2: None,
             });
         }
@@ -225,7 +225,7 @@ impl HttpSession {
         &mut self,
         side: Side,
         (status, reason): (u16, &[u8]),
-        version: Option<&'static str>,
+        version: Option<Version>,
         body: &Known<'_>,
         headers: impl FnOnce(&Self) -> Headers,
     ) -> MsgStep {
@@ -235,11 +235,11 @@ impl HttpSession {
             let headers = headers(self);
             first_capacity(&mut self.report.responses, self.cfg.max_messages);
             self.report.responses.push(HttpResponse {
-                version,
+                ver: version,
                 status,
                 reason: WireBytes::new(reason),
                 headers,
-                stream: None,
+                stream_id: NO_STREAM,
                 h2: None,
             });
         }
@@ -741,7 +741,7 @@ mod tests {
         assert_eq!(header_names(&r.headers), ["Host", "X-Fold", "Bad\u{1}", "Last"]);
         assert_eq!(r.headers.get(1).unwrap().1, b"a\r\n  b");
         assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"spaced");
-        assert_eq!(r.version, Some("HTTP/1.1"));
+        assert_eq!(r.version(), Some("HTTP/1.1"));
     }
 
     #[test]
@@ -754,7 +754,7 @@ mod tests {
             false,
         );
         assert_eq!(paths(&h), ["http://example.com/a?b=c"]);
-        assert_eq!(h.report.requests[0].version, Some("HTTP/1.0"));
+        assert_eq!(h.report.requests[0].version(), Some("HTTP/1.0"));
         assert_eq!(h.report.version, Some("HTTP/1.0"));
     }
 

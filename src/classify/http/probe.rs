@@ -387,7 +387,7 @@ mod tests {
     fn http09_and_unknown_methods() {
         let (h, _) = run(&[(Side::A, b"GET /old\r\n\r\n")], false);
         assert_eq!(paths(&h), ["/old"]);
-        assert_eq!(h.report.requests[0].version, None);
+        assert_eq!(h.report.requests[0].version(), None);
         assert_eq!(probe_request(b"CCM_POST /x HTTP/1.1\r\n"), Probe::Match);
         assert_eq!(probe_request(b"CCM_POST /x"), Probe::NeedMore);
         assert_eq!(probe_request(b"CCM_POST *"), Probe::NeedMore);
@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(probe_request(&long), Probe::Match);
         assert_eq!(probe_request(&long[..LONG_TARGET_LINE - 1]), Probe::NeedMore);
         let (h, _) = run(&[(Side::A, b"GET /HTTP/1.1\nHost: g\n\n")], false);
-        assert_eq!((paths(&h), h.report.requests[0].version), (vec!["/HTTP/1.1".to_string()], None));
+        assert_eq!((paths(&h), h.report.requests[0].version()), (vec!["/HTTP/1.1".to_string()], None));
         assert_eq!(probe_request(b"GE"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET"), Probe::NeedMore);
         assert_eq!(probe_request(b"GET "), Probe::NeedMore);

@@ -203,12 +203,12 @@ pub(super) fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 if hbone && r.method.as_bytes() == b"CONNECT" {
                     continue;
                 }
-                let answer = match r.stream {
+                let answer = match r.stream() {
                     // HTTP/2: the final response of the same stream (`0`: its `:status` was lost).
                     Some(_) => h
                         .responses
                         .iter()
-                        .find(|a| a.stream == r.stream && (a.status >= 200 || a.status == 0)),
+                        .find(|a| a.stream() == r.stream() && (a.status >= 200 || a.status == 0)),
                     None => h.responses.iter().filter(|r| r.status >= 200).nth(i),
                 };
                 if let Some(g) = grpc_summary(r, answer) {
@@ -216,10 +216,10 @@ pub(super) fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                     continue;
                 }
                 // Even streams are opened by the server: pushed (RFC 9113 §5.1.1).
-                let pushed = if r.stream.is_some_and(|s| s % 2 == 0) { " (pushed)" } else { "" };
+                let pushed = if r.stream().is_some_and(|s| s % 2 == 0) { " (pushed)" } else { "" };
                 // An HTTP/2 pseudo-header lost with the HPACK table reads `?`.
                 let shown = |w: &crate::sanitize::WireBytes| {
-                    if r.stream.is_some() {
+                    if r.stream().is_some() {
                         or_unknown(w.to_terminal())
                     } else {
                         w.to_terminal()

@@ -35,20 +35,20 @@ fn trailer_lines(v: &mut Vec<String>, mark: char, hs: Option<&Headers>) {
 fn response_lines(v: &mut Vec<String>, r: &HttpResponse) {
     let reason = escape_bytes(r.reason.as_bytes());
     let sp = if reason.is_empty() { "" } else { " " };
-    let note = stream_note(r.stream, r.unknown_fields());
-    v.push(format!("< {} {}{sp}{reason}{note}", r.version.unwrap_or("HTTP/1.x"), r.status));
+    let note = stream_note(r.stream(), r.unknown_fields());
+    v.push(format!("< {} {}{sp}{reason}{note}", r.version().unwrap_or("HTTP/1.x"), r.status));
     header_lines(v, '<', &r.headers);
     trailer_lines(v, '<', r.trailers());
 }
 
 /// A request line and its headers, `>`-marked.
 fn request_lines(v: &mut Vec<String>, q: &HttpRequest) {
-    let version = q.version.map(|x| format!(" {x}")).unwrap_or_default();
+    let version = q.version().map(|x| format!(" {x}")).unwrap_or_default();
     v.push(format!(
         "> {} {}{version}{}",
         escape_bytes(q.method.as_bytes()),
         escape_bytes(q.path.as_bytes()),
-        stream_note(q.stream, q.unknown_fields())
+        stream_note(q.stream(), q.unknown_fields())
     ));
     header_lines(v, '>', &q.headers);
     trailer_lines(v, '>', q.trailers());
@@ -63,7 +63,7 @@ pub(super) fn http_verbose(v: &mut Vec<String>, h: &HttpReport) {
         for q in &h.requests {
             request_lines(v, q);
             for (i, r) in h.responses.iter().enumerate() {
-                if r.stream.is_some() && r.stream == q.stream && !shown[i] {
+                if r.stream().is_some() && r.stream() == q.stream() && !shown[i] {
                     shown[i] = true;
                     response_lines(v, r);
                 }

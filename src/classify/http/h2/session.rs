@@ -25,7 +25,8 @@ use super::{
     SettingId, Start,
 };
 use crate::classify::http::{
-    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse, NOT_PUSHED,
+    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse, Version,
+    NOT_PUSHED,
 };
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
@@ -590,13 +591,13 @@ impl H2Session {
                 if self.upgraded && h.responses.iter().any(|a| a.status == 101) {
                     // RFC 9113 §3.2: the request that asked for the upgrade is stream 1.
                     if let Some(q) = h.requests.last_mut() {
-                        q.stream = Some(1);
+                        q.stream_id = 1;
                         if let Some(data) = c.upgrade_data.take() {
                             q.h2.get_or_insert_with(Default::default).data = data;
                         }
                     }
                     for a in h.responses.iter_mut().filter(|a| a.status == 101) {
-                        a.stream = Some(1);
+                        a.stream_id = 1;
                     }
                 }
                 h.requests.extend(mine.requests);
@@ -791,10 +792,10 @@ impl Conn {
         r.requests.push(HttpRequest {
             method: WireBytes::new(p.method.unwrap_or_default()),
             path: WireBytes::new(p.path.unwrap_or_default()),
-            version: Some("HTTP/2"),
+            ver: Some(Version::Http2),
             host: p.authority.map(WireBytes::new),
             headers,
-            stream: Some(stream),
+            stream_id: stream,
             h2: Some(Box::new(H2Request {
                 unknown_fields: unknown,
                 grpc,
@@ -853,11 +854,11 @@ impl Conn {
         let i = self.report.responses.len();
         first_capacity(&mut self.report.responses, self.cfg.max_messages);
         self.report.responses.push(HttpResponse {
-            version: Some("HTTP/2"),
+            ver: Some(Version::Http2),
             status,
             reason: WireBytes::default(),
             headers,
-            stream: Some(stream),
+            stream_id: stream,
             // Boxed only when there is something to box (trailers, unknown fields): without
             // them the report reads the same (`HttpResponse::trailers`), and most responses
             // have neither: one malloc and one cold block fewer a response (figures: `Stream`).

@@ -64,12 +64,35 @@ impl Conn {
     }
 }
 
+/// Buffers [`redacted`] writes a block into before it is stored, reused from block to block:
+/// fresh ones each time were fresh lines of the allocator's page each time (one L2 write miss
+/// per line written, before the stored copy's own). `bench/misses` cycles~ 30 MB slices:
+/// default 74.75 -> 74.69 M (L2 misses -1.7 k), mesh 79.09 -> 78.92 M (L2 -3.4 k).
+#[derive(Default)]
+struct Scratch {
+    text: Vec<u8>,
+    ends: Vec<[u32; 2]>,
+    dirty: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// The block's text as decoded with every secret value (credential header or never-indexed
 /// field) replaced by its placeholder, the text between secrets copied at once; `p` reads the
 /// other fields. Field by field through `ExactHeadersBuilder`, which scans each field for
 /// escapes again, a field cost ~245 instructions (9M on the 100 MB mesh bench file, where
 /// one block in ten has an `authorization`).
 pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => redacted_into(list, p, &mut s),
+        // Not reentrant; were it ever, fresh buffers.
+        Err(_) => redacted_into(list, p, &mut Scratch::default()),
+    })
+}
+
+fn redacted_into<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>, s: &mut Scratch) -> Headers {
     use crate::sanitize::{json_scan, NAME_VALUE};
     let text = list.json_text();
     let secret = |f: &Field<'_>| f.never_indexed || f.class.secret;
@@ -77,9 +100,12 @@ pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers 
         .iter()
         .filter(secret)
         .fold(text.len(), |n, f| n - f.value.len() + placeholder_len(f.value.len()));
-    let mut out = Vec::with_capacity(len);
-    let mut ends = Vec::with_capacity(list.len());
-    let mut dirty = Vec::new();
+    let Scratch { text: out, ends, dirty } = s;
+    out.clear();
+    ends.clear();
+    dirty.clear();
+    out.reserve(len);
+    ends.reserve(list.len());
     let mut marks = 0;
     // `text[..copied]` is in `out`; the text after it moves by `out.len() - copied`.
     let mut copied = 0usize;
@@ -105,5 +131,5 @@ pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers 
     }
     out.extend_from_slice(&text[copied..]);
     let n_dirty = dirty.len();
-    Headers::from_json_text(&out, ends.into_iter(), (dirty.into_iter(), n_dirty), marks)
+    Headers::from_json_text(out, ends.iter().copied(), (dirty.iter().copied(), n_dirty), marks)
 }
