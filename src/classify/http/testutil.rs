@@ -2,6 +2,7 @@
 //! views of its report.
 
 use super::*;
+use crate::sanitize::Headers;
 
 pub(super) fn cfg() -> HttpConfig {
     HttpConfig { show_secrets: false, max_header_bytes: 64 * 1024, max_messages: 100, lean_headers: false }
