@@ -501,7 +501,10 @@ impl MeshBook {
         });
         let new_server = || {
             let name = crate::record::EndpointText::new(r.server).as_str().to_string();
-            (r.server, ServerVerdict { name, service: service.map(str::to_string), leg, ..Default::default() })
+            (
+                r.server,
+                ServerVerdict { name, service: service.map(str::to_string), leg, ..Default::default() },
+            )
         };
         let is_leg = leg.in_pod();
         self.ambient_seen |= leg.mode() == Some(crate::classify::istio::Mode::Ambient);
