@@ -199,7 +199,9 @@ pub(crate) fn parse_alpn(offered: &[&[u8]]) -> Option<IstioAlpn> {
     // (bench/misses cycles~: mesh 30 MB 87.4 -> 87.2 M, default 30 MB 81.9 -> 81.7 M).
     //
     // A list of Istio's own names only (what sidecars offer, a few lists in a mesh) is shared
-    // from a memo keyed by their indices: a `Vec` per sidecar TLS flow was an allocation.
+    // from a memo keyed by their indices: a `Vec` per sidecar TLS flow was an allocation,
+    // written at its end and read cold when rendered. bench/misses one thread, cycles~:
+    // default 30 MB 70.28 -> 69.74 M, mesh 30 MB 75.18 -> 74.69 M.
     let istio = || offered.iter().filter(|a| **a == b"istio" || a.starts_with(b"istio-"));
     let build = || -> AlpnTokens {
         istio()
@@ -294,8 +296,7 @@ impl IstioReport {
     }
 }
 
-/// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value);
-/// `None` when there are none.
+/// [`report_into`], returned (tests).
 #[cfg(test)]
 pub(crate) fn report<'a>(
     leg: Leg,
@@ -310,9 +311,11 @@ pub(crate) fn report<'a>(
     out
 }
 
-/// [`report`] written into `out` (the flow's report, in its box), `None` when there are none;
-/// returns the facts written. Returned by value, the ~420 bytes were copied
-/// twice more on their way into the box (here, then `mesh::facts`).
+/// Istio facts from a flow's SNI, ALPN offer, server port and HTTP headers (name, value),
+/// written into `out` (the flow's report, in its box), `None` when there are none; returns the
+/// facts written. Returned by value, the ~420 bytes were copied
+/// twice more on their way into the box (here, then `mesh::facts`). bench/misses one thread,
+/// cycles~: default 30 MB 70.39 -> 70.28 M, mesh 30 MB 75.36 -> 75.18 M.
 pub(crate) fn report_into<'r, 'a>(
     out: &'r mut Option<IstioReport>,
     leg: Leg,
