@@ -417,40 +417,41 @@ impl FlowReport {
         let p = b.as_mut_ptr();
         // SAFETY: `fill!` writes every field of the `FlowReport` at `p` (its own pattern lists
         // them all: a field left out does not compile), in memory allocated for one, so the box
-        // is initialised after it (the test `boxed_reports_equal_reports_built_by_value` builds
-        // reports with and without each optional part).
+        // is initialised after it (the test
+        // `boxed_reports_hold_every_field_with_and_without_each_optional_part` builds reports
+        // with and without each optional part).
         unsafe {
             fill!(p, {
-            istio: Absent,
-            event: Event::Ended,
-            id: meta.order,
-            source: Arc::clone(source),
-            client: meta.endpoints[ci],
-            server: meta.endpoints[si],
-            original_dst: meta.original_dst,
-            proxy_protocol: c.proxy,
-            client_by: client_by,
-            on_loopback: match meta.link {
-                crate::decode::Link::Unknown => None,
-                l => Some(l != crate::decode::Link::Device),
-            },
-            loopback_certain: meta.link == crate::decode::Link::Loopback,
-            first_ts: meta.first_ts,
-            last_ts: meta.last_ts,
-            nanos: nanos,
-            duration: ((meta.last_ts.as_f64() - meta.first_ts.as_f64()).max(0.0) * 1e6).round() / 1e6,
-            packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
-            bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
-            protocol: c.protocol,
-            tls: Optional(c.tls),
-            http: Optional(c.http),
-            h2c: c.h2c,
-            preview: Optional(preview),
-            end: meta.end,
-            reset_by: reset_by,
-            flags: flags,
-            warnings: c.warnings,
-            from_sidecar: false,
+                istio: Absent,
+                event: Event::Ended,
+                id: meta.order,
+                source: Arc::clone(source),
+                client: meta.endpoints[ci],
+                server: meta.endpoints[si],
+                original_dst: meta.original_dst,
+                proxy_protocol: c.proxy,
+                client_by: client_by,
+                on_loopback: match meta.link {
+                    crate::decode::Link::Unknown => None,
+                    l => Some(l != crate::decode::Link::Device),
+                },
+                loopback_certain: meta.link == crate::decode::Link::Loopback,
+                first_ts: meta.first_ts,
+                last_ts: meta.last_ts,
+                nanos: nanos,
+                duration: ((meta.last_ts.as_f64() - meta.first_ts.as_f64()).max(0.0) * 1e6).round() / 1e6,
+                packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
+                bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
+                protocol: c.protocol,
+                tls: Optional(c.tls),
+                http: Optional(c.http),
+                h2c: c.h2c,
+                preview: Optional(preview),
+                end: meta.end,
+                reset_by: reset_by,
+                flags: flags,
+                warnings: c.warnings,
+                from_sidecar: false,
             });
             b.assume_init()
         }
