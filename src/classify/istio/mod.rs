@@ -1,8 +1,9 @@
 //! Istio's own signals on the wire, read from the TLS and HTTP facts: the SNI Envoy sets for
 //! mesh traffic (`outbound_.<port>_.<subset>_.<fqdn>`), the ALPN tokens sidecars offer
 //! (`istio-peer-exchange`, `istio`, `istio-http/1.0`, `istio-http/1.1`, `istio-h2`), and the
-//! well-known Istio ports. Pure functions over strings and numbers; the only state is a per-thread
-//! memo of the last peer-metadata and XFCC values decoded (`Memo`).
+//! well-known Istio ports. Pure functions over strings and numbers; the only state is per-thread
+//! memos of what was decoded last (SNIs and SPIFFE ids, peer-metadata and XFCC values: `NameMemo`,
+//! `Memo`; lists of Istio's own ALPN names: `ALPN_LISTS`).
 
 mod names;
 mod peer_metadata;
