@@ -774,6 +774,21 @@ mod tests {
     }
 
     #[test]
+    fn http1_lists_grow_once_to_thirty_two_then_double() {
+        // (requests pushed, max_messages) -> capacity after the last push.
+        for (n, max, want) in
+            [(8, 1000, 8), (9, 1000, 32), (32, 1000, 32), (33, 1000, 64), (9, 10, 10), (10, 10, 10)]
+        {
+            let mut h = HttpSession::new(HttpConfig { max_messages: max, ..cfg() });
+            for _ in 0..n {
+                assert_eq!(h.feed(Side::A, b"GET / HTTP/1.1\r\n\r\n"), HttpFeed::More);
+            }
+            let r = &h.report.requests;
+            assert_eq!((r.len(), r.capacity()), (n.min(max), want), "{n} requests, max {max}");
+        }
+    }
+
+    #[test]
     fn warnings_are_bounded_per_session() {
         let mut h = HttpSession::new(cfg());
         let mut total = 0;
