@@ -714,7 +714,7 @@ const FIRST_MESSAGES: usize = 8;
 /// ~2.7 M cycles~ on the mesh file). Later grows double, so the slack of long flows stays as
 /// `Vec`'s. `bench/misses` one thread, 100 MB files, cycles~: default 219.247 -> 218.797 M,
 /// mesh 292.247 -> 290.798 M (L2 misses 2.647 -> 2.613 M); max RSS (mesh 1 GB, one thread)
-/// 55.3 -> 56.0 MB. Tried and left: 16 first (default 218.55, mesh 291.34 M, RSS 56.2 MB); 16
+/// 55.3 -> 56.0-56.2 MB. Tried and left: 16 first (default 218.55, mesh 291.34 M, RSS 56.2 MB); 16
 /// first and x4 at every grow (218.44, 290.66 M, RSS 57.6 MB); x4 at every grow (218.84,
 /// 290.73 M, RSS 56.1 MB); x3 at the first grow (218.86, 291.49 M, RSS 56.0 MB).
 const FIRST_GROWN_MESSAGES: usize = 4 * FIRST_MESSAGES;
