@@ -567,7 +567,7 @@ mod tests {
                 warnings: vec!["w".to_string()],
             };
             let r = FlowReport::build_boxed(meta, c, &"s.pcap".into(), true);
-            let tls_facts = r.tls.as_ref().map(|t| (t.mtls, t.mtls_reason.as_str()));
+            let tls_facts = r.tls.as_ref().map(|t| (t.mtls, &*t.mtls_reason));
             assert_eq!(tls_facts, tls.then_some((MtlsVerdict::Likely, "r")));
             assert_eq!(r.http.as_ref().map(|h| h.requests_total), http.then_some(3));
             let preview = r.preview.as_ref().map(|p| (p.client.as_bytes(), p.server.as_bytes()));
