@@ -9,6 +9,8 @@
 use crate::classify::http::HttpReport;
 use crate::classify::istio::IstioReport;
 use crate::classify::proxy::ProxyHeader;
+#[cfg(test)]
+use crate::classify::tls::TlsPart;
 use crate::classify::tls::TlsReport;
 use crate::classify::{Classified, H2cVia, Protocol};
 use crate::flow::client::{decide_client, ClientBy};
@@ -351,7 +353,7 @@ impl FlowReport {
     ) -> FlowReport {
         let c = Classified {
             protocol,
-            tls,
+            tls: tls.map(|t| TlsPart::Report(Box::new(t))),
             http,
             h2c: None,
             proxy: None,
@@ -443,7 +445,7 @@ impl FlowReport {
                 packets: PerRole { client: meta.packets[ci], server: meta.packets[si] },
                 bytes: PerRole { client: meta.bytes[ci], server: meta.bytes[si] },
                 protocol: c.protocol,
-                tls: Optional(c.tls),
+                tls: Absent, // written below, in place
                 http: Optional(c.http),
                 h2c: c.h2c,
                 preview: Optional(preview),
@@ -453,7 +455,11 @@ impl FlowReport {
                 warnings: c.warnings,
                 from_sidecar: false,
             });
-            b.assume_init()
+            let mut r = b.assume_init();
+            if let Some(w) = c.tls.and_then(|t| t.write_into(&mut r.tls)) {
+                r.warnings.push(w);
+            }
+            r
         }
     }
 
@@ -554,10 +560,12 @@ mod tests {
             let protocol = if unknown { Protocol::Unknown } else { Protocol::Tls };
             let c = Classified {
                 protocol,
-                tls: tls.then(|| TlsReport {
-                    mtls: MtlsVerdict::Likely,
-                    mtls_reason: "r".into(),
-                    ..Default::default()
+                tls: tls.then(|| {
+                    TlsPart::Report(Box::new(TlsReport {
+                        mtls: MtlsVerdict::Likely,
+                        mtls_reason: "r".into(),
+                        ..Default::default()
+                    }))
                 }),
                 http: http.then(|| HttpReport { requests_total: 3, ..Default::default() }),
                 h2c: None,

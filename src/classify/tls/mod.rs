@@ -44,7 +44,7 @@ mod verdict;
 use names::{alert_description, is_tls13, ALERT_FATAL, ALERT_WARNING, VERSION_TLS12};
 pub(crate) use names::{cipher_name, version_name};
 pub(crate) use records::{find_client_hello, is_record_header, probe, resync, Resync};
-pub(crate) use report::{EncryptedRecords, OfferedVersions};
+pub(crate) use report::{EncryptedRecords, OfferedVersions, TlsPart};
 
 /// Largest TLS record body accepted (2^14 + 2048, RFC 5246 §6.2.3).
 pub(crate) const MAX_RECORD: usize = 16384 + 2048;
@@ -744,10 +744,15 @@ impl TlsSession {
         r
     }
 
-    /// The same facts, with the certificates and names moved out of a session that is over.
-    pub(crate) fn into_report(mut self, client: Side) -> TlsReport {
-        let mut r = TlsReport::default();
-        let client = self.partial_report(client, &mut r);
+    /// The same facts, with the certificates and names moved out of a session that is over,
+    /// written into `out` (the flow report's, in its box: see [`TlsPart`]); returns them.
+    pub(crate) fn report_into<'r>(
+        &mut self,
+        client: Side,
+        out: &'r mut Option<TlsReport>,
+    ) -> &'r mut TlsReport {
+        let r = out.insert(TlsReport::default());
+        let client = self.partial_report(client, r);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
         if let Some(ch) = &mut self.ch {
