@@ -30,7 +30,7 @@ use crate::flow::StreamSink;
 use crate::wire::{Feed, Probe, Side, Timestamp};
 use http::h2::session::H2Session;
 use http::{HttpConfig, HttpFeed, HttpReport, HttpSession, SwitchTo};
-use tls::{TlsLimits, TlsReport, TlsSession};
+use tls::{TlsLimits, TlsPart, TlsSession};
 use tunnel::Tunnel;
 
 /// Bytes kept while a side's first message is too short to tell its protocol.
@@ -196,8 +196,8 @@ impl XfccSeen {
 pub struct Classified {
     /// What the flow carries.
     pub(crate) protocol: Protocol,
-    /// TLS facts, when TLS was seen.
-    pub(crate) tls: Option<TlsReport>,
+    /// TLS facts, when TLS was seen (an ended flow's written into its report's box).
+    pub(crate) tls: Option<TlsPart>,
     /// HTTP/1 facts, when HTTP was seen.
     pub(crate) http: Option<HttpReport>,
     /// How h2c was recognised.
@@ -703,10 +703,8 @@ impl FlowClassifier {
             self.warnings.extend(warnings);
             http = Some(report);
         }
-        let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| t.into_report(client));
-        if let Some(w) = tls.as_ref().and_then(|t| t.inference_disagreement()) {
-            self.warnings.push(w);
-        }
+        // The report is made where it is kept: `FlowReport::build_boxed` (see `TlsPart`).
+        let tls = self.tls.take().filter(|t| t.saw_tls()).map(|t| TlsPart::Ended(t, client));
         self.classified(http, tls, hint)
     }
 
@@ -716,14 +714,15 @@ impl FlowClassifier {
         if let Some(h2) = &self.h2 {
             http = Some(h2.report(client, http));
         }
-        let tls = self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| t.finish(client));
+        let tls =
+            self.tls.as_ref().filter(|t| t.saw_tls()).map(|t| TlsPart::Report(Box::new(t.finish(client))));
         self.classified(http, tls, self.client_hint())
     }
 
     fn classified(
         &self,
         http: Option<HttpReport>,
-        tls: Option<TlsReport>,
+        tls: Option<TlsPart>,
         client_hint: Option<(Side, ClientBy)>,
     ) -> Classified {
         let protocol = if tls.is_some() {

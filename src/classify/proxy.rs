@@ -531,7 +531,7 @@ mod tests {
 
             let r = classify(&v2h, b"", step);
             assert_eq!(r.protocol, Protocol::Tls, "step {step}");
-            assert_eq!(r.tls.unwrap().sni.unwrap().as_bytes(), b"behind.v2.test");
+            assert_eq!(r.tls.unwrap().into_report().sni.unwrap().as_bytes(), b"behind.v2.test");
             assert_eq!(r.proxy.unwrap().identity(), Some("spiffe://td/ns/a/sa/b"));
         }
         // A header followed by a request line longer than what the probe buffer had left.
@@ -567,7 +567,7 @@ mod tests {
         c.data(Side::A, &client_hello(b"after.gap.test"), ts);
         let r = c.finish(Side::A);
         assert_eq!((r.protocol, r.proxy), (Protocol::Tls, None));
-        assert_eq!(r.tls.unwrap().sni.unwrap().as_bytes(), b"after.gap.test");
+        assert_eq!(r.tls.unwrap().into_report().sni.unwrap().as_bytes(), b"after.gap.test");
         assert_eq!(r.warnings, ["proxy: a PROXY header cut by missing bytes"]);
     }
 

@@ -105,7 +105,7 @@ mod tests {
         c.data(Side::A, &client[client.len() / 2..], ts);
         let r = c.finish(Side::A);
         assert_eq!(r.protocol, Protocol::Tls);
-        let t = r.tls.unwrap();
+        let t = r.tls.unwrap().into_report();
         assert_eq!(t.alpn_selected.unwrap().as_bytes(), b"istio-peer-exchange");
         let h = r.http.unwrap();
         assert_eq!(h.requests[0].path.as_bytes(), b"/behind-mx");

@@ -132,7 +132,7 @@ fn hbone_shape(t: &crate::classify::tls::TlsReport) -> Option<String> {
         let a: Vec<String> = t.alpn_offered.iter().map(|a| a.to_json_text()).collect();
         odd.push(format!("ALPN [{}]", a.join(",")));
     }
-    if t.versions_offered.iter().any(|v| v != "TLS 1.3") {
+    if t.versions_offered.names().any(|v| v != "TLS 1.3") {
         odd.push(format!("versions {}", t.versions_offered.join(",")));
     }
     (!odd.is_empty()).then(|| {

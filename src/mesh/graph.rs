@@ -133,7 +133,7 @@ impl Flow {
             last_ts: Some(f.last_ts),
             protocol: Some(f.protocol),
             mtls: tls.map(|t| t.mtls),
-            mtls_reason: tls.map(|t| t.mtls_reason.clone()),
+            mtls_reason: tls.map(|t| t.mtls_reason.to_string()),
             proven_by_keylog: tls.is_some_and(|t| t.confirmed_by == Some(Confirmation::KeyLog)),
             tls_version: tls.and_then(|t| t.version.as_deref().map(str::to_string)),
             handshake_failed: f.flags.contains(Flag::HandshakeFailed),

@@ -72,7 +72,7 @@ impl XfccLegs {
         let confirmation =
             Confirmation::Xfcc { port: server_port, clients: uris.iter().map(|u| u.to_string()).collect() };
         t.mtls = MtlsVerdict::Yes;
-        t.mtls_reason.push_str(&confirmation.reason());
+        t.mtls_reason.to_mut().push_str(&confirmation.reason());
         t.confirmed_by = Some(confirmation);
         if uris.len() == 1 {
             let istio = f.istio.get_or_insert_with(|| IstioReport::empty(Leg::PodNetwork));

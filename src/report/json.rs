@@ -184,8 +184,8 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
     j.key(key!("version")).tls_name(t.version.as_deref());
     j.lit(key!("legacy_version")).tls_name(t.legacy_version.as_deref());
     j.lit(key!("versions_offered")).open(b'[');
-    for v in &t.versions_offered {
-        j.tls_name(Some(v));
+    for v in t.versions_offered.names() {
+        j.tls_name(Some(&v));
     }
     j.close(b']');
     j.lit(key!("sni")).opt_wire(t.sni.as_ref());
@@ -224,7 +224,7 @@ fn tls(j: &mut Json<'_>, t: &TlsReport) {
         j.close(b'}');
     });
     j.lit(key!("client_encrypted_records")).open(b'[');
-    for &n in &t.client_encrypted_records {
+    for &n in t.client_encrypted_records.iter() {
         j.u64(n.into());
     }
     j.close(b']');

@@ -349,7 +349,7 @@ fn to_report(f: &Flow) -> FlowReport {
     let tls = f.mtls.map(|mtls| TlsReport {
         version: f.tls_version.clone().map(std::borrow::Cow::Owned),
         mtls,
-        mtls_reason: f.mtls_reason.clone().unwrap_or_default(),
+        mtls_reason: f.mtls_reason.clone().unwrap_or_default().into(),
         confirmed_by: f.proven_by_keylog.then_some(Confirmation::KeyLog),
         alerts: f
             .fatal_alert

@@ -36,6 +36,7 @@ pub mod decrypt;
 mod hello;
 mod names;
 mod records;
+mod report;
 #[cfg(test)]
 mod testutil;
 mod verdict;
@@ -43,6 +44,7 @@ mod verdict;
 use names::{alert_description, is_tls13, ALERT_FATAL, ALERT_WARNING, VERSION_TLS12};
 pub(crate) use names::{cipher_name, version_name};
 pub(crate) use records::{find_client_hello, is_record_header, probe, resync, Resync};
+pub(crate) use report::{EncryptedRecords, OfferedVersions, TlsPart};
 
 /// Largest TLS record body accepted (2^14 + 2048, RFC 5246 §6.2.3).
 pub(crate) const MAX_RECORD: usize = 16384 + 2048;
@@ -182,9 +184,9 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// The mTLS reason: `refused by the server: handshake_failure alert (no ServerHello)`.
-    pub(crate) fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> Cow<'static, str> {
         match self {
-            Refusal::Alert(d) => format!("refused by the server: {d} alert (no ServerHello)"),
+            Refusal::Alert(d) => format!("refused by the server: {d} alert (no ServerHello)").into(),
             Refusal::Reset => {
                 "refused by the server: connection reset after the ClientHello (no ServerHello)".into()
             }
@@ -240,7 +242,7 @@ pub struct TlsReport {
     /// legacy_version of the first ClientHello.
     pub(crate) legacy_version: Option<Cow<'static, str>>,
     /// supported_versions of the first ClientHello (GREASE skipped), or its legacy_version.
-    pub(crate) versions_offered: Vec<Cow<'static, str>>,
+    pub(crate) versions_offered: OfferedVersions,
     /// SNI host name of the first ClientHello.
     pub(crate) sni: Option<WireBytes>,
     /// ALPN protocols offered in the first ClientHello, in order.
@@ -265,14 +267,14 @@ pub struct TlsReport {
     pub(crate) client_cert_empty: bool,
     /// mTLS verdict.
     pub(crate) mtls: MtlsVerdict,
-    /// Evidence for the verdict, in words.
-    pub(crate) mtls_reason: String,
+    /// Evidence for the verdict, in words (most are fixed texts, borrowed).
+    pub(crate) mtls_reason: Cow<'static, str>,
     /// What upgraded a `likely` verdict to `yes` after the handshake (also said at the end of
     /// `mtls_reason`): set by the mesh stage.
     pub(crate) confirmed_by: Option<Confirmation>,
     /// TLS 1.3: lengths of the client's first encrypted (application_data) records after its
     /// ClientHello, at most 4; the first one holds its handshake flight.
-    pub(crate) client_encrypted_records: Vec<u16>,
+    pub(crate) client_encrypted_records: EncryptedRecords,
     /// The first ClientHello used the SSLv2 record format.
     pub(crate) sslv2_client_hello: bool,
     /// The server refused the handshake (fatal alert or reset before its ServerHello); also in
@@ -284,7 +286,7 @@ pub struct TlsReport {
     /// Decryption with the key log (`--keylog`): None without one.
     pub(crate) decryption: Option<decrypt::DecryptionReport>,
     /// TLS 1.3 with the key log: the record-size inference that the decrypted verdict replaced.
-    pub(crate) mtls_inferred: Option<(MtlsVerdict, String)>,
+    pub(crate) mtls_inferred: Option<(MtlsVerdict, Cow<'static, str>)>,
     /// JA4, JA4 raw, JA3 and the JA3 string of the first ClientHello
     /// (src/classify/fingerprint.rs), with their JSON text; None without a whole, well-formed
     /// TLS ClientHello (SSLv2-format hellos have none).
@@ -742,10 +744,15 @@ impl TlsSession {
         r
     }
 
-    /// The same facts, with the certificates and names moved out of a session that is over.
-    pub(crate) fn into_report(mut self, client: Side) -> TlsReport {
-        let mut r = TlsReport::default();
-        let client = self.partial_report(client, &mut r);
+    /// The same facts, with the certificates and names moved out of a session that is over,
+    /// written into `out` (the flow report's, in its box: see [`TlsPart`]); returns them.
+    pub(crate) fn report_into<'r>(
+        &mut self,
+        client: Side,
+        out: &'r mut Option<TlsReport>,
+    ) -> &'r mut TlsReport {
+        let r = out.insert(TlsReport::default());
+        let client = self.partial_report(client, r);
         r.server_certs = std::mem::take(&mut self.sides[client.other().idx()].certs);
         r.client_certs = std::mem::take(&mut self.sides[client.idx()].certs);
         if let Some(ch) = &mut self.ch {
@@ -776,13 +783,14 @@ impl TlsSession {
         r.client_chain = chain(cs, Role::Client);
         if let Some(ch) = &self.ch {
             r.legacy_version = Some(version_name(ch.legacy));
-            r.versions_offered = if ch.versions.as_slice().is_empty() && self.cut_hello {
-                Vec::new() // supported_versions may be in the part that was not captured
-            } else if ch.versions.as_slice().is_empty() {
-                vec![version_name(ch.legacy)]
-            } else {
-                ch.versions.as_slice().iter().map(|&v| version_name(v)).collect()
-            };
+            r.versions_offered =
+                OfferedVersions::new(if ch.versions.as_slice().is_empty() && self.cut_hello {
+                    Versions::default() // supported_versions may be in the part that was not captured
+                } else if ch.versions.as_slice().is_empty() {
+                    Versions::new(std::iter::once(ch.legacy))
+                } else {
+                    ch.versions.clone()
+                });
             r.sslv2_client_hello = ch.sslv2;
         }
         let mut negotiated = self.hrr_version;
@@ -815,7 +823,7 @@ impl TlsSession {
             })
             .collect();
         if negotiated.is_some_and(is_tls13) {
-            r.client_encrypted_records = cs.tail.lens[..cs.tail.n as usize].to_vec();
+            r.client_encrypted_records = EncryptedRecords::new(cs.tail.lens, cs.tail.n);
         }
         let (mtls, reason) = self.verdict(negotiated, r.resumption.is_some(), cs, ss);
         r.mtls = mtls;
@@ -844,7 +852,7 @@ impl TlsSession {
             // A cleartext fatal alert ends the handshake: whatever was sent, no session followed.
             let text =
                 format!("; the handshake failed ({} alert from the {})", a.description, a.from.as_str());
-            r.mtls_reason.push_str(&text);
+            r.mtls_reason.to_mut().push_str(&text);
         }
         client
     }
@@ -937,9 +945,10 @@ mod tests {
             assert_eq!(r.cipher.as_deref(), Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
             assert!(r.client_cert_requested && r.client_cert_empty);
             assert_eq!(
-                (r.mtls.as_str(), r.mtls_reason.as_str()),
+                (r.mtls.as_str(), &*r.mtls_reason),
                 ("no", "client certificate requested but the client sent none")
             );
+            assert!(matches!(r.mtls_reason, Cow::Borrowed(_)), "a fixed reason is not allocated");
         }
     }
 
@@ -947,20 +956,20 @@ mod tests {
     fn a_proven_verdict_that_contradicts_the_inference_is_a_warning() {
         let mut r = TlsReport { mtls: MtlsVerdict::Yes, ..TlsReport::default() };
         assert_eq!(r.inference_disagreement(), None, "no key log: nothing to compare");
-        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        r.mtls_inferred = Some((MtlsVerdict::Likely, Cow::default()));
         assert_eq!(r.inference_disagreement(), None);
-        r.mtls_inferred = Some((MtlsVerdict::Unlikely, String::new()));
+        r.mtls_inferred = Some((MtlsVerdict::Unlikely, Cow::default()));
         assert_eq!(
             r.inference_disagreement().as_deref(),
             Some("tls: the record-size inference (unlikely) disagrees with the decrypted handshake (yes)")
         );
         r.mtls = MtlsVerdict::No;
-        r.mtls_inferred = Some((MtlsVerdict::Likely, String::new()));
+        r.mtls_inferred = Some((MtlsVerdict::Likely, Cow::default()));
         assert!(r
             .inference_disagreement()
             .unwrap()
             .contains("(likely) disagrees with the decrypted handshake (no)"));
-        r.mtls_inferred = Some((MtlsVerdict::Unknown, String::new()));
+        r.mtls_inferred = Some((MtlsVerdict::Unknown, Cow::default()));
         assert_eq!(r.inference_disagreement(), None, "unknown contradicts nothing");
     }
 

@@ -644,7 +644,7 @@ mod tests {
         // Done right after the 4th record's header (6 + 3 full records + its 5 header bytes).
         assert_eq!(first_done, 6 + (5 + 487) + (5 + 96) + (5 + 53) + 5 - 1);
         let r = t.finish(Side::A);
-        assert_eq!(r.client_encrypted_records, [487, 96, 53, 300]);
+        assert_eq!(r.client_encrypted_records[..], [487, 96, 53, 300]);
         assert_eq!(r.mtls.as_str(), "likely");
 
         let mut t = TlsSession::new(limits());
@@ -789,10 +789,7 @@ mod tests {
         );
         let r = t.finish(Side::A);
         assert!(r.server_certs.is_empty());
-        assert_eq!(
-            (r.mtls.as_str(), r.mtls_reason.as_str()),
-            ("no", "server did not request a client certificate")
-        );
+        assert_eq!((r.mtls.as_str(), &*r.mtls_reason), ("no", "server did not request a client certificate"));
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! report time and may run more than once (a live flow's `classified` event, then its end).
 
 use super::names::{is_tls13, TLS_AES_128_CCM_8_SHA256, TLS_AES_256_GCM_SHA384, VERSION_SSL2};
+use std::borrow::Cow;
+
 use super::{MtlsVerdict, Resumption, ServerHello, SideTls, TlsSession, CERT_FLIGHT_MIN_EXTRA, TAIL_RECORDS};
+
+/// A verdict and its reason in words (most reasons are fixed texts, borrowed).
+pub(super) type Verdict = (MtlsVerdict, Cow<'static, str>);
 
 /// What the TLS 1.3 verdict rests on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,14 +75,16 @@ impl Tls13Evidence {
 
     /// The reason in words: `TLS 1.3: client's first encrypted records 69, 23, 19 bytes; the
     /// first (69) is a Finished alone: no client certificate was sent`.
-    pub(super) fn reason(self) -> String {
+    pub(super) fn reason(self) -> Cow<'static, str> {
         let (records, n, fin_rec, reading) = match self {
             Tls13Evidence::Resumed => {
                 return "TLS 1.3 session resumption (PSK): no certificates in this handshake; the client was authenticated, if at all, in the handshake that made the session".into();
             }
-            Tls13Evidence::FlightNotSeen { lost } => {
-                let why = if lost { "lost in a capture gap" } else { "not seen" };
-                return format!("TLS 1.3: the client's encrypted flight was {why}");
+            Tls13Evidence::FlightNotSeen { lost: true } => {
+                return "TLS 1.3: the client's encrypted flight was lost in a capture gap".into();
+            }
+            Tls13Evidence::FlightNotSeen { lost: false } => {
+                return "TLS 1.3: the client's encrypted flight was not seen".into();
             }
             Tls13Evidence::Flight { records, n, finished_record, reading } => {
                 (records, n, finished_record, reading)
@@ -106,13 +113,13 @@ impl Tls13Evidence {
                 text.push_str(
                     ") is an empty Certificate: a certificate was requested and the client sent none",
                 );
-                return text;
+                return text.into();
             }
             FlightReading::NoFinished => {
                 text.push_str("no Finished (");
                 push_decimal(&mut text, fin_rec);
                 text.push_str(") among them and the first is too small to hold a certificate");
-                return text;
+                return text.into();
             }
             FlightReading::Flight { k, extra } => (k, extra),
         };
@@ -144,7 +151,7 @@ impl Tls13Evidence {
                 });
             }
         }
-        text
+        text.into()
     }
 }
 
@@ -199,10 +206,10 @@ impl TlsSession {
         resumed: bool,
         client: &SideTls,
         server: &SideTls,
-    ) -> (MtlsVerdict, String) {
+    ) -> Verdict {
         use MtlsVerdict::{No, Unknown, Yes};
         if let Some(c) = client.certs.first() {
-            return (Yes, client_cert_reason(c, ""));
+            return (Yes, client_cert_reason(c, "").into());
         }
         if self.cut_hello {
             return (
@@ -256,28 +263,29 @@ impl TlsSession {
         client_side: crate::wire::Side,
         client: &SideTls,
         server: &SideTls,
-    ) -> Option<((MtlsVerdict, String), (MtlsVerdict, String))> {
+    ) -> Option<(Verdict, Verdict)> {
         const PROOF: &str = "; proven with the key log";
         let client_done = self.dec_finished(client_side);
         let server_done = self.dec_finished(client_side.other());
         let proven = if let Some(c) = client.certs.first() {
-            (MtlsVerdict::Yes, client_cert_reason(c, PROOF))
+            (MtlsVerdict::Yes, client_cert_reason(c, PROOF).into())
         } else if server.cert_request && client.cert_empty {
             (
                 MtlsVerdict::No,
-                format!("client certificate requested but the client sent an empty Certificate{PROOF}"),
+                format!("client certificate requested but the client sent an empty Certificate{PROOF}")
+                    .into(),
             )
         } else if server_done && !server.cert_request && resumed {
             (
                 MtlsVerdict::Unknown,
-                format!("TLS 1.3 session resumption (PSK): no certificates in this handshake (decrypted), the client was authenticated, if at all, in the handshake that made the session{PROOF}"),
+                format!("TLS 1.3 session resumption (PSK): no certificates in this handshake (decrypted), the client was authenticated, if at all, in the handshake that made the session{PROOF}").into(),
             )
         } else if server_done && !server.cert_request {
-            (MtlsVerdict::No, format!("server did not request a client certificate{PROOF}"))
+            (MtlsVerdict::No, format!("server did not request a client certificate{PROOF}").into())
         } else if client_done && server.cert_request && !client.cert_msg {
             (
                 MtlsVerdict::No,
-                format!("client certificate requested; the client's flight had no Certificate{PROOF}"),
+                format!("client certificate requested; the client's flight had no Certificate{PROOF}").into(),
             )
         } else {
             return None;
@@ -394,15 +402,15 @@ mod tests {
         assert_eq!(r.sni.as_ref().unwrap().as_bytes(), b"reviews.example");
         assert_eq!(r.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(r.legacy_version.as_deref(), Some("TLS 1.2"));
-        assert_eq!(r.versions_offered, ["TLS 1.3"]);
+        assert_eq!(r.versions_offered.names().collect::<Vec<_>>(), ["TLS 1.3"]);
         assert_eq!(r.cipher.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
         let alpn: Vec<&[u8]> = r.alpn_offered.iter().map(|a| a.as_bytes()).collect();
         assert_eq!(alpn, [&b"h2"[..], b"http/1.1"]);
         assert!(r.alpn_selected.is_none() && r.server_certs.is_empty() && r.client_certs.is_empty());
         // openssl s_client without a certificate: its first encrypted record is a Finished alone.
-        assert_eq!(r.client_encrypted_records, [69, 23, 19]);
+        assert_eq!(r.client_encrypted_records[..], [69, 23, 19]);
         assert_eq!(
-            (r.mtls.as_str(), r.mtls_reason.as_str()),
+            (r.mtls.as_str(), &*r.mtls_reason),
             (
                 "unlikely",
                 "TLS 1.3: client's first encrypted records 69, 23, 19 bytes; the first (69) is a Finished alone: no client certificate was sent"
@@ -457,7 +465,7 @@ mod tests {
             let r = tls13_flight(*cipher, recs);
             assert_eq!(r.mtls.as_str(), *want, "{cipher:04x} {recs:?}: {}", r.mtls_reason);
             let kept: Vec<u16> = recs.iter().take(4).map(|&n| n as u16).collect();
-            assert_eq!(r.client_encrypted_records, kept);
+            assert_eq!(r.client_encrypted_records[..], kept);
         }
         let r = tls13_flight(0x1301, &[61]);
         assert_eq!(
@@ -492,7 +500,7 @@ mod tests {
         assert_eq!((r.alerts[0].from.as_str(), r.alerts[0].level.as_text().as_ref()), ("server", "fatal"));
         assert_eq!(r.alerts[0].description, "handshake_failure");
         assert_eq!(
-            (r.mtls.as_str(), r.mtls_reason.as_str()),
+            (r.mtls.as_str(), &*r.mtls_reason),
             ("unknown", "refused by the server: handshake_failure alert (no ServerHello)")
         );
         assert_eq!(r.refused, Some(Refusal::Alert("handshake_failure".into())));
@@ -543,7 +551,7 @@ mod tests {
             }
             let r = t.finish(Side::A);
             assert_eq!(
-                (r.refused.is_some(), r.mtls.as_str(), r.mtls_reason.as_str()),
+                (r.refused.is_some(), r.mtls.as_str(), &*r.mtls_reason),
                 (refused, "unknown", reason),
                 "case {i}"
             );
