@@ -12,14 +12,13 @@
 
 use super::FlowKey;
 use crate::wire::KeyedState;
-use std::hash::BuildHasher;
 
 /// Flow-keyed maps (see [`crate::wire::KeyedState`]).
 type FlowMap<V> = crate::wire::KeyedMap<FlowKey, V>;
 
 /// An IPv4 [`FlowKey`] in 12 bytes: both addresses, then the ports as in [`FlowKey::ports`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct V4Key([u32; 3]);
+pub(super) struct V4Key(pub(super) [u32; 3]);
 
 /// Hashed like its [`FlowKey`]: two words.
 impl std::hash::Hash for V4Key {
@@ -53,6 +52,12 @@ impl FlowIndex {
             None => self.v6.get(key).copied(),
         };
         slot.map(|i| i as usize)
+    }
+
+    /// [`FlowIndex::get`] of an IPv4 key (see [`FlowIndex::v4`]).
+    #[inline(always)]
+    pub(super) fn get_v4(&self, key: &V4Key) -> Option<usize> {
+        self.v4.get(key).map(|i| i as usize)
     }
 
     /// `slot` is below `u32::MAX`: [`super::FlowTable`] holds fewer flows than that.
@@ -104,7 +109,32 @@ pub(super) struct V4Index {
     /// A power of two long (or empty), every entry initialised.
     entries: Vec<Entry>,
     len: usize,
-    hasher: KeyedState,
+    hasher: V4Hasher,
+}
+
+/// The index's keyed hash: one 64 x 64 -> 128-bit multiply of the key's two words, each
+/// mixed with a random word, folded (foldhash's and wyhash's step). `ahash`'s `Hasher` took
+/// three such multiplies and its rounds for the same two words.
+#[derive(Clone, Copy)]
+struct V4Hasher([u64; 2]);
+
+impl Default for V4Hasher {
+    fn default() -> V4Hasher {
+        use std::hash::BuildHasher;
+        let keyed = KeyedState::default();
+        V4Hasher([keyed.hash_one(1u64), keyed.hash_one(2u64)])
+    }
+}
+
+impl V4Hasher {
+    #[inline(always)]
+    fn hash(&self, k: &V4Key) -> u64 {
+        let [lo, hi, ports] = k.0;
+        let a = (u64::from(lo) << 32 | u64::from(hi)) ^ self.0[0];
+        let b = u64::from(ports) ^ self.0[1];
+        let p = u128::from(a) * u128::from(b);
+        p as u64 ^ (p >> 64) as u64
+    }
 }
 
 /// Entries of a new index's first allocation (1 KiB).
@@ -113,7 +143,7 @@ const FIRST_CAPACITY: usize = 64;
 impl V4Index {
     #[inline(always)]
     fn home(&self, k: &V4Key) -> usize {
-        self.hasher.hash_one(k) as usize & (self.entries.len().wrapping_sub(1))
+        self.hasher.hash(k) as usize & (self.entries.len().wrapping_sub(1))
     }
 
     /// The entry holding `k`, if any.
