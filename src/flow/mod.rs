@@ -543,7 +543,9 @@ impl<S: StreamSink> FlowTable<S> {
             }
         }
         // Side A sent the flow's first packet. (The slot's first cache line, read next anyway.)
-        let side = |t: &Self, i: usize| Some((i, if src_lo == t.slots[i].as_ref()?.a_lo { Side::A } else { Side::B }));
+        let side = |t: &Self, i: usize| {
+            Some((i, if src_lo == t.slots[i].as_ref()?.a_lo { Side::A } else { Side::B }))
+        };
         if let Some(i) = slot {
             return side(self, i);
         }
@@ -946,7 +948,11 @@ mod tests {
                 let mut s = seg(true, ACK, 1, b"");
                 (s.src, s.dst, s.sport, s.dport) = (a.parse().unwrap(), b.parse().unwrap(), ap, bp);
                 let (k, lo) = key_from(s.src, ap, s.dst, bp);
-                assert_eq!(v4_key_of(&s), Some((index::FlowIndex::v4(&k).unwrap(), lo)), "{a}:{ap} -> {b}:{bp}");
+                assert_eq!(
+                    v4_key_of(&s),
+                    Some((index::FlowIndex::v4(&k).unwrap(), lo)),
+                    "{a}:{ap} -> {b}:{bp}"
+                );
             }
         }
         // With exact fields: 10.0.0.2:443 -> 10.0.0.1:40000 is the `hi` end.
