@@ -360,6 +360,21 @@ fn key_of(seg: &TcpSegment<'_>) -> (FlowKey, bool) {
     key_from(seg.src, seg.sport, seg.dst, seg.dport)
 }
 
+/// An IPv4 segment's key in the index's compact form ([`index::V4Key`]) and whether its sender
+/// is the key's `lo` end; `None` for IPv6. Each end as one number, address then port, compared
+/// once: the order of [`key_from`], so the same key (a test compares the two). Only this
+/// 12-byte key lives through the lookup (the 40-byte [`FlowKey`], kept in registers and on
+/// the stack across it, is made only for a new flow).
+#[inline(always)]
+fn v4_key_of(seg: &TcpSegment<'_>) -> Option<(index::V4Key, bool)> {
+    let (IpAddr::V4(a), IpAddr::V4(b)) = (seg.src, seg.dst) else { return None };
+    let x = u64::from(u32::from(a)) << 16 | u64::from(seg.sport);
+    let y = u64::from(u32::from(b)) << 16 | u64::from(seg.dport);
+    let (lo, hi) = (x.min(y), x.max(y));
+    let ports = (lo as u32 & 0xffff) << 16 | hi as u32 & 0xffff;
+    Some((index::V4Key([(lo >> 16) as u32, (hi >> 16) as u32, ports]), x <= y))
+}
+
 /// Where [`FlowTable::process`] put a segment.
 #[derive(Clone, Copy, Debug)]
 pub struct Processed {
@@ -508,9 +523,14 @@ impl<S: StreamSink> FlowTable<S> {
         new_sink: &mut dyn FnMut() -> S,
         ended: &mut dyn FnMut(FlowMeta, S),
     ) -> Option<(usize, Side)> {
-        let (key, src_lo) = key_of(seg);
+        let (mut slot, src_lo) = match v4_key_of(seg) {
+            Some((k, src_lo)) => (self.map.get_v4(&k), src_lo),
+            None => {
+                let (key, src_lo) = key_of(seg);
+                (self.map.get(&key), src_lo)
+            }
+        };
         let syn_only = seg.has(tcp_flags::SYN) && !seg.has(tcp_flags::ACK);
-        let mut slot = self.map.get(&key);
         if let (Some(i), true) = (slot, syn_only) {
             // A new SYN after FIN/RST (or with another ISN once data flowed) is a new connection.
             if let Some(f) = self.slots[i].as_ref() {
@@ -522,29 +542,29 @@ impl<S: StreamSink> FlowTable<S> {
                 }
             }
         }
-        if slot.is_none() {
-            let grave = std::hash::BuildHasher::hash_one(self.map.hasher(), key);
-            if let Some(&until) = self.tombstones.get(&grave) {
-                if !syn_only && ts.secs <= until {
-                    self.stats.late_packets += 1;
-                    return None;
-                }
-                self.tombstones.remove(&grave);
-            }
-        }
-        let i = match slot {
-            Some(i) => i,
-            None => {
-                // (At most `u32::MAX` flows: the index keeps slots as `u32`.)
-                if self.map.len() >= self.limits.max_flows.min(u32::MAX as usize) {
-                    self.evict(ended);
-                }
-                self.insert(key, src_lo, seg, ts, order, new_sink())
-            }
-        };
         // Side A sent the flow's first packet. (The slot's first cache line, read next anyway.)
-        let a_lo = self.slots[i].as_ref()?.a_lo;
-        Some((i, if src_lo == a_lo { Side::A } else { Side::B }))
+        let side = |t: &Self, i: usize| {
+            Some((i, if src_lo == t.slots[i].as_ref()?.a_lo { Side::A } else { Side::B }))
+        };
+        if let Some(i) = slot {
+            return side(self, i);
+        }
+        // A new flow (or a late packet): its full key, for the tombstones and the index.
+        let (key, _) = key_of(seg);
+        let grave = std::hash::BuildHasher::hash_one(self.map.hasher(), key);
+        if let Some(&until) = self.tombstones.get(&grave) {
+            if !syn_only && ts.secs <= until {
+                self.stats.late_packets += 1;
+                return None;
+            }
+            self.tombstones.remove(&grave);
+        }
+        // (At most `u32::MAX` flows: the index keeps slots as `u32`.)
+        if self.map.len() >= self.limits.max_flows.min(u32::MAX as usize) {
+            self.evict(ended);
+        }
+        let i = self.insert(key, src_lo, seg, ts, order, new_sink());
+        side(self, i)
     }
 
     /// Records the original destination of the redirected flow in `slot` (see [`redirect`]).
@@ -915,6 +935,33 @@ mod tests {
         let flows = run(&[mk(1), mk(2), mk(3)], limits);
         assert_eq!(flows.len(), 3);
         assert_eq!((flows[0].0.id, flows[0].0.end), (1, EndReason::Evicted));
+    }
+
+    /// `v4_key_of` gives `key_from`'s key (in compact form) and end, for either direction, equal
+    /// addresses with either port order, and the extremes of both.
+    #[test]
+    fn ipv4_key_path_agrees_with_key_from() {
+        let ips = ["0.0.0.0", "10.0.0.1", "10.0.0.2", "127.0.0.1", "255.255.255.255"];
+        let ports = [0u16, 1, 443, 40000, 65535];
+        for (a, b) in ips.iter().flat_map(|a| ips.iter().map(move |b| (a, b))) {
+            for (ap, bp) in ports.iter().flat_map(|p| ports.iter().map(move |q| (*p, *q))) {
+                let mut s = seg(true, ACK, 1, b"");
+                (s.src, s.dst, s.sport, s.dport) = (a.parse().unwrap(), b.parse().unwrap(), ap, bp);
+                let (k, lo) = key_from(s.src, ap, s.dst, bp);
+                assert_eq!(
+                    v4_key_of(&s),
+                    Some((index::FlowIndex::v4(&k).unwrap(), lo)),
+                    "{a}:{ap} -> {b}:{bp}"
+                );
+            }
+        }
+        // With exact fields: 10.0.0.2:443 -> 10.0.0.1:40000 is the `hi` end.
+        let s = seg(false, ACK, 1, b"");
+        let k = index::V4Key([0x0a00_0001, 0x0a00_0002, 40000 << 16 | 443]);
+        assert_eq!(v4_key_of(&s), Some((k, false)));
+        let mut v6 = s;
+        v6.src = "::1".parse().unwrap();
+        assert_eq!(v4_key_of(&v6), None);
     }
 }
 #[cfg(test)]
