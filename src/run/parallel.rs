@@ -210,29 +210,15 @@ impl Worker {
             self.out.servers.saw(seg);
             self.sweep(ts);
         }
+        let server = is_server_answer(seg);
         // Shards 1.. by index (`enumerate().skip(1)` called `nth` for every packet).
         for k in 1..out.len().min(seen.len()) {
             let (b, seen) = (&mut out[k], &mut seen[k]);
             let kind = if k == own {
-                let head = crate::decode::TcpSegment { payload: &[], ..*seg };
-                let len = seg.payload.len() as u32;
-                b.bytes += seg.payload.len();
-                // In the read buffer (not a reassembled IPv4 fragment): handed over, not copied.
-                let at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
-                if at <= buf.len() && seg.payload.len() <= buf.len() - at {
-                    if !b.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
-                        b.shared.push(buf.clone());
-                        // (The buffer's offset is the same for all its packets: another thread
-                        // holds it, so the reader does not move or reuse it.)
-                        b.bases.push(file_at.map_or(NO_OFFSET, |a| a - at as u64));
-                    }
-                    EventKind::Shared { head, buffer: b.shared.len() as u32 - 1, start: at as u32, len }
-                } else {
-                    let start = b.data.len() as u32;
-                    b.data.extend_from_slice(seg.payload);
-                    EventKind::Segment { head, start, len }
-                }
-            } else if is_server_answer(seg) {
+                b.push_segment(self.order, seg, ts, buf, file_at);
+                *seen = Some(ts.secs);
+                continue;
+            } else if server {
                 EventKind::Server(seg.src, seg.sport)
             } else if *seen != Some(ts.secs) {
                 EventKind::Tick
@@ -242,6 +228,43 @@ impl Worker {
             *seen = Some(ts.secs);
             b.events.push(Event { order: self.order, ts, kind });
         }
+    }
+}
+
+impl Batch {
+    /// Adds segment `seg` (packet `order`) of one of this batch's worker's flows: its payload
+    /// handed over in the read buffer `buf` when it lies there, else copied into `data`.
+    /// Not inlined: in [`Worker::route_segment`] the segment's fields, taken apart for the
+    /// shard's hash, were kept in registers and on the stack and the event written field by
+    /// field (~45 instructions); here it is copied whole from `seg`.
+    #[inline(never)]
+    fn push_segment(
+        &mut self,
+        order: u64,
+        seg: &crate::decode::TcpSegment<'_>,
+        ts: crate::wire::Timestamp,
+        buf: &crate::capture::SharedBuffer,
+        file_at: Option<u64>,
+    ) {
+        let head = crate::decode::TcpSegment { payload: &[], ..*seg };
+        let len = seg.payload.len() as u32;
+        self.bytes += seg.payload.len();
+        // In the read buffer (not a reassembled IPv4 fragment): handed over, not copied.
+        let at = (seg.payload.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        let kind = if at <= buf.len() && seg.payload.len() <= buf.len() - at {
+            if !self.shared.last().is_some_and(|s| std::sync::Arc::ptr_eq(s, buf)) {
+                self.shared.push(buf.clone());
+                // (The buffer's offset is the same for all its packets: another thread
+                // holds it, so the reader does not move or reuse it.)
+                self.bases.push(file_at.map_or(NO_OFFSET, |a| a - at as u64));
+            }
+            EventKind::Shared { head, buffer: self.shared.len() as u32 - 1, start: at as u32, len }
+        } else {
+            let start = self.data.len() as u32;
+            self.data.extend_from_slice(seg.payload);
+            EventKind::Segment { head, start, len }
+        };
+        self.events.push(Event { order, ts, kind });
     }
 }
 
