@@ -31,11 +31,13 @@ use std::sync::Arc;
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// Largest pcapng block accepted (a packet record plus generous room for options).
 pub(crate) const MAX_BLOCK_BYTES: usize = MAX_RECORD_BYTES + 64 * 1024;
-/// Read buffer size. 64 KiB, not 128: the buffer the kernel copies into is read back by the
-/// packet path and the classifiers, and a smaller one is still in the core's L2 when it is
+/// Read buffer size. 128 KiB, not 64: a 64 KiB buffer is still in the core's L2 when it is
 /// reused (bench/misses one thread, L2 misses 1.92 -> 1.83 M, cycles~ default 100 MB 218.9 ->
-/// 216.3 M, mesh 291.7 -> 288.5 M; 32 KiB: default 215.6 M, for twice the `read` calls).
-const READ_CHUNK: usize = 1 << 16;
+/// 216.3 M, mesh 291.7 -> 288.5 M), but it doubles the `read` calls, which cachegrind does not
+/// see, and the wall clock was no better: default 1 GB one thread, rotated rounds, medians
+/// 0.908 / 0.961 s (64 KiB) against 0.892 / 0.908 s (128 KiB); mesh 1 GB 1.285 vs 1.279 s
+/// (issue 22, eleventh session).
+const READ_CHUNK: usize = 1 << 17;
 
 /// One captured packet, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]
