@@ -373,8 +373,9 @@ impl FlowReport {
 
     /// [`FlowReport::build`] straight into a new box, field by field: an absent TLS, HTTP, Istio
     /// or preview part writes its tag only; an ended flow's TLS report is written in place by
-    /// its session, after the rest (`classify::tls::TlsPart`). Built on the stack, then moved into its box (the
-    /// merger renders it later), all ~1.3 KB were copied, the absent parts' bytes too: 16 fresh
+    /// its session, after the rest (`classify::tls::TlsPart`). Built on the stack, then moved
+    /// into its box (the merger renders it later), all ~1.3 KB were copied, the absent parts'
+    /// bytes too: 16 fresh
     /// cache lines written a flow, the largest item of a flow's end (default 100 MB, one thread:
     /// 109 k of 2.2 M L2 misses; 40% of its flows carry no TLS, 55% no Istio facts). With
     /// `mesh::facts::add` setting `istio` by variant too, bench/misses --json --threads 1

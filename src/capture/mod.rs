@@ -31,12 +31,10 @@ use std::sync::Arc;
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// Largest pcapng block accepted (a packet record plus generous room for options).
 pub(crate) const MAX_BLOCK_BYTES: usize = MAX_RECORD_BYTES + 64 * 1024;
-/// Read buffer size. 128 KiB, not 64: a 64 KiB buffer is still in the core's L2 when it is
-/// reused (bench/misses one thread, L2 misses 1.92 -> 1.83 M, cycles~ default 100 MB 218.9 ->
-/// 216.3 M, mesh 291.7 -> 288.5 M), but it doubles the `read` calls, which cachegrind does not
-/// see, and the wall clock was no better: default 1 GB one thread, rotated rounds, medians
-/// 0.908 / 0.961 s (64 KiB) against 0.892 / 0.908 s (128 KiB); mesh 1 GB 1.285 vs 1.279 s
-/// (issue 22, eleventh session).
+/// Read buffer size. 128 KiB, not 64: a 64 KiB one stays in L2 (bench/misses one thread,
+/// cycles~ default 100 MB 218.9 -> 216.3 M, mesh 291.7 -> 288.5 M) but doubles the `read` calls,
+/// which cachegrind does not see; wall clock, 1 GB one thread, rotated rounds: default medians
+/// 0.908 / 0.961 s (64 KiB) against 0.892 / 0.908 s, mesh 1.285 vs 1.279 s (issue 22, session 11).
 const READ_CHUNK: usize = 1 << 17;
 
 /// One captured packet, borrowed from the reader's buffer.

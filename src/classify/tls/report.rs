@@ -25,14 +25,9 @@ impl TlsPart {
     /// The report (tests).
     #[cfg(test)]
     pub(crate) fn into_report(self) -> TlsReport {
-        match self {
-            TlsPart::Report(r) => *r,
-            TlsPart::Ended(mut s, client) => {
-                let mut out = None;
-                s.report_into(client, &mut out);
-                out.unwrap_or_default()
-            }
-        }
+        let mut out = None;
+        self.write_into(&mut out);
+        out.unwrap_or_default()
     }
 
     /// Writes the report into `out` (the flow report's); returns a warning when the decrypted
