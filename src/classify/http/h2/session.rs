@@ -25,8 +25,8 @@ use super::{
     SettingId, Start,
 };
 use crate::classify::http::{
-    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse, Version,
-    NOT_PUSHED,
+    is_h2_preface, H2Request, H2Response, HttpConfig, HttpReport, HttpRequest, HttpResponse, MsgText,
+    Version, NOT_PUSHED,
 };
 use crate::sanitize::{Headers, WireBytes};
 use crate::wire::{Feed, Probe, Role, Side};
@@ -277,6 +277,9 @@ struct Pseudo<'a> {
     grpc_status: Option<&'a [u8]>,
     grpc_message: Option<&'a [u8]>,
     grpc_encoding: Option<&'a [u8]>,
+    /// The block's text, when the stored [`Headers`] hold it byte for byte (nothing redacted
+    /// or left out): a long path or authority is then kept as where it is in them.
+    text: Option<&'a [u8]>,
 }
 
 impl<'a> Pseudo<'a> {
@@ -789,11 +792,13 @@ impl Conn {
         let st =
             Stream { req: u32::try_from(r.requests.len()).ok(), grpc: grpc.is_some(), ..Stream::default() };
         first_capacity(&mut r.requests, self.cfg.max_messages);
+        let path_text = MsgText::in_headers(p.path.unwrap_or_default(), p.text, &headers);
+        let host_text = p.authority.map(|a| MsgText::in_headers(a, p.text, &headers));
         r.requests.push(HttpRequest {
             method: WireBytes::new(p.method.unwrap_or_default()),
-            path: WireBytes::new(p.path.unwrap_or_default()),
+            path_text,
             ver: Some(Version::Http2),
-            host: p.authority.map(WireBytes::new),
+            host_text,
             headers,
             stream_id: stream,
             h2: Some(Box::new(H2Request {
@@ -871,10 +876,12 @@ impl Conn {
             if p.grpc_type && !st.grpc {
                 st.grpc = true;
                 if let Some(q) = st.req.and_then(|r| self.report.requests.get_mut(r as usize)) {
-                    if let Some(h) = q.h2.as_mut().filter(|h| h.grpc.is_none()) {
+                    if q.h2.as_ref().is_some_and(|h| h.grpc.is_none()) {
                         let mut g = GrpcCall::default();
-                        set_grpc_path(&mut g, q.path.as_bytes());
-                        h.grpc = Some(Box::new(g));
+                        set_grpc_path(&mut g, q.path());
+                        if let Some(h) = q.h2.as_mut() {
+                            h.grpc = Some(Box::new(g));
+                        }
                     }
                 }
             }
