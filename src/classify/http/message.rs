@@ -73,6 +73,21 @@ impl MsgText {
         }
     }
 
+    /// `v`, the value of the first field named `name` (ASCII case ignored) in the parsed head:
+    /// a range of the stored `headers` when the first such field they hold has that value byte
+    /// for byte and `v` would not be inline, else `v` copied (an HTTP/1 Host: the head's text
+    /// is written afresh into the stored block, so where the value is is found in it).
+    pub(crate) fn field_value(v: &[u8], name: &[u8], headers: &Headers) -> MsgText {
+        if v.len() > WireBytes::INLINE {
+            if let Some((_, stored)) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                if stored == v {
+                    return MsgText::in_headers(stored, Some(headers.json_text().0), headers);
+                }
+            }
+        }
+        MsgText::Own(WireBytes::new(v))
+    }
+
     /// The bytes, given the headers of the message that holds this.
     pub(crate) fn bytes<'a>(&'a self, headers: &'a Headers) -> &'a [u8] {
         match self {
