@@ -51,6 +51,9 @@ impl PartialEq for WireBytes {
 impl Eq for WireBytes {}
 
 impl WireBytes {
+    /// Bytes kept inline; longer ones take a block of their own.
+    pub(crate) const INLINE: usize = INLINE;
+
     /// Copies `b` into a new value.
     pub(crate) fn new(b: &[u8]) -> WireBytes {
         let n = b.len();
@@ -507,12 +510,24 @@ impl Headers {
         (self.text(), &self.head(n + self.n_dirty as usize)[n..])
     }
 
+    /// Bytes `start..start + len` of the JSON text (empty if out of it): a request's long path
+    /// or host kept as where it is in its own header text ([`crate::classify::http::HttpRequest`]).
+    pub(crate) fn text_range(&self, start: u32, len: u32) -> &[u8] {
+        let (start, len) = (start as usize, len as usize);
+        self.text().get(start..start.saturating_add(len)).unwrap_or_default()
+    }
+
     /// Bytes `start..end` of the JSON text holding fields `first..last` (with the comma before
     /// `first` unless it is the first field).
     pub(crate) fn text_of_fields(&self, first: usize, last: usize) -> &[u8] {
         let value_end = |i: usize| self.field_ends(i).map_or(0, |e| e.1) + AFTER_VALUE.len();
         let start = if first == 0 { 0 } else { value_end(first - 1) };
         &self.text()[start..value_end(last - 1)]
+    }
+
+    /// Bytes of the JSON text.
+    pub(crate) fn text_len(&self) -> usize {
+        self.text_len as usize
     }
 
     /// Number of fields.

@@ -937,7 +937,7 @@ mod tests {
         c.data(Side::B, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ts);
         c.data(Side::A, b"GET /b HTTP/1.1\r\nHost: h\r\nAccept: */", ts);
         let r = c.finish(Side::A);
-        let paths: Vec<&[u8]> = r.http.as_ref().unwrap().requests.iter().map(|q| q.path.as_bytes()).collect();
+        let paths: Vec<&[u8]> = r.http.as_ref().unwrap().requests.iter().map(|q| q.path()).collect();
         assert_eq!(paths, [&b"/a"[..], b"/b"]);
         assert_eq!(r.warnings, ["http: message head cut short by missing bytes"]);
     }
@@ -1035,10 +1035,7 @@ mod tests {
         let r = c.finish(Side::A);
         assert_eq!((r.protocol, r.h2c), (Protocol::H2c, Some(H2cVia::PriorKnowledge)));
         let h = r.http.unwrap();
-        assert_eq!(
-            (h.requests[0].stream(), h.requests[0].host.as_ref().map(|h| h.as_bytes())),
-            (Some(1), Some(&b"h"[..]))
-        );
+        assert_eq!((h.requests[0].stream(), h.requests[0].host()), (Some(1), Some(&b"h"[..])));
         assert_eq!((h.responses[0].stream(), h.responses[0].status), (Some(1), 404));
         let s = h.http2.unwrap().settings.server.unwrap();
         assert_eq!(s.0, [(http::h2::SettingId::MAX_CONCURRENT_STREAMS, 100)]);

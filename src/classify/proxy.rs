@@ -524,7 +524,7 @@ mod tests {
         for step in [1, 2, 7, 16, 17, 4096] {
             let r = classify(&v1, b"HTTP/1.1 204 No Content\r\n\r\n", step);
             assert_eq!(r.protocol, Protocol::Http, "step {step}");
-            assert_eq!(r.http.unwrap().requests[0].path.as_bytes(), b"/behind-v1");
+            assert_eq!(r.http.unwrap().requests[0].path(), b"/behind-v1");
             let p = r.proxy.unwrap();
             assert_eq!(p.source, Some("192.0.2.1:51234".parse().unwrap()));
             assert!(r.warnings.is_empty(), "{:?}", r.warnings);

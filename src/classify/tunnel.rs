@@ -108,7 +108,7 @@ mod tests {
         let t = r.tls.unwrap().into_report();
         assert_eq!(t.alpn_selected.unwrap().as_bytes(), b"istio-peer-exchange");
         let h = r.http.unwrap();
-        assert_eq!(h.requests[0].path.as_bytes(), b"/behind-mx");
+        assert_eq!(h.requests[0].path(), b"/behind-mx");
         assert_eq!(h.responses[0].status, 204);
         assert_eq!(r.warnings, Vec::<String>::new());
     }

@@ -56,7 +56,7 @@ fn first_request(f: &FlowReport) -> String {
     f.http
         .as_ref()
         .and_then(|h| h.requests.first())
-        .map(|r| format!(" ({} {})", r.method.to_terminal(), r.path.to_terminal()))
+        .map(|r| format!(" ({} {})", r.method.to_terminal(), crate::sanitize::escape_bytes(r.path())))
         .unwrap_or_default()
 }
 

@@ -160,7 +160,7 @@ fn hbone_targets(http: Option<&crate::classify::http::HttpReport>) -> Vec<HboneT
             let (client, service) = forwarded.map_or((None, None), |(_, v)| parse_forwarded(v));
             HboneTarget {
                 stream: r.stream(),
-                authority: r.host.clone().unwrap_or_else(|| r.path.clone()),
+                authority: WireBytes::new(r.host().unwrap_or(r.path())),
                 status: h
                     .responses
                     .iter()

@@ -53,9 +53,9 @@ fn prefetch_messages(f: &FlowReport) {
         if let Some(h2) = &r.h2 {
             prefetch(&**h2);
         }
-        prefetch(r.path.as_bytes());
-        if let Some(host) = &r.host {
-            prefetch(host.as_bytes());
+        prefetch(r.path());
+        if let Some(host) = r.host() {
+            prefetch(host);
         }
         r.headers.prefetch();
     }
@@ -80,10 +80,10 @@ pub(crate) const COUNTED_REQUESTS: usize = 4;
 /// twice, once as its line.
 pub(crate) fn thin_for_count(f: &mut FlowReport) {
     let Some(h) = f.http.as_mut() else { return };
-    let host = h.requests.iter().position(|r| r.host.is_some()).map_or(0, |i| i + 1);
+    let host = h.requests.iter().position(|r| r.host_text.is_some()).map_or(0, |i| i + 1);
     h.requests.truncate(host.max(COUNTED_REQUESTS));
     for r in h.requests.iter_mut().skip(COUNTED_REQUESTS) {
-        r.headers = crate::sanitize::Headers::default();
+        r.clear_headers();
         r.h2 = None;
     }
     h.requests.shrink_to_fit();
@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(policy::peer_namespace(&thin), Some("default"));
         assert_eq!(policy::first_host(&whole), Some("reviews.default:9080"));
         assert_eq!(policy::first_host(&thin), Some("reviews.default:9080"));
-        assert_eq!(thin.http.as_ref().unwrap().requests[0].path.as_bytes(), b"/a");
+        assert_eq!(thin.http.as_ref().unwrap().requests[0].path(), b"/a");
         // Everything the counting reads, through the summary and the readings.
         let counted = |f: &FlowReport| {
             let cfg = MeshConfig { expect_mtls: true, ..MeshConfig::default() };

@@ -360,10 +360,10 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
     for r in &h.requests {
         j.sep();
         j.lit("{\"method\":").wire(r.method.as_bytes());
-        j.lit_wire(key!("path"), r.path.as_bytes());
+        j.lit_wire(key!("path"), r.path());
         j.lit_name(key!("version"), r.version());
-        match &r.host {
-            Some(host) => j.lit_wire(key!("host"), host.as_bytes()),
+        match r.host() {
+            Some(host) => j.lit_wire(key!("host"), host),
             None => j.lit(key!("host")).null(),
         }
         j.lit(concat!(key!("headers"), "["));
@@ -375,7 +375,7 @@ fn http(j: &mut Json<'_>, h: &HttpReport) {
             continue;
         }
         h2_tail(j, r.stream(), r.trailers(), r.unknown_fields());
-        j.lit(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path.as_bytes()));
+        j.lit(key!("grpc")).opt(r.grpc(), |j, g| grpc(j, g, r.path()));
         match r.data() {
             Some(d) => {
                 j.lit_u64(concat!(key!("data"), "{\"client\":"), d.client);

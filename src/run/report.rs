@@ -373,9 +373,9 @@ fn to_report(f: &Flow) -> FlowReport {
         }
         crate::classify::http::HttpRequest {
             method: crate::sanitize::WireBytes::new(b""),
-            path: crate::sanitize::WireBytes::new(b""),
+            path_text: crate::sanitize::WireBytes::new(b"").into(),
             ver: None,
-            host: f.host.as_deref().map(crate::sanitize::WireBytes::from),
+            host_text: f.host.as_deref().map(|h| crate::sanitize::WireBytes::from(h).into()),
             headers: headers.finish(),
             stream_id: crate::classify::http::NO_STREAM,
             h2: None,

@@ -104,7 +104,7 @@ mod tests {
             assert_eq!(paths(&h), ["/reviews/0", "/ratings/1"], "bytewise={bytewise}");
             assert_eq!(statuses(&h), [200, 201]);
             let r = &h.report.requests[0];
-            assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"reviews:9080");
+            assert_eq!(r.host().unwrap(), b"reviews:9080");
             assert_eq!(r.headers.get(1).unwrap().0, b"x-request-id");
             assert_eq!(r.version(), Some("HTTP/1.1"));
             assert_eq!(h.client_side(), Some(Side::A));

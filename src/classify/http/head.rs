@@ -12,8 +12,8 @@ use super::chunked::CHUNK_START;
 use super::headers::{with_name_cache, KnownName};
 use super::probe::{classify_start, probe_response, probe_start};
 use super::{
-    Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, Pending, Role, Start, State,
-    Step, SwitchTo, Version, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN, NO_STREAM,
+    Fields, Framing, Head, HttpRequest, HttpResponse, HttpSession, MsgStep, MsgText, Pending, Role, Start,
+    State, Step, SwitchTo, Version, MAX_HEADERS, MAX_PENDING, MAX_UPGRADE_TOKEN, NO_STREAM,
 };
 use crate::sanitize::redact::{placeholder, placeholder_len};
 use crate::sanitize::{ExactHeadersBuilder, Headers, WireBytes};
@@ -187,14 +187,14 @@ impl HttpSession {
             self.pending.push_back(p);
         }
         if self.report.requests.len() < self.cfg.max_messages {
-            let host = body.host.map(|v| WireBytes::new(trim(v)));
             let headers = headers(self);
+            let host = body.host.map(|v| MsgText::field_value(trim(v), b"host", &headers));
             first_capacity(&mut self.report.requests, self.cfg.max_messages);
             self.report.requests.push(HttpRequest {
                 method: WireBytes::new(method),
-                path: WireBytes::new(target),
+                path_text: WireBytes::new(target).into(),
                 ver: version,
-                host,
+                host_text: host,
                 headers,
                 stream_id: NO_STREAM,
                 h2: None,
@@ -745,7 +745,7 @@ mod tests {
         assert_eq!(header_names(&r.headers), ["Z", "Host", "A", "z", "Host", "M"]);
         assert_eq!(r.headers.get(3).unwrap().1, b"3");
         assert_eq!(r.headers.get(5).unwrap().1, b"");
-        assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"first");
+        assert_eq!(r.host().unwrap(), b"first");
     }
 
     #[test]
@@ -756,8 +756,24 @@ mod tests {
         let r = &h.report.requests[0];
         assert_eq!(header_names(&r.headers), ["Host", "X-Fold", "Bad\u{1}", "Last"]);
         assert_eq!(r.headers.get(1).unwrap().1, b"a\r\n  b");
-        assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"spaced");
+        assert_eq!(r.host().unwrap(), b"spaced");
         assert_eq!(r.version(), Some("HTTP/1.1"));
+    }
+
+    #[test]
+    fn a_long_host_is_kept_as_where_it_is_in_the_stored_header_text() {
+        let long = &b"reviews.default.svc.cluster.local:9080"[..];
+        for (req, host, in_text) in [
+            (&b"GET /a HTTP/1.1\r\nX-A: 1\r\nHOST:  reviews.default.svc.cluster.local:9080 \r\n\r\n"[..], long, true),
+            // The line parser's path (a folded field) stores the same text.
+            (b"GET /a HTTP/1.1\r\nHost: reviews.default.svc.cluster.local:9080\r\nX-Fold: a\r\n  b\r\n\r\n", long, true),
+            (b"GET /a HTTP/1.1\r\nHost: short:80\r\n\r\n", b"short:80", false),
+        ] {
+            let (h, _) = run(&[(Side::A, req)], false);
+            let r = &h.report.requests[0];
+            assert_eq!(r.host(), Some(host));
+            assert_eq!(matches!(r.host_text, Some(MsgText::InHeaders { .. })), in_text);
+        }
     }
 
     #[test]
@@ -781,7 +797,7 @@ mod tests {
         h.gap(Side::A);
         assert_eq!(paths(&h), ["/cut"]);
         let r = &h.report.requests[0];
-        assert_eq!(r.host.as_ref().unwrap().as_bytes(), b"example");
+        assert_eq!(r.host().unwrap(), b"example");
         assert_eq!(r.headers.len(), 1);
     }
 

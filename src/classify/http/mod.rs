@@ -41,7 +41,7 @@ mod probe;
 mod testutil;
 
 pub(crate) use headers::{MARK_ENVOY, MARK_ISTIO, MARK_PEER_METADATA, MARK_PEER_METADATA_ID, MARK_XFCC};
-pub(crate) use message::{H2Request, H2Response, Version, NOT_PUSHED, NO_STREAM};
+pub(crate) use message::{H2Request, H2Response, MsgText, Version, NOT_PUSHED, NO_STREAM};
 pub use message::{HttpRequest, HttpResponse};
 pub(crate) use probe::probe_loose_request;
 pub(crate) use probe::{is_h2_preface, is_http09_body, probe_request, probe_response, resync_offset};
@@ -300,7 +300,7 @@ impl HttpSession {
             _ => {
                 for q in r.requests.iter().take(PREFETCH_MESSAGES) {
                     q.headers.prefetch();
-                    prefetch(q.path.as_bytes());
+                    prefetch(q.path());
                 }
                 for a in r.responses.iter().take(PREFETCH_MESSAGES) {
                     a.headers.prefetch();
@@ -649,7 +649,7 @@ mod tests {
         assert!(h.saw_http());
         let report = h.finish();
         assert_eq!(report.requests.len(), 1);
-        assert_eq!(report.requests[0].path.as_bytes(), b"/old");
+        assert_eq!(report.requests[0].path(), b"/old");
         assert_eq!(report.requests[0].version(), None);
         // A mere prefix is not a message; a request line cut in its target is.
         let mut h = HttpSession::new(cfg());
@@ -658,7 +658,7 @@ mod tests {
         assert_eq!(h.finish().requests_total, 0);
         h.feed(Side::A, b"/AAAA");
         assert!(h.saw_http());
-        assert_eq!(h.finish().requests[0].path.as_bytes(), b"/AAAA");
+        assert_eq!(h.finish().requests[0].path(), b"/AAAA");
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(super) fn json(h: &HttpSession) -> String {
 }
 
 pub(super) fn paths(h: &HttpSession) -> Vec<String> {
-    h.report.requests.iter().map(|r| String::from_utf8_lossy(r.path.as_bytes()).into_owned()).collect()
+    h.report.requests.iter().map(|r| String::from_utf8_lossy(r.path()).into_owned()).collect()
 }
 
 pub(super) fn statuses(h: &HttpSession) -> Vec<u16> {

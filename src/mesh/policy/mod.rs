@@ -369,8 +369,8 @@ pub(crate) fn peer_namespace(f: &FlowReport) -> Option<&str> {
 /// bytes escaped with backslashes, so `tlspeek report` could not tell them from the text, and
 /// neither names a Kubernetes service.
 pub(crate) fn first_host(f: &FlowReport) -> Option<&str> {
-    let h = f.http.as_ref()?.requests.iter().find_map(|r| r.host.as_ref())?;
-    std::str::from_utf8(h.as_bytes()).ok().filter(|h| !h.contains('\\'))
+    let h = f.http.as_ref()?.requests.iter().find_map(|r| r.host())?;
+    std::str::from_utf8(h).ok().filter(|h| !h.contains('\\'))
 }
 
 /// `reviews:9080`, `reviews.default`, `reviews.default.svc.cluster.local:9080` → (service,

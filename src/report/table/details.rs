@@ -218,22 +218,22 @@ pub(super) fn details(f: &FlowReport, opts: TableOptions) -> Vec<String> {
                 // Even streams are opened by the server: pushed (RFC 9113 §5.1.1).
                 let pushed = if r.stream().is_some_and(|s| s % 2 == 0) { " (pushed)" } else { "" };
                 // An HTTP/2 pseudo-header lost with the HPACK table reads `?`.
-                let shown = |w: &crate::sanitize::WireBytes| {
+                let shown = |w: &[u8]| {
                     if r.stream().is_some() {
-                        or_unknown(w.to_terminal())
+                        or_unknown(crate::sanitize::escape_bytes(w))
                     } else {
-                        w.to_terminal()
+                        crate::sanitize::escape_bytes(w)
                     }
                 };
                 // CONNECT names its target in `:authority` and has no path (RFC 9113 §8.5).
-                let target = match &r.host {
-                    Some(h) if r.method.as_bytes() == b"CONNECT" && r.path.as_bytes().is_empty() => h,
-                    _ => &r.path,
+                let target = match r.host() {
+                    Some(h) if r.method.as_bytes() == b"CONNECT" && r.path().is_empty() => h,
+                    _ => r.path(),
                 };
                 // `GET /path → 200 (12 headers, 1 unknown)`, built in place: through `format!`
                 // and a string per piece it was ~1,500 instructions a line (26 k lines a 100 MB
                 // bench file).
-                let mut line = shown(&r.method);
+                let mut line = shown(r.method.as_bytes());
                 line.push(' ');
                 line.push_str(&cut(shown(target), 80));
                 line.push_str(pushed);

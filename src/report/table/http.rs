@@ -47,7 +47,7 @@ fn request_lines(v: &mut Vec<String>, q: &HttpRequest) {
     v.push(format!(
         "> {} {}{version}{}",
         escape_bytes(q.method.as_bytes()),
-        escape_bytes(q.path.as_bytes()),
+        escape_bytes(q.path()),
         stream_note(q.stream(), q.unknown_fields())
     ));
     header_lines(v, '>', &q.headers);
@@ -130,7 +130,7 @@ const MAX_GRPC_MESSAGE: usize = 100;
 /// while the call has no `grpc-status`.
 pub(super) fn grpc_summary(q: &HttpRequest, answer: Option<&HttpResponse>) -> Option<String> {
     let g = q.grpc()?;
-    let path = q.path.as_bytes();
+    let path = q.path();
     // Built in place, not through `format!` and a string per part (issue 22: ~1 M of the
     // table's instructions on the mesh 30 MB slice).
     let mut line = String::with_capacity(path.len() + 40);

@@ -267,8 +267,8 @@ fn row(f: &FlowReport) -> Cells {
         (None, Some(h)) => {
             r.cell(|o| o.push_str(h.version.unwrap_or_default()));
             r.cell(|o| {
-                if let Some(host) = h.requests.iter().find_map(|r| r.host.as_ref()) {
-                    escape_bytes_into(host.as_bytes(), o);
+                if let Some(host) = h.requests.iter().find_map(|r| r.host()) {
+                    escape_bytes_into(host, o);
                 }
             });
             r.cell(|_| {});

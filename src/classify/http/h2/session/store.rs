@@ -21,6 +21,7 @@ impl Conn {
             if show || !list.has_secret() {
                 list.each_with_role(|f| p.read(&f));
                 let text = list.json_text();
+                p.text = Some(text);
                 return (
                     Headers::from_json_text(text, list.json_ends(), list.dirty_fields(), list.marks()),
                     p,

@@ -45,7 +45,7 @@ fn never_indexed_fields_are_redacted_whatever_their_name() {
         let got: Vec<(&[u8], &[u8])> = q.headers.iter().skip(4).collect();
         let note: &[u8] = if show { b"hello" } else { b"<redacted 5 bytes>" };
         assert_eq!(got, [(&b"x-note"[..], note), (b"x-plain", b"world")]);
-        assert_eq!((q.stream(), q.host.as_ref().map(|h| h.as_bytes())), (Some(1), Some(&b"svc:8080"[..])));
+        assert_eq!((q.stream(), q.host()), (Some(1), Some(&b"svc:8080"[..])));
     }
 }
 
@@ -356,5 +356,41 @@ fn grpc_status_codes_read_as_trim_and_parse_read_them() {
         assert_eq!(grpc_status_code(v), want, "{v:?}");
         let parsed = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u32>().ok());
         assert_eq!(grpc_status_code(v), parsed, "{v:?}");
+    }
+}
+
+/// A client preface and one request on stream 1 with a long `:path` and `:authority` and the
+/// extra fields `extra`.
+fn long_request(extra: &[u8]) -> Vec<u8> {
+    let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+    block.extend(literal(0x00, ":authority", "reviews.default.svc.cluster.local:9080"));
+    block.extend(literal(0x00, ":path", "/shop.Inventory/ListEverything"));
+    block.extend(extra);
+    let mut c = super::super::PREFACE.to_vec();
+    c.extend(frame(4, 0, 0, &[]));
+    c.extend(frame(1, 0x05, 1, &block));
+    c
+}
+
+#[test]
+fn a_long_path_and_authority_are_kept_in_the_header_text_unless_it_was_redacted() {
+    use crate::classify::http::MsgText;
+    let (path, host) =
+        (&b"/shop.Inventory/ListEverything"[..], &b"reviews.default.svc.cluster.local:9080"[..]);
+    // Nothing redacted: both are ranges of the stored text; a secret: both are copies.
+    for (extra, in_text) in
+        [(literal(0x00, "x-plain", "world"), true), (literal(0x10, "x-note", "hi"), false)]
+    {
+        let mut h = H2Session::new(cfg(false), Some(Side::A));
+        assert_eq!(h.feed(Side::A, &long_request(&extra)), Feed::More);
+        let mut q = h.requests()[0].clone();
+        assert_eq!((q.path(), q.host()), (path, Some(host)));
+        let ranges =
+            [Some(&q.path_text), q.host_text.as_ref()].map(|t| matches!(t, Some(MsgText::InHeaders { .. })));
+        assert_eq!(ranges, [in_text, in_text]);
+        // Dropping the fields (a thinned report) keeps them, as copies.
+        q.clear_headers();
+        assert_eq!((q.path(), q.host(), q.headers.len()), (path, Some(host), 0));
+        assert!(matches!(q.path_text, MsgText::Own(_)));
     }
 }
