@@ -79,9 +79,12 @@ pub(super) const ENDED_BATCH: usize = 32;
 /// (building and rendering the reports, a quarter of a worker's time) is the work a thread does
 /// when it would otherwise wait: the reading thread for a full queue, a worker for an empty one,
 /// which absorbs the swings of load between shards (see bench/RESULTS.md, "keeps up to 64 ended
-/// flows"). Each kept flow holds its state until then; the merger can only write flows that
-/// ended before the oldest kept one.
-pub(super) const DEFERRED_FLOWS: usize = 64;
+/// flows": 32, 64 and 128 alike in wall time). Each kept flow holds its state until then; the
+/// merger can only write flows that ended before the oldest kept one. 32 rather than 64: max
+/// RSS, mesh 1 GB bench file, two threads, 4 alternating runs: the table 63.2-63.7 -> 62.8-63.1
+/// MiB, `--json` 61.0-62.4 -> 60.4-60.9 MiB (issue 22, twelfth session: RSS was the limit
+/// nearest to being broken).
+pub(super) const DEFERRED_FLOWS: usize = 32;
 
 /// What turning an ended flow into a report needs, besides the flow.
 pub(super) struct FlowOut {

@@ -978,22 +978,11 @@ mod streams;
 /// connections with few streams).
 const FIRST_MESSAGES: usize = 5;
 
-/// Messages a list holds after its first grow, from [`FIRST_MESSAGES`]: four times as many, as
-/// HTTP/1's lists do (`head.rs`), not `Vec`'s two: on the mesh bench file 45% of the HTTP/2
-/// connections carry 11 to 40 requests, and each grow copied the list's cold messages (112
-/// bytes a request, 64 a response) into a fresh block (`Conn::request`'s grows: 50 k L2
-/// misses on the mesh 100 MB file). Later grows double.
-const FIRST_GROWN_MESSAGES: usize = 4 * FIRST_MESSAGES;
-
-/// Gives an empty list room for [`FIRST_MESSAGES`] (at most `max`) before its first push, and a
-/// full list of that many room for [`FIRST_GROWN_MESSAGES`] (at most `max`); called only when
-/// the list is below `max`.
+/// Gives an empty list room for [`FIRST_MESSAGES`] (at most `max`) before its first push.
 #[inline(always)]
 fn first_capacity<T>(list: &mut Vec<T>, max: usize) {
     if list.capacity() == 0 {
         list.reserve_exact(FIRST_MESSAGES.min(max));
-    } else if list.len() == FIRST_MESSAGES && list.capacity() == FIRST_MESSAGES {
-        list.reserve_exact(FIRST_GROWN_MESSAGES.min(max).saturating_sub(FIRST_MESSAGES));
     }
 }
 
@@ -1004,13 +993,6 @@ fn a_message_list_starts_with_room_for_five() {
     first_capacity(&mut b, 2);
     first_capacity(&mut c, 1000);
     assert_eq!((a.capacity(), b.capacity(), c.capacity()), (5, 2, 1));
-    // A full first block grows to 20 (at most `max`), later ones as `Vec` does.
-    let (mut d, mut e) = (vec![1u64; 5], vec![1u64; 5]);
-    d.shrink_to_fit();
-    e.shrink_to_fit();
-    first_capacity(&mut d, 1000);
-    first_capacity(&mut e, 12);
-    assert_eq!((d.capacity(), e.capacity()), (20, 12));
 }
 
 #[cfg(test)]

@@ -52,7 +52,6 @@ impl Streams {
     /// Records stream `id`, not recorded yet.
     pub(super) fn insert_new(&mut self, id: u32, st: Stream) {
         if self.find(id) == Err(self.sorted.len()) {
-            grow_sorted(&mut self.sorted);
             self.sorted.push((id, st));
         } else {
             self.other.insert(id, st);
@@ -64,22 +63,12 @@ impl Streams {
         match self.find(id) {
             Ok(i) => &mut self.sorted[i].1,
             Err(i) if i == self.sorted.len() && !self.other.contains_key(&id) => {
-                grow_sorted(&mut self.sorted);
                 self.sorted.push((id, Stream::default()));
                 &mut self.sorted[i].1
             }
             Err(_) => self.other.entry(id).or_default(),
         }
     }
-}
-
-/// Room in `sorted` as the message lists get it (`first_capacity`: 5, then 20, then doubling),
-/// not `Vec`'s 4, 8, 16, 32: a connection has about one stream a request, and each grow copied
-/// the cold streams (32 bytes each) into a fresh block. The streams held are bounded by the
-/// message limit where they are added.
-#[inline(always)]
-fn grow_sorted(sorted: &mut Vec<(u32, Stream)>) {
-    super::first_capacity(sorted, usize::MAX);
 }
 
 #[cfg(test)]
