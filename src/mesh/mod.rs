@@ -133,7 +133,7 @@ impl Default for MeshConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::http::{HttpConfig, HttpSession};
+    use crate::classify::http::HttpSession;
     use crate::classify::Protocol;
     use crate::flow::FlowMeta;
     use crate::wire::Side;
@@ -141,13 +141,7 @@ mod tests {
 
     /// A plaintext HTTP flow carrying `msgs` (client side A), annotated as `report_flow` does.
     fn http_flow(msgs: &[(Side, &[u8])]) -> FlowReport {
-        let cfg = HttpConfig {
-            show_secrets: false,
-            max_header_bytes: 64 * 1024,
-            max_messages: 100,
-            lean_headers: false,
-        };
-        let mut h = HttpSession::new(cfg);
+        let mut h = HttpSession::new(crate::classify::http::testutil::cfg());
         for &(side, m) in msgs {
             h.feed(side, m);
         }

@@ -38,7 +38,7 @@ mod headers;
 mod message;
 mod probe;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub(crate) use headers::{MARK_ENVOY, MARK_ISTIO, MARK_PEER_METADATA, MARK_PEER_METADATA_ID, MARK_XFCC};
 pub(crate) use message::{H2Request, H2Response, MsgText, Version, NOT_PUSHED, NO_STREAM};

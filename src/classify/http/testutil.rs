@@ -4,7 +4,8 @@
 use super::*;
 use crate::sanitize::Headers;
 
-pub(super) fn cfg() -> HttpConfig {
+/// The configuration of most tests: secrets hidden, 64 KiB heads, 100 messages, every field kept.
+pub(crate) fn cfg() -> HttpConfig {
     HttpConfig { show_secrets: false, max_header_bytes: 64 * 1024, max_messages: 100, lean_headers: false }
 }
 

@@ -730,16 +730,10 @@ mod tests {
 
     #[test]
     fn a_rendered_row_keeps_its_cells_and_detail_lines_in_one_block() {
-        use crate::classify::http::{HttpConfig, HttpSession};
+        use crate::classify::http::{testutil::cfg, HttpSession};
         use crate::flow::FlowMeta;
         use crate::wire::Side;
-        let cfg = HttpConfig {
-            show_secrets: false,
-            max_header_bytes: 64 * 1024,
-            max_messages: 100,
-            lean_headers: false,
-        };
-        let mut h = HttpSession::new(cfg);
+        let mut h = HttpSession::new(cfg());
         for (i, path) in ["/a", "/b\x1b", "/ç"].iter().enumerate() {
             h.feed(
                 Side::A,

@@ -29,9 +29,14 @@ fn one_request(extra: &[u8]) -> Vec<u8> {
     let mut block = vec![0x82, 0x86, 0x84]; // :method GET, :scheme http, :path /
     block.extend(literal(0x00, ":authority", "svc:8080"));
     block.extend(extra);
+    preface_and_request(&block)
+}
+
+/// A client preface, an empty SETTINGS and `block` as one request on stream 1.
+fn preface_and_request(block: &[u8]) -> Vec<u8> {
     let mut c = super::super::PREFACE.to_vec();
     c.extend(frame(4, 0, 0, &[]));
-    c.extend(frame(1, 0x05, 1, &block));
+    c.extend(frame(1, 0x05, 1, block));
     c
 }
 
@@ -366,10 +371,7 @@ fn long_request(extra: &[u8]) -> Vec<u8> {
     block.extend(literal(0x00, ":authority", "reviews.default.svc.cluster.local:9080"));
     block.extend(literal(0x00, ":path", "/shop.Inventory/ListEverything"));
     block.extend(extra);
-    let mut c = super::super::PREFACE.to_vec();
-    c.extend(frame(4, 0, 0, &[]));
-    c.extend(frame(1, 0x05, 1, &block));
-    c
+    preface_and_request(&block)
 }
 
 #[test]
