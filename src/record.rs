@@ -375,9 +375,9 @@ impl FlowReport {
     /// or preview part writes its tag only; an ended flow's TLS report is written in place by
     /// its session, after the rest (`classify::tls::TlsPart`). Built on the stack, then moved
     /// into its box (the merger renders it later), all ~1.3 KB were copied, the absent parts'
-    /// bytes too: 16 fresh
-    /// cache lines written a flow, the largest item of a flow's end (default 100 MB, one thread:
-    /// 109 k of 2.2 M L2 misses; 40% of its flows carry no TLS, 55% no Istio facts). With
+    /// bytes too: 16 fresh cache lines written a flow, the largest item of a flow's end
+    /// (default 100 MB, one thread: 109 k of 2.2 M L2 misses; 40% of its flows carry no TLS,
+    /// 55% no Istio facts). With
     /// `mesh::facts::add` setting `istio` by variant too, bench/misses --json --threads 1
     /// cycles~: default 100 MB 231.1 -> 229.1 M (L2 misses 2.21 -> 2.17 M), 30 MB slices
     /// default 75.1 -> 74.1 M, mesh 79.6 -> 78.7 M.

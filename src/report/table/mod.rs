@@ -165,9 +165,10 @@ fn flags_cell(f: &FlowReport, out: &mut String) {
     }
 }
 
-/// The ten cells of a flow's row, in one string (`ends`: where each ends) with their display
-/// widths: ten allocations fewer per row, and the printing thread reads one cold block per row
-/// instead of ten, and measures no cell again (issue 22: the table on the mesh 30 MB slice).
+/// The ten cells of a flow's row as [`row`] writes them, in one string (`ends`: where each
+/// ends) with their display widths; [`render`] appends the detail lines to make the [`Row`]:
+/// ten allocations fewer per row, and the printing thread reads one cold block per row instead
+/// of ten, and measures no cell again (issue 22: the table on the mesh 30 MB slice).
 struct Cells {
     text: String,
     ends: [u32; 10],
