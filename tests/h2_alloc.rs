@@ -63,8 +63,10 @@ fn block(i: usize) -> Vec<u8> {
 #[test]
 fn steady_state_decoding_allocates_nothing() {
     let frames: Vec<Vec<u8>> = (0..2000).map(block).collect();
-    let mut d =
-        H2Direction::new(Start::Frame, H2Limits { max_block_bytes: 64 * 1024, max_list_bytes: 64 * 1024 });
+    let mut d = H2Direction::new(
+        Start::Frame,
+        H2Limits { max_block_bytes: 64 * 1024, max_list_bytes: 64 * 1024, lean: false },
+    );
     let mut fields = 0usize;
     let feed = |d: &mut H2Direction, f: &[u8], fields: &mut usize| {
         d.feed(f, &mut |e| {

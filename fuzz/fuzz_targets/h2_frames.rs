@@ -20,7 +20,7 @@ use tlspeek::classify::http::h2::{
 fuzz_target!(|data: &[u8]| {
     let Some((&cfg, rest)) = data.split_first() else { return };
     let n = if cfg & 2 == 0 { 1024 } else { 64 * 1024 };
-    let limits = H2Limits { max_block_bytes: n, max_list_bytes: n };
+    let limits = H2Limits { max_block_bytes: n, max_list_bytes: n, lean: false };
     let mut sides = if cfg & 1 != 0 {
         [H2Direction::new(Start::Preface, limits), H2Direction::new(Start::Frame, limits)]
     } else {

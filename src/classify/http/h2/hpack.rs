@@ -336,6 +336,31 @@ impl HeaderList {
         true
     }
 
+    /// Counts a field of `bytes` (name and value) that a lean decoder does not store: its size,
+    /// and its name's marks if it is within the bound (as a stored field's are).
+    #[inline]
+    fn count(&mut self, max: usize, bytes: usize, marks: u8) {
+        if self.admit(max, bytes) {
+            self.summary.marks |= marks;
+        }
+    }
+
+    /// What a lean decoder's list must be, given this list decoded in full from the same
+    /// blocks (tests): the fields the session reads when lean, in order, and the same counts,
+    /// sizes, flags and marks. `None` if they agree, else what differs.
+    #[cfg(test)]
+    pub(crate) fn lean_differs(&self, lean: &HeaderList) -> Option<String> {
+        fn row(f: Field<'_>) -> (&[u8], &[u8], bool, FieldClass) {
+            (f.name, f.value, f.never_indexed, f.class)
+        }
+        let want: Vec<_> = self.iter().filter(|f| f.class.read_when_lean()).map(row).collect();
+        let got: Vec<_> = lean.iter().map(row).collect();
+        let counts =
+            |l: &HeaderList| (l.unknown, l.dropped, l.list_bytes, l.oversize, l.over_limit, l.marks());
+        (want != got || counts(self) != counts(lean))
+            .then(|| format!("full {want:?} {:?}, lean {got:?} {:?}", counts(self), counts(lean)))
+    }
+
     /// Bytes of buffer allocated.
     #[cfg(test)]
     pub(crate) fn allocated(&self) -> usize {
@@ -361,7 +386,8 @@ impl HeaderList {
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     /// Bits 0-19: offset of the body in the arena; then [`UNKNOWN_BIT`], [`DIRTY_BIT`],
-    /// [`SECRET_BIT`], the name's marks ([`MARKS_SHIFT`]) and role ([`ROLE_SHIFT`]).
+    /// [`SECRET_BIT`], [`LEAN_BIT`], the name's marks ([`MARKS_SHIFT`]) and role
+    /// ([`ROLE_SHIFT`]).
     packed: u32,
     name_len: u16,
     value_len: u16,
@@ -380,9 +406,14 @@ const DIRTY_BIT: u32 = 1 << 21;
 /// The name's [`FieldClass::secret`] (the class is computed once, at the insert: indexed
 /// fields repeat).
 const SECRET_BIT: u32 = 1 << 22;
+/// The name's [`FieldClass::lean`].
+const LEAN_BIT: u32 = 1 << 23;
 /// The name's [`FieldClass::marks`] (four bits) and [`FieldClass::role`] (four bits).
 const MARKS_SHIFT: u32 = 24;
 const ROLE_SHIFT: u32 = 28;
+/// The bits that say [`FieldClass::read_when_lean`]: the lean bit and the role (`Other` is 0).
+const READ_WHEN_LEAN: u32 = LEAN_BIT | 15 << ROLE_SHIFT;
+const _: () = assert!(FieldRole::Other as u32 == 0);
 
 // An inserted entry's name and value together are at most the capacity less the overhead.
 const _: () = assert!(MAX_TABLE_BYTES - ENTRY_OVERHEAD <= u16::MAX as usize);
@@ -408,6 +439,7 @@ impl Entry {
             | if name_unknown { UNKNOWN_BIT } else { 0 }
             | if dirty { DIRTY_BIT } else { 0 }
             | if class.secret { SECRET_BIT } else { 0 }
+            | if class.lean { LEAN_BIT } else { 0 }
             | u32::from(class.marks & 15) << MARKS_SHIFT
             | (class.role as u32) << ROLE_SHIFT;
         Entry { packed, name_len: name_len as u16, value_len: value_len as u16 }
@@ -430,7 +462,13 @@ impl Entry {
             secret: self.packed & SECRET_BIT != 0,
             marks: (self.packed >> MARKS_SHIFT) as u8 & 15,
             role: FieldRole::from_bits((self.packed >> ROLE_SHIFT) as u8),
+            lean: self.packed & LEAN_BIT != 0,
         }
+    }
+
+    /// [`FieldClass::read_when_lean`] of its name (an unknown name: false).
+    fn read_when_lean(&self) -> bool {
+        self.packed & READ_WHEN_LEAN != 0
     }
 
     /// RFC 7541 §4.1 size.
@@ -438,9 +476,11 @@ impl Entry {
         self.name_len as usize + self.value_len as usize + ENTRY_OVERHEAD
     }
 
-    /// Bytes of its body in the arena.
-    fn body_len(&self) -> usize {
-        self.name_len as usize + NAME_VALUE.len() + self.value_len as usize
+    /// Bytes of its body in the arena; in a lean table ([`DynamicTable::lean`]) the value of
+    /// an entry whose name the session does not read is not kept (its length is).
+    fn body_len(&self, lean: bool) -> usize {
+        let value = if lean && !self.read_when_lean() { 0 } else { self.value_len as usize };
+        self.name_len as usize + NAME_VALUE.len() + value
     }
 }
 
@@ -469,6 +509,10 @@ struct DynamicTable {
     /// a size update, and not capped at [`MAX_TABLE_BYTES`]. Otherwise it is assumed, and the
     /// encoder's may be larger (a size update before the capture).
     capacity_known: bool,
+    /// [`HpackDecoder`]'s mode ([`HpackDecoder::lean`]): fields whose name the session does not
+    /// read under `--summary-only` are neither decoded nor stored, and the table keeps only
+    /// the name and the value's length of such entries ([`Entry::body_len`]).
+    lean: bool,
 }
 
 const _: () = assert!(MAX_TABLE_BYTES / ENTRY_OVERHEAD <= u16::MAX as usize);
@@ -479,7 +523,7 @@ impl DynamicTable {
     fn get(&self, i: usize) -> Option<(Entry, &[u8])> {
         let e = *self.entries.get(self.entries.len().checked_sub(i + 1)?)?;
         let o = e.off();
-        Some((e, &self.arena[o..o + e.body_len()]))
+        Some((e, &self.arena[o..o + e.body_len(self.lean)]))
     }
 
     /// Evicts the oldest entries until the size is at most `max`; true if any was evicted.
@@ -505,18 +549,19 @@ impl DynamicTable {
     }
 
     /// Inserts (§4.4) the entry whose body is `body` (`name","value`, the name `name_len`
-    /// bytes): evicts to make room; an entry larger than the capacity empties the table and is
-    /// not added. True if one of our entries was evicted (or the table emptied): every older,
-    /// unknown entry is then gone too.
+    /// bytes, the value `value_len`; in a lean table only `name","` when the session does not
+    /// read the name, see [`Entry::body_len`]): evicts to make room; an entry larger than the
+    /// capacity empties the table and is not added. True if one of our entries was evicted (or
+    /// the table emptied): every older, unknown entry is then gone too.
     fn insert(
         &mut self,
         body: &[u8],
         name_len: usize,
+        value_len: usize,
         name_unknown: bool,
         class: FieldClass,
         dirty: bool,
     ) -> bool {
-        let value_len = body.len() - name_len - NAME_VALUE.len();
         let size = name_len + value_len + ENTRY_OVERHEAD;
         if size > self.capacity as usize {
             self.clear();
@@ -557,7 +602,9 @@ impl DynamicTable {
         }
         let off = self.arena.len();
         extend_short(&mut self.arena, body);
-        self.entries.push_back(Entry::new(off, name_len, value_len, name_unknown, class, dirty));
+        let e = Entry::new(off, name_len, value_len, name_unknown, class, dirty);
+        debug_assert_eq!(e.body_len(self.lean), body.len());
+        self.entries.push_back(e);
         self.size += size as u32;
         self.unknown_names += u16::from(name_unknown);
         evicted
@@ -576,9 +623,10 @@ impl DynamicTable {
 
 /// What an index names.
 enum Named<'a> {
-    /// The body (`name","value`), the name's length, its class, whether the name or value
-    /// needs escaping in JSON.
-    Known(&'a [u8], usize, FieldClass, bool),
+    /// The body (`name","value`; only `name","` for an entry whose value a lean table does not
+    /// keep), the name's length, the name's and value's lengths together, its class, whether
+    /// the name or value needs escaping in JSON.
+    Known(&'a [u8], usize, usize, FieldClass, bool),
     /// A pre-capture entry, or one whose name was such an entry.
     Unknown { value_len: usize },
 }
@@ -628,6 +676,13 @@ impl HpackDecoder {
         let mut d = HpackDecoder::new(max_list_bytes);
         d.forget();
         d
+    }
+
+    /// The decoder in lean mode or not (`--summary-only`, see [`DynamicTable::lean`]). Set it
+    /// before the first block: the table's entries are kept by the mode they were inserted in.
+    pub fn lean(mut self, lean: bool) -> HpackDecoder {
+        self.table.lean = lean;
+        self
     }
 
     /// Header blocks were lost (a cut or undecodable block): from now on the table's history
@@ -707,11 +762,15 @@ impl HpackDecoder {
             let body = &t.text[t.starts[i - 1] as usize..t.starts[i] as usize];
             let (name_len, class) = t.names[i - 1];
             // The static table's names and values need no escaping.
-            return Ok(Named::Known(body, name_len as usize, class, false));
+            let bytes = body.len() - NAME_VALUE.len();
+            return Ok(Named::Known(body, name_len as usize, bytes, class, false));
         }
         match self.table.get(i - STATIC_TABLE.len() - 1) {
             Some((e, _)) if e.name_unknown() => Ok(Named::Unknown { value_len: e.value_len as usize }),
-            Some((e, body)) => Ok(Named::Known(body, e.name_len as usize, e.class(), e.dirty())),
+            Some((e, body)) => {
+                let bytes = e.name_len as usize + e.value_len as usize;
+                Ok(Named::Known(body, e.name_len as usize, bytes, e.class(), e.dirty()))
+            }
             None if self.table.history_known && self.table.capacity_known => Err(HpackError::BadIndex(index)),
             None => Ok(Named::Unknown { value_len: 0 }),
         }
@@ -757,7 +816,10 @@ impl HpackDecoder {
                 // Indexed field (§6.1).
                 let index = read_int(block, &mut p, 7)?;
                 match self.lookup(index)? {
-                    Named::Known(body, name_len, c, dirty) => {
+                    Named::Known(_, _, bytes, c, _) if self.table.lean && !c.read_when_lean() => {
+                        out.count(self.max_list_bytes as usize, bytes, c.marks)
+                    }
+                    Named::Known(body, name_len, _, c, dirty) => {
                         push_field(out, self.max_list_bytes as usize, body, name_len, c, dirty)
                     }
                     Named::Unknown { value_len } => unknown_field(out, value_len),
@@ -785,7 +847,7 @@ impl HpackDecoder {
                     (true, FieldClass::of(&out.bytes[name_start..out.bytes.len() - NAME_VALUE.len()]), care)
                 } else {
                     match self.lookup(index)? {
-                        Named::Known(body, name_len, c, _) => {
+                        Named::Known(body, name_len, _, c, _) => {
                             let name = &body[..name_len];
                             // The opening, the name and `","` in one capacity check (the
                             // most common literal: a table's name, a new value).
@@ -801,6 +863,26 @@ impl HpackDecoder {
                     }
                 };
                 let mid = out.bytes.len() - NAME_VALUE.len();
+                if self.table.lean && !class.read_when_lean() {
+                    // Lean: the session does not read this value; its length is all the list's
+                    // size and the table need. A Huffman string is still walked (its decoded
+                    // length, and its validity: an invalid one fails the block as before).
+                    let value_len = skip_string(block, &mut p)?;
+                    if indexing {
+                        let body = &out.bytes[name_start..];
+                        let name_len = mid - name_start;
+                        let evicted =
+                            self.table.insert(body, name_len, value_len, !name_known, class, name_dirty);
+                        self.note_room(evicted);
+                    }
+                    out.bytes.truncate(start);
+                    if name_known {
+                        out.count(self.max_list_bytes as usize, mid - name_start + value_len, class.marks);
+                    } else {
+                        unknown_field(out, value_len);
+                    }
+                    continue;
+                }
                 let value_start = out.bytes.len();
                 let value_dirty = read_string(block, &mut p, &mut out.bytes)?;
                 let end = out.bytes.len();
@@ -808,7 +890,8 @@ impl HpackDecoder {
                 if indexing {
                     // The list holds the new entry's body as the table keeps it.
                     let body = &out.bytes[name_start..end];
-                    let evicted = self.table.insert(body, mid - name_start, !name_known, class, dirty);
+                    let (name_len, value_len) = (mid - name_start, end - value_start);
+                    let evicted = self.table.insert(body, name_len, value_len, !name_known, class, dirty);
                     self.note_room(evicted);
                 }
                 if name_known {
@@ -824,6 +907,7 @@ impl HpackDecoder {
 }
 
 /// Counts a field whose name (or name and value) is unknown.
+#[inline]
 fn unknown_field(out: &mut HeaderList, value_len: usize) {
     out.unknown += 1;
     out.list_bytes += (value_len + ENTRY_OVERHEAD) as u64;
@@ -1005,6 +1089,20 @@ fn read_string(buf: &[u8], p: &mut usize, dst: &mut Vec<u8>) -> Result<bool, Hpa
     }
 }
 
+/// Skips a string literal (§5.2); its length once decoded.
+#[inline(always)]
+fn skip_string(buf: &[u8], p: &mut usize) -> Result<usize, HpackError> {
+    let &first = buf.get(*p).ok_or(HpackError::Truncated)?;
+    let len = read_int(buf, p, 7)? as usize;
+    let s = buf.get(*p..*p + len).ok_or(HpackError::Truncated)?;
+    *p += len;
+    if first & 0x80 != 0 {
+        huffman::decoded_len(s).map_err(|_| HpackError::Huffman)
+    } else {
+        Ok(len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1036,15 +1134,16 @@ mod tests {
         // Every role and mark combination, each flag, at the largest offset an arena reaches.
         for role in 0..=FieldRole::LAST as u8 {
             for marks in 0..16u8 {
-                for (secret, unknown, dirty) in
-                    [(false, false, false), (true, true, true), (true, false, true)]
+                for (secret, unknown, dirty, lean) in
+                    [(false, false, false, false), (true, true, true, true), (true, false, true, false)]
                 {
-                    let class = FieldClass { secret, marks, role: FieldRole::from_bits(role) };
+                    let class = FieldClass { secret, marks, role: FieldRole::from_bits(role), lean };
                     let off = 2 * MAX_TABLE_BYTES - 1;
                     let e = Entry::new(off, 65_000, 471, unknown, class, dirty);
                     let got = (e.off(), e.name_len, e.value_len, e.name_unknown(), e.class(), e.dirty());
                     assert_eq!(got, (off, 65_000, 471, unknown, class, dirty));
                     assert_eq!(e.class().role as u8, role);
+                    assert_eq!(e.read_when_lean(), class.read_when_lean());
                 }
             }
         }
@@ -1059,9 +1158,9 @@ mod tests {
         for i in 0..5_000usize {
             body.truncate(4);
             body.resize(4 + (i * 7919) % 20_000, b'v');
-            t.insert(&body, 1, false, FieldClass::default(), false);
+            t.insert(&body, 1, body.len() - 4, false, FieldClass::default(), false);
             for (k, e) in t.entries.iter().enumerate() {
-                assert!(e.off() + e.body_len() <= t.arena.len() && t.arena.len() < 2 * MAX_TABLE_BYTES);
+                assert!(e.off() + e.body_len(false) <= t.arena.len() && t.arena.len() < 2 * MAX_TABLE_BYTES);
                 let (_, b) = t.get(t.entries.len() - 1 - k).unwrap();
                 assert_eq!(&b[..4], b"n\",\"");
             }
@@ -1077,7 +1176,7 @@ mod tests {
         let mut t = DynamicTable { capacity: DEFAULT_TABLE_BYTES as u32, ..DynamicTable::default() };
         let body = |i: usize| format!("n\",\"{i:0>95}").into_bytes();
         for i in 0..42 {
-            t.insert(&body(i), 1, false, FieldClass::default(), false);
+            t.insert(&body(i), 1, 95, false, FieldClass::default(), false);
             assert_eq!(t.entries.len(), (i + 1).min(32));
         }
         assert_eq!(
@@ -1175,6 +1274,45 @@ mod tests {
                 ("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf", REQ3, T3, 164),
             ],
         );
+    }
+
+    #[test]
+    fn a_lean_decoder_lists_what_the_session_reads_and_keeps_values_it_does_not_as_lengths() {
+        // RFC 7541 C.4 (Huffman) under --summary-only: `:scheme`, `cache-control` and
+        // `custom-key` are neither stored nor read then. The table holds the same entries,
+        // sizes and indices; the values of those it does not read are kept as lengths only.
+        let mut d = HpackDecoder::new(1 << 16).lean(true);
+        let mut out = HeaderList::new();
+        let blocks = [
+            "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+            "8286 84be 5886 a8eb 1064 9cbf",
+            "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+        ];
+        let lean = [(":method", "GET"), (":path", "/"), (":authority", "www.example.com")];
+        let lean3 = [(":method", "GET"), (":path", "/index.html"), (":authority", "www.example.com")];
+        let tables = [
+            vec![(":authority", "www.example.com")],
+            vec![("cache-control", ""), (":authority", "www.example.com")],
+            vec![("custom-key", ""), ("cache-control", ""), (":authority", "www.example.com")],
+        ];
+        let wants = [&lean, &lean, &lean3];
+        for (i, ((block, want), (tbl, size))) in
+            blocks.iter().zip(wants).zip(tables.iter().zip([57, 110, 164])).enumerate()
+        {
+            d.decode(&hex(block), &mut out).unwrap();
+            assert_eq!(fields(&out), pairs(want), "block {i}");
+            assert_eq!((table(&d), d.table_len().1), (pairs(tbl), size), "block {i}");
+            // `cache-control: no-cache` (9 + 8 bytes) is counted in the list's size.
+            let all: &[(&str, &str)] = [REQ1, REQ2, REQ3][i];
+            let bytes: usize = all.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+            assert_eq!(out.list_bytes, bytes as u64, "block {i}");
+        }
+        // An invalid Huffman value the session would not read still fails the block (EOS
+        // inside the string), as it does when decoded in full.
+        let bad = hex("4088 25a8 49e9 5ba9 7d7f 84ff ffff ff");
+        let mut full = HpackDecoder::new(1 << 16);
+        assert_eq!(full.decode(&bad, &mut out), Err(HpackError::Huffman));
+        assert_eq!(d.decode(&bad, &mut out), Err(HpackError::Huffman));
     }
 
     const DATE1: &str = "Mon, 21 Oct 2013 20:13:21 GMT";

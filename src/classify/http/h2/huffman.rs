@@ -209,6 +209,21 @@ fn window(src: &[u8], pos: usize) -> u64 {
 /// Out of line: see `hpack::read_string`.
 #[inline(never)]
 pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError> {
+    walk::<true>(src, dst).map(|(_, care)| care)
+}
+
+/// The length of `src` decoded, and its validity, as [`decode`] would find them, without
+/// writing the bytes (a lean decoder's values that the session does not read: see
+/// `hpack::skip_string`).
+#[inline(never)]
+pub(crate) fn decoded_len(src: &[u8]) -> Result<usize, HuffmanError> {
+    walk::<false>(src, &mut Vec::new()).map(|(len, _)| len)
+}
+
+/// [`decode`] and [`decoded_len`]: the bytes decoded and whether one needs care; with `WRITE`,
+/// the bytes are appended to `dst` (untouched without).
+#[inline(always)]
+fn walk<const WRITE: bool>(src: &[u8], dst: &mut Vec<u8>) -> Result<(usize, bool), HuffmanError> {
     // Bytes are decoded straight into `dst`'s spare room (each step writes four bytes and
     // keeps those it decoded), reserved at once for the whole string: a stack buffer flushed
     // every 48 bytes cost ~1.1M instructions more on the default 100 MB bench file, ~2.1M on
@@ -221,7 +236,9 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
     const WINDOW_BYTES: usize = 4 * STEPS + 4;
     const _: () = assert!(STEPS == 5 && PEEK == 11 && WINDOW_BYTES >= 9 + 4);
     let at = dst.len();
-    dst.reserve(src.len() * 8 / 5 + WINDOW_BYTES);
+    if WRITE {
+        dst.reserve(src.len() * 8 / 5 + WINDOW_BYTES);
+    }
     let base = dst.as_mut_ptr();
     let mut k = 0usize;
     let mut care = 0u32;
@@ -245,8 +262,10 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
             // The bytes in one store; `k` advances by those decoded (at most 3, `COUNT_SHIFT`).
             // SAFETY: `at + k + 4 <= capacity` (the bound above); the writes are in the spare
             // room (past `len`), not yet part of the `Vec`'s contents.
-            debug_assert!(at + k + 4 <= dst.capacity());
-            unsafe { base.add(at + k).cast::<[u8; 4]>().write_unaligned(e.to_le_bytes()) };
+            if WRITE {
+                debug_assert!(at + k + 4 <= dst.capacity());
+                unsafe { base.add(at + k).cast::<[u8; 4]>().write_unaligned(e.to_le_bytes()) };
+            }
             care |= e;
             k += (e >> COUNT_SHIFT) as usize;
             let bits = e >> BITS_SHIFT;
@@ -265,8 +284,10 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
             match slow(window(src, pos), left) {
                 Slow::Byte(b, len) => {
                     pos += len as usize;
-                    // SAFETY: as above (`pos < total` here: `k < len * 8 / 5`).
-                    unsafe { base.add(at + k).write(b) };
+                    if WRITE {
+                        // SAFETY: as above (`pos < total` here: `k < len * 8 / 5`).
+                        unsafe { base.add(at + k).write(b) };
+                    }
                     if byte_needs_care(b) {
                         care |= CARE;
                     }
@@ -284,9 +305,11 @@ pub(crate) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<bool, HuffmanError
     if pad > 7 || src.last().is_some_and(|&b| b & ones != ones) {
         return Err(HuffmanError);
     }
-    // SAFETY: the `k` bytes after `at` were written above, inside the capacity.
-    unsafe { dst.set_len(at + k) };
-    Ok(care & CARE != 0)
+    if WRITE {
+        // SAFETY: the `k` bytes after `at` were written above, inside the capacity.
+        unsafe { dst.set_len(at + k) };
+    }
+    Ok((k, care & CARE != 0))
 }
 
 /// Huffman-encodes `src` (tests only: the decoder is what tlspeek needs).

@@ -35,6 +35,8 @@ pub(crate) struct FieldClass {
     /// [`crate::classify::http::headers::header_marks`] of the name.
     pub(crate) marks: u8,
     pub(crate) role: FieldRole,
+    /// Kept under `--summary-only` ([`crate::classify::http::lean_keeps`]).
+    pub(crate) lean: bool,
 }
 
 /// The fields the HTTP/2 session reads besides storing them. `repr(u8)`, numbered from 0 in
@@ -93,7 +95,15 @@ impl FieldClass {
         // literal name is mostly one seen on other connections, and classing it whole cost
         // ~220 instructions (12k names on the 100 MB mesh bench file).
         let c = super::headers::with_name_cache(|c| c.class(name));
-        FieldClass { secret: c.secret, marks: c.marks, role }
+        FieldClass { secret: c.secret, marks: c.marks, role, lean: c.lean }
+    }
+
+    /// The session reads the value of a field of this name under `--summary-only`: it stores
+    /// it, or reads it (`session::Pseudo`). A lean decoder ([`H2Limits::lean`]) stores only
+    /// these fields, and keeps only the length of the other values.
+    #[inline]
+    pub(crate) fn read_when_lean(self) -> bool {
+        self.lean || self.role != FieldRole::Other
     }
 }
 
@@ -106,6 +116,9 @@ pub struct H2Limits {
     /// Largest decoded header list kept (RFC 9113 §6.5.2 size); past it fields are counted
     /// ([`HeaderList::oversize`]).
     pub max_list_bytes: usize,
+    /// `--summary-only`: decode only the fields the session reads then
+    /// ([`FieldClass::read_when_lean`]); the others are counted (sizes, marks) as before.
+    pub lean: bool,
 }
 
 /// A decoded header block.
@@ -171,7 +184,7 @@ impl H2Direction {
     pub fn new(start: Start, limits: H2Limits) -> H2Direction {
         H2Direction {
             frames: FrameDecoder::new(start, limits.max_block_bytes),
-            hpack: HpackDecoder::new(limits.max_list_bytes),
+            hpack: HpackDecoder::new(limits.max_list_bytes).lean(limits.lean),
         }
     }
 
@@ -179,7 +192,7 @@ impl H2Direction {
     pub fn mid_stream(limits: H2Limits) -> H2Direction {
         H2Direction {
             frames: FrameDecoder::new(Start::Frame, limits.max_block_bytes),
-            hpack: HpackDecoder::mid_stream(limits.max_list_bytes),
+            hpack: HpackDecoder::mid_stream(limits.max_list_bytes).lean(limits.lean),
         }
     }
 

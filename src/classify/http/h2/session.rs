@@ -459,7 +459,7 @@ impl H2Session {
 
     fn limits(&self) -> H2Limits {
         let m = self.conn.cfg.max_header_bytes;
-        H2Limits { max_block_bytes: m, max_list_bytes: m }
+        H2Limits { max_block_bytes: m, max_list_bytes: m, lean: self.conn.cfg.lean_headers }
     }
 
     /// A decoder for `side`, with the other side's announced table size as its limit.

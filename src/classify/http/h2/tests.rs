@@ -7,7 +7,7 @@ use super::*;
 use httlib_hpack::Encoder;
 use proptest::prelude::*;
 
-const LIMITS: H2Limits = H2Limits { max_block_bytes: 16 * 1024, max_list_bytes: 64 * 1024 };
+const LIMITS: H2Limits = H2Limits { max_block_bytes: 16 * 1024, max_list_bytes: 64 * 1024, lean: false };
 
 /// A frame: header and payload.
 fn frame(ty: FrameType, fl: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -160,7 +160,7 @@ fn padded_data_reports_its_content_only() {
 /// as when fed a byte at a time, through the state machine.
 #[test]
 fn whole_frames_decode_as_the_state_machine_does() {
-    let limits = H2Limits { max_block_bytes: 4, max_list_bytes: 4096 };
+    let limits = H2Limits { max_block_bytes: 4, max_list_bytes: 4096, lean: false };
     let mut s = frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 1, b"\0\0\0\x03\x07\x82");
     s.extend(frame(FrameType::HEADERS, flags::END_HEADERS | flags::PRIORITY, 3, b"\0\0\0\x01\x07"));
     // Priority fields, then a fragment within the bound although the payload is not.
@@ -236,7 +236,7 @@ fn malformed_control_frames_are_skipped_in_step() {
 
 #[test]
 fn continuation_floods_and_oversize_blocks_are_cut_and_bounded() {
-    let limits = H2Limits { max_block_bytes: 1000, max_list_bytes: 4096 };
+    let limits = H2Limits { max_block_bytes: 1000, max_list_bytes: 4096, lean: false };
     let mut d = H2Direction::new(Start::Frame, limits);
     let mut s = frame(FrameType::HEADERS, 0, 1, b"\x82");
     for _ in 0..10_000 {
@@ -434,9 +434,11 @@ type Blocks = Vec<(Option<u32>, Vec<(usize, usize, u8, usize)>)>;
 
 /// Encodes `blocks` with `httlib-hpack`; the lists decode to the same lists from the start,
 /// and from block `skip` on to the same lists minus fields counted unknown, and exact lists
-/// whenever the decoder said it was exact before the block.
+/// whenever the decoder said it was exact before the block. A lean decoder
+/// (`--summary-only`) beside each lists the same fields less those the session does not read
+/// then, with the same sizes, counts and table.
 fn check_encoded_lists(blocks: &Blocks, skip: usize) -> Result<(), TestCaseError> {
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 16] = [
         ":method",
         ":path",
         ":status",
@@ -449,6 +451,10 @@ fn check_encoded_lists(blocks: &Blocks, skip: usize) -> Result<(), TestCaseError
         "x-b3-traceid",
         "te",
         "user-agent",
+        "x-envoy-peer-metadata",
+        "x-forwarded-client-cert",
+        "forwarded",
+        "x-envoy-upstream-service-time",
     ];
     let mut enc = Encoder::default();
     let mut encoded = Vec::new();
@@ -473,17 +479,26 @@ fn check_encoded_lists(blocks: &Blocks, skip: usize) -> Result<(), TestCaseError
         lists.push(list);
     }
     let mut d = HpackDecoder::new(1 << 20);
-    let mut out = HeaderList::new();
-    for (b, want) in encoded.iter().zip(&lists) {
+    let mut lean = HpackDecoder::new(1 << 20).lean(true);
+    let (mut out, mut lean_out) = (HeaderList::new(), HeaderList::new());
+    for (i, (b, want)) in encoded.iter().zip(&lists).enumerate() {
         d.decode(b, &mut out).unwrap();
+        lean.decode(b, &mut lean_out).unwrap();
         let got: Vec<_> = out.iter().map(|f| (f.name.to_vec(), f.value.to_vec(), f.never_indexed)).collect();
         prop_assert_eq!(&got, want);
         prop_assert_eq!(out.unknown, 0);
+        prop_assert_eq!(out.lean_differs(&lean_out), None, "block {}", i);
+        prop_assert_eq!(d.table_len(), lean.table_len());
     }
     let mut d = HpackDecoder::mid_stream(1 << 20);
+    let mut lean = HpackDecoder::mid_stream(1 << 20).lean(true);
     for (i, (b, want)) in encoded.iter().zip(&lists).enumerate().skip(skip) {
         let exact = d.is_exact();
+        prop_assert_eq!(exact, lean.is_exact());
         d.decode(b, &mut out).unwrap();
+        lean.decode(b, &mut lean_out).unwrap();
+        prop_assert_eq!(out.lean_differs(&lean_out), None, "block {}", i);
+        prop_assert_eq!(d.table_len(), lean.table_len());
         let got: Vec<_> = out.iter().map(|f| (f.name.to_vec(), f.value.to_vec())).collect();
         let want: Vec<_> = want.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
         prop_assert_eq!(got.len() + out.unknown as usize, want.len());
@@ -509,7 +524,7 @@ proptest! {
     fn encoded_lists_decode_to_the_same_lists(
         blocks in prop::collection::vec(
             (prop::option::of(0u32..=4096),
-             prop::collection::vec((0usize..12, 0usize..12, 0u8..32, 0usize..200), 0..12)),
+             prop::collection::vec((0usize..16, 0usize..12, 0u8..32, 0usize..200), 0..12)),
             1..30),
         skip in 0usize..30,
     ) {
@@ -524,7 +539,7 @@ proptest! {
         blocks in prop::collection::vec(
             (prop::option::weighted(0.2, prop_oneof![0u32..=4096, 4097u32..=20_000]),
              prop::collection::vec(
-                 (0usize..12, 0usize..6, 0u8..32,
+                 (0usize..16, 0usize..6, 0u8..32,
                   prop_oneof![3 => prop::sample::select(vec![0usize, 40, 120, 190]), 1 => 0usize..200]),
                  0..16)),
             1..40),
@@ -533,11 +548,33 @@ proptest! {
         check_encoded_lists(&blocks, skip)?;
     }
 
+    /// Arbitrary bytes as header blocks (with a small list bound): a lean decoder fails where
+    /// the full one does, with the same error, and lists what it must
+    /// ([`HeaderList::lean_differs`]), its table as large.
+    #[test]
+    fn lean_decoding_of_hostile_blocks_agrees(
+        blocks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 1..24),
+        mid: bool,
+    ) {
+        let new = |lean| {
+            let d = if mid { HpackDecoder::mid_stream(300) } else { HpackDecoder::new(300) };
+            d.lean(lean)
+        };
+        let (mut d, mut lean) = (new(false), new(true));
+        let (mut out, mut lean_out) = (HeaderList::new(), HeaderList::new());
+        for (i, b) in blocks.iter().enumerate() {
+            let r = d.decode(b, &mut out);
+            prop_assert_eq!(r, lean.decode(b, &mut lean_out), "block {}", i);
+            prop_assert_eq!(out.lean_differs(&lean_out), None, "block {}", i);
+            prop_assert_eq!(d.table_len(), lean.table_len());
+        }
+    }
+
     /// Arbitrary bytes in arbitrary slices, with or without a preface: no panic, bounded
     /// buffers.
     #[test]
     fn hostile_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..4096), cuts in prop::collection::vec(1usize..64, 1..64), preface: bool) {
-        let limits = H2Limits { max_block_bytes: 2048, max_list_bytes: 4096 };
+        let limits = H2Limits { max_block_bytes: 2048, max_list_bytes: 4096, lean: false };
         let mut d = if preface { H2Direction::new(Start::Preface, limits) } else { H2Direction::mid_stream(limits) };
         let mut input = if preface { PREFACE.to_vec() } else { Vec::new() };
         input.extend_from_slice(&data);

@@ -4,7 +4,6 @@
 
 use super::{Conn, HeaderList, Pseudo};
 use crate::classify::http::h2::hpack::Field;
-use crate::classify::http::lean_keeps;
 use crate::sanitize::redact::{placeholder_bytes, placeholder_len, MAX_PLACEHOLDER};
 use crate::sanitize::{ExactHeadersBuilder, Headers};
 
@@ -29,11 +28,13 @@ impl Conn {
             }
             return (redacted(list, &mut p), p);
         }
-        // --summary-only: only the fields the summary reads are stored.
+        // --summary-only: only the fields the summary reads are stored. The lean decoder
+        // (`H2Limits::lean`) listed only those and the fields `Pseudo` reads; the marks of the
+        // others are in the list's.
         // The exact size of the JSON text, written in place (through `HeadersBuilder` a field
         // cost ~250 instructions, most of it capacity bookkeeping: bench/RESULTS.md).
         // `ExactHeadersBuilder::new` adds the punctuation and commas.
-        let kept = |f: &Field<'_>| lean_keeps(f.class.marks, f.name);
+        let kept = |f: &Field<'_>| f.class.lean;
         let (fields, mut bytes) =
             list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
         if !show {
@@ -42,10 +43,10 @@ impl Conn {
             }
         }
         let mut b = ExactHeadersBuilder::new(fields, bytes);
+        b.mark(list.marks());
         for f in list.iter() {
             if !kept(&f) {
-                // Not stored (--summary-only), but its marks and its role are read as usual.
-                b.mark(f.class.marks);
+                // Not stored (--summary-only), but its role is read as usual.
                 if show || !(f.never_indexed || f.class.secret) {
                     p.read(&f);
                 }
@@ -54,7 +55,6 @@ impl Conn {
             let secret = !show && (f.never_indexed || f.class.secret);
             let mut hidden = [0; MAX_PLACEHOLDER];
             let value = if secret { placeholder_bytes(f.value.len(), &mut hidden) } else { f.value };
-            b.mark(f.class.marks);
             b.push(f.name, value);
             if secret {
                 continue;
