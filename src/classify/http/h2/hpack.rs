@@ -518,12 +518,23 @@ struct DynamicTable {
 const _: () = assert!(MAX_TABLE_BYTES / ENTRY_OVERHEAD <= u16::MAX as usize);
 
 impl DynamicTable {
-    /// Entry by dynamic index (0 = newest), and its body (`name","value`).
-    #[inline]
+    /// Entry by dynamic index (0 = newest), and its body (`name","value`; tests: the decoder
+    /// reads entries through [`Self::get_in`]).
+    #[cfg(test)]
     fn get(&self, i: usize) -> Option<(Entry, &[u8])> {
+        if self.lean {
+            self.get_in::<true>(i)
+        } else {
+            self.get_in::<false>(i)
+        }
+    }
+
+    /// [`Self::get`] with the table's mode (`lean`) known.
+    #[inline(always)]
+    fn get_in<const LEAN: bool>(&self, i: usize) -> Option<(Entry, &[u8])> {
         let e = *self.entries.get(self.entries.len().checked_sub(i + 1)?)?;
         let o = e.off();
-        Some((e, &self.arena[o..o + e.body_len(self.lean)]))
+        Some((e, &self.arena[o..o + e.body_len(LEAN)]))
     }
 
     /// Evicts the oldest entries until the size is at most `max`; true if any was evicted.
@@ -552,7 +563,9 @@ impl DynamicTable {
     /// bytes, the value `value_len`; in a lean table only `name","` when the session does not
     /// read the name, see [`Entry::body_len`]): evicts to make room; an entry larger than the
     /// capacity empties the table and is not added. True if one of our entries was evicted (or
-    /// the table emptied): every older, unknown entry is then gone too.
+    /// the table emptied): every older, unknown entry is then gone too. Inlined: one call site
+    /// in each of the decoder's two modes.
+    #[inline(always)]
     fn insert(
         &mut self,
         body: &[u8],
@@ -752,7 +765,7 @@ impl HpackDecoder {
     }
 
     #[inline(always)]
-    fn lookup(&self, index: u32) -> Result<Named<'_>, HpackError> {
+    fn lookup<const LEAN: bool>(&self, index: u32) -> Result<Named<'_>, HpackError> {
         let i = index as usize;
         if i == 0 {
             return Err(HpackError::BadIndex(index));
@@ -765,7 +778,7 @@ impl HpackDecoder {
             let bytes = body.len() - NAME_VALUE.len();
             return Ok(Named::Known(body, name_len as usize, bytes, class, false));
         }
-        match self.table.get(i - STATIC_TABLE.len() - 1) {
+        match self.table.get_in::<LEAN>(i - STATIC_TABLE.len() - 1) {
             Some((e, _)) if e.name_unknown() => Ok(Named::Unknown { value_len: e.value_len as usize }),
             Some((e, body)) => {
                 let bytes = e.name_len as usize + e.value_len as usize;
@@ -797,7 +810,13 @@ impl HpackDecoder {
     /// ([`HpackDecoder::forget`]): the encoder's inserts in the rest of the block are lost.
     pub fn decode(&mut self, block: &[u8], out: &mut HeaderList) -> Result<(), HpackError> {
         out.clear();
-        let r = self.decode_fields(block, out);
+        // The mode as a constant: its tests in the loop cost the full decoder ~6M instructions
+        // on the 100 MB mesh bench file.
+        let r = if self.table.lean {
+            self.decode_fields::<true>(block, out)
+        } else {
+            self.decode_fields::<false>(block, out)
+        };
         if r.is_err() {
             self.forget();
             // Drop the part of the faulty field already written: the text ends with the last
@@ -808,15 +827,19 @@ impl HpackDecoder {
         r
     }
 
-    fn decode_fields(&mut self, block: &[u8], out: &mut HeaderList) -> Result<(), HpackError> {
+    fn decode_fields<const LEAN: bool>(
+        &mut self,
+        block: &[u8],
+        out: &mut HeaderList,
+    ) -> Result<(), HpackError> {
         let mut p = 0;
         while p < block.len() {
             let b = block[p];
             if b & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let index = read_int(block, &mut p, 7)?;
-                match self.lookup(index)? {
-                    Named::Known(_, _, bytes, c, _) if self.table.lean && !c.read_when_lean() => {
+                match self.lookup::<LEAN>(index)? {
+                    Named::Known(_, _, bytes, c, _) if LEAN && !c.read_when_lean() => {
                         out.count(self.max_list_bytes as usize, bytes, c.marks)
                     }
                     Named::Known(body, name_len, _, c, dirty) => {
@@ -846,7 +869,7 @@ impl HpackDecoder {
                     out.bytes.extend_from_slice(NAME_VALUE);
                     (true, FieldClass::of(&out.bytes[name_start..out.bytes.len() - NAME_VALUE.len()]), care)
                 } else {
-                    match self.lookup(index)? {
+                    match self.lookup::<LEAN>(index)? {
                         Named::Known(body, name_len, _, c, _) => {
                             let name = &body[..name_len];
                             // The opening, the name and `","` in one capacity check (the
@@ -863,42 +886,35 @@ impl HpackDecoder {
                     }
                 };
                 let mid = out.bytes.len() - NAME_VALUE.len();
-                if self.table.lean && !class.read_when_lean() {
-                    // Lean: the session does not read this value; its length is all the list's
-                    // size and the table need. A Huffman string is still walked (its decoded
-                    // length, and its validity: an invalid one fails the block as before).
-                    let value_len = skip_string(block, &mut p)?;
-                    if indexing {
-                        let body = &out.bytes[name_start..];
-                        let name_len = mid - name_start;
-                        let evicted =
-                            self.table.insert(body, name_len, value_len, !name_known, class, name_dirty);
-                        self.note_room(evicted);
-                    }
+                // Lean: the session does not read this value; its length is all the list's size
+                // and the table need. A Huffman string is still walked (its decoded length, and
+                // its validity: an invalid one fails the block as it does when decoded).
+                let lean = LEAN && !class.read_when_lean();
+                let (value_len, dirty) = if lean {
+                    (skip_string(block, &mut p)?, name_dirty)
+                } else {
+                    let value_start = out.bytes.len();
+                    let value_dirty = read_string(block, &mut p, &mut out.bytes)?;
+                    (out.bytes.len() - value_start, name_dirty || value_dirty)
+                };
+                if indexing {
+                    // The list holds the new entry's body as the table keeps it (one call site:
+                    // inlined, as `insert` was before the lean mode; out of line, two calls cost
+                    // ~8M instructions more on the 100 MB mesh bench file).
+                    let body = &out.bytes[name_start..];
+                    let evicted =
+                        self.table.insert(body, mid - name_start, value_len, !name_known, class, dirty);
+                    self.note_room(evicted);
+                }
+                if name_known && !lean {
+                    keep_field(out, self.max_list_bytes as usize, start, mid, never, class, dirty);
+                } else {
                     out.bytes.truncate(start);
                     if name_known {
                         out.count(self.max_list_bytes as usize, mid - name_start + value_len, class.marks);
                     } else {
                         unknown_field(out, value_len);
                     }
-                    continue;
-                }
-                let value_start = out.bytes.len();
-                let value_dirty = read_string(block, &mut p, &mut out.bytes)?;
-                let end = out.bytes.len();
-                let dirty = name_dirty || value_dirty;
-                if indexing {
-                    // The list holds the new entry's body as the table keeps it.
-                    let body = &out.bytes[name_start..end];
-                    let (name_len, value_len) = (mid - name_start, end - value_start);
-                    let evicted = self.table.insert(body, name_len, value_len, !name_known, class, dirty);
-                    self.note_room(evicted);
-                }
-                if name_known {
-                    keep_field(out, self.max_list_bytes as usize, start, mid, never, class, dirty);
-                } else {
-                    out.bytes.truncate(start);
-                    unknown_field(out, end - value_start);
                 }
             }
         }
@@ -915,7 +931,7 @@ fn unknown_field(out: &mut HeaderList, value_len: usize) {
 
 /// Appends a field whose bytes come from a table: its body `name","value` (the name
 /// `name_len` bytes) between the field's punctuation.
-#[inline]
+#[inline(always)]
 fn push_field(
     out: &mut HeaderList,
     max: usize,
@@ -960,6 +976,7 @@ fn push_field(
 
 /// Keeps (or drops, past the bound) the field decoded at `out.bytes[start..]`: its opening
 /// punctuation, the name up to `mid`, [`NAME_VALUE`], the value up to the end.
+#[inline(always)]
 fn keep_field(
     out: &mut HeaderList,
     max: usize,
