@@ -5,7 +5,7 @@
 use super::{Conn, HeaderList, Pseudo};
 use crate::classify::http::h2::hpack::Field;
 use crate::sanitize::redact::{placeholder_bytes, placeholder_len, MAX_PLACEHOLDER};
-use crate::sanitize::{ExactHeadersBuilder, Headers};
+use crate::sanitize::Headers;
 
 impl Conn {
     /// Reads the pseudo-headers and gRPC fields of a block and stores its fields (redacted).
@@ -31,38 +31,63 @@ impl Conn {
         // --summary-only: only the fields the summary reads are stored. The lean decoder
         // (`H2Limits::lean`) listed only those and the fields `Pseudo` reads; the marks of the
         // others are in the list's.
-        // The exact size of the JSON text, written in place (through `HeadersBuilder` a field
-        // cost ~250 instructions, most of it capacity bookkeeping: bench/RESULTS.md).
-        // `ExactHeadersBuilder::new` adds the punctuation and commas.
-        let kept = |f: &Field<'_>| f.class.lean;
-        let (fields, mut bytes) =
-            list.iter().filter(kept).fold((0, 0), |(n, b), f| (n + 1, b + f.name.len() + f.value.len()));
-        if !show {
-            for f in list.iter().filter(kept).filter(|f| f.never_indexed || f.class.secret) {
-                bytes = bytes - f.value.len() + placeholder_len(f.value.len());
+        (
+            SCRATCH.with(|s| match s.try_borrow_mut() {
+                Ok(mut s) => lean_into(list, &mut p, show, &mut s),
+                Err(_) => lean_into(list, &mut p, show, &mut Scratch::default()),
+            }),
+            p,
+        )
+    }
+}
+
+/// The fields of a lean decoder's list that `--summary-only` stores ([`FieldClass::lean`]),
+/// secrets replaced by their placeholders, copied out of the list's JSON text (whose escaping
+/// needs were noted while decoding) into `s`, then stored with one more copy; `p` reads the
+/// others. Through `ExactHeadersBuilder`, which allocates three buffers and scans every field
+/// for escapes again, this cost ~24M instructions on the 100 MB mesh bench file.
+///
+/// [`FieldClass::lean`]: crate::classify::http::h2::FieldClass
+fn lean_into<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>, show: bool, s: &mut Scratch) -> Headers {
+    use crate::sanitize::{json_scan, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
+    let text = list.json_text();
+    let Scratch { text: out, ends, dirty } = s;
+    out.clear();
+    ends.clear();
+    dirty.clear();
+    for (f, [mid, end]) in list.iter().zip(list.json_ends()) {
+        let secret = !show && (f.never_indexed || f.class.secret);
+        if !f.class.lean {
+            // Not stored, but its role is read as usual.
+            if !secret {
+                p.read(&f);
             }
+            continue;
         }
-        let mut b = ExactHeadersBuilder::new(fields, bytes);
-        b.mark(list.marks());
-        for f in list.iter() {
-            if !kept(&f) {
-                // Not stored (--summary-only), but its role is read as usual.
-                if show || !(f.never_indexed || f.class.secret) {
-                    p.read(&f);
-                }
-                continue;
+        let i = ends.len() as u32;
+        out.extend_from_slice(if i == 0 { FIRST_NAME } else { NEXT_NAME });
+        let name_start = mid as usize - f.name.len();
+        if secret {
+            out.extend_from_slice(&text[name_start..mid as usize + NAME_VALUE.len()]);
+            let name_end = out.len() - NAME_VALUE.len();
+            out.extend_from_slice(placeholder_bytes(f.value.len(), &mut [0; MAX_PLACEHOLDER]));
+            ends.push([name_end as u32, out.len() as u32]);
+            if json_scan::needs_care(f.name) {
+                dirty.push(i);
             }
-            let secret = !show && (f.never_indexed || f.class.secret);
-            let mut hidden = [0; MAX_PLACEHOLDER];
-            let value = if secret { placeholder_bytes(f.value.len(), &mut hidden) } else { f.value };
-            b.push(f.name, value);
-            if secret {
-                continue;
+        } else {
+            out.extend_from_slice(&text[name_start..end as usize]);
+            let name_end = out.len() - f.value.len() - NAME_VALUE.len();
+            ends.push([name_end as u32, out.len() as u32]);
+            if f.dirty {
+                dirty.push(i);
             }
             p.read(&f);
         }
-        (b.finish(), p)
+        out.extend_from_slice(AFTER_VALUE);
     }
+    let n_dirty = dirty.len();
+    Headers::from_json_text(out, ends.iter().copied(), (dirty.iter().copied(), n_dirty), list.marks())
 }
 
 /// Buffers [`redacted`] writes a block into before it is stored, reused from block to block:

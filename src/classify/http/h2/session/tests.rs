@@ -396,3 +396,52 @@ fn a_long_path_and_authority_are_kept_in_the_header_text_unless_it_was_redacted(
         assert!(matches!(q.path_text, MsgText::Own(_)));
     }
 }
+
+#[test]
+fn summary_only_stores_the_istio_fields_redacted_and_reads_the_rest() {
+    // --summary-only: the lean decoder lists the pseudo-headers (read) and the fields the
+    // summary reads (stored: a never-indexed XFCC redacted, a `forwarded` whose quotes need
+    // escaping); `user-agent` and an `x-envoy-*` field are neither (only the latter's mark).
+    use crate::classify::http::{MARK_ENVOY, MARK_PEER_METADATA_ID, MARK_XFCC};
+    let extra = [
+        literal(0x40, "user-agent", "grpc-go/1.62"),
+        literal(0x40, "x-envoy-peer-metadata-id", "sidecar~10.244.1.7~reviews-v1.default"),
+        literal(0x10, "x-forwarded-client-cert", "By=spiffe://a;URI=spiffe://b"),
+        literal(0x00, "forwarded", "for=\"10.0.0.1\""),
+        literal(0x40, "x-envoy-upstream-service-time", "12"),
+    ]
+    .concat();
+    for show in [false, true] {
+        let mut h = H2Session::new(HttpConfig { lean_headers: true, ..cfg(show) }, Some(Side::A));
+        assert_eq!(h.feed(Side::A, &one_request(&extra)), Feed::More);
+        let q = &h.requests()[0];
+        let got: Vec<(&[u8], &[u8])> = q.headers.iter().collect();
+        let xfcc: &[u8] = if show { b"By=spiffe://a;URI=spiffe://b" } else { b"<redacted 28 bytes>" };
+        assert_eq!(
+            got,
+            [
+                (&b"x-envoy-peer-metadata-id"[..], &b"sidecar~10.244.1.7~reviews-v1.default"[..]),
+                (b"x-forwarded-client-cert", xfcc),
+                (b"forwarded", b"for=\"10.0.0.1\""),
+            ]
+        );
+        assert_eq!(q.headers.marks(), MARK_ENVOY | MARK_PEER_METADATA_ID | MARK_XFCC);
+        // Stored as a builder that scans every field stores them (the quotes kept raw, to
+        // escape).
+        let mut want = crate::sanitize::ExactHeadersBuilder::new(3, 100);
+        got.iter().for_each(|(n, v)| want.push(n, v));
+        want.mark(q.headers.marks());
+        assert_eq!(q.headers, want.finish());
+        assert_eq!(
+            (q.method.as_bytes(), q.path(), q.host()),
+            (&b"GET"[..], &b"/"[..], Some(&b"svc:8080"[..]))
+        );
+        // The same fields as the full decoder stores, in the same order.
+        let mut full = H2Session::new(cfg(show), Some(Side::A));
+        full.feed(Side::A, &one_request(&extra));
+        let all: Vec<(&[u8], &[u8])> = full.requests()[0].headers.iter().collect();
+        let kept: Vec<(&[u8], &[u8])> =
+            all.into_iter().filter(|(n, _)| got.iter().any(|g| g.0 == *n)).collect();
+        assert_eq!(kept, got);
+    }
+}
