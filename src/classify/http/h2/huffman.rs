@@ -260,10 +260,10 @@ fn walk<const WRITE: bool>(src: &[u8], dst: &mut Vec<u8>) -> Result<(usize, bool
         for _ in 0..STEPS {
             e = FAST[(w >> (64 - PEEK)) as usize];
             // The bytes in one store; `k` advances by those decoded (at most 3, `COUNT_SHIFT`).
-            // SAFETY: `at + k + 4 <= capacity` (the bound above); the writes are in the spare
-            // room (past `len`), not yet part of the `Vec`'s contents.
             if WRITE {
                 debug_assert!(at + k + 4 <= dst.capacity());
+                // SAFETY: `at + k + 4 <= capacity` (the bound above); the writes are in the spare
+                // room (past `len`), not yet part of the `Vec`'s contents.
                 unsafe { base.add(at + k).cast::<[u8; 4]>().write_unaligned(e.to_le_bytes()) };
             }
             care |= e;
@@ -482,11 +482,14 @@ mod tests {
         assert_eq!(dec(&[0b0001_1111]).unwrap(), b"a");
     }
 
-    /// Both decoders' result: the bytes, or None for an error.
+    /// Both decoders' result (and `decoded_len`'s, checked against them): the bytes, or None
+    /// for an error.
     fn both(src: &[u8]) -> Option<Vec<u8>> {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let (ra, rb) = (decode(src, &mut a), by_nibbles(src, &mut b));
         assert_eq!(ra.is_ok(), rb.is_ok(), "{src:02x?}");
+        // The length-only walk of a lean decoder agrees: same length, same errors.
+        assert_eq!(decoded_len(src).ok(), ra.ok().map(|_| a.len()), "{src:02x?}");
         ra.ok().map(|care| {
             assert_eq!(a, b, "{src:02x?}");
             assert_eq!(care, crate::sanitize::json_scan::needs_care(&a), "{src:02x?}");
