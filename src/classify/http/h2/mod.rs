@@ -35,7 +35,9 @@ pub(crate) struct FieldClass {
     /// [`crate::classify::http::headers::header_marks`] of the name.
     pub(crate) marks: u8,
     pub(crate) role: FieldRole,
-    /// Kept under `--summary-only` ([`crate::classify::http::lean_keeps`]).
+    /// Kept under `--summary-only` ([`crate::classify::http::lean_keeps`]). Only a lean
+    /// decoder's fields are sure to have it: a full one leaves it unset on fields from its
+    /// table (it never reads it).
     pub(crate) lean: bool,
 }
 
