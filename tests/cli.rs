@@ -612,10 +612,13 @@ fn a_live_ring_stays_within_its_files_after_privileges_are_dropped() {
     let ended: Vec<&Value> = flows.iter().filter(|f| f["event"] == "ended").collect();
     assert_eq!(ended.len(), 2);
     // `bytes` counts payload as on the wire, retransmissions included: a busy loopback
-    // sometimes retransmits a segment (one CI run saw 300,384), and then the flow says so.
+    // sometimes retransmits a segment (CI runs saw 300,384 and 301,448). The flow flags
+    // `retransmission` only while its bytes are read; this one (no protocol: `unknown`) is
+    // bypassed once its first bytes were scanned, so a later retransmission adds its bytes
+    // without the flag (docs/json.md, `flags`). A few segments at most, never a second copy.
     let server = ended[1]["bytes"]["server"].as_u64().unwrap();
-    let retransmitted = ended[1]["flags"].as_array().unwrap().iter().any(|f| f == "retransmission");
-    assert!(server == 300000 || (retransmitted && server > 300000), "{}", ended[1]);
+    assert!((300_000..300_000 + 64 * 1024).contains(&server), "{}", ended[1]);
+    assert_eq!(ended[1]["protocol"], "unknown", "{}", ended[1]);
     assert!(summary["packets"].as_u64().unwrap() > 3 * 20 * 1024 / 1500);
 }
 
