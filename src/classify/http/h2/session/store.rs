@@ -31,13 +31,7 @@ impl Conn {
         // --summary-only: only the fields the summary reads are stored. The lean decoder
         // (`H2Limits::lean`) listed only those and the fields `Pseudo` reads; the marks of the
         // others are in the list's.
-        (
-            SCRATCH.with(|s| match s.try_borrow_mut() {
-                Ok(mut s) => lean_into(list, &mut p, show, &mut s),
-                Err(_) => lean_into(list, &mut p, show, &mut Scratch::default()),
-            }),
-            p,
-        )
+        (Scratch::with(|s| lean_into(list, &mut p, show, s)), p)
     }
 }
 
@@ -49,12 +43,8 @@ impl Conn {
 ///
 /// [`FieldClass::lean`]: crate::classify::http::h2::FieldClass
 fn lean_into<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>, show: bool, s: &mut Scratch) -> Headers {
-    use crate::sanitize::{json_scan, AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
+    use crate::sanitize::{AFTER_VALUE, FIRST_NAME, NAME_VALUE, NEXT_NAME};
     let text = list.json_text();
-    let Scratch { text: out, ends, dirty } = s;
-    out.clear();
-    ends.clear();
-    dirty.clear();
     for (f, [mid, end]) in list.iter().zip(list.json_ends()) {
         let secret = !show && (f.never_indexed || f.class.secret);
         if !f.class.lean {
@@ -64,36 +54,31 @@ fn lean_into<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>, show: bool, s: &mut S
             }
             continue;
         }
-        let i = ends.len() as u32;
-        out.extend_from_slice(if i == 0 { FIRST_NAME } else { NEXT_NAME });
+        let i = s.ends.len() as u32;
+        s.text.extend_from_slice(if i == 0 { FIRST_NAME } else { NEXT_NAME });
         let name_start = mid as usize - f.name.len();
         if secret {
-            out.extend_from_slice(&text[name_start..mid as usize + NAME_VALUE.len()]);
-            let name_end = out.len() - NAME_VALUE.len();
-            out.extend_from_slice(placeholder_bytes(f.value.len(), &mut [0; MAX_PLACEHOLDER]));
-            ends.push([name_end as u32, out.len() as u32]);
-            if json_scan::needs_care(f.name) {
-                dirty.push(i);
-            }
+            s.text.extend_from_slice(&text[name_start..mid as usize + NAME_VALUE.len()]);
+            s.put_placeholder(i, &f);
         } else {
-            out.extend_from_slice(&text[name_start..end as usize]);
-            let name_end = out.len() - f.value.len() - NAME_VALUE.len();
-            ends.push([name_end as u32, out.len() as u32]);
+            s.text.extend_from_slice(&text[name_start..end as usize]);
+            let name_end = s.text.len() - f.value.len() - NAME_VALUE.len();
+            s.ends.push([name_end as u32, s.text.len() as u32]);
             if f.dirty {
-                dirty.push(i);
+                s.dirty.push(i);
             }
             p.read(&f);
         }
-        out.extend_from_slice(AFTER_VALUE);
+        s.text.extend_from_slice(AFTER_VALUE);
     }
-    let n_dirty = dirty.len();
-    Headers::from_json_text(out, ends.iter().copied(), (dirty.iter().copied(), n_dirty), list.marks())
+    s.headers(list.marks())
 }
 
-/// Buffers [`redacted`] writes a block into before it is stored, reused from block to block:
-/// fresh ones each time were fresh lines of the allocator's page each time (one L2 write miss
-/// per line written, before the stored copy's own). `bench/misses` cycles~ 30 MB slices:
-/// default 74.75 -> 74.69 M (L2 misses -1.7 k), mesh 79.09 -> 78.92 M (L2 -3.4 k).
+/// Buffers a block is written into before it is stored ([`redacted`], [`lean_into`]), reused
+/// from block to block: fresh ones each time were fresh lines of the allocator's page each
+/// time (one L2 write miss per line written, before the stored copy's own). `bench/misses`
+/// cycles~ 30 MB slices: default 74.75 -> 74.69 M (L2 misses -1.7 k), mesh 79.09 -> 78.92 M
+/// (L2 -3.4 k).
 #[derive(Default)]
 struct Scratch {
     text: Vec<u8>,
@@ -105,57 +90,80 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
+impl Scratch {
+    /// Runs `f` on this thread's scratch, emptied.
+    fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut s) => {
+                s.text.clear();
+                s.ends.clear();
+                s.dirty.clear();
+                f(&mut s)
+            }
+            // Not reentrant; were it ever, fresh buffers.
+            Err(_) => f(&mut Scratch::default()),
+        })
+    }
+
+    /// Ends field `i`, whose name and [`NAME_VALUE`] were just written, with the placeholder
+    /// of `f`'s value (a secret).
+    ///
+    /// [`NAME_VALUE`]: crate::sanitize::NAME_VALUE
+    #[inline]
+    fn put_placeholder(&mut self, i: u32, f: &Field<'_>) {
+        use crate::sanitize::{json_scan, NAME_VALUE};
+        let name_end = self.text.len() - NAME_VALUE.len();
+        self.text.extend_from_slice(placeholder_bytes(f.value.len(), &mut [0; MAX_PLACEHOLDER]));
+        self.ends.push([name_end as u32, self.text.len() as u32]);
+        if json_scan::needs_care(f.name) {
+            self.dirty.push(i);
+        }
+    }
+
+    /// The fields written, stored.
+    fn headers(&self, marks: u8) -> Headers {
+        let dirty = (self.dirty.iter().copied(), self.dirty.len());
+        Headers::from_json_text(&self.text, self.ends.iter().copied(), dirty, marks)
+    }
+}
+
 /// The block's text as decoded with every secret value (credential header or never-indexed
 /// field) replaced by its placeholder, the text between secrets copied at once; `p` reads the
 /// other fields. Field by field through `ExactHeadersBuilder`, which scans each field for
 /// escapes again, a field cost ~245 instructions (9M on the 100 MB mesh bench file, where
 /// one block in ten has an `authorization`).
 pub(super) fn redacted<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>) -> Headers {
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => redacted_into(list, p, &mut s),
-        // Not reentrant; were it ever, fresh buffers.
-        Err(_) => redacted_into(list, p, &mut Scratch::default()),
-    })
+    Scratch::with(|s| redacted_into(list, p, s))
 }
 
 fn redacted_into<'a>(list: &'a HeaderList, p: &mut Pseudo<'a>, s: &mut Scratch) -> Headers {
-    use crate::sanitize::{json_scan, NAME_VALUE};
+    use crate::sanitize::NAME_VALUE;
     let text = list.json_text();
     let secret = |f: &Field<'_>| f.never_indexed || f.class.secret;
     let len = list
         .iter()
         .filter(secret)
         .fold(text.len(), |n, f| n - f.value.len() + placeholder_len(f.value.len()));
-    let Scratch { text: out, ends, dirty } = s;
-    out.clear();
-    ends.clear();
-    dirty.clear();
-    out.reserve(len);
-    ends.reserve(list.len());
+    s.text.reserve(len);
+    s.ends.reserve(list.len());
     let mut marks = 0;
-    // `text[..copied]` is in `out`; the text after it moves by `out.len() - copied`.
+    // `text[..copied]` is in `s.text`; the text after it moves by `s.text.len() - copied`.
     let mut copied = 0usize;
     for (i, (f, [mid, end])) in list.iter().zip(list.json_ends()).enumerate() {
         marks |= f.class.marks;
         if secret(&f) {
-            out.extend_from_slice(&text[copied..mid as usize + NAME_VALUE.len()]);
-            let name_end = out.len() - NAME_VALUE.len();
-            out.extend_from_slice(placeholder_bytes(f.value.len(), &mut [0; MAX_PLACEHOLDER]));
+            s.text.extend_from_slice(&text[copied..mid as usize + NAME_VALUE.len()]);
+            s.put_placeholder(i as u32, &f);
             copied = end as usize;
-            ends.push([name_end as u32, out.len() as u32]);
-            if json_scan::needs_care(f.name) {
-                dirty.push(i as u32);
-            }
             continue;
         }
-        let moved = |at: u32| (at as usize + out.len() - copied) as u32;
-        ends.push([moved(mid), moved(end)]);
+        let moved = |at: u32| (at as usize + s.text.len() - copied) as u32;
+        s.ends.push([moved(mid), moved(end)]);
         if f.dirty {
-            dirty.push(i as u32);
+            s.dirty.push(i as u32);
         }
         p.read(&f);
     }
-    out.extend_from_slice(&text[copied..]);
-    let n_dirty = dirty.len();
-    Headers::from_json_text(out, ends.iter().copied(), (dirty.iter().copied(), n_dirty), marks)
+    s.text.extend_from_slice(&text[copied..]);
+    s.headers(marks)
 }
