@@ -120,6 +120,23 @@ fn tls12_mtls_istio_and_its_link_and_format_variants() {
     assert_eq!(strings(&dup.flows[0]["flags"]), ["retransmission"]);
 }
 
+/// Regression: a TLS flow is no longer read once its handshake was (its directions are
+/// bypassed), and its retransmissions went unflagged. Here the server's stack retransmits ten
+/// 1,448-byte segments of a 120 KB reply that the client's namespace dropped, all after the
+/// handshake (captures/make-retransmit.sh); tshark marks the same flow.
+#[test]
+fn retransmissions_after_the_tls_handshake_are_flagged() {
+    let j = json("tls12-bulk-retransmit.pcap", &[]);
+    let f = one(&j.flows, "tls");
+    assert_eq!(f["tls"]["version"], "TLS 1.2");
+    assert_eq!(f["tls"]["sni"], "api.example.test");
+    // (`reset`: the client's close_notify reached a server that had already closed.)
+    assert_eq!(strings(&f["flags"]), ["retransmission", "reset"]);
+    // On the wire: 121,517 bytes of TLS records and 10 x 1,448 bytes sent again.
+    assert_eq!(f["bytes"]["server"], 121_517 + 10 * 1448);
+    assert_eq!(f["packets"]["server"], 104);
+}
+
 #[test]
 fn tls13_with_and_without_client_certificate() {
     // Python ssl (OpenSSL 3.0) on both ends; the client sends Certificate, CertificateVerify and

@@ -612,13 +612,15 @@ fn a_live_ring_stays_within_its_files_after_privileges_are_dropped() {
     let ended: Vec<&Value> = flows.iter().filter(|f| f["event"] == "ended").collect();
     assert_eq!(ended.len(), 2);
     // `bytes` counts payload as on the wire, retransmissions included: a busy loopback
-    // sometimes retransmits a segment (CI runs saw 300,384 and 301,448). The flow flags
-    // `retransmission` only while its bytes are read; this one (no protocol: `unknown`) is
-    // bypassed once its first bytes were scanned, so a later retransmission adds its bytes
-    // without the flag (docs/json.md, `flags`). A few segments at most, never a second copy.
+    // sometimes retransmits a segment (CI runs saw 300,384 and 301,448). This flow (no
+    // protocol: `unknown`) is bypassed once its first bytes were scanned, and a bypassed flow
+    // still flags a retransmission (it was not flagged before; docs/json.md, `flags`). A few
+    // segments at most, never a second copy.
     let server = ended[1]["bytes"]["server"].as_u64().unwrap();
     assert!((300_000..300_000 + 64 * 1024).contains(&server), "{}", ended[1]);
     assert_eq!(ended[1]["protocol"], "unknown", "{}", ended[1]);
+    let flags = ended[1]["flags"].as_array().unwrap();
+    assert_eq!(server > 300_000, flags.contains(&"retransmission".into()), "{}", ended[1]);
     assert!(summary["packets"].as_u64().unwrap() > 3 * 20 * 1024 / 1500);
 }
 

@@ -2,8 +2,9 @@
 """Real TLS/HTTP/SMTP peers for captures/make.sh (Python's ssl = OpenSSL, http.server/client).
 
     peer.py tls-server PORT CERT KEY [--ca CA] [--require-cert] [--alpn a,b] [--tls 1.2|1.3] [--count N]
+                                     [--reply-bytes N]
     peer.py tls-client HOST PORT [--sni S] [--alpn a,b] [--cert C --key K] [--tls 1.2|1.3] [--count N]
-                                 [--close-notify] [--hello-split sni]
+                                 [--close-notify] [--hello-split sni] [--read-all]
     peer.py http-server PORT            (HTTP/1.1 keep-alive)
     peer.py http-client HOST PORT       (the sidecar-header session described in captures/README.md)
     peer.py smtp-server PORT CERT KEY   (banner, EHLO, STARTTLS, then TLS)
@@ -14,6 +15,8 @@
 Every server serves --count connections (default 1) and exits; every client exits when done.
 Clients take --sport N (fixed source port, so a regeneration keeps the ports in README.md).
 --close-notify (both TLS peers): end with close_notify alerts both ways (SSL_shutdown) before FIN.
+--reply-bytes N (tls-server): N more bytes (`x`) after the pong, a bulk transfer; --read-all
+(tls-client): read until the server closes.
 --hello-split sni (tls-client): the ClientHello OpenSSL made is written in two send() calls
 (TCP_NODELAY), split in the middle of the SNI host name, so it crosses two TCP segments.
 """
@@ -82,7 +85,7 @@ def tls_server(a):
         try:
             t = ctx.wrap_socket(conn, server_side=True)
             data = t.recv(4096)
-            t.sendall(b"pong:" + data)
+            t.sendall(b"pong:" + data + b"x" * a.reply_bytes)
             if a.close_notify:
                 t = t.unwrap()          # close_notify out, and wait for the client's
             t.close()
@@ -101,6 +104,8 @@ def tls_client(a):
         t = ctx.wrap_socket(s, server_hostname=a.sni)
         t.sendall(b"ping %d\n" % i)
         t.recv(4096)
+        while a.read_all and t.recv(65536):
+            pass
         if a.close_notify:
             t = t.unwrap()
         t.close()
@@ -365,6 +370,8 @@ def main():
     p.add_argument("--alpn")
     p.add_argument("--tls")
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--reply-bytes", type=int, default=0)
+    p.add_argument("--read-all", action="store_true")
     p.add_argument("--sni")
     p.add_argument("--cert")
     p.add_argument("--key")
