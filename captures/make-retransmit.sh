@@ -19,23 +19,13 @@ NETNS=($CLI $SRV)
 lib_traps
 
 python3 tools/pki.py "$PKI"
-ip netns add $CLI
-ip netns add $SRV
-ip link add tsp-rc0 netns $CLI type veth peer name tsp-rs0 netns $SRV
-for ns in $CLI $SRV; do ip -n $ns link set lo up; done
-ip -n $CLI addr add $C4/24 dev tsp-rc0
-ip -n $SRV addr add $S4/24 dev tsp-rs0
-ip -n $CLI link set tsp-rc0 up
-ip -n $SRV link set tsp-rs0 up
-# One wire segment per packet (no TSO/GSO super-packets), as a NIC would show them.
-ip netns exec $CLI ethtool -K tsp-rc0 tso off gso off gro off >/dev/null 2>&1 || true
-ip netns exec $SRV ethtool -K tsp-rs0 tso off gso off gro off >/dev/null 2>&1 || true
+veth_pair $CLI $SRV $C4 $S4
 ip netns exec $CLI iptables -A INPUT -p tcp --sport 8443 -m length --length 1000: \
   -m statistic --mode nth --every 9 --packet 4 -j DROP
 sleep 1
 
 echo "tls12-bulk-retransmit: TLS 1.2, 120,000 bytes from the server, every 9th large segment dropped"
-capture_start $SRV "$HERE/tls12-bulk-retransmit.pcap" tsp-rs0
+capture_start $SRV "$HERE/tls12-bulk-retransmit.pcap" $SRV
 sleep 1
 ip netns exec $SRV $PY tls-server 8443 "$PKI/api.crt" "$PKI/api.key" --tls 1.2 --alpn http/1.1 \
   --reply-bytes 120000 &
