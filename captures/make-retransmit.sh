@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# captures/tls12-bulk-retransmit.pcap: real TCP retransmissions in the bulk data of a TLS flow,
+# captures/tcp-syn-retried.pcap: a SYN sent four times, unanswered (a port the server's namespace
+# drops). captures/tls12-bulk-retransmit.pcap: real TCP retransmissions in the bulk data of a TLS flow,
 # after its handshake (where tlspeek no longer reads the flow's bytes). Python ssl (OpenSSL)
 # peers in two network namespaces; the client's namespace drops every 9th large segment the
 # server sends (iptables `statistic --mode nth`, counting from the fifth: past the handshake),
@@ -36,4 +37,16 @@ wait $SERVER
 captures_stop
 dropped=$(ip netns exec $CLI iptables -L INPUT -v -x | awk '/DROP/ {print $1}')
 echo "segments dropped at the client: $dropped"
-tools/check.sh tls12-bulk-retransmit.pcap 2>/dev/null || true
+
+echo "tcp-syn-retried: a connection attempt to a port the server's namespace drops"
+ip netns exec $SRV iptables -A INPUT -p tcp --dport 9 -j DROP
+capture_start $CLI "$HERE/tcp-syn-retried.pcap" $CLI
+sleep 1
+# The kernel sends the SYN again while the client waits (3.5 s: this kernel sent it at 1, 2 and
+# 3 s).
+ip netns exec $CLI python3 -c "import socket
+s = socket.socket(); s.bind(('', 40200)); s.settimeout(3.5)
+try: s.connect(('$S4', 9))
+except OSError as e: print('client:', e)" || true
+captures_stop
+tools/check.sh tls12-bulk-retransmit.pcap tcp-syn-retried.pcap 2>/dev/null || true

@@ -4,7 +4,7 @@
     scripts/retx-check.py [--bin target/release/tlspeek] CAPTURE [CAPTURE ...]
 
 For each capture: the flows (unordered endpoint pairs) in which tshark marks a segment with
-payload as a retransmission (`tcp.analysis.retransmission`, `fast_retransmission` or
+payload, or a SYN, as a retransmission (`tcp.analysis.retransmission`, `fast_retransmission` or
 `spurious_retransmission`, with TCP reassembly off), against the flows tlspeek's `--json` flags
 `retransmission`. Prints, per capture and in total, the flows both flag and those only one
 does (up to 5 named each). tshark's analysis is a heuristic of its own (it calls a late segment
@@ -16,10 +16,11 @@ import json
 import subprocess
 import sys
 
-# (Segments with payload only: tlspeek's flag is about bytes seen twice; tshark also marks a
-# retransmitted SYN or FIN.)
+# (Segments with payload and SYNs: tlspeek's flag is about bytes seen twice, or a connection
+# attempt sent again; tshark also marks a retransmitted SYN-ACK or FIN.)
 FILTER = ("(tcp.analysis.retransmission or tcp.analysis.fast_retransmission "
-          "or tcp.analysis.spurious_retransmission) and tcp.len > 0")
+          "or tcp.analysis.spurious_retransmission) "
+          "and (tcp.len > 0 or (tcp.flags.syn == 1 and tcp.flags.ack == 0))")
 
 
 def pair(a, b):

@@ -137,6 +137,19 @@ fn retransmissions_after_the_tls_handshake_are_flagged() {
     assert_eq!(f["packets"]["server"], 104);
 }
 
+/// A connection attempt sent again (the same SYN, never answered) is a retransmission too: the
+/// flag is what tells such a flow from a single lost SYN (captures/make-retransmit.sh).
+#[test]
+fn an_unanswered_syn_sent_again_is_flagged() {
+    let j = json("tcp-syn-retried.pcap", &[]);
+    assert_eq!(j.flows.len(), 1);
+    let f = &j.flows[0];
+    assert_eq!((f["client"].as_str(), f["server"].as_str()), (Some("10.98.0.2:40200"), Some("10.98.0.1:9")));
+    assert_eq!(f["protocol"], "unknown");
+    assert_eq!(strings(&f["flags"]), ["retransmission"]);
+    assert_eq!((f["packets"]["client"].as_u64(), f["packets"]["server"].as_u64()), (Some(4), Some(0)));
+}
+
 #[test]
 fn tls13_with_and_without_client_certificate() {
     // Python ssl (OpenSSL 3.0) on both ends; the client sends Certificate, CertificateVerify and
