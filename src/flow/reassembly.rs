@@ -201,7 +201,7 @@ impl BypassHole {
             if seq_diff(end, self.next) as u32 <= MAX_BYPASS_HOLE_SPAN {
                 return false;
             }
-            self.next = self.high;
+            self.give_up(st);
             self.hole_end = seq;
             self.high = end;
         } else {
@@ -216,10 +216,20 @@ impl BypassHole {
             }
         }
         if seq_diff(self.high, self.next) as u32 > MAX_BYPASS_HOLE_SPAN {
-            self.next = self.high;
-            self.hole_end = self.high;
+            self.give_up(st);
         }
         *self != before
+    }
+
+    /// Takes the hole as never captured (a `gap`, as the reassembler declares one lost) and the
+    /// run past it as in order.
+    fn give_up(&mut self, st: &mut HalfStats) {
+        if self.hole_end != self.next {
+            st.gaps += 1;
+            st.lost_bytes += seq_diff(self.hole_end, self.next) as u32 as u64;
+        }
+        self.next = self.high;
+        self.hole_end = self.high;
     }
 }
 
@@ -267,9 +277,16 @@ impl Reassembler {
     /// Stops buffering for good (consumer done, or memory pressure).
     pub(crate) fn set_bypass(&mut self) {
         self.bypass = true;
-        self.queue = Queue::default();
+        let queued = std::mem::take(&mut self.queue);
         self.ring = None;
         self.clear_recent();
+        // Segments waiting past a hole were seen: the bypassed direction goes on knowing them
+        // (else the segments after them would seem to leave a hole, and their copies be new).
+        // Their reordering was counted when they were queued.
+        let mut counted_before = HalfStats::default();
+        for q in queued.0.iter().flat_map(|w| w.segs.iter()) {
+            self.bypassed_segment(&mut counted_before, q.seq, q.data.len() as u32 + q.cut);
+        }
     }
 
     /// Takes a payload segment (`seq`, `wire_len` bytes on the wire) of a bypassed direction:
@@ -400,6 +417,13 @@ impl Reassembler {
             self.skip_to_first_queued(st, out);
             self.drain(st, src, out);
         }
+        if self.bypass && self.file_end != window::NO_FILE {
+            // A bypassed direction's hole still open: never captured either.
+            let mut hole = BypassHole::unpack(self.file_end, self.next);
+            hole.give_up(st);
+            self.next = hole.next;
+            self.file_end = hole.pack();
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -489,9 +513,9 @@ impl Reassembler {
         if !data.is_empty() {
             self.next = self.next.wrapping_add(data.len() as u32);
             if out(Chunk::Data(data)) == Feed::Done {
-                self.set_bypass();
                 // (The cut bytes were on the wire: a bypassed direction goes on from their end.)
                 self.next = self.next.wrapping_add(cut);
+                self.set_bypass();
                 return false;
             }
             // Remembered once the consumer wants more: the bytes that complete a direction (a
@@ -924,6 +948,52 @@ mod tests {
         late.push((4, 100));
         late.push((104 + 48 * 1400, 1400));
         assert_eq!(bypassed(&late), ((2, 47), 104 + 50 * 1400));
+    }
+
+    #[test]
+    fn segments_queued_when_the_direction_is_bypassed_count_as_seen() {
+        // 104..204 waits past a hole; the filler 4..104 ends the consumer's interest.
+        let mut r = Half::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::More);
+        r.segment(104, false, &[b'x'; 100], 100, 1 << 16, &mut |_| Feed::More);
+        r.segment(4, false, &[b'y'; 100], 100, 1 << 16, &mut |_| Feed::Done);
+        assert!(r.r.is_bypassed());
+        assert_eq!((r.stats.out_of_order, r.r.next), (1, 204));
+        // What follows is in order, and a copy of the queued bytes is seen again.
+        r.r.bypassed_segment(&mut r.stats, 204, 50);
+        r.r.bypassed_segment(&mut r.stats, 104, 100);
+        r.flush(&mut |_| Feed::More);
+        assert_eq!((r.stats.out_of_order, r.stats.retransmitted, r.stats.gaps), (1, 1, 0));
+    }
+
+    #[test]
+    fn bypassed_hole_never_filled_is_a_gap() {
+        let mut r = Half::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        // A hole 4..104 open at the end of the flow: lost, as the reassembler declares one.
+        r.r.bypassed_segment(&mut r.stats, 104, 100);
+        r.flush(&mut |_| Feed::More);
+        assert_eq!((r.stats.gaps, r.stats.lost_bytes, r.stats.out_of_order), (1, 100, 1));
+        // Given up once bytes past it span over 64 KiB: the same gap, counted then.
+        let mut r = Half::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        for i in 0..47 {
+            r.r.bypassed_segment(&mut r.stats, 104 + i * 1400, 1400);
+        }
+        assert_eq!((r.stats.gaps, r.stats.lost_bytes, r.r.next), (1, 100, 104 + 47 * 1400));
+        r.flush(&mut |_| Feed::More);
+        assert_eq!(r.stats.gaps, 1);
+        // A filled hole is no gap.
+        let mut r = Half::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        r.r.bypassed_segment(&mut r.stats, 104, 100);
+        r.r.bypassed_segment(&mut r.stats, 4, 100);
+        r.flush(&mut |_| Feed::More);
+        assert_eq!((r.stats.gaps, r.stats.lost_bytes, r.r.next), (0, 0, 204));
     }
 
     #[test]
