@@ -163,13 +163,19 @@ mod tests {
     use super::super::Half;
     use crate::wire::Feed;
 
+    /// A direction bypassed after its first 3 bytes (seq 1..4: `next` is 4).
+    fn bypassed_half() -> Half {
+        let mut r = Half::default();
+        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
+        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        r
+    }
+
     /// A direction bypassed after its first 3 bytes (seq 1..4), then fed `segs` (seq, length)
     /// as [`crate::flow::FlowTable`] feeds a bypassed direction; returns (retransmitted,
     /// out_of_order) and `next`.
     fn bypassed(segs: &[(u32, u32)]) -> ((u32, u32), u32) {
-        let mut r = Half::default();
-        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
-        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        let mut r = bypassed_half();
         assert!(r.r.is_bypassed());
         for &(seq, len) in segs {
             r.r.bypassed_segment(&mut r.stats, seq, len);
@@ -242,17 +248,13 @@ mod tests {
 
     #[test]
     fn bypassed_hole_never_filled_is_a_gap() {
-        let mut r = Half::default();
-        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
-        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        let mut r = bypassed_half();
         // A hole 4..104 open at the end of the flow: lost, as the reassembler declares one.
         r.r.bypassed_segment(&mut r.stats, 104, 100);
         r.flush(&mut |_| Feed::More);
         assert_eq!((r.stats.gaps, r.stats.lost_bytes, r.stats.out_of_order), (1, 100, 1));
         // Given up once bytes past it span over 64 KiB: the same gap, counted then.
-        let mut r = Half::default();
-        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
-        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        let mut r = bypassed_half();
         for i in 0..47 {
             r.r.bypassed_segment(&mut r.stats, 104 + i * 1400, 1400);
         }
@@ -260,9 +262,7 @@ mod tests {
         r.flush(&mut |_| Feed::More);
         assert_eq!(r.stats.gaps, 1);
         // A filled hole is no gap.
-        let mut r = Half::default();
-        r.segment(0, true, b"", 0, 1 << 16, &mut |_| Feed::More);
-        r.segment(1, false, b"abc", 3, 1 << 16, &mut |_| Feed::Done);
+        let mut r = bypassed_half();
         r.r.bypassed_segment(&mut r.stats, 104, 100);
         r.r.bypassed_segment(&mut r.stats, 4, 100);
         r.flush(&mut |_| Feed::More);
