@@ -508,7 +508,7 @@ impl<S: StreamSink> FlowTable<S> {
             // (An offset comes with a source, see `set_source`: none reads nothing, proves no
             // conflict. Not tested here: -0.3 M instructions, default 30 MB.)
             f.feed(seg, (at, &self.source), side, ts, &limits, &mut self.total_buffered);
-        } else if !seg.payload.is_empty() || seg.wire_len > 0 {
+        } else if !bare_ack {
             // A bypassed direction: its bytes are only checked for being seen again.
             let s = side.idx();
             let wire_len = seg.wire_len.max(seg.payload.len() as u32);

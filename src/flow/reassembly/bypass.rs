@@ -53,16 +53,17 @@ impl BypassHole {
     /// nothing changed.
     fn take(&mut self, st: &mut HalfStats, seq: u32, end: u32) -> bool {
         let before = *self;
-        if seq_diff(seq, self.next) <= 0 {
+        let (off, past) = (seq_diff(seq, self.next), seq_diff(end, self.next));
+        if off <= 0 {
             // At or before `next`: bytes before it were seen, and so were those of the run past
             // the hole it may reach.
-            if is_keepalive(seq_diff(seq, self.next), seq_diff(end, seq) as u32) {
+            if is_keepalive(off, seq_diff(end, seq) as u32) {
                 return false;
             }
-            if seq_diff(seq, self.next) < 0 || seq_diff(end, self.next) <= 0 {
+            if off < 0 || past <= 0 {
                 st.retransmitted += 1;
             }
-            if seq_diff(end, self.next) > 0 {
+            if past > 0 {
                 self.next = end;
                 if seq_diff(self.next, self.hole_end) >= 0 {
                     self.next = if seq_diff(self.high, end) > 0 { self.high } else { end };
@@ -89,7 +90,7 @@ impl BypassHole {
             // (a copy of it is not flagged), unless it lies so far past `next` that the first
             // hole was never captured: that one is given up, and this one kept.
             st.out_of_order += 1;
-            if seq_diff(end, self.next) as u32 <= MAX_BYPASS_HOLE_SPAN {
+            if past as u32 <= MAX_BYPASS_HOLE_SPAN {
                 return false;
             }
             self.give_up(st);
@@ -140,21 +141,28 @@ impl Reassembler {
             self.next = end;
             return;
         }
-        let mut hole = BypassHole::unpack(self.file_end, self.next);
+        let mut hole = self.bypass_hole();
         if hole.take(st, seq, end) {
-            self.next = hole.next;
-            self.file_end = hole.pack();
+            self.set_bypass_hole(hole);
         }
     }
 
     /// At the flow's end: a hole still open was never captured either (a gap).
     pub(super) fn end_bypassed(&mut self, st: &mut HalfStats) {
         if self.file_end != window::NO_FILE {
-            let mut hole = BypassHole::unpack(self.file_end, self.next);
+            let mut hole = self.bypass_hole();
             hole.give_up(st);
-            self.next = hole.next;
-            self.file_end = hole.pack();
+            self.set_bypass_hole(hole);
         }
+    }
+
+    fn bypass_hole(&self) -> BypassHole {
+        BypassHole::unpack(self.file_end, self.next)
+    }
+
+    fn set_bypass_hole(&mut self, hole: BypassHole) {
+        self.next = hole.next;
+        self.file_end = hole.pack();
     }
 }
 
